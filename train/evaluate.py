@@ -62,7 +62,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--results", default="bench/results")
-    ap.add_argument("--data", default=".data")
+    ap.add_argument("--data", default=".corpus")
     ap.add_argument("--samples", type=int, default=10)
     ap.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
     ap.add_argument("--sweep-lengths", default="16000,32000,64000")

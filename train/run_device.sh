@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole GPU run for the shipped checkpoint: tokenizer -> train -> export -> evaluate -> fixtures -> HF check.
-# Run from the repo root on a CUDA machine with torch, triton, tokenizers and transformers, with .data/ prepared by
+# Run from the repo root on a CUDA machine with torch, triton, tokenizers and transformers, with .corpus/ prepared by
 # train/prepare_data.py (carry it along). Stages that already finished (their outputs exist in $WORK) are skipped, so
 # the script can be started again after an interruption.
 #   TRAIN_MINUTES=11 WORK=/tmp/deciserve-train bash train/run_device.sh
@@ -9,14 +9,14 @@ export PYTHONUNBUFFERED=1
 WORK=${WORK:-/tmp/deciserve-train}
 MODEL=models/deciserve-mamba
 mkdir -p "$WORK" bench/results
-[ -s "$WORK/tokenizer.json" ] || python3 train/tokenizer_train.py --data .data --vocab 4096 --out "$WORK/tokenizer.json"
+[ -s "$WORK/tokenizer.json" ] || python3 train/tokenizer_train.py --data .corpus --vocab 4096 --out "$WORK/tokenizer.json"
 if [ ! -e "$WORK/trained" ]; then
   resume=(); [ -s "$WORK/ckpt.pt" ] && resume=(--resume "$WORK/ckpt.pt")
-  python3 train/train.py --data .data --tokenizer "$WORK/tokenizer.json" --out "$WORK/ckpt.pt" \
+  python3 train/train.py --data .corpus --tokenizer "$WORK/tokenizer.json" --out "$WORK/ckpt.pt" \
     --minutes "${TRAIN_MINUTES:-11}" --log "$WORK/train-log.jsonl" "${resume[@]}" ${TRAIN_ARGS:-}
   touch "$WORK/trained"
 fi
-python3 train/export.py --ckpt "$WORK/ckpt.pt" --tokenizer "$WORK/tokenizer.json" --data .data --out "$MODEL"
+python3 train/export.py --ckpt "$WORK/ckpt.pt" --tokenizer "$WORK/tokenizer.json" --data .corpus --out "$MODEL"
 cp "$WORK/train-log.jsonl" bench/results/train-log.jsonl
 python3 train/evaluate.py --model "$MODEL" --results bench/results ${EVAL_ARGS:-}
 python3 train/fixtures.py --model "$MODEL" --out test/fixtures

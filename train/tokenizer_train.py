@@ -2,7 +2,7 @@
 """Trains deciserve's byte-level BPE tokenizer on the training split and writes tokenizer.json.
 
 Digits are split one per token so a passkey is always spelled the same way whatever surrounds it.
-Usage: python3 train/tokenizer_train.py --data .data --vocab 4096 --out <dir>/tokenizer.json
+Usage: python3 train/tokenizer_train.py --data .corpus --vocab 4096 --out <dir>/tokenizer.json
 """
 import argparse
 
@@ -13,7 +13,7 @@ EOT = "<|endoftext|>"
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=".data")
+    ap.add_argument("--data", default=".corpus")
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()

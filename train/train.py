@@ -3,7 +3,7 @@
 
 bf16 autocast with fp32 master weights; AdamW; linear warm-up then cosine decay over the time budget; a curriculum
 that grows the passkey prompt length to the full window over the first 30% of the run.
-Usage: python3 train/train.py --data .data --tokenizer T.json --out ckpt.pt [--minutes 11] [--resume ckpt.pt]
+Usage: python3 train/train.py --data .corpus --tokenizer T.json --out ckpt.pt [--minutes 11] [--resume ckpt.pt]
 """
 import argparse
 import json
@@ -30,7 +30,7 @@ def param_groups(model, weight_decay):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=".data")
+    ap.add_argument("--data", default=".corpus")
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=11.0)
