@@ -1,0 +1,3 @@
+export { ReferenceEngine, EngineInputError } from './engine.ts';
+export { mambaMixer, prepareLayer } from './mixer.ts';
+export * as ops from './ops.ts';
