@@ -1,0 +1,5 @@
+// Every subcommand, registered on import. Add new ones (e.g. export-onnx) with one line here.
+import './generate.ts';
+import './score.ts';
+import './passkey.ts';
+import './random-checkpoint.ts';

@@ -1,0 +1,94 @@
+// Finding and opening the model a command runs on (--model, default models/deciserve-mamba), plus shared flags.
+import { existsSync, statSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadCheckpoint, type Checkpoint } from '../mamba/checkpoint.ts';
+import { defaultDecimation, validateDecimation } from '../mamba/decimation.ts';
+import type { DecimationConfig, MambaEngine } from '../mamba/engine.ts';
+import { createEngine } from './engines.ts';
+import { UsageError, type OptionSpec, type ParsedValues } from './registry.ts';
+import { floatValue, intValue, listValue, stringValue } from './values.ts';
+
+export const DEFAULT_MODEL_DIR = 'models/deciserve-mamba';
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export const modelOptions: Record<string, OptionSpec> = {
+  model: { type: 'string', short: 'm', value: '<dir>', description: `checkpoint folder (default: ${DEFAULT_MODEL_DIR} if it exists)` },
+  engine: { type: 'string', value: '<name>', description: 'engine to run', default: 'reference' },
+};
+
+export const decimationOptions: Record<string, OptionSpec> = {
+  'decimation-layers': { type: 'string', value: '<list>', description: 'DeciMamba decimating layers, e.g. 12 or 8,16 (default: n_layer/2)' },
+  beta: { type: 'string', value: '<x>', description: 'DeciMamba β: K shrinks by β per decimating layer', default: '0.5' },
+  'l-base': { type: 'string', value: '<n>', description: 'DeciMamba L_base: tokens kept at the first decimating layer', default: '2000' },
+  'min-seq-len': { type: 'string', value: '<n>', description: 'DeciMamba floor on tokens kept', default: '20' },
+};
+
+export const jsonOption: Record<string, OptionSpec> = {
+  json: { type: 'string', value: '<file>', description: "also write the result as JSON to <file> ('-' for stdout only)" },
+};
+
+/** The --model folder, or the default one, checked to look like a checkpoint. */
+export function resolveModelDir(flag: string | undefined): string {
+  if (flag !== undefined) {
+    if (!existsSync(flag) || !statSync(flag).isDirectory()) throw new UsageError(`--model ${flag}: no such folder`);
+    if (!existsSync(join(flag, 'config.json'))) throw new UsageError(`--model ${flag}: not a checkpoint (no config.json)`);
+    return flag;
+  }
+  for (const candidate of [resolve(DEFAULT_MODEL_DIR), join(REPO_ROOT, DEFAULT_MODEL_DIR)]) {
+    if (existsSync(join(candidate, 'config.json'))) return candidate;
+  }
+  throw new UsageError(
+    `no model: ${DEFAULT_MODEL_DIR} does not exist; pass --model <dir>, or make a tiny one with 'deciserve random-checkpoint <dir>'`,
+  );
+}
+
+export async function openModel(values: ParsedValues): Promise<{ checkpoint: Checkpoint; engine: MambaEngine }> {
+  const dir = resolveModelDir(stringValue(values, 'model'));
+  const checkpoint = await loadCheckpoint(dir);
+  const engine = await createEngine(stringValue(values, 'engine') ?? 'reference', checkpoint);
+  return { checkpoint, engine };
+}
+
+/** DeciMamba settings from the flags, starting from the paper's defaults scaled to the model. */
+export function decimationFromFlags(values: ParsedValues, nLayer: number): DecimationConfig {
+  const base = defaultDecimation(nLayer);
+  const cfg: DecimationConfig = {
+    layers: listValue(values, 'decimation-layers', { integer: true, min: 0, max: nLayer - 1 }) ?? base.layers,
+    beta: floatValue(values, 'beta', { min: 0, max: 1 }) ?? base.beta,
+    lBase: floatValue(values, 'l-base', { min: 1 }) ?? base.lBase,
+    minSeqLen: intValue(values, 'min-seq-len', { min: 0 }) ?? base.minSeqLen,
+  };
+  try {
+    validateDecimation(cfg, nLayer);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return cfg;
+}
+
+/** Writes `data` as JSON to the --json target, if any. Returns true when it went to stdout. */
+export async function writeJsonOutput(values: ParsedValues, data: unknown): Promise<boolean> {
+  const target = stringValue(values, 'json');
+  if (target === undefined) return false;
+  const text = JSON.stringify(data, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v as Int32Array) : v), 2) + '\n';
+  if (target === '-') {
+    process.stdout.write(text);
+    return true;
+  }
+  try {
+    await writeFile(target, text);
+  } catch (err) {
+    throw new UsageError(`--json ${target}: cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return false;
+}
+
+export async function readTextFile(flag: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
