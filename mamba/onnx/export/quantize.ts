@@ -1,0 +1,58 @@
+// Weight quantizers for the exporter. Symmetric (zero point 0 for int8, 8 for 4-bit) keeps the graphs simple.
+import type { Tensor } from '../../engine.ts';
+
+export interface Int8Rows {
+  values: Int8Array; // [n, k], row-major like the input
+  scales: Float32Array; // [n], w ≈ values · scale
+}
+
+/** One scale per output row (per output channel), range [-127, 127]. */
+export function quantizeInt8PerRow(w: Tensor): Int8Rows {
+  const [n, k] = w.shape;
+  const values = new Int8Array(n * k);
+  const scales = new Float32Array(n);
+  for (let r = 0; r < n; r++) {
+    let max = 0;
+    for (let c = 0; c < k; c++) max = Math.max(max, Math.abs(w.data[r * k + c]));
+    const scale = max > 0 ? max / 127 : 1;
+    scales[r] = scale;
+    for (let c = 0; c < k; c++) values[r * k + c] = Math.max(-127, Math.min(127, Math.round(w.data[r * k + c] / scale)));
+  }
+  return { values, scales };
+}
+
+export interface Blockwise4 {
+  packed: Uint8Array; // [n, blocksPerRow, block/2], two values a byte, low nibble first (MatMulNBits layout)
+  scales: Float32Array; // [n * blocksPerRow]
+  blocksPerRow: number;
+}
+
+/**
+ * MatMulNBits (bits=4) layout: B[n][block][byte], each value stored as q+8 in [0, 15], the implicit zero point 8.
+ * Rows shorter than a whole number of blocks are zero-padded.
+ */
+export function quantizeBlockwise4(w: Tensor, block: number): Blockwise4 {
+  const [n, k] = w.shape;
+  const blocksPerRow = Math.ceil(k / block);
+  const packed = new Uint8Array(n * blocksPerRow * (block / 2));
+  const scales = new Float32Array(n * blocksPerRow);
+  for (let r = 0; r < n; r++) {
+    for (let b = 0; b < blocksPerRow; b++) {
+      const start = b * block;
+      const end = Math.min(k, start + block);
+      let max = 0;
+      for (let c = start; c < end; c++) max = Math.max(max, Math.abs(w.data[r * k + c]));
+      const scale = max > 0 ? max / 7 : 1;
+      scales[r * blocksPerRow + b] = scale;
+      const base = (r * blocksPerRow + b) * (block / 2);
+      for (let j = 0; j < block; j++) {
+        const c = start + j;
+        const q = c < end ? Math.max(-8, Math.min(7, Math.round(w.data[r * k + c] / scale))) : 0;
+        const nibble = q + 8;
+        if (j % 2 === 0) packed[base + (j >> 1)] = nibble;
+        else packed[base + (j >> 1)] |= nibble << 4;
+      }
+    }
+  }
+  return { packed, scales, blocksPerRow };
+}
