@@ -8,7 +8,7 @@ export interface DecimationPlan {
   keep: number[];
   /** Sequence length after the last layer. */
   finalLength: number;
-  /** Decimating layers (config.layers): each reports its kept indices, as the reference does. */
+  /** Layers that dropped tokens: they report kept indices (as the reference, train/ and the fixtures do). */
   reported: number[];
 }
 
@@ -19,7 +19,6 @@ export function planDecimation(length: number, protect: number, nLayer: number, 
   for (let layer = 0; layer < nLayer; layer++) {
     const s = decimationSlot(dec, layer);
     if (s < 0) continue;
-    reported.push(layer);
     const tail = clampProtect(protect, len);
     const ctx = len - tail;
     if (ctx <= 0) continue;
@@ -27,6 +26,7 @@ export function planDecimation(length: number, protect: number, nLayer: number, 
     if (k < ctx) {
       keep[layer] = k;
       len = k + tail;
+      reported.push(layer);
     }
   }
   return { keep, finalLength: len, reported };
