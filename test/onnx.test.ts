@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { DecimationConfig, MambaEngine, PrefillOptions } from '../mamba/engine.ts';
 import { generate } from '../mamba/generate.ts';
 import { OnnxEngine } from '../mamba/onnx/engine.ts';
-import { exportMambaOnnx, type ExportOptions } from '../mamba/onnx/export/export-model.ts';
+import { exportMambaOnnx, modelBytes, type ExportOptions } from '../mamba/onnx/export/export-model.ts';
 import { createOnnxEngineNode } from '../mamba/onnx/node.ts';
 import { scoreSpan } from '../mamba/score.ts';
 import { maxAbsDiff, maxStateDiff, randomIds, tinyModel, type TinyModel } from './helpers.ts';
@@ -12,8 +12,7 @@ const FP32_LOGIT_TOL = 1e-4;
 const FP32_STATE_TOL = 1e-4;
 
 async function onnxEngine(model: TinyModel, options: ExportOptions = {}): Promise<OnnxEngine> {
-  const exported = exportMambaOnnx(model.config, model.weights, options);
-  return createOnnxEngineNode({ manifest: exported.manifest, prefill: exported.files.get('prefill.onnx')!, step: exported.files.get('step.onnx')! });
+  return createOnnxEngineNode(modelBytes(exportMambaOnnx(model.config, model.weights, options)));
 }
 
 async function greedy(engine: MambaEngine, ids: number[], options: PrefillOptions, n: number): Promise<number[]> {

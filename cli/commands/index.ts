@@ -3,3 +3,4 @@ import './generate.ts';
 import './score.ts';
 import './passkey.ts';
 import './random-checkpoint.ts';
+import './export-onnx.ts';

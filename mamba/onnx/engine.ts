@@ -55,7 +55,7 @@ export class OnnxEngine implements MambaEngine {
     };
     const prefill = await ort.InferenceSession.create(model.prefill, sessionOptions);
     const step = await ort.InferenceSession.create(model.step, sessionOptions);
-    return new OnnxEngine(ort, model.manifest, prefill, step, options.name ?? `onnx-${model.manifest.quantization}`);
+    return new OnnxEngine(ort, model.manifest, prefill, step, options.name ?? `onnx-wasm-${model.manifest.quantization === 'none' ? 'fp32' : model.manifest.quantization}`);
   }
 
   private i64(values: ArrayLike<number>, dims: number[]): OrtTensor {

@@ -34,7 +34,9 @@ export function initOrt(wasm: WebAssembly.Module): Promise<void> {
     const patched = async function (source: unknown, imports?: WebAssembly.Imports) {
       if (isPlaceholder(source)) {
         const instance = await original(wasm, imports);
-        for (const value of Object.values(instance.exports)) if (value instanceof WebAssembly.Memory) memory = value;
+        // The threaded build imports its memory; other builds export it.
+        const candidates = [...Object.values(instance.exports), ...Object.values(imports ?? {}).flatMap((m) => Object.values(m))];
+        memory = (candidates.find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined) ?? null;
         return { instance, module: wasm };
       }
       return (original as (s: unknown, i?: WebAssembly.Imports) => Promise<unknown>)(source, imports);

@@ -1,5 +1,6 @@
 // Mamba-1 (+ DeciMamba) → ONNX: builds the prefill and step models from resolved config + weights.
 import type { MambaConfig, MambaWeights, Tensor } from '../../engine.ts';
+import type { OnnxModelBytes } from '../engine.ts';
 import { MANIFEST_FORMAT, type OnnxManifest } from '../manifest.ts';
 import { GraphBuilder, encodeModel } from './graph-builder.ts';
 import { Linears, type Quantization } from './layers.ts';
@@ -20,6 +21,12 @@ export interface ExportedModel {
   manifest: OnnxManifest;
   /** File name → bytes; manifest.json is included. */
   files: Map<string, Uint8Array>;
+}
+
+/** What OnnxEngine.create takes, straight from an in-memory export. */
+export function modelBytes(exported: ExportedModel): OnnxModelBytes {
+  const { manifest, files } = exported;
+  return { manifest, prefill: files.get(manifest.files.prefill)!, step: files.get(manifest.files.step)! };
 }
 
 const OPSETS = [

@@ -1,0 +1,19 @@
+// The workerd half of the ONNX tests: runs test/workerd/*.test.ts inside workerd through vitest-pool-workers.
+// `npm test` chains it after the Node suite (the top-level config excludes this folder).
+import { resolve } from 'node:path';
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+import { defineConfig } from 'vitest/config';
+import { prepareWorkerdModel } from './prepare-model.ts';
+
+const here = import.meta.dirname;
+await prepareWorkerdModel();
+
+export default defineConfig({
+  root: resolve(here, '../..'),
+  plugins: [cloudflareTest({ main: resolve(here, 'worker.ts'), wrangler: { configPath: resolve(here, 'wrangler.toml') } })],
+  test: {
+    name: 'workerd',
+    include: ['test/workerd/**/*.test.ts'],
+    testTimeout: 120_000,
+  },
+});

@@ -1,0 +1,5 @@
+// Worker module imports that wrangler/workerd compile at upload time.
+declare module 'onnxruntime-web/ort-wasm-simd-threaded.wasm' {
+  const module: WebAssembly.Module;
+  export default module;
+}
