@@ -67,6 +67,7 @@ def main():
     ap.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
     ap.add_argument("--sweep-lengths", default="16000,32000,64000")
     ap.add_argument("--sweep-samples", type=int, default=4)
+    ap.add_argument("--sweep-layers", default=None, help="comma list; default all layers")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -87,11 +88,12 @@ def main():
 
     print("layer sweep (validation draw)", flush=True)
     sweep = {}
-    for layer in range(n_layer):
+    sweep_layers = [int(x) for x in args.sweep_layers.split(",")] if args.sweep_layers else list(range(n_layer))
+    for layer in sweep_layers:
         deci = Decimation(layers=[layer], beta=base["beta"], l_base=base["lBase"], min_seq_len=base["minSeqLen"])
         t = passkey_table(model, pk, hay, [int(x) for x in args.sweep_lengths.split(",")], args.sweep_samples, 777, deci, device, f"layer {layer}")
         sweep[str(layer)] = float(np.mean([np.mean(list(v.values())) for v in t.values()]))
-    best = max(range(n_layer), key=lambda l: (sweep[str(l)], -abs(l - n_layer // 2)))
+    best = max(sweep_layers, key=lambda l: (sweep[str(l)], -abs(l - n_layer // 2)))
     print(f"best decimating layer: {best} ({sweep[str(best)]:.2f})", flush=True)
 
     variants = {

@@ -9,9 +9,12 @@ export PYTHONUNBUFFERED=1
 WORK=${WORK:-/tmp/deciserve-train}
 MODEL=models/deciserve-mamba
 mkdir -p "$WORK" bench/results
+# INIT_FROM=<exported model dir> continues from an earlier export and keeps its tokenizer.
+[ -n "${INIT_FROM:-}" ] && [ ! -s "$WORK/tokenizer.json" ] && cp "$INIT_FROM/tokenizer.json" "$WORK/tokenizer.json" && cp -r "$INIT_FROM" "$WORK/init"
 [ -s "$WORK/tokenizer.json" ] || python3 train/tokenizer_train.py --data .corpus --vocab 4096 --out "$WORK/tokenizer.json"
 if [ ! -e "$WORK/trained" ]; then
   resume=(); [ -s "$WORK/ckpt.pt" ] && resume=(--resume "$WORK/ckpt.pt")
+  [ -z "${resume[*]}" ] && [ -n "${INIT_FROM:-}" ] && resume=(--init-from "$WORK/init")
   python3 train/train.py --data .corpus --tokenizer "$WORK/tokenizer.json" --out "$WORK/ckpt.pt" \
     --minutes "${TRAIN_MINUTES:-11}" --log "$WORK/train-log.jsonl" "${resume[@]}" ${TRAIN_ARGS:-}
   touch "$WORK/trained"

@@ -43,6 +43,9 @@ def main():
     ap.add_argument("--answer-weight", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--resume")
+    ap.add_argument("--init-from", help="start from an exported model folder (fresh optimiser and schedule)")
+    ap.add_argument("--curriculum-start", type=int, default=256, help="longest passkey prompt at the start")
+    ap.add_argument("--curriculum-frac", type=float, default=0.3, help="fraction of the run to reach seq-len")
     ap.add_argument("--log", default=None)
     args = ap.parse_args()
 
@@ -63,13 +66,17 @@ def main():
         ck = torch.load(args.resume, map_location=device)
         model.load_state_dict(ck["model"])
         step0, elapsed0 = ck["step"], ck["elapsed"]
+    if args.init_from:
+        from export import load_model
+
+        model.load_state_dict(load_model(args.init_from, device).state_dict())
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {cfg} params {n_params:,}", flush=True)
     opt = torch.optim.AdamW(param_groups(model, 0.1), lr=args.lr, betas=(0.9, 0.95), **({"fused": True} if device == "cuda" else {}))
     batches = TrainingBatches(tok, stream, hay, args.seq_len, args.passkey_fraction, args.seed + step0)
     budget = args.minutes * 60 + elapsed0
     log = open(args.log, "a") if args.log else None
-    step, start, warmup = step0, time.time() - elapsed0, 200
+    step, start, warmup = step0, time.time() - elapsed0, 100 if args.init_from else 200
     ema, last_save = None, time.time()
     while True:
         elapsed = time.time() - start
@@ -79,7 +86,8 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        max_prompt = int(256 + (args.seq_len - 256) * min(1.0, frac / 0.3))
+        c0 = args.curriculum_start
+        max_prompt = int(c0 + (args.seq_len - c0) * min(1.0, frac / args.curriculum_frac))
         x, y, answer_mask = batches.batch(args.batch, max_prompt, device)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
             logits = model(x)["logits"]
