@@ -46,7 +46,7 @@ describe('deciserve export-onnx', () => {
     const out = join(work, 'onnx');
     const r = await cli(['export-onnx', checkpoint, '--out', out, '--decimation', '1']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/prefill\.onnx .* MiB, step\.onnx .* MiB; quantization none; decimation at layers \[1\]/);
+    expect(r.stdout).toMatch(/mamba\.onnx .* MiB; quantization none; decimation at layers \[1\]/);
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
     expect(manifest.decimationLayers).toEqual([1]);
     readFileSync(join(out, 'tokenizer.json')); // travels with the graphs
@@ -65,7 +65,7 @@ describe('deciserve export-onnx', () => {
     for (const q of ['none', 'int8', 'int4']) {
       const out = join(work, `q-${q}`);
       expect((await cli(['export-onnx', checkpoint, '--out', out, '--quantize', q, '--decimation', 'none'])).code).toBe(0);
-      sizes[q] = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')).bytes.prefill;
+      sizes[q] = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')).bytes;
     }
     expect(sizes.int8!).toBeLessThan(sizes.none!);
     expect(sizes.int4!).toBeLessThan(sizes.int8!);

@@ -41,10 +41,10 @@ async function openCheckpoint(dir: string): Promise<Checkpoint> {
 
 registerCommand({
   name: 'export-onnx',
-  summary: 'Export a Mamba-1 checkpoint to ONNX (prefill + step graphs, DeciMamba in the graph) for onnxruntime-web.',
+  summary: 'Export a Mamba-1 checkpoint to ONNX (prefill and step in one graph, DeciMamba in the graph) for onnxruntime-web.',
   usage: 'export-onnx [options] <checkpoint>',
   options: {
-    out: { type: 'string', short: 'o', value: '<dir>', description: 'output folder (manifest.json, prefill.onnx, step.onnx)' },
+    out: { type: 'string', short: 'o', value: '<dir>', description: 'output folder (manifest.json, mamba.onnx)' },
     quantize: { type: 'string', value: '<q>', description: 'weights: none (fp32), int8 (per-channel, dynamic int8 activations) or int4 (MatMulNBits, block 32)', default: 'none' },
     decimation: { type: 'string', value: '<layers>', description: "layers that can decimate at run time: all, none, or a list like 5,7", default: 'all' },
     'max-seq-len': { type: 'string', value: '<n>', description: 'longest prompt the engine accepts', default: '16384' },
@@ -72,9 +72,9 @@ registerCommand({
       if (/^(tokenizer.*\.json|config\.json|haystack\.txt)$/.test(name)) await copyFile(join(dir, name), join(out, name));
     }
     const m = exported.manifest;
-    const sizes = await Promise.all([m.files.prefill, m.files.step].map(async (f) => `${f} ${((await stat(join(out, f))).size / 2 ** 20).toFixed(2)} MiB`));
+    const size = `${m.file} ${((await stat(join(out, m.file))).size / 2 ** 20).toFixed(2)} MiB`;
     process.stdout.write(
-      `wrote ${out}: ${sizes.join(', ')}; quantization ${m.quantization}; decimation at layers [${m.decimationLayers}]; ` +
+      `wrote ${out}: ${size}; quantization ${m.quantization}; decimation at layers [${m.decimationLayers}]; ` +
         `max ${m.maxSeqLen} tokens (${((performance.now() - began) / 1000).toFixed(1)} s)\n`,
     );
   },

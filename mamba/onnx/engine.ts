@@ -1,7 +1,8 @@
-// OnnxEngine: runs the exported prefill/step graphs in onnxruntime (web/WASM by default; any runtime with the
-// onnxruntime-common API works, which the benchmark uses for onnxruntime-node). No Node or workerd specifics here:
-// callers hand in the graph bytes and an initialised runtime.
+// OnnxEngine: runs the exported graph in onnxruntime (web/WASM by default; any runtime with the onnxruntime-common
+// API works, which the benchmark uses for onnxruntime-node). No Node or workerd specifics here: callers hand in the
+// graph bytes and an initialised runtime.
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
+import { clampProtect, validateDecimation } from '../decimation.ts';
 import type {
   KeptIndices,
   MambaConfig,
@@ -11,7 +12,6 @@ import type {
   PrefillResult,
   StepResult,
 } from '../engine.ts';
-import { clampProtect, validateDecimation } from '../decimation.ts';
 import { planDecimation } from './decimation-plan.ts';
 import type { OnnxManifest } from './manifest.ts';
 
@@ -23,39 +23,52 @@ export interface OrtApi {
 
 export interface OnnxModelBytes {
   manifest: OnnxManifest;
-  prefill: Uint8Array;
-  step: Uint8Array;
+  model: Uint8Array;
 }
 
 export interface OnnxEngineOptions {
   /** 'wasm' for onnxruntime-web, 'cpu' for onnxruntime-node. */
   executionProvider?: string;
   name?: string;
+  /**
+   * Prompts without decimation are prefilled in chunks of this many tokens, carrying the state, so activation
+   * memory stays bounded whatever the prompt length (a Worker has 128 MB). Default 512.
+   */
+  prefillChunk?: number;
 }
 
 export class OnnxEngine implements MambaEngine {
   readonly name: string;
   readonly config: MambaConfig;
+  private readonly prefillChunk: number;
 
   private constructor(
     private readonly ort: OrtApi,
     readonly manifest: OnnxManifest,
-    private readonly prefillSession: InferenceSession,
-    private readonly stepSession: InferenceSession,
-    name: string,
+    private readonly session: InferenceSession,
+    options: OnnxEngineOptions,
   ) {
     this.config = manifest.config;
-    this.name = name;
+    const q = manifest.quantization === 'none' ? 'fp32' : manifest.quantization;
+    this.name = options.name ?? `onnx-${options.executionProvider === 'cpu' ? 'native' : 'wasm'}-${q}`;
+    this.prefillChunk = options.prefillChunk ?? 512;
   }
 
   static async create(ort: OrtApi, model: OnnxModelBytes, options: OnnxEngineOptions = {}): Promise<OnnxEngine> {
-    const sessionOptions: InferenceSession.SessionOptions = {
+    const session = await ort.InferenceSession.create(model.model, {
       executionProviders: [options.executionProvider ?? 'wasm'],
       graphOptimizationLevel: 'all',
-    };
-    const prefill = await ort.InferenceSession.create(model.prefill, sessionOptions);
-    const step = await ort.InferenceSession.create(model.step, sessionOptions);
-    return new OnnxEngine(ort, model.manifest, prefill, step, options.name ?? `onnx-wasm-${model.manifest.quantization === 'none' ? 'fp32' : model.manifest.quantization}`);
+      logSeverityLevel: 3,
+      // MLAS's pre-packed weight copies would double the weights' memory; measured no speed loss without them.
+      extra: { session: { disable_prepacking: '1' } },
+    });
+    return new OnnxEngine(ort, model.manifest, session, options);
+  }
+
+  /** All-zero conv and ssm states: the state before the first token. */
+  emptyState(): ModelState {
+    const { nLayer, dInner, dConv, dState } = this.config;
+    return Array.from({ length: nLayer }, () => ({ conv: new Float32Array(dInner * dConv), ssm: new Float32Array(dInner * dState) }));
   }
 
   private i64(values: ArrayLike<number>, dims: number[]): OrtTensor {
@@ -74,61 +87,88 @@ export class OnnxEngine implements MambaEngine {
     }
   }
 
+  private checkState(state: ModelState): void {
+    const { nLayer, dInner, dConv, dState } = this.config;
+    if (state.length !== nLayer) throw new Error(`state has ${state.length} layers, expected ${nLayer}`);
+    state.forEach((s, i) => {
+      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState) throw new Error(`layer ${i} state has the wrong size`);
+    });
+  }
+
+  /** One run of the graph: `ids` continue from `state`; logits for `positions` (indices into `ids`). */
+  private async run(ids: ArrayLike<number>, state: ModelState, positions: number[], protect: number, keep: number[]) {
+    const { nLayer, dInner, dConv, dState } = this.config;
+    const feeds: Record<string, OrtTensor> = {
+      input_ids: this.i64(ids, [1, ids.length]),
+      protect: this.i64([protect], []),
+      keep: this.i64(keep, [nLayer]),
+      logit_positions: this.i64(positions, [positions.length]),
+    };
+    state.forEach((s, i) => {
+      feeds[`conv_state_in.${i}`] = new this.ort.Tensor('float32', s.conv, [dInner, dConv]);
+      feeds[`ssm_state_in.${i}`] = new this.ort.Tensor('float32', s.ssm, [dInner, dState]);
+    });
+    const out = await this.session.run(feeds);
+    const newState: ModelState = Array.from({ length: nLayer }, (_, i) => ({
+      conv: out[`conv_state.${i}`].data as Float32Array,
+      ssm: out[`ssm_state.${i}`].data as Float32Array,
+    }));
+    return { out, state: newState };
+  }
+
   async prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<PrefillResult> {
     this.checkIds(ids);
-    const { nLayer } = this.config;
+    const { nLayer, vocabSize } = this.config;
     const length = ids.length;
     const protect = clampProtect(options.protect ?? 1, length);
     const dec = options.decimation ?? null;
     if (dec) validateDecimation(dec, nLayer);
-    const plan = planDecimation(length, protect, nLayer, dec);
     for (const layer of dec?.layers ?? []) {
       if (!this.manifest.decimationLayers.includes(layer)) {
         throw new Error(`decimation at layer ${layer} was requested, but this export can only decimate at layers [${this.manifest.decimationLayers}] (re-export with --decimation)`);
       }
     }
-
+    const plan = planDecimation(length, protect, nLayer, dec);
     const positions = this.resolvePositions(options.logitPositions ?? 'last', length);
+    const logits: Float32Array[] = new Array(positions.length);
 
-    const feeds: Record<string, OrtTensor> = {
-      input_ids: this.i64(ids, [1, length]),
-      protect: this.i64([protect], []),
-      keep: this.i64(plan.keep, [nLayer]),
-      logit_positions: this.i64(positions, [positions.length]),
-    };
-    const out = await this.prefillSession.run(feeds);
-    const rows = out.logit_rows.data as BigInt64Array;
-    positions.forEach((p, r) => {
-      if (rows[r] < 0n) throw new Error(`prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`);
-    });
-    const { vocabSize } = this.config;
-    const logitsAll = out.logits.data as Float32Array;
-    const logits = positions.map((_, r) => logitsAll.slice(r * vocabSize, (r + 1) * vocabSize));
-    const kept: KeptIndices[] = plan.reported.map((layer) => ({
-      layer,
-      indices: Int32Array.from(out[`kept.${layer}`].data as BigInt64Array, (v) => Number(v)),
-    }));
-    return { positions, logits, state: this.readState(out), kept };
+    if (plan.reported.length > 0) {
+      // Decimation sees the whole prompt at once (its scores rank every context token).
+      const { out, state } = await this.run(ids, this.emptyState(), positions, protect, plan.keep);
+      const rows = out.logit_rows.data as BigInt64Array;
+      const all = out.logits.data as Float32Array;
+      positions.forEach((p, r) => {
+        if (rows[r] < 0n) throw new Error(`prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`);
+        logits[r] = all.slice(r * vocabSize, (r + 1) * vocabSize);
+      });
+      const kept: KeptIndices[] = plan.reported.map((layer) => ({
+        layer,
+        indices: Int32Array.from(out[`kept.${layer}`].data as BigInt64Array, (v) => Number(v)),
+      }));
+      return { positions, logits, state, kept };
+    }
+
+    // No token is dropped: prefill chunk by chunk, carrying the state (bounded activation memory).
+    let state = this.emptyState();
+    const noKeep = new Array<number>(nLayer).fill(-1);
+    for (let start = 0; start < length; start += this.prefillChunk) {
+      const end = Math.min(length, start + this.prefillChunk);
+      const rowsHere = positions.map((p, r) => [p, r] as const).filter(([p]) => p >= start && p < end);
+      // A run always returns at least one row; ask for the chunk's last when no position falls in it.
+      const local = rowsHere.length > 0 ? rowsHere.map(([p]) => p - start) : [end - start - 1];
+      const result = await this.run(Array.prototype.slice.call(ids, start, end), state, local, protect, noKeep);
+      state = result.state;
+      const all = result.out.logits.data as Float32Array;
+      rowsHere.forEach(([, r], j) => (logits[r] = all.slice(j * vocabSize, (j + 1) * vocabSize)));
+    }
+    return { positions, logits, state, kept: [] };
   }
 
   async step(token: number, state: ModelState): Promise<StepResult> {
     this.checkIds([token]);
-    const { nLayer, dInner, dConv, dState } = this.config;
-    if (state.length !== nLayer) throw new Error(`state has ${state.length} layers, expected ${nLayer}`);
-    const feeds: Record<string, OrtTensor> = { input_ids: this.i64([token], [1, 1]) };
-    state.forEach((s, i) => {
-      feeds[`conv_state_in.${i}`] = new this.ort.Tensor('float32', s.conv, [dInner, dConv]);
-      feeds[`ssm_state_in.${i}`] = new this.ort.Tensor('float32', s.ssm, [dInner, dState]);
-    });
-    const out = await this.stepSession.run(feeds);
-    return { logits: (out.logits.data as Float32Array).slice(), state: this.readState(out) };
-  }
-
-  private readState(out: InferenceSession.OnnxValueMapType): ModelState {
-    return Array.from({ length: this.config.nLayer }, (_, i) => ({
-      conv: out[`conv_state.${i}`].data as Float32Array,
-      ssm: out[`ssm_state.${i}`].data as Float32Array,
-    }));
+    this.checkState(state);
+    const { out, state: next } = await this.run([token], state, [0], 0, new Array<number>(this.config.nLayer).fill(-1));
+    return { logits: (out.logits.data as Float32Array).slice(), state: next };
   }
 
   private resolvePositions(sel: 'last' | 'all' | number[], length: number): number[] {
@@ -140,7 +180,6 @@ export class OnnxEngine implements MambaEngine {
   }
 
   async dispose(): Promise<void> {
-    await this.prefillSession.release();
-    await this.stepSession.release();
+    await this.session.release();
   }
 }

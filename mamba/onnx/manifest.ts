@@ -1,7 +1,7 @@
 // manifest.json, written next to the exported graphs: what the engine needs to drive them.
 import type { MambaConfig } from '../engine.ts';
 
-export const MANIFEST_FORMAT = 'deciserve-mamba-onnx/1';
+export const MANIFEST_FORMAT = 'deciserve-mamba-onnx/2';
 
 export interface OnnxManifest {
   format: typeof MANIFEST_FORMAT;
@@ -11,8 +11,9 @@ export interface OnnxManifest {
   decimationLayers: number[];
   /** Longest prompt accepted. */
   maxSeqLen: number;
-  files: { prefill: string; step: string };
-  bytes: { prefill: number; step: number };
+  /** The graph (prefill and step in one, see export-model.ts). */
+  file: string;
+  bytes: number;
 }
 
 export function parseManifest(json: unknown): OnnxManifest {
@@ -20,7 +21,7 @@ export function parseManifest(json: unknown): OnnxManifest {
   if (!m || m.format !== MANIFEST_FORMAT) {
     throw new Error(`not a deciserve ONNX export: manifest format is ${JSON.stringify(m?.format)}, expected ${MANIFEST_FORMAT}`);
   }
-  for (const key of ['config', 'quantization', 'decimationLayers', 'maxSeqLen', 'files'] as const) {
+  for (const key of ['config', 'quantization', 'decimationLayers', 'maxSeqLen', 'file'] as const) {
     if (m[key] === undefined) throw new Error(`ONNX manifest is missing "${key}"`);
   }
   return m as OnnxManifest;

@@ -3,7 +3,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { OnnxEngine, type OnnxModelBytes } from './engine.ts';
+import { OnnxEngine, type OnnxEngineOptions, type OnnxModelBytes } from './engine.ts';
 import type { ExportedModel } from './export/export-model.ts';
 import { parseManifest } from './manifest.ts';
 import { initOrt, ort } from './ort-wasm.ts';
@@ -40,13 +40,12 @@ export async function readOnnxExport(dir: string): Promise<OnnxModelBytes> {
     throw new Error(`${dir} has no manifest.json: not an ONNX export (run deciserve export-onnx first)`);
   }
   const manifest = parseManifest(JSON.parse(manifestText));
-  const [prefill, step] = await Promise.all([readFile(join(dir, manifest.files.prefill)), readFile(join(dir, manifest.files.step))]);
-  return { manifest, prefill: new Uint8Array(prefill), step: new Uint8Array(step) };
+  return { manifest, model: new Uint8Array(await readFile(join(dir, manifest.file))) };
 }
 
 /** An OnnxEngine on onnxruntime-web (WASM, one thread) in this Node process. */
-export async function createOnnxEngineNode(model: OnnxModelBytes | string): Promise<OnnxEngine> {
+export async function createOnnxEngineNode(model: OnnxModelBytes | string, options: OnnxEngineOptions = {}): Promise<OnnxEngine> {
   await initOrtNode();
   const bytes = typeof model === 'string' ? await readOnnxExport(model) : model;
-  return OnnxEngine.create(ort, bytes);
+  return OnnxEngine.create(ort, bytes, options);
 }

@@ -26,7 +26,7 @@ async function fetchBytes(fetcher: ModelFetcher, url: string): Promise<Uint8Arra
 
 /**
  * The isolate's engine for the export under `baseUrl` (e.g. 'https://model/' for an assets binding whose folder
- * holds manifest.json, prefill.onnx and step.onnx). A failed load is not cached, so a later request retries.
+ * holds manifest.json and mamba.onnx). A failed load is not cached, so a later request retries.
  */
 export function loadWorkerEngine(fetcher: ModelFetcher, wasm: WebAssembly.Module, baseUrl = 'https://model/'): Promise<LoadedEngine> {
   let entry = cache.get(baseUrl);
@@ -34,12 +34,9 @@ export function loadWorkerEngine(fetcher: ModelFetcher, wasm: WebAssembly.Module
     entry = (async () => {
       const t0 = performance.now();
       const manifest = parseManifest(JSON.parse(new TextDecoder().decode(await fetchBytes(fetcher, `${baseUrl}manifest.json`))));
-      const [prefill, step] = await Promise.all([
-        fetchBytes(fetcher, baseUrl + manifest.files.prefill),
-        fetchBytes(fetcher, baseUrl + manifest.files.step),
-      ]);
+      const model = await fetchBytes(fetcher, baseUrl + manifest.file);
       await initOrt(wasm);
-      const engine = await OnnxEngine.create(ort, { manifest, prefill, step });
+      const engine = await OnnxEngine.create(ort, { manifest, model });
       return { engine, coldStartMs: performance.now() - t0 };
     })();
     entry.catch(() => cache.delete(baseUrl));

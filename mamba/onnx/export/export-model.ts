@@ -2,10 +2,10 @@
 import type { MambaConfig, MambaWeights, Tensor } from '../../engine.ts';
 import type { OnnxModelBytes } from '../engine.ts';
 import { MANIFEST_FORMAT, type OnnxManifest } from '../manifest.ts';
-import { GraphBuilder, encodeModel } from './graph-builder.ts';
+import { DType, type Dim, type DTypeCode, GraphBuilder, encodeModel, valueInfo } from './graph-builder.ts';
 import { Linears, type Quantization } from './layers.ts';
-import { type ExpMode, buildPrefillGraph } from './prefill-graph.ts';
-import { buildStepGraph } from './step-graph.ts';
+import { type ExpMode, type ModelInputs, buildPrefillBranch } from './prefill-graph.ts';
+import { buildStepBranch } from './step-graph.ts';
 
 export interface ExportOptions {
   quantization?: Quantization;
@@ -25,8 +25,58 @@ export interface ExportedModel {
 
 /** What OnnxEngine.create takes, straight from an in-memory export. */
 export function modelBytes(exported: ExportedModel): OnnxModelBytes {
-  const { manifest, files } = exported;
-  return { manifest, prefill: files.get(manifest.files.prefill)!, step: files.get(manifest.files.step)! };
+  return { manifest: exported.manifest, model: exported.files.get(exported.manifest.file)! };
+}
+
+const MODEL_FILE = 'mamba.onnx';
+
+/**
+ * One graph for prefill and decode, so the weights are loaded once per session: an If on L = 1 picks the step
+ * branch (a single token, direct state update) or the prefill branch (chunked Scan, decimation). Both read the
+ * weights as outer-scope initializers.
+ */
+function buildModelGraph(config: MambaConfig, weights: MambaWeights, quantization: Quantization, decimationLayers: number[], expMode: ExpMode) {
+  const { nLayer, dInner, dConv, dState, vocabSize } = config;
+  const g = new GraphBuilder('mamba');
+  const io: ModelInputs = {
+    ids: g.input('input_ids', DType.int64, [1, 'L']),
+    protect: g.input('protect', DType.int64, []),
+    keep: g.input('keep', DType.int64, [nLayer]),
+    logitPositions: g.input('logit_positions', DType.int64, ['P']),
+    convIn: Array.from({ length: nLayer }, (_, i) => g.input(`conv_state_in.${i}`, DType.float, [dInner, dConv])),
+    ssmIn: Array.from({ length: nLayer }, (_, i) => g.input(`ssm_state_in.${i}`, DType.float, [dInner, dState])),
+  };
+  const lin = new Linears(g, quantization);
+  const prefill = new GraphBuilder('prefill', g);
+  const prefillOuts = buildPrefillBranch(config, weights, lin, prefill, io, { decimationLayers, expMode });
+  const step = new GraphBuilder('step', g);
+  const stepOuts = buildStepBranch(config, weights, lin, step, io, expMode, decimationLayers);
+
+  const outputs: [string, DTypeCode, Dim[]][] = [
+    ['logits', DType.float, ['P', vocabSize]],
+    ['logit_rows', DType.int64, ['P']],
+    ...Array.from({ length: nLayer }, (_, i) => [`conv_state.${i}`, DType.float, [dInner, dConv]] as [string, DTypeCode, Dim[]]),
+    ...Array.from({ length: nLayer }, (_, i) => [`ssm_state.${i}`, DType.float, [dInner, dState]] as [string, DTypeCode, Dim[]]),
+    ...decimationLayers.map((i) => [`kept.${i}`, DType.int64, [`K${i}`]] as [string, DTypeCode, Dim[]]),
+  ];
+  for (const [name, type] of outputs) {
+    prefill.output(prefillOuts.get(name)!, `prefill/${name}`, type, null);
+    step.output(stepOuts.get(name)!, `step/${name}`, type, null);
+  }
+  const length = g.op1('Gather', [g.op1('Shape', [io.ids]), g.constI64(1)], { axis: 0 });
+  const isStep = g.op1('Equal', [length, g.constI64(1)]);
+  g.nodes.push({
+    opType: 'If',
+    input: [isStep],
+    output: outputs.map(([name]) => name),
+    name: 'step_or_prefill',
+    attribute: [
+      { name: 'then_branch', type: 5, g: step.build() },
+      { name: 'else_branch', type: 5, g: prefill.build() },
+    ],
+  });
+  for (const [name, type, shape] of outputs) g.outputs.push(valueInfo(name, type, shape));
+  return g.build();
 }
 
 const OPSETS = [
@@ -83,25 +133,18 @@ export function exportMambaOnnx(config: MambaConfig, weights: MambaWeights, opti
   if (config.dInner % 1 !== 0 || config.dConv < 1) throw new ExportError(`bad config: dInner=${config.dInner}, dConv=${config.dConv}`);
   validateWeights(config, weights);
 
-  const files = new Map<string, Uint8Array>();
+  const expMode = options.expMode ?? 'exp';
+  const model = buildModelGraph(config, weights, quantization, decimationLayers, expMode);
   const doc = `Mamba-1 d_model=${config.dModel} n_layer=${config.nLayer} vocab=${config.vocabSize} quantization=${quantization}`;
-
-  const prefill = new GraphBuilder('mamba_prefill');
-  buildPrefillGraph(config, weights, new Linears(prefill, quantization), prefill, { decimationLayers, expMode: options.expMode ?? 'exp' });
-  files.set('prefill.onnx', encodeModel(prefill.build(), OPSETS, `${doc} (prefill)`));
-
-  const step = new GraphBuilder('mamba_step');
-  buildStepGraph(config, weights, new Linears(step, quantization), step, options.expMode ?? 'exp');
-  files.set('step.onnx', encodeModel(step.build(), OPSETS, `${doc} (step)`));
-
+  const files = new Map<string, Uint8Array>([[MODEL_FILE, encodeModel(model, OPSETS, doc)]]);
   const manifest: OnnxManifest = {
     format: MANIFEST_FORMAT,
     config,
     quantization,
     decimationLayers,
     maxSeqLen,
-    files: { prefill: 'prefill.onnx', step: 'step.onnx' },
-    bytes: { prefill: files.get('prefill.onnx')!.byteLength, step: files.get('step.onnx')!.byteLength },
+    file: MODEL_FILE,
+    bytes: files.get(MODEL_FILE)!.byteLength,
   };
   files.set('manifest.json', new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
   return { manifest, files };

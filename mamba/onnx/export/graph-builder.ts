@@ -37,7 +37,7 @@ function attribute(name: string, value: AttrValue): IAttributeProto {
   return { name, type: T.GRAPH, g: value };
 }
 
-function valueInfo(name: string, elemType: DTypeCode, shape: Dim[] | null): IValueInfoProto {
+export function valueInfo(name: string, elemType: DTypeCode, shape: Dim[] | null): IValueInfoProto {
   const tensorType: onnxProto.onnx.TypeProto.ITensor = { elemType };
   if (shape) {
     tensorType.shape = { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) };

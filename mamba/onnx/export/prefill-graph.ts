@@ -1,16 +1,16 @@
-// The prefill graph: a whole prompt from the zero state.
+// The prefill branch: a prompt (or a chunk of one) continuing from a given state.
 //
-// Inputs:  input_ids [1, L] int64, protect [] int64, keep [nLayer] int64 (context tokens each layer keeps; −1 = no
-//          decimation there; computed by the engine from the DecimationConfig), logit_positions [P] int64 (original
-//          positions to return logits for).
-// Outputs: logits [P, vocab], logit_rows [P] int64 (row of each requested position in the final sequence, −1 when
-//          decimation dropped it: its logits row is then meaningless and the engine refuses),
-//          conv_state.i [dInner, dConv], ssm_state.i [dInner, dState] for every layer, and
-//          kept.i [Li] int64 (original positions alive after layer i) for every decimation-capable layer i.
+// Reads the model inputs (see export-model.ts): input_ids [1, L], protect [], keep [nLayer] (context tokens each layer
+// keeps; −1 = no decimation there; computed by the engine from the DecimationConfig), logit_positions [P] (original
+// positions to return logits for), conv_state_in.i / ssm_state_in.i (zeros for a fresh prompt; decimation is only
+// defined from the zero state and the engine only asks for it then).
+// Produces: logits [P, vocab], logit_rows [P] (row of each requested position in the final sequence, −1 when
+// decimation dropped it), conv_state.i, ssm_state.i, and kept.i (original positions alive after layer i) for every
+// decimation-capable layer i.
 //
 // Everything parallel over time runs as [L, d] matrix ops; only the recurrence h_t = exp(Δ_t·A)⊙h_{t−1} + Δ_t·x_t·B_t,
-// y_t = h_t·C_t runs in an ONNX Scan whose body touches one [dInner, dState] state, so nothing of size
-// L·dInner·dState is ever materialised.
+// y_t = h_t·C_t runs in ONNX Scans whose bodies touch chunk-sized tensors, so nothing of size L·dInner·dState is ever
+// materialised.
 import type { LayerWeights, MambaConfig, MambaWeights } from '../../engine.ts';
 import { DType, GraphBuilder } from './graph-builder.ts';
 import { Linears, embed, head, negExpA, rmsNorm, rows, silu, transpose2d } from './layers.ts';
@@ -136,7 +136,7 @@ export const SCAN_CHUNK = 32;
  * every broadcast runs along the long dInner axis. Returns y [L, dInner] (before D and the gate) and the last h as
  * [dInner, dState].
  */
-export function selectiveScan(g: GraphBuilder, config: MambaConfig, delta: string, xc: string, b: string, c: string, aNMajor: string, expMode: ExpMode) {
+export function selectiveScan(g: GraphBuilder, config: MambaConfig, delta: string, xc: string, b: string, c: string, aNMajor: string, expMode: ExpMode, hStart: string) {
   const { dInner, dState } = config;
   const T = SCAN_CHUNK;
   const len = g.op1('Gather', [g.op1('Shape', [delta]), g.constI64(0)], { axis: 0 });
@@ -148,7 +148,7 @@ export function selectiveScan(g: GraphBuilder, config: MambaConfig, delta: strin
   const dtxC = chunked(g.op1('Mul', [delta, xc]), [-1, T, 1, dInner]);
   const bC = chunked(b, [-1, T, dState, 1]);
   const cC = chunked(c, [-1, T, 1, dState]);
-  const h0 = g.tensor(g.fresh('h0'), DType.float, [dState, dInner], new Float32Array(dInner * dState));
+  const h0 = hStart; // [dState, dInner]
 
   const inner = new GraphBuilder('scan_step', g);
   const hIn = inner.input(inner.fresh('h_in'), DType.float, [dState, dInner]);
@@ -183,20 +183,28 @@ export interface PrefillExportOptions {
   expMode: ExpMode;
 }
 
-export function buildPrefillGraph(config: MambaConfig, weights: MambaWeights, lin: Linears, g: GraphBuilder, opts: PrefillExportOptions): void {
-  const { dInner, dConv, dState, nLayer, vocabSize } = config;
-  const ids = g.input('input_ids', DType.int64, [1, 'L']);
-  const protect = g.input('protect', DType.int64, []);
-  const keepAll = g.input('keep', DType.int64, [nLayer]);
-  const logitPositions = g.input('logit_positions', DType.int64, ['P']);
+/** Names of the model inputs, shared by both branches (they are outer-scope values inside the If). */
+export interface ModelInputs {
+  ids: string;
+  protect: string;
+  keep: string;
+  logitPositions: string;
+  convIn: string[];
+  ssmIn: string[];
+}
 
-  const flatIds = g.op1('Reshape', [ids, g.constI64([-1])]);
+/** Branch outputs by model output name (logits, logit_rows, conv_state.i, ssm_state.i, kept.i). */
+export type BranchOutputs = Map<string, string>;
+
+export function buildPrefillBranch(config: MambaConfig, weights: MambaWeights, lin: Linears, g: GraphBuilder, io: ModelInputs, opts: PrefillExportOptions): BranchOutputs {
+  const { dInner, dConv, nLayer } = config;
+  const outs: BranchOutputs = new Map();
+  const flatIds = g.op1('Reshape', [io.ids, g.constI64([-1])]);
   let hidden = embed(g, lin, flatIds, weights);
   let residual: string | null = null;
   // Original positions of the tokens still alive; gathered alongside the activations at decimating layers.
   const length = g.op1('Gather', [g.op1('Shape', [flatIds]), g.constI64(0)], { axis: 0 });
   let positions = g.op1('Range', [g.constI64(0), length, g.constI64(1)]);
-  const zerosPad = g.tensor(g.fresh('conv_pad'), DType.float, [dConv - 1, dInner], new Float32Array((dConv - 1) * dInner));
 
   for (let i = 0; i < nLayer; i++) {
     const layer = weights.layers[i];
@@ -205,8 +213,9 @@ export function buildPrefillGraph(config: MambaConfig, weights: MambaWeights, li
     const normed = rmsNorm(g, residual, prm.norm, config.normEpsilon);
     const { x, z } = inProj(g, lin, normed, layer, i, dInner);
 
-    // Causal depthwise conv as dConv shifted multiply-adds over the zero-padded sequence [T+dConv−1, dInner].
-    const xpad = g.op1('Concat', [zerosPad, x], { axis: 0 });
+    // Causal depthwise conv as dConv shifted multiply-adds over [carried dConv−1 inputs; x] = [T+dConv−1, dInner].
+    const carried = g.op1('Transpose', [g.op1('Slice', [io.convIn[i], g.constI64([1]), g.constI64([dConv]), g.constI64([1])])], { perm: [1, 0] });
+    const xpad = g.op1('Concat', [carried, x], { axis: 0 });
     const convWT = g.op1('Transpose', [prm.convW], { perm: [1, 0] }); // [dConv, dInner], folded at session init
     let acc: string | null = null;
     for (let k = 0; k < dConv; k++) {
@@ -220,17 +229,18 @@ export function buildPrefillGraph(config: MambaConfig, weights: MambaWeights, li
     let xc = silu(g, acc!);
     // conv state = the last dConv inputs to the conv (pre-decimation), as [dInner, dConv].
     const lastInputs = g.op1('Slice', [xpad, g.constI64([-dConv]), g.constI64([2 ** 62]), g.constI64([0])]);
-    g.output(g.op1('Transpose', [lastInputs], { perm: [1, 0] }), `conv_state.${i}`, DType.float, [dInner, dConv]);
+    outs.set(`conv_state.${i}`, g.op1('Transpose', [lastInputs], { perm: [1, 0] }));
 
     const ssmIn = projectSsmInputs(g, lin, xc, layer, i, config, prm.dtBias);
     let { delta, b, c } = ssmIn;
     let gate = z;
     if (opts.decimationLayers.includes(i)) {
-      [xc, delta, b, c, gate, residual, positions] = decimate(g, keepAll, protect, i, delta, [xc, delta, b, c, gate, residual, positions]);
-      g.output(positions, `kept.${i}`, DType.int64, ['K' + i]);
+      [xc, delta, b, c, gate, residual, positions] = decimate(g, io.keep, io.protect, i, delta, [xc, delta, b, c, gate, residual, positions]);
+      outs.set(`kept.${i}`, positions);
     }
-    const { y, hLast } = selectiveScan(g, config, delta, xc, b, c, prm.aNMajor, opts.expMode);
-    g.output(hLast, `ssm_state.${i}`, DType.float, [dInner, dState]);
+    const hStart = g.op1('Transpose', [io.ssmIn[i]], { perm: [1, 0] });
+    const { y, hLast } = selectiveScan(g, config, delta, xc, b, c, prm.aNMajor, opts.expMode, hStart);
+    outs.set(`ssm_state.${i}`, hLast);
     const yd = g.op1('Add', [y, g.op1('Mul', [xc, prm.d])]);
     const gated = g.op1('Mul', [yd, silu(g, gate)]);
     hidden = lin.apply(g, gated, `layers.${i}.out_proj`, layer.outProj, layer.outProjBias);
@@ -240,8 +250,9 @@ export function buildPrefillGraph(config: MambaConfig, weights: MambaWeights, li
   const finalLen = g.op1('Gather', [g.op1('Shape', [positions]), g.constI64(0)], { axis: 0 });
   const unknown = g.op1('Expand', [g.constI64([-1]), g.op1('Unsqueeze', [length, g.constI64([0])])]);
   const rowOf = g.op1('ScatterElements', [unknown, positions, g.op1('Range', [g.constI64(0), finalLen, g.constI64(1)])], { axis: 0 });
-  const rowsOut = g.op1('Gather', [rowOf, logitPositions], { axis: 0 });
-  g.output(rowsOut, 'logit_rows', DType.int64, ['P']);
+  const rowsOut = g.op1('Gather', [rowOf, io.logitPositions], { axis: 0 });
+  outs.set('logit_rows', rowsOut);
   const picked = g.op1('Gather', [final, g.op1('Max', [rowsOut, g.constI64(0)])], { axis: 0 });
-  g.output(head(g, lin, picked, config, weights), 'logits', DType.float, ['P', vocabSize]);
+  outs.set('logits', head(g, lin, picked, config, weights));
+  return outs;
 }
