@@ -1,0 +1,278 @@
+// The worker half: takes jobs from BullMQ (manual fetching, so a pass is cut by a token budget), runs each pass on
+// the engine thread, writes results to S3 once, then completes, retries or dead-letters each job.
+//
+// Crash safety: a job's lock is renewed while it is held; if this process dies the lock expires and another
+// runner's stalled check puts the job back. Results are written with a conditional PUT before the job completes,
+// so a job run twice still has exactly one stored result, and a run that finds a result just completes.
+import { randomUUID } from 'node:crypto';
+import { UnrecoverableError, type Job, type Queue, type Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import type { RunnerConfig } from './config.ts';
+import type { EngineHost } from './engine-host.ts';
+import type { QueueJobData } from './jobs.ts';
+import type { RunnerMetrics } from './metrics.ts';
+import type { PassItem, PassOutcome } from './pass.ts';
+import type { JobStore } from './s3-store.ts';
+import type { WebhookEvents } from './webhooks.ts';
+
+interface Held {
+  job: Job<QueueJobData>;
+  token: string;
+}
+
+export interface BatchLoopDeps {
+  config: RunnerConfig;
+  worker: Worker<QueueJobData>;
+  engine: EngineHost;
+  store: JobStore;
+  deadQueue: Queue;
+  webhooks: WebhookEvents;
+  metrics: RunnerMetrics;
+  log: Logger;
+}
+
+/** Whether `next` joins a pass already holding `jobs` jobs and `tokens` tokens. A pass always takes its first job. */
+export function fitsPass(pass: { jobs: number; tokens: number }, nextTokens: number, budget: { maxTokens: number; maxJobs: number }): boolean {
+  if (pass.jobs === 0) return true;
+  return pass.jobs < budget.maxJobs && pass.tokens + nextTokens <= budget.maxTokens;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class BatchLoop {
+  private stopping = false;
+  private readonly held = new Map<string, Held>();
+  private lockTimer: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
+  /** Jobs finished by this process (tests and logs). */
+  completed = 0;
+
+  constructor(private readonly deps: BatchLoopDeps) {}
+
+  stop(): void {
+    this.stopping = true;
+    this.wake?.();
+  }
+
+  async run(): Promise<void> {
+    const { config } = this.deps;
+    this.lockTimer = setInterval(() => void this.renewLocks(), Math.max(100, config.jobs.lockMs / 3));
+    try {
+      while (!this.stopping) {
+        const first = await this.fetch(true);
+        if (!first) continue;
+        const pass = [first];
+        let tokens = first.job.data.cost_tokens;
+        while (!this.stopping && pass.length < config.batch.maxJobs) {
+          const next = await this.fetch(false);
+          if (!next) break;
+          if (!fitsPass({ jobs: pass.length, tokens }, next.job.data.cost_tokens, config.batch)) {
+            // Over budget: give it back rather than sit on it, so an idle runner can take it now.
+            await this.release(next);
+            break;
+          }
+          pass.push(next);
+          tokens += next.job.data.cost_tokens;
+        }
+        await this.runPass(pass, tokens);
+      }
+    } finally {
+      for (const h of [...this.held.values()]) await this.release(h);
+      clearInterval(this.lockTimer);
+    }
+  }
+
+  private async fetch(block: boolean): Promise<Held | null> {
+    const token = randomUUID();
+    try {
+      const job = (await this.deps.worker.getNextJob(token, { block })) as Job<QueueJobData> | undefined;
+      if (!job) return null;
+      const held = { job, token };
+      this.held.set(job.id!, held);
+      if (this.stopping) {
+        await this.release(held); // arrived after SIGTERM: take nothing new
+        return null;
+      }
+      return held;
+    } catch (err) {
+      if (this.stopping) return null;
+      this.deps.log.warn({ err: (err as Error).message }, 'fetching a job failed (Redis away?); retrying');
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, 1000);
+      });
+      return null;
+    }
+  }
+
+  /** Puts a job we hold but will not run back in the queue, untouched. */
+  private async release(h: Held): Promise<void> {
+    this.held.delete(h.job.id!);
+    try {
+      await h.job.moveToWait(h.token);
+      this.deps.metrics.jobs.inc({ type: h.job.data.type, outcome: 'released' });
+    } catch (err) {
+      this.deps.log.warn({ id: h.job.id, err: (err as Error).message }, 'could not release job; its lock will expire');
+    }
+  }
+
+  private async renewLocks(): Promise<void> {
+    if (this.held.size === 0) return;
+    const list = [...this.held.values()];
+    try {
+      const lost = await this.deps.worker.extendJobLocks(
+        list.map((h) => h.job.id!),
+        list.map((h) => h.token),
+        this.deps.config.jobs.lockMs,
+      );
+      if (lost.length > 0) this.deps.log.warn({ ids: lost }, 'lost job locks (another runner may take these jobs)');
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'lock renewal failed');
+    }
+  }
+
+  private async runPass(pass: Held[], tokens: number): Promise<void> {
+    const { metrics, log, store } = this.deps;
+    const started = Date.now();
+    metrics.passes.inc();
+    metrics.batchJobs.observe(pass.length);
+    metrics.batchTokens.observe(tokens);
+    log.info({ jobs: pass.map((h) => h.job.id), tokens }, 'pass start');
+
+    // Load inputs; a job whose result already exists (a retry after a crash) just completes.
+    const runnable: Array<{ held: Held; item: PassItem }> = [];
+    await Promise.all(
+      pass.map(async (held) => {
+        const { id, type, created_at } = held.job.data;
+        metrics.jobStageSeconds.observe({ stage: 'queue_wait', type }, (started - created_at) / 1000);
+        try {
+          const t0 = Date.now();
+          if (await store.hasResult(id)) {
+            await this.complete(held, 'duplicate');
+            return;
+          }
+          const input = await store.getInput(id);
+          metrics.jobStageSeconds.observe({ stage: 'load_input', type }, (Date.now() - t0) / 1000);
+          if (!input) {
+            await this.fail(held, { message: 'job input is missing from storage', code: 'input_missing' }, false);
+            return;
+          }
+          runnable.push({ held, item: { id, request: input.request, createdAt: input.created_at } });
+        } catch (err) {
+          await this.fail(held, { message: (err as Error).message, code: 'storage_unavailable' }, true);
+        }
+      }),
+    );
+    if (runnable.length === 0) return;
+
+    let outcomes: PassOutcome[];
+    const t0 = Date.now();
+    try {
+      outcomes = await this.deps.engine.runPass(runnable.map((r) => r.item));
+    } catch (err) {
+      for (const { held } of runnable) await this.fail(held, { message: (err as Error).message, code: 'engine_error' }, true);
+      return;
+    }
+    const engineSeconds = (Date.now() - t0) / 1000;
+    let passTokens = 0;
+    for (const o of outcomes) if (o.ok) passTokens += o.stats.promptTokens + o.stats.completionTokens;
+    if (engineSeconds > 0) metrics.tokensPerSecond.set(passTokens / engineSeconds);
+
+    await Promise.all(
+      outcomes.map(async (outcome, i) => {
+        const held = runnable[i]!.held;
+        if (!outcome.ok) return this.fail(held, outcome.error, outcome.retryable);
+        this.recordStats(held, outcome);
+        try {
+          const t1 = Date.now();
+          const written = await store.putResultOnce(outcome.id, outcome.result);
+          metrics.jobStageSeconds.observe({ stage: 'write_result', type: held.job.data.type }, (Date.now() - t1) / 1000);
+          await this.complete(held, written === 'created' ? 'succeeded' : 'duplicate');
+        } catch (err) {
+          await this.fail(held, { message: (err as Error).message, code: 'storage_unavailable' }, true);
+        }
+      }),
+    );
+    log.info({ jobs: pass.length, ms: Date.now() - started, tokens_per_s: Math.round(passTokens / Math.max(engineSeconds, 1e-3)) }, 'pass done');
+  }
+
+  private recordStats(held: Held, outcome: Extract<PassOutcome, { ok: true }>): void {
+    const { metrics } = this.deps;
+    const { stats } = outcome;
+    const decimation = stats.decimated ? 'on' : 'off';
+    const type = held.job.data.type;
+    metrics.tokens.inc({ kind: 'prompt', decimation }, stats.promptTokens);
+    if (stats.completionTokens) metrics.tokens.inc({ kind: 'completion', decimation }, stats.completionTokens);
+    if (stats.scoredTokens) metrics.tokens.inc({ kind: 'scored', decimation }, stats.scoredTokens);
+    metrics.keptTokens.inc({ decimation }, stats.keptTokens);
+    const engineMs = stats.prefillMs + stats.decodeMs;
+    metrics.engineSeconds.inc({ engine: this.deps.engine.engineName, device: this.deps.config.engine === 'cuda' ? 'gpu' : 'cpu', decimation }, engineMs / 1000);
+    metrics.jobStageSeconds.observe({ stage: 'engine', type }, engineMs / 1000);
+    metrics.jobStageSeconds.observe({ stage: 'prefill', type }, stats.prefillMs / 1000);
+    if (stats.decodeMs) metrics.jobStageSeconds.observe({ stage: 'decode', type }, stats.decodeMs / 1000);
+  }
+
+  private async complete(held: Held, outcome: 'succeeded' | 'duplicate'): Promise<void> {
+    const { job, token } = held;
+    const { metrics, log } = this.deps;
+    try {
+      await job.moveToCompleted({ result: this.deps.store.key('results', job.id!) }, token, false);
+      this.held.delete(job.id!);
+      this.completed++;
+      metrics.jobs.inc({ type: job.data.type, outcome });
+      metrics.jobStageSeconds.observe({ stage: 'total', type: job.data.type }, (Date.now() - job.data.created_at) / 1000);
+      log.info({ id: job.id, outcome, attempt: job.attemptsStarted }, 'job completed');
+      if (outcome === 'succeeded') await this.deps.webhooks.jobFinished(job.id!, job.data.webhook_url);
+    } catch (err) {
+      // The result is stored; if Redis lost our lock or is away, the job comes back and completes as a duplicate.
+      this.held.delete(job.id!);
+      log.warn({ id: job.id, err: (err as Error).message }, 'could not mark job completed; it will be retried and found done');
+    }
+  }
+
+  private async fail(held: Held, error: { message: string; code: string }, retryable: boolean): Promise<void> {
+    const { job, token } = held;
+    const { metrics, log } = this.deps;
+    const final = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const err = retryable ? new Error(error.message) : new UnrecoverableError(error.message);
+    try {
+      await job.moveToFailed(err, token, false);
+      this.held.delete(job.id!);
+    } catch (moveErr) {
+      this.held.delete(job.id!);
+      log.warn({ id: job.id, err: (moveErr as Error).message }, 'could not mark job failed; its lock will expire and it will be retried');
+      return;
+    }
+    if (!final) {
+      metrics.jobs.inc({ type: job.data.type, outcome: 'retried' });
+      log.warn({ id: job.id, attempt: job.attemptsMade + 1, error }, 'job attempt failed; will retry');
+      return;
+    }
+    await deadLetter(this.deps, job.id!, error, job.attemptsMade + 1, job.data.webhook_url);
+    metrics.jobs.inc({ type: job.data.type, outcome: 'dead_lettered' });
+  }
+}
+
+/** Records a job that will never have a result: the dead-letter queue (for operators) and ended/{id}.json (for status). */
+export async function deadLetter(
+  deps: Pick<BatchLoopDeps, 'store' | 'deadQueue' | 'webhooks' | 'log'>,
+  id: string,
+  error: { message: string; code: string },
+  attempts: number,
+  webhookUrl: string | undefined,
+): Promise<void> {
+  deps.log.error({ id, error, attempts }, 'job dead-lettered');
+  await deps.deadQueue.add('dead', { id, error, attempts, failed_at: Date.now() }, { jobId: id }).catch((err: Error) => {
+    deps.log.warn({ id, err: err.message }, 'could not add to the dead-letter queue');
+  });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await deps.store.putEnded({ id, status: 'failed', error, ended_at: Date.now(), attempts });
+      break;
+    } catch (err) {
+      deps.log.warn({ id, err: (err as Error).message }, 'could not write ended record; the reconciler will');
+      await sleep(1000);
+    }
+  }
+  await deps.webhooks.jobFinished(id, webhookUrl);
+}

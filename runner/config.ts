@@ -1,0 +1,150 @@
+// The runner's configuration, read from environment variables only (the container image in #8 sets them).
+import { basename, resolve } from 'node:path';
+import { z } from 'zod';
+import { ENGINE_KINDS } from './engine-kinds.ts';
+
+const int = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
+const flag = (fallback: boolean) =>
+  z
+    .enum(['1', '0', 'true', 'false', 'yes', 'no'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const envSchema = z.object({
+  RUNNER_HMAC_SECRET: z.string().min(16, 'RUNNER_HMAC_SECRET must be at least 16 characters'),
+  RUNNER_WEBHOOK_SECRET: z.string().min(16).optional(),
+  RUNNER_MODEL_DIR: z.string().min(1, 'RUNNER_MODEL_DIR (a checkpoint folder) is required'),
+  RUNNER_MODEL_ID: z.string().min(1).optional(),
+  RUNNER_ENGINE: z.enum(ENGINE_KINDS).default('reference'),
+  /** Which halves this process runs: the signed intake API, the batch worker, or both. */
+  RUNNER_ROLES: z
+    .string()
+    .default('intake,worker')
+    .transform((s) => s.split(',').map((r) => r.trim()))
+    .pipe(z.array(z.enum(['intake', 'worker'])).min(1)),
+  RUNNER_HOST: z.string().default('127.0.0.1'),
+  RUNNER_PORT: int(0, 8790),
+  /** Public base URL of this runner, used in status URLs it hands back. */
+  RUNNER_PUBLIC_URL: z.string().optional(),
+
+  REDIS_URL: z.string().default('redis://127.0.0.1:6390'),
+  RUNNER_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('deciserve-jobs'),
+
+  S3_ENDPOINT: z.string().optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_BUCKET: z.string().default('deciserve'),
+  S3_PREFIX: z.string().default(''),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: flag(true),
+  /** Create the bucket on start (local stacks and tests; production buckets come from infra/). */
+  S3_CREATE_BUCKET: flag(false),
+  /** How long one S3 read or write keeps retrying 5xx/network errors before the job attempt fails. */
+  S3_RETRY_FOR_MS: int(0, 120_000),
+  RUNNER_PRESIGN_TTL_S: int(1, 3600),
+
+  RUNNER_BATCH_TOKENS: int(1, 65_536),
+  RUNNER_BATCH_MAX_JOBS: int(1, 8),
+  RUNNER_JOB_ATTEMPTS: int(1, 5),
+  RUNNER_BACKOFF_MS: int(0, 2000),
+  RUNNER_LOCK_MS: int(500, 30_000),
+  RUNNER_STALLED_INTERVAL_MS: int(200, 30_000),
+  RUNNER_MAX_STALLED: int(0, 2),
+  /** Longest a blocking fetch waits for new work; also bounds how long SIGTERM waits on an idle runner. */
+  RUNNER_IDLE_POLL_MS: int(100, 2000),
+  RUNNER_RECONCILE_INTERVAL_MS: int(0, 60_000),
+
+  RUNNER_SIGNATURE_WINDOW_S: int(1, 300),
+  RUNNER_MAX_BODY_BYTES: int(1024, 4 * 1024 * 1024),
+  RUNNER_MAX_PROMPT_TOKENS: int(1, 131_072),
+  RUNNER_MAX_NEW_TOKENS: int(0, 4096),
+  /** decimation "auto" turns DeciMamba on above this many prompt tokens (the model's training length). */
+  RUNNER_TRAIN_LEN: int(1, 2048),
+
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type RunnerConfig = ReturnType<typeof configFromEnv>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function configFromEnv(env: Record<string, string | undefined> = process.env) {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid runner configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const modelDir = resolve(e.RUNNER_MODEL_DIR);
+  return {
+    hmacSecret: e.RUNNER_HMAC_SECRET,
+    webhookSecret: e.RUNNER_WEBHOOK_SECRET ?? e.RUNNER_HMAC_SECRET,
+    modelDir,
+    modelId: e.RUNNER_MODEL_ID ?? basename(modelDir),
+    engine: e.RUNNER_ENGINE,
+    roles: new Set(e.RUNNER_ROLES),
+    host: e.RUNNER_HOST,
+    port: e.RUNNER_PORT,
+    publicUrl: e.RUNNER_PUBLIC_URL,
+    redisUrl: e.REDIS_URL,
+    queueName: e.RUNNER_QUEUE,
+    s3: {
+      endpoint: e.S3_ENDPOINT,
+      region: e.S3_REGION,
+      bucket: e.S3_BUCKET,
+      prefix: e.S3_PREFIX,
+      credentials:
+        e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY
+          ? { accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY }
+          : undefined,
+      forcePathStyle: e.S3_FORCE_PATH_STYLE,
+      createBucket: e.S3_CREATE_BUCKET,
+      retryForMs: e.S3_RETRY_FOR_MS,
+      presignTtlS: e.RUNNER_PRESIGN_TTL_S,
+    },
+    batch: { maxTokens: e.RUNNER_BATCH_TOKENS, maxJobs: e.RUNNER_BATCH_MAX_JOBS },
+    jobs: {
+      attempts: e.RUNNER_JOB_ATTEMPTS,
+      backoffMs: e.RUNNER_BACKOFF_MS,
+      lockMs: e.RUNNER_LOCK_MS,
+      stalledIntervalMs: e.RUNNER_STALLED_INTERVAL_MS,
+      maxStalled: e.RUNNER_MAX_STALLED,
+      idlePollMs: e.RUNNER_IDLE_POLL_MS,
+      reconcileIntervalMs: e.RUNNER_RECONCILE_INTERVAL_MS,
+    },
+    limits: {
+      signatureWindowS: e.RUNNER_SIGNATURE_WINDOW_S,
+      maxBodyBytes: e.RUNNER_MAX_BODY_BYTES,
+      maxPromptTokens: e.RUNNER_MAX_PROMPT_TOKENS,
+      maxNewTokens: e.RUNNER_MAX_NEW_TOKENS,
+      trainLen: e.RUNNER_TRAIN_LEN,
+    },
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+/** The variables and their meaning, for --help. */
+export const CONFIG_HELP = `Environment:
+  RUNNER_HMAC_SECRET (required)   shared secret with the edge API (≥16 chars); signs intake requests
+  RUNNER_WEBHOOK_SECRET           signs webhooks [RUNNER_HMAC_SECRET]
+  RUNNER_MODEL_DIR (required)     checkpoint folder (config.json, model.safetensors, tokenizer.json)
+  RUNNER_MODEL_ID                 model name clients use [basename of RUNNER_MODEL_DIR]
+  RUNNER_ENGINE                   ${ENGINE_KINDS.join(' | ')} [reference]
+  RUNNER_ROLES                    intake,worker | intake | worker [intake,worker]
+  RUNNER_HOST / RUNNER_PORT       HTTP listen address [127.0.0.1:8790]; 0 picks a free port
+  REDIS_URL                       BullMQ's Redis [redis://127.0.0.1:6390]
+  RUNNER_QUEUE                    queue name [deciserve-jobs]
+  S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_PREFIX, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE
+  S3_CREATE_BUCKET                create the bucket on start [false]
+  S3_RETRY_FOR_MS                 keep retrying S3 5xx this long per operation [120000]
+  RUNNER_BATCH_TOKENS / RUNNER_BATCH_MAX_JOBS   token budget and job cap of one engine pass [65536 / 8]
+  RUNNER_JOB_ATTEMPTS / RUNNER_BACKOFF_MS       retries (exponential backoff) before the dead-letter queue [5 / 2000]
+  RUNNER_LOCK_MS / RUNNER_STALLED_INTERVAL_MS / RUNNER_MAX_STALLED   stalled-job recovery [30000 / 30000 / 2]
+  RUNNER_IDLE_POLL_MS             longest blocking wait for work [2000]
+  RUNNER_RECONCILE_INTERVAL_MS    re-enqueue jobs found in S3 but not in Redis; 0 = only at start [60000]
+  RUNNER_SIGNATURE_WINDOW_S       accepted clock skew of signed requests [300]
+  RUNNER_MAX_BODY_BYTES / RUNNER_MAX_PROMPT_TOKENS / RUNNER_MAX_NEW_TOKENS   intake limits [4 MiB / 131072 / 4096]
+  RUNNER_TRAIN_LEN                decimation "auto" turns on above this prompt length [2048]
+  LOG_LEVEL                       pino level [info]`;

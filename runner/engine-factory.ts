@@ -1,0 +1,46 @@
+// The seam where the runner picks an engine. Runs inside the engine thread (engine-thread.ts), never on the
+// main thread, because the CPU engines compute synchronously.
+//
+// To add an engine: load it here and, if it can run several sequences in one pass (the CUDA engine, #5),
+// return a `BatchEngine` as `batch` so pass.ts hands it whole passes instead of one job at a time.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadModel } from '../mamba/checkpoint.ts';
+import type { MambaConfig, MambaEngine } from '../mamba/engine.ts';
+import { loadTokenizer, type TextTokenizer } from '../mamba/tokenizer.ts';
+import { ReferenceEngine } from '../mamba/reference/index.ts';
+import type { EngineKind } from './engine-kinds.ts';
+import type { BatchEngine } from './pass.ts';
+
+export interface LoadedEngine {
+  kind: EngineKind;
+  engine: MambaEngine;
+  /** Set by engines that run a whole pass at once; batch-1 engines leave it out. */
+  batch?: BatchEngine;
+  tokenizer: TextTokenizer;
+  config: MambaConfig;
+}
+
+export class EngineUnavailableError extends Error {
+  override name = 'EngineUnavailableError';
+}
+
+export async function readTokenizer(modelDir: string): Promise<TextTokenizer> {
+  const json = JSON.parse(await readFile(join(modelDir, 'tokenizer.json'), 'utf8'));
+  const configPath = join(modelDir, 'tokenizer_config.json');
+  const config = await readFile(configPath, 'utf8').then(JSON.parse, () => ({}));
+  return loadTokenizer(json, config);
+}
+
+export async function loadEngine(kind: EngineKind, modelDir: string): Promise<LoadedEngine> {
+  const tokenizer = await readTokenizer(modelDir);
+  switch (kind) {
+    case 'reference': {
+      const { config, weights } = await loadModel(modelDir);
+      return { kind, engine: new ReferenceEngine(config, weights), tokenizer, config };
+    }
+    case 'onnx':
+    case 'cuda':
+      throw new EngineUnavailableError(`engine "${kind}" is not wired into the runner yet (runner/engine-factory.ts)`);
+  }
+}

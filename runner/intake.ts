@@ -1,0 +1,218 @@
+// Signed job API used by the edge API: submit (idempotent), status with a presigned result URL, cancel.
+//   POST   /jobs        body: JobRequest; header Idempotency-Key (optional, recommended) → 202 (new) / 200 (known)
+//   GET    /jobs/:id    → { id, status: queued|running|succeeded|failed|cancelled, result_url? , error? }
+//   DELETE /jobs/:id    → cancels a job that has not started
+import { Hono } from 'hono';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { ApiError, badRequest, conflict, errorResponse, notFound, unavailable } from './api-errors.ts';
+import { readBodyWithLimit } from './body-limit.ts';
+import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
+import type { RunnerConfig } from './config.ts';
+import { jobRequestSchema, resolveDecimation, type JobRequest } from './job-request.ts';
+import { isJobId, jobIdFor, requestSha256, type StoredJob } from './jobs.ts';
+import type { RunnerMetrics } from './metrics.ts';
+import { enqueue, type JobQueue } from './queue.ts';
+import type { JobStore } from './s3-store.ts';
+
+export interface IntakeDeps {
+  config: RunnerConfig;
+  store: JobStore;
+  queue: JobQueue;
+  nonces: NonceStore;
+  tokenizer: { encode(text: string): number[] };
+  nLayer: number;
+  metrics: RunnerMetrics;
+  log: Logger;
+}
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface JobView {
+  id: string;
+  object: 'job';
+  type?: JobRequest['type'];
+  status: JobStatus;
+  created_at?: number;
+  prompt_tokens?: number;
+  attempts?: number;
+  result_url?: string;
+  error?: { message: string; code: string };
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Runs a Redis call that must not hang the request while Redis is away. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
+}
+
+function zodToApiError(error: z.ZodError): ApiError {
+  const issue = error.issues[0]!;
+  const param = issue.path.length > 0 ? issue.path.join('.') : null;
+  const code = issue.code === 'unrecognized_keys' ? 'unknown_parameter' : issue.code === 'too_big' ? 'value_too_large' : 'invalid_value';
+  return badRequest(code, param ? `${param}: ${issue.message}` : issue.message, param);
+}
+
+export function jobRoutes(deps: IntakeDeps) {
+  const { config, store, queue, log, metrics } = deps;
+  const schema = jobRequestSchema({ maxNewTokens: config.limits.maxNewTokens, maxPromptChars: config.limits.maxBodyBytes });
+  const app = new Hono<SignedEnv>();
+
+  app.use('*', async (c, next) => {
+    await next();
+    metrics.intake.inc({ route: `${c.req.method} /jobs`, status: String(c.res.status) });
+  });
+  app.use('*', readBodyWithLimit(config.limits.maxBodyBytes));
+  app.use('*', requireSignature({ secret: config.hmacSecret, windowS: config.limits.signatureWindowS, nonces: deps.nonces }));
+
+  app.post('/', async (c) => {
+    const idempotencyKey = c.req.header('idempotency-key');
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1-255 printable ASCII characters', 'Idempotency-Key');
+    }
+    const contentType = c.req.header('content-type') ?? '';
+    if (!/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)) {
+      throw new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Content-Type must be application/json');
+    }
+    const request = parseRequest(c.get('rawBody'), schema);
+    if (request.model !== config.modelId) {
+      throw notFound('model_not_found', `model "${request.model}" is not served by this runner (it serves "${config.modelId}")`, 'model');
+    }
+    const promptTokens = countTokens(deps, request);
+    try {
+      if (request.decimation !== 'off') resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.nLayer, config.limits.trainLen);
+    } catch (err) {
+      throw badRequest('invalid_decimation', (err as Error).message, 'decimation_params');
+    }
+
+    const id = jobIdFor(idempotencyKey);
+    const requestHash = requestSha256(request);
+    const stored: StoredJob = {
+      id,
+      created_at: Date.now(),
+      request,
+      request_sha256: requestHash,
+      prompt_tokens: promptTokens,
+      cost_tokens: promptTokens + (request.type === 'completion' ? request.max_tokens : 0),
+    };
+    const written = await storeCall(() => store.putInputOnce(stored));
+    let job = stored;
+    if (written === 'exists') {
+      const existing = await storeCall(() => store.getInput(id));
+      if (!existing) throw unavailable('storage_unavailable', 'job input vanished; retry');
+      if (existing.request_sha256 !== requestHash) {
+        throw conflict('idempotency_key_reused', 'this Idempotency-Key was used with a different request', 'Idempotency-Key');
+      }
+      job = existing;
+    }
+    // The input is durable in S3 now. If Redis is away the reconciler enqueues it later, so this is not fatal.
+    try {
+      await withTimeout(enqueue(queue, config, job), 2000);
+    } catch (err) {
+      log.warn({ id, err: (err as Error).message }, 'enqueue failed; the reconciler will enqueue the job from S3');
+    }
+    const view = written === 'created' ? baseView(job, 'queued') : await jobView(deps, id, job);
+    log.info({ id, type: request.type, prompt_tokens: promptTokens, duplicate: written === 'exists' }, 'job accepted');
+    return c.json(view, written === 'created' ? 202 : 200);
+  });
+
+  app.get('/:id', async (c) => {
+    const id = c.req.param('id');
+    if (!isJobId(id)) throw notFound('job_not_found', `no job ${id}`, 'id');
+    const view = await jobView(deps, id);
+    if (!view) throw notFound('job_not_found', `no job ${id}`, 'id');
+    return c.json(view);
+  });
+
+  app.delete('/:id', async (c) => {
+    const id = c.req.param('id');
+    if (!isJobId(id)) throw notFound('job_not_found', `no job ${id}`, 'id');
+    const view = await jobView(deps, id);
+    if (!view) throw notFound('job_not_found', `no job ${id}`, 'id');
+    if (view.status === 'cancelled') return c.json(view);
+    if (view.status !== 'queued') throw conflict('job_not_cancellable', `job is ${view.status}`, 'id');
+    const job = await queue.getJob(id).catch(() => undefined);
+    try {
+      await job?.remove(); // throws while a runner holds the job's lock
+    } catch {
+      throw conflict('job_not_cancellable', 'job is running', 'id');
+    }
+    await storeCall(() =>
+      store.putEnded({ id, status: 'cancelled', error: { message: 'cancelled by the client', code: 'cancelled' }, ended_at: Date.now(), attempts: 0 }),
+    );
+    return c.json({ ...view, status: 'cancelled' satisfies JobStatus });
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return errorResponse(c, err);
+    log.error({ err }, 'intake error');
+    return errorResponse(c, new ApiError(500, 'server_error', 'internal_error', 'internal error'));
+  });
+  return app;
+}
+
+function parseRequest(body: Uint8Array, schema: ReturnType<typeof jobRequestSchema>): JobRequest {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw badRequest('invalid_encoding', 'body is not valid UTF-8');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw badRequest('invalid_json', `body is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw zodToApiError(parsed.error);
+  return parsed.data;
+}
+
+function countTokens(deps: IntakeDeps, request: JobRequest): number {
+  const prompt = deps.tokenizer.encode(request.prompt).length;
+  const continuation = request.continuation === undefined ? 0 : deps.tokenizer.encode(request.continuation).length;
+  const total = prompt + continuation;
+  if (total > deps.config.limits.maxPromptTokens) {
+    throw badRequest('context_length_exceeded', `${total} prompt tokens; this runner takes at most ${deps.config.limits.maxPromptTokens}`, 'prompt');
+  }
+  if (request.type === 'score' && total < 2) throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
+  return total;
+}
+
+async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw unavailable('storage_unavailable', `object storage is unavailable (${(err as Error).message}); retry`);
+  }
+}
+
+function baseView(job: StoredJob, status: JobStatus): JobView {
+  return { id: job.id, object: 'job', type: job.request.type, status, created_at: job.created_at, prompt_tokens: job.prompt_tokens };
+}
+
+/** The job's status from S3 (the truth for finished jobs) and BullMQ (for unfinished ones); null when unknown. */
+export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: string, known?: StoredJob): Promise<JobView | null> {
+  const { store, queue } = deps;
+  const input = known ?? (await storeCall(() => store.getInput(id)));
+  if (!input) return null;
+  if (await storeCall(() => store.hasResult(id))) {
+    return { ...baseView(input, 'succeeded'), result_url: await store.presignResult(id) };
+  }
+  const ended = await storeCall(() => store.getEnded(id));
+  if (ended) return { ...baseView(input, ended.status), attempts: ended.attempts, error: ended.error };
+  const job = await withTimeout(queue.getJob(id), 2000).catch(() => undefined);
+  if (!job) return baseView(input, 'queued'); // not in Redis (yet, or again): the reconciler enqueues it
+  const state = await withTimeout(job.getState(), 2000).catch(() => 'unknown');
+  // Completed in BullMQ means the result was stored first (it finished between our S3 check and now).
+  if (state === 'completed') return { ...baseView(input, 'succeeded'), result_url: await store.presignResult(id) };
+  const status: JobStatus = state === 'active' ? 'running' : state === 'failed' ? 'failed' : 'queued';
+  return {
+    ...baseView(input, status),
+    attempts: job.attemptsMade,
+    ...(status === 'failed' ? { error: { message: job.failedReason ?? 'failed', code: 'job_failed' } } : {}),
+  };
+}

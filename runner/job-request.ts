@@ -1,0 +1,86 @@
+// What the edge API submits to the runner's intake (one long-document job), and how it becomes engine options.
+import { z } from 'zod';
+import { defaultDecimation, validateDecimation } from '../mamba/decimation.ts';
+import type { DecimationConfig } from '../mamba/engine.ts';
+
+export interface RequestLimits {
+  maxNewTokens: number;
+  maxPromptChars: number;
+}
+
+const decimationParams = z.strictObject({
+  layers: z.array(z.number().int().min(0).max(1024)).min(1).max(64).optional(),
+  beta: z.number().gt(0).max(1).optional(),
+  l_base: z.number().int().min(1).max(100_000_000).optional(),
+  min_seq_len: z.number().int().min(0).max(100_000_000).optional(),
+});
+
+const webhook = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).max(2048),
+});
+
+export function jobRequestSchema(limits: RequestLimits) {
+  const text = z.string().max(limits.maxPromptChars);
+  return z
+    .strictObject({
+      type: z.enum(['completion', 'score']),
+      model: z.string().min(1).max(256),
+      /** completion: the prompt; score: the text (or the context when `continuation` is given). */
+      prompt: text.min(1),
+      /** score only: score these tokens given `prompt` (tokenized separately and appended). */
+      continuation: text.min(1).optional(),
+      max_tokens: z.number().int().min(0).max(limits.maxNewTokens).default(16),
+      temperature: z.number().min(0).max(2).default(0),
+      top_p: z.number().gt(0).max(1).default(1),
+      top_k: z.number().int().min(0).max(100_000).default(0),
+      /** Sampling seed; when absent the runner derives one from the job id, so a retry samples the same tokens. */
+      seed: z.number().int().min(0).max(0xffffffff).optional(),
+      stop: z.union([z.string().min(1).max(256), z.array(z.string().min(1).max(256)).max(4)]).optional(),
+      decimation: z.enum(['auto', 'on', 'off']).default('auto'),
+      decimation_params: decimationParams.optional(),
+      /** Tail of the prompt that decimation always keeps (the question). */
+      protect: z.number().int().min(1).max(10_000_000).optional(),
+      /** 1 = most urgent, 10 = least. */
+      priority: z.number().int().min(1).max(10).default(5),
+      webhook: webhook.optional(),
+      metadata: z
+        .record(z.string().min(1).max(64), z.string().max(512))
+        .refine((m) => Object.keys(m).length <= 16, 'at most 16 metadata keys')
+        .optional(),
+    })
+    .superRefine((r, ctx) => {
+      if (r.type === 'completion' && r.continuation !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['continuation'], message: 'continuation is only for score jobs' });
+      }
+    });
+}
+
+export type JobRequest = z.infer<ReturnType<typeof jobRequestSchema>>;
+
+/** The decimation a job runs with, or null for plain Mamba. Throws DecimationError on a config the model cannot run. */
+export function resolveDecimation(request: JobRequest, promptTokens: number, nLayer: number, trainLen: number): DecimationConfig | null {
+  const on = request.decimation === 'on' || (request.decimation === 'auto' && promptTokens > trainLen);
+  if (!on) return null;
+  const base = defaultDecimation(nLayer);
+  const p = request.decimation_params ?? {};
+  const config: DecimationConfig = {
+    layers: p.layers ?? base.layers,
+    beta: p.beta ?? base.beta,
+    lBase: p.l_base ?? base.lBase,
+    minSeqLen: p.min_seq_len ?? base.minSeqLen,
+  };
+  validateDecimation(config, nLayer);
+  return config;
+}
+
+export function stopStrings(request: JobRequest): string[] {
+  if (request.stop === undefined) return [];
+  return typeof request.stop === 'string' ? [request.stop] : request.stop;
+}
+
+/** Stable 32-bit seed from the job id (FNV-1a), used when the request names none. */
+export function seedFromJobId(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}

@@ -1,0 +1,66 @@
+// Job identity and the records a job leaves behind. S3 is the source of truth; Redis only schedules.
+import { createHash, randomUUID } from 'node:crypto';
+import type { JobRequest } from './job-request.ts';
+
+/** inputs/{id}.json: written once at intake. */
+export interface StoredJob {
+  id: string;
+  /** Unix milliseconds. */
+  created_at: number;
+  request: JobRequest;
+  /** sha256 of the validated request; a resubmission with the same Idempotency-Key must match it. */
+  request_sha256: string;
+  prompt_tokens: number;
+  /** Token budget the job takes in a pass: prompt (+ continuation) + max_tokens. */
+  cost_tokens: number;
+}
+
+/** ended/{id}.json: a job that will not produce a result (retries exhausted, or cancelled). Overwritable. */
+export interface EndedJob {
+  id: string;
+  status: 'failed' | 'cancelled';
+  error: { message: string; code: string };
+  ended_at: number;
+  attempts: number;
+}
+
+/** What BullMQ carries: small, everything else is read from S3. */
+export interface QueueJobData {
+  id: string;
+  type: JobRequest['type'];
+  cost_tokens: number;
+  created_at: number;
+  /** Where to POST the signed completion event, if the client asked for one. */
+  webhook_url?: string;
+}
+
+const ID_PATTERN = /^job_[a-z0-9]{26}$/;
+
+export function isJobId(id: string): boolean {
+  return ID_PATTERN.test(id);
+}
+
+/** Deterministic id for an Idempotency-Key (so every runner maps a resubmission to the same job), else random. */
+export function jobIdFor(idempotencyKey: string | undefined): string {
+  const source = idempotencyKey === undefined ? randomUUID() : `idem:${idempotencyKey}`;
+  const digest = createHash('sha256').update(source).digest();
+  let out = '';
+  for (let i = 0; i < 26; i++) out += 'abcdefghijklmnopqrstuvwxyz0123456789'[digest[i]! % 36];
+  return `job_${out}`;
+}
+
+export function requestSha256(request: JobRequest): string {
+  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+}
+
+/** JSON with sorted keys, so equal requests hash equal whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,234 @@
+// One engine pass: a group of jobs the batcher picked under a token budget, turned into results.
+//
+// The batch seam: `prepareJob` (tokenize, resolve decimation and sampling) → the engine → `buildResult`.
+// Batch-1 engines (reference, ONNX) run a pass's jobs one after another; an engine that sets
+// `LoadedEngine.batch` (the CUDA engine, #5) gets the whole pass's prepared jobs at once.
+import type { GenerateOptions, GenerateResult } from '../mamba/generate.ts';
+import { generate } from '../mamba/generate.ts';
+import type { DecimationConfig, KeptIndices } from '../mamba/engine.ts';
+import { scoreSpan, type ScoreResult } from '../mamba/score.ts';
+import type { LoadedEngine } from './engine-factory.ts';
+import { resolveDecimation, seedFromJobId, stopStrings, type JobRequest } from './job-request.ts';
+
+export interface PassItem {
+  id: string;
+  request: JobRequest;
+  /** Unix ms, for the result's `created`. */
+  createdAt: number;
+}
+
+export interface PassContext {
+  modelId: string;
+  trainLen: number;
+}
+
+export type PreparedJob =
+  | { id: string; kind: 'completion'; ids: number[]; options: GenerateOptions; decimation: DecimationConfig | null }
+  | { id: string; kind: 'score'; ids: number[]; start: number; decimation: DecimationConfig | null };
+
+export type EngineOutput = GenerateResult | ScoreResult;
+
+/** An engine that runs several prepared jobs in one pass. Index i of the answer belongs to jobs[i]; an Error fails only that job. */
+export interface BatchEngine {
+  runBatch(jobs: PreparedJob[]): Promise<Array<EngineOutput | Error>>;
+}
+
+export interface JobStats {
+  promptTokens: number;
+  completionTokens: number;
+  scoredTokens: number;
+  /** Tokens that reached the layers after the last decimating layer (= promptTokens without decimation). */
+  keptTokens: number;
+  decimated: boolean;
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export type PassOutcome =
+  | { id: string; ok: true; result: JobResult; stats: JobStats }
+  | { id: string; ok: false; error: { message: string; code: string }; retryable: boolean };
+
+export interface CompletionResult {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  choices: Array<{ index: 0; text: string; finish_reason: 'stop' | 'length'; logprobs: null }>;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  deciserve: ResultExtras;
+}
+
+export interface ScoreJobResult {
+  id: string;
+  object: 'score';
+  created: number;
+  model: string;
+  /** Scored token ids and their natural-log probabilities. */
+  tokens: number[];
+  logprobs: number[];
+  nll: number;
+  mean_nll: number;
+  perplexity: number;
+  usage: { prompt_tokens: number; total_tokens: number };
+  deciserve: ResultExtras;
+}
+
+export type JobResult = CompletionResult | ScoreJobResult;
+
+interface ResultExtras {
+  engine: string;
+  seed?: number;
+  decimation: { config: DecimationConfig | null; kept: Array<{ layer: number; tokens: number }> };
+}
+
+/** Errors that would fail the same way on every retry. */
+export class JobInputError extends Error {
+  override name = 'JobInputError';
+}
+
+export function prepareJob(loaded: LoadedEngine, item: PassItem, ctx: PassContext): PreparedJob {
+  const { request } = item;
+  const promptIds = loaded.tokenizer.encode(request.prompt);
+  if (promptIds.length === 0) throw new JobInputError('prompt tokenizes to nothing');
+  if (request.type === 'score') {
+    const continuation = request.continuation === undefined ? [] : loaded.tokenizer.encode(request.continuation);
+    const ids = [...promptIds, ...continuation];
+    const start = continuation.length > 0 ? promptIds.length : 1;
+    if (ids.length < 2) throw new JobInputError('score needs at least two tokens');
+    return { id: item.id, kind: 'score', ids, start, decimation: decimationFor(loaded, request, promptIds.length, ctx) };
+  }
+  const decimation = decimationFor(loaded, request, promptIds.length, ctx);
+  const options: GenerateOptions = {
+    maxTokens: request.max_tokens,
+    temperature: request.temperature,
+    topP: request.top_p,
+    topK: request.top_k,
+    seed: request.seed ?? seedFromJobId(item.id),
+    stop: stopStrings(request),
+    decimation,
+    protect: request.protect ?? 1,
+  };
+  return { id: item.id, kind: 'completion', ids: promptIds, options, decimation };
+}
+
+function decimationFor(loaded: LoadedEngine, request: JobRequest, promptTokens: number, ctx: PassContext): DecimationConfig | null {
+  try {
+    return resolveDecimation(request, promptTokens, loaded.config.nLayer, ctx.trainLen);
+  } catch (err) {
+    throw new JobInputError((err as Error).message);
+  }
+}
+
+async function runOne(loaded: LoadedEngine, job: PreparedJob): Promise<EngineOutput> {
+  if (job.kind === 'completion') return generate(loaded.engine, loaded.tokenizer, job.ids, job.options);
+  return scoreSpan(loaded.engine, job.ids, { start: job.start, decimation: job.decimation });
+}
+
+export async function runPass(loaded: LoadedEngine, items: PassItem[], ctx: PassContext): Promise<PassOutcome[]> {
+  const outcomes = new Map<string, PassOutcome>();
+  const prepared: PreparedJob[] = [];
+  for (const item of items) {
+    try {
+      prepared.push(prepareJob(loaded, item, ctx));
+    } catch (err) {
+      outcomes.set(item.id, failure(item.id, err));
+    }
+  }
+  // Engine wall time per job: its own run for batch-1 engines, the whole pass for a batched engine.
+  const engineMs: number[] = [];
+  let outputs: Array<EngineOutput | Error>;
+  if (loaded.batch) {
+    const t0 = performance.now();
+    outputs = await loaded.batch.runBatch(prepared);
+    prepared.forEach(() => engineMs.push(performance.now() - t0));
+  } else {
+    outputs = [];
+    for (const job of prepared) {
+      const t0 = performance.now();
+      outputs.push(await runOne(loaded, job).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+      engineMs.push(performance.now() - t0);
+    }
+  }
+  prepared.forEach((job, i) => {
+    const output = outputs[i];
+    const item = items.find((it) => it.id === job.id)!;
+    if (!output || output instanceof Error) outcomes.set(job.id, failure(job.id, output ?? new Error('engine returned no output')));
+    else outcomes.set(job.id, buildOutcome(loaded, item, job, output, ctx, engineMs[i]!));
+  });
+  return items.map((item) => outcomes.get(item.id)!);
+}
+
+function failure(id: string, err: unknown): PassOutcome {
+  const error = err instanceof Error ? err : new Error(String(err));
+  // Bad inputs (and engine input checks) fail the same way every time: do not retry them.
+  const permanent = ['JobInputError', 'EngineInputError', 'DecimationError', 'RangeError'].includes(error.name);
+  return { id, ok: false, error: { message: error.message, code: permanent ? 'invalid_job' : 'engine_error' }, retryable: !permanent };
+}
+
+function keptSummary(kept: KeptIndices[]): Array<{ layer: number; tokens: number }> {
+  return kept.map((k) => ({ layer: k.layer, tokens: k.indices.length }));
+}
+
+function buildOutcome(
+  loaded: LoadedEngine,
+  item: PassItem,
+  job: PreparedJob,
+  output: EngineOutput,
+  ctx: PassContext,
+  engineMs: number,
+): PassOutcome {
+  const created = Math.floor(item.createdAt / 1000);
+  const kept = keptSummary(output.kept);
+  const keptTokens = kept.length > 0 ? kept[kept.length - 1]!.tokens : job.ids.length;
+  const extras = (seed?: number): ResultExtras => ({
+    engine: loaded.engine.name,
+    ...(seed === undefined ? {} : { seed }),
+    decimation: { config: job.decimation, kept },
+  });
+  if (job.kind === 'completion') {
+    const out = output as GenerateResult;
+    const result: CompletionResult = {
+      id: item.id,
+      object: 'text_completion',
+      created,
+      model: ctx.modelId,
+      choices: [{ index: 0, text: out.text, finish_reason: out.finishReason === 'length' ? 'length' : 'stop', logprobs: null }],
+      usage: { prompt_tokens: out.promptTokens, completion_tokens: out.tokens.length, total_tokens: out.promptTokens + out.tokens.length },
+      deciserve: extras(job.options.seed),
+    };
+    const stats: JobStats = {
+      promptTokens: out.promptTokens,
+      completionTokens: out.tokens.length,
+      scoredTokens: 0,
+      keptTokens,
+      decimated: job.decimation !== null,
+      prefillMs: out.timings.prefillMs,
+      decodeMs: out.timings.decodeMs,
+    };
+    return { id: item.id, ok: true, result, stats };
+  }
+  const out = output as ScoreResult;
+  const result: ScoreJobResult = {
+    id: item.id,
+    object: 'score',
+    created,
+    model: ctx.modelId,
+    tokens: out.tokens,
+    logprobs: out.logprobs,
+    nll: out.nll,
+    mean_nll: out.meanNll,
+    perplexity: out.perplexity,
+    usage: { prompt_tokens: job.ids.length, total_tokens: job.ids.length },
+    deciserve: extras(),
+  };
+  const stats: JobStats = {
+    promptTokens: job.ids.length,
+    completionTokens: 0,
+    scoredTokens: out.tokens.length,
+    keptTokens,
+    decimated: job.decimation !== null,
+    prefillMs: engineMs,
+    decodeMs: 0,
+  };
+  return { id: item.id, ok: true, result, stats };
+}

@@ -1,0 +1,170 @@
+// Composition root: wires S3, BullMQ, the engine thread, the batch loop and the HTTP app for one runner process.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { parseConfig } from '../mamba/config.ts';
+import { BatchLoop } from './batch-loop.ts';
+import type { RunnerConfig } from './config.ts';
+import { EngineHost } from './engine-host.ts';
+import { readTokenizer } from './engine-factory.ts';
+import { buildHttpApp, type Readiness } from './http-app.ts';
+import { jobRoutes } from './intake.ts';
+import type { QueueJobData } from './jobs.ts';
+import { createMetrics, type RunnerMetrics } from './metrics.ts';
+import { queueCounts, queueNames, redisOptions, type JobQueue } from './queue.ts';
+import { reconcile } from './reconcile.ts';
+import { JobStore } from './s3-store.ts';
+import { WebhookQueue, startWebhookWorker } from './webhooks.ts';
+
+export interface RunningRunner {
+  /** The HTTP port actually bound (RUNNER_PORT=0 picks one). */
+  port: number;
+  metrics: RunnerMetrics;
+  /** Graceful stop: finish the current pass, take nothing new, close connections. */
+  close(): Promise<void>;
+  /** Resolves if the engine thread dies; the process should then exit non-zero. */
+  fatal: Promise<Error>;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timeout')), ms).unref())]);
+}
+
+export async function startRunner(config: RunnerConfig, log: Logger): Promise<RunningRunner> {
+  const metrics = createMetrics();
+  const store = JobStore.fromConfig(config, log, metrics);
+  // Intake answers the edge within seconds: it gives S3 a short retry budget and answers 503 after it.
+  const intakeStore = JobStore.fromConfig({ ...config, s3: { ...config.s3, retryForMs: Math.min(config.s3.retryForMs, 5000) } }, log, metrics);
+  if (config.s3.createBucket) await store.ensureBucket();
+
+  const names = queueNames(config.queueName);
+  const producer = redisOptions(config.redisUrl, { failFast: true });
+  const queue: JobQueue = new Queue<QueueJobData>(names.jobs, { connection: producer });
+  const deadQueue = new Queue(names.dead, { connection: producer });
+  const webhookQueue = new Queue(names.webhooks, { connection: producer });
+  for (const q of [queue, deadQueue, webhookQueue]) q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'redis error'));
+  await queue.waitUntilReady();
+  metrics.setQueueCounts(() => queueCounts(queue, deadQueue));
+  const webhooks = new WebhookQueue(webhookQueue, log);
+
+  const modelConfig = parseConfig(JSON.parse(await readFile(join(config.modelDir, 'config.json'), 'utf8')));
+  const tokenizer = await readTokenizer(config.modelDir);
+  // Nonces and readiness pings; fails fast while Redis is away instead of queueing commands.
+  const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2000) });
+  redis.on('error', () => {}); // reported through /readyz and the queues' own error logs
+
+  let draining = false;
+  let engine: EngineHost | null = null;
+  let s3Checked = { at: 0, ok: 'ok' as string };
+  const readiness = async (): Promise<Readiness> => {
+    const checks: Readiness['checks'] = {};
+    checks.redis = await withTimeout(redis.ping(), 1000).then(
+      () => 'ok',
+      (err: Error) => `down: ${err.message}`,
+    );
+    if (Date.now() - s3Checked.at > 5000) {
+      const ok = await withTimeout(store.ping(), 2000).then(
+        () => 'ok',
+        (err: Error) => `down: ${err.name}`,
+      );
+      s3Checked = { at: Date.now(), ok };
+    }
+    checks.s3 = s3Checked.ok;
+    if (config.roles.has('worker')) checks.engine = engine?.alive ? 'ok' : 'not loaded';
+    checks.draining = draining ? 'draining' : 'ok';
+    return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+  };
+
+  let fatalResolve!: (err: Error) => void;
+  const fatal = new Promise<Error>((resolve) => (fatalResolve = resolve));
+
+  let loop: BatchLoop | null = null;
+  let loopDone: Promise<void> = Promise.resolve();
+  let worker: Worker<QueueJobData> | null = null;
+  let webhookWorker: Worker | null = null;
+  let reconcileTimer: NodeJS.Timeout | null = null;
+  if (config.roles.has('worker')) {
+    engine = await EngineHost.start({
+      kind: config.engine,
+      modelDir: config.modelDir,
+      context: { modelId: config.modelId, trainLen: config.limits.trainLen },
+    });
+    engine.on('fatal', (err) => {
+      log.fatal({ err: err.message }, 'engine thread died');
+      fatalResolve(err);
+    });
+    log.info({ engine: engine.engineName, model: config.modelId }, 'engine ready');
+    const consumer = redisOptions(config.redisUrl, { failFast: false });
+    worker = new Worker<QueueJobData>(names.jobs, null, {
+      connection: consumer,
+      autorun: false,
+      lockDuration: config.jobs.lockMs,
+      stalledInterval: config.jobs.stalledIntervalMs,
+      maxStalledCount: config.jobs.maxStalled,
+      drainDelay: config.jobs.idlePollMs / 1000,
+    });
+    worker.on('error', (err) => log.warn({ err: err.message }, 'worker redis error'));
+    worker.on('stalled', (id) => log.warn({ id }, 'stalled job moved back to the queue'));
+    await worker.waitUntilReady();
+    await worker.startStalledCheckTimer();
+    webhookWorker = startWebhookWorker(names.webhooks, consumer, { store, queue, secret: config.webhookSecret, metrics, log });
+    loop = new BatchLoop({ config, worker, engine, store, deadQueue, webhooks, metrics, log });
+    loopDone = loop.run().catch((err: Error) => {
+      log.fatal({ err: err.message }, 'batch loop crashed');
+      fatalResolve(err);
+    });
+    const reconcileDeps = { config, store, queue, deadQueue, webhooks, metrics, log };
+    const runReconcile = () =>
+      reconcile(reconcileDeps).catch((err: Error) => log.warn({ err: err.message }, 'reconcile failed; will try again'));
+    void runReconcile();
+    if (config.jobs.reconcileIntervalMs > 0) reconcileTimer = setInterval(runReconcile, config.jobs.reconcileIntervalMs);
+  }
+
+  const jobs = config.roles.has('intake')
+    ? jobRoutes({
+        config,
+        store: intakeStore,
+        queue,
+        nonces: {
+          claim: async (nonce, ttlMs) =>
+            (await withTimeout(redis.set(`${config.queueName}:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX'), 2000)) === 'OK',
+        },
+        tokenizer,
+        nLayer: modelConfig.nLayer,
+        metrics,
+        log,
+      })
+    : undefined;
+  const app = buildHttpApp({ metrics, readiness, jobs });
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, roles: [...config.roles], queue: config.queueName }, 'runner listening');
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      draining = true;
+      metrics.draining.set(1);
+      log.info('draining: finishing the current pass, taking nothing new');
+      if (reconcileTimer) clearInterval(reconcileTimer);
+      loop?.stop();
+      await loopDone;
+      await webhookWorker?.close();
+      await worker?.close();
+      await engine?.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        (server as import('node:http').Server).closeIdleConnections?.();
+      });
+      await Promise.all([queue.close(), deadQueue.close(), webhookQueue.close()]);
+      redis.disconnect();
+      log.info({ completed: loop?.completed ?? 0 }, 'runner stopped');
+    })());
+  return { port, metrics, close, fatal };
+}

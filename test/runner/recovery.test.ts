@@ -1,0 +1,113 @@
+// Runner processes dying and sharing work: kill -9 mid-job, SIGTERM mid-pass, two runners on one queue.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  JobClient,
+  ensureRadosgw,
+  freshDir,
+  runTag,
+  runnerEnv,
+  spawnRunner,
+  startRedis,
+  writeTinyCheckpoint,
+  type RedisHandle,
+  type RunnerProcess,
+  type S3Env,
+} from './harness.ts';
+
+let redis: RedisHandle;
+let s3: S3Env;
+let modelDir: string;
+const started: RunnerProcess[] = [];
+
+// ~30K tokens: about two seconds of prefill for the tiny model, long enough to be caught mid-job.
+const LONG_PROMPT = 'word '.repeat(10_000);
+
+beforeAll(async () => {
+  const [s3Env, redisHandle, dir] = await Promise.all([ensureRadosgw(), startRedis('recovery'), freshDir('runner-recovery')]);
+  s3 = s3Env;
+  redis = redisHandle;
+  modelDir = await writeTinyCheckpoint(join(dir, 'tiny'));
+}, 240_000);
+
+afterAll(async () => {
+  for (const r of started) r.kill('SIGKILL');
+  await Promise.all(started.map((r) => r.exited));
+  await redis?.stop();
+});
+
+async function runner(tag: string, extra: Record<string, string> = {}): Promise<RunnerProcess> {
+  const r = await spawnRunner(runnerEnv({ modelDir, redisUrl: redis.url, s3, bucket: tag, queue: tag }, extra));
+  started.push(r);
+  return r;
+}
+
+const passStartOf = (r: RunnerProcess, id: string) => r.logs.filter((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(id));
+const completionsOf = (r: RunnerProcess, id: string) => r.logs.filter((l) => l.msg === 'job completed' && l.id === id);
+
+describe('runner crashes and shutdowns', () => {
+  it('kill -9 during a job: a restarted runner completes it, exactly once', async () => {
+    const tag = runTag('kill9');
+    const a = await runner(tag);
+    const client = new JobClient(a.url);
+    const { body } = await client.submit({ type: 'completion', model: 'tiny', prompt: LONG_PROMPT, max_tokens: 4, decimation: 'off' });
+    await a.waitForLog((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(body.id));
+    a.kill('SIGKILL');
+    expect(await a.exited).toBeNull(); // killed by the signal
+    const b = await runner(tag);
+    const view = await new JobClient(b.url).waitDone(body.id, 90_000);
+    expect(view.status).toBe('succeeded');
+    expect(completionsOf(a, body.id)).toHaveLength(0);
+    expect(completionsOf(b, body.id)).toHaveLength(1);
+    expect(completionsOf(b, body.id)[0]!.outcome).toBe('succeeded');
+    expect(b.logs.some((l) => l.msg === 'stalled job moved back to the queue' && l.id === body.id) || passStartOf(b, body.id).length === 1).toBe(true);
+    const result = await client.result<{ usage: { prompt_tokens: number } }>(view);
+    expect(result.usage.prompt_tokens).toBe(body.prompt_tokens);
+    b.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+  }, 120_000);
+
+  it('SIGTERM finishes the running pass, takes nothing new, and exits 0', async () => {
+    const tag = runTag('sigterm');
+    const a = await runner(tag, { RUNNER_BATCH_MAX_JOBS: '1' });
+    const client = new JobClient(a.url);
+    const first = await client.submit({ type: 'completion', model: 'tiny', prompt: LONG_PROMPT, max_tokens: 2, decimation: 'off' });
+    const second = await client.submit({ type: 'completion', model: 'tiny', prompt: 'second job', max_tokens: 2 });
+    await a.waitForLog((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(first.body.id));
+    a.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    expect(completionsOf(a, first.body.id)).toHaveLength(1);
+    expect(passStartOf(a, second.body.id)).toHaveLength(0);
+    const b = await runner(tag);
+    const view = await new JobClient(b.url).waitDone(second.body.id);
+    expect(view.status).toBe('succeeded');
+    expect(completionsOf(b, second.body.id)).toHaveLength(1);
+    b.kill('SIGTERM');
+    await b.exited;
+  }, 120_000);
+
+  it('two runners share one queue and never run a job twice', async () => {
+    const tag = runTag('pair');
+    const extra = { RUNNER_BATCH_MAX_JOBS: '2' };
+    const [a, b] = await Promise.all([runner(tag, extra), runner(tag, extra)]);
+    const client = new JobClient(a.url);
+    const prompt = 'word '.repeat(1500);
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const { body } = await (i % 2 ? new JobClient(b.url) : client).submit({ type: 'completion', model: 'tiny', prompt: `${i} ${prompt}`, max_tokens: 2, decimation: 'off' });
+      ids.push(body.id);
+    }
+    for (const id of ids) expect((await client.waitDone(id, 90_000)).status).toBe('succeeded');
+    for (const id of ids) {
+      // Each job entered exactly one engine pass on exactly one runner.
+      expect(passStartOf(a, id).length + passStartOf(b, id).length, id).toBe(1);
+      expect(completionsOf(a, id).length + completionsOf(b, id).length, id).toBe(1);
+    }
+    expect(a.succeeded().length).toBeGreaterThan(0);
+    expect(b.succeeded().length).toBeGreaterThan(0);
+    expect(a.succeeded().length + b.succeeded().length).toBe(12);
+    a.kill('SIGTERM');
+    b.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+  }, 180_000);
+});
