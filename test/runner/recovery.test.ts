@@ -9,6 +9,7 @@ import {
   runnerEnv,
   spawnRunner,
   startRedis,
+  waitFor,
   writeTinyCheckpoint,
   type RedisHandle,
   type RunnerProcess,
@@ -44,6 +45,9 @@ async function runner(tag: string, extra: Record<string, string> = {}): Promise<
 
 const passStartOf = (r: RunnerProcess, id: string) => r.logs.filter((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(id));
 const completionsOf = (r: RunnerProcess, id: string) => r.logs.filter((l) => l.msg === 'job completed' && l.id === id);
+/** The result is visible in S3 a moment before the runner marks the job completed and logs it. */
+const loggedCompletion = (runners: RunnerProcess[], id: string) =>
+  waitFor(`completion log of ${id}`, () => runners.some((r) => completionsOf(r, id).length > 0));
 
 describe('runner crashes and shutdowns', () => {
   it('kill -9 during a job: a restarted runner completes it, exactly once', async () => {
@@ -57,6 +61,7 @@ describe('runner crashes and shutdowns', () => {
     const b = await runner(tag);
     const view = await new JobClient(b.url).waitDone(body.id, 90_000);
     expect(view.status).toBe('succeeded');
+    await loggedCompletion([b], body.id);
     expect(completionsOf(a, body.id)).toHaveLength(0);
     expect(completionsOf(b, body.id)).toHaveLength(1);
     expect(completionsOf(b, body.id)[0]!.outcome).toBe('succeeded');
@@ -81,6 +86,7 @@ describe('runner crashes and shutdowns', () => {
     const b = await runner(tag);
     const view = await new JobClient(b.url).waitDone(second.body.id);
     expect(view.status).toBe('succeeded');
+    await loggedCompletion([b], second.body.id);
     expect(completionsOf(b, second.body.id)).toHaveLength(1);
     b.kill('SIGTERM');
     await b.exited;
@@ -91,13 +97,14 @@ describe('runner crashes and shutdowns', () => {
     const extra = { RUNNER_BATCH_MAX_JOBS: '2' };
     const [a, b] = await Promise.all([runner(tag, extra), runner(tag, extra)]);
     const client = new JobClient(a.url);
-    const prompt = 'word '.repeat(1500);
+    const prompt = 'word '.repeat(700);
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
       const { body } = await (i % 2 ? new JobClient(b.url) : client).submit({ type: 'completion', model: 'tiny', prompt: `${i} ${prompt}`, max_tokens: 2, decimation: 'off' });
       ids.push(body.id);
     }
     for (const id of ids) expect((await client.waitDone(id, 90_000)).status).toBe('succeeded');
+    for (const id of ids) await loggedCompletion([a, b], id);
     for (const id of ids) {
       // Each job entered exactly one engine pass on exactly one runner.
       expect(passStartOf(a, id).length + passStartOf(b, id).length, id).toBe(1);
