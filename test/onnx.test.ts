@@ -126,16 +126,16 @@ describe('ONNX engine rejects bad input with a clear error', () => {
 });
 
 describe('quantized exports stay close to fp32', () => {
-  // Tolerances measured on this random model (see bench/results/onnx-bench.md for the shipped one): the
-  // largest |Δlogit| seen was about 0.02 (int8) and 0.09 (int4) with logits of magnitude ~1; the checks leave 2× room
-  // and require the same greedy continuation as fp32 for the first tokens.
+  // Tolerances measured on this random model and kept with ~2× room (the shipped model's numbers, KL and top-1
+  // agreement, are in bench/results/onnx-bench.md).
   const model = tinyModel({ dModel: 64, nLayer: 3, seed: 21 });
   const ids = randomIds(80, model.config.vocabSize, 9);
   for (const [quantization, tol] of [
-    ['int8', 0.05],
+    ['int8', 0.015],
+    ['int8-dynamic', 0.05],
     ['int4', 0.2],
   ] as const) {
-    it(`${quantization}: max |Δlogit| ≤ ${tol}, smaller file`, async () => {
+    it(`${quantization}: max |Δlogit| ≤ ${tol} (with decimation), smaller file`, async () => {
       const fp32 = exportMambaOnnx(model.config, model.weights);
       const exported = exportMambaOnnx(model.config, model.weights, { quantization });
       expect(exported.manifest.bytes).toBeLessThan(fp32.manifest.bytes);

@@ -5,14 +5,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint, type Checkpoint } from '../../mamba/checkpoint.ts';
 import { exportMambaOnnx, ExportError, modelBytes, type ExportOptions } from '../../mamba/onnx/export/export-model.ts';
-import type { Quantization } from '../../mamba/onnx/export/layers.ts';
+import { QUANTIZATIONS, type Quantization } from '../../mamba/onnx/export/layers.ts';
 import { createOnnxEngineNode, writeOnnxExport } from '../../mamba/onnx/node.ts';
 import { registerEngine } from '../engines.ts';
 import { resolveModelDir } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { intValue, listValue, stringValue } from '../values.ts';
 
-const QUANTIZATIONS: Quantization[] = ['none', 'int8', 'int4'];
 
 /** --decimation all | none | <layer list>: which layers get a run-time switchable decimation block. */
 function decimationLayers(text: string | undefined, nLayer: number): number[] | undefined {
@@ -45,7 +44,7 @@ registerCommand({
   usage: 'export-onnx [options] <checkpoint>',
   options: {
     out: { type: 'string', short: 'o', value: '<dir>', description: 'output folder (manifest.json, mamba.onnx)' },
-    quantize: { type: 'string', value: '<q>', description: 'weights: none (fp32), int8 (per-channel, dynamic int8 activations) or int4 (MatMulNBits, block 32)', default: 'none' },
+    quantize: { type: 'string', value: '<q>', description: 'weights: none (fp32), int8 (per-channel int8 weights, fp32 activations), int8-dynamic (also int8 activations: faster, less accurate) or int4 (MatMulNBits, block 32)', default: 'none' },
     decimation: { type: 'string', value: '<layers>', description: "layers that can decimate at run time: all, none, or a list like 5,7", default: 'all' },
     'max-seq-len': { type: 'string', value: '<n>', description: 'longest prompt the engine accepts', default: '16384' },
     force: { type: 'boolean', description: 'overwrite an existing export in --out' },
@@ -57,7 +56,7 @@ registerCommand({
     if (!out) throw new UsageError('export-onnx: --out <dir> is required');
     if (existsSync(join(out, 'manifest.json')) && !values.force) throw new UsageError(`export-onnx: ${out} already holds an export (use --force to overwrite)`);
     const quantization = (stringValue(values, 'quantize') ?? 'none') as Quantization;
-    if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`export-onnx: unknown --quantize '${quantization}' (none, int8, int4)`);
+    if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`export-onnx: unknown --quantize '${quantization}' (${QUANTIZATIONS.join(', ')})`);
     const dir = resolveModelDir(positionals[0]);
     const checkpoint = await openCheckpoint(dir);
     const began = performance.now();

@@ -35,6 +35,8 @@ export interface OnnxEngineOptions {
    * memory stays bounded whatever the prompt length (a Worker has 128 MB). Default 512.
    */
   prefillChunk?: number;
+  /** Extra session options (e.g. intraOpNumThreads for onnxruntime-node). */
+  sessionOptions?: InferenceSession.SessionOptions;
 }
 
 export class OnnxEngine implements MambaEngine {
@@ -61,6 +63,7 @@ export class OnnxEngine implements MambaEngine {
       logSeverityLevel: 3,
       // MLAS's pre-packed weight copies would double the weights' memory; measured no speed loss without them.
       extra: { session: { disable_prepacking: '1' } },
+      ...options.sessionOptions,
     });
     return new OnnxEngine(ort, model.manifest, session, options);
   }

@@ -6,7 +6,7 @@ export const MANIFEST_FORMAT = 'deciserve-mamba-onnx/2';
 export interface OnnxManifest {
   format: typeof MANIFEST_FORMAT;
   config: MambaConfig;
-  quantization: 'none' | 'int8' | 'int4';
+  quantization: 'none' | 'int8' | 'int8-dynamic' | 'int4';
   /** Layers whose prefill graph has a decimation block; a request may decimate only at these. */
   decimationLayers: number[];
   /** Longest prompt accepted. */

@@ -40,7 +40,7 @@ export default {
       if (url.pathname === '/prefill' && request.method === 'POST') {
         const body = (await request.json()) as PrefillBody;
         const result = await engine.prefill(body.ids, body.options);
-        return json({ positions: result.positions, logits: result.logits, kept: result.kept, state: result.state });
+        return json({ positions: result.positions, logits: result.logits, kept: result.kept });
       }
       if (url.pathname === '/health') return json({ ok: true, coldStartMs, wasmMemoryBytes: ortWasmMemoryBytes(), quantization: engine.manifest.quantization });
       return json({ error: 'not found' }, 404);

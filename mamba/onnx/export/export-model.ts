@@ -3,7 +3,7 @@ import type { MambaConfig, MambaWeights, Tensor } from '../../engine.ts';
 import type { OnnxModelBytes } from '../engine.ts';
 import { MANIFEST_FORMAT, type OnnxManifest } from '../manifest.ts';
 import { DType, type Dim, type DTypeCode, GraphBuilder, encodeModel, valueInfo } from './graph-builder.ts';
-import { Linears, type Quantization } from './layers.ts';
+import { Linears, QUANTIZATIONS, type Quantization } from './layers.ts';
 import { type ExpMode, type ModelInputs, buildPrefillBranch } from './prefill-graph.ts';
 import { buildStepBranch } from './step-graph.ts';
 
@@ -123,7 +123,7 @@ export function validateWeights(config: MambaConfig, w: MambaWeights): void {
 
 export function exportMambaOnnx(config: MambaConfig, weights: MambaWeights, options: ExportOptions = {}): ExportedModel {
   const quantization = options.quantization ?? 'none';
-  if (!['none', 'int8', 'int4'].includes(quantization)) throw new ExportError(`unknown quantization "${quantization}" (none|int8|int4)`);
+  if (!QUANTIZATIONS.includes(quantization)) throw new ExportError(`unknown quantization "${quantization}" (${QUANTIZATIONS.join('|')})`);
   const decimationLayers = [...(options.decimationLayers ?? Array.from({ length: config.nLayer }, (_, i) => i))].sort((a, b) => a - b);
   for (const l of decimationLayers) {
     if (!Number.isInteger(l) || l < 0 || l >= config.nLayer) throw new ExportError(`decimation layer ${l} is outside 0..${config.nLayer - 1}`);

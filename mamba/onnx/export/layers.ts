@@ -4,7 +4,13 @@ import type { MambaConfig, MambaWeights, Tensor } from '../../engine.ts';
 import { DType, type GraphBuilder, f } from './graph-builder.ts';
 import { quantizeInt8PerRow, quantizeBlockwise4 } from './quantize.ts';
 
-export type Quantization = 'none' | 'int8' | 'int4';
+/**
+ * none: fp32. int8: per-output-channel int8 weights, dequantized inside the graph (activations stay fp32; accurate).
+ * int8-dynamic: the same weights × activations quantized per tensor at run time (MatMulInteger; faster, coarser).
+ * int4: MatMulNBits, 4-bit blocks of 32 with an fp32 scale and a 4-bit zero point each.
+ */
+export type Quantization = 'none' | 'int8' | 'int8-dynamic' | 'int4';
+export const QUANTIZATIONS: Quantization[] = ['none', 'int8', 'int8-dynamic', 'int4'];
 
 /** Block size for MatMulNBits (int4): 32 values share a scale, the common choice for small models. */
 export const INT4_BLOCK = 32;
@@ -36,6 +42,9 @@ export class Linears {
     if (mode === 'none') {
       names = [this.root.tensor(name, DType.float, [n, k], w.data)];
     } else if (mode === 'int8') {
+      const q = quantizeInt8PerRow(w);
+      names = [this.root.tensor(`${name}.q8`, DType.int8, [n, k], q.values), this.root.tensor(`${name}.scale`, DType.float, [n], q.scales)];
+    } else if (mode === 'int8-dynamic') {
       // MatMulInteger wants B as [K, N] int8 with a per-column zero point; scales are applied after.
       const q = quantizeInt8PerRow(w);
       const bT = new Int8Array(k * n);
@@ -50,6 +59,7 @@ export class Linears {
       names = [
         this.root.tensor(`${name}.q4`, DType.uint8, [n, q.blocksPerRow, INT4_BLOCK / 2], q.packed),
         this.root.tensor(`${name}.scale`, DType.float, [n * q.blocksPerRow], q.scales),
+        this.root.tensor(`${name}.zp`, DType.uint8, [n * Math.ceil(q.blocksPerRow / 2)], q.zeroPoints),
       ];
     }
     this.registered.set(name, names);
@@ -68,13 +78,16 @@ export class Linears {
     if (mode === 'none') {
       return g.op1('Gemm', b ? [x, names[0], b] : [x, names[0]], { transB: 1 });
     } else if (mode === 'int8') {
+      // Weight-only: int8 at rest (a quarter of the memory), dequantized per call next to the fp32 GEMM.
+      y = g.op1('Gemm', [x, g.op1('DequantizeLinear', [names[0], names[1]], { axis: 0 })], { transB: 1 });
+    } else if (mode === 'int8-dynamic') {
       // Dynamic per-tensor uint8 activations × per-channel int8 weights; ORT fuses this into DynamicQuantizeMatMul.
       const [xq, xScale, xZp] = g.op('DynamicQuantizeLinear', [x], {}, 3);
       const acc = g.op1('MatMulInteger', [xq, names[0], xZp, names[2]]);
       const accF = g.op1('Cast', [acc], { to: DType.float });
       y = g.op1('Mul', [accF, g.op1('Mul', [xScale, names[1]])]);
     } else {
-      y = g.op1('MatMulNBits', [x, names[0], names[1]], { K: k, N: n, bits: 4, block_size: INT4_BLOCK }, 'com.microsoft');
+      y = g.op1('MatMulNBits', [x, names[0], names[1], names[2]], { K: k, N: n, bits: 4, block_size: INT4_BLOCK }, 'com.microsoft');
     }
     return b ? g.op1('Add', [y, b]) : y;
   }
@@ -123,9 +136,10 @@ export function embed(g: GraphBuilder, lin: Linears, ids: string, weights: Mamba
 /** Final norm and lm_head on the selected rows [P, dModel] → logits [P, vocab]. */
 export function head(g: GraphBuilder, lin: Linears, x: string, config: MambaConfig, weights: MambaWeights): string {
   const normed = rmsNorm(g, x, lin.registerPlain('norm_f', weights.normF), config.normEpsilon);
-  // A tied head shares the embedding's initializer in fp32; quantized exports keep their own quantized copy.
-  const name = config.tieEmbeddings && lin.quantization === 'none' ? 'embedding' : 'lm_head';
-  return lin.apply(g, normed, name, weights.lmHead, null);
+  // A tied head reuses the fp32 embedding the lookup needs anyway: no second copy, and no quantization error in
+  // the logits. An untied head is quantized like the other large matrices.
+  if (config.tieEmbeddings) return lin.apply(g, normed, 'embedding', weights.lmHead, null, 'none');
+  return lin.apply(g, normed, 'lm_head', weights.lmHead, null);
 }
 
 export { f };

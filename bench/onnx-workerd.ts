@@ -1,0 +1,161 @@
+// Drives the ONNX engine in workerd for bench/onnx-bench.ts: `wrangler dev` on the test/workerd harness Worker with
+// a given export as its MODEL assets, timed from outside (inside workerd the clock only moves on I/O), plus the
+// workerd process's resident memory and the Worker bundle size from `wrangler deploy --dry-run`.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const HARNESS = join(ROOT, 'test', 'workerd');
+const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
+
+export interface WorkerdTimings {
+  coldStartMs: number;
+  warmHealthMs: number;
+  prefill: { length: number; ms: number; tokensPerSecond: number }[];
+  decodeTokensPerSecond: number;
+  latency512plus32Ms: number;
+  wasmMemoryMiB: number;
+  workerdRssMiB: number;
+  workerdPeakRssMiB: number;
+}
+
+function harnessConfig(modelDir: string, out: string): string {
+  const text = readFileSync(join(HARNESS, 'wrangler.toml'), 'utf8')
+    .replace(/^main = .*$/m, `main = "${join(HARNESS, 'worker.ts')}"`)
+    .replace(/^directory = .*$/m, `directory = "${modelDir}"`);
+  writeFileSync(out, text);
+  return out;
+}
+
+function descendants(pid: number): number[] {
+  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+  return children.flatMap((c) => [c, ...descendants(c)]);
+}
+
+/** RSS and peak RSS (MiB) of the workerd process serving `port` (wrangler also runs a proxy workerd). */
+function workerdMemory(root: number, port: number): { rss: number; peak: number } {
+  for (const pid of descendants(root)) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmdline.includes('workerd') || !cmdline.includes(`entry=127.0.0.1:${port}`)) continue;
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+      return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+    } catch {
+      // process went away
+    }
+  }
+  return { rss: NaN, peak: NaN };
+}
+
+async function waitReady(port: number, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited: ${log().slice(-2000)}`);
+    if (/Ready on/.test(log())) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`wrangler dev not ready on port ${port}: ${log().slice(-2000)}`);
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - t0, value };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function benchWorkerd(modelDir: string, tmp: string, ids: (n: number) => number[], port: number): Promise<WorkerdTimings> {
+  mkdirSync(tmp, { recursive: true });
+  const config = harnessConfig(modelDir, join(tmp, `wrangler-${port}.toml`));
+  let output = '';
+  const child = spawn(WRANGLER, ['dev', '--config', config, '--port', String(port), '--ip', '127.0.0.1', '--log-level', 'info'], {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  try {
+    await waitReady(port, child, () => output);
+    const base = `http://127.0.0.1:${port}`;
+    const get = async (path: string) => (await fetch(base + path)).json() as Promise<Record<string, number>>;
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(base + path, { method: 'POST', body: JSON.stringify(body) });
+      const data = (await res.json()) as Record<string, unknown>;
+      if (res.status !== 200) throw new Error(`${path}: ${JSON.stringify(data)}`);
+      return data;
+    };
+    const cold = await timed(() => get('/health'));
+    const warm = await timed(() => get('/health'));
+    const prefill: WorkerdTimings['prefill'] = [];
+    for (const length of [128, 512, 2048]) {
+      const input = ids(length);
+      await post('/prefill', { ids: input });
+      const runs: number[] = [];
+      for (let i = 0; i < (length > 1000 ? 2 : 3); i++) runs.push((await timed(() => post('/prefill', { ids: input }))).ms);
+      const ms = median(runs);
+      prefill.push({ length, ms, tokensPerSecond: (length / ms) * 1000 });
+    }
+    const prompt = ids(512);
+    const one: number[] = [];
+    const many: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      one.push((await timed(() => post('/generate', { ids: prompt, maxTokens: 1 }))).ms);
+      many.push((await timed(() => post('/generate', { ids: prompt, maxTokens: 33 }))).ms);
+    }
+    const latency: number[] = [];
+    for (let i = 0; i < 3; i++) latency.push((await timed(() => post('/generate', { ids: prompt, maxTokens: 32 }))).ms);
+    const health = await get('/health');
+    const mem = workerdMemory(child.pid!, port);
+    return {
+      coldStartMs: cold.ms,
+      warmHealthMs: warm.ms,
+      prefill,
+      decodeTokensPerSecond: 32 / ((median(many) - median(one)) / 1000),
+      latency512plus32Ms: median(latency),
+      wasmMemoryMiB: health.wasmMemoryBytes! / 2 ** 20,
+      workerdRssMiB: mem.rss,
+      workerdPeakRssMiB: mem.peak,
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const pid of descendants(child.pid!)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+export interface BundleSize {
+  files: { name: string; bytes: number; gzipBytes: number }[];
+  totalBytes: number;
+  totalGzipBytes: number;
+  command: string;
+}
+
+/** `wrangler deploy --dry-run --outdir` on the harness: what would be uploaded as the script (assets excluded). */
+export function workerBundleSize(outdir: string): BundleSize {
+  const args = ['deploy', '--dry-run', '--outdir', outdir, '--config', join(HARNESS, 'wrangler.toml')];
+  const r = spawnSync(WRANGLER, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' } });
+  if (r.status !== 0) throw new Error(`wrangler deploy --dry-run failed: ${r.stderr.slice(-2000)}`);
+  const files = readdirSync(outdir)
+    .filter((name) => statSync(join(outdir, name)).isFile() && !name.endsWith('.map'))
+    .map((name) => {
+      const bytes = readFileSync(join(outdir, name));
+      return { name, bytes: bytes.byteLength, gzipBytes: gzipSync(bytes).byteLength };
+    });
+  return {
+    files,
+    totalBytes: files.reduce((a, f) => a + f.bytes, 0),
+    totalGzipBytes: files.reduce((a, f) => a + f.gzipBytes, 0),
+    command: `npx wrangler ${args.join(' ').replaceAll(ROOT + '/', '')}`,
+  };
+}
