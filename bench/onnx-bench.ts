@@ -1,0 +1,330 @@
+// Speed, memory, size and quality of the ONNX engine (fp32 / int8 / int4) in Node (onnxruntime-web WASM, one thread)
+// and in workerd (wrangler dev), against the TS reference and onnxruntime-node (native, one thread) on the same graph.
+// Run: npx tsx bench/onnx-bench.ts [--model <checkpoint>] [--skip-workerd] [--skip-reference]
+// Writes bench/results/onnx-bench.json and bench/results/onnx-bench.md. Uses models/deciserve-mamba when present,
+// else a random checkpoint of the shipped shape (d_model 256, 10 layers, vocab 4096).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ortNode from 'onnxruntime-node';
+import { loadCheckpoint } from '../mamba/checkpoint.ts';
+import { defaultDecimation } from '../mamba/decimation.ts';
+import type { MambaConfig, MambaEngine, MambaWeights } from '../mamba/engine.ts';
+import { generate } from '../mamba/generate.ts';
+import { OnnxEngine, type OrtApi } from '../mamba/onnx/engine.ts';
+import { exportMambaOnnx, modelBytes, type ExportedModel } from '../mamba/onnx/export/export-model.ts';
+import type { Quantization } from '../mamba/onnx/export/layers.ts';
+import { createOnnxEngineNode, initOrtNode, writeOnnxExport } from '../mamba/onnx/node.ts';
+import { ortWasmMemoryBytes } from '../mamba/onnx/ort-wasm.ts';
+import { encodeCorpus, haystackText, runPasskey, type PasskeyTokenizer } from '../mamba/passkey.ts';
+import { randomConfig, randomWeights } from '../mamba/random-checkpoint.ts';
+import { ReferenceEngine } from '../mamba/reference/index.ts';
+import { createRng } from '../mamba/rng.ts';
+import { argmax } from '../mamba/sampling.ts';
+import { scoreSpan } from '../mamba/score.ts';
+import { benchWorkerd, workerBundleSize, type BundleSize, type WorkerdTimings } from './onnx-workerd.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const RESULTS = join(ROOT, 'bench', 'results');
+const TMP = join(RESULTS, 'tmp');
+const LENGTHS = [128, 512, 2048];
+const QUANTS: Quantization[] = ['none', 'int8', 'int8-dynamic', 'int4'];
+const WORKER_LIMIT_MIB = 128;
+
+const { values: flags } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    'skip-workerd': { type: 'boolean' },
+    'skip-reference': { type: 'boolean' },
+    'passkey-samples': { type: 'string', default: '2' },
+  },
+});
+const command = `npx tsx bench/onnx-bench.ts ${process.argv.slice(2).join(' ')}`.trim();
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+const log = (msg: string) => process.stderr.write(`[onnx-bench] ${msg}\n`);
+
+// ---- the model -------------------------------------------------------------------------------------------------
+interface BenchModel {
+  source: string;
+  config: MambaConfig;
+  weights: MambaWeights;
+  tokenizer: PasskeyTokenizer | null;
+  heldOut: number[] | null;
+}
+
+async function openBenchModel(): Promise<BenchModel> {
+  const dir = flags.model ?? (existsSync(join(ROOT, 'models/deciserve-mamba/config.json')) ? join(ROOT, 'models/deciserve-mamba') : null);
+  if (dir) {
+    const ckpt = await loadCheckpoint(dir);
+    const hayPath = join(dir, 'haystack.txt');
+    const heldOut = existsSync(hayPath) ? encodeCorpus(ckpt.tokenizer, haystackText(readFileSync(hayPath, 'utf8'))) : null;
+    return { source: dir.replace(ROOT + '/', ''), config: ckpt.config, weights: ckpt.weights, tokenizer: ckpt.tokenizer, heldOut };
+  }
+  const config = randomConfig({ dModel: 256, nLayer: 10, vocabSize: 4096 });
+  return { source: 'random checkpoint (seed 0) of the shipped shape: d_model 256, 10 layers, vocab 4096', config, weights: randomWeights(config, 0), tokenizer: null, heldOut: null };
+}
+
+const model = await openBenchModel();
+const { config } = model;
+const params = (() => {
+  const w = model.weights;
+  const count = (t: { data: Float32Array } | null) => t?.data.length ?? 0;
+  let n = count(w.embedding) + count(w.normF) + (config.tieEmbeddings ? 0 : count(w.lmHead));
+  for (const l of w.layers) for (const t of Object.values(l)) n += count(t as { data: Float32Array } | null);
+  return n;
+})();
+const rng = createRng(7);
+const randomIds = (n: number) => Array.from({ length: n }, () => rng.int(config.vocabSize));
+const promptIds = (n: number) => (model.heldOut && model.heldOut.length >= n ? model.heldOut.slice(0, n) : randomIds(n));
+log(`model: ${model.source}; ${(params / 1e6).toFixed(2)}M params`);
+
+// ---- engine measurements ---------------------------------------------------------------------------------------
+interface EngineTimings {
+  sessionCreateMs?: number;
+  prefill: { length: number; ms: number; tokensPerSecond: number }[];
+  decodeTokensPerSecond: number;
+  latency512plus32Ms: number;
+  wasmMemoryMiB?: number;
+}
+
+async function measure(engine: MambaEngine, lengths: number[], decodeSteps = 64, latencyReps = 3): Promise<EngineTimings> {
+  const prefill: EngineTimings['prefill'] = [];
+  // Warm-up: V8 tiers hot wasm functions up from its baseline compiler in the background.
+  for (let i = 0; i < 3; i++) await engine.prefill(promptIds(512));
+  for (const length of lengths) {
+    const ids = promptIds(length);
+    const reps = length > 1000 ? 2 : 3;
+    const runs: number[] = [];
+    for (let i = 0; i < reps; i++) runs.push(await timed(() => engine.prefill(ids)));
+    const ms = median(runs);
+    prefill.push({ length, ms, tokensPerSecond: (length / ms) * 1000 });
+  }
+  const start = await engine.prefill(promptIds(512));
+  const decodeRuns: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    let state = start.state;
+    let token = argmax(start.logits[0]!);
+    decodeRuns.push(
+      await timed(async () => {
+        for (let i = 0; i < decodeSteps; i++) {
+          const out = await engine.step(token, state);
+          state = out.state;
+          token = argmax(out.logits);
+        }
+      }),
+    );
+  }
+  const latencies: number[] = [];
+  for (let i = 0; i < latencyReps; i++) latencies.push(await timed(() => generate(engine, null, promptIds(512), { maxTokens: 32, stopTokenIds: [] })));
+  return { prefill, decodeTokensPerSecond: (decodeSteps / median(decodeRuns)) * 1000, latency512plus32Ms: median(latencies) };
+}
+
+// ---- quality against fp32 --------------------------------------------------------------------------------------
+interface Quality {
+  maxAbsLogitDiff: number;
+  meanAbsLogitDiff: number;
+  /** Mean KL(fp32 ‖ this) over the next-token distributions of 512 held-out positions, in nats. */
+  meanKl: number;
+  /** Share of those 512 positions whose argmax equals fp32's. */
+  top1Agreement: number;
+  greedyAgreement: number; // leading greedy tokens equal to fp32's, of 32, after a 512-token prompt
+  perplexity: number;
+  perplexityText: string;
+  passkey2k: { correct: number; total: number; accuracy: number } | null;
+}
+
+async function quality(engine: MambaEngine, fp32: MambaEngine): Promise<Quality> {
+  const ids = promptIds(512);
+  const [a, b] = [await fp32.prefill(ids, { logitPositions: 'all' }), await engine.prefill(ids, { logitPositions: 'all' })];
+  const logSoftmax = (l: Float32Array) => {
+    let m = -Infinity;
+    for (const v of l) m = Math.max(m, v);
+    let z = 0;
+    for (const v of l) z += Math.exp(v - m);
+    return Float64Array.from(l, (v) => v - m - Math.log(z));
+  };
+  let maxAbsLogitDiff = 0;
+  let sumAbs = 0;
+  let kl = 0;
+  let top1 = 0;
+  a.logits.forEach((row, r) => {
+    const other = b.logits[r]!;
+    row.forEach((v, i) => {
+      const d = Math.abs(v - other[i]!);
+      maxAbsLogitDiff = Math.max(maxAbsLogitDiff, d);
+      sumAbs += d;
+    });
+    if (argmax(row) === argmax(other)) top1++;
+    const [pa, pb] = [logSoftmax(row), logSoftmax(other)];
+    for (let i = 0; i < pa.length; i++) kl += Math.exp(pa[i]!) * (pa[i]! - pb[i]!);
+  });
+  const [ga, gb] = [await generate(fp32, null, ids, { maxTokens: 32, stopTokenIds: [] }), await generate(engine, null, ids, { maxTokens: 32, stopTokenIds: [] })];
+  let agree = 0;
+  while (agree < 32 && ga.tokens[agree] === gb.tokens[agree]) agree++;
+  const scored = await scoreSpan(engine, promptIds(2048), { start: 1 });
+  let passkey2k: Quality['passkey2k'] = null;
+  if (model.tokenizer && model.heldOut) {
+    const samples = Number(flags['passkey-samples']);
+    const { cells } = await runPasskey(engine, model.tokenizer, model.heldOut, {
+      lengths: [2048], depths: [0, 0.25, 0.5, 0.75, 1], samples, seed: 1, modes: ['mamba'], decimation: defaultDecimation(config.nLayer),
+    });
+    const correct = cells.reduce((n, c) => n + c.correct, 0);
+    const total = cells.reduce((n, c) => n + c.total, 0);
+    passkey2k = { correct, total, accuracy: correct / total };
+  }
+  return {
+    maxAbsLogitDiff,
+    meanAbsLogitDiff: sumAbs / (a.logits.length * config.vocabSize),
+    meanKl: kl / a.logits.length,
+    top1Agreement: top1 / a.logits.length,
+    greedyAgreement: agree,
+    perplexity: scored.perplexity,
+    perplexityText: model.heldOut ? 'first 2048 tokens of the model\'s held-out haystack.txt' : 'random token ids (random model: only the fp32 delta means anything)',
+    passkey2k,
+  };
+}
+
+// ---- run -------------------------------------------------------------------------------------------------------
+mkdirSync(TMP, { recursive: true });
+const t0 = performance.now();
+await initOrtNode();
+const ortInitMs = performance.now() - t0;
+log(`onnxruntime-web initialised in ${ortInitMs.toFixed(0)} ms`);
+
+interface QuantResult {
+  quantization: Quantization;
+  fileMiB: number;
+  exportMs: number;
+  nodeWasm: EngineTimings;
+  nodeNative: EngineTimings | null;
+  workerd: WorkerdTimings | null;
+  quality: Quality;
+  decimated2048: { ms: number; tokensPerSecond: number; wasmMemoryMiB: number; kept: number } | null;
+}
+
+const results: QuantResult[] = [];
+let fp32Engine: OnnxEngine | null = null;
+for (const quantization of QUANTS) {
+  const e0 = performance.now();
+  const exported: ExportedModel = exportMambaOnnx(config, model.weights, { quantization });
+  const exportMs = performance.now() - e0;
+  const dir = join(TMP, `onnx-${quantization}`);
+  await writeOnnxExport(dir, exported);
+
+  const c0 = performance.now();
+  const engine = await createOnnxEngineNode(modelBytes(exported));
+  const sessionCreateMs = performance.now() - c0;
+  log(`${quantization}: ${(exported.manifest.bytes / 2 ** 20).toFixed(1)} MiB, session ${sessionCreateMs.toFixed(0)} ms`);
+  const nodeWasm = { sessionCreateMs, ...(await measure(engine, LENGTHS)) };
+  log(`${quantization}: wasm prefill ${nodeWasm.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${nodeWasm.decodeTokensPerSecond.toFixed(0)} tok/s`);
+
+  // DeciMamba over a 2K prompt: the whole prompt in one run (decimation ranks every context token).
+  const dec = { ...defaultDecimation(config.nLayer), lBase: 512 };
+  const decIds = promptIds(2048);
+  await engine.prefill(decIds, { decimation: dec, protect: 16 });
+  const decMs = await timed(() => engine.prefill(decIds, { decimation: dec, protect: 16 }));
+  const decOut = await engine.prefill(decIds, { decimation: dec, protect: 16 });
+  nodeWasm.wasmMemoryMiB = ortWasmMemoryBytes() / 2 ** 20;
+
+  if (quantization === 'none') fp32Engine = engine;
+  const q = await quality(engine, fp32Engine!);
+  log(`${quantization}: quality ${JSON.stringify(q)}`);
+
+  let nodeNative: EngineTimings | null = null;
+  try {
+    const native = await OnnxEngine.create(ortNode as unknown as OrtApi, modelBytes(exported), {
+      executionProvider: 'cpu',
+      sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
+    });
+    nodeNative = await measure(native, LENGTHS);
+    log(`${quantization}: native prefill ${nodeNative.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${nodeNative.decodeTokensPerSecond.toFixed(0)} tok/s`);
+    await native.dispose();
+  } catch (err) {
+    log(`${quantization}: onnxruntime-node failed: ${(err as Error).message}`);
+  }
+
+  let workerd: WorkerdTimings | null = null;
+  if (!flags['skip-workerd']) {
+    workerd = await benchWorkerd(dir, TMP, promptIds, 8790 + QUANTS.indexOf(quantization));
+    log(`${quantization}: workerd prefill ${workerd.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${workerd.decodeTokensPerSecond.toFixed(0)} tok/s, cold ${workerd.coldStartMs.toFixed(0)} ms`);
+  }
+  results.push({
+    quantization,
+    fileMiB: exported.manifest.bytes / 2 ** 20,
+    exportMs,
+    nodeWasm,
+    nodeNative,
+    workerd,
+    quality: q,
+    decimated2048: { ms: decMs, tokensPerSecond: (2048 / decMs) * 1000, wasmMemoryMiB: ortWasmMemoryBytes() / 2 ** 20, kept: decOut.kept.at(-1)?.indices.length ?? 2048 },
+  });
+}
+
+let reference: EngineTimings | null = null;
+if (!flags['skip-reference']) {
+  log('reference engine…');
+  reference = await measure(new ReferenceEngine(config, model.weights), LENGTHS, 8, 1);
+}
+const bundle: BundleSize | null = flags['skip-workerd'] ? null : workerBundleSize(join(TMP, 'bundle'));
+
+// ---- report ----------------------------------------------------------------------------------------------------
+const fmt = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(d));
+const qName = (q: Quantization) => (q === 'none' ? 'fp32' : q);
+const lines: string[] = [];
+lines.push('# ONNX engine benchmark', '');
+lines.push(`Command: \`${command}\`  `);
+lines.push(`Date: ${new Date().toISOString()}; Node ${process.version}; ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}; load average at the end ${loadavg()[0]!.toFixed(2)} (the machine is shared: other sessions run at the same time).  `);
+lines.push(`Model: ${model.source}; ${(params / 1e6).toFixed(2)}M parameters.  `);
+lines.push('All runs single-threaded. Wall-clock medians. workerd: `wrangler dev` timed over local HTTP (inside workerd the clock only moves on I/O).', '');
+lines.push('## Throughput (tokens/s)', '');
+lines.push('| runtime | weights | prefill L=128 | L=512 | L=2048 | decode | 512 prompt + 32 new (ms) |');
+lines.push('|---|---|---:|---:|---:|---:|---:|');
+const row = (runtime: string, q: string, t: EngineTimings | WorkerdTimings | null) => {
+  if (!t) return;
+  lines.push(`| ${runtime} | ${q} | ${t.prefill.map((p) => fmt(p.tokensPerSecond)).join(' | ')} | ${fmt(t.decodeTokensPerSecond)} | ${fmt(t.latency512plus32Ms)} |`);
+};
+for (const r of results) row('onnxruntime-web WASM, Node', qName(r.quantization), r.nodeWasm);
+for (const r of results) row('onnxruntime-web WASM, workerd', qName(r.quantization), r.workerd);
+for (const r of results) row('onnxruntime-node (native CPU)', qName(r.quantization), r.nodeNative);
+row('TS reference engine', 'fp32', reference);
+if (reference) {
+  const fp = results[0]!.nodeWasm;
+  lines.push('', `WASM fp32 / reference: prefill ${fp.prefill.map((p, i) => (p.tokensPerSecond / reference!.prefill[i]!.tokensPerSecond).toFixed(1) + '×').join(' / ')}, decode ${(fp.decodeTokensPerSecond / reference.decodeTokensPerSecond).toFixed(1)}×.`);
+}
+lines.push('', '## Cold start, memory, size, DeciMamba', '');
+lines.push('| weights | graph file (MiB) | Node: ORT init + session (ms) | workerd cold first request (ms) | wasm heap (MiB) | workerd RSS / peak (MiB) | DeciMamba prefill 2048 (tok/s, kept, heap MiB) |');
+lines.push('|---|---:|---:|---:|---:|---:|---:|');
+for (const r of results) {
+  const cold = r.quantization === 'none' ? `${fmt(ortInitMs)} + ${fmt(r.nodeWasm.sessionCreateMs)}` : fmt(r.nodeWasm.sessionCreateMs);
+  const d = r.decimated2048!;
+  lines.push(
+    `| ${qName(r.quantization)} | ${fmt(r.fileMiB, 1)} | ${cold} | ${fmt(r.workerd?.coldStartMs)} | ${fmt(r.workerd?.wasmMemoryMiB ?? r.nodeWasm.wasmMemoryMiB, 0)} | ${fmt(r.workerd?.workerdRssMiB)} / ${fmt(r.workerd?.workerdPeakRssMiB)} | ${fmt(d.tokensPerSecond)}, ${d.kept}, ${fmt(d.wasmMemoryMiB, 0)} |`,
+  );
+}
+if (bundle) {
+  lines.push('', `Worker bundle (\`${bundle.command}\`): ${(bundle.totalBytes / 2 ** 20).toFixed(1)} MiB raw, ${(bundle.totalGzipBytes / 2 ** 20).toFixed(1)} MiB gzip (${bundle.files.map((f) => `${f.name} ${(f.bytes / 2 ** 20).toFixed(2)} MiB`).join(', ')}); the weights are static assets, not in the bundle. Workers memory limit: ${WORKER_LIMIT_MIB} MiB per isolate.`);
+}
+lines.push('', '## Quality against fp32', '');
+lines.push('| weights | mean KL vs fp32 (nats) | top-1 agreement | mean / max abs logit diff | greedy run equal to fp32 (of 32) | perplexity | passkey @2K |');
+lines.push('|---|---:|---:|---:|---:|---:|---:|');
+for (const r of results) {
+  const pk = r.quality.passkey2k ? `${r.quality.passkey2k.correct}/${r.quality.passkey2k.total}` : 'n/a (random weights)';
+  const ql = r.quality;
+  lines.push(`| ${qName(r.quantization)} | ${ql.meanKl.toExponential(2)} | ${(ql.top1Agreement * 100).toFixed(1)}% | ${ql.meanAbsLogitDiff.toFixed(3)} / ${ql.maxAbsLogitDiff.toFixed(2)} | ${ql.greedyAgreement} | ${fmt(ql.perplexity, 2)} | ${pk} |`);
+}
+lines.push('', `Logit comparisons: 512 teacher-forced positions of held-out text. Perplexity: ${results[0]!.quality.perplexityText}. Passkey: 2,048-token prompts, depths 0/.25/.5/.75/1 × ${flags['passkey-samples']} samples, plain Mamba (the shipped model scores 8% at 2K in its model card).`);
+const markdown = lines.join('\n') + '\n';
+process.stdout.write(markdown);
+writeFileSync(join(RESULTS, 'onnx-bench.md'), markdown);
+writeFileSync(
+  join(RESULTS, 'onnx-bench.json'),
+  JSON.stringify({ command, date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, loadAverage1m: loadavg()[0], model: { source: model.source, params, config }, ortInitMs, results, reference, bundle }, null, 2) + '\n',
+);
+log(`wrote bench/results/onnx-bench.{json,md}`);
