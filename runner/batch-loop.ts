@@ -233,8 +233,11 @@ export class BatchLoop {
   private async fail(held: Held, error: { message: string; code: string }, retryable: boolean): Promise<void> {
     const { job, token } = held;
     const { metrics, log } = this.deps;
-    const final = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    const err = retryable ? new Error(error.message) : new UnrecoverableError(error.message);
+    const attempt = job.attemptsMade + 1; // read before moveToFailed, which counts this attempt in attemptsMade
+    const final = !retryable || attempt >= (job.opts.attempts ?? 1);
+    // BullMQ keeps only a message: prefix the code so status reads can report it before ended/{id}.json exists.
+    const reason = `${error.code}: ${error.message}`;
+    const err = retryable ? new Error(reason) : new UnrecoverableError(reason);
     try {
       await job.moveToFailed(err, token, false);
       this.held.delete(job.id!);
@@ -245,11 +248,11 @@ export class BatchLoop {
     }
     if (!final) {
       metrics.jobs.inc({ type: job.data.type, outcome: 'retried' });
-      log.warn({ id: job.id, attempt: job.attemptsMade + 1, error }, 'job attempt failed; will retry');
+      log.warn({ id: job.id, attempt, error }, 'job attempt failed; will retry');
       return;
     }
-    await deadLetter(this.deps, job.id!, error, job.attemptsMade + 1, job.data.webhook_url);
     metrics.jobs.inc({ type: job.data.type, outcome: 'dead_lettered' });
+    await deadLetter(this.deps, job.id!, error, attempt, job.data.webhook_url);
   }
 }
 

@@ -58,8 +58,8 @@ const envSchema = z.object({
   RUNNER_MAX_BODY_BYTES: int(1024, 4 * 1024 * 1024),
   RUNNER_MAX_PROMPT_TOKENS: int(1, 131_072),
   RUNNER_MAX_NEW_TOKENS: int(0, 4096),
-  /** decimation "auto" turns DeciMamba on above this many prompt tokens (the model's training length). */
-  RUNNER_TRAIN_LEN: int(1, 2048),
+  /** decimation "auto" turns DeciMamba on above this many prompt tokens [deciserve.json training_length, else 2048]. */
+  RUNNER_TRAIN_LEN: z.coerce.number().int().min(1).optional(),
 
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -146,5 +146,7 @@ export const CONFIG_HELP = `Environment:
   RUNNER_RECONCILE_INTERVAL_MS    re-enqueue jobs found in S3 but not in Redis; 0 = only at start [60000]
   RUNNER_SIGNATURE_WINDOW_S       accepted clock skew of signed requests [300]
   RUNNER_MAX_BODY_BYTES / RUNNER_MAX_PROMPT_TOKENS / RUNNER_MAX_NEW_TOKENS   intake limits [4 MiB / 131072 / 4096]
-  RUNNER_TRAIN_LEN                decimation "auto" turns on above this prompt length [2048]
+  RUNNER_TRAIN_LEN                decimation "auto" turns on above this prompt length
+                                  [the checkpoint's deciserve.json training_length, else 2048]
+  (the default DeciMamba layers come from deciserve.json too, else the middle layer)
   LOG_LEVEL                       pino level [info]`;

@@ -12,6 +12,7 @@ import type { RunnerConfig } from './config.ts';
 import { jobRequestSchema, resolveDecimation, type JobRequest } from './job-request.ts';
 import { isJobId, jobIdFor, requestSha256, type StoredJob } from './jobs.ts';
 import type { RunnerMetrics } from './metrics.ts';
+import type { ModelDefaults } from './model-defaults.ts';
 import { enqueue, type JobQueue } from './queue.ts';
 import type { JobStore } from './s3-store.ts';
 
@@ -21,7 +22,7 @@ export interface IntakeDeps {
   queue: JobQueue;
   nonces: NonceStore;
   tokenizer: { encode(text: string): number[] };
-  nLayer: number;
+  model: ModelDefaults;
   metrics: RunnerMetrics;
   log: Logger;
 }
@@ -82,7 +83,7 @@ export function jobRoutes(deps: IntakeDeps) {
     }
     const promptTokens = countTokens(deps, request);
     try {
-      if (request.decimation !== 'off') resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.nLayer, config.limits.trainLen);
+      if (request.decimation !== 'off') resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);
     } catch (err) {
       throw badRequest('invalid_decimation', (err as Error).message, 'decimation_params');
     }
@@ -194,9 +195,31 @@ function baseView(job: StoredJob, status: JobStatus): JobView {
   return { id: job.id, object: 'job', type: job.request.type, status, created_at: job.created_at, prompt_tokens: job.prompt_tokens };
 }
 
-/** The job's status from S3 (the truth for finished jobs) and BullMQ (for unfinished ones); null when unknown. */
+/**
+ * The job's status. Redis first, which is free to poll while the job is known there; S3 (the source of truth) when
+ * Redis has no record of it (expired, cancelled, lost) or BullMQ failed it. Null when the job is unknown.
+ */
 export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: string, known?: StoredJob): Promise<JobView | null> {
   const { store, queue } = deps;
+  const job = await withTimeout(queue.getJob(id), 2000).catch(() => undefined);
+  let failedReason: string | undefined;
+  if (job) {
+    const state = await withTimeout(job.getState(), 2000).catch(() => 'unknown');
+    const view: JobView = {
+      id,
+      object: 'job',
+      type: job.data.type,
+      status: 'queued',
+      created_at: job.data.created_at,
+      prompt_tokens: job.data.prompt_tokens,
+      attempts: job.attemptsMade,
+    };
+    // A completed BullMQ job always has its result stored: results are written before jobs complete.
+    if (state === 'completed') return { ...view, status: 'succeeded', result_url: await store.presignResult(id) };
+    if (state === 'active') return { ...view, status: 'running' };
+    if (state === 'waiting' || state === 'prioritized' || state === 'delayed' || state === 'waiting-children') return view;
+    failedReason = job.failedReason;
+  }
   const input = known ?? (await storeCall(() => store.getInput(id)));
   if (!input) return null;
   if (await storeCall(() => store.hasResult(id))) {
@@ -204,15 +227,12 @@ export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: str
   }
   const ended = await storeCall(() => store.getEnded(id));
   if (ended) return { ...baseView(input, ended.status), attempts: ended.attempts, error: ended.error };
-  const job = await withTimeout(queue.getJob(id), 2000).catch(() => undefined);
-  if (!job) return baseView(input, 'queued'); // not in Redis (yet, or again): the reconciler enqueues it
-  const state = await withTimeout(job.getState(), 2000).catch(() => 'unknown');
-  // Completed in BullMQ means the result was stored first (it finished between our S3 check and now).
-  if (state === 'completed') return { ...baseView(input, 'succeeded'), result_url: await store.presignResult(id) };
-  const status: JobStatus = state === 'active' ? 'running' : state === 'failed' ? 'failed' : 'queued';
-  return {
-    ...baseView(input, status),
-    attempts: job.attemptsMade,
-    ...(status === 'failed' ? { error: { message: job.failedReason ?? 'failed', code: 'job_failed' } } : {}),
-  };
+  if (failedReason !== undefined) return { ...baseView(input, 'failed'), error: errorFromReason(failedReason) };
+  return baseView(input, 'queued'); // not in Redis (yet, or again): the reconciler enqueues it
+}
+
+/** batch-loop.ts stores "code: message" as BullMQ's failedReason; BullMQ's own failures (stalled) have no code. */
+export function errorFromReason(reason: string): { message: string; code: string } {
+  const m = /^([a-z_]+): ([\s\S]*)$/.exec(reason);
+  return m ? { code: m[1]!, message: m[2]! } : { code: 'job_failed', message: reason };
 }

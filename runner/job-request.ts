@@ -1,7 +1,8 @@
 // What the edge API submits to the runner's intake (one long-document job), and how it becomes engine options.
 import { z } from 'zod';
-import { defaultDecimation, validateDecimation } from '../mamba/decimation.ts';
+import { validateDecimation } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
+import type { ModelDefaults } from './model-defaults.ts';
 
 export interface RequestLimits {
   maxNewTokens: number;
@@ -58,10 +59,10 @@ export function jobRequestSchema(limits: RequestLimits) {
 export type JobRequest = z.infer<ReturnType<typeof jobRequestSchema>>;
 
 /** The decimation a job runs with, or null for plain Mamba. Throws DecimationError on a config the model cannot run. */
-export function resolveDecimation(request: JobRequest, promptTokens: number, nLayer: number, trainLen: number): DecimationConfig | null {
-  const on = request.decimation === 'on' || (request.decimation === 'auto' && promptTokens > trainLen);
+export function resolveDecimation(request: JobRequest, promptTokens: number, model: ModelDefaults): DecimationConfig | null {
+  const on = request.decimation === 'on' || (request.decimation === 'auto' && promptTokens > model.trainLen);
   if (!on) return null;
-  const base = defaultDecimation(nLayer);
+  const base = model.decimation;
   const p = request.decimation_params ?? {};
   const config: DecimationConfig = {
     layers: p.layers ?? base.layers,
@@ -69,7 +70,7 @@ export function resolveDecimation(request: JobRequest, promptTokens: number, nLa
     lBase: p.l_base ?? base.lBase,
     minSeqLen: p.min_seq_len ?? base.minSeqLen,
   };
-  validateDecimation(config, nLayer);
+  validateDecimation(config, model.nLayer);
   return config;
 }
 

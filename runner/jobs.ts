@@ -29,6 +29,7 @@ export interface QueueJobData {
   id: string;
   type: JobRequest['type'];
   cost_tokens: number;
+  prompt_tokens: number;
   created_at: number;
   /** Where to POST the signed completion event, if the client asked for one. */
   webhook_url?: string;

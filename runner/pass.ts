@@ -8,6 +8,7 @@ import { generate } from '../mamba/generate.ts';
 import type { DecimationConfig, KeptIndices } from '../mamba/engine.ts';
 import { scoreSpan, type ScoreResult } from '../mamba/score.ts';
 import type { LoadedEngine } from './engine-factory.ts';
+import type { ModelDefaults } from './model-defaults.ts';
 import { resolveDecimation, seedFromJobId, stopStrings, type JobRequest } from './job-request.ts';
 
 export interface PassItem {
@@ -19,7 +20,7 @@ export interface PassItem {
 
 export interface PassContext {
   modelId: string;
-  trainLen: number;
+  model: ModelDefaults;
 }
 
 export type PreparedJob =
@@ -113,7 +114,7 @@ export function prepareJob(loaded: LoadedEngine, item: PassItem, ctx: PassContex
 
 function decimationFor(loaded: LoadedEngine, request: JobRequest, promptTokens: number, ctx: PassContext): DecimationConfig | null {
   try {
-    return resolveDecimation(request, promptTokens, loaded.config.nLayer, ctx.trainLen);
+    return resolveDecimation(request, promptTokens, ctx.model);
   } catch (err) {
     throw new JobInputError((err as Error).message);
   }

@@ -33,6 +33,7 @@ export function queueData(job: StoredJob): QueueJobData {
     id: job.id,
     type: job.request.type,
     cost_tokens: job.cost_tokens,
+    prompt_tokens: job.prompt_tokens,
     created_at: job.created_at,
     ...(job.request.webhook ? { webhook_url: job.request.webhook.url } : {}),
   };

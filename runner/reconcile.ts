@@ -3,6 +3,7 @@
 // could not enqueue, and jobs BullMQ failed on its own (stalled too often) without a dead-letter record.
 import type { Logger } from 'pino';
 import { deadLetter } from './batch-loop.ts';
+import { errorFromReason } from './intake.ts';
 import type { RunnerConfig } from './config.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import { enqueue, type JobQueue } from './queue.ts';
@@ -35,7 +36,7 @@ export async function reconcile(deps: ReconcileDeps): Promise<{ requeued: string
       requeued.push(id);
       metrics.reconciled.inc({ action: 'requeued' });
     } else if ((await job.getState()) === 'failed') {
-      await deadLetter(deps, id, { message: job.failedReason ?? 'failed', code: 'job_failed' }, job.attemptsMade, job.data.webhook_url);
+      await deadLetter(deps, id, errorFromReason(job.failedReason ?? 'failed'), job.attemptsMade, job.data.webhook_url);
       deadLettered.push(id);
       metrics.reconciled.inc({ action: 'dead_lettered' });
     }

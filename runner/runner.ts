@@ -15,6 +15,7 @@ import { buildHttpApp, type Readiness } from './http-app.ts';
 import { jobRoutes } from './intake.ts';
 import type { QueueJobData } from './jobs.ts';
 import { createMetrics, type RunnerMetrics } from './metrics.ts';
+import { readModelDefaults } from './model-defaults.ts';
 import { queueCounts, queueNames, redisOptions, type JobQueue } from './queue.ts';
 import { reconcile } from './reconcile.ts';
 import { JobStore } from './s3-store.ts';
@@ -53,6 +54,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
 
   const modelConfig = parseConfig(JSON.parse(await readFile(join(config.modelDir, 'config.json'), 'utf8')));
   const tokenizer = await readTokenizer(config.modelDir);
+  const model = await readModelDefaults(config.modelDir, modelConfig.nLayer, config.limits.trainLen);
   // Nonces and readiness pings; fails fast while Redis is away instead of queueing commands.
   const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2000) });
   redis.on('error', () => {}); // reported through /readyz and the queues' own error logs
@@ -91,7 +93,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
     engine = await EngineHost.start({
       kind: config.engine,
       modelDir: config.modelDir,
-      context: { modelId: config.modelId, trainLen: config.limits.trainLen },
+      context: { modelId: config.modelId, model },
     });
     engine.on('fatal', (err) => {
       log.fatal({ err: err.message }, 'engine thread died');
@@ -134,7 +136,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
             (await withTimeout(redis.set(`${config.queueName}:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX'), 2000)) === 'OK',
         },
         tokenizer,
-        nLayer: modelConfig.nLayer,
+        model,
         metrics,
         log,
       })

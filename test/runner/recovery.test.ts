@@ -21,8 +21,8 @@ let s3: S3Env;
 let modelDir: string;
 const started: RunnerProcess[] = [];
 
-// ~30K tokens: about two seconds of prefill for the tiny model, long enough to be caught mid-job.
-const LONG_PROMPT = 'word '.repeat(10_000);
+// ~15K tokens: over a second of prefill for the tiny model, long enough to be caught mid-job.
+const LONG_PROMPT = 'word '.repeat(5_000);
 
 beforeAll(async () => {
   const [s3Env, redisHandle, dir] = await Promise.all([ensureRadosgw(), startRedis('recovery'), freshDir('runner-recovery')]);

@@ -53,27 +53,42 @@ async function stop(r: RunnerProcess): Promise<void> {
 const job = (i: number) => ({ type: 'completion', model: 'tiny', prompt: `job number ${i}`, max_tokens: 2 });
 
 describe('Redis failures', () => {
-  it('a Redis crash (kill -9) and restart loses no accepted job (AOF, fsync always)', async () => {
+  it('a Redis crash (kill -9) and restart loses no accepted job, keeps priorities, and the worker carries on', async () => {
     const tag = runTag('redis-crash');
     const intake = await runner(tag, { RUNNER_ROLES: 'intake' });
     const client = new JobClient(intake.url);
+    const priorities = [9, 5, 1, 7, 3];
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) {
-      const { status, body } = await client.submit(job(i));
+    for (const [i, priority] of priorities.entries()) {
+      const { status, body } = await client.submit({ ...job(i), priority });
       expect(status).toBe(202);
       ids.push(body.id);
     }
     await redis.kill9();
     await redis.start();
     const queue = new Queue(tag, { connection: { url: redis.url } });
-    expect(await queue.getJobCountByTypes('waiting', 'prioritized')).toBe(5);
-    await queue.close();
+    try {
+      expect(await queue.getJobCountByTypes('waiting', 'prioritized')).toBe(5);
+    } finally {
+      await queue.close();
+    }
 
-    const worker = await runner(tag, { RUNNER_ROLES: 'worker' });
+    const worker = await runner(tag, { RUNNER_ROLES: 'worker', RUNNER_BATCH_MAX_JOBS: '1' });
     await waitFor('intake ready again', () => fetch(`${intake.url}/readyz`).then((r) => r.ok));
     for (const id of ids) expect((await client.waitDone(id)).status).toBe('succeeded');
     // Redis kept the jobs itself: the reconciler had nothing to re-enqueue.
     expect(worker.logs.filter((l) => l.msg === 'reconciled queue with S3')).toHaveLength(0);
+    // One job per pass, most urgent first.
+    const order = worker.logs.filter((l) => l.msg === 'pass start').map((l) => ids.indexOf((l.jobs as string[])[0]!));
+    expect(order.map((i) => priorities[i])).toEqual([1, 3, 5, 7, 9]);
+
+    // Crash Redis again under a running worker: it reconnects and takes new jobs.
+    await redis.kill9();
+    await redis.start();
+    await waitFor('intake ready again', () => fetch(`${intake.url}/readyz`).then((r) => r.ok));
+    const later = await client.submit(job(99));
+    expect(later.status).toBe(202);
+    expect((await client.waitDone(later.body.id)).status).toBe('succeeded');
     await Promise.all([stop(intake), stop(worker)]);
   }, 120_000);
 
@@ -129,4 +144,25 @@ describe('S3 failures', () => {
     expect(metrics).toMatch(/deciserve_runner_jobs_total\{type="completion",outcome="retried"\} [1-9]/);
     await stop(r);
   }, 120_000);
+
+  it('dead-letters a job whose attempts all fail, and reports it failed', async () => {
+    const tag = runTag('s3-dead');
+    const r = await runner(tag, { S3_RETRY_FOR_MS: '400', RUNNER_JOB_ATTEMPTS: '2' }, { ...s3, S3_ENDPOINT: proxy.url });
+    const client = new JobClient(r.url);
+    const { body } = await client.submit({ ...job(0), prompt: 'word '.repeat(1500) });
+    proxy.failFor(2500); // longer than 2 attempts × 0.4 s + backoff
+    const dead = new Queue(`${tag}-dead`, { connection: { url: redis.url } });
+    try {
+      const entry = await waitFor('dead-letter entry', () => dead.getJob(body.id), 30_000);
+      expect(entry.data).toMatchObject({ id: body.id, attempts: 2, error: { code: 'storage_unavailable' } });
+    } finally {
+      await dead.close();
+    }
+    const view = await client.waitDone(body.id, 30_000);
+    expect(view).toMatchObject({ status: 'failed', error: { code: 'storage_unavailable' } });
+    expect(r.logs.some((l) => l.msg === 'job dead-lettered' && l.id === body.id)).toBe(true);
+    const metrics = await (await fetch(`${r.url}/metrics`)).text();
+    expect(metrics).toMatch(/deciserve_runner_jobs_total\{type="completion",outcome="dead_lettered"\} 1/);
+    await stop(r);
+  }, 60_000);
 });

@@ -1,10 +1,14 @@
 // Pure parts of the runner: signing, pass planning, job ids, request validation, decimation, configuration.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fitsPass } from '../../runner/batch-loop.ts';
 import { ConfigError, configFromEnv } from '../../runner/config.ts';
 import { jobRequestSchema, resolveDecimation, seedFromJobId } from '../../runner/job-request.ts';
 import { canonicalJson, isJobId, jobIdFor } from '../../runner/jobs.ts';
+import { readModelDefaults } from '../../runner/model-defaults.ts';
 import { isRetryableS3Error } from '../../runner/s3-store.ts';
+import { TMP } from './harness.ts';
 import { sign, signedHeaders, verifySignature, type SignedParts } from '../../runner/signing.ts';
 
 const enc = new TextEncoder();
@@ -104,12 +108,29 @@ describe('job requests', () => {
   });
   it('decimation auto turns on above the training length, with the model-scaled default layer', () => {
     const r = schema.parse({ type: 'completion', model: 'm', prompt: 'hi' });
-    expect(resolveDecimation(r, 100, 24, 2048)).toBeNull();
-    expect(resolveDecimation(r, 4096, 24, 2048)).toEqual({ layers: [12], beta: 0.5, lBase: 2000, minSeqLen: 20 });
+    const model = { nLayer: 24, trainLen: 2048, decimation: { layers: [12], beta: 0.5, lBase: 2000, minSeqLen: 20 } };
+    expect(resolveDecimation(r, 100, model)).toBeNull();
+    expect(resolveDecimation(r, 4096, model)).toEqual({ layers: [12], beta: 0.5, lBase: 2000, minSeqLen: 20 });
     const off = schema.parse({ type: 'completion', model: 'm', prompt: 'hi', decimation: 'off' });
-    expect(resolveDecimation(off, 1e6, 24, 2048)).toBeNull();
+    expect(resolveDecimation(off, 1e6, model)).toBeNull();
+    const tuned = schema.parse({ type: 'completion', model: 'm', prompt: 'hi', decimation: 'on', decimation_params: { l_base: 500 } });
+    expect(resolveDecimation(tuned, 10, model)).toEqual({ layers: [12], beta: 0.5, lBase: 500, minSeqLen: 20 });
     const bad = schema.parse({ type: 'completion', model: 'm', prompt: 'hi', decimation: 'on', decimation_params: { layers: [30] } });
-    expect(() => resolveDecimation(bad, 10, 24, 2048)).toThrow(/layer 30/);
+    expect(() => resolveDecimation(bad, 10, model)).toThrow(/layer 30/);
+  });
+});
+
+describe('model defaults', () => {
+  it("reads the training length and DeciMamba layers from the checkpoint's deciserve.json", async () => {
+    const dir = join(TMP, 'runner-units-card');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    expect(await readModelDefaults(dir, 12)).toEqual({ nLayer: 12, trainLen: 2048, decimation: { layers: [6], beta: 0.5, lBase: 2000, minSeqLen: 20 } });
+    const decimation = { layers: [11], beta: 0.5, lBase: 1000, minSeqLen: 20 };
+    await writeFile(join(dir, 'deciserve.json'), JSON.stringify({ training_length: 1024, decimation, steps: 5 }));
+    expect(await readModelDefaults(dir, 12)).toEqual({ nLayer: 12, trainLen: 1024, decimation });
+    expect((await readModelDefaults(dir, 12, 4096)).trainLen).toBe(4096);
+    await expect(readModelDefaults(dir, 8)).rejects.toThrow(/layer 11/);
   });
 });
 
