@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import { errorResponse, notFound } from './api-errors.ts';
 import type { RunnerMetrics } from './metrics.ts';
+import { liveApp } from '../bench/live/app.ts'; // bench (#7): the live page at /live
 
 export interface Readiness {
   ready: boolean;
@@ -20,6 +21,7 @@ export function buildHttpApp(opts: { metrics: RunnerMetrics; readiness: () => Pr
     return c.text(text, 200, { 'content-type': opts.metrics.registry.contentType });
   });
   if (opts.jobs) app.route('/jobs', opts.jobs);
+  app.route('/live', liveApp(opts.metrics));
   app.notFound((c) => errorResponse(c, notFound('route_not_found', `no route ${c.req.method} ${new URL(c.req.url).pathname}`)));
   return app;
 }

@@ -4,3 +4,5 @@ import './score.ts';
 import './passkey.ts';
 import './random-checkpoint.ts';
 import './export-onnx.ts';
+import './bench.ts';
+import './report.ts';

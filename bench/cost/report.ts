@@ -1,0 +1,165 @@
+// `deciserve bench cost`: the cost model fed with what was measured (bench/results/*.json) → bench/results/cost.json.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO } from '../load/scenarios.ts';
+import {
+  breakEven, bytesPerToken, decimatedWorkFraction, edgeRequestDollars, jobDollars, rooflineTps,
+  type Decimation, type JobCost, type Prices, type S3Calls, type Throughput,
+} from './model.ts';
+
+export const LENGTHS = [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000];
+const NEW_TOKENS = 16;
+const read = (rel: string) => JSON.parse(readFileSync(join(REPO, rel), 'utf8'));
+const round = (x: number, digits = 4) => Number(x.toPrecision(digits));
+
+interface RunnerMeasure {
+  file: string;
+  command: string;
+  /** seconds per prompt token, by variant, on the runner's reference engine (CPU) */
+  secondsPerToken: { mamba: number; decimamba: number };
+  s3CallsPerJob: S3Calls;
+  bytesOutPerJob: number;
+  promptTokensPerJob: number;
+}
+
+/** The newest load result that ran jobs through a runner: engine seconds and S3 calls per job, by decimation. */
+export function runnerMeasurement(): RunnerMeasure | null {
+  const dir = join(REPO, 'bench/results');
+  const files = readdirSync(dir).filter((f) => /^load-.*\.json$/.test(f)).sort();
+  let best: RunnerMeasure | null = null;
+  for (const f of files) {
+    const r = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+    for (const step of r.steps ?? []) {
+      const rd = step.runner;
+      if (!rd || !(rd.jobsSucceeded > 0) || !(rd.byDecimation?.off?.promptTokens > 0) || !(rd.byDecimation?.on?.promptTokens > 0)) continue;
+      const perJob: S3Calls = {};
+      for (const [op, n] of Object.entries(rd.s3Requests as Record<string, number>)) if (n > 0 && !op.startsWith('list') && op !== 'create_bucket') perJob[op] = n / rd.jobsSucceeded;
+      const tokens = rd.byDecimation.off.promptTokens + rd.byDecimation.on.promptTokens;
+      best = {
+        file: `bench/results/${f}`, command: r.command,
+        secondsPerToken: { mamba: rd.byDecimation.off.engineSeconds / rd.byDecimation.off.promptTokens, decimamba: rd.byDecimation.on.engineSeconds / rd.byDecimation.on.promptTokens },
+        s3CallsPerJob: perJob, bytesOutPerJob: rd.s3BytesOut / rd.jobsSucceeded, promptTokensPerJob: tokens / rd.jobsSucceeded,
+      };
+    }
+  }
+  return best;
+}
+
+/** Tokens the H200 evaluation (train/evaluate.py) pushed through in eval_seconds: a lower bound on GPU throughput. */
+export function h200EvalTokensPerSecond(pp: { lengths: number[]; depths: number[]; samples_per_cell: number; passkey: Record<string, unknown>; perplexity: Record<string, Record<string, number>>; eval_seconds: number }): number {
+  const passkeyTokens = pp.lengths.reduce((a, l) => a + l, 0) * pp.depths.length * pp.samples_per_cell * Object.keys(pp.passkey).length;
+  const pplTokens = Object.values(pp.perplexity).reduce((a, byLen) => a + Object.keys(byLen).reduce((b, l) => b + Number(l) * 10, 0), 0);
+  return (passkeyTokens + pplTokens) / pp.eval_seconds;
+}
+
+export async function buildCostReport(command: string) {
+  const prices = read('bench/cost/prices.json') as Prices & { workers: { asOf: string; source: string } };
+  const onnx = read('bench/results/onnx-bench.json');
+  const pp = read('bench/results/passkey-perplexity.json');
+  const cfg = read('models/deciserve-mamba/config.json');
+  const deci = read('models/deciserve-mamba/deciserve.json').decimation;
+  const nLayer: number = cfg.n_layer ?? cfg.num_hidden_layers;
+  const dInner: number = cfg.intermediate_size ?? 2 * (cfg.hidden_size ?? cfg.d_model);
+  const decimation: Decimation = { nLayer, layer: deci.layers[0], lBase: deci.lBase, minSeqLen: deci.minSeqLen };
+  const util = prices.assumptions.gpuUtilization;
+
+  // Edge: workerd, int8 weights (the edge configuration), measured by bench/onnx-bench.ts.
+  const int8 = onnx.results.find((r: { quantization: string }) => r.quantization === 'int8');
+  const edge: Throughput = {
+    id: 'edge-workerd-int8', label: 'Workers (workerd, ONNX int8 WASM)', prefillTps: int8.workerd.prefill.find((p: { length: number }) => p.length === 512).tokensPerSecond,
+    decodeTps: int8.workerd.decodeTokensPerSecond, perHour: 0, utilization: 1, kind: 'measured', source: `bench/results/onnx-bench.json (${onnx.command})`,
+  };
+
+  const cpuPrice = prices.cpu[0]!;
+  const measured = runnerMeasurement();
+  const runners: Throughput[] = [];
+  if (measured) {
+    runners.push({
+      id: 'cpu-runner-reference', label: `runner on CPU, reference engine (${cpuPrice.id})`, prefillTps: 1 / measured.secondsPerToken.mamba,
+      decodeTps: onnx.reference.decodeTokensPerSecond, perHour: cpuPrice.perHour, utilization: util, kind: 'measured', source: `${measured.file} (${measured.command})`,
+    });
+  }
+  const fp32 = onnx.results.find((r: { quantization: string }) => r.quantization === 'none');
+  runners.push({
+    id: 'cpu-onnx-native', label: `CPU, onnxruntime-node fp32 (${cpuPrice.id}; not yet wired into the runner)`, prefillTps: fp32.nodeNative.prefill.at(-1).tokensPerSecond,
+    decodeTps: fp32.nodeNative.decodeTokensPerSecond, perHour: cpuPrice.perHour, utilization: util, kind: 'measured', source: `bench/results/onnx-bench.json (${onnx.command})`,
+  });
+  const h200Tps = h200EvalTokensPerSecond(pp);
+  const bpt = bytesPerToken({ nLayer, dInner });
+  const efficiency = h200Tps / rooflineTps(prices.h200BandwidthGBs, bpt, 1);
+  for (const g of prices.gpu) {
+    const tps = rooflineTps(g.memoryBandwidthGBs, bpt, efficiency);
+    runners.push({
+      id: g.id, label: `${g.gpu} (ESTIMATE)`, prefillTps: tps, decodeTps: tps / 50, perHour: g.perHour, utilization: util, kind: 'estimate',
+      source: `roofline ${g.memoryBandwidthGBs} GB/s ÷ ${bpt} B/token × η=${efficiency.toPrecision(2)}, η from the H200 eval's ${Math.round(h200Tps)} tok/s (bench/results/passkey-perplexity.json, PyTorch, ${pp.command}); the CUDA engine (#5) is unverified`,
+    });
+  }
+
+  const s3Calls = measured?.s3CallsPerJob ?? { put_input: 1, get_input: 1, put_result: 1, head_result: 1 };
+  const bytesPerPromptToken = measured ? measured.bytesOutPerJob / Math.max(1, measured.promptTokensPerJob) : 4;
+  const jobOpts = (workFraction: number) => ({ workFraction, s3Calls, bytesPerPromptToken, resultBytes: 1500, store: 'r2' as const, edgeRequests: 3 });
+
+  const jobs: Array<{ runner: string; kind: string; length: number; variant: string } & JobCost> = [];
+  for (const r of runners) {
+    for (const length of LENGTHS) {
+      for (const variant of ['mamba', 'decimamba'] as const) {
+        // Measured: DeciMamba's own seconds/token ratio; otherwise the layer-count model.
+        const wf = variant === 'mamba' ? 1 : r.id === 'cpu-runner-reference' && measured ? measured.secondsPerToken.decimamba / measured.secondsPerToken.mamba : decimatedWorkFraction(length, decimation);
+        const c = jobDollars(prices, r, { promptTokens: length, newTokens: NEW_TOKENS }, jobOpts(wf));
+        jobs.push({ runner: r.id, kind: r.kind, length, variant, ...c });
+      }
+    }
+  }
+
+  const edgeByLength = [64, 256, 512, 1024, 2048, 4000, 8000].map((t) => {
+    const e = edgeRequestDollars(prices, edge, { promptTokens: t, newTokens: NEW_TOKENS });
+    return { tokens: t, cpuMs: round(e.cpuMs), dollarsPer1K: round(1000 * e.dollars) };
+  });
+  const scen = read('bench/scenarios/scenarios.json');
+  const mix = scen.lengthMixes['edge-short'] as Array<{ tokens: number; weight: number }>;
+  const mixW = mix.reduce((a, b) => a + b.weight, 0);
+  const edgeMixPer1K = mix.reduce((a, b) => a + (b.weight / mixW) * 1000 * edgeRequestDollars(prices, edge, { promptTokens: b.tokens, newTokens: scen.scenarios['edge-short'].maxTokens }).dollars, 0);
+
+  // Accuracy per length (H200 eval, the only one reaching 64K): $ per correct passkey answer.
+  const acc = (mode: string, L: number) => {
+    const cells = pp.passkey[mode]?.[String(L)] as Record<string, number> | undefined;
+    return cells ? Object.values(cells).reduce((a, b) => a + b, 0) / Object.values(cells).length : undefined;
+  };
+  const deciMode = `decimamba_layer${decimation.layer}`;
+  const jobCost = (runner: string, L: number, v: string) => jobs.find((j) => j.runner === runner && j.length === L && j.variant === v)!.total;
+  const primary = runners[0]!.id;
+  const perCorrect = LENGTHS.filter((L) => acc('mamba', L) !== undefined).map((L) => {
+    const am = acc('mamba', L)!;
+    const ad = acc(deciMode, L)!;
+    return { length: L, accuracy: { mamba: round(am, 3), decimamba: round(ad, 3) }, dollarsPerCorrect: { mamba: am > 0 ? round(jobCost(primary, L, 'mamba') / am) : null, decimamba: ad > 0 ? round(jobCost(primary, L, 'decimamba') / ad) : null } };
+  });
+
+  const edgeAt = (L: number) => edgeRequestDollars(prices, edge, { promptTokens: L, newTokens: NEW_TOKENS }).dollars;
+  const xs = [256, 512, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000];
+  const cheapestGpu = runners.filter((r) => r.kind === 'estimate').sort((a, b) => a.perHour / a.prefillTps - b.perHour / b.prefillTps)[0]!;
+  const cpuRunner = runners[0]!;
+  const breakEvens = {
+    edgeVsRunnerTokens: Object.fromEntries(runners.map((r) => [r.id, breakEven(xs, (L) => jobDollars(prices, r, { promptTokens: L, newTokens: NEW_TOKENS }, jobOpts(1)).total, edgeAt)])),
+    deciVsMambaPerCorrectTokens: perCorrect.find((p) => p.dollarsPerCorrect.decimamba !== null && (p.dollarsPerCorrect.mamba === null || p.dollarsPerCorrect.decimamba < p.dollarsPerCorrect.mamba) && p.accuracy.decimamba > p.accuracy.mamba)?.length ?? null,
+    gpuUtilizationToBeatCpu: { gpu: cheapestGpu.id, vs: cpuRunner.id, utilization: round((cheapestGpu.perHour / cheapestGpu.prefillTps) / (cpuRunner.perHour / cpuRunner.prefillTps / util), 3) },
+  };
+
+  const headline: string[] = [];
+  for (const L of [16000, 64000]) {
+    const pc = perCorrect.find((p) => p.length === L);
+    const fmt = (v: string) => `$${jobCost(primary, L, v).toPrecision(3)}/job`;
+    headline.push(`${L / 1000}K: Mamba ${fmt('mamba')}, ${(100 * (pc?.accuracy.mamba ?? NaN)).toFixed(0)}% passkey; DeciMamba ${fmt('decimamba')}, ${(100 * (pc?.accuracy.decimamba ?? NaN)).toFixed(0)}% passkey (${primary}; accuracy: H200 eval)`);
+  }
+  headline.push(`edge: $${edgeMixPer1K.toPrecision(3)} per 1K requests (edge-short mix, ${edge.label})`);
+
+  return {
+    command, date: new Date().toISOString(),
+    sources: { prices: 'bench/cost/prices.json', edge: edge.source, runnerMeasured: measured?.file ?? null, accuracy: `bench/results/passkey-perplexity.json (${pp.command}, ${pp.device})` },
+    assumptions: { ...prices.assumptions, newTokensPerJob: NEW_TOKENS, store: 'r2', edgeRequestsPerJob: 3, s3CallsPerJob: s3Calls, bytesPerPromptToken: round(bytesPerPromptToken), decimation },
+    throughputs: runners.concat([edge]).map((t) => ({ ...t, prefillTps: round(t.prefillTps), decodeTps: round(t.decodeTps) })),
+    edge: { mixPer1K: round(edgeMixPer1K), byLength: edgeByLength },
+    jobs: jobs.map((j) => ({ ...j, engineSeconds: round(j.engineSeconds), compute: round(j.compute), storage: round(j.storage), edge: round(j.edge), total: round(j.total) })),
+    perCorrect, breakEvens, headline,
+    gpuKernelBreakdown: existsSync(join(REPO, 'bench/results/cuda-kernels.json')) ? 'bench/results/cuda-kernels.json' : null,
+  };
+}

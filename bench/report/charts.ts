@@ -1,0 +1,115 @@
+// Chart specs (Chart.js configs + where their data came from), built from bench/results/*.json and S3 suites.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface ChartSpec {
+  id: string;
+  title: string;
+  /** The files the data came from and the commands that produced them. */
+  sources: Array<{ file: string; command: string }>;
+  /** A Chart.js configuration (type, data, options). */
+  config: Record<string, unknown>;
+  note?: string;
+}
+
+type Json = Record<string, any>;
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+const color = (i: number) => PALETTE[i % PALETTE.length]!;
+
+function readJson(path: string): Json | null {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+const logAxis = (title: string) => ({ type: 'logarithmic', title: { display: true, text: title } });
+const linAxis = (title: string, extra: Json = {}) => ({ type: 'linear', title: { display: true, text: title }, ...extra });
+const line = (label: string, points: Array<{ x: number; y: number | null }>, i: number, dashed = false) => ({
+  label, data: points.filter((p) => p.y !== null && Number.isFinite(p.y)), borderColor: color(i), backgroundColor: color(i), borderDash: dashed ? [6, 4] : [], tension: 0, showLine: true,
+});
+
+export function loadCharts(resultsDir: string, extraSuites: Json[] = []): ChartSpec[] {
+  const charts: ChartSpec[] = [];
+  const files = existsSync(resultsDir) ? readdirSync(resultsDir).sort() : [];
+
+  // 1 + 2: latency percentiles and throughput against offered load, per load result file and variant.
+  const loads = files.filter((f) => /^load-.*\.json$/.test(f)).map((f) => ({ f, r: readJson(join(resultsDir, f)) })).filter((x) => x.r?.steps);
+  if (loads.length > 0) {
+    const lat: Json[] = [];
+    const thr: Json[] = [];
+    let i = 0;
+    for (const { r } of loads) {
+      const variants = [...new Set(r!.steps.flatMap((s: Json) => s.variants.map((v: Json) => v.variant)))] as string[];
+      for (const variant of variants) {
+        const rows = r!.steps.map((s: Json) => ({ rate: s.rate, v: s.variants.find((x: Json) => x.variant === variant) })).filter((x: Json) => x.v);
+        const metric = (v: Json) => v.jobs?.e2eMs ?? v.latencyMs;
+        const what = rows[0]?.v.jobs ? 'job e2e' : 'request';
+        for (const p of ['p50', 'p95', 'p99'] as const) lat.push(line(`${r!.scenario} ${variant} ${what} ${p}`, rows.map((x: Json) => ({ x: x.rate, y: metric(x.v)[p] })), i++, p !== 'p95'));
+        thr.push(line(`${r!.scenario} ${variant} achieved req/s`, rows.map((x: Json) => ({ x: x.rate, y: x.v.throughputRps })), i++));
+        if (rows[0]?.v.jobs) thr.push(line(`${r!.scenario} ${variant} jobs done/s`, rows.map((x: Json) => ({ x: x.rate, y: x.v.jobs.succeeded / Math.max(1e-9, r!.steps[0].durationS) })), i++, true));
+      }
+    }
+    const sources = loads.map(({ f, r }) => ({ file: `bench/results/${f}`, command: r!.command }));
+    charts.push({ id: 'latency-vs-load', title: 'Latency percentiles against offered load', sources, config: { type: 'scatter', data: { datasets: lat }, options: { scales: { x: linAxis('offered load (requests/s per variant)'), y: logAxis('latency (ms)') } } } });
+    charts.push({ id: 'throughput', title: 'Throughput against offered load', sources, config: { type: 'scatter', data: { datasets: thr }, options: { scales: { x: linAxis('offered load (requests/s per variant)'), y: linAxis('per second', { beginAtZero: true }) } } } });
+  }
+
+  // 3: dollars per edge request and per long job against context length.
+  const cost = readJson(join(resultsDir, 'cost.json'));
+  if (cost) {
+    const ds: Json[] = [line('edge request (Workers, measured CPU)', cost.edge.byLength.map((e: Json) => ({ x: e.tokens, y: e.dollarsPer1K / 1000 })), 0)];
+    let i = 1;
+    for (const t of cost.throughputs.filter((t: Json) => !t.id.startsWith('edge'))) {
+      for (const variant of ['mamba', 'decimamba']) {
+        const pts = cost.jobs.filter((j: Json) => j.runner === t.id && j.variant === variant).map((j: Json) => ({ x: j.length, y: j.total }));
+        ds.push(line(`job: ${t.label}, ${variant}${t.kind === 'estimate' ? ' (estimate)' : ''}`, pts, variant === 'mamba' ? i : i, variant === 'decimamba'));
+      }
+      i++;
+    }
+    charts.push({
+      id: 'cost-vs-length', title: '$ per request / per job against context length', sources: [{ file: 'bench/results/cost.json', command: cost.command }],
+      note: `Inputs: ${Object.values(cost.sources).filter(Boolean).join('; ')}. GPU lines are estimates (roofline scaled by the H200 PyTorch eval); DeciMamba dashed.`,
+      config: { type: 'scatter', data: { datasets: ds }, options: { scales: { x: logAxis('context length (tokens)'), y: logAxis('$ per request or job') } } },
+    });
+  }
+
+  // 4: accuracy and perplexity against context length: the H200 eval and suites run through the job API.
+  const pp = readJson(join(resultsDir, 'passkey-perplexity.json'));
+  const suites = [...files.filter((f) => /^quality-.*\.json$/.test(f)).map((f) => ({ file: `bench/results/${f}`, r: readJson(join(resultsDir, f)) })), ...extraSuites.map((r) => ({ file: `s3://${r.s3?.bucket}/${r.s3?.summary}`, r }))].filter((x) => x.r?.summary);
+  for (const task of ['passkey', 'perplexity'] as const) {
+    const ds: Json[] = [];
+    const sources: ChartSpec['sources'] = [];
+    let i = 0;
+    if (pp?.[task]) {
+      for (const [mode, byLen] of Object.entries(pp[task] as Json)) {
+        const pts = Object.entries(byLen as Json).map(([L, v]) => ({ x: Number(L), y: task === 'passkey' ? (100 * Object.values(v as Json).reduce((a: number, b: any) => a + b, 0)) / Object.values(v as Json).length : (v as number) }));
+        ds.push(line(`${mode} (H200 eval)`, pts, i++));
+      }
+      sources.push({ file: 'bench/results/passkey-perplexity.json', command: pp.command });
+    }
+    for (const { file, r } of suites.filter((s) => s.r!.spec?.task === task)) {
+      for (const [variant, byLen] of Object.entries(r!.summary.byLength as Json)) {
+        ds.push(line(`${variant} (through the job API, ${r!.endpoint?.via ?? ''})`, Object.entries(byLen as Json).map(([L, c]) => ({ x: Number(L), y: task === 'passkey' ? 100 * (c as Json).value : (c as Json).value })), i++, true));
+      }
+      sources.push({ file, command: r!.command });
+    }
+    if (ds.length > 0) {
+      charts.push({
+        id: `${task}-vs-length`, title: task === 'passkey' ? 'Passkey accuracy against context length' : 'Perplexity against context length', sources,
+        config: { type: 'scatter', data: { datasets: ds }, options: { scales: { x: logAxis('context length (tokens)'), y: task === 'passkey' ? linAxis('accuracy (%)', { min: 0, max: 100 }) : logAxis('perplexity (last 100 tokens)') } } },
+      });
+    }
+  }
+
+  // 5: GPU kernel breakdown, where the CUDA engine (#5) produced one.
+  const kernels = readJson(join(resultsDir, 'cuda-kernels.json'));
+  if (kernels?.kernels) {
+    charts.push({
+      id: 'gpu-kernels', title: 'GPU kernel time breakdown', sources: [{ file: 'bench/results/cuda-kernels.json', command: kernels.command }],
+      config: { type: 'bar', data: { labels: kernels.kernels.map((k: Json) => k.name), datasets: [{ label: 'ms', data: kernels.kernels.map((k: Json) => k.ms), backgroundColor: color(0) }] }, options: { indexAxis: 'y' } },
+    });
+  }
+  return charts;
+}
