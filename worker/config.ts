@@ -1,0 +1,94 @@
+// The edge API's settings, from Worker vars/secrets (wrangler.toml [vars], `wrangler secret put`) or process.env on
+// Node. Everything is a string there, so values are coerced; a bad value is a configuration error, not a crash later.
+import { z } from 'zod';
+
+const int = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
+const optionalInt = (min: number) => z.coerce.number().int().min(min).optional();
+const list = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean));
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['1', '0', 'true', 'false', 'yes', 'no'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const envSchema = z.object({
+  /** Comma-separated API keys (a secret). Every route but /healthz needs one of them. */
+  API_KEYS: list('').pipe(z.array(z.string().min(16, 'each API key must be at least 16 characters')).min(1, 'API_KEYS is required')),
+  /** The model name clients send; the runner must serve the same one (its RUNNER_MODEL_ID). */
+  MODEL_ID: z.string().min(1).default('deciserve-mamba'),
+
+  /** Base URL of the runner's signed intake (e.g. http://127.0.0.1:8790). Without it, long requests are refused. */
+  RUNNER_URL: z.url({ protocol: /^https?$/ }).optional(),
+  RUNNER_HMAC_SECRET: z.string().min(16, 'RUNNER_HMAC_SECRET must be at least 16 characters').optional(),
+
+  /** Longest prompt run at the edge [the model's training length]; longer ones become runner jobs. */
+  EDGE_MAX_PROMPT_TOKENS: optionalInt(1),
+  /** CPU one edge request may spend, estimated from the throughputs below (bench/edge-bench.ts measures them). */
+  EDGE_CPU_BUDGET_MS: int(1, 10_000),
+  EDGE_PREFILL_TOKENS_PER_S: int(1, 450),
+  EDGE_DECODE_TOKENS_PER_S: int(1, 90),
+
+  /** How long a long /v1/completions or /v1/score waits for its job before answering 202 with the job's URL. */
+  JOB_WAIT_MS: int(0, 30_000),
+  JOB_POLL_MS: int(10, 250),
+
+  MAX_BODY_BYTES: int(1024, 4 * 1024 * 1024),
+  /** Longest prompt accepted at all (the runner's RUNNER_MAX_PROMPT_TOKENS). */
+  MAX_PROMPT_TOKENS: int(1, 131_072),
+  /** Largest max_tokens accepted (the runner's RUNNER_MAX_NEW_TOKENS). */
+  MAX_NEW_TOKENS: int(0, 4096),
+
+  /** Allowed CORS origins, comma-separated; "*" for any. */
+  CORS_ORIGINS: list('*'),
+  /** Per-key requests per minute where no Workers rate-limit binding exists (Node); 0 = off. */
+  RATE_LIMIT_PER_MINUTE: int(0, 600),
+  /** Serve /openapi.json and /docs without an API key (browsers cannot send one to open the docs page). */
+  PUBLIC_DOCS: flag(false),
+  /** One JSON log line per request (console; Workers Logs on Cloudflare). */
+  LOG_REQUESTS: flag(false),
+});
+
+export type EdgeEnvVars = Partial<Record<keyof z.input<typeof envSchema>, string>>;
+
+export class EdgeConfigError extends Error {
+  override name = 'EdgeConfigError';
+}
+
+export function edgeConfig(env: Record<string, unknown>) {
+  // Worker vars may be numbers or booleans in wrangler.toml; bindings (objects) are not settings.
+  const strings = Object.fromEntries(
+    Object.entries(env)
+      .filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v) && v !== '')
+      .map(([k, v]) => [k, String(v)]),
+  );
+  const parsed = envSchema.safeParse(strings);
+  if (!parsed.success) {
+    throw new EdgeConfigError(`invalid edge configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const e = parsed.data;
+  if (e.RUNNER_URL && !e.RUNNER_HMAC_SECRET) throw new EdgeConfigError('invalid edge configuration: RUNNER_URL needs RUNNER_HMAC_SECRET');
+  return {
+    apiKeys: e.API_KEYS,
+    modelId: e.MODEL_ID,
+    runner: e.RUNNER_URL && e.RUNNER_HMAC_SECRET ? { url: e.RUNNER_URL.replace(/\/+$/, ''), secret: e.RUNNER_HMAC_SECRET } : null,
+    edge: {
+      maxPromptTokens: e.EDGE_MAX_PROMPT_TOKENS,
+      cpuBudgetMs: e.EDGE_CPU_BUDGET_MS,
+      prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S,
+      decodeTokensPerS: e.EDGE_DECODE_TOKENS_PER_S,
+    },
+    jobs: { waitMs: e.JOB_WAIT_MS, pollMs: e.JOB_POLL_MS },
+    limits: { maxBodyBytes: e.MAX_BODY_BYTES, maxPromptTokens: e.MAX_PROMPT_TOKENS, maxNewTokens: e.MAX_NEW_TOKENS },
+    corsOrigins: e.CORS_ORIGINS,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    publicDocs: e.PUBLIC_DOCS,
+    logRequests: e.LOG_REQUESTS,
+  };
+}
+
+export type EdgeConfig = ReturnType<typeof edgeConfig>;

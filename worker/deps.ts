@@ -1,0 +1,39 @@
+// What the app is built from, and the per-request context every route sees.
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { RequestIdVariables } from 'hono/request-id';
+import type { TimingVariables } from 'hono/timing';
+import type { RawBodyEnv } from '../runner/body-limit.ts';
+import type { EdgeConfig } from './config.ts';
+import type { RateLimiter } from './http/rate-limit.ts';
+import type { EdgeModel } from './model/edge-model.ts';
+import type { RunnerClient } from './runner-client.ts';
+import type { ApiSchemas } from './schemas.ts';
+
+export interface EdgeLog {
+  info(message: string, fields: Record<string, unknown>): void;
+  error(message: string, fields: Record<string, unknown>): void;
+}
+
+export const consoleLog: EdgeLog = {
+  info: (message, fields) => console.log(JSON.stringify({ level: 'info', msg: message, ...fields })),
+  error: (message, fields) => console.error(JSON.stringify({ level: 'error', msg: message, ...fields })),
+};
+
+export interface EdgeDeps {
+  config: EdgeConfig;
+  /** Opened once and shared by all requests (a failed open is retried by the next request). */
+  model: () => Promise<EdgeModel>;
+  runner: RunnerClient | null;
+  rateLimiter: RateLimiter | null;
+  log: EdgeLog;
+}
+
+export type AppEnv = {
+  Variables: RequestIdVariables & TimingVariables & RawBodyEnv['Variables'] & { apiKeyId: string; ranOn: 'edge' | 'runner' | 'none' };
+};
+
+export type EdgeApp = OpenAPIHono<AppEnv>;
+
+export interface RouteDeps extends EdgeDeps {
+  schemas: ApiSchemas;
+}

@@ -1,0 +1,34 @@
+// OpenAI-shaped errors ({error:{message,type,param,code}}). The class and helpers are the runner's (runner/api-errors.ts),
+// so an error the runner answers and one the edge answers look the same to a client.
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { z } from 'zod';
+import { ApiError, badRequest, errorResponse, notFound } from '../../runner/api-errors.ts';
+
+export { ApiError, badRequest, conflict, errorResponse, notFound, unauthorized, unavailable } from '../../runner/api-errors.ts';
+
+export const payloadTooLarge = (message: string) => new ApiError(413, 'invalid_request_error', 'body_too_large', message);
+export const unsupportedMediaType = () =>
+  new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Content-Type must be application/json');
+export const rateLimited = (message: string) => new ApiError(429, 'invalid_request_error', 'rate_limit_exceeded', message);
+export const modelNotFound = (model: string, served: string) =>
+  notFound('model_not_found', `The model "${model}" does not exist; this API serves "${served}"`, 'model');
+export const contextTooLong = (tokens: number, max: number, where: string) =>
+  badRequest('context_length_exceeded', `${tokens} prompt tokens; ${where} takes at most ${max}`, 'prompt');
+
+/** The first zod issue as a 400, naming the parameter the way OpenAI does ("stop.0"). */
+export function zodError(error: z.ZodError): ApiError {
+  const issue = error.issues[0]!;
+  const param = issue.path.length > 0 ? issue.path.join('.') : null;
+  const code = issue.code === 'unrecognized_keys' ? 'unknown_parameter' : issue.code === 'too_big' ? 'value_too_large' : 'invalid_value';
+  const detail = issue.code === 'unrecognized_keys' ? `unknown parameter(s): ${issue.keys.join(', ')}` : issue.message;
+  return badRequest(code, param ? `${param}: ${detail}` : detail, param);
+}
+
+/** app.onError: our errors as they are, Hono's HTTPExceptions (e.g. bearer auth) with their response, the rest 500. */
+export function handleError(err: Error, c: Context, log: (message: string, extra: Record<string, unknown>) => void): Response {
+  if (err instanceof ApiError) return errorResponse(c, err);
+  if (err instanceof HTTPException) return err.getResponse();
+  log('unhandled error', { error: err.message, stack: err.stack, requestId: c.get('requestId' as never) });
+  return errorResponse(c, new ApiError(500, 'server_error', 'internal_error', 'internal error; the request id is in X-Request-Id'));
+}

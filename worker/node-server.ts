@@ -1,0 +1,68 @@
+// The edge API on Node (@hono/node-server): the same app as the Worker, the model from a folder built by
+// worker/model/build.ts, ORT's wasm compiled from node_modules, and an in-process rate limiter.
+//
+//   MODEL_DIR=dist/edge-model API_KEYS=... [RUNNER_URL=... RUNNER_HMAC_SECRET=...] npx tsx worker/node-server.ts
+// Settings: worker/config.ts (the same names as the Worker's vars); PORT [8787], HOST [127.0.0.1].
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { serve } from '@hono/node-server';
+import { ortWasmPath } from '../mamba/onnx/node.ts';
+import { createEdgeApp } from './app.ts';
+import { edgeConfig } from './config.ts';
+import { consoleLog, type EdgeApp, type EdgeLog } from './deps.ts';
+import { MemoryRateLimiter } from './http/rate-limit.ts';
+import { DEFAULT_EDGE_MODEL_DIR } from './model/build.ts';
+import { openEdgeModel, type EdgeModel } from './model/edge-model.ts';
+import { folderFetcher } from './model/fs-fetcher.ts';
+import { RunnerClient } from './runner-client.ts';
+
+let wasm: Promise<WebAssembly.Module> | null = null;
+const ortWasm = () => (wasm ??= readFile(ortWasmPath()).then((bytes) => WebAssembly.compile(new Uint8Array(bytes))));
+
+/** The app for `env` with the model in `modelDir` (what the Worker gets from its bindings). */
+export function createNodeEdgeApp(env: Record<string, string | undefined>, modelDir: string, log: EdgeLog = consoleLog): EdgeApp {
+  const config = edgeConfig(env);
+  let model: Promise<EdgeModel> | null = null;
+  const openModel = () => {
+    model ??= ortWasm().then((w) => openEdgeModel(folderFetcher(modelDir), w));
+    model.catch(() => (model = null));
+    return model;
+  };
+  return createEdgeApp({
+    config,
+    model: openModel,
+    runner: config.runner ? new RunnerClient(config.runner.url, config.runner.secret) : null,
+    rateLimiter: config.rateLimitPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitPerMinute) : null,
+    log,
+  });
+}
+
+export interface RunningEdge {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startNodeEdge(opts: { env: Record<string, string | undefined>; modelDir: string; port?: number; host?: string; log?: EdgeLog }): Promise<RunningEdge> {
+  const app = createNodeEdgeApp(opts.env, opts.modelDir, opts.log);
+  const host = opts.host ?? '127.0.0.1';
+  return new Promise((resolveStart) => {
+    const server = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: host }, (info: AddressInfo) => {
+      resolveStart({
+        url: `http://${host}:${info.port}`,
+        port: info.port,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
+  const modelDir = resolve(process.env.MODEL_DIR ?? DEFAULT_EDGE_MODEL_DIR);
+  const edge = await startNodeEdge({ env: process.env, modelDir, port: Number(process.env.PORT ?? 8787), host: process.env.HOST });
+  console.log(JSON.stringify({ level: 'info', msg: 'edge listening', url: edge.url, modelDir }));
+  const stop = () => void edge.close().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,96 @@
+// Pieces the route files share: error responses for the OpenAPI document, the model check, token counting and
+// placement with their Server-Timing stages, and the "where it ran" header.
+import type { Context } from 'hono';
+import { endTime, setMetric, startTime } from 'hono/timing';
+import { DecimationError } from '../../mamba/decimation.ts';
+import { resolveDecimation, type JobRequest } from '../../runner/job-request.ts';
+import type { AppEnv, RouteDeps } from '../deps.ts';
+import { nextTick } from '../edge-engine.ts';
+import { badRequest, contextTooLong, modelNotFound } from '../http/errors.ts';
+import type { EdgeModel } from '../model/edge-model.ts';
+import { edgeMaxPromptTokens, place, type Placement, type Work } from '../routing.ts';
+import { ErrorResponse, Job } from '../schemas.ts';
+
+export const RAN_ON_HEADER = 'x-deciserve-ran-on';
+
+const error = (description: string) => ({ description, content: { 'application/json': { schema: ErrorResponse } } });
+
+export const errorResponses = {
+  400: error('Invalid request (bad JSON or UTF-8, a wrong value, too many tokens)'),
+  401: error('Missing or wrong API key'),
+  404: error('Unknown model, job or route'),
+  413: error('Body too large'),
+  415: error('Content-Type is not application/json'),
+  429: error('Rate limit reached for this API key'),
+  503: error('The batch runner or storage is unavailable; retry'),
+};
+
+export const jobAccepted = {
+  description: 'Still running as a job after the wait: poll the job URL (also in Location).',
+  content: { 'application/json': { schema: Job } },
+};
+
+export const security = [{ bearerAuth: [] }];
+
+export const ranOnHeaders = {
+  'x-deciserve-ran-on': { description: 'Where the request ran', schema: { type: 'string' as const, enum: ['edge', 'runner'] } },
+  'server-timing': { description: 'Stage timings (tokenize, route, load, prefill, decode or submit, wait, result)', schema: { type: 'string' as const } },
+};
+
+export function checkModel(deps: RouteDeps, model: string): void {
+  if (model !== deps.config.modelId) throw modelNotFound(model, deps.config.modelId);
+}
+
+export async function openModel(c: Context<AppEnv>, deps: RouteDeps): Promise<EdgeModel> {
+  startTime(c, 'model', 'tokenizer and model metadata');
+  const model = await deps.model();
+  endTime(c, 'model');
+  return model;
+}
+
+/** Tokens of the prompt (+ continuation), counted the way the runner counts them; the size limit checked. */
+export async function countTokens(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, texts: string[]): Promise<number> {
+  startTime(c, 'tokenize', 'count tokens');
+  const tokens = texts.reduce((n, t) => n + model.tokenizer.encode(t).length, 0);
+  await nextTick(); // lets the clock advance on Cloudflare, where it only moves at I/O
+  endTime(c, 'tokenize');
+  setMetric(c, 'tokens', tokens, 'prompt tokens');
+  if (tokens > deps.config.limits.maxPromptTokens) throw contextTooLong(tokens, deps.config.limits.maxPromptTokens, 'this API');
+  return tokens;
+}
+
+/** Checks the decimation settings against the model (400 on a config it cannot run), then places the work. */
+export function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, job: JobRequest, work: Work): Placement {
+  let decimation;
+  try {
+    // Checked as if on (like the runner's intake), so bad parameters are refused whatever the prompt length.
+    resolveDecimation({ ...job, decimation: job.decimation === 'off' ? 'off' : 'on' }, work.promptTokens, model.defaults);
+    decimation = resolveDecimation(job, work.promptTokens, model.defaults);
+  } catch (err) {
+    if (err instanceof DecimationError) throw badRequest('invalid_decimation', err.message, 'decimation_params');
+    throw err;
+  }
+  const placement = place(deps.config, model, work);
+  const missing = placement.where === 'edge' ? (decimation?.layers.filter((l) => !model.manifest.decimationLayers.includes(l)) ?? []) : [];
+  if (missing.length > 0) {
+    throw badRequest('invalid_decimation', `the edge model cannot decimate at layers [${missing}]`, 'decimation_params.layers');
+  }
+  setMetric(c, 'route', placement.where === 'edge' ? `edge: ${placement.reason}` : `runner: ${placement.reason}`);
+  return placement;
+}
+
+export function markRanOn(c: Context<AppEnv>, where: 'edge' | 'runner'): void {
+  c.set('ranOn', where);
+  c.header(RAN_ON_HEADER, where);
+}
+
+export function edgeLimit(deps: RouteDeps, model: EdgeModel): number {
+  return edgeMaxPromptTokens(deps.config, model);
+}
+
+/** Stage timings of an edge run as Server-Timing metrics. */
+export function reportEdgeTimings(c: Context<AppEnv>, t: { loadMs: number; prefillMs: number; decodeMs: number }): void {
+  setMetric(c, 'load', t.loadMs, 'engine load (first request in an isolate)');
+  setMetric(c, 'prefill', t.prefillMs, 'prompt prefill');
+  setMetric(c, 'decode', t.decodeMs, 'token generation');
+}

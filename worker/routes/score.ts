@@ -1,0 +1,73 @@
+// POST /v1/score: per-token log-probabilities, NLL and perplexity of a text, or of a continuation given a prompt.
+// Routed like completions: short texts here, long ones as runner jobs (result as if synchronous, or 202).
+import { createRoute } from '@hono/zod-openapi';
+import type { JobRequest } from '../../runner/job-request.ts';
+import type { ScoreJobResult } from '../../runner/pass.ts';
+import type { EdgeApp, RouteDeps } from '../deps.ts';
+import { scoreAtEdge } from '../edge-run.ts';
+import { badRequest } from '../http/errors.ts';
+import { pendingResponse, requireRunner, runAsJob, waitBudgetMs } from '../job-flow.ts';
+import { Score } from '../schemas.ts';
+import { checkModel, countTokens, edgeLimit, errorResponses, jobAccepted, markRanOn, openModel, placeWork, ranOnHeaders, reportEdgeTimings, security } from './common.ts';
+
+export function registerScore(app: EdgeApp, deps: RouteDeps): void {
+  const route = createRoute({
+    method: 'post',
+    path: '/v1/score',
+    tags: ['score'],
+    summary: 'Log-probabilities and perplexity of a text or a continuation',
+    description:
+      'Without `continuation`, every token after the first is scored; with it, only the continuation\'s tokens, ' +
+      'given the prompt. Long texts run as runner jobs, like completions.',
+    security,
+    request: { body: { content: { 'application/json': { schema: deps.schemas.scoreRequest } }, required: true } },
+    responses: {
+      200: { description: 'The scores', headers: ranOnHeaders, content: { 'application/json': { schema: Score } } },
+      202: jobAccepted,
+      ...errorResponses,
+    },
+  });
+
+  app.openapi(route, async (c) => {
+    const body = c.req.valid('json');
+    checkModel(deps, body.model);
+    const model = await openModel(c, deps);
+    const texts = body.continuation === undefined ? [body.prompt] : [body.prompt, body.continuation];
+    const promptTokens = await countTokens(c, deps, model, texts);
+    if (promptTokens < 2) throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
+    const job: JobRequest & { type: 'score' } = {
+      type: 'score',
+      model: body.model,
+      prompt: body.prompt,
+      ...(body.continuation !== undefined ? { continuation: body.continuation } : {}),
+      max_tokens: 0,
+      temperature: 0,
+      top_p: 1,
+      top_k: 0,
+      decimation: body.decimation,
+      ...(body.decimation_params ? { decimation_params: body.decimation_params } : {}),
+      priority: body.priority,
+    };
+    const placement = placeWork(c, deps, model, job, { promptTokens, newTokens: 0 });
+    if (placement.where === 'edge') {
+      markRanOn(c, 'edge');
+      const { result, timings } = await scoreAtEdge({ model, modelId: deps.config.modelId, id: `score-${c.get('requestId')}`, signal: c.req.raw.signal }, job);
+      reportEdgeTimings(c, timings);
+      return c.json(result, 200);
+    }
+    markRanOn(c, 'runner');
+    const runner = requireRunner(deps, promptTokens, edgeLimit(deps, model));
+    const outcome = await runAsJob<ScoreJobResult>(c, runner, job, waitBudgetMs(c, deps.config.jobs.waitMs), deps.config.jobs.pollMs);
+    if (outcome.kind === 'refused') return outcome.response as never;
+    if (outcome.kind === 'pending') return pendingResponse(c, outcome.view) as never;
+    const stored = outcome.result;
+    return c.json(
+      {
+        ...stored,
+        token_strings: stored.tokens.map((id) => model.tokenizer.decode([id])),
+        deciserve: { ...stored.deciserve, ran_on: 'runner' as const, job_id: outcome.view.id },
+      },
+      200,
+    );
+  });
+}

@@ -1,0 +1,115 @@
+// The edge's side of the runner's signed job API (runner/README.md): every request signed with the runner's own
+// signing.ts (HMAC over method, path, timestamp, nonce and body), retried on 503/network errors with a fresh nonce.
+// Submissions always carry an Idempotency-Key, so a retried POST is still one job.
+import type { JobRequest } from '../runner/job-request.ts';
+import { signedHeaders } from '../runner/signing.ts';
+import { ApiError } from './http/errors.ts';
+
+/** The runner's job status (runner/intake.ts JobView). */
+export interface RunnerJobView {
+  id: string;
+  object: 'job';
+  type?: 'completion' | 'score';
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  created_at?: number;
+  prompt_tokens?: number;
+  attempts?: number;
+  result_url?: string;
+  error?: { message: string; code: string };
+}
+
+export type RunnerAnswer = { ok: true; status: number; view: RunnerJobView } | { ok: false; response: Response };
+
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+export const isTerminal = (view: RunnerJobView) => TERMINAL.has(view.status);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class RunnerClient {
+  private readonly base: URL;
+
+  constructor(
+    baseUrl: string,
+    private readonly secret: string,
+    private readonly attempts = 3,
+  ) {
+    this.base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
+  }
+
+  /** A signed request; 503s and network errors are retried, then reported as 503 runner_unavailable. */
+  async request(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+    const url = new URL(path.replace(/^\//, ''), this.base);
+    let last = '';
+    for (let attempt = 0; attempt < this.attempts; attempt++) {
+      if (attempt > 0) await sleep(200 * 2 ** (attempt - 1));
+      const signed = await signedHeaders(this.secret, { method, path: url.pathname + url.search, body: init.body });
+      try {
+        const response = await fetch(url, {
+          method,
+          body: init.body,
+          headers: { ...signed, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
+        });
+        if (response.status !== 503 && response.status !== 502 && response.status !== 504) return response;
+        last = `HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+    }
+    throw new ApiError(503, 'server_error', 'runner_unavailable', `the batch runner is unavailable (${last}); retry`);
+  }
+
+  private async answer(response: Response): Promise<RunnerAnswer> {
+    if (response.ok) return { ok: true, status: response.status, view: (await response.json()) as RunnerJobView };
+    // A 401 from the runner means our signature is wrong (a deployment mistake), never the client's fault.
+    if (response.status === 401) {
+      throw new ApiError(502, 'server_error', 'runner_rejected_signature', 'the batch runner refused the edge signature (check RUNNER_HMAC_SECRET)');
+    }
+    return { ok: false, response };
+  }
+
+  async submit(job: JobRequest, idempotencyKey: string, requestId?: string): Promise<RunnerAnswer> {
+    const headers: Record<string, string> = { 'idempotency-key': idempotencyKey, ...(requestId ? { 'x-request-id': requestId } : {}) };
+    return this.answer(await this.request('POST', '/jobs', { body: JSON.stringify(job), headers }));
+  }
+
+  async get(id: string): Promise<RunnerAnswer> {
+    return this.answer(await this.request('GET', `/jobs/${encodeURIComponent(id)}`));
+  }
+
+  async cancel(id: string): Promise<RunnerAnswer> {
+    return this.answer(await this.request('DELETE', `/jobs/${encodeURIComponent(id)}`));
+  }
+
+  /** Polls until the job ends or `deadline` (epoch ms) passes; returns the last view seen. */
+  async waitFor(view: RunnerJobView, deadline: number, pollMs: number): Promise<RunnerJobView> {
+    let current = view;
+    let interval = pollMs;
+    while (!isTerminal(current)) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await sleep(Math.min(interval, left));
+      interval = Math.min(interval * 1.5, 2000);
+      const answer = await this.get(current.id);
+      if (!answer.ok) break;
+      current = answer.view;
+    }
+    return current;
+  }
+
+  /** The stored result behind a presigned S3 URL (S3 5xx and network errors retried). */
+  async result<T>(view: RunnerJobView): Promise<T> {
+    let last = '';
+    for (let attempt = 0; attempt < this.attempts; attempt++) {
+      if (attempt > 0) await sleep(200 * 2 ** (attempt - 1));
+      try {
+        const response = await fetch(view.result_url!);
+        if (response.ok) return (await response.json()) as T;
+        last = `HTTP ${response.status}`;
+        if (response.status < 500) break;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+    }
+    throw new ApiError(503, 'server_error', 'result_unavailable', `the job's result could not be read from storage (${last}); retry`);
+  }
+}

@@ -1,0 +1,201 @@
+// Request and response schemas of the public API (zod, also the source of the OpenAPI document). The deciserve
+// extensions (decimation, decimation_params, protect, top_k, priority) are the runner's own field schemas
+// (runner/job-request.ts), so a request validated here is one the runner accepts.
+import { z } from '@hono/zod-openapi';
+import { jobRequestSchema } from '../runner/job-request.ts';
+import type { EdgeConfig } from './config.ts';
+
+/** `schema`, also accepting null (OpenAI clients send null for "unset"), with null/undefined → `fallback`. */
+const orDefault = <T extends z.ZodType, D extends z.output<T>>(schema: T, fallback: D) =>
+  schema
+    .nullish()
+    .transform((v) => (v ?? fallback) as z.output<T>)
+    .openapi({ default: fallback });
+
+/** Accepted only as their neutral value: sampling features this server does not implement. */
+const neutral = <T extends number | boolean>(value: T, what: string) =>
+  z
+    .literal(value)
+    .nullish()
+    .openapi({ description: `Only ${JSON.stringify(value)} (or null) is supported: ${what}.` });
+
+export function apiSchemas(config: EdgeConfig) {
+  const job = jobRequestSchema({ maxNewTokens: config.limits.maxNewTokens, maxPromptChars: config.limits.maxBodyBytes });
+  const runner = job.shape;
+  const decimation = {
+    decimation: runner.decimation.openapi({
+      description: 'DeciMamba: "auto" turns it on above the model\'s training length; "on" forces it; "off" runs plain Mamba.',
+    }),
+    decimation_params: runner.decimation_params.openapi({
+      description: 'Overrides of the model\'s DeciMamba defaults: decimating layers, beta, l_base, min_seq_len.',
+    }),
+  };
+  const text = z.string().min(1).max(config.limits.maxBodyBytes);
+
+  const completionRequest = z
+    .strictObject({
+      model: z.string().min(1).max(256).openapi({ example: config.modelId }),
+      prompt: z
+        .union([text, z.array(text).length(1)])
+        .openapi({ description: 'The prompt: a string (or an array holding exactly one string).', example: 'In the beginning' }),
+      max_tokens: orDefault(z.number().int().min(0).max(config.limits.maxNewTokens), 16),
+      temperature: orDefault(z.number().min(0).max(2), 1),
+      top_p: orDefault(z.number().gt(0).max(1), 1),
+      stop: runner.stop.nullish().openapi({ description: 'Up to 4 strings; generation ends before the first one.' }),
+      seed: runner.seed.nullish().openapi({ description: 'Sampling seed; the response reports the one used.' }),
+      stream: orDefault(z.boolean(), false).openapi({ description: 'Server-sent events, OpenAI style, ending with data: [DONE].' }),
+      stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullish(),
+      echo: orDefault(z.boolean(), false),
+      logprobs: z
+        .number()
+        .int()
+        .min(0)
+        .max(5)
+        .nullish()
+        .openapi({ description: 'Log-probabilities of the sampled tokens and the N most likely ones (edge only, not with stream).' }),
+      n: neutral(1, 'one completion per request'),
+      best_of: neutral(1, 'one completion per request'),
+      presence_penalty: neutral(0, 'no penalties'),
+      frequency_penalty: neutral(0, 'no penalties'),
+      logit_bias: z
+        .record(z.string(), z.number())
+        .refine((m) => Object.keys(m).length === 0, 'logit_bias is not supported')
+        .nullish(),
+      suffix: z.null().optional().openapi({ description: 'Not supported (null only).' }),
+      user: z.string().max(256).optional(),
+      top_k: runner.top_k.optional().openapi({ description: 'deciserve: keep the k most likely tokens (0 = off).' }),
+      ...decimation,
+      protect: runner.protect.openapi({ description: 'deciserve: prompt tail that decimation always keeps (the question).' }),
+      priority: runner.priority.openapi({ description: 'deciserve: queue priority when the request runs as a job (1 = most urgent).' }),
+    })
+    .openapi('CompletionRequest');
+
+  const scoreRequest = z
+    .strictObject({
+      model: z.string().min(1).max(256).openapi({ example: config.modelId }),
+      prompt: text.openapi({ description: 'The text to score, or the context when `continuation` is given.', example: 'And God said, Let there be light' }),
+      continuation: text.optional().openapi({ description: 'Score only these tokens, given the prompt.' }),
+      ...decimation,
+      priority: runner.priority,
+    })
+    .openapi('ScoreRequest');
+
+  return { completionRequest, scoreRequest, jobRequest: job.openapi('JobRequest') };
+}
+
+export type ApiSchemas = ReturnType<typeof apiSchemas>;
+export type CompletionRequest = z.output<ApiSchemas['completionRequest']>;
+export type ScoreRequest = z.output<ApiSchemas['scoreRequest']>;
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      message: z.string(),
+      type: z.string(),
+      param: z.string().nullable(),
+      code: z.string().nullable(),
+    }),
+  })
+  .openapi('Error');
+
+const decimationReport = z.object({
+  config: z.object({ layers: z.array(z.number()), beta: z.number(), lBase: z.number(), minSeqLen: z.number() }).nullable(),
+  kept: z.array(z.object({ layer: z.number(), tokens: z.number() })).openapi({ description: 'Tokens each decimating layer kept.' }),
+});
+
+export const Extras = z
+  .object({
+    ran_on: z.enum(['edge', 'runner']),
+    engine: z.string(),
+    seed: z.number().optional(),
+    job_id: z.string().optional(),
+    decimation: decimationReport,
+  })
+  .openapi('DeciserveExtras');
+
+export const CompletionLogprobs = z
+  .object({
+    tokens: z.array(z.string()),
+    token_logprobs: z.array(z.number().nullable()),
+    top_logprobs: z.array(z.record(z.string(), z.number()).nullable()),
+    text_offset: z.array(z.number()),
+  })
+  .openapi('CompletionLogprobs');
+
+export const Completion = z
+  .object({
+    id: z.string(),
+    object: z.literal('text_completion'),
+    created: z.number(),
+    model: z.string(),
+    choices: z.array(
+      z.object({
+        index: z.number(),
+        text: z.string(),
+        finish_reason: z.enum(['stop', 'length']).nullable(),
+        logprobs: CompletionLogprobs.nullable(),
+      }),
+    ),
+    usage: z.object({ prompt_tokens: z.number(), completion_tokens: z.number(), total_tokens: z.number() }).optional(),
+    deciserve: Extras.optional(),
+  })
+  .openapi('Completion');
+
+export const Score = z
+  .object({
+    id: z.string(),
+    object: z.literal('score'),
+    created: z.number(),
+    model: z.string(),
+    tokens: z.array(z.number()).openapi({ description: 'Scored token ids.' }),
+    token_strings: z.array(z.string()).openapi({ description: 'Each scored token decoded on its own.' }),
+    logprobs: z.array(z.number()).openapi({ description: 'Natural-log probability of each scored token given everything before it.' }),
+    nll: z.number(),
+    mean_nll: z.number(),
+    perplexity: z.number(),
+    usage: z.object({ prompt_tokens: z.number(), total_tokens: z.number() }),
+    deciserve: Extras,
+  })
+  .openapi('Score');
+
+export const Job = z
+  .object({
+    id: z.string(),
+    object: z.literal('job'),
+    type: z.enum(['completion', 'score']).optional(),
+    status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
+    created_at: z.number().optional(),
+    prompt_tokens: z.number().optional(),
+    attempts: z.number().optional(),
+    result_url: z.string().optional().openapi({ description: 'Presigned S3 GET URL of the stored result (when succeeded).' }),
+    error: z.object({ message: z.string(), code: z.string() }).optional(),
+    url: z.string().openapi({ description: 'This job on this API.' }),
+  })
+  .openapi('Job');
+
+export const JobIdParam = z.object({
+  id: z
+    .string()
+    .regex(/^job_[a-z0-9]{26}$/)
+    .openapi({ param: { name: 'id', in: 'path' }, example: 'job_0123456789abcdefghijklmnop' }),
+});
+
+export const Model = z
+  .object({
+    id: z.string(),
+    object: z.literal('model'),
+    created: z.number(),
+    owned_by: z.string(),
+    deciserve: z.object({
+      training_length: z.number(),
+      edge_max_prompt_tokens: z.number(),
+      max_prompt_tokens: z.number(),
+      max_new_tokens: z.number(),
+      long_context: z.boolean().openapi({ description: 'Whether prompts above edge_max_prompt_tokens run as jobs here.' }),
+      decimation_defaults: z.object({ layers: z.array(z.number()), beta: z.number(), lBase: z.number(), minSeqLen: z.number() }),
+      edge_engine: z.string(),
+    }),
+  })
+  .openapi('Model');
+
+export const ModelList = z.object({ object: z.literal('list'), data: z.array(Model) }).openapi('ModelList');
