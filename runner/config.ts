@@ -16,6 +16,8 @@ const envSchema = z.object({
   RUNNER_MODEL_DIR: z.string().min(1, 'RUNNER_MODEL_DIR (a checkpoint folder) is required'),
   RUNNER_MODEL_ID: z.string().min(1).optional(),
   RUNNER_ENGINE: z.enum(ENGINE_KINDS).default('reference'),
+  /** Engine threads, each with its own batch loop: one per GPU for cuda; up to the CPU cores for the others. */
+  RUNNER_ENGINE_THREADS: z.coerce.number().int().min(1).max(64).default(1),
   /** Which halves this process runs: the signed intake API, the batch worker, or both. */
   RUNNER_ROLES: z
     .string()
@@ -84,6 +86,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     modelDir,
     modelId: e.RUNNER_MODEL_ID ?? basename(modelDir),
     engine: e.RUNNER_ENGINE,
+    engineThreads: e.RUNNER_ENGINE_THREADS,
     roles: new Set(e.RUNNER_ROLES),
     host: e.RUNNER_HOST,
     port: e.RUNNER_PORT,
@@ -132,6 +135,7 @@ export const CONFIG_HELP = `Environment:
   RUNNER_MODEL_DIR (required)     checkpoint folder (config.json, model.safetensors, tokenizer.json)
   RUNNER_MODEL_ID                 model name clients use [basename of RUNNER_MODEL_DIR]
   RUNNER_ENGINE                   ${ENGINE_KINDS.join(' | ')} [reference]
+  RUNNER_ENGINE_THREADS           engine threads with their own batch loops: one per GPU (cuda) [1]
   RUNNER_ROLES                    intake,worker | intake | worker [intake,worker]
   RUNNER_HOST / RUNNER_PORT       HTTP listen address [127.0.0.1:8790]; 0 picks a free port
   REDIS_URL                       BullMQ's Redis [redis://127.0.0.1:6390]

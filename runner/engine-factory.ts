@@ -32,7 +32,8 @@ export async function readTokenizer(modelDir: string): Promise<TextTokenizer> {
   return loadTokenizer(json, config);
 }
 
-export async function loadEngine(kind: EngineKind, modelDir: string): Promise<LoadedEngine> {
+/** `device`: the GPU this engine drives (CUDA); CPU engines ignore it. */
+export async function loadEngine(kind: EngineKind, modelDir: string, device = 0): Promise<LoadedEngine> {
   const tokenizer = await readTokenizer(modelDir);
   switch (kind) {
     case 'reference': {
@@ -41,6 +42,6 @@ export async function loadEngine(kind: EngineKind, modelDir: string): Promise<Lo
     }
     case 'onnx':
     case 'cuda':
-      throw new EngineUnavailableError(`engine "${kind}" is not wired into the runner yet (runner/engine-factory.ts)`);
+      throw new EngineUnavailableError(`engine "${kind}" (device ${device}) is not wired into the runner yet (runner/engine-factory.ts)`);
   }
 }

@@ -7,6 +7,8 @@ import type { PassContext, PassItem, PassOutcome } from './pass.ts';
 export interface EngineThreadData {
   kind: EngineKind;
   modelDir: string;
+  /** Which device this thread drives (GPU index for the CUDA engine; CPU engines ignore it). */
+  device: number;
   context: PassContext;
 }
 

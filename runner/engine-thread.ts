@@ -10,7 +10,7 @@ const data = workerData as EngineThreadData;
 const post = (msg: FromEngineThread) => port.postMessage(msg);
 
 try {
-  const loaded = await loadEngine(data.kind, data.modelDir);
+  const loaded = await loadEngine(data.kind, data.modelDir, data.device);
   port.on('message', (msg: ToEngineThread) => {
     runPass(loaded, msg.items, data.context).then(
       (outcomes) => post({ type: 'pass-done', passId: msg.passId, outcomes }),

@@ -60,7 +60,6 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
   redis.on('error', () => {}); // reported through /readyz and the queues' own error logs
 
   let draining = false;
-  let engine: EngineHost | null = null;
   let s3Checked = { at: 0, ok: 'ok' as string };
   const readiness = async (): Promise<Readiness> => {
     const checks: Readiness['checks'] = {};
@@ -76,7 +75,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       s3Checked = { at: Date.now(), ok };
     }
     checks.s3 = s3Checked.ok;
-    if (config.roles.has('worker')) checks.engine = engine?.alive ? 'ok' : 'not loaded';
+    if (config.roles.has('worker')) checks.engine = engines.length === config.engineThreads && engines.every((e) => e.alive) ? 'ok' : 'not loaded';
     checks.draining = draining ? 'draining' : 'ok';
     return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
   };
@@ -84,41 +83,47 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
   let fatalResolve!: (err: Error) => void;
   const fatal = new Promise<Error>((resolve) => (fatalResolve = resolve));
 
-  let loop: BatchLoop | null = null;
-  let loopDone: Promise<void> = Promise.resolve();
-  let worker: Worker<QueueJobData> | null = null;
+  const engines: EngineHost[] = [];
+  const loops: BatchLoop[] = [];
+  const loopsDone: Promise<void>[] = [];
+  const workers: Worker<QueueJobData>[] = [];
   let webhookWorker: Worker | null = null;
   let reconcileTimer: NodeJS.Timeout | null = null;
   if (config.roles.has('worker')) {
-    engine = await EngineHost.start({
-      kind: config.engine,
-      modelDir: config.modelDir,
-      context: { modelId: config.modelId, model },
-    });
-    engine.on('fatal', (err) => {
-      log.fatal({ err: err.message }, 'engine thread died');
-      fatalResolve(err);
-    });
-    log.info({ engine: engine.engineName, model: config.modelId }, 'engine ready');
+    // One engine thread per device (a GPU each for the CUDA engine; CPU cores for the others), each with its own
+    // BullMQ consumer and batch loop, all on the same queue.
     const consumer = redisOptions(config.redisUrl, { failFast: false });
-    worker = new Worker<QueueJobData>(names.jobs, null, {
-      connection: consumer,
-      autorun: false,
-      lockDuration: config.jobs.lockMs,
-      stalledInterval: config.jobs.stalledIntervalMs,
-      maxStalledCount: config.jobs.maxStalled,
-      drainDelay: config.jobs.idlePollMs / 1000,
-    });
-    worker.on('error', (err) => log.warn({ err: err.message }, 'worker redis error'));
-    worker.on('stalled', (id) => log.warn({ id }, 'stalled job moved back to the queue'));
-    await worker.waitUntilReady();
-    await worker.startStalledCheckTimer();
+    for (let device = 0; device < config.engineThreads; device++) {
+      const host = await EngineHost.start({ kind: config.engine, modelDir: config.modelDir, device, context: { modelId: config.modelId, model } });
+      host.on('fatal', (err) => {
+        log.fatal({ device, err: err.message }, 'engine thread died');
+        fatalResolve(err);
+      });
+      engines.push(host);
+      const worker = new Worker<QueueJobData>(names.jobs, null, {
+        connection: consumer,
+        autorun: false,
+        lockDuration: config.jobs.lockMs,
+        stalledInterval: config.jobs.stalledIntervalMs,
+        maxStalledCount: config.jobs.maxStalled,
+        drainDelay: config.jobs.idlePollMs / 1000,
+      });
+      worker.on('error', (err) => log.warn({ device, err: err.message }, 'worker redis error'));
+      worker.on('stalled', (id) => log.warn({ id }, 'stalled job moved back to the queue'));
+      await worker.waitUntilReady();
+      await worker.startStalledCheckTimer();
+      workers.push(worker);
+      const loop = new BatchLoop({ config, worker, engine: host, store, deadQueue, webhooks, metrics, log: log.child({ device }) });
+      loops.push(loop);
+      loopsDone.push(
+        loop.run().catch((err: Error) => {
+          log.fatal({ device, err: err.message }, 'batch loop crashed');
+          fatalResolve(err);
+        }),
+      );
+    }
+    log.info({ engine: engines[0]!.engineName, model: config.modelId, threads: engines.length }, 'engines ready');
     webhookWorker = startWebhookWorker(names.webhooks, consumer, { store, queue, secret: config.webhookSecret, metrics, log });
-    loop = new BatchLoop({ config, worker, engine, store, deadQueue, webhooks, metrics, log });
-    loopDone = loop.run().catch((err: Error) => {
-      log.fatal({ err: err.message }, 'batch loop crashed');
-      fatalResolve(err);
-    });
     const reconcileDeps = { config, store, queue, deadQueue, webhooks, metrics, log };
     const runReconcile = () =>
       reconcile(reconcileDeps).catch((err: Error) => log.warn({ err: err.message }, 'reconcile failed; will try again'));
@@ -155,18 +160,18 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       metrics.draining.set(1);
       log.info('draining: finishing the current pass, taking nothing new');
       if (reconcileTimer) clearInterval(reconcileTimer);
-      loop?.stop();
-      await loopDone;
+      for (const loop of loops) loop.stop();
+      await Promise.all(loopsDone);
       await webhookWorker?.close();
-      await worker?.close();
-      await engine?.close();
+      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(engines.map((e) => e.close()));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         (server as import('node:http').Server).closeIdleConnections?.();
       });
       await Promise.all([queue.close(), deadQueue.close(), webhookQueue.close()]);
       redis.disconnect();
-      log.info({ completed: loop?.completed ?? 0 }, 'runner stopped');
+      log.info({ completed: loops.reduce((n, l) => n + l.completed, 0) }, 'runner stopped');
     })());
   return { port, metrics, close, fatal };
 }

@@ -117,4 +117,21 @@ describe('runner crashes and shutdowns', () => {
     b.kill('SIGTERM');
     await Promise.all([a.exited, b.exited]);
   }, 180_000);
+
+  it('one runner drives several engine threads (one per GPU), running passes side by side', async () => {
+    const tag = runTag('threads');
+    const r = await runner(tag, { RUNNER_ENGINE_THREADS: '2', RUNNER_BATCH_MAX_JOBS: '1' });
+    const client = new JobClient(r.url);
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((await client.submit({ type: 'completion', model: 'tiny', prompt: `${i} ${'word '.repeat(2500)}`, max_tokens: 2, decimation: 'off' })).body.id);
+    for (const id of ids) expect((await client.waitDone(id, 90_000)).status).toBe('succeeded');
+    await loggedCompletion([r], ids[1]!);
+    await loggedCompletion([r], ids[0]!);
+    const events = r.logs.filter((l) => l.msg === 'pass start' || l.msg === 'pass done');
+    // Both passes started before either finished, on different devices.
+    expect(events.slice(0, 2).map((l) => l.msg)).toEqual(['pass start', 'pass start']);
+    expect(new Set(events.slice(0, 2).map((l) => l.device))).toEqual(new Set([0, 1]));
+    r.kill('SIGTERM');
+    expect(await r.exited).toBe(0);
+  }, 120_000);
 });
