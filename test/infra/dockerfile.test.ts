@@ -25,7 +25,7 @@ function dockerignored(path: string): boolean {
   for (const p of patterns) {
     const negate = p.startsWith('!');
     const pat = (negate ? p.slice(1) : p).replace(/\/$/, '');
-    const re = new RegExp(`^${pat.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '(?:.*/)?').replace(/\*/g, '[^/]*')}(?:/.*)?$`);
+    const re = new RegExp(`^${pat.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '\0').replace(/\*/g, '[^/]*').replace(/\0/g, '(?:.*/)?')}(?:/.*)?$`);
     if (re.test(path)) excluded = !negate;
   }
   return excluded;
@@ -78,6 +78,8 @@ describe('runner Dockerfile', () => {
     }
     expect(dockerignored('node_modules/x')).toBe(true);
     expect(dockerignored('.data/redis-6390/appendonly.aof')).toBe(true);
+    expect(dockerignored('bench/results/onnx-bench.json')).toBe(true);
+    expect(dockerignored('mamba/onnx/export/x.test.ts')).toBe(true);
   });
 
   it('does not run as root and has a HEALTHCHECK on /healthz', () => {

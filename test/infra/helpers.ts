@@ -102,6 +102,7 @@ export function importClosure(entry: string): { files: Set<string>; packages: Se
       ...src.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm),
       ...src.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g),
       ...src.matchAll(/new URL\(\s*['"](\.[^'"]+)['"]\s*,\s*import\.meta\.url\)/g),
+      ...src.matchAll(/require(?:\.resolve)?\(\s*['"]([^'"]+)['"]\s*\)/g),
     ].map((m) => m[1]);
     for (const spec of specs) {
       if (spec.startsWith('.')) {
