@@ -252,7 +252,7 @@ for (const quantization of QUANTS) {
 
   let workerd: WorkerdTimings | null = null;
   if (!flags['skip-workerd']) {
-    workerd = await benchWorkerd(dir, TMP, promptIds, 8790 + QUANTS.indexOf(quantization));
+    workerd = await benchWorkerd(dir, TMP, promptIds);
     log(`${quantization}: workerd prefill ${workerd.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${workerd.decodeTokensPerSecond.toFixed(0)} tok/s, cold ${workerd.coldStartMs.toFixed(0)} ms`);
   }
   results.push({

@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
 import { gzipSync } from 'node:zlib';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -68,8 +69,21 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function benchWorkerd(modelDir: string, tmp: string, ids: (n: number) => number[], port: number): Promise<WorkerdTimings> {
+/** A port nobody listens on right now (other sessions run servers on this machine too). */
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => ok(port));
+    });
+  });
+}
+
+export async function benchWorkerd(modelDir: string, tmp: string, ids: (n: number) => number[]): Promise<WorkerdTimings> {
   mkdirSync(tmp, { recursive: true });
+  const port = await freePort();
   const config = harnessConfig(modelDir, join(tmp, `wrangler-${port}.toml`));
   let output = '';
   const child = spawn(WRANGLER, ['dev', '--config', config, '--port', String(port), '--ip', '127.0.0.1', '--log-level', 'info'], {
