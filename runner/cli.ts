@@ -29,7 +29,10 @@ ${CONFIG_HELP}`;
 async function serveCommand(): Promise<void> {
   const config = configFromEnv();
   const log = createLogger(config.logLevel);
-  const runner = await startRunner(config, log);
+  const runner = await startRunner(config, log).catch((err: Error) => {
+    log.fatal({ err: err.message }, 'runner failed to start');
+    process.exit(1);
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

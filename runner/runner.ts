@@ -36,6 +36,10 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 export async function startRunner(config: RunnerConfig, log: Logger): Promise<RunningRunner> {
+  // The model first: a wrong RUNNER_MODEL_DIR should fail at once, not after Redis and S3 answer.
+  const modelConfig = parseConfig(JSON.parse(await readFile(join(config.modelDir, 'config.json'), 'utf8')));
+  const tokenizer = await readTokenizer(config.modelDir);
+  const model = await readModelDefaults(config.modelDir, modelConfig.nLayer, config.limits.trainLen);
   const metrics = createMetrics();
   const store = JobStore.fromConfig(config, log, metrics);
   // Intake answers the edge within seconds: it gives S3 a short retry budget and answers 503 after it.
@@ -52,9 +56,6 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
   metrics.setQueueCounts(() => queueCounts(queue, deadQueue));
   const webhooks = new WebhookQueue(webhookQueue, log);
 
-  const modelConfig = parseConfig(JSON.parse(await readFile(join(config.modelDir, 'config.json'), 'utf8')));
-  const tokenizer = await readTokenizer(config.modelDir);
-  const model = await readModelDefaults(config.modelDir, modelConfig.nLayer, config.limits.trainLen);
   // Nonces and readiness pings; fails fast while Redis is away instead of queueing commands.
   const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2000) });
   redis.on('error', () => {}); // reported through /readyz and the queues' own error logs
