@@ -222,7 +222,9 @@ export class BatchLoop {
       metrics.jobs.inc({ type: job.data.type, outcome });
       metrics.jobStageSeconds.observe({ stage: 'total', type: job.data.type }, (Date.now() - job.data.created_at) / 1000);
       log.info({ id: job.id, outcome, attempt: job.attemptsStarted }, 'job completed');
-      if (outcome === 'succeeded') await this.deps.webhooks.jobFinished(job.id!, job.data.webhook_url);
+      // Also for duplicates: the attempt that stored the result may have died before queueing the webhook.
+      // The webhook queue dedups by job id, and receivers get at-least-once delivery anyway.
+      await this.deps.webhooks.jobFinished(job.id!, job.data.webhook_url);
     } catch (err) {
       // The result is stored; if Redis lost our lock or is away, the job comes back and completes as a duplicate.
       this.held.delete(job.id!);
