@@ -22,22 +22,26 @@ interface RunnerMeasure {
   promptTokensPerJob: number;
 }
 
-/** The newest load result that ran jobs through a runner: engine seconds and S3 calls per job, by decimation. */
+/**
+ * Runner measurements: of all load (steps[].runner) and quality suite (runner) results that ran both variants through a
+ * runner, the one with the most prompt tokens gives engine seconds per token by decimation and S3 calls per job.
+ */
 export function runnerMeasurement(): RunnerMeasure | null {
   const dir = join(REPO, 'bench/results');
-  const files = readdirSync(dir).filter((f) => /^load-.*\.json$/.test(f)).sort();
-  let best: RunnerMeasure | null = null;
-  for (const f of files) {
+  let best: (RunnerMeasure & { tokens: number }) | null = null;
+  for (const f of readdirSync(dir).filter((f) => /^(load|quality)-.*\.json$/.test(f)).sort()) {
     const r = JSON.parse(readFileSync(join(dir, f), 'utf8'));
-    for (const step of r.steps ?? []) {
-      const rd = step.runner;
-      if (!rd || !(rd.jobsSucceeded > 0) || !(rd.byDecimation?.off?.promptTokens > 0) || !(rd.byDecimation?.on?.promptTokens > 0)) continue;
+    const deltas = [...(r.steps ?? []).map((s: { runner?: unknown }) => s.runner), r.runner].filter(Boolean);
+    for (const rd of deltas) {
+      if (!(rd.jobsSucceeded > 0) || !(rd.byDecimation?.off?.promptTokens > 0) || !(rd.byDecimation?.on?.promptTokens > 0)) continue;
+      const tokens = rd.byDecimation.off.promptTokens + rd.byDecimation.on.promptTokens;
+      if (best && best.tokens >= tokens) continue;
       const perJob: S3Calls = {};
       for (const [op, n] of Object.entries(rd.s3Requests as Record<string, number>)) if (n > 0 && !op.startsWith('list') && op !== 'create_bucket') perJob[op] = n / rd.jobsSucceeded;
-      const tokens = rd.byDecimation.off.promptTokens + rd.byDecimation.on.promptTokens;
+      const spt = (d: { engineSeconds: number; promptTokens: number; completionTokens: number }) => d.engineSeconds / d.promptTokens;
       best = {
-        file: `bench/results/${f}`, command: r.command,
-        secondsPerToken: { mamba: rd.byDecimation.off.engineSeconds / rd.byDecimation.off.promptTokens, decimamba: rd.byDecimation.on.engineSeconds / rd.byDecimation.on.promptTokens },
+        file: `bench/results/${f}`, command: r.command, tokens,
+        secondsPerToken: { mamba: spt(rd.byDecimation.off), decimamba: spt(rd.byDecimation.on) },
         s3CallsPerJob: perJob, bytesOutPerJob: rd.s3BytesOut / rd.jobsSucceeded, promptTokensPerJob: tokens / rd.jobsSucceeded,
       };
     }

@@ -95,45 +95,60 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
     return h;
   };
 
-  // Without a callback autocannon returns its tracker (an EventEmitter) made thenable.
-  const instance = autocannon({
-    url: base,
-    connections: Math.min(s.maxVUs, Math.max(1, s.preAllocatedVUs)),
-    overallRate: rate,
-    amount,
-    timeout: 120,
-    requests: [
-      {
-        method: 'POST',
-        setupRequest: (req, ctx) => {
-          const context = ctx as Record<string, unknown>;
-          const tokens = pickLength(mix, Math.random());
-          const prompt = promptText(haystack, tokens, file.charsPerToken, Math.random() * haystack.length + seq++);
-          const job = pathIsJob(s, tokens);
-          const path = job ? jobsPath : '/v1/completions';
-          const body = JSON.stringify(job ? jobBody(s, file.model, prompt, variant, { length: String(tokens) }) : completionBody(s, file.model, prompt, variant));
-          context.tokens = tokens;
-          context.job = job;
-          return { ...req, method: 'POST', path, body, headers: headersFor('POST', path, body, job) };
+  // autocannon's overallRate is an integer ≥ 1/s: at lower rates every arrival is its own one-request instance,
+  // started on schedule (an open model, as k6's constant-arrival-rate).
+  const fire = (n: number, connections: number, overallRate?: number) => {
+    // Without a callback autocannon returns its tracker (an EventEmitter) made thenable.
+    const instance = autocannon({
+      url: base,
+      connections,
+      ...(overallRate ? { overallRate } : {}),
+      amount: n,
+      timeout: 120,
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req, ctx) => {
+            const context = ctx as Record<string, unknown>;
+            const tokens = pickLength(mix, Math.random());
+            const prompt = promptText(haystack, tokens, file.charsPerToken, Math.random() * haystack.length + seq++);
+            const job = pathIsJob(s, tokens);
+            const path = job ? jobsPath : '/v1/completions';
+            const body = JSON.stringify(job ? jobBody(s, file.model, prompt, variant, { length: String(tokens) }) : completionBody(s, file.model, prompt, variant));
+            context.tokens = tokens;
+            context.job = job;
+            return { ...req, method: 'POST', path, body, headers: headersFor('POST', path, body, job) };
+          },
+          onResponse: (status, body, ctx, headers) => {
+            const context = ctx as Record<string, unknown>;
+            const h = headers as Record<string, string | undefined>;
+            for (const [stage, ms] of Object.entries(parseServerTiming(h['server-timing'] ?? h['Server-Timing']))) (serverTiming[stage] ??= []).push(ms);
+            if (context.job && (status === 202 || status === 200)) {
+              const id = (JSON.parse(body) as { id?: string }).id;
+              if (id) pending.push({ id, variant, length: context.tokens as number, acceptedAt: Date.now() });
+            }
+          },
         },
-        onResponse: (status, body, ctx, headers) => {
-          const context = ctx as Record<string, unknown>;
-          const h = headers as Record<string, string | undefined>;
-          for (const [stage, ms] of Object.entries(parseServerTiming(h['server-timing'] ?? h['Server-Timing']))) (serverTiming[stage] ??= []).push(ms);
-          if (context.job && (status === 202 || status === 200)) {
-            const id = (JSON.parse(body) as { id?: string }).id;
-            if (id) pending.push({ id, variant, length: context.tokens as number, acceptedAt: Date.now() });
-          }
-        },
-      },
-    ],
-  }) as unknown as autocannon.Instance & PromiseLike<autocannon.Result>;
-  instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => latencies.push(responseTime));
-  const ticker = setInterval(() => opts.progress?.(`${variant} @${rate}/s: ${latencies.length}/${amount} requests sent`), 1000);
-  const result = await Promise.resolve(instance).finally(() => clearInterval(ticker));
-
+      ],
+    }) as unknown as autocannon.Instance & PromiseLike<autocannon.Result>;
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => latencies.push(responseTime));
+    return Promise.resolve(instance);
+  };
+  const ticker = setInterval(() => opts.progress?.(`${variant} @${rate}/s: ${latencies.length}/${amount} responses`), 1000);
+  const started = Date.now();
+  const results = await (rate >= 1
+    ? Promise.all([fire(amount, Math.min(s.maxVUs, Math.max(1, s.preAllocatedVUs)), Math.round(rate))])
+    : Promise.all(Array.from({ length: amount }, (_, i) => new Promise<void>((r) => setTimeout(r, (1000 * i) / rate)).then(() => fire(1, 1))))
+  ).finally(() => clearInterval(ticker));
+  const wallS = (Date.now() - started) / 1000;
+  const result = {
+    requests: { total: results.reduce((a, r) => a + r.requests.total, 0) },
+    errors: results.reduce((a, r) => a + r.errors, 0),
+    timeouts: results.reduce((a, r) => a + r.timeouts, 0),
+    duration: rate >= 1 ? results[0]!.duration : Math.max(wallS, durationS),
+  };
   const statusCodes: Record<string, number> = {};
-  for (const [code, v] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = (v as { count: number }).count;
+  for (const r of results) for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) statusCodes[code] = (statusCodes[code] ?? 0) + (v as { count: number }).count;
   const okCount = Object.entries(statusCodes).filter(([c]) => c.startsWith('2')).reduce((a, [, n]) => a + n, 0);
   const run: VariantRun = {
     variant,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { encodeCorpus, haystackText } from '../../mamba/passkey.ts';
 import { readTokenizer } from '../../runner/engine-factory.ts';
 import { createProgress } from '../../cli/progress.ts';
+import { runnerDelta, scrape } from '../load/prom.ts';
 import { JobsClient, type JobsEndpoint, type JobView } from './jobs-client.ts';
 import { putText, suiteKey, type BenchBucket } from './s3.ts';
 import { buildSuiteJobs, judgeSample, summarizeSuite, type SampleResult, type SuiteSpec, type SuiteSummary } from './suite.ts';
@@ -18,6 +19,8 @@ export interface SuiteRun {
   summary: SuiteSummary;
   samples: SampleResult[];
   s3?: { bucket: string; samples: string; summary: string };
+  /** The runner's /metrics difference over the suite (engine seconds and tokens by decimation), when submitted to a runner. */
+  runner?: ReturnType<typeof runnerDelta>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,6 +42,8 @@ export async function runSuite(opts: {
   const haystackIds = encodeCorpus(tokenizer, haystackText(await readFile(join(opts.modelDir, 'haystack.txt'), 'utf8')));
   const jobs = buildSuiteJobs(spec, tokenizer, haystackIds, suite);
   const client = new JobsClient(opts.endpoint);
+  const metricsUrl = opts.endpoint.via === 'runner' ? `${opts.endpoint.url}/metrics` : null;
+  const before = metricsUrl ? await scrape(metricsUrl).catch(() => null) : null;
 
   const submitted: Array<{ job: (typeof jobs)[number]; view: JobView; at: number }> = [];
   for (const job of jobs) submitted.push({ job, view: await client.submit(job.body, `${suite}/${job.key}`), at: Date.now() });
@@ -66,10 +71,12 @@ export async function runSuite(opts: {
     left = still;
   }
   progress.stop();
+  const after = metricsUrl && before ? await scrape(metricsUrl).catch(() => null) : null;
   samples.sort((a, b) => a.key.localeCompare(b.key));
   const run: SuiteRun = {
     suite, spec, command: opts.command, date: new Date(started).toISOString(), endpoint: { via: opts.endpoint.via, url: opts.endpoint.url },
     wallSeconds: Math.round((Date.now() - started) / 100) / 10, summary: summarizeSuite(spec.task, samples), samples,
+    ...(before && after ? { runner: runnerDelta(before, after) } : {}),
   };
   if (opts.bucket) {
     const keys = { samples: suiteKey(opts.bucket, suite, 'samples.jsonl'), summary: suiteKey(opts.bucket, suite, 'summary.json') };
