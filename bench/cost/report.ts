@@ -151,8 +151,11 @@ export async function buildCostReport(command: string) {
   const headline: string[] = [];
   for (const L of [16000, 64000]) {
     const pc = perCorrect.find((p) => p.length === L);
-    const fmt = (v: string) => `$${jobCost(primary, L, v).toPrecision(3)}/job`;
-    headline.push(`${L / 1000}K: Mamba ${fmt('mamba')}, ${(100 * (pc?.accuracy.mamba ?? NaN)).toFixed(0)}% passkey; DeciMamba ${fmt('decimamba')}, ${(100 * (pc?.accuracy.decimamba ?? NaN)).toFixed(0)}% passkey (${primary}; accuracy: H200 eval)`);
+    const pct = (x: number | undefined) => `${(100 * (x ?? NaN)).toFixed(0)}%`;
+    headline.push(`${L / 1000}K passkey accuracy (H200 eval): Mamba ${pct(pc?.accuracy.mamba)}, DeciMamba ${pct(pc?.accuracy.decimamba)}`);
+    for (const r of runners.filter((r) => ['cpu-runner-reference', 'cpu-onnx-native', 'lambda-1xH100-PCIe'].includes(r.id))) {
+      headline.push(`  ${L / 1000}K $/job on ${r.id} (${r.kind}): Mamba $${jobCost(r.id, L, 'mamba').toPrecision(3)}, DeciMamba $${jobCost(r.id, L, 'decimamba').toPrecision(3)}`);
+    }
   }
   headline.push(`edge: $${edgeMixPer1K.toPrecision(3)} per 1K requests (edge-short mix, ${edge.label})`);
 

@@ -115,7 +115,7 @@ describe('cost model', () => {
 
   it('builds the cost report from the committed measurements, GPU rows marked as estimates', async () => {
     const r = await buildCostReport('test');
-    expect(r.headline).toHaveLength(3);
+    expect(r.headline.length).toBeGreaterThanOrEqual(5);
     expect(r.throughputs.filter((t) => t.id.startsWith('aws-g') || t.id.startsWith('lambda')).every((t) => t.kind === 'estimate')).toBe(true);
     expect(r.jobs.length).toBeGreaterThan(0);
     expect(r.perCorrect.find((x) => x.length === 16000)).toBeDefined();
