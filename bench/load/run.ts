@@ -36,6 +36,8 @@ export interface VariantRun {
   throughputRps: number;
   latencyMs: LatencySummary;
   serverTimingMs: Record<string, LatencySummary>;
+  /** Answers by the x-deciserve-ran-on header (edge, runner, …). */
+  ranOn: Record<string, number>;
   jobs?: { submitted: number; succeeded: number; failed: number; timedOut: number; resultFetched: number; e2eMs: LatencySummary; byLength: Record<string, LatencySummary> };
 }
 
@@ -87,6 +89,7 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
   const pending: PendingJob[] = [];
   const serverTiming: Record<string, number[]> = {};
   const latencies: number[] = [];
+  const ranOn: Record<string, number> = {};
   let seq = 0;
   const headersFor = (method: string, path: string, body: string, job: boolean): Record<string, string> => {
     const h: Record<string, string> = { 'content-type': 'application/json' };
@@ -122,6 +125,8 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
           onResponse: (status, body, ctx, headers) => {
             const context = ctx as Record<string, unknown>;
             const h = headers as Record<string, string | undefined>;
+            const where = h['x-deciserve-ran-on'];
+            if (where) ranOn[where] = (ranOn[where] ?? 0) + 1;
             for (const [stage, ms] of Object.entries(parseServerTiming(h['server-timing'] ?? h['Server-Timing']))) (serverTiming[stage] ??= []).push(ms);
             if (context.job && (status === 202 || status === 200)) {
               const id = (JSON.parse(body) as { id?: string }).id;
@@ -157,6 +162,7 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
     statusCodes,
     throughputRps: Math.round((result.requests.total / Math.max(result.duration, 1e-9)) * 1000) / 1000,
     latencyMs: summarize(latencies),
+    ranOn,
     serverTimingMs: Object.fromEntries(Object.entries(serverTiming).map(([k, v]) => [k, summarize(v)])),
   };
   if (s.target === 'runner' || s.edgeMaxTokens !== undefined) run.jobs = await waitForJobs(pending, { ...opts, jobsBase: jobsBase!, jobsPath, headersFor });

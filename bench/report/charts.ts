@@ -56,6 +56,16 @@ export function loadCharts(resultsDir: string, extraSuites: Json[] = []): ChartS
     charts.push({ id: 'throughput', title: 'Throughput against offered load', sources, config: { type: 'scatter', data: { datasets: thr }, options: { scales: { x: linAxis('offered load (requests/s per variant)'), y: linAxis('per second', { beginAtZero: true }) } } } });
   }
 
+  // 2b: per-stage time from Server-Timing (edge answers), stacked per scenario, variant and rate.
+  const staged = loads.flatMap(({ f, r }) => r!.steps.flatMap((s: Json) => s.variants.filter((v: Json) => Object.keys(v.serverTimingMs ?? {}).length > 0).map((v: Json) => ({ f, r, label: `${r!.scenario} ${v.variant} @${s.rate}/s`, st: v.serverTimingMs as Json }))));
+  if (staged.length > 0) {
+    const stages = [...new Set(staged.flatMap((x) => Object.keys(x.st)))].filter((k) => k !== 'total');
+    charts.push({
+      id: 'server-timing', title: 'Where the time goes: Server-Timing stages (mean ms per request)', sources: [...new Map(staged.map((x) => [x.f, { file: `bench/results/${x.f}`, command: x.r!.command }])).values()],
+      config: { type: 'bar', data: { labels: staged.map((x) => x.label), datasets: stages.map((k, i) => ({ label: k, data: staged.map((x) => x.st[k]?.mean ?? 0), backgroundColor: color(i) })) }, options: { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'ms' } } } } },
+    });
+  }
+
   // 3: dollars per edge request and per long job against context length.
   const cost = readJson(join(resultsDir, 'cost.json'));
   if (cost) {

@@ -86,16 +86,32 @@ export function jobBody(s: Scenario, model: string, prompt: string, variant: Var
   return { type: s.kind, model, prompt, max_tokens: s.maxTokens, temperature: 0, decimation: decimationFor(variant), metadata: { bench: 'load', variant, ...tags } };
 }
 
+/** Splits on `sep` outside double quotes (Server-Timing descriptions may contain commas). */
+function splitOutsideQuotes(text: string, sep: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted;
+    if (ch === sep && !quoted) {
+      parts.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  parts.push(cur);
+  return parts;
+}
+
 /** Parses a Server-Timing header into {stage: ms}: `engine;dur=12.3, s3;dur=4` → {engine: 12.3, s3: 4}. */
 export function parseServerTiming(header: string | null | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   if (!header) return out;
-  for (const part of header.split(',')) {
-    const [name, ...params] = part.trim().split(';');
+  for (const part of splitOutsideQuotes(header, ',')) {
+    const [name, ...params] = splitOutsideQuotes(part, ';').map((x) => x.trim());
     if (!name) continue;
     for (const p of params) {
-      const [k, v] = p.trim().split('=');
-      if (k === 'dur' && v !== undefined && Number.isFinite(Number(v))) out[name.trim()] = (out[name.trim()] ?? 0) + Number(v);
+      const [k, v] = p.split('=');
+      if (k === 'dur' && v !== undefined && Number.isFinite(Number(v))) out[name] = (out[name] ?? 0) + Number(v);
     }
   }
   return out;

@@ -39,6 +39,7 @@ describe('scenarios (one definition for k6 and the local driver)', () => {
   it('parses Server-Timing', () => {
     expect(parseServerTiming('tokenize;dur=1.5, engine;desc="onnx";dur=20, edge')).toEqual({ tokenize: 1.5, engine: 20 });
     expect(parseServerTiming(undefined)).toEqual({});
+    expect(parseServerTiming('route;desc="edge: 3 tokens, 51 ms",prefill;dur=801.7;desc="prompt, prefill",total;dur=900')).toEqual({ prefill: 801.7, total: 900 });
   });
 
   it('the k6 scripts type-check against @types/k6', async () => {
@@ -80,9 +81,9 @@ describe('local driver helpers', () => {
   it('checks thresholds on job latency, submit latency and errors', () => {
     const s = loadScenarioFile().scenarios['smoke-jobs']!;
     const lat = summarize([10, 20]);
-    const ok = checkThresholds(s, [{ rate: 1, durationS: 1, variants: [{ variant: 'mamba', requests: 2, errors: 0, statusCodes: {}, throughputRps: 1, latencyMs: lat, serverTimingMs: {}, jobs: { submitted: 2, succeeded: 2, failed: 0, timedOut: 0, resultFetched: 2, e2eMs: lat, byLength: {} } }] }]);
+    const ok = checkThresholds(s, [{ rate: 1, durationS: 1, variants: [{ variant: 'mamba', requests: 2, errors: 0, statusCodes: {}, throughputRps: 1, latencyMs: lat, serverTimingMs: {}, ranOn: {}, jobs: { submitted: 2, succeeded: 2, failed: 0, timedOut: 0, resultFetched: 2, e2eMs: lat, byLength: {} } }] }]);
     expect(ok.every((t) => t.passed)).toBe(true);
-    const bad = checkThresholds(s, [{ rate: 1, durationS: 1, variants: [{ variant: 'mamba', requests: 2, errors: 0, statusCodes: {}, throughputRps: 1, latencyMs: lat, serverTimingMs: {}, jobs: { submitted: 2, succeeded: 1, failed: 1, timedOut: 0, resultFetched: 1, e2eMs: lat, byLength: {} } }] }]);
+    const bad = checkThresholds(s, [{ rate: 1, durationS: 1, variants: [{ variant: 'mamba', requests: 2, errors: 0, statusCodes: {}, throughputRps: 1, latencyMs: lat, serverTimingMs: {}, ranOn: {}, jobs: { submitted: 2, succeeded: 1, failed: 1, timedOut: 0, resultFetched: 1, e2eMs: lat, byLength: {} } }] }]);
     expect(bad.some((t) => !t.passed)).toBe(true);
   });
 });
