@@ -1,0 +1,357 @@
+// Thin koffi bindings to the CUDA driver API (libcuda). Device pointers are JS numbers (CUdeviceptr as uint64_t);
+// handles (context, stream, module, function, event, graph) are koffi's bigint pointers.
+import { asAddress, bindFirst, loadLibrary, type NativeFunction } from './library.ts';
+import { checker } from './errors.ts';
+
+export type DevicePtr = number;
+export type CuHandle = bigint;
+
+/** CUdevice_attribute values used here (cuda.h). */
+export const DeviceAttribute = {
+  clockRateKHz: 13,
+  multiprocessorCount: 16,
+  memoryClockRateKHz: 36,
+  memoryBusWidthBits: 37,
+  l2CacheBytes: 38,
+  maxThreadsPerMultiprocessor: 39,
+  computeCapabilityMajor: 75,
+  computeCapabilityMinor: 76,
+  maxSharedMemoryPerBlockOptin: 97,
+} as const;
+
+/** CUfunction_attribute values used here. */
+export const FunctionAttribute = { maxThreadsPerBlock: 0, localSizeBytes: 3, numRegs: 4, maxDynamicSharedBytes: 8 } as const;
+
+const CU_EVENT_DEFAULT = 0;
+const CU_STREAM_NON_BLOCKING = 1;
+const CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
+
+/** One argument of a kernel launch: its C type decides how many bytes are passed. */
+export type KernelArg =
+  | { ptr: DevicePtr | null } // any T* (device), 8 bytes; null → nullptr
+  | { i32: number }
+  | { u32: number }
+  | { i64: number }
+  | { f32: number };
+
+export interface LaunchShape {
+  grid: [number, number?, number?];
+  block: [number, number?, number?];
+  sharedBytes?: number;
+}
+
+export interface DeviceInfo {
+  ordinal: number;
+  name: string;
+  computeCapability: [number, number];
+  multiprocessors: number;
+  totalBytes: number;
+  l2Bytes: number;
+  maxThreadsPerMultiprocessor: number;
+  clockMHz: number;
+  memoryClockMHz: number;
+  memoryBusWidthBits: number;
+}
+
+function bind(path: string) {
+  const { handle } = loadLibrary('cuda', path === '' ? process.env : { ...process.env, LIBCUDA: path });
+  const f = (protos: string | string[]): NativeFunction => bindFirst(handle, Array.isArray(protos) ? protos : [protos]);
+  return {
+    cuGetErrorName: f('int cuGetErrorName(int error, _Out_ const char **pStr)'),
+    cuGetErrorString: f('int cuGetErrorString(int error, _Out_ const char **pStr)'),
+    cuInit: f('int cuInit(unsigned int flags)'),
+    cuDriverGetVersion: f('int cuDriverGetVersion(_Out_ int *version)'),
+    cuDeviceGetCount: f('int cuDeviceGetCount(_Out_ int *count)'),
+    cuDeviceGet: f('int cuDeviceGet(_Out_ int *device, int ordinal)'),
+    cuDeviceGetName: f('int cuDeviceGetName(_Out_ uint8_t *name, int len, int dev)'),
+    cuDeviceGetAttribute: f('int cuDeviceGetAttribute(_Out_ int *value, int attrib, int dev)'),
+    cuDeviceTotalMem: f(['int cuDeviceTotalMem_v2(_Out_ size_t *bytes, int dev)']),
+    cuDevicePrimaryCtxRetain: f('int cuDevicePrimaryCtxRetain(_Out_ void **ctx, int dev)'),
+    cuDevicePrimaryCtxRelease: f(['int cuDevicePrimaryCtxRelease_v2(int dev)', 'int cuDevicePrimaryCtxRelease(int dev)']),
+    cuCtxSetCurrent: f('int cuCtxSetCurrent(void *ctx)'),
+    cuCtxSynchronize: f('int cuCtxSynchronize()'),
+    cuMemGetInfo: f(['int cuMemGetInfo_v2(_Out_ size_t *free, _Out_ size_t *total)']),
+    cuMemAlloc: f(['int cuMemAlloc_v2(_Out_ uint64_t *dptr, size_t bytes)']),
+    cuMemFree: f(['int cuMemFree_v2(uint64_t dptr)']),
+    cuMemcpyHtoDAsync: f(['int cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t bytes, void *stream)']),
+    cuMemcpyDtoHAsync: f(['int cuMemcpyDtoHAsync_v2(void *dst, uint64_t src, size_t bytes, void *stream)']),
+    cuMemcpyDtoDAsync: f(['int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t bytes, void *stream)']),
+    cuMemsetD32Async: f('int cuMemsetD32Async(uint64_t dst, unsigned int value, size_t count, void *stream)'),
+    cuStreamCreate: f('int cuStreamCreate(_Out_ void **stream, unsigned int flags)'),
+    cuStreamDestroy: f(['int cuStreamDestroy_v2(void *stream)']),
+    cuStreamSynchronize: f('int cuStreamSynchronize(void *stream)'),
+    cuModuleLoadData: f('int cuModuleLoadData(_Out_ void **module, const void *image)'),
+    cuModuleUnload: f('int cuModuleUnload(void *module)'),
+    cuModuleGetFunction: f('int cuModuleGetFunction(_Out_ void **fn, void *module, const char *name)'),
+    cuFuncGetAttribute: f('int cuFuncGetAttribute(_Out_ int *value, int attrib, void *fn)'),
+    cuFuncSetAttribute: f('int cuFuncSetAttribute(void *fn, int attrib, int value)'),
+    cuLaunchKernel: f(
+      'int cuLaunchKernel(void *fn, uint32_t gx, uint32_t gy, uint32_t gz, uint32_t bx, uint32_t by, uint32_t bz, uint32_t sharedBytes, void *stream, void **params, void **extra)',
+    ),
+    cuEventCreate: f('int cuEventCreate(_Out_ void **event, unsigned int flags)'),
+    cuEventDestroy: f(['int cuEventDestroy_v2(void *event)']),
+    cuEventRecord: f('int cuEventRecord(void *event, void *stream)'),
+    cuEventSynchronize: f('int cuEventSynchronize(void *event)'),
+    cuEventElapsedTime: f(['int cuEventElapsedTime_v2(_Out_ float *ms, void *start, void *end)', 'int cuEventElapsedTime(_Out_ float *ms, void *start, void *end)']),
+    cuStreamBeginCapture: f(['int cuStreamBeginCapture_v2(void *stream, int mode)']),
+    cuStreamEndCapture: f('int cuStreamEndCapture(void *stream, _Out_ void **graph)'),
+    cuGraphInstantiate: f('int cuGraphInstantiateWithFlags(_Out_ void **exec, void *graph, uint64_t flags)'),
+    cuGraphLaunch: f('int cuGraphLaunch(void *exec, void *stream)'),
+    cuGraphExecDestroy: f('int cuGraphExecDestroy(void *exec)'),
+    cuGraphDestroy: f('int cuGraphDestroy(void *graph)'),
+  };
+}
+
+type Raw = ReturnType<typeof bind>;
+
+/** Packs kernel arguments into one buffer, one 8-byte slot each, and returns cuLaunchKernel's `void **params`. */
+export function packKernelArgs(args: KernelArg[]): Buffer[] {
+  const buf = Buffer.alloc(8 * args.length);
+  return args.map((arg, i) => {
+    const at = 8 * i;
+    if ('ptr' in arg) {
+      buf.writeBigUInt64LE(BigInt(arg.ptr ?? 0), at);
+      return buf.subarray(at, at + 8);
+    }
+    if ('i32' in arg) {
+      buf.writeInt32LE(arg.i32, at);
+      return buf.subarray(at, at + 4);
+    }
+    if ('u32' in arg) {
+      buf.writeUInt32LE(arg.u32, at);
+      return buf.subarray(at, at + 4);
+    }
+    if ('i64' in arg) {
+      buf.writeBigInt64LE(BigInt(arg.i64), at);
+      return buf.subarray(at, at + 8);
+    }
+    buf.writeFloatLE(arg.f32, at);
+    return buf.subarray(at, at + 4);
+  });
+}
+
+/** The driver API with every call checked. One instance per library path. */
+export class CudaDriver {
+  private readonly check: (call: string, code: number) => void;
+
+  private constructor(private readonly raw: Raw) {
+    this.check = checker('cuda', (code) => {
+      const name = [null as string | null];
+      const text = [null as string | null];
+      raw.cuGetErrorName(code, name);
+      raw.cuGetErrorString(code, text);
+      return { name: name[0] ?? `CUDA error ${code}`, description: text[0] ?? '' };
+    });
+  }
+
+  private static instances = new Map<string, CudaDriver>();
+
+  /** Loads libcuda (LIBCUDA or the soname, or `path`) and runs cuInit(0). */
+  static load(path = ''): CudaDriver {
+    let driver = CudaDriver.instances.get(path);
+    if (!driver) {
+      driver = new CudaDriver(bind(path));
+      driver.check('cuInit', driver.raw.cuInit(0));
+      CudaDriver.instances.set(path, driver);
+    }
+    return driver;
+  }
+
+  driverVersion(): number {
+    const v = [0];
+    this.check('cuDriverGetVersion', this.raw.cuDriverGetVersion(v));
+    return v[0]!;
+  }
+
+  deviceCount(): number {
+    const n = [0];
+    this.check('cuDeviceGetCount', this.raw.cuDeviceGetCount(n));
+    return n[0]!;
+  }
+
+  attribute(device: number, attribute: number): number {
+    const v = [0];
+    this.check(`cuDeviceGetAttribute(${attribute})`, this.raw.cuDeviceGetAttribute(v, attribute, device));
+    return v[0]!;
+  }
+
+  deviceInfo(ordinal: number): DeviceInfo {
+    const dev = [0];
+    this.check('cuDeviceGet', this.raw.cuDeviceGet(dev, ordinal));
+    const d = dev[0]!;
+    const nameBuf = new Uint8Array(256);
+    this.check('cuDeviceGetName', this.raw.cuDeviceGetName(nameBuf, nameBuf.length, d));
+    const end = nameBuf.indexOf(0);
+    const total = [0];
+    this.check('cuDeviceTotalMem', this.raw.cuDeviceTotalMem(total, d));
+    const a = (attr: number) => this.attribute(d, attr);
+    return {
+      ordinal: d,
+      name: new TextDecoder().decode(nameBuf.subarray(0, end < 0 ? nameBuf.length : end)),
+      computeCapability: [a(DeviceAttribute.computeCapabilityMajor), a(DeviceAttribute.computeCapabilityMinor)],
+      multiprocessors: a(DeviceAttribute.multiprocessorCount),
+      totalBytes: Number(total[0]),
+      l2Bytes: a(DeviceAttribute.l2CacheBytes),
+      maxThreadsPerMultiprocessor: a(DeviceAttribute.maxThreadsPerMultiprocessor),
+      clockMHz: a(DeviceAttribute.clockRateKHz) / 1000,
+      memoryClockMHz: a(DeviceAttribute.memoryClockRateKHz) / 1000,
+      memoryBusWidthBits: a(DeviceAttribute.memoryBusWidthBits),
+    };
+  }
+
+  /** Retains the device's primary context and makes it current on this thread. */
+  retainPrimaryContext(device: number): CuHandle {
+    const ctx = [null as bigint | null];
+    this.check('cuDevicePrimaryCtxRetain', this.raw.cuDevicePrimaryCtxRetain(ctx, device));
+    this.check('cuCtxSetCurrent', this.raw.cuCtxSetCurrent(ctx[0]));
+    return ctx[0]!;
+  }
+
+  releasePrimaryContext(device: number): void {
+    this.check('cuDevicePrimaryCtxRelease', this.raw.cuDevicePrimaryCtxRelease(device));
+  }
+
+  setCurrent(ctx: CuHandle): void {
+    this.check('cuCtxSetCurrent', this.raw.cuCtxSetCurrent(ctx));
+  }
+
+  synchronize(): void {
+    this.check('cuCtxSynchronize', this.raw.cuCtxSynchronize());
+  }
+
+  memInfo(): { free: number; total: number } {
+    const free = [0];
+    const total = [0];
+    this.check('cuMemGetInfo', this.raw.cuMemGetInfo(free, total));
+    return { free: Number(free[0]), total: Number(total[0]) };
+  }
+
+  alloc(bytes: number): DevicePtr {
+    const p = [0];
+    this.check(`cuMemAlloc(${bytes} bytes)`, this.raw.cuMemAlloc(p, Math.max(bytes, 1)));
+    return asAddress(p[0]);
+  }
+
+  free(ptr: DevicePtr): void {
+    this.check('cuMemFree', this.raw.cuMemFree(ptr));
+  }
+
+  /** Host → device. From pageable memory the call returns once the source is staged, so `src` may change after. */
+  copyToDevice(dst: DevicePtr, src: ArrayBufferView, stream: CuHandle | null, bytes = src.byteLength): void {
+    if (bytes === 0) return;
+    this.check('cuMemcpyHtoDAsync', this.raw.cuMemcpyHtoDAsync(dst, src, bytes, stream));
+  }
+
+  /** Device → host into pageable memory: the call returns once the copy (and all earlier work on the stream) is done. */
+  copyToHost(dst: ArrayBufferView, src: DevicePtr, stream: CuHandle | null, bytes = dst.byteLength): void {
+    if (bytes === 0) return;
+    this.check('cuMemcpyDtoHAsync', this.raw.cuMemcpyDtoHAsync(dst, src, bytes, stream));
+  }
+
+  copyDeviceToDevice(dst: DevicePtr, src: DevicePtr, bytes: number, stream: CuHandle | null): void {
+    if (bytes === 0) return;
+    this.check('cuMemcpyDtoDAsync', this.raw.cuMemcpyDtoDAsync(dst, src, bytes, stream));
+  }
+
+  /** Fills `count` 32-bit words (e.g. a NaN pattern to poison outputs in checks). */
+  fill32(dst: DevicePtr, value: number, count: number, stream: CuHandle | null): void {
+    if (count === 0) return;
+    this.check('cuMemsetD32Async', this.raw.cuMemsetD32Async(dst, value >>> 0, count, stream));
+  }
+
+  createStream(): CuHandle {
+    const s = [null as bigint | null];
+    this.check('cuStreamCreate', this.raw.cuStreamCreate(s, CU_STREAM_NON_BLOCKING));
+    return s[0]!;
+  }
+
+  destroyStream(stream: CuHandle): void {
+    this.check('cuStreamDestroy', this.raw.cuStreamDestroy(stream));
+  }
+
+  syncStream(stream: CuHandle | null): void {
+    this.check('cuStreamSynchronize', this.raw.cuStreamSynchronize(stream));
+  }
+
+  loadModule(image: Uint8Array): CuHandle {
+    const m = [null as bigint | null];
+    this.check('cuModuleLoadData', this.raw.cuModuleLoadData(m, image));
+    return m[0]!;
+  }
+
+  unloadModule(module: CuHandle): void {
+    this.check('cuModuleUnload', this.raw.cuModuleUnload(module));
+  }
+
+  getFunction(module: CuHandle, name: string): CuHandle {
+    const fn = [null as bigint | null];
+    this.check(`cuModuleGetFunction(${name})`, this.raw.cuModuleGetFunction(fn, module, name));
+    return fn[0]!;
+  }
+
+  functionAttribute(fn: CuHandle, attribute: number): number {
+    const v = [0];
+    this.check(`cuFuncGetAttribute(${attribute})`, this.raw.cuFuncGetAttribute(v, attribute, fn));
+    return v[0]!;
+  }
+
+  setFunctionAttribute(fn: CuHandle, attribute: number, value: number): void {
+    this.check(`cuFuncSetAttribute(${attribute})`, this.raw.cuFuncSetAttribute(fn, attribute, value));
+  }
+
+  launch(fn: CuHandle, name: string, shape: LaunchShape, args: KernelArg[], stream: CuHandle | null): void {
+    const [gx, gy = 1, gz = 1] = shape.grid;
+    const [bx, by = 1, bz = 1] = shape.block;
+    if (gx < 1 || gy < 1 || gz < 1) throw new RangeError(`launch ${name}: empty grid [${gx}, ${gy}, ${gz}]`);
+    this.check(`cuLaunchKernel(${name})`, this.raw.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shape.sharedBytes ?? 0, stream, packKernelArgs(args), null));
+  }
+
+  createEvent(): CuHandle {
+    const e = [null as bigint | null];
+    this.check('cuEventCreate', this.raw.cuEventCreate(e, CU_EVENT_DEFAULT));
+    return e[0]!;
+  }
+
+  destroyEvent(event: CuHandle): void {
+    this.check('cuEventDestroy', this.raw.cuEventDestroy(event));
+  }
+
+  record(event: CuHandle, stream: CuHandle | null): void {
+    this.check('cuEventRecord', this.raw.cuEventRecord(event, stream));
+  }
+
+  syncEvent(event: CuHandle): void {
+    this.check('cuEventSynchronize', this.raw.cuEventSynchronize(event));
+  }
+
+  elapsedMs(start: CuHandle, end: CuHandle): number {
+    const ms = new Float32Array(1);
+    this.check('cuEventElapsedTime', this.raw.cuEventElapsedTime(ms, start, end));
+    return ms[0]!;
+  }
+
+  beginCapture(stream: CuHandle): void {
+    this.check('cuStreamBeginCapture', this.raw.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  }
+
+  /** Ends a capture and instantiates it; the graph itself is destroyed once instantiated. */
+  endCaptureAndInstantiate(stream: CuHandle): CuHandle {
+    const graph = [null as bigint | null];
+    this.check('cuStreamEndCapture', this.raw.cuStreamEndCapture(stream, graph));
+    const exec = [null as bigint | null];
+    try {
+      this.check('cuGraphInstantiate', this.raw.cuGraphInstantiate(exec, graph[0], 0));
+    } finally {
+      this.check('cuGraphDestroy', this.raw.cuGraphDestroy(graph[0]));
+    }
+    return exec[0]!;
+  }
+
+  launchGraph(exec: CuHandle, stream: CuHandle): void {
+    this.check('cuGraphLaunch', this.raw.cuGraphLaunch(exec, stream));
+  }
+
+  destroyGraphExec(exec: CuHandle): void {
+    this.check('cuGraphExecDestroy', this.raw.cuGraphExecDestroy(exec));
+  }
+}

@@ -1,0 +1,73 @@
+// A CPU stand-in for the CUDA execution model, just enough to run kernels/*.cu on the host for the no-GPU tests:
+// each block's threads are cooperative fibers (ucontext) that switch only at __syncthreads() and at warp collectives
+// (__shfl_xor_sync, __ballot_sync, __match_any_sync), which the scheduler resolves once every live lane has arrived.
+// Blocks run one after another, so __shared__ (a static here) is per block, and atomics need no locking.
+// It checks orchestration (strides, offsets, tables, launch shapes) and kernel logic; it cannot see GPU races.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+
+struct EmuDim {
+  unsigned x, y, z;
+};
+
+extern EmuDim emu_blockIdx, emu_blockDim, emu_gridDim;
+const EmuDim& emu_thread_idx();
+#define threadIdx (emu_thread_idx())
+#define blockIdx emu_blockIdx
+#define blockDim emu_blockDim
+#define gridDim emu_gridDim
+
+enum EmuWarpOp { EMU_SHFL_XOR = 1, EMU_BALLOT = 2, EMU_MATCH_ANY = 3 };
+void __syncthreads();
+uint64_t emu_warp_op(int op, uint64_t value, int arg);
+
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T v, int laneMask) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = emu_warp_op(EMU_SHFL_XOR, bits, laneMask);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+inline unsigned __ballot_sync(unsigned, bool p) { return (unsigned)emu_warp_op(EMU_BALLOT, p ? 1u : 0u, 0); }
+inline unsigned __match_any_sync(unsigned, unsigned v) { return (unsigned)emu_warp_op(EMU_MATCH_ANY, v, 0); }
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+inline float __uint_as_float(unsigned u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline long long __double_as_longlong(double d) {
+  long long u;
+  std::memcpy(&u, &d, 8);
+  return u;
+}
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  const unsigned old = *p;
+  *p = old + v;
+  return old;
+}
+inline int atomicOr(int* p, int v) {
+  const int old = *p;
+  *p = old | v;
+  return old;
+}

@@ -1,0 +1,33 @@
+// The project's kernels (kernels/*.cu) compiled for the CPU emulator, and the name → kernel table the fake
+// cuModuleGetFunction looks in. Built with the same -DACT_BF16 / -DD_STATE / -DD_CONV the engine asks NVRTC for.
+#include <cstring>
+
+#include "cuda-emu.hpp"
+#include "fake-cuda.hpp"
+
+#include "embedding.cu"
+#include "norm.cu"
+#include "conv.cu"
+#include "timestep.cu"
+#include "scan.cu"
+#include "decimate.cu"
+#include "gather.cu"
+#include "head.cu"
+#include "step.cu"
+#include "convert.cu"
+
+#define EMU_KERNEL(f) emu_make_kernel<f>(#f, f)
+
+static const EmuKernel kKernels[] = {
+    EMU_KERNEL(embed_rows),       EMU_KERNEL(add_rmsnorm),        EMU_KERNEL(final_rmsnorm_rows), EMU_KERNEL(conv1d_silu),
+    EMU_KERNEL(conv_state_capture), EMU_KERNEL(dt_softplus),      EMU_KERNEL(scan_chunk_state),   EMU_KERNEL(scan_carry),
+    EMU_KERNEL(scan_chunk_output), EMU_KERNEL(delta_score),       EMU_KERNEL(decimate_select),    EMU_KERNEL(gather_rows_u32),
+    EMU_KERNEL(gather_rows_u16),  EMU_KERNEL(log_softmax_rows),   EMU_KERNEL(argmax_rows),        EMU_KERNEL(conv_step),
+    EMU_KERNEL(ssm_step),         EMU_KERNEL(convert_f32_to_bf16),        EMU_KERNEL(add_bias_act),       EMU_KERNEL(add_bias_f32),
+};
+
+const EmuKernel* emu_find_kernel(const char* name) {
+  for (const EmuKernel& k : kKernels)
+    if (std::strcmp(k.name, name) == 0) return &k;
+  return nullptr;
+}

@@ -1,0 +1,378 @@
+// CudaEngine: Mamba-1 / DeciMamba on one NVIDIA GPU, driven from TypeScript (koffi → CUDA driver, cuBLAS, NVRTC).
+// Implements MambaEngine (prefill with decimation options, step, dispose) and adds the batch API the runner uses:
+// prefillBatch() packs several prompts (each with its own DeciMamba settings) into as few passes as the memory plan
+// allows, and openDecode() steps many sequences at once.
+import { validateDecimation } from '../decimation.ts';
+import type { DecimationConfig, KeptIndices, MambaConfig, MambaEngine, MambaWeights, ModelState, PrefillOptions, PrefillResult, StepResult } from '../engine.ts';
+import { EngineInputError } from '../reference/engine.ts';
+import { DeviceArena } from './arena.ts';
+import { planBatch, type BatchPlan } from './batch-plan.ts';
+import type { EngineCore } from './core.ts';
+import { stateWords } from './core.ts';
+import { DecodeSession } from './decode.ts';
+import { CudaDevice, type CudaDeviceOptions } from './device.ts';
+import { uploadWeights } from './device-weights.ts';
+import { passLayout, passShape, runPass, type PassOptions, type PassSequenceInput, type PassSequenceOutput } from './forward.ts';
+import type { Precision } from './memory-plan.ts';
+import { schedulePasses, type PassItem } from './scheduler.ts';
+import { DeviceStateStore } from './state-store.ts';
+
+export { EngineInputError };
+
+export class CudaMemoryError extends Error {
+  override name = 'CudaMemoryError';
+}
+
+export interface CudaEngineOptions {
+  /** 'fp32' (parity; cuBLAS without TF32) or 'bf16' (bf16 GEMM operands and activations, f32 accumulation). */
+  precision?: Precision;
+  /** An open device to share between engines; otherwise one is opened (and closed by dispose()). */
+  device?: CudaDevice;
+  deviceOptions?: CudaDeviceOptions;
+  /** Device memory left free for others (default max(1 GiB, 4% of the card)). */
+  memoryReserveBytes?: number;
+  /** Hard cap on one pass's arena (default: whatever is free). */
+  memoryBudgetBytes?: number;
+  /** Most prompt tokens in one pass (default unlimited: memory decides). */
+  maxTokensPerPass?: number;
+  /** Scan time-chunk length (default chosen from the device, batch-plan.ts). */
+  scanChunk?: number;
+  /** Guard bytes between pass buffers, checked after each pass (tests and the device check). */
+  guardBytes?: number;
+  /** Device-resident decoding states kept for step() (default 32). */
+  stateSlots?: number;
+  /** Capture decode steps as CUDA graphs (default true). */
+  useGraphs?: boolean;
+}
+
+export interface BatchRequest {
+  ids: ArrayLike<number>;
+  options?: PrefillOptions;
+  /** Return log-probabilities (log-softmax on the device) instead of raw logits. */
+  logProbs?: boolean;
+}
+
+type Collected = { logits: Map<number, Float32Array>; kept: KeptIndices[]; error?: string };
+
+interface ValidRequest {
+  ids: Int32Array;
+  decimation: DecimationConfig | null;
+  protect: number;
+  positions: number[];
+  logProbs: boolean;
+}
+
+export interface PassReport {
+  sequences: number;
+  tokens: number;
+  arenaBytes: number;
+}
+
+export class CudaEngine implements MambaEngine {
+  readonly name: string;
+  private readonly arena: DeviceArena;
+  private readonly states: DeviceStateStore;
+  private stepSession: DecodeSession | null = null;
+  private disposed = false;
+  /** The passes of the last prefillBatch (for benchmarks and logs). */
+  lastPasses: PassReport[] = [];
+
+  private constructor(
+    readonly core: EngineCore,
+    private readonly ownsDevice: boolean,
+    private readonly options: CudaEngineOptions,
+  ) {
+    this.name = `cuda-${core.precision}`;
+    this.arena = new DeviceArena(core.device);
+    this.states = new DeviceStateStore(core.device, core.config, options.stateSlots ?? 32);
+  }
+
+  get config(): MambaConfig {
+    return this.core.config;
+  }
+
+  static create(config: MambaConfig, weights: MambaWeights, options: CudaEngineOptions = {}): CudaEngine {
+    if (weights.layers.length !== config.nLayer) throw new EngineInputError(`weights have ${weights.layers.length} layers, config says ${config.nLayer}`);
+    const precision = options.precision ?? 'fp32';
+    const device = options.device ?? CudaDevice.open(options.deviceOptions);
+    try {
+      const kernels = device.kernels({ actBf16: precision === 'bf16', dState: config.dState, dConv: config.dConv });
+      const deviceWeights = uploadWeights(device, kernels, config, weights, precision);
+      return new CudaEngine({ device, kernels, config, weights: deviceWeights, precision }, !options.device, options);
+    } catch (err) {
+      if (!options.device) device.dispose();
+      throw err;
+    }
+  }
+
+  static fromCheckpoint(checkpoint: { config: MambaConfig; weights: MambaWeights }, options: CudaEngineOptions = {}): CudaEngine {
+    return CudaEngine.create(checkpoint.config, checkpoint.weights, options);
+  }
+
+  async prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<PrefillResult> {
+    const [result] = this.prefillBatchSettledSync([{ ids, options }]);
+    if (result instanceof Error) throw result;
+    return result!;
+  }
+
+  /** Several prompts at once; throws the first request's error (see prefillBatchSettled for per-request errors). */
+  async prefillBatch(requests: BatchRequest[]): Promise<PrefillResult[]> {
+    const results = this.prefillBatchSettledSync(requests);
+    const failed = results.find((r): r is Error => r instanceof Error);
+    if (failed) throw failed;
+    return results as PrefillResult[];
+  }
+
+  /** Several prompts at once; a bad or unrunnable request gets its Error in its slot, the others run. */
+  async prefillBatchSettled(requests: BatchRequest[]): Promise<Array<PrefillResult | Error>> {
+    return this.prefillBatchSettledSync(requests);
+  }
+
+  prefillBatchSettledSync(requests: BatchRequest[]): Array<PrefillResult | Error> {
+    this.checkOpen();
+    const results: Array<PrefillResult | Error | null> = requests.map(() => null);
+    const valid: { index: number; req: ValidRequest }[] = [];
+    requests.forEach((r, index) => {
+      try {
+        valid.push({ index, req: this.validate(r) });
+      } catch (err) {
+        results[index] = err as Error;
+      }
+    });
+    const budget = this.memoryBudget();
+    const planFor = (items: PassItem[]) =>
+      planBatch(items.map((it) => ({ length: it.length, protect: valid[it.request]!.req.protect, decimation: valid[it.request]!.req.decimation })), this.core.config.nLayer);
+    const bytesFor = (items: PassItem[]) => {
+      const plan = planFor(items);
+      const shape = passShape(this.core, plan, items.map((it) => ({ logitPositions: this.positionsIn(valid[it.request]!.req, it), hasInitState: it.start > 0 })), this.passOptions());
+      return passLayout(this.core, plan, shape, this.options.guardBytes).totalBytes;
+    };
+    const maxTokens = this.options.maxTokensPerPass ?? Infinity;
+    const schedule = schedulePasses(
+      valid.map((v) => ({ length: v.req.ids.length, decimating: v.req.decimation !== null })),
+      (items) => items.reduce((n, it) => n + it.length, 0) <= maxTokens && bytesFor(items) <= budget,
+      (items) => `needs ${gib(bytesFor(items))} GiB of device memory, ${gib(budget)} GiB is available`,
+    );
+    for (const [i, reason] of schedule.refused) results[valid[i]!.index] = new CudaMemoryError(`prefill: ${reason}`);
+
+    // run the passes in order; segments of a long plain prompt carry their state to the next
+    const carried = new Map<number, { conv: Float32Array; ssm: Float32Array }>();
+    const collected = new Map<number, Collected>();
+    this.lastPasses = [];
+    for (const pass of schedule.passes) {
+      const plan: BatchPlan = planFor(pass);
+      const inputs: PassSequenceInput[] = pass.map((it) => {
+        const req = valid[it.request]!.req;
+        return {
+          ids: req.ids.subarray(it.start, it.start + it.length),
+          positionOffset: it.start,
+          logitPositions: this.positionsIn(req, it),
+          initState: it.start > 0 ? carried.get(it.request)! : null,
+        };
+      });
+      const logProbs = pass.some((it) => valid[it.request]!.req.logProbs);
+      if (logProbs && !pass.every((it) => valid[it.request]!.req.logProbs)) {
+        // mixed outputs in one pass: run logits and log-probs requests as separate passes
+        this.runSplitByOutput(pass, plan, inputs, valid, carried, collected);
+        continue;
+      }
+      const outputs = runPass(this.core, this.arena, plan, inputs, { ...this.passOptions(), logProbs });
+      this.lastPasses.push({ sequences: pass.length, tokens: plan.groups[0]!.rows, arenaBytes: this.arena.capacity });
+      this.collect(pass, inputs, outputs, carried, collected);
+    }
+
+    valid.forEach(({ index, req }, i) => {
+      if (results[index]) return;
+      const got = collected.get(i);
+      const state = carried.get(i);
+      if (!got || !state) {
+        results[index] = new Error('prefill: request was scheduled but produced no output');
+        return;
+      }
+      if (got.error) {
+        results[index] = new EngineInputError(got.error);
+        return;
+      }
+      results[index] = {
+        positions: req.positions,
+        logits: req.positions.map((p) => got.logits.get(p)!),
+        state: this.hostState(state),
+        kept: got.kept,
+      };
+    });
+    return results as Array<PrefillResult | Error>;
+  }
+
+  private runSplitByOutput(
+    pass: PassItem[],
+    plan: BatchPlan,
+    inputs: PassSequenceInput[],
+    valid: { index: number; req: ValidRequest }[],
+    carried: Map<number, { conv: Float32Array; ssm: Float32Array }>,
+    collected: Map<number, Collected>,
+  ): void {
+    for (const logProbs of [false, true]) {
+      const idx = pass.map((it, j) => j).filter((j) => valid[pass[j]!.request]!.req.logProbs === logProbs);
+      const sub = idx.map((j) => pass[j]!);
+      const subPlan = planBatch(idx.map((j) => plan.sequences[j]!), this.core.config.nLayer);
+      const subInputs = idx.map((j) => inputs[j]!);
+      const outputs = runPass(this.core, this.arena, subPlan, subInputs, { ...this.passOptions(), logProbs });
+      this.lastPasses.push({ sequences: sub.length, tokens: subPlan.groups[0]!.rows, arenaBytes: this.arena.capacity });
+      this.collect(sub, subInputs, outputs, carried, collected);
+    }
+  }
+
+  private collect(
+    pass: PassItem[],
+    inputs: PassSequenceInput[],
+    outputs: PassSequenceOutput[],
+    carried: Map<number, { conv: Float32Array; ssm: Float32Array }>,
+    collected: Map<number, Collected>,
+  ): void {
+    pass.forEach((it, j) => {
+      const out = outputs[j]!;
+      const entry: Collected = collected.get(it.request) ?? { logits: new Map(), kept: [] };
+      inputs[j]!.logitPositions.forEach((p, q) => {
+        if (out.logits[q]) entry.logits.set(p, out.logits[q]!);
+      });
+      entry.kept.push(...out.kept);
+      if (out.error) entry.error = out.error;
+      collected.set(it.request, entry);
+      carried.set(it.request, { conv: out.conv.slice(), ssm: out.ssm.slice() });
+    });
+  }
+
+  async step(token: number, state: ModelState): Promise<StepResult> {
+    this.checkOpen();
+    const { vocabSize } = this.core.config;
+    if (!Number.isInteger(token) || token < 0 || token >= vocabSize) throw new EngineInputError(`token id ${token} is outside the vocabulary [0, ${vocabSize})`);
+    let input = this.states.slotOf(state);
+    if (!input) {
+      this.checkState(state);
+      input = this.states.acquire();
+      this.states.upload(input, state);
+    }
+    this.states.pin(input, true);
+    try {
+      const session = (this.stepSession ??= new DecodeSession(this.core, 1, this.options.useGraphs ?? true));
+      const words = stateWords(this.core.config);
+      const at = session.stateOf(0);
+      const device = this.core.device;
+      device.copy(at.conv, input.ptr, words.conv * 4);
+      device.copy(at.ssm, input.ptr + words.conv * 4, words.ssm * 4);
+      const { logits } = session.step([token], { logits: true });
+      const output = this.states.acquire();
+      device.copy(output.ptr, at.conv, words.conv * 4);
+      device.copy(output.ptr + words.conv * 4, at.ssm, words.ssm * 4);
+      return { logits: logits!, state: this.states.wrap(output) };
+    } finally {
+      this.states.pin(input, false);
+    }
+  }
+
+  /** A batched decoding session over `states` (one sequence each), for the runner and benchmarks. */
+  openDecode(states: ModelState[], useGraphs = this.options.useGraphs ?? true): DecodeSession {
+    this.checkOpen();
+    const session = new DecodeSession(this.core, states.length, useGraphs);
+    const { dInner, dConv, dState } = this.core.config;
+    const words = stateWords(this.core.config);
+    states.forEach((s, b) => {
+      this.checkState(s);
+      const conv = new Float32Array(words.conv);
+      const ssm = new Float32Array(words.ssm);
+      s.forEach((l, i) => {
+        conv.set(l.conv, i * dInner * dConv);
+        ssm.set(l.ssm, i * dInner * dState);
+      });
+      session.setState(b, conv, ssm);
+    });
+    return session;
+  }
+
+  /** All-zero conv and ssm states: the state before the first token. */
+  emptyState(): ModelState {
+    const { nLayer, dInner, dConv, dState } = this.core.config;
+    return Array.from({ length: nLayer }, () => ({ conv: new Float32Array(dInner * dConv), ssm: new Float32Array(dInner * dState) }));
+  }
+
+  /** Bytes the engine holds on the device (weights, arena, states, decode buffers). */
+  get deviceBytes(): number {
+    return this.core.device.allocatedBytes;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const device = this.core.device;
+    this.stepSession?.dispose();
+    this.states.dispose();
+    this.arena.release();
+    device.synchronize();
+    device.free(this.core.weights.base);
+    if (this.ownsDevice) device.dispose();
+  }
+
+  private passOptions(): PassOptions {
+    return { scanChunk: this.options.scanChunk, guardBytes: this.options.guardBytes };
+  }
+
+  private memoryBudget(): number {
+    const { free, total } = this.core.device.memInfo();
+    const reserve = this.options.memoryReserveBytes ?? Math.max(1 << 30, 0.04 * total);
+    const available = free + this.arena.capacity - reserve;
+    return Math.min(available, this.options.memoryBudgetBytes ?? Infinity);
+  }
+
+  private positionsIn(req: ValidRequest, item: PassItem): number[] {
+    return req.positions.filter((p) => p >= item.start && p < item.start + item.length);
+  }
+
+  private hostState(s: { conv: Float32Array; ssm: Float32Array }): ModelState {
+    const { nLayer, dInner, dConv, dState } = this.core.config;
+    return Array.from({ length: nLayer }, (_, i) => ({
+      conv: s.conv.subarray(i * dInner * dConv, (i + 1) * dInner * dConv),
+      ssm: s.ssm.subarray(i * dInner * dState, (i + 1) * dInner * dState),
+    }));
+  }
+
+  private validate(r: BatchRequest): ValidRequest {
+    const { vocabSize, nLayer } = this.core.config;
+    const options = r.options ?? {};
+    if (r.ids.length === 0) throw new EngineInputError('prefill: empty input');
+    const ids = new Int32Array(r.ids.length);
+    for (let t = 0; t < r.ids.length; t++) {
+      const id = r.ids[t]!;
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new EngineInputError(`token id ${id} at position ${t} is outside the vocabulary [0, ${vocabSize})`);
+      ids[t] = id;
+    }
+    const decimation = options.decimation ?? null;
+    if (decimation) validateDecimation(decimation, nLayer);
+    const requested = options.logitPositions ?? 'last';
+    let positions: number[];
+    if (requested === 'last') positions = [ids.length - 1];
+    else if (requested === 'all') positions = Array.from({ length: ids.length }, (_, i) => i);
+    else {
+      for (const p of requested) {
+        if (!Number.isInteger(p) || p < 0 || p >= ids.length) throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${ids.length})`);
+      }
+      positions = [...requested];
+    }
+    return { ids, decimation, protect: options.protect ?? 1, positions, logProbs: r.logProbs ?? false };
+  }
+
+  private checkState(state: ModelState): void {
+    const { nLayer, dInner, dConv, dState } = this.core.config;
+    if (state.length !== nLayer) throw new EngineInputError(`step: state has ${state.length} layers, the model ${nLayer}`);
+    state.forEach((s, i) => {
+      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState) throw new EngineInputError(`step: layer ${i} state has the wrong size`);
+    });
+  }
+
+  private checkOpen(): void {
+    if (this.disposed) throw new Error('CudaEngine is disposed');
+  }
+}
+
+function gib(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(2);
+}

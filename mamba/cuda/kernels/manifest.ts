@@ -1,0 +1,66 @@
+// The kernel sources and names, and how they are put together for NVRTC: one translation unit that #includes every
+// .cu file, with every file handed to NVRTC as a header (NVRTC reads no files itself).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const KERNEL_HEADER = 'prelude.cuh';
+export const KERNEL_FILES = [
+  'embedding.cu', 'norm.cu', 'conv.cu', 'timestep.cu', 'scan.cu', 'decimate.cu', 'gather.cu', 'head.cu', 'step.cu', 'convert.cu',
+] as const;
+
+export const KERNEL_NAMES = [
+  'embed_rows', 'add_rmsnorm', 'final_rmsnorm_rows', 'conv1d_silu', 'conv_state_capture', 'dt_softplus',
+  'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'delta_score', 'decimate_select', 'gather_rows_u32',
+  'gather_rows_u16', 'log_softmax_rows', 'argmax_rows', 'conv_step', 'ssm_step', 'convert_f32_to_bf16',
+  'add_bias_act', 'add_bias_f32',
+] as const;
+export type KernelName = (typeof KERNEL_NAMES)[number];
+
+/** Compile-time settings of one kernel build (prelude.cuh documents them). */
+export interface KernelBuild {
+  actBf16: boolean;
+  dState: number;
+  dConv: number;
+}
+
+export function kernelDefines(build: KernelBuild): string[] {
+  return [`-DACT_BF16=${build.actBf16 ? 1 : 0}`, `-DD_STATE=${build.dState}`, `-DD_CONV=${build.dConv}`];
+}
+
+export class KernelSourceError extends Error {
+  override name = 'KernelSourceError';
+}
+
+/**
+ * The folder holding the .cu files: DECISERVE_CUDA_KERNELS, else next to this module (tsx/vitest), else
+ * mamba/cuda/kernels under the working directory (an esbuild bundle run from the checkout root).
+ */
+export function kernelDir(env: NodeJS.ProcessEnv = process.env): string {
+  const candidates = [
+    env.DECISERVE_CUDA_KERNELS,
+    fileURLToPath(new URL('.', import.meta.url)),
+    join(process.cwd(), 'mamba', 'cuda', 'kernels'),
+  ].filter((d): d is string => !!d);
+  const found = candidates.find((d) => existsSync(join(d, KERNEL_HEADER)));
+  if (!found) throw new KernelSourceError(`kernel sources not found (looked in ${candidates.join(', ')}); set DECISERVE_CUDA_KERNELS`);
+  return found;
+}
+
+export interface KernelSources {
+  name: string;
+  source: string;
+  headers: Record<string, string>;
+}
+
+export function loadKernelSources(dir = kernelDir()): KernelSources {
+  const headers: Record<string, string> = {};
+  for (const file of [KERNEL_HEADER, ...KERNEL_FILES]) headers[file] = readFileSync(join(dir, file), 'utf8');
+  const source = KERNEL_FILES.map((f) => `#include "${f}"`).join('\n') + '\n';
+  return { name: 'deciserve_kernels.cu', source, headers };
+}
+
+/** Launch-shape constants that must match the #defines in the .cu files. */
+export const CONV_ROWS = 32; // conv.cu
+export const SCAN_THREADS = 128; // scan.cu
+export const SELECT_THREADS = 1024; // decimate.cu

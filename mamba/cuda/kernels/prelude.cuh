@@ -1,0 +1,110 @@
+// Shared by every kernel file. No #include of CUDA headers: NVRTC compiles these sources on their own, and nvcc
+// (the CI compile check) sees exactly the same text.
+//
+// Compile-time settings (passed as -D by the engine; defaults let a bare `nvcc --ptx` build each file):
+//   ACT_BF16  1: the activations that feed cuBLAS (normed, xz, x, x_dbl, y) are bf16; 0: they are f32.
+//   D_STATE   Mamba's d_state (16 in every public checkpoint); h lives in registers, so it must be known here.
+//   D_CONV    Mamba's d_conv (4); the conv window lives in registers.
+#ifndef DECISERVE_PRELUDE_CUH
+#define DECISERVE_PRELUDE_CUH
+
+#ifndef ACT_BF16
+#define ACT_BF16 0
+#endif
+#ifndef D_STATE
+#define D_STATE 16
+#endif
+#ifndef D_CONV
+#define D_CONV 4
+#endif
+
+typedef unsigned short bf16_t;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef long long i64;
+
+// bf16 <-> f32 by bit manipulation (round to nearest even; NaN stays a quiet NaN), so no cuda_bf16.h is needed.
+__device__ __forceinline__ float bf16_to_f32(bf16_t v) { return __uint_as_float(((u32)v) << 16); }
+__device__ __forceinline__ bf16_t f32_to_bf16(float f) {
+  u32 u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (bf16_t)(u >> 16);
+}
+
+#if ACT_BF16
+typedef bf16_t act_t;
+__device__ __forceinline__ float act_load(const act_t* p) { return bf16_to_f32(*p); }
+__device__ __forceinline__ void act_store(act_t* p, float v) { *p = f32_to_bf16(v); }
+#else
+typedef float act_t;
+__device__ __forceinline__ float act_load(const act_t* p) { return *p; }
+__device__ __forceinline__ void act_store(act_t* p, float v) { *p = v; }
+#endif
+
+__device__ __forceinline__ float silu_f(float v) { return v / (1.0f + expf(-v)); }
+// PyTorch's softplus threshold (linear above 20), as the reference and the selective-scan kernels use.
+__device__ __forceinline__ float softplus_f(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
+
+__device__ __forceinline__ float warp_sum_f(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ double warp_sum_d(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max_f(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
+__device__ __forceinline__ float block_sum_f(float v) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum_f(v);
+  __syncthreads();  // partial[] may still be read by a previous call
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  float t = lane < warps ? partial[lane] : 0.0f;
+  return warp_sum_f(t);
+}
+__device__ __forceinline__ float block_max_f(float v) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_max_f(v);
+  __syncthreads();
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  float t = lane < warps ? partial[lane] : -3.402823466e38f;
+  return warp_max_f(t);
+}
+
+// Exclusive prefix count of a 0/1 flag over the block, in thread order; *total gets the block's count.
+__device__ __forceinline__ int block_exclusive_count(bool flag, int* total) {
+  __shared__ int warpCounts[33];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const u32 ballot = __ballot_sync(0xffffffffu, flag);
+  const int inWarp = __popc(ballot & ((1u << lane) - 1u));
+  __syncthreads();  // warpCounts may still be read by a previous call
+  if (lane == 0) warpCounts[warp] = __popc(ballot);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int run = 0;
+    for (int w = 0; w < warps; ++w) {
+      const int c = warpCounts[w];
+      warpCounts[w] = run;
+      run += c;
+    }
+    warpCounts[32] = run;
+  }
+  __syncthreads();
+  *total = warpCounts[32];
+  return warpCounts[warp] + inWarp;
+}
+
+#endif  // DECISERVE_PRELUDE_CUH

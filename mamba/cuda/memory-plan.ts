@@ -1,0 +1,87 @@
+// Peak device memory of one prefill pass, computed before anything is launched: every buffer the forward needs is a
+// span of one arena sized here. The engine refuses or splits work whose plan exceeds the budget, so a job never
+// runs out of memory halfway. Pure TypeScript.
+import type { MambaConfig } from '../engine.ts';
+import { maxDecimatedRows, maxScanChunks, type BatchPlan } from './batch-plan.ts';
+import { Layout } from './layout.ts';
+
+export type Precision = 'fp32' | 'bf16';
+
+export const PASS_BUFFERS = [
+  'tables', 'residual', 'residualAlt', 'hidden', 'normed', 'xz', 'x', 'xDbl', 'delta', 'y',
+  'xGathered', 'deltaGathered', 'zGathered', 'bcGathered', 'scores', 'srcRow', 'positions',
+  'chunkH', 'chunkDeltaSum', 'convState', 'ssmState', 'initConv', 'initSsm',
+  'headRows', 'headNormed', 'logits', 'status',
+] as const;
+export type PassBuffer = (typeof PASS_BUFFERS)[number];
+
+export interface PassMemoryInput {
+  config: MambaConfig;
+  precision: Precision;
+  plan: BatchPlan;
+  chunkLen: number;
+  /** Int32 words of the uploaded tables (ids, positions, offsets, chunks); see device-tables.ts. */
+  tableWords: number;
+  /** Rows the lm_head handles at once. */
+  headRows: number;
+  /** Sequences start from a carried state (a later segment of a long plain prompt). */
+  withInitState: boolean;
+  guardBytes?: number;
+}
+
+export function activationBytes(precision: Precision): number {
+  return precision === 'bf16' ? 2 : 4;
+}
+
+/** x_proj's output width: dt (dt_rank) then B and C (d_state each). */
+export function xDblWidth(config: MambaConfig): number {
+  return config.dtRank + 2 * config.dState;
+}
+
+export function planPassMemory(input: PassMemoryInput): Layout<PassBuffer> {
+  const { config, precision, plan } = input;
+  const { dModel, dInner, dState, dConv, nLayer, vocabSize } = config;
+  const act = activationBytes(precision);
+  const rows = plan.groups[0]!.rows;
+  const decimated = maxDecimatedRows(plan);
+  const chunks = maxScanChunks(plan, input.chunkLen);
+  const positionRows = plan.groups.slice(1).reduce((n, g) => n + g.rows, 0);
+  const layout = new Layout<PassBuffer>(input.guardBytes ?? 0);
+  const states = plan.nSeq * nLayer * dInner;
+  const sizes: Record<PassBuffer, number> = {
+    tables: input.tableWords * 4,
+    residual: rows * dModel * 4,
+    residualAlt: decimated * dModel * 4,
+    hidden: rows * dModel * 4,
+    normed: rows * dModel * act,
+    xz: rows * 2 * dInner * act,
+    x: rows * dInner * act,
+    xDbl: rows * xDblWidth(config) * act,
+    delta: rows * dInner * 4,
+    y: rows * dInner * act,
+    xGathered: decimated * dInner * act,
+    deltaGathered: decimated * dInner * 4,
+    zGathered: decimated * dInner * act,
+    bcGathered: decimated * 2 * dState * act,
+    scores: decimated > 0 ? rows * 8 : 0,
+    srcRow: decimated * 4,
+    positions: positionRows * 4,
+    chunkH: chunks * dInner * dState * 4,
+    chunkDeltaSum: chunks * dInner * 4,
+    convState: states * dConv * 4,
+    ssmState: states * dState * 4,
+    initConv: input.withInitState ? states * dConv * 4 : 0,
+    initSsm: input.withInitState ? states * dState * 4 : 0,
+    headRows: input.headRows * 4,
+    headNormed: input.headRows * dModel * act,
+    logits: input.headRows * vocabSize * 4,
+    status: 16,
+  };
+  for (const name of PASS_BUFFERS) layout.add(name, sizes[name]);
+  return layout;
+}
+
+/** Largest head tile (rows of logits at once) under `maxBytes` of logits, at least 1. */
+export function headTileRows(vocabSize: number, wanted: number, maxBytes = 1 << 30): number {
+  return Math.max(1, Math.min(wanted, Math.floor(maxBytes / (vocabSize * 4))));
+}

@@ -1,0 +1,135 @@
+// One Mamba block's mixer on the device for a packed batch (the step names follow mamba/reference/mixer.ts):
+// in_proj → (x, z); causal conv1d + SiLU (conv state = last d_conv pre-conv inputs); x_proj → (dt, B, C);
+// Δ = softplus(dt_proj(dt) + bias); DeciMamba: score, select, gather x/Δ/z/B/C; the selective scan; out_proj.
+import type { DevicePtr } from './bindings/driver.ts';
+import { actBytes, actType, type EngineCore } from './core.ts';
+import type { DeviceLayer } from './device-weights.ts';
+import type { ScanChunkTables } from './ops.ts';
+import * as ops from './ops.ts';
+import { xDblWidth } from './memory-plan.ts';
+
+/** Where one layer's mixer reads and writes (all device addresses). */
+export interface MixerBuffers {
+  normed: DevicePtr; // in: RMSNorm(residual) [rowsIn, dModel] act
+  xz: DevicePtr; // [rowsIn, 2·dInner] act
+  x: DevicePtr; // [rowsIn, dInner] act (post-conv)
+  xDbl: DevicePtr; // [rowsIn, dtRank + 2·dState] act
+  delta: DevicePtr; // [rowsIn, dInner] f32
+  y: DevicePtr; // [rowsOut, dInner] act
+  out: DevicePtr; // out: [rowsOut, dModel] f32 (the next block's `hidden`)
+  chunkH: DevicePtr;
+  chunkDeltaSum: DevicePtr;
+}
+
+export interface MixerRows {
+  rowsIn: number;
+  nSeq: number;
+  rowSeq: DevicePtr;
+  seqStart: DevicePtr;
+}
+
+/** DeciMamba's part of a layer: scores → kept rows → gathered scan inputs (only when some sequence drops tokens). */
+export interface MixerDecimation {
+  rowsOut: number;
+  contextLen: DevicePtr;
+  keep: DevicePtr;
+  newSeqStart: DevicePtr;
+  scores: DevicePtr;
+  srcRow: DevicePtr;
+  status: DevicePtr;
+  gathered: { x: DevicePtr; delta: DevicePtr; z: DevicePtr; bc: DevicePtr };
+  /** Extra rows that follow the tokens (the residual stream, original positions). */
+  alsoGather: { src: DevicePtr; dst: DevicePtr; width: number; elementBytes: 2 | 4; label: string }[];
+}
+
+export interface MixerStates {
+  conv: { ptr: DevicePtr; seqStride: number };
+  ssm: { ptr: DevicePtr; seqStride: number };
+  initConv: { ptr: DevicePtr; seqStride: number } | null;
+  initSsm: { ptr: DevicePtr; seqStride: number } | null;
+}
+
+export function mambaMixer(
+  core: EngineCore,
+  layer: DeviceLayer,
+  b: MixerBuffers,
+  rows: MixerRows,
+  chunks: ScanChunkTables,
+  states: MixerStates,
+  decimation: MixerDecimation | null,
+): void {
+  const { device, kernels: k, config } = core;
+  const { dModel, dInner, dState, dtRank } = config;
+  const at = actType(core);
+  const ab = actBytes(core);
+  const wt = core.weights.gemmType;
+  const dbl = xDblWidth(config);
+  const n = rows.rowsIn;
+
+  // in_proj → (x, z)
+  ops.linear(device, { x: { ptr: b.normed, ld: dModel }, w: { ptr: layer.inProj, ld: dModel }, y: { ptr: b.xz, ld: 2 * dInner }, rows: n, k: dModel, n: 2 * dInner, xType: at, wType: wt, yType: at }, 'gemm_in_proj');
+  if (layer.inProjBias !== null) ops.addBias(k, { ptr: b.xz, ld: 2 * dInner }, layer.inProjBias, n, 2 * dInner, true);
+  const xPre = { ptr: b.xz, ld: 2 * dInner };
+  const z = { ptr: b.xz + dInner * ab, ld: 2 * dInner };
+
+  // causal depthwise conv1d + SiLU; the conv state is always the last d_conv pre-conv inputs (before any decimation)
+  const tables = { rowSeq: rows.rowSeq, seqStart: rows.seqStart };
+  ops.causalConv1dSilu(k, { x: xPre, weight: layer.convWeight, bias: layer.convBias, tables, init: states.initConv, out: b.x, rows: n, dInner });
+  ops.convStateCapture(k, { x: xPre, seqStart: rows.seqStart, init: states.initConv, out: states.conv.ptr, outSeqStride: states.conv.seqStride, nSeq: rows.nSeq, dInner });
+
+  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias)
+  ops.linear(device, { x: { ptr: b.x, ld: dInner }, w: { ptr: layer.xProj, ld: dInner }, y: { ptr: b.xDbl, ld: dbl }, rows: n, k: dInner, n: dbl, xType: at, wType: wt, yType: at }, 'gemm_x_proj');
+  ops.linear(device, { x: { ptr: b.xDbl, ld: dbl }, w: { ptr: layer.dtProjWeight, ld: dtRank }, y: { ptr: b.delta, ld: dInner }, rows: n, k: dtRank, n: dInner, xType: at, wType: wt, yType: 'f32' }, 'gemm_dt_proj');
+  ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
+
+  let scanRows = n;
+  let inputs: ops.ScanInputs = {
+    x: { ptr: b.x, ld: dInner },
+    delta: { ptr: b.delta, ld: dInner },
+    z,
+    b: { ptr: b.xDbl + dtRank * ab, ld: dbl },
+    c: { ptr: b.xDbl + (dtRank + dState) * ab, ld: dbl },
+    aLog2: layer.aLog2,
+    dSkip: layer.d,
+  };
+
+  // DeciMamba: sub-sample x, Δ, B, C and z before the scan
+  if (decimation) {
+    const d = decimation;
+    ops.deltaScores(k, { delta: inputs.delta, tables, contextLen: d.contextLen, scores: d.scores, rows: n, dInner });
+    ops.selectKept(k, { scores: d.scores, seqStart: rows.seqStart, contextLen: d.contextLen, keep: d.keep, newStart: d.newSeqStart, srcRow: d.srcRow, status: d.status, nSeq: rows.nSeq });
+    scanRows = d.rowsOut;
+    const g = d.gathered;
+    const gather = (src: ops.MatView, dst: ops.MatView, width: number, elementBytes: 2 | 4, label: string) =>
+      ops.gatherRows(k, { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: scanRows }, label);
+    gather(inputs.x, { ptr: g.x, ld: dInner }, dInner, ab, 'gather_x');
+    gather(inputs.delta, { ptr: g.delta, ld: dInner }, dInner, 4, 'gather_delta');
+    gather(inputs.z, { ptr: g.z, ld: dInner }, dInner, ab, 'gather_z');
+    gather(inputs.b, { ptr: g.bc, ld: 2 * dState }, 2 * dState, ab, 'gather_bc');
+    for (const extra of d.alsoGather) {
+      gather({ ptr: extra.src, ld: extra.width }, { ptr: extra.dst, ld: extra.width }, extra.width, extra.elementBytes, extra.label);
+    }
+    inputs = {
+      ...inputs,
+      x: { ptr: g.x, ld: dInner },
+      delta: { ptr: g.delta, ld: dInner },
+      z: { ptr: g.z, ld: dInner },
+      b: { ptr: g.bc, ld: 2 * dState },
+      c: { ptr: g.bc + dState * ab, ld: 2 * dState },
+    };
+  }
+
+  ops.selectiveScan(k, {
+    inputs,
+    chunks,
+    scratch: { chunkH: b.chunkH, chunkDeltaSum: b.chunkDeltaSum },
+    h0: states.initSsm,
+    hOut: states.ssm,
+    y: { ptr: b.y, ld: dInner },
+    nSeq: rows.nSeq,
+    dInner,
+    dState,
+  });
+  ops.linear(device, { x: { ptr: b.y, ld: dInner }, w: { ptr: layer.outProj, ld: dInner }, y: { ptr: b.out, ld: dModel }, rows: scanRows, k: dInner, n: dModel, xType: at, wType: wt, yType: 'f32' }, 'gemm_out_proj');
+  if (layer.outProjBias !== null) ops.addBias(k, { ptr: b.out, ld: dModel }, layer.outProjBias, scanRows, dModel, false);
+}

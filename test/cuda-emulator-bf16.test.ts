@@ -1,0 +1,46 @@
+// The bf16 path (bf16 GEMM operands and activations, f32 accumulation and states) on the CPU emulator, built with
+// ACT_BF16=1. d_model 16 gives an odd dt_rank (1), so B/C start at a 2-byte offset and DeciMamba's gather takes its
+// 16-bit path. Tolerance: bf16 keeps 8 bits of mantissa, so logits agree to about 1% of their range.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
+import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
+import { argmax } from '../mamba/sampling.ts';
+import { maxAbsDiff, randomIds, tempDir, tinyModel, type TinyModel } from './helpers.ts';
+
+const CXX = haveCxx();
+let CudaEngine: typeof CudaEngineType;
+
+beforeAll(async () => {
+  if (!CXX) return;
+  const fake = buildFakeCuda({ actBf16: true, dState: 16, dConv: 4 });
+  Object.assign(process.env, fake.env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-') });
+  ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
+}, 120_000);
+
+describe.skipIf(!CXX)('CUDA engine on the CPU emulator (bf16)', () => {
+  let m: TinyModel;
+  let engine: CudaEngineType;
+  beforeAll(() => {
+    m = tinyModel({ dModel: 16, nLayer: 3, dState: 16, seed: 5 });
+    engine = CudaEngine.create(m.config, m.weights, { precision: 'bf16', guardBytes: 256 });
+  });
+  afterAll(async () => engine?.dispose());
+
+  it('prefill, DeciMamba and steps stay within the bf16 tolerance', async () => {
+    expect(engine.name).toBe('cuda-bf16');
+    const ids = randomIds(60, m.config.vocabSize, 1);
+    const decimation = { layers: [1], beta: 0.5, lBase: 10, minSeqLen: 4 };
+    const [plain, deci] = await engine.prefillBatch([
+      { ids, options: { logitPositions: 'all' } },
+      { ids, options: { decimation, protect: 3, logitPositions: [58, 59] } },
+    ]);
+    const ref = m.engine.prefillSync(ids, { logitPositions: 'all' });
+    const refDeci = m.engine.prefillSync(ids, { decimation, protect: 3, logitPositions: [58, 59] });
+    const range = Math.max(...ref.logits.flatMap((l) => Array.from(l, Math.abs)));
+    plain!.logits.forEach((l, i) => expect(maxAbsDiff(l, ref.logits[i]!)).toBeLessThan(0.03 * range));
+    deci!.logits.forEach((l, i) => expect(maxAbsDiff(l, refDeci.logits[i]!)).toBeLessThan(0.03 * range));
+    expect(deci!.kept.length).toBe(1);
+    const step = await engine.step(argmax(plain!.logits[59]!), plain!.state);
+    expect(maxAbsDiff(step.logits, m.engine.stepSync(argmax(ref.logits[59]!), ref.state).logits)).toBeLessThan(0.03 * range);
+  });
+});

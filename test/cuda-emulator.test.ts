@@ -1,0 +1,265 @@
+// The CUDA engine end to end on the CPU emulator (mamba/cuda/emulator: a fake libcuda/libnvrtc/libcublas that runs
+// kernels/*.cu on the host): bindings, compile cache, memory plan, batching, DeciMamba and decoding against the
+// reference engine and the PyTorch golden fixtures. Needs g++; skipped without it. What it cannot check (GPU races,
+// real NVRTC/cuBLAS, speed) is the device check's job (mamba/cuda/device-check.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DecimationConfig, ModelState } from '../mamba/engine.ts';
+import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
+import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
+import { loadModel } from '../mamba/checkpoint.ts';
+import { readSafetensors } from '../mamba/safetensors.ts';
+import { argmax } from '../mamba/sampling.ts';
+import { maxAbsDiff, maxStateDiff, randomIds, tempDir, tinyModel, type TinyModel } from './helpers.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const CXX = haveCxx();
+const SLOW = process.env.DECISERVE_SLOW_TESTS === '1';
+const TOL = 1e-4;
+
+let CudaEngine: typeof CudaEngineType;
+let CudaError: typeof import('../mamba/cuda/bindings/errors.ts').CudaError;
+
+beforeAll(async () => {
+  if (!CXX) return;
+  const fake = buildFakeCuda({ actBf16: false, dState: 16, dConv: 4 });
+  Object.assign(process.env, fake.env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'), FAKE_CUDA_TOTAL_MB: '2048' });
+  ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
+  ({ CudaError } = await import('../mamba/cuda/bindings/errors.ts'));
+}, 120_000);
+
+function maxLogitDiff(a: Float32Array[], b: Float32Array[]): number {
+  expect(a.length).toBe(b.length);
+  return Math.max(0, ...a.map((x, i) => maxAbsDiff(x, b[i]!)));
+}
+
+const DECI: DecimationConfig = { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 };
+
+describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
+  let m: TinyModel;
+  let engine: CudaEngineType;
+  beforeAll(() => {
+    m = tinyModel({ dModel: 16, nLayer: 3, dState: 16, seed: 7 });
+    engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', guardBytes: 256 });
+  });
+  afterAll(async () => engine?.dispose());
+
+  it('prefill matches the reference: every position, states', async () => {
+    const ids = randomIds(70, m.config.vocabSize, 1);
+    const got = await engine.prefill(ids, { logitPositions: 'all' });
+    const ref = m.engine.prefillSync(ids, { logitPositions: 'all' });
+    expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
+    expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
+    expect(got.kept).toEqual([]);
+  });
+
+  it('prompts shorter than d_conv and single tokens', async () => {
+    for (const n of [1, 2, 3]) {
+      const ids = randomIds(n, m.config.vocabSize, 10 + n);
+      const got = await engine.prefill(ids);
+      const ref = m.engine.prefillSync(ids);
+      expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
+      expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
+    }
+  });
+
+  it('DeciMamba: same kept indices, logits and states (one and two decimating layers, ties)', async () => {
+    const ids = randomIds(90, m.config.vocabSize, 2);
+    const tied = Array.from({ length: 90 }, (_, i) => [5, 9, 5, 9, 5, 9, 5, 9][i % 8]!); // repeated windows: exact score ties
+    for (const [input, decimation, protect] of [
+      [ids, DECI, 3],
+      [ids, { layers: [0, 2], beta: 0.5, lBase: 30, minSeqLen: 4 }, 5],
+      [ids, { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 0 }, 1],
+      [tied, { layers: [0], beta: 0.5, lBase: 12, minSeqLen: 4 }, 2], // layer 0: identical 4-token windows give identical Δ rows
+    ] as [number[], DecimationConfig, number][]) {
+      const positions = [input.length - 2, input.length - 1].filter((p) => p >= input.length - protect);
+      const got = await engine.prefill(input, { decimation, protect, logitPositions: positions });
+      const ref = m.engine.prefillSync(input, { decimation, protect, logitPositions: positions });
+      expect(got.kept.map((k) => [k.layer, Array.from(k.indices)])).toEqual(ref.kept.map((k) => [k.layer, Array.from(k.indices)]));
+      expect(got.kept.length).toBeGreaterThan(0);
+      expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
+      expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
+    }
+  });
+
+  it('a dropped position is an input error, like the reference', async () => {
+    const ids = randomIds(60, m.config.vocabSize, 3);
+    await expect(engine.prefill(ids, { decimation: DECI, protect: 1, logitPositions: [0, 59] })).rejects.toThrow(/decimation dropped/);
+  });
+
+  it('a batch of mixed lengths and decimation settings equals the sequences one by one', async () => {
+    const reqs = [
+      { ids: randomIds(33, m.config.vocabSize, 4), options: {} },
+      { ids: randomIds(80, m.config.vocabSize, 5), options: { decimation: DECI, protect: 4, logitPositions: [78, 79] } },
+      { ids: randomIds(5, m.config.vocabSize, 6), options: { decimation: DECI, protect: 1 } },
+      { ids: randomIds(64, m.config.vocabSize, 7), options: { decimation: { layers: [0, 1], beta: 0.5, lBase: 20, minSeqLen: 4 }, protect: 2 } },
+      { ids: randomIds(17, m.config.vocabSize, 8), options: { logitPositions: 'all' as const } },
+    ];
+    const batch = await engine.prefillBatch(reqs);
+    expect(engine.lastPasses).toHaveLength(1);
+    reqs.forEach((r, i) => {
+      const ref = m.engine.prefillSync(r.ids, r.options);
+      expect(batch[i]!.positions).toEqual(ref.positions);
+      expect(maxLogitDiff(batch[i]!.logits, ref.logits)).toBeLessThan(TOL);
+      expect(maxStateDiff(batch[i]!.state, ref.state)).toBeLessThan(TOL);
+      expect(batch[i]!.kept.map((k) => [k.layer, Array.from(k.indices)])).toEqual(ref.kept.map((k) => [k.layer, Array.from(k.indices)]));
+    });
+  });
+
+  it('settled batches report bad requests in place and run the rest', async () => {
+    const good = randomIds(20, m.config.vocabSize, 9);
+    const out = await engine.prefillBatchSettled([{ ids: [] }, { ids: good }, { ids: [m.config.vocabSize] }]);
+    expect(out[0]).toBeInstanceOf(Error);
+    expect(out[2]).toBeInstanceOf(Error);
+    expect(maxLogitDiff((out[1] as { logits: Float32Array[] }).logits, m.engine.prefillSync(good).logits)).toBeLessThan(TOL);
+  });
+
+  it('log-probabilities on the device match log-softmax of the reference logits', async () => {
+    const ids = randomIds(25, m.config.vocabSize, 11);
+    const [lp, plain] = await engine.prefillBatch([{ ids, logProbs: true, options: { logitPositions: [3, 24] } }, { ids, options: { logitPositions: [3, 24] } }]);
+    for (const [row, logits] of plain!.logits.entries()) {
+      const max = Math.max(...logits);
+      const logZ = max + Math.log(logits.reduce((s, v) => s + Math.exp(v - max), 0));
+      expect(maxAbsDiff(lp!.logits[row]!, logits.map((v) => v - logZ))).toBeLessThan(1e-4);
+    }
+  });
+
+  it('steps (graph-captured after the first) follow the reference; states stay plain values', async () => {
+    const ids = randomIds(30, m.config.vocabSize, 12);
+    let got = await engine.prefill(ids);
+    let ref = m.engine.prefillSync(ids);
+    let gs: ModelState = got.state;
+    let rs: ModelState = ref.state;
+    const early: ModelState[] = [];
+    for (let i = 0; i < 6; i++) {
+      const token = argmax(ref.logits[0] ?? ref.logits[ref.logits.length - 1]!);
+      const g = await engine.step(token, gs);
+      const r = m.engine.stepSync(token, rs);
+      expect(maxAbsDiff(g.logits, r.logits)).toBeLessThan(TOL);
+      early.push(gs);
+      gs = g.state;
+      rs = r.state;
+      got = { ...got, logits: [g.logits] };
+      ref = { ...ref, logits: [r.logits] };
+    }
+    expect(maxStateDiff(gs, rs)).toBeLessThan(TOL);
+    // an old state still steps to the same result (steps never modify their input state)
+    const again = await engine.step(3, early[2]!);
+    const again2 = await engine.step(3, early[2]!);
+    expect(maxAbsDiff(again.logits, again2.logits)).toBe(0);
+  });
+
+  it('a decode session steps a batch of sequences at once', async () => {
+    const prompts = [randomIds(12, m.config.vocabSize, 13), randomIds(40, m.config.vocabSize, 14), randomIds(3, m.config.vocabSize, 15)];
+    const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
+    const session = engine.openDecode(pre.map((p) => p.state));
+    let refStates = prompts.map((ids) => m.engine.prefillSync(ids).state);
+    let tokens = pre.map((p) => argmax(p.logits[0]!));
+    for (let step = 0; step < 4; step++) {
+      const out = session.step(tokens, { logits: true, argmax: true });
+      const refs = tokens.map((t, b) => m.engine.stepSync(t, refStates[b]!));
+      refs.forEach((r, b) => expect(maxAbsDiff(out.logits!.subarray(b * m.config.vocabSize, (b + 1) * m.config.vocabSize), r.logits)).toBeLessThan(TOL));
+      expect(Array.from(out.tokens!)).toEqual(refs.map((r) => argmax(r.logits)));
+      refStates = refs.map((r) => r.state);
+      tokens = Array.from(out.tokens!);
+    }
+    expect(session.usesGraph).toBe(true);
+    session.dispose();
+  });
+
+  it('plain prompts longer than a pass are split into segments that carry the state', async () => {
+    const small = CudaEngine.create(m.config, m.weights, { precision: 'fp32', maxTokensPerPass: 24, guardBytes: 256 });
+    try {
+      const ids = randomIds(61, m.config.vocabSize, 16);
+      const got = await small.prefill(ids, { logitPositions: [0, 23, 24, 47, 60] });
+      const ref = m.engine.prefillSync(ids, { logitPositions: [0, 23, 24, 47, 60] });
+      expect(small.lastPasses.length).toBe(3);
+      expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
+      expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
+      // DeciMamba needs the whole prompt in one pass: refused with a clear error, not run halfway
+      await expect(small.prefill(ids, { decimation: DECI, protect: 2 })).rejects.toThrow(/DeciMamba prompt of 61 tokens/);
+    } finally {
+      await small.dispose();
+    }
+  });
+
+  it('memory: a pass over the budget is refused before launch; device errors name the call', async () => {
+    const tight = CudaEngine.create(m.config, m.weights, { precision: 'fp32', memoryBudgetBytes: 1 << 20 });
+    try {
+      const ids = randomIds(2000, m.config.vocabSize, 17);
+      const res = await tight.prefillBatchSettled([{ ids, options: { decimation: DECI } }]);
+      expect((res[0] as Error).message).toMatch(/needs [\d.]+ GiB of device memory/);
+      expect(tight.core.device.allocatedBytes).toBeLessThan(64 << 20);
+    } finally {
+      await tight.dispose();
+    }
+    expect(() => engine.core.device.alloc(64 * 2 ** 30)).toThrowError(CudaError);
+    expect(() => engine.core.device.alloc(64 * 2 ** 30)).toThrow(/cuMemAlloc\(\d+ bytes\) failed: CUDA_ERROR_OUT_OF_MEMORY \(2\): out of memory/);
+  });
+
+  it('dispose frees every device allocation', async () => {
+    const e = CudaEngine.create(m.config, m.weights, { precision: 'fp32' });
+    const before = e.core.device.allocatedBytes;
+    const r = await e.prefill(randomIds(40, m.config.vocabSize, 18));
+    await e.step(1, r.state);
+    expect(e.core.device.allocatedBytes).toBeGreaterThan(before);
+    await e.dispose();
+    expect(e.core.device.allocatedBytes).toBe(0);
+  });
+});
+
+describe.skipIf(!CXX)('CUDA engine on the CPU emulator: projection biases and an untied head', () => {
+  it('matches the reference', async () => {
+    const m = tinyModel({ dModel: 16, nLayer: 2, dState: 16, seed: 3, biases: true, untied: true });
+    const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32' });
+    try {
+      const ids = randomIds(40, m.config.vocabSize, 21);
+      const got = await engine.prefill(ids, { decimation: DECI, protect: 3, logitPositions: [38, 39] });
+      const ref = m.engine.prefillSync(ids, { decimation: DECI, protect: 3, logitPositions: [38, 39] });
+      expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
+      const g = await engine.step(4, got.state);
+      expect(maxAbsDiff(g.logits, m.engine.stepSync(4, ref.state).logits)).toBeLessThan(TOL);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
+
+// test/fixtures/tiny-random (4 layers, d_model 64, d_state 16) fits the emulator build; the shipped model's cases run
+// on the GPU in the device check.
+const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
+describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json')))('CUDA engine on the CPU emulator: PyTorch golden fixtures (tiny-random)', () => {
+  const golden = existsSync(join(TINY, 'golden.json')) ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8')) : { cases: [] };
+  for (const c of golden.cases as { name: string; ids: number[]; protect: number; decimation: DecimationConfig | null; positions: number[]; kept: unknown; greedy: number[] }[]) {
+    const slow = c.ids.length > 1000 && c.decimation === null;
+    it.skipIf(slow && !SLOW)(`${c.name}: logits ≤1e-3, kept indices, states, 8 greedy tokens`, async () => {
+      const model = await loadModel(TINY);
+      const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
+      const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256 });
+      try {
+        const last = c.ids.length - 1;
+        const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
+        const r = await engine.prefill(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: positions });
+        const V = model.config.vocabSize;
+        const g = tensors.getF32(`${c.name}.logits`);
+        c.positions.forEach((_, row) => expect(maxAbsDiff(r.logits[row]!, g.subarray(row * V, (row + 1) * V))).toBeLessThanOrEqual(1e-3));
+        expect(r.kept.map((k) => ({ layer: k.layer, indices: Array.from(k.indices) }))).toEqual(c.kept);
+        for (let i = 0; i < model.config.nLayer; i++) {
+          expect(maxAbsDiff(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`))).toBeLessThanOrEqual(1e-3);
+          expect(maxAbsDiff(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`))).toBeLessThanOrEqual(1e-3);
+        }
+        const greedy: number[] = [];
+        let logits = r.logits[positions.indexOf(last)]!;
+        let state = r.state;
+        while (greedy.length < 8) {
+          greedy.push(argmax(logits));
+          if (greedy.length < 8) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
+        }
+        expect(greedy).toEqual(c.greedy);
+      } finally {
+        await engine.dispose();
+      }
+    }, 120_000);
+  }
+});

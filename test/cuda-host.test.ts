@@ -1,0 +1,229 @@
+// Host-side logic of the CUDA engine, no GPU needed: batch packing and the per-sequence K schedule, scan chunks,
+// the packed device tables, the memory plan, pass scheduling, NVRTC cache keys, kernel argument packing, roofline.
+import { describe, expect, it } from 'vitest';
+import { keptRows } from '../mamba/decimation.ts';
+import type { DecimationConfig } from '../mamba/engine.ts';
+import { randomConfig } from '../mamba/random-checkpoint.ts';
+import {
+  chooseScanChunk, droppingLayers, finalGroup, maxDecimatedRows, outputGroup, planBatch, rowSequence, scanChunks, type PlannedSequence,
+} from '../mamba/cuda/batch-plan.ts';
+import { packPassTables, passTableWords } from '../mamba/cuda/device-tables.ts';
+import { headTileRows, planPassMemory, PASS_BUFFERS } from '../mamba/cuda/memory-plan.ts';
+import { Layout } from '../mamba/cuda/layout.ts';
+import { largestFitting, schedulePasses, type PassItem } from '../mamba/cuda/scheduler.ts';
+import { compileOptions, kernelCacheKey } from '../mamba/cuda/compile-cache.ts';
+import { loadKernelSources } from '../mamba/cuda/kernels/manifest.ts';
+import { packKernelArgs } from '../mamba/cuda/bindings/driver.ts';
+import { prefillRoofline } from '../mamba/cuda/roofline.ts';
+import { aLog2 } from '../mamba/cuda/device-weights.ts';
+
+const DECI: DecimationConfig = { layers: [2, 4], beta: 0.5, lBase: 100, minSeqLen: 20 };
+
+describe('batch plan', () => {
+  it('per-sequence row counts follow the reference K schedule at every layer', () => {
+    const seqs: PlannedSequence[] = [
+      { length: 500, protect: 7, decimation: DECI },
+      { length: 60, protect: 1, decimation: DECI }, // K ≥ Lc at the second layer: nothing dropped there
+      { length: 300, protect: 1, decimation: null },
+      { length: 10, protect: 50, decimation: DECI }, // protect covers everything: Lc = 0
+      { length: 400, protect: 3, decimation: { layers: [4], beta: 0.5, lBase: 64, minSeqLen: 0 } },
+    ];
+    const plan = planBatch(seqs, 6);
+    seqs.forEach((seq, s) => {
+      // replay the reference's keptRows with dummy scores to get the expected lengths
+      let len = seq.length;
+      const dropped: number[] = [];
+      for (let layer = 0; layer < 6; layer++) {
+        const g = plan.groups[plan.layerGroup[layer]!]!;
+        expect(g.seqStart[s + 1]! - g.seqStart[s]!, `seq ${s} layer ${layer}`).toBe(len);
+        const slot = seq.decimation ? seq.decimation.layers.indexOf(layer) : -1;
+        if (slot < 0) continue;
+        const rows = keptRows(len, seq.protect, slot, seq.decimation!, (lc) => new Float64Array(lc));
+        if (rows) {
+          len = rows.length;
+          dropped.push(layer);
+        }
+      }
+      const f = plan.groups[finalGroup(plan)]!;
+      expect(f.seqStart[s + 1]! - f.seqStart[s]!).toBe(len);
+      expect(droppingLayers(plan, s)).toEqual(dropped);
+    });
+    expect(plan.decimations.map((d) => d?.layer ?? null)).toEqual([null, null, 2, null, 4, null]);
+    expect(outputGroup(plan, 2)).toBe(1);
+    expect(outputGroup(plan, 1)).toBe(0);
+    expect(maxDecimatedRows(plan)).toBe(plan.groups[1]!.rows);
+    expect(plan.decimations[2]!.keep[2]).toBe(-1); // the plain sequence keeps everything
+    expect(plan.decimations[2]!.contextLen[0]).toBe(493);
+    expect(plan.decimations[2]!.keep[0]).toBe(100);
+  });
+
+  it('no decimation means one group and no steps', () => {
+    const plan = planBatch([{ length: 5, protect: 1, decimation: null }], 3);
+    expect(plan.groups).toHaveLength(1);
+    expect(plan.decimations).toEqual([null, null, null]);
+    expect(maxDecimatedRows(plan)).toBe(0);
+    expect(() => planBatch([], 3)).toThrow();
+    expect(() => planBatch([{ length: 0, protect: 1, decimation: null }], 3)).toThrow();
+  });
+
+  it('scan chunks never cross a sequence and cover every row once', () => {
+    const plan = planBatch([3, 17, 1, 64, 65].map((length) => ({ length, protect: 1, decimation: null })), 1);
+    const g = plan.groups[0]!;
+    const c = scanChunks(g, 16);
+    const owner = rowSequence(g);
+    const covered = new Int32Array(g.rows);
+    for (let k = 0; k < c.count; k++) {
+      for (let r = c.chunkStart[k]!; r < c.chunkStart[k]! + c.chunkLen[k]!; r++) {
+        covered[r]!++;
+        expect(owner[r]).toBe(owner[c.chunkStart[k]!]);
+      }
+      expect(c.chunkLen[k]).toBeGreaterThan(0);
+      expect(c.chunkLen[k]).toBeLessThanOrEqual(16);
+    }
+    expect(Array.from(covered).every((v) => v === 1)).toBe(true);
+    expect(Array.from(c.seqFirstChunk)).toEqual([0, 1, 3, 4, 8, 13]);
+  });
+
+  it('the scan chunk is a power of two that fills the GPU', () => {
+    expect(chooseScanChunk(32768, 1536, 132)).toBe(128);
+    expect(chooseScanChunk(32768, 4096, 132)).toBe(256);
+    expect(chooseScanChunk(128, 1536, 132)).toBe(16);
+    expect(chooseScanChunk(1 << 24, 768, 132)).toBe(2048);
+  });
+});
+
+describe('device tables', () => {
+  it('packs ids, positions, offsets, chunks and K into one int32 upload', () => {
+    const plan = planBatch([{ length: 40, protect: 2, decimation: { layers: [0], beta: 0.5, lBase: 8, minSeqLen: 4 } }, { length: 9, protect: 1, decimation: null }], 2);
+    const ids = Int32Array.from({ length: 49 }, (_, i) => i + 100);
+    const t = packPassTables(plan, ids, 8, [0, 30]);
+    expect(t.data.length).toBe(passTableWords(plan, 8));
+    expect(Array.from(t.data.subarray(t.ids, t.ids + 49))).toEqual(Array.from(ids));
+    expect(t.data[t.positions + 40]).toBe(30); // second sequence is a segment starting at 30
+    expect(Array.from(t.data.subarray(t.groups[1]!.seqStart, t.groups[1]!.seqStart + 3))).toEqual([0, 10, 19]); // K 8 + tail 2, then 9
+    expect(Array.from(t.data.subarray(t.decimations[0]!.keep, t.decimations[0]!.keep + 2))).toEqual([8, -1]);
+    expect(Array.from(t.data.subarray(t.decimations[0]!.contextLen, t.decimations[0]!.contextLen + 2))).toEqual([38, 0]);
+    expect(t.decimations[1]).toBeNull();
+    expect(() => packPassTables(plan, new Int32Array(3), 8)).toThrow();
+  });
+});
+
+describe('memory plan', () => {
+  const config = randomConfig({ dModel: 768, nLayer: 24, vocabSize: 50280 });
+  const planFor = (length: number, decimation: DecimationConfig | null) => planBatch([{ length, protect: 1, decimation }], config.nLayer);
+  const bytes = (length: number, decimation: DecimationConfig | null, precision: 'fp32' | 'bf16' = 'fp32') => {
+    const plan = planFor(length, decimation);
+    return planPassMemory({ config, precision, plan, chunkLen: 128, tableWords: passTableWords(plan, 128), headRows: 1, withInitState: false }).totalBytes;
+  };
+
+  it('every buffer is aligned, disjoint and in order; guards sit between them', () => {
+    const plan = planFor(1000, DECI);
+    const layout = planPassMemory({ config, precision: 'bf16', plan, chunkLen: 64, tableWords: passTableWords(plan, 64), headRows: 4, withInitState: true, guardBytes: 256 });
+    const spans = layout.entries();
+    expect(spans.map(([n]) => n)).toEqual([...PASS_BUFFERS]);
+    for (let i = 1; i < spans.length; i++) {
+      const [, prev] = spans[i - 1]!;
+      const [, cur] = spans[i]!;
+      expect(cur.offset % 256).toBe(0);
+      expect(cur.offset).toBeGreaterThanOrEqual(prev.offset + prev.bytes + 256);
+    }
+    expect(layout.guards.length).toBe(spans.length);
+  });
+
+  it('grows linearly with the prompt; bf16 is smaller; 128K of the 130m shape fits an H200 several times over', () => {
+    const a = bytes(8192, null);
+    const b = bytes(16384, null);
+    const c = bytes(32768, null);
+    expect(c - b).toBeCloseTo(2 * (b - a), -6);
+    expect(bytes(32768, null, 'bf16')).toBeLessThan(c);
+    expect(bytes(131072, null)).toBeLessThan(16 * 2 ** 30);
+    expect(bytes(131072, DECI)).toBeGreaterThan(bytes(131072, null)); // gather buffers and scores
+  });
+
+  it('head tiles keep logits under the cap', () => {
+    expect(headTileRows(50280, 131072)).toBe(Math.floor(2 ** 30 / (50280 * 4)));
+    expect(headTileRows(50280, 3)).toBe(3);
+    expect(headTileRows(1e9, 10)).toBe(1);
+  });
+
+  it('layouts refuse duplicates and negative sizes', () => {
+    const l = new Layout<'a' | 'b'>();
+    l.add('a', 10);
+    expect(() => l.add('a', 1)).toThrow();
+    expect(() => l.add('b', -1)).toThrow();
+    expect(l.get('a')).toEqual({ offset: 0, bytes: 10 });
+  });
+});
+
+describe('pass scheduling', () => {
+  const fitsTokens = (max: number) => (items: PassItem[]) => items.reduce((n, i) => n + i.length, 0) <= max;
+
+  it('packs requests in order while they fit', () => {
+    const s = schedulePasses([{ length: 30, decimating: false }, { length: 50, decimating: true }, { length: 40, decimating: false }, { length: 10, decimating: false }], fitsTokens(100));
+    expect(s.passes.map((p) => p.map((i) => i.request))).toEqual([[0, 1], [2, 3]]);
+    expect(s.refused.size).toBe(0);
+  });
+
+  it('cuts long plain prompts into segments and refuses long DeciMamba prompts', () => {
+    const s = schedulePasses([{ length: 250, decimating: false }, { length: 20, decimating: false }, { length: 150, decimating: true }], fitsTokens(100), () => 'too big');
+    expect(s.passes).toEqual([
+      [{ request: 0, start: 0, length: 100 }],
+      [{ request: 0, start: 100, length: 100 }],
+      [{ request: 0, start: 200, length: 50 }, { request: 1, start: 0, length: 20 }],
+    ]);
+    expect(s.refused.get(2)).toMatch(/DeciMamba prompt of 150 tokens.*too big/);
+  });
+
+  it('largestFitting finds the boundary', () => {
+    expect(largestFitting(1000, (n) => n <= 377)).toBe(377);
+    expect(largestFitting(10, () => false)).toBe(0);
+    expect(largestFitting(10, () => true)).toBe(10);
+  });
+});
+
+describe('NVRTC cache keys and kernel arguments', () => {
+  it('the key changes with sources, options, compiler and device, and nothing else', () => {
+    const src = loadKernelSources();
+    const opts = compileOptions({ actBf16: false, dState: 16, dConv: 4 }, 'sm_90');
+    const key = kernelCacheKey(src, opts, '13.0', 'NVIDIA H200 sm_90');
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(kernelCacheKey(src, opts, '13.0', 'NVIDIA H200 sm_90')).toBe(key);
+    expect(kernelCacheKey(src, compileOptions({ actBf16: true, dState: 16, dConv: 4 }, 'sm_90'), '13.0', 'NVIDIA H200 sm_90')).not.toBe(key);
+    expect(kernelCacheKey(src, compileOptions({ actBf16: false, dState: 16, dConv: 4 }, 'sm_80'), '13.0', 'NVIDIA H200 sm_90')).not.toBe(key);
+    expect(kernelCacheKey(src, opts, '13.1', 'NVIDIA H200 sm_90')).not.toBe(key);
+    expect(kernelCacheKey(src, opts, '13.0', 'NVIDIA H100 sm_90')).not.toBe(key);
+    const edited = { ...src, headers: { ...src.headers, 'scan.cu': src.headers['scan.cu'] + '\n' } };
+    expect(kernelCacheKey(edited, opts, '13.0', 'NVIDIA H200 sm_90')).not.toBe(key);
+    expect(opts).toContain('-DACT_BF16=0');
+    expect(opts).toContain('-arch=sm_90');
+  });
+
+  it('kernel arguments are packed with their C sizes', () => {
+    const parts = packKernelArgs([{ ptr: 0x7f0000001000 }, { ptr: null }, { i32: -5 }, { i64: -123456789012 }, { f32: 1.5 }, { u32: 7 }]);
+    expect(parts.map((p) => p.length)).toEqual([8, 8, 4, 8, 4, 4]);
+    expect(parts[0]!.readBigUInt64LE(0)).toBe(0x7f0000001000n);
+    expect(parts[1]!.readBigUInt64LE(0)).toBe(0n);
+    expect(parts[2]!.readInt32LE(0)).toBe(-5);
+    expect(parts[3]!.readBigInt64LE(0)).toBe(-123456789012n);
+    expect(parts[4]!.readFloatLE(0)).toBe(1.5);
+  });
+
+  it('A is passed pre-scaled for exp2', () => {
+    const a = aLog2(new Float32Array([0, Math.log(2)]));
+    expect(a[0]).toBeCloseTo(-Math.LOG2E, 6);
+    expect(2 ** (0.5 * a[1]!)).toBeCloseTo(Math.exp(-0.5 * 2), 6);
+  });
+});
+
+describe('roofline', () => {
+  const config = randomConfig({ dModel: 768, nLayer: 24, vocabSize: 50280 });
+  it('counts GEMM FLOPs as 2·params per token and shrinks with DeciMamba', () => {
+    const plain = prefillRoofline({ config, precision: 'bf16', plan: planBatch([{ length: 32768, protect: 1, decimation: null }], 24), logitRows: 1 });
+    const perToken = 24 * (768 * 3072 + 1536 * 80 + 48 * 1536 + 1536 * 768) * 2;
+    expect(plain.matmulFlops).toBeCloseTo(perToken * 32768 + 2 * 768 * config.vocabSize, -3);
+    expect(plain.floorMs).toBeCloseTo((plain.matmulFlops / 858e12) * 1e3, 6); // compute-bound at 32K
+    const deci = prefillRoofline({ config, precision: 'bf16', plan: planBatch([{ length: 32768, protect: 1, decimation: { layers: [12], beta: 0.5, lBase: 2000, minSeqLen: 20 } }], 24), logitRows: 1 });
+    expect(deci.matmulFlops).toBeLessThan(0.6 * plain.matmulFlops); // 12 full layers, layer 12 partly, 11 at 2001 rows
+    expect(deci.designFloorMs).toBeGreaterThanOrEqual(deci.floorMs);
+  });
+});
