@@ -28,6 +28,11 @@ const envSchema = z.object({
 
   /** Longest prompt run at the edge [the model's training length]; longer ones become runner jobs. */
   EDGE_MAX_PROMPT_TOKENS: optionalInt(1),
+  /**
+   * Longest prompt run at the edge with DeciMamba on. Its prefill is not chunked, so ORT's wasm heap grows with the
+   * prompt (121 MiB at 2048 tokens, fp32: bench/results/onnx-bench.md) against a Worker's 128 MiB.
+   */
+  EDGE_MAX_DECIMATION_TOKENS: int(1, 1024),
   /** CPU one edge request may spend, estimated from the throughputs below (bench/edge-bench.ts measures them). */
   EDGE_CPU_BUDGET_MS: int(1, 10_000),
   EDGE_PREFILL_TOKENS_PER_S: int(1, 450),
@@ -78,6 +83,7 @@ export function edgeConfig(env: Record<string, unknown>) {
     runner: e.RUNNER_URL && e.RUNNER_HMAC_SECRET ? { url: e.RUNNER_URL.replace(/\/+$/, ''), secret: e.RUNNER_HMAC_SECRET } : null,
     edge: {
       maxPromptTokens: e.EDGE_MAX_PROMPT_TOKENS,
+      maxDecimationTokens: e.EDGE_MAX_DECIMATION_TOKENS,
       cpuBudgetMs: e.EDGE_CPU_BUDGET_MS,
       prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S,
       decodeTokensPerS: e.EDGE_DECODE_TOKENS_PER_S,

@@ -14,10 +14,13 @@ export interface Work {
   newTokens: number;
   /** Extra prefills of the prompt (echo with logprobs scores the prompt once more). */
   extraPrefills?: number;
+  /** DeciMamba on: the prefill runs unchunked, so its memory grows with the prompt (see EDGE_MAX_DECIMATION_TOKENS). */
+  decimated?: boolean;
 }
 
-export function edgeMaxPromptTokens(config: EdgeConfig, model: EdgeModel): number {
-  return Math.min(config.edge.maxPromptTokens ?? model.defaults.trainLen, model.defaults.trainLen, model.manifest.maxSeqLen);
+export function edgeMaxPromptTokens(config: EdgeConfig, model: EdgeModel, decimated = false): number {
+  const max = Math.min(config.edge.maxPromptTokens ?? model.defaults.trainLen, model.defaults.trainLen, model.manifest.maxSeqLen);
+  return decimated ? Math.min(max, config.edge.maxDecimationTokens) : max;
 }
 
 export function estimateEdgeMs(config: EdgeConfig, work: Work): number {
@@ -27,10 +30,14 @@ export function estimateEdgeMs(config: EdgeConfig, work: Work): number {
 }
 
 export function place(config: EdgeConfig, model: EdgeModel, work: Work): Placement {
-  const maxTokens = edgeMaxPromptTokens(config, model);
   const estimatedMs = estimateEdgeMs(config, work);
+  const maxTokens = edgeMaxPromptTokens(config, model);
   if (work.promptTokens > maxTokens) {
     return { where: 'runner', estimatedMs, reason: `${work.promptTokens} prompt tokens > ${maxTokens} at the edge` };
+  }
+  const maxDecimated = edgeMaxPromptTokens(config, model, true);
+  if (work.decimated && work.promptTokens > maxDecimated) {
+    return { where: 'runner', estimatedMs, reason: `${work.promptTokens} prompt tokens > ${maxDecimated} with DeciMamba at the edge` };
   }
   if (estimatedMs > config.edge.cpuBudgetMs) {
     return { where: 'runner', estimatedMs, reason: `estimated ${estimatedMs} ms CPU > edge budget ${config.edge.cpuBudgetMs} ms` };

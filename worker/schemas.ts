@@ -189,6 +189,7 @@ export const Model = z
     deciserve: z.object({
       training_length: z.number(),
       edge_max_prompt_tokens: z.number(),
+      edge_max_decimation_tokens: z.number().openapi({ description: 'Longest prompt run at the edge with DeciMamba on.' }),
       max_prompt_tokens: z.number(),
       max_new_tokens: z.number(),
       long_context: z.boolean().openapi({ description: 'Whether prompts above edge_max_prompt_tokens run as jobs here.' }),

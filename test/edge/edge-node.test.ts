@@ -107,6 +107,26 @@ describe('OpenAI client against the edge on Node', () => {
   });
 });
 
+describe('DeciMamba at the edge', () => {
+  const text = 'And God said, Let there be light: and there was light. '.repeat(20);
+
+  it('decimates a short prompt on request and reports what each decimating layer kept', async () => {
+    const response = await post(edge, '/v1/completions', { model, prompt: text, max_tokens: 2, temperature: 0, decimation: 'on', decimation_params: { l_base: 64 } });
+    const body = (await response.json()) as { usage: { prompt_tokens: number }; deciserve: { decimation: { config: { layers: number[] }; kept: { layer: number; tokens: number }[] } } };
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
+    expect(body.deciserve.decimation.config.layers).toEqual([11]); // deciserve.json's default layer
+    expect(body.deciserve.decimation.kept).toEqual([{ layer: 11, tokens: 65 }]); // L_base 64 scored + the protected last token
+    expect(body.usage.prompt_tokens).toBeGreaterThan(200);
+  });
+
+  it('keeps unchunked DeciMamba prefills under EDGE_MAX_DECIMATION_TOKENS (1024) at the edge', async () => {
+    const response = await post(edge, '/v1/completions', { model, prompt: text.repeat(5), max_tokens: 2, decimation: 'on' });
+    expect(serverTiming(response).route).toMatch(/> 1024 with DeciMamba at the edge/);
+    await expectError(response, 400, 'context_length_exceeded');
+  });
+});
+
 describe('auth', () => {
   it('raises AuthenticationError in the openai client for a wrong key', async () => {
     const wrong = new OpenAI({ apiKey: 'wrong-key-0123456789abcdef', baseURL: `${edge.url}/v1`, maxRetries: 0 });

@@ -22,8 +22,11 @@ export const errorResponses = {
   413: error('Body too large'),
   415: error('Content-Type is not application/json'),
   429: error('Rate limit reached for this API key'),
+  502: error('The runner refused the edge\'s signature (a deployment error)'),
   503: error('The batch runner or storage is unavailable; retry'),
 };
+
+export const conflict = error('Idempotency-Key reused with another request, or the job cannot be cancelled');
 
 export const jobAccepted = {
   description: 'Still running as a job after the wait: poll the job URL (also in Location).',
@@ -54,7 +57,7 @@ export async function countTokens(c: Context<AppEnv>, deps: RouteDeps, model: Ed
   const tokens = texts.reduce((n, t) => n + model.tokenizer.encode(t).length, 0);
   await nextTick(); // lets the clock advance on Cloudflare, where it only moves at I/O
   endTime(c, 'tokenize');
-  setMetric(c, 'tokens', tokens, 'prompt tokens');
+  setMetric(c, 'prompt-tokens', String(tokens)); // a count, so a description rather than a duration
   if (tokens > deps.config.limits.maxPromptTokens) throw contextTooLong(tokens, deps.config.limits.maxPromptTokens, 'this API');
   return tokens;
 }
@@ -70,7 +73,7 @@ export function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel,
     if (err instanceof DecimationError) throw badRequest('invalid_decimation', err.message, 'decimation_params');
     throw err;
   }
-  const placement = place(deps.config, model, work);
+  const placement = place(deps.config, model, { ...work, decimated: decimation !== null });
   const missing = placement.where === 'edge' ? (decimation?.layers.filter((l) => !model.manifest.decimationLayers.includes(l)) ?? []) : [];
   if (missing.length > 0) {
     throw badRequest('invalid_decimation', `the edge model cannot decimate at layers [${missing}]`, 'decimation_params.layers');

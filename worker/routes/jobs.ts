@@ -7,7 +7,7 @@ import { ApiError } from '../http/errors.ts';
 import { idempotencyKey, passThrough, publicJob } from '../job-flow.ts';
 import type { RunnerAnswer, RunnerClient } from '../runner-client.ts';
 import { Job, JobIdParam } from '../schemas.ts';
-import { checkModel, errorResponses, markRanOn, security } from './common.ts';
+import { checkModel, conflict, errorResponses, markRanOn, security } from './common.ts';
 
 const job = (description: string) => ({ description, content: { 'application/json': { schema: Job } } });
 
@@ -35,7 +35,7 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
       '`job.succeeded`/`job.failed` event.',
     security,
     request: { body: { content: { 'application/json': { schema: deps.schemas.jobRequest } }, required: true } },
-    responses: { 200: job('A job with this Idempotency-Key already exists'), 202: job('Accepted'), 409: errorResponses[400], ...errorResponses },
+    responses: { 200: job('A job with this Idempotency-Key already exists'), 202: job('Accepted'), 409: conflict, ...errorResponses },
   });
   app.openapi(submit, async (c) => {
     const body = c.req.valid('json');
@@ -61,7 +61,7 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
     summary: 'Cancel a job that has not started',
     security,
     request: { params: JobIdParam },
-    responses: { 200: job('Cancelled'), 409: errorResponses[400], ...errorResponses },
+    responses: { 200: job('Cancelled'), 409: conflict, ...errorResponses },
   });
   app.openapi(cancel, async (c) => answer(c, await runnerOf(deps).cancel(c.req.valid('param').id)) as never);
 }

@@ -17,6 +17,7 @@ export function registerModels(app: EdgeApp, deps: RouteDeps): void {
       deciserve: {
         training_length: model.defaults.trainLen,
         edge_max_prompt_tokens: edgeMaxPromptTokens(deps.config, model),
+        edge_max_decimation_tokens: edgeMaxPromptTokens(deps.config, model, true),
         max_prompt_tokens: deps.runner ? deps.config.limits.maxPromptTokens : edgeMaxPromptTokens(deps.config, model),
         max_new_tokens: deps.config.limits.maxNewTokens,
         long_context: deps.runner !== null,
