@@ -40,9 +40,10 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
     }),
   );
   app.use(async (c, next) => {
-    c.set('ranOn', 'none');
+    c.set('ranOn', 'edge'); // answered here unless a route hands the work to the runner
     const began = Date.now();
     await next();
+    if (!c.res.headers.has(RAN_ON_HEADER)) c.res.headers.set(RAN_ON_HEADER, c.get('ranOn'));
     if (config.logRequests) {
       const { method } = c.req;
       log.info('request', { method, path: c.req.path, status: c.res.status, ms: Date.now() - began, requestId: c.get('requestId'), ranOn: c.get('ranOn'), key: c.get('apiKeyId') });

@@ -29,7 +29,7 @@ export interface EdgeDeps {
 }
 
 export type AppEnv = {
-  Variables: RequestIdVariables & TimingVariables & RawBodyEnv['Variables'] & { apiKeyId: string; ranOn: 'edge' | 'runner' | 'none' };
+  Variables: RequestIdVariables & TimingVariables & RawBodyEnv['Variables'] & { apiKeyId: string; ranOn: 'edge' | 'runner' };
 };
 
 export type EdgeApp = OpenAPIHono<AppEnv>;

@@ -101,7 +101,8 @@ describe('OpenAI client against the edge on Node', () => {
   });
 
   it('lists the model with its limits', async () => {
-    const models = await openai.models.list();
+    const { data: models, response } = await openai.models.list().withResponse();
+    expect(response.headers.get('x-deciserve-ran-on')).toBe('edge'); // every answer says where it was made
     expect(models.data.map((m) => m.id)).toEqual([model]);
     expect((models.data[0] as unknown as { deciserve: { training_length: number } }).deciserve.training_length).toBe(2048);
   });
