@@ -3,7 +3,8 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpoint, type Checkpoint } from '../mamba/checkpoint.ts';
+import { loadCheckpoint, readModelDefaults, type Checkpoint } from '../mamba/checkpoint.ts';
+import type { ModelDefaults } from '../mamba/model-defaults.ts';
 import { defaultDecimation, validateDecimation } from '../mamba/decimation.ts';
 import type { DecimationConfig, MambaEngine } from '../mamba/engine.ts';
 import { createEngine } from './engines.ts';
@@ -19,7 +20,7 @@ export const modelOptions: Record<string, OptionSpec> = {
 };
 
 export const decimationOptions: Record<string, OptionSpec> = {
-  'decimation-layers': { type: 'string', value: '<list>', description: 'DeciMamba decimating layers, e.g. 12 or 8,16 (default: n_layer/2)' },
+  'decimation-layers': { type: 'string', value: '<list>', description: "DeciMamba decimating layers, e.g. 12 or 8,16 (default: the model's deciserve.json, else n_layer/2)" },
   beta: { type: 'string', value: '<x>', description: 'DeciMamba β: K shrinks by β per decimating layer', default: '0.5' },
   'l-base': { type: 'string', value: '<n>', description: 'DeciMamba L_base: tokens kept at the first decimating layer', default: '2000' },
   'min-seq-len': { type: 'string', value: '<n>', description: 'DeciMamba floor on tokens kept', default: '20' },
@@ -36,24 +37,29 @@ export function resolveModelDir(flag: string | undefined): string {
     if (!existsSync(join(flag, 'config.json'))) throw new UsageError(`--model ${flag}: not a checkpoint (no config.json)`);
     return flag;
   }
-  for (const candidate of [resolve(DEFAULT_MODEL_DIR), join(REPO_ROOT, DEFAULT_MODEL_DIR)]) {
+  // DECISERVE_MODEL replaces the built-in default (e.g. a model kept outside the checkout).
+  const fromEnv = process.env.DECISERVE_MODEL;
+  const candidates = fromEnv ? [resolve(fromEnv)] : [resolve(DEFAULT_MODEL_DIR), join(REPO_ROOT, DEFAULT_MODEL_DIR)];
+  for (const candidate of candidates) {
     if (existsSync(join(candidate, 'config.json'))) return candidate;
   }
   throw new UsageError(
-    `no model: ${DEFAULT_MODEL_DIR} does not exist; pass --model <dir>, or make a tiny one with 'deciserve random-checkpoint <dir>'`,
+    `no model: ${fromEnv ?? DEFAULT_MODEL_DIR} does not exist; pass --model <dir>, or make a tiny one with 'deciserve random-checkpoint <dir>'`,
   );
 }
 
-export async function openModel(values: ParsedValues): Promise<{ checkpoint: Checkpoint; engine: MambaEngine }> {
+export async function openModel(
+  values: ParsedValues,
+): Promise<{ checkpoint: Checkpoint; engine: MambaEngine; defaults: ModelDefaults }> {
   const dir = resolveModelDir(stringValue(values, 'model'));
   const checkpoint = await loadCheckpoint(dir);
+  const defaults = await readModelDefaults(dir, checkpoint.config.nLayer);
   const engine = await createEngine(stringValue(values, 'engine') ?? 'reference', checkpoint);
-  return { checkpoint, engine };
+  return { checkpoint, engine, defaults };
 }
 
-/** DeciMamba settings from the flags, starting from the paper's defaults scaled to the model. */
-export function decimationFromFlags(values: ParsedValues, nLayer: number): DecimationConfig {
-  const base = defaultDecimation(nLayer);
+/** DeciMamba settings from the flags, starting from the model's deciserve.json (else the paper's, scaled). */
+export function decimationFromFlags(values: ParsedValues, nLayer: number, base: DecimationConfig = defaultDecimation(nLayer)): DecimationConfig {
   const cfg: DecimationConfig = {
     layers: listValue(values, 'decimation-layers', { integer: true, min: 0, max: nLayer - 1 }) ?? base.layers,
     beta: floatValue(values, 'beta', { min: 0, max: 1 }) ?? base.beta,

@@ -7,6 +7,7 @@ import type { MambaConfig, MambaWeights } from './engine.ts';
 import { readSafetensors } from './safetensors.ts';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 import { mergeSources, weightsFromSafetensors, type TensorSource } from './weights.ts';
+import { modelDefaultsFromCard, type ModelDefaults } from './model-defaults.ts';
 
 export { weightsFromSafetensors, mergeSources, WeightsError, type TensorSource } from './weights.ts';
 
@@ -93,4 +94,10 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
   const tokenizerConfig = (await exists(tokenizerConfigPath)) ? await readJson(tokenizerConfigPath) : {};
   const tokenizer = inFile(tokenizerPath, () => loadTokenizer(tokenizerJson, tokenizerConfig));
   return { dir, config, weights, tokenizer };
+}
+
+/** The folder's deciserve.json serving defaults (mamba/model-defaults.ts), or the generic ones when absent. */
+export async function readModelDefaults(modelDir: string, nLayer: number, trainLenOverride?: number): Promise<ModelDefaults> {
+  const text = await readFile(join(modelDir, 'deciserve.json'), 'utf8').catch(() => null);
+  return modelDefaultsFromCard(text === null ? null : JSON.parse(text), nLayer, trainLenOverride);
 }

@@ -11,8 +11,8 @@ const BIN = join(ROOT, 'bin', 'deciserve.mjs');
 let work: string;
 let model: string;
 
-function cli(args: string[], cwd = ROOT) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+function cli(args: string[], cwd = ROOT, env: NodeJS.ProcessEnv = process.env) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -122,7 +122,8 @@ describe('deciserve CLI', () => {
     for (const [args, pattern] of inProcess) expectOneLineError(await cliInProcess(args), pattern);
   });
 
-  it.skipIf(existsSync(join(ROOT, 'models', 'deciserve-mamba', 'config.json')))('without --model and no default model, says how to get one', () => {
-    expectOneLineError(cli(['generate', 'hi'], work), /random-checkpoint/);
+  it('without --model and no default model, says how to get one', () => {
+    const missing = join(work, 'no-such-model');
+    expectOneLineError(cli(['generate', 'hi'], work, { ...process.env, DECISERVE_MODEL: missing }), /no-such-model does not exist.*random-checkpoint/);
   });
 });

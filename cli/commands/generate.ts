@@ -34,9 +34,9 @@ registerCommand({
       seed: intValue(values, 'seed')!,
     };
     const protect = intValue(values, 'protect', { min: 0 })!;
-    const { checkpoint, engine } = await openModel(values);
+    const { checkpoint, engine, defaults } = await openModel(values);
     const decimate = values.decimate === true || values['decimation-layers'] !== undefined;
-    const decimation = decimate ? decimationFromFlags(values, checkpoint.config.nLayer) : null;
+    const decimation = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
     const ids = checkpoint.tokenizer.encode(prompt);
     if (ids.length === 0) throw new UsageError('generate: the prompt encodes to zero tokens');
 

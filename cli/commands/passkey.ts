@@ -59,8 +59,8 @@ registerCommand({
     const modes = (stringValue(values, 'modes') ?? '').split(',').map((s) => s.trim()) as PasskeyMode[];
     for (const m of modes) if (!MODES.includes(m)) throw new UsageError(`--modes: unknown mode '${m}' (use mamba, decimamba)`);
 
-    const { checkpoint, engine } = await openModel(values);
-    const decimation = decimationFromFlags(values, checkpoint.config.nLayer);
+    const { checkpoint, engine, defaults } = await openModel(values);
+    const decimation = decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation);
     const haystackPath = stringValue(values, 'haystack') ?? join(checkpoint.dir, 'haystack.txt');
     const haystackIds = encodeCorpus(checkpoint.tokenizer, haystackText(await readTextFile('haystack', haystackPath)));
     if (haystackIds.length === 0) throw new UsageError(`--haystack ${haystackPath}: no text left after removing digits`);

@@ -22,13 +22,13 @@ registerCommand({
     const file = stringValue(values, 'file');
     const text = file !== undefined ? await readTextFile('file', file) : positionals.join(' ');
     if (text === '') throw new UsageError('score: no text (give it as arguments or --file <file>)');
-    const { checkpoint, engine } = await openModel(values);
+    const { checkpoint, engine, defaults } = await openModel(values);
     const ids = checkpoint.tokenizer.encode(text);
     if (ids.length < 2) throw new UsageError(`score: the text has ${ids.length} token(s); at least 2 are needed`);
     const start = intValue(values, 'start', { min: 1, max: ids.length - 1 })!;
     const end = intValue(values, 'end', { min: start + 1, max: ids.length }) ?? ids.length;
     const decimate = values.decimate === true || values['decimation-layers'] !== undefined;
-    const decimation = decimate ? decimationFromFlags(values, checkpoint.config.nLayer) : null;
+    const decimation = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
 
     const began = performance.now();
     const result = await scoreSpan(engine, ids, { start, end, decimation });

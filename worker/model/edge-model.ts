@@ -2,13 +2,11 @@
 // ONNX export (manifest.json + graph), tokenizer.json and the checkpoint's deciserve.json (training length and
 // DeciMamba defaults). The tokenizer is loaded at once (every request counts tokens); the ONNX engine only when a
 // request runs at the edge, then once per isolate/process (mamba/onnx/worker-loader.ts caches it).
-import { z } from 'zod';
-import { defaultDecimation, validateDecimation } from '../../mamba/decimation.ts';
 import type { MambaConfig } from '../../mamba/engine.ts';
 import { parseManifest, type OnnxManifest } from '../../mamba/onnx/manifest.ts';
 import { loadWorkerEngine, type LoadedEngine, type ModelFetcher } from '../../mamba/onnx/worker-loader.ts';
 import { loadTokenizer, type TextTokenizer } from '../../mamba/tokenizer.ts';
-import type { ModelDefaults } from '../../runner/model-defaults.ts';
+import { modelDefaultsFromCard, type ModelDefaults } from '../../mamba/model-defaults.ts';
 
 export type { ModelFetcher };
 
@@ -22,21 +20,6 @@ export interface EdgeModel {
 }
 
 export const MODEL_BASE_URL = 'https://model/';
-
-// deciserve.json, as runner/model-defaults.ts reads it (that file uses node:fs, so the parse is repeated here).
-const cardSchema = z.looseObject({
-  training_length: z.number().int().positive().optional(),
-  decimation: z
-    .object({ layers: z.array(z.number().int().min(0)).min(1), beta: z.number(), lBase: z.number(), minSeqLen: z.number().int() })
-    .optional(),
-});
-
-export function modelDefaultsFromCard(card: unknown, nLayer: number): ModelDefaults {
-  const parsed = card === null ? {} : cardSchema.parse(card);
-  const decimation = parsed.decimation ?? defaultDecimation(nLayer);
-  validateDecimation(decimation, nLayer);
-  return { nLayer, trainLen: parsed.training_length ?? 2048, decimation };
-}
 
 async function fetchJson(files: ModelFetcher, name: string, optional = false): Promise<unknown> {
   const response = await files.fetch(MODEL_BASE_URL + name);

@@ -1,0 +1,27 @@
+// Per-model serving defaults from a checkpoint's optional deciserve.json (written by train/): the training length
+// (decimation "auto" turns on above it) and the DeciMamba layers that work best for that model. Runtime-neutral:
+// the Worker fetches the file, Node reads it (mamba/checkpoint.ts readModelDefaults).
+import { z } from 'zod';
+import { defaultDecimation, validateDecimation } from './decimation.ts';
+import type { DecimationConfig } from './engine.ts';
+
+export interface ModelDefaults {
+  nLayer: number;
+  trainLen: number;
+  decimation: DecimationConfig;
+}
+
+const cardSchema = z.looseObject({
+  training_length: z.number().int().positive().optional(),
+  decimation: z
+    .object({ layers: z.array(z.number().int().min(0)).min(1), beta: z.number(), lBase: z.number(), minSeqLen: z.number().int() })
+    .optional(),
+});
+
+/** `card` is the parsed deciserve.json or null; `trainLenOverride` wins over it; without either, 2048. */
+export function modelDefaultsFromCard(card: unknown, nLayer: number, trainLenOverride?: number): ModelDefaults {
+  const parsed = card === null ? {} : cardSchema.parse(card);
+  const decimation = parsed.decimation ?? defaultDecimation(nLayer);
+  validateDecimation(decimation, nLayer);
+  return { nLayer, trainLen: trainLenOverride ?? parsed.training_length ?? 2048, decimation };
+}
