@@ -33,10 +33,12 @@ export async function runSuite(opts: {
   command: string;
   pollMs?: number;
   timeoutMs?: number;
+  /** Resume (or re-collect) an earlier suite: the same spec and suite id give the same prompts and idempotency keys, so finished jobs are not run again. */
+  suite?: string;
 }): Promise<SuiteRun> {
   const { spec } = opts;
   const started = Date.now();
-  const suite = `${new Date(started).toISOString().replace(/[:.]/g, '-')}-${spec.task}`;
+  const suite = opts.suite ?? `${new Date(started).toISOString().replace(/[:.]/g, '-')}-${spec.task}`;
   const tokenizer = await readTokenizer(opts.modelDir);
   // The model's held-out text (train/'s held-out split, digits removed): never seen in training.
   const haystackIds = encodeCorpus(tokenizer, haystackText(await readFile(join(opts.modelDir, 'haystack.txt'), 'utf8')));

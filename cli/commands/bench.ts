@@ -56,6 +56,7 @@ registerCommand({
     rates: { type: 'string', value: '<list>', description: 'load: arrival rates per second per variant (default: the scenario\'s)' },
     duration: { type: 'string', value: '<d>', description: 'load: duration per rate, e.g. 30s (default: the scenario\'s)' },
     out: { type: 'string', short: 'o', value: '<file>', description: 'result JSON (default: bench/results/quality-<task>.json, load-<scenario>.json, cost.json)' },
+    resume: { type: 'string', value: '<suite>', description: 'submit: resume an earlier suite by its id (same flags): finished jobs are collected, not rerun' },
     'no-s3': { type: 'boolean', description: 'submit: do not store the suite in S3 (S3_* env, as the runner)' },
   },
   details: [
@@ -86,6 +87,7 @@ registerCommand({
         modelDir: resolveModelDir(stringValue(values, 'model')),
         bucket: values['no-s3'] ? null : bucketFromEnv(),
         command: command(),
+        suite: stringValue(values, 'resume'),
       });
       for (const [variant, rows] of Object.entries(run.summary.byLength)) {
         const cells = Object.entries(rows).map(([len, r]) => `${len}: ${arg === 'passkey' ? `${(100 * r.value).toFixed(0)}%` : r.value.toFixed(1)} (n=${r.n}${r.failed ? `, ${r.failed} failed` : ''})`);
