@@ -12,7 +12,7 @@ let CudaEngine: typeof CudaEngineType;
 
 beforeAll(async () => {
   if (!CXX) return;
-  const fake = buildFakeCuda({ actBf16: true, dState: 16, dConv: 4 });
+  const fake = buildFakeCuda();
   Object.assign(process.env, fake.env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-') });
   ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
 }, 120_000);

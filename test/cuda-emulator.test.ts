@@ -23,7 +23,7 @@ let CudaError: typeof import('../mamba/cuda/bindings/errors.ts').CudaError;
 
 beforeAll(async () => {
   if (!CXX) return;
-  const fake = buildFakeCuda({ actBf16: false, dState: 16, dConv: 4 });
+  const fake = buildFakeCuda();
   Object.assign(process.env, fake.env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'), FAKE_CUDA_TOTAL_MB: '2048' });
   ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
   ({ CudaError } = await import('../mamba/cuda/bindings/errors.ts'));

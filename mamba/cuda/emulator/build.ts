@@ -1,5 +1,6 @@
-// Builds the CPU emulator (fake libcuda + libnvrtc + libcublas running kernels/*.cu on the host) with g++, cached in
-// the temp folder by a hash of its sources and settings. Tests point LIBCUDA and CUDA_LIB_DIR at the result.
+// Builds the CPU emulator with g++: libfakecuda.so (a fake libcuda + libnvrtc + libcublas; "device" memory is host
+// memory) and one libfakekernels-*.so per kernel build (kernels/*.cu compiled for the host), cached in the temp
+// folder by a hash of the sources. Tests point LIBCUDA and CUDA_LIB_DIR at the result.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
@@ -10,6 +11,7 @@ import type { KernelBuild } from '../kernels/manifest.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const KERNELS = join(HERE, '..', 'kernels');
+const CXXFLAGS = ['-std=c++17', '-O2', '-shared', '-fPIC', '-Wall', '-Wno-unknown-pragmas', `-I${KERNELS}`, `-I${HERE}`];
 
 export function haveCxx(): boolean {
   try {
@@ -25,21 +27,32 @@ export interface FakeCuda {
   env: { LIBCUDA: string; CUDA_LIB_DIR: string };
 }
 
-export function buildFakeCuda(build: KernelBuild): FakeCuda {
-  const sources = [join(HERE, 'fake-cuda.cpp'), join(HERE, 'kernels-host.cpp')];
+export const DEFAULT_BUILDS: KernelBuild[] = [
+  { actBf16: false, dState: 16, dConv: 4 },
+  { actBf16: true, dState: 16, dConv: 4 },
+];
+
+function compileOnce(out: string, args: string[]): void {
+  if (existsSync(out)) return;
+  const tmp = `${out}.${process.pid}.tmp`;
+  execFileSync('g++', [...args, '-o', tmp], { stdio: 'pipe' });
+  renameSync(tmp, out); // atomic: parallel test files may build the same thing
+}
+
+export function buildFakeCuda(builds: KernelBuild[] = DEFAULT_BUILDS): FakeCuda {
   const hash = createHash('sha256');
   for (const dir of [HERE, KERNELS]) {
     for (const f of readdirSync(dir).filter((n) => /\.(cpp|hpp|cu|cuh)$/.test(n)).sort()) hash.update(f).update(readFileSync(join(dir, f)));
   }
-  const defines = [`-DACT_BF16=${build.actBf16 ? 1 : 0}`, `-DD_STATE=${build.dState}`, `-DD_CONV=${build.dConv}`];
-  hash.update(defines.join(' '));
   const dir = join(tmpdir(), `deciserve-fakecuda-${hash.digest('hex').slice(0, 16)}`);
-  const lib = join(dir, 'libfakecuda.so');
-  if (!existsSync(lib)) {
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${lib}.${process.pid}.tmp`;
-    execFileSync('g++', ['-std=c++17', '-O2', '-shared', '-fPIC', '-Wall', '-Wno-unknown-pragmas', `-I${KERNELS}`, `-I${HERE}`, ...defines, ...sources, '-o', tmp], { stdio: 'pipe' });
-    renameSync(tmp, lib);
+  mkdirSync(dir, { recursive: true });
+  const driver = join(dir, 'libfakecuda.so');
+  compileOnce(driver, [...CXXFLAGS, '-Wl,-soname,libfakecuda.so', join(HERE, 'fake-cuda.cpp'), '-ldl']);
+  for (const b of builds) {
+    const name = `libfakekernels-a${b.actBf16 ? 1 : 0}-s${b.dState}-c${b.dConv}.so`;
+    const defines = [`-DACT_BF16=${b.actBf16 ? 1 : 0}`, `-DD_STATE=${b.dState}`, `-DD_CONV=${b.dConv}`];
+    // linked against the driver library, which provides the fiber scheduler the kernels call into
+    compileOnce(join(dir, name), [...CXXFLAGS, ...defines, join(HERE, 'kernels-host.cpp'), `-L${dir}`, '-lfakecuda', "-Wl,-rpath,$ORIGIN"]);
   }
   for (const name of ['libcuda.so.1', 'libnvrtc.so', 'libcublas.so']) {
     const link = join(dir, name);

@@ -4,6 +4,7 @@
 // Checks that a GPU would not do for us: every allocation is poisoned (0xFF bytes: NaN floats, -1 ints) and has a
 // red zone after it that is verified at each synchronize and free; kernel pointer arguments and copies must lie inside
 // an allocation.
+#include <dlfcn.h>
 #include <ucontext.h>
 
 #include <chrono>
@@ -254,6 +255,7 @@ void fake_mark_corrupt(const char* why) {
 namespace {
 struct FakeModule {
   int actBf16, dState, dConv;
+  const EmuKernel* (*find)(const char*);
 };
 struct FakeFunction {
   const EmuKernel* kernel;
@@ -391,17 +393,26 @@ int cuStreamSynchronize(void*) { return check_sync(); }
 int cuModuleLoadData(void** module, const void* image) {
   FakeModule m{};
   if (std::sscanf((const char*)image, "FAKE ACT_BF16=%d D_STATE=%d D_CONV=%d", &m.actBf16, &m.dState, &m.dConv) != 3) return 200;
-  if (m.actBf16 != ACT_BF16 || m.dState != D_STATE || m.dConv != D_CONV) {
-    std::fprintf(stderr, "fake cuda: module wants ACT_BF16=%d D_STATE=%d D_CONV=%d, this emulator was built with %d/%d/%d\n",
-                 m.actBf16, m.dState, m.dConv, ACT_BF16, D_STATE, D_CONV);
+  // the kernels of each build live in their own library next to this one (emulator/build.ts makes them)
+  Dl_info self{};
+  dladdr((void*)&cuModuleLoadData, &self);
+  std::string dir = self.dli_fname ? self.dli_fname : "";
+  dir = dir.substr(0, dir.find_last_of('/') + 1);
+  char name[128];
+  std::snprintf(name, sizeof name, "libfakekernels-a%d-s%d-c%d.so", m.actBf16, m.dState, m.dConv);
+  void* lib = dlopen((dir + name).c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    std::fprintf(stderr, "fake cuda: no emulator build for this module (%s): %s\n", name, dlerror());
     return 200;
   }
+  m.find = (const EmuKernel* (*)(const char*))dlsym(lib, "emu_find_kernel");
+  if (!m.find) return 200;
   *module = new FakeModule(m);
   return 0;
 }
 int cuModuleUnload(void* module) { delete (FakeModule*)module; return 0; }
-int cuModuleGetFunction(void** fn, void*, const char* name) {
-  const EmuKernel* k = emu_find_kernel(name);
+int cuModuleGetFunction(void** fn, void* module, const char* name) {
+  const EmuKernel* k = ((FakeModule*)module)->find(name);
   if (!k) { std::fprintf(stderr, "fake cuda: no kernel named %s\n", name); return 500; }
   *fn = new FakeFunction{k};
   return 0;

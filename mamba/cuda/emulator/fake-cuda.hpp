@@ -19,7 +19,7 @@ struct EmuKernel {
   void (*invoke)(void** params);
 };
 
-const EmuKernel* emu_find_kernel(const char* name);
+extern "C" const EmuKernel* emu_find_kernel(const char* name);
 void emu_run_grid(EmuDim grid, EmuDim block, const std::function<void()>& body);
 
 template <auto F, typename... A, size_t... I>

@@ -1,5 +1,6 @@
 // The project's kernels (kernels/*.cu) compiled for the CPU emulator, and the name → kernel table the fake
-// cuModuleGetFunction looks in. Built with the same -DACT_BF16 / -DD_STATE / -DD_CONV the engine asks NVRTC for.
+// cuModuleGetFunction looks in. One library per build (-DACT_BF16 / -DD_STATE / -DD_CONV, as the engine asks NVRTC);
+// the fake driver opens the one a module's settings name.
 #include <cstring>
 
 #include "cuda-emu.hpp"
@@ -26,7 +27,7 @@ static const EmuKernel kKernels[] = {
     EMU_KERNEL(ssm_step),         EMU_KERNEL(convert_f32_to_bf16),        EMU_KERNEL(add_bias_act),       EMU_KERNEL(add_bias_f32),
 };
 
-const EmuKernel* emu_find_kernel(const char* name) {
+extern "C" const EmuKernel* emu_find_kernel(const char* name) {
   for (const EmuKernel& k : kKernels)
     if (std::strcmp(k.name, name) == 0) return &k;
   return nullptr;

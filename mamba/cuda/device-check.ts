@@ -1,0 +1,168 @@
+// The one-call GPU check of the CUDA engine (bundled by shared/device/pack.sh, run on the H200; README.md beside this
+// has the exact command). In order, within a time budget: environment and measured ceilings; NVRTC compile of both
+// kernel builds (registers, spills); every kernel against the TypeScript reference ops; whole-model parity (PyTorch
+// golden fixtures, the TS reference on a random mamba-130m shape, self-consistency at long L, bf16 vs fp32 on the
+// passkey set); benchmarks for the 130m and 1.4b shapes. Writes JSON + markdown to $OUT and prints a short table last.
+// Also writes the benchmark checkpoints (bf16 safetensors) for bench/cuda-compare.py, which runs right after it.
+import { parseArgs } from 'node:util';
+import { join, resolve } from 'node:path';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { CudaDevice } from './device.ts';
+import { CudaEngine } from './engine.ts';
+import { describeEnvironment, measureCeilings } from './device-check/environment.ts';
+import { runKernelChecks } from './device-check/kernel-checks.ts';
+import { goldenParity, passkeyAgreement, referenceParity, selfConsistency } from './device-check/parity.ts';
+import { benchConfig, benchWeights, writeBenchCheckpoint, SHAPES, type ShapeName } from './device-check/bench-model.ts';
+import { benchBatch, benchBreakdown, benchDecode, benchPrefill } from './device-check/bench.ts';
+import { Deadline, fmt, Report } from './device-check/report.ts';
+import type { KernelSet } from './device.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    out: { type: 'string', default: process.env.OUT ?? '.device-out' },
+    phases: { type: 'string', default: 'env,compile,kernels,parity,bench' },
+    shapes: { type: 'string', default: '130m,1.4b' },
+    lengths: { type: 'string', default: '2048,8192,32768,65536,131072' },
+    'batch-lengths': { type: 'string', default: '1024,2048,4096,8192,16384,32768,3072,6144' },
+    'consistency-length': { type: 'string', default: '8192' },
+    'budget-s': { type: 'string', default: '360' },
+    /** Skip golden cases and passkey prompts longer than this (CPU-emulator smoke runs). */
+    'max-parity-length': { type: 'string', default: '1000000' },
+    'bench-dir': { type: 'string', default: '/tmp/deciserve-bench' },
+    root: { type: 'string', default: process.cwd() },
+  },
+});
+
+const phases = new Set(args.phases!.split(','));
+const root = resolve(args.root!);
+const report = new Report();
+const deadline = new Deadline(Number(args['budget-s']));
+const lengths = args.lengths!.split(',').map(Number);
+
+async function main(): Promise<void> {
+  report.info.args = args;
+  const device = CudaDevice.open({ cacheDir: '/tmp/deciserve-nvrtc-cache' }); // not under $OUT: only 8 files come back
+  let ceilings = { bandwidth: 4.3e12, bf16Flops: 858e12 };
+  const kernels: Record<'f32' | 'bf16', KernelSet | null> = { f32: null, bf16: null };
+  try {
+    if (phases.has('env')) describeEnvironment(device, report);
+
+    for (const build of ['f32', 'bf16'] as const) {
+      await report.guard('compile', `NVRTC ${build}`, () => {
+        const t0 = performance.now();
+        const set = device.kernels({ actBf16: build === 'bf16', dState: 16, dConv: 4 });
+        kernels[build] = set;
+        const stats = set.stats();
+        const spilling = Object.entries(stats).filter(([, s]) => s.localBytes > 0);
+        for (const [name, s] of Object.entries(stats)) report.row('kernel-resources', { build, kernel: name, registers: s.registers, localBytes: s.localBytes });
+        report.check('compile', `NVRTC ${build} (${set.compiled.kind}, ${set.compiled.options.join(' ')})`, spilling.length === 0, {
+          ms: performance.now() - t0,
+          compileMs: set.compiled.compileMs,
+          cache: set.compiled.fromCache ?? 'miss',
+          kernels: Object.keys(stats).length,
+          spilling: spilling.map(([n]) => n).join(',') || 'none',
+        });
+      });
+    }
+
+    const emulated = device.info.name.includes('emulator'); // the CPU emulator (tests): nothing to measure
+    if (phases.has('env') && kernels.bf16 && !emulated) await report.guard('env', 'ceilings', () => void (ceilings = measureCeilings(device, kernels.bf16!, report)));
+
+    if (phases.has('kernels')) {
+      for (const build of ['f32', 'bf16'] as const) {
+        if (kernels[build]) await runKernelChecks(device, kernels[build]!, report, build === 'f32' ? 1 : 2);
+      }
+    }
+
+    if (phases.has('parity')) {
+      const maxLength = Number(args['max-parity-length']);
+      await goldenParity(device, report, root, maxLength);
+      if (deadline.has(60)) await report.guard('passkey-bf16', 'passkey agreement', () => passkeyAgreement(device, report, root, deadline, maxLength));
+      else report.skip('passkey agreement: time budget');
+    }
+
+    const shapes = phases.has('bench') || phases.has('parity') ? (args.shapes!.split(',').filter(Boolean) as ShapeName[]) : [];
+    for (const shape of shapes) {
+      if (!(shape in SHAPES)) {
+        report.check('bench', `shape ${shape}`, false, {}, `unknown shape (known: ${Object.keys(SHAPES).join(', ')})`);
+        continue;
+      }
+      if (!deadline.has(30)) {
+        report.skip(`shape ${shape}: time budget`);
+        continue;
+      }
+      const config = benchConfig(shape);
+      let t0 = performance.now();
+      const weights = await benchWeights(config, shape === '130m' ? 130 : 1400);
+      report.row('setup', { shape, what: 'random weights (host, bf16-exact)', ms: performance.now() - t0 });
+      if (phases.has('bench')) {
+        await report.guard('setup', `write ${shape} checkpoint`, () => {
+          t0 = performance.now();
+          writeBenchCheckpoint(join(args['bench-dir']!, shape), config, weights);
+          report.row('setup', { shape, what: `checkpoint for bench/cuda-compare.py in ${args['bench-dir']}/${shape}`, ms: performance.now() - t0 });
+        });
+      }
+      t0 = performance.now();
+      const bf16 = CudaEngine.create(config, weights, { device, precision: 'bf16' });
+      report.row('setup', { shape, what: 'upload bf16 engine', ms: performance.now() - t0, deviceGiB: bf16.deviceBytes / 2 ** 30 });
+      const fp32 = shape !== '1.4b' ? CudaEngine.create(config, weights, { device, precision: 'fp32' }) : null; // fp32 GEMMs of 1.4b at 128K are minutes
+      try {
+        if (phases.has('parity') && fp32) {
+          await referenceParity({ fp32, bf16 }, config, weights, report, deadline, shape);
+          await selfConsistency({ fp32, bf16 }, config, weights, report, deadline, shape, Number(args['consistency-length']), { device });
+        }
+        if (phases.has('bench')) {
+          const target = { shape, config, engine: bf16 };
+          await benchPrefill(target, report, deadline, lengths, ceilings);
+          await benchBatch(target, report, deadline, args['batch-lengths']!.split(',').map(Number));
+          await benchDecode(target, report, deadline);
+          await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
+          if (fp32) await benchPrefill({ shape, config, engine: fp32 }, report, deadline, lengths.filter((L) => L <= 32768), ceilings);
+        }
+      } finally {
+        await bf16.dispose();
+        await fp32?.dispose();
+      }
+    }
+  } finally {
+    try {
+      device.dispose();
+    } catch (err) {
+      report.check('teardown', 'device.dispose', false, {}, (err as Error).message);
+    }
+  }
+}
+
+function summary(): string {
+  const lines: string[] = [];
+  const failed = report.failures;
+  lines.push(`== CUDA device check: ${report.checks.length - failed.length}/${report.checks.length} checks passed, ${report.skipped.length} skipped, ${report.elapsedS().toFixed(0)} s`);
+  for (const f of failed.slice(0, 15)) lines.push(`FAIL [${f.section}] ${f.name} ${JSON.stringify(f.values)} ${f.error ?? ''}`.slice(0, 400));
+  const c = report.info.ceilings as { copyGBs: number; bf16GemmTflops: number } | undefined;
+  if (c) lines.push(`ceilings: copy ${c.copyGBs.toFixed(0)} GB/s, bf16 GEMM ${c.bf16GemmTflops.toFixed(0)} TFLOP/s`);
+  lines.push('shape  engine     L       mode       ms        tok/s       %floor  vsPlain');
+  for (const r of report.tables.prefill ?? []) {
+    lines.push(
+      `${String(r.shape).padEnd(6)} ${String(r.engine).padEnd(10)} ${String(r.L).padEnd(7)} ${String(r.mode).padEnd(10)} ${fmt(r.ms as number).padStart(9)} ${String(r.tokensPerS).padStart(11)} ${fmt(r.pctOfFloor as number).padStart(7)}  ${typeof r.vsPlain === 'number' ? fmt(r.vsPlain) : ''}`,
+    );
+  }
+  for (const r of report.tables.batch ?? []) lines.push(`batch ${r.shape} ${r.engine} ${r.mode}: ${fmt(r.batchMs as number)} ms vs singles ${fmt(r.sumOfSinglesMs as number)} ms → ×${fmt(r.batchVsSingles as number)} (${r.passes} passes)`);
+  for (const r of report.tables.decode ?? []) lines.push(`decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step)`);
+  return lines.join('\n');
+}
+
+main()
+  .catch((err: unknown) => {
+    report.check('device-check', 'run', false, {}, (err as Error).stack ?? String(err));
+  })
+  .finally(() => {
+    try {
+      report.write(args.out);
+      mkdirSync(args.out!, { recursive: true });
+      writeFileSync(join(args.out!, 'cuda-bench.json'), JSON.stringify({ tables: report.tables, info: report.info }, null, 1));
+    } catch (err) {
+      console.error(`could not write the report: ${(err as Error).message}`);
+    }
+    console.log(summary());
+    process.exitCode = report.failures.length > 0 ? 1 : 0;
+  });

@@ -1,0 +1,184 @@
+// Prefill and decode benchmarks on random checkpoints of real shapes: latency and tokens/s at each length, plain
+// Mamba against DeciMamba, a batch of 8 mixed lengths against the sum of its singles, decode tokens/s (graph vs eager),
+// the roofline of each configuration, and a per-kernel breakdown from CUDA events.
+import type { DecimationConfig, MambaConfig } from '../../engine.ts';
+import { planBatch } from '../batch-plan.ts';
+import { CudaEngine } from '../engine.ts';
+import type { KernelTime } from '../profiler.ts';
+import { prefillRoofline, H200 } from '../roofline.ts';
+import type { Deadline, Report } from './report.ts';
+
+export interface BenchTarget {
+  shape: string;
+  config: MambaConfig;
+  engine: CudaEngine;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+export function paperDecimation(config: MambaConfig): DecimationConfig {
+  return { layers: [Math.floor(config.nLayer / 2)], beta: 0.5, lBase: 2000, minSeqLen: 20 };
+}
+
+function randomIds(n: number, vocab: number, seed: number): number[] {
+  let x = seed >>> 0 || 1;
+  return Array.from({ length: n }, () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x % vocab;
+  });
+}
+
+const PROTECT = 16;
+
+/** Wall time of one prefillBatch (host tables, uploads, kernels, logits and states back). */
+async function timePrefill(engine: CudaEngine, reqs: Parameters<CudaEngine['prefillBatch']>[0], reps: number): Promise<number> {
+  await engine.prefillBatch(reqs); // warm-up: arena growth, cuBLAS heuristics
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await engine.prefillBatch(reqs);
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+export async function benchPrefill(t: BenchTarget, report: Report, deadline: Deadline, lengths: number[], ceilings: { bandwidth: number; bf16Flops: number }): Promise<void> {
+  const { engine, config } = t;
+  const deci = paperDecimation(config);
+  const plainMs = new Map<number, number>();
+  for (const L of lengths) {
+    for (const mode of ['mamba', 'decimamba'] as const) {
+      const estimateS = (prefillRoofline({ config, precision: engine.core.precision, plan: planBatch([{ length: L, protect: PROTECT, decimation: null }], config.nLayer), logitRows: 1 }).designFloorMs / 1e3) * 8 + 1;
+      if (!deadline.has(estimateS + 20)) {
+        report.skip(`prefill ${t.shape} ${engine.name} L=${L} ${mode}: time budget`);
+        continue;
+      }
+      await report.guard('bench', `prefill ${t.shape} ${engine.name} L=${L} ${mode}`, async () => {
+        const decimation = mode === 'decimamba' ? deci : null;
+        const ids = randomIds(L, config.vocabSize, L);
+        const reps = L <= 8192 ? 5 : L <= 32768 ? 3 : 2;
+        const ms = await timePrefill(engine, [{ ids, options: { decimation, protect: PROTECT } }], reps);
+        const plan = planBatch([{ length: L, protect: PROTECT, decimation }], config.nLayer);
+        const roof = prefillRoofline({ config, precision: engine.core.precision, plan, logitRows: 1 });
+        if (mode === 'mamba') plainMs.set(L, ms);
+        const base = plainMs.get(L);
+        report.row('prefill', {
+          shape: t.shape,
+          engine: engine.name,
+          L,
+          mode,
+          ms,
+          tokensPerS: Math.round(L / (ms / 1e3)),
+          floorMs: roof.floorMs,
+          pctOfFloor: (100 * roof.floorMs) / ms,
+          designFloorMs: roof.designFloorMs,
+          achievedTflops: roof.matmulFlops / (ms / 1e3) / 1e12,
+          vsPlain: mode === 'decimamba' && base ? ms / base : '',
+          gemmTflop: roof.matmulFlops / 1e12,
+          minGB: roof.minBytes / 1e9,
+          designGB: roof.designBytes / 1e9,
+        });
+      });
+    }
+  }
+  report.info.roofline = { matmulFlopsCeiling: H200.matmulFlops, bandwidthCeiling: H200.bandwidth, measured: { bf16GemmFlops: ceilings.bf16Flops, copyBandwidth: ceilings.bandwidth } };
+}
+
+export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadline, lengths: number[]): Promise<void> {
+  const { engine, config } = t;
+  for (const mode of ['mamba', 'decimamba'] as const) {
+    if (!deadline.has(40)) {
+      report.skip(`batch ${t.shape} ${engine.name} ${mode}: time budget`);
+      continue;
+    }
+    await report.guard('bench', `batch of ${lengths.length} ${t.shape} ${engine.name} ${mode}`, async () => {
+      const decimation = mode === 'decimamba' ? paperDecimation(config) : null;
+      const reqs = lengths.map((L, i) => ({ ids: randomIds(L, config.vocabSize, 1000 + i), options: { decimation, protect: PROTECT } }));
+      const batchMs = await timePrefill(engine, reqs, 3);
+      const passes = engine.lastPasses.length;
+      let singlesMs = 0;
+      for (const r of reqs) singlesMs += await timePrefill(engine, [r], 3);
+      const tokens = lengths.reduce((a, b) => a + b, 0);
+      report.row('batch', {
+        shape: t.shape,
+        engine: engine.name,
+        mode,
+        lengths: lengths.join('+'),
+        batchMs,
+        sumOfSinglesMs: singlesMs,
+        batchTokensPerS: Math.round(tokens / (batchMs / 1e3)),
+        singlesTokensPerS: Math.round(tokens / (singlesMs / 1e3)),
+        batchVsSingles: singlesMs / batchMs,
+        passes,
+      });
+    });
+  }
+}
+
+export async function benchDecode(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
+  const { engine, config } = t;
+  for (const batch of [1, 8, 64]) {
+    for (const graphs of [true, false]) {
+      if (!deadline.has(20)) {
+        report.skip(`decode ${t.shape} ${engine.name} batch ${batch}: time budget`);
+        continue;
+      }
+      await report.guard('bench', `decode ${t.shape} ${engine.name} batch ${batch} graphs=${graphs}`, async () => {
+        const session = engine.openDecode(Array.from({ length: batch }, () => engine.emptyState()), graphs);
+        try {
+          let tokens = Array.from({ length: batch }, (_, i) => (i * 7919) % config.vocabSize);
+          for (let i = 0; i < 3; i++) tokens = Array.from(session.step(tokens, { argmax: true }).tokens!); // warm-up (+ capture)
+          const steps = 64;
+          const t0 = performance.now();
+          for (let i = 0; i < steps; i++) tokens = Array.from(session.step(tokens, { argmax: true }).tokens!);
+          const ms = performance.now() - t0;
+          report.row('decode', {
+            shape: t.shape,
+            engine: engine.name,
+            batch,
+            graph: session.usesGraph,
+            graphError: session.graphError ?? '',
+            msPerStep: ms / steps,
+            tokensPerS: Math.round((batch * steps) / (ms / 1e3)),
+          });
+        } finally {
+          session.dispose();
+        }
+      });
+    }
+  }
+}
+
+/** One profiled prefill per mode: where the time goes, kernel by kernel. */
+export async function benchBreakdown(t: BenchTarget, report: Report, deadline: Deadline, L: number): Promise<void> {
+  const { engine, config } = t;
+  const device = engine.core.device;
+  for (const mode of ['mamba', 'decimamba'] as const) {
+    if (!deadline.has(20)) {
+      report.skip(`breakdown ${t.shape} ${engine.name} ${mode}: time budget`);
+      continue;
+    }
+    await report.guard('bench', `breakdown ${t.shape} ${engine.name} L=${L} ${mode}`, async () => {
+      const decimation = mode === 'decimamba' ? paperDecimation(config) : null;
+      const ids = randomIds(L, config.vocabSize, 77);
+      await engine.prefill(ids, { decimation, protect: PROTECT });
+      device.enableProfiler(true);
+      let times: KernelTime[] = [];
+      try {
+        device.profiler!.begin();
+        await engine.prefill(ids, { decimation, protect: PROTECT });
+        times = device.profiler!.collect();
+      } finally {
+        device.enableProfiler(false);
+      }
+      const total = times.reduce((a, b) => a + b.ms, 0);
+      for (const k of times) {
+        report.row('breakdown', { shape: t.shape, engine: engine.name, L, mode, kernel: k.label, calls: k.calls, ms: k.ms, pct: (100 * k.ms) / total });
+      }
+      report.row('breakdown', { shape: t.shape, engine: engine.name, L, mode, kernel: 'TOTAL (GPU, events)', calls: times.reduce((a, b) => a + b.calls, 0), ms: total, pct: 100 });
+    });
+  }
+}
