@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildEdgeModel, DEFAULT_CHECKPOINT, REPO } from '../model/build.ts';
@@ -91,7 +92,10 @@ async function shutdown(code: number): Promise<void> {
   stopping = true;
   log('stopping… (the runner finishes its current pass first; Ctrl-C again to kill it now)');
   signalAll('SIGTERM');
-  const killLater = setTimeout(() => signalAll('SIGKILL'), 60_000);
+  const killLater = setTimeout(() => {
+    log('the runner is still busy: killing it (its job is durable and resumes on the next start)');
+    signalAll('SIGKILL');
+  }, 15_000);
   await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
   clearTimeout(killLater);
   if (startedServices) {
@@ -101,8 +105,20 @@ async function shutdown(code: number): Promise<void> {
   process.exit(code);
 }
 
+/** True when something already listens on 127.0.0.1:port (then a health check would reach it, not us). */
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(true));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(false)));
+  });
+}
+
 async function main(): Promise<void> {
   mkdirSync(LOGS, { recursive: true });
+  for (const [flag, port] of [['--port', values.port], ['--runner-port', values['runner-port']]] as const) {
+    if (await portTaken(Number(port))) throw new Error(`port ${port} is in use; pick another with ${flag}`);
+  }
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 
