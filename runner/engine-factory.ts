@@ -21,6 +21,9 @@ export interface LoadedEngine {
   config: MambaConfig;
 }
 
+/** Long documents are the runner's job; the ONNX graph itself has no length limit beyond memory. */
+const ONNX_MAX_SEQ_LEN = 1 << 20;
+
 export class EngineUnavailableError extends Error {
   override name = 'EngineUnavailableError';
 }
@@ -40,7 +43,14 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
       const { config, weights } = await loadModel(modelDir);
       return { kind, engine: new ReferenceEngine(config, weights), tokenizer, config };
     }
-    case 'onnx':
+    case 'onnx': {
+      // The CPU engine: export the checkpoint to ONNX in memory, then run it in onnxruntime-web (one thread).
+      const { config, weights } = await loadModel(modelDir);
+      const { exportMambaOnnx, modelBytes } = await import('../mamba/onnx/export/export-model.ts');
+      const { createOnnxEngineNode } = await import('../mamba/onnx/node.ts');
+      const exported = exportMambaOnnx(config, weights, { maxSeqLen: ONNX_MAX_SEQ_LEN });
+      return { kind, engine: await createOnnxEngineNode(modelBytes(exported)), tokenizer, config };
+    }
     case 'cuda':
       throw new EngineUnavailableError(`engine "${kind}" (device ${device}) is not wired into the runner yet (runner/engine-factory.ts)`);
   }

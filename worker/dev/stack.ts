@@ -3,7 +3,7 @@
 // `wrangler dev` (or on Node with --node). Prints the URLs and a curl to paste; Ctrl-C stops what it started.
 //
 //   npm run stack [-- --node] [-- --port 8787] [-- --runner-port 8790]
-// Environment: DECISERVE_API_KEY (else a random key, printed), RUNNER_ENGINE (reference), RUNNER_MODEL_DIR.
+// Environment: DECISERVE_API_KEY (else a random key, printed), RUNNER_ENGINE (onnx: the CPU engine; reference for the slow oracle), RUNNER_MODEL_DIR.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     RUNNER_MODEL_DIR: checkpoint,
     RUNNER_MODEL_ID: MODEL_ID,
     RUNNER_PORT: values['runner-port']!,
-    RUNNER_ENGINE: process.env.RUNNER_ENGINE ?? 'reference',
+    RUNNER_ENGINE: process.env.RUNNER_ENGINE ?? 'onnx',
   });
   await waitFor('the runner', async () => (await fetch(`${runnerUrl}/readyz`)).ok, 120_000);
 
