@@ -111,8 +111,7 @@ export function convStateCapture(
 
 /** Δ = softplus(Δ + bias), in place on [rows, dInner]. */
 export function timeStep(k: KernelSet, delta: DevicePtr, bias: DevicePtr, rows: number, dInner: number): void {
-  const n = rows * dInner;
-  k.launch('dt_softplus', { grid: [strideBlocks(n, 256)], block: [256] }, [ptr(delta), ptr(bias), i64(n), i32(dInner)], 'dt_softplus');
+  k.launch('dt_softplus', { grid: [Math.max(1, Math.min(rows, 65535))], block: [rowThreads(dInner)] }, [ptr(delta), ptr(bias), i32(rows), i32(dInner)], 'dt_softplus');
 }
 
 export interface ScanChunkTables {

@@ -22,7 +22,7 @@ export interface Roofline {
   matmulFlops: number;
   /** Everything else (conv, scan, norms, gates). */
   otherFlops: number;
-  /** exp() calls of the scan (one per token, channel and state). */
+  /** exp() calls of this scan design: one per token, channel and state in each of its two passes. */
   exps: number;
   /** Compulsory traffic: weights once, ids in, requested logits and final states out. */
   minBytes: number;
@@ -56,7 +56,7 @@ export function prefillRoofline({ config, precision, plan, logitRows }: Roofline
     const rowsOut = plan.groups[outputGroup(plan, i)]!.rows;
     matmul += 2 * rowsIn * (dModel * 2 * dInner + dInner * dbl + dtRank * dInner) + 2 * rowsOut * dInner * dModel;
     other += rowsIn * (2 * dInner * dConv + 4 * dInner + 4 * dModel) + rowsOut * (7 * dInner * dState + 6 * dInner);
-    exps += rowsOut * dInner * dState;
+    exps += 2 * rowsOut * dInner * dState; // pass 1 and pass 3 both run the recurrence
     // add_rmsnorm: hidden, residual in; residual, normed out
     design += rowsIn * dModel * (4 + 4 + 4 + act);
     // in_proj: normed in, xz out; conv: x in, x out; x_proj: x in, x_dbl out; dt_proj: dt in, Δ out; softplus: Δ in/out
