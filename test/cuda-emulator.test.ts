@@ -168,6 +168,34 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     session.dispose();
   });
 
+  it('generateBatch gives every job the tokens generate() gives it alone', async () => {
+    const { generateBatch } = await import('../mamba/cuda/batch-generate.ts');
+    const { generate } = await import('../mamba/generate.ts');
+    const jobs = [
+      { ids: randomIds(20, m.config.vocabSize, 31), options: { maxTokens: 6 } },
+      { ids: randomIds(50, m.config.vocabSize, 32), options: { maxTokens: 9, temperature: 0.9, topK: 20, seed: 5, decimation: DECI, protect: 3 } },
+      { ids: randomIds(7, m.config.vocabSize, 33), options: { maxTokens: 0 } },
+      { ids: randomIds(30, m.config.vocabSize, 34), options: { maxTokens: 12, temperature: 1.2, topP: 0.8, seed: 9 } },
+      { ids: [], options: {} },
+    ];
+    const ref = m.engine;
+    const expected = [];
+    for (const j of jobs.slice(0, 4)) expected.push(await generate(ref, null, j.ids, j.options));
+    // a stop id taken from job 0's own output ends it early, as it would alone
+    const stopJob = { ids: jobs[0]!.ids, options: { maxTokens: 6, stopTokenIds: [expected[0]!.tokens[2]!] } };
+    const expectedStop = await generate(ref, null, stopJob.ids, stopJob.options);
+    const got = await generateBatch(engine, null, [...jobs, stopJob]);
+    expected.forEach((e, i) => {
+      const g = got[i] as typeof e;
+      expect(g.tokens, `job ${i}`).toEqual(e.tokens);
+      expect(g.finishReason).toBe(e.finishReason);
+      expect(g.kept.map((k) => Array.from(k.indices))).toEqual(e.kept.map((k) => Array.from(k.indices)));
+    });
+    expect(got[4]).toBeInstanceOf(Error);
+    expect((got[5] as typeof expectedStop).tokens).toEqual(expectedStop.tokens);
+    expect((got[5] as typeof expectedStop).finishReason).toBe('eos');
+  });
+
   it('plain prompts longer than a pass are split into segments that carry the state', async () => {
     const small = CudaEngine.create(m.config, m.weights, { precision: 'fp32', maxTokensPerPass: 24, guardBytes: 256 });
     try {

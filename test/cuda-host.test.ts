@@ -199,13 +199,16 @@ describe('NVRTC cache keys and kernel arguments', () => {
   });
 
   it('kernel arguments are packed with their C sizes', () => {
-    const parts = packKernelArgs([{ ptr: 0x7f0000001000 }, { ptr: null }, { i32: -5 }, { i64: -123456789012 }, { f32: 1.5 }, { u32: 7 }]);
-    expect(parts.map((p) => p.length)).toEqual([8, 8, 4, 8, 4, 4]);
+    const parts = packKernelArgs([{ ptr: 0x7f0000001000 }, { ptr: null }, { i32: -5 }, { i64: -123456789012 }, { f32: 1.5 }, { u32: 7 }, { i64: 2 ** 40 + 3 }]);
+    expect(parts.map((p) => p.length)).toEqual([8, 8, 4, 8, 4, 4, 8]);
     expect(parts[0]!.readBigUInt64LE(0)).toBe(0x7f0000001000n);
     expect(parts[1]!.readBigUInt64LE(0)).toBe(0n);
     expect(parts[2]!.readInt32LE(0)).toBe(-5);
     expect(parts[3]!.readBigInt64LE(0)).toBe(-123456789012n);
     expect(parts[4]!.readFloatLE(0)).toBe(1.5);
+    expect(parts[5]!.readUInt32LE(0)).toBe(7);
+    expect(parts[6]!.readBigInt64LE(0)).toBe(2n ** 40n + 3n);
+    expect(() => packKernelArgs(Array.from({ length: 33 }, () => ({ i32: 0 })))).toThrow();
   });
 
   it('A is passed pre-scaled for exp2', () => {

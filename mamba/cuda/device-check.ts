@@ -6,7 +6,7 @@
 // Also writes the benchmark checkpoints (bf16 safetensors) for bench/cuda-compare.py, which runs right after it.
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { CudaDevice } from './device.ts';
 import { CudaEngine } from './engine.ts';
 import { describeEnvironment, measureCeilings } from './device-check/environment.ts';
@@ -30,6 +30,10 @@ const { values: args } = parseArgs({
     'max-parity-length': { type: 'string', default: '1000000' },
     'bench-dir': { type: 'string', default: '/tmp/deciserve-bench' },
     root: { type: 'string', default: process.cwd() },
+    /** Name of this run's report files in --out (several runs, one per phase group, keep a GPU fault from sinking the rest). */
+    'report-name': { type: 'string', default: 'cuda-device-check' },
+    /** Merge the named reports (comma-separated report names in --out) into cuda-device-check.{json,md} and cuda-bench.json; no GPU. */
+    merge: { type: 'string' },
   },
 });
 
@@ -40,7 +44,7 @@ const deadline = new Deadline(Number(args['budget-s']));
 const lengths = args.lengths!.split(',').map(Number);
 
 async function main(): Promise<void> {
-  report.info.args = args;
+  report.info[`args:${args['report-name']}`] = args;
   const device = CudaDevice.open({ cacheDir: '/tmp/deciserve-nvrtc-cache' }); // not under $OUT: only 8 files come back
   let ceilings = { bandwidth: 4.3e12, bf16Flops: 858e12 };
   const kernels: Record<'f32' | 'bf16', KernelSet | null> = { f32: null, bf16: null };
@@ -151,18 +155,42 @@ function summary(): string {
   return lines.join('\n');
 }
 
-main()
-  .catch((err: unknown) => {
-    report.check('device-check', 'run', false, {}, (err as Error).stack ?? String(err));
-  })
-  .finally(() => {
-    try {
-      report.write(args.out);
-      mkdirSync(args.out!, { recursive: true });
-      writeFileSync(join(args.out!, 'cuda-bench.json'), JSON.stringify({ tables: report.tables, info: report.info }, null, 1));
-    } catch (err) {
-      console.error(`could not write the report: ${(err as Error).message}`);
+function merge(parts: string[]): void {
+  for (const part of parts) {
+    const file = join(args.out!, `${part}.json`);
+    if (!existsSync(file)) {
+      report.check('device-check', `report ${part}`, false, {}, `${file} is missing (that run died before writing it; see device-check.log)`);
+      continue;
     }
-    console.log(summary());
-    process.exitCode = report.failures.length > 0 ? 1 : 0;
-  });
+    const r = JSON.parse(readFileSync(file, 'utf8')) as Pick<Report, 'info' | 'checks' | 'tables' | 'notes' | 'skipped'>;
+    Object.assign(report.info, r.info);
+    report.checks.push(...r.checks);
+    for (const [t, rows] of Object.entries(r.tables)) (report.tables[t] ??= []).push(...rows);
+    report.notes.push(...r.notes);
+    report.skipped.push(...r.skipped);
+    for (const ext of ['json', 'md']) rmSync(join(args.out!, `${part}.${ext}`), { force: true });
+  }
+  report.write(args.out, 'cuda-device-check');
+  writeFileSync(join(args.out!, 'cuda-bench.json'), JSON.stringify({ tables: report.tables, info: report.info }, null, 1));
+}
+
+if (args.merge) {
+  mkdirSync(args.out!, { recursive: true });
+  merge(args.merge.split(',').filter(Boolean));
+  console.log(summary());
+  process.exitCode = report.failures.length > 0 ? 1 : 0;
+} else {
+  main()
+    .catch((err: unknown) => {
+      report.check('device-check', 'run', false, {}, (err as Error).stack ?? String(err));
+    })
+    .finally(() => {
+      try {
+        report.write(args.out, args['report-name']);
+      } catch (err) {
+        console.error(`could not write the report: ${(err as Error).message}`);
+      }
+      console.log(summary());
+      process.exitCode = report.failures.length > 0 ? 1 : 0;
+    });
+}

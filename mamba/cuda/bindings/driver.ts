@@ -104,30 +104,50 @@ function bind(path: string) {
 
 type Raw = ReturnType<typeof bind>;
 
-/** Packs kernel arguments into one buffer, one 8-byte slot each, and returns cuLaunchKernel's `void **params`. */
+// Argument slots reused by every launch (cuLaunchKernel copies the values before it returns), so packing costs no
+// allocation: launching from JavaScript is a few microseconds, and a prefill makes hundreds of launches.
+const MAX_KERNEL_ARGS = 32;
+const SLOTS = Array.from({ length: MAX_KERNEL_ARGS }, () => Buffer.alloc(8));
+const SLOTS4 = SLOTS.map((b) => b.subarray(0, 4));
+const PARAM_ARRAYS: Buffer[][] = Array.from({ length: MAX_KERNEL_ARGS + 1 }, (_, n) => new Array<Buffer>(n));
+
+function writeU64(b: Buffer, v: number): void {
+  if (v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
+    b.writeUInt32LE(v % 0x1_0000_0000, 0);
+    b.writeUInt32LE(Math.floor(v / 0x1_0000_0000), 4);
+  } else {
+    b.writeBigInt64LE(BigInt(v), 0);
+  }
+}
+
+/**
+ * cuLaunchKernel's `void **params`: one slot per argument holding its value with its C size. The returned buffers
+ * are reused by the next call: pass them to the driver before packing again.
+ */
 export function packKernelArgs(args: KernelArg[]): Buffer[] {
-  const buf = Buffer.alloc(8 * args.length);
-  return args.map((arg, i) => {
-    const at = 8 * i;
+  if (args.length > MAX_KERNEL_ARGS) throw new RangeError(`kernel launch with ${args.length} arguments (at most ${MAX_KERNEL_ARGS})`);
+  const out = PARAM_ARRAYS[args.length]!;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const slot = SLOTS[i]!;
     if ('ptr' in arg) {
-      buf.writeBigUInt64LE(BigInt(arg.ptr ?? 0), at);
-      return buf.subarray(at, at + 8);
+      writeU64(slot, arg.ptr ?? 0);
+      out[i] = slot;
+    } else if ('i64' in arg) {
+      writeU64(slot, arg.i64);
+      out[i] = slot;
+    } else if ('i32' in arg) {
+      slot.writeInt32LE(arg.i32, 0);
+      out[i] = SLOTS4[i]!;
+    } else if ('u32' in arg) {
+      slot.writeUInt32LE(arg.u32, 0);
+      out[i] = SLOTS4[i]!;
+    } else {
+      slot.writeFloatLE(arg.f32, 0);
+      out[i] = SLOTS4[i]!;
     }
-    if ('i32' in arg) {
-      buf.writeInt32LE(arg.i32, at);
-      return buf.subarray(at, at + 4);
-    }
-    if ('u32' in arg) {
-      buf.writeUInt32LE(arg.u32, at);
-      return buf.subarray(at, at + 4);
-    }
-    if ('i64' in arg) {
-      buf.writeBigInt64LE(BigInt(arg.i64), at);
-      return buf.subarray(at, at + 8);
-    }
-    buf.writeFloatLE(arg.f32, at);
-    return buf.subarray(at, at + 4);
-  });
+  }
+  return out;
 }
 
 /** The driver API with every call checked. One instance per library path. */

@@ -61,7 +61,7 @@ export class Report {
     if (!outDir) return;
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, `${name}.json`), json);
-    writeFileSync(join(outDir, `${name}.md`), this.markdown());
+    if (name === 'cuda-device-check') writeFileSync(join(outDir, `${name}.md`), this.markdown()); // parts get merged first
   }
 
   markdown(): string {
