@@ -2,7 +2,7 @@
 // the same translation unit NVRTC compiles; every kernel the engine launches is in the PTX; ptxas reports no spills.
 // Skipped only where nvcc is absent.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,7 +42,7 @@ describe.skipIf(!NVCC)('CUDA kernels compile with nvcc (sm_90)', () => {
         const defines = kernelDefines(build);
         const ptx = join(out, `${name}.ptx`);
         await run(NVCC!, ['--ptx', '-arch=sm_90', '-std=c++17', `-I${dir}`, ...defines, '-o', ptx, all]);
-        const text = execFileSync('cat', [ptx], { encoding: 'utf8' });
+        const text = readFileSync(ptx, 'utf8');
         for (const kernel of KERNEL_NAMES) expect(text, `${name}: ${kernel}`).toMatch(new RegExp(`\\.entry ${kernel}\\(`));
         const { stderr } = await run(NVCC!, ['-cubin', '-arch=sm_90', '-std=c++17', `-I${dir}`, ...defines, '-Xptxas', '-v', '-o', join(out, `${name}.cubin`), all]);
         const spills = [...stderr.matchAll(/(\d+) bytes spill stores/g)].map((m) => Number(m[1]));

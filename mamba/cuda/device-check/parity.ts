@@ -217,6 +217,17 @@ export async function passkeyAgreement(device: CudaDevice, report: Report, root:
   const f32 = CudaEngine.create(ck.config, ck.weights, { device, precision: 'fp32' });
   const b16 = CudaEngine.create(ck.config, ck.weights, { device, precision: 'bf16' });
   try {
+    if (maxLength >= 600) {
+      await report.guard('reference-fp32', 'shipped model, passkey prompt L=600, DeciMamba', async () => {
+        const p = buildPasskeyPrompt(ck.tokenizer, hay, 600, 0.5, passkeyRng(1, 600, 0.5, 0));
+        const decimation = { ...settings.decimation, lBase: 200 }; // so 600 tokens are actually decimated
+        const ref = new ReferenceEngine(ck.config, ck.weights).prefillSync(p.ids, { decimation, protect: p.protect });
+        const got = await f32.prefill(p.ids, { decimation, protect: p.protect });
+        const d = maxAbs(got.logits[0]!, ref.logits[0]!);
+        const kept = keptEqual(got.kept, ref.kept);
+        report.check('reference-fp32', 'shipped model, passkey prompt L=600, DeciMamba', d <= 1e-3 && kept && got.kept.length > 0, { maxDLogit: d, kept, maxDState: maxStateDiff(got.state, ref.state) });
+      });
+    }
     let agreeKept = 0, agreeGreedy = 0, total = 0, correct32 = 0, correct16 = 0;
     for (const length of [1000, 4000, 16000, 64000].filter((l) => l <= maxLength)) {
       for (const depth of [0, 0.5, 1]) {
