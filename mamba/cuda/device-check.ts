@@ -180,6 +180,13 @@ if (args.merge) {
   console.log(summary());
   process.exitCode = report.failures.length > 0 ? 1 : 0;
 } else {
+  // `timeout` sends SIGTERM: keep what was measured so far
+  process.once('SIGTERM', () => {
+    report.check('device-check', 'run', false, {}, 'stopped by SIGTERM (the outer timeout); the results so far are kept');
+    report.write(args.out, args['report-name']);
+    console.log(summary());
+    process.exit(2);
+  });
   main()
     .catch((err: unknown) => {
       report.check('device-check', 'run', false, {}, (err as Error).stack ?? String(err));

@@ -36,6 +36,7 @@ export class Report {
     } catch (err) {
       this.check(section, name, false, {}, (err as Error).stack?.split('\n').slice(0, 4).join(' | ') ?? String(err));
     }
+    await new Promise((resolve) => setImmediate(resolve)); // lets a SIGTERM handler (the outer `timeout`) run between items
   }
 
   row(table: string, row: Record<string, unknown>): void {
