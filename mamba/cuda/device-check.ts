@@ -140,7 +140,8 @@ async function main(): Promise<void> {
 function summary(): string {
   const lines: string[] = [];
   const failed = report.failures;
-  lines.push(`== CUDA device check: ${report.checks.length - failed.length}/${report.checks.length} checks passed, ${report.skipped.length} skipped, ${report.elapsedS().toFixed(0)} s`);
+  const partsS = Object.entries(report.info).filter(([k]) => k.startsWith('elapsedS:')).reduce((a, [, v]) => a + (v as number), 0);
+  lines.push(`== CUDA device check: ${report.checks.length - failed.length}/${report.checks.length} checks passed, ${report.skipped.length} skipped, ${(partsS || report.elapsedS()).toFixed(0)} s`);
   for (const f of failed.slice(0, 15)) lines.push(`FAIL [${f.section}] ${f.name} ${JSON.stringify(f.values)} ${f.error ?? ''}`.slice(0, 400));
   const c = report.info.ceilings as { copyGBs: number; bf16GemmTflops: number } | undefined;
   if (c) lines.push(`ceilings: copy ${c.copyGBs.toFixed(0)} GB/s, bf16 GEMM ${c.bf16GemmTflops.toFixed(0)} TFLOP/s`);
@@ -152,6 +153,24 @@ function summary(): string {
   }
   for (const r of report.tables.batch ?? []) lines.push(`batch ${r.shape} ${r.engine} ${r.mode}: ${fmt(r.batchMs as number)} ms vs singles ${fmt(r.sumOfSinglesMs as number)} ms → ×${fmt(r.batchVsSingles as number)} (${r.passes} passes)`);
   for (const r of report.tables.decode ?? []) lines.push(`decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step)`);
+  const groups = new Map<string, Record<string, unknown>[]>();
+  for (const r of report.tables.breakdown ?? []) {
+    const key = `${r.shape} ${r.engine} L=${r.L} ${r.mode}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  for (const [key, rows] of groups) {
+    const top = rows.filter((r) => !String(r.kernel).startsWith('TOTAL')).slice(0, 7);
+    const total = rows.find((r) => String(r.kernel).startsWith('TOTAL'));
+    lines.push(`breakdown ${key} (${fmt(total?.ms as number)} ms GPU): ${top.map((r) => `${r.kernel} ${(r.pct as number).toFixed(1)}%`).join(', ')}`);
+  }
+  // the issue's targets, where this run measured them
+  const prefill = report.tables.prefill ?? [];
+  const at = (shape: string, engine: string, L: number, mode: string) => prefill.find((r) => r.shape === shape && r.engine === engine && r.L === L && r.mode === mode);
+  const p32 = at('130m', 'cuda-bf16', 32768, 'mamba');
+  const d32 = at('130m', 'cuda-bf16', 32768, 'decimamba');
+  if (p32) lines.push(`target: 130m bf16 32K at ${fmt(p32.pctOfFloor as number)}% of the roofline floor (≥50% wanted)`);
+  if (p32 && d32) lines.push(`target: DeciMamba/plain at 32K = ${fmt((d32.ms as number) / (p32.ms as number))} (≤0.6 wanted)`);
+  for (const b of report.tables.batch ?? []) lines.push(`target: batch/singles per-token throughput ${b.shape} ${b.mode} = ${fmt(b.batchVsSingles as number)} (≥0.8 wanted)`);
   return lines.join('\n');
 }
 
@@ -162,7 +181,8 @@ function merge(parts: string[]): void {
       report.check('device-check', `report ${part}`, false, {}, `${file} is missing (that run died before writing it; see device-check.log)`);
       continue;
     }
-    const r = JSON.parse(readFileSync(file, 'utf8')) as Pick<Report, 'info' | 'checks' | 'tables' | 'notes' | 'skipped'>;
+    const r = JSON.parse(readFileSync(file, 'utf8')) as Pick<Report, 'info' | 'checks' | 'tables' | 'notes' | 'skipped'> & { elapsedS: number };
+    report.info[`elapsedS:${part}`] = r.elapsedS;
     Object.assign(report.info, r.info);
     report.checks.push(...r.checks);
     for (const [t, rows] of Object.entries(r.tables)) (report.tables[t] ??= []).push(...rows);
