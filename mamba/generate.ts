@@ -42,7 +42,7 @@ export interface GenerateResult {
 }
 
 /** Earliest occurrence of any stop string in `text`, or -1. */
-function findStop(text: string, stops: string[]): number {
+export function findStop(text: string, stops: string[]): number {
   let at = -1;
   for (const s of stops) {
     if (s === '') continue;

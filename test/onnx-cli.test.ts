@@ -2,8 +2,8 @@
 // and bad checkpoints or flags are one-line errors naming the problem.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../cli/main.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cliInProcess } from './cli-driver.ts';
 import { loadModel } from '../mamba/checkpoint.ts';
 import { createOnnxEngineNode } from '../mamba/onnx/node.ts';
 import { randomConfig, randomWeights, weightsToTensors, writeRandomCheckpoint } from '../mamba/random-checkpoint.ts';
@@ -11,19 +11,7 @@ import { ReferenceEngine } from '../mamba/reference/index.ts';
 import { writeSafetensors } from '../mamba/safetensors.ts';
 import { maxAbsDiff, randomIds, tempDir } from './helpers.ts';
 
-async function cli(args: string[]) {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (stderr.push(String(chunk)), true));
-  try {
-    const code = await main(args);
-    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const cli = cliInProcess;
 
 async function expectUserError(args: string[], pattern: RegExp) {
   const r = await cli(args);

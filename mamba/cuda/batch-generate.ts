@@ -2,7 +2,7 @@
 // settings), then one batched decode step per token for all still-running sequences. Per job it follows
 // mamba/generate.ts exactly (same sampling stream per seed, stop strings, stop ids, the last token is never stepped),
 // so a job's tokens match generate() on any engine. The runner's BatchEngine can wrap this.
-import type { Detokenizer, FinishReason, GenerateOptions, GenerateResult } from '../generate.ts';
+import { findStop, type Detokenizer, type FinishReason, type GenerateOptions, type GenerateResult } from '../generate.ts';
 import { createRng, type Rng } from '../rng.ts';
 import { isGreedy, sampleToken } from '../sampling.ts';
 import type { CudaEngine } from './engine.ts';
@@ -21,16 +21,6 @@ interface Running {
   tokens: number[];
   text: string;
   finish: FinishReason | null;
-}
-
-function findStop(text: string, stops: string[]): number {
-  let at = -1;
-  for (const s of stops) {
-    if (s === '') continue;
-    const i = text.indexOf(s);
-    if (i >= 0 && (at < 0 || i < at)) at = i;
-  }
-  return at;
 }
 
 /** Generates for every job; a job that cannot run gets its Error in its slot. */
