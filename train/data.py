@@ -79,27 +79,56 @@ class TrainingBatches:
         self.rng = np.random.default_rng(seed)
         self.passkey = Passkey(tok)
 
-    def sample(self, max_prompt):
-        T, rng = self.seq_len + 1, self.rng
-        if rng.random() >= self.p:
-            start = rng.integers(0, len(self.stream) - T)
-            return self.stream[start:start + T], None
+    def prompt_length(self, shortest, longest):
+        """Half uniform, half log-uniform: short episodes are cheap supervision, long ones teach the full window."""
+        if longest <= shortest:
+            return shortest
+        if self.rng.random() < 0.5:
+            return int(self.rng.integers(shortest, longest + 1))
+        return int(round(np.exp(self.rng.uniform(np.log(shortest), np.log(longest)))))
+
+    def episode(self, max_len, max_prompt):
+        """EOT + passkey prompt + answer in at most max_len tokens, or None if none fits."""
+        rng = self.rng
         key = int(rng.integers(10000, 100000))
         answer = self.passkey.answer(key)
         shortest = len(self.passkey.question) + len(self.tok.encode(NEEDLE.format(key=key))) + 8
-        length = int(rng.integers(shortest, max(shortest + 1, min(max_prompt, T - len(answer) - 1))))
+        longest = min(max(max_prompt, shortest), max_len - len(answer) - 1)
+        if longest < shortest:
+            return None
+        length = self.prompt_length(shortest, longest)
         prompt = self.passkey.prompt(self.hay, length, float(rng.random()), key, int(rng.integers(0, len(self.hay))))
-        filler_len = T - length - len(answer) - 1
+        return np.concatenate([[self.tok.eot], prompt, answer]), len(answer)
+
+    def sample(self, max_prompt):
+        """Returns (tokens, answer spans). A passkey sequence packs episodes back to back after a text filler, so a
+        step sees several answers while prompts are short; each episode's key is the only number after its EOT."""
+        T, rng = self.seq_len + 1, self.rng
+        if rng.random() >= self.p:
+            start = rng.integers(0, len(self.stream) - T)
+            return self.stream[start:start + T], []
+        episodes, used = [], 0
+        while True:
+            ep = self.episode(T - used, max_prompt)
+            if ep is None or (episodes and rng.random() < 0.15):
+                break
+            episodes.append(ep)
+            used += len(ep[0])
+        filler_len = T - used
         start = rng.integers(0, len(self.stream) - filler_len)
-        seq = np.concatenate([self.stream[start:start + filler_len], [self.tok.eot], prompt, answer])
-        return seq, (T - len(answer), T)  # answer span in seq
+        parts, spans, pos = [self.stream[start:start + filler_len]], [], filler_len
+        for tokens, n_answer in episodes:
+            parts.append(tokens)
+            pos += len(tokens)
+            spans.append((pos - n_answer, pos))
+        return np.concatenate(parts), spans
 
     def batch(self, batch_size, max_prompt, device):
         seqs, mask = [], np.zeros((batch_size, self.seq_len), dtype=np.float32)
         for i in range(batch_size):
-            seq, span = self.sample(max_prompt)
+            seq, spans = self.sample(max_prompt)
             seqs.append(seq)
-            if span:
-                mask[i, span[0] - 1:span[1] - 1] = 1.0  # targets are shifted by one
+            for a, b in spans:
+                mask[i, a - 1:b - 1] = 1.0  # targets are shifted by one
         x = torch.from_numpy(np.stack(seqs).astype(np.int64)).to(device)
         return x[:, :-1], x[:, 1:], torch.from_numpy(mask).to(device)
