@@ -2,7 +2,7 @@
 """Passkey retrieval and perplexity against context length, plain Mamba vs DeciMamba, on an exported model.
 
 Protocol (as in the paper): needle depths 0..1, fresh keys and haystack offsets from the held-out split, greedy
-answer. First sweeps the single decimating layer on a validation draw (its own seed), then evaluates plain Mamba,
+answer. First sweeps the single decimating layer (and optionally L_base) on a validation draw (its own seed), then evaluates plain Mamba,
 DeciMamba at the middle layer (the paper's default placement) and at the best sweep layer on the test draw.
 Usage: python3 train/evaluate.py --model models/deciserve-mamba --results bench/results [--samples 10]
 """
@@ -68,6 +68,7 @@ def main():
     ap.add_argument("--sweep-lengths", default="16000,32000,64000")
     ap.add_argument("--sweep-samples", type=int, default=4)
     ap.add_argument("--sweep-layers", default=None, help="comma list; default all layers")
+    ap.add_argument("--sweep-lbase", default=None, help="comma list of L_base values to sweep with each layer; default the model's")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -86,20 +87,25 @@ def main():
     n_layer = model.cfg.n_layer
     started = time.time()
 
-    print("layer sweep (validation draw)", flush=True)
+    print("layer x L_base sweep (validation draw)", flush=True)
     sweep = {}
     sweep_layers = [int(x) for x in args.sweep_layers.split(",")] if args.sweep_layers else list(range(n_layer))
-    for layer in sweep_layers:
-        deci = Decimation(layers=[layer], beta=base["beta"], l_base=base["lBase"], min_seq_len=base["minSeqLen"])
-        t = passkey_table(model, pk, hay, [int(x) for x in args.sweep_lengths.split(",")], args.sweep_samples, 777, deci, device, f"layer {layer}")
-        sweep[str(layer)] = float(np.mean([np.mean(list(v.values())) for v in t.values()]))
-    best = max(sweep_layers, key=lambda l: (sweep[str(l)], -abs(l - n_layer // 2)))
-    print(f"best decimating layer: {best} ({sweep[str(best)]:.2f})", flush=True)
+    sweep_lbase = [int(x) for x in args.sweep_lbase.split(",")] if args.sweep_lbase else [base["lBase"]]
+    grid = [(layer, lb) for layer in sweep_layers for lb in sweep_lbase]
+    key = lambda layer, lb: str(layer) if lb == base["lBase"] else f"{layer}@{lb}"  # noqa: E731
+    for layer, lb in grid:
+        deci = Decimation(layers=[layer], beta=base["beta"], l_base=lb, min_seq_len=base["minSeqLen"])
+        t = passkey_table(model, pk, hay, [int(x) for x in args.sweep_lengths.split(",")], args.sweep_samples, 777, deci, device, f"layer {layer} L_base {lb}")
+        sweep[key(layer, lb)] = float(np.mean([np.mean(list(v.values())) for v in t.values()]))
+    # ties go to the paper's defaults: the layer nearest the middle, then the model's L_base
+    best, best_lb = max(grid, key=lambda g: (sweep[key(*g)], -abs(g[0] - n_layer // 2), g[1] == base["lBase"]))
+    print(f"best decimating layer: {best}, L_base {best_lb} ({sweep[key(best, best_lb)]:.2f})", flush=True)
 
+    best_name = f"decimamba_layer{best}" + ("" if best_lb == base["lBase"] else f"_lbase{best_lb}")
     variants = {
         "mamba": None,
         f"decimamba_layer{n_layer // 2}": Decimation(layers=[n_layer // 2], beta=base["beta"], l_base=base["lBase"], min_seq_len=base["minSeqLen"]),
-        f"decimamba_layer{best}": Decimation(layers=[best], beta=base["beta"], l_base=base["lBase"], min_seq_len=base["minSeqLen"]),
+        best_name: Decimation(layers=[best], beta=base["beta"], l_base=best_lb, min_seq_len=base["minSeqLen"]),
     }
     passkey = {}
     for name, deci in variants.items():
@@ -116,15 +122,15 @@ def main():
                 ppl[name][str(length)] = perplexity(model, heldout, length, 10, rng, deci, device)
         print(f"  {name:>18}: {ppl[name]}", flush=True)
 
-    meta["decimation"] = dict(base, layers=[best])
+    meta["decimation"] = dict(base, layers=[best], lBase=best_lb)
     with open(meta_path, "w") as f:
         json.dump(meta, f, indent=2)
-    command = "bash train/run_device.sh (train/evaluate.py --model models/deciserve-mamba)"
+    command = "python3 train/evaluate.py " + " ".join(sys.argv[1:]) + " (via bash train/run_device.sh)"
     device_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     os.makedirs(args.results, exist_ok=True)
     result = {"command": command, "device": device_name, "model": args.model, "samples_per_cell": args.samples,
               "depths": DEPTHS, "lengths": lengths, "layer_sweep_mean_acc": sweep, "best_layer": best,
-              "decimation": dict(base, layers=[best]), "passkey": passkey, "perplexity": ppl,
+              "best_lbase": best_lb, "decimation": meta["decimation"], "passkey": passkey, "perplexity": ppl,
               "eval_seconds": round(time.time() - started, 1)}
     with open(os.path.join(args.results, "passkey-perplexity.json"), "w") as f:
         json.dump(result, f, indent=2)

@@ -79,7 +79,7 @@ def main():
 
     shipped = load_model(args.model, device)
     n = shipped.cfg.n_layer
-    deci_long = Decimation(layers=d["layers"], beta=d["beta"], l_base=d["lBase"], min_seq_len=d["minSeqLen"])
+    deci_long = Decimation(layers=d["layers"], beta=d["beta"], l_base=min(d["lBase"], 2000), min_seq_len=d["minSeqLen"])  # the 6K prompt must decimate
     deci_short = Decimation(layers=sorted({best, min(best + 2, n - 1)}), beta=0.5, l_base=128, min_seq_len=20)
     name = os.path.basename(os.path.normpath(args.model))
     write_fixture(shipped, tok, hay, os.path.join(args.out, name), os.path.relpath(args.model, ROOT), deci_short, deci_long, device)
