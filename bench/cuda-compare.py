@@ -11,6 +11,7 @@ DeciMamba), fp32 and bf16, within a time budget: a measurement whose linear extr
 listed. Reads $OUT/cuda-bench.json (the CUDA numbers) and prints the comparison table last; writes cuda-compare.json/.md.
 
   python3 bench/cuda-compare.py --bench-dir /tmp/deciserve-bench --out "$OUT" --budget-s 170
+  python3 bench/cuda-compare.py --join-only --out DIR   # no GPU: re-join DIR/cuda-compare.json's timings with DIR/cuda-bench.json
 """
 import argparse
 import json
@@ -18,7 +19,10 @@ import os
 import sys
 import time
 
-import torch
+try:
+    import torch
+except ImportError:  # --join-only needs no torch
+    torch = None
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "train"))
@@ -86,7 +90,13 @@ def main():
     ap.add_argument("--train-lengths", default="2048,8192,32768,65536,131072")
     ap.add_argument("--budget-s", type=float, default=170)
     ap.add_argument("--verbose", action="store_true", help="print every timing as it is taken")
+    ap.add_argument("--join-only", action="store_true", help="take the PyTorch timings from --out/cuda-compare.json instead of measuring")
     args = ap.parse_args()
+    if args.join_only:
+        with open(os.path.join(args.out, "cuda-compare.json")) as f:
+            prev = json.load(f)
+        errors = [e for e in prev["errors"] if not e.startswith("no CUDA results")]
+        return report(args, prev["info"], prev["rows"], prev["skipped"], errors)
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 here too
     torch.backends.cudnn.allow_tf32 = False
     budget = Budget(args.budget_s)
@@ -155,7 +165,10 @@ def main():
                             print(json.dumps(row), flush=True)
                 del model
                 torch.cuda.empty_cache()
+    report(args, info, rows, skipped, errors)
 
+
+def report(args, info, rows, skipped, errors):
     cuda = {}
     try:
         with open(os.path.join(args.out, "cuda-bench.json")) as f:

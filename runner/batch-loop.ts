@@ -206,7 +206,7 @@ export class BatchLoop {
     if (stats.scoredTokens) metrics.tokens.inc({ kind: 'scored', decimation }, stats.scoredTokens);
     metrics.keptTokens.inc({ decimation }, stats.keptTokens);
     const engineMs = stats.prefillMs + stats.decodeMs;
-    metrics.engineSeconds.inc({ engine: this.deps.engine.engineName, device: this.deps.config.engine === 'cuda' ? 'gpu' : 'cpu', decimation }, engineMs / 1000);
+    metrics.engineSeconds.inc({ engine: this.deps.engine.engineName, device: this.deps.engine.engineName.startsWith('cuda') ? 'gpu' : 'cpu', decimation }, engineMs / 1000);
     metrics.jobStageSeconds.observe({ stage: 'engine', type }, engineMs / 1000);
     metrics.jobStageSeconds.observe({ stage: 'prefill', type }, stats.prefillMs / 1000);
     if (stats.decodeMs) metrics.jobStageSeconds.observe({ stage: 'decode', type }, stats.decodeMs / 1000);

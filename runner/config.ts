@@ -15,7 +15,7 @@ const envSchema = z.object({
   RUNNER_WEBHOOK_SECRET: z.string().min(16).optional(),
   RUNNER_MODEL_DIR: z.string().min(1, 'RUNNER_MODEL_DIR (a checkpoint folder) is required'),
   RUNNER_MODEL_ID: z.string().min(1).optional(),
-  RUNNER_ENGINE: z.enum(ENGINE_KINDS).default('reference'),
+  RUNNER_ENGINE: z.enum(ENGINE_KINDS).default('auto'),
   /** Engine threads, each with its own batch loop: one per GPU for cuda; up to the CPU cores for the others. */
   RUNNER_ENGINE_THREADS: z.coerce.number().int().min(1).max(64).default(1),
   /** Which halves this process runs: the signed intake API, the batch worker, or both. */
@@ -134,7 +134,7 @@ export const CONFIG_HELP = `Environment:
   RUNNER_WEBHOOK_SECRET           signs webhooks [RUNNER_HMAC_SECRET]
   RUNNER_MODEL_DIR (required)     checkpoint folder (config.json, model.safetensors, tokenizer.json)
   RUNNER_MODEL_ID                 model name clients use [basename of RUNNER_MODEL_DIR]
-  RUNNER_ENGINE                   ${ENGINE_KINDS.join(' | ')} [reference]
+  RUNNER_ENGINE                   ${ENGINE_KINDS.join(' | ')} [auto: cuda with a GPU, else onnx]
   RUNNER_ENGINE_THREADS           engine threads with their own batch loops: one per GPU (cuda) [1]
   RUNNER_ROLES                    intake,worker | intake | worker [intake,worker]
   RUNNER_HOST / RUNNER_PORT       HTTP listen address [127.0.0.1:8790]; 0 picks a free port

@@ -1,7 +1,7 @@
 // The seam where the runner picks an engine. Runs inside the engine thread (engine-thread.ts), never on the
 // main thread, because the CPU engines compute synchronously.
 //
-// To add an engine: load it here and, if it can run several sequences in one pass (the CUDA engine, #5),
+// To add an engine: load it here and, if it can run several sequences in one pass (the CUDA engine),
 // return a `BatchEngine` as `batch` so pass.ts hands it whole passes instead of one job at a time.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +13,8 @@ import type { EngineKind } from './engine-kinds.ts';
 import type { BatchEngine } from './pass.ts';
 
 export interface LoadedEngine {
-  kind: EngineKind;
+  /** The engine actually loaded (`auto` resolved). */
+  kind: Exclude<EngineKind, 'auto'>;
   engine: MambaEngine;
   /** Set by engines that run a whole pass at once; batch-1 engines leave it out. */
   batch?: BatchEngine;
@@ -52,6 +53,29 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
       return { kind, engine: await createOnnxEngineNode(modelBytes(exported)), tokenizer, config };
     }
     case 'cuda':
-      throw new EngineUnavailableError(`engine "${kind}" (device ${device}) is not wired into the runner yet (runner/engine-factory.ts)`);
+    case 'cuda-fp32': {
+      const { config, weights } = await loadModel(modelDir);
+      const { CudaEngine } = await import('../mamba/cuda/engine.ts');
+      const { CudaBatchEngine } = await import('./cuda-batch.ts');
+      let engine;
+      try {
+        engine = CudaEngine.create(config, weights, { precision: kind === 'cuda' ? 'bf16' : 'fp32', deviceOptions: { ordinal: device } });
+      } catch (err) {
+        throw new EngineUnavailableError(`engine "${kind}" cannot use GPU ${device}: ${(err as Error).message}`);
+      }
+      return { kind, engine, batch: new CudaBatchEngine(engine, tokenizer), tokenizer, config };
+    }
+    case 'auto':
+      return loadEngine((await gpuPresent()) ? 'cuda' : 'onnx', modelDir, device);
+  }
+}
+
+/** A CUDA driver loads and reports at least one device (LIBCUDA may point at a specific libcuda). */
+export async function gpuPresent(): Promise<boolean> {
+  try {
+    const { CudaDevice } = await import('../mamba/cuda/device.ts');
+    return CudaDevice.available();
+  } catch {
+    return false; // koffi or its native part missing: no GPU path on this machine
   }
 }

@@ -1,4 +1,5 @@
-// The runner's engine seam: the CPU engine it uses without a GPU (ONNX) must compute what the reference computes.
+// The runner's engine seam: the CPU engine it uses without a GPU (ONNX) must compute what the reference computes,
+// and `auto` must pick it when no GPU answers. The CUDA side is test/runner/cuda-engine.test.ts (CPU emulator).
 import { describe, expect, it } from 'vitest';
 import { loadEngine } from '../../runner/engine-factory.ts';
 import { maxAbsDiff } from '../helpers.ts';
@@ -7,7 +8,7 @@ const MODEL = 'test/fixtures/tiny-random';
 const DECIMATION = { layers: [1, 2], beta: 0.5, lBase: 40, minSeqLen: 8 };
 
 describe('runner engines', () => {
-  it('onnx matches reference on plain and decimated prefills, and refuses cuda without a GPU engine', async () => {
+  it('onnx matches reference on plain and decimated prefills; without a GPU, auto loads onnx and cuda is refused', async () => {
     const [reference, onnx] = [await loadEngine('reference', MODEL), await loadEngine('onnx', MODEL)];
     const ids = reference.tokenizer.encode('In the beginning God created the heaven and the earth. '.repeat(6));
     for (const decimation of [null, DECIMATION]) {
@@ -18,6 +19,10 @@ describe('runner engines', () => {
       if (decimation) expect(a.kept[0]!.indices.length).toBeLessThan(ids.length);
     }
     await onnx.engine.dispose?.();
-    await expect(loadEngine('cuda', MODEL)).rejects.toThrow(/not wired/);
+    const auto = await loadEngine('auto', MODEL);
+    expect(auto.kind).toBe('onnx');
+    expect(auto.batch).toBeUndefined();
+    await auto.engine.dispose?.();
+    await expect(loadEngine('cuda', MODEL)).rejects.toThrow(/engine "cuda" cannot use GPU 0/);
   });
 });

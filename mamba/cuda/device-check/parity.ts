@@ -17,6 +17,8 @@ import { compare, type Deadline, type Report } from './report.ts';
 
 /** Relative tolerance the bf16 path is held to: max |Δlogit| ≤ 5% of the largest |logit| (bf16 keeps 8 mantissa bits). */
 export const BF16_LOGIT_TOL = 0.05;
+/** bf16 rounds ‖Δ_t‖ by ~0.4%, so tokens whose scores tie at the K-th place within that may swap; the rest must agree. */
+export const BF16_KEPT_OVERLAP = 0.98;
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
@@ -32,19 +34,43 @@ function keptEqual(a: PrefillResult['kept'], b: { layer: number; indices: ArrayL
   return JSON.stringify(a.map((k) => [k.layer, Array.from(k.indices)])) === JSON.stringify(b.map((k) => [k.layer, Array.from(k.indices)]));
 }
 
+/** Smallest share of one run's kept tokens that the other also kept, over the decimating layers (1 = identical). */
+function keptOverlap(a: { layer: number; indices: ArrayLike<number> }[], b: { layer: number; indices: ArrayLike<number> }[]): number {
+  if (a.length !== b.length) return 0;
+  let min = 1;
+  for (const [i, k] of a.entries()) {
+    if (k.layer !== b[i]!.layer) return 0;
+    const other = new Set(Array.from(b[i]!.indices));
+    const n = Math.max(k.indices.length, other.size);
+    min = Math.min(min, n === 0 ? 1 : Array.from(k.indices).filter((x) => other.has(x)).length / n);
+  }
+  return min;
+}
+
 function largest(rows: Float32Array[]): number {
   let m = 0;
   for (const r of rows) for (const v of r) m = Math.max(m, Math.abs(v));
   return m;
 }
 
-async function greedy(engine: { step(t: number, s: ModelState): Promise<{ logits: Float32Array; state: ModelState }> }, logits: Float32Array, state: ModelState, n: number): Promise<number[]> {
+async function greedy(engine: { step(t: number, s: ModelState): Promise<{ logits: Float32Array; state: ModelState }> }, logits: Float32Array, state: ModelState, n: number, margins?: number[]): Promise<number[]> {
   const out: number[] = [];
   while (out.length < n) {
     out.push(argmax(logits));
+    margins?.push(topTwoMargin(logits));
     if (out.length < n) ({ logits, state } = await engine.step(out[out.length - 1]!, state));
   }
   return out;
+}
+
+/** Logit gap between the best and the second-best token: how close a greedy choice was to flipping. */
+function topTwoMargin(logits: Float32Array): number {
+  let a = -Infinity, b = -Infinity;
+  for (const v of logits) {
+    if (v > a) [a, b] = [v, a];
+    else if (v > b) b = v;
+  }
+  return a - b;
 }
 
 interface GoldenCase {
@@ -92,7 +118,8 @@ export async function goldenParity(device: CudaDevice, report: Report, root: str
               report.check('golden-fp32', `${dir}/${c.name}`, dLogit <= 1e-3 && dState <= 1e-3 && kept && sameGreedy, { maxDLogit: dLogit, maxDState: dState, kept, greedy: sameGreedy, L: c.ids.length });
             } else {
               const rel = dLogit / largest(goldRows);
-              report.check('golden-bf16', `${dir}/${c.name}`, rel <= BF16_LOGIT_TOL, { maxDLogit: dLogit, relToMax: rel, tol: BF16_LOGIT_TOL, kept, greedy: sameGreedy, L: c.ids.length });
+              const overlap = keptOverlap(r.kept, c.kept);
+              report.check('golden-bf16', `${dir}/${c.name}`, rel <= BF16_LOGIT_TOL && overlap >= BF16_KEPT_OVERLAP, { maxDLogit: dLogit, relToMax: rel, tol: BF16_LOGIT_TOL, kept, keptOverlap: overlap, greedy: sameGreedy, L: c.ids.length });
             }
           });
         }
@@ -196,18 +223,22 @@ export async function selfConsistency(engines: { fp32: CudaEngine; bf16: CudaEng
       const batch = await e.prefillBatch(reqs);
       let d = 0;
       let kept = true;
+      let overlap = 1;
       for (const [i, r] of reqs.entries()) {
         const one = await e.prefill(r.ids, r.options);
         d = Math.max(d, maxAbs(batch[i]!.logits[0]!, one.logits[0]!));
         kept &&= keptEqual(batch[i]!.kept, one.kept);
+        overlap = Math.min(overlap, keptOverlap(batch[i]!.kept, one.kept));
       }
-      // the GEMMs of a batch and of a single sequence may pick different cuBLAS kernels: equal up to rounding
-      report.check(`self-${precision}`, `${label} DeciMamba batch of 8 = one by one`, kept && d <= (precision === 'fp32' ? 1e-3 : 0.05 * largest(batch.map((b) => b.logits[0]!))), { maxDLogit: d, kept, passes: e.lastPasses.length });
+      // the GEMMs of a batch and of a single sequence may pick different cuBLAS kernels: equal up to rounding, so
+      // fp32 must keep the same tokens and bf16 the same up to near-ties at the K-th score
+      const keptOk = precision === 'fp32' ? kept : overlap >= BF16_KEPT_OVERLAP;
+      report.check(`self-${precision}`, `${label} DeciMamba batch of 8 = one by one`, keptOk && d <= (precision === 'fp32' ? 1e-3 : 0.05 * largest(batch.map((b) => b.logits[0]!))), { maxDLogit: d, kept, keptOverlap: overlap, passes: e.lastPasses.length });
     });
   }
 }
 
-/** The shipped model's passkey prompts: bf16 must keep the same tokens and give the same greedy answer as fp32. */
+/** The shipped model's passkey prompts: bf16 must give the same greedy answer as fp32 and keep the same tokens up to near-ties. */
 export async function passkeyAgreement(device: CudaDevice, report: Report, root: string, deadline: Deadline, maxLength = Infinity): Promise<void> {
   const dir = join(root, 'models', 'deciserve-mamba');
   if (!existsSync(join(dir, 'haystack.txt'))) return report.skip('passkey agreement: no shipped model');
@@ -228,7 +259,7 @@ export async function passkeyAgreement(device: CudaDevice, report: Report, root:
         report.check('reference-fp32', 'shipped model, passkey prompt L=600, DeciMamba', d <= 1e-3 && kept && got.kept.length > 0, { maxDLogit: d, kept, maxDState: maxStateDiff(got.state, ref.state) });
       });
     }
-    let agreeKept = 0, agreeGreedy = 0, total = 0, correct32 = 0, correct16 = 0;
+    let agreeKept = 0, agreeGreedy = 0, total = 0, correct32 = 0, correct16 = 0, minOverlap = 1;
     for (const length of [1000, 4000, 16000, 64000].filter((l) => l <= maxLength)) {
       for (const depth of [0, 0.5, 1]) {
         for (let sample = 0; sample < 2; sample++) {
@@ -236,19 +267,26 @@ export async function passkeyAgreement(device: CudaDevice, report: Report, root:
           const p = buildPasskeyPrompt(ck.tokenizer, hay, length, depth, passkeyRng(0, length, depth, sample));
           const opts = { decimation: settings.decimation, protect: p.protect };
           const [a, b] = [await f32.prefill(p.ids, opts), await b16.prefill(p.ids, opts)];
-          const ta = await greedy(f32, a.logits[0]!, a.state, 8);
+          const margins: number[] = [];
+          const ta = await greedy(f32, a.logits[0]!, a.state, 8, margins);
           const tb = await greedy(b16, b.logits[0]!, b.state, 8);
           total++;
           if (keptEqual(a.kept, b.kept)) agreeKept++;
+          minOverlap = Math.min(minOverlap, keptOverlap(a.kept, b.kept));
           if (JSON.stringify(ta) === JSON.stringify(tb)) agreeGreedy++;
+          else {
+            const step = ta.findIndex((t, i) => t !== tb[i]);
+            report.row('passkey-bf16-mismatch', { length, depth, sample, step, fp32Margin: margins[step], fp32: ck.tokenizer.decode(ta), bf16: ck.tokenizer.decode(tb), key: p.key, keptOverlap: keptOverlap(a.kept, b.kept) });
+          }
           if (judgePasskey(ck.tokenizer.decode(ta), p.key)) correct32++;
           if (judgePasskey(ck.tokenizer.decode(tb), p.key)) correct16++;
         }
       }
     }
     if (total === 0) return report.skip('passkey agreement: no prompt within the length limit and time budget');
-    report.check('passkey-bf16', 'bf16 vs fp32 on the passkey set (DeciMamba, shipped model)', agreeKept === total && agreeGreedy === total, {
-      prompts: total, sameKept: agreeKept, sameGreedy: agreeGreedy, fp32Correct: correct32, bf16Correct: correct16,
+    // identical greedy answers everywhere; kept sets identical up to near-ties at the K-th score (BF16_KEPT_OVERLAP)
+    report.check('passkey-bf16', 'bf16 vs fp32 on the passkey set (DeciMamba, shipped model)', minOverlap >= BF16_KEPT_OVERLAP && agreeGreedy === total, {
+      prompts: total, sameKept: agreeKept, minKeptOverlap: minOverlap, overlapTol: BF16_KEPT_OVERLAP, sameGreedy: agreeGreedy, fp32Correct: correct32, bf16Correct: correct16,
     });
   } finally {
     await f32.dispose();
