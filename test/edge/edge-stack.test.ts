@@ -64,7 +64,7 @@ describe('routing between the edge and the runner', () => {
     expect(jobId).toMatch(/^job_[a-z0-9]{26}$/);
     expect(Object.keys(serverTiming(response))).toEqual(expect.arrayContaining(['tokenize', 'route', 'submit', 'wait', 'result', 'total']));
     expect(body.usage.prompt_tokens).toBeGreaterThan(2048);
-    expect(body.deciserve).toMatchObject({ ran_on: 'runner', job_id: jobId, engine: 'reference' });
+    expect(body.deciserve).toMatchObject({ ran_on: 'runner', job_id: jobId, engine: 'onnx-wasm-fp32' }); // RUNNER_ENGINE=auto without a GPU
     // decimation "auto" turned DeciMamba on above the training length, and the runner says what it kept.
     expect(body.deciserve.decimation.config).not.toBeNull();
     expect(body.deciserve.decimation.kept[0]!.tokens).toBeLessThan(body.usage.prompt_tokens);

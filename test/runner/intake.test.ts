@@ -148,7 +148,7 @@ describe('jobs through the runner', () => {
       'deciserve_runner_tokens_total{kind="prompt"',
       'deciserve_runner_tokens_per_second',
       'deciserve_runner_job_stage_seconds_bucket{le="0.005",stage="queue_wait"',
-      'deciserve_runner_engine_seconds_total{engine="reference",device="cpu"',
+      'deciserve_runner_engine_seconds_total{engine="onnx-wasm-fp32",device="cpu"',
       'deciserve_runner_s3_requests_total{op="put_results",outcome="ok"}',
       'deciserve_runner_jobs_total{type="completion",outcome="succeeded"}',
     ]) {
