@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from '../load/scenarios.ts';
 import {
-  breakEven, bytesPerToken, decimatedWorkFraction, edgeRequestDollars, jobDollars, rooflineTps,
+  breakEven, decimatedWorkFraction, edgeRequestDollars, jobDollars,
   type Decimation, type JobCost, type Prices, type S3Calls, type Throughput,
 } from './model.ts';
 
@@ -49,13 +49,6 @@ export function runnerMeasurement(): RunnerMeasure | null {
   return best;
 }
 
-/** Tokens the H200 evaluation (train/evaluate.py) pushed through in eval_seconds: a lower bound on GPU throughput. */
-export function h200EvalTokensPerSecond(pp: { lengths: number[]; depths: number[]; samples_per_cell: number; passkey: Record<string, unknown>; perplexity: Record<string, Record<string, number>>; eval_seconds: number }): number {
-  const passkeyTokens = pp.lengths.reduce((a, l) => a + l, 0) * pp.depths.length * pp.samples_per_cell * Object.keys(pp.passkey).length;
-  const pplTokens = Object.values(pp.perplexity).reduce((a, byLen) => a + Object.keys(byLen).reduce((b, l) => b + Number(l) * 10, 0), 0);
-  return (passkeyTokens + pplTokens) / pp.eval_seconds;
-}
-
 export async function buildCostReport(command: string) {
   const prices = read('bench/cost/prices.json') as Prices & { workers: { asOf: string; source: string } };
   const onnx = read('bench/results/onnx-bench.json');
@@ -83,19 +76,32 @@ export async function buildCostReport(command: string) {
       decodeTps: onnx.reference.decodeTokensPerSecond, perHour: cpuPrice.perHour, utilization: util, kind: 'measured', source: `${measured.file} (${measured.command})`,
     });
   }
+  // The runner's default CPU engine (RUNNER_ENGINE=auto without a GPU): one 16K job through edge → runner → S3.
+  const onnxJob = read('bench/results/edge-bench-onnx-runner.json');
+  const js = onnxJob.job.runnerStagesMs;
+  runners.push({
+    id: 'cpu-runner-onnx', label: `runner on CPU, ONNX engine (${cpuPrice.id})`, prefillTps: onnxJob.job.promptTokens / (js.prefill / 1000),
+    decodeTps: onnxJob.job.completionTokens / (js.decode / 1000), perHour: cpuPrice.perHour, utilization: util, kind: 'measured',
+    source: `bench/results/edge-bench-onnx-runner.json (${onnxJob.command}): ${onnxJob.job.promptTokens}-token job, runner prefill ${Math.round(js.prefill)} ms`,
+  });
   const fp32 = onnx.results.find((r: { quantization: string }) => r.quantization === 'none');
   runners.push({
-    id: 'cpu-onnx-native', label: `CPU, onnxruntime-node fp32 (${cpuPrice.id}; not yet wired into the runner)`, prefillTps: fp32.nodeNative.prefill.at(-1).tokensPerSecond,
+    id: 'cpu-onnx-native', label: `CPU, onnxruntime-node fp32 (${cpuPrice.id}; not an engine of the runner)`, prefillTps: fp32.nodeNative.prefill.at(-1).tokensPerSecond,
     decodeTps: fp32.nodeNative.decodeTokensPerSecond, perHour: cpuPrice.perHour, utilization: util, kind: 'measured', source: `bench/results/onnx-bench.json (${onnx.command})`,
   });
-  const h200Tps = h200EvalTokensPerSecond(pp);
-  const bpt = bytesPerToken({ nLayer, dInner });
-  const efficiency = h200Tps / rooflineTps(prices.h200BandwidthGBs, bpt, 1);
+  // GPU: the runner's pass code on the CUDA engine, measured on an H200 (runner/gpu-check.ts: passkey suite jobs, one
+  // batched pass per length, host tokenization included). Other GPUs scale it by memory bandwidth (a small model's
+  // prefill is bandwidth-bound), so their rows stay estimates; the H200 itself has no price source in prices.json.
+  const gpuCheck = read('bench/results/runner-gpu-check-bf16.json');
+  const longPasses = (gpuCheck.passes as Array<{ task: string; length: number; ms: number; promptTokens: number }>).filter((q) => q.task === 'passkey' && q.length >= 16000);
+  const h200Tps = longPasses.reduce((a, q) => a + q.promptTokens, 0) / (longPasses.reduce((a, q) => a + q.ms, 0) / 1000);
+  const cudaBench = read('bench/results/cuda-bench.json');
+  const decode64 = (cudaBench.tables.decode as Array<{ shape: string; batch: number; graph: boolean; tokensPerS: number }>).find((d) => d.shape === '130m' && d.batch === 64 && d.graph)!.tokensPerS;
   for (const g of prices.gpu) {
-    const tps = rooflineTps(g.memoryBandwidthGBs, bpt, efficiency);
+    const scale = g.memoryBandwidthGBs / prices.h200BandwidthGBs;
     runners.push({
-      id: g.id, label: `${g.gpu} (ESTIMATE)`, prefillTps: tps, decodeTps: tps / 50, perHour: g.perHour, utilization: util, kind: 'estimate',
-      source: `roofline ${g.memoryBandwidthGBs} GB/s ÷ ${bpt} B/token × η=${efficiency.toPrecision(2)}, η from the H200 eval's ${Math.round(h200Tps)} tok/s (bench/results/passkey-perplexity.json, PyTorch, ${pp.command}); the CUDA engine (#5) is unverified`,
+      id: g.id, label: `${g.gpu} (ESTIMATE)`, prefillTps: h200Tps * scale, decodeTps: decode64 * scale, perHour: g.perHour, utilization: util, kind: 'estimate',
+      source: `H200-measured CUDA runner ${Math.round(h200Tps)} prompt tok/s (bench/results/runner-gpu-check-bf16.json, ${gpuCheck.command}; passkey passes ≥16K) × bandwidth ratio ${scale.toPrecision(2)}`,
     });
   }
 
@@ -129,9 +135,10 @@ export async function buildCostReport(command: string) {
     const cells = pp.passkey[mode]?.[String(L)] as Record<string, number> | undefined;
     return cells ? Object.values(cells).reduce((a, b) => a + b, 0) / Object.values(cells).length : undefined;
   };
-  const deciMode = `decimamba_layer${decimation.layer}`;
+  // train/evaluate.py names the variant by layer, and by L_base when the sweep moved it off the paper's default
+  const deciMode = [`decimamba_layer${decimation.layer}_lbase${decimation.lBase}`, `decimamba_layer${decimation.layer}`].find((k) => pp.passkey[k]) ?? `decimamba_layer${decimation.layer}`;
   const jobCost = (runner: string, L: number, v: string) => jobs.find((j) => j.runner === runner && j.length === L && j.variant === v)!.total;
-  const primary = runners[0]!.id;
+  const primary = 'cpu-runner-onnx'; // the runner's engine without a GPU
   const perCorrect = LENGTHS.filter((L) => acc('mamba', L) !== undefined).map((L) => {
     const am = acc('mamba', L)!;
     const ad = acc(deciMode, L)!;
@@ -141,7 +148,7 @@ export async function buildCostReport(command: string) {
   const edgeAt = (L: number) => edgeRequestDollars(prices, edge, { promptTokens: L, newTokens: NEW_TOKENS }).dollars;
   const xs = [256, 512, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000];
   const cheapestGpu = runners.filter((r) => r.kind === 'estimate').sort((a, b) => a.perHour / a.prefillTps - b.perHour / b.prefillTps)[0]!;
-  const cpuRunner = runners[0]!;
+  const cpuRunner = runners.find((r) => r.id === primary)!;
   const breakEvens = {
     edgeVsRunnerTokens: Object.fromEntries(runners.map((r) => [r.id, breakEven(xs, (L) => jobDollars(prices, r, { promptTokens: L, newTokens: NEW_TOKENS }, jobOpts(1)).total, edgeAt)])),
     deciVsMambaPerCorrectTokens: perCorrect.find((p) => p.dollarsPerCorrect.decimamba !== null && (p.dollarsPerCorrect.mamba === null || p.dollarsPerCorrect.decimamba < p.dollarsPerCorrect.mamba) && p.accuracy.decimamba > p.accuracy.mamba)?.length ?? null,
@@ -153,7 +160,9 @@ export async function buildCostReport(command: string) {
     const pc = perCorrect.find((p) => p.length === L);
     const pct = (x: number | undefined) => `${(100 * (x ?? NaN)).toFixed(0)}%`;
     headline.push(`${L / 1000}K passkey accuracy (H200 eval): Mamba ${pct(pc?.accuracy.mamba)}, DeciMamba ${pct(pc?.accuracy.decimamba)}`);
-    for (const r of runners.filter((r) => ['cpu-runner-reference', 'cpu-onnx-native', 'lambda-1xH100-PCIe'].includes(r.id))) {
+    const usd = (x: number | null | undefined) => (x == null ? 'n/a (no correct answers)' : `$${x.toPrecision(3)}`);
+    headline.push(`  ${L / 1000}K $ per correct answer on ${primary}: Mamba ${usd(pc?.dollarsPerCorrect.mamba)}, DeciMamba ${usd(pc?.dollarsPerCorrect.decimamba)}`);
+    for (const r of runners.filter((r) => ['cpu-runner-onnx', 'cpu-runner-reference', 'lambda-1xH100-PCIe'].includes(r.id))) {
       headline.push(`  ${L / 1000}K $/job on ${r.id} (${r.kind}): Mamba $${jobCost(r.id, L, 'mamba').toPrecision(3)}, DeciMamba $${jobCost(r.id, L, 'decimamba').toPrecision(3)}`);
     }
   }
@@ -167,6 +176,6 @@ export async function buildCostReport(command: string) {
     edge: { mixPer1K: round(edgeMixPer1K), byLength: edgeByLength },
     jobs: jobs.map((j) => ({ ...j, engineSeconds: round(j.engineSeconds), compute: round(j.compute), storage: round(j.storage), edge: round(j.edge), total: round(j.total) })),
     perCorrect, breakEvens, headline,
-    gpuKernelBreakdown: existsSync(join(REPO, 'bench/results/cuda-kernels.json')) ? 'bench/results/cuda-kernels.json' : null,
+    gpuKernelBreakdown: existsSync(join(REPO, 'bench/results/cuda-bench.json')) ? 'bench/results/cuda-bench.json' : null,
   };
 }

@@ -15,6 +15,8 @@ export interface ChartSpec {
 type Json = Record<string, any>;
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
 const color = (i: number) => PALETTE[i % PALETTE.length]!;
+/** Distinct colours for charts with more series than the palette (golden-angle hues). */
+const manyColor = (i: number) => (i < PALETTE.length ? color(i) : `hsl(${Math.round((i * 137.5) % 360)}, 60%, ${i % 2 ? 38 : 58}%)`);
 
 function readJson(path: string): Json | null {
   try {
@@ -80,7 +82,7 @@ export function loadCharts(resultsDir: string, extraSuites: Json[] = []): ChartS
     }
     charts.push({
       id: 'cost-vs-length', title: '$ per request / per job against context length', sources: [{ file: 'bench/results/cost.json', command: cost.command }],
-      note: `Inputs: ${Object.values(cost.sources).filter(Boolean).join('; ')}. GPU lines are estimates (roofline scaled by the H200 PyTorch eval); DeciMamba dashed.`,
+      note: `Inputs: ${Object.values(cost.sources).filter(Boolean).join('; ')}. GPU lines are estimates (the H200-measured CUDA runner scaled by memory bandwidth); DeciMamba dashed.`,
       config: { type: 'scatter', data: { datasets: ds }, options: { scales: { x: logAxis('context length (tokens)'), y: logAxis('$ per request or job') } } },
     });
   }
@@ -113,12 +115,38 @@ export function loadCharts(resultsDir: string, extraSuites: Json[] = []): ChartS
     }
   }
 
-  // 5: GPU kernel breakdown, where the CUDA engine (#5) produced one.
-  const kernels = readJson(join(resultsDir, 'cuda-kernels.json'));
-  if (kernels?.kernels) {
+  // 5 + 6: the CUDA engine on the H200 (mamba/cuda/device-check.ts): where prefill time goes, and prefill speed.
+  const cuda = readJson(join(resultsDir, 'cuda-bench.json'));
+  const cudaSource = { file: 'bench/results/cuda-bench.json', command: 'node .device/app/device-check.mjs --phases env,bench --shapes 130m,1.4b (mamba/cuda/device-check.ts; parts and merge in bench/results/cuda-device-check.md)' };
+  if (cuda?.tables?.breakdown?.length) {
+    const rows = (cuda.tables.breakdown as Json[]).filter((r) => !String(r.kernel).startsWith('TOTAL'));
+    const groups = [...new Set(rows.map((r) => `${r.shape} ${r.engine} L=${r.L} ${r.mode}`))];
+    const kernels = [...new Set(rows.map((r) => String(r.kernel)))];
     charts.push({
-      id: 'gpu-kernels', title: 'GPU kernel time breakdown', sources: [{ file: 'bench/results/cuda-kernels.json', command: kernels.command }],
-      config: { type: 'bar', data: { labels: kernels.kernels.map((k: Json) => k.name), datasets: [{ label: 'ms', data: kernels.kernels.map((k: Json) => k.ms), backgroundColor: color(0) }] }, options: { indexAxis: 'y' } },
+      id: 'gpu-kernels', title: 'GPU kernel time breakdown of one prefill (H200, ms)', sources: [cudaSource],
+      config: { type: 'bar', data: { labels: groups, datasets: kernels.map((k, i) => ({ label: k, backgroundColor: manyColor(i), data: groups.map((g) => rows.find((r) => `${r.shape} ${r.engine} L=${r.L} ${r.mode}` === g && r.kernel === k)?.ms ?? 0) })) }, options: { indexAxis: 'y', scales: { x: { stacked: true, title: { display: true, text: 'ms' } }, y: { stacked: true } } } },
+    });
+  }
+  if (cuda?.tables?.prefill?.length) {
+    const ds: Json[] = [];
+    let i = 0;
+    const series = [...new Set((cuda.tables.prefill as Json[]).map((r) => `${r.shape} ${r.engine} ${r.mode}`))];
+    for (const key of series) {
+      const pts = (cuda.tables.prefill as Json[]).filter((r) => `${r.shape} ${r.engine} ${r.mode}` === key).map((r) => ({ x: r.L, y: r.tokensPerS }));
+      ds.push(line(`CUDA engine ${key}`, pts, i++, key.endsWith('decimamba')));
+    }
+    const cmp = readJson(join(resultsDir, 'cuda-compare.json'));
+    const sources = [cudaSource];
+    if (cmp?.rows?.length) {
+      for (const key of [...new Set((cmp.rows as Json[]).map((r) => `${r.impl} ${r.shape} ${r.dtype} ${r.mode}`))]) {
+        const pts = (cmp.rows as Json[]).filter((r) => `${r.impl} ${r.shape} ${r.dtype} ${r.mode}` === key).map((r) => ({ x: r.L, y: r.tokensPerS }));
+        ds.push(line(`PyTorch ${key.replace(/^hf /, 'HF transformers ').replace(/^train /, 'train/mamba.py ')}`, pts, i++, true));
+      }
+      sources.push({ file: 'bench/results/cuda-compare.json', command: 'python3 bench/cuda-compare.py --bench-dir /tmp/deciserve-bench --out $OUT --budget-s 185' });
+    }
+    charts.push({
+      id: 'gpu-prefill', title: 'Prefill throughput on one H200: the CUDA engine against PyTorch (same weights)', sources,
+      config: { type: 'scatter', data: { datasets: ds }, options: { scales: { x: logAxis('prompt length (tokens)'), y: logAxis('prompt tokens/s') } } },
     });
   }
   return charts;
