@@ -10,6 +10,8 @@ export interface EngineThreadData {
   /** Which device this thread drives (GPU index for the CUDA engine; CPU engines ignore it). */
   device: number;
   context: PassContext;
+  /** pino level for the thread's own log lines (suite progress). */
+  logLevel?: string;
 }
 
 export type ToEngineThread = { type: 'pass'; passId: number; items: PassItem[] };

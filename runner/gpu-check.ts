@@ -1,12 +1,12 @@
 // The runner's GPU path on a real GPU (bundled by shared/device/pack.sh, run on the H200): `auto` must load the CUDA
-// engine, and passkey and perplexity suites (bench/quality/suite.ts, the jobs `deciserve bench submit` sends) must
+// engine, and passkey and perplexity suites (runner/suite.ts, the jobs `deciserve bench submit` sends) must
 // run through runPass, the code a runner's engine thread runs, one pass per context length, with plain Mamba and
 // DeciMamba jobs mixed in the same batch. Prints a table, and writes runner-device-check.json to --out.
 //   bash ../shared/device/pack.sh runner/gpu-check.ts, then: . .device/boot.sh && node .device/app/gpu-check.mjs --out $OUT
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildSuiteJobs, judgeSample, summarizeSuite, type SampleResult, type Task } from '../bench/quality/suite.ts';
+import { buildSuiteJobs, judgeSample, summarizeSuite, type SampleResult, type Task } from './suite.ts';
 import { encodeCorpus, haystackText } from '../mamba/passkey.ts';
 import { loadEngine } from './engine-factory.ts';
 import { jobRequestSchema } from './job-request.ts';

@@ -9,12 +9,13 @@ import { ApiError, badRequest, conflict, errorResponse, notFound, unavailable } 
 import { readBodyWithLimit } from './body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from './config.ts';
-import { jobRequestSchema, resolveDecimation, type JobRequest } from './job-request.ts';
+import { runnerJobRequestSchema, resolveDecimation, type RunnerJobRequest } from './job-request.ts';
 import { isJobId, jobIdFor, requestSha256, type StoredJob } from './jobs.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import type { ModelDefaults } from './model-defaults.ts';
 import { enqueue, type JobQueue } from './queue.ts';
 import type { JobStore } from './s3-store.ts';
+import { suitePromptTokens } from './suite.ts';
 
 export interface IntakeDeps {
   config: RunnerConfig;
@@ -32,7 +33,7 @@ export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancell
 export interface JobView {
   id: string;
   object: 'job';
-  type?: JobRequest['type'];
+  type?: RunnerJobRequest['type'];
   status: JobStatus;
   created_at?: number;
   prompt_tokens?: number;
@@ -58,7 +59,7 @@ function zodToApiError(error: z.ZodError): ApiError {
 
 export function jobRoutes(deps: IntakeDeps) {
   const { config, store, queue, log, metrics } = deps;
-  const schema = jobRequestSchema({ maxNewTokens: config.limits.maxNewTokens, maxPromptChars: config.limits.maxBodyBytes });
+  const schema = runnerJobRequestSchema({ maxNewTokens: config.limits.maxNewTokens, maxPromptChars: config.limits.maxBodyBytes });
   const app = new Hono<SignedEnv>();
 
   app.use('*', async (c, next) => {
@@ -83,7 +84,7 @@ export function jobRoutes(deps: IntakeDeps) {
     }
     const promptTokens = countTokens(deps, request);
     try {
-      if (request.decimation !== 'off') resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);
+      if (request.type !== 'suite' && request.decimation !== 'off') resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);
     } catch (err) {
       throw badRequest('invalid_decimation', (err as Error).message, 'decimation_params');
     }
@@ -154,7 +155,7 @@ export function jobRoutes(deps: IntakeDeps) {
   return app;
 }
 
-function parseRequest(body: Uint8Array, schema: ReturnType<typeof jobRequestSchema>): JobRequest {
+function parseRequest(body: Uint8Array, schema: ReturnType<typeof runnerJobRequestSchema>): RunnerJobRequest {
   let text: string;
   try {
     text = utf8.decode(body);
@@ -172,12 +173,19 @@ function parseRequest(body: Uint8Array, schema: ReturnType<typeof jobRequestSche
   return parsed.data;
 }
 
-function countTokens(deps: IntakeDeps, request: JobRequest): number {
+/** Prompt tokens of a job; for a suite, of all its prompts (its cost in the batch budget, so it gets a pass of its own). */
+function countTokens(deps: IntakeDeps, request: RunnerJobRequest): number {
+  const max = deps.config.limits.maxPromptTokens;
+  if (request.type === 'suite') {
+    const over = request.suite.lengths.find((length) => length > max);
+    if (over !== undefined) throw badRequest('context_length_exceeded', `suite length ${over}: this runner takes at most ${max} prompt tokens`, 'suite.lengths');
+    return suitePromptTokens(request.suite);
+  }
   const prompt = deps.tokenizer.encode(request.prompt).length;
   const continuation = request.continuation === undefined ? 0 : deps.tokenizer.encode(request.continuation).length;
   const total = prompt + continuation;
-  if (total > deps.config.limits.maxPromptTokens) {
-    throw badRequest('context_length_exceeded', `${total} prompt tokens; this runner takes at most ${deps.config.limits.maxPromptTokens}`, 'prompt');
+  if (total > max) {
+    throw badRequest('context_length_exceeded', `${total} prompt tokens; this runner takes at most ${max}`, 'prompt');
   }
   if (request.type === 'score' && total < 2) throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
   return total;

@@ -1,8 +1,10 @@
 // What the edge API submits to the runner's intake (one long-document job), and how it becomes engine options.
+// The runner also takes `type: "suite"`: a whole quality benchmark as one job (runner/suite.ts).
 import { z } from 'zod';
 import { validateDecimation } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
 import type { ModelDefaults } from './model-defaults.ts';
+import { MAX_SUITE_PROMPTS, SUITE_TASKS, SUITE_VARIANTS, suitePromptCount } from './suite.ts';
 
 export interface RequestLimits {
   maxNewTokens: number;
@@ -20,12 +22,21 @@ const webhook = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2048),
 });
 
+const model = z.string().min(1).max(256);
+/** 1 = most urgent, 10 = least. */
+const priority = z.number().int().min(1).max(10).default(5);
+const metadata = z
+  .record(z.string().min(1).max(64), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= 16, 'at most 16 metadata keys')
+  .optional();
+
+/** Completion and score jobs: what the edge API sends (its /v1/jobs schema is this one). */
 export function jobRequestSchema(limits: RequestLimits) {
   const text = z.string().max(limits.maxPromptChars);
   return z
     .strictObject({
       type: z.enum(['completion', 'score']),
-      model: z.string().min(1).max(256),
+      model,
       /** completion: the prompt; score: the text (or the context when `continuation` is given). */
       prompt: text.min(1),
       /** score only: score these tokens given `prompt` (tokenized separately and appended). */
@@ -41,13 +52,9 @@ export function jobRequestSchema(limits: RequestLimits) {
       decimation_params: decimationParams.optional(),
       /** Tail of the prompt that decimation always keeps (the question). */
       protect: z.number().int().min(1).max(10_000_000).optional(),
-      /** 1 = most urgent, 10 = least. */
-      priority: z.number().int().min(1).max(10).default(5),
+      priority,
       webhook: webhook.optional(),
-      metadata: z
-        .record(z.string().min(1).max(64), z.string().max(512))
-        .refine((m) => Object.keys(m).length <= 16, 'at most 16 metadata keys')
-        .optional(),
+      metadata,
     })
     .superRefine((r, ctx) => {
       if (r.type === 'completion' && r.continuation !== undefined) {
@@ -57,6 +64,47 @@ export function jobRequestSchema(limits: RequestLimits) {
 }
 
 export type JobRequest = z.infer<ReturnType<typeof jobRequestSchema>>;
+
+const distinct = (list: unknown[]) => new Set(list).size === list.length;
+
+/** A quality suite: prompts are built on the runner from the model's haystack.txt. Lengths are checked against the runner's prompt-token limit at intake. */
+const suiteSpec = z
+  .strictObject({
+    task: z.enum(SUITE_TASKS),
+    lengths: z.array(z.number().int().min(128).max(100_000_000)).min(1).max(64).refine(distinct, 'lengths must be distinct'),
+    /** passkey only: needle depths. */
+    depths: z.array(z.number().min(0).max(1)).min(1).max(64).refine(distinct, 'depths must be distinct').optional(),
+    /** passkey: prompts per length and depth; perplexity: windows per length. */
+    samples: z.number().int().min(1).max(MAX_SUITE_PROMPTS),
+    seed: z.number().int().min(0).max(0xffffffff).default(0),
+    variants: z.array(z.enum(SUITE_VARIANTS)).min(1).max(2).refine(distinct, 'variants must be distinct').default([...SUITE_VARIANTS]),
+  })
+  .superRefine((s, ctx) => {
+    if (s.task === 'passkey' && s.depths === undefined) ctx.addIssue({ code: 'custom', path: ['depths'], message: 'passkey suites need depths (needle positions in [0, 1])' });
+    if (s.task === 'perplexity' && s.depths !== undefined) ctx.addIssue({ code: 'custom', path: ['depths'], message: 'depths is only for passkey suites' });
+    if (!Array.isArray(s.lengths) || !Array.isArray(s.variants)) return;
+    const prompts = suitePromptCount(s);
+    if (prompts > MAX_SUITE_PROMPTS) ctx.addIssue({ code: 'custom', path: ['samples'], message: `the suite has ${prompts} prompts (lengths × depths × samples × variants); at most ${MAX_SUITE_PROMPTS}` });
+  });
+
+const suiteRequest = z.strictObject({
+  type: z.literal('suite'),
+  model,
+  suite: suiteSpec,
+  priority,
+  webhook: webhook.optional(),
+  metadata,
+});
+
+/** Everything the runner's intake takes: completion and score jobs (unchanged), and suites. */
+export function runnerJobRequestSchema(limits: RequestLimits) {
+  return z.discriminatedUnion('type', [jobRequestSchema(limits), suiteRequest], {
+    error: (iss) => (iss.code === 'invalid_union' ? 'Invalid option: expected one of "completion"|"score"|"suite"' : undefined),
+  });
+}
+
+export type SuiteJobRequest = z.infer<typeof suiteRequest>;
+export type RunnerJobRequest = JobRequest | SuiteJobRequest;
 
 /** The decimation a job runs with, or null for plain Mamba. Throws DecimationError on a config the model cannot run. */
 export function resolveDecimation(request: JobRequest, promptTokens: number, model: ModelDefaults): DecimationConfig | null {

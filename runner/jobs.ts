@@ -1,17 +1,17 @@
 // Job identity and the records a job leaves behind. S3 is the source of truth; Redis only schedules.
 import { createHash, randomUUID } from 'node:crypto';
-import type { JobRequest } from './job-request.ts';
+import type { RunnerJobRequest } from './job-request.ts';
 
 /** inputs/{id}.json: written once at intake. */
 export interface StoredJob {
   id: string;
   /** Unix milliseconds. */
   created_at: number;
-  request: JobRequest;
+  request: RunnerJobRequest;
   /** sha256 of the validated request; a resubmission with the same Idempotency-Key must match it. */
   request_sha256: string;
   prompt_tokens: number;
-  /** Token budget the job takes in a pass: prompt (+ continuation) + max_tokens. */
+  /** Token budget the job takes in a pass: prompt (+ continuation) + max_tokens; a suite's: all its prompt tokens. */
   cost_tokens: number;
 }
 
@@ -27,7 +27,7 @@ export interface EndedJob {
 /** What BullMQ carries: small, everything else is read from S3. */
 export interface QueueJobData {
   id: string;
-  type: JobRequest['type'];
+  type: RunnerJobRequest['type'];
   cost_tokens: number;
   prompt_tokens: number;
   created_at: number;
@@ -50,7 +50,7 @@ export function jobIdFor(idempotencyKey: string | undefined): string {
   return `job_${out}`;
 }
 
-export function requestSha256(request: JobRequest): string {
+export function requestSha256(request: RunnerJobRequest): string {
   return createHash('sha256').update(canonicalJson(request)).digest('hex');
 }
 

@@ -2,18 +2,20 @@
 //
 // The batch seam: `prepareJob` (tokenize, resolve decimation and sampling) → the engine → `buildResult`.
 // Batch-1 engines (reference, ONNX) run a pass's jobs one after another; an engine that sets
-// `LoadedEngine.batch` (the CUDA engine, #5) gets the whole pass's prepared jobs at once.
+// `LoadedEngine.batch` (the CUDA engine, #5) gets the whole pass's prepared jobs at once. A suite item (a whole
+// benchmark, runner/suite.ts) runs as sub-passes of its sample jobs through this same path.
 import type { GenerateOptions, GenerateResult } from '../mamba/generate.ts';
 import { generate } from '../mamba/generate.ts';
 import type { DecimationConfig, KeptIndices } from '../mamba/engine.ts';
 import { scoreSpan, type ScoreResult } from '../mamba/score.ts';
 import type { LoadedEngine } from './engine-factory.ts';
 import type { ModelDefaults } from './model-defaults.ts';
-import { resolveDecimation, seedFromJobId, stopStrings, type JobRequest } from './job-request.ts';
+import { resolveDecimation, seedFromJobId, stopStrings, type JobRequest, type RunnerJobRequest, type SuiteJobRequest } from './job-request.ts';
+import { runSuite, type SuiteResult } from './suite.ts';
 
-export interface PassItem {
+export interface PassItem<R extends RunnerJobRequest = RunnerJobRequest> {
   id: string;
-  request: JobRequest;
+  request: R;
   /** Unix ms, for the result's `created`. */
   createdAt: number;
 }
@@ -21,6 +23,14 @@ export interface PassItem {
 export interface PassContext {
   modelId: string;
   model: ModelDefaults;
+  /** The model folder; suites read its haystack.txt (the engine thread reads it once). */
+  modelDir?: string;
+}
+
+/** What only the engine thread can supply: the tokenized held-out text (suites) and a logger. */
+export interface PassHooks {
+  haystack?: () => number[];
+  log?: (fields: Record<string, unknown>, msg: string) => void;
 }
 
 export type PreparedJob =
@@ -74,7 +84,7 @@ export interface ScoreJobResult {
   deciserve: ResultExtras;
 }
 
-export type JobResult = CompletionResult | ScoreJobResult;
+export type JobResult = CompletionResult | ScoreJobResult | SuiteResult;
 
 interface ResultExtras {
   engine: string;
@@ -87,7 +97,7 @@ export class JobInputError extends Error {
   override name = 'JobInputError';
 }
 
-export function prepareJob(loaded: LoadedEngine, item: PassItem, ctx: PassContext): PreparedJob {
+export function prepareJob(loaded: LoadedEngine, item: PassItem<JobRequest>, ctx: PassContext): PreparedJob {
   const { request } = item;
   const promptIds = loaded.tokenizer.encode(request.prompt);
   if (promptIds.length === 0) throw new JobInputError('prompt tokenizes to nothing');
@@ -125,7 +135,32 @@ async function runOne(loaded: LoadedEngine, job: PreparedJob): Promise<EngineOut
   return scoreSpan(loaded.engine, job.ids, { start: job.start, decimation: job.decimation });
 }
 
-export async function runPass(loaded: LoadedEngine, items: PassItem[], ctx: PassContext): Promise<PassOutcome[]> {
+export async function runPass(loaded: LoadedEngine, items: PassItem[], ctx: PassContext, hooks: PassHooks = {}): Promise<PassOutcome[]> {
+  const isSuite = (item: PassItem): item is PassItem<SuiteJobRequest> => item.request.type === 'suite';
+  const jobs = items.filter((item): item is PassItem<JobRequest> => !isSuite(item));
+  const outcomes = new Map<string, PassOutcome>();
+  if (jobs.length > 0) for (const o of await runJobs(loaded, jobs, ctx)) outcomes.set(o.id, o);
+  for (const item of items.filter(isSuite)) {
+    const env = {
+      tokenizer: loaded.tokenizer,
+      engine: loaded.engine.name,
+      haystack: () => {
+        if (!hooks.haystack) throw new JobInputError('suites need the model folder\'s haystack.txt, which this engine cannot read');
+        return hooks.haystack();
+      },
+      run: (sub: PassItem<JobRequest>[]) => runJobs(loaded, sub, ctx),
+      log: hooks.log,
+    };
+    // Samples fail one by one inside runSuite; what throws out of it (no haystack, a length the text or the
+    // needle cannot fill) fails the same way on every retry.
+    const fail = (err: unknown) => failure(item.id, new JobInputError(`suite: ${(err as Error)?.message ?? err}`));
+    outcomes.set(item.id, await runSuite(item, env).catch(fail));
+  }
+  return items.map((item) => outcomes.get(item.id)!);
+}
+
+/** Completion and score jobs: prepared, then run one by one or as one batch. */
+async function runJobs(loaded: LoadedEngine, items: PassItem<JobRequest>[], ctx: PassContext): Promise<PassOutcome[]> {
   const outcomes = new Map<string, PassOutcome>();
   const prepared: PreparedJob[] = [];
   for (const item of items) {
@@ -172,7 +207,7 @@ function keptSummary(kept: KeptIndices[]): Array<{ layer: number; tokens: number
 
 function buildOutcome(
   loaded: LoadedEngine,
-  item: PassItem,
+  item: PassItem<JobRequest>,
   job: PreparedJob,
   output: EngineOutput,
   ctx: PassContext,

@@ -95,7 +95,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
     // BullMQ consumer and batch loop, all on the same queue.
     const consumer = redisOptions(config.redisUrl, { failFast: false });
     for (let device = 0; device < config.engineThreads; device++) {
-      const host = await EngineHost.start({ kind: config.engine, modelDir: config.modelDir, device, context: { modelId: config.modelId, model } });
+      const host = await EngineHost.start({ kind: config.engine, modelDir: config.modelDir, device, context: { modelId: config.modelId, model, modelDir: config.modelDir }, logLevel: config.logLevel });
       host.on('fatal', (err) => {
         log.fatal({ device, err: err.message }, 'engine thread died');
         fatalResolve(err);

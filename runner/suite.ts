@@ -1,0 +1,244 @@
+// A quality benchmark run as one runner job (`type: "suite"`): the passkey prompts and perplexity windows of
+// mamba/passkey.ts and train/evaluate.py, each run as a completion or score sample (decimation off = Mamba, on =
+// DeciMamba), judged and summarised. No Node APIs here: pass.ts, which the edge also imports, runs suites.
+import { buildPasskeyPrompt, judgePasskey, passkeyRng, PASSKEY_ANSWER_TOKENS } from '../mamba/passkey.ts';
+import { createRng, mixSeed } from '../mamba/rng.ts';
+import type { DecimationConfig } from '../mamba/engine.ts';
+import type { TextTokenizer } from '../mamba/tokenizer.ts';
+import type { JobRequest, SuiteJobRequest } from './job-request.ts';
+import type { JobStats, PassItem, PassOutcome } from './pass.ts';
+
+export const SUITE_TASKS = ['passkey', 'perplexity'] as const;
+export const SUITE_VARIANTS = ['mamba', 'decimamba'] as const;
+export type Task = (typeof SUITE_TASKS)[number];
+export type Variant = (typeof SUITE_VARIANTS)[number];
+export const SCORED_TOKENS = 100;
+/** Prompts one suite job may hold, so a job stays a bounded amount of work and result. */
+export const MAX_SUITE_PROMPTS = 5000;
+/** Samples per sub-pass: one CUDA batch each. */
+export const SUB_PASS_JOBS = 64;
+
+export interface SuiteSpec {
+  task: Task;
+  lengths: number[];
+  /** passkey only: needle depths in [0, 1]. */
+  depths?: number[];
+  samples: number;
+  seed: number;
+  variants: Variant[];
+  model: string;
+}
+
+export interface SampleJob {
+  key: string;
+  length: number;
+  depth?: number;
+  sample: number;
+  variant: Variant;
+  /** The completion or score job this sample runs as. */
+  body: JobRequest;
+  /** passkey: the key to find. */
+  passkey?: number;
+}
+
+export interface SampleResult {
+  key: string;
+  task: Task;
+  length: number;
+  depth?: number;
+  sample: number;
+  variant: Variant;
+  /** The sample's id inside its suite job (`{job id}/{key}`). */
+  jobId: string;
+  promptTokens?: number;
+  ok: boolean;
+  error?: string;
+  answer?: string;
+  correct?: boolean;
+  meanNll?: number;
+  perplexity?: number;
+  keptTokens?: number;
+  latencyMs: number;
+}
+
+export interface SuiteSummary {
+  task: Task;
+  /** variant → length → accuracy (passkey) or perplexity = exp(mean NLL over windows), as train/evaluate.py. */
+  byLength: Record<string, Record<string, { value: number; n: number; failed: number; meanLatencyMs: number }>>;
+}
+
+/** What a suite job stores as its result (results/{id}.json). */
+export interface SuiteResult {
+  id: string;
+  object: 'bench_suite';
+  created: number;
+  model: string;
+  spec: SuiteSpec;
+  summary: SuiteSummary;
+  samples: SampleResult[];
+  usage: { prompt_tokens: number };
+  /** decimation.config: what the DeciMamba samples ran with (null when none did). */
+  deciserve: { engine: string; wall_seconds: number; decimation: { config: DecimationConfig | null } };
+}
+
+type SpecShape = Pick<SuiteSpec, 'task' | 'lengths' | 'depths' | 'samples' | 'variants'>;
+
+/** Prompts (samples × variants) in a suite. */
+export function suitePromptCount(s: SpecShape): number {
+  const perLength = (s.task === 'passkey' ? (s.depths?.length ?? 0) : 1) * s.samples * s.variants.length;
+  return s.lengths.length * perLength;
+}
+
+/** Prompt tokens of the whole suite: its cost in the batch loop's token budget. */
+export function suitePromptTokens(s: SpecShape): number {
+  const perLength = suitePromptCount({ ...s, lengths: [1] });
+  return s.lengths.reduce((a, length) => a + length * perLength, 0);
+}
+
+const decimationFor = (v: Variant): 'on' | 'off' => (v === 'decimamba' ? 'on' : 'off');
+
+/** Jobs for a suite; the same (length, depth, sample) prompt goes to every variant. */
+export function buildSuiteJobs(spec: SuiteSpec, tokenizer: TextTokenizer, haystackIds: number[], suiteId: string): SampleJob[] {
+  const jobs: SampleJob[] = [];
+  const meta = (o: Record<string, string | number | undefined>) => Object.fromEntries(Object.entries({ suite: suiteId, task: spec.task, ...o }).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
+  const common = { model: spec.model, temperature: 0, top_p: 1, top_k: 0, priority: 5 };
+  for (const length of spec.lengths) {
+    if (spec.task === 'passkey') {
+      for (const depth of spec.depths ?? []) {
+        for (let i = 0; i < spec.samples; i++) {
+          const p = buildPasskeyPrompt(tokenizer, haystackIds, length, depth, passkeyRng(spec.seed, length, depth, i));
+          const prompt = tokenizer.decode(p.ids);
+          for (const variant of spec.variants) {
+            jobs.push({
+              key: `passkey/${length}/${depth}/${i}/${variant}`, length, depth, sample: i, variant, passkey: p.key,
+              body: {
+                ...common, type: 'completion', prompt, max_tokens: PASSKEY_ANSWER_TOKENS,
+                decimation: decimationFor(variant), protect: p.protect, metadata: meta({ length, depth, sample: i, variant }),
+              },
+            });
+          }
+        }
+      }
+    } else {
+      const rng = createRng(mixSeed(spec.seed, length, 7));
+      for (let i = 0; i < spec.samples; i++) {
+        if (haystackIds.length <= length + 1) throw new Error(`perplexity: held-out text has ${haystackIds.length} tokens, need > ${length}`);
+        const start = rng.int(haystackIds.length - length);
+        const window = haystackIds.slice(start, start + length);
+        const context = tokenizer.decode(window.slice(0, length - SCORED_TOKENS));
+        const continuation = tokenizer.decode(window.slice(length - SCORED_TOKENS));
+        for (const variant of spec.variants) {
+          jobs.push({
+            key: `perplexity/${length}/${i}/${variant}`, length, sample: i, variant,
+            body: {
+              ...common, type: 'score', prompt: context, continuation, max_tokens: 0, decimation: decimationFor(variant),
+              protect: SCORED_TOKENS + 1, metadata: meta({ length, sample: i, variant }),
+            },
+          });
+        }
+      }
+    }
+  }
+  return jobs;
+}
+
+interface CompletionLike {
+  choices: Array<{ text: string }>;
+  deciserve?: { decimation?: { config?: DecimationConfig | null; kept?: Array<{ layer: number; tokens: number }> } };
+}
+interface ScoreLike {
+  mean_nll: number;
+  perplexity: number;
+  deciserve?: CompletionLike['deciserve'];
+}
+
+/** Turns a sample's result into a per-sample record. */
+export function judgeSample(task: Task, job: SampleJob, result: unknown): Pick<SampleResult, 'answer' | 'correct' | 'meanNll' | 'perplexity' | 'keptTokens'> {
+  const kept = (result as CompletionLike).deciserve?.decimation?.kept;
+  const keptTokens = kept && kept.length > 0 ? Math.min(...kept.map((k) => k.tokens)) : undefined;
+  if (task === 'passkey') {
+    const answer = (result as CompletionLike).choices[0]?.text ?? '';
+    return { answer, correct: judgePasskey(answer, job.passkey!), keptTokens };
+  }
+  const r = result as ScoreLike;
+  return { meanNll: r.mean_nll, perplexity: r.perplexity, keptTokens };
+}
+
+export function summarizeSuite(task: Task, samples: SampleResult[]): SuiteSummary {
+  const byLength: SuiteSummary['byLength'] = {};
+  const groups = new Map<string, SampleResult[]>();
+  for (const s of samples) groups.set(`${s.variant}|${s.length}`, [...(groups.get(`${s.variant}|${s.length}`) ?? []), s]);
+  for (const [k, group] of groups) {
+    const [variant, length] = k.split('|') as [string, string];
+    const ok = group.filter((s) => s.ok);
+    const value = task === 'passkey'
+      ? ok.filter((s) => s.correct).length / Math.max(ok.length, 1)
+      : Math.exp(ok.reduce((a, s) => a + s.meanNll!, 0) / Math.max(ok.length, 1));
+    const meanLatencyMs = ok.reduce((a, s) => a + s.latencyMs, 0) / Math.max(ok.length, 1);
+    (byLength[variant] ??= {})[length] = { value, n: ok.length, failed: group.length - ok.length, meanLatencyMs: Math.round(meanLatencyMs) };
+  }
+  return { task, byLength };
+}
+
+export interface SuiteEnv {
+  tokenizer: TextTokenizer;
+  engine: string;
+  /** The model's held-out text, tokenized (read once by the engine thread). */
+  haystack(): number[];
+  /** Runs completion/score items as one pass (pass.ts's path for ordinary jobs). */
+  run(items: PassItem<JobRequest>[]): Promise<PassOutcome[]>;
+  log?(fields: Record<string, unknown>, msg: string): void;
+}
+
+/**
+ * Runs a suite job: per context length, its samples in sub-passes of at most SUB_PASS_JOBS (one batch each on the
+ * CUDA engine). A failed sample is recorded in the samples; the suite itself fails only on a bad spec or model folder.
+ */
+export async function runSuite(item: PassItem<SuiteJobRequest>, env: SuiteEnv): Promise<Extract<PassOutcome, { ok: true }>> {
+  const t0 = performance.now();
+  const spec: SuiteSpec = { ...item.request.suite, model: item.request.model };
+  const haystack = env.haystack();
+  const total = suitePromptCount(spec);
+  const samples: SampleResult[] = [];
+  let decimation: DecimationConfig | null = null;
+  const stats: JobStats = { promptTokens: 0, completionTokens: 0, scoredTokens: 0, keptTokens: 0, decimated: false, prefillMs: 0, decodeMs: 0 };
+  for (const length of spec.lengths) {
+    // One length at a time: only its prompts are held in memory (prompts are seeded per length, so this is the same set).
+    const jobs = buildSuiteJobs({ ...spec, lengths: [length] }, env.tokenizer, haystack, item.id);
+    for (let at = 0; at < jobs.length; at += SUB_PASS_JOBS) {
+      const chunk = jobs.slice(at, at + SUB_PASS_JOBS);
+      const items = chunk.map((j) => ({ id: `${item.id}/${j.key}`, request: j.body, createdAt: item.createdAt }));
+      const t1 = performance.now();
+      const outcomes = await env.run(items).catch((err: unknown): PassOutcome[] =>
+        items.map((it) => ({ id: it.id, ok: false, error: { message: String((err as Error)?.message ?? err), code: 'engine_error' }, retryable: true })),
+      );
+      const ms = performance.now() - t1;
+      outcomes.forEach((o, i) => {
+        const j = chunk[i]!;
+        const base = { key: j.key, task: spec.task, length, depth: j.depth, sample: j.sample, variant: j.variant, jobId: items[i]!.id };
+        if (!o.ok) {
+          samples.push({ ...base, ok: false, error: `${o.error.code}: ${o.error.message}`, latencyMs: Math.round(ms) });
+          return;
+        }
+        for (const k of ['promptTokens', 'completionTokens', 'scoredTokens', 'keptTokens', 'prefillMs', 'decodeMs'] as const) stats[k] += o.stats[k];
+        stats.decimated ||= o.stats.decimated;
+        decimation ??= (o.result as CompletionLike).deciserve?.decimation?.config ?? null;
+        const latencyMs = Math.round(o.stats.prefillMs + o.stats.decodeMs);
+        samples.push({ ...base, ok: true, promptTokens: o.stats.promptTokens, latencyMs, ...judgeSample(spec.task, j, o.result) });
+      });
+      env.log?.({ suite: item.id, task: spec.task, length, jobs: chunk.length, failed: outcomes.filter((o) => !o.ok).length, done: samples.length, total, ms: Math.round(ms) }, 'suite sub-pass done');
+    }
+  }
+  const result: SuiteResult = {
+    id: item.id,
+    object: 'bench_suite',
+    created: Math.floor(item.createdAt / 1000),
+    model: item.request.model,
+    spec,
+    summary: summarizeSuite(spec.task, samples),
+    samples,
+    usage: { prompt_tokens: stats.promptTokens },
+    deciserve: { engine: env.engine, wall_seconds: Math.round(performance.now() - t0) / 1000, decimation: { config: decimation } },
+  };
+  return { id: item.id, ok: true, result, stats };
+}
