@@ -27,7 +27,8 @@ export class JobsClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.ep.via === 'runner') Object.assign(headers, await signedHeaders(this.ep.secret ?? '', { method, path: p, body }));
     else if (this.ep.apiKey) headers.authorization = `Bearer ${this.ep.apiKey}`;
-    return fetch(this.ep.url + p, { method, body, headers });
+    // A bounded wait per call: a stalled connection must not hang the poll loop.
+    return fetch(this.ep.url + p, { method, body, headers, signal: AbortSignal.timeout(30_000) });
   }
 
   async submit(job: Record<string, unknown>, idempotencyKey?: string): Promise<JobView> {
@@ -46,7 +47,7 @@ export class JobsClient {
   /** The result, read from S3 through the job's presigned URL. */
   async result<T>(view: JobView): Promise<T> {
     if (!view.result_url) throw new Error(`job ${view.id} has no result_url`);
-    const res = await fetch(view.result_url);
+    const res = await fetch(view.result_url, { signal: AbortSignal.timeout(300_000) });
     if (!res.ok) throw new Error(`result of ${view.id}: HTTP ${res.status}`);
     return (await res.json()) as T;
   }

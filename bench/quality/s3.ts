@@ -1,6 +1,7 @@
-// Benchmark results in the runner's bucket, next to the job results: {S3_PREFIX}bench/{suite}/samples.jsonl + summary.json.
+// Quality suites in the runner's bucket: the runner stores each suite job's result once at {S3_PREFIX}results/{id}.json
+// (per-sample records + summary, runner/suite.ts). `deciserve report --s3` finds them here.
 // Configured by the runner's own S3_* environment variables.
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
 
 export interface BenchBucket {
   client: S3Client;
@@ -20,25 +21,32 @@ export function bucketFromEnv(env: NodeJS.ProcessEnv = process.env): BenchBucket
   return { client, bucket: env.S3_BUCKET ?? 'deciserve', prefix: env.S3_PREFIX ?? '' };
 }
 
-export const suiteKey = (b: BenchBucket, suite: string, file: string) => `${b.prefix}bench/${suite}/${file}`;
-
-export async function putText(b: BenchBucket, key: string, body: string, contentType: string): Promise<void> {
-  await b.client.send(new PutObjectCommand({ Bucket: b.bucket, Key: key, Body: body, ContentType: contentType }));
+/** Bucket and key behind a presigned GET URL: path-style (the runner's default) unless the host starts with `bucket.`. */
+export function s3Location(url: string, bucket?: string): { bucket: string; key: string } {
+  const u = new URL(url);
+  const path = decodeURIComponent(u.pathname.slice(1));
+  if (bucket && u.hostname.startsWith(`${bucket}.`)) return { bucket, key: path };
+  const [first, ...rest] = path.split('/');
+  return { bucket: first!, key: rest.join('/') };
 }
 
-export async function getText(b: BenchBucket, key: string): Promise<string> {
-  const res = await b.client.send(new GetObjectCommand({ Bucket: b.bucket, Key: key }));
+export async function getText(b: BenchBucket, key: string, range?: string): Promise<string> {
+  const res = await b.client.send(new GetObjectCommand({ Bucket: b.bucket, Key: key, Range: range }));
   return res.Body!.transformToString();
 }
 
-/** Summary keys of every stored suite (newest last by key order of the time-prefixed suite ids). */
+/**
+ * Keys of stored suite results. Results of every job share results/; a suite's starts with
+ * {"id":"job_…","object":"bench_suite" (the runner writes it in that key order), so its first bytes tell it apart
+ * without reading every result in full.
+ */
 export async function listSuiteSummaries(b: BenchBucket): Promise<string[]> {
   const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const res = await b.client.send(new ListObjectsV2Command({ Bucket: b.bucket, Prefix: `${b.prefix}bench/`, ContinuationToken: token }));
-    for (const o of res.Contents ?? []) if (o.Key?.endsWith('/summary.json')) keys.push(o.Key);
-    token = res.NextContinuationToken;
-  } while (token);
+  for await (const page of paginateListObjectsV2({ client: b.client }, { Bucket: b.bucket, Prefix: `${b.prefix}results/` })) {
+    for (const o of page.Contents ?? []) {
+      if (!o.Key?.endsWith('.json')) continue;
+      if ((await getText(b, o.Key, 'bytes=0-127')).includes('"object":"bench_suite"')) keys.push(o.Key);
+    }
+  }
   return keys.sort();
 }

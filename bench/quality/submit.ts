@@ -1,16 +1,15 @@
-// `deciserve bench submit`: send a quality suite as jobs, wait, judge, store per-sample + summary results in S3.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { encodeCorpus, haystackText } from '../../mamba/passkey.ts';
-import { readTokenizer } from '../../runner/engine-factory.ts';
-import { createProgress } from '../../cli/progress.ts';
+// `deciserve bench submit`: a quality suite is one runner job (`type: "suite"`, runner/suite.ts). The runner builds the
+// prompts from its model's held-out text, runs and judges every sample, and stores one result object (per-sample
+// records + summary) in S3; this side submits, waits, and reads that object back through the job's result URL.
 import { runnerDelta, scrape } from '../load/prom.ts';
+import type { SampleResult, SuiteResult, SuiteSpec, SuiteSummary } from '../../runner/suite.ts';
 import { JobsClient, type JobsEndpoint, type JobView } from './jobs-client.ts';
-import { putText, suiteKey, type BenchBucket } from './s3.ts';
-import { buildSuiteJobs, judgeSample, summarizeSuite, type SampleResult, type SuiteSpec, type SuiteSummary } from './suite.ts';
+import { s3Location } from './s3.ts';
 
 export interface SuiteRun {
   suite: string;
+  /** The runner job that ran the suite. */
+  jobId: string;
   spec: SuiteSpec;
   command: string;
   date: string;
@@ -18,73 +17,69 @@ export interface SuiteRun {
   wallSeconds: number;
   summary: SuiteSummary;
   samples: SampleResult[];
-  s3?: { bucket: string; samples: string; summary: string };
+  /** Where the runner stored the suite's result object (results/{jobId}.json). */
+  s3: { bucket: string; key: string };
+  engine: string;
   /** The runner's /metrics difference over the suite (engine seconds and tokens by decimation), when submitted to a runner. */
   runner?: ReturnType<typeof runnerDelta>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const DONE = ['succeeded', 'failed', 'cancelled'];
+
+/** The suite job's body: the spec without the model (that is the job's `model`); depths only for passkey. */
+export function suiteJobBody(spec: SuiteSpec, suite: string): Record<string, unknown> {
+  const { task, lengths, depths, samples, seed, variants } = spec;
+  return { type: 'suite', model: spec.model, suite: { task, lengths, ...(task === 'passkey' ? { depths } : {}), samples, seed, variants }, metadata: { suite } };
+}
 
 export async function runSuite(opts: {
   spec: SuiteSpec;
   endpoint: JobsEndpoint;
-  modelDir: string;
-  bucket: BenchBucket | null;
   command: string;
   pollMs?: number;
+  /** A progress line on stderr this often. */
+  progressMs?: number;
   timeoutMs?: number;
-  /** Resume (or re-collect) an earlier suite: the same spec and suite id give the same prompts and idempotency keys, so finished jobs are not run again. */
+  /** Resume (or re-collect) an earlier suite: the same suite id and spec give the same idempotency key, so the runner returns the same job instead of running it again. */
   suite?: string;
+  /** S3_BUCKET, to read the result URL's bucket when it is virtual-hosted. */
+  bucket?: string;
 }): Promise<SuiteRun> {
   const { spec } = opts;
   const started = Date.now();
   const suite = opts.suite ?? `${new Date(started).toISOString().replace(/[:.]/g, '-')}-${spec.task}`;
-  const tokenizer = await readTokenizer(opts.modelDir);
-  // The model's held-out text (train/'s held-out split, digits removed): never seen in training.
-  const haystackIds = encodeCorpus(tokenizer, haystackText(await readFile(join(opts.modelDir, 'haystack.txt'), 'utf8')));
-  const jobs = buildSuiteJobs(spec, tokenizer, haystackIds, suite);
   const client = new JobsClient(opts.endpoint);
   const metricsUrl = opts.endpoint.via === 'runner' ? `${opts.endpoint.url}/metrics` : null;
   const before = metricsUrl ? await scrape(metricsUrl).catch(() => null) : null;
 
-  const submitted: Array<{ job: (typeof jobs)[number]; view: JobView; at: number }> = [];
-  for (const job of jobs) submitted.push({ job, view: await client.submit(job.body, `${suite}/${job.key}`), at: Date.now() });
-  process.stderr.write(`bench ${suite}: ${jobs.length} jobs submitted to ${opts.endpoint.url}\n`);
-
-  const progress = createProgress(jobs.length, `bench ${spec.task}`);
-  const samples: SampleResult[] = [];
-  let left = submitted;
-  const deadline = Date.now() + (opts.timeoutMs ?? 6 * 3600_000);
-  while (left.length > 0) {
-    if (Date.now() > deadline) throw new Error(`bench ${suite}: ${left.length} jobs unfinished at the deadline`);
-    await sleep(opts.pollMs ?? 1000);
-    const still: typeof left = [];
-    for (const s of left) {
-      const view = await client.get(s.view.id).catch(() => null);
-      if (!view || !['succeeded', 'failed', 'cancelled'].includes(view.status)) {
-        still.push(s);
-        continue;
-      }
-      const base = { key: s.job.key, task: spec.task, length: s.job.length, depth: s.job.depth, sample: s.job.sample, variant: s.job.variant, jobId: view.id, promptTokens: s.view.prompt_tokens, latencyMs: Date.now() - s.at };
-      if (view.status !== 'succeeded') samples.push({ ...base, ok: false, error: view.error?.message ?? view.status });
-      else samples.push({ ...base, ok: true, ...judgeSample(spec.task, s.job, await client.result(view)) });
-      progress.tick(`${s.job.key}`);
+  let view: JobView = await client.submit(suiteJobBody(spec, suite), `bench-suite/${suite}`);
+  const say = (what: string) => process.stderr.write(`bench ${suite}: job ${view.id} ${what}, ${Math.round((Date.now() - started) / 1000)} s\n`);
+  say(`${view.status} (${view.prompt_tokens ?? '?'} prompt tokens) at ${opts.endpoint.url}`);
+  const deadline = Date.now() + (opts.timeoutMs ?? 24 * 3600_000);
+  let lastSaid = Date.now();
+  let pollError = '';
+  while (!DONE.includes(view.status)) {
+    if (Date.now() > deadline) throw new Error(`bench ${suite}: job ${view.id} still ${view.status} at the deadline`);
+    await sleep(opts.pollMs ?? 2000);
+    // A runner restart or a network blip is not the end of the suite: keep polling until the deadline.
+    view = await client.get(view.id).then(
+      (v) => ((pollError = ''), v),
+      (err: Error) => ((pollError = err.message), view),
+    );
+    if (Date.now() - lastSaid >= (opts.progressMs ?? 10_000)) {
+      say(view.status + (pollError ? ` (last poll failed: ${pollError})` : ''));
+      lastSaid = Date.now();
     }
-    left = still;
   }
-  progress.stop();
+  if (view.status !== 'succeeded') throw new Error(`bench ${suite}: job ${view.id} ${view.status}: ${view.error ? `${view.error.code}: ${view.error.message}` : 'no error given'}`);
+  say('succeeded; reading the result from S3');
+  const result = await client.result<SuiteResult>(view);
   const after = metricsUrl && before ? await scrape(metricsUrl).catch(() => null) : null;
-  samples.sort((a, b) => a.key.localeCompare(b.key));
-  const run: SuiteRun = {
-    suite, spec, command: opts.command, date: new Date(started).toISOString(), endpoint: { via: opts.endpoint.via, url: opts.endpoint.url },
-    wallSeconds: Math.round((Date.now() - started) / 100) / 10, summary: summarizeSuite(spec.task, samples), samples,
+  return {
+    suite, jobId: view.id, spec: result.spec, command: opts.command, date: new Date(started).toISOString(),
+    endpoint: { via: opts.endpoint.via, url: opts.endpoint.url }, wallSeconds: Math.round((Date.now() - started) / 100) / 10,
+    summary: result.summary, samples: result.samples, s3: s3Location(view.result_url!, opts.bucket), engine: result.deciserve.engine,
     ...(before && after ? { runner: runnerDelta(before, after) } : {}),
   };
-  if (opts.bucket) {
-    const keys = { samples: suiteKey(opts.bucket, suite, 'samples.jsonl'), summary: suiteKey(opts.bucket, suite, 'summary.json') };
-    await putText(opts.bucket, keys.samples, samples.map((s) => JSON.stringify(s)).join('\n') + '\n', 'application/x-ndjson');
-    run.s3 = { bucket: opts.bucket.bucket, ...keys };
-    await putText(opts.bucket, keys.summary, JSON.stringify({ ...run, samples: undefined }, null, 2), 'application/json');
-  }
-  return run;
 }

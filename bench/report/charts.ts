@@ -89,7 +89,7 @@ export function loadCharts(resultsDir: string, extraSuites: Json[] = []): ChartS
 
   // 4: accuracy and perplexity against context length: the H200 eval and suites run through the job API.
   const pp = readJson(join(resultsDir, 'passkey-perplexity.json'));
-  const suites = [...files.filter((f) => /^quality-.*\.json$/.test(f)).map((f) => ({ file: `bench/results/${f}`, r: readJson(join(resultsDir, f)) })), ...extraSuites.map((r) => ({ file: `s3://${r.s3?.bucket}/${r.s3?.summary}`, r }))].filter((x) => x.r?.summary);
+  const suites = [...files.filter((f) => /^quality-.*\.json$/.test(f)).map((f) => ({ file: `bench/results/${f}`, r: readJson(join(resultsDir, f)) })), ...extraSuites.map((r) => ({ file: `S3 results/${r.id}.json`, r }))].filter((x) => x.r?.summary);
   for (const task of ['passkey', 'perplexity'] as const) {
     const ds: Json[] = [];
     const sources: ChartSpec['sources'] = [];
@@ -103,9 +103,9 @@ export function loadCharts(resultsDir: string, extraSuites: Json[] = []): ChartS
     }
     for (const { file, r } of suites.filter((s) => s.r!.spec?.task === task)) {
       for (const [variant, byLen] of Object.entries(r!.summary.byLength as Json)) {
-        ds.push(line(`${variant} (through the job API, ${r!.endpoint?.via ?? ''})`, Object.entries(byLen as Json).map(([L, c]) => ({ x: Number(L), y: task === 'passkey' ? 100 * (c as Json).value : (c as Json).value })), i++, true));
+        ds.push(line(`${variant} (through the job API, ${r!.endpoint?.via ?? 'runner'})`, Object.entries(byLen as Json).map(([L, c]) => ({ x: Number(L), y: task === 'passkey' ? 100 * (c as Json).value : (c as Json).value })), i++, true));
       }
-      sources.push({ file, command: r!.command });
+      sources.push({ file, command: r!.command ?? `deciserve bench submit ${task} (suite job ${r!.id})` });
     }
     if (ds.length > 0) {
       charts.push({

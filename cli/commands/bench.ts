@@ -1,7 +1,6 @@
-// `deciserve bench submit|load|cost`: quality suites as jobs, load scenarios on autocannon, the cost model.
+// `deciserve bench submit|load|cost`: a quality suite as one runner job, load scenarios on autocannon, the cost model.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { resolveModelDir } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { intValue, listValue, stringValue } from '../values.ts';
 import type { Variant } from '../../bench/scenarios/scenario.ts';
@@ -42,11 +41,10 @@ const endpointOptions = {
 
 registerCommand({
   name: 'bench',
-  summary: 'Benchmarks through the public API: quality suites as jobs (submit), load scenarios (load), the cost model (cost).',
+  summary: 'Benchmarks through the public API: a quality suite as one job (submit), load scenarios (load), the cost model (cost).',
   usage: 'bench submit <passkey|perplexity> [options] | bench load <scenario> [options] | bench cost [options]',
   options: {
     ...endpointOptions,
-    model: { type: 'string', short: 'm', value: '<dir>', description: 'submit: checkpoint folder for the tokenizer and held-out text (default: models/deciserve-mamba)' },
     'model-id': { type: 'string', value: '<id>', description: 'submit/load: the served model name sent in requests', default: 'deciserve-mamba' },
     lengths: { type: 'string', value: '<list>', description: 'submit: context lengths in tokens', default: '1000,2000,4000' },
     depths: { type: 'string', value: '<list>', description: 'submit passkey: needle depths', default: '0,0.5,1' },
@@ -56,8 +54,7 @@ registerCommand({
     rates: { type: 'string', value: '<list>', description: 'load: arrival rates per second per variant (default: the scenario\'s)' },
     duration: { type: 'string', value: '<d>', description: 'load: duration per rate, e.g. 30s (default: the scenario\'s)' },
     out: { type: 'string', short: 'o', value: '<file>', description: 'result JSON (default: bench/results/quality-<task>.json, load-<scenario>.json, cost.json)' },
-    resume: { type: 'string', value: '<suite>', description: 'submit: resume an earlier suite by its id (same flags): finished jobs are collected, not rerun' },
-    'no-s3': { type: 'boolean', description: 'submit: do not store the suite in S3 (S3_* env, as the runner)' },
+    resume: { type: 'string', value: '<suite>', description: 'submit: collect an earlier suite by its id (same flags): the same job is collected, not rerun' },
   },
   details: [
     'Examples:',
@@ -72,28 +69,26 @@ registerCommand({
       if (arg !== 'passkey' && arg !== 'perplexity') throw new UsageError('bench submit needs a task: passkey or perplexity');
       const ep = endpointFrom(values);
       const { runSuite } = await import('../../bench/quality/submit.ts');
-      const { bucketFromEnv } = await import('../../bench/quality/s3.ts');
       const run = await runSuite({
         spec: {
           task: arg,
           lengths: listValue(values, 'lengths', { integer: true, min: 128 })!,
-          depths: listValue(values, 'depths', { min: 0, max: 1 })!,
+          ...(arg === 'passkey' ? { depths: listValue(values, 'depths', { min: 0, max: 1 })! } : {}),
           samples: intValue(values, 'samples', { min: 1 })!,
           seed: intValue(values, 'seed')!,
           variants: variantsFrom(stringValue(values, 'models')) ?? VARIANTS,
           model: stringValue(values, 'model-id')!,
         },
         endpoint: ep.via === 'runner' ? { via: 'runner', url: ep.runnerUrl!, secret: ep.secret } : { via: 'edge', url: ep.edgeUrl!, apiKey: ep.apiKey },
-        modelDir: resolveModelDir(stringValue(values, 'model')),
-        bucket: values['no-s3'] ? null : bucketFromEnv(),
         command: command(),
         suite: stringValue(values, 'resume'),
+        bucket: process.env.S3_BUCKET,
       });
       for (const [variant, rows] of Object.entries(run.summary.byLength)) {
         const cells = Object.entries(rows).map(([len, r]) => `${len}: ${arg === 'passkey' ? `${(100 * r.value).toFixed(0)}%` : r.value.toFixed(1)} (n=${r.n}${r.failed ? `, ${r.failed} failed` : ''})`);
         process.stdout.write(`${variant.padEnd(10)} ${cells.join('  ')}\n`);
       }
-      if (run.s3) process.stdout.write(`stored s3://${run.s3.bucket}/${run.s3.summary}\n`);
+      process.stdout.write(`suite ${run.suite}: job ${run.jobId} on ${run.engine}; stored s3://${run.s3.bucket}/${run.s3.key}\n`);
       await writeJson(resolve(stringValue(values, 'out') ?? join('bench/results', `quality-${arg}.json`)), run);
       return 0;
     }

@@ -1,6 +1,6 @@
 // bench/ against the real local stack (radosgw + Redis + a runner on a tiny checkpoint, loopback only):
-// the load driver's smoke run, a quality suite sent as jobs and stored in S3, the static report and the runner's
-// live page checked in Debian chromium (playwright-core), with screenshots under test/.tmp/bench/.
+// the load driver's smoke run, quality suites run as one job each (`deciserve bench submit`) with results in S3, the
+// static report and the runner's live page checked in Debian chromium (playwright-core), screenshots in test/.tmp/bench/.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { runLoad } from '../../bench/load/main.ts';
 import { bucketFromEnv, getText } from '../../bench/quality/s3.ts';
 import { runSuite } from '../../bench/quality/submit.ts';
 import { buildReport } from '../../bench/report/build.ts';
+import { cliInProcess } from '../cli-driver.ts';
 import { ensureRadosgw, freshDir, REPO, runnerEnv, runTag, SECRET, spawnRunner, startRedis, writeTinyCheckpoint, JobClient, type RedisHandle, type RunnerProcess, type S3Env } from '../runner/harness.ts';
 
 const run = promisify(execFile);
@@ -65,19 +66,45 @@ describe('bench against the local stack', () => {
     await writeFile(join(out, 'results/load-smoke-jobs.json'), JSON.stringify(r));
   }, 120_000);
 
-  it('bench submit: a passkey and a perplexity suite run as jobs; per-sample and summary results land in S3', async () => {
+  it('bench submit: a passkey and a perplexity suite each run as one job; per-sample and summary results are read back from S3', async () => {
     const bucket = { ...bucketFromEnv({ ...s3, S3_BUCKET: bucketName })!, prefix: '' };
-    const endpoint = { via: 'runner' as const, url: runner.url, secret: SECRET };
-    const passkey = await runSuite({ spec: { task: 'passkey', lengths: [160], depths: [0.5], samples: 1, seed: 0, variants: ['mamba', 'decimamba'], model: 'tiny' }, endpoint, modelDir: join(out, 'tiny'), bucket, command: 'test', pollMs: 200 });
+    await mkdir(join(out, 'results'), { recursive: true });
+    const outFile = join(out, 'results/quality-passkey.json');
+    const args = ['bench', 'submit', 'passkey', '--runner-url', runner.url, '--model-id', 'tiny', '--lengths', '160', '--depths', '0.5', '--samples', '1', '--resume', 'sys-passkey', '--out', outFile];
+    const submit = async () => {
+      const saved = process.env.RUNNER_HMAC_SECRET;
+      process.env.RUNNER_HMAC_SECRET = SECRET;
+      try {
+        return await cliInProcess(args);
+      } finally {
+        if (saved === undefined) delete process.env.RUNNER_HMAC_SECRET;
+        else process.env.RUNNER_HMAC_SECRET = saved;
+      }
+    };
+    const cli = await submit();
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/^mamba +160: \d+% \(n=1\)/m);
+    expect(cli.stderr).toMatch(/bench sys-passkey: job job_\w+ queued/);
+    const passkey = JSON.parse(await readFile(outFile, 'utf8'));
+    expect(passkey).toMatchObject({ suite: 'sys-passkey', spec: { task: 'passkey', lengths: [160], depths: [0.5] }, endpoint: { via: 'runner' }, s3: { bucket: bucketName, key: `results/${passkey.jobId}.json` } });
     expect(passkey.samples).toHaveLength(2);
-    expect(passkey.samples.every((s) => s.ok && typeof s.answer === 'string')).toBe(true);
-    const summary = JSON.parse(await getText(bucket, passkey.s3!.summary));
-    expect(Object.keys(summary.summary.byLength).sort()).toEqual(['decimamba', 'mamba']);
-    expect((await getText(bucket, passkey.s3!.samples)).trim().split('\n')).toHaveLength(2);
+    expect(passkey.samples.every((s: { ok: boolean; answer?: string }) => s.ok && typeof s.answer === 'string')).toBe(true);
+    expect(Object.keys(passkey.summary.byLength).sort()).toEqual(['decimamba', 'mamba']);
+    // The file's samples and summary are the object the runner stored in S3.
+    const stored = JSON.parse(await getText(bucket, passkey.s3.key));
+    expect(stored).toMatchObject({ id: passkey.jobId, object: 'bench_suite', summary: passkey.summary, samples: passkey.samples });
 
-    const ppl = await runSuite({ spec: { task: 'perplexity', lengths: [200], depths: [], samples: 1, seed: 0, variants: ['mamba', 'decimamba'], model: 'tiny' }, endpoint, modelDir: join(out, 'tiny'), bucket, command: 'test', pollMs: 200 });
+    // --resume: the same suite id is the same idempotency key, so the finished job is collected, not run again.
+    const ran = runner.succeeded().length;
+    expect((await submit()).code).toBe(0);
+    expect(JSON.parse(await readFile(outFile, 'utf8')).jobId).toBe(passkey.jobId);
+    expect(runner.succeeded().length).toBe(ran);
+
+    const endpoint = { via: 'runner' as const, url: runner.url, secret: SECRET };
+    const ppl = await runSuite({ spec: { task: 'perplexity', lengths: [200], samples: 1, seed: 0, variants: ['mamba', 'decimamba'], model: 'tiny' }, endpoint, command: 'test', pollMs: 200 });
+    expect(ppl.samples).toHaveLength(2);
     expect(ppl.samples.every((s) => s.ok && s.perplexity! > 1)).toBe(true);
-    await writeFile(join(out, 'results/quality-passkey.json'), JSON.stringify(passkey));
+    expect(ppl.runner!.byDecimation.on!.promptTokens).toBeGreaterThan(0);
     await writeFile(join(out, 'results/quality-perplexity.json'), JSON.stringify(ppl));
   }, 120_000);
 
