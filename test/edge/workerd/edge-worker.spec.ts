@@ -29,12 +29,12 @@ describe('edge API in workerd', () => {
     expect(Object.keys(timings(response))).toEqual(expect.arrayContaining(['tokenize', 'route', 'load', 'prefill', 'decode', 'total']));
     expect(body.deciserve).toMatchObject({ ran_on: 'edge', engine: 'onnx-wasm-fp32' });
     expect(body.usage.completion_tokens).toBe(16);
-    expect(body.choices[0]!.text).toBe(', Behold, I dreamed a dream, and, lo, there was a');
+    expect(body.choices[0]!.text).toBe(', Behold, I eat and eat my breadb not twenty shekels, until'); // deciserve generate "And God said" --max-tokens 16 (Node, reference and onnx)
   });
 
   it('streams server-sent events that add up to the completion', async () => {
     const response = await call('/v1/completions', {
-      body: { model: 'deciserve-mamba', prompt: 'And God said', max_tokens: 16, temperature: 0, stream: true, stop: ' dream' },
+      body: { model: 'deciserve-mamba', prompt: 'And God said', max_tokens: 16, temperature: 0, stream: true, stop: ' eat' },
     });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
