@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { buildSuiteJobs, judgeSample, summarizeSuite, type SampleResult, type Task } from './suite.ts';
 import { encodeCorpus, haystackText } from '../mamba/passkey.ts';
 import { loadEngine } from './engine-factory.ts';
-import { jobRequestSchema } from './job-request.ts';
+import { jobRequestSchema, runnerJobRequestSchema } from './job-request.ts';
 import { readModelDefaults } from './model-defaults.ts';
 import { runPass, type PassItem } from './pass.ts';
 
@@ -21,6 +21,8 @@ const { values: args } = parseArgs({
     'passkey-lengths': { type: 'string', default: '1000,4000,16000,32000,64000' },
     'ppl-lengths': { type: 'string', default: '2000,16000' },
     samples: { type: 'string', default: '2' },
+    /** Also run one `type: "suite"` job through runPass (what `deciserve bench submit` sends): these lengths. */
+    'suite-lengths': { type: 'string', default: '1000,16000,64000' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -63,6 +65,22 @@ for (const task of ['passkey', 'perplexity'] as Task[]) {
     const v = (variant: string) => summary.byLength[variant]?.[String(length)];
     const fmt = (x: { value: number; n: number; failed: number } | undefined) => (x ? (task === 'passkey' ? `${(100 * x.value).toFixed(0)}%` : x.value.toFixed(1)) + (x.failed ? ` (${x.failed} failed)` : '') : '-');
     rows.push(`| ${task} | ${length} | ${fmt(v('mamba'))} | ${fmt(v('decimamba'))} |`);
+  }
+}
+// The suite job itself, as the engine thread runs it: one job in, sub-passes of ≤64 prompts, one result with every sample.
+if (args['suite-lengths']) {
+  const request = runnerJobRequestSchema({ maxPromptChars: 10_000_000, maxNewTokens: 64 }).parse({
+    type: 'suite', model: 'deciserve-mamba', suite: { task: 'passkey', lengths: args['suite-lengths'].split(',').map(Number), depths: [0, 0.5, 1], samples: Number(args.samples), seed: 7 },
+  });
+  const t0 = performance.now();
+  const [outcome] = await runPass(loaded, [{ id: 'gpu-suite', request, createdAt: Date.now() }], ctx, { haystack: () => hay });
+  const ms = performance.now() - t0;
+  if (!outcome!.ok) throw new Error(`suite job failed: ${outcome!.error.message}`);
+  const result = outcome!.result as unknown as { summary: { byLength: Record<string, Record<string, { value: number; n: number; failed: number }>> }; samples: unknown[] };
+  report.suiteJob = { spec: request, ms, summary: result.summary, samples: result.samples.length };
+  console.log(`suite job: ${result.samples.length} samples in ${ms.toFixed(0)} ms`);
+  for (const [variant, byLength] of Object.entries(result.summary.byLength)) {
+    rows.push(`| suite job passkey | ${variant} | ${Object.entries(byLength).map(([L, c]) => `${L}: ${(100 * c.value).toFixed(0)}% (n=${c.n}${c.failed ? `, ${c.failed} failed` : ''})`).join(', ')} | |`);
   }
 }
 await loaded.engine.dispose?.();
