@@ -167,7 +167,11 @@ export function judgeSample(task: Task, job: SampleJob, result: unknown): Pick<S
 export function summarizeSuite(task: Task, samples: SampleResult[]): SuiteSummary {
   const byLength: SuiteSummary['byLength'] = {};
   const groups = new Map<string, SampleResult[]>();
-  for (const s of samples) groups.set(`${s.variant}|${s.length}`, [...(groups.get(`${s.variant}|${s.length}`) ?? []), s]);
+  for (const s of samples) {
+    const key = `${s.variant}|${s.length}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(s);
+  }
   for (const [k, group] of groups) {
     const [variant, length] = k.split('|') as [string, string];
     const ok = group.filter((s) => s.ok);
@@ -226,7 +230,8 @@ export async function runSuite(item: PassItem<SuiteJobRequest>, env: SuiteEnv): 
         const latencyMs = Math.round(o.stats.prefillMs + o.stats.decodeMs);
         samples.push({ ...base, ok: true, promptTokens: o.stats.promptTokens, latencyMs, ...judgeSample(spec.task, j, o.result) });
       });
-      env.log?.({ suite: item.id, task: spec.task, length, jobs: chunk.length, failed: outcomes.filter((o) => !o.ok).length, done: samples.length, total, ms: Math.round(ms) }, 'suite sub-pass done');
+      const promptTokens = outcomes.reduce((a, o) => a + (o.ok ? o.stats.promptTokens : 0), 0);
+      env.log?.({ suite: item.id, task: spec.task, length, jobs: chunk.length, failed: outcomes.filter((o) => !o.ok).length, done: samples.length, total, ms: Math.round(ms), promptTokens }, 'suite sub-pass done');
     }
   }
   const result: SuiteResult = {
