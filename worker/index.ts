@@ -7,7 +7,7 @@ import { createEdgeApp } from './app.ts';
 import { EdgeConfigError, edgeConfig } from './config.ts';
 import { consoleLog, type EdgeApp } from './deps.ts';
 import type { RateLimiter } from './http/rate-limit.ts';
-import { openEdgeModel, type EdgeModel, type ModelFetcher } from './model/edge-model.ts';
+import { lazyEdgeModel, openEdgeModel, type ModelFetcher } from './model/edge-model.ts';
 import { RunnerClient } from './runner-client.ts';
 
 export interface Env {
@@ -21,15 +21,9 @@ let configError: EdgeConfigError | null = null;
 
 function build(env: Env): EdgeApp {
   const config = edgeConfig(env);
-  let model: Promise<EdgeModel> | null = null;
-  const openModel = () => {
-    model ??= openEdgeModel(env.MODEL, wasm);
-    model.catch(() => (model = null));
-    return model;
-  };
   return createEdgeApp({
     config,
-    model: openModel,
+    model: lazyEdgeModel(() => openEdgeModel(env.MODEL, wasm)),
     runner: config.runner ? new RunnerClient(config.runner.url, config.runner.secret) : null,
     rateLimiter: env.RATE_LIMITER ?? null,
     log: consoleLog,

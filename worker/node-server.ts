@@ -13,7 +13,7 @@ import { edgeConfig } from './config.ts';
 import { consoleLog, type EdgeApp, type EdgeLog } from './deps.ts';
 import { MemoryRateLimiter } from './http/rate-limit.ts';
 import { DEFAULT_EDGE_MODEL_DIR } from './model/build.ts';
-import { openEdgeModel, type EdgeModel } from './model/edge-model.ts';
+import { lazyEdgeModel, openEdgeModel } from './model/edge-model.ts';
 import { folderFetcher } from './model/fs-fetcher.ts';
 import { RunnerClient } from './runner-client.ts';
 
@@ -23,15 +23,9 @@ const ortWasm = () => (wasm ??= readFile(ortWasmPath()).then((bytes) => WebAssem
 /** The app for `env` with the model in `modelDir` (what the Worker gets from its bindings). */
 export function createNodeEdgeApp(env: Record<string, string | undefined>, modelDir: string, log: EdgeLog = consoleLog): EdgeApp {
   const config = edgeConfig(env);
-  let model: Promise<EdgeModel> | null = null;
-  const openModel = () => {
-    model ??= ortWasm().then((w) => openEdgeModel(folderFetcher(modelDir), w));
-    model.catch(() => (model = null));
-    return model;
-  };
   return createEdgeApp({
     config,
-    model: openModel,
+    model: lazyEdgeModel(() => ortWasm().then((w) => openEdgeModel(folderFetcher(modelDir), w))),
     runner: config.runner ? new RunnerClient(config.runner.url, config.runner.secret) : null,
     rateLimiter: config.rateLimitPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitPerMinute) : null,
     log,

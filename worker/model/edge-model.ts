@@ -28,6 +28,16 @@ async function fetchJson(files: ModelFetcher, name: string, optional = false): P
   return response.json();
 }
 
+/** Opens the model on first use and shares it; a failed open is forgotten so the next request tries again. */
+export function lazyEdgeModel(open: () => Promise<EdgeModel>): () => Promise<EdgeModel> {
+  let model: Promise<EdgeModel> | null = null;
+  return () => {
+    model ??= open();
+    model.catch(() => (model = null));
+    return model;
+  };
+}
+
 export async function openEdgeModel(files: ModelFetcher, wasm: WebAssembly.Module): Promise<EdgeModel> {
   const [manifestJson, tokenizerJson, card] = await Promise.all([
     fetchJson(files, 'manifest.json'),
