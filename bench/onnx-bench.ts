@@ -1,13 +1,12 @@
 // Speed, memory, size and quality of the ONNX engine (fp32 / int8 / int4) in Node (onnxruntime-web WASM, one thread)
 // and in workerd (wrangler dev), against the TS reference and onnxruntime-node (native, one thread) on the same graph.
-// Run: npx tsx bench/onnx-bench.ts [--model <checkpoint>] [--skip-workerd] [--skip-reference]
+// Run: npx tsx bench/onnx-bench.ts [--model <checkpoint>] [--skip-workerd] [--skip-reference] (needs onnxruntime-node, see below)
 // Writes bench/results/onnx-bench.json and bench/results/onnx-bench.md. Uses models/deciserve-mamba when present,
 // else a random checkpoint of the shipped shape (d_model 256, 10 layers, vocab 4096).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as ortNode from 'onnxruntime-node';
 import { loadCheckpoint } from '../mamba/checkpoint.ts';
 import { defaultDecimation } from '../mamba/decimation.ts';
 import type { MambaConfig, MambaEngine, MambaWeights } from '../mamba/engine.ts';
@@ -49,6 +48,14 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 const log = (msg: string) => process.stderr.write(`[onnx-bench] ${msg}\n`);
+
+// onnxruntime-node (288 MB, and a postinstall that downloads CUDA libraries) is only this benchmark's native baseline,
+// so it is not in package.json: install it next to the project when running the benchmark.
+const ORT_NODE = 'onnxruntime-node';
+const ortNode = await import(ORT_NODE).catch(() => {
+  log(`needs ${ORT_NODE}: ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save ${ORT_NODE}@1.30.0 (the CPU build is bundled; skip avoids its CUDA download)`);
+  process.exit(2);
+}) as OrtApi;
 
 // ---- the model -------------------------------------------------------------------------------------------------
 interface BenchModel {
@@ -259,7 +266,7 @@ for (const quantization of QUANTS) {
 
   let nodeNative: EngineTimings | null = null;
   try {
-    const native = await OnnxEngine.create(ortNode as unknown as OrtApi, modelBytes(exported), {
+    const native = await OnnxEngine.create(ortNode, modelBytes(exported), {
       executionProvider: 'cpu',
       sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
     });
