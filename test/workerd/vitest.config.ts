@@ -1,7 +1,7 @@
-// The workerd half of the ONNX tests: runs test/workerd/*.test.ts inside workerd through vitest-pool-workers.
+// The workerd half of the ONNX tests: runs test/workerd/*.test.ts inside workerd through @cloudflare/vitest-plugin.
 // `npm test` chains it after the Node suite (the top-level config excludes this folder).
 import { resolve } from 'node:path';
-import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 import { prepareWorkerdModel } from './prepare-model.ts';
 

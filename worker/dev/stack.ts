@@ -115,6 +115,9 @@ function portTaken(port: number): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
+  if (Number(process.versions.node.split('.')[0]) < 22) {
+    throw new Error(`Node ${process.versions.node}: deciserve needs Node 22 (wrangler does too); README.md says how to get it`);
+  }
   mkdirSync(LOGS, { recursive: true });
   for (const [flag, port] of [['--port', values.port], ['--runner-port', values['runner-port']]] as const) {
     if (await portTaken(Number(port))) throw new Error(`port ${port} is in use; pick another with ${flag}`);

@@ -1,8 +1,8 @@
-// The edge API inside workerd (vitest-pool-workers): worker/index.ts with the top-level wrangler.toml, serving the
+// The edge API inside workerd (@cloudflare/vitest-plugin): worker/index.ts with the top-level wrangler.toml, serving the
 // shipped model from dist/edge-model (built here when missing or stale). Chained by `npm test` after the other two
 // configs. Test files are *.spec.ts so the top-level Node config (test/**/*.test.ts) does not pick them up.
 import { resolve } from 'node:path';
-import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 import { buildEdgeModel } from '../../../worker/model/build.ts';
 import { WORKERD_TEST_KEYS } from './keys.ts';
@@ -24,7 +24,7 @@ export default defineConfig({
           RUNNER_HMAC_SECRET: 'workerd-test-secret-0123456789',
           LOG_REQUESTS: 'false',
         },
-        ratelimits: { RATE_LIMITER: { simple: { limit: 20, period: 60 } } },
+        ratelimits: { RATE_LIMITER: { namespace_id: '6001', simple: { limit: 20, period: 60 } } },
       },
     }),
   ],
