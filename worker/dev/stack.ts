@@ -1,11 +1,11 @@
 // The whole deciserve stack on this machine, serving the shipped model: persistent radosgw (S3) and Redis
 // (infra/local/services.sh, installed with apt on first use), the batch runner, and the edge API under
-// `wrangler dev` (or on Node with --node). Prints the URLs and a curl to paste; Ctrl-C stops what it started.
+// `wrangler dev` (or on Node with --node). Prints the URLs and a curl to paste; Ctrl-C or SIGTERM stops what it started.
 //
 //   npm run stack [-- --node] [-- --port 8787] [-- --runner-port 8790]
 // Environment: DECISERVE_API_KEY (else a random key, printed), RUNNER_ENGINE (onnx: the CPU engine; reference for the slow oracle), RUNNER_MODEL_DIR.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -39,7 +39,10 @@ function isRunning(script: string, env: Record<string, string> = {}): boolean {
 }
 
 function services(command: 'start' | 'stop' | 'env'): string {
-  const result = spawnSync(SERVICES, [command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  // Stopping may happen after our terminal or pipe is gone: then its messages go to the log (a write to a closed
+  // pipe would kill the script half way).
+  const stderr = command === 'stop' ? openSync(join(LOGS, 'services.log'), 'a') : 'inherit';
+  const result = spawnSync(SERVICES, [command], { encoding: 'utf8', stdio: ['ignore', 'pipe', stderr] });
   if (result.status !== 0) throw new Error(`infra/local/services.sh ${command} failed (exit ${result.status})`);
   return result.stdout;
 }
@@ -122,8 +125,14 @@ async function main(): Promise<void> {
   for (const [flag, port] of [['--port', values.port], ['--runner-port', values['runner-port']]] as const) {
     if (await portTaken(Number(port))) throw new Error(`port ${port} is in use; pick another with ${flag}`);
   }
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0));
+  // npm forwards SIGINT/SIGTERM to its script's shell, and dash neither execs nor passes them on: the package.json
+  // script `exec`s us so the signal reaches this process. If the parent dies anyway (npm killed with SIGKILL), we are
+  // reparented: following the parent is the portable way to notice (Node has no PR_SET_PDEATHSIG). The output may
+  // be a pipe whose reader went with it: a write error must not stop the cleanup.
+  const parent = process.ppid;
+  setInterval(() => process.ppid !== parent && void shutdown(0), 500).unref();
+  process.stdout.on('error', () => {});
 
   startedServices = !(isRunning('radosgw.sh', { RGW_STORE: 'bluestore' }) && isRunning('redis.sh'));
   log(startedServices ? 'starting radosgw (S3) and Redis (first run installs them with apt)…' : 'radosgw and Redis are already running');
