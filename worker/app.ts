@@ -11,6 +11,7 @@ import { requireApiKey } from './http/auth.ts';
 import { errorResponse, handleError, notFound, zodError } from './http/errors.ts';
 import { jsonBody } from './http/json-body.ts';
 import { rateLimit } from './http/rate-limit.ts';
+import { registerChat } from './routes/chat.ts';
 import { registerCompletions } from './routes/completions.ts';
 import { RAN_ON_HEADER } from './routes/common.ts';
 import { registerHealth } from './routes/health.ts';
@@ -59,6 +60,7 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
   registerHealth(app);
   registerModels(app, routeDeps);
   registerCompletions(app, routeDeps);
+  registerChat(app, routeDeps);
   registerScore(app, routeDeps);
   registerJobs(app, routeDeps);
 
@@ -69,7 +71,7 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
       title: 'deciserve API',
       version: API_VERSION,
       description:
-        'OpenAI-compatible completions and scoring for Mamba models. Short contexts run at the edge (ONNX in a ' +
+        'OpenAI-compatible completions, chat completions and scoring for Mamba models. Short contexts run at the edge (ONNX in a ' +
         'Worker), long ones on the batch runner with DeciMamba. Responses say where they ran (x-deciserve-ran-on) ' +
         'and how long each stage took (Server-Timing).',
     },

@@ -70,6 +70,49 @@ export function apiSchemas(config: EdgeConfig) {
     })
     .openapi('CompletionRequest');
 
+  const textPart = z.strictObject({ type: z.literal('text'), text: z.string().max(config.limits.maxBodyBytes) });
+  const message = z.strictObject({
+    role: z.enum(['system', 'developer', 'user', 'assistant']),
+    content: z.union([z.string().max(config.limits.maxBodyBytes), z.array(textPart).min(1)]),
+    name: z.string().max(256).optional().openapi({ description: 'Accepted and not used (the template has no names).' }),
+  });
+  const newTokens = z.number().int().min(0).max(config.limits.maxNewTokens).nullish();
+  const chatCompletionRequest = z
+    .strictObject({
+      model: completionRequest.shape.model,
+      messages: z.array(message).min(1).max(1000).openapi({
+        description: 'Rendered as a "System:/User:/Assistant:" transcript ending in "Assistant:" (worker/chat-template.ts).',
+        example: [{ role: 'user', content: 'Who said, Let there be light?' }],
+      }),
+      max_completion_tokens: newTokens.openapi({ description: 'Tokens to generate (default 16).' }),
+      max_tokens: newTokens.openapi({ description: 'Older name of max_completion_tokens.' }),
+      temperature: completionRequest.shape.temperature,
+      top_p: completionRequest.shape.top_p,
+      stop: z
+        .union([z.string().min(1).max(256), z.array(z.string().min(1).max(256)).max(3)])
+        .nullish()
+        .openapi({ description: 'Up to 3 strings (the 4th slot is the template\'s turn boundary, "\\nUser:").' }),
+      seed: completionRequest.shape.seed,
+      stream: completionRequest.shape.stream,
+      stream_options: completionRequest.shape.stream_options,
+      n: neutral(1, 'one choice per request'),
+      logprobs: neutral(false, 'no logprobs in chat'),
+      top_logprobs: z.null().optional().openapi({ description: 'Not supported (null only).' }),
+      presence_penalty: neutral(0, 'no penalties'),
+      frequency_penalty: neutral(0, 'no penalties'),
+      logit_bias: completionRequest.shape.logit_bias,
+      user: completionRequest.shape.user,
+      top_k: completionRequest.shape.top_k,
+      ...decimation,
+      protect: completionRequest.shape.protect,
+      priority: completionRequest.shape.priority,
+    })
+    .refine((r) => r.max_tokens == null || r.max_completion_tokens == null || r.max_tokens === r.max_completion_tokens, {
+      message: 'max_tokens and max_completion_tokens disagree',
+      path: ['max_completion_tokens'],
+    })
+    .openapi('ChatCompletionRequest');
+
   const scoreRequest = z
     .strictObject({
       model: z.string().min(1).max(256).openapi({ example: config.modelId }),
@@ -80,12 +123,13 @@ export function apiSchemas(config: EdgeConfig) {
     })
     .openapi('ScoreRequest');
 
-  return { completionRequest, scoreRequest, jobRequest: job.openapi('JobRequest') };
+  return { completionRequest, chatCompletionRequest, scoreRequest, jobRequest: job.openapi('JobRequest') };
 }
 
 export type ApiSchemas = ReturnType<typeof apiSchemas>;
 export type CompletionRequest = z.output<ApiSchemas['completionRequest']>;
 export type ScoreRequest = z.output<ApiSchemas['scoreRequest']>;
+export type ChatCompletionRequest = z.output<ApiSchemas['chatCompletionRequest']>;
 
 export const ErrorResponse = z
   .object({
@@ -140,6 +184,25 @@ export const Completion = z
     deciserve: Extras.optional(),
   })
   .openapi('Completion');
+
+export const ChatCompletion = z
+  .object({
+    id: z.string(),
+    object: z.literal('chat.completion'),
+    created: z.number(),
+    model: z.string(),
+    choices: z.array(
+      z.object({
+        index: z.number(),
+        message: z.object({ role: z.literal('assistant'), content: z.string(), refusal: z.null() }),
+        finish_reason: z.enum(['stop', 'length']),
+        logprobs: z.null(),
+      }),
+    ),
+    usage: z.object({ prompt_tokens: z.number(), completion_tokens: z.number(), total_tokens: z.number() }),
+    deciserve: Extras,
+  })
+  .openapi('ChatCompletion');
 
 export const Score = z
   .object({

@@ -175,8 +175,8 @@ describe('documents, CORS and rate limits', () => {
   it('serves an OpenAPI 3.1 document covering every route, and the docs page', async () => {
     const doc = (await (await get(edge, '/openapi.json')).json()) as { openapi: string; paths: Record<string, object>; components: { schemas: object } };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/v1/completions', '/v1/jobs', '/v1/jobs/{id}', '/v1/models', '/v1/models/{model}', '/v1/score']);
-    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['CompletionRequest', 'Completion', 'ScoreRequest', 'Score', 'JobRequest', 'Job', 'Error']));
+    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/v1/chat/completions', '/v1/completions', '/v1/jobs', '/v1/jobs/{id}', '/v1/models', '/v1/models/{model}', '/v1/score']);
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['CompletionRequest', 'Completion', 'ChatCompletionRequest', 'ChatCompletion', 'ScoreRequest', 'Score', 'JobRequest', 'Job', 'Error']));
     const page = await get(edge, '/docs');
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(await page.text()).toMatch(/SwaggerUIBundle[\s\S]*\/openapi\.json/);

@@ -1,6 +1,6 @@
 // The edge API on Node against the REAL runner, radosgw (S3) and Redis, started through the runner's test harness:
 // a long request through job → runner → S3 → result (synchronous and 202), explicit jobs with idempotency,
-// streaming a long request through the openai client, a wrong HMAC secret, and 200+ malformed requests.
+// streaming a long request through the openai client, a long chat completion, a wrong HMAC secret, and 200+ malformed requests.
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEdge } from '../../worker/node-server.ts';
@@ -113,6 +113,29 @@ describe('routing between the edge and the runner', () => {
     expect(usage!.prompt_tokens).toBeGreaterThan(2048);
     const again = await openai.completions.create({ model, prompt: `${longPrompt} stream`, max_tokens: 5, temperature: 0 });
     expect(text).toBe(again.choices[0]!.text);
+  });
+});
+
+describe('chat completions on the runner', () => {
+  it('answers a long chat as a runner job through the openai client, plain and streamed', async () => {
+    const openai = new OpenAI({ apiKey: EDGE_KEY, baseURL: `${edge.url}/v1`, maxRetries: 0 });
+    const messages = [{ role: 'user' as const, content: `${longPrompt} chat` }];
+    const { data, response } = await openai.chat.completions.create({ model, messages, max_tokens: 5, temperature: 0 }).withResponse();
+    expect(response.headers.get('x-deciserve-ran-on')).toBe('runner');
+    expect(data.object).toBe('chat.completion');
+    expect(data.choices[0]!.message.role).toBe('assistant');
+    expect(data.usage!.prompt_tokens).toBeGreaterThan(2048);
+    expect((data as unknown as CompletionBody).deciserve).toMatchObject({ ran_on: 'runner', job_id: response.headers.get('x-deciserve-job-id') });
+
+    const stream = await openai.chat.completions.create({ model, messages, max_tokens: 5, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage: unknown;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      usage = chunk.usage ?? usage;
+    }
+    expect(text).toBe(data.choices[0]!.message.content);
+    expect(usage).toEqual(data.usage);
   });
 });
 

@@ -197,6 +197,8 @@ Try it:
 
   curl -s ${edgeUrl}/v1/completions -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\
     -d '{"model":"${MODEL_ID}","prompt":"And God said","max_tokens":32,"temperature":0}' -D - 
+  curl -s ${edgeUrl}/v1/chat/completions -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\
+    -d '{"model":"${MODEL_ID}","messages":[{"role":"user","content":"And God said"}],"max_tokens":32,"temperature":0}'
 
   # a long document (~${LONG_TOKENS_HINT} tokens of the model's haystack) becomes a runner job with DeciMamba;
   # Prefer: respond-async answers 202 with the job URL at once (without it, it waits up to JOB_WAIT_MS):

@@ -1,20 +1,14 @@
 // POST /v1/completions (OpenAI legacy completions, + deciserve's decimation). Short prompts run here on the ONNX
 // engine, streamed if asked; long ones run as runner jobs and come back as if synchronous when they finish in time.
 import { createRoute } from '@hono/zod-openapi';
-import type { Context } from 'hono';
-import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
-import type { JobRequest } from '../../runner/job-request.ts';
-import type { CompletionResult } from '../../runner/pass.ts';
-import type { AppEnv, EdgeApp, RouteDeps } from '../deps.ts';
-import { ClientGoneError } from '../edge-engine.ts';
-import { completeAtEdge, type EdgeCompletion } from '../edge-run.ts';
-import { ApiError, badRequest } from '../http/errors.ts';
-import { pendingResponse, requireRunner, runAsJob, waitBudgetMs } from '../job-flow.ts';
+import type { EdgeApp, RouteDeps } from '../deps.ts';
+import { badRequest } from '../http/errors.ts';
 import { Completion } from '../schemas.ts';
 import type { CompletionRequest } from '../schemas.ts';
-import { checkModel, countTokens, edgeLimit, errorResponses, jobAccepted, markRanOn, openModel, placeWork, ranOnHeaders, reportEdgeTimings, security } from './common.ts';
+import { checkModel, countTokens, errorResponses, jobAccepted, openModel, ranOnHeaders, security } from './common.ts';
+import { type AnswerShape, type CompletionJob, serveCompletion, type StreamBase } from './completion-flow.ts';
 
-function toJob(body: CompletionRequest, prompt: string): JobRequest & { type: 'completion' } {
+function toJob(body: CompletionRequest, prompt: string): CompletionJob {
   return {
     type: 'completion',
     model: body.model,
@@ -32,29 +26,22 @@ function toJob(body: CompletionRequest, prompt: string): JobRequest & { type: 'c
   };
 }
 
-/** A fresh 32-bit seed when the client gave none; the response reports it so the sample can be repeated. */
-function randomSeed(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0]!;
-}
-
-type Chunk = Pick<EdgeCompletion, 'id' | 'object' | 'created' | 'model'> & {
-  choices: Array<{ index: 0; text: string; logprobs: null; finish_reason: 'stop' | 'length' | null }>;
-  usage?: EdgeCompletion['usage'] | null;
-  deciserve?: EdgeCompletion['deciserve'] | (CompletionResult['deciserve'] & { ran_on: 'runner'; job_id: string });
-};
-
-const sse = (stream: SSEStreamingApi, data: unknown) => stream.writeSSE({ data: JSON.stringify(data) });
-
-/** The end of an OpenAI completion stream: the last chunk (finish_reason), usage if asked, [DONE]. */
-async function finishStream(stream: SSEStreamingApi, base: Omit<Chunk, 'choices'>, result: Pick<EdgeCompletion, 'choices' | 'usage'>, includeUsage: boolean, extras: Chunk['deciserve']) {
-  await sse(stream, { ...base, choices: [{ index: 0, text: '', logprobs: null, finish_reason: result.choices[0]!.finish_reason }], deciserve: extras });
-  if (includeUsage) await sse(stream, { ...base, choices: [], usage: result.usage });
-  await stream.writeSSE({ data: '[DONE]' });
-}
-
-function streamError(err: unknown): { error: ReturnType<ApiError['body']>['error'] } {
-  const apiError = err instanceof ApiError ? err : new ApiError(500, 'server_error', 'internal_error', 'generation failed');
-  return apiError.body();
+/** The legacy completions shape: `text` choices, `text_completion` objects and chunks. */
+export function textShape(): AnswerShape {
+  const head = (base: StreamBase) => ({ id: base.id, object: 'text_completion' as const, created: base.created, model: base.model });
+  return {
+    idPrefix: 'cmpl',
+    answer: (done) => ({
+      ...head(done),
+      choices: [{ index: 0, text: done.text, finish_reason: done.finishReason, logprobs: done.logprobs ?? null }],
+      usage: done.usage,
+      deciserve: done.deciserve,
+    }),
+    opening: () => [],
+    delta: (base, text) => ({ ...head(base), choices: [{ index: 0, text, logprobs: null, finish_reason: null }] }),
+    closing: (base, finishReason, extras) => ({ ...head(base), choices: [{ index: 0, text: '', logprobs: null, finish_reason: finishReason }], deciserve: extras }),
+    usage: (base, usage) => ({ ...head(base), choices: [], usage }),
+  };
 }
 
 export function registerCompletions(app: EdgeApp, deps: RouteDeps): void {
@@ -88,61 +75,7 @@ export function registerCompletions(app: EdgeApp, deps: RouteDeps): void {
     const model = await openModel(c, deps);
     const promptTokens = await countTokens(c, deps, model, [prompt]);
     if (promptTokens === 0) throw badRequest('invalid_value', 'prompt tokenizes to nothing', 'prompt');
-    const job = toJob(body, prompt);
-    const extraPrefills = body.echo && body.logprobs != null ? 1 : 0;
-    const placement = placeWork(c, deps, model, job, { promptTokens, newTokens: body.max_tokens, extraPrefills });
-
-    if (placement.where === 'edge') {
-      markRanOn(c, 'edge');
-      const id = `cmpl-${c.get('requestId')}`;
-      const run = { model, modelId: deps.config.modelId, id, signal: c.req.raw.signal };
-      const edgeJob = { ...job, seed: job.seed ?? randomSeed() };
-      if (!body.stream) {
-        const { result, timings } = await completeAtEdge(run, edgeJob, { echo: body.echo, logprobs: body.logprobs ?? null });
-        reportEdgeTimings(c, timings);
-        return c.json(result, 200);
-      }
-      return streamSSE(c, async (stream) => {
-        const base = { id, object: 'text_completion' as const, created: Math.floor(Date.now() / 1000), model: deps.config.modelId };
-        try {
-          const { result } = await completeAtEdge(run, edgeJob, {
-            echo: body.echo,
-            logprobs: null,
-            onText: (text) => void sse(stream, { ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: null }] }),
-          });
-          await finishStream(stream, base, result, body.stream_options?.include_usage === true, result.deciserve);
-        } catch (err) {
-          if (err instanceof ClientGoneError) return;
-          if (!(err instanceof ApiError)) deps.log.error('stream failed', { requestId: c.get('requestId'), error: (err as Error).message });
-          await sse(stream, streamError(err));
-        }
-      });
-    }
-
-    markRanOn(c, 'runner');
-    if (body.logprobs != null) {
-      throw badRequest('unsupported_parameter', `logprobs are only available at the edge (up to ${edgeLimit(deps, model)} prompt tokens)`, 'logprobs');
-    }
-    const runner = requireRunner(deps, promptTokens, edgeLimit(deps, model));
-    const outcome = await runAsJob<CompletionResult>(c, runner, job, waitBudgetMs(c, deps.config.jobs.waitMs), deps.config.jobs.pollMs);
-    if (outcome.kind === 'refused') return outcome.response as never;
-    if (outcome.kind === 'pending') return pendingResponse(c, outcome.view) as never;
-    const stored = outcome.result;
-    const result = {
-      ...stored,
-      choices: stored.choices.map((choice) => ({ ...choice, text: (body.echo ? prompt : '') + choice.text })),
-      deciserve: { ...stored.deciserve, ran_on: 'runner' as const, job_id: outcome.view.id },
-    };
-    if (!body.stream) return c.json(result, 200);
-    return runnerResultAsStream(c, result, body.stream_options?.include_usage === true);
-  });
-}
-
-/** A finished job's completion as an OpenAI stream: one text chunk, then the usual ending. */
-function runnerResultAsStream(c: Context<AppEnv>, result: CompletionResult & { deciserve: Chunk['deciserve'] }, includeUsage: boolean) {
-  return streamSSE(c, async (stream) => {
-    const base = { id: result.id, object: 'text_completion' as const, created: result.created, model: result.model };
-    await sse(stream, { ...base, choices: [{ index: 0, text: result.choices[0]!.text, logprobs: null, finish_reason: null }] });
-    await finishStream(stream, base, result, includeUsage, result.deciserve);
+    const run = { job: toJob(body, prompt), promptTokens, stream: body.stream, includeUsage: body.stream_options?.include_usage === true, echo: body.echo, logprobs: body.logprobs ?? null };
+    return (await serveCompletion(c, deps, model, run, textShape())) as never;
   });
 }

@@ -45,6 +45,25 @@ describe('edge API in workerd', () => {
     expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop');
   });
 
+  it('streams a chat completion: the role first, then the reply, usage last', async () => {
+    const messages = [{ role: 'user', content: 'And God said' }];
+    const response = await call('/v1/chat/completions', {
+      body: { model: 'deciserve-mamba', messages, max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true } },
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
+    const events = (await response.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+    expect(events.at(-1)).toBe('[DONE]');
+    type ChatChunk = { object: string; choices: { delta: { role?: string; content?: string } }[]; usage?: { completion_tokens: number } };
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as ChatChunk);
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
+    expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+    expect(chunks.at(-1)!.usage!.completion_tokens).toBe(8);
+    const plain = await call('/v1/chat/completions', { body: { model: 'deciserve-mamba', messages, max_tokens: 8, temperature: 0 } });
+    const body = (await plain.json()) as { choices: { message: { content: string } }[] };
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(body.choices[0]!.message.content);
+  });
+
   it('scores a continuation at the edge', async () => {
     const response = await call('/v1/score', { body: { model: 'deciserve-mamba', prompt: 'And God said', continuation: ', Let there be light' } });
     const body = (await response.json()) as { token_strings: string[]; logprobs: number[]; perplexity: number };
