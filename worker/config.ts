@@ -1,6 +1,7 @@
 // The edge API's settings, from Worker vars/secrets (wrangler.toml [vars], `wrangler secret put`) or process.env on
 // Node. Everything is a string there, so values are coerced; a bad value is a configuration error, not a crash later.
 import { z } from 'zod';
+import edgeBench from '../bench/results/edge-bench.json' with { type: 'json' };
 
 const int = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
 const optionalInt = (min: number) => z.coerce.number().int().min(min).optional();
@@ -15,6 +16,16 @@ const flag = (fallback: boolean) =>
     .enum(['1', '0', 'true', 'false', 'yes', 'no'])
     .default(fallback ? 'true' : 'false')
     .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+/**
+ * The edge engine's throughput in workerd as bench/edge-bench.ts measured it (its committed result, not typed in):
+ * the routing estimate's defaults, so re-running the benchmark moves them.
+ */
+export const MEASURED_EDGE_THROUGHPUT = (() => {
+  const workerd = edgeBench.edge.find((e) => e.runtime.startsWith('workerd'));
+  if (!workerd) throw new Error('bench/results/edge-bench.json has no workerd measurement');
+  return { prefillTokensPerS: workerd.throughput.prefillTokensPerS, decodeTokensPerS: workerd.throughput.decodeTokensPerS, command: edgeBench.command };
+})();
 
 const envSchema = z.object({
   /** Comma-separated API keys (a secret). Every route but /healthz needs one of them. */
@@ -35,8 +46,8 @@ const envSchema = z.object({
   EDGE_MAX_DECIMATION_TOKENS: int(1, 1024),
   /** CPU one edge request may spend, estimated from the throughputs below (bench/edge-bench.ts measures them). */
   EDGE_CPU_BUDGET_MS: int(1, 10_000),
-  EDGE_PREFILL_TOKENS_PER_S: int(1, 450),
-  EDGE_DECODE_TOKENS_PER_S: int(1, 90),
+  EDGE_PREFILL_TOKENS_PER_S: int(1, MEASURED_EDGE_THROUGHPUT.prefillTokensPerS),
+  EDGE_DECODE_TOKENS_PER_S: int(1, MEASURED_EDGE_THROUGHPUT.decodeTokensPerS),
 
   /** How long a long /v1/completions or /v1/score waits for its job before answering 202 with the job's URL. */
   JOB_WAIT_MS: int(0, 30_000),
