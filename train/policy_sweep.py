@@ -99,6 +99,19 @@ def answers(model, logits, states):
     return torch.stack(tokens, 1)
 
 
+def save(args, device, lengths, samples, protect, pols, counts, started):
+    """Written after every cell, so a run cut short keeps what it measured."""
+    result = {"command": "python3 train/policy_sweep.py " + " ".join(sys.argv[1:]), "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+              "precision": "fp32 (train/mamba.py, Triton scan)", "model": args.model, "depths": DEPTHS, "lengths": lengths,
+              "samples_per_cell": samples, "seeds": SEEDS, "protect": protect, "policies": [p for p, _ in pols],
+              "note": "policies with K >= length drop nothing and are not run (equal to mamba)",
+              "counts": counts, "seconds": round(time.time() - started, 1)}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+    return result["seconds"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/deciserve-mamba")
@@ -124,9 +137,9 @@ def main():
     counts = {}  # split/set/policy/length/depth -> [correct, n]
     started = time.time()
     for split, n in samples.items():
-        for set_name in SETS:
-            hay = encode_corpus(tok, haystack_text(open(os.path.join(args.haystacks, f"{set_name}-{split}.txt"), encoding="utf-8").read()))
-            for length in lengths:
+        hays = {s: encode_corpus(tok, haystack_text(open(os.path.join(args.haystacks, f"{s}-{split}.txt"), encoding="utf-8").read())) for s in SETS}
+        for length in lengths:
+            for set_name, hay in hays.items():
                 t0 = time.time()
                 rng = np.random.default_rng([SEEDS[split], length, SETS.index(set_name)])
                 cells = [(d, int(rng.integers(10000, 100000)), int(rng.integers(0, len(hay)))) for d in DEPTHS for _ in range(n)]
@@ -149,16 +162,9 @@ def main():
                     torch.cuda.empty_cache()
                 acc = lambda p: sum(c[0] for c in counts[split][set_name].get(p, {}).get(str(length), {}).values()) / (n * len(DEPTHS))  # noqa: E731
                 best = max((p for p, _ in pols if str(length) in counts[split][set_name].get(p, {})), key=acc)
+                save(args, device, lengths, samples, protect, pols, counts, started)
                 print(f"{split:>4} {set_name:>8} L={length:>6}: mamba {acc('mamba'):.2f}  best {best} {acc(best):.2f}  ({time.time() - t0:.1f}s)", flush=True)
-    result = {"command": "python3 train/policy_sweep.py " + " ".join(sys.argv[1:]), "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-              "precision": "fp32 (train/mamba.py, Triton scan)", "model": args.model, "depths": DEPTHS, "lengths": lengths,
-              "samples_per_cell": samples, "seeds": SEEDS, "protect": protect, "policies": [p for p, _ in pols],
-              "note": "policies with K >= length drop nothing and are not run (equal to mamba)",
-              "counts": counts, "seconds": round(time.time() - started, 1)}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f)
-    print(f"wrote {args.out} in {result['seconds']} s")
+    print(f"wrote {args.out} in {save(args, device, lengths, samples, protect, pols, counts, started)} s")
 
 
 if __name__ == "__main__":
