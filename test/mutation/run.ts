@@ -16,9 +16,9 @@ const TARGET = 80;
 /** Module → the tests that exercise it in-process (a mutant is only visible to code in the test's own process). */
 export const MODULES: Record<string, string[]> = {
   'mamba/passkey.ts': ['test/passkey.test.ts', 'test/accuracy-tally.test.ts'],
-  'mamba/sampling.ts': ['test/generation.test.ts'],
+  'mamba/sampling.ts': ['test/generation.test.ts', 'test/sampling.test.ts'],
   'worker/routing.ts': ['test/edge/routing.test.ts'],
-  'runner/signing.ts': ['test/runner/units.test.ts'],
+  'runner/signing.ts': ['test/runner/units.test.ts', 'test/runner/signing.test.ts'],
   'runner/suite.ts': ['test/accuracy-tally.test.ts', 'test/runner/suite-units.test.ts'],
   'runner/job-request.ts': ['test/runner/units.test.ts', 'test/runner/job-request.test.ts'],
   'runner/s3-store.ts': ['test/runner/s3-store.test.ts'],

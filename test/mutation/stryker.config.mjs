@@ -14,9 +14,10 @@ export default {
   reporters: ['json', 'clear-text'],
   jsonReporter: { fileName: `test/.tmp/mutation/${name}.json` },
   clearTextReporter: { allowColor: false, logTests: false, maxTestsToLog: 0 },
-  tempDirName: 'test/.tmp/stryker',
+  // Outside test/: the top-level vitest config would pick up the sandbox's copies of the tests.
+  tempDirName: '.stryker-tmp',
   // The sandbox copies the repository; these are large and no unit test reads them.
-  ignorePatterns: ['models', 'train', 'bench/results', 'dist', 'test/.tmp', '.data', '.corpus', '.wrangler'],
+  ignorePatterns: ['models', 'train', 'bench/results', 'dist', 'test/.tmp', '.data', '.corpus', '.wrangler', '.stryker-tmp'],
   timeoutMS: 20_000,
   cleanTempDir: 'always',
 };
