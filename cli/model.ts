@@ -21,9 +21,10 @@ export const modelOptions: Record<string, OptionSpec> = {
 
 export const decimationOptions: Record<string, OptionSpec> = {
   'decimation-layers': { type: 'string', value: '<list>', description: "DeciMamba decimating layers, e.g. 12 or 8,16 (default: the model's deciserve.json, else n_layer/2)" },
-  beta: { type: 'string', value: '<x>', description: 'DeciMamba β: K shrinks by β per decimating layer', default: '0.5' },
-  'l-base': { type: 'string', value: '<n>', description: 'DeciMamba L_base: tokens kept at the first decimating layer', default: '2000' },
-  'min-seq-len': { type: 'string', value: '<n>', description: 'DeciMamba floor on tokens kept', default: '20' },
+  // No defaults here: unset flags fall back to the model's deciserve.json (what the edge and the runner use).
+  beta: { type: 'string', value: '<x>', description: "DeciMamba β: K shrinks by β per decimating layer (default: the model's deciserve.json, else the built-in default)" },
+  'l-base': { type: 'string', value: '<n>', description: "DeciMamba L_base: tokens kept at the first decimating layer (default: the model's deciserve.json, else the built-in default)" },
+  'min-seq-len': { type: 'string', value: '<n>', description: "DeciMamba floor on tokens kept (default: the model's deciserve.json, else the built-in default)" },
 };
 
 export const jsonOption: Record<string, OptionSpec> = {

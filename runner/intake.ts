@@ -220,7 +220,8 @@ export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: str
       status: 'queued',
       created_at: job.data.created_at,
       prompt_tokens: job.data.prompt_tokens,
-      attempts: job.attemptsMade,
+      // Attempts started, the current one included: attemptsMade only counts attempts that have ended.
+      attempts: Math.max(job.attemptsStarted ?? 0, job.attemptsMade),
     };
     // A completed BullMQ job always has its result stored: results are written before jobs complete.
     if (state === 'completed') return { ...view, status: 'succeeded', result_url: await store.presignResult(id) };

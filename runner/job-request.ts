@@ -22,6 +22,12 @@ const webhook = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2048),
 });
 
+/**
+ * Defaults of a completion, the same for /v1/completions, /v1/chat/completions, /v1/jobs and the CLI: greedy
+ * (temperature 0, unlike OpenAI's 1) so a repeated request gives the same text; sampling is opt-in.
+ */
+export const COMPLETION_DEFAULTS = { temperature: 0, maxTokens: 16 } as const;
+
 const model = z.string().min(1).max(256);
 /** 1 = most urgent, 10 = least. */
 const priority = z.number().int().min(1).max(10).default(5);
@@ -41,8 +47,8 @@ export function jobRequestSchema(limits: RequestLimits) {
       prompt: text.min(1),
       /** score only: score these tokens given `prompt` (tokenized separately and appended). */
       continuation: text.min(1).optional(),
-      max_tokens: z.number().int().min(0).max(limits.maxNewTokens).default(16),
-      temperature: z.number().min(0).max(2).default(0),
+      max_tokens: z.number().int().min(0).max(limits.maxNewTokens).default(COMPLETION_DEFAULTS.maxTokens),
+      temperature: z.number().min(0).max(2).default(COMPLETION_DEFAULTS.temperature),
       top_p: z.number().gt(0).max(1).default(1),
       top_k: z.number().int().min(0).max(100_000).default(0),
       /** Sampling seed; when absent the runner derives one from the job id, so a retry samples the same tokens. */

@@ -89,7 +89,7 @@ export type JobResult = CompletionResult | ScoreJobResult | SuiteResult;
 interface ResultExtras {
   engine: string;
   seed?: number;
-  decimation: { config: DecimationConfig | null; kept: Array<{ layer: number; tokens: number }> };
+  decimation: { config: DecimationConfig | null; kept: Array<{ layer: number; tokens: number }>; applied: boolean };
 }
 
 /** Errors that would fail the same way on every retry. */
@@ -205,6 +205,15 @@ function keptSummary(kept: KeptIndices[]): Array<{ layer: number; tokens: number
   return kept.map((k) => ({ layer: k.layer, tokens: k.indices.length }));
 }
 
+/**
+ * What decimation did to a prefill of `inputTokens`. `applied` is false when it was configured but every decimating
+ * layer kept every token: a prompt within L_base, or a whole-prompt score (its protected span is the whole prompt).
+ */
+export function decimationReport(config: DecimationConfig | null, kept: KeptIndices[], inputTokens: number): ResultExtras['decimation'] {
+  const summary = keptSummary(kept);
+  return { config, kept: summary, applied: summary.some((k) => k.tokens < inputTokens) };
+}
+
 function buildOutcome(
   loaded: LoadedEngine,
   item: PassItem<JobRequest>,
@@ -219,7 +228,7 @@ function buildOutcome(
   const extras = (seed?: number): ResultExtras => ({
     engine: loaded.engine.name,
     ...(seed === undefined ? {} : { seed }),
-    decimation: { config: job.decimation, kept },
+    decimation: decimationReport(job.decimation, output.kept, job.ids.length),
   });
   if (job.kind === 'completion') {
     const out = output as GenerateResult;

@@ -1,6 +1,6 @@
 // The deciserve CLI end to end, spawned as a user runs it, on a tiny random checkpoint.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliInProcess } from './cli-driver.ts';
@@ -65,6 +65,18 @@ describe('deciserve CLI', () => {
     expect(other.tokens).not.toEqual(parsed.tokens);
     const deci = JSON.parse((await cliInProcess(['generate', '-m', model, '-n', '2', '--decimation-layers', '1', '--l-base', '4', '--min-seq-len', '1', '--protect', '2', '--json', '-', 'The quick brown fox jumps over the lazy dog'])).stdout);
     expect(deci.kept[0].indices).toHaveLength(6);
+  });
+
+  it("takes DeciMamba's defaults from the model's deciserve.json, as the edge and the runner do", async () => {
+    const withCard = join(work, 'tiny-card');
+    cpSync(model, withCard, { recursive: true });
+    writeFileSync(join(withCard, 'deciserve.json'), JSON.stringify({ training_length: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }));
+    const args = ['generate', '-m', withCard, '-n', '1', '--decimate', '--json', '-', 'The quick brown fox jumps over the lazy dog'];
+    const fromCard = JSON.parse((await cliInProcess(args)).stdout);
+    expect(fromCard.decimation).toEqual({ layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 });
+    expect(fromCard.kept[0].indices).toHaveLength(6); // L_base 5 + the protected last token
+    const flag = JSON.parse((await cliInProcess([...args.slice(0, 5), '--l-base', '3', ...args.slice(5)])).stdout);
+    expect(flag.decimation.lBase).toBe(3);
   });
 
   it('score prints perplexity over a span', async () => {

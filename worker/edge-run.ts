@@ -5,7 +5,7 @@ import { generate, type GenerateResult } from '../mamba/generate.ts';
 import { logProbOf } from '../mamba/sampling.ts';
 import { scoreSpan } from '../mamba/score.ts';
 import type { JobRequest } from '../runner/job-request.ts';
-import { prepareJob, type CompletionResult, type ScoreJobResult } from '../runner/pass.ts';
+import { decimationReport, prepareJob, type CompletionResult, type ScoreJobResult } from '../runner/pass.ts';
 import { ObservedEngine } from './edge-engine.ts';
 import { badRequest } from './http/errors.ts';
 import type { EdgeModel } from './model/edge-model.ts';
@@ -54,10 +54,6 @@ async function prepared(ctx: RunContext, request: JobRequest) {
     throw badRequest('invalid_decimation', `the edge model cannot decimate at layers [${missing}]`, 'decimation_params.layers');
   }
   return { job, engine: new ObservedEngine(engine, ctx.signal), loadMs };
-}
-
-function keptSummary(result: { kept: { layer: number; indices: ArrayLike<number> }[] }) {
-  return result.kept.map((k) => ({ layer: k.layer, tokens: k.indices.length }));
 }
 
 /** Top-n log-probabilities of `logits` as {token text: logprob}. */
@@ -169,7 +165,7 @@ export async function completeAtEdge(
     model: ctx.modelId,
     choices: [{ index: 0, text, finish_reason: out.finishReason === 'length' ? 'length' : 'stop', logprobs }],
     usage: { prompt_tokens: out.promptTokens, completion_tokens: out.tokens.length, total_tokens: out.promptTokens + out.tokens.length },
-    deciserve: { ran_on: 'edge', engine: engine.name, seed: job.options.seed, decimation: { config: job.decimation, kept: keptSummary(out) } },
+    deciserve: { ran_on: 'edge', engine: engine.name, seed: job.options.seed, decimation: decimationReport(job.decimation, out.kept, job.ids.length) },
   };
   return { result, timings: { loadMs, prefillMs: out.timings.prefillMs + extraPrefillMs, decodeMs: out.timings.decodeMs } };
 }
@@ -192,7 +188,7 @@ export async function scoreAtEdge(ctx: RunContext, request: JobRequest & { type:
     mean_nll: out.meanNll,
     perplexity: out.perplexity,
     usage: { prompt_tokens: job.ids.length, total_tokens: job.ids.length },
-    deciserve: { ran_on: 'edge', engine: engine.name, decimation: { config: job.decimation, kept: keptSummary(out) } },
+    deciserve: { ran_on: 'edge', engine: engine.name, decimation: decimationReport(job.decimation, out.kept, job.ids.length) },
   };
   return { result, timings: { loadMs, prefillMs, decodeMs: 0 } };
 }

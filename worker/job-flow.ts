@@ -76,9 +76,12 @@ function jobFailure(view: RunnerJobView): ApiError {
   return new ApiError(500, 'server_error', 'job_failed', message);
 }
 
+/** Seconds a client should wait before polling a job again. */
+export const RETRY_AFTER_S = 2;
+
 export function pendingResponse(c: Context<AppEnv>, view: RunnerJobView): Response {
   const job = publicJob(c, view);
   c.header('Location', job.url);
-  c.header('Retry-After', '2');
+  c.header('Retry-After', String(RETRY_AFTER_S));
   return c.json(job, 202);
 }

@@ -2,7 +2,7 @@
 // extensions (decimation, decimation_params, protect, top_k, priority) are the runner's own field schemas
 // (runner/job-request.ts), so a request validated here is one the runner accepts.
 import { z } from '@hono/zod-openapi';
-import { jobRequestSchema } from '../runner/job-request.ts';
+import { COMPLETION_DEFAULTS, jobRequestSchema } from '../runner/job-request.ts';
 import type { EdgeConfig } from './config.ts';
 
 /** `schema`, also accepting null (OpenAI clients send null for "unset"), with null/undefined → `fallback`. */
@@ -38,8 +38,10 @@ export function apiSchemas(config: EdgeConfig) {
       prompt: z
         .union([text, z.array(text).length(1)])
         .openapi({ description: 'The prompt: a string (or an array holding exactly one string).', example: 'In the beginning' }),
-      max_tokens: orDefault(z.number().int().min(0).max(config.limits.maxNewTokens), 16),
-      temperature: orDefault(z.number().min(0).max(2), 1),
+      max_tokens: orDefault(z.number().int().min(0).max(config.limits.maxNewTokens), COMPLETION_DEFAULTS.maxTokens),
+      temperature: orDefault(z.number().min(0).max(2), COMPLETION_DEFAULTS.temperature).openapi({
+        description: 'Default 0 (greedy, unlike OpenAI\'s 1): the same request gives the same text.',
+      }),
       top_p: orDefault(z.number().gt(0).max(1), 1),
       stop: runner.stop.nullish().openapi({ description: 'Up to 4 strings; generation ends before the first one.' }),
       seed: runner.seed.nullish().openapi({ description: 'Sampling seed; the response reports the one used.' }),
@@ -84,7 +86,7 @@ export function apiSchemas(config: EdgeConfig) {
         description: 'Rendered as a "System:/User:/Assistant:" transcript ending in "Assistant:" (worker/chat-template.ts).',
         example: [{ role: 'user', content: 'Who said, Let there be light?' }],
       }),
-      max_completion_tokens: newTokens.openapi({ description: 'Tokens to generate (default 16).' }),
+      max_completion_tokens: newTokens.openapi({ description: `Tokens to generate (default ${COMPLETION_DEFAULTS.maxTokens}).` }),
       max_tokens: newTokens.openapi({ description: 'Older name of max_completion_tokens.' }),
       temperature: completionRequest.shape.temperature,
       top_p: completionRequest.shape.top_p,
@@ -145,6 +147,7 @@ export const ErrorResponse = z
 const decimationReport = z.object({
   config: z.object({ layers: z.array(z.number()), beta: z.number(), lBase: z.number(), minSeqLen: z.number() }).nullable(),
   kept: z.array(z.object({ layer: z.number(), tokens: z.number() })).openapi({ description: 'Tokens each decimating layer kept.' }),
+  applied: z.boolean().openapi({ description: 'Whether any token was dropped (false: configured, but everything was kept).' }),
 });
 
 export const Extras = z
@@ -229,7 +232,7 @@ export const Job = z
     status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
     created_at: z.number().optional(),
     prompt_tokens: z.number().optional(),
-    attempts: z.number().optional(),
+    attempts: z.number().optional().openapi({ description: 'Attempts started so far, the running one included.' }),
     result_url: z.string().optional().openapi({ description: 'Presigned S3 GET URL of the stored result (when succeeded).' }),
     error: z.object({ message: z.string(), code: z.string() }).optional(),
     url: z.string().openapi({ description: 'This job on this API.' }),

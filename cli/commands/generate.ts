@@ -1,4 +1,5 @@
 import { generate } from '../../mamba/generate.ts';
+import { COMPLETION_DEFAULTS } from '../../runner/job-request.ts';
 import { decimationFromFlags, decimationOptions, jsonOption, modelOptions, openModel, readTextFile, writeJsonOutput } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { floatValue, intValue, stringList, stringValue } from '../values.ts';
@@ -11,7 +12,7 @@ registerCommand({
     ...modelOptions,
     'prompt-file': { type: 'string', value: '<file>', description: 'read the prompt from a file instead of the arguments' },
     'max-tokens': { type: 'string', short: 'n', value: '<n>', description: 'tokens to generate', default: '64' },
-    temperature: { type: 'string', short: 't', value: '<x>', description: 'sampling temperature; 0 = greedy', default: '0' },
+    temperature: { type: 'string', short: 't', value: '<x>', description: 'sampling temperature; 0 = greedy (as the API)', default: String(COMPLETION_DEFAULTS.temperature) },
     'top-k': { type: 'string', value: '<k>', description: 'sample among the k most likely tokens; 0 = off', default: '0' },
     'top-p': { type: 'string', value: '<p>', description: 'nucleus sampling mass; 1 = off', default: '1' },
     seed: { type: 'string', value: '<n>', description: 'sampling seed', default: '0' },

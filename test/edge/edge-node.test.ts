@@ -118,7 +118,18 @@ describe('DeciMamba at the edge', () => {
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
     expect(body.deciserve.decimation.config.layers).toEqual([11]); // deciserve.json's default layer
     expect(body.deciserve.decimation.kept).toEqual([{ layer: 11, tokens: 65 }]); // L_base 64 scored + the protected last token
+    expect(body.deciserve.decimation).toMatchObject({ applied: true });
     expect(body.usage.prompt_tokens).toBeGreaterThan(200);
+  });
+
+  it('says when decimation was on but dropped nothing (a whole-prompt score protects every position)', async () => {
+    type Report = { deciserve: { decimation: { config: object | null; kept: { tokens: number }[]; applied: boolean } }; usage: { prompt_tokens: number } };
+    const whole = (await (await post(edge, '/v1/score', { model, prompt: text, decimation: 'on', decimation_params: { l_base: 64 } })).json()) as Report;
+    expect(whole.deciserve.decimation.config).not.toBeNull();
+    expect(whole.deciserve.decimation.kept.every((k) => k.tokens === whole.usage.prompt_tokens)).toBe(true);
+    expect(whole.deciserve.decimation.applied).toBe(false);
+    const span = (await (await post(edge, '/v1/score', { model, prompt: text, continuation: ' And God saw', decimation: 'on', decimation_params: { l_base: 64 } })).json()) as Report;
+    expect(span.deciserve.decimation.applied).toBe(true);
   });
 
   it('keeps unchunked DeciMamba prefills under EDGE_MAX_DECIMATION_TOKENS (1024) at the edge', async () => {

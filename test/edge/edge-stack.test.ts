@@ -146,6 +146,10 @@ describe('explicit jobs', () => {
     const first = await post(edge, '/v1/jobs', job, { 'idempotency-key': key });
     const created = (await first.json()) as { id: string; url: string };
     expect(first.status, JSON.stringify(created)).toBe(202);
+    // The headers of an async completion: where to poll, and when.
+    expect(first.headers.get('location')).toBe(created.url);
+    expect(first.headers.get('x-deciserve-job-id')).toBe(created.id);
+    expect(first.headers.get('retry-after')).toBe('2');
     const second = await post(edge, '/v1/jobs', job, { 'idempotency-key': key });
     expect(second.status).toBe(200);
     expect(((await second.json()) as { id: string }).id).toBe(created.id);

@@ -1,6 +1,7 @@
 // `npm run stack` as a process manager, `timeout` or CI runs it: SIGTERM (or SIGINT) to the npm process alone must stop every
 // child (runner, wrangler dev and its workerd, radosgw, Redis) and free their ports. The stack gets its own radosgw
-// and Redis (ports and data dirs of its own), so it starts them and must stop them.
+// and Redis (ports and data dirs of its own), so it starts them and must stop them. Both starts print the same
+// dev API key (kept in .data/stack/api-key).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -11,6 +12,7 @@ import { freePort, freshDir, REPO, waitFor } from '../runner/harness.ts';
 let npm: ChildProcess | undefined;
 let descendants: number[] = [];
 let servicesEnv: Record<string, string> | undefined;
+const printedKeys: string[] = [];
 
 /** Every live process below `root`, from /proc (ppid links). */
 function processTree(root: number): number[] {
@@ -61,7 +63,7 @@ it.each(['SIGTERM', 'SIGINT'] as const)('stops the edge, runner, radosgw and Red
   servicesEnv = { RGW_PORT: String(ports.rgw), RGW_MON_PORT: String(ports.rgwMon), RGW_DIR: `${dir}/rgw`, REDIS_PORT: String(ports.redis), REDIS_DIR: `${dir}/redis` };
   npm = spawn('npm', ['run', 'stack', '--', '--port', String(ports.edge), '--runner-port', String(ports.runner)], {
     cwd: REPO,
-    env: { ...process.env, ...servicesEnv },
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DECISERVE_API_KEY')), ...servicesEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -70,6 +72,8 @@ it.each(['SIGTERM', 'SIGINT'] as const)('stops the edge, runner, radosgw and Red
   await waitFor('the stack', () => output.includes('deciserve is up') || npm!.exitCode !== null, 240_000);
   expect(output, output).toContain('starting radosgw (S3) and Redis');
   expect(output, output).toContain('deciserve is up');
+  printedKeys.push(/API key +(\S+)/.exec(output)![1]!);
+  expect(new Set(printedKeys).size, 'the dev API key stays the same across starts').toBe(1);
   for (const port of Object.values(ports)) expect(await portFree(port), `port ${port} in use`).toBe(false);
   descendants = processTree(npm.pid!);
   const commands = descendants.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')).join('\n');

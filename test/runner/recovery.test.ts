@@ -79,6 +79,8 @@ describe('runner crashes and shutdowns', () => {
     const first = await client.submit({ type: 'completion', model: 'tiny', prompt: LONG_PROMPT, max_tokens: 2, decimation: 'off' });
     const second = await client.submit({ type: 'completion', model: 'tiny', prompt: 'second job', max_tokens: 2 });
     await a.waitForLog((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(first.body.id));
+    expect(await client.get(first.body.id)).toMatchObject({ status: 'running', attempts: 1 }); // the attempt under way counts
+    expect(await client.get(second.body.id)).toMatchObject({ status: 'queued', attempts: 0 });
     a.kill('SIGTERM');
     expect(await a.exited).toBe(0);
     expect(completionsOf(a, first.body.id)).toHaveLength(1);

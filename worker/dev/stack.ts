@@ -3,7 +3,7 @@
 // `wrangler dev` (or on Node with --node). Prints the URLs and a curl to paste; Ctrl-C or SIGTERM stops what it started.
 //
 //   npm run stack [-- --node] [-- --port 8787] [-- --runner-port 8790]
-// Environment: DECISERVE_API_KEY (else a random key, printed), RUNNER_ENGINE (onnx: the CPU engine; reference for the slow oracle), RUNNER_MODEL_DIR.
+// Environment: DECISERVE_API_KEY (else a key made once and kept in .data/stack/api-key; printed), RUNNER_ENGINE (onnx: the CPU engine; reference for the slow oracle), RUNNER_MODEL_DIR.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -108,6 +108,24 @@ async function shutdown(code: number): Promise<void> {
   process.exit(code);
 }
 
+/**
+ * The API key: DECISERVE_API_KEY, else one made on the first start and kept in .data/stack/api-key, so pasted curl
+ * commands and configured clients keep working across restarts.
+ */
+async function devApiKey(): Promise<string> {
+  const fromEnv = process.env.DECISERVE_API_KEY;
+  if (fromEnv !== undefined) {
+    if (!/^[\x21-\x7e]{16,}$/.test(fromEnv)) throw new Error('DECISERVE_API_KEY must be at least 16 printable characters without spaces');
+    return fromEnv;
+  }
+  const file = join(LOGS, 'api-key');
+  const kept = (await readFile(file, 'utf8').catch(() => '')).trim();
+  if (kept !== '') return kept;
+  const key = `ds-${randomSecret()}`;
+  await writeFile(file, `${key}\n`, { mode: 0o600 });
+  return key;
+}
+
 /** True when something already listens on 127.0.0.1:port (then a health check would reach it, not us). */
 function portTaken(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -148,7 +166,7 @@ async function main(): Promise<void> {
   const haystack = await readFile(join(checkpoint, 'haystack.txt'), 'utf8').catch(() => 'lorem ipsum '.repeat(5000));
   await writeFile(longRequest, JSON.stringify({ model: MODEL_ID, prompt: haystack.slice(0, LONG_CHARS), max_tokens: 16 }));
 
-  const apiKey = process.env.DECISERVE_API_KEY ?? `ds-${randomSecret()}`;
+  const apiKey = await devApiKey();
   const hmacSecret = randomSecret();
   const runnerUrl = `http://127.0.0.1:${values['runner-port']}`;
   const edgeUrl = `http://127.0.0.1:${values.port}`;

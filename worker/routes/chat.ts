@@ -2,6 +2,7 @@
 // (worker/chat-template.ts) into one prompt, which then runs exactly like /v1/completions: at the edge when short,
 // as a runner job with DeciMamba when long, plain or streamed.
 import { createRoute } from '@hono/zod-openapi';
+import { COMPLETION_DEFAULTS } from '../../runner/job-request.ts';
 import { renderChat, replyText, TURN_STOP } from '../chat-template.ts';
 import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { ChatCompletion } from '../schemas.ts';
@@ -9,15 +10,13 @@ import type { ChatCompletionRequest } from '../schemas.ts';
 import { checkModel, countTokens, errorResponses, jobAccepted, openModel, ranOnHeaders, security } from './common.ts';
 import { type AnswerShape, type CompletionJob, serveCompletion, type StreamBase } from './completion-flow.ts';
 
-const DEFAULT_MAX_TOKENS = 16; // the same default as /v1/completions
-
 function toJob(body: ChatCompletionRequest, prompt: string): CompletionJob {
   const stops = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return {
     type: 'completion',
     model: body.model,
     prompt,
-    max_tokens: body.max_completion_tokens ?? body.max_tokens ?? DEFAULT_MAX_TOKENS,
+    max_tokens: body.max_completion_tokens ?? body.max_tokens ?? COMPLETION_DEFAULTS.maxTokens,
     temperature: body.temperature,
     top_p: body.top_p,
     top_k: body.top_k ?? 0,

@@ -4,7 +4,7 @@ import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { AppEnv, EdgeApp, RouteDeps } from '../deps.ts';
 import { ApiError } from '../http/errors.ts';
-import { idempotencyKey, passThrough, publicJob } from '../job-flow.ts';
+import { idempotencyKey, passThrough, publicJob, RETRY_AFTER_S } from '../job-flow.ts';
 import type { RunnerAnswer, RunnerClient } from '../runner-client.ts';
 import { Job, JobIdParam } from '../schemas.ts';
 import { checkModel, conflict, errorResponses, markRanOn, security } from './common.ts';
@@ -40,7 +40,14 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
   app.openapi(submit, async (c) => {
     const body = c.req.valid('json');
     checkModel(deps, body.model);
-    return answer(c, await runnerOf(deps).submit(body, idempotencyKey(c), c.get('requestId'))) as never;
+    const submitted = await runnerOf(deps).submit(body, idempotencyKey(c), c.get('requestId'));
+    if (submitted.ok) {
+      // The same headers as a completion answered 202 (job-flow.ts): where to poll, and when.
+      c.header('Location', publicJob(c, submitted.view).url);
+      c.header('x-deciserve-job-id', submitted.view.id);
+      if (submitted.view.status === 'queued' || submitted.view.status === 'running') c.header('Retry-After', String(RETRY_AFTER_S));
+    }
+    return answer(c, submitted) as never;
   });
 
   const get = createRoute({
