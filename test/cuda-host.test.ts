@@ -14,7 +14,7 @@ import { largestFitting, schedulePasses, type PassItem } from '../mamba/cuda/sch
 import { compileOptions, kernelCacheKey } from '../mamba/cuda/compile-cache.ts';
 import { loadKernelSources } from '../mamba/cuda/kernels/manifest.ts';
 import { packKernelArgs } from '../mamba/cuda/bindings/driver.ts';
-import { prefillRoofline } from '../mamba/cuda/roofline.ts';
+import { H200, prefillRoofline } from '../mamba/cuda/roofline.ts';
 import { aLog2 } from '../mamba/cuda/device-weights.ts';
 
 const DECI: DecimationConfig = { layers: [2, 4], beta: 0.5, lBase: 100, minSeqLen: 20 };
@@ -224,7 +224,8 @@ describe('roofline', () => {
     const plain = prefillRoofline({ config, precision: 'bf16', plan: planBatch([{ length: 32768, protect: 1, decimation: null }], 24), logitRows: 1 });
     const perToken = 24 * (768 * 3072 + 1536 * 80 + 48 * 1536 + 1536 * 768) * 2;
     expect(plain.matmulFlops).toBeCloseTo(perToken * 32768 + 2 * 768 * config.vocabSize, -3);
-    expect(plain.floorMs).toBeCloseTo((plain.matmulFlops / 858e12) * 1e3, 6); // compute-bound at 32K
+    expect(plain.floorMs).toBeCloseTo((plain.matmulFlops / H200.matmulFlops) * 1e3, 6); // compute-bound at 32K
+    expect(H200.matmulFlops).toBeCloseTo(780.743446087347e12, -9); // the committed device check's measured ceiling
     const deci = prefillRoofline({ config, precision: 'bf16', plan: planBatch([{ length: 32768, protect: 1, decimation: { layers: [12], beta: 0.5, lBase: 2000, minSeqLen: 20 } }], 24), logitRows: 1 });
     expect(deci.matmulFlops).toBeLessThan(0.6 * plain.matmulFlops); // 12 full layers, layer 12 partly, 11 at 2001 rows
     expect(deci.designFloorMs).toBeGreaterThanOrEqual(deci.floorMs);

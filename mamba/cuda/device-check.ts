@@ -15,6 +15,7 @@ import { goldenParity, passkeyAgreement, referenceParity, selfConsistency } from
 import { benchConfig, benchWeights, writeBenchCheckpoint, SHAPES, type ShapeName } from './device-check/bench-model.ts';
 import { benchBatch, benchBreakdown, benchDecode, benchPrefill } from './device-check/bench.ts';
 import { Deadline, fmt, Report } from './device-check/report.ts';
+import { H200 } from './roofline.ts';
 import type { KernelSet } from './device.ts';
 
 const { values: args } = parseArgs({
@@ -46,7 +47,7 @@ const lengths = args.lengths!.split(',').map(Number);
 async function main(): Promise<void> {
   report.info[`args:${args['report-name']}`] = args;
   const device = CudaDevice.open({ cacheDir: '/tmp/deciserve-nvrtc-cache' }); // not under $OUT: only 8 files come back
-  let ceilings = { bandwidth: 4.3e12, bf16Flops: 858e12 };
+  let ceilings = { bandwidth: H200.bandwidth, bf16Flops: H200.matmulFlops }; // until this run measures its own
   const kernels: Record<'f32' | 'bf16', KernelSet | null> = { f32: null, bf16: null };
   try {
     if (phases.has('env')) describeEnvironment(device, report);
@@ -175,13 +176,15 @@ function summary(): string {
 }
 
 function merge(parts: string[]): void {
+  const commands: string[] = [];
   for (const part of parts) {
     const file = join(args.out!, `${part}.json`);
     if (!existsSync(file)) {
       report.check('device-check', `report ${part}`, false, {}, `${file} is missing (that run died before writing it; see device-check.log)`);
       continue;
     }
-    const r = JSON.parse(readFileSync(file, 'utf8')) as Pick<Report, 'info' | 'checks' | 'tables' | 'notes' | 'skipped'> & { elapsedS: number };
+    const r = JSON.parse(readFileSync(file, 'utf8')) as Pick<Report, 'info' | 'checks' | 'tables' | 'notes' | 'skipped' | 'command'> & { elapsedS: number };
+    commands.push(r.command);
     report.info[`elapsedS:${part}`] = r.elapsedS;
     Object.assign(report.info, r.info);
     report.checks.push(...r.checks);
@@ -190,8 +193,9 @@ function merge(parts: string[]): void {
     report.skipped.push(...r.skipped);
     for (const ext of ['json', 'md']) rmSync(join(args.out!, `${part}.${ext}`), { force: true });
   }
+  report.command = [...commands, report.command].join(' && ');
   report.write(args.out, 'cuda-device-check');
-  writeFileSync(join(args.out!, 'cuda-bench.json'), JSON.stringify({ tables: report.tables, info: report.info }, null, 1));
+  writeFileSync(join(args.out!, 'cuda-bench.json'), JSON.stringify({ command: report.command, tables: report.tables, info: report.info }, null, 1));
 }
 
 if (args.merge) {

@@ -1,18 +1,19 @@
 // The two numbers METHOD.md asks for before timing anything, per prefill configuration: the floating-point work and
-// the fewest bytes that must cross device memory, set against the H200's measured ceilings (858 TFLOP/s dense bf16
-// through cuBLAS from Node, 4.3 TB/s copy bandwidth). Rows per layer come from the BatchPlan, so DeciMamba's
+// the fewest bytes that must cross device memory, set against the H200's ceilings as the committed device check measured
+// them (bench/results/cuda-device-check.json info.ceilings: cuBLAS bf16 GEMM 8192³ from Node, device-to-device copy). Rows per layer come from the BatchPlan, so DeciMamba's
 // shorter later layers count as they run. Pure TypeScript.
+import deviceCheck from '../../bench/results/cuda-device-check.json' with { type: 'json' };
 import type { MambaConfig } from '../engine.ts';
 import { outputGroup, type BatchPlan } from './batch-plan.ts';
 import { activationBytes, xDblWidth, type Precision } from './memory-plan.ts';
 
 export const H200 = {
-  /** cuBLAS bf16 GEMM measured from Node on this workplace's H200 (issue #5). */
-  matmulFlops: 858e12,
+  /** cuBLAS bf16 GEMM 8192³ measured from Node on this workplace's H200 (781 TFLOP/s in the committed run). */
+  matmulFlops: deviceCheck.info.ceilings.bf16GemmTflops * 1e12,
   /** Datasheet fp32 (CUDA cores, no TF32): the ceiling of the fp32 parity path's GEMMs. */
   fp32Flops: 67e12,
-  /** Device-to-device copy, bytes read + written (KINDS.md). */
-  bandwidth: 4.3e12,
+  /** Device-to-device copy, bytes read + written, measured likewise (4,225 GB/s; KINDS.md says 4.3 TB/s). */
+  bandwidth: deviceCheck.info.ceilings.copyGBs * 1e9,
   /** MUFU ex2 throughput: 16 per SM per clock × 132 SMs × 1.98 GHz (the scan's exp(Δ·A)). */
   expPerSecond: 16 * 132 * 1.98e9,
 };

@@ -19,6 +19,8 @@ export class Report {
   readonly info: Record<string, unknown> = {};
   readonly notes: string[] = [];
   readonly skipped: string[] = [];
+  /** How this report was made (bench/README: every result file has one); a merged report lists its parts' commands. */
+  command = ['node', ...process.argv.slice(1).map((a) => a.replace(/^.*\/(\.device\/app\/)/, '$1'))].join(' ');
 
   check(section: string, name: string, ok: boolean, values: CheckResult['values'] = {}, error?: string): boolean {
     this.checks.push({ section, name, ok, values, ...(error ? { error } : {}) });
@@ -58,7 +60,7 @@ export class Report {
   }
 
   write(outDir: string | undefined, name = 'cuda-device-check'): void {
-    const json = JSON.stringify({ info: this.info, checks: this.checks, tables: this.tables, notes: this.notes, skipped: this.skipped, elapsedS: this.elapsedS() }, null, 1);
+    const json = JSON.stringify({ command: this.command, info: this.info, checks: this.checks, tables: this.tables, notes: this.notes, skipped: this.skipped, elapsedS: this.elapsedS() }, null, 1);
     if (!outDir) return;
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, `${name}.json`), json);
