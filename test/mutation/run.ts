@@ -75,9 +75,21 @@ const previous: ModuleScore[] = existsSync(REPORT) ? (JSON.parse(readFileSync(RE
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(MODULES);
 for (const m of wanted) if (!MODULES[m]) throw new Error(`unknown module ${m}; one of ${Object.keys(MODULES).join(', ')}`);
 const scores = new Map(previous.map((s) => [s.module, s]));
+const failed: string[] = [];
 for (const module of wanted) {
-  const score = runModule(module);
+  let score: ModuleScore;
+  try {
+    score = runModule(module);
+  } catch (err) {
+    console.error((err as Error).message);
+    failed.push(module);
+    continue;
+  }
   scores.set(module, score);
   console.log(`${module}: ${score.score}% (${score.killed + score.timeout}/${score.mutants}); survivors: ${score.survivors.join(' ') || 'none'}`);
   writeReport(Object.keys(MODULES).filter((m) => scores.has(m)).map((m) => scores.get(m)!));
+}
+if (failed.length > 0) {
+  console.error(`stryker failed on: ${failed.join(', ')}`);
+  process.exitCode = 1;
 }

@@ -17,7 +17,7 @@ export default {
   // Outside test/: the top-level vitest config would pick up the sandbox's copies of the tests.
   tempDirName: '.stryker-tmp',
   // The sandbox copies the repository; these are large and no unit test reads them.
-  ignorePatterns: ['models', 'train', 'bench/results', 'dist', 'test/.tmp', '.data', '.corpus', '.wrangler', '.stryker-tmp'],
+  ignorePatterns: ['models', 'train', 'bench/results/*.log', 'bench/results/*.jsonl', 'bench/results/report.html', 'dist', 'test/.tmp', '.data', '.corpus', '.wrangler', '.stryker-tmp'],
   timeoutMS: 20_000,
   cleanTempDir: 'always',
 };

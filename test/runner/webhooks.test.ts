@@ -1,0 +1,126 @@
+// runner/webhooks.ts in-process on real Redis (BullMQ) and radosgw: a finished job's event is POSTed, signed, to the
+// job's URL; a failing receiver (5xx or a redirect) is retried with backoff; one delivery per job id; no URL, no event.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Queue, type Worker } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configFromEnv } from '../../runner/config.ts';
+import type { StoredJob } from '../../runner/jobs.ts';
+import { createLogger } from '../../runner/logger.ts';
+import { createMetrics } from '../../runner/metrics.ts';
+import type { JobResult } from '../../runner/pass.ts';
+import { redisOptions, type JobQueue } from '../../runner/queue.ts';
+import { JobStore } from '../../runner/s3-store.ts';
+import { NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../runner/signing.ts';
+import { startWebhookWorker, WebhookQueue } from '../../runner/webhooks.ts';
+import { ensureRadosgw, runTag, SECRET, startRedis, waitFor, type RedisHandle } from './harness.ts';
+
+interface Received { path: string; headers: IncomingHttpHeaders; body: Buffer }
+let redis: RedisHandle;
+let server: Server;
+let base: string;
+let store: JobStore;
+let jobs: JobQueue;
+let hooks: Queue<{ id: string; url: string }>;
+let worker: Worker;
+const metrics = createMetrics();
+const log = createLogger('silent');
+const received: Received[] = [];
+/** Status codes the receiver answers per path, in turn (then 200). */
+const script = new Map<string, number[]>();
+
+beforeAll(async () => {
+  const [s3, redisHandle] = await Promise.all([ensureRadosgw(), startRedis('webhooks')]);
+  redis = redisHandle;
+  const tag = runTag('webhooks');
+  store = JobStore.fromConfig(configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: tag }), log, metrics);
+  await store.ensureBucket();
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ path: req.url!, headers: req.headers, body: Buffer.concat(chunks) });
+      const status = script.get(req.url!)?.shift() ?? 200;
+      res.writeHead(status, status === 302 ? { location: `${base}/elsewhere` } : {}).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const connection = redisOptions(redis.url, { failFast: false });
+  jobs = new Queue(tag, { connection });
+  hooks = new Queue(`${tag}-webhooks`, { connection });
+  worker = startWebhookWorker(`${tag}-webhooks`, connection, { store, queue: jobs, secret: SECRET, metrics, log });
+}, 300_000);
+
+afterAll(async () => {
+  await worker?.close();
+  await Promise.all([jobs?.close(), hooks?.close()]);
+  server?.close();
+  await redis?.stop();
+});
+
+/** A finished job as S3 holds it after the runner stored its result (no longer in Redis). */
+async function finishedJob(id: string): Promise<void> {
+  const input: StoredJob = { id, created_at: 1_700_000_000_000, request: { type: 'completion', model: 'm', prompt: 'p' } as StoredJob['request'], request_sha256: 'x', prompt_tokens: 3, cost_tokens: 5 };
+  await store.putInputOnce(input);
+  await store.putResultOnce(id, { id, object: 'text_completion' } as unknown as JobResult);
+}
+const deliveries = (path: string) => received.filter((r) => r.path === path);
+const counter = async (outcome: string) => (await metrics.webhooks.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+
+describe('webhooks', () => {
+  it('POSTs the signed job.succeeded event with the job view to the URL, path and query signed', async () => {
+    const id = `job_hook_${Date.now()}`;
+    await finishedJob(id);
+    const delivered = await counter('delivered');
+    await new WebhookQueue(hooks, log).jobFinished(id, `${base}/hook/a?tenant=1`);
+    const [hit] = await waitFor('delivery', () => deliveries('/hook/a?tenant=1').length > 0 && deliveries('/hook/a?tenant=1'));
+    const h = hit!.headers as Record<string, string>;
+    expect(h['content-type']).toBe('application/json');
+    expect(h['user-agent']).toBe('deciserve-runner');
+    const parts = { timestamp: Number(h[TIMESTAMP_HEADER]), nonce: h[NONCE_HEADER]!, method: 'POST', body: new Uint8Array(hit!.body) };
+    expect(await verifySignature(SECRET, { ...parts, path: '/hook/a?tenant=1' }, h[SIGNATURE_HEADER]!)).toBe(true);
+    expect(await verifySignature(SECRET, { ...parts, path: '/hook/a' }, h[SIGNATURE_HEADER]!)).toBe(false);
+    const event = JSON.parse(hit!.body.toString()) as Record<string, unknown>;
+    expect(event).toMatchObject({ id: `evt_${id}`, object: 'event', type: 'job.succeeded', data: { id, status: 'succeeded', prompt_tokens: 3 } });
+    expect(Math.abs((event.created as number) - Date.now() / 1000)).toBeLessThan(60);
+    expect((event.data as { result_url: string }).result_url).toContain(`results/${id}.json`);
+    await waitFor('delivered metric', async () => (await counter('delivered')) === delivered + 1);
+  });
+
+  it('a receiver answering 500, then a redirect, is retried until it answers 2xx; the redirect is not followed', async () => {
+    const id = `job_retry_${Date.now()}`;
+    await finishedJob(id);
+    script.set('/hook/flaky', [500, 302]);
+    const retries = await counter('retry');
+    await new WebhookQueue(hooks, log).jobFinished(id, `${base}/hook/flaky`);
+    await waitFor('third delivery', () => deliveries('/hook/flaky').length >= 3, 20_000);
+    expect(deliveries('/elsewhere')).toHaveLength(0);
+    expect(await counter('retry')).toBe(retries + 2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(deliveries('/hook/flaky')).toHaveLength(3); // done after the 200
+  }, 30_000);
+
+  it('one delivery per job id however often it finishes; none without a URL; a job nobody stored fails its delivery', async () => {
+    const id = `job_once_${Date.now()}`;
+    await finishedJob(id);
+    const q = new WebhookQueue(hooks, log);
+    await Promise.all([q.jobFinished(id, `${base}/hook/once`), q.jobFinished(id, `${base}/hook/once`)]);
+    await q.jobFinished(`${id}_none`, undefined);
+    await waitFor('delivery', () => deliveries('/hook/once').length > 0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(deliveries('/hook/once')).toHaveLength(1);
+    expect(await hooks.getJob(`${id}_none`)).toBeUndefined();
+
+    await q.jobFinished('job_missing', `${base}/hook/missing`);
+    await waitFor('failed attempt', async () => (await hooks.getJob('job_missing'))?.failedReason);
+    expect((await hooks.getJob('job_missing'))!.failedReason).toBe('job job_missing not found');
+    expect(deliveries('/hook/missing')).toHaveLength(0);
+  });
+
+  it('a queue that cannot take the event does not throw into the job\'s completion', async () => {
+    const closed = new Queue('closed-webhooks', { connection: redisOptions(redis.url, { failFast: true }) });
+    await closed.close();
+    await expect(new WebhookQueue(closed, log).jobFinished('job_x', `${base}/hook/x`)).resolves.toBeUndefined();
+  });
+});
