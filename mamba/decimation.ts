@@ -27,6 +27,41 @@ export function validateDecimation(cfg: DecimationConfig, nLayer: number): void 
   }
 }
 
+/**
+ * A length-adaptive budget: [prompt tokens, L_base] points, ascending in length. One fixed L_base cannot serve every
+ * length on this model (a small one loses needles past 64K, a large one keeps too much at 4–16K), so the budget is
+ * read off the validation sweep (bench/quality/choose_policy.py) and interpolated between the swept lengths.
+ */
+export type LengthBudgets = ReadonlyArray<readonly [number, number]>;
+
+export function validateLengthBudgets(points: LengthBudgets): void {
+  if (points.length === 0) throw new DecimationError('decimation: lBaseByLength is empty');
+  points.forEach(([length, lBase], i) => {
+    if (!(Number.isInteger(length) && length >= 1 && Number.isInteger(lBase) && lBase >= 1)) {
+      throw new DecimationError(`decimation: lBaseByLength[${i}] must be two integers ≥ 1, got [${length}, ${lBase}]`);
+    }
+    if (i > 0 && length <= points[i - 1]![0]) throw new DecimationError('decimation: lBaseByLength lengths must be strictly ascending');
+  });
+}
+
+/** L_base for a prompt of `length` tokens: log-log interpolation between the points, the end values outside them. */
+export function lBaseForLength(points: LengthBudgets, length: number): number {
+  const first = points[0]!;
+  const last = points[points.length - 1]!;
+  if (length <= first[0]) return first[1];
+  if (length >= last[0]) return last[1];
+  const i = points.findIndex(([l]) => l >= length);
+  const [l0, b0] = points[i - 1]!;
+  const [l1, b1] = points[i]!;
+  const t = Math.log(length / l0) / Math.log(l1 / l0);
+  return Math.round(Math.exp(Math.log(b0) + t * Math.log(b1 / b0)));
+}
+
+/** The config a prompt of `length` tokens runs with: the fixed form, or its L_base taken from the length budgets. */
+export function decimationForLength(fixed: DecimationConfig, budgets: LengthBudgets | undefined, length: number): DecimationConfig {
+  return budgets ? { ...fixed, lBase: lBaseForLength(budgets, length) } : fixed;
+}
+
 /** Position s of `layer` in cfg.layers, or -1 when the layer does not decimate. */
 export function decimationSlot(cfg: DecimationConfig | null | undefined, layer: number): number {
   return cfg ? cfg.layers.indexOf(layer) : -1;

@@ -1,7 +1,7 @@
 // What the edge API submits to the runner's intake (one long-document job), and how it becomes engine options.
 // The runner also takes `type: "suite"`: a whole quality benchmark as one job (runner/suite.ts).
 import { z } from 'zod';
-import { validateDecimation } from '../mamba/decimation.ts';
+import { lBaseForLength, validateDecimation } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
 import type { ModelDefaults } from './model-defaults.ts';
 import { MAX_SUITE_PROMPTS, SUITE_TASKS, SUITE_VARIANTS, suitePromptCount } from './suite.ts';
@@ -54,7 +54,9 @@ export function jobRequestSchema(limits: RequestLimits) {
       /** Sampling seed; when absent the runner derives one from the job id, so a retry samples the same tokens. */
       seed: z.number().int().min(0).max(0xffffffff).optional(),
       stop: z.union([z.string().min(1).max(256), z.array(z.string().min(1).max(256)).max(4)]).optional(),
-      decimation: z.enum(['auto', 'on', 'off']).default('auto'),
+      /** auto: DeciMamba above the training length with the model's length-adaptive budget; on: that at any length;
+       * fixed: the paper's form with one L_base at any length; off: plain Mamba. */
+      decimation: z.enum(['auto', 'on', 'fixed', 'off']).default('auto'),
       decimation_params: decimationParams.optional(),
       /** Tail of the prompt that decimation always keeps (the question). */
       protect: z.number().int().min(1).max(10_000_000).optional(),
@@ -83,7 +85,7 @@ const suiteSpec = z
     /** passkey: prompts per length and depth; perplexity: windows per length. */
     samples: z.number().int().min(1).max(MAX_SUITE_PROMPTS),
     seed: z.number().int().min(0).max(0xffffffff).default(0),
-    variants: z.array(z.enum(SUITE_VARIANTS)).min(1).max(2).refine(distinct, 'variants must be distinct').default([...SUITE_VARIANTS]),
+    variants: z.array(z.enum(SUITE_VARIANTS)).min(1).max(SUITE_VARIANTS.length).refine(distinct, 'variants must be distinct').default(['mamba', 'decimamba']),
   })
   .superRefine((s, ctx) => {
     if (s.task === 'passkey' && s.depths === undefined) ctx.addIssue({ code: 'custom', path: ['depths'], message: 'passkey suites need depths (needle positions in [0, 1])' });
@@ -114,14 +116,17 @@ export type RunnerJobRequest = JobRequest | SuiteJobRequest;
 
 /** The decimation a job runs with, or null for plain Mamba. Throws DecimationError on a config the model cannot run. */
 export function resolveDecimation(request: JobRequest, promptTokens: number, model: ModelDefaults): DecimationConfig | null {
-  const on = request.decimation === 'on' || (request.decimation === 'auto' && promptTokens > model.trainLen);
+  const mode = request.decimation;
+  const on = mode === 'on' || mode === 'fixed' || (mode === 'auto' && promptTokens > model.trainLen);
   if (!on) return null;
   const base = model.decimation;
   const p = request.decimation_params ?? {};
+  const adaptive = mode !== 'fixed' && model.lBaseByLength !== undefined;
   const config: DecimationConfig = {
     layers: p.layers ?? base.layers,
     beta: p.beta ?? base.beta,
-    lBase: p.l_base ?? base.lBase,
+    // an explicit l_base is the fixed form; otherwise the budget for this prompt's length
+    lBase: p.l_base ?? (adaptive ? lBaseForLength(model.lBaseByLength!, promptTokens) : base.lBase),
     minSeqLen: p.min_seq_len ?? base.minSeqLen,
   };
   validateDecimation(config, model.nLayer);

@@ -9,7 +9,8 @@ import type { JobRequest, SuiteJobRequest } from './job-request.ts';
 import type { JobStats, PassItem, PassOutcome } from './pass.ts';
 
 export const SUITE_TASKS = ['passkey', 'perplexity'] as const;
-export const SUITE_VARIANTS = ['mamba', 'decimamba'] as const;
+/** decimamba: the model's length-adaptive policy at every length; decimamba-fixed: the paper's single L_base. */
+export const SUITE_VARIANTS = ['mamba', 'decimamba', 'decimamba-fixed'] as const;
 export type Task = (typeof SUITE_TASKS)[number];
 export type Variant = (typeof SUITE_VARIANTS)[number];
 export const SCORED_TOKENS = 100;
@@ -95,7 +96,7 @@ export function suitePromptTokens(s: SpecShape): number {
   return s.lengths.reduce((a, length) => a + length * perLength, 0);
 }
 
-const decimationFor = (v: Variant): 'on' | 'off' => (v === 'decimamba' ? 'on' : 'off');
+const decimationFor = (v: Variant): 'on' | 'fixed' | 'off' => (v === 'decimamba' ? 'on' : v === 'decimamba-fixed' ? 'fixed' : 'off');
 
 /** Jobs for a suite; the same (length, depth, sample) prompt goes to every variant. */
 export function buildSuiteJobs(spec: SuiteSpec, tokenizer: TextTokenizer, haystackIds: number[], suiteId: string): SampleJob[] {

@@ -1,0 +1,101 @@
+// Passkey accuracy on the held-out haystacks (bench/quality/haystacks/<set>-<split>.txt), each (set, length) one suite
+// job through runPass on the runner's engine (CUDA on a GPU), Mamba vs DeciMamba (the model's length-adaptive policy)
+// vs the paper's fixed L_base. Counts per depth, 95% Wilson intervals; the JSON is rewritten after every job.
+//   bash ../shared/device/pack.sh runner/gpu-quality.ts, then: . .device/boot.sh && node .device/app/gpu-quality.mjs --out $OUT
+import { parseArgs } from 'node:util';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SampleResult, SuiteResult, Variant } from './suite.ts';
+import { encodeCorpus, haystackText } from '../mamba/passkey.ts';
+import { formatAccuracy, wilsonInterval } from '../mamba/stats.ts';
+import { loadEngine } from './engine-factory.ts';
+import { runnerJobRequestSchema } from './job-request.ts';
+import { readModelDefaults } from './model-defaults.ts';
+import { runPass } from './pass.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'models/deciserve-mamba' },
+    engine: { type: 'string', default: 'auto' },
+    out: { type: 'string', default: process.env.OUT ?? '.device-out' },
+    haystacks: { type: 'string', default: 'bench/quality/haystacks' },
+    sets: { type: 'string', default: 'jargon,gcide,fortunes' },
+    split: { type: 'string', default: 'test' },
+    lengths: { type: 'string', default: '1000,2000,4000,8000,16000,32000,64000,128000,256000' },
+    depths: { type: 'string', default: '0,0.25,0.5,0.75,1' },
+    samples: { type: 'string', default: '4' },
+    variants: { type: 'string', default: 'mamba,decimamba,decimamba-fixed' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log('usage: gpu-quality [--model DIR] [--engine auto|cuda|cuda-fp32|onnx] [--out DIR] [--split val|test] [--sets a,b]\n' +
+    '                   [--lengths 1000,...] [--depths 0,0.5,1] [--samples N per set x depth] [--variants mamba,decimamba,decimamba-fixed]');
+  process.exit(0);
+}
+
+const loaded = await loadEngine(args.engine as 'auto', args.model!);
+const ctx = { modelId: 'deciserve-mamba', model: await readModelDefaults(args.model!, loaded.config.nLayer) };
+const sets = args.sets!.split(',');
+const lengths = args.lengths!.split(',').map(Number);
+const depths = args.depths!.split(',').map(Number);
+const variants = args.variants!.split(',') as Variant[];
+const hays = Object.fromEntries(sets.map((s) => [s, encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(args.haystacks!, `${s}-${args.split}.txt`), 'utf8')))]));
+const schema = runnerJobRequestSchema({ maxPromptChars: 10_000_000, maxNewTokens: 64 });
+/** set → variant → length → depth → [correct, n] */
+const counts: Record<string, Record<string, Record<string, Record<string, [number, number]>>>> = {};
+const passes: unknown[] = [];
+const report = {
+  command: `node .device/app/gpu-quality.mjs ${process.argv.slice(2).join(' ')} (runner/gpu-quality.ts)`,
+  engine: loaded.engine.name, kind: loaded.kind, split: args.split, sets, lengths, depths, samplesPerCell: Number(args.samples),
+  policy: { fixed: ctx.model.decimation, lBaseByLength: ctx.model.lBaseByLength ?? null, trainLen: ctx.model.trainLen },
+  counts, passes,
+};
+mkdirSync(args.out!, { recursive: true });
+const save = () => writeFileSync(join(args.out!, `gpu-quality-${args.split}.json`), JSON.stringify(report, null, 1));
+
+for (const length of lengths) {
+  for (const [i, set] of sets.entries()) {
+    const suite = { task: 'passkey', lengths: [length], depths, samples: Number(args.samples), seed: 2024 + i, variants };
+    const request = schema.parse({ type: 'suite', model: 'deciserve-mamba', suite });
+    const log = (f: Record<string, unknown>) => passes.push({ set, length, jobs: f.jobs, ms: f.ms, promptTokens: f.promptTokens, failed: f.failed });
+    const [outcome] = await runPass(loaded, [{ id: `q-${set}-${length}`, request, createdAt: Date.now() }], ctx, { haystack: () => hays[set]!, log });
+    if (!outcome!.ok) throw new Error(`${set} ${length}: ${outcome!.error.message}`);
+    for (const s of (outcome!.result as unknown as SuiteResult).samples as SampleResult[]) {
+      const cell = (((counts[set] ??= {})[s.variant] ??= {})[String(length)] ??= {})[String(s.depth)] ??= [0, 0];
+      cell[0] += s.ok && s.correct ? 1 : 0;
+      cell[1] += 1;
+    }
+    save();
+  }
+  console.log(`L=${length}: ${variants.map((v) => `${v} ${formatAccuracy(...total(v, length))}`).join('  ')}`);
+}
+await loaded.engine.dispose?.();
+
+function total(variant: string, length: number, depth?: number): [number, number] {
+  let k = 0;
+  let n = 0;
+  for (const set of sets) {
+    for (const [d, [c, m]] of Object.entries(counts[set]?.[variant]?.[String(length)] ?? {})) {
+      if (depth === undefined || Number(d) === depth) [k, n] = [k + c, n + m];
+    }
+  }
+  return [k, n];
+}
+
+const summary = lengths.map((length) => ({
+  length,
+  ...Object.fromEntries(variants.map((v) => {
+    const [k, n] = total(v, length);
+    const worstDepth = Math.min(...depths.map((d) => { const [a, b] = total(v, length, d); return b ? a / b : 1; }));
+    return [v, { correct: k, n, accuracy: k / n, ci95: wilsonInterval(k, n), worstDepth }];
+  })),
+}));
+Object.assign(report, { summary });
+save();
+console.log(`| length | ${variants.join(' | ')} | ${variants.map((v) => `${v} worst depth`).join(' | ')} |`);
+console.log(`|---|${variants.map(() => '---|---|').join('')}`);
+for (const row of summary) {
+  const r = row as unknown as Record<string, { correct: number; n: number; worstDepth: number }>;
+  console.log(`| ${row.length} | ${variants.map((v) => formatAccuracy(r[v]!.correct, r[v]!.n)).join(' | ')} | ${variants.map((v) => `${Math.round(100 * r[v]!.worstDepth)}%`).join(' | ')} |`);
+}
