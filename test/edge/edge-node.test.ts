@@ -180,6 +180,19 @@ describe('routing without a runner', () => {
     expect(serverTiming(response).route).toMatch(/estimated \d+ ms CPU > edge budget 10000 ms/);
     await expectError(response, 400, 'context_length_exceeded');
   });
+
+  it('answers 503 with Retry-After when a runner is configured but nothing listens there', async () => {
+    const unreachable = await startEdge(modelDir, { RUNNER_URL: 'http://127.0.0.1:9', RUNNER_HMAC_SECRET: 'edge-node-secret-0123456789' });
+    try {
+      const prompt = 'And God said, Let there be light: and there was light. '.repeat(250);
+      const response = await post(unreachable, '/v1/completions', { model, prompt, max_tokens: 4 });
+      expect(response.headers.get('x-deciserve-ran-on')).toBe('runner');
+      expect(response.headers.get('retry-after')).toBeTruthy();
+      await expectError(response, 503, 'runner_unavailable');
+    } finally {
+      await unreachable.close();
+    }
+  });
 });
 
 describe('documents, CORS and rate limits', () => {

@@ -73,15 +73,26 @@ describe('edge API in workerd', () => {
     expect(body.perplexity).toBeGreaterThan(1);
   });
 
-  it('routes a prompt over the training length to the runner, and answers 503 when it is unreachable', async () => {
+  it('runs a prompt over the training length as a runner job (Redis + radosgw) and returns it as if synchronous', async () => {
     const prompt = 'In the beginning God created the heaven and the earth. '.repeat(260); // > 2048 tokens
-    const response = await call('/v1/completions', { body: { model: 'deciserve-mamba', prompt, max_tokens: 4 } });
-    const body = (await response.json()) as { error: { code: string } };
+    const response = await call('/v1/completions', { body: { model: 'deciserve-mamba', prompt, max_tokens: 4, temperature: 0 } });
+    type Body = { choices: { text: string }[]; usage: { prompt_tokens: number; completion_tokens: number }; deciserve: { ran_on: string; job_id: string; decimation: { config: unknown; kept: { tokens: number }[] } } };
+    const body = (await response.json()) as Body;
+    expect(response.status, JSON.stringify(body)).toBe(200);
     expect(response.headers.get('x-deciserve-ran-on')).toBe('runner');
     expect(timings(response).route).toMatch(/runner: \d+ prompt tokens > 2048 at the edge/);
-    expect(response.status).toBe(503);
-    expect(body.error.code).toBe('runner_unavailable');
-    expect(response.headers.get('retry-after')).toBeTruthy();
+    const jobId = response.headers.get('x-deciserve-job-id')!;
+    expect(jobId).toMatch(/^job_[a-z0-9]{26}$/);
+    expect(body.usage).toMatchObject({ completion_tokens: 4 });
+    expect(body.usage.prompt_tokens).toBeGreaterThan(2048);
+    expect(body.deciserve).toMatchObject({ ran_on: 'runner', job_id: jobId });
+    // decimation "auto" turned DeciMamba on above the training length (with L_base 8000 a 2.6K prompt keeps every token).
+    expect(body.deciserve.decimation.config).toMatchObject({ layers: [expect.any(Number)], lBase: expect.any(Number) });
+    // The job stays readable through the edge, its result in radosgw behind a presigned URL.
+    const job = (await (await call(`/v1/jobs/${jobId}`)).json()) as { status: string; result_url: string };
+    expect(job.status).toBe('succeeded');
+    const stored = (await (await fetch(job.result_url)).json()) as Body;
+    expect(stored.choices[0]!.text).toBe(body.choices[0]!.text);
   });
 
   it('refuses bad keys, bad bodies and unknown models with OpenAI-shaped 4xx errors', async () => {
