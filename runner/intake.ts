@@ -5,7 +5,8 @@
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { ApiError, badRequest, conflict, errorResponse, notFound, unavailable } from './api-errors.ts';
+import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds, type CountingTokenizer, type TokenizerShape } from '../mamba/token-budget.ts';
+import { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unavailable } from './api-errors.ts';
 import { readBodyWithLimit } from './body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from './config.ts';
@@ -22,7 +23,7 @@ export interface IntakeDeps {
   store: JobStore;
   queue: JobQueue;
   nonces: NonceStore;
-  tokenizer: { encode(text: string): number[] };
+  tokenizer: CountingTokenizer & TokenizerShape;
   model: ModelDefaults;
   metrics: RunnerMetrics;
   log: Logger;
@@ -82,7 +83,7 @@ export function jobRoutes(deps: IntakeDeps) {
     if (request.model !== config.modelId) {
       throw notFound('model_not_found', `model "${request.model}" is not served by this runner (it serves "${config.modelId}")`, 'model');
     }
-    const promptTokens = countTokens(deps, request);
+    const promptTokens = await countTokens(deps, request);
     try {
       if (request.type !== 'suite' && request.decimation !== 'off') resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);
     } catch (err) {
@@ -173,19 +174,29 @@ function parseRequest(body: Uint8Array, schema: ReturnType<typeof runnerJobReque
   return parsed.data;
 }
 
-/** Prompt tokens of a job; for a suite, of all its prompts (its cost in the batch budget, so it gets a pass of its own). */
-function countTokens(deps: IntakeDeps, request: RunnerJobRequest): number {
+/**
+ * Prompt tokens of a job; for a suite, of all its prompts (its cost in the batch budget, so it gets a pass of its own).
+ * Bounded before the work and counted in slices between event-loop turns (mamba/token-budget.ts), so a 4 MiB prompt
+ * neither blocks /healthz nor costs more than the limit's worth of tokenizing.
+ */
+async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise<number> {
   const max = deps.config.limits.maxPromptTokens;
   if (request.type === 'suite') {
     const over = request.suite.lengths.find((length) => length > max);
     if (over !== undefined) throw badRequest('context_length_exceeded', `suite length ${over}: this runner takes at most ${max} prompt tokens`, 'suite.lengths');
     return suitePromptTokens(request.suite);
   }
-  const prompt = deps.tokenizer.encode(request.prompt).length;
-  const continuation = request.continuation === undefined ? 0 : deps.tokenizer.encode(request.continuation).length;
-  const total = prompt + continuation;
-  if (total > max) {
-    throw badRequest('context_length_exceeded', `${total} prompt tokens; this runner takes at most ${max}`, 'prompt');
+  const texts = request.continuation === undefined ? [request.prompt] : [request.prompt, request.continuation];
+  const bounds = texts.map((t) => tokenBounds(t, deps.tokenizer));
+  const lower = bounds.reduce((n, b) => n + b.lower, 0);
+  if (lower > max) throw badRequest('context_length_exceeded', `at least ${lower} prompt tokens; this runner takes at most ${max}`, 'prompt');
+  const longestRun = Math.max(...bounds.map((b) => b.longestRun));
+  if (longestRun > MAX_RUN_CHARS) throw runTooLong(longestRun, MAX_RUN_CHARS);
+  let total = 0;
+  for (const text of texts) {
+    const counted = await countTokensInSlices(deps.tokenizer, text, { limit: max - total });
+    total += counted.tokens;
+    if (!counted.complete) throw badRequest('context_length_exceeded', `more than ${max} prompt tokens; this runner takes at most ${max}`, 'prompt');
   }
   if (request.type === 'score' && total < 2) throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
   return total;

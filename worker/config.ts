@@ -48,6 +48,11 @@ const envSchema = z.object({
   EDGE_CPU_BUDGET_MS: int(1, 10_000),
   EDGE_PREFILL_TOKENS_PER_S: int(1, MEASURED_EDGE_THROUGHPUT.prefillTokensPerS),
   EDGE_DECODE_TOKENS_PER_S: int(1, MEASURED_EDGE_THROUGHPUT.decodeTokensPerS),
+  /**
+   * Scoring throughput (log-probabilities at every position). The red-team run of issue #13 measured an echo +
+   * logprobs request with a 2,048-token prompt at 20.6 s: ~4.6 s of prefill at 450/s, ~16 s scoring (~128/s).
+   */
+  EDGE_SCORE_TOKENS_PER_S: int(1, 128),
 
   /** How long a long /v1/completions or /v1/score waits for its job before answering 202 with the job's URL. */
   JOB_WAIT_MS: int(0, 30_000),
@@ -98,6 +103,7 @@ export function edgeConfig(env: Record<string, unknown>) {
       cpuBudgetMs: e.EDGE_CPU_BUDGET_MS,
       prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S,
       decodeTokensPerS: e.EDGE_DECODE_TOKENS_PER_S,
+      scoreTokensPerS: e.EDGE_SCORE_TOKENS_PER_S,
     },
     jobs: { waitMs: e.JOB_WAIT_MS, pollMs: e.JOB_POLL_MS },
     limits: { maxBodyBytes: e.MAX_BODY_BYTES, maxPromptTokens: e.MAX_PROMPT_TOKENS, maxNewTokens: e.MAX_NEW_TOKENS },

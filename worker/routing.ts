@@ -12,8 +12,13 @@ export interface Work {
   promptTokens: number;
   /** Tokens to generate (0 for scoring). */
   newTokens: number;
-  /** Extra prefills of the prompt (echo with logprobs scores the prompt once more). */
-  extraPrefills?: number;
+  /** Tokens run through a plain prefill [promptTokens]. */
+  prefilledTokens?: number;
+  /**
+   * Tokens scored with every position's log-probabilities (echo + logprobs scores the prompt once more; /v1/score
+   * scores all of it), which runs well below the prefill rate (EDGE_SCORE_TOKENS_PER_S).
+   */
+  scoredTokens?: number;
   /** DeciMamba on: the prefill runs unchunked, so its memory grows with the prompt (see EDGE_MAX_DECIMATION_TOKENS). */
   decimated?: boolean;
 }
@@ -24,9 +29,10 @@ export function edgeMaxPromptTokens(config: EdgeConfig, model: EdgeModel, decima
 }
 
 export function estimateEdgeMs(config: EdgeConfig, work: Work): number {
-  const prefill = (work.promptTokens * (1 + (work.extraPrefills ?? 0))) / config.edge.prefillTokensPerS;
+  const prefill = (work.prefilledTokens ?? work.promptTokens) / config.edge.prefillTokensPerS;
+  const score = (work.scoredTokens ?? 0) / config.edge.scoreTokensPerS;
   const decode = work.newTokens / config.edge.decodeTokensPerS;
-  return Math.round((prefill + decode) * 1000);
+  return Math.round((prefill + score + decode) * 1000);
 }
 
 export function place(config: EdgeConfig, model: EdgeModel, work: Work): Placement {

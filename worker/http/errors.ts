@@ -5,7 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import { ApiError, badRequest, errorResponse, notFound } from '../../runner/api-errors.ts';
 
-export { ApiError, badRequest, conflict, errorResponse, notFound, unauthorized, unavailable } from '../../runner/api-errors.ts';
+export { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unauthorized, unavailable } from '../../runner/api-errors.ts';
 
 export const payloadTooLarge = (message: string) => new ApiError(413, 'invalid_request_error', 'body_too_large', message);
 export const unsupportedMediaType = () =>
@@ -13,8 +13,9 @@ export const unsupportedMediaType = () =>
 export const rateLimited = (message: string) => new ApiError(429, 'invalid_request_error', 'rate_limit_exceeded', message);
 export const modelNotFound = (model: string, served: string) =>
   notFound('model_not_found', `The model "${model}" does not exist; this API serves "${served}"`, 'model');
-export const contextTooLong = (tokens: number, max: number, where: string) =>
-  badRequest('context_length_exceeded', `${tokens} prompt tokens; ${where} takes at most ${max}`, 'prompt');
+/** `qualifier`: "at least " or "more than " when the count is a bound or stopped early. */
+export const contextTooLong = (tokens: number, max: number, where: string, qualifier = '') =>
+  badRequest('context_length_exceeded', `${qualifier}${tokens} prompt tokens; ${where} takes at most ${max}`, 'prompt');
 
 /** The first zod issue as a 400, naming the parameter the way OpenAI does ("stop.0"). */
 export function zodError(error: z.ZodError): ApiError {

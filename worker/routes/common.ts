@@ -3,10 +3,11 @@
 import type { Context } from 'hono';
 import { endTime, setMetric, startTime } from 'hono/timing';
 import { DecimationError } from '../../mamba/decimation.ts';
+import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds } from '../../mamba/token-budget.ts';
 import { resolveDecimation, type JobRequest } from '../../runner/job-request.ts';
 import type { AppEnv, RouteDeps } from '../deps.ts';
 import { nextTick } from '../edge-engine.ts';
-import { badRequest, contextTooLong, modelNotFound } from '../http/errors.ts';
+import { badRequest, contextTooLong, modelNotFound, runTooLong } from '../http/errors.ts';
 import type { EdgeModel } from '../model/edge-model.ts';
 import { edgeMaxPromptTokens, place, type Placement, type Work } from '../routing.ts';
 import { ErrorResponse, Job } from '../schemas.ts';
@@ -51,14 +52,29 @@ export async function openModel(c: Context<AppEnv>, deps: RouteDeps): Promise<Ed
   return model;
 }
 
-/** Tokens of the prompt (+ continuation), counted the way the runner counts them; the size limit checked. */
+/**
+ * Tokens of the prompt (+ continuation), counted the way the runner counts them, with the size limit checked before
+ * the work: refused at once when a lower bound is already past it or a run has no cut (mamba/token-budget.ts),
+ * otherwise counted in slices that yield to the event loop (other requests and /healthz go on meanwhile).
+ */
 export async function countTokens(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, texts: string[]): Promise<number> {
   startTime(c, 'tokenize', 'count tokens');
-  const tokens = texts.reduce((n, t) => n + model.tokenizer.encode(t).length, 0);
+  const max = deps.config.limits.maxPromptTokens;
+  const tokenizer = model.tokenizer;
+  const bounds = texts.map((t) => tokenBounds(t, tokenizer));
+  const lower = bounds.reduce((n, b) => n + b.lower, 0);
+  if (lower > max) throw contextTooLong(lower, max, 'this API', 'at least ');
+  const longestRun = Math.max(0, ...bounds.map((b) => b.longestRun));
+  if (longestRun > MAX_RUN_CHARS) throw runTooLong(longestRun, MAX_RUN_CHARS);
+  let tokens = 0;
+  for (const text of texts) {
+    const counted = await countTokensInSlices(tokenizer, text, { limit: max - tokens });
+    tokens += counted.tokens;
+    if (!counted.complete) throw contextTooLong(tokens, max, 'this API', 'more than ');
+  }
   await nextTick(); // lets the clock advance on Cloudflare, where it only moves at I/O
   endTime(c, 'tokenize');
   setMetric(c, 'prompt-tokens', String(tokens)); // a count, so a description rather than a duration
-  if (tokens > deps.config.limits.maxPromptTokens) throw contextTooLong(tokens, deps.config.limits.maxPromptTokens, 'this API');
   return tokens;
 }
 

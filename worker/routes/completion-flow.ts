@@ -82,8 +82,8 @@ function fromEdge(result: EdgeCompletion): Finished {
 
 export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, run: CompletionRun, shape: AnswerShape): Promise<Response> {
   const { job } = run;
-  const extraPrefills = run.echo && run.logprobs != null ? 1 : 0;
-  const placement = placeWork(c, deps, model, job, { promptTokens: run.promptTokens, newTokens: job.max_tokens, extraPrefills });
+  const scoredTokens = run.echo && run.logprobs != null ? run.promptTokens : 0;
+  const placement = placeWork(c, deps, model, job, { promptTokens: run.promptTokens, newTokens: job.max_tokens, scoredTokens });
 
   if (placement.where === 'edge') {
     markRanOn(c, 'edge');
@@ -115,7 +115,8 @@ export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model
 
   markRanOn(c, 'runner');
   if (run.logprobs != null) {
-    throw badRequest('unsupported_parameter', `logprobs are only available at the edge (up to ${edgeLimit(deps, model)} prompt tokens)`, 'logprobs');
+    // Refused before any work: the runner has no logprobs, and the edge would pass its CPU budget.
+    throw badRequest('unsupported_parameter', `logprobs are only available at the edge (up to ${edgeLimit(deps, model)} prompt tokens within its CPU budget); here ${placement.reason}`, 'logprobs');
   }
   const runner = requireRunner(deps, run.promptTokens, edgeLimit(deps, model));
   const outcome = await runAsJob<CompletionResult>(c, runner, job, waitBudgetMs(c, deps.config.jobs.waitMs), deps.config.jobs.pollMs);
