@@ -8,9 +8,9 @@ import { edgeMaxPromptTokens, estimateEdgeMs, place } from '../../worker/routing
 
 const KEY = 'k'.repeat(16);
 const model = (trainLen = 2048, maxSeqLen = 4096) => ({ defaults: { trainLen }, manifest: { maxSeqLen } }) as unknown as EdgeModel;
-// 1000 prefill and 100 decode tok/s: 1 ms per prompt token, 10 ms per new token.
+// 1000 prefill, 500 scoring and 100 decode tok/s: 1 ms per prompt token, 2 ms per scored token, 10 ms per new token.
 const config = (env: Record<string, string> = {}) =>
-  edgeConfig({ API_KEYS: KEY, EDGE_PREFILL_TOKENS_PER_S: '1000', EDGE_DECODE_TOKENS_PER_S: '100', EDGE_CPU_BUDGET_MS: '10000', ...env });
+  edgeConfig({ API_KEYS: KEY, EDGE_PREFILL_TOKENS_PER_S: '1000', EDGE_SCORE_TOKENS_PER_S: '500', EDGE_DECODE_TOKENS_PER_S: '100', EDGE_CPU_BUDGET_MS: '10000', ...env });
 
 describe('routing defaults', () => {
   it('the throughput defaults are the workerd measurement committed in bench/results/edge-bench.json', () => {
@@ -23,12 +23,13 @@ describe('routing defaults', () => {
 });
 
 describe('the CPU estimate', () => {
-  it('counts the prefill (once more per extra prefill) and the decode', () => {
+  it('counts the prefill, the scored tokens (at the scoring rate) and the decode', () => {
     const c = config();
     expect(estimateEdgeMs(c, { promptTokens: 2000, newTokens: 0 })).toBe(2000);
     expect(estimateEdgeMs(c, { promptTokens: 0, newTokens: 30 })).toBe(300);
     expect(estimateEdgeMs(c, { promptTokens: 2000, newTokens: 30 })).toBe(2300);
-    expect(estimateEdgeMs(c, { promptTokens: 2000, newTokens: 30, extraPrefills: 1 })).toBe(4300);
+    expect(estimateEdgeMs(c, { promptTokens: 2000, newTokens: 30, scoredTokens: 2000 })).toBe(6300); // echo + logprobs
+    expect(estimateEdgeMs(c, { promptTokens: 2000, newTokens: 0, prefilledTokens: 0, scoredTokens: 2000 })).toBe(4000); // /v1/score
     expect(estimateEdgeMs(c, { promptTokens: 1, newTokens: 0 })).toBe(1); // rounded to whole ms
     expect(estimateEdgeMs(config({ EDGE_PREFILL_TOKENS_PER_S: '3000' }), { promptTokens: 1, newTokens: 0 })).toBe(0);
   });
@@ -63,8 +64,8 @@ describe('placement', () => {
     expect(place(c, model(), { promptTokens: 1500, newTokens: 50 }).where).toBe('edge'); // 1500 + 500 = 2000 ms
     expect(place(c, model(), { promptTokens: 1501, newTokens: 50 })).toEqual({ where: 'runner', estimatedMs: 2001, reason: 'estimated 2001 ms CPU > edge budget 2000 ms' });
     expect(place(c, model(), { promptTokens: 1500, newTokens: 51 }).where).toBe('runner'); // decode counts
-    expect(place(c, model(), { promptTokens: 1000, newTokens: 0, extraPrefills: 1 }).where).toBe('edge');
-    expect(place(c, model(), { promptTokens: 1001, newTokens: 0, extraPrefills: 1 }).where).toBe('runner'); // echo's second prefill counts
+    expect(place(c, model(), { promptTokens: 666, newTokens: 0, scoredTokens: 666 }).where).toBe('edge'); // 666 + 1332 ms
+    expect(place(c, model(), { promptTokens: 667, newTokens: 0, scoredTokens: 667 }).where).toBe('runner'); // echo's scoring pass counts
     expect(place(c, model(), { promptTokens: 2001, newTokens: 0 }).where).toBe('runner'); // prefill alone can exceed it
   });
 });
