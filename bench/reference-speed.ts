@@ -1,13 +1,16 @@
 // Prefill and decode speed of the reference engine: the baseline later engines (ONNX, CUDA) are compared with.
-// Run: npx tsx bench/reference-speed.ts   (writes bench/results/reference-speed.json)
+// Run: npx tsx bench/reference-speed.ts [--out <file>]   (writes bench/results/tmp/reference-speed.json; the committed
+// figures are bench/results/reference-speed.json, replaced only when asked: --out bench/results/reference-speed.json)
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { randomConfig, randomWeights } from '../mamba/random-checkpoint.ts';
 import { ReferenceEngine } from '../mamba/reference/index.ts';
 import { createRng } from '../mamba/rng.ts';
 
+const { values: flags } = parseArgs({ options: { out: { type: 'string' } } });
 const LENGTHS = [512, 2048];
 const DECODE_STEPS = 64;
 
@@ -48,13 +51,13 @@ console.log(`reference engine, d_model ${config.dModel}, ${config.nLayer} layers
 console.log('mode     tokens        ms     tok/s');
 for (const r of results) console.log(`${r.mode.padEnd(7)} ${String(r.length).padStart(7)} ${r.ms.toFixed(0).padStart(9)} ${r.tokensPerSecond.toFixed(0).padStart(9)}`);
 
-const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'reference-speed.json');
+const out = flags.out !== undefined ? resolve(flags.out) : join(dirname(fileURLToPath(import.meta.url)), 'results', 'tmp', 'reference-speed.json');
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(
   out,
   JSON.stringify(
     {
-      command: 'npx tsx bench/reference-speed.ts',
+      command: `npx tsx bench/reference-speed.ts ${process.argv.slice(2).join(' ')}`.trim(),
       date: new Date().toISOString(),
       node: process.version,
       cpu: cpus()[0]?.model ?? 'unknown',

@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpoint, readModelDefaults, type Checkpoint } from '../mamba/checkpoint.ts';
+import { loadCheckpoint, loadFolderTokenizer, readModelDefaults, type Checkpoint } from '../mamba/checkpoint.ts';
 import type { ModelDefaults } from '../mamba/model-defaults.ts';
 import { defaultDecimation, validateDecimation } from '../mamba/decimation.ts';
 import type { DecimationConfig, MambaEngine } from '../mamba/engine.ts';
@@ -16,7 +16,7 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 export const modelOptions: Record<string, OptionSpec> = {
   model: { type: 'string', short: 'm', value: '<dir>', description: `checkpoint folder (default: ${DEFAULT_MODEL_DIR} if it exists)` },
-  engine: { type: 'string', value: '<name>', description: 'engine to run', default: 'reference' },
+  engine: { type: 'string', value: '<name>', description: 'engine to run (default: reference; an export-onnx folder as --model runs its own graph)' },
 };
 
 export const decimationOptions: Record<string, OptionSpec> = {
@@ -49,13 +49,28 @@ export function resolveModelDir(flag: string | undefined): string {
   );
 }
 
-export async function openModel(
-  values: ParsedValues,
-): Promise<{ checkpoint: Checkpoint; engine: MambaEngine; defaults: ModelDefaults }> {
+/** What a command needs of its model: the weights stay with the engine (an ONNX export has them in its graph). */
+export type OpenedModel = Pick<Checkpoint, 'dir' | 'config' | 'tokenizer'>;
+
+/** An `export-onnx` folder: its manifest and graph, no safetensors. */
+function isOnnxExport(dir: string): boolean {
+  return existsSync(join(dir, 'manifest.json')) && !existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'));
+}
+
+export async function openModel(values: ParsedValues): Promise<{ checkpoint: OpenedModel; engine: MambaEngine; defaults: ModelDefaults }> {
   const dir = resolveModelDir(stringValue(values, 'model'));
+  const engineName = stringValue(values, 'engine');
+  if (isOnnxExport(dir)) {
+    if (engineName !== undefined) throw new UsageError(`--model ${dir} is an ONNX export: it runs its own graph, so drop --engine ${engineName}`);
+    const { createOnnxEngineNode, readOnnxExport } = await import('../mamba/onnx/node.ts');
+    const exported = await readOnnxExport(dir);
+    const checkpoint = { dir, config: exported.manifest.config, tokenizer: await loadFolderTokenizer(dir) };
+    const engine = await createOnnxEngineNode(exported);
+    return { checkpoint, engine, defaults: await readModelDefaults(dir, checkpoint.config.nLayer) };
+  }
   const checkpoint = await loadCheckpoint(dir);
   const defaults = await readModelDefaults(dir, checkpoint.config.nLayer);
-  const engine = await createEngine(stringValue(values, 'engine') ?? 'reference', checkpoint);
+  const engine = await createEngine(engineName ?? 'reference', checkpoint);
   return { checkpoint, engine, defaults };
 }
 

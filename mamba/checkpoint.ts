@@ -88,12 +88,16 @@ export async function loadModel(dir: string): Promise<{ config: MambaConfig; wei
 
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
   const { config, weights } = await loadModel(dir);
+  return { dir, config, weights, tokenizer: await loadFolderTokenizer(dir) };
+}
+
+/** A folder's tokenizer.json (+ tokenizer_config.json when present): a checkpoint's, or an ONNX export's. */
+export async function loadFolderTokenizer(dir: string): Promise<TextTokenizer> {
   const tokenizerPath = join(dir, 'tokenizer.json');
   const tokenizerJson = await readJson(tokenizerPath);
   const tokenizerConfigPath = join(dir, 'tokenizer_config.json');
   const tokenizerConfig = (await exists(tokenizerConfigPath)) ? await readJson(tokenizerConfigPath) : {};
-  const tokenizer = inFile(tokenizerPath, () => loadTokenizer(tokenizerJson, tokenizerConfig));
-  return { dir, config, weights, tokenizer };
+  return inFile(tokenizerPath, () => loadTokenizer(tokenizerJson, tokenizerConfig));
 }
 
 /** The folder's deciserve.json serving defaults (mamba/model-defaults.ts), or the generic ones when absent. */

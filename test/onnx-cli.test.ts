@@ -48,6 +48,20 @@ describe('deciserve export-onnx', () => {
     expect(b.kept.map((k) => Array.from(k.indices))).toEqual(a.kept.map((k) => Array.from(k.indices)));
   });
 
+  it('runs an export folder as --model, with the same text as the in-memory onnx engine', async () => {
+    const out = join(work, 'as-model');
+    writeFileSync(join(checkpoint, 'deciserve.json'), JSON.stringify({ training_length: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }));
+    expect((await cli(['export-onnx', checkpoint, '--out', out])).code).toBe(0);
+    const args = ['generate', '-n', '5', '--decimate', '--json', '-', 'The quick brown fox jumps over the lazy dog'];
+    const fromExport = await cli(['generate', '--model', out, ...args.slice(1)]);
+    expect(fromExport.code, fromExport.stderr).toBe(0);
+    const inMemory = JSON.parse((await cli(['generate', '--model', checkpoint, '--engine', 'onnx', ...args.slice(1)])).stdout);
+    const exported = JSON.parse(fromExport.stdout);
+    expect(exported.tokens).toEqual(inMemory.tokens);
+    expect(exported.decimation).toEqual({ layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 }); // deciserve.json came along
+    await expectUserError(['generate', '--model', out, '--engine', 'reference', 'x'], /is an ONNX export: it runs its own graph/);
+  });
+
   it('writes int8 and int4 exports smaller than fp32', async () => {
     const sizes: Record<string, number> = {};
     for (const q of ['none', 'int8', 'int4']) {

@@ -66,9 +66,10 @@ registerCommand({
       maxSeqLen: intValue(values, 'max-seq-len', { min: 1 }),
     });
     await writeOnnxExport(out, exported);
-    // The tokenizer (and haystack for passkey runs) travel with the graphs so the folder is self-contained.
+    // The tokenizer, serving defaults (and haystack for passkey runs) travel with the graphs, so the folder is
+    // self-contained: any command takes it as --model.
     for (const name of await readdir(dir)) {
-      if (/^(tokenizer.*\.json|config\.json|haystack\.txt)$/.test(name)) await copyFile(join(dir, name), join(out, name));
+      if (/^(tokenizer.*\.json|config\.json|haystack\.txt|deciserve\.json)$/.test(name)) await copyFile(join(dir, name), join(out, name));
     }
     const m = exported.manifest;
     const size = `${m.file} ${((await stat(join(out, m.file))).size / 2 ** 20).toFixed(2)} MiB`;

@@ -9,10 +9,11 @@ registerCommand({
   usage: 'report [options]',
   options: {
     results: { type: 'string', value: '<dir>', description: 'results folder', default: 'bench/results' },
-    out: { type: 'string', short: 'o', value: '<file>', description: 'HTML file to write', default: 'bench/results/report.html' },
+    // Not the committed page by default: regenerating that one is a choice (--out bench/results/report.html).
+    out: { type: 'string', short: 'o', value: '<file>', description: 'HTML file to write (the committed page: bench/results/report.html)', default: 'bench/results/tmp/report.html' },
     s3: { type: 'boolean', description: 'also read suites from S3 (S3_* environment, as the runner)' },
   },
-  details: 'Example: deciserve bench cost && deciserve report && xdg-open bench/results/report.html',
+  details: 'Example: deciserve report && xdg-open bench/results/tmp/report.html',
   async run({ values }) {
     const { buildReport } = await import('../../bench/report/build.ts');
     const r = await buildReport({
