@@ -57,7 +57,10 @@ export class EngineHost extends EventEmitter<{ fatal: [Error] }> {
   }
 
   static start(data: EngineThreadData): Promise<EngineHost> {
-    const thread = tsWorker(new URL('./engine-thread.ts', import.meta.url), data);
+    // From the esbuild bundle (runner/build.ts) the thread is plain JS next to this file; from source, TypeScript.
+    const compiled = import.meta.url.endsWith('.js');
+    const entry = new URL(compiled ? './engine-thread.js' : './engine-thread.ts', import.meta.url);
+    const thread = compiled ? new Worker(entry, { workerData: data }) : tsWorker(entry, data);
     return new Promise((resolve, reject) => {
       const onMessage = (msg: FromEngineThread) => {
         if (msg.type === 'ready') {

@@ -1,10 +1,11 @@
 // The runner image cannot be built here (no Docker engine), so its Dockerfile is checked statically: pinned bases,
-// every COPY source present and not excluded, non-root USER, HEALTHCHECK, and an entry point whose whole import
-// graph (and model) lands in the image with its packages among the production dependencies.
+// every COPY source present and not excluded, non-root USER, HEALTHCHECK, and an entry point (the esbuild bundle)
+// whose whole import graph reaches the build stage, with its packages among the production dependencies.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildRunner } from '../../runner/build.ts';
 import { ENGINE_KINDS } from '../../runner/engine-kinds.ts';
 import { ROOT, importClosure, parseDockerfile, read, readJson, splitArgs, walkFiles, type Instruction } from './helpers.ts';
 
@@ -31,11 +32,11 @@ function dockerignored(path: string): boolean {
   return excluded;
 }
 
-/** Files of the final image, as image path → repo path, from its COPY instructions (context sources only). */
-function imageFiles(): Map<string, string> {
+/** Files of a stage (default the final image), as image path → repo path, from its COPY instructions (context sources only). */
+function imageFiles(stage: Instruction[] = final): Map<string, string> {
   const files = new Map<string, string>();
   let workdir = '/';
-  for (const i of final) {
+  for (const i of stage) {
     if (i.cmd === 'WORKDIR') workdir = posix.resolve(workdir, i.args);
     if (i.cmd !== 'COPY') continue;
     const { flags, words } = splitArgs(i.args);
@@ -90,23 +91,23 @@ describe('runner Dockerfile', () => {
     expect(hc?.args).toMatch(/RUNNER_PORT/);
   });
 
-  it('has an entry point whose import graph and packages are all in the image', () => {
+  it('runs the esbuild bundle of the runner, built from sources whose whole import graph is in the build stage', () => {
     const exec = (cmd: string) => splitArgs(final.find((i) => i.cmd === cmd)!.args).words;
     const [bin, ...argv] = [...exec('ENTRYPOINT'), ...exec('CMD')];
     expect(bin).toBe('node');
-    expect(argv.slice(0, 2)).toEqual(['--import', 'tsx']);
-    const workdir = final.filter((i) => i.cmd === 'WORKDIR').at(-1)!.args;
-    const files = imageFiles();
-    const entry = files.get(posix.resolve(workdir, argv[2]));
-    expect(entry, `${argv[2]} is not copied into the image`).toBeDefined();
-    expect(argv[3]).toBe('serve');
-    const imageRepoFiles = new Set(files.values());
-    // The engine thread is started from a file URL; include it explicitly in case the pattern changes.
-    const closure = importClosure(entry!);
+    expect(argv).toEqual(['dist/runner/cli.js', 'serve']); // plain JS, no tsx at run time
+    const fromBuild = final.find((i) => i.cmd === 'COPY' && /--from=build\b/.test(i.args));
+    expect(fromBuild?.args).toMatch(/\/app\/dist\/runner\/? \.\/dist\/runner\/?$/);
+    const build = stages.find((s) => / AS build$/i.test(s[0].args))!;
+    expect(build.some((i) => i.cmd === 'RUN' && /npm run build:runner/.test(i.args))).toBe(true);
+    expect(readJson('package.json').scripts['build:runner']).toMatch(/runner\/build\.ts/);
+    const buildFiles = new Set(imageFiles(build).values());
+    // The engine thread is a second entry point of the bundle (runner/build.ts).
+    const closure = importClosure('runner/cli.ts');
     for (const f of importClosure('runner/engine-thread.ts').files) closure.files.add(f);
-    for (const f of closure.files) expect(imageRepoFiles.has(f), `${f} (imported by the runner) is not in the image`).toBe(true);
+    for (const f of closure.files) expect(buildFiles.has(f), `${f} (imported by the runner) is not in the build stage`).toBe(true);
     const pkg = readJson('package.json');
-    for (const p of [...closure.packages, 'tsx']) expect(pkg.dependencies[p], `${p} must be a production dependency (npm ci --omit=dev)`).toBeDefined();
+    for (const p of closure.packages) expect(pkg.dependencies[p], `${p} must be a production dependency (npm ci --omit=dev)`).toBeDefined();
   });
 
   it('carries the model and the CUDA kernel sources', () => {
@@ -131,8 +132,9 @@ describe('runner Dockerfile', () => {
     expect(ENGINE_KINDS).toContain(engine);
   });
 
-  it('the entry point starts and documents its configuration (--help)', () => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', 'runner/cli.ts', '--help'], { cwd: ROOT, encoding: 'utf8' });
+  it('the bundled entry point starts and documents its configuration (--help)', async () => {
+    const bundle = await buildRunner(join(ROOT, 'test/.tmp/dockerfile-bundle'));
+    const out = execFileSync(process.execPath, [join(bundle, 'cli.js'), '--help'], { cwd: ROOT, encoding: 'utf8' });
     expect(out).toMatch(/RUNNER_HMAC_SECRET/);
   });
 

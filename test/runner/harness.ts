@@ -139,8 +139,10 @@ export interface RunnerProcess {
   succeeded(): string[];
 }
 
-export async function spawnRunner(env: Record<string, string>, opts: { waitReady?: boolean } = {}): Promise<RunnerProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'runner/cli.ts'), 'serve'], { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `entry`: node's arguments before `serve` (default: the TypeScript sources through tsx; the built bundle is one file). */
+export async function spawnRunner(env: Record<string, string>, opts: { waitReady?: boolean; entry?: string[] } = {}): Promise<RunnerProcess> {
+  const entry = opts.entry ?? ['--import', 'tsx', join(REPO, 'runner/cli.ts')];
+  const child: ChildProcess = spawn(process.execPath, [...entry, 'serve'], { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   let text = '';
   let pending = '';

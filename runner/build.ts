@@ -1,0 +1,28 @@
+// The production runner as JavaScript: runner/cli.ts and the engine thread bundled by esbuild into dist/runner/
+// (packages stay external, installed by `npm ci --omit=dev`), so the image runs plain `node` without tsx.
+//   npm run build:runner [-- <outdir>]
+// At run time the bundle finds the NVRTC kernels under mamba/cuda/kernels of its working directory
+// (mamba/cuda/kernels/manifest.ts) and its packages in node_modules, as in infra/runner/Dockerfile.
+import { resolve } from 'node:path';
+import { build } from 'esbuild';
+
+const REPO = resolve(import.meta.dirname, '..');
+
+export async function buildRunner(outdir = resolve(REPO, 'dist/runner')): Promise<string> {
+  await build({
+    entryPoints: [resolve(REPO, 'runner/cli.ts'), resolve(REPO, 'runner/engine-thread.ts')],
+    outdir,
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'esm',
+    packages: 'external',
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+  return outdir;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === import.meta.filename) {
+  process.stdout.write(`built ${await buildRunner(process.argv[2] ? resolve(process.argv[2]) : undefined)}\n`);
+}
