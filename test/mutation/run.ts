@@ -42,10 +42,13 @@ interface ModuleScore {
   score: number;
   survivors: string[];
   ranAt: string;
+  /** The commit whose version of the module was mutated (the last commit that touched it). */
+  moduleCommit: string;
 }
 
 function runModule(module: string): ModuleScore {
   const tests = MODULES[module]!;
+  const moduleCommit = spawnSync('git', ['log', '-1', '--format=%h', '--', module], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
   const env = { ...process.env, MUTATE: module, MUTATION_TESTS: tests.join(',') };
   const res = spawnSync('npx', ['stryker', 'run', 'test/mutation/stryker.config.mjs'], { cwd: REPO, env, stdio: 'inherit' });
   if (res.status !== 0) throw new Error(`stryker failed on ${module} (exit ${res.status})`);
@@ -59,15 +62,22 @@ function runModule(module: string): ModuleScore {
     score: Math.round((1000 * (killed + timeout)) / Math.max(valid, 1)) / 10,
     survivors: mutants.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage').map((m) => `${m.mutatorName}@${m.location.start.line}`),
     ranAt: new Date().toISOString(),
+    moduleCommit,
   };
 }
 
+/** Runs recorded before moduleCommit existed: the last commit touching the module before the run. */
+function commitAt(module: string, ranAt: string): string {
+  return spawnSync('git', ['log', '-1', `--before=${ranAt}`, '--format=%h', '--', module], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
+}
+
 function writeReport(scores: ModuleScore[]): void {
+  for (const s of scores) s.moduleCommit ??= commitAt(s.module, s.ranAt);
   const command = 'npm run mutation -- <module> (test/mutation/run.ts; StrykerJS 9.6.1, vitest runner, perTest coverage, concurrency 2)';
   writeFileSync(REPORT, JSON.stringify({ command, target: TARGET, modules: scores }, null, 2) + '\n');
-  const rows = scores.map((s) => `| \`${s.module}\` | ${s.mutants} | ${s.killed + s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.score}% ${s.score >= TARGET ? '' : '**(under target)**'} | ${s.tests.map((t) => `\`${t}\``).join(', ')} |`);
+  const rows = scores.map((s) => `| \`${s.module}\` | ${s.moduleCommit} | ${s.mutants} | ${s.killed + s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.score}% ${s.score >= TARGET ? '' : '**(under target)**'} | ${s.tests.map((t) => `\`${t}\``).join(', ')} |`);
   const text = readFileSync(README, 'utf8');
-  const table = ['| module | mutants | killed | survived | no coverage | score | tests |', '| --- | --: | --: | --: | --: | --: | --- |', ...rows].join('\n');
+  const table = ['| module | at commit | mutants | killed | survived | no coverage | score | tests |', '| --- | --- | --: | --: | --: | --: | --: | --- |', ...rows].join('\n');
   writeFileSync(README, text.replace(/<!-- scores -->[\s\S]*<!-- \/scores -->/, `<!-- scores -->\n${table}\n<!-- /scores -->`));
 }
 
