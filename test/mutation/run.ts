@@ -23,7 +23,7 @@ export const MODULES: Record<string, string[]> = {
   'runner/job-request.ts': ['test/runner/units.test.ts', 'test/runner/job-request.test.ts'],
   'runner/s3-store.ts': ['test/runner/s3-store.test.ts'],
   'runner/webhooks.ts': ['test/runner/webhooks.test.ts'],
-  'mamba/decimation.ts': ['test/decimation.test.ts'],
+  'mamba/decimation.ts': ['test/decimation.test.ts', 'test/decimation-policy.test.ts'],
 };
 
 interface StrykerReport {
