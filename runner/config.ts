@@ -12,7 +12,13 @@ const flag = (fallback: boolean) =>
 
 const envSchema = z.object({
   RUNNER_HMAC_SECRET: z.string().min(16, 'RUNNER_HMAC_SECRET must be at least 16 characters'),
-  RUNNER_WEBHOOK_SECRET: z.string().min(16).optional(),
+  /** Standard Webhooks secret: whsec_ + base64 of 24-64 random bytes (`echo whsec_$(openssl rand -base64 32)`). */
+  RUNNER_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/, 'RUNNER_WEBHOOK_SECRET must be whsec_ followed by base64 of 24-64 bytes')
+    .optional(),
+  /** Local development only: webhooks may go to loopback addresses, over plain http too. */
+  RUNNER_WEBHOOK_DEV_LOOPBACK: flag(false),
   RUNNER_MODEL_DIR: z.string().min(1, 'RUNNER_MODEL_DIR (a checkpoint folder) is required'),
   RUNNER_MODEL_ID: z.string().min(1).optional(),
   RUNNER_ENGINE: z.enum(ENGINE_KINDS).default('auto'),
@@ -79,10 +85,16 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     throw new ConfigError(`invalid runner configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.RUNNER_WEBHOOK_SECRET === e.RUNNER_HMAC_SECRET) throw new ConfigError('invalid runner configuration: RUNNER_WEBHOOK_SECRET must differ from RUNNER_HMAC_SECRET');
+  if (e.RUNNER_ROLES.includes('worker') && !e.RUNNER_WEBHOOK_SECRET) {
+    throw new ConfigError('invalid runner configuration: RUNNER_WEBHOOK_SECRET is required with the worker role (whsec_ + base64; it signs client webhooks and must not be RUNNER_HMAC_SECRET)');
+  }
   const modelDir = resolve(e.RUNNER_MODEL_DIR);
   return {
     hmacSecret: e.RUNNER_HMAC_SECRET,
-    webhookSecret: e.RUNNER_WEBHOOK_SECRET ?? e.RUNNER_HMAC_SECRET,
+    /** Required by the worker role (runner.ts); never the intake secret. */
+    webhookSecret: e.RUNNER_WEBHOOK_SECRET ?? null,
+    webhookPolicy: { allowLoopback: e.RUNNER_WEBHOOK_DEV_LOOPBACK },
     modelDir,
     modelId: e.RUNNER_MODEL_ID ?? basename(modelDir),
     engine: e.RUNNER_ENGINE,
@@ -131,7 +143,8 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
 /** The variables and their meaning, for --help. */
 export const CONFIG_HELP = `Environment:
   RUNNER_HMAC_SECRET (required)   shared secret with the edge API (≥16 chars); signs intake requests
-  RUNNER_WEBHOOK_SECRET           signs webhooks [RUNNER_HMAC_SECRET]
+  RUNNER_WEBHOOK_SECRET           signs webhooks (Standard Webhooks, whsec_<base64>); required with the worker role
+  RUNNER_WEBHOOK_DEV_LOOPBACK     1: webhooks may go to loopback, http too (local development only) [0]
   RUNNER_MODEL_DIR (required)     checkpoint folder (config.json, model.safetensors, tokenizer.json)
   RUNNER_MODEL_ID                 model name clients use [basename of RUNNER_MODEL_DIR]
   RUNNER_ENGINE                   ${ENGINE_KINDS.join(' | ')} [auto: cuda with a GPU, else onnx]

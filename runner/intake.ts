@@ -15,6 +15,7 @@ import { isJobId, jobIdFor, requestSha256, type StoredJob } from './jobs.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import type { ModelDefaults } from './model-defaults.ts';
 import { enqueue, type JobQueue } from './queue.ts';
+import { refusedUrl } from './webhook-target.ts';
 import type { JobStore } from './s3-store.ts';
 import { suitePromptTokens } from './suite.ts';
 
@@ -80,6 +81,8 @@ export function jobRoutes(deps: IntakeDeps) {
       throw new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Content-Type must be application/json');
     }
     const request = parseRequest(c.get('rawBody'), schema);
+    const webhookProblem = request.webhook ? refusedUrl(request.webhook.url, config.webhookPolicy) : null;
+    if (webhookProblem) throw badRequest('invalid_webhook_url', `webhook.url: ${webhookProblem}`, 'webhook.url');
     if (request.model !== config.modelId) {
       throw notFound('model_not_found', `model "${request.model}" is not served by this runner (it serves "${config.modelId}")`, 'model');
     }

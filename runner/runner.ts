@@ -124,7 +124,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       );
     }
     log.info({ engine: engines[0]!.engineName, model: config.modelId, threads: engines.length }, 'engines ready');
-    webhookWorker = startWebhookWorker(names.webhooks, consumer, { store, queue, secret: config.webhookSecret, metrics, log });
+    webhookWorker = startWebhookWorker(names.webhooks, consumer, { store, queue, secret: config.webhookSecret!, policy: config.webhookPolicy, metrics, log });
     const reconcileDeps = { config, store, queue, deadQueue, webhooks, metrics, log };
     const runReconcile = () =>
       reconcile(reconcileDeps).catch((err: Error) => log.warn({ err: err.message }, 'reconcile failed; will try again'));

@@ -1,12 +1,16 @@
 // Signed completion webhooks, delivered through their own BullMQ queue so they survive restarts and are retried
-// with backoff. The body is the job's status view; the signature uses the same scheme as intake (signing.ts).
-import { Queue, Worker, type RedisOptions } from 'bullmq';
+// with backoff. The body is the job's status view. Signed the Standard Webhooks way (webhook-id, webhook-timestamp,
+// webhook-signature; the `standardwebhooks` package, so clients verify with any of its libraries) with
+// RUNNER_WEBHOOK_SECRET, never the intake secret (a webhook pointed at /jobs must not look like an intake call).
+// Targets are checked and pinned by webhook-target.ts.
+import { Queue, UnrecoverableError, Worker, type RedisOptions } from 'bullmq';
 import type { Logger } from 'pino';
+import { Webhook } from 'standardwebhooks';
 import { jobView } from './intake.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import type { JobQueue } from './queue.ts';
 import type { JobStore } from './s3-store.ts';
-import { signedHeaders } from './signing.ts';
+import { postToTarget, WebhookTargetError, type Resolver, type TargetPolicy } from './webhook-target.ts';
 
 export interface WebhookEvents {
   jobFinished(id: string, url: string | undefined): Promise<void>;
@@ -40,27 +44,33 @@ export class WebhookQueue implements WebhookEvents {
 export function startWebhookWorker(
   name: string,
   connection: RedisOptions,
-  deps: { store: JobStore; queue: JobQueue; secret: string; metrics: RunnerMetrics; log: Logger },
+  deps: { store: JobStore; queue: JobQueue; secret: string; policy: TargetPolicy; resolver?: Resolver; metrics: RunnerMetrics; log: Logger },
 ): Worker<WebhookJob> {
+  const signer = new Webhook(deps.secret);
   const worker = new Worker<WebhookJob>(
     name,
     async (job) => {
       const view = await jobView(deps, job.data.id);
       if (!view) throw new Error(`job ${job.data.id} not found`);
       const body = JSON.stringify({ id: `evt_${job.data.id}`, object: 'event', type: `job.${view.status}`, created: Math.floor(Date.now() / 1000), data: view });
-      const url = new URL(job.data.url);
-      const headers = await signedHeaders(deps.secret, { method: 'POST', path: url.pathname + url.search, body });
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json', 'user-agent': 'deciserve-runner' },
-        body,
-        signal: AbortSignal.timeout(5000),
-        redirect: 'manual',
+      const eventId = `evt_${job.data.id}`; // the same on every retry: receivers dedup by webhook-id
+      const sentAt = new Date();
+      const headers = {
+        'webhook-id': eventId,
+        'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+        'webhook-signature': signer.sign(eventId, sentAt, body),
+        'content-type': 'application/json',
+        'user-agent': 'deciserve-runner',
+      };
+      const res = await postToTarget(job.data.url, body, headers, { policy: deps.policy, resolver: deps.resolver, timeoutMs: 5000 }).catch((err: Error) => {
+        if (!(err instanceof WebhookTargetError)) throw err;
+        deps.metrics.webhooks.inc({ outcome: 'refused' });
+        throw new UnrecoverableError(err.message); // a refused target stays refused: no retries
       });
-      await res.body?.cancel();
-      if (!res.ok) {
+      const ok = res.status >= 200 && res.status < 300;
+      if (!ok) {
         deps.metrics.webhooks.inc({ outcome: 'retry' });
-        throw new Error(`webhook answered ${res.status}`);
+        throw new Error(`webhook answered ${res.status}${res.location ? ' (redirects are not followed)' : ''}`);
       }
       deps.metrics.webhooks.inc({ outcome: 'delivered' });
     },

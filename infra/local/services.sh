@@ -7,7 +7,7 @@
 #
 # Ports: S3 on 127.0.0.1:7480 (RGW_PORT), Redis on 127.0.0.1:6390 (REDIS_PORT). Data: .data/rgw-bluestore, .data/redis-6390.
 # A runner on top:  set -a; eval "$(infra/local/services.sh env)"; set +a
-#                   RUNNER_HMAC_SECRET=... RUNNER_MODEL_DIR=models/... npx tsx runner/cli.ts serve
+#                   RUNNER_HMAC_SECRET=... RUNNER_WEBHOOK_SECRET=whsec_... RUNNER_MODEL_DIR=models/... npx tsx runner/cli.ts serve
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export RGW_STORE=bluestore

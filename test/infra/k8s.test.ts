@@ -87,7 +87,7 @@ describe('Kubernetes manifests', () => {
       expect(container(d).envFrom[0].configMapRef.name).toBe(configMap.metadata.name);
       // The runner's own parser accepts the merged environment (secrets stubbed).
       const merged: Record<string, string> = { ...configMap.data };
-      for (const [k, e] of Object.entries<any>(env)) merged[k] = e.value ?? 'x'.repeat(32);
+      for (const [k, e] of Object.entries<any>(env)) merged[k] = e.value ?? (k === 'RUNNER_WEBHOOK_SECRET' ? `whsec_${'A'.repeat(44)}` : 'x'.repeat(32));
       const config = configFromEnv(merged);
       expect(config.host).toBe('0.0.0.0');
       expect(config.s3.createBucket).toBe(false);

@@ -12,6 +12,8 @@ const run = promisify(execFile);
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const TMP = join(REPO, 'test/.tmp');
 export const SECRET = 'runner-test-secret-0123456789';
+/** Signs client webhooks (Standard Webhooks format), distinct from the intake SECRET. */
+export const WEBHOOK_SECRET = `whsec_${Buffer.from('runner-test-webhook-key-0123456789').toString('base64')}`;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -102,6 +104,8 @@ export function runnerEnv(base: { modelDir: string; redisUrl: string; s3: S3Env;
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/root',
     RUNNER_HMAC_SECRET: SECRET,
+    RUNNER_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    RUNNER_WEBHOOK_DEV_LOOPBACK: '1', // the tests' receivers listen on 127.0.0.1
     RUNNER_MODEL_DIR: base.modelDir,
     RUNNER_MODEL_ID: 'tiny',
     REDIS_URL: base.redisUrl,

@@ -3,11 +3,13 @@
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signedHeaders, verifySignature } from '../../runner/signing.ts';
 import { malformedRequests } from './malformed-corpus.ts';
 import {
   JobClient,
   SECRET,
+  WEBHOOK_SECRET,
   ensureRadosgw,
   freshDir,
   runTag,
@@ -113,17 +115,14 @@ describe('jobs through the runner', () => {
     expect(other.body).toMatchObject({ error: { code: 'idempotency_key_reused', type: 'conflict_error' } });
   });
 
-  it('delivers a signed webhook when the job finishes', async () => {
+  it('delivers a webhook signed the Standard Webhooks way with RUNNER_WEBHOOK_SECRET, not the intake secret', async () => {
     const { body } = await client.submit({ type: 'completion', model: 'tiny', prompt: 'hook me', max_tokens: 2, webhook: { url: hookUrl } });
     const hook = await waitFor('webhook', () => received.find((r) => r.body.toString().includes(body.id)), 30_000);
     const headers = hook.headers as Record<string, string>;
-    const ok = await verifySignature(
-      SECRET,
-      { timestamp: Number(headers[TIMESTAMP_HEADER]), nonce: headers[NONCE_HEADER]!, method: 'POST', path: hook.path, body: new Uint8Array(hook.body) },
-      headers[SIGNATURE_HEADER]!,
-    );
-    expect(ok).toBe(true);
-    const event = JSON.parse(hook.body.toString());
+    const event = new Webhook(WEBHOOK_SECRET).verify(hook.body.toString(), headers) as Record<string, any>;
+    expect(headers['webhook-id']).toBe(`evt_${body.id}`);
+    expect(() => new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(hook.body.toString(), headers)).toThrow(WebhookVerificationError);
+    expect(headers[SIGNATURE_HEADER]).toBeUndefined(); // nothing an intake would accept
     expect(event).toMatchObject({ object: 'event', type: 'job.succeeded', data: { id: body.id, status: 'succeeded' } });
     expect(event.data.result_url).toMatch(/^http/);
   });

@@ -14,7 +14,7 @@ import { ensureRadosgw, runTag, SECRET, type S3Env } from './harness.ts';
 let s3: S3Env;
 const log = createLogger('silent');
 const storeFor = (env: Record<string, string>, metrics = createMetrics()) => {
-  const config = configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_MODEL_DIR: '/m', ...s3, ...env });
+  const config = configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_ROLES: 'intake', RUNNER_MODEL_DIR: '/m', ...s3, ...env });
   return { store: JobStore.fromConfig(config, log, metrics), metrics };
 };
 const job = (id: string, prompt: string): StoredJob => ({

@@ -136,7 +136,7 @@ describe('model defaults', () => {
 
 describe('configuration', () => {
   it('reads the environment and refuses a missing secret', () => {
-    const c = configFromEnv({ RUNNER_HMAC_SECRET: 'x'.repeat(16), RUNNER_MODEL_DIR: '/models/mamba-130m', RUNNER_BATCH_TOKENS: '4096' });
+    const c = configFromEnv({ RUNNER_HMAC_SECRET: 'x'.repeat(16), RUNNER_WEBHOOK_SECRET: `whsec_${'A'.repeat(44)}`, RUNNER_MODEL_DIR: '/models/mamba-130m', RUNNER_BATCH_TOKENS: '4096' });
     expect(c.modelId).toBe('mamba-130m');
     expect(c.batch.maxTokens).toBe(4096);
     expect([...c.roles]).toEqual(['intake', 'worker']);

@@ -3,6 +3,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue, type Worker } from 'bullmq';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv } from '../../runner/config.ts';
 import type { StoredJob } from '../../runner/jobs.ts';
@@ -11,9 +12,8 @@ import { createMetrics } from '../../runner/metrics.ts';
 import type { JobResult } from '../../runner/pass.ts';
 import { redisOptions, type JobQueue } from '../../runner/queue.ts';
 import { JobStore } from '../../runner/s3-store.ts';
-import { NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../runner/signing.ts';
 import { startWebhookWorker, WebhookQueue } from '../../runner/webhooks.ts';
-import { ensureRadosgw, runTag, SECRET, startRedis, waitFor, type RedisHandle } from './harness.ts';
+import { ensureRadosgw, runTag, SECRET, startRedis, waitFor, WEBHOOK_SECRET, type RedisHandle } from './harness.ts';
 
 interface Received { path: string; headers: IncomingHttpHeaders; body: Buffer }
 let redis: RedisHandle;
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const [s3, redisHandle] = await Promise.all([ensureRadosgw(), startRedis('webhooks')]);
   redis = redisHandle;
   const tag = runTag('webhooks');
-  store = JobStore.fromConfig(configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: tag }), log, metrics);
+  store = JobStore.fromConfig(configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_WEBHOOK_SECRET: WEBHOOK_SECRET, RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: tag }), log, metrics);
   await store.ensureBucket();
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -49,7 +49,7 @@ beforeAll(async () => {
   const connection = redisOptions(redis.url, { failFast: false });
   jobs = new Queue(tag, { connection });
   hooks = new Queue(`${tag}-webhooks`, { connection });
-  worker = startWebhookWorker(`${tag}-webhooks`, connection, { store, queue: jobs, secret: SECRET, metrics, log });
+  worker = startWebhookWorker(`${tag}-webhooks`, connection, { store, queue: jobs, secret: WEBHOOK_SECRET, policy: { allowLoopback: true }, metrics, log });
 }, 300_000);
 
 afterAll(async () => {
@@ -69,7 +69,7 @@ const deliveries = (path: string) => received.filter((r) => r.path === path);
 const counter = async (outcome: string) => (await metrics.webhooks.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
 
 describe('webhooks', () => {
-  it('POSTs the signed job.succeeded event with the job view to the URL, path and query signed', async () => {
+  it('POSTs the job.succeeded event with the job view, signed with the webhook secret (Standard Webhooks)', async () => {
     const id = `job_hook_${Date.now()}`;
     await finishedJob(id);
     const delivered = await counter('delivered');
@@ -78,9 +78,11 @@ describe('webhooks', () => {
     const h = hit!.headers as Record<string, string>;
     expect(h['content-type']).toBe('application/json');
     expect(h['user-agent']).toBe('deciserve-runner');
-    const parts = { timestamp: Number(h[TIMESTAMP_HEADER]), nonce: h[NONCE_HEADER]!, method: 'POST', body: new Uint8Array(hit!.body) };
-    expect(await verifySignature(SECRET, { ...parts, path: '/hook/a?tenant=1' }, h[SIGNATURE_HEADER]!)).toBe(true);
-    expect(await verifySignature(SECRET, { ...parts, path: '/hook/a' }, h[SIGNATURE_HEADER]!)).toBe(false);
+    // Standard Webhooks: the official verifier accepts it with the webhook secret, and only with it.
+    expect(new Webhook(WEBHOOK_SECRET).verify(hit!.body.toString(), h)).toMatchObject({ id: `evt_${id}` });
+    expect(h['webhook-id']).toBe(`evt_${id}`);
+    expect(() => new Webhook(WEBHOOK_SECRET).verify(hit!.body.toString().replace('succeeded', 'failed'), h)).toThrow(WebhookVerificationError);
+    expect(() => new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(hit!.body.toString(), h)).toThrow(WebhookVerificationError);
     const event = JSON.parse(hit!.body.toString()) as Record<string, unknown>;
     expect(event).toMatchObject({ id: `evt_${id}`, object: 'event', type: 'job.succeeded', data: { id, status: 'succeeded', prompt_tokens: 3 } });
     expect(Math.abs((event.created as number) - Date.now() / 1000)).toBeLessThan(60);
@@ -116,6 +118,16 @@ describe('webhooks', () => {
     await waitFor('failed attempt', async () => (await hooks.getJob('job_missing'))?.failedReason);
     expect((await hooks.getJob('job_missing'))!.failedReason).toBe('job job_missing not found');
     expect(deliveries('/hook/missing')).toHaveLength(0);
+  });
+
+  it('a refused target (link-local metadata address) fails at once, without retries or a connection', async () => {
+    const id = `job_ssrf_${Date.now()}`;
+    await finishedJob(id);
+    const refused = await counter('refused');
+    await new WebhookQueue(hooks, log).jobFinished(id, 'http://169.254.169.254/latest/meta-data/');
+    const failed = await waitFor('refused delivery', async () => ((await hooks.getJob(id))?.finishedOn ? hooks.getJob(id) : null));
+    expect([failed!.attemptsMade, failed!.failedReason]).toEqual([1, expect.stringMatching(/webhook URL refused: .*169\.254\.169\.254 is a linkLocal address|must be https/)]);
+    expect(await counter('refused')).toBe(refused + 1);
   });
 
   it('a queue that cannot take the event does not throw into the job\'s completion', async () => {

@@ -175,6 +175,8 @@ async function main(): Promise<void> {
   start('runner', process.execPath, ['--import', 'tsx', 'runner/cli.ts', 'serve'], {
     ...serviceEnv,
     RUNNER_HMAC_SECRET: hmacSecret,
+    RUNNER_WEBHOOK_SECRET: `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64')}`,
+    RUNNER_WEBHOOK_DEV_LOOPBACK: '1', // local development: webhooks to localhost receivers
     RUNNER_MODEL_DIR: checkpoint,
     RUNNER_MODEL_ID: MODEL_ID,
     RUNNER_PORT: values['runner-port']!,
