@@ -18,6 +18,6 @@ export default {
   tempDirName: '.stryker-tmp',
   // The sandbox copies the repository; these are large and no unit test reads them.
   ignorePatterns: ['models', 'train', 'bench/results/*.log', 'bench/results/*.jsonl', 'bench/results/report.html', 'dist', 'test/.tmp', '.data', '.corpus', '.wrangler', '.stryker-tmp'],
-  timeoutMS: 20_000,
+  timeoutMS: 8_000, // on top of 1.5× the test's own time; a mutant stuck in a retry loop is a kill (Timeout)
   cleanTempDir: 'always',
 };

@@ -1,7 +1,7 @@
 // runner/s3-store.ts in-process against the real radosgw: write-once inputs and results (first writer wins), ended
 // records that may be rewritten, the prefix layout and listing, presigned reads, byte and request metrics, and the
 // retry policy (transient errors retried until the deadline, others thrown at once).
-import { PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv } from '../../runner/config.ts';
 import type { EndedJob, StoredJob } from '../../runner/jobs.ts';
@@ -30,7 +30,7 @@ beforeAll(async () => {
 describe('JobStore on radosgw', () => {
   it('inputs and results are written once: the second write reports "exists" and the first stays', async () => {
     const bucket = runTag('store');
-    const { store, metrics } = storeFor({ S3_BUCKET: bucket, S3_PREFIX: 'p/' });
+    const { store, metrics } = storeFor({ S3_BUCKET: bucket, S3_PREFIX: 'p/', RUNNER_PRESIGN_TTL_S: '1234' });
     await store.ensureBucket();
     await store.ensureBucket(); // idempotent
     await store.ping();
@@ -50,6 +50,9 @@ describe('JobStore on radosgw', () => {
     expect(await store.getResult('job_a')).toEqual(first);
     const presigned = await store.presignResult('job_a');
     expect(presigned).toContain('p/results/job_a.json');
+    expect(new URL(presigned).searchParams.get('X-Amz-Expires')).toBe('1234');
+    const head = await store.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'p/results/job_a.json' }));
+    expect(head.ContentType).toBe('application/json');
     expect(await (await fetch(presigned)).json()).toEqual(first);
 
     const ended: EndedJob = { id: 'job_b', status: 'cancelled', error: { message: 'x', code: 'cancelled' }, ended_at: 1, attempts: 0 };
@@ -71,12 +74,33 @@ describe('JobStore on radosgw', () => {
     expect(await counter(metrics, 's3Bytes', { direction: 'in' })).toBe(JSON.stringify(job('job_a', 'first')).length + JSON.stringify(first).length + JSON.stringify({ ...ended, status: 'failed', attempts: 3 }).length);
     expect(await counter(metrics, 's3Requests', { op: 'put_results', outcome: 'ok' })).toBe(2);
     expect(await counter(metrics, 's3Requests', { op: 'get_inputs', outcome: 'ok' })).toBe(2);
+    for (const op of ['create_bucket', 'head_results', 'put_ended', 'get_ended', 'list_inputs', 'list_results', 'put_inputs'] as const) {
+      expect(await counter(metrics, 's3Requests', { op, outcome: 'ok' }), op).toBeGreaterThan(0);
+    }
+  });
+
+  it('works without metrics', async () => {
+    const config = configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: runTag('nometrics') });
+    const store = JobStore.fromConfig(config, log);
+    await store.ensureBucket();
+    expect(await store.putInputOnce(job('job_a', 'x'))).toBe('created');
+    expect((await store.getInput('job_a'))!.request_sha256).toBe('x');
+    const missing = JobStore.fromConfig(configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: 'x', S3_ENDPOINT: 'http://127.0.0.1:9', S3_RETRY_FOR_MS: '300' }), log);
+    await expect(missing.getInput('job_a')).rejects.toThrow(S3UnavailableError);
+  });
+
+  it('ping fails for a bucket that does not exist', async () => {
+    const { store } = storeFor({ S3_BUCKET: runTag('absent') });
+    await expect(store.ping()).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
   });
 
   it('a store nobody answers retries with backoff until S3_RETRY_FOR_MS, then throws S3UnavailableError', async () => {
     const { store, metrics } = storeFor({ S3_BUCKET: 'x', S3_ENDPOINT: 'http://127.0.0.1:9', S3_RETRY_FOR_MS: '1500' });
     const err = await store.getInput('job_a').catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(S3UnavailableError);
+    expect((err as Error).name).toBe('S3UnavailableError');
+    // no HTTP status: the message ends with the error's name, no "undefined" and no trailing space
+    expect((err as Error).message).toMatch(/^S3 get_inputs failed after \d+ attempts: [A-Za-z]+$/);
     const attempts = Number(/^S3 get_inputs failed after (\d+) attempts: /.exec((err as Error).message)?.[1]);
     // Backoff 0.1-0.2 s doubling: 1.5 s holds 2 to 6 attempts, never one and never a tight loop.
     expect(attempts).toBeGreaterThanOrEqual(2);
@@ -90,6 +114,10 @@ describe('JobStore on radosgw', () => {
     expect(err).not.toBeInstanceOf(S3UnavailableError);
     expect((err as unknown as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode).toBe(403);
     expect(await counter(metrics, 's3Requests', { op: 'put_inputs', outcome: '403' })).toBe(1);
+    // every call surfaces it: a denied HEAD is not "no result", a denied bucket create is not "already there"
+    await expect(store.hasResult('job_a')).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+    await expect(store.getResult('job_a')).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+    await expect(store.ensureBucket()).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
   });
 });
 
@@ -98,6 +126,9 @@ describe('isRetryableS3Error', () => {
   it('retries 5xx, 429, no answer, and throttling names on any status; not other 4xx', () => {
     expect(isRetryableS3Error({ $metadata: { httpStatusCode: 500 } })).toBe(true);
     expect(isRetryableS3Error({ $metadata: { httpStatusCode: 499 } })).toBe(false);
+    expect(isRetryableS3Error({ $metadata: { httpStatusCode: 429 } })).toBe(true);
+    expect(isRetryableS3Error({ $metadata: { httpStatusCode: 503 } })).toBe(true);
+    expect(isRetryableS3Error(undefined)).toBe(true);
     expect(isRetryableS3Error({ $metadata: {} })).toBe(true);
     expect(isRetryableS3Error(null)).toBe(true);
     for (const name of ['SlowDown', 'ThrottlingException', 'RequestTimeout']) expect(isRetryableS3Error(exception(name, 400)), name).toBe(true);
