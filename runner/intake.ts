@@ -45,6 +45,18 @@ export interface JobView {
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * `?tenant=` (inside the signed path): the caller acts for that tenant and sees only its jobs; a job of another
+ * tenant is answered 404, like an unknown one. Without it the caller is the operator (it holds the intake secret
+ * either way) and sees every job.
+ */
+function tenantParam(c: { req: { query(name: string): string | undefined } }): string | undefined {
+  const tenant = c.req.query('tenant');
+  if (tenant !== undefined && !TENANT.test(tenant)) throw badRequest('invalid_tenant', 'tenant must be 1-64 characters of A-Z a-z 0-9 _ -', 'tenant');
+  return tenant;
+}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Runs a Redis call that must not hang the request while Redis is away. */
@@ -72,6 +84,7 @@ export function jobRoutes(deps: IntakeDeps) {
   app.use('*', requireSignature({ secret: config.hmacSecret, windowS: config.limits.signatureWindowS, nonces: deps.nonces }));
 
   app.post('/', async (c) => {
+    const tenant = tenantParam(c);
     const idempotencyKey = c.req.header('idempotency-key');
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1-255 printable ASCII characters', 'Idempotency-Key');
@@ -102,13 +115,14 @@ export function jobRoutes(deps: IntakeDeps) {
       request_sha256: requestHash,
       prompt_tokens: promptTokens,
       cost_tokens: promptTokens + (request.type === 'completion' ? request.max_tokens : 0),
+      ...(tenant ? { tenant } : {}),
     };
     const written = await storeCall(() => store.putInputOnce(stored));
     let job = stored;
     if (written === 'exists') {
       const existing = await storeCall(() => store.getInput(id));
       if (!existing) throw unavailable('storage_unavailable', 'job input vanished; retry');
-      if (existing.request_sha256 !== requestHash) {
+      if (existing.request_sha256 !== requestHash || existing.tenant !== tenant) {
         throw conflict('idempotency_key_reused', 'this Idempotency-Key was used with a different request', 'Idempotency-Key');
       }
       job = existing;
@@ -125,17 +139,19 @@ export function jobRoutes(deps: IntakeDeps) {
   });
 
   app.get('/:id', async (c) => {
+    const tenant = tenantParam(c);
     const id = c.req.param('id');
     if (!isJobId(id)) throw notFound('job_not_found', `no job ${id}`, 'id');
-    const view = await jobView(deps, id);
+    const view = await jobView(deps, id, undefined, tenant);
     if (!view) throw notFound('job_not_found', `no job ${id}`, 'id');
     return c.json(view);
   });
 
   app.delete('/:id', async (c) => {
+    const tenant = tenantParam(c);
     const id = c.req.param('id');
     if (!isJobId(id)) throw notFound('job_not_found', `no job ${id}`, 'id');
-    const view = await jobView(deps, id);
+    const view = await jobView(deps, id, undefined, tenant);
     if (!view) throw notFound('job_not_found', `no job ${id}`, 'id');
     if (view.status === 'cancelled') return c.json(view);
     if (view.status !== 'queued') throw conflict('job_not_cancellable', `job is ${view.status}`, 'id');
@@ -221,10 +237,12 @@ function baseView(job: StoredJob, status: JobStatus): JobView {
  * The job's status. Redis first, which is free to poll while the job is known there; S3 (the source of truth) when
  * Redis has no record of it (expired, cancelled, lost) or BullMQ failed it. Null when the job is unknown.
  */
-export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: string, known?: StoredJob): Promise<JobView | null> {
+export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: string, known?: StoredJob, tenant?: string): Promise<JobView | null> {
   const { store, queue } = deps;
   const job = await withTimeout(queue.getJob(id), 2000).catch(() => undefined);
   let failedReason: string | undefined;
+  // Redis' copy names the tenant too (queueData); a job it knows under another tenant is nobody's business here.
+  if (job && tenant !== undefined && job.data.tenant !== tenant) return null;
   if (job) {
     const state = await withTimeout(job.getState(), 2000).catch(() => 'unknown');
     const view: JobView = {
@@ -244,7 +262,7 @@ export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: str
     failedReason = job.failedReason;
   }
   const input = known ?? (await storeCall(() => store.getInput(id)));
-  if (!input) return null;
+  if (!input || (tenant !== undefined && input.tenant !== tenant)) return null;
   if (await storeCall(() => store.hasResult(id))) {
     return { ...baseView(input, 'succeeded'), result_url: await store.presignResult(id) };
   }

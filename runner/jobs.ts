@@ -13,6 +13,8 @@ export interface StoredJob {
   prompt_tokens: number;
   /** Token budget the job takes in a pass: prompt (+ continuation) + max_tokens; a suite's: all its prompt tokens. */
   cost_tokens: number;
+  /** Who submitted it (the edge's tenant, from the signed query); absent for operator submissions. */
+  tenant?: string;
 }
 
 /** ended/{id}.json: a job that will not produce a result (retries exhausted, or cancelled). Overwritable. */
@@ -33,6 +35,7 @@ export interface QueueJobData {
   created_at: number;
   /** Where to POST the signed completion event, if the client asked for one. */
   webhook_url?: string;
+  tenant?: string;
 }
 
 const ID_PATTERN = /^job_[a-z0-9]{26}$/;

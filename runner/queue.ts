@@ -36,6 +36,7 @@ export function queueData(job: StoredJob): QueueJobData {
     prompt_tokens: job.prompt_tokens,
     created_at: job.created_at,
     ...(job.request.webhook ? { webhook_url: job.request.webhook.url } : {}),
+    ...(job.tenant ? { tenant: job.tenant } : {}),
   };
 }
 

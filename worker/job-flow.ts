@@ -10,6 +10,14 @@ import type { RunnerClient, RunnerJobView } from './runner-client.ts';
 const CLIENT_KEY = /^[\x21-\x7e]{1,200}$/;
 
 /** The runner's Idempotency-Key: the client's key namespaced by its API key (so tenants never share jobs), else random. */
+/**
+ * The tenant a request acts for: its API key's id (a SHA-256 prefix, never the key). Each key is its own tenant; its
+ * jobs are invisible (404) to every other key.
+ */
+export function tenantOf(c: Context<AppEnv>): string {
+  return c.get('apiKeyId');
+}
+
 export function idempotencyKey(c: Context<AppEnv>): string {
   const key = c.req.header('idempotency-key');
   if (key === undefined) return `edge:${crypto.randomUUID()}`;
@@ -50,13 +58,13 @@ export type JobOutcome<T> =
 
 export async function runAsJob<T>(c: Context<AppEnv>, runner: RunnerClient, job: JobRequest, waitMs: number, pollMs: number): Promise<JobOutcome<T>> {
   startTime(c, 'submit', 'job submitted to the runner');
-  const submitted = await runner.submit(job, idempotencyKey(c), c.get('requestId'));
+  const submitted = await runner.submit(job, idempotencyKey(c), tenantOf(c), c.get('requestId'));
   endTime(c, 'submit');
   if (!submitted.ok) return { kind: 'refused', response: passThrough(submitted.response) };
   c.header('x-deciserve-job-id', submitted.view.id);
 
   startTime(c, 'wait', 'waiting for the job');
-  const view = await runner.waitFor(submitted.view, Date.now() + waitMs, pollMs);
+  const view = await runner.waitFor(submitted.view, Date.now() + waitMs, pollMs, tenantOf(c));
   endTime(c, 'wait');
   if (view.status === 'succeeded' && view.result_url) {
     startTime(c, 'result', 'result read from S3');

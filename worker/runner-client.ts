@@ -67,21 +67,22 @@ export class RunnerClient {
     return { ok: false, response };
   }
 
-  async submit(job: JobRequest, idempotencyKey: string, requestId?: string): Promise<RunnerAnswer> {
+  // The tenant rides in the query string, which the signature covers, so only the edge can name one.
+  async submit(job: JobRequest, idempotencyKey: string, tenant: string, requestId?: string): Promise<RunnerAnswer> {
     const headers: Record<string, string> = { 'idempotency-key': idempotencyKey, ...(requestId ? { 'x-request-id': requestId } : {}) };
-    return this.answer(await this.request('POST', '/jobs', { body: JSON.stringify(job), headers }));
+    return this.answer(await this.request('POST', `/jobs?tenant=${encodeURIComponent(tenant)}`, { body: JSON.stringify(job), headers }));
   }
 
-  async get(id: string): Promise<RunnerAnswer> {
-    return this.answer(await this.request('GET', `/jobs/${encodeURIComponent(id)}`));
+  async get(id: string, tenant: string): Promise<RunnerAnswer> {
+    return this.answer(await this.request('GET', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`));
   }
 
-  async cancel(id: string): Promise<RunnerAnswer> {
-    return this.answer(await this.request('DELETE', `/jobs/${encodeURIComponent(id)}`));
+  async cancel(id: string, tenant: string): Promise<RunnerAnswer> {
+    return this.answer(await this.request('DELETE', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`));
   }
 
   /** Polls until the job ends or `deadline` (epoch ms) passes; returns the last view seen. */
-  async waitFor(view: RunnerJobView, deadline: number, pollMs: number): Promise<RunnerJobView> {
+  async waitFor(view: RunnerJobView, deadline: number, pollMs: number, tenant: string): Promise<RunnerJobView> {
     let current = view;
     let interval = pollMs;
     while (!isTerminal(current)) {
@@ -89,7 +90,7 @@ export class RunnerClient {
       if (left <= 0) break;
       await sleep(Math.min(interval, left));
       interval = Math.min(interval * 1.5, 2000);
-      const answer = await this.get(current.id);
+      const answer = await this.get(current.id, tenant);
       if (!answer.ok) break;
       current = answer.view;
     }

@@ -4,7 +4,7 @@ import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { AppEnv, EdgeApp, RouteDeps } from '../deps.ts';
 import { ApiError } from '../http/errors.ts';
-import { idempotencyKey, passThrough, publicJob, RETRY_AFTER_S } from '../job-flow.ts';
+import { idempotencyKey, passThrough, publicJob, RETRY_AFTER_S, tenantOf } from '../job-flow.ts';
 import type { RunnerAnswer, RunnerClient } from '../runner-client.ts';
 import { Job, JobIdParam } from '../schemas.ts';
 import { checkModel, conflict, errorResponses, markRanOn, security } from './common.ts';
@@ -40,7 +40,7 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
   app.openapi(submit, async (c) => {
     const body = c.req.valid('json');
     checkModel(deps, body.model);
-    const submitted = await runnerOf(deps).submit(body, idempotencyKey(c), c.get('requestId'));
+    const submitted = await runnerOf(deps).submit(body, idempotencyKey(c), tenantOf(c), c.get('requestId'));
     if (submitted.ok) {
       // The same headers as a completion answered 202 (job-flow.ts): where to poll, and when.
       c.header('Location', publicJob(c, submitted.view).url);
@@ -59,7 +59,7 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
     request: { params: JobIdParam },
     responses: { 200: job('The job'), ...errorResponses },
   });
-  app.openapi(get, async (c) => answer(c, await runnerOf(deps).get(c.req.valid('param').id)) as never);
+  app.openapi(get, async (c) => answer(c, await runnerOf(deps).get(c.req.valid('param').id, tenantOf(c))) as never);
 
   const cancel = createRoute({
     method: 'delete',
@@ -70,5 +70,5 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
     request: { params: JobIdParam },
     responses: { 200: job('Cancelled'), 409: conflict, ...errorResponses },
   });
-  app.openapi(cancel, async (c) => answer(c, await runnerOf(deps).cancel(c.req.valid('param').id)) as never);
+  app.openapi(cancel, async (c) => answer(c, await runnerOf(deps).cancel(c.req.valid('param').id, tenantOf(c))) as never);
 }
