@@ -1,5 +1,6 @@
 // Malformed requests to the edge API: bad JSON and UTF-8, wrong types field by field, oversize bodies and prompts,
-// absurd max_tokens, unknown models, unknown fields, wrong content types and methods, bad job ids and headers.
+// absurd max_tokens, unknown models, unknown fields, wrong content types and methods, bad job ids and headers, token
+// bombs, Authorization abuse and unicode where it does not belong.
 // Every one must be answered with a 4xx OpenAI-shaped error. Limits assumed (edge-stack.test.ts sets them): model
 // "tiny", MAX_BODY_BYTES 256 KiB, MAX_PROMPT_TOKENS 20000, MAX_NEW_TOKENS 256.
 export interface MalformedRequest {
@@ -120,6 +121,53 @@ export function malformedRequests(): MalformedRequest[] {
   }
   for (const key of ['', 'has space', 'x'.repeat(300), 'tab\tkey']) {
     add(`Idempotency-Key ${JSON.stringify(key.slice(0, 8))}`, '/v1/jobs', VALID['/v1/jobs'], { headers: { 'idempotency-key': key } });
+  }
+
+  // Token bombs (issue #13), under the byte limit: refused before the tokenizing they would cost.
+  const bombs: Record<string, string> = {
+    'digits': '7'.repeat(200_000),
+    'combining accents': 'e' + '\u0301'.repeat(100_000),
+    'accented words': 'e\u0301 '.repeat(50_000),
+    'one long word': 'ab'.repeat(60_000),
+    'emoji run': '\u{1F600}'.repeat(40_000),
+    'zero-width joiners': 'a\u200d'.repeat(60_000),
+  };
+  for (const [kind, text] of Object.entries(bombs)) {
+    add(`completion token bomb: ${kind}`, '/v1/completions', { ...VALID['/v1/completions'], prompt: text }, { expect: 400 });
+    add(`chat token bomb: ${kind}`, '/v1/chat/completions', { ...VALID['/v1/chat/completions'], messages: [{ role: 'user', content: text }] }, { expect: 400 });
+    add(`score token bomb: ${kind}`, '/v1/score', { model: 'tiny', prompt: 'context', continuation: text }, { expect: 400 });
+    add(`job token bomb: ${kind}`, '/v1/jobs', { ...VALID['/v1/jobs'], prompt: text }, { expect: 400 });
+  }
+
+  // Header abuse: keys and content types an attacker might try.
+  for (const auth of ['', 'Bearer', 'Bearer ', 'Basic dGlueTp0aW55', 'Bearer wrong-key-0123456789abcdef', 'Token edge-test-key-0123456789abcdef', 'Bearer edge-test-key-0123456789abcdef extra', 'Bearer ' + 'k'.repeat(4096), 'Bearer edge-test-key-0123456789abcde']) {
+    add(`Authorization ${JSON.stringify(auth.slice(0, 24))}`, '/v1/completions', VALID['/v1/completions'], { headers: { authorization: auth }, expect: 401 });
+  }
+  for (const ct of ['application/json, text/plain', 'application/json; charset=utf-16', 'application/json;;', 'text/json', 'application/*', 'json', 'application/json; boundary=x', 'APPLICATION/XML']) {
+    add(`content-type ${ct}`, '/v1/chat/completions', VALID['/v1/chat/completions'], { headers: { 'content-type': ct }, expect: 415 });
+  }
+
+  // Unicode where it does not belong: in field names, model names, roles, enum values and ids.
+  for (const [i, body] of [
+    { ...VALID['/v1/completions'], 'm\u00f6del': 'tiny' },
+    { ...VALID['/v1/completions'], 'max_tokens\u200b': 2 },
+    { ...VALID['/v1/completions'], decimation: 'o\u0301n' },
+    { ...VALID['/v1/completions'], decimation: '\uff4f\uff4e' },
+    { ...VALID['/v1/completions'], stop: '' },
+    { ...VALID['/v1/completions'], stop: ['\u{1F600}'.repeat(300)] },
+    { ...VALID['/v1/chat/completions'], messages: [{ role: 'us\u0435r', content: 'cyrillic e in the role' }] },
+    { ...VALID['/v1/chat/completions'], messages: [{ role: 'USER', content: 'x' }] },
+    { ...VALID['/v1/jobs'], type: 'c\u043empletion' },
+    { ...VALID['/v1/jobs'], webhook: { url: 'https://169.254.169.254/latest/meta-data/' } },
+    { ...VALID['/v1/jobs'], webhook: { url: 'https://[::ffff:169.254.169.254]/hook' } },
+    { ...VALID['/v1/jobs'], metadata: { ['k'.repeat(65)]: 'v' } },
+    { ...VALID['/v1/jobs'], metadata: { '': 'empty key' } },
+  ].entries()) {
+    const path = 'messages' in body ? '/v1/chat/completions' : 'type' in body ? '/v1/jobs' : '/v1/completions';
+    add(`unicode misuse #${i}`, path, body, { expect: 400 });
+  }
+  for (const model of ['t\u0131ny', 'tiny\u200b', '\uff54\uff49\uff4e\uff59', 'tiny\u0000']) {
+    add(`unicode model ${JSON.stringify(model)}`, '/v1/completions', { ...VALID['/v1/completions'], model }, { expect: 404 });
   }
 
   for (const id of ['nope', 'job_', 'job_SHORT', 'job_' + 'a'.repeat(27), '..%2F..%2Fetc', 'job_aaaaaaaaaaaaaaaaaaaaaaaaa!', 'job_aaaaaaaaaaaaaaaaaaaaaaaaaa']) {
