@@ -3,11 +3,11 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue, type Worker } from 'bullmq';
+import { pino } from 'pino';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv } from '../../runner/config.ts';
 import type { StoredJob } from '../../runner/jobs.ts';
-import { createLogger } from '../../runner/logger.ts';
 import { createMetrics } from '../../runner/metrics.ts';
 import type { JobResult } from '../../runner/pass.ts';
 import { redisOptions, type JobQueue } from '../../runner/queue.ts';
@@ -24,7 +24,9 @@ let jobs: JobQueue;
 let hooks: Queue<{ id: string; url: string }>;
 let worker: Worker;
 const metrics = createMetrics();
-const log = createLogger('silent');
+/** The runner's warnings, as JSON lines (a real pino logger writing to memory). */
+const warnings: Array<Record<string, unknown>> = [];
+const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) });
 const received: Received[] = [];
 /** Status codes the receiver answers per path, in turn (then 200). */
 const script = new Map<string, number[]>();
@@ -40,7 +42,7 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       received.push({ path: req.url!, headers: req.headers, body: Buffer.concat(chunks) });
-      const status = script.get(req.url!)?.shift() ?? 200;
+      const status = script.get(req.url!)?.shift() ?? (req.url!.startsWith('/hook/no-content') ? 204 : 200);
       res.writeHead(status, status === 302 ? { location: `${base}/elsewhere` } : {}).end();
     });
   });
@@ -88,6 +90,20 @@ describe('webhooks', () => {
     expect(Math.abs((event.created as number) - Date.now() / 1000)).toBeLessThan(60);
     expect((event.data as { result_url: string }).result_url).toContain(`results/${id}.json`);
     await waitFor('delivered metric', async () => (await counter('delivered')) === delivered + 1);
+    const queued = (await hooks.getJob(id))!;
+    expect(queued.name).toBe('deliver');
+    expect(queued.data).toEqual({ id, url: `${base}/hook/a?tenant=1` });
+    expect(queued.opts).toMatchObject({ attempts: 8, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 86400 } });
+  });
+
+  it('a 204 with no body counts as delivered, once', async () => {
+    const id = `job_204_${Date.now()}`;
+    await finishedJob(id);
+    const delivered = await counter('delivered');
+    await new WebhookQueue(hooks, log).jobFinished(id, `${base}/hook/no-content`);
+    await waitFor('delivered metric', async () => (await counter('delivered')) === delivered + 1);
+    expect(deliveries('/hook/no-content')).toHaveLength(1);
+    expect(warnings.filter((w) => w.id === id)).toEqual([]);
   });
 
   it('a receiver answering 500, then a redirect, is retried until it answers 2xx; the redirect is not followed', async () => {
@@ -99,6 +115,8 @@ describe('webhooks', () => {
     await waitFor('third delivery', () => deliveries('/hook/flaky').length >= 3, 20_000);
     expect(deliveries('/elsewhere')).toHaveLength(0);
     expect(await counter('retry')).toBe(retries + 2);
+    const failures = warnings.filter((w) => w.id === id && w.msg === 'webhook delivery failed').map((w) => w.err);
+    expect(failures).toEqual(['webhook answered 500', 'webhook answered 302 (redirects are not followed)']);
     await new Promise((r) => setTimeout(r, 300));
     expect(deliveries('/hook/flaky')).toHaveLength(3); // done after the 200
   }, 30_000);
@@ -134,5 +152,6 @@ describe('webhooks', () => {
     const closed = new Queue('closed-webhooks', { connection: redisOptions(redis.url, { failFast: true }) });
     await closed.close();
     await expect(new WebhookQueue(closed, log).jobFinished('job_x', `${base}/hook/x`)).resolves.toBeUndefined();
+    expect(warnings.find((w) => w.id === 'job_x')).toMatchObject({ msg: 'could not queue webhook', err: expect.any(String) });
   });
 });
