@@ -71,8 +71,27 @@ function zodToApiError(error: z.ZodError): ApiError {
   return badRequest(code, param ? `${param}: ${issue.message}` : issue.message, param);
 }
 
+/**
+ * Backpressure: refuses new jobs while the queue is deeper than RUNNER_MAX_QUEUE_DEPTH. The depth is read at most
+ * once a second; when Redis cannot say, jobs are taken (the input goes to S3 first and the reconciler enqueues it).
+ */
+function queueDepthGuard(queue: JobQueue, limit: number) {
+  let checked = 0;
+  let depth = 0;
+  return async () => {
+    if (limit <= 0) return;
+    if (Date.now() - checked > 1000) {
+      checked = Date.now();
+      const counts = await withTimeout(queue.getJobCounts('waiting', 'prioritized', 'delayed'), 1000).catch(() => null);
+      depth = counts ? (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0) : 0;
+    }
+    if (depth >= limit) throw unavailable('queue_full', `${depth} jobs are waiting (limit ${limit}); retry after the time in Retry-After`);
+  };
+}
+
 export function jobRoutes(deps: IntakeDeps) {
   const { config, store, queue, log, metrics } = deps;
+  const checkDepth = queueDepthGuard(queue, config.limits.maxQueueDepth);
   const schema = runnerJobRequestSchema({ maxNewTokens: config.limits.maxNewTokens, maxPromptChars: config.limits.maxBodyBytes });
   const app = new Hono<SignedEnv>();
 
@@ -99,6 +118,7 @@ export function jobRoutes(deps: IntakeDeps) {
     if (request.model !== config.modelId) {
       throw notFound('model_not_found', `model "${request.model}" is not served by this runner (it serves "${config.modelId}")`, 'model');
     }
+    await checkDepth(); // before the tokenizing and the S3 write
     const promptTokens = await countTokens(deps, request);
     try {
       if (request.type !== 'suite' && request.decimation !== 'off') resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);

@@ -8,6 +8,7 @@ import { requestId } from 'hono/request-id';
 import { timing } from 'hono/timing';
 import type { AppEnv, EdgeApp, EdgeDeps, RouteDeps } from './deps.ts';
 import { requireApiKey } from './http/auth.ts';
+import { EdgeGate } from './http/edge-gate.ts';
 import { errorResponse, handleError, notFound, zodError } from './http/errors.ts';
 import { jsonBody } from './http/json-body.ts';
 import { rateLimit } from './http/rate-limit.ts';
@@ -56,7 +57,7 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
   if (!config.publicDocs) app.use('/openapi.json', auth).use('/docs', auth);
   app.on(['POST', 'PUT', 'PATCH'], '/v1/*', jsonBody(config.limits.maxBodyBytes));
 
-  const routeDeps: RouteDeps = { ...deps, schemas: apiSchemas(config) };
+  const routeDeps: RouteDeps = { ...deps, schemas: apiSchemas(config), gate: new EdgeGate(config.edge.maxRunning, config.edge.maxQueued) };
   registerHealth(app);
   registerModels(app, routeDeps);
   registerCompletions(app, routeDeps);

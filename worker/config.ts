@@ -54,6 +54,14 @@ const envSchema = z.object({
    */
   EDGE_SCORE_TOKENS_PER_S: int(1, 128),
 
+  /**
+   * Edge inferences one isolate/process runs at once, and how many more may wait for a slot (then 503). One isolate
+   * has one thread, so more running adds no throughput (2 running + 4 queued gave p50 11 s in a 200-client burst;
+   * 1 + 3 gave p50 0.8 s, p99 5.1 s; the default 1 + 2: p50 0.8 s, p99 2.8 s, bench/results/abuse-burst.json).
+   */
+  EDGE_MAX_RUNNING: int(1, 1),
+  EDGE_MAX_QUEUED: int(0, 2),
+
   /** How long a long /v1/completions or /v1/score waits for its job before answering 202 with the job's URL. */
   JOB_WAIT_MS: int(0, 30_000),
   JOB_POLL_MS: int(10, 250),
@@ -104,6 +112,8 @@ export function edgeConfig(env: Record<string, unknown>) {
       prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S,
       decodeTokensPerS: e.EDGE_DECODE_TOKENS_PER_S,
       scoreTokensPerS: e.EDGE_SCORE_TOKENS_PER_S,
+      maxRunning: e.EDGE_MAX_RUNNING,
+      maxQueued: e.EDGE_MAX_QUEUED,
     },
     jobs: { waitMs: e.JOB_WAIT_MS, pollMs: e.JOB_POLL_MS },
     limits: { maxBodyBytes: e.MAX_BODY_BYTES, maxPromptTokens: e.MAX_PROMPT_TOKENS, maxNewTokens: e.MAX_NEW_TOKENS },

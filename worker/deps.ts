@@ -4,6 +4,7 @@ import type { RequestIdVariables } from 'hono/request-id';
 import type { TimingVariables } from 'hono/timing';
 import type { RawBodyEnv } from '../runner/body-limit.ts';
 import type { EdgeConfig } from './config.ts';
+import type { EdgeGate } from './http/edge-gate.ts';
 import type { RateLimiter } from './http/rate-limit.ts';
 import type { EdgeModel } from './model/edge-model.ts';
 import type { RunnerClient } from './runner-client.ts';
@@ -36,4 +37,6 @@ export type EdgeApp = OpenAPIHono<AppEnv>;
 
 export interface RouteDeps extends EdgeDeps {
   schemas: ApiSchemas;
+  /** Bounds edge inference in this isolate/process (http/edge-gate.ts). */
+  gate: EdgeGate;
 }

@@ -90,10 +90,15 @@ export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model
     const id = `${shape.idPrefix}-${c.get('requestId')}`;
     const edgeRun = { model, modelId: deps.config.modelId, id, signal: c.req.raw.signal };
     const edgeJob = { ...job, seed: job.seed ?? randomSeed() };
+    const release = await deps.gate.acquire();
     if (!run.stream) {
-      const { result, timings } = await completeAtEdge(edgeRun, edgeJob, { echo: run.echo, logprobs: run.logprobs });
-      reportEdgeTimings(c, timings);
-      return c.json(shape.answer(fromEdge(result)) as object, 200);
+      try {
+        const { result, timings } = await completeAtEdge(edgeRun, edgeJob, { echo: run.echo, logprobs: run.logprobs });
+        reportEdgeTimings(c, timings);
+        return c.json(shape.answer(fromEdge(result)) as object, 200);
+      } finally {
+        release();
+      }
     }
     return streamSSE(c, async (stream) => {
       const base = { id, created: Math.floor(Date.now() / 1000), model: deps.config.modelId };
@@ -109,6 +114,8 @@ export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model
         if (err instanceof ClientGoneError) return;
         if (!(err instanceof ApiError)) deps.log.error('stream failed', { requestId: c.get('requestId'), error: (err as Error).message });
         await sse(stream, streamError(err));
+      } finally {
+        release();
       }
     });
   }

@@ -51,9 +51,14 @@ export function registerScore(app: EdgeApp, deps: RouteDeps): void {
     const placement = placeWork(c, deps, model, job, { promptTokens, newTokens: 0, prefilledTokens: 0, scoredTokens: promptTokens });
     if (placement.where === 'edge') {
       markRanOn(c, 'edge');
-      const { result, timings } = await scoreAtEdge({ model, modelId: deps.config.modelId, id: `score-${c.get('requestId')}`, signal: c.req.raw.signal }, job);
-      reportEdgeTimings(c, timings);
-      return c.json(result, 200);
+      const release = await deps.gate.acquire();
+      try {
+        const { result, timings } = await scoreAtEdge({ model, modelId: deps.config.modelId, id: `score-${c.get('requestId')}`, signal: c.req.raw.signal }, job);
+        reportEdgeTimings(c, timings);
+        return c.json(result, 200);
+      } finally {
+        release();
+      }
     }
     markRanOn(c, 'runner');
     const runner = requireRunner(deps, promptTokens, edgeLimit(deps, model));

@@ -1,0 +1,87 @@
+// Backpressure: the edge's gate (worker/http/edge-gate.ts) bounds edge inference per process and refuses the
+// overflow with 503 + Retry-After; the runner's intake refuses new jobs past RUNNER_MAX_QUEUE_DEPTH. Real edge on
+// Node, real intake with Redis and radosgw (no worker role, so jobs stay queued).
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EdgeGate } from '../../worker/http/edge-gate.ts';
+import type { RunningEdge } from '../../worker/node-server.ts';
+import { isOpenAiError, post, startEdge, tinyEdgeModel } from '../edge/helpers.ts';
+import { JobClient, ensureRadosgw, freshDir, runTag, runnerEnv, sleep, spawnRunner, startRedis, writeTinyCheckpoint, type RedisHandle, type RunnerProcess } from '../runner/harness.ts';
+
+describe('EdgeGate', () => {
+  it('runs `running` at once, queues `queued` more in order, refuses the rest with 503 edge_busy', async () => {
+    const gate = new EdgeGate(1, 1);
+    const first = await gate.acquire();
+    const order: string[] = [];
+    const second = gate.acquire().then((release) => (order.push('second'), release));
+    await expect(gate.acquire()).rejects.toMatchObject({ status: 503, code: 'edge_busy' });
+    expect(gate.inFlight).toBe(2);
+    first();
+    first(); // releasing twice frees one slot only
+    const release2 = await second;
+    expect(order).toEqual(['second']);
+    const third = gate.acquire();
+    await expect(Promise.race([third.then(() => 'got'), sleep(20).then(() => 'waiting')])).resolves.toBe('waiting');
+    release2();
+    (await third)();
+    expect(gate.inFlight).toBe(0);
+  });
+});
+
+describe('at the edge', () => {
+  let edge: RunningEdge;
+  beforeAll(async () => {
+    const { edgeModel } = await tinyEdgeModel('abuse-backpressure');
+    edge = await startEdge(edgeModel, { EDGE_MAX_RUNNING: '1', EDGE_MAX_QUEUED: '1', RATE_LIMIT_PER_MINUTE: '0' });
+    await post(edge, '/v1/completions', { model: 'deciserve-mamba', prompt: 'warm', max_tokens: 1 }); // opens the model
+  }, 120_000);
+  afterAll(() => edge?.close());
+
+  it('12 concurrent edge completions: 200s for what fits, 503 + Retry-After (OpenAI-shaped edge_busy) for the rest; then it serves again', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const r = await post(edge, '/v1/completions', { model: 'deciserve-mamba', prompt: 'once upon a time', max_tokens: 24 });
+        return { status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as any };
+      }),
+    );
+    const ok = answers.filter((a) => a.status === 200);
+    const busy = answers.filter((a) => a.status === 503);
+    expect(ok.length + busy.length).toBe(12);
+    expect(ok.length).toBeGreaterThanOrEqual(2);
+    expect(busy.length).toBeGreaterThanOrEqual(1);
+    for (const b of busy) {
+      expect(isOpenAiError(b.body)).toBe(true);
+      expect([b.body.error.code, Number(b.retryAfter)]).toEqual(['edge_busy', expect.any(Number)]);
+      expect(Number(b.retryAfter)).toBeGreaterThan(0);
+    }
+    expect((await post(edge, '/v1/completions', { model: 'deciserve-mamba', prompt: 'after the burst', max_tokens: 2 })).status).toBe(200);
+  });
+});
+
+describe('at the runner intake', () => {
+  let redis: RedisHandle;
+  let intake: RunnerProcess;
+  beforeAll(async () => {
+    const [s3, redisHandle, dir] = await Promise.all([ensureRadosgw(), startRedis('abuse-depth'), freshDir('abuse-depth')]);
+    redis = redisHandle;
+    const modelDir = await writeTinyCheckpoint(join(dir, 'tiny'));
+    const tag = runTag('abuse-depth');
+    intake = await spawnRunner(runnerEnv({ modelDir, redisUrl: redis.url, s3, bucket: tag, queue: tag }, { RUNNER_ROLES: 'intake', RUNNER_MAX_QUEUE_DEPTH: '3' }));
+  }, 240_000);
+  afterAll(async () => {
+    intake?.kill('SIGTERM');
+    await intake?.exited;
+    await redis?.stop();
+  });
+
+  it('past RUNNER_MAX_QUEUE_DEPTH waiting jobs, POST /jobs is 503 queue_full with Retry-After; status reads still work', async () => {
+    const client = new JobClient(intake.url);
+    const job = (i: number) => ({ type: 'completion', model: 'tiny', prompt: `queued ${i}`, max_tokens: 1 });
+    const first = await Promise.all([0, 1, 2].map(async (i) => (await client.submit(job(i))).body.id));
+    await sleep(1100); // the depth is read at most once a second
+    const refused = await client.request('POST', '/jobs', JSON.stringify(job(3)));
+    const body = (await refused.json()) as any;
+    expect([refused.status, body.error.code, Number(refused.headers.get('retry-after')) > 0]).toEqual([503, 'queue_full', true]);
+    expect((await client.get(first[0]!)).status).toBe('queued');
+  });
+});
