@@ -6,7 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { serve } from '@hono/node-server';
+import { createServer } from 'node:http';
+import { getRequestListener, RequestError } from '@hono/node-server';
+import { badRequest } from './http/errors.ts';
 import { ortWasmPath } from '../mamba/onnx/node.ts';
 import { createEdgeApp } from './app.ts';
 import { edgeConfig } from './config.ts';
@@ -38,11 +40,27 @@ export interface RunningEdge {
   close(): Promise<void>;
 }
 
+function unparsableRequest(): Response {
+  const body = badRequest('invalid_request_line', 'the request URL cannot be parsed (backslashes and other characters a URL cannot hold are refused)').body();
+  return new Response(JSON.stringify(body), { status: 400, headers: { 'content-type': 'application/json' } });
+}
+
 export async function startNodeEdge(opts: { env: Record<string, string | undefined>; modelDir: string; port?: number; host?: string; log?: EdgeLog }): Promise<RunningEdge> {
   const app = createNodeEdgeApp(opts.env, opts.modelDir, opts.log);
   const host = opts.host ?? '127.0.0.1';
+  // getRequestListener rather than serve(): only it takes an errorHandler, and a request Node cannot turn into a
+  // URL (a backslash in the path) would otherwise get an empty-body 400.
+  const listener = getRequestListener(app.fetch, { hostname: host, errorHandler: (err) => (err instanceof RequestError ? unparsableRequest() : undefined) });
   return new Promise((resolveStart) => {
-    const server = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: host }, (info: AddressInfo) => {
+    const server = createServer(listener);
+    // Requests Node's HTTP parser refuses (a request line not starting with "/", bad headers) get the JSON shape too.
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') return void socket.destroy();
+      const body = JSON.stringify(badRequest('invalid_http_request', `the request could not be parsed (${err.code ?? 'bad request'})`).body());
+      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+    server.listen(opts.port ?? 0, host, () => {
+      const info = server.address() as AddressInfo;
       resolveStart({
         url: `http://${host}:${info.port}`,
         port: info.port,

@@ -29,7 +29,14 @@ export function zodError(error: z.ZodError): ApiError {
 /** app.onError: our errors as they are, Hono's HTTPExceptions (e.g. bearer auth) with their response, the rest 500. */
 export function handleError(err: Error, c: Context, log: (message: string, extra: Record<string, unknown>) => void): Response {
   if (err instanceof ApiError) return errorResponse(c, err);
-  if (err instanceof HTTPException) return err.getResponse();
+  if (err instanceof HTTPException) {
+    // Ours (bearer auth) carry a JSON response already; Hono's own (e.g. the OpenAPI validator's plain-text 415
+    // for a Content-Type it does not parse) become the OpenAI error shape with the same status.
+    if (err.res) return err.getResponse();
+    const code = err.status === 415 ? 'unsupported_media_type' : 'invalid_request';
+    const message = err.status === 415 ? 'Content-Type must be application/json (write it as "application/json; charset=utf-8")' : err.message || 'invalid request';
+    return errorResponse(c, new ApiError(err.status as ApiError['status'], err.status >= 500 ? 'server_error' : 'invalid_request_error', code, message));
+  }
   log('unhandled error', { error: err.message, stack: err.stack, requestId: c.get('requestId' as never) });
   return errorResponse(c, new ApiError(500, 'server_error', 'internal_error', 'internal error; the request id is in X-Request-Id'));
 }
