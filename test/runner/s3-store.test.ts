@@ -80,12 +80,12 @@ describe('JobStore on radosgw', () => {
   });
 
   it('works without metrics', async () => {
-    const config = configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: runTag('nometrics') });
+    const config = configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_ROLES: 'intake', RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: runTag('nometrics') });
     const store = JobStore.fromConfig(config, log);
     await store.ensureBucket();
     expect(await store.putInputOnce(job('job_a', 'x'))).toBe('created');
     expect((await store.getInput('job_a'))!.request_sha256).toBe('x');
-    const missing = JobStore.fromConfig(configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: 'x', S3_ENDPOINT: 'http://127.0.0.1:9', S3_RETRY_FOR_MS: '300' }), log);
+    const missing = JobStore.fromConfig(configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_ROLES: 'intake', RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: 'x', S3_ENDPOINT: 'http://127.0.0.1:9', S3_RETRY_FOR_MS: '300' }), log);
     await expect(missing.getInput('job_a')).rejects.toThrow(S3UnavailableError);
   });
 
