@@ -11,7 +11,7 @@ import { requireApiKey } from './http/auth.ts';
 import { EdgeGate } from './http/edge-gate.ts';
 import { errorResponse, handleError, notFound, zodError } from './http/errors.ts';
 import { jsonBody } from './http/json-body.ts';
-import { rateLimit } from './http/rate-limit.ts';
+import { MemoryRateLimiter, rateLimit } from './http/rate-limit.ts';
 import { registerChat } from './routes/chat.ts';
 import { registerCompletions } from './routes/completions.ts';
 import { RAN_ON_HEADER } from './routes/common.ts';
@@ -57,7 +57,13 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
   if (!config.publicDocs) app.use('/openapi.json', auth).use('/docs', auth);
   app.on(['POST', 'PUT', 'PATCH'], '/v1/*', jsonBody(config.limits.maxBodyBytes));
 
-  const routeDeps: RouteDeps = { ...deps, schemas: apiSchemas(config), gate: new EdgeGate(config.edge.maxRunning, config.edge.maxQueued) };
+  const routeDeps: RouteDeps = {
+    ...deps,
+    schemas: apiSchemas(config),
+    gate: new EdgeGate(config.edge.maxRunning, config.edge.maxQueued),
+    // In-process on both runtimes: the Workers binding counts calls, not weights.
+    tokenLimiter: config.rateLimitTokensPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitTokensPerMinute) : null,
+  };
   registerHealth(app);
   registerModels(app, routeDeps);
   registerCompletions(app, routeDeps);

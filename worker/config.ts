@@ -76,6 +76,12 @@ const envSchema = z.object({
   CORS_ORIGINS: list('*'),
   /** Per-key requests per minute where no Workers rate-limit binding exists (Node); 0 = off. */
   RATE_LIMIT_PER_MINUTE: int(0, 600),
+  /**
+   * Per-key tokens per minute (prompt + max_tokens + scored tokens, charged when a request is placed, before any
+   * inference), counted in this isolate/process; 0 = off. At least one maximal request (MAX_PROMPT_TOKENS +
+   * MAX_NEW_TOKENS) must fit.
+   */
+  RATE_LIMIT_TOKENS_PER_MINUTE: int(0, 1_000_000),
   /** Serve /openapi.json and /docs without an API key (browsers cannot send one to open the docs page). */
   PUBLIC_DOCS: flag(false),
   /** One JSON log line per request (console; Workers Logs on Cloudflare). */
@@ -119,6 +125,7 @@ export function edgeConfig(env: Record<string, unknown>) {
     limits: { maxBodyBytes: e.MAX_BODY_BYTES, maxPromptTokens: e.MAX_PROMPT_TOKENS, maxNewTokens: e.MAX_NEW_TOKENS },
     corsOrigins: e.CORS_ORIGINS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    rateLimitTokensPerMinute: e.RATE_LIMIT_TOKENS_PER_MINUTE,
     publicDocs: e.PUBLIC_DOCS,
     logRequests: e.LOG_REQUESTS,
   };

@@ -5,7 +5,7 @@ import type { TimingVariables } from 'hono/timing';
 import type { RawBodyEnv } from '../runner/body-limit.ts';
 import type { EdgeConfig } from './config.ts';
 import type { EdgeGate } from './http/edge-gate.ts';
-import type { RateLimiter } from './http/rate-limit.ts';
+import type { MemoryRateLimiter, RateLimiter } from './http/rate-limit.ts';
 import type { EdgeModel } from './model/edge-model.ts';
 import type { RunnerClient } from './runner-client.ts';
 import type { ApiSchemas } from './schemas.ts';
@@ -39,4 +39,6 @@ export interface RouteDeps extends EdgeDeps {
   schemas: ApiSchemas;
   /** Bounds edge inference in this isolate/process (http/edge-gate.ts). */
   gate: EdgeGate;
+  /** Per-key token budget (RATE_LIMIT_TOKENS_PER_MINUTE), or null when off. */
+  tokenLimiter: MemoryRateLimiter | null;
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EdgeGate } from '../../worker/http/edge-gate.ts';
 import type { RunningEdge } from '../../worker/node-server.ts';
-import { isOpenAiError, post, startEdge, tinyEdgeModel } from '../edge/helpers.ts';
+import { OTHER_KEY, isOpenAiError, post, startEdge, tinyEdgeModel } from '../edge/helpers.ts';
+import { MemoryRateLimiter } from '../../worker/http/rate-limit.ts';
 import { JobClient, ensureRadosgw, freshDir, runTag, runnerEnv, sleep, spawnRunner, startRedis, writeTinyCheckpoint, type RedisHandle, type RunnerProcess } from '../runner/harness.ts';
 
 describe('EdgeGate', () => {
@@ -56,6 +57,39 @@ describe('at the edge', () => {
     }
     expect((await post(edge, '/v1/completions', { model: 'deciserve-mamba', prompt: 'after the burst', max_tokens: 2 })).status).toBe(200);
   });
+});
+
+describe('the token budget per key', () => {
+  it('MemoryRateLimiter charges costs: within the minute a cost that does not fit is refused, a request count still counts 1', async () => {
+    let now = 0;
+    const tokens = new MemoryRateLimiter(1000, () => now);
+    expect(await tokens.limit({ key: 'a', cost: 600 })).toEqual({ success: true });
+    expect(await tokens.limit({ key: 'a', cost: 500 })).toEqual({ success: false }); // 600 + 500 > 1000
+    expect(await tokens.limit({ key: 'a', cost: 400 })).toEqual({ success: true }); // exactly 1000
+    expect(await tokens.limit({ key: 'b', cost: 1000 })).toEqual({ success: true }); // per key
+    now = 2 * 60_000; // two minutes on: the window has passed
+    expect(await tokens.limit({ key: 'a', cost: 1000 })).toEqual({ success: true });
+    const requests = new MemoryRateLimiter(2, () => now);
+    expect([await requests.limit({ key: 'a' }), await requests.limit({ key: 'a' }), await requests.limit({ key: 'a' })].map((r) => r.success)).toEqual([true, true, false]);
+  });
+
+  it('the edge charges prompt + max_tokens before inference and answers 429 + Retry-After past RATE_LIMIT_TOKENS_PER_MINUTE', async () => {
+    const { edgeModel } = await tinyEdgeModel('abuse-token-budget');
+    const edge = await startEdge(edgeModel, { RATE_LIMIT_TOKENS_PER_MINUTE: '300', RATE_LIMIT_PER_MINUTE: '0', MAX_NEW_TOKENS: '100', MAX_PROMPT_TOKENS: '200' });
+    try {
+      const ask = () => post(edge, '/v1/completions', { model: 'deciserve-mamba', prompt: 'a short prompt', max_tokens: 100 });
+      expect((await ask()).status).toBe(200);
+      expect((await ask()).status).toBe(200);
+      const refused = await ask(); // ~3 × 110 tokens > 300
+      const body = (await refused.json()) as any;
+      expect([refused.status, body.error.code, refused.headers.get('retry-after')]).toEqual([429, 'rate_limit_exceeded', '60']);
+      expect(body.error.message).toMatch(/tokens per minute/);
+      // Another key has its own budget.
+      expect((await post(edge, '/v1/completions', { model: 'deciserve-mamba', prompt: 'x', max_tokens: 100 }, { authorization: `Bearer ${OTHER_KEY}` })).status).toBe(200);
+    } finally {
+      await edge.close();
+    }
+  }, 120_000);
 });
 
 describe('at the runner intake', () => {

@@ -20,15 +20,16 @@ export class MemoryRateLimiter implements RateLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async limit({ key }: { key: string }): Promise<{ success: boolean }> {
+  /** `cost`: how much this call uses up (1 per request; a token count for the token budget). */
+  async limit({ key, cost = 1 }: { key: string; cost?: number }): Promise<{ success: boolean }> {
     const t = this.now() / 60_000;
     const minute = Math.floor(t);
     let b = this.buckets.get(key);
     if (!b || b.minute < minute - 1) b = { minute, current: 0, previous: 0 };
     else if (b.minute === minute - 1) b = { minute, current: 0, previous: b.current };
     const estimate = b.previous * (1 - (t - minute)) + b.current;
-    const success = estimate < this.perMinute;
-    if (success) b.current++;
+    const success = estimate + cost - 1 < this.perMinute; // cost 1: the plain request count
+    if (success) b.current += cost;
     this.buckets.set(key, b);
     if (this.buckets.size > 10_000) this.evict(minute);
     return { success };

@@ -7,7 +7,7 @@ import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds } from '../../mamba/tok
 import { resolveDecimation, type JobRequest } from '../../runner/job-request.ts';
 import type { AppEnv, RouteDeps } from '../deps.ts';
 import { nextTick } from '../edge-engine.ts';
-import { badRequest, contextTooLong, modelNotFound, runTooLong } from '../http/errors.ts';
+import { badRequest, contextTooLong, modelNotFound, rateLimited, runTooLong } from '../http/errors.ts';
 import type { EdgeModel } from '../model/edge-model.ts';
 import { edgeMaxPromptTokens, place, type Placement, type Work } from '../routing.ts';
 import { ErrorResponse, Job } from '../schemas.ts';
@@ -78,8 +78,19 @@ export async function countTokens(c: Context<AppEnv>, deps: RouteDeps, model: Ed
   return tokens;
 }
 
-/** Checks the decimation settings against the model (400 on a config it cannot run), then places the work. */
-export function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, job: JobRequest, work: Work): Placement {
+/** Charges the request's tokens to its key's budget (RATE_LIMIT_TOKENS_PER_MINUTE) before any inference: 429 past it. */
+async function chargeTokens(c: Context<AppEnv>, deps: RouteDeps, work: Work): Promise<void> {
+  if (!deps.tokenLimiter) return;
+  const cost = work.promptTokens + work.newTokens + (work.scoredTokens ?? 0);
+  const { success } = await deps.tokenLimiter.limit({ key: c.get('apiKeyId'), cost });
+  if (!success) {
+    c.header('Retry-After', '60');
+    throw rateLimited(`This request needs ${cost} tokens, past this API key's ${deps.config.rateLimitTokensPerMinute} tokens per minute; retry after the time in Retry-After`);
+  }
+}
+
+/** Checks the decimation settings against the model (400 on a config it cannot run), charges the tokens, then places the work. */
+export async function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, job: JobRequest, work: Work): Promise<Placement> {
   let decimation;
   try {
     // Checked as if on (like the runner's intake), so bad parameters are refused whatever the prompt length.
@@ -89,6 +100,7 @@ export function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel,
     if (err instanceof DecimationError) throw badRequest('invalid_decimation', err.message, 'decimation_params');
     throw err;
   }
+  await chargeTokens(c, deps, work);
   const placement = place(deps.config, model, { ...work, decimated: decimation !== null });
   const missing = placement.where === 'edge' ? (decimation?.layers.filter((l) => !model.manifest.decimationLayers.includes(l)) ?? []) : [];
   if (missing.length > 0) {

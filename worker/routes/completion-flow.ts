@@ -83,7 +83,7 @@ function fromEdge(result: EdgeCompletion): Finished {
 export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, run: CompletionRun, shape: AnswerShape): Promise<Response> {
   const { job } = run;
   const scoredTokens = run.echo && run.logprobs != null ? run.promptTokens : 0;
-  const placement = placeWork(c, deps, model, job, { promptTokens: run.promptTokens, newTokens: job.max_tokens, scoredTokens });
+  const placement = await placeWork(c, deps, model, job, { promptTokens: run.promptTokens, newTokens: job.max_tokens, scoredTokens });
 
   if (placement.where === 'edge') {
     markRanOn(c, 'edge');

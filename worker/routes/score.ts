@@ -48,7 +48,7 @@ export function registerScore(app: EdgeApp, deps: RouteDeps): void {
       ...(body.decimation_params ? { decimation_params: body.decimation_params } : {}),
       priority: body.priority,
     };
-    const placement = placeWork(c, deps, model, job, { promptTokens, newTokens: 0, prefilledTokens: 0, scoredTokens: promptTokens });
+    const placement = await placeWork(c, deps, model, job, { promptTokens, newTokens: 0, prefilledTokens: 0, scoredTokens: promptTokens });
     if (placement.where === 'edge') {
       markRanOn(c, 'edge');
       const release = await deps.gate.acquire();
