@@ -9,6 +9,7 @@ import { timing } from 'hono/timing';
 import type { AppEnv, EdgeApp, EdgeDeps, RouteDeps } from './deps.ts';
 import { requireApiKey } from './http/auth.ts';
 import { EdgeGate } from './http/edge-gate.ts';
+import { EdgeIdempotency } from './http/edge-idempotency.ts';
 import { errorResponse, handleError, notFound, zodError } from './http/errors.ts';
 import { jsonBody } from './http/json-body.ts';
 import { MemoryRateLimiter, rateLimit } from './http/rate-limit.ts';
@@ -61,6 +62,7 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
     ...deps,
     schemas: apiSchemas(config),
     gate: new EdgeGate(config.edge.maxRunning, config.edge.maxQueued),
+    idempotency: new EdgeIdempotency(),
     // In-process on both runtimes: the Workers binding counts calls, not weights.
     tokenLimiter: config.rateLimitTokensPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitTokensPerMinute) : null,
   };

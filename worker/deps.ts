@@ -5,6 +5,7 @@ import type { TimingVariables } from 'hono/timing';
 import type { RawBodyEnv } from '../runner/body-limit.ts';
 import type { EdgeConfig } from './config.ts';
 import type { EdgeGate } from './http/edge-gate.ts';
+import type { EdgeIdempotency } from './http/edge-idempotency.ts';
 import type { MemoryRateLimiter, RateLimiter } from './http/rate-limit.ts';
 import type { EdgeModel } from './model/edge-model.ts';
 import type { RunnerClient } from './runner-client.ts';
@@ -39,6 +40,8 @@ export interface RouteDeps extends EdgeDeps {
   schemas: ApiSchemas;
   /** Bounds edge inference in this isolate/process (http/edge-gate.ts). */
   gate: EdgeGate;
+  /** Idempotency-Key for completions answered at the edge (http/edge-idempotency.ts). */
+  idempotency: EdgeIdempotency;
   /** Per-key token budget (RATE_LIMIT_TOKENS_PER_MINUTE), or null when off. */
   tokenLimiter: MemoryRateLimiter | null;
 }

@@ -9,7 +9,6 @@ import type { RunnerClient, RunnerJobView } from './runner-client.ts';
 
 const CLIENT_KEY = /^[\x21-\x7e]{1,200}$/;
 
-/** The runner's Idempotency-Key: the client's key namespaced by its API key (so tenants never share jobs), else random. */
 /**
  * The tenant a request acts for: its API key's id (a SHA-256 prefix, never the key). Each key is its own tenant; its
  * jobs are invisible (404) to every other key.
@@ -18,6 +17,7 @@ export function tenantOf(c: Context<AppEnv>): string {
   return c.get('apiKeyId');
 }
 
+/** The runner's Idempotency-Key: the client's key namespaced by its API key (so tenants never share jobs), else random. */
 export function idempotencyKey(c: Context<AppEnv>): string {
   const key = c.req.header('idempotency-key');
   if (key === undefined) return `edge:${crypto.randomUUID()}`;

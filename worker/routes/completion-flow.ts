@@ -9,7 +9,8 @@ import { ClientGoneError } from '../edge-engine.ts';
 import { completeAtEdge, type EdgeCompletion } from '../edge-run.ts';
 import { ApiError, badRequest } from '../http/errors.ts';
 import type { EdgeModel } from '../model/edge-model.ts';
-import { pendingResponse, requireRunner, runAsJob, waitBudgetMs } from '../job-flow.ts';
+import { sha256Hex } from '../http/edge-idempotency.ts';
+import { idempotencyKey, pendingResponse, requireRunner, runAsJob, waitBudgetMs } from '../job-flow.ts';
 import { edgeLimit, markRanOn, placeWork, reportEdgeTimings } from './common.ts';
 
 export type CompletionJob = JobRequest & { type: 'completion' };
@@ -90,16 +91,24 @@ export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model
     const id = `${shape.idPrefix}-${c.get('requestId')}`;
     const edgeRun = { model, modelId: deps.config.modelId, id, signal: c.req.raw.signal };
     const edgeJob = { ...job, seed: job.seed ?? randomSeed() };
+    // The client's Idempotency-Key (validated by idempotencyKey: 400 when malformed), namespaced by its API key.
+    const keyed = c.req.header('idempotency-key') !== undefined ? idempotencyKey(c) : null;
+    const bodySha = keyed ? await sha256Hex(c.get('rawBody')) : '';
+    const kept = keyed ? deps.idempotency.lookup(keyed, bodySha) : null;
+    if (kept?.answer !== undefined && !run.stream) return c.json(kept.answer as object, 200);
     const release = await deps.gate.acquire();
     if (!run.stream) {
       try {
         const { result, timings } = await completeAtEdge(edgeRun, edgeJob, { echo: run.echo, logprobs: run.logprobs });
         reportEdgeTimings(c, timings);
-        return c.json(shape.answer(fromEdge(result)) as object, 200);
+        const answer = shape.answer(fromEdge(result)) as object;
+        if (keyed) deps.idempotency.remember(keyed, bodySha, answer);
+        return c.json(answer, 200);
       } finally {
         release();
       }
     }
+    if (keyed) deps.idempotency.remember(keyed, bodySha); // a stream is not replayed, but the key is taken
     return streamSSE(c, async (stream) => {
       const base = { id, created: Math.floor(Date.now() / 1000), model: deps.config.modelId };
       try {
