@@ -64,7 +64,7 @@ const envSchema = z.object({
 
   RUNNER_SIGNATURE_WINDOW_S: int(1, 300),
   RUNNER_MAX_BODY_BYTES: int(1024, 4 * 1024 * 1024),
-  RUNNER_MAX_PROMPT_TOKENS: int(1, 131_072),
+  RUNNER_MAX_PROMPT_TOKENS: int(1, 262_144),
   RUNNER_MAX_NEW_TOKENS: int(0, 4096),
   /** Jobs waiting in Redis (waiting + prioritized + delayed) past which the intake answers 503 + Retry-After; 0 = no limit. */
   RUNNER_MAX_QUEUE_DEPTH: int(0, 10_000),
@@ -165,7 +165,7 @@ export const CONFIG_HELP = `Environment:
   RUNNER_IDLE_POLL_MS             longest blocking wait for work [2000]
   RUNNER_RECONCILE_INTERVAL_MS    re-enqueue jobs found in S3 but not in Redis; 0 = only at start [60000]
   RUNNER_SIGNATURE_WINDOW_S       accepted clock skew of signed requests [300]
-  RUNNER_MAX_BODY_BYTES / RUNNER_MAX_PROMPT_TOKENS / RUNNER_MAX_NEW_TOKENS   intake limits [4 MiB / 131072 / 4096]
+  RUNNER_MAX_BODY_BYTES / RUNNER_MAX_PROMPT_TOKENS / RUNNER_MAX_NEW_TOKENS   intake limits [4 MiB / 262144 / 4096]
   RUNNER_MAX_QUEUE_DEPTH          jobs waiting in Redis past which POST /jobs is 503 + Retry-After; 0 = off [10000]
   RUNNER_TRAIN_LEN                decimation "auto" turns on above this prompt length
                                   [the checkpoint's deciserve.json training_length, else 2048]

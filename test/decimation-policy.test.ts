@@ -1,103 +1,74 @@
-// mamba/decimation.ts's smaller pieces at their boundaries: the length-adaptive L_base (validation, log-log
-// interpolation, ends), config validation messages, the layer slot, protect clamping and identity indices.
+// The length-adaptive DeciMamba budget (deciserve.json lBaseByLength) and how a request's `decimation` mode picks it.
 import { describe, expect, it } from 'vitest';
-import {
-  clampProtect, decimationForLength, decimationK, decimationSlot, DecimationError, identityIndices, lBaseForLength, validateDecimation, validateLengthBudgets,
-} from '../mamba/decimation.ts';
+import { DecimationError, decimationForLength, lBaseForLength, validateLengthBudgets } from '../mamba/decimation.ts';
+import { modelDefaultsFromCard } from '../mamba/model-defaults.ts';
+import { jobRequestSchema, resolveDecimation } from '../runner/job-request.ts';
+import { formatAccuracy, wilsonInterval } from '../mamba/stats.ts';
 
-const budgets = [[4096, 1500], [16384, 6000], [262144, 16000]] as const;
-const cfg = { layers: [3, 5], beta: 0.5, lBase: 2000, minSeqLen: 20 };
+const budgets = [[4000, 1500], [8000, 3000], [16000, 4000], [256000, 16000]] as const;
+const card = { training_length: 2048, decimation: { layers: [11], beta: 0.5, lBase: 8000, minSeqLen: 20, lBaseByLength: budgets } };
+const model = modelDefaultsFromCard(card, 12);
+const job = (extra: Record<string, unknown> = {}) =>
+  jobRequestSchema({ maxNewTokens: 64, maxPromptChars: 1e6 }).parse({ type: 'completion', model: 'm', prompt: 'x', ...extra });
 
-describe('length-adaptive L_base', () => {
-  it('takes the end values outside the points and the points themselves exactly', () => {
-    expect(lBaseForLength(budgets, 1)).toBe(1500);
-    expect(lBaseForLength(budgets, 4096)).toBe(1500);
-    expect(lBaseForLength(budgets, 16384)).toBe(6000);
-    expect(lBaseForLength(budgets, 262144)).toBe(16000);
-    expect(lBaseForLength(budgets, 10_000_000)).toBe(16000);
-    expect(lBaseForLength([[100, 7]], 50)).toBe(7);
-    expect(lBaseForLength([[100, 7]], 500)).toBe(7);
+describe('lBaseForLength', () => {
+  it('returns the swept point exactly at its length', () => {
+    for (const [length, lBase] of budgets) expect(lBaseForLength(budgets, length)).toBe(lBase);
   });
-
-  it('interpolates log-log between neighbours (a power law through both), rounded', () => {
-    expect(lBaseForLength(budgets, 8192)).toBe(3000); // halfway in log length: the geometric mean of 1500 and 6000
-    expect(lBaseForLength(budgets, 65536)).toBe(Math.round(6000 * (16000 / 6000) ** 0.5));
-    expect(lBaseForLength(budgets, 4097)).toBe(Math.round(Math.exp(Math.log(1500) + (Math.log(4097 / 4096) / Math.log(4)) * Math.log(4))));
-    const a = lBaseForLength(budgets, 20000);
-    expect(a).toBeGreaterThan(6000);
-    expect(a).toBeLessThan(lBaseForLength(budgets, 30000));
+  it('interpolates log-log between points (geometric midpoint → geometric mean)', () => {
+    expect(lBaseForLength(budgets, Math.sqrt(4000 * 8000))).toBe(Math.round(Math.sqrt(1500 * 3000)));
+    const between = lBaseForLength(budgets, 12000);
+    expect(between).toBeGreaterThan(3000);
+    expect(between).toBeLessThan(4000);
   });
-
-  it('decimationForLength swaps in the budget\'s L_base, or keeps the fixed config', () => {
-    expect(decimationForLength(cfg, budgets, 8192)).toEqual({ ...cfg, lBase: 3000 });
-    expect(decimationForLength(cfg, undefined, 8192)).toBe(cfg);
+  it('holds the end values outside the swept range', () => {
+    expect(lBaseForLength(budgets, 100)).toBe(1500);
+    expect(lBaseForLength(budgets, 1_000_000)).toBe(16000);
   });
-
-  it('refuses empty, non-integer, < 1 and unsorted points', () => {
-    expect(() => validateLengthBudgets(budgets)).not.toThrow();
-    expect(() => validateLengthBudgets([[1, 1]])).not.toThrow();
-    const bad: Array<[ReadonlyArray<readonly [number, number]>, string]> = [
-      [[], 'decimation: lBaseByLength is empty'],
-      [[[0, 5]], 'decimation: lBaseByLength[0] must be two integers ≥ 1, got [0, 5]'],
-      [[[5, 0]], 'decimation: lBaseByLength[0] must be two integers ≥ 1, got [5, 0]'],
-      [[[1.5, 5]], 'decimation: lBaseByLength[0] must be two integers ≥ 1, got [1.5, 5]'],
-      [[[5, 2.5]], 'decimation: lBaseByLength[0] must be two integers ≥ 1, got [5, 2.5]'],
-      [[[10, 5], [10, 6]], 'decimation: lBaseByLength lengths must be strictly ascending'],
-      [[[10, 5], [9, 6]], 'decimation: lBaseByLength lengths must be strictly ascending'],
-    ];
-    for (const [points, message] of bad) {
-      expect(() => validateLengthBudgets(points)).toThrow(DecimationError);
-      expect(() => validateLengthBudgets(points)).toThrow(message);
-    }
+  it('refuses empty, unordered or non-integer budgets', () => {
+    expect(() => validateLengthBudgets([])).toThrow(DecimationError);
+    expect(() => validateLengthBudgets([[8000, 1], [4000, 2]])).toThrow(/ascending/);
+    expect(() => validateLengthBudgets([[4000, 1.5]])).toThrow(/integers/);
+    expect(() => modelDefaultsFromCard({ ...card, decimation: { ...card.decimation, lBaseByLength: [[5, 0]] } }, 12)).toThrow(DecimationError);
+  });
+  it('leaves the fixed form alone without budgets', () => {
+    const fixed = { layers: [3], beta: 0.5, lBase: 77, minSeqLen: 1 };
+    expect(decimationForLength(fixed, undefined, 50_000)).toBe(fixed);
+    expect(decimationForLength(fixed, budgets, 8000)).toEqual({ ...fixed, lBase: 3000 });
   });
 });
 
-describe('validateDecimation', () => {
-  it('accepts the edges of every field and names what is wrong otherwise', () => {
-    for (const ok of [cfg, { ...cfg, layers: [0] }, { ...cfg, layers: [7] }, { ...cfg, beta: 1 }, { ...cfg, lBase: 1 }, { ...cfg, minSeqLen: 0 }]) {
-      expect(() => validateDecimation(ok, 8)).not.toThrow();
-    }
-    const bad: Array<[typeof cfg, string]> = [
-      [{ ...cfg, layers: [] }, 'decimation: layers is empty'],
-      [{ ...cfg, layers: [8] }, 'decimation: layer 8 is not a layer of this 8-layer model'],
-      [{ ...cfg, layers: [-1] }, 'decimation: layer -1 is not a layer of this 8-layer model'],
-      [{ ...cfg, layers: [1.5] }, 'decimation: layer 1.5 is not a layer of this 8-layer model'],
-      [{ ...cfg, layers: [3, 3] }, 'decimation: layers must be strictly ascending'],
-      [{ ...cfg, beta: 0 }, 'decimation: beta must be in (0, 1], got 0'],
-      [{ ...cfg, beta: 1.01 }, 'decimation: beta must be in (0, 1], got 1.01'],
-      [{ ...cfg, beta: Number.NaN }, 'decimation: beta must be in (0, 1], got NaN'],
-      [{ ...cfg, lBase: 0.5 }, 'decimation: lBase must be ≥ 1, got 0.5'],
-      [{ ...cfg, minSeqLen: -1 }, 'decimation: minSeqLen must be an integer ≥ 0, got -1'],
-      [{ ...cfg, minSeqLen: 2.5 }, 'decimation: minSeqLen must be an integer ≥ 0, got 2.5'],
-    ];
-    for (const [c, message] of bad) expect(() => validateDecimation(c, 8), message).toThrow(message);
+describe('resolveDecimation modes', () => {
+  it('auto: plain Mamba up to the training length, then the budget for the prompt length', () => {
+    expect(resolveDecimation(job(), 2048, model)).toBeNull();
+    expect(resolveDecimation(job(), 8000, model)).toEqual({ layers: [11], beta: 0.5, lBase: 3000, minSeqLen: 20 });
+    expect(resolveDecimation(job(), 256000, model)!.lBase).toBe(16000);
+  });
+  it('on: the budget at any length; fixed: the paper form with the card lBase', () => {
+    expect(resolveDecimation(job({ decimation: 'on' }), 1000, model)!.lBase).toBe(1500);
+    expect(resolveDecimation(job({ decimation: 'fixed' }), 8000, model)!.lBase).toBe(8000);
+    expect(resolveDecimation(job({ decimation: 'fixed' }), 1000, model)).not.toBeNull();
+    expect(resolveDecimation(job({ decimation: 'off' }), 256000, model)).toBeNull();
+  });
+  it('an explicit l_base is the fixed form whatever the mode', () => {
+    expect(resolveDecimation(job({ decimation_params: { l_base: 123 } }), 64000, model)!.lBase).toBe(123);
+  });
+  it('a model card without budgets keeps its single L_base under auto', () => {
+    const plain = modelDefaultsFromCard({ decimation: { layers: [1], beta: 0.5, lBase: 500, minSeqLen: 2 } }, 4);
+    expect(plain.lBaseByLength).toBeUndefined();
+    expect(resolveDecimation(job(), 100_000, plain)!.lBase).toBe(500);
+  });
+  it('refuses an unknown mode at the schema', () => {
+    expect(() => job({ decimation: 'adaptive' })).toThrow();
   });
 });
 
-describe('small helpers', () => {
-  it('decimationSlot is the position in layers, -1 for other layers or no config', () => {
-    expect(decimationSlot(cfg, 3)).toBe(0);
-    expect(decimationSlot(cfg, 5)).toBe(1);
-    expect(decimationSlot(cfg, 4)).toBe(-1);
-    expect(decimationSlot(null, 3)).toBe(-1);
-    expect(decimationSlot(undefined, 3)).toBe(-1);
-  });
-  it('clampProtect floors into [0, seqLen]', () => {
-    expect(clampProtect(5, 10)).toBe(5);
-    expect(clampProtect(5.9, 10)).toBe(5);
-    expect(clampProtect(50, 10)).toBe(10);
-    expect(clampProtect(-3, 10)).toBe(0);
-  });
-  it('decimationK is 0 for an empty context and never above it', () => {
-    expect(decimationK(0, 0, cfg)).toBe(0);
-    expect(decimationK(0, -5, cfg)).toBe(0);
-    expect(decimationK(0, 10, cfg)).toBe(10);
-    expect(decimationK(1, 5000, cfg)).toBe(1000);
-    expect(decimationK(1, 5000, { ...cfg, lBase: 2001 })).toBe(1000); // floor of 1000.5
-    expect(decimationK(10, 5000, cfg)).toBe(20);
-  });
-  it('identityIndices is 0..n-1', () => {
-    expect(Array.from(identityIndices(4))).toEqual([0, 1, 2, 3]);
-    expect(identityIndices(0)).toHaveLength(0);
+describe('accuracy intervals', () => {
+  it('gives the Wilson 95% interval', () => {
+    const [lo, hi] = wilsonInterval(116, 120);
+    expect(lo).toBeCloseTo(0.9174, 3);
+    expect(hi).toBeCloseTo(0.9869, 3);
+    expect(wilsonInterval(0, 0)).toEqual([0, 1]);
+    expect(formatAccuracy(120, 120)).toBe('100% (120/120, 97–100%)');
   });
 });

@@ -68,7 +68,7 @@ const envSchema = z.object({
 
   MAX_BODY_BYTES: int(1024, 4 * 1024 * 1024),
   /** Longest prompt accepted at all (the runner's RUNNER_MAX_PROMPT_TOKENS). */
-  MAX_PROMPT_TOKENS: int(1, 131_072),
+  MAX_PROMPT_TOKENS: int(1, 262_144),
   /** Largest max_tokens accepted (the runner's RUNNER_MAX_NEW_TOKENS). */
   MAX_NEW_TOKENS: int(0, 4096),
 

@@ -24,7 +24,7 @@ export function apiSchemas(config: EdgeConfig) {
   const runner = job.shape;
   const decimation = {
     decimation: runner.decimation.openapi({
-      description: 'DeciMamba: "auto" turns it on above the model\'s training length; "on" forces it; "off" runs plain Mamba.',
+      description: 'DeciMamba: "auto" turns it on above the model\'s training length with its length-adaptive budget (deciserve.json lBaseByLength); "on" uses that budget at any length; "fixed" is the paper\'s single L_base; "off" runs plain Mamba.',
     }),
     decimation_params: runner.decimation_params.openapi({
       description: 'Overrides of the model\'s DeciMamba defaults: decimating layers, beta, l_base, min_seq_len.',
