@@ -119,8 +119,8 @@ export interface PasskeyRunOptions {
   samples: number;
   seed: number;
   modes: PasskeyMode[];
-  /** Used for the 'decimamba' mode. */
-  decimation: DecimationConfig;
+  /** Used for the 'decimamba' mode: one config, or one per prompt length (the model's length-adaptive budget). */
+  decimation: DecimationConfig | ((length: number) => DecimationConfig);
   onSample?: (sample: PasskeySample) => void;
 }
 
@@ -147,7 +147,7 @@ export async function runPasskey(
             maxTokens: PASSKEY_ANSWER_TOKENS,
             temperature: 0,
             stopTokenIds: [], // always 8 greedy tokens, as train/ scores them
-            decimation: mode === 'decimamba' ? options.decimation : null,
+            decimation: mode !== 'decimamba' ? null : typeof options.decimation === 'function' ? options.decimation(length) : options.decimation,
             protect: prompt.protect,
           });
           const correct = judgePasskey(result.text, prompt.key);

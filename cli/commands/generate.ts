@@ -1,5 +1,6 @@
 import { generate } from '../../mamba/generate.ts';
 import { COMPLETION_DEFAULTS } from '../../runner/job-request.ts';
+import { decimationForLength } from '../../mamba/decimation.ts';
 import { decimationFromFlags, decimationOptions, jsonOption, modelOptions, openModel, readTextFile, writeJsonOutput } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { floatValue, intValue, stringList, stringValue } from '../values.ts';
@@ -37,8 +38,10 @@ registerCommand({
     const protect = intValue(values, 'protect', { min: 0 })!;
     const { checkpoint, engine, defaults } = await openModel(values);
     const decimate = values.decimate === true || values['decimation-layers'] !== undefined;
-    const decimation = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
     const ids = checkpoint.tokenizer.encode(prompt);
+    const fixed = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
+    // --l-base fixes the paper's single L_base; otherwise the model's budget for this prompt's length
+    const decimation = fixed && decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, ids.length);
     if (ids.length === 0) throw new UsageError('generate: the prompt encodes to zero tokens');
 
     const result = await generate(engine, checkpoint.tokenizer, ids, {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { buildPasskeyPrompt, encodeCorpus, haystackText, passkeyRng, runPasskey, type PasskeyCell, type PasskeyMode } from '../../mamba/passkey.ts';
 import { createProgress } from '../progress.ts';
+import { decimationForLength, lBaseForLength } from '../../mamba/decimation.ts';
 import { decimationFromFlags, decimationOptions, jsonOption, modelOptions, openModel, readTextFile, writeJsonOutput } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { intValue, listValue, stringValue } from '../values.ts';
@@ -61,6 +62,8 @@ registerCommand({
 
     const { checkpoint, engine, defaults } = await openModel(values);
     const decimation = decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation);
+    // --l-base fixes the paper's single L_base; otherwise the model's length-adaptive budget, as the API's "auto"
+    const lBaseByLength = values['l-base'] === undefined ? defaults.lBaseByLength : undefined;
     const haystackPath = stringValue(values, 'haystack') ?? join(checkpoint.dir, 'haystack.txt');
     const haystackIds = encodeCorpus(checkpoint.tokenizer, haystackText(await readTextFile('haystack', haystackPath)));
     if (haystackIds.length === 0) throw new UsageError(`--haystack ${haystackPath}: no text left after removing digits`);
@@ -73,13 +76,13 @@ registerCommand({
     }
     process.stderr.write(
       `[${engine.name}] passkey on ${checkpoint.dir}: DeciMamba layers [${decimation.layers}] β=${decimation.beta} ` +
-        `L_base=${decimation.lBase} min=${decimation.minSeqLen}\n`,
+        `L_base=${lBaseByLength ? lengths.map((l) => `${lBaseForLength(lBaseByLength, l)}@${l}`).join(',') : decimation.lBase} min=${decimation.minSeqLen}\n`,
     );
     const progress = createProgress(lengths.length * depths.length * samples * modes.length, 'passkey');
     let result;
     try {
       result = await runPasskey(engine, checkpoint.tokenizer, haystackIds, {
-        lengths, depths, samples, seed, modes, decimation,
+        lengths, depths, samples, seed, modes, decimation: (length) => decimationForLength(decimation, lBaseByLength, length),
         onSample: (s) => progress.tick(`L=${s.length} depth=${s.depth} ${s.mode} ${s.correct ? 'ok' : 'miss'}`),
       });
     } catch (err) {
@@ -89,7 +92,7 @@ registerCommand({
       progress.stop();
     }
     const toStdout = await writeJsonOutput(values, {
-      engine: engine.name, model: checkpoint.dir, haystack: haystackPath, lengths, depths, samplesPerCell: samples, seed, decimation, ...result,
+      engine: engine.name, model: checkpoint.dir, haystack: haystackPath, lengths, depths, samplesPerCell: samples, seed, decimation, lBaseByLength: lBaseByLength ?? null, ...result,
     });
     if (!toStdout) process.stdout.write(table(result.cells, modes));
   },

@@ -1,4 +1,5 @@
 import { scoreSpan } from '../../mamba/score.ts';
+import { decimationForLength } from '../../mamba/decimation.ts';
 import { decimationFromFlags, decimationOptions, jsonOption, modelOptions, openModel, readTextFile, writeJsonOutput } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { intValue, stringValue } from '../values.ts';
@@ -28,7 +29,9 @@ registerCommand({
     const start = intValue(values, 'start', { min: 1, max: ids.length - 1 })!;
     const end = intValue(values, 'end', { min: start + 1, max: ids.length }) ?? ids.length;
     const decimate = values.decimate === true || values['decimation-layers'] !== undefined;
-    const decimation = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
+    const fixed = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
+    // --l-base fixes the paper's single L_base; otherwise the model's budget for this text's length
+    const decimation = fixed && decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, ids.length);
 
     const began = performance.now();
     const result = await scoreSpan(engine, ids, { start, end, decimation });
