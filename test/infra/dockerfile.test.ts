@@ -67,6 +67,11 @@ describe('runner Dockerfile', () => {
     expect(splitArgs(final[0].args).words[0]).toMatch(/^nvidia\/cuda:[\d.]+-(cudnn-)?runtime-/);
     const nodeFrom = stages.map((s) => splitArgs(s[0].args).words[0]).find((img) => img.startsWith('node:'));
     expect(Number(/^node:(\d+)/.exec(nodeFrom ?? '')?.[1])).toBeGreaterThanOrEqual(22);
+    // Every node stage runs the exact Node that CI tests with (.ci/run's NODE22_VERSION).
+    const ciNode = /^NODE22_VERSION=(\S+)$/m.exec(read('.ci/run'))?.[1];
+    expect(ciNode).toMatch(/^22\.\d+\.\d+$/);
+    const nodeStages = stages.map((s) => splitArgs(s[0].args).words[0]).filter((img) => img.startsWith('node:'));
+    for (const img of nodeStages) expect(img).toBe(`node:${ciNode}-bookworm-slim`);
     expect(final.some((i) => i.cmd === 'COPY' && /--from=\w+.*\/usr\/local\/bin\/node/.test(i.args))).toBe(true);
   });
 
