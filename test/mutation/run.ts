@@ -4,14 +4,28 @@
 // Writes test/mutation/report.json (score per module, merged with earlier runs of other modules) and
 // test/mutation/README.md's table. Slow (minutes per module on 2 cores), so it is not part of npm test: run it before
 // a release. Modules whose tests need radosgw or Redis start them as their tests do (test/runner/harness.ts).
+// StrykerJS (~170 packages) is not in the repository's npm ci: it lives in test/mutation/package.json and is
+// installed there on first use (npm ci, its own lockfile); vitest and the code under test come from the root install.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const REPO = join(import.meta.dirname, '../..');
 const REPORT = join(REPO, 'test/mutation/report.json');
 const README = join(REPO, 'test/mutation/README.md');
 const TARGET = 80;
+const HERE = join(REPO, 'test/mutation');
+const STRYKER = join(HERE, 'node_modules/.bin/stryker');
+
+/** Installs test/mutation's own packages when they are missing or older than its lockfile. */
+function ensureStryker(): void {
+  const lock = join(HERE, 'package-lock.json');
+  const installed = join(HERE, 'node_modules/.package-lock.json');
+  if (existsSync(STRYKER) && existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return;
+  console.log('installing StrykerJS into test/mutation/node_modules (first run)…');
+  const res = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: HERE, stdio: 'inherit' });
+  if (res.status !== 0) throw new Error(`npm ci in test/mutation failed (exit ${res.status})`);
+}
 
 /** Module → the tests that exercise it in-process (a mutant is only visible to code in the test's own process). */
 export const MODULES: Record<string, string[]> = {
@@ -50,7 +64,7 @@ function runModule(module: string): ModuleScore {
   const tests = MODULES[module]!;
   const moduleCommit = spawnSync('git', ['log', '-1', '--format=%h', '--', module], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
   const env = { ...process.env, MUTATE: module, MUTATION_TESTS: tests.join(',') };
-  const res = spawnSync('npx', ['stryker', 'run', 'test/mutation/stryker.config.mjs'], { cwd: REPO, env, stdio: 'inherit' });
+  const res = spawnSync(STRYKER, ['run', 'test/mutation/stryker.config.mjs'], { cwd: REPO, env, stdio: 'inherit' });
   if (res.status !== 0) throw new Error(`stryker failed on ${module} (exit ${res.status})`);
   const report = JSON.parse(readFileSync(join(REPO, 'test/.tmp/mutation', `${module.replace(/[/.]/g, '_')}.json`), 'utf8')) as StrykerReport;
   const mutants = Object.values(report.files).flatMap((f) => f.mutants);
@@ -85,6 +99,7 @@ const previous: ModuleScore[] = existsSync(REPORT) ? (JSON.parse(readFileSync(RE
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(MODULES);
 for (const m of wanted) if (!MODULES[m]) throw new Error(`unknown module ${m}; one of ${Object.keys(MODULES).join(', ')}`);
 const scores = new Map(previous.map((s) => [s.module, s]));
+ensureStryker();
 const failed: string[] = [];
 for (const module of wanted) {
   let score: ModuleScore;
