@@ -4,6 +4,7 @@
 # train/prepare_data.py (carry it along). Stages that already finished (their outputs exist in $WORK) are skipped, so
 # the script can be started again after an interruption.
 #   TRAIN_MINUTES=11 WORK=/tmp/deciserve-train bash train/run_device.sh
+# EVALUATE=heldout evaluates on the held-out haystack sets (perplexity.py, policy_sweep.py) instead of evaluate.py.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 WORK=${WORK:-/tmp/deciserve-train}
@@ -21,7 +22,15 @@ if [ ! -e "$WORK/trained" ]; then
 fi
 python3 train/export.py --ckpt "$WORK/ckpt.pt" --tokenizer "$WORK/tokenizer.json" --data .corpus --out "$MODEL"
 cp "$WORK/train-log.jsonl" bench/results/train-log.jsonl
-python3 train/evaluate.py --model "$MODEL" --results bench/results ${EVAL_ARGS:-}
+# A continued run keeps the decimation settings of the model it started from (layer and length budgets).
+[ -n "${INIT_FROM:-}" ] && python3 -c "import json,sys; a,b=sys.argv[1:]; m=json.load(open(b)); m['decimation']=json.load(open(a))['decimation']; json.dump(m,open(b,'w'),indent=2)" "$WORK/init/deciserve.json" "$MODEL/deciserve.json"
+if [ "${EVALUATE:-passkey}" = heldout ]; then
+  # held-out sets only: perplexity per source, then the budget sweep on the validation split (choose_policy.py reads it)
+  python3 train/perplexity.py --model "$MODEL" --out bench/results/perplexity-heldout.json || echo "perplexity failed"
+  python3 train/policy_sweep.py --model "$MODEL" --out bench/results/policy-sweep-val.json ${SWEEP_ARGS:-} || echo "sweep failed"
+else
+  python3 train/evaluate.py --model "$MODEL" --results bench/results ${EVAL_ARGS:-}
+fi
 python3 train/fixtures.py --model "$MODEL" --out test/fixtures
 python3 train/hf_check.py --model "$MODEL" --out bench/results/hf-parity.json || echo "hf_check failed (see above)"
 touch "$WORK/done"
