@@ -28,8 +28,10 @@ async function main() {
   const cache = mkdtempSync(join(tmpdir(), 'deciserve-npm-cache-'));
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
   spawnSync('git', ['clone', '-q', REPO, dir], { stdio: 'inherit' });
-  // A clean environment, as a new user has: PATH and HOME only (npm's cache pointed at an empty folder).
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', npm_config_cache: cache };
+  // A clean environment, as a new user has: PATH, HOME, and this machine's TLS trust and proxy settings (without
+  // them npm cannot reach the registry here); npm's cache pointed at an empty folder.
+  const network = Object.entries(process.env).filter(([k]) => /^(NODE_EXTRA_CA_CERTS|SSL_CERT_(FILE|DIR)|(https?|no)_proxy)$/i.test(k));
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...Object.fromEntries(network), npm_config_cache: cache };
 
   const t0 = Date.now();
   const ci = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, env, encoding: 'utf8' });
