@@ -49,14 +49,18 @@ const envSchema = z.object({
   S3_CREATE_BUCKET: flag(false),
   /** How long one S3 read or write keeps retrying 5xx/network errors before the job attempt fails. */
   S3_RETRY_FOR_MS: int(0, 120_000),
+  /** The same for the intake's calls, which answer the edge: past it, 503 storage_unavailable + Retry-After. */
+  RUNNER_INTAKE_S3_RETRY_MS: int(0, 5_000),
   RUNNER_PRESIGN_TTL_S: int(1, 3600),
 
   RUNNER_BATCH_TOKENS: int(1, 65_536),
   RUNNER_BATCH_MAX_JOBS: int(1, 8),
   RUNNER_JOB_ATTEMPTS: int(1, 5),
   RUNNER_BACKOFF_MS: int(0, 2000),
-  RUNNER_LOCK_MS: int(500, 30_000),
-  RUNNER_STALLED_INTERVAL_MS: int(200, 30_000),
+  // A killed runner's jobs go back to the queue within about LOCK + STALLED_INTERVAL (the lock is renewed every
+  // LOCK/3 while held; issue #13's target is all jobs done <= 35 s after a kill -9, bench/abuse/recovery-bench.ts).
+  RUNNER_LOCK_MS: int(500, 10_000),
+  RUNNER_STALLED_INTERVAL_MS: int(200, 5_000),
   RUNNER_MAX_STALLED: int(0, 2),
   /** Longest a blocking fetch waits for new work; also bounds how long SIGTERM waits on an idle runner. */
   RUNNER_IDLE_POLL_MS: int(100, 2000),
@@ -119,6 +123,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       forcePathStyle: e.S3_FORCE_PATH_STYLE,
       createBucket: e.S3_CREATE_BUCKET,
       retryForMs: e.S3_RETRY_FOR_MS,
+      intakeRetryForMs: e.RUNNER_INTAKE_S3_RETRY_MS,
       presignTtlS: e.RUNNER_PRESIGN_TTL_S,
     },
     batch: { maxTokens: e.RUNNER_BATCH_TOKENS, maxJobs: e.RUNNER_BATCH_MAX_JOBS },
@@ -158,10 +163,11 @@ export const CONFIG_HELP = `Environment:
   RUNNER_QUEUE                    queue name [deciserve-jobs]
   S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_PREFIX, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE
   S3_CREATE_BUCKET                create the bucket on start [false]
-  S3_RETRY_FOR_MS                 keep retrying S3 5xx this long per operation [120000]
+  S3_RETRY_FOR_MS                 the worker keeps retrying an S3 5xx/network error this long per call [120000]
+  RUNNER_INTAKE_S3_RETRY_MS       the intake's budget per call, then 503 storage_unavailable + Retry-After [5000]
   RUNNER_BATCH_TOKENS / RUNNER_BATCH_MAX_JOBS   token budget and job cap of one engine pass [65536 / 8]
   RUNNER_JOB_ATTEMPTS / RUNNER_BACKOFF_MS       retries (exponential backoff) before the dead-letter queue [5 / 2000]
-  RUNNER_LOCK_MS / RUNNER_STALLED_INTERVAL_MS / RUNNER_MAX_STALLED   stalled-job recovery [30000 / 30000 / 2]
+  RUNNER_LOCK_MS / RUNNER_STALLED_INTERVAL_MS / RUNNER_MAX_STALLED   stalled-job recovery [10000 / 5000 / 2]
   RUNNER_IDLE_POLL_MS             longest blocking wait for work [2000]
   RUNNER_RECONCILE_INTERVAL_MS    re-enqueue jobs found in S3 but not in Redis; 0 = only at start [60000]
   RUNNER_SIGNATURE_WINDOW_S       accepted clock skew of signed requests [300]

@@ -72,6 +72,34 @@ describe('runner crashes and shutdowns', () => {
     expect(await b.exited).toBe(0);
   }, 120_000);
 
+  it('with the default lock settings, a job killed mid-pass is done within 35 s of the kill -9 (issue #13)', async () => {
+    const tag = runTag('kill9-defaults');
+    // The production lock duration and stalled-check interval (runner/config.ts), not the tests' short ones.
+    const env: Record<string, string> = runnerEnv({ modelDir, redisUrl: redis.url, s3, bucket: tag, queue: tag });
+    delete env.RUNNER_LOCK_MS;
+    delete env.RUNNER_STALLED_INTERVAL_MS;
+    const a = await spawnRunner(env);
+    started.push(a);
+    const client = new JobClient(a.url);
+    const { body } = await client.submit({ type: 'completion', model: 'tiny', prompt: LONG_PROMPT, max_tokens: 4, decimation: 'off' });
+    await a.waitForLog((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(body.id));
+    a.kill('SIGKILL');
+    const killedAt = Date.now();
+    await a.exited;
+    const b = await spawnRunner(env); // what a process manager does: start it again
+    started.push(b);
+    const view = await new JobClient(b.url).waitDone(body.id, 60_000);
+    const doneAfterS = (Date.now() - killedAt) / 1000;
+    expect(view.status).toBe('succeeded');
+    // Recovered by the stalled check once the dead runner's lock lapsed (not left for a reconciler or an operator).
+    await b.waitForLog((l) => l.msg === 'stalled job moved back to the queue' && l.id === body.id);
+    expect(doneAfterS).toBeLessThanOrEqual(35);
+    await loggedCompletion([b], body.id);
+    expect(completionsOf(b, body.id)).toHaveLength(1);
+    b.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+  }, 120_000);
+
   it('SIGTERM finishes the running pass, takes nothing new, and exits 0', async () => {
     const tag = runTag('sigterm');
     const a = await runner(tag, { RUNNER_BATCH_MAX_JOBS: '1' });
