@@ -43,7 +43,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
   const metrics = createMetrics();
   const store = JobStore.fromConfig(config, log, metrics);
   // Intake answers the edge within seconds: it gives S3 a short retry budget and answers 503 after it.
-  const intakeStore = JobStore.fromConfig({ ...config, s3: { ...config.s3, retryForMs: Math.min(config.s3.retryForMs, 5000) } }, log, metrics);
+  const intakeStore = JobStore.fromConfig({ ...config, s3: { ...config.s3, retryForMs: config.s3.intakeRetryForMs } }, log, metrics);
   if (config.s3.createBucket) await store.ensureBucket();
 
   const names = queueNames(config.queueName);

@@ -69,7 +69,11 @@ export class JobStore {
     return `${this.prefix}${area}/${id}.json`;
   }
 
-  /** Runs one S3 call, retrying transient failures with exponential backoff (0.2 s doubling to 5 s) until retryForMs. */
+  /**
+   * Runs one S3 call, retrying transient failures with exponential backoff (0.1-0.2 s doubling to 2.5-5 s) for the
+   * whole of retryForMs: the last wait is cut short so one more attempt is made at the deadline (stopping as soon as
+   * the next full wait would pass it gave up after ~1 s of a 5 s budget, issue #13).
+   */
   private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.opts.retryForMs;
     for (let attempt = 0; ; attempt++) {
@@ -82,12 +86,12 @@ export class JobStore {
         const retryable = isRetryableS3Error(err);
         this.metrics?.s3Requests.inc({ op, outcome: retryable ? 'retryable_error' : status === undefined ? 'error' : String(status) });
         if (!retryable) throw err;
-        const delay = Math.min(5000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2);
-        if (Date.now() + delay > deadline) {
+        const left = deadline - Date.now();
+        if (left <= 0) {
           throw new S3UnavailableError(`S3 ${op} failed after ${attempt + 1} attempts: ${(err as Error).name} ${status ?? ''}`.trim());
         }
         this.log.warn({ op, status, attempt, err: (err as Error).message }, 's3 call failed; retrying');
-        await sleep(delay);
+        await sleep(Math.min(left, Math.min(5000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2)));
       }
     }
   }

@@ -110,7 +110,7 @@ describe('Redis failures', () => {
 describe('S3 failures', () => {
   it('retries S3 503s: inside one attempt, then across job attempts with backoff; intake answers 503 only past its budget', async () => {
     const tag = runTag('s3-faults');
-    const r = await runner(tag, { S3_RETRY_FOR_MS: '1500' }, { ...s3, S3_ENDPOINT: proxy.url });
+    const r = await runner(tag, { S3_RETRY_FOR_MS: '1500', RUNNER_INTAKE_S3_RETRY_MS: '1500' }, { ...s3, S3_ENDPOINT: proxy.url });
     const client = new JobClient(r.url);
 
     // Intake during a long outage: not accepted (503 + Retry-After), so the edge retries with the same key.
@@ -118,6 +118,8 @@ describe('S3 failures', () => {
     proxy.failFor(2500);
     const refused = await client.request('POST', '/jobs', JSON.stringify(job(0)), { 'idempotency-key': `${tag}-0`, 'content-type': 'application/json' });
     expect(refused.status).toBe(503);
+    // Only after retrying for the intake's whole budget (the 503 used to come ~1 s into a 5 s budget).
+    expect(Date.now() - outageStart).toBeGreaterThanOrEqual(1500);
     expect(refused.headers.get('retry-after')).toBe('2');
     expect(await refused.json()).toMatchObject({ error: { code: 'storage_unavailable', type: 'server_error' } });
     await new Promise((res) => setTimeout(res, outageStart + 2600 - Date.now()));
