@@ -1,0 +1,145 @@
+// Side-by-side: llama.cpp (node-llama-cpp's prebuilt addon, and native llama-bench when built) against deciserve's
+// WASM engine on the same weights, one thread each, runs interleaved round by round so load drifts hit all alike.
+// Run: npx tsx bench/peers/run.ts [--reps 5] [--long] [--no-build] [--decode 64]
+// Installs bench/peers' own node-llama-cpp on first use; writes bench/results/peers-llama-cpp.{json,md}.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadCheckpoint } from '../../mamba/checkpoint.ts';
+import { ggufTokenizer, mambaGguf, type GgufPrecision } from '../../mamba/gguf/mamba-gguf.ts';
+import { haystackText } from '../../mamba/passkey.ts';
+import { ensurePeerDeps } from './install.ts';
+import { findLlamaBench, llamaBenchTps } from './llama-bench.ts';
+import { openAddonPeer } from './llama-addon.ts';
+import { checkLogits, type LogitCheck } from './logit-check.ts';
+import { openWasmContenders, type Contender } from './wasm.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const RESULTS = join(ROOT, 'bench', 'results');
+const TMP = join(RESULTS, 'tmp');
+const { values: flags } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '5' },
+    decode: { type: 'string', default: '64' },
+    long: { type: 'boolean' },
+    'no-build': { type: 'boolean' },
+    model: { type: 'string', default: 'models/deciserve-mamba' },
+  },
+});
+const command = `npx tsx bench/peers/run.ts ${process.argv.slice(2).join(' ')}`.trim();
+const log = (m: string) => process.stderr.write(`[peers] ${m}\n`);
+const reps = Number(flags.reps);
+const decodeSteps = Number(flags.decode);
+const LENGTHS = flags.long ? [128, 512, 2048, 8192] : [128, 512, 2048];
+const THREADS = 1;
+
+ensurePeerDeps(log);
+const dir = resolve(ROOT, flags.model);
+const ckpt = await loadCheckpoint(dir);
+const { config } = ckpt;
+const tok = ggufTokenizer(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')), config.vocabSize);
+mkdirSync(TMP, { recursive: true });
+const gguf = (p: GgufPrecision) => {
+  const path = join(TMP, `deciserve-mamba-${p}.gguf`);
+  writeFileSync(path, mambaGguf(config, ckpt.weights, tok, { precision: p }));
+  return path;
+};
+const ggufPaths = { f32: gguf('f32'), q8_0: gguf('q8_0') };
+const text = haystackText(readFileSync(join(dir, 'haystack.txt'), 'utf8'));
+const corpus = ckpt.tokenizer.encode(text.slice(0, 200_000));
+const promptIds = (n: number) => {
+  if (corpus.length >= n) return corpus.slice(0, n);
+  return Array.from({ length: n }, (_, i) => corpus[i % corpus.length]); // repeats the text past its end
+};
+const loadStart = loadavg();
+
+const contextSize = Math.max(...LENGTHS) + decodeSteps + 8;
+const addon = {
+  f32: await openAddonPeer(ggufPaths.f32, { threads: THREADS, contextSize, batchSize: 512 }),
+  q8_0: await openAddonPeer(ggufPaths.q8_0, { threads: THREADS, contextSize, batchSize: 512 }),
+};
+const wasm = await openWasmContenders(config, ckpt.weights);
+
+// ---- logits and tokenization against the reference engine ------------------------------------------------------
+const checkText = text.slice(0, 4000);
+const checkIds = ckpt.tokenizer.encode(checkText).slice(0, 256);
+const llamaIds = addon.f32.tokenize(checkText).slice(0, 256);
+const tokenizerAgrees = llamaIds.length === checkIds.length && llamaIds.every((t, i) => t === checkIds[i]);
+const checks: LogitCheck[] = await checkLogits(ckpt, checkIds, [
+  { name: 'llama.cpp f32 (addon)', lastLogits: (ids) => addon.f32.logits(ids, config.vocabSize) },
+  { name: 'llama.cpp q8_0 (addon)', lastLogits: (ids) => addon.q8_0.logits(ids, config.vocabSize) },
+  ...wasm.map((w) => ({ name: w.name, lastLogits: w.lastLogits, allLogits: w.allLogits })),
+]);
+for (const c of checks) log(`${c.name}: max |Δlogit| ${c.maxAbs.toExponential(2)}${c.meanKl !== undefined ? `, KL ${c.meanKl.toFixed(4)}` : ''}`);
+
+// ---- interleaved timings --------------------------------------------------------------------------------------
+const bin = findLlamaBench(!flags['no-build'], log);
+if (!bin) log('llama-bench not available: the native column is left out (the addon is the stand-in)');
+const contenders: Contender[] = [
+  ...(bin ? [{
+    name: 'llama.cpp f32 (native llama-bench)',
+    prefillTps: async (ids: number[]) => llamaBenchTps(bin, ggufPaths.f32, { prompt: ids.length, gen: 0, threads: THREADS }),
+    decodeTps: async (_p: number[], n: number) => llamaBenchTps(bin, ggufPaths.f32, { prompt: 0, gen: n, threads: THREADS }),
+  }] : []),
+  ...(['f32', 'q8_0'] as const).map((p) => ({
+    name: `llama.cpp ${p} (addon)`,
+    prefillTps: async (ids: number[]) => (ids.length / (await addon[p].prefillMs(ids))) * 1000,
+    decodeTps: async (prompt: number[], n: number) => (n / (await addon[p].decodeMs(prompt, n))) * 1000,
+  })),
+  ...wasm,
+];
+const samples = new Map<string, Map<string, number[]>>(contenders.map((c) => [c.name, new Map()]));
+const push = (c: Contender, key: string, v: number) => {
+  const m = samples.get(c.name)!;
+  m.set(key, [...(m.get(key) ?? []), v]);
+};
+for (const c of contenders) { await c.prefillTps(promptIds(512)); await c.decodeTps(promptIds(128), 8); } // warm-up
+for (let r = 0; r < reps; r++) {
+  for (const length of LENGTHS) for (const c of contenders) push(c, `prefill${length}`, await c.prefillTps(promptIds(length)));
+  for (const c of contenders) push(c, 'decode', await c.decodeTps(promptIds(512), decodeSteps));
+  log(`round ${r + 1}/${reps} done (load ${loadavg()[0].toFixed(2)})`);
+}
+const loadEnd = loadavg();
+
+// ---- table + JSON -----------------------------------------------------------------------------------------------
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const keys = [...LENGTHS.map((l) => `prefill${l}`), 'decode'];
+const rows = contenders.map((c) => ({
+  engine: c.name,
+  ...Object.fromEntries(keys.map((k) => {
+    const xs = samples.get(c.name)!.get(k)!;
+    return [k, { medianTps: median(xs), maxTps: Math.max(...xs), minTps: Math.min(...xs), samples: xs }];
+  })),
+})) as ({ engine: string } & Record<string, { medianTps: number; maxTps: number; minTps: number; samples: number[] }>)[];
+const baseline = rows.find((r) => r.engine.includes('native')) ?? rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
+const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
+const header = `| engine | ${LENGTHS.map((l) => `prefill ${l}`).join(' | ')} | decode |`;
+const lines = [header, `|---|${keys.map(() => '---|').join('')}`];
+for (const r of rows) {
+  lines.push(`| ${r.engine} | ${keys.map((k) => `${fmt(r[k].medianTps)} (${fmt(r[k].maxTps)}) ${(r[k].medianTps / baseline[k].medianTps).toFixed(2)}×`).join(' | ')} |`);
+}
+const note = `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine}; ` +
+  `${THREADS} thread; decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
+  `state, its own tokens); load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
+  `${loadEnd.map((v) => v.toFixed(2)).join('/')} at end (2 cores, shared).`;
+const table = lines.join('\n');
+process.stdout.write(`${table}\n\n${note}\n`);
+const result = {
+  command,
+  date: new Date().toISOString(),
+  machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgStart: loadStart, loadavgEnd: loadEnd },
+  model: { source: flags.model, params: 6305024, config },
+  peer: { package: 'node-llama-cpp@3.22.1 (@node-llama-cpp/linux-x64 prebuilt)', llamaBench: bin ? 'built from node-llama-cpp\'s shipped llama.cpp source (GGML_NATIVE=ON, Release)' : null },
+  threads: THREADS, reps, decodeSteps, lengths: LENGTHS,
+  tokenizerAgrees, logitChecks: checks,
+  rows, baseline: baseline.engine, note,
+};
+writeFileSync(join(RESULTS, 'peers-llama-cpp.json'), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(join(RESULTS, 'peers-llama-cpp.md'), `# deciserve WASM vs llama.cpp, same weights\n\n\`${command}\`\n\n${table}\n\n${note}\n\n` +
+  `Tokenizer (GGUF gpt2 + starcoder pre-tokenizer) agrees with tokenizer.json on a 256-token text: ${tokenizerAgrees}.\n\n` +
+  `| logits vs the TS reference (256-token prompt) | max abs diff (last position) | mean KL, all positions |\n|---|---|---|\n` +
+  checks.map((c) => `| ${c.name} | ${c.maxAbs.toExponential(2)} | ${c.meanKl?.toFixed(4) ?? '–'} |`).join('\n') + '\n');
+for (const a of Object.values(addon)) await a.dispose();
+for (const w of wasm) await w.dispose();
+process.exit(0);
