@@ -1,0 +1,41 @@
+// Import rules (npm run check:imports): the edge and the runner meet only in protocol/, bench/ is a leaf, no cycles.
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'worker-not-to-runner',
+      comment: 'The Worker talks to the runner over HTTP; what both need lives in protocol/.',
+      severity: 'error',
+      from: { path: '^worker/' },
+      to: { path: '^runner/' },
+    },
+    {
+      name: 'runner-not-to-worker',
+      severity: 'error',
+      from: { path: '^runner/' },
+      to: { path: '^worker/' },
+    },
+    {
+      name: 'nothing-to-bench',
+      comment: 'bench/ measures the product; product code must not depend on it.',
+      severity: 'error',
+      from: { path: '^(runner|worker|mamba|protocol)/' },
+      to: { path: '^bench/(?!results/)' },
+    },
+    {
+      name: 'protocol-is-a-leaf',
+      comment: 'The shared contract needs no serving code (mamba/ math only).',
+      severity: 'error',
+      from: { path: '^protocol/' },
+      to: { path: '^(runner|worker|bench|cli)/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(node_modules|dist|test/fixtures)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js', '.mjs', '.json'] },
+  },
+};
