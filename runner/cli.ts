@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { CONFIG_HELP, ConfigError, configFromEnv } from './config.ts';
 import { createLogger } from './logger.ts';
 import { startRunner } from './runner.ts';
-import { signedHeaders } from './signing.ts';
+import { signedHeaders } from '../protocol/signing.ts';
 
 const HELP = `deciserve runner — the batch half of deciserve: signed job intake, BullMQ queue, engine passes, results in S3.
 

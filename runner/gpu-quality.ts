@@ -5,11 +5,11 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SampleResult, SuiteResult, Variant } from './suite.ts';
+import type { SampleResult, SuiteResult, Variant } from '../protocol/suite-spec.ts';
 import { encodeCorpus, haystackText } from '../mamba/passkey.ts';
 import { formatAccuracy, wilsonInterval } from '../mamba/stats.ts';
 import { loadEngine } from './engine-factory.ts';
-import { runnerJobRequestSchema } from './job-request.ts';
+import { runnerJobRequestSchema } from '../protocol/job-request.ts';
 import { readModelDefaults } from './model-defaults.ts';
 import { runPass } from './pass.ts';
 

@@ -1,6 +1,6 @@
 // The runner's HTTP surface: health, readiness and Prometheus metrics always; the signed job API with the intake role.
 import { Hono } from 'hono';
-import { errorResponse, notFound } from './api-errors.ts';
+import { errorResponse, notFound } from '../protocol/api-errors.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import { liveApp } from '../bench/live/app.ts'; // bench (#7): the live page at /live
 

@@ -6,18 +6,19 @@ import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds, type CountingTokenizer, type TokenizerShape } from '../mamba/token-budget.ts';
-import { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unavailable } from './api-errors.ts';
-import { readBodyWithLimit } from './body-limit.ts';
+import { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unavailable } from '../protocol/api-errors.ts';
+import { readBodyWithLimit } from '../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from './config.ts';
-import { runnerJobRequestSchema, resolveDecimation, type RunnerJobRequest } from './job-request.ts';
+import { runnerJobRequestSchema, resolveDecimation, type RunnerJobRequest } from '../protocol/job-request.ts';
 import { isJobId, jobIdFor, requestSha256, type StoredJob } from './jobs.ts';
+import { errorFromReason, type JobStatus, type JobView } from '../protocol/job-view.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import type { ModelDefaults } from './model-defaults.ts';
 import { enqueue, type JobQueue } from './queue.ts';
 import { refusedUrl } from './webhook-target.ts';
 import type { JobStore } from './s3-store.ts';
-import { suitePromptTokens } from './suite.ts';
+import { suitePromptTokens } from '../protocol/suite-spec.ts';
 
 export interface IntakeDeps {
   config: RunnerConfig;
@@ -28,20 +29,6 @@ export interface IntakeDeps {
   model: ModelDefaults;
   metrics: RunnerMetrics;
   log: Logger;
-}
-
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-
-export interface JobView {
-  id: string;
-  object: 'job';
-  type?: RunnerJobRequest['type'];
-  status: JobStatus;
-  created_at?: number;
-  prompt_tokens?: number;
-  attempts?: number;
-  result_url?: string;
-  error?: { message: string; code: string };
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -290,10 +277,4 @@ export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: str
   if (ended) return { ...baseView(input, ended.status), attempts: ended.attempts, error: ended.error };
   if (failedReason !== undefined) return { ...baseView(input, 'failed'), error: errorFromReason(failedReason) };
   return baseView(input, 'queued'); // not in Redis (yet, or again): the reconciler enqueues it
-}
-
-/** batch-loop.ts stores "code: message" as BullMQ's failedReason; BullMQ's own failures (stalled) have no code. */
-export function errorFromReason(reason: string): { message: string; code: string } {
-  const m = /^([a-z_]+): ([\s\S]*)$/.exec(reason);
-  return m ? { code: m[1]!, message: m[2]! } : { code: 'job_failed', message: reason };
 }

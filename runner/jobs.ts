@@ -1,6 +1,6 @@
 // Job identity and the records a job leaves behind. S3 is the source of truth; Redis only schedules.
 import { createHash, randomUUID } from 'node:crypto';
-import type { RunnerJobRequest } from './job-request.ts';
+import type { RunnerJobRequest } from '../protocol/job-request.ts';
 
 /** inputs/{id}.json: written once at intake. */
 export interface StoredJob {

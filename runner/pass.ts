@@ -4,14 +4,15 @@
 // Batch-1 engines (reference, ONNX) run a pass's jobs one after another; an engine that sets
 // `LoadedEngine.batch` (the CUDA engine, #5) gets the whole pass's prepared jobs at once. A suite item (a whole
 // benchmark, runner/suite.ts) runs as sub-passes of its sample jobs through this same path.
-import type { GenerateOptions, GenerateResult } from '../mamba/generate.ts';
+import type { GenerateResult } from '../mamba/generate.ts';
 import { generate } from '../mamba/generate.ts';
-import type { DecimationConfig, KeptIndices } from '../mamba/engine.ts';
 import { scoreSpan, type ScoreResult } from '../mamba/score.ts';
 import type { LoadedEngine } from './engine-factory.ts';
 import type { ModelDefaults } from './model-defaults.ts';
-import { resolveDecimation, seedFromJobId, stopStrings, type JobRequest, type RunnerJobRequest, type SuiteJobRequest } from './job-request.ts';
-import { runSuite, type SuiteResult } from './suite.ts';
+import type { JobRequest, RunnerJobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
+import { JobInputError, prepareJob, type PreparedJob } from '../protocol/prepare-job.ts';
+import { decimationReport, keptSummary, type CompletionResult, type JobResult, type ResultExtras, type ScoreJobResult } from '../protocol/results.ts';
+import { runSuite } from './suite.ts';
 
 export interface PassItem<R extends RunnerJobRequest = RunnerJobRequest> {
   id: string;
@@ -32,10 +33,6 @@ export interface PassHooks {
   haystack?: () => number[];
   log?: (fields: Record<string, unknown>, msg: string) => void;
 }
-
-export type PreparedJob =
-  | { id: string; kind: 'completion'; ids: number[]; options: GenerateOptions; decimation: DecimationConfig | null }
-  | { id: string; kind: 'score'; ids: number[]; start: number; decimation: DecimationConfig | null };
 
 export type EngineOutput = GenerateResult | ScoreResult;
 
@@ -58,77 +55,6 @@ export interface JobStats {
 export type PassOutcome =
   | { id: string; ok: true; result: JobResult; stats: JobStats }
   | { id: string; ok: false; error: { message: string; code: string }; retryable: boolean };
-
-export interface CompletionResult {
-  id: string;
-  object: 'text_completion';
-  created: number;
-  model: string;
-  choices: Array<{ index: 0; text: string; finish_reason: 'stop' | 'length'; logprobs: null }>;
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
-  deciserve: ResultExtras;
-}
-
-export interface ScoreJobResult {
-  id: string;
-  object: 'score';
-  created: number;
-  model: string;
-  /** Scored token ids and their natural-log probabilities. */
-  tokens: number[];
-  logprobs: number[];
-  nll: number;
-  mean_nll: number;
-  perplexity: number;
-  usage: { prompt_tokens: number; total_tokens: number };
-  deciserve: ResultExtras;
-}
-
-export type JobResult = CompletionResult | ScoreJobResult | SuiteResult;
-
-interface ResultExtras {
-  engine: string;
-  seed?: number;
-  decimation: { config: DecimationConfig | null; kept: Array<{ layer: number; tokens: number }>; applied: boolean };
-}
-
-/** Errors that would fail the same way on every retry. */
-export class JobInputError extends Error {
-  override name = 'JobInputError';
-}
-
-export function prepareJob(loaded: LoadedEngine, item: PassItem<JobRequest>, ctx: PassContext): PreparedJob {
-  const { request } = item;
-  const promptIds = loaded.tokenizer.encode(request.prompt);
-  if (promptIds.length === 0) throw new JobInputError('prompt tokenizes to nothing');
-  if (request.type === 'score') {
-    const continuation = request.continuation === undefined ? [] : loaded.tokenizer.encode(request.continuation);
-    const ids = [...promptIds, ...continuation];
-    const start = continuation.length > 0 ? promptIds.length : 1;
-    if (ids.length < 2) throw new JobInputError('score needs at least two tokens');
-    return { id: item.id, kind: 'score', ids, start, decimation: decimationFor(loaded, request, promptIds.length, ctx) };
-  }
-  const decimation = decimationFor(loaded, request, promptIds.length, ctx);
-  const options: GenerateOptions = {
-    maxTokens: request.max_tokens,
-    temperature: request.temperature,
-    topP: request.top_p,
-    topK: request.top_k,
-    seed: request.seed ?? seedFromJobId(item.id),
-    stop: stopStrings(request),
-    decimation,
-    protect: request.protect ?? 1,
-  };
-  return { id: item.id, kind: 'completion', ids: promptIds, options, decimation };
-}
-
-function decimationFor(loaded: LoadedEngine, request: JobRequest, promptTokens: number, ctx: PassContext): DecimationConfig | null {
-  try {
-    return resolveDecimation(request, promptTokens, ctx.model);
-  } catch (err) {
-    throw new JobInputError((err as Error).message);
-  }
-}
 
 async function runOne(loaded: LoadedEngine, job: PreparedJob): Promise<EngineOutput> {
   if (job.kind === 'completion') return generate(loaded.engine, loaded.tokenizer, job.ids, job.options);
@@ -165,7 +91,7 @@ async function runJobs(loaded: LoadedEngine, items: PassItem<JobRequest>[], ctx:
   const prepared: PreparedJob[] = [];
   for (const item of items) {
     try {
-      prepared.push(prepareJob(loaded, item, ctx));
+      prepared.push(prepareJob(loaded.tokenizer, item, ctx.model));
     } catch (err) {
       outcomes.set(item.id, failure(item.id, err));
     }
@@ -199,19 +125,6 @@ function failure(id: string, err: unknown): PassOutcome {
   // Bad inputs (and engine input checks) fail the same way every time: do not retry them.
   const permanent = ['JobInputError', 'EngineInputError', 'DecimationError', 'RangeError'].includes(error.name);
   return { id, ok: false, error: { message: error.message, code: permanent ? 'invalid_job' : 'engine_error' }, retryable: !permanent };
-}
-
-function keptSummary(kept: KeptIndices[]): Array<{ layer: number; tokens: number }> {
-  return kept.map((k) => ({ layer: k.layer, tokens: k.indices.length }));
-}
-
-/**
- * What decimation did to a prefill of `inputTokens`. `applied` is false when it was configured but every decimating
- * layer kept every token: a prompt within L_base, or a whole-prompt score (its protected span is the whole prompt).
- */
-export function decimationReport(config: DecimationConfig | null, kept: KeptIndices[], inputTokens: number): ResultExtras['decimation'] {
-  const summary = keptSummary(kept);
-  return { config, kept: summary, applied: summary.some((k) => k.tokens < inputTokens) };
 }
 
 function buildOutcome(

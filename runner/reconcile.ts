@@ -3,7 +3,7 @@
 // could not enqueue, and jobs BullMQ failed on its own (stalled too often) without a dead-letter record.
 import type { Logger } from 'pino';
 import { deadLetter } from './batch-loop.ts';
-import { errorFromReason } from './intake.ts';
+import { errorFromReason } from '../protocol/job-view.ts';
 import type { RunnerConfig } from './config.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import { enqueue, type JobQueue } from './queue.ts';

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { RunnerConfig } from './config.ts';
 import type { EndedJob, StoredJob } from './jobs.ts';
 import type { RunnerMetrics } from './metrics.ts';
-import type { JobResult } from './pass.ts';
+import type { JobResult } from '../protocol/results.ts';
 
 export type StoreArea = 'inputs' | 'results' | 'ended';
 

@@ -8,8 +8,9 @@ import { haystackText, judgePasskey, runPasskey } from '../mamba/passkey.ts';
 import { randomHaystack } from '../mamba/random-checkpoint.ts';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
 import type { JobStats, PassItem, PassOutcome } from '../runner/pass.ts';
-import type { JobRequest, SuiteJobRequest } from '../runner/job-request.ts';
-import { judgeSample, runSuite, summarizeSuite, type SampleJob, type SampleResult } from '../runner/suite.ts';
+import type { JobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
+import { judgeSample, runSuite, summarizeSuite, type SampleJob } from '../runner/suite.ts';
+import { type SampleResult } from '../protocol/suite-spec.ts';
 
 const tokenizer = loadTokenizer(byteLevelTokenizerJson().json);
 const { vocabSize } = byteLevelTokenizerJson();

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DecimationError, decimationForLength, lBaseForLength, validateLengthBudgets } from '../mamba/decimation.ts';
 import { modelDefaultsFromCard } from '../mamba/model-defaults.ts';
-import { jobRequestSchema, resolveDecimation } from '../runner/job-request.ts';
+import { jobRequestSchema, resolveDecimation } from '../protocol/job-request.ts';
 import { formatAccuracy, wilsonInterval } from '../mamba/stats.ts';
 
 const budgets = [[4000, 1500], [8000, 3000], [16000, 4000], [256000, 16000]] as const;

@@ -2,7 +2,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { RequestIdVariables } from 'hono/request-id';
 import type { TimingVariables } from 'hono/timing';
-import type { RawBodyEnv } from '../runner/body-limit.ts';
+import type { RawBodyEnv } from '../protocol/body-limit.ts';
 import type { EdgeConfig } from './config.ts';
 import type { EdgeGate } from './http/edge-gate.ts';
 import type { EdgeIdempotency } from './http/edge-idempotency.ts';

@@ -1,11 +1,12 @@
 // Running a completion or a score in the Worker on the ONNX engine. Jobs are prepared by the runner's own
-// prepareJob (runner/pass.ts): same tokenization, decimation and sampling options, so a request gives the same
+// prepareJob (protocol/prepare-job.ts): same tokenization, decimation and sampling options, so a request gives the same
 // answer at the edge as on the runner (for the same engine numerics and seed).
 import { generate, type GenerateResult } from '../mamba/generate.ts';
 import { logProbOf } from '../mamba/sampling.ts';
 import { scoreSpan } from '../mamba/score.ts';
-import type { JobRequest } from '../runner/job-request.ts';
-import { decimationReport, prepareJob, type CompletionResult, type ScoreJobResult } from '../runner/pass.ts';
+import type { JobRequest } from '../protocol/job-request.ts';
+import { prepareJob } from '../protocol/prepare-job.ts';
+import { decimationReport, type CompletionResult, type ScoreJobResult } from '../protocol/results.ts';
 import { ObservedEngine } from './edge-engine.ts';
 import { badRequest } from './http/errors.ts';
 import type { EdgeModel } from './model/edge-model.ts';
@@ -42,10 +43,9 @@ async function prepared(ctx: RunContext, request: JobRequest) {
   const { engine } = await ctx.model.engine();
   const loadMs = performance.now() - t0; // the first request in an isolate pays the model load
 
-  const loaded = { kind: 'onnx' as const, engine, tokenizer: ctx.model.tokenizer, config: ctx.model.config };
   let job;
   try {
-    job = prepareJob(loaded, { id: ctx.id, request, createdAt: Date.now() }, { modelId: ctx.modelId, model: ctx.model.defaults });
+    job = prepareJob(ctx.model.tokenizer, { id: ctx.id, request }, ctx.model.defaults);
   } catch (err) {
     throw badRequest('invalid_value', (err as Error).message, 'prompt');
   }

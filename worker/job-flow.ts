@@ -2,7 +2,7 @@
 // (read through the presigned S3 URL) as if synchronous, or 202 with the job's URL.
 import type { Context } from 'hono';
 import { endTime, startTime } from 'hono/timing';
-import type { JobRequest } from '../runner/job-request.ts';
+import type { JobRequest } from '../protocol/job-request.ts';
 import type { AppEnv, RouteDeps } from './deps.ts';
 import { ApiError, badRequest } from './http/errors.ts';
 import type { RunnerClient, RunnerJobView } from './runner-client.ts';

@@ -1,22 +1,13 @@
-// The edge's side of the runner's signed job API (runner/README.md): every request signed with the runner's own
-// signing.ts (HMAC over method, path, timestamp, nonce and body), retried on 503/network errors with a fresh nonce.
+// The edge's side of the runner's signed job API (runner/README.md): every request signed with
+// protocol/signing.ts (HMAC over method, path, timestamp, nonce and body), retried on 503/network errors with a fresh nonce.
 // Submissions always carry an Idempotency-Key, so a retried POST is still one job.
-import type { JobRequest } from '../runner/job-request.ts';
-import { signedHeaders } from '../runner/signing.ts';
+import type { JobRequest } from '../protocol/job-request.ts';
+import type { JobView } from '../protocol/job-view.ts';
+import { signedHeaders } from '../protocol/signing.ts';
 import { ApiError } from './http/errors.ts';
 
-/** The runner's job status (runner/intake.ts JobView). */
-export interface RunnerJobView {
-  id: string;
-  object: 'job';
-  type?: 'completion' | 'score';
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-  created_at?: number;
-  prompt_tokens?: number;
-  attempts?: number;
-  result_url?: string;
-  error?: { message: string; code: string };
-}
+/** The runner's job view (protocol/job-view.ts); the edge submits only completion and score jobs. */
+export type RunnerJobView = Omit<JobView, 'type'> & { type?: JobRequest['type'] };
 
 export type RunnerAnswer = { ok: true; status: number; view: RunnerJobView } | { ok: false; response: Response };
 

@@ -1,8 +1,8 @@
 // Request and response schemas of the public API (zod, also the source of the OpenAPI document). The deciserve
 // extensions (decimation, decimation_params, protect, top_k, priority) are the runner's own field schemas
-// (runner/job-request.ts), so a request validated here is one the runner accepts.
+// (protocol/job-request.ts), so a request validated here is one the runner accepts.
 import { z } from '@hono/zod-openapi';
-import { COMPLETION_DEFAULTS, jobRequestSchema } from '../runner/job-request.ts';
+import { COMPLETION_DEFAULTS, jobRequestSchema } from '../protocol/job-request.ts';
 import type { EdgeConfig } from './config.ts';
 
 /** `schema`, also accepting null (OpenAI clients send null for "unset"), with null/undefined → `fallback`. */

@@ -1,4 +1,4 @@
-// The runner's intake signature (runner/signing.ts), computed synchronously: autocannon's setupRequest cannot await.
+// The runner's intake signature (protocol/signing.ts), computed synchronously: autocannon's setupRequest cannot await.
 import { createHmac, randomBytes } from 'node:crypto';
 
 export function signedHeadersSync(secret: string, method: string, path: string, body: string, nowMs = Date.now()): Record<string, string> {

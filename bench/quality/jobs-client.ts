@@ -1,6 +1,6 @@
 // Talks to the public job API: the runner's signed POST /jobs (what the edge API calls), or the edge's
 // POST /v1/jobs with an API key once worker/ serves it. Same bodies, same job views.
-import { signedHeaders } from '../../runner/signing.ts';
+import { signedHeaders } from '../../protocol/signing.ts';
 
 export interface JobView {
   id: string;

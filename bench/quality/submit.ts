@@ -2,7 +2,7 @@
 // prompts from its model's held-out text, runs and judges every sample, and stores one result object (per-sample
 // records + summary) in S3; this side submits, waits, and reads that object back through the job's result URL.
 import { runnerDelta, scrape } from '../load/prom.ts';
-import type { SampleResult, SuiteResult, SuiteSpec, SuiteSummary } from '../../runner/suite.ts';
+import type { SampleResult, SuiteResult, SuiteSpec, SuiteSummary } from '../../protocol/suite-spec.ts';
 import { JobsClient, type JobsEndpoint, type JobView } from './jobs-client.ts';
 import { s3Location } from './s3.ts';
 

@@ -1,5 +1,5 @@
 import { generate } from '../../mamba/generate.ts';
-import { COMPLETION_DEFAULTS } from '../../runner/job-request.ts';
+import { COMPLETION_DEFAULTS } from '../../protocol/job-request.ts';
 import { decimationForLength } from '../../mamba/decimation.ts';
 import { decimationFromFlags, decimationOptions, jsonOption, modelOptions, openModel, readTextFile, writeJsonOutput } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';

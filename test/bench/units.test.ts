@@ -11,7 +11,7 @@ import { percentile, summarize } from '../../bench/load/stats.ts';
 import { checkThresholds } from '../../bench/load/main.ts';
 import { loadCharts } from '../../bench/report/charts.ts';
 import { durationSeconds, parseServerTiming, pickLength, promptText } from '../../bench/scenarios/scenario.ts';
-import { verifySignature } from '../../runner/signing.ts';
+import { verifySignature } from '../../protocol/signing.ts';
 import prices from '../../bench/cost/prices.json' with { type: 'json' };
 
 const run = promisify(execFile);
@@ -48,7 +48,7 @@ describe('scenarios (one definition for k6 and the local driver)', () => {
 });
 
 describe('local driver helpers', () => {
-  it('signs runner requests synchronously exactly as runner/signing.ts verifies them', async () => {
+  it('signs runner requests synchronously exactly as protocol/signing.ts verifies them', async () => {
     const body = '{"type":"completion"}';
     const h = signedHeadersSync('a-secret-of-16+chars', 'POST', '/jobs', body);
     const parts = { timestamp: Number(h['x-deciserve-timestamp']), nonce: h['x-deciserve-nonce']!, method: 'POST', path: '/jobs', body: new TextEncoder().encode(body) };

@@ -1,6 +1,6 @@
 // Mutation testing of the core modules with StrykerJS, one module at a time against only the tests that cover it.
 //   npm run mutation                      every module in MODULES
-//   npm run mutation -- runner/signing.ts  one (or several) of them
+//   npm run mutation -- protocol/signing.ts  one (or several) of them
 // Writes test/mutation/report.json (score per module, merged with earlier runs of other modules) and
 // test/mutation/README.md's table. Slow (minutes per module on 2 cores), so it is not part of npm test: run it before
 // a release. Modules whose tests need radosgw or Redis start them as their tests do (test/runner/harness.ts).
@@ -32,9 +32,9 @@ export const MODULES: Record<string, string[]> = {
   'mamba/passkey.ts': ['test/passkey.test.ts', 'test/accuracy-tally.test.ts'],
   'mamba/sampling.ts': ['test/generation.test.ts', 'test/sampling.test.ts'],
   'worker/routing.ts': ['test/edge/routing.test.ts'],
-  'runner/signing.ts': ['test/runner/units.test.ts', 'test/runner/signing.test.ts'],
+  'protocol/signing.ts': ['test/runner/units.test.ts', 'test/runner/signing.test.ts'],
   'runner/suite.ts': ['test/accuracy-tally.test.ts', 'test/runner/suite-units.test.ts'],
-  'runner/job-request.ts': ['test/runner/units.test.ts', 'test/runner/job-request.test.ts'],
+  'protocol/job-request.ts': ['test/runner/units.test.ts', 'test/runner/job-request.test.ts'],
   'runner/s3-store.ts': ['test/runner/s3-store.test.ts'],
   'runner/webhooks.ts': ['test/runner/webhooks.test.ts'],
   'mamba/decimation.ts': ['test/decimation.test.ts', 'test/decimation-policy.test.ts'],

@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFakeCuda, haveCxx } from '../../mamba/cuda/emulator/build.ts';
 import type { LoadedEngine } from '../../runner/engine-factory.ts';
-import { jobRequestSchema } from '../../runner/job-request.ts';
+import { jobRequestSchema } from '../../protocol/job-request.ts';
 import type { PassContext, PassItem } from '../../runner/pass.ts';
 import { tempDir } from '../helpers.ts';
 

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { writeRandomCheckpoint } from '../../mamba/random-checkpoint.ts';
-import { signedHeaders } from '../../runner/signing.ts';
+import { signedHeaders } from '../../protocol/signing.ts';
 
 const run = promisify(execFile);
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signedHeaders, verifySignature } from '../../runner/signing.ts';
+import { NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signedHeaders, verifySignature } from '../../protocol/signing.ts';
 import { malformedRequests } from './malformed-corpus.ts';
 import {
   JobClient,

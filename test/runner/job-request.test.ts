@@ -1,8 +1,8 @@
-// runner/job-request.ts at its boundaries: every limit accepted at its value and refused one step past it, for
+// protocol/job-request.ts at its boundaries: every limit accepted at its value and refused one step past it, for
 // completion/score jobs and suites, with the errors' paths; stop strings, auto decimation at the training length,
 // and the job-id seed against an independent FNV-1a.
 import { describe, expect, it } from 'vitest';
-import { jobRequestSchema, resolveDecimation, runnerJobRequestSchema, seedFromJobId, stopStrings, type JobRequest } from '../../runner/job-request.ts';
+import { jobRequestSchema, resolveDecimation, runnerJobRequestSchema, seedFromJobId, stopStrings, type JobRequest } from '../../protocol/job-request.ts';
 
 const limits = { maxNewTokens: 64, maxPromptChars: 1000 };
 const jobs = jobRequestSchema(limits);

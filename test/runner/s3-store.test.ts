@@ -7,7 +7,7 @@ import { configFromEnv } from '../../runner/config.ts';
 import type { EndedJob, StoredJob } from '../../runner/jobs.ts';
 import { createLogger } from '../../runner/logger.ts';
 import { createMetrics } from '../../runner/metrics.ts';
-import type { JobResult } from '../../runner/pass.ts';
+import type { JobResult } from '../../protocol/results.ts';
 import { isRetryableS3Error, JobStore, S3UnavailableError } from '../../runner/s3-store.ts';
 import { ensureRadosgw, runTag, SECRET, type S3Env } from './harness.ts';
 

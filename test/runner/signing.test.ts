@@ -1,8 +1,8 @@
-// runner/signing.ts against an independent HMAC (node:crypto) over the documented message, and its edge cases:
+// protocol/signing.ts against an independent HMAC (node:crypto) over the documented message, and its edge cases:
 // header parsing, hex decoding, nonces, and signedHeaders' body and nonce handling.
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isValidNonce, newNonce, sign, signedHeaders, verifySignature, type SignedParts } from '../../runner/signing.ts';
+import { isValidNonce, newNonce, sign, signedHeaders, verifySignature, type SignedParts } from '../../protocol/signing.ts';
 
 const SECRET = 'signing-test-secret-0123';
 const enc = new TextEncoder();

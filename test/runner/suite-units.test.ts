@@ -5,9 +5,10 @@ import { byteLevelTokenizerJson } from '../../mamba/byte-tokenizer.ts';
 import { haystackText, PASSKEY_ANSWER_TOKENS } from '../../mamba/passkey.ts';
 import { randomHaystack } from '../../mamba/random-checkpoint.ts';
 import { loadTokenizer } from '../../mamba/tokenizer.ts';
-import type { JobRequest, SuiteJobRequest } from '../../runner/job-request.ts';
+import type { JobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
 import type { JobStats, PassItem, PassOutcome } from '../../runner/pass.ts';
-import { buildSuiteJobs, runSuite, SCORED_TOKENS, SUB_PASS_JOBS, suitePromptCount, suitePromptTokens, type SuiteResult, type SuiteSpec } from '../../runner/suite.ts';
+import { buildSuiteJobs, runSuite, SUB_PASS_JOBS } from '../../runner/suite.ts';
+import { SCORED_TOKENS, suitePromptCount, suitePromptTokens, type SuiteResult, type SuiteSpec } from '../../protocol/suite-spec.ts';
 
 const tokenizer = loadTokenizer(byteLevelTokenizerJson().json);
 const hay = tokenizer.encode(haystackText(randomHaystack(2, 900)));

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bucketFromEnv, listSuiteSummaries } from '../../bench/quality/s3.ts';
-import type { SuiteResult } from '../../runner/suite.ts';
+import type { SuiteResult } from '../../protocol/suite-spec.ts';
 import { JobClient, ensureRadosgw, freshDir, runTag, runnerEnv, spawnRunner, startRedis, writeTinyCheckpoint, type RedisHandle, type RunnerProcess, type S3Env } from './harness.ts';
 
 let redis: RedisHandle;

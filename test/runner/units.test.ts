@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fitsPass } from '../../runner/batch-loop.ts';
 import { ConfigError, configFromEnv } from '../../runner/config.ts';
-import { jobRequestSchema, resolveDecimation, seedFromJobId } from '../../runner/job-request.ts';
+import { jobRequestSchema, resolveDecimation, seedFromJobId } from '../../protocol/job-request.ts';
 import { canonicalJson, isJobId, jobIdFor } from '../../runner/jobs.ts';
 import { readModelDefaults } from '../../runner/model-defaults.ts';
 import { isRetryableS3Error } from '../../runner/s3-store.ts';
 import { TMP } from './harness.ts';
-import { sign, signedHeaders, verifySignature, type SignedParts } from '../../runner/signing.ts';
+import { sign, signedHeaders, verifySignature, type SignedParts } from '../../protocol/signing.ts';
 
 const enc = new TextEncoder();
 const parts = (over: Partial<SignedParts> = {}): SignedParts => ({

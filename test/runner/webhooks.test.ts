@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv } from '../../runner/config.ts';
 import type { StoredJob } from '../../runner/jobs.ts';
 import { createMetrics } from '../../runner/metrics.ts';
-import type { JobResult } from '../../runner/pass.ts';
+import type { JobResult } from '../../protocol/results.ts';
 import { redisOptions, type JobQueue } from '../../runner/queue.ts';
 import { JobStore } from '../../runner/s3-store.ts';
 import { startWebhookWorker, WebhookQueue } from '../../runner/webhooks.ts';

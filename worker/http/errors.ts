@@ -1,11 +1,11 @@
-// OpenAI-shaped errors ({error:{message,type,param,code}}). The class and helpers are the runner's (runner/api-errors.ts),
+// OpenAI-shaped errors ({error:{message,type,param,code}}). The class and helpers are shared with the runner (protocol/api-errors.ts),
 // so an error the runner answers and one the edge answers look the same to a client.
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
-import { ApiError, badRequest, errorResponse, notFound } from '../../runner/api-errors.ts';
+import { ApiError, badRequest, errorResponse, notFound } from '../../protocol/api-errors.ts';
 
-export { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unauthorized, unavailable } from '../../runner/api-errors.ts';
+export { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unauthorized, unavailable } from '../../protocol/api-errors.ts';
 
 export const payloadTooLarge = (message: string) => new ApiError(413, 'invalid_request_error', 'body_too_large', message);
 export const unsupportedMediaType = () =>

@@ -2,7 +2,7 @@
 // limit), Content-Type (415), valid UTF-8 and valid JSON (400). The text is handed to Hono's body cache, so the
 // route's zod validator parses exactly these bytes.
 import type { MiddlewareHandler } from 'hono';
-import { readBodyWithLimit, type RawBodyEnv } from '../../runner/body-limit.ts';
+import { readBodyWithLimit, type RawBodyEnv } from '../../protocol/body-limit.ts';
 import { badRequest, unsupportedMediaType } from './errors.ts';
 
 const JSON_TYPE = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;

@@ -2,7 +2,7 @@
 // (worker/chat-template.ts) into one prompt, which then runs exactly like /v1/completions: at the edge when short,
 // as a runner job with DeciMamba when long, plain or streamed.
 import { createRoute } from '@hono/zod-openapi';
-import { COMPLETION_DEFAULTS } from '../../runner/job-request.ts';
+import { COMPLETION_DEFAULTS } from '../../protocol/job-request.ts';
 import { renderChat, replyText, TURN_STOP } from '../chat-template.ts';
 import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { ChatCompletion } from '../schemas.ts';

@@ -4,7 +4,7 @@ import type { Context } from 'hono';
 import { endTime, setMetric, startTime } from 'hono/timing';
 import { DecimationError } from '../../mamba/decimation.ts';
 import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds } from '../../mamba/token-budget.ts';
-import { resolveDecimation, type JobRequest } from '../../runner/job-request.ts';
+import { resolveDecimation, type JobRequest } from '../../protocol/job-request.ts';
 import type { AppEnv, RouteDeps } from '../deps.ts';
 import { nextTick } from '../edge-engine.ts';
 import { badRequest, contextTooLong, modelNotFound, rateLimited, runTooLong } from '../http/errors.ts';

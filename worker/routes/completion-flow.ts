@@ -2,8 +2,8 @@
 // routes differ only in how a request becomes a prompt and how the answer and its stream chunks are shaped.
 import type { Context } from 'hono';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
-import type { JobRequest } from '../../runner/job-request.ts';
-import type { CompletionResult } from '../../runner/pass.ts';
+import type { JobRequest } from '../../protocol/job-request.ts';
+import type { CompletionResult } from '../../protocol/results.ts';
 import type { AppEnv, RouteDeps } from '../deps.ts';
 import { ClientGoneError } from '../edge-engine.ts';
 import { completeAtEdge, type EdgeCompletion } from '../edge-run.ts';

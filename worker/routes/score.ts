@@ -1,8 +1,8 @@
 // POST /v1/score: per-token log-probabilities, NLL and perplexity of a text, or of a continuation given a prompt.
 // Routed like completions: short texts here, long ones as runner jobs (result as if synchronous, or 202).
 import { createRoute } from '@hono/zod-openapi';
-import type { JobRequest } from '../../runner/job-request.ts';
-import type { ScoreJobResult } from '../../runner/pass.ts';
+import type { JobRequest } from '../../protocol/job-request.ts';
+import type { ScoreJobResult } from '../../protocol/results.ts';
 import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { scoreAtEdge } from '../edge-run.ts';
 import { badRequest } from '../http/errors.ts';

@@ -1,10 +1,10 @@
 // What the edge API submits to the runner's intake (one long-document job), and how it becomes engine options.
-// The runner also takes `type: "suite"`: a whole quality benchmark as one job (runner/suite.ts).
+// The runner also takes `type: "suite"`: a whole quality benchmark as one job (protocol/suite-spec.ts, run by runner/suite.ts).
 import { z } from 'zod';
 import { lBaseForLength, validateDecimation } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
-import type { ModelDefaults } from './model-defaults.ts';
-import { MAX_SUITE_PROMPTS, SUITE_TASKS, SUITE_VARIANTS, suitePromptCount } from './suite.ts';
+import type { ModelDefaults } from '../mamba/model-defaults.ts';
+import { MAX_SUITE_PROMPTS, SUITE_TASKS, SUITE_VARIANTS, suitePromptCount } from './suite-spec.ts';
 
 export interface RequestLimits {
   maxNewTokens: number;

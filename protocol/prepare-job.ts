@@ -1,0 +1,50 @@
+// A completion or score request turned into engine input: tokenized, decimation resolved, sampling options set.
+// The runner's pass and the edge (worker/edge-run.ts) both prepare jobs here, so a request gives the same answer on
+// either (for the same engine numerics and seed).
+import type { DecimationConfig } from '../mamba/engine.ts';
+import type { GenerateOptions } from '../mamba/generate.ts';
+import type { ModelDefaults } from '../mamba/model-defaults.ts';
+import type { TextTokenizer } from '../mamba/tokenizer.ts';
+import { resolveDecimation, seedFromJobId, stopStrings, type JobRequest } from './job-request.ts';
+
+export type PreparedJob =
+  | { id: string; kind: 'completion'; ids: number[]; options: GenerateOptions; decimation: DecimationConfig | null }
+  | { id: string; kind: 'score'; ids: number[]; start: number; decimation: DecimationConfig | null };
+
+/** Errors that would fail the same way on every retry. */
+export class JobInputError extends Error {
+  override name = 'JobInputError';
+}
+
+export function prepareJob(tokenizer: TextTokenizer, item: { id: string; request: JobRequest }, model: ModelDefaults): PreparedJob {
+  const { request } = item;
+  const promptIds = tokenizer.encode(request.prompt);
+  if (promptIds.length === 0) throw new JobInputError('prompt tokenizes to nothing');
+  if (request.type === 'score') {
+    const continuation = request.continuation === undefined ? [] : tokenizer.encode(request.continuation);
+    const ids = [...promptIds, ...continuation];
+    const start = continuation.length > 0 ? promptIds.length : 1;
+    if (ids.length < 2) throw new JobInputError('score needs at least two tokens');
+    return { id: item.id, kind: 'score', ids, start, decimation: decimationFor(request, promptIds.length, model) };
+  }
+  const decimation = decimationFor(request, promptIds.length, model);
+  const options: GenerateOptions = {
+    maxTokens: request.max_tokens,
+    temperature: request.temperature,
+    topP: request.top_p,
+    topK: request.top_k,
+    seed: request.seed ?? seedFromJobId(item.id),
+    stop: stopStrings(request),
+    decimation,
+    protect: request.protect ?? 1,
+  };
+  return { id: item.id, kind: 'completion', ids: promptIds, options, decimation };
+}
+
+function decimationFor(request: JobRequest, promptTokens: number, model: ModelDefaults): DecimationConfig | null {
+  try {
+    return resolveDecimation(request, promptTokens, model);
+  } catch (err) {
+    throw new JobInputError((err as Error).message);
+  }
+}
