@@ -11,7 +11,7 @@ import type { RunnerConfig } from './config.ts';
 import type { EngineHost } from './engine-host.ts';
 import type { QueueJobData } from './jobs.ts';
 import type { RunnerMetrics } from './metrics.ts';
-import type { PassItem, PassOutcome } from './pass.ts';
+import type { PassItem, PassOutcome } from './pass-types.ts';
 import type { JobStore } from './s3-store.ts';
 import type { WebhookEvents } from './webhooks.ts';
 

@@ -5,7 +5,7 @@ import type { CudaEngine } from '../mamba/cuda/engine.ts';
 import { generateBatch } from '../mamba/cuda/batch-generate.ts';
 import { scoreSpan } from '../mamba/score.ts';
 import type { TextTokenizer } from '../mamba/tokenizer.ts';
-import type { BatchEngine, EngineOutput } from './pass.ts';
+import type { BatchEngine, EngineOutput } from './pass-types.ts';
 import type { PreparedJob } from '../protocol/prepare-job.ts';
 
 export class CudaBatchEngine implements BatchEngine {

@@ -10,17 +10,7 @@ import type { MambaConfig, MambaEngine } from '../mamba/engine.ts';
 import { loadTokenizer, type TextTokenizer } from '../mamba/tokenizer.ts';
 import { ReferenceEngine } from '../mamba/reference/index.ts';
 import type { EngineKind } from './engine-kinds.ts';
-import type { BatchEngine } from './pass.ts';
-
-export interface LoadedEngine {
-  /** The engine actually loaded (`auto` resolved). */
-  kind: Exclude<EngineKind, 'auto'>;
-  engine: MambaEngine;
-  /** Set by engines that run a whole pass at once; batch-1 engines leave it out. */
-  batch?: BatchEngine;
-  tokenizer: TextTokenizer;
-  config: MambaConfig;
-}
+import type { LoadedEngine } from './pass-types.ts';
 
 /** Long documents are the runner's job; the ONNX graph itself has no length limit beyond memory. */
 const ONNX_MAX_SEQ_LEN = 1 << 20;

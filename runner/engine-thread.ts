@@ -7,7 +7,8 @@ import { encodeCorpus, haystackText } from '../mamba/passkey.ts';
 import { loadEngine } from './engine-factory.ts';
 import type { EngineThreadData, FromEngineThread, ToEngineThread } from './engine-host.ts';
 import { createLogger } from './logger.ts';
-import { runPass, type PassHooks } from './pass.ts';
+import { runPass } from './pass.ts';
+import { type PassHooks } from './pass-types.ts';
 
 const port = parentPort!;
 const data = workerData as EngineThreadData;

@@ -7,54 +7,11 @@
 import type { GenerateResult } from '../mamba/generate.ts';
 import { generate } from '../mamba/generate.ts';
 import { scoreSpan, type ScoreResult } from '../mamba/score.ts';
-import type { LoadedEngine } from './engine-factory.ts';
-import type { ModelDefaults } from './model-defaults.ts';
+import type { EngineOutput, JobStats, LoadedEngine, PassContext, PassHooks, PassItem, PassOutcome } from './pass-types.ts';
 import type { JobRequest, RunnerJobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
 import { JobInputError, prepareJob, type PreparedJob } from '../protocol/prepare-job.ts';
 import { decimationReport, keptSummary, type CompletionResult, type JobResult, type ResultExtras, type ScoreJobResult } from '../protocol/results.ts';
 import { runSuite } from './suite.ts';
-
-export interface PassItem<R extends RunnerJobRequest = RunnerJobRequest> {
-  id: string;
-  request: R;
-  /** Unix ms, for the result's `created`. */
-  createdAt: number;
-}
-
-export interface PassContext {
-  modelId: string;
-  model: ModelDefaults;
-  /** The model folder; suites read its haystack.txt (the engine thread reads it once). */
-  modelDir?: string;
-}
-
-/** What only the engine thread can supply: the tokenized held-out text (suites) and a logger. */
-export interface PassHooks {
-  haystack?: () => number[];
-  log?: (fields: Record<string, unknown>, msg: string) => void;
-}
-
-export type EngineOutput = GenerateResult | ScoreResult;
-
-/** An engine that runs several prepared jobs in one pass. Index i of the answer belongs to jobs[i]; an Error fails only that job. */
-export interface BatchEngine {
-  runBatch(jobs: PreparedJob[]): Promise<Array<EngineOutput | Error>>;
-}
-
-export interface JobStats {
-  promptTokens: number;
-  completionTokens: number;
-  scoredTokens: number;
-  /** Tokens that reached the layers after the last decimating layer (= promptTokens without decimation). */
-  keptTokens: number;
-  decimated: boolean;
-  prefillMs: number;
-  decodeMs: number;
-}
-
-export type PassOutcome =
-  | { id: string; ok: true; result: JobResult; stats: JobStats }
-  | { id: string; ok: false; error: { message: string; code: string }; retryable: boolean };
 
 async function runOne(loaded: LoadedEngine, job: PreparedJob): Promise<EngineOutput> {
   if (job.kind === 'completion') return generate(loaded.engine, loaded.tokenizer, job.ids, job.options);

@@ -6,7 +6,7 @@ import { createRng, mixSeed } from '../mamba/rng.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
 import type { TextTokenizer } from '../mamba/tokenizer.ts';
 import type { JobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
-import type { JobStats, PassItem, PassOutcome } from './pass.ts';
+import type { JobStats, PassItem, PassOutcome } from './pass-types.ts';
 import { SCORED_TOKENS, suitePromptCount, type SampleResult, type SuiteResult, type SuiteSpec, type SuiteSummary, type Task, type Variant } from '../protocol/suite-spec.ts';
 
 /** Samples per sub-pass: one CUDA batch each. */

@@ -7,7 +7,7 @@ import type { MambaConfig, MambaEngine, ModelState, PrefillOptions } from '../ma
 import { haystackText, judgePasskey, runPasskey } from '../mamba/passkey.ts';
 import { randomHaystack } from '../mamba/random-checkpoint.ts';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
-import type { JobStats, PassItem, PassOutcome } from '../runner/pass.ts';
+import type { JobStats, PassItem, PassOutcome } from '../runner/pass-types.ts';
 import type { JobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
 import { judgeSample, runSuite, summarizeSuite, type SampleJob } from '../runner/suite.ts';
 import { type SampleResult } from '../protocol/suite-spec.ts';

@@ -3,9 +3,9 @@
 // what the reference engine returns job by job. Needs g++; skipped without it. On a GPU: runner/device-check.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFakeCuda, haveCxx } from '../../mamba/cuda/emulator/build.ts';
-import type { LoadedEngine } from '../../runner/engine-factory.ts';
+import type { LoadedEngine } from '../../runner/pass-types.ts';
 import { jobRequestSchema } from '../../protocol/job-request.ts';
-import type { PassContext, PassItem } from '../../runner/pass.ts';
+import type { PassContext, PassItem } from '../../runner/pass-types.ts';
 import { tempDir } from '../helpers.ts';
 
 const MODEL = 'test/fixtures/tiny-random';

@@ -6,7 +6,7 @@ import { haystackText, PASSKEY_ANSWER_TOKENS } from '../../mamba/passkey.ts';
 import { randomHaystack } from '../../mamba/random-checkpoint.ts';
 import { loadTokenizer } from '../../mamba/tokenizer.ts';
 import type { JobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
-import type { JobStats, PassItem, PassOutcome } from '../../runner/pass.ts';
+import type { JobStats, PassItem, PassOutcome } from '../../runner/pass-types.ts';
 import { buildSuiteJobs, runSuite, SUB_PASS_JOBS } from '../../runner/suite.ts';
 import { SCORED_TOKENS, suitePromptCount, suitePromptTokens, type SuiteResult, type SuiteSpec } from '../../protocol/suite-spec.ts';
 

@@ -1,0 +1,63 @@
+// The types a pass is made of, shared by the batch loop, the engine thread, the pass itself, suites and the engine
+// factory (kept apart from their code so that none of them imports another's).
+import type { MambaConfig, MambaEngine } from '../mamba/engine.ts';
+import type { GenerateResult } from '../mamba/generate.ts';
+import type { ModelDefaults } from '../mamba/model-defaults.ts';
+import type { ScoreResult } from '../mamba/score.ts';
+import type { TextTokenizer } from '../mamba/tokenizer.ts';
+import type { RunnerJobRequest } from '../protocol/job-request.ts';
+import type { PreparedJob } from '../protocol/prepare-job.ts';
+import type { JobResult } from '../protocol/results.ts';
+import type { EngineKind } from './engine-kinds.ts';
+
+export interface LoadedEngine {
+  /** The engine actually loaded (`auto` resolved). */
+  kind: Exclude<EngineKind, 'auto'>;
+  engine: MambaEngine;
+  /** Set by engines that run a whole pass at once; batch-1 engines leave it out. */
+  batch?: BatchEngine;
+  tokenizer: TextTokenizer;
+  config: MambaConfig;
+}
+
+export interface PassItem<R extends RunnerJobRequest = RunnerJobRequest> {
+  id: string;
+  request: R;
+  /** Unix ms, for the result's `created`. */
+  createdAt: number;
+}
+
+export interface PassContext {
+  modelId: string;
+  model: ModelDefaults;
+  /** The model folder; suites read its haystack.txt (the engine thread reads it once). */
+  modelDir?: string;
+}
+
+/** What only the engine thread can supply: the tokenized held-out text (suites) and a logger. */
+export interface PassHooks {
+  haystack?: () => number[];
+  log?: (fields: Record<string, unknown>, msg: string) => void;
+}
+
+export type EngineOutput = GenerateResult | ScoreResult;
+
+/** An engine that runs several prepared jobs in one pass. Index i of the answer belongs to jobs[i]; an Error fails only that job. */
+export interface BatchEngine {
+  runBatch(jobs: PreparedJob[]): Promise<Array<EngineOutput | Error>>;
+}
+
+export interface JobStats {
+  promptTokens: number;
+  completionTokens: number;
+  scoredTokens: number;
+  /** Tokens that reached the layers after the last decimating layer (= promptTokens without decimation). */
+  keptTokens: number;
+  decimated: boolean;
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export type PassOutcome =
+  | { id: string; ok: true; result: JobResult; stats: JobStats }
+  | { id: string; ok: false; error: { message: string; code: string }; retryable: boolean };
