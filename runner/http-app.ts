@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import { errorResponse, notFound } from '../protocol/api-errors.ts';
 import type { RunnerMetrics } from './metrics.ts';
-import { liveApp } from '../bench/live/app.ts'; // bench (#7): the live page at /live
+import { liveApp } from './live/app.ts';
 
 export interface Readiness {
   ready: boolean;

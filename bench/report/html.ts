@@ -1,11 +1,8 @@
 // One static HTML page: Chart.js inlined from node_modules, every chart captioned with its data source and command.
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { createRequire } from 'node:module';
+import { chartJsSource } from '../../runner/live/page.ts';
 import type { ChartSpec } from './charts.ts';
 
-const require = createRequire(import.meta.url);
-export const chartJsSource = () => readFileSync(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'utf8') // the package exports no UMD subpath;
+export { chartJsSource };
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 /** JSON safe inside <script> (no "</script>"). */

@@ -1,7 +1,7 @@
 // Samples the runner's Prometheus registry into a short history for the live page: queue depth, active jobs,
 // tokens/s, and the latency of jobs finished between two samples (from job_stage_seconds{stage="total"}).
 import type { Registry } from 'prom-client';
-import { parsePrometheus, total } from '../load/prom.ts';
+import { parsePrometheus, total } from './prom-text.ts';
 
 const P = 'deciserve_runner_';
 

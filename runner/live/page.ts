@@ -1,5 +1,11 @@
 // The live page's HTML: Chart.js charts fed by polling <base>/data once a second (no reload).
-import { chartJsSource } from '../report/html.ts';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+/** Chart.js inlined from node_modules (the package exports no UMD subpath); bench/report's pages inline it too. */
+export const chartJsSource = () => readFileSync(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
 
 export function livePageHtml(): string {
   return `<!doctype html>
@@ -14,7 +20,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:20px;color:#222}
 .src{color:#666;font-size:12px}
 </style></head><body>
 <h1>deciserve runner — live</h1>
-<p class="src">Source: this runner's Prometheus registry (<code>/metrics</code>, prefix <code>deciserve_runner_</code>), sampled every second by <code>bench/live</code>; page polls <code>data</code>. Latency = accepted → result stored, mean of the jobs finished in each interval.</p>
+<p class="src">Source: this runner's Prometheus registry (<code>/metrics</code>, prefix <code>deciserve_runner_</code>), sampled every second by <code>runner/live</code>; page polls <code>data</code>. Latency = accepted → result stored, mean of the jobs finished in each interval.</p>
 <div class="kpi">
   <div><b id="k-queue">–</b>queued</div><div><b id="k-active">–</b>in running passes</div>
   <div><b id="k-tps">–</b>tokens/s (last pass)</div><div><b id="k-done">–</b>jobs done</div><div><b id="k-passes">–</b>passes</div>
