@@ -10,10 +10,11 @@ import type { Logger } from 'pino';
 import type { RunnerConfig } from './config.ts';
 import type { EngineHost } from './engine-host.ts';
 import type { QueueJobData } from './jobs.ts';
+import { deadLetter } from './job-status.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import type { PassItem, PassOutcome } from './pass-types.ts';
 import type { JobStore } from './s3-store.ts';
-import type { WebhookEvents } from './webhooks.ts';
+import type { WebhookEvents } from './jobs.ts';
 
 interface Held {
   job: Job<QueueJobData>;
@@ -37,7 +38,6 @@ export function fitsPass(pass: { jobs: number; tokens: number }, nextTokens: num
   return pass.jobs < budget.maxJobs && pass.tokens + nextTokens <= budget.maxTokens;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class BatchLoop {
   private stopping = false;
@@ -256,28 +256,4 @@ export class BatchLoop {
     metrics.jobs.inc({ type: job.data.type, outcome: 'dead_lettered' });
     await deadLetter(this.deps, job.id!, error, attempt, job.data.webhook_url);
   }
-}
-
-/** Records a job that will never have a result: the dead-letter queue (for operators) and ended/{id}.json (for status). */
-export async function deadLetter(
-  deps: Pick<BatchLoopDeps, 'store' | 'deadQueue' | 'webhooks' | 'log'>,
-  id: string,
-  error: { message: string; code: string },
-  attempts: number,
-  webhookUrl: string | undefined,
-): Promise<void> {
-  deps.log.error({ id, error, attempts }, 'job dead-lettered');
-  await deps.deadQueue.add('dead', { id, error, attempts, failed_at: Date.now() }, { jobId: id }).catch((err: Error) => {
-    deps.log.warn({ id, err: err.message }, 'could not add to the dead-letter queue');
-  });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await deps.store.putEnded({ id, status: 'failed', error, ended_at: Date.now(), attempts });
-      break;
-    } catch (err) {
-      deps.log.warn({ id, err: (err as Error).message }, 'could not write ended record; the reconciler will');
-      await sleep(1000);
-    }
-  }
-  await deps.webhooks.jobFinished(id, webhookUrl);
 }

@@ -12,7 +12,8 @@ import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from './config.ts';
 import { runnerJobRequestSchema, resolveDecimation, type RunnerJobRequest } from '../protocol/job-request.ts';
 import { isJobId, jobIdFor, requestSha256, type StoredJob } from './jobs.ts';
-import { errorFromReason, type JobStatus, type JobView } from '../protocol/job-view.ts';
+import type { JobStatus } from '../protocol/job-view.ts';
+import { baseView, jobView, storeCall, withTimeout } from './job-status.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import type { ModelDefaults } from './model-defaults.ts';
 import { enqueue, type JobQueue } from './queue.ts';
@@ -45,11 +46,6 @@ function tenantParam(c: { req: { query(name: string): string | undefined } }): s
   return tenant;
 }
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Runs a Redis call that must not hang the request while Redis is away. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
-}
 
 function zodToApiError(error: z.ZodError): ApiError {
   const issue = error.issues[0]!;
@@ -226,55 +222,4 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
   }
   if (request.type === 'score' && total < 2) throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
   return total;
-}
-
-async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw unavailable('storage_unavailable', `object storage is unavailable (${(err as Error).message}); retry`);
-  }
-}
-
-function baseView(job: StoredJob, status: JobStatus): JobView {
-  return { id: job.id, object: 'job', type: job.request.type, status, created_at: job.created_at, prompt_tokens: job.prompt_tokens };
-}
-
-/**
- * The job's status. Redis first, which is free to poll while the job is known there; S3 (the source of truth) when
- * Redis has no record of it (expired, cancelled, lost) or BullMQ failed it. Null when the job is unknown.
- */
-export async function jobView(deps: Pick<IntakeDeps, 'store' | 'queue'>, id: string, known?: StoredJob, tenant?: string): Promise<JobView | null> {
-  const { store, queue } = deps;
-  const job = await withTimeout(queue.getJob(id), 2000).catch(() => undefined);
-  let failedReason: string | undefined;
-  // Redis' copy names the tenant too (queueData); a job it knows under another tenant is nobody's business here.
-  if (job && tenant !== undefined && job.data.tenant !== tenant) return null;
-  if (job) {
-    const state = await withTimeout(job.getState(), 2000).catch(() => 'unknown');
-    const view: JobView = {
-      id,
-      object: 'job',
-      type: job.data.type,
-      status: 'queued',
-      created_at: job.data.created_at,
-      prompt_tokens: job.data.prompt_tokens,
-      // Attempts started, the current one included: attemptsMade only counts attempts that have ended.
-      attempts: Math.max(job.attemptsStarted ?? 0, job.attemptsMade),
-    };
-    // A completed BullMQ job always has its result stored: results are written before jobs complete.
-    if (state === 'completed') return { ...view, status: 'succeeded', result_url: await store.presignResult(id) };
-    if (state === 'active') return { ...view, status: 'running' };
-    if (state === 'waiting' || state === 'prioritized' || state === 'delayed' || state === 'waiting-children') return view;
-    failedReason = job.failedReason;
-  }
-  const input = known ?? (await storeCall(() => store.getInput(id)));
-  if (!input || (tenant !== undefined && input.tenant !== tenant)) return null;
-  if (await storeCall(() => store.hasResult(id))) {
-    return { ...baseView(input, 'succeeded'), result_url: await store.presignResult(id) };
-  }
-  const ended = await storeCall(() => store.getEnded(id));
-  if (ended) return { ...baseView(input, ended.status), attempts: ended.attempts, error: ended.error };
-  if (failedReason !== undefined) return { ...baseView(input, 'failed'), error: errorFromReason(failedReason) };
-  return baseView(input, 'queued'); // not in Redis (yet, or again): the reconciler enqueues it
 }

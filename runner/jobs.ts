@@ -38,6 +38,11 @@ export interface QueueJobData {
   tenant?: string;
 }
 
+/** Where a finished job's webhook goes (runner/webhooks.ts queues it for delivery). */
+export interface WebhookEvents {
+  jobFinished(id: string, url: string | undefined): Promise<void>;
+}
+
 const ID_PATTERN = /^job_[a-z0-9]{26}$/;
 
 export function isJobId(id: string): boolean {

@@ -2,14 +2,14 @@
 // BullMQ ignores adds of existing job ids). It covers a Redis that lost data, an intake that stored the input but
 // could not enqueue, and jobs BullMQ failed on its own (stalled too often) without a dead-letter record.
 import type { Logger } from 'pino';
-import { deadLetter } from './batch-loop.ts';
+import { deadLetter } from './job-status.ts';
 import { errorFromReason } from '../protocol/job-view.ts';
 import type { RunnerConfig } from './config.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import { enqueue, type JobQueue } from './queue.ts';
 import type { JobStore } from './s3-store.ts';
 import type { Queue } from 'bullmq';
-import type { WebhookEvents } from './webhooks.ts';
+import type { WebhookEvents } from './jobs.ts';
 
 export interface ReconcileDeps {
   config: RunnerConfig;

@@ -6,15 +6,12 @@
 import { Queue, UnrecoverableError, Worker, type RedisOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
-import { jobView } from './intake.ts';
+import type { WebhookEvents } from './jobs.ts';
+import { jobView } from './job-status.ts';
 import type { RunnerMetrics } from './metrics.ts';
 import type { JobQueue } from './queue.ts';
 import type { JobStore } from './s3-store.ts';
 import { postToTarget, WebhookTargetError, type Resolver, type TargetPolicy } from './webhook-target.ts';
-
-export interface WebhookEvents {
-  jobFinished(id: string, url: string | undefined): Promise<void>;
-}
 
 interface WebhookJob {
   id: string;
