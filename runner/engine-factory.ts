@@ -47,7 +47,7 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
       const { config, weights } = await loadModel(modelDir);
       const { CudaEngine } = await import('../mamba/cuda/engine.ts');
       const { CudaBatchEngine } = await import('./cuda-batch.ts');
-      let engine;
+      let engine: import('../mamba/cuda/engine.ts').CudaEngine;
       try {
         engine = CudaEngine.create(config, weights, { precision: kind === 'cuda' ? 'bf16' : 'fp32', deviceOptions: { ordinal: device } });
       } catch (err) {

@@ -5,7 +5,7 @@ import { generate, type GenerateResult } from '../mamba/generate.ts';
 import { logProbOf } from '../mamba/sampling.ts';
 import { scoreSpan } from '../mamba/score.ts';
 import type { JobRequest } from '../protocol/job-request.ts';
-import { prepareJob } from '../protocol/prepare-job.ts';
+import { prepareJob, type PreparedJob } from '../protocol/prepare-job.ts';
 import { decimationReport, type CompletionResult, type ScoreJobResult } from '../protocol/results.ts';
 import { ObservedEngine } from './edge-engine.ts';
 import { badRequest } from './http/errors.ts';
@@ -43,7 +43,7 @@ async function prepared(ctx: RunContext, request: JobRequest) {
   const { engine } = await ctx.model.engine();
   const loadMs = performance.now() - t0; // the first request in an isolate pays the model load
 
-  let job;
+  let job: PreparedJob;
   try {
     job = prepareJob(ctx.model.tokenizer, { id: ctx.id, request }, ctx.model.defaults);
   } catch (err) {

@@ -22,7 +22,10 @@ export default function (): void {
   const variant = __ENV.VARIANT as Variant;
   const tokens = pickLength(FILE.lengthMixes[S.mix]!, Math.random());
   const prompt = promptText(HAYSTACK, tokens, FILE.charsPerToken, Math.random() * HAYSTACK.length);
-  if (tokens > (S.edgeMaxTokens ?? 2048)) return runJob(S, prompt, variant, String(tokens));
+  if (tokens > (S.edgeMaxTokens ?? 2048)) {
+    runJob(S, prompt, variant, String(tokens));
+    return;
+  }
   const tags = { target: 'edge', variant, length: String(tokens) };
   const res = http.post(`${BASE_URL}/v1/completions`, JSON.stringify(completionBody(S, MODEL, prompt, variant)), { headers: authHeaders(), tags });
   recordServerTiming(res.headers['Server-Timing'], tags);

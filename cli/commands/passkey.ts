@@ -79,7 +79,7 @@ registerCommand({
         `L_base=${lBaseByLength ? lengths.map((l) => `${lBaseForLength(lBaseByLength, l)}@${l}`).join(',') : decimation.lBase} min=${decimation.minSeqLen}\n`,
     );
     const progress = createProgress(lengths.length * depths.length * samples * modes.length, 'passkey');
-    let result;
+    let result: Awaited<ReturnType<typeof runPasskey>>;
     try {
       result = await runPasskey(engine, checkpoint.tokenizer, haystackIds, {
         lengths, depths, samples, seed, modes, decimation: (length) => decimationForLength(decimation, lBaseByLength, length),

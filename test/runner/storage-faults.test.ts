@@ -102,7 +102,7 @@ describe('Redis failures', () => {
     const worker = await runner(tag, { RUNNER_ROLES: 'worker' });
     for (const id of ids) expect((await client.waitDone(id)).status).toBe('succeeded');
     const reconciled = worker.logs.find((l) => l.msg === 'reconciled queue with S3');
-    expect([...(reconciled?.requeued as string[])].sort()).toEqual([...ids].sort());
+    expect([...(reconciled!.requeued as string[])].sort()).toEqual([...ids].sort());
     await Promise.all([stop(intake), stop(worker)]);
   }, 120_000);
 });

@@ -3,6 +3,7 @@
 import type { Context } from 'hono';
 import { endTime, setMetric, startTime } from 'hono/timing';
 import { DecimationError } from '../../mamba/decimation.ts';
+import type { DecimationConfig } from '../../mamba/engine.ts';
 import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds } from '../../mamba/token-budget.ts';
 import { resolveDecimation, type JobRequest } from '../../protocol/job-request.ts';
 import type { AppEnv, RouteDeps } from '../deps.ts';
@@ -91,7 +92,7 @@ async function chargeTokens(c: Context<AppEnv>, deps: RouteDeps, work: Work): Pr
 
 /** Checks the decimation settings against the model (400 on a config it cannot run), charges the tokens, then places the work. */
 export async function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, job: JobRequest, work: Work): Promise<Placement> {
-  let decimation;
+  let decimation: DecimationConfig | null;
   try {
     // Checked as if on (like the runner's intake), so bad parameters are refused whatever the prompt length.
     resolveDecimation({ ...job, decimation: job.decimation === 'off' ? 'off' : 'on' }, work.promptTokens, model.defaults);
