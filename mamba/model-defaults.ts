@@ -14,7 +14,9 @@ export interface ModelDefaults {
   lBaseByLength?: LengthBudgets;
 }
 
+// Keys are camelCase, as DecimationConfig; cards written before that named the training length training_length.
 const cardSchema = z.looseObject({
+  trainingLength: z.number().int().positive().optional(),
   training_length: z.number().int().positive().optional(),
   decimation: z
     .object({
@@ -33,6 +35,6 @@ export function modelDefaultsFromCard(card: unknown, nLayer: number, trainLenOve
   const { lBaseByLength, ...fixed }: DecimationConfig & { lBaseByLength?: [number, number][] } = parsed.decimation ?? defaultDecimation(nLayer);
   validateDecimation(fixed, nLayer);
   if (lBaseByLength) validateLengthBudgets(lBaseByLength);
-  const trainLen = trainLenOverride ?? parsed.training_length ?? 2048;
+  const trainLen = trainLenOverride ?? parsed.trainingLength ?? parsed.training_length ?? 2048;
   return { nLayer, trainLen, decimation: fixed, ...(lBaseByLength ? { lBaseByLength } : {}) };
 }

@@ -72,7 +72,7 @@ const envSchema = z.object({
   RUNNER_MAX_NEW_TOKENS: int(0, 4096),
   /** Jobs waiting in Redis (waiting + prioritized + delayed) past which the intake answers 503 + Retry-After; 0 = no limit. */
   RUNNER_MAX_QUEUE_DEPTH: int(0, 10_000),
-  /** decimation "auto" turns DeciMamba on above this many prompt tokens [deciserve.json training_length, else 2048]. */
+  /** decimation "auto" turns DeciMamba on above this many prompt tokens [deciserve.json trainingLength, else 2048]. */
   RUNNER_TRAIN_LEN: z.coerce.number().int().min(1).optional(),
 
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -174,6 +174,6 @@ export const CONFIG_HELP = `Environment:
   RUNNER_MAX_BODY_BYTES / RUNNER_MAX_PROMPT_TOKENS / RUNNER_MAX_NEW_TOKENS   intake limits [4 MiB / 262144 / 4096]
   RUNNER_MAX_QUEUE_DEPTH          jobs waiting in Redis past which POST /jobs is 503 + Retry-After; 0 = off [10000]
   RUNNER_TRAIN_LEN                decimation "auto" turns on above this prompt length
-                                  [the checkpoint's deciserve.json training_length, else 2048]
+                                  [the checkpoint's deciserve.json trainingLength, else 2048]
   (the default DeciMamba layers come from deciserve.json too, else the middle layer)
   LOG_LEVEL                       pino level [info]`;

@@ -70,7 +70,7 @@ describe('deciserve CLI', () => {
   it("takes DeciMamba's defaults from the model's deciserve.json, as the edge and the runner do", async () => {
     const withCard = join(work, 'tiny-card');
     cpSync(model, withCard, { recursive: true });
-    writeFileSync(join(withCard, 'deciserve.json'), JSON.stringify({ training_length: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }));
+    writeFileSync(join(withCard, 'deciserve.json'), JSON.stringify({ trainingLength: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }));
     const args = ['generate', '-m', withCard, '-n', '1', '--decimate', '--json', '-', 'The quick brown fox jumps over the lazy dog'];
     const fromCard = JSON.parse((await cliInProcess(args)).stdout);
     expect(fromCard.decimation).toEqual({ layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 });

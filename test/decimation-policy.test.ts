@@ -6,7 +6,7 @@ import { jobRequestSchema, resolveDecimation } from '../protocol/job-request.ts'
 import { formatAccuracy, wilsonInterval } from '../mamba/stats.ts';
 
 const budgets = [[4000, 1500], [8000, 3000], [16000, 4000], [256000, 16000]] as const;
-const card = { training_length: 2048, decimation: { layers: [11], beta: 0.5, lBase: 8000, minSeqLen: 20, lBaseByLength: budgets } };
+const card = { trainingLength: 2048, decimation: { layers: [11], beta: 0.5, lBase: 8000, minSeqLen: 20, lBaseByLength: budgets } };
 const model = modelDefaultsFromCard(card, 12);
 const job = (extra: Record<string, unknown> = {}) =>
   jobRequestSchema({ maxNewTokens: 64, maxPromptChars: 1e6 }).parse({ type: 'completion', model: 'm', prompt: 'x', ...extra });

@@ -50,7 +50,7 @@ describe('deciserve export-onnx', () => {
 
   it('runs an export folder as --model, with the same text as the in-memory onnx engine', async () => {
     const out = join(work, 'as-model');
-    writeFileSync(join(checkpoint, 'deciserve.json'), JSON.stringify({ training_length: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }));
+    writeFileSync(join(checkpoint, 'deciserve.json'), JSON.stringify({ trainingLength: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }));
     expect((await cli(['export-onnx', checkpoint, '--out', out])).code).toBe(0);
     const args = ['generate', '-n', '5', '--decimate', '--json', '-', 'The quick brown fox jumps over the lazy dog'];
     const fromExport = await cli(['generate', '--model', out, ...args.slice(1)]);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes a trained checkpoint as an HF Mamba-1 folder: config.json, model.safetensors (F16), tokenizer.json,
-plus deciserve.json (training length and DeciMamba defaults) and haystack.txt (held-out text for passkey prompts).
+plus deciserve.json (trainingLength and DeciMamba defaults, camelCase keys) and haystack.txt (held-out text for passkey prompts).
 
 Usage: python3 train/export.py --ckpt ckpt.pt --tokenizer T.json --data .corpus --out models/deciserve-mamba
 """
@@ -50,8 +50,9 @@ def main():
         hay = haystack_text(f.read())
     with open(os.path.join(args.out, "haystack.txt"), "w", encoding="utf-8") as f:
         f.write(hay)
-    meta = {"training_length": ck["args"]["seq_len"], "steps": ck["step"], "tokens_seen": ck["tokens_seen"],
-            "params": ck["params"], "train_seconds": round(ck["elapsed"]),
+    # camelCase keys, as the serving side's DecimationConfig (mamba/model-defaults.ts reads this file)
+    meta = {"trainingLength": ck["args"]["seq_len"], "steps": ck["step"], "tokensSeen": ck["tokens_seen"],
+            "params": ck["params"], "trainSeconds": round(ck["elapsed"]),
             "decimation": {"layers": [cfg.n_layer // 2], "beta": 0.5, "lBase": 2000, "minSeqLen": 20}}
     with open(os.path.join(args.out, "deciserve.json"), "w") as f:
         json.dump(meta, f, indent=2)

@@ -128,7 +128,8 @@ def main():
     model = load_model(args.model, device)
     tok = HFTokenizer(os.path.join(args.model, "tokenizer.json"))
     pk = Passkey(tok)
-    train_len = json.load(open(os.path.join(args.model, "deciserve.json")))["training_length"]
+    card = json.load(open(os.path.join(args.model, "deciserve.json")))
+    train_len = card.get("trainingLength", card.get("training_length"))  # the older cards' snake_case key
     lengths = [int(x) for x in args.lengths.split(",")]
     pols = policies([int(x) for x in args.ks.split(",")], [int(x) for x in args.global_ks.split(",")], [float(x) for x in args.taus.split(",")])
     samples = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in args.samples.split(",")}

@@ -127,10 +127,18 @@ describe('model defaults', () => {
     await mkdir(dir, { recursive: true });
     expect(await readModelDefaults(dir, 12)).toEqual({ nLayer: 12, trainLen: 2048, decimation: { layers: [6], beta: 0.5, lBase: 2000, minSeqLen: 20 } });
     const decimation = { layers: [11], beta: 0.5, lBase: 1000, minSeqLen: 20 };
-    await writeFile(join(dir, 'deciserve.json'), JSON.stringify({ training_length: 1024, decimation, steps: 5 }));
+    await writeFile(join(dir, 'deciserve.json'), JSON.stringify({ trainingLength: 1024, decimation, steps: 5 }));
     expect(await readModelDefaults(dir, 12)).toEqual({ nLayer: 12, trainLen: 1024, decimation });
     expect((await readModelDefaults(dir, 12, 4096)).trainLen).toBe(4096);
     await expect(readModelDefaults(dir, 8)).rejects.toThrow(/layer 11/);
+  });
+
+  it('still reads the training length of a card written with the older snake_case key', async () => {
+    const dir = join(TMP, 'runner-units-card-legacy');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'deciserve.json'), JSON.stringify({ training_length: 4000 }));
+    expect((await readModelDefaults(dir, 12)).trainLen).toBe(4000);
   });
 });
 
