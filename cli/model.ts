@@ -65,7 +65,7 @@ export async function openModel(values: ParsedValues): Promise<{ checkpoint: Ope
     const { createOnnxEngineNode, readOnnxExport } = await import('../mamba/onnx/node.ts');
     const exported = await readOnnxExport(dir);
     const checkpoint = { dir, config: exported.manifest.config, tokenizer: await loadFolderTokenizer(dir) };
-    const engine = await createOnnxEngineNode(exported);
+    const engine = await createOnnxEngineNode(exported, { stepPrepack: true }); // Node: memory is not the limit
     return { checkpoint, engine, defaults: await readModelDefaults(dir, checkpoint.config.nLayer) };
   }
   const checkpoint = await loadCheckpoint(dir);

@@ -40,7 +40,7 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
       const { exportMambaOnnx, modelBytes } = await import('../mamba/onnx/export/export-model.ts');
       const { createOnnxEngineNode } = await import('../mamba/onnx/node.ts');
       const exported = exportMambaOnnx(config, weights, { maxSeqLen: ONNX_MAX_SEQ_LEN });
-      return { kind, engine: await createOnnxEngineNode(modelBytes(exported)), tokenizer, config };
+      return { kind, engine: await createOnnxEngineNode(modelBytes(exported), { stepPrepack: true }), tokenizer, config };
     }
     case 'cuda':
     case 'cuda-fp32': {

@@ -14,6 +14,8 @@ export interface OnnxManifest {
   /** The graph (prefill and step in one, see export-model.ts). */
   file: string;
   bytes: number;
+  /** The lean decode graph (export/lean-step.ts); older exports have none and decode through `file`'s If. */
+  stepFile?: string;
 }
 
 export function parseManifest(json: unknown): OnnxManifest {

@@ -40,7 +40,9 @@ export async function readOnnxExport(dir: string): Promise<OnnxModelBytes> {
     throw new Error(`${dir} has no manifest.json: not an ONNX export (run deciserve export-onnx first)`);
   }
   const manifest = parseManifest(JSON.parse(manifestText));
-  return { manifest, model: new Uint8Array(await readFile(join(dir, manifest.file))) };
+  const model = new Uint8Array(await readFile(join(dir, manifest.file)));
+  const step = manifest.stepFile ? new Uint8Array(await readFile(join(dir, manifest.stepFile))) : undefined;
+  return { manifest, model, step };
 }
 
 /** An OnnxEngine on onnxruntime-web (WASM, one thread) in this Node process. */

@@ -34,9 +34,12 @@ export function loadWorkerEngine(fetcher: ModelFetcher, wasm: WebAssembly.Module
     entry = (async () => {
       const t0 = performance.now();
       const manifest = parseManifest(JSON.parse(new TextDecoder().decode(await fetchBytes(fetcher, `${baseUrl}manifest.json`))));
-      const model = await fetchBytes(fetcher, baseUrl + manifest.file);
+      const [model, step] = await Promise.all([
+        fetchBytes(fetcher, baseUrl + manifest.file),
+        manifest.stepFile ? fetchBytes(fetcher, baseUrl + manifest.stepFile) : undefined,
+      ]);
       await initOrt(wasm);
-      const engine = await OnnxEngine.create(ort, { manifest, model });
+      const engine = await OnnxEngine.create(ort, { manifest, model, step });
       return { engine, coldStartMs: performance.now() - t0 };
     })();
     entry.catch(() => cache.delete(baseUrl));

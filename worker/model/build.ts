@@ -37,7 +37,9 @@ async function inputHash(checkpoint: string, options: object): Promise<string> {
 export async function buildEdgeModel(options: BuildOptions = {}): Promise<{ dir: string; built: boolean }> {
   const checkpoint = resolve(options.checkpoint ?? DEFAULT_CHECKPOINT);
   const out = resolve(options.out ?? DEFAULT_EDGE_MODEL_DIR);
-  const settings = { quantization: options.quantization ?? 'none', maxSeqLen: options.maxSeqLen ?? 16_384 };
+  // No lean step graph at the edge yet: its second session holds the weights again (+31 MiB of wasm heap in fp32),
+  // too much under a Worker's 128 MB; decoding there runs through the main graph's If (#16).
+  const settings = { quantization: options.quantization ?? 'none', maxSeqLen: options.maxSeqLen ?? 16_384, leanStep: false };
   const hash = await inputHash(checkpoint, settings);
   const previous = await readFile(join(out, 'build.json'), 'utf8').then((t) => JSON.parse(t) as { hash?: string }, () => null);
   if (previous?.hash === hash) return { dir: out, built: false };

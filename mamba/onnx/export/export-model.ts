@@ -6,6 +6,7 @@ import { DType, type Dim, type DTypeCode, GraphBuilder, encodeModel, valueInfo }
 import { Linears, QUANTIZATIONS, type Quantization } from './layers.ts';
 import { type ExpMode, type ModelInputs, buildPrefillBranch } from './prefill-graph.ts';
 import { buildStepBranch } from './step-graph.ts';
+import { STEP_FILE, buildLeanStepModel } from './lean-step.ts';
 
 export interface ExportOptions {
   quantization?: Quantization;
@@ -15,6 +16,8 @@ export interface ExportOptions {
   expMode?: ExpMode;
   /** Longest prompt the engine accepts (checked before running). Default 16384. */
   maxSeqLen?: number;
+  /** Also write the lean decode graph (step.onnx, export/lean-step.ts). Default true. */
+  leanStep?: boolean;
 }
 
 export interface ExportedModel {
@@ -25,7 +28,8 @@ export interface ExportedModel {
 
 /** What OnnxEngine.create takes, straight from an in-memory export. */
 export function modelBytes(exported: ExportedModel): OnnxModelBytes {
-  return { manifest: exported.manifest, model: exported.files.get(exported.manifest.file)! };
+  const { manifest, files } = exported;
+  return { manifest, model: files.get(manifest.file)!, step: manifest.stepFile ? files.get(manifest.stepFile) : undefined };
 }
 
 const MODEL_FILE = 'mamba.onnx';
@@ -146,6 +150,10 @@ export function exportMambaOnnx(config: MambaConfig, weights: MambaWeights, opti
     file: MODEL_FILE,
     bytes: files.get(MODEL_FILE)!.byteLength,
   };
+  if (options.leanStep !== false) {
+    files.set(STEP_FILE, buildLeanStepModel(config, weights, quantization, expMode));
+    manifest.stepFile = STEP_FILE;
+  }
   files.set('manifest.json', new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
   return { manifest, files };
 }
