@@ -69,7 +69,7 @@ const tokenizerAgrees = llamaIds.length === checkIds.length && llamaIds.every((t
 const checks: LogitCheck[] = await checkLogits(ckpt, checkIds, [
   { name: 'llama.cpp f32 (addon)', lastLogits: (ids) => addon.f32.logits(ids, config.vocabSize) },
   { name: 'llama.cpp q8_0 (addon)', lastLogits: (ids) => addon.q8_0.logits(ids, config.vocabSize) },
-  ...wasm.map((w) => ({ name: w.name, lastLogits: w.lastLogits, allLogits: w.allLogits })),
+  ...wasm.filter((w) => w.prefillTps).map((w) => ({ name: w.name.replace(/,.*$/, ''), lastLogits: w.lastLogits, allLogits: w.allLogits })),
 ]);
 for (const c of checks) log(`${c.name}: max |Δlogit| ${c.maxAbs.toExponential(2)}${c.meanKl !== undefined ? `, KL ${c.meanKl.toFixed(4)}` : ''}`);
 
@@ -94,33 +94,38 @@ const push = (c: Contender, key: string, v: number) => {
   const m = samples.get(c.name)!;
   m.set(key, [...(m.get(key) ?? []), v]);
 };
-for (const c of contenders) { await c.prefillTps(promptIds(512)); await c.decodeTps(promptIds(128), 8); } // warm-up
+for (const c of contenders) { await c.prefillTps?.(promptIds(512)); await c.decodeTps(promptIds(128), 8); } // warm-up
 for (let r = 0; r < reps; r++) {
-  for (const length of LENGTHS) for (const c of contenders) push(c, `prefill${length}`, await c.prefillTps(promptIds(length)));
+  for (const length of LENGTHS) for (const c of contenders) if (c.prefillTps) push(c, `prefill${length}`, await c.prefillTps(promptIds(length)));
   for (const c of contenders) push(c, 'decode', await c.decodeTps(promptIds(512), decodeSteps));
   log(`round ${r + 1}/${reps} done (load ${loadavg()[0].toFixed(2)})`);
 }
 const loadEnd = loadavg();
 
+interface Cell { medianTps: number; maxTps: number; minTps: number; samples: number[] }
 // ---- table + JSON -----------------------------------------------------------------------------------------------
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const keys = [...LENGTHS.map((l) => `prefill${l}`), 'decode'];
 const rows = contenders.map((c) => ({
   engine: c.name,
-  ...Object.fromEntries(keys.map((k) => {
-    const xs = samples.get(c.name)!.get(k)!;
-    return [k, { medianTps: median(xs), maxTps: Math.max(...xs), minTps: Math.min(...xs), samples: xs }];
+  ...Object.fromEntries(keys.flatMap((k) => {
+    const xs = samples.get(c.name)!.get(k);
+    return xs ? [[k, { medianTps: median(xs), maxTps: Math.max(...xs), minTps: Math.min(...xs), samples: xs }]] : [];
   })),
-})) as ({ engine: string } & Record<string, { medianTps: number; maxTps: number; minTps: number; samples: number[] }>)[];
+})) as ({ engine: string } & Record<string, Cell | undefined>)[];
 const baseline = rows.find((r) => r.engine.includes('native')) ?? rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
 const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
+const cell = (r: (typeof rows)[number], k: string) => {
+  const [c, b] = [r[k], baseline[k]];
+  return c && b ? `${fmt(c.medianTps)} (${fmt(c.maxTps)}) ${(c.medianTps / b.medianTps).toFixed(2)}×` : '–';
+};
 const header = `| engine | ${LENGTHS.map((l) => `prefill ${l}`).join(' | ')} | decode |`;
 const lines = [header, `|---|${keys.map(() => '---|').join('')}`];
 for (const r of rows) {
-  lines.push(`| ${r.engine} | ${keys.map((k) => `${fmt(r[k].medianTps)} (${fmt(r[k].maxTps)}) ${(r[k].medianTps / baseline[k].medianTps).toFixed(2)}×`).join(' | ')} |`);
+  lines.push(`| ${r.engine} | ${keys.map((k) => cell(r, k)).join(' | ')} |`);
 }
 const note = `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine}; ` +
-  `${THREADS} thread; decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
+  `${THREADS} thread; – = the prefill graph of the row above; decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
   `state, its own tokens); load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
   `${loadEnd.map((v) => v.toFixed(2)).join('/')} at end (2 cores, shared).`;
 const table = lines.join('\n');

@@ -1,4 +1,5 @@
-// deciserve's WASM engines (onnxruntime-web, one thread, in this Node process) as bench contenders.
+// deciserve's WASM engines (onnxruntime-web, one thread, in this Node process) as bench contenders. Variants that
+// share a prefill graph time only their decode (the prefill row would repeat the first variant's).
 import type { MambaConfig, MambaWeights } from '../../mamba/engine.ts';
 import { exportMambaOnnx, modelBytes } from '../../mamba/onnx/export/export-model.ts';
 import type { Quantization } from '../../mamba/onnx/export/layers.ts';
@@ -7,7 +8,7 @@ import { argmax } from '../../mamba/sampling.ts';
 
 export interface Contender {
   name: string;
-  prefillTps(ids: number[]): Promise<number>;
+  prefillTps?(ids: number[]): Promise<number>;
   /** tok/s over `steps` greedy steps after `prompt`. */
   decodeTps(prompt: number[], steps: number): Promise<number>;
 }
@@ -17,29 +18,35 @@ export interface WasmContender extends Contender {
   dispose(): Promise<void>;
 }
 
-const LABEL: Record<Quantization, string> = { none: 'fp32', int8: 'int8', 'int8-dynamic': 'int8-dynamic', int4: 'int4' };
+interface Variant { q: Quantization; label: string; leanStep: boolean; stepPrepack: boolean; prefill: boolean }
+export const VARIANTS: Variant[] = [
+  { q: 'none', label: 'fp32, If step (edge today)', leanStep: false, stepPrepack: false, prefill: true },
+  { q: 'none', label: 'fp32, lean step', leanStep: true, stepPrepack: false, prefill: false },
+  { q: 'none', label: 'fp32, lean step, prepacked (Node)', leanStep: true, stepPrepack: true, prefill: false },
+  { q: 'int8', label: 'int8, lean step', leanStep: true, stepPrepack: false, prefill: true },
+];
 
-export async function openWasmContenders(config: MambaConfig, weights: MambaWeights, quants: Quantization[] = ['none', 'int8']): Promise<WasmContender[]> {
+export async function openWasmContenders(config: MambaConfig, weights: MambaWeights): Promise<WasmContender[]> {
   const out: WasmContender[] = [];
-  for (const q of quants) {
-    const engine = await createOnnxEngineNode(modelBytes(exportMambaOnnx(config, weights, { quantization: q, decimationLayers: [] })));
+  const exports = new Map<Quantization, ReturnType<typeof modelBytes>>();
+  for (const v of VARIANTS) {
+    if (!exports.has(v.q)) exports.set(v.q, modelBytes(exportMambaOnnx(config, weights, { quantization: v.q, decimationLayers: [] })));
+    const engine = await createOnnxEngineNode(exports.get(v.q)!, { leanStep: v.leanStep, stepPrepack: v.stepPrepack });
     out.push({
-      name: `deciserve WASM ${LABEL[q]}`,
-      async prefillTps(ids) {
-        const t0 = performance.now();
-        await engine.prefill(ids);
-        return (ids.length / (performance.now() - t0)) * 1000;
-      },
+      name: `deciserve WASM ${v.label}`,
+      prefillTps: v.prefill
+        ? async (ids) => {
+            const t0 = performance.now();
+            await engine.prefill(ids);
+            return (ids.length / (performance.now() - t0)) * 1000;
+          }
+        : undefined,
       async decodeTps(prompt, steps) {
         const start = await engine.prefill(prompt);
         let { state } = start;
         let token = argmax(start.logits[0]);
         const t0 = performance.now();
-        for (let i = 0; i < steps; i++) {
-          const r = await engine.step(token, state);
-          state = r.state;
-          token = argmax(r.logits);
-        }
+        for (let i = 0; i < steps; i++) ({ token, state } = await engine.stepGreedy(token, state));
         return (steps / (performance.now() - t0)) * 1000;
       },
       lastLogits: async (ids) => (await engine.prefill(ids)).logits[0],
