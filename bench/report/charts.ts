@@ -149,5 +149,23 @@ export function loadCharts(resultsDir: string, extraSuites: Json[] = []): ChartS
       config: { type: 'scatter', data: { datasets: ds }, options: { scales: { x: logAxis('prompt length (tokens)'), y: logAxis('prompt tokens/s') } } },
     });
   }
+  // The edge engine against llama.cpp on the same weights (bench/peers/run.ts): median tok/s per measurement.
+  const peers = readJson(join(resultsDir, 'peers-llama-cpp.json'));
+  if (peers?.rows?.length) {
+    const keys = [...(peers.lengths as number[]).map((l) => `prefill${l}`), 'decode'];
+    charts.push({
+      id: 'edge-vs-llama-cpp', title: 'Edge engine (WASM) against llama.cpp on the same weights, one CPU thread (median tok/s)',
+      sources: [{ file: 'bench/results/peers-llama-cpp.json', command: peers.command }],
+      note: peers.note,
+      config: {
+        type: 'bar',
+        data: {
+          labels: keys.map((k) => k.replace('prefill', 'prefill ')),
+          datasets: (peers.rows as Json[]).map((r, i) => ({ label: r.engine, backgroundColor: manyColor(i), data: keys.map((k) => r[k]?.medianTps ?? null) })),
+        },
+        options: { scales: { y: linAxis('tokens/s', { beginAtZero: true }) } },
+      },
+    });
+  }
   return charts;
 }

@@ -140,4 +140,13 @@ describe('report charts', () => {
     expect((pk.config as { data: { datasets: unknown[] } }).data.datasets.length).toBeGreaterThanOrEqual(2);
     for (const c of charts) expect(c.sources.every((s) => s.file && s.command)).toBe(true);
   });
+  it('charts the edge engine against llama.cpp per measurement, leaving out cells a row did not measure', () => {
+    const chart = loadCharts(`${REPO}/bench/results`).find((c) => c.id === 'edge-vs-llama-cpp')!;
+    const { labels, datasets } = (chart.config as { data: { labels: string[]; datasets: { label: string; data: (number | null)[] }[] } }).data;
+    expect(labels.at(-1)).toBe('decode');
+    expect(datasets.some((d) => /native llama-bench/.test(d.label))).toBe(true);
+    const lean = datasets.find((d) => /lean step$/.test(d.label) && /fp32/.test(d.label))!;
+    expect(lean.data[0]).toBeNull(); // shares the prefill graph of the row above
+    expect(lean.data.at(-1)).toBeGreaterThan(0);
+  });
 });
