@@ -1,6 +1,7 @@
 // The edge API on Node (@hono/node-server) with the shipped model and no runner: the official `openai` client
 // (plain and streaming), logprobs/echo, scoring, auth failures, routing without a runner, OpenAPI/docs, CORS and
 // the in-process rate limiter.
+import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEdgeModel } from '../../worker/model/build.ts';
@@ -104,7 +105,9 @@ describe('OpenAI client against the edge on Node', () => {
     const { data: models, response } = await openai.models.list().withResponse();
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge'); // every answer says where it was made
     expect(models.data.map((m) => m.id)).toEqual([model]);
-    expect((models.data[0] as unknown as { deciserve: { training_length: number } }).deciserve.training_length).toBe(2048);
+    expect((models.data[0] as unknown as { deciserve: { training_length: number } }).deciserve.training_length).toBe(
+      JSON.parse(readFileSync('models/deciserve-mamba/deciserve.json', 'utf8')).trainingLength, // the card's, 8,192 since run 4
+    );
   });
 });
 
