@@ -1,6 +1,7 @@
 // Side-by-side: llama.cpp (node-llama-cpp's prebuilt addon, and native llama-bench when built) against deciserve's
 // WASM engine on the same weights, one thread each, runs interleaved round by round so load drifts hit all alike.
-// Run: npx tsx bench/peers/run.ts [--reps 5] [--long] [--no-build] [--decode 64]
+// Run: npx tsx bench/peers/run.ts [--reps 5] [--long] [--no-build] [--decode 64] [--workerd]
+// --workerd also runs the fp32 export in workerd (wrangler dev, test/workerd harness; after the rounds, not interleaved).
 // Installs bench/peers' own node-llama-cpp on first use; writes bench/results/peers-llama-cpp.{json,md}.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -14,6 +15,7 @@ import { findLlamaBench, llamaBenchTps } from './llama-bench.ts';
 import { openAddonPeer } from './llama-addon.ts';
 import { checkLogits, type LogitCheck } from './logit-check.ts';
 import { openWasmContenders, type Contender } from './wasm.ts';
+import { workerdRows, type WorkerdRow } from './workerd.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -24,6 +26,7 @@ const { values: flags } = parseArgs({
     decode: { type: 'string', default: '64' },
     long: { type: 'boolean' },
     'no-build': { type: 'boolean' },
+    workerd: { type: 'boolean' },
     model: { type: 'string', default: 'models/deciserve-mamba' },
   },
 });
@@ -101,6 +104,19 @@ for (let r = 0; r < reps; r++) {
   log(`round ${r + 1}/${reps} done (load ${loadavg()[0].toFixed(2)})`);
 }
 const loadEnd = loadavg();
+const workerd: WorkerdRow[] = flags.workerd ? await workerdRows(config, ckpt.weights, TMP, promptIds, log) : [];
+
+function workerdTable(ws: WorkerdRow[]): string {
+  const node = (label: string, k: string) => rows.find((r) => r.engine === `deciserve WASM ${label}`)?.[k]?.medianTps;
+  const out = ['| export in workerd | prefill 128 | 512 | 2048 | decode | wasm heap MiB | vs Node WASM (same row above) |', '|---|---|---|---|---|---|---|'];
+  for (const w of ws) {
+    const ratios = [128, 512, 2048].map((l) => w.prefill[l] / (node(w.nodeRow, `prefill${l}`) ?? node(w.prefillRow, `prefill${l}`) ?? NaN));
+    ratios.push(w.decode / (node(w.nodeRow, 'decode') ?? NaN));
+    out.push(`| ${w.label} | ${[128, 512, 2048].map((l) => fmt(w.prefill[l])).join(' | ')} | ${fmt(w.decode)} | ${w.wasmMemoryMiB.toFixed(1)} | ` +
+      `${ratios.map((r) => `${r.toFixed(2)}×`).join(' / ')} |`);
+  }
+  return out.join('\n');
+}
 
 interface Cell { medianTps: number; maxTps: number; minTps: number; samples: number[] }
 // ---- table + JSON -----------------------------------------------------------------------------------------------
@@ -138,13 +154,15 @@ const result = {
   peer: { package: 'node-llama-cpp@3.22.1 (@node-llama-cpp/linux-x64 prebuilt)', llamaBench: bin ? 'built from node-llama-cpp\'s shipped llama.cpp source (GGML_NATIVE=ON, Release)' : null },
   threads: THREADS, reps, decodeSteps, lengths: LENGTHS,
   tokenizerAgrees, logitChecks: checks,
-  rows, baseline: baseline.engine, note,
+  rows, baseline: baseline.engine, note, workerd,
 };
 writeFileSync(join(RESULTS, 'peers-llama-cpp.json'), JSON.stringify(result, null, 2) + '\n');
 writeFileSync(join(RESULTS, 'peers-llama-cpp.md'), `# deciserve WASM vs llama.cpp, same weights\n\n\`${command}\`\n\n${table}\n\n${note}\n\n` +
   `Tokenizer (GGUF gpt2 + starcoder pre-tokenizer) agrees with tokenizer.json on a 256-token text: ${tokenizerAgrees}.\n\n` +
   `| logits vs the TS reference (256-token prompt) | max abs diff (last position) | mean KL, all positions |\n|---|---|---|\n` +
-  checks.map((c) => `| ${c.name} | ${c.maxAbs.toExponential(2)} | ${c.meanKl?.toFixed(4) ?? '–'} |`).join('\n') + '\n');
+  checks.map((c) => `| ${c.name} | ${c.maxAbs.toExponential(2)} | ${c.meanKl?.toFixed(4) ?? '–'} |`).join('\n') + '\n' +
+  (workerd.length ? `\n## workerd (wrangler dev, after the rounds; medians, tok/s, wall clock)\n\n${workerdTable(workerd)}\n` : ''));
+if (workerd.length) process.stdout.write(`\n${workerdTable(workerd)}\n`);
 for (const a of Object.values(addon)) await a.dispose();
 for (const w of wasm) await w.dispose();
 process.exit(0);

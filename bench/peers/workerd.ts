@@ -1,0 +1,36 @@
+// The edge's fp32 export in workerd (bench/onnx-workerd.ts drives `wrangler dev` on the test/workerd harness): the
+// edge build's setting (If step) and the lean step graph, so the workerd figures sit next to the Node WASM rows.
+import { join } from 'node:path';
+import type { MambaConfig, MambaWeights } from '../../mamba/engine.ts';
+import { exportMambaOnnx } from '../../mamba/onnx/export/export-model.ts';
+import { writeOnnxExport } from '../../mamba/onnx/node.ts';
+import { benchWorkerd, workerBundleSize } from '../onnx-workerd.ts';
+
+export interface WorkerdRow {
+  label: string;
+  /** The Node WASM row it compares with (and the one holding its prefill figures). */
+  nodeRow: string;
+  prefillRow: string;
+  prefill: Record<number, number>;
+  decode: number;
+  wasmMemoryMiB: number;
+}
+
+export async function workerdRows(config: MambaConfig, weights: MambaWeights, tmp: string, ids: (n: number) => number[], log: (m: string) => void): Promise<WorkerdRow[]> {
+  const bundle = join(tmp, 'peers-bundle');
+  workerBundleSize(bundle);
+  const out: WorkerdRow[] = [];
+  for (const lean of [false, true]) {
+    const label = lean ? 'fp32, lean step' : 'fp32, If step (edge today)';
+    const dir = join(tmp, `peers-workerd-${lean ? 'lean' : 'if'}`);
+    await writeOnnxExport(dir, exportMambaOnnx(config, weights, { decimationLayers: [], leanStep: lean }));
+    log(`workerd: ${label}`);
+    const t = await benchWorkerd(bundle, dir, tmp, ids);
+    out.push({
+      label, nodeRow: label, prefillRow: 'fp32, If step (edge today)',
+      prefill: Object.fromEntries(t.prefill.map((p) => [p.length, p.tokensPerSecond])),
+      decode: t.decodeTokensPerSecond, wasmMemoryMiB: t.wasmMemoryMiB,
+    });
+  }
+  return out;
+}
