@@ -29,19 +29,19 @@ describe('edge API in workerd', () => {
     expect(Object.keys(timings(response))).toEqual(expect.arrayContaining(['tokenize', 'route', 'load', 'prefill', 'decode', 'total']));
     expect(body.deciserve).toMatchObject({ ran_on: 'edge', engine: 'onnx-wasm-fp32' });
     expect(body.usage.completion_tokens).toBe(16);
-    expect(body.choices[0]!.text).toBe(', Behold, I eat and eat my breadb not twenty shekels, until'); // deciserve generate "And God said" --max-tokens 16 (Node, reference and onnx)
+    expect(body.choices[0]!.text).toBe(' unto him, Get thee up, and go down with thee. And he'); // deciserve generate "And God said" --max-tokens 16 (Node, reference and onnx; run 4)
   });
 
   it('streams server-sent events that add up to the completion', async () => {
     const response = await call('/v1/completions', {
-      body: { model: 'deciserve-mamba', prompt: 'And God said', max_tokens: 16, temperature: 0, stream: true, stop: ' eat' },
+      body: { model: 'deciserve-mamba', prompt: 'And God said', max_tokens: 16, temperature: 0, stream: true, stop: ' up' },
     });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
     const events = (await response.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
     expect(events.at(-1)).toBe('[DONE]');
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: { text: string; finish_reason: string | null }[] });
-    expect(chunks.map((c) => c.choices[0]!.text).join('')).toBe(', Behold, I');
+    expect(chunks.map((c) => c.choices[0]!.text).join('')).toBe(' unto him, Get thee');
     expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop');
   });
 
@@ -74,19 +74,19 @@ describe('edge API in workerd', () => {
   });
 
   it('runs a prompt over the training length as a runner job (Redis + radosgw) and returns it as if synchronous', async () => {
-    const prompt = 'In the beginning God created the heaven and the earth. '.repeat(260); // > 2048 tokens
+    const prompt = 'In the beginning God created the heaven and the earth. '.repeat(760); // > 8,192 tokens (run 4's training length)
     const response = await call('/v1/completions', { body: { model: 'deciserve-mamba', prompt, max_tokens: 4, temperature: 0 } });
     type Body = { choices: { text: string }[]; usage: { prompt_tokens: number; completion_tokens: number }; deciserve: { ran_on: string; job_id: string; decimation: { config: unknown; kept: { tokens: number }[] } } };
     const body = (await response.json()) as Body;
     expect(response.status, JSON.stringify(body)).toBe(200);
     expect(response.headers.get('x-deciserve-ran-on')).toBe('runner');
-    expect(timings(response).route).toMatch(/runner: \d+ prompt tokens > 2048 at the edge/);
+    expect(timings(response).route).toMatch(/runner: \d+ prompt tokens > 8192 at the edge/);
     const jobId = response.headers.get('x-deciserve-job-id')!;
     expect(jobId).toMatch(/^job_[a-z0-9]{26}$/);
     expect(body.usage).toMatchObject({ completion_tokens: 4 });
-    expect(body.usage.prompt_tokens).toBeGreaterThan(2048);
+    expect(body.usage.prompt_tokens).toBeGreaterThan(8192);
     expect(body.deciserve).toMatchObject({ ran_on: 'runner', job_id: jobId });
-    // decimation "auto" turned DeciMamba on above the training length (with L_base 8000 a 2.6K prompt keeps every token).
+    // decimation "auto" turned DeciMamba on above the training length (L_base 8000 at this length: ~1K tokens dropped).
     expect(body.deciserve.decimation.config).toMatchObject({ layers: [expect.any(Number)], lBase: expect.any(Number) });
     // The job stays readable through the edge, its result in radosgw behind a presigned URL.
     const job = (await (await call(`/v1/jobs/${jobId}`)).json()) as { status: string; result_url: string };
