@@ -14,6 +14,7 @@ import { CudaDevice, type CudaDeviceOptions } from './device.ts';
 import { uploadWeights } from './device-weights.ts';
 import { passLayout, passShape, runPass, type PassOptions, type PassSequenceInput, type PassSequenceOutput } from './forward.ts';
 import type { Precision } from './memory-plan.ts';
+import type { ScanKind } from './mixer.ts';
 import { schedulePasses, type PassItem } from './scheduler.ts';
 import { DeviceStateStore } from './state-store.ts';
 
@@ -43,6 +44,11 @@ export interface CudaEngineOptions {
   stateSlots?: number;
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
+  /**
+   * Prefill's selective scan: 'split' (default: dt_softplus + the three chunked kernels of scan.cu) or 'fused' (one
+   * kernel per layer, scan-fused.cu; off by default until the device check has measured it).
+   */
+  scan?: ScanKind;
 }
 
 export interface BatchRequest {
@@ -82,7 +88,7 @@ export class CudaEngine implements MambaEngine {
     private readonly ownsDevice: boolean,
     private readonly options: CudaEngineOptions,
   ) {
-    this.name = `cuda-${core.precision}`;
+    this.name = `cuda-${core.precision}${options.scan === 'fused' ? '-fused' : ''}`;
     this.arena = new DeviceArena(core.device);
     this.states = new DeviceStateStore(core.device, core.config, options.stateSlots ?? 32);
   }
@@ -313,7 +319,7 @@ export class CudaEngine implements MambaEngine {
   }
 
   private passOptions(): PassOptions {
-    return { scanChunk: this.options.scanChunk, guardBytes: this.options.guardBytes };
+    return { scanChunk: this.options.scanChunk, guardBytes: this.options.guardBytes, scan: this.options.scan };
   }
 
   private memoryBudget(): number {

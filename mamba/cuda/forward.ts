@@ -8,7 +8,7 @@ import { actType, stateWords, type EngineCore } from './core.ts';
 import { packPassTables, passTableWords, type PassTables } from './device-tables.ts';
 import type { DeviceArena } from './arena.ts';
 import { headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
-import { mambaMixer, type MixerDecimation } from './mixer.ts';
+import { mambaMixer, type MixerDecimation, type ScanKind } from './mixer.ts';
 import * as ops from './ops.ts';
 import type { Layout } from './layout.ts';
 
@@ -41,6 +41,8 @@ export interface PassOptions {
   scanChunk?: number;
   guardBytes?: number;
   headMaxBytes?: number;
+  /** Which selective-scan kernels run (mixer.ts; default 'split'). */
+  scan?: ScanKind;
 }
 
 export interface PassShape {
@@ -146,6 +148,7 @@ export function runPass(core: EngineCore, arena: DeviceArena, plan: BatchPlan, s
         initSsm: shape.withInitState ? { ptr: buf('initSsm') + i * dInner * dState * 4, seqStride: words.ssm } : null,
       },
       decimation,
+      opts.scan,
     );
     if (decimation) [residual, residualAlt] = [residualAlt, residual];
   }

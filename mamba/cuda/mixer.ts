@@ -49,6 +49,9 @@ export interface MixerStates {
   initSsm: { ptr: DevicePtr; seqStride: number } | null;
 }
 
+/** 'split': dt_softplus, then scan.cu's three kernels (and gathers when decimating); 'fused': scan-fused.cu alone. */
+export type ScanKind = 'split' | 'fused';
+
 export function mambaMixer(
   core: EngineCore,
   layer: DeviceLayer,
@@ -57,6 +60,7 @@ export function mambaMixer(
   chunks: ScanChunkTables,
   states: MixerStates,
   decimation: MixerDecimation | null,
+  scan: ScanKind = 'split',
 ): void {
   const { device, kernels: k, config } = core;
   const { dModel, dInner, dState, dtRank } = config;
@@ -80,6 +84,10 @@ export function mambaMixer(
   // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias)
   ops.linear(device, { x: { ptr: b.x, ld: dInner }, w: { ptr: layer.xProj, ld: dInner }, y: { ptr: b.xDbl, ld: dbl }, rows: n, k: dInner, n: dbl, xType: at, wType: wt, yType: at }, 'gemm_x_proj');
   ops.linear(device, { x: { ptr: b.xDbl, ld: dbl }, w: { ptr: layer.dtProjWeight, ld: dtRank }, y: { ptr: b.delta, ld: dInner }, rows: n, k: dtRank, n: dInner, xType: at, wType: wt, yType: 'f32' }, 'gemm_dt_proj');
+  if (scan === 'fused') {
+    fusedTail(core, layer, b, rows, states, decimation);
+    return;
+  }
   ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
 
   let scanRows = n;
@@ -130,6 +138,57 @@ export function mambaMixer(
     dInner,
     dState,
   });
+  ops.linear(device, { x: { ptr: b.y, ld: dInner }, w: { ptr: layer.outProj, ld: dInner }, y: { ptr: b.out, ld: dModel }, rows: scanRows, k: dInner, n: dModel, xType: at, wType: wt, yType: 'f32' }, 'gemm_out_proj');
+  if (layer.outProjBias !== null) ops.addBias(k, { ptr: b.out, ld: dModel }, layer.outProjBias, scanRows, dModel, false);
+}
+
+/**
+ * The fused path after dt_proj: `delta` holds the raw dt (softplus is formed where it is read). DeciMamba scores
+ * from it, selects, and the scan reads the kept rows through srcRow, so only the residual and positions are gathered.
+ */
+function fusedTail(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, rows: MixerRows, states: MixerStates, decimation: MixerDecimation | null): void {
+  const { device, kernels: k, config } = core;
+  const { dModel, dInner, dState, dtRank } = config;
+  const ab = actBytes(core);
+  const dbl = xDblWidth(config);
+  const n = rows.rowsIn;
+  const tables = { rowSeq: rows.rowSeq, seqStart: rows.seqStart };
+  let scanRows = n;
+  let seqStart = rows.seqStart;
+  let rowIdx: DevicePtr | null = null;
+  if (decimation) {
+    const d = decimation;
+    ops.deltaScores(k, { delta: { ptr: b.delta, ld: dInner }, bias: layer.dtProjBias, tables, contextLen: d.contextLen, scores: d.scores, rows: n, dInner });
+    ops.selectKept(k, { scores: d.scores, seqStart: rows.seqStart, contextLen: d.contextLen, keep: d.keep, newStart: d.newSeqStart, srcRow: d.srcRow, status: d.status, nSeq: rows.nSeq });
+    scanRows = d.rowsOut;
+    seqStart = d.newSeqStart;
+    rowIdx = d.srcRow;
+    for (const extra of d.alsoGather) {
+      const view = { ptr: extra.src, ld: extra.width };
+      ops.gatherRows(k, { src: view, dst: { ptr: extra.dst, ld: extra.width }, width: extra.width, elementBytes: extra.elementBytes, srcRow: d.srcRow, nRows: scanRows }, extra.label);
+    }
+  }
+  ops.fusedScan(k, {
+    inputs: {
+      x: { ptr: b.x, ld: dInner },
+      delta: { ptr: b.delta, ld: dInner },
+      z: { ptr: b.xz + dInner * ab, ld: 2 * dInner },
+      b: { ptr: b.xDbl + dtRank * ab, ld: dbl },
+      c: { ptr: b.xDbl + (dtRank + dState) * ab, ld: dbl },
+      aLog2: layer.aLog2,
+      dSkip: layer.d,
+    },
+    dtBias: layer.dtProjBias,
+    seqStart,
+    rowIdx,
+    h0: states.initSsm,
+    hOut: states.ssm,
+    y: { ptr: b.y, ld: dInner },
+    nSeq: rows.nSeq,
+    dInner,
+  });
+  const wt = core.weights.gemmType;
+  const at = actType(core);
   ops.linear(device, { x: { ptr: b.y, ld: dInner }, w: { ptr: layer.outProj, ld: dInner }, y: { ptr: b.out, ld: dModel }, rows: scanRows, k: dInner, n: dModel, xType: at, wType: wt, yType: 'f32' }, 'gemm_out_proj');
   if (layer.outProjBias !== null) ops.addBias(k, { ptr: b.out, ld: dModel }, layer.outProjBias, scanRows, dModel, false);
 }

@@ -4,7 +4,7 @@
 import type { DevicePtr, KernelArg } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
-import { CONV_ROWS, SCAN_THREADS, SELECT_THREADS } from './kernels/manifest.ts';
+import { CONV_ROWS, FUSED_CHANNELS, SCAN_THREADS, SELECT_THREADS } from './kernels/manifest.ts';
 
 const ptr = (p: DevicePtr | null): KernelArg => ({ ptr: p });
 const i32 = (v: number): KernelArg => ({ i32: v });
@@ -179,15 +179,54 @@ export function selectiveScan(
   );
 }
 
-/** scores[row] = ‖Δ_row‖₂ (f64) for the context rows of the sequences that decimate here. */
+/**
+ * The one-pass selective scan (scan-fused.cu): `inputs.delta` is dt_proj's raw output (softplus(dt + dtBias) is
+ * formed in the kernel's loads); rowIdx (nullable) maps each output row to its input row (DeciMamba's kept rows),
+ * seqStart is in the output layout.
+ */
+export function fusedScan(
+  k: KernelSet,
+  a: {
+    inputs: ScanInputs;
+    dtBias: DevicePtr;
+    seqStart: DevicePtr;
+    rowIdx: DevicePtr | null;
+    h0: { ptr: DevicePtr; seqStride: number } | null;
+    hOut: { ptr: DevicePtr; seqStride: number };
+    y: MatView;
+    nSeq: number;
+    dInner: number;
+  },
+): void {
+  const s = a.inputs;
+  k.launch(
+    'scan_fused',
+    { grid: [a.nSeq, Math.ceil(a.dInner / FUSED_CHANNELS)], block: [32 * FUSED_CHANNELS] },
+    [
+      ptr(s.x.ptr), i64(s.x.ld), ptr(s.delta.ptr), i64(s.delta.ld), ptr(a.dtBias), ptr(s.z.ptr), i64(s.z.ld), ptr(s.b.ptr),
+      i64(s.b.ld), ptr(s.c.ptr), i64(s.c.ld), ptr(s.aLog2), ptr(s.dSkip), ptr(a.seqStart), ptr(a.rowIdx),
+      ptr(a.h0?.ptr ?? null), i64(a.h0?.seqStride ?? 0), ptr(a.hOut.ptr), i64(a.hOut.seqStride), ptr(a.y.ptr), i64(a.y.ld),
+      i32(a.dInner),
+    ],
+    'scan_fused',
+  );
+}
+
+/**
+ * scores[row] = ‖Δ_row‖₂ (f64) for the context rows of the sequences that decimate here. With `bias`, `delta` is
+ * dt_proj's raw output and softplus(dt + bias) is formed on the fly (the fused scan path never writes Δ).
+ */
 export function deltaScores(
   k: KernelSet,
-  a: { delta: MatView; tables: RowTables; contextLen: DevicePtr; scores: DevicePtr; rows: number; dInner: number },
+  a: { delta: MatView; bias?: DevicePtr | null; tables: RowTables; contextLen: DevicePtr; scores: DevicePtr; rows: number; dInner: number },
 ): void {
   k.launch(
     'delta_score',
     { grid: [Math.ceil(a.rows / 8)], block: [256] },
-    [ptr(a.delta.ptr), i64(a.delta.ld), ptr(a.tables.rowSeq), ptr(a.tables.seqStart), ptr(a.contextLen), ptr(a.scores), i32(a.rows), i32(a.dInner)],
+    [
+      ptr(a.delta.ptr), i64(a.delta.ld), ptr(a.bias ?? null), ptr(a.tables.rowSeq), ptr(a.tables.seqStart), ptr(a.contextLen),
+      ptr(a.scores), i32(a.rows), i32(a.dInner),
+    ],
     'delta_score',
   );
 }

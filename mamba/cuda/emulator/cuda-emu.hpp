@@ -26,7 +26,7 @@ const EmuDim& emu_thread_idx();
 #define blockDim emu_blockDim
 #define gridDim emu_gridDim
 
-enum EmuWarpOp { EMU_SHFL_XOR = 1, EMU_BALLOT = 2, EMU_MATCH_ANY = 3 };
+enum EmuWarpOp { EMU_SHFL_XOR = 1, EMU_BALLOT = 2, EMU_MATCH_ANY = 3, EMU_SHFL_UP = 4, EMU_SHFL_IDX = 5 };
 void __syncthreads();
 uint64_t emu_warp_op(int op, uint64_t value, int arg);
 
@@ -39,6 +39,19 @@ inline T __shfl_xor_sync(unsigned, T v, int laneMask) {
   std::memcpy(&out, &bits, sizeof(T));
   return out;
 }
+template <typename T>
+inline T emu_shfl(int op, T v, int arg) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = emu_warp_op(op, bits, arg);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+template <typename T>
+inline T __shfl_up_sync(unsigned, T v, unsigned delta) { return emu_shfl(EMU_SHFL_UP, v, (int)delta); }
+template <typename T>
+inline T __shfl_sync(unsigned, T v, int srcLane) { return emu_shfl(EMU_SHFL_IDX, v, srcLane & 31); }
 inline unsigned __ballot_sync(unsigned, bool p) { return (unsigned)emu_warp_op(EMU_BALLOT, p ? 1u : 0u, 0); }
 inline unsigned __match_any_sync(unsigned, unsigned v) { return (unsigned)emu_warp_op(EMU_MATCH_ANY, v, 0); }
 inline int __popc(unsigned v) { return __builtin_popcount(v); }

@@ -120,9 +120,11 @@ void resolve_warp(size_t first, size_t last) {
     EmuThread& t = g_threads[i];
     if (t.state != ST_WARP) continue;
     const size_t lane = i - first;
-    if (op == EMU_SHFL_XOR) {
-      const size_t src = first + (lane ^ (size_t)t.arg);
-      t.out = (src < last && g_threads[src].state == ST_WARP) ? g_threads[src].in : t.in;
+    if (op == EMU_SHFL_XOR || op == EMU_SHFL_UP || op == EMU_SHFL_IDX) {
+      // as on the GPU: a source lane below 0 (shfl_up) or outside the warp gives the caller its own value
+      const long srcLane = op == EMU_SHFL_XOR ? (long)(lane ^ (size_t)t.arg) : op == EMU_SHFL_UP ? (long)lane - t.arg : t.arg;
+      const size_t src = first + (size_t)srcLane;
+      t.out = (srcLane >= 0 && src < last && g_threads[src].state == ST_WARP) ? g_threads[src].in : t.in;
     } else {
       uint64_t mask = 0;
       for (size_t j = first; j < last; ++j) {

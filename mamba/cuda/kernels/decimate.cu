@@ -7,8 +7,10 @@
 #define NAN_KEY 0x000fffffffffffffull  // the key of −∞: NaN scores rank last, tied with −∞, as in selectKept()
 
 // scores[row] = ‖Δ_row‖₂ in double (the reference sums in double too), for rows t < contextLen[seq] of the sequences
-// that decimate here (contextLen 0 for the others). One warp per row.
-extern "C" __global__ void delta_score(const float* __restrict__ delta, i64 deltaStride, const int* __restrict__ rowSeq,
+// that decimate here (contextLen 0 for the others). One warp per row. bias (nullable): `delta` holds dt_proj's raw
+// output and Δ = softplus(dt + bias) is formed here (the fused scan path, which never writes Δ).
+extern "C" __global__ void delta_score(const float* __restrict__ delta, i64 deltaStride, const float* __restrict__ bias,
+                                       const int* __restrict__ rowSeq,
                                        const int* __restrict__ seqStart, const int* __restrict__ contextLen,
                                        double* __restrict__ scores, int rows, int dInner) {
   const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -19,7 +21,7 @@ extern "C" __global__ void delta_score(const float* __restrict__ delta, i64 delt
   const float* d = delta + (i64)row * deltaStride;
   double sumSq = 0.0;
   for (int c = lane; c < dInner; c += 32) {
-    const double v = d[c];
+    const double v = bias ? softplus_f(d[c] + bias[c]) : d[c];
     sumSq += v * v;
   }
   sumSq = warp_sum_d(sumSq);

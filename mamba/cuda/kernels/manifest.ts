@@ -6,14 +6,14 @@ import { fileURLToPath } from 'node:url';
 
 export const KERNEL_HEADER = 'prelude.cuh';
 export const KERNEL_FILES = [
-  'embedding.cu', 'norm.cu', 'conv.cu', 'timestep.cu', 'scan.cu', 'decimate.cu', 'gather.cu', 'head.cu', 'step.cu', 'convert.cu',
+  'embedding.cu', 'norm.cu', 'conv.cu', 'timestep.cu', 'scan.cu', 'scan-fused.cu', 'decimate.cu', 'gather.cu', 'head.cu', 'step.cu', 'convert.cu',
 ] as const;
 
 export const KERNEL_NAMES = [
   'embed_rows', 'add_rmsnorm', 'final_rmsnorm_rows', 'conv1d_silu', 'conv_state_capture', 'dt_softplus',
   'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'delta_score', 'decimate_select', 'gather_rows_u32',
   'gather_rows_u16', 'log_softmax_rows', 'argmax_rows', 'conv_step', 'ssm_step', 'convert_f32_to_bf16',
-  'add_bias_act', 'add_bias_f32',
+  'add_bias_act', 'add_bias_f32', 'scan_fused',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -63,4 +63,5 @@ export function loadKernelSources(dir = kernelDir()): KernelSources {
 /** Launch-shape constants that must match the #defines in the .cu files. */
 export const CONV_ROWS = 32; // conv.cu
 export const SCAN_THREADS = 128; // scan.cu
+export const FUSED_CHANNELS = 8; // scan-fused.cu: channels (warps) per block
 export const SELECT_THREADS = 1024; // decimate.cu

@@ -1,0 +1,188 @@
+// The fused selective scan (engine option scan: 'fused', kernels/scan-fused.cu) on the CPU emulator: the PyTorch
+// golden fixtures (fp32 ≤1e-3, identical kept indices, states, greedy tokens), the reference engine at the kernel's
+// chunk boundaries (1 token, one chunk exactly, one more, several chunks; plain, decimating, carried state), and the
+// bf16 build against the split path. Needs g++; skipped without it.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DecimationConfig } from '../mamba/engine.ts';
+import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
+import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
+import { loadModel } from '../mamba/checkpoint.ts';
+import { readSafetensors } from '../mamba/safetensors.ts';
+import { argmax } from '../mamba/sampling.ts';
+import { maxAbsDiff, maxStateDiff, randomIds, tempDir, tinyModel, type TinyModel } from './helpers.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const CXX = haveCxx();
+const SLOW = process.env.DECISERVE_SLOW_TESTS === '1';
+const TOL = 1e-4;
+const CHUNK = 256; // FUSED_CHUNK in scan-fused.cu (32 lanes × 8 steps)
+
+let CudaEngine: typeof CudaEngineType;
+
+beforeAll(async () => {
+  if (!CXX) return;
+  const fake = buildFakeCuda();
+  Object.assign(process.env, fake.env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'), FAKE_CUDA_TOTAL_MB: '2048' });
+  ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
+}, 120_000);
+
+const kept = (k: { layer: number; indices: ArrayLike<number> }[]) => k.map((x) => [x.layer, Array.from(x.indices)]);
+const maxLogitDiff = (a: Float32Array[], b: Float32Array[]) => Math.max(0, ...a.map((x, i) => maxAbsDiff(x, b[i]!)));
+
+describe.skipIf(!CXX)('fused scan on the CPU emulator (fp32) against the reference', () => {
+  let m: TinyModel;
+  let engine: CudaEngineType;
+  beforeAll(() => {
+    // d_inner 36: the last block's warps past d_inner (8 channels a block) must stay inactive
+    m = tinyModel({ dModel: 18, nLayer: 3, dState: 16, seed: 11 });
+    engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', guardBytes: 256, scan: 'fused' });
+  });
+  afterAll(async () => engine?.dispose());
+
+  it('is the fused path (one scan kernel per layer, no dt_softplus, no Δ gathers)', async () => {
+    expect(engine.name).toBe('cuda-fp32-fused');
+    const device = engine.core.device;
+    device.enableProfiler(true);
+    try {
+      device.profiler!.begin();
+      await engine.prefill(randomIds(40, m.config.vocabSize, 1), { decimation: { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 }, protect: 2 });
+      const labels = device.profiler!.collect().map((t) => [t.label, t.calls]);
+      const calls = Object.fromEntries(labels);
+      expect(calls.scan_fused).toBe(3);
+      for (const gone of ['dt_softplus', 'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'gather_x', 'gather_delta', 'gather_z', 'gather_bc']) {
+        expect(calls[gone], gone).toBeUndefined();
+      }
+      expect(calls.delta_score).toBe(1);
+    } finally {
+      device.enableProfiler(false);
+    }
+  });
+
+  it('plain prompts at the chunk boundaries: logits at every position and states', async () => {
+    for (const n of [1, 2, 7, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 37]) {
+      const ids = randomIds(n, m.config.vocabSize, 100 + n);
+      const got = await engine.prefill(ids, { logitPositions: 'all' });
+      const ref = m.engine.prefillSync(ids, { logitPositions: 'all' });
+      expect(maxLogitDiff(got.logits, ref.logits), `L=${n}`).toBeLessThan(TOL);
+      expect(maxStateDiff(got.state, ref.state), `L=${n}`).toBeLessThan(TOL);
+    }
+  });
+
+  it('DeciMamba at the chunk boundaries: kept rows read in place give the reference kept indices, logits, states', async () => {
+    const cases: [number, DecimationConfig, number][] = [
+      [CHUNK + 3, { layers: [1], beta: 0.5, lBase: 40, minSeqLen: 4 }, 3], // kept rows span two chunks
+      [2 * CHUNK + 10, { layers: [0, 2], beta: 0.5, lBase: CHUNK, minSeqLen: 4 }, 5], // layer 0 keeps about one chunk
+      [90, { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 0 }, 1],
+    ];
+    for (const [n, decimation, protect] of cases) {
+      const ids = randomIds(n, m.config.vocabSize, 200 + n);
+      const positions = [n - 1];
+      const got = await engine.prefill(ids, { decimation, protect, logitPositions: positions });
+      const ref = m.engine.prefillSync(ids, { decimation, protect, logitPositions: positions });
+      expect(got.kept.length, `L=${n}`).toBeGreaterThan(0);
+      expect(kept(got.kept), `L=${n}`).toEqual(kept(ref.kept));
+      expect(maxLogitDiff(got.logits, ref.logits), `L=${n}`).toBeLessThan(TOL);
+      expect(maxStateDiff(got.state, ref.state), `L=${n}`).toBeLessThan(TOL);
+    }
+  });
+
+  it('a mixed batch equals the reference one by one; segments carry the state (h0) across passes', async () => {
+    const reqs = [
+      { ids: randomIds(CHUNK + 20, m.config.vocabSize, 4), options: {} },
+      { ids: randomIds(1, m.config.vocabSize, 5), options: {} },
+      { ids: randomIds(120, m.config.vocabSize, 6), options: { decimation: { layers: [0, 1], beta: 0.5, lBase: 20, minSeqLen: 4 }, protect: 2 } },
+      { ids: randomIds(CHUNK, m.config.vocabSize, 7), options: { logitPositions: [0, CHUNK - 1] } },
+    ];
+    const batch = await engine.prefillBatch(reqs);
+    expect(engine.lastPasses).toHaveLength(1);
+    reqs.forEach((r, i) => {
+      const ref = m.engine.prefillSync(r.ids, r.options);
+      expect(maxLogitDiff(batch[i]!.logits, ref.logits), `request ${i}`).toBeLessThan(TOL);
+      expect(maxStateDiff(batch[i]!.state, ref.state), `request ${i}`).toBeLessThan(TOL);
+      expect(kept(batch[i]!.kept)).toEqual(kept(ref.kept));
+    });
+    const small = CudaEngine.create(m.config, m.weights, { precision: 'fp32', maxTokensPerPass: CHUNK + 5, scan: 'fused' });
+    try {
+      const ids = randomIds(3 * CHUNK - 11, m.config.vocabSize, 8);
+      const positions = [0, CHUNK + 4, CHUNK + 5, 3 * CHUNK - 12];
+      const got = await small.prefill(ids, { logitPositions: positions });
+      const ref = m.engine.prefillSync(ids, { logitPositions: positions });
+      expect(small.lastPasses.length).toBe(3);
+      expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
+      expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
+    } finally {
+      await small.dispose();
+    }
+  });
+});
+
+describe.skipIf(!CXX)('fused scan on the CPU emulator (bf16) against the split path', () => {
+  it('same kept indices as split; logits within the bf16 tolerance of the reference and of split', async () => {
+    const m = tinyModel({ dModel: 16, nLayer: 3, dState: 16, seed: 5 });
+    const fused = CudaEngine.create(m.config, m.weights, { precision: 'bf16', guardBytes: 256, scan: 'fused' });
+    const split = CudaEngine.create(m.config, m.weights, { precision: 'bf16', guardBytes: 256 });
+    try {
+      const ids = randomIds(CHUNK + 45, m.config.vocabSize, 1);
+      const decimation = { layers: [1], beta: 0.5, lBase: 60, minSeqLen: 4 };
+      const reqs = [
+        { ids, options: { logitPositions: [0, CHUNK - 1, CHUNK, CHUNK + 44] } },
+        { ids, options: { decimation, protect: 3, logitPositions: [CHUNK + 43, CHUNK + 44] } },
+        { ids: ids.slice(0, 1), options: {} },
+      ];
+      const [f, s] = [await fused.prefillBatch(reqs), await split.prefillBatch(reqs)];
+      reqs.forEach((r, i) => {
+        const ref = m.engine.prefillSync(r.ids, r.options);
+        const range = Math.max(...ref.logits.flatMap((l) => Array.from(l, Math.abs)));
+        expect(maxLogitDiff(f[i]!.logits, ref.logits), `request ${i} vs reference`).toBeLessThan(0.03 * range);
+        expect(maxLogitDiff(f[i]!.logits, s[i]!.logits), `request ${i} vs split`).toBeLessThan(0.03 * range);
+        expect(kept(f[i]!.kept)).toEqual(kept(s[i]!.kept));
+        // same bf16 inputs, f32 states: the paths differ only in f32 summation order (and the bf16 y it rounds to)
+        const scale = Math.max(...s[i]!.state.flatMap((l) => Array.from(l.ssm, Math.abs)));
+        expect(maxStateDiff(f[i]!.state, s[i]!.state), `request ${i} states vs split`).toBeLessThan(1e-3 * scale); // 1.3e-7 measured
+      });
+      expect(f[1]!.kept.length).toBe(1);
+    } finally {
+      await fused.dispose();
+      await split.dispose();
+    }
+  });
+});
+
+// The shipped-model fixtures run on the GPU (device check); tiny-random fits the emulator.
+const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
+describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json')))('fused scan on the CPU emulator: PyTorch golden fixtures (tiny-random)', () => {
+  const golden = existsSync(join(TINY, 'golden.json')) ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8')) : { cases: [] };
+  for (const c of golden.cases as { name: string; ids: number[]; protect: number; decimation: DecimationConfig | null; positions: number[]; kept: unknown; greedy: number[] }[]) {
+    const slow = c.ids.length > 1000 && c.decimation === null;
+    it.skipIf(slow && !SLOW)(`${c.name} (L=${c.ids.length}): logits ≤1e-3, kept indices, states, 8 greedy tokens`, async () => {
+      const model = await loadModel(TINY);
+      const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
+      const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256, scan: 'fused' });
+      try {
+        const last = c.ids.length - 1;
+        const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
+        const r = await engine.prefill(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: positions });
+        const V = model.config.vocabSize;
+        const g = tensors.getF32(`${c.name}.logits`);
+        c.positions.forEach((_, row) => expect(maxAbsDiff(r.logits[row]!, g.subarray(row * V, (row + 1) * V))).toBeLessThanOrEqual(1e-3));
+        expect(r.kept.map((k) => ({ layer: k.layer, indices: Array.from(k.indices) }))).toEqual(c.kept);
+        for (let i = 0; i < model.config.nLayer; i++) {
+          expect(maxAbsDiff(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`))).toBeLessThanOrEqual(1e-3);
+          expect(maxAbsDiff(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`))).toBeLessThanOrEqual(1e-3);
+        }
+        const greedy: number[] = [];
+        let logits = r.logits[positions.indexOf(last)]!;
+        let state = r.state;
+        while (greedy.length < 8) {
+          greedy.push(argmax(logits));
+          if (greedy.length < 8) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
+        }
+        expect(greedy).toEqual(c.greedy);
+      } finally {
+        await engine.dispose();
+      }
+    }, 120_000);
+  }
+});
