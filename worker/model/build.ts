@@ -14,6 +14,8 @@ import { writeOnnxExport } from '../../mamba/onnx/node.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const DEFAULT_CHECKPOINT = join(REPO, 'models/deciserve-mamba');
+/** 2: fp32 GEMM weights stored transposed (#16). */
+const EXPORT_REVISION = 2;
 export const DEFAULT_EDGE_MODEL_DIR = join(REPO, 'dist/edge-model');
 const COPIED = ['tokenizer.json', 'config.json', 'deciserve.json'];
 
@@ -40,7 +42,8 @@ export async function buildEdgeModel(options: BuildOptions = {}): Promise<{ dir:
   // No lean step graph at the edge yet: its second session holds the weights again (+31 MiB of wasm heap in fp32),
   // too much under a Worker's 128 MB; decoding there runs through the main graph's If (#16).
   const settings = { quantization: options.quantization ?? 'none', maxSeqLen: options.maxSeqLen ?? 16_384, leanStep: false };
-  const hash = await inputHash(checkpoint, settings);
+  // EXPORT_REVISION: bumped when the exporter's output changes, so an old build is not reused.
+  const hash = await inputHash(checkpoint, { ...settings, exportRevision: EXPORT_REVISION });
   const previous = await readFile(join(out, 'build.json'), 'utf8').then((t) => JSON.parse(t) as { hash?: string }, () => null);
   if (previous?.hash === hash) return { dir: out, built: false };
 
