@@ -1,5 +1,5 @@
 // What the edge API submits to the runner's intake (one long-document job), and how it becomes engine options.
-// The runner also takes `type: "suite"`: a whole quality benchmark as one job (protocol/suite-spec.ts, run by runner/suite.ts).
+// The runner also takes `type: "suite"`: a whole quality benchmark as one job (protocol/suite-spec.ts, run by runner/pass/suite.ts).
 import { z } from 'zod';
 import { lBaseForLength, validateDecimation } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';

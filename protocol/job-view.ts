@@ -15,7 +15,7 @@ export interface JobView {
   error?: { message: string; code: string };
 }
 
-/** runner/batch-loop.ts stores "code: message" as BullMQ's failedReason; BullMQ's own failures (stalled) have no code. */
+/** runner/pass/batch-loop.ts stores "code: message" as BullMQ's failedReason; BullMQ's own failures (stalled) have no code. */
 export function errorFromReason(reason: string): { message: string; code: string } {
   const m = /^([a-z_]+): ([\s\S]*)$/.exec(reason);
   return m ? { code: m[1]!, message: m[2]! } : { code: 'job_failed', message: reason };

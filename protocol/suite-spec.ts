@@ -1,4 +1,4 @@
-// A quality-suite job's spec and result (`type: "suite"`, run by runner/suite.ts): what the intake validates
+// A quality-suite job's spec and result (`type: "suite"`, run by runner/pass/suite.ts): what the intake validates
 // (protocol/job-request.ts) and what a client reads back.
 import type { DecimationConfig } from '../mamba/engine.ts';
 

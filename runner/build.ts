@@ -10,7 +10,11 @@ const REPO = resolve(import.meta.dirname, '..');
 
 export async function buildRunner(outdir = resolve(REPO, 'dist/runner')): Promise<string> {
   await build({
-    entryPoints: [resolve(REPO, 'runner/cli.ts'), resolve(REPO, 'runner/engine-thread.ts')],
+    // Both at the top of outdir: engine/engine-host.ts, bundled into cli.js, starts ./engine-thread.js beside it.
+    entryPoints: [
+      { in: resolve(REPO, 'runner/cli.ts'), out: 'cli' },
+      { in: resolve(REPO, 'runner/engine/engine-thread.ts'), out: 'engine-thread' },
+    ],
     outdir,
     bundle: true,
     platform: 'node',

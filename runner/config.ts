@@ -1,7 +1,7 @@
 // The runner's configuration, read from environment variables only (the container image in #8 sets them).
 import { basename, resolve } from 'node:path';
 import { z } from 'zod';
-import { ENGINE_KINDS } from './engine-kinds.ts';
+import { ENGINE_KINDS } from './engine/engine-kinds.ts';
 
 const int = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
 const flag = (fallback: boolean) =>

@@ -7,19 +7,19 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseConfig } from '../mamba/config.ts';
-import { BatchLoop } from './batch-loop.ts';
+import { BatchLoop } from './pass/batch-loop.ts';
 import type { RunnerConfig } from './config.ts';
-import { EngineHost } from './engine-host.ts';
-import { readTokenizer } from './engine-factory.ts';
-import { buildHttpApp, type Readiness } from './http-app.ts';
-import { jobRoutes } from './intake.ts';
-import type { QueueJobData } from './jobs.ts';
+import { EngineHost } from './engine/engine-host.ts';
+import { readTokenizer } from './engine/engine-factory.ts';
+import { buildHttpApp, type Readiness } from './intake/http-app.ts';
+import { jobRoutes } from './intake/intake.ts';
+import type { QueueJobData } from './store/jobs.ts';
 import { createMetrics, type RunnerMetrics } from './metrics.ts';
 import { readModelDefaults } from './model-defaults.ts';
-import { queueCounts, queueNames, redisOptions, type JobQueue } from './queue.ts';
-import { reconcile } from './reconcile.ts';
-import { JobStore } from './s3-store.ts';
-import { WebhookQueue, startWebhookWorker } from './webhooks.ts';
+import { queueCounts, queueNames, redisOptions, type JobQueue } from './store/queue.ts';
+import { reconcile } from './store/reconcile.ts';
+import { JobStore } from './store/s3-store.ts';
+import { WebhookQueue, startWebhookWorker } from './webhooks/webhooks.ts';
 
 export interface RunningRunner {
   /** The HTTP port actually bound (RUNNER_PORT=0 picks one). */

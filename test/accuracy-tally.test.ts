@@ -1,5 +1,5 @@
 // How accuracy is added up, with answerers that are right in known proportions: the CLI's runPasskey tally, the
-// passkey judge, and the suite job's judge + summary (runner/suite.ts). Pure logic, so the answerers are fakes that
+// passkey judge, and the suite job's judge + summary (runner/pass/suite.ts). Pure logic, so the answerers are fakes that
 // read the key out of the prompt and answer it (or a wrong key) on a fixed schedule.
 import { describe, expect, it } from 'vitest';
 import { byteLevelTokenizerJson } from '../mamba/byte-tokenizer.ts';
@@ -7,9 +7,9 @@ import type { MambaConfig, MambaEngine, ModelState, PrefillOptions } from '../ma
 import { haystackText, judgePasskey, runPasskey } from '../mamba/passkey.ts';
 import { randomHaystack } from '../mamba/random-checkpoint.ts';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
-import type { JobStats, PassItem, PassOutcome } from '../runner/pass-types.ts';
+import type { JobStats, PassItem, PassOutcome } from '../runner/pass/pass-types.ts';
 import type { JobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
-import { judgeSample, runSuite, summarizeSuite, type SampleJob } from '../runner/suite.ts';
+import { judgeSample, runSuite, summarizeSuite, type SampleJob } from '../runner/pass/suite.ts';
 import { type SampleResult } from '../protocol/suite-spec.ts';
 
 const tokenizer = loadTokenizer(byteLevelTokenizerJson().json);

@@ -89,7 +89,7 @@ export async function buildCostReport(command: string) {
     id: 'cpu-onnx-native', label: `CPU, onnxruntime-node fp32 (${cpuPrice.id}; not an engine of the runner)`, prefillTps: fp32.nodeNative.prefill.at(-1).tokensPerSecond,
     decodeTps: fp32.nodeNative.decodeTokensPerSecond, perHour: cpuPrice.perHour, utilization: util, kind: 'measured', source: `bench/results/onnx-bench.json (${onnx.command})`,
   });
-  // GPU: the runner's pass code on the CUDA engine, measured on an H200 (runner/gpu-check.ts: passkey suite jobs, one
+  // GPU: the runner's pass code on the CUDA engine, measured on an H200 (runner/checks/gpu-check.ts: passkey suite jobs, one
   // batched pass per length, host tokenization included). Other GPUs scale it by memory bandwidth (a small model's
   // prefill is bandwidth-bound), so their rows stay estimates; the H200 itself has no price source in prices.json.
   const gpuCheck = read('bench/results/runner-gpu-check-bf16.json');

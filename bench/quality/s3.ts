@@ -1,5 +1,5 @@
 // Quality suites in the runner's bucket: the runner stores each suite job's result once at {S3_PREFIX}results/{id}.json
-// (per-sample records + summary, runner/suite.ts). `deciserve report --s3` finds them here.
+// (per-sample records + summary, runner/pass/suite.ts). `deciserve report --s3` finds them here.
 // Configured by the runner's own S3_* environment variables.
 import { GetObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
 
@@ -16,7 +16,7 @@ export function bucketFromEnv(env: NodeJS.ProcessEnv = process.env): BenchBucket
     region: env.S3_REGION ?? 'us-east-1',
     forcePathStyle: env.S3_FORCE_PATH_STYLE !== '0',
     credentials: env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY } : undefined,
-    requestChecksumCalculation: 'WHEN_REQUIRED', // radosgw refuses aws-chunked bodies (see runner/s3-store.ts)
+    requestChecksumCalculation: 'WHEN_REQUIRED', // radosgw refuses aws-chunked bodies (see runner/store/s3-store.ts)
   });
   return { client, bucket: env.S3_BUCKET ?? 'deciserve', prefix: env.S3_PREFIX ?? '' };
 }

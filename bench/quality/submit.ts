@@ -1,4 +1,4 @@
-// `deciserve bench submit`: a quality suite is one runner job (`type: "suite"`, runner/suite.ts). The runner builds the
+// `deciserve bench submit`: a quality suite is one runner job (`type: "suite"`, runner/pass/suite.ts). The runner builds the
 // prompts from its model's held-out text, runs and judges every sample, and stores one result object (per-sample
 // records + summary) in S3; this side submits, waits, and reads that object back through the job's result URL.
 import { runnerDelta, scrape } from '../load/prom.ts';

@@ -1,4 +1,4 @@
-// The runner's live page, mounted by runner/http-app.ts at /live: GET /live (HTML), GET /live/data (history JSON).
+// The runner's live page, mounted by runner/intake/http-app.ts at /live: GET /live (HTML), GET /live/data (history JSON).
 // Samples once a second only while someone watches (stops 30 s after the last poll), so an unwatched runner pays nothing.
 import { Hono } from 'hono';
 import type { Registry } from 'prom-client';

@@ -1,10 +1,10 @@
-// Webhook targets (runner/webhook-target.ts): every private, loopback, link-local, metadata and reserved range in
+// Webhook targets (runner/webhooks/webhook-target.ts): every private, loopback, link-local, metadata and reserved range in
 // IPv4 and IPv6 (and IPv4 spelled as IPv6, hex or decimal), https by default, DNS answers checked and pinned (a
 // resolver stub plays DNS, including a rebinding one), redirects never followed; and the intake refusing such URLs.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postToTarget, refusedAddress, refusedUrl, WebhookTargetError, type Resolver } from '../../runner/webhook-target.ts';
+import { postToTarget, refusedAddress, refusedUrl, WebhookTargetError, type Resolver } from '../../runner/webhooks/webhook-target.ts';
 import { JobClient, ensureRadosgw, freshDir, runTag, runnerEnv, spawnRunner, startRedis, writeTinyCheckpoint, type RedisHandle, type RunnerProcess } from '../runner/harness.ts';
 import { join } from 'node:path';
 

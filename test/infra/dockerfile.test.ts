@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildRunner } from '../../runner/build.ts';
-import { ENGINE_KINDS } from '../../runner/engine-kinds.ts';
+import { ENGINE_KINDS } from '../../runner/engine/engine-kinds.ts';
 import { ROOT, importClosure, parseDockerfile, read, readJson, splitArgs, walkFiles, type Instruction } from './helpers.ts';
 
 const DOCKERFILE = 'infra/runner/Dockerfile';
@@ -109,7 +109,7 @@ describe('runner Dockerfile', () => {
     const buildFiles = new Set(imageFiles(build).values());
     // The engine thread is a second entry point of the bundle (runner/build.ts).
     const closure = importClosure('runner/cli.ts');
-    for (const f of importClosure('runner/engine-thread.ts').files) closure.files.add(f);
+    for (const f of importClosure('runner/engine/engine-thread.ts').files) closure.files.add(f);
     for (const f of closure.files) expect(buildFiles.has(f), `${f} (imported by the runner) is not in the build stage`).toBe(true);
     const pkg = readJson('package.json');
     for (const p of closure.packages) expect(pkg.dependencies[p], `${p} must be a production dependency (npm ci --omit=dev)`).toBeDefined();

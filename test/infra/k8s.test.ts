@@ -5,8 +5,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configFromEnv } from '../../runner/config.ts';
-import { ENGINE_KINDS } from '../../runner/engine-kinds.ts';
-import { queueCounts } from '../../runner/queue.ts';
+import { ENGINE_KINDS } from '../../runner/engine/engine-kinds.ts';
+import { queueCounts } from '../../runner/store/queue.ts';
 import { ROOT, labelMatchers, read, runnerSeriesNames, yamlDocs } from './helpers.ts';
 
 const DIR = 'infra/k8s';

@@ -1,11 +1,11 @@
-// Storage policies against the layout the runner really uses (runner/s3-store.ts): lifecycle, CORS, IAM.
+// Storage policies against the layout the runner really uses (runner/store/s3-store.ts): lifecycle, CORS, IAM.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { JobStore } from '../../runner/s3-store.ts';
+import { JobStore } from '../../runner/store/s3-store.ts';
 import { read, readJson } from './helpers.ts';
 
 // The areas are a type union in s3-store.ts; read them from the source so a new area fails here until covered.
-const AREAS = /export type StoreArea = ([^;]+);/.exec(read('runner/s3-store.ts'))![1].split('|').map((s) => s.trim().replace(/'/g, ''));
+const AREAS = /export type StoreArea = ([^;]+);/.exec(read('runner/store/s3-store.ts'))![1].split('|').map((s) => s.trim().replace(/'/g, ''));
 const store = new JobStore({} as any, 'bucket', '', { retryForMs: 0, presignTtlS: 1 }, pino({ level: 'silent' }));
 const prefixOf = (area: string) => store.key(area as any, 'job_x').replace('job_x.json', '');
 const lifecycle = readJson('infra/storage/lifecycle.json');

@@ -33,10 +33,10 @@ export const MODULES: Record<string, string[]> = {
   'mamba/sampling.ts': ['test/generation.test.ts', 'test/sampling.test.ts'],
   'worker/routing.ts': ['test/edge/routing.test.ts'],
   'protocol/signing.ts': ['test/runner/units.test.ts', 'test/runner/signing.test.ts'],
-  'runner/suite.ts': ['test/accuracy-tally.test.ts', 'test/runner/suite-units.test.ts'],
+  'runner/pass/suite.ts': ['test/accuracy-tally.test.ts', 'test/runner/suite-units.test.ts'],
   'protocol/job-request.ts': ['test/runner/units.test.ts', 'test/runner/job-request.test.ts'],
-  'runner/s3-store.ts': ['test/runner/s3-store.test.ts'],
-  'runner/webhooks.ts': ['test/runner/webhooks.test.ts'],
+  'runner/store/s3-store.ts': ['test/runner/s3-store.test.ts'],
+  'runner/webhooks/webhooks.ts': ['test/runner/webhooks.test.ts'],
   'mamba/decimation.ts': ['test/decimation.test.ts', 'test/decimation-policy.test.ts'],
 };
 

@@ -3,9 +3,9 @@
 // what the reference engine returns job by job. Needs g++; skipped without it. On a GPU: runner/device-check.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFakeCuda, haveCxx } from '../../mamba/cuda/emulator/build.ts';
-import type { LoadedEngine } from '../../runner/pass-types.ts';
+import type { LoadedEngine } from '../../runner/pass/pass-types.ts';
 import { jobRequestSchema } from '../../protocol/job-request.ts';
-import type { PassContext, PassItem } from '../../runner/pass-types.ts';
+import type { PassContext, PassItem } from '../../runner/pass/pass-types.ts';
 import { tempDir } from '../helpers.ts';
 
 const MODEL = 'test/fixtures/tiny-random';
@@ -18,13 +18,13 @@ function item(id: string, request: Record<string, unknown>): PassItem {
 }
 
 describe.skipIf(!CXX)('runner on the CUDA engine (CPU emulator)', () => {
-  let factory: typeof import('../../runner/engine-factory.ts');
-  let runPass: typeof import('../../runner/pass.ts').runPass;
+  let factory: typeof import('../../runner/engine/engine-factory.ts');
+  let runPass: typeof import('../../runner/pass/pass.ts').runPass;
   let ctx: PassContext;
   beforeAll(async () => {
     Object.assign(process.env, buildFakeCuda().env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'), FAKE_CUDA_TOTAL_MB: '2048' });
-    factory = await import('../../runner/engine-factory.ts');
-    ({ runPass } = await import('../../runner/pass.ts'));
+    factory = await import('../../runner/engine/engine-factory.ts');
+    ({ runPass } = await import('../../runner/pass/pass.ts'));
     const { readModelDefaults } = await import('../../runner/model-defaults.ts');
     ctx = { modelId: 'tiny-random', model: await readModelDefaults(MODEL, 4) };
   }, 180_000);

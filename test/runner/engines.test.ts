@@ -1,7 +1,7 @@
 // The runner's engine seam: the CPU engine it uses without a GPU (ONNX) must compute what the reference computes,
 // and `auto` must pick it when no GPU answers. The CUDA side is test/runner/cuda-engine.test.ts (CPU emulator).
 import { describe, expect, it } from 'vitest';
-import { loadEngine } from '../../runner/engine-factory.ts';
+import { loadEngine } from '../../runner/engine/engine-factory.ts';
 import { maxAbsDiff } from '../helpers.ts';
 
 const MODEL = 'test/fixtures/tiny-random';

@@ -1,14 +1,14 @@
-// runner/s3-store.ts in-process against the real radosgw: write-once inputs and results (first writer wins), ended
+// runner/store/s3-store.ts in-process against the real radosgw: write-once inputs and results (first writer wins), ended
 // records that may be rewritten, the prefix layout and listing, presigned reads, byte and request metrics, and the
 // retry policy (transient errors retried until the deadline, others thrown at once).
 import { HeadObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv } from '../../runner/config.ts';
-import type { EndedJob, StoredJob } from '../../runner/jobs.ts';
+import type { EndedJob, StoredJob } from '../../runner/store/jobs.ts';
 import { createLogger } from '../../runner/logger.ts';
 import { createMetrics } from '../../runner/metrics.ts';
 import type { JobResult } from '../../protocol/results.ts';
-import { isRetryableS3Error, JobStore, S3UnavailableError } from '../../runner/s3-store.ts';
+import { isRetryableS3Error, JobStore, S3UnavailableError } from '../../runner/store/s3-store.ts';
 import { ensureRadosgw, runTag, SECRET, type S3Env } from './harness.ts';
 
 let s3: S3Env;

@@ -1,4 +1,4 @@
-// runner/suite.ts without a runner: prompt counts and token cost, the sample jobs a suite expands to (passkey and
+// runner/pass/suite.ts without a runner: prompt counts and token cost, the sample jobs a suite expands to (passkey and
 // perplexity), and runSuite's bookkeeping (sub-passes of 64, failures, stats, decimation config, logs).
 import { describe, expect, it } from 'vitest';
 import { byteLevelTokenizerJson } from '../../mamba/byte-tokenizer.ts';
@@ -6,8 +6,8 @@ import { haystackText, PASSKEY_ANSWER_TOKENS } from '../../mamba/passkey.ts';
 import { randomHaystack } from '../../mamba/random-checkpoint.ts';
 import { loadTokenizer } from '../../mamba/tokenizer.ts';
 import type { JobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
-import type { JobStats, PassItem, PassOutcome } from '../../runner/pass-types.ts';
-import { buildSuiteJobs, runSuite, SUB_PASS_JOBS } from '../../runner/suite.ts';
+import type { JobStats, PassItem, PassOutcome } from '../../runner/pass/pass-types.ts';
+import { buildSuiteJobs, runSuite, SUB_PASS_JOBS } from '../../runner/pass/suite.ts';
 import { SCORED_TOKENS, suitePromptCount, suitePromptTokens, type SuiteResult, type SuiteSpec } from '../../protocol/suite-spec.ts';
 
 const tokenizer = loadTokenizer(byteLevelTokenizerJson().json);

@@ -2,12 +2,12 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fitsPass } from '../../runner/batch-loop.ts';
+import { fitsPass } from '../../runner/pass/batch-loop.ts';
 import { ConfigError, configFromEnv } from '../../runner/config.ts';
 import { jobRequestSchema, resolveDecimation, seedFromJobId } from '../../protocol/job-request.ts';
-import { canonicalJson, isJobId, jobIdFor } from '../../runner/jobs.ts';
+import { canonicalJson, isJobId, jobIdFor } from '../../runner/store/jobs.ts';
 import { readModelDefaults } from '../../runner/model-defaults.ts';
-import { isRetryableS3Error } from '../../runner/s3-store.ts';
+import { isRetryableS3Error } from '../../runner/store/s3-store.ts';
 import { TMP } from './harness.ts';
 import { sign, signedHeaders, verifySignature, type SignedParts } from '../../protocol/signing.ts';
 

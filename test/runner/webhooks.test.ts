@@ -1,4 +1,4 @@
-// runner/webhooks.ts in-process on real Redis (BullMQ) and radosgw: a finished job's event is POSTed, signed, to the
+// runner/webhooks/webhooks.ts in-process on real Redis (BullMQ) and radosgw: a finished job's event is POSTed, signed, to the
 // job's URL; a failing receiver (5xx or a redirect) is retried with backoff; one delivery per job id; no URL, no event.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,12 +7,12 @@ import { pino } from 'pino';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv } from '../../runner/config.ts';
-import type { StoredJob } from '../../runner/jobs.ts';
+import type { StoredJob } from '../../runner/store/jobs.ts';
 import { createMetrics } from '../../runner/metrics.ts';
 import type { JobResult } from '../../protocol/results.ts';
-import { redisOptions, type JobQueue } from '../../runner/queue.ts';
-import { JobStore } from '../../runner/s3-store.ts';
-import { startWebhookWorker, WebhookQueue } from '../../runner/webhooks.ts';
+import { redisOptions, type JobQueue } from '../../runner/store/queue.ts';
+import { JobStore } from '../../runner/store/s3-store.ts';
+import { startWebhookWorker, WebhookQueue } from '../../runner/webhooks/webhooks.ts';
 import { ensureRadosgw, runTag, SECRET, startRedis, waitFor, WEBHOOK_SECRET, type RedisHandle } from './harness.ts';
 
 interface Received { path: string; headers: IncomingHttpHeaders; body: Buffer }

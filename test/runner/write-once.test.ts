@@ -1,11 +1,11 @@
-// Results are written once (runner/batch-loop.ts, runner/s3-store.ts putOnce) against real radosgw and Redis: a job
+// Results are written once (runner/pass/batch-loop.ts, runner/store/s3-store.ts putOnce) against real radosgw and Redis: a job
 // whose result is already stored completes as a duplicate without running, and a result that appears while the job
 // runs wins over the runner's own (If-None-Match: * → 412 → 'duplicate').
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bucketFromEnv, type BenchBucket } from '../../bench/quality/s3.ts';
-import { jobIdFor } from '../../runner/jobs.ts';
+import { jobIdFor } from '../../runner/store/jobs.ts';
 import { JobClient, ensureRadosgw, freshDir, runTag, runnerEnv, spawnRunner, startRedis, writeTinyCheckpoint, type RedisHandle, type RunnerProcess } from './harness.ts';
 
 let redis: RedisHandle;

@@ -1,12 +1,12 @@
 // The CUDA engine as the runner's BatchEngine. A pass's completions run together: one batched prefill, each prompt
 // with its own DeciMamba settings, then batched decode steps (mamba/cuda/batch-generate.ts). Score jobs run one
 // prefill each, through the same scoreSpan as every other engine, so their numbers cannot drift apart.
-import type { CudaEngine } from '../mamba/cuda/engine.ts';
-import { generateBatch } from '../mamba/cuda/batch-generate.ts';
-import { scoreSpan } from '../mamba/score.ts';
-import type { TextTokenizer } from '../mamba/tokenizer.ts';
-import type { BatchEngine, EngineOutput } from './pass-types.ts';
-import type { PreparedJob } from '../protocol/prepare-job.ts';
+import type { CudaEngine } from '../../mamba/cuda/engine.ts';
+import { generateBatch } from '../../mamba/cuda/batch-generate.ts';
+import { scoreSpan } from '../../mamba/score.ts';
+import type { TextTokenizer } from '../../mamba/tokenizer.ts';
+import type { BatchEngine, EngineOutput } from '../pass/pass-types.ts';
+import type { PreparedJob } from '../../protocol/prepare-job.ts';
 
 export class CudaBatchEngine implements BatchEngine {
   constructor(

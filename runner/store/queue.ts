@@ -1,6 +1,6 @@
 // BullMQ queues on Redis: the job queue, its dead-letter queue, and durable webhook deliveries.
 import { Queue, type JobsOptions, type RedisOptions } from 'bullmq';
-import type { RunnerConfig } from './config.ts';
+import type { RunnerConfig } from '../config.ts';
 import type { QueueJobData, StoredJob } from './jobs.ts';
 
 export function queueNames(base: string) {

@@ -5,21 +5,21 @@
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds, type CountingTokenizer, type TokenizerShape } from '../mamba/token-budget.ts';
-import { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unavailable } from '../protocol/api-errors.ts';
-import { readBodyWithLimit } from '../protocol/body-limit.ts';
+import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds, type CountingTokenizer, type TokenizerShape } from '../../mamba/token-budget.ts';
+import { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unavailable } from '../../protocol/api-errors.ts';
+import { readBodyWithLimit } from '../../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
-import type { RunnerConfig } from './config.ts';
-import { runnerJobRequestSchema, resolveDecimation, type RunnerJobRequest } from '../protocol/job-request.ts';
-import { isJobId, jobIdFor, requestSha256, type StoredJob } from './jobs.ts';
-import type { JobStatus } from '../protocol/job-view.ts';
-import { baseView, jobView, storeCall, withTimeout } from './job-status.ts';
-import type { RunnerMetrics } from './metrics.ts';
-import type { ModelDefaults } from './model-defaults.ts';
-import { enqueue, type JobQueue } from './queue.ts';
-import { refusedUrl } from './webhook-target.ts';
-import type { JobStore } from './s3-store.ts';
-import { suitePromptTokens } from '../protocol/suite-spec.ts';
+import type { RunnerConfig } from '../config.ts';
+import { runnerJobRequestSchema, resolveDecimation, type RunnerJobRequest } from '../../protocol/job-request.ts';
+import { isJobId, jobIdFor, requestSha256, type StoredJob } from '../store/jobs.ts';
+import type { JobStatus } from '../../protocol/job-view.ts';
+import { baseView, jobView, storeCall, withTimeout } from '../store/job-status.ts';
+import type { RunnerMetrics } from '../metrics.ts';
+import type { ModelDefaults } from '../model-defaults.ts';
+import { enqueue, type JobQueue } from '../store/queue.ts';
+import { refusedUrl } from '../webhooks/webhook-target.ts';
+import type { JobStore } from '../store/s3-store.ts';
+import { suitePromptTokens } from '../../protocol/suite-spec.ts';
 
 export interface IntakeDeps {
   config: RunnerConfig;

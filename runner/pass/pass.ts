@@ -3,14 +3,14 @@
 // The batch seam: `prepareJob` (tokenize, resolve decimation and sampling) → the engine → `buildResult`.
 // Batch-1 engines (reference, ONNX) run a pass's jobs one after another; an engine that sets
 // `LoadedEngine.batch` (the CUDA engine, #5) gets the whole pass's prepared jobs at once. A suite item (a whole
-// benchmark, runner/suite.ts) runs as sub-passes of its sample jobs through this same path.
-import type { GenerateResult } from '../mamba/generate.ts';
-import { generate } from '../mamba/generate.ts';
-import { scoreSpan, type ScoreResult } from '../mamba/score.ts';
+// benchmark, runner/pass/suite.ts) runs as sub-passes of its sample jobs through this same path.
+import type { GenerateResult } from '../../mamba/generate.ts';
+import { generate } from '../../mamba/generate.ts';
+import { scoreSpan, type ScoreResult } from '../../mamba/score.ts';
 import type { EngineOutput, JobStats, LoadedEngine, PassContext, PassHooks, PassItem, PassOutcome } from './pass-types.ts';
-import type { JobRequest, RunnerJobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
-import { JobInputError, prepareJob, type PreparedJob } from '../protocol/prepare-job.ts';
-import { decimationReport, keptSummary, type CompletionResult, type JobResult, type ResultExtras, type ScoreJobResult } from '../protocol/results.ts';
+import type { JobRequest, RunnerJobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
+import { JobInputError, prepareJob, type PreparedJob } from '../../protocol/prepare-job.ts';
+import { decimationReport, keptSummary, type CompletionResult, type JobResult, type ResultExtras, type ScoreJobResult } from '../../protocol/results.ts';
 import { runSuite } from './suite.ts';
 
 async function runOne(loaded: LoadedEngine, job: PreparedJob): Promise<EngineOutput> {

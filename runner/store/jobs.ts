@@ -1,6 +1,6 @@
 // Job identity and the records a job leaves behind. S3 is the source of truth; Redis only schedules.
 import { createHash, randomUUID } from 'node:crypto';
-import type { RunnerJobRequest } from '../protocol/job-request.ts';
+import type { RunnerJobRequest } from '../../protocol/job-request.ts';
 
 /** inputs/{id}.json: written once at intake. */
 export interface StoredJob {
@@ -38,7 +38,7 @@ export interface QueueJobData {
   tenant?: string;
 }
 
-/** Where a finished job's webhook goes (runner/webhooks.ts queues it for delivery). */
+/** Where a finished job's webhook goes (runner/webhooks/webhooks.ts queues it for delivery). */
 export interface WebhookEvents {
   jobFinished(id: string, url: string | undefined): Promise<void>;
 }

@@ -3,9 +3,9 @@
 // could not enqueue, and jobs BullMQ failed on its own (stalled too often) without a dead-letter record.
 import type { Logger } from 'pino';
 import { deadLetter } from './job-status.ts';
-import { errorFromReason } from '../protocol/job-view.ts';
-import type { RunnerConfig } from './config.ts';
-import type { RunnerMetrics } from './metrics.ts';
+import { errorFromReason } from '../../protocol/job-view.ts';
+import type { RunnerConfig } from '../config.ts';
+import type { RunnerMetrics } from '../metrics.ts';
 import { enqueue, type JobQueue } from './queue.ts';
 import type { JobStore } from './s3-store.ts';
 import type { Queue } from 'bullmq';

@@ -2,8 +2,8 @@
 // record a job leaves when it fails for good (deadLetter).
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { unavailable } from '../protocol/api-errors.ts';
-import { errorFromReason, type JobStatus, type JobView } from '../protocol/job-view.ts';
+import { unavailable } from '../../protocol/api-errors.ts';
+import { errorFromReason, type JobStatus, type JobView } from '../../protocol/job-view.ts';
 import type { StoredJob, WebhookEvents } from './jobs.ts';
 import type { JobQueue } from './queue.ts';
 import type { JobStore } from './s3-store.ts';

@@ -1,18 +1,18 @@
 // The runner's GPU path on a real GPU (bundled by shared/device/pack.sh, run on the H200): `auto` must load the CUDA
-// engine, and a passkey and a perplexity suite job (runner/suite.ts, what `deciserve bench submit` sends) must run
+// engine, and a passkey and a perplexity suite job (runner/pass/suite.ts, what `deciserve bench submit` sends) must run
 // through runPass, the code a runner's engine thread runs. Prints a table, writes runner-device-check.json to --out.
 // bench/results/runner-gpu-check-{bf16,fp32}.json came from commit 7a093fb, which ran the same prompts as hand-built
 // per-length passes; runner-gpu-check-suite-job.json from 67864fc, which added a separate suite-job step.
-//   bash ../shared/device/pack.sh runner/gpu-check.ts, then: . .device/boot.sh && node .device/app/gpu-check.mjs --out $OUT
+//   bash ../shared/device/pack.sh runner/checks/gpu-check.ts, then: . .device/boot.sh && node .device/app/gpu-check.mjs --out $OUT
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SuiteResult } from '../protocol/suite-spec.ts';
-import { encodeCorpus, haystackText } from '../mamba/passkey.ts';
-import { loadEngine } from './engine-factory.ts';
-import { runnerJobRequestSchema } from '../protocol/job-request.ts';
-import { readModelDefaults } from './model-defaults.ts';
-import { runPass } from './pass.ts';
+import type { SuiteResult } from '../../protocol/suite-spec.ts';
+import { encodeCorpus, haystackText } from '../../mamba/passkey.ts';
+import { loadEngine } from '../engine/engine-factory.ts';
+import { runnerJobRequestSchema } from '../../protocol/job-request.ts';
+import { readModelDefaults } from '../model-defaults.ts';
+import { runPass } from '../pass/pass.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,7 +34,7 @@ const loaded = await loadEngine(args.engine as 'auto', args.model!);
 console.log(`engine: ${loaded.kind} (${loaded.engine.name}), batched: ${loaded.batch !== undefined}`);
 const ctx = { modelId: 'deciserve-mamba', model: await readModelDefaults(args.model!, loaded.config.nLayer) };
 const hay = encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(args.model!, 'haystack.txt'), 'utf8')));
-const report: Record<string, unknown> = { command: `node .device/app/gpu-check.mjs ${process.argv.slice(2).join(' ')} (runner/gpu-check.ts)`, engine: loaded.engine.name, kind: loaded.kind, passes: [] as unknown[] };
+const report: Record<string, unknown> = { command: `node .device/app/gpu-check.mjs ${process.argv.slice(2).join(' ')} (runner/checks/gpu-check.ts)`, engine: loaded.engine.name, kind: loaded.kind, passes: [] as unknown[] };
 const rows: string[] = [];
 
 // Each task is one suite job through runPass, as the engine thread runs it: one sub-pass (one batch on the CUDA engine)

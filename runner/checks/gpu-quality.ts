@@ -1,17 +1,17 @@
 // Passkey accuracy on the held-out haystacks (bench/quality/haystacks/<set>-<split>.txt), each (set, length) one suite
 // job through runPass on the runner's engine (CUDA on a GPU), Mamba vs DeciMamba (the model's length-adaptive policy)
 // vs the paper's fixed L_base. Counts per depth, 95% Wilson intervals; the JSON is rewritten after every job.
-//   bash ../shared/device/pack.sh runner/gpu-quality.ts, then: . .device/boot.sh && node .device/app/gpu-quality.mjs --out $OUT
+//   bash ../shared/device/pack.sh runner/checks/gpu-quality.ts, then: . .device/boot.sh && node .device/app/gpu-quality.mjs --out $OUT
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SampleResult, SuiteResult, Variant } from '../protocol/suite-spec.ts';
-import { encodeCorpus, haystackText } from '../mamba/passkey.ts';
-import { formatAccuracy, wilsonInterval } from '../mamba/stats.ts';
-import { loadEngine } from './engine-factory.ts';
-import { runnerJobRequestSchema } from '../protocol/job-request.ts';
-import { readModelDefaults } from './model-defaults.ts';
-import { runPass } from './pass.ts';
+import type { SampleResult, SuiteResult, Variant } from '../../protocol/suite-spec.ts';
+import { encodeCorpus, haystackText } from '../../mamba/passkey.ts';
+import { formatAccuracy, wilsonInterval } from '../../mamba/stats.ts';
+import { loadEngine } from '../engine/engine-factory.ts';
+import { runnerJobRequestSchema } from '../../protocol/job-request.ts';
+import { readModelDefaults } from '../model-defaults.ts';
+import { runPass } from '../pass/pass.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,7 +46,7 @@ const schema = runnerJobRequestSchema({ maxPromptChars: 10_000_000, maxNewTokens
 const counts: Record<string, Record<string, Record<string, Record<string, [number, number]>>>> = {};
 const passes: unknown[] = [];
 const report = {
-  command: `node .device/app/gpu-quality.mjs ${process.argv.slice(2).join(' ')} (runner/gpu-quality.ts)`,
+  command: `node .device/app/gpu-quality.mjs ${process.argv.slice(2).join(' ')} (runner/checks/gpu-quality.ts)`,
   engine: loaded.engine.name, kind: loaded.kind, split: args.split, sets, lengths, depths, samplesPerCell: Number(args.samples),
   policy: { fixed: ctx.model.decimation, lBaseByLength: ctx.model.lBaseByLength ?? null, trainLen: ctx.model.trainLen },
   counts, passes,

@@ -1,9 +1,9 @@
 // Intake accepts only requests signed by the edge API (protocol/signing.ts): fresh timestamp, valid HMAC, unused
 // nonce. Runs after readBodyWithLimit, which puts the raw body in the context.
 import type { MiddlewareHandler } from 'hono';
-import type { RawBodyEnv } from '../protocol/body-limit.ts';
-import { errorResponse, unauthorized, unavailable, type ApiError } from '../protocol/api-errors.ts';
-import { NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, isValidNonce, verifySignature } from '../protocol/signing.ts';
+import type { RawBodyEnv } from '../../protocol/body-limit.ts';
+import { errorResponse, unauthorized, unavailable, type ApiError } from '../../protocol/api-errors.ts';
+import { NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, isValidNonce, verifySignature } from '../../protocol/signing.ts';
 
 /** Remembers nonces for a while; claim() is false when the nonce was seen before (a replay). */
 export interface NonceStore {

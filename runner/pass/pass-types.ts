@@ -1,14 +1,14 @@
 // The types a pass is made of, shared by the batch loop, the engine thread, the pass itself, suites and the engine
 // factory (kept apart from their code so that none of them imports another's).
-import type { MambaConfig, MambaEngine } from '../mamba/engine.ts';
-import type { GenerateResult } from '../mamba/generate.ts';
-import type { ModelDefaults } from '../mamba/model-defaults.ts';
-import type { ScoreResult } from '../mamba/score.ts';
-import type { TextTokenizer } from '../mamba/tokenizer.ts';
-import type { RunnerJobRequest } from '../protocol/job-request.ts';
-import type { PreparedJob } from '../protocol/prepare-job.ts';
-import type { JobResult } from '../protocol/results.ts';
-import type { EngineKind } from './engine-kinds.ts';
+import type { MambaConfig, MambaEngine } from '../../mamba/engine.ts';
+import type { GenerateResult } from '../../mamba/generate.ts';
+import type { ModelDefaults } from '../../mamba/model-defaults.ts';
+import type { ScoreResult } from '../../mamba/score.ts';
+import type { TextTokenizer } from '../../mamba/tokenizer.ts';
+import type { RunnerJobRequest } from '../../protocol/job-request.ts';
+import type { PreparedJob } from '../../protocol/prepare-job.ts';
+import type { JobResult } from '../../protocol/results.ts';
+import type { EngineKind } from '../engine/engine-kinds.ts';
 
 export interface LoadedEngine {
   /** The engine actually loaded (`auto` resolved). */

@@ -1,8 +1,8 @@
 // The runner's HTTP surface: health, readiness and Prometheus metrics always; the signed job API with the intake role.
 import { Hono } from 'hono';
-import { errorResponse, notFound } from '../protocol/api-errors.ts';
-import type { RunnerMetrics } from './metrics.ts';
-import { liveApp } from './live/app.ts';
+import { errorResponse, notFound } from '../../protocol/api-errors.ts';
+import type { RunnerMetrics } from '../metrics.ts';
+import { liveApp } from '../live/app.ts';
 
 export interface Readiness {
   ready: boolean;

@@ -3,12 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { encodeCorpus, haystackText } from '../mamba/passkey.ts';
+import { encodeCorpus, haystackText } from '../../mamba/passkey.ts';
 import { loadEngine } from './engine-factory.ts';
 import type { EngineThreadData, FromEngineThread, ToEngineThread } from './engine-host.ts';
-import { createLogger } from './logger.ts';
-import { runPass } from './pass.ts';
-import { type PassHooks } from './pass-types.ts';
+import { createLogger } from '../logger.ts';
+import { runPass } from '../pass/pass.ts';
+import { type PassHooks } from '../pass/pass-types.ts';
 
 const port = parentPort!;
 const data = workerData as EngineThreadData;

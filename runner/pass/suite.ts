@@ -1,13 +1,13 @@
 // A quality benchmark run as one runner job (`type: "suite"`): the passkey prompts and perplexity windows of
 // mamba/passkey.ts and train/evaluate.py, each run as a completion or score sample (decimation off = Mamba, on =
 // DeciMamba), judged and summarised. No Node APIs here: pass.ts, which the edge also imports, runs suites.
-import { buildPasskeyPrompt, judgePasskey, passkeyRng, PASSKEY_ANSWER_TOKENS } from '../mamba/passkey.ts';
-import { createRng, mixSeed } from '../mamba/rng.ts';
-import type { DecimationConfig } from '../mamba/engine.ts';
-import type { TextTokenizer } from '../mamba/tokenizer.ts';
-import type { JobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
+import { buildPasskeyPrompt, judgePasskey, passkeyRng, PASSKEY_ANSWER_TOKENS } from '../../mamba/passkey.ts';
+import { createRng, mixSeed } from '../../mamba/rng.ts';
+import type { DecimationConfig } from '../../mamba/engine.ts';
+import type { TextTokenizer } from '../../mamba/tokenizer.ts';
+import type { JobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
 import type { JobStats, PassItem, PassOutcome } from './pass-types.ts';
-import { SCORED_TOKENS, suitePromptCount, type SampleResult, type SuiteResult, type SuiteSpec, type SuiteSummary, type Task, type Variant } from '../protocol/suite-spec.ts';
+import { SCORED_TOKENS, suitePromptCount, type SampleResult, type SuiteResult, type SuiteSpec, type SuiteSummary, type Task, type Variant } from '../../protocol/suite-spec.ts';
 
 /** Samples per sub-pass: one CUDA batch each. */
 export const SUB_PASS_JOBS = 64;

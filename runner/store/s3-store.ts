@@ -15,10 +15,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from 'pino';
-import type { RunnerConfig } from './config.ts';
+import type { RunnerConfig } from '../config.ts';
 import type { EndedJob, StoredJob } from './jobs.ts';
-import type { RunnerMetrics } from './metrics.ts';
-import type { JobResult } from '../protocol/results.ts';
+import type { RunnerMetrics } from '../metrics.ts';
+import type { JobResult } from '../../protocol/results.ts';
 
 export type StoreArea = 'inputs' | 'results' | 'ended';
 

@@ -6,11 +6,11 @@
 import { Queue, UnrecoverableError, Worker, type RedisOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
-import type { WebhookEvents } from './jobs.ts';
-import { jobView } from './job-status.ts';
-import type { RunnerMetrics } from './metrics.ts';
-import type { JobQueue } from './queue.ts';
-import type { JobStore } from './s3-store.ts';
+import type { WebhookEvents } from '../store/jobs.ts';
+import { jobView } from '../store/job-status.ts';
+import type { RunnerMetrics } from '../metrics.ts';
+import type { JobQueue } from '../store/queue.ts';
+import type { JobStore } from '../store/s3-store.ts';
 import { postToTarget, WebhookTargetError, type Resolver, type TargetPolicy } from './webhook-target.ts';
 
 interface WebhookJob {

@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { EngineKind } from './engine-kinds.ts';
-import type { PassContext, PassItem, PassOutcome } from './pass-types.ts';
+import type { PassContext, PassItem, PassOutcome } from '../pass/pass-types.ts';
 
 export interface EngineThreadData {
   kind: EngineKind;

@@ -7,14 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, type Job, type Queue, type Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { RunnerConfig } from './config.ts';
-import type { EngineHost } from './engine-host.ts';
-import type { QueueJobData } from './jobs.ts';
-import { deadLetter } from './job-status.ts';
-import type { RunnerMetrics } from './metrics.ts';
+import type { RunnerConfig } from '../config.ts';
+import type { EngineHost } from '../engine/engine-host.ts';
+import type { QueueJobData } from '../store/jobs.ts';
+import { deadLetter } from '../store/job-status.ts';
+import type { RunnerMetrics } from '../metrics.ts';
 import type { PassItem, PassOutcome } from './pass-types.ts';
-import type { JobStore } from './s3-store.ts';
-import type { WebhookEvents } from './jobs.ts';
+import type { JobStore } from '../store/s3-store.ts';
+import type { WebhookEvents } from '../store/jobs.ts';
 
 interface Held {
   job: Job<QueueJobData>;

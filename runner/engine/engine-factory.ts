@@ -5,12 +5,12 @@
 // return a `BatchEngine` as `batch` so pass.ts hands it whole passes instead of one job at a time.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadModel } from '../mamba/checkpoint.ts';
-import type { MambaConfig, MambaEngine } from '../mamba/engine.ts';
-import { loadTokenizer, type TextTokenizer } from '../mamba/tokenizer.ts';
-import { ReferenceEngine } from '../mamba/reference/index.ts';
+import { loadModel } from '../../mamba/checkpoint.ts';
+import type { MambaConfig, MambaEngine } from '../../mamba/engine.ts';
+import { loadTokenizer, type TextTokenizer } from '../../mamba/tokenizer.ts';
+import { ReferenceEngine } from '../../mamba/reference/index.ts';
 import type { EngineKind } from './engine-kinds.ts';
-import type { LoadedEngine } from './pass-types.ts';
+import type { LoadedEngine } from '../pass/pass-types.ts';
 
 /** Long documents are the runner's job; the ONNX graph itself has no length limit beyond memory. */
 const ONNX_MAX_SEQ_LEN = 1 << 20;
@@ -37,17 +37,17 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
     case 'onnx': {
       // The CPU engine: export the checkpoint to ONNX in memory, then run it in onnxruntime-web (one thread).
       const { config, weights } = await loadModel(modelDir);
-      const { exportMambaOnnx, modelBytes } = await import('../mamba/onnx/export/export-model.ts');
-      const { createOnnxEngineNode } = await import('../mamba/onnx/node.ts');
+      const { exportMambaOnnx, modelBytes } = await import('../../mamba/onnx/export/export-model.ts');
+      const { createOnnxEngineNode } = await import('../../mamba/onnx/node.ts');
       const exported = exportMambaOnnx(config, weights, { maxSeqLen: ONNX_MAX_SEQ_LEN });
       return { kind, engine: await createOnnxEngineNode(modelBytes(exported), { stepPrepack: true }), tokenizer, config };
     }
     case 'cuda':
     case 'cuda-fp32': {
       const { config, weights } = await loadModel(modelDir);
-      const { CudaEngine } = await import('../mamba/cuda/engine.ts');
+      const { CudaEngine } = await import('../../mamba/cuda/engine.ts');
       const { CudaBatchEngine } = await import('./cuda-batch.ts');
-      let engine: import('../mamba/cuda/engine.ts').CudaEngine;
+      let engine: import('../../mamba/cuda/engine.ts').CudaEngine;
       try {
         engine = CudaEngine.create(config, weights, { precision: kind === 'cuda' ? 'bf16' : 'fp32', deviceOptions: { ordinal: device } });
       } catch (err) {
@@ -63,7 +63,7 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
 /** A CUDA driver loads and reports at least one device (LIBCUDA may point at a specific libcuda). */
 export async function gpuPresent(): Promise<boolean> {
   try {
-    const { CudaDevice } = await import('../mamba/cuda/device.ts');
+    const { CudaDevice } = await import('../../mamba/cuda/device.ts');
     return CudaDevice.available();
   } catch {
     return false; // koffi or its native part missing: no GPU path on this machine
