@@ -10,7 +10,7 @@ import {
 import { packPassTables, passTableWords } from '../mamba/cuda/device-tables.ts';
 import { headTileRows, planPassMemory, PASS_BUFFERS } from '../mamba/cuda/memory-plan.ts';
 import { Layout } from '../mamba/cuda/layout.ts';
-import { largestFitting, schedulePasses, type PassItem } from '../mamba/cuda/scheduler.ts';
+import { largestFitting, schedulePasses, type PassSegment } from '../mamba/cuda/scheduler.ts';
 import { compileOptions, kernelCacheKey } from '../mamba/cuda/compile-cache.ts';
 import { loadKernelSources } from '../mamba/cuda/kernels/manifest.ts';
 import { packKernelArgs } from '../mamba/cuda/bindings/driver.ts';
@@ -156,7 +156,7 @@ describe('memory plan', () => {
 });
 
 describe('pass scheduling', () => {
-  const fitsTokens = (max: number) => (items: PassItem[]) => items.reduce((n, i) => n + i.length, 0) <= max;
+  const fitsTokens = (max: number) => (items: PassSegment[]) => items.reduce((n, i) => n + i.length, 0) <= max;
 
   it('packs requests in order while they fit', () => {
     const s = schedulePasses([{ length: 30, decimating: false }, { length: 50, decimating: true }, { length: 40, decimating: false }, { length: 10, decimating: false }], fitsTokens(100));

@@ -12,10 +12,10 @@ import { stateWords } from './core.ts';
 import { DecodeSession } from './decode.ts';
 import { CudaDevice, type CudaDeviceOptions } from './device.ts';
 import { uploadWeights } from './device-weights.ts';
-import { passLayout, passShape, runPass, type PassOptions, type PassSequenceInput, type PassSequenceOutput } from './forward.ts';
+import { passLayout, passShape, forwardPass, type PassOptions, type PassSequenceInput, type PassSequenceOutput } from './forward.ts';
 import type { Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
-import { schedulePasses, type PassItem } from './scheduler.ts';
+import { schedulePasses, type PassSegment } from './scheduler.ts';
 import { DeviceStateStore } from './state-store.ts';
 
 export { EngineInputError };
@@ -146,9 +146,9 @@ export class CudaEngine implements MambaEngine {
       }
     });
     const budget = this.memoryBudget();
-    const planFor = (items: PassItem[]) =>
+    const planFor = (items: PassSegment[]) =>
       planBatch(items.map((it) => ({ length: it.length, protect: valid[it.request]!.req.protect, decimation: valid[it.request]!.req.decimation })), this.core.config.nLayer);
-    const bytesFor = (items: PassItem[]) => {
+    const bytesFor = (items: PassSegment[]) => {
       const plan = planFor(items);
       const shape = passShape(this.core, plan, items.map((it) => ({ logitPositions: this.positionsIn(valid[it.request]!.req, it), hasInitState: it.start > 0 })), this.passOptions());
       return passLayout(this.core, plan, shape, this.options.guardBytes).totalBytes;
@@ -182,7 +182,7 @@ export class CudaEngine implements MambaEngine {
         this.runSplitByOutput(pass, plan, inputs, valid, carried, collected);
         continue;
       }
-      const outputs = runPass(this.core, this.arena, plan, inputs, { ...this.passOptions(), logProbs });
+      const outputs = forwardPass(this.core, this.arena, plan, inputs, { ...this.passOptions(), logProbs });
       this.lastPasses.push({ sequences: pass.length, tokens: plan.groups[0]!.rows, arenaBytes: this.arena.capacity });
       this.collect(pass, inputs, outputs, carried, collected);
     }
@@ -210,7 +210,7 @@ export class CudaEngine implements MambaEngine {
   }
 
   private runSplitByOutput(
-    pass: PassItem[],
+    pass: PassSegment[],
     plan: BatchPlan,
     inputs: PassSequenceInput[],
     valid: { index: number; req: ValidRequest }[],
@@ -222,14 +222,14 @@ export class CudaEngine implements MambaEngine {
       const sub = idx.map((j) => pass[j]!);
       const subPlan = planBatch(idx.map((j) => plan.sequences[j]!), this.core.config.nLayer);
       const subInputs = idx.map((j) => inputs[j]!);
-      const outputs = runPass(this.core, this.arena, subPlan, subInputs, { ...this.passOptions(), logProbs });
+      const outputs = forwardPass(this.core, this.arena, subPlan, subInputs, { ...this.passOptions(), logProbs });
       this.lastPasses.push({ sequences: sub.length, tokens: subPlan.groups[0]!.rows, arenaBytes: this.arena.capacity });
       this.collect(sub, subInputs, outputs, carried, collected);
     }
   }
 
   private collect(
-    pass: PassItem[],
+    pass: PassSegment[],
     inputs: PassSequenceInput[],
     outputs: PassSequenceOutput[],
     carried: Map<number, { conv: Float32Array; ssm: Float32Array }>,
@@ -329,7 +329,7 @@ export class CudaEngine implements MambaEngine {
     return Math.min(available, this.options.memoryBudgetBytes ?? Infinity);
   }
 
-  private positionsIn(req: ValidRequest, item: PassItem): number[] {
+  private positionsIn(req: ValidRequest, item: PassSegment): number[] {
     return req.positions.filter((p) => p >= item.start && p < item.start + item.length);
   }
 

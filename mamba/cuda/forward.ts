@@ -71,7 +71,7 @@ export function passLayout(core: EngineCore, plan: BatchPlan, shape: PassShape, 
 
 export const GUARD_WORD = 0xdeadbeef;
 
-export function runPass(core: EngineCore, arena: DeviceArena, plan: BatchPlan, seqs: PassSequenceInput[], opts: PassOptions = {}): PassSequenceOutput[] {
+export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPlan, seqs: PassSequenceInput[], opts: PassOptions = {}): PassSequenceOutput[] {
   const { device, kernels: k, config, weights } = core;
   const { dModel, dInner, dConv, dState, nLayer, vocabSize, normEpsilon } = config;
   if (seqs.length !== plan.nSeq) throw new PassError(`pass: ${seqs.length} inputs for ${plan.nSeq} planned sequences`);

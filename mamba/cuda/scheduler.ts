@@ -9,7 +9,7 @@ export interface ScheduleRequest {
   decimating: boolean;
 }
 
-export interface PassItem {
+export interface PassSegment {
   request: number;
   /** First row of the prompt this item covers, and how many rows. */
   start: number;
@@ -17,25 +17,25 @@ export interface PassItem {
 }
 
 export interface Schedule {
-  passes: PassItem[][];
+  passes: PassSegment[][];
   /** Requests that cannot run at all, with the reason. */
   refused: Map<number, string>;
 }
 
 export function schedulePasses(
   requests: ScheduleRequest[],
-  fits: (items: PassItem[]) => boolean,
-  describe: (items: PassItem[]) => string = () => '',
+  fits: (items: PassSegment[]) => boolean,
+  describe: (items: PassSegment[]) => string = () => '',
 ): Schedule {
-  const passes: PassItem[][] = [];
+  const passes: PassSegment[][] = [];
   const refused = new Map<number, string>();
-  let current: PassItem[] = [];
+  let current: PassSegment[] = [];
   const close = () => {
     if (current.length > 0) passes.push(current);
     current = [];
   };
   requests.forEach((req, request) => {
-    const whole: PassItem = { request, start: 0, length: req.length };
+    const whole: PassSegment = { request, start: 0, length: req.length };
     if (fits([...current, whole])) {
       current.push(whole);
       return;

@@ -10,13 +10,13 @@ export interface ModelFetcher {
   fetch(input: string): Promise<Response>;
 }
 
-export interface LoadedEngine {
+export interface WorkerEngine {
   engine: OnnxEngine;
   /** Time to fetch the graphs, start ORT (first time in the isolate) and create the sessions. */
   coldStartMs: number;
 }
 
-const cache = new Map<string, Promise<LoadedEngine>>();
+const cache = new Map<string, Promise<WorkerEngine>>();
 
 async function fetchBytes(fetcher: ModelFetcher, url: string): Promise<Uint8Array> {
   const response = await fetcher.fetch(url);
@@ -28,7 +28,7 @@ async function fetchBytes(fetcher: ModelFetcher, url: string): Promise<Uint8Arra
  * The isolate's engine for the export under `baseUrl` (e.g. 'https://model/' for an assets binding whose folder
  * holds manifest.json and mamba.onnx). A failed load is not cached, so a later request retries.
  */
-export function loadWorkerEngine(fetcher: ModelFetcher, wasm: WebAssembly.Module, baseUrl = 'https://model/'): Promise<LoadedEngine> {
+export function loadWorkerEngine(fetcher: ModelFetcher, wasm: WebAssembly.Module, baseUrl = 'https://model/'): Promise<WorkerEngine> {
   let entry = cache.get(baseUrl);
   if (!entry) {
     entry = (async () => {

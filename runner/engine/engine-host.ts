@@ -89,7 +89,7 @@ export class EngineHost extends EventEmitter<{ fatal: [Error] }> {
     return this.dead === null;
   }
 
-  runPass(items: PassItem[]): Promise<PassOutcome[]> {
+  run(items: PassItem[]): Promise<PassOutcome[]> {
     if (this.dead) return Promise.reject(this.dead);
     const passId = this.nextPassId++;
     return new Promise((resolve, reject) => {

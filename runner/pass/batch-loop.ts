@@ -74,7 +74,7 @@ export class BatchLoop {
           pass.push(next);
           tokens += next.job.data.cost_tokens;
         }
-        await this.runPass(pass, tokens);
+        await this.runHeldPass(pass, tokens);
       }
     } finally {
       for (const h of [...this.held.values()]) await this.release(h);
@@ -131,7 +131,7 @@ export class BatchLoop {
     }
   }
 
-  private async runPass(pass: Held[], tokens: number): Promise<void> {
+  private async runHeldPass(pass: Held[], tokens: number): Promise<void> {
     const { metrics, log, store } = this.deps;
     const started = Date.now();
     metrics.passes.inc();
@@ -168,7 +168,7 @@ export class BatchLoop {
     let outcomes: PassOutcome[];
     const t0 = Date.now();
     try {
-      outcomes = await this.deps.engine.runPass(runnable.map((r) => r.item));
+      outcomes = await this.deps.engine.run(runnable.map((r) => r.item));
     } catch (err) {
       for (const { held } of runnable) await this.fail(held, { message: (err as Error).message, code: 'engine_error' }, true);
       return;

@@ -4,7 +4,7 @@
 // request runs at the edge, then once per isolate/process (mamba/onnx/worker-loader.ts caches it).
 import type { MambaConfig } from '../../mamba/engine.ts';
 import { parseManifest, type OnnxManifest } from '../../mamba/onnx/manifest.ts';
-import { loadWorkerEngine, type LoadedEngine, type ModelFetcher } from '../../mamba/onnx/worker-loader.ts';
+import { loadWorkerEngine, type WorkerEngine, type ModelFetcher } from '../../mamba/onnx/worker-loader.ts';
 import { loadTokenizer, type TextTokenizer } from '../../mamba/tokenizer.ts';
 import { modelDefaultsFromCard, type ModelDefaults } from '../../mamba/model-defaults.ts';
 
@@ -16,7 +16,7 @@ export interface EdgeModel {
   tokenizer: TextTokenizer;
   defaults: ModelDefaults;
   /** The isolate's ONNX engine (loaded on first use). */
-  engine(): Promise<LoadedEngine>;
+  engine(): Promise<WorkerEngine>;
 }
 
 export const MODEL_BASE_URL = 'https://model/';
