@@ -69,6 +69,15 @@ export interface StepResult {
   state: ModelState;
 }
 
+/**
+ * An input the engine refuses (empty prompt, token outside the vocabulary, logit position outside the prompt or
+ * dropped by decimation, state of the wrong shape): the same input fails the same way on every engine and every retry,
+ * so the runner fails the job without retrying it (runner/pass/pass.ts) and the edge answers 400.
+ */
+export class EngineInputError extends Error {
+  override name = 'EngineInputError';
+}
+
 export interface MambaEngine {
   readonly name: string;
   readonly config: MambaConfig;

@@ -1,6 +1,7 @@
 // The ONNX export run by onnxruntime-web (WASM, one thread) in Node, against the TS reference engine.
 import { describe, expect, it } from 'vitest';
-import type { DecimationConfig, MambaEngine, PrefillOptions } from '../mamba/engine.ts';
+import { EngineInputError, type DecimationConfig, type MambaEngine, type PrefillOptions } from '../mamba/engine.ts';
+import { ReferenceEngine } from '../mamba/reference/index.ts';
 import { generate } from '../mamba/generate.ts';
 import { OnnxEngine } from '../mamba/onnx/engine.ts';
 import { exportMambaOnnx, modelBytes, type ExportOptions } from '../mamba/onnx/export/export-model.ts';
@@ -122,6 +123,17 @@ describe('ONNX engine rejects bad input with a clear error', () => {
     const ids = randomIds(30, model.config.vocabSize, 1);
     // Position 0 survives only if it scores in the top 4; ask for every context position so at least one is dropped.
     await expect(onnx.prefill(ids, { decimation: dec, protect: 2, logitPositions: 'all' })).rejects.toThrow(/decimation dropped/);
+  });
+
+  it('as the EngineInputError every engine throws, which the runner fails without retrying', async () => {
+    const onnx = await onnxEngine(model, { maxSeqLen: 32 });
+    const reference = new ReferenceEngine(model.config, model.weights);
+    for (const engine of [onnx, reference]) {
+      await expect(engine.prefill([])).rejects.toThrowError(EngineInputError);
+      await expect(engine.prefill([1, model.config.vocabSize])).rejects.toThrowError(EngineInputError);
+      await expect(engine.prefill([1, 2], { logitPositions: [2] })).rejects.toThrowError(EngineInputError);
+      await expect(engine.step(1, [])).rejects.toThrowError(EngineInputError);
+    }
   });
 });
 

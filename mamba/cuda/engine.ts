@@ -4,7 +4,7 @@
 // allows, and openDecode() steps many sequences at once.
 import { validateDecimation } from '../decimation.ts';
 import type { DecimationConfig, KeptIndices, MambaConfig, MambaEngine, MambaWeights, ModelState, PrefillOptions, PrefillResult, StepResult } from '../engine.ts';
-import { EngineInputError } from '../reference/engine.ts';
+import { EngineInputError } from '../engine.ts';
 import { DeviceArena } from './arena.ts';
 import { planBatch, type BatchPlan } from './batch-plan.ts';
 import type { EngineCore } from './core.ts';

@@ -12,6 +12,7 @@ import type {
   PrefillResult,
   StepResult,
 } from '../engine.ts';
+import { EngineInputError } from '../engine.ts';
 import { argmax } from '../sampling.ts';
 import { planDecimation } from './decimation-plan.ts';
 import type { OnnxManifest } from './manifest.ts';
@@ -101,21 +102,21 @@ export class OnnxEngine implements MambaEngine {
 
   private checkIds(ids: ArrayLike<number>): void {
     const { vocabSize } = this.config;
-    if (ids.length === 0) throw new Error('prefill needs at least one token');
+    if (ids.length === 0) throw new EngineInputError('prefill needs at least one token');
     if (ids.length > this.manifest.maxSeqLen) {
-      throw new Error(`prompt has ${ids.length} tokens, over the configured maximum of ${this.manifest.maxSeqLen} (maxSeqLen)`);
+      throw new EngineInputError(`prompt has ${ids.length} tokens, over the configured maximum of ${this.manifest.maxSeqLen} (maxSeqLen)`);
     }
     for (let i = 0; i < ids.length; i++) {
       const t = ids[i];
-      if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new Error(`token id ${t} at position ${i} is outside 0..${vocabSize - 1}`);
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new EngineInputError(`token id ${t} at position ${i} is outside 0..${vocabSize - 1}`);
     }
   }
 
   private checkState(state: ModelState): void {
     const { nLayer, dInner, dConv, dState } = this.config;
-    if (state.length !== nLayer) throw new Error(`state has ${state.length} layers, expected ${nLayer}`);
+    if (state.length !== nLayer) throw new EngineInputError(`state has ${state.length} layers, expected ${nLayer}`);
     state.forEach((s, i) => {
-      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState) throw new Error(`layer ${i} state has the wrong size`);
+      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState) throw new EngineInputError(`layer ${i} state has the wrong size`);
     });
   }
 
@@ -149,7 +150,7 @@ export class OnnxEngine implements MambaEngine {
     if (dec) validateDecimation(dec, nLayer);
     for (const layer of dec?.layers ?? []) {
       if (!this.manifest.decimationLayers.includes(layer)) {
-        throw new Error(`decimation at layer ${layer} was requested, but this export can only decimate at layers [${this.manifest.decimationLayers}] (re-export with --decimation)`);
+        throw new EngineInputError(`decimation at layer ${layer} was requested, but this export can only decimate at layers [${this.manifest.decimationLayers}] (re-export with --decimation)`);
       }
     }
     const plan = planDecimation(length, protect, nLayer, dec);
@@ -162,7 +163,7 @@ export class OnnxEngine implements MambaEngine {
       const rows = out.logit_rows.data as BigInt64Array;
       const all = out.logits.data as Float32Array;
       positions.forEach((p, r) => {
-        if (rows[r] < 0n) throw new Error(`prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`);
+        if (rows[r] < 0n) throw new EngineInputError(`prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`);
         logits[r] = all.slice(r * vocabSize, (r + 1) * vocabSize);
       });
       const kept: KeptIndices[] = plan.reported.map((layer) => ({
@@ -236,7 +237,7 @@ export class OnnxEngine implements MambaEngine {
   private resolvePositions(sel: 'last' | 'all' | number[], length: number): number[] {
     const positions = sel === 'last' ? [length - 1] : sel === 'all' ? Array.from({ length }, (_, i) => i) : [...sel];
     for (const p of positions) {
-      if (!Number.isInteger(p) || p < 0 || p >= length) throw new Error(`prefill: logit position ${p} is outside [0, ${length})`);
+      if (!Number.isInteger(p) || p < 0 || p >= length) throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${length})`);
     }
     return positions;
   }

@@ -18,12 +18,11 @@ import type {
   PrefillResult,
   StepResult,
 } from '../engine.ts';
+import { EngineInputError } from '../engine.ts';
 import { mambaMixer, prepareLayer, type PreparedLayer, type RowChooser } from './mixer.ts';
 import { add, gatherRows, rmsNorm } from './ops.ts';
 
-export class EngineInputError extends Error {
-  override name = 'EngineInputError';
-}
+export { EngineInputError };
 
 interface ForwardResult {
   /** norm_f output for the surviving rows, [rows, dModel]. */
