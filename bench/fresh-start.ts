@@ -1,7 +1,7 @@
 // Issue #12's first-hour target: a fresh clone, `npm ci && npm run stack`, ready in <= 90 s. Clones this repository's
 // HEAD into a temporary folder, runs npm ci with an empty npm cache (every package downloaded), then npm run stack
 // until it prints "deciserve is up", then SIGTERMs npm and checks the stack's ports are free again.
-//   npx tsx bench/fresh-start.ts [--out bench/results/fresh-start.json] [--keep]
+//   npx tsx bench/fresh-start.ts [--commit REV] [--out bench/results/fresh-start.json] [--keep]
 // Wall-clock seconds (Date.now()), one run: network speed to the registry and the shared cores dominate. apt is not
 // timed separately: on a machine where infra/local/install.sh already installed radosgw/Redis it is a no-op.
 import { spawn, spawnSync } from 'node:child_process';
@@ -26,8 +26,9 @@ async function main() {
   for (const p of PORTS) if (await listening(p)) throw new Error(`port ${p} is in use: the stack would refuse to start`);
   const dir = mkdtempSync(join(tmpdir(), 'deciserve-fresh-'));
   const cache = mkdtempSync(join(tmpdir(), 'deciserve-npm-cache-'));
-  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
   spawnSync('git', ['clone', '-q', REPO, dir], { stdio: 'inherit' });
+  if (arg('--commit')) spawnSync('git', ['checkout', '-q', arg('--commit')!], { cwd: dir, stdio: 'inherit' }); // a before figure
+  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).stdout.trim();
   // A clean environment, as a new user has: PATH, HOME, and this machine's TLS trust and proxy settings (without
   // them npm cannot reach the registry here); npm's cache pointed at an empty folder.
   const network = Object.entries(process.env).filter(([k]) => /^(NODE_EXTRA_CA_CERTS|SSL_CERT_(FILE|DIR)|(https?|no)_proxy)$/i.test(k));
