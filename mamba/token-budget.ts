@@ -31,8 +31,10 @@ export interface TokenBounds {
 
 /** A run this long costs ~50 ms to encode (marks or letters, bench/results/token-budget.json). */
 export const MAX_RUN_CHARS = 8192;
-/** Characters per encode call between yields (~10-25 ms of CPU for typical text). */
-export const SLICE_CHARS = 4096;
+/** Characters per encode call between yields (0.5-6 ms of CPU, the worst being short accented words). */
+export const SLICE_CHARS = 2048;
+/** Characters tokenBoundsInTurns scans per event-loop turn (~0.5 ms; the whole pass is ~8 ms per million). */
+export const BOUNDS_CHUNK_CHARS = 65_536;
 
 const isDigit = (code: number) => code >= 48 && code <= 57;
 // The whitespace the ByteLevel regex's \s matches in ASCII and Latin-1 (a cut is made only before these).
@@ -49,15 +51,58 @@ function safeCut(text: string, i: number, splitsDigits: boolean): boolean {
   return (splitsDigits && (isDigit(prev) || isDigit(here))) || (isSpace(here) && !isSpace(prev));
 }
 
+interface BoundsScan {
+  digits: number;
+  bytes: number;
+  run: number;
+  longestRun: number;
+  prevDigit: boolean;
+  prevSpace: boolean;
+}
+
+const newScan = (): BoundsScan => ({ digits: 0, bytes: 0, run: 0, longestRun: 0, prevDigit: false, prevSpace: true });
+
+function finishScan(s: BoundsScan, longestTokenBytes: number): TokenBounds {
+  return { lower: s.digits + Math.ceil((s.bytes - s.digits) / longestTokenBytes), upper: s.bytes, utf8Bytes: s.bytes, longestRun: s.longestRun };
+}
+
 export function tokenBounds(text: string, shape: TokenizerShape): TokenBounds {
-  const { splitsDigits, longestTokenBytes } = shape;
-  let digits = 0;
-  let bytes = 0;
-  let run = 0;
-  let longestRun = 0;
-  let prevDigit = false;
-  let prevSpace = true; // no cut before the first character
-  for (let i = 0; i < text.length; i++) {
+  const scan = newScan();
+  scanBounds(text, shape.splitsDigits, scan, 0, text.length);
+  return finishScan(scan, shape.longestTokenBytes);
+}
+
+/**
+ * tokenBounds in chunks of `chunkChars`, each in its own turn of the shared queue below (the first too: bodies that
+ * arrive together do not scan back to back), so a 4 MiB prompt holds the event loop ~0.5 ms at a time.
+ */
+export async function tokenBoundsInTurns(
+  text: string,
+  shape: TokenizerShape,
+  options: { chunkChars?: number; pause?: () => Promise<void> } = {},
+): Promise<TokenBounds> {
+  const chunk = options.chunkChars ?? BOUNDS_CHUNK_CHARS;
+  const scan = newScan();
+  let from = 0;
+  do {
+    await nextTurn(options.pause ?? yieldToEventLoop);
+    scanBounds(text, shape.splitsDigits, scan, from, Math.min(text.length, from + chunk));
+    from += chunk;
+  } while (from < text.length);
+  return finishScan(scan, shape.longestTokenBytes);
+}
+
+/** Bounds of each text (prompt, continuation), scanned in turns. */
+export async function boundTexts(texts: string[], shape: TokenizerShape, pause?: () => Promise<void>): Promise<TokenBounds[]> {
+  const out: TokenBounds[] = [];
+  for (const text of texts) out.push(await tokenBoundsInTurns(text, shape, { pause }));
+  return out;
+}
+
+/** Adds characters [from, to) of `text` to `state` (a scan is resumable at any index). */
+function scanBounds(text: string, splitsDigits: boolean, state: BoundsScan, from: number, to: number): void {
+  let { digits, bytes, run, longestRun, prevDigit, prevSpace } = state;
+  for (let i = from; i < to; i++) {
     const code = text.charCodeAt(i);
     const digit = splitsDigits && isDigit(code);
     const space = isSpace(code);
@@ -70,7 +115,7 @@ export function tokenBounds(text: string, shape: TokenizerShape): TokenBounds {
     prevDigit = digit;
     prevSpace = space;
   }
-  return { lower: digits + Math.ceil((bytes - digits) / longestTokenBytes), upper: bytes, utf8Bytes: bytes, longestRun };
+  Object.assign(state, { digits, bytes, run, longestRun, prevDigit, prevSpace });
 }
 
 /** Slices of about `sliceChars` (longer only where a run has no safe cut), whose token counts add up exactly. */
@@ -120,10 +165,8 @@ export async function countTokensInSlices(
 ): Promise<SlicedCount> {
   const pause = options.pause ?? yieldToEventLoop;
   let tokens = 0;
-  let first = true;
   for (const slice of safeSlices(text, tokenizer.splitsDigits, options.sliceChars)) {
-    if (!first) await nextTurn(pause);
-    first = false;
+    await nextTurn(pause); // the first slice too: requests whose bounds ended in the same turn take turns
     tokens += tokenizer.encode(slice).length;
     if (tokens > options.limit) return { tokens, complete: false };
   }
@@ -136,3 +179,40 @@ export function longestTokenBytes(vocab: Iterable<string>): number {
   for (const token of vocab) if (token.length > longest) longest = token.length;
   return longest;
 }
+
+/** What a prompt costs against a token limit, or why it is refused (the callers turn these into their 400s). */
+export type PromptCost =
+  | { ok: true; tokens: number }
+  | { ok: false; reason: 'lower_bound'; tokens: number } // at least `tokens`, from the bounds alone
+  | { ok: false; reason: 'run'; run: number } // a run with no safe cut, longer than MAX_RUN_CHARS
+  | { ok: false; reason: 'counted'; tokens: number }; // more than the limit, counted exactly up to `tokens`
+
+/** Where prompts are measured: in this event loop by turns (Workers) or on a thread of its own (mamba/token-meter.ts). */
+export interface PromptMeter {
+  measure(texts: string[], maxTokens: number): Promise<PromptCost>;
+}
+
+/** Bounds first, then the exact count in slices; `pause` between chunks (no-op on a thread of its own). */
+export async function measurePrompt(
+  tokenizer: CountingTokenizer & TokenizerShape,
+  texts: string[],
+  maxTokens: number,
+  pause?: () => Promise<void>,
+): Promise<PromptCost> {
+  const bounds = await boundTexts(texts, tokenizer, pause);
+  const lower = bounds.reduce((n, b) => n + b.lower, 0);
+  if (lower > maxTokens) return { ok: false, reason: 'lower_bound', tokens: lower };
+  const run = Math.max(0, ...bounds.map((b) => b.longestRun));
+  if (run > MAX_RUN_CHARS) return { ok: false, reason: 'run', run };
+  let tokens = 0;
+  for (const text of texts) {
+    const counted = await countTokensInSlices(tokenizer, text, { limit: maxTokens - tokens, pause });
+    tokens += counted.tokens;
+    if (!counted.complete) return { ok: false, reason: 'counted', tokens };
+  }
+  return { ok: true, tokens };
+}
+
+export const inLoopMeter = (tokenizer: CountingTokenizer & TokenizerShape): PromptMeter => ({
+  measure: (texts, maxTokens) => measurePrompt(tokenizer, texts, maxTokens),
+});

@@ -1,4 +1,4 @@
-// The production runner as JavaScript: runner/cli.ts and the engine thread bundled by esbuild into dist/runner/
+// The production runner as JavaScript: runner/cli.ts, the engine thread and the token thread bundled by esbuild into dist/runner/
 // (packages stay external, installed by `npm ci --omit=dev`), so the image runs plain `node` without tsx.
 //   npm run build:runner [-- <outdir>]
 // At run time the bundle finds the NVRTC kernels under mamba/cuda/kernels of its working directory
@@ -14,6 +14,7 @@ export async function buildRunner(outdir = resolve(REPO, 'dist/runner')): Promis
     entryPoints: [
       { in: resolve(REPO, 'runner/cli.ts'), out: 'cli' },
       { in: resolve(REPO, 'runner/engine/engine-thread.ts'), out: 'engine-thread' },
+      { in: resolve(REPO, 'mamba/token-thread.ts'), out: 'token-thread' }, // mamba/token-meter.ts starts it
     ],
     outdir,
     bundle: true,

@@ -11,6 +11,7 @@ import { BatchLoop } from './pass/batch-loop.ts';
 import type { RunnerConfig } from './config.ts';
 import { EngineHost } from './engine/engine-host.ts';
 import { readTokenizer } from './engine/engine-factory.ts';
+import { ThreadMeter } from '../mamba/token-meter.ts';
 import { buildHttpApp, type Readiness } from './intake/http-app.ts';
 import { jobRoutes } from './intake/intake.ts';
 import type { QueueJobData } from './store/jobs.ts';
@@ -38,7 +39,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export async function startRunner(config: RunnerConfig, log: Logger): Promise<RunningRunner> {
   // The model first: a wrong RUNNER_MODEL_DIR should fail at once, not after Redis and S3 answer.
   const modelConfig = parseConfig(JSON.parse(await readFile(join(config.modelDir, 'config.json'), 'utf8')));
-  const tokenizer = await readTokenizer(config.modelDir);
+  await readTokenizer(config.modelDir); // a broken tokenizer.json fails here, not on the first request
   const model = await readModelDefaults(config.modelDir, modelConfig.nLayer, config.limits.trainLen);
   const metrics = createMetrics();
   const store = JobStore.fromConfig(config, log, metrics);
@@ -132,7 +133,12 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
     if (config.jobs.reconcileIntervalMs > 0) reconcileTimer = setInterval(runReconcile, config.jobs.reconcileIntervalMs);
   }
 
-  const jobs = config.roles.has('intake')
+  // Prompts are measured on a thread of their own: a token bomb does not hold /healthz (issue #13).
+  const meter = config.roles.has('intake')
+    ? new ThreadMeter({ tokenizerPath: join(config.modelDir, 'tokenizer.json'), configPath: join(config.modelDir, 'tokenizer_config.json') })
+    : null;
+  await meter?.measure(['warm up'], 1); // the thread is started and its tokenizer loaded before the first request
+  const jobs = meter
     ? jobRoutes({
         config,
         store: intakeStore,
@@ -141,7 +147,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
           claim: async (nonce, ttlMs) =>
             (await withTimeout(redis.set(`${config.queueName}:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX'), 2000)) === 'OK',
         },
-        tokenizer,
+        meter,
         model,
         metrics,
         log,
@@ -166,6 +172,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       await webhookWorker?.close();
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all(engines.map((e) => e.close()));
+      await meter?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         (server as import('node:http').Server).closeIdleConnections?.();

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { byteLevelTokenizerJson } from '../mamba/byte-tokenizer.ts';
-import { countTokensInSlices, safeSlices, tokenBounds } from '../mamba/token-budget.ts';
+import { countTokensInSlices, measurePrompt, safeSlices, tokenBounds, tokenBoundsInTurns } from '../mamba/token-budget.ts';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
 import { REPO } from './runner/harness.ts';
 
@@ -35,6 +35,15 @@ describe.each([['shipped (Digits first)', shipped], ['tiny byte-level', tiny]] a
     }
   });
 
+  it('bounds scanned in chunks (any size, cut anywhere: digits, spaces, surrogate pairs) equal the one-pass bounds', async () => {
+    for (let seed = 1; seed <= 120; seed++) {
+      const text = randomText(seed);
+      const chunked = await tokenBoundsInTurns(text, tok, { chunkChars: 1 + (seed % 13), pause: async () => {} });
+      expect(chunked, JSON.stringify(text)).toEqual(tokenBounds(text, tok));
+    }
+    expect(await tokenBoundsInTurns('', tok)).toEqual(tokenBounds('', tok));
+  });
+
   it('counts exactly, or stops just past the limit', async () => {
     const text = readFileSync(join(REPO, 'models/deciserve-mamba/haystack.txt'), 'utf8').slice(0, 40_000);
     const exact = tok.encode(text).length;
@@ -63,5 +72,34 @@ describe('bounds on the bombs of issue #13', () => {
     expect(tokenBounds('abc def', shipped).longestRun).toBe(4); // " def"
     expect(tokenBounds('abc1def', shipped).longestRun).toBe(3);
     expect(tokenBounds('abc1def', tiny).longestRun).toBe(7);
+  });
+});
+
+describe('bounds in turns (issue #13: /healthz must not wait for a scan)', () => {
+  it('yields to the event loop before every chunk (4 chunks: other callbacks run 4 times meanwhile)', async () => {
+    const text = 'word '.repeat(50_000); // 250,000 characters: 4 chunks of 65,536
+    let loops = 0;
+    let stop = false;
+    const spin = () => void (stop || (loops++, setImmediate(spin)));
+    setImmediate(spin);
+    await tokenBoundsInTurns(text, shipped);
+    stop = true;
+    expect(loops).toBeGreaterThanOrEqual(4);
+    loops = 0;
+    stop = false;
+    setImmediate(spin);
+    tokenBounds(text, shipped); // the one-pass form holds the loop: nothing runs meanwhile
+    expect(loops).toBe(0);
+    stop = true;
+  });
+
+  it('the exact count of prompt + continuation, or why it is refused (lower bound, run, counted past the limit)', async () => {
+    expect(await measurePrompt(shipped, ['7'.repeat(200_000)], 131_072)).toEqual({ ok: false, reason: 'lower_bound', tokens: 200_000 });
+    expect(await measurePrompt(shipped, ['7'.repeat(100_000), '7'.repeat(40_000)], 131_072)).toMatchObject({ ok: false, reason: 'lower_bound' });
+    expect(await measurePrompt(shipped, ['e' + '\u0301'.repeat(9000)], 131_072)).toEqual({ ok: false, reason: 'run', run: 9001 });
+    const prose = ' the end'.repeat(70_000); // 140,000 tokens, over the limit only when counted
+    expect(await measurePrompt(shipped, [prose], 131_072)).toMatchObject({ ok: false, reason: 'counted' });
+    const text = 'In the beginning God created the heaven and the earth. ';
+    expect(await measurePrompt(shipped, [text, 'x y'], 1000)).toEqual({ ok: true, tokens: shipped.encode(text).length + shipped.encode('x y').length });
   });
 });

@@ -2,6 +2,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { RequestIdVariables } from 'hono/request-id';
 import type { TimingVariables } from 'hono/timing';
+import type { PromptMeter } from '../mamba/token-budget.ts';
 import type { RawBodyEnv } from '../protocol/body-limit.ts';
 import type { EdgeConfig } from './config.ts';
 import type { EdgeGate } from './http/edge-gate.ts';
@@ -28,6 +29,8 @@ export interface EdgeDeps {
   runner: RunnerClient | null;
   rateLimiter: RateLimiter | null;
   log: EdgeLog;
+  /** Where prompts are measured: a worker thread on Node (mamba/token-meter.ts); unset, in the event loop by turns. */
+  promptMeter?: PromptMeter;
 }
 
 export type AppEnv = {

@@ -1,11 +1,12 @@
 // The edge API on Node (@hono/node-server): the same app as the Worker, the model from a folder built by
-// worker/model/build.ts, ORT's wasm compiled from node_modules, and an in-process rate limiter.
+// worker/model/build.ts, ORT's wasm compiled from node_modules, an in-process rate limiter, and prompts measured on a
+// worker thread (mamba/token-meter.ts).
 //
 //   MODEL_DIR=dist/edge-model API_KEYS=... [RUNNER_URL=... RUNNER_HMAC_SECRET=...] npx tsx worker/node-server.ts
 // Settings: worker/config.ts (the same names as the Worker's vars); PORT [8787], HOST [127.0.0.1].
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createServer } from 'node:http';
 import { getRequestListener, RequestError } from '@hono/node-server';
 import { badRequest } from './http/errors.ts';
@@ -18,6 +19,7 @@ import { DEFAULT_EDGE_MODEL_DIR } from './model/build.ts';
 import { lazyEdgeModel, openEdgeModel } from './model/edge-model.ts';
 import { folderFetcher } from './model/fs-fetcher.ts';
 import { RunnerClient } from './runner-client.ts';
+import { ThreadMeter } from '../mamba/token-meter.ts';
 
 let wasm: Promise<WebAssembly.Module> | null = null;
 const ortWasm = () => (wasm ??= readFile(ortWasmPath()).then((bytes) => WebAssembly.compile(new Uint8Array(bytes))));
@@ -31,6 +33,8 @@ export function createNodeEdgeApp(env: Record<string, string | undefined>, model
     runner: config.runner ? new RunnerClient(config.runner.url, config.runner.secret) : null,
     rateLimiter: config.rateLimitPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitPerMinute) : null,
     log,
+    // Node has threads (workerd does not): prompts are measured off the event loop, so a bomb cannot hold /healthz.
+    promptMeter: new ThreadMeter({ tokenizerPath: join(modelDir, 'tokenizer.json') }),
   });
 }
 

@@ -1,13 +1,16 @@
 // How long issue #13's CPU bombs hold the event loop, seen from outside: the edge (Node, child process, shipped
-// edge model) and the runner's intake (child process, shipped tokenizer) are polled on /healthz while bombs are in
-// flight. A /healthz reply's latency bounds the longest stretch the server's event loop was busy meanwhile.
+// edge model) and the runner's intake (child process, shipped tokenizer) are polled on /healthz, from a process of
+// its own, while bombs are in flight. A /healthz reply's latency bounds the longest stretch the server's event loop
+// was busy meanwhile.
 //   npx tsx bench/abuse/cost-bench.ts [--out bench/results/abuse-cost.json]
 // Needs radosgw + Redis (infra/local/ci-services.sh start) and dist/edge-model (npm run edge:model).
 // Wall-clock latencies (ms, performance.now(), sub-ms precision) on a shared machine: single runs, not a statistic
 // over repeated trials; n is the number of /healthz replies behind each figure.
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { createNodeEdgeApp } from '../../worker/node-server.ts';
 import { join } from 'node:path';
 import { JobClient, REPO, ensureRadosgw, freePort, runTag, runnerEnv, spawnRunner, startRedis, waitFor } from '../../test/runner/harness.ts';
 
@@ -25,22 +28,32 @@ const BOMBS: Record<string, string> = {
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 const round = (x: number) => Math.round(x * 10) / 10;
 
-async function pollHealth(url: string, until: () => boolean): Promise<number[]> {
-  const lat: number[] = [];
-  while (!until()) {
-    const t0 = performance.now();
-    await fetch(url).then((r) => r.arrayBuffer());
-    lat.push(performance.now() - t0);
-  }
+/** /healthz polled from a child process (bench/abuse/health-poller.ts) until `done` settles; sorted latencies. */
+async function pollHealth(url: string, done: Promise<unknown>): Promise<number[]> {
+  const child = fork(join(import.meta.dirname, 'health-poller.ts'), { execArgv: ['--import', 'tsx'] });
+  const next = () => new Promise<unknown>((resolve) => child.once('message', resolve));
+  const started = next();
+  child.send({ url });
+  await started;
+  await done;
+  const latencies = next();
+  child.send({ stop: true });
+  const lat = (await latencies) as number[];
   return lat.sort((a, b) => a - b);
 }
 
 async function measure(healthUrl: string, fire: Array<() => Promise<Response>>) {
-  let settled = 0;
-  const t0 = performance.now();
-  const answers = Promise.all(fire.map((f) => f().then(async (r) => ({ status: r.status, code: ((await r.json()) as any)?.error?.code ?? null, ms: performance.now() - t0 })).finally(() => settled++)));
-  const lat = await pollHealth(healthUrl, () => settled === fire.length);
-  const done = await answers;
+  let release!: () => void;
+  const go = new Promise<void>((r) => (release = r));
+  const t0 = { at: 0 };
+  const answers = go.then(() => {
+    t0.at = performance.now();
+    return Promise.all(fire.map((f) => f().then(async (r) => ({ status: r.status, code: ((await r.json()) as any)?.error?.code ?? null, ms: performance.now() - t0.at }))));
+  });
+  const polling = pollHealth(healthUrl, answers);
+  await new Promise((r) => setTimeout(r, 50)); // the poller is running before the bombs go
+  release();
+  const [lat, done] = await Promise.all([polling, answers]);
   return {
     statuses: [...new Set(done.map((d) => `${d.status} ${d.code ?? ''}`.trim()))],
     lastAnswerMs: round(Math.max(...done.map((d) => d.ms))),
@@ -49,6 +62,7 @@ async function measure(healthUrl: string, fire: Array<() => Promise<Response>>) 
 }
 
 async function main() {
+  const loadAtStart = loadavg()[0]; // a shared machine: other work here is in these figures
   const [s3, redis] = await Promise.all([ensureRadosgw(), startRedis('bench-abuse')]);
   const tag = runTag('bench-abuse');
   const runner = await spawnRunner(runnerEnv({ modelDir: join(REPO, 'models/deciserve-mamba'), redisUrl: redis.url, s3, bucket: tag, queue: tag }, { RUNNER_ROLES: 'intake', RUNNER_MODEL_ID: 'deciserve-mamba' }));
@@ -80,18 +94,37 @@ async function main() {
     await redis.stop();
   }
 
+  // Event-loop time per bomb: the edge app in this process (the same app and thread meter as the child above),
+  // one request at a time, main-thread busy time from performance.eventLoopUtilization() over the request.
+  const app = createNodeEdgeApp({ API_KEYS: KEY, RATE_LIMIT_PER_MINUTE: '0' }, join(REPO, 'dist/edge-model'));
+  const call = async (body: string): Promise<Response> =>
+    app.fetch(new Request('http://edge/v1/completions', { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body }));
+  await call(JSON.stringify({ model: 'deciserve-mamba', prompt: 'warm up', max_tokens: 1 })).then((r) => r.arrayBuffer());
+  const eventLoop = [];
+  for (const [name, prompt] of Object.entries(BOMBS)) {
+    const body = JSON.stringify({ model: 'deciserve-mamba', prompt, max_tokens: 1 });
+    const before = performance.eventLoopUtilization();
+    const t0 = performance.now();
+    const res = await call(body);
+    const code = ((await res.json()) as { error?: { code?: string } }).error?.code ?? '';
+    eventLoop.push({ bombs: name, status: `${res.status} ${code}`.trim(), eventLoopMs: round(performance.eventLoopUtilization(before).active), wallMs: round(performance.now() - t0) });
+  }
+
   const result = {
     command: `npx tsx bench/abuse/cost-bench.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    method: 'wall-clock /healthz latency polled back-to-back from this process while the bombs are in flight; max bounds the event-loop stall; single run',
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverage1mAtStart: loadAtStart, loadAverage1mAtEnd: loadavg()[0] },
+    method: 'wall-clock /healthz latency polled back-to-back from a separate process (bench/abuse/health-poller.ts; earlier runs polled from the process sending the bombs, whose own work was in the figures) while the bombs are in flight; max bounds the event-loop stall; single run',
     targets: { bombMaxBlockingMs: 100, healthP99MsWith20InFlight: 50 },
     rows,
+    eventLoopPerBomb: { method: 'edge app in-process, one request at a time; main-thread event-loop busy ms (performance.eventLoopUtilization) vs wall ms', rows: eventLoop },
   };
   await writeFile(out, JSON.stringify(result, null, 2) + '\n');
   console.log('| target | bombs | in flight | answers | last answer ms | health n | p50 ms | p99 ms | max ms |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.target} | ${r.bombs} | ${r.inFlight} | ${r.statuses.join(', ')} | ${r.lastAnswerMs} | ${r.health.n} | ${r.health.p50Ms} | ${r.health.p99Ms} | ${r.health.maxMs} |`);
+  console.log('\n| edge bomb (in-process) | answer | event-loop ms | wall ms |\n|---|---|---|---|');
+  for (const r of eventLoop) console.log(`| ${r.bombs} | ${r.status} | ${r.eventLoopMs} | ${r.wallMs} |`);
   console.log(`wrote ${out}`);
 }
 

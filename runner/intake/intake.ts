@@ -5,7 +5,7 @@
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds, type CountingTokenizer, type TokenizerShape } from '../../mamba/token-budget.ts';
+import { MAX_RUN_CHARS, type PromptMeter } from '../../mamba/token-budget.ts';
 import { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unavailable } from '../../protocol/api-errors.ts';
 import { readBodyWithLimit } from '../../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
@@ -26,7 +26,8 @@ export interface IntakeDeps {
   store: JobStore;
   queue: JobQueue;
   nonces: NonceStore;
-  tokenizer: CountingTokenizer & TokenizerShape;
+  /** Measures prompts against the token limit (runner/token-meter.ts: off the event loop). */
+  meter: PromptMeter;
   model: ModelDefaults;
   metrics: RunnerMetrics;
   log: Logger;
@@ -209,17 +210,14 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
     return suitePromptTokens(request.suite);
   }
   const texts = request.continuation === undefined ? [request.prompt] : [request.prompt, request.continuation];
-  const bounds = texts.map((t) => tokenBounds(t, deps.tokenizer));
-  const lower = bounds.reduce((n, b) => n + b.lower, 0);
-  if (lower > max) throw badRequest('context_length_exceeded', `at least ${lower} prompt tokens; this runner takes at most ${max}`, 'prompt');
-  const longestRun = Math.max(...bounds.map((b) => b.longestRun));
-  if (longestRun > MAX_RUN_CHARS) throw runTooLong(longestRun, MAX_RUN_CHARS);
-  let total = 0;
-  for (const text of texts) {
-    const counted = await countTokensInSlices(deps.tokenizer, text, { limit: max - total });
-    total += counted.tokens;
-    if (!counted.complete) throw badRequest('context_length_exceeded', `more than ${max} prompt tokens; this runner takes at most ${max}`, 'prompt');
+  const cost = await deps.meter.measure(texts, max);
+  if (!cost.ok && cost.reason === 'run') throw runTooLong(cost.run, MAX_RUN_CHARS);
+  if (!cost.ok) {
+    const bound = cost.reason === 'lower_bound' ? 'at least' : 'more than';
+    const n = cost.reason === 'lower_bound' ? cost.tokens : max;
+    throw badRequest('context_length_exceeded', `${bound} ${n} prompt tokens; this runner takes at most ${max}`, 'prompt');
   }
+  const total = cost.tokens;
   if (request.type === 'score' && total < 2) throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
   return total;
 }

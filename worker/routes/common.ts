@@ -4,7 +4,7 @@ import type { Context } from 'hono';
 import { endTime, setMetric, startTime } from 'hono/timing';
 import { DecimationError } from '../../mamba/decimation.ts';
 import type { DecimationConfig } from '../../mamba/engine.ts';
-import { countTokensInSlices, MAX_RUN_CHARS, tokenBounds } from '../../mamba/token-budget.ts';
+import { inLoopMeter, MAX_RUN_CHARS } from '../../mamba/token-budget.ts';
 import { resolveDecimation, type JobRequest } from '../../protocol/job-request.ts';
 import type { AppEnv, RouteDeps } from '../deps.ts';
 import { nextTick } from '../edge-engine.ts';
@@ -56,23 +56,16 @@ export async function openModel(c: Context<AppEnv>, deps: RouteDeps): Promise<Ed
 /**
  * Tokens of the prompt (+ continuation), counted the way the runner counts them, with the size limit checked before
  * the work: refused at once when a lower bound is already past it or a run has no cut (mamba/token-budget.ts),
- * otherwise counted in slices that yield to the event loop (other requests and /healthz go on meanwhile).
+ * otherwise counted in slices that yield to the event loop (other requests and /healthz go on meanwhile), or, on
+ * Node, all of it on a thread of its own (deps.promptMeter, mamba/token-meter.ts).
  */
 export async function countTokens(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, texts: string[]): Promise<number> {
   startTime(c, 'tokenize', 'count tokens');
   const max = deps.config.limits.maxPromptTokens;
-  const tokenizer = model.tokenizer;
-  const bounds = texts.map((t) => tokenBounds(t, tokenizer));
-  const lower = bounds.reduce((n, b) => n + b.lower, 0);
-  if (lower > max) throw contextTooLong(lower, max, 'this API', 'at least ');
-  const longestRun = Math.max(0, ...bounds.map((b) => b.longestRun));
-  if (longestRun > MAX_RUN_CHARS) throw runTooLong(longestRun, MAX_RUN_CHARS);
-  let tokens = 0;
-  for (const text of texts) {
-    const counted = await countTokensInSlices(tokenizer, text, { limit: max - tokens });
-    tokens += counted.tokens;
-    if (!counted.complete) throw contextTooLong(tokens, max, 'this API', 'more than ');
-  }
+  const cost = await (deps.promptMeter ?? inLoopMeter(model.tokenizer)).measure(texts, max);
+  if (!cost.ok && cost.reason === 'run') throw runTooLong(cost.run, MAX_RUN_CHARS);
+  if (!cost.ok) throw contextTooLong(cost.tokens, max, 'this API', cost.reason === 'lower_bound' ? 'at least ' : 'more than ');
+  const tokens = cost.tokens;
   await nextTick(); // lets the clock advance on Cloudflare, where it only moves at I/O
   endTime(c, 'tokenize');
   setMetric(c, 'prompt-tokens', String(tokens)); // a count, so a description rather than a duration
