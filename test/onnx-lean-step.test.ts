@@ -1,4 +1,5 @@
 // The lean decode graph (step.onnx: no If, packed state, argmax in the graph) against the reference engine.
+import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import type { ModelState } from '../mamba/engine.ts';
 import { exportMambaOnnx, modelBytes } from '../mamba/onnx/export/export-model.ts';
@@ -63,6 +64,25 @@ describe('lean step graph', () => {
     expect(knownPacked(view)).toBe(packed);
     expect(packState(view, config)).toBe(packed); // no copy on the way back in
     expect(maxStateDiff(view, state)).toBe(0);
+  });
+
+  it('multiplies by fp32 weights stored [in, out] (a one-row GEMM runs as a GEMV), except the tied head', () => {
+    const model = tinyModel({ seed: 9 });
+    const ex = exportMambaOnnx(model.config, model.weights, { decimationLayers: [] });
+    const gemms = (bytes: Uint8Array) => {
+      const graph = onnxProto.onnx.ModelProto.decode(bytes).graph!;
+      const inits = new Map(graph.initializer!.map((t) => [t.name!, t.dims!.map(Number)]));
+      const nodes = [graph, ...graph.node!.flatMap((n) => n.attribute!.flatMap((a) => (a.g ? [a.g] : [])))].flatMap((gr) => gr.node!);
+      return nodes.filter((n) => n.opType === 'Gemm' && inits.has(n.input![1]!)).map((n) => ({
+        b: n.input![1]!, dims: inits.get(n.input![1]!)!, transB: n.attribute!.find((a) => a.name === 'transB')?.i ?? 0,
+      }));
+    };
+    const { dModel, dInner } = model.config;
+    for (const file of ['mamba.onnx', STEP_FILE]) {
+      const found = gemms(ex.files.get(file)!);
+      expect(found.some((x) => x.b.includes('out_proj') && x.dims.join() === `${dInner},${dModel}`)).toBe(true);
+      for (const x of found) expect(Number(x.transB), `${file}: ${x.b}`).toBe(x.b === 'embedding' ? 1 : 0);
+    }
   });
 
   it('is written and read with the export folder; an export without it decodes through the If', async () => {

@@ -104,7 +104,12 @@ for (let r = 0; r < reps; r++) {
   log(`round ${r + 1}/${reps} done (load ${loadavg()[0].toFixed(2)})`);
 }
 const loadEnd = loadavg();
-const workerd: WorkerdRow[] = flags.workerd ? await workerdRows(config, ckpt.weights, TMP, promptIds, log) : [];
+const workerd: WorkerdRow[] = flags.workerd
+  ? await workerdRows(config, ckpt.weights, TMP, promptIds, log).catch((err: Error) => {
+    log(`workerd left out: ${err.message.split('\n')[0]}`);
+    return [];
+  })
+  : [];
 
 function workerdTable(ws: WorkerdRow[]): string {
   const node = (label: string, k: string) => rows.find((r) => r.engine === `deciserve WASM ${label}`)?.[k]?.medianTps;

@@ -79,7 +79,7 @@ export class OnnxEngine implements MambaEngine {
     // 131 vs 84 MiB at a 1K DeciMamba prefill (188 vs 121 at 2K), at no measured speed (#16). The step keeps it.
     const mainOptions = { ...sessionOptions, enableMemPattern: false, ...options.sessionOptions };
     const session = await ort.InferenceSession.create(model.model, mainOptions);
-    // Pre-packed GEMM weights make a one-row step ~30% faster (no per-call packing), for ~20 MiB more heap (fp32).
+    // Pre-packing spares the transposed-B GEMMs (the tied head) their per-call packing, for ~20 MiB more heap (fp32).
     const stepOptions = options.stepPrepack ? { ...sessionOptions, extra: { session: { disable_prepacking: '0' } } } : sessionOptions;
     const lean = options.leanStep !== false && model.step ? await ort.InferenceSession.create(model.step, stepOptions) : null;
     return new OnnxEngine(ort, model.manifest, session, lean, options);
