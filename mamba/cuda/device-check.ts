@@ -14,6 +14,7 @@ import { runKernelChecks } from './device-check/kernel-checks.ts';
 import { goldenParity, passkeyAgreement, referenceParity, selfConsistency } from './device-check/parity.ts';
 import { benchConfig, benchWeights, writeBenchCheckpoint, SHAPES, type ShapeName } from './device-check/bench-model.ts';
 import { benchBatch, benchBreakdown, benchDecode, benchPrefill } from './device-check/bench.ts';
+import { scanCompare, scanSummary } from './device-check/scan-compare.ts';
 import { Deadline, fmt, Report } from './device-check/report.ts';
 import { H200 } from './roofline.ts';
 import type { KernelSet } from './device.ts';
@@ -26,6 +27,8 @@ const { values: args } = parseArgs({
     lengths: { type: 'string', default: '2048,8192,32768,65536,131072' },
     'batch-lengths': { type: 'string', default: '1024,2048,4096,8192,16384,32768,3072,6144' },
     'consistency-length': { type: 'string', default: '8192' },
+    /** Phase `scan` (fused vs split selective scan): bf16 lengths; fp32 (130m only) runs those ≤ 32K. */
+    'scan-lengths': { type: 'string', default: '32768,131072' },
     'budget-s': { type: 'string', default: '360' },
     /** Skip golden cases and passkey prompts longer than this (CPU-emulator smoke runs). */
     'max-parity-length': { type: 'string', default: '1000000' },
@@ -84,6 +87,21 @@ async function main(): Promise<void> {
       await goldenParity(device, report, root, maxLength);
       if (deadline.has(60)) await report.guard('passkey-bf16', 'passkey agreement', () => passkeyAgreement(device, report, root, deadline, maxLength));
       else report.skip('passkey agreement: time budget');
+    }
+
+    if (phases.has('scan')) {
+      await goldenParity(device, report, root, Number(args['max-parity-length']), { scan: 'fused' });
+      const scanLengths = args['scan-lengths']!.split(',').map(Number);
+      for (const shape of args.shapes!.split(',').filter(Boolean) as ShapeName[]) {
+        if (!(shape in SHAPES) || !deadline.has(30)) {
+          report.skip(`scan ${shape}: ${shape in SHAPES ? 'time budget' : 'unknown shape'}`);
+          continue;
+        }
+        const config = benchConfig(shape);
+        const weights = await benchWeights(config, shape === '130m' ? 130 : 1400);
+        const fp32 = shape === '1.4b' ? [] : scanLengths.filter((L) => L <= 32768);
+        await scanCompare({ shape, config, weights, device, precisions: fp32.length ? ['bf16', 'fp32'] : ['bf16'], lengths: { bf16: scanLengths, fp32 } }, report, deadline);
+      }
     }
 
     const shapes = phases.has('bench') || phases.has('parity') ? (args.shapes!.split(',').filter(Boolean) as ShapeName[]) : [];
@@ -164,6 +182,7 @@ function summary(): string {
     const total = rows.find((r) => String(r.kernel).startsWith('TOTAL'));
     lines.push(`breakdown ${key} (${fmt(total?.ms as number)} ms GPU): ${top.map((r) => `${r.kernel} ${(r.pct as number).toFixed(1)}%`).join(', ')}`);
   }
+  lines.push(...scanSummary(report));
   // the issue's targets, where this run measured them
   const prefill = report.tables.prefill ?? [];
   const at = (shape: string, engine: string, L: number, mode: string) => prefill.find((r) => r.shape === shape && r.engine === engine && r.L === L && r.mode === mode);

@@ -84,7 +84,8 @@ interface GoldenCase {
 }
 
 /** test/fixtures/<name>/golden.json on both precisions. */
-export async function goldenParity(device: CudaDevice, report: Report, root: string, maxLength = Infinity): Promise<void> {
+export async function goldenParity(device: CudaDevice, report: Report, root: string, maxLength = Infinity, engineOptions: CudaEngineOptions = {}): Promise<void> {
+  const suffix = engineOptions.scan === 'fused' ? '-fused' : '';
   const fixtures = join(root, 'test', 'fixtures');
   const dirs = existsSync(fixtures) ? readdirSync(fixtures).filter((d) => existsSync(join(fixtures, d, 'golden.json'))).sort() : [];
   for (const dir of dirs) {
@@ -92,14 +93,14 @@ export async function goldenParity(device: CudaDevice, report: Report, root: str
     const tensors = readSafetensors(readFileSync(join(fixtures, dir, 'golden.safetensors')));
     const model = await loadModel(join(root, golden.checkpoint));
     for (const precision of ['fp32', 'bf16'] as const) {
-      const engine = CudaEngine.create(model.config, model.weights, { device, precision, guardBytes: 256 });
+      const engine = CudaEngine.create(model.config, model.weights, { ...engineOptions, device, precision, guardBytes: 256 });
       try {
         for (const c of golden.cases) {
           if (c.ids.length > maxLength) {
-            report.skip(`golden ${dir}/${c.name} (${precision}): longer than --max-parity-length`);
+            report.skip(`golden ${dir}/${c.name} (${precision}${suffix}): longer than --max-parity-length`);
             continue;
           }
-          await report.guard(`golden-${precision}`, `${dir}/${c.name}`, async () => {
+          await report.guard(`golden-${precision}${suffix}`, `${dir}/${c.name}`, async () => {
             const last = c.ids.length - 1;
             const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
             const r = await engine.prefill(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: positions });
@@ -115,11 +116,11 @@ export async function goldenParity(device: CudaDevice, report: Report, root: str
             const tokens = await greedy(engine, r.logits[positions.indexOf(last)]!, r.state, c.greedy.length);
             const sameGreedy = JSON.stringify(tokens) === JSON.stringify(c.greedy);
             if (precision === 'fp32') {
-              report.check('golden-fp32', `${dir}/${c.name}`, dLogit <= 1e-3 && dState <= 1e-3 && kept && sameGreedy, { maxDLogit: dLogit, maxDState: dState, kept, greedy: sameGreedy, L: c.ids.length });
+              report.check(`golden-fp32${suffix}`, `${dir}/${c.name}`, dLogit <= 1e-3 && dState <= 1e-3 && kept && sameGreedy, { maxDLogit: dLogit, maxDState: dState, kept, greedy: sameGreedy, L: c.ids.length });
             } else {
               const rel = dLogit / largest(goldRows);
               const overlap = keptOverlap(r.kept, c.kept);
-              report.check('golden-bf16', `${dir}/${c.name}`, rel <= BF16_LOGIT_TOL && overlap >= BF16_KEPT_OVERLAP, { maxDLogit: dLogit, relToMax: rel, tol: BF16_LOGIT_TOL, kept, keptOverlap: overlap, greedy: sameGreedy, L: c.ids.length });
+              report.check(`golden-bf16${suffix}`, `${dir}/${c.name}`, rel <= BF16_LOGIT_TOL && overlap >= BF16_KEPT_OVERLAP, { maxDLogit: dLogit, relToMax: rel, tol: BF16_LOGIT_TOL, kept, keptOverlap: overlap, greedy: sameGreedy, L: c.ids.length });
             }
           });
         }

@@ -1,0 +1,170 @@
+// Phase `scan` of the device check: the fused selective scan (scan-fused.cu) against the split path (scan.cu) on the
+// same random bf16-exact weights, per shape, precision, length and mode (plain / DeciMamba): prefill wall time
+// (warm-up, then the median of several runs, the two paths interleaved), the per-kernel GPU time from CUDA events,
+// and parity of fused against split (kept indices identical; logits and states within the precision's tolerance).
+// The golden fixtures on the fused path run in phase `parity` (goldenParity with scan: 'fused').
+import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts';
+import { planBatch } from '../batch-plan.ts';
+import type { CudaDevice } from '../device.ts';
+import { CudaEngine } from '../engine.ts';
+import type { ScanKind } from '../mixer.ts';
+import type { KernelTime } from '../profiler.ts';
+import { prefillRoofline } from '../roofline.ts';
+import { paperDecimation } from './bench.ts';
+import { fmt, type Deadline, type Report } from './report.ts';
+
+/** fused vs split, fp32: same arithmetic up to summation order, so logits and states agree far below the golden gate. */
+const FP32_TOL = 1e-3;
+/** bf16: y is rounded to bf16 by both paths, so one rounding flip moves later layers; held to 1% of the largest logit. */
+const BF16_REL_TOL = 0.01;
+const PROTECT = 16;
+
+function randomIds(n: number, vocab: number, seed: number): number[] {
+  let x = seed >>> 0 || 1;
+  return Array.from({ length: n }, () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x % vocab;
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Number.isNaN(a[i]! - b[i]!) ? Infinity : Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+async function profiled(engine: CudaEngine, device: CudaDevice, ids: number[], options: PrefillOptions): Promise<KernelTime[]> {
+  device.enableProfiler(true);
+  try {
+    device.profiler!.begin();
+    await engine.prefill(ids, options);
+    return device.profiler!.collect();
+  } finally {
+    device.enableProfiler(false);
+  }
+}
+
+export interface ScanCompareTarget {
+  shape: string;
+  config: MambaConfig;
+  weights: MambaWeights;
+  device: CudaDevice;
+  precisions: ('fp32' | 'bf16')[];
+  /** Lengths per precision (fp32 GEMMs at 128K take long: the caller may give it fewer). */
+  lengths: Record<'fp32' | 'bf16', number[]>;
+}
+
+export async function scanCompare(t: ScanCompareTarget, report: Report, deadline: Deadline): Promise<void> {
+  const { config, device } = t;
+  for (const precision of t.precisions) {
+    const engines: Record<ScanKind, CudaEngine> = {
+      split: CudaEngine.create(config, t.weights, { device, precision, scan: 'split' }),
+      fused: CudaEngine.create(config, t.weights, { device, precision, scan: 'fused' }),
+    };
+    try {
+      for (const L of t.lengths[precision]) {
+        for (const mode of ['mamba', 'decimamba'] as const) {
+          const name = `${t.shape} ${precision} L=${L} ${mode}`;
+          const plan = planBatch([{ length: L, protect: PROTECT, decimation: null }], config.nLayer);
+          const floorMs = prefillRoofline({ config, precision, plan, logitRows: 1 }).floorMs;
+          if (!deadline.has((floorMs / 1e3) * 40 + 15)) {
+            report.skip(`scan ${name}: time budget`);
+            continue;
+          }
+          await report.guard('scan', name, () => compareOne(engines, t, report, precision, L, mode, floorMs));
+        }
+      }
+    } finally {
+      await engines.split.dispose();
+      await engines.fused.dispose();
+    }
+  }
+}
+
+async function compareOne(
+  engines: Record<ScanKind, CudaEngine>,
+  t: ScanCompareTarget,
+  report: Report,
+  precision: 'fp32' | 'bf16',
+  L: number,
+  mode: 'mamba' | 'decimamba',
+  floorMs: number,
+): Promise<void> {
+  const { config, device } = t;
+  const decimation = mode === 'decimamba' ? paperDecimation(config) : null;
+  const ids = randomIds(L, config.vocabSize, L + 17);
+  const options: PrefillOptions = { decimation, protect: PROTECT, logitPositions: [L - 1] };
+  // parity first (also the warm-up: arena growth, cuBLAS heuristics)
+  const out = { split: await engines.split.prefill(ids, options), fused: await engines.fused.prefill(ids, options) };
+  const dLogit = maxAbs(out.fused.logits[0]!, out.split.logits[0]!);
+  const largest = Math.max(...Array.from(out.split.logits[0]!, Math.abs));
+  let dState = 0;
+  out.split.state.forEach((s, i) => (dState = Math.max(dState, maxAbs(out.fused.state[i]!.ssm, s.ssm), maxAbs(out.fused.state[i]!.conv, s.conv))));
+  const kept = JSON.stringify(out.fused.kept.map((k) => [k.layer, Array.from(k.indices)])) === JSON.stringify(out.split.kept.map((k) => [k.layer, Array.from(k.indices)]));
+  const ok = kept && (precision === 'fp32' ? dLogit <= FP32_TOL && dState <= FP32_TOL : dLogit <= BF16_REL_TOL * largest);
+  report.check('scan-parity', `fused vs split ${t.shape} ${precision} L=${L} ${mode}`, ok, {
+    maxDLogit: dLogit,
+    relToMax: dLogit / largest,
+    maxDState: dState,
+    kept,
+    tol: precision === 'fp32' ? FP32_TOL : `${BF16_REL_TOL}·max|logit|`,
+  });
+
+  // wall time: the two paths interleaved, median of reps
+  const reps = L <= 32768 ? 5 : 3;
+  const times: Record<ScanKind, number[]> = { split: [], fused: [] };
+  for (let r = 0; r < reps; r++) {
+    for (const scan of ['split', 'fused'] as const) {
+      const t0 = performance.now();
+      await engines[scan].prefill(ids, options);
+      times[scan].push(performance.now() - t0);
+    }
+  }
+  const kernels: Record<ScanKind, KernelTime[]> = { split: await profiled(engines.split, device, ids, options), fused: await profiled(engines.fused, device, ids, options) };
+  const gpu = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.ms, 0);
+  const scanMs = (scan: ScanKind) => kernels[scan].filter((k) => SCAN_LABELS.has(k.label)).reduce((a, k) => a + k.ms, 0);
+  const launches = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.calls, 0);
+  const wall = { split: median(times.split), fused: median(times.fused) };
+  for (const scan of ['split', 'fused'] as const) {
+    report.row('scan', {
+      shape: t.shape,
+      precision,
+      L,
+      mode,
+      scan,
+      ms: wall[scan],
+      tokensPerS: Math.round(L / (wall[scan] / 1e3)),
+      pctOfFloor: (100 * floorMs) / wall[scan],
+      gpuMs: gpu(scan),
+      scanKernelsMs: scanMs(scan),
+      launches: launches(scan),
+      reps,
+      fusedVsSplit: scan === 'fused' ? wall.fused / wall.split : '',
+    });
+  }
+  // per kernel, side by side (labels present in either path)
+  const labels = [...new Set([...kernels.split, ...kernels.fused].map((k) => k.label))];
+  for (const label of labels) {
+    const s = kernels.split.find((k) => k.label === label);
+    const f = kernels.fused.find((k) => k.label === label);
+    report.row('scan-kernels', { shape: t.shape, precision, L, mode, kernel: label, splitMs: s?.ms ?? 0, splitCalls: s?.calls ?? 0, fusedMs: f?.ms ?? 0, fusedCalls: f?.calls ?? 0 });
+  }
+}
+
+/** The kernels the fused one replaces (scores and selection run in both paths, so they are not counted). */
+const SCAN_LABELS = new Set(['dt_softplus', 'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'gather_x', 'gather_delta', 'gather_z', 'gather_bc', 'scan_fused']);
+
+/** The printed table (the device tool returns only the end of the output). */
+export function scanSummary(report: Report): string[] {
+  const rows = report.tables.scan ?? [];
+  if (rows.length === 0) return [];
+  const lines = ['scan   shape  prec L       mode       wall ms   GPU ms  scan-kernel ms  launches  %floor  fused/split'];
+  for (const r of rows) {
+    lines.push(
+      `${String(r.scan).padEnd(6)} ${String(r.shape).padEnd(6)} ${String(r.precision).padEnd(4)} ${String(r.L).padEnd(7)} ${String(r.mode).padEnd(10)} ${fmt(r.ms as number).padStart(8)} ${fmt(r.gpuMs as number).padStart(8)} ${fmt(r.scanKernelsMs as number).padStart(15)} ${String(r.launches).padStart(9)} ${fmt(r.pctOfFloor as number).padStart(7)}  ${typeof r.fusedVsSplit === 'number' ? fmt(r.fusedVsSplit) : ''}`,
+    );
+  }
+  return lines;
+}
