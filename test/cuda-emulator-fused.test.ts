@@ -186,3 +186,42 @@ describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json')))('fused scan on t
     }, 120_000);
   }
 });
+
+describe.skipIf(!CXX)('prefill CUDA graphs on the CPU emulator (split and fused scans)', () => {
+  it('a pass shape runs eagerly, is captured the second time, replayed after, and the graph reads the new inputs', async () => {
+    const m = tinyModel({ dModel: 16, nLayer: 3, dState: 16, seed: 9 });
+    for (const scan of ['split', 'fused'] as const) {
+      const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', guardBytes: 256, scan, prefillGraphs: true });
+      try {
+        const graphs = engine.prefillGraphs!;
+        const decimation = { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 };
+        const shapeOf = (seed: number) => [
+          { ids: randomIds(CHUNK + 9, m.config.vocabSize, seed), options: {} },
+          { ids: randomIds(70, m.config.vocabSize, seed + 1), options: { decimation, protect: 2 } },
+        ];
+        for (const [round, seed] of [10, 20, 30, 40].entries()) {
+          const reqs = shapeOf(seed); // same shape, new token ids each round
+          const got = await engine.prefillBatch(reqs);
+          reqs.forEach((r, i) => {
+            const ref = m.engine.prefillSync(r.ids, r.options);
+            expect(maxLogitDiff(got[i]!.logits, ref.logits), `${scan} round ${round} request ${i}`).toBeLessThan(TOL);
+            expect(maxStateDiff(got[i]!.state, ref.state)).toBeLessThan(TOL);
+            expect(kept(got[i]!.kept)).toEqual(kept(ref.kept));
+          });
+          expect([graphs.captures, graphs.replays], `${scan} round ${round}`).toEqual([round >= 1 ? 1 : 0, Math.max(0, round - 1)]);
+        }
+        // another shape starts eagerly again; the first shape's graph is still replayed
+        await engine.prefill(randomIds(33, m.config.vocabSize, 50));
+        expect([graphs.captures, graphs.replays]).toEqual([1, 2]);
+        const again = shapeOf(60);
+        const got = await engine.prefillBatch(again);
+        expect(graphs.replays).toBe(3);
+        expect(maxLogitDiff(got[0]!.logits, m.engine.prefillSync(again[0]!.ids).logits)).toBeLessThan(TOL);
+        expect(graphs.lastError).toBeNull();
+      } finally {
+        await engine.dispose();
+      }
+      expect(engine.core.device.allocatedBytes).toBe(0);
+    }
+  });
+});

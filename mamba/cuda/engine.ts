@@ -15,6 +15,7 @@ import { uploadWeights } from './device-weights.ts';
 import { passLayout, passShape, forwardPass, type PassOptions, type PassSequenceInput, type PassSequenceOutput } from './forward.ts';
 import type { Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
+import { PrefillGraphCache } from './prefill-graphs.ts';
 import { schedulePasses, type PassSegment } from './scheduler.ts';
 import { DeviceStateStore } from './state-store.ts';
 
@@ -49,6 +50,11 @@ export interface CudaEngineOptions {
    * kernel per layer, scan-fused.cu; off by default until the device check has measured it).
    */
   scan?: ScanKind;
+  /**
+   * Run a prefill pass's blocks as a CUDA graph: captured the second time a pass shape is seen, replayed after
+   * (prefill-graphs.ts; default false until measured).
+   */
+  prefillGraphs?: boolean;
 }
 
 export interface BatchRequest {
@@ -79,6 +85,8 @@ export class CudaEngine implements MambaEngine {
   private readonly arena: DeviceArena;
   private readonly states: DeviceStateStore;
   private stepSession: DecodeSession | null = null;
+  /** The prefill graphs (null unless options.prefillGraphs). */
+  readonly prefillGraphs: PrefillGraphCache | null;
   private disposed = false;
   /** The passes of the last prefillBatch (for benchmarks and logs). */
   lastPasses: PassReport[] = [];
@@ -88,9 +96,10 @@ export class CudaEngine implements MambaEngine {
     private readonly ownsDevice: boolean,
     private readonly options: CudaEngineOptions,
   ) {
-    this.name = `cuda-${core.precision}${options.scan === 'fused' ? '-fused' : ''}`;
+    this.name = `cuda-${core.precision}${options.scan === 'fused' ? '-fused' : ''}${options.prefillGraphs ? '-graphs' : ''}`;
     this.arena = new DeviceArena(core.device);
     this.states = new DeviceStateStore(core.device, core.config, options.stateSlots ?? 32);
+    this.prefillGraphs = options.prefillGraphs ? new PrefillGraphCache(core.device) : null;
   }
 
   get config(): MambaConfig {
@@ -311,6 +320,7 @@ export class CudaEngine implements MambaEngine {
     this.disposed = true;
     const device = this.core.device;
     this.stepSession?.dispose();
+    this.prefillGraphs?.dispose();
     this.states.dispose();
     this.arena.release();
     device.synchronize();
@@ -319,7 +329,7 @@ export class CudaEngine implements MambaEngine {
   }
 
   private passOptions(): PassOptions {
-    return { scanChunk: this.options.scanChunk, guardBytes: this.options.guardBytes, scan: this.options.scan };
+    return { scanChunk: this.options.scanChunk, guardBytes: this.options.guardBytes, scan: this.options.scan, graphs: this.prefillGraphs };
   }
 
   private memoryBudget(): number {

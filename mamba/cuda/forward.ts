@@ -9,6 +9,7 @@ import { packPassTables, passTableWords, type PassTables } from './device-tables
 import type { DeviceArena } from './arena.ts';
 import { headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
 import { mambaMixer, type MixerDecimation, type ScanKind } from './mixer.ts';
+import { passGraphKey, type PrefillGraphCache } from './prefill-graphs.ts';
 import * as ops from './ops.ts';
 import type { Layout } from './layout.ts';
 
@@ -43,6 +44,8 @@ export interface PassOptions {
   headMaxBytes?: number;
   /** Which selective-scan kernels run (mixer.ts; default 'split'). */
   scan?: ScanKind;
+  /** Run the blocks as CUDA graphs (captured the second time a pass shape is seen, replayed after). */
+  graphs?: PrefillGraphCache | null;
 }
 
 export interface PassShape {
@@ -102,55 +105,15 @@ export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPla
   device.fill32(buf('status'), 0, 1);
   const t = (offset: number): DevicePtr => buf('tables') + offset * 4;
 
-  // ---- the blocks
+  // ---- the blocks (one CUDA graph when the engine keeps them, prefill-graphs.ts)
   const groupPositions = positionsBuffers(plan, tables, t, buf('positions'));
-  ops.embed(k, t(tables.ids), weights.embedding, buf('hidden'), plan.groups[0]!.rows, dModel);
-  let residual = buf('residual');
-  let residualAlt = buf('residualAlt');
-  for (let i = 0; i < nLayer; i++) {
-    const gIn = plan.layerGroup[i]!;
-    const gOut = outputGroup(plan, i);
-    const tin = tables.groups[gIn]!;
-    const tout = tables.groups[gOut]!;
-    const rowsIn = plan.groups[gIn]!.rows;
-    const layer = weights.layers[i]!;
-    ops.addRmsNorm(k, { hidden: buf('hidden'), residual, normed: buf('normed'), weight: layer.norm, rows: rowsIn, dim: dModel, eps: normEpsilon, first: i === 0 });
-    const step = plan.decimations[i];
-    let decimation: MixerDecimation | null = null;
-    if (step) {
-      const dt = tables.decimations[i]!;
-      decimation = {
-        rowsOut: plan.groups[gOut]!.rows,
-        contextLen: t(dt.contextLen),
-        keep: t(dt.keep),
-        newSeqStart: t(tout.seqStart),
-        scores: buf('scores'),
-        srcRow: buf('srcRow'),
-        status: buf('status'),
-        gathered: { x: buf('xGathered'), delta: buf('deltaGathered'), z: buf('zGathered'), bc: buf('bcGathered') },
-        alsoGather: [
-          // the residual stream and the original positions follow the kept tokens
-          { src: residual, dst: residualAlt, width: dModel, elementBytes: 4, label: 'gather_residual' },
-          { src: groupPositions[gIn]!, dst: groupPositions[gOut]!, width: 1, elementBytes: 4, label: 'gather_positions' },
-        ],
-      };
-    }
-    mambaMixer(
-      core,
-      layer,
-      { normed: buf('normed'), xz: buf('xz'), x: buf('x'), xDbl: buf('xDbl'), delta: buf('delta'), y: buf('y'), out: buf('hidden'), chunkH: buf('chunkH'), chunkDeltaSum: buf('chunkDeltaSum') },
-      { rowsIn, nSeq: plan.nSeq, rowSeq: t(tin.rowSeq), seqStart: t(tin.seqStart) },
-      { chunkStart: t(tout.chunkStart), chunkLen: t(tout.chunkLen), seqFirstChunk: t(tout.seqFirstChunk), count: tout.chunkCount },
-      {
-        conv: { ptr: buf('convState') + i * dInner * dConv * 4, seqStride: words.conv },
-        ssm: { ptr: buf('ssmState') + i * dInner * dState * 4, seqStride: words.ssm },
-        initConv: shape.withInitState ? { ptr: buf('initConv') + i * dInner * dConv * 4, seqStride: words.conv } : null,
-        initSsm: shape.withInitState ? { ptr: buf('initSsm') + i * dInner * dState * 4, seqStride: words.ssm } : null,
-      },
-      decimation,
-      opts.scan,
-    );
-    if (decimation) [residual, residualAlt] = [residualAlt, residual];
+  // the residual stream ends in one of two buffers, fixed by the plan (it swaps at each decimating layer)
+  const residual = plan.decimations.filter((d) => d !== null).length % 2 === 0 ? buf('residual') : buf('residualAlt');
+  const enqueue = () => enqueueBlocks(core, plan, { buf, t, tables, groupPositions, words, withInitState: shape.withInitState }, opts.scan);
+  if (opts.graphs) {
+    opts.graphs.run(passGraphKey(base, plan, shape.chunkLen, shape.withInitState, opts.scan ?? 'split'), enqueue);
+  } else {
+    enqueue();
   }
 
   // ---- where each sequence's tokens ended up: status, positions after every decimation (one download)
@@ -208,6 +171,72 @@ export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPla
   });
   if (layout.guards.length > 0) checkGuards(core, base, layout);
   return outputs;
+}
+
+interface BlockBuffers {
+  buf: (name: PassBuffer) => DevicePtr;
+  t: (offset: number) => DevicePtr;
+  tables: PassTables;
+  groupPositions: DevicePtr[];
+  words: { conv: number; ssm: number };
+  withInitState: boolean;
+}
+
+/** Embedding and every block's launches, in order: what a prefill graph captures. */
+function enqueueBlocks(core: EngineCore, plan: BatchPlan, bb: BlockBuffers, scan: ScanKind | undefined): void {
+  const { kernels: k, config, weights } = core;
+  const { dModel, dInner, dConv, dState, nLayer, normEpsilon } = config;
+  const { buf, t, tables, groupPositions, words } = bb;
+  const shape = { withInitState: bb.withInitState };
+  ops.embed(k, t(tables.ids), weights.embedding, buf('hidden'), plan.groups[0]!.rows, dModel);
+  let residual = buf('residual');
+  let residualAlt = buf('residualAlt');
+  for (let i = 0; i < nLayer; i++) {
+
+    const gIn = plan.layerGroup[i]!;
+    const gOut = outputGroup(plan, i);
+    const tin = tables.groups[gIn]!;
+    const tout = tables.groups[gOut]!;
+    const rowsIn = plan.groups[gIn]!.rows;
+    const layer = weights.layers[i]!;
+    ops.addRmsNorm(k, { hidden: buf('hidden'), residual, normed: buf('normed'), weight: layer.norm, rows: rowsIn, dim: dModel, eps: normEpsilon, first: i === 0 });
+    const step = plan.decimations[i];
+    let decimation: MixerDecimation | null = null;
+    if (step) {
+      const dt = tables.decimations[i]!;
+      decimation = {
+        rowsOut: plan.groups[gOut]!.rows,
+        contextLen: t(dt.contextLen),
+        keep: t(dt.keep),
+        newSeqStart: t(tout.seqStart),
+        scores: buf('scores'),
+        srcRow: buf('srcRow'),
+        status: buf('status'),
+        gathered: { x: buf('xGathered'), delta: buf('deltaGathered'), z: buf('zGathered'), bc: buf('bcGathered') },
+        alsoGather: [
+          // the residual stream and the original positions follow the kept tokens
+          { src: residual, dst: residualAlt, width: dModel, elementBytes: 4, label: 'gather_residual' },
+          { src: groupPositions[gIn]!, dst: groupPositions[gOut]!, width: 1, elementBytes: 4, label: 'gather_positions' },
+        ],
+      };
+    }
+    mambaMixer(
+      core,
+      layer,
+      { normed: buf('normed'), xz: buf('xz'), x: buf('x'), xDbl: buf('xDbl'), delta: buf('delta'), y: buf('y'), out: buf('hidden'), chunkH: buf('chunkH'), chunkDeltaSum: buf('chunkDeltaSum') },
+      { rowsIn, nSeq: plan.nSeq, rowSeq: t(tin.rowSeq), seqStart: t(tin.seqStart) },
+      { chunkStart: t(tout.chunkStart), chunkLen: t(tout.chunkLen), seqFirstChunk: t(tout.seqFirstChunk), count: tout.chunkCount },
+      {
+        conv: { ptr: buf('convState') + i * dInner * dConv * 4, seqStride: words.conv },
+        ssm: { ptr: buf('ssmState') + i * dInner * dState * 4, seqStride: words.ssm },
+        initConv: shape.withInitState ? { ptr: buf('initConv') + i * dInner * dConv * 4, seqStride: words.conv } : null,
+        initSsm: shape.withInitState ? { ptr: buf('initSsm') + i * dInner * dState * 4, seqStride: words.ssm } : null,
+      },
+      decimation,
+      scan,
+    );
+    if (decimation) [residual, residualAlt] = [residualAlt, residual];
+  }
 }
 
 /** Device address of each group's original-position column (group 0 lives in the uploaded tables). */

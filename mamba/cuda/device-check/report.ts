@@ -64,7 +64,7 @@ export class Report {
     if (!outDir) return;
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, `${name}.json`), json);
-    if (name === 'cuda-device-check') writeFileSync(join(outDir, `${name}.md`), this.markdown()); // parts get merged first
+    if (!name.startsWith('part-')) writeFileSync(join(outDir, `${name}.md`), this.markdown()); // parts get merged first
   }
 
   markdown(): string {

@@ -1,13 +1,18 @@
 // Phase `scan` of the device check: the fused selective scan (scan-fused.cu) against the split path (scan.cu) on the
 // same random bf16-exact weights, per shape, precision, length and mode (plain / DeciMamba): prefill wall time
-// (warm-up, then the median of several runs, the two paths interleaved), the per-kernel GPU time from CUDA events,
-// and parity of fused against split (kept indices identical; logits and states within the precision's tolerance).
+// (warm-up, then the median of several runs, the paths interleaved), the per-kernel GPU time from CUDA events, and
+// parity against split (kept indices identical; logits and states within the precision's tolerance). A third
+// variant, fused with prefill CUDA graphs (prefill-graphs.ts), measures what host launches cost.
 // The golden fixtures on the fused path run in phase `parity` (goldenParity with scan: 'fused').
 import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
 import type { CudaDevice } from '../device.ts';
 import { CudaEngine } from '../engine.ts';
 import type { ScanKind } from '../mixer.ts';
+
+/** The fused path also runs with prefill graphs (prefill-graphs.ts): wall time only (the profiler runs eagerly). */
+type Variant = ScanKind | 'fused+graphs';
+const VARIANTS: Variant[] = ['split', 'fused', 'fused+graphs'];
 import type { KernelTime } from '../profiler.ts';
 import { prefillRoofline } from '../roofline.ts';
 import { paperDecimation } from './bench.ts';
@@ -59,9 +64,10 @@ export interface ScanCompareTarget {
 export async function scanCompare(t: ScanCompareTarget, report: Report, deadline: Deadline): Promise<void> {
   const { config, device } = t;
   for (const precision of t.precisions) {
-    const engines: Record<ScanKind, CudaEngine> = {
+    const engines: Record<Variant, CudaEngine> = {
       split: CudaEngine.create(config, t.weights, { device, precision, scan: 'split' }),
       fused: CudaEngine.create(config, t.weights, { device, precision, scan: 'fused' }),
+      'fused+graphs': CudaEngine.create(config, t.weights, { device, precision, scan: 'fused', prefillGraphs: true }),
     };
     try {
       for (const L of t.lengths[precision]) {
@@ -77,14 +83,13 @@ export async function scanCompare(t: ScanCompareTarget, report: Report, deadline
         }
       }
     } finally {
-      await engines.split.dispose();
-      await engines.fused.dispose();
+      for (const v of VARIANTS) await engines[v].dispose();
     }
   }
 }
 
 async function compareOne(
-  engines: Record<ScanKind, CudaEngine>,
+  engines: Record<Variant, CudaEngine>,
   t: ScanCompareTarget,
   report: Report,
   precision: 'fp32' | 'bf16',
@@ -97,26 +102,30 @@ async function compareOne(
   const ids = randomIds(L, config.vocabSize, L + 17);
   const options: PrefillOptions = { decimation, protect: PROTECT, logitPositions: [L - 1] };
   // parity first (also the warm-up: arena growth, cuBLAS heuristics)
-  const out = { split: await engines.split.prefill(ids, options), fused: await engines.fused.prefill(ids, options) };
-  const dLogit = maxAbs(out.fused.logits[0]!, out.split.logits[0]!);
-  const largest = Math.max(...Array.from(out.split.logits[0]!, Math.abs));
-  let dState = 0;
-  out.split.state.forEach((s, i) => (dState = Math.max(dState, maxAbs(out.fused.state[i]!.ssm, s.ssm), maxAbs(out.fused.state[i]!.conv, s.conv))));
-  const kept = JSON.stringify(out.fused.kept.map((k) => [k.layer, Array.from(k.indices)])) === JSON.stringify(out.split.kept.map((k) => [k.layer, Array.from(k.indices)]));
-  const ok = kept && (precision === 'fp32' ? dLogit <= FP32_TOL && dState <= FP32_TOL : dLogit <= BF16_REL_TOL * largest);
-  report.check('scan-parity', `fused vs split ${t.shape} ${precision} L=${L} ${mode}`, ok, {
-    maxDLogit: dLogit,
-    relToMax: dLogit / largest,
-    maxDState: dState,
-    kept,
-    tol: precision === 'fp32' ? FP32_TOL : `${BF16_REL_TOL}·max|logit|`,
-  });
+  const split = await engines.split.prefill(ids, options);
+  const keptOf = (r: typeof split) => JSON.stringify(r.kept.map((k) => [k.layer, Array.from(k.indices)]));
+  const largest = Math.max(...Array.from(split.logits[0]!, Math.abs));
+  for (const v of ['fused', 'fused+graphs'] as const) {
+    const got = await engines[v].prefill(ids, options);
+    const dLogit = maxAbs(got.logits[0]!, split.logits[0]!);
+    let dState = 0;
+    split.state.forEach((s, i) => (dState = Math.max(dState, maxAbs(got.state[i]!.ssm, s.ssm), maxAbs(got.state[i]!.conv, s.conv))));
+    const kept = keptOf(got) === keptOf(split);
+    const ok = kept && (precision === 'fp32' ? dLogit <= FP32_TOL && dState <= FP32_TOL : dLogit <= BF16_REL_TOL * largest);
+    report.check('scan-parity', `${v} vs split ${t.shape} ${precision} L=${L} ${mode}`, ok, {
+      maxDLogit: dLogit,
+      relToMax: dLogit / largest,
+      maxDState: dState,
+      kept,
+      tol: precision === 'fp32' ? FP32_TOL : `${BF16_REL_TOL}·max|logit|`,
+    });
+  }
 
-  // wall time: the two paths interleaved, median of reps
+  // wall time: the variants interleaved, median of reps (fused+graphs: captured in the first rep, replayed after)
   const reps = L <= 32768 ? 5 : 3;
-  const times: Record<ScanKind, number[]> = { split: [], fused: [] };
+  const times: Record<Variant, number[]> = { split: [], fused: [], 'fused+graphs': [] };
   for (let r = 0; r < reps; r++) {
-    for (const scan of ['split', 'fused'] as const) {
+    for (const scan of VARIANTS) {
       const t0 = performance.now();
       await engines[scan].prefill(ids, options);
       times[scan].push(performance.now() - t0);
@@ -126,8 +135,10 @@ async function compareOne(
   const gpu = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.ms, 0);
   const scanMs = (scan: ScanKind) => kernels[scan].filter((k) => SCAN_LABELS.has(k.label)).reduce((a, k) => a + k.ms, 0);
   const launches = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.calls, 0);
-  const wall = { split: median(times.split), fused: median(times.fused) };
-  for (const scan of ['split', 'fused'] as const) {
+  const wall: Record<Variant, number> = { split: median(times.split), fused: median(times.fused), 'fused+graphs': median(times['fused+graphs']) };
+  const graphs = engines['fused+graphs'].prefillGraphs!;
+  for (const scan of VARIANTS) {
+    const eager = scan === 'fused+graphs' ? 'fused' : scan;
     report.row('scan', {
       shape: t.shape,
       precision,
@@ -137,11 +148,13 @@ async function compareOne(
       ms: wall[scan],
       tokensPerS: Math.round(L / (wall[scan] / 1e3)),
       pctOfFloor: (100 * floorMs) / wall[scan],
-      gpuMs: gpu(scan),
-      scanKernelsMs: scanMs(scan),
-      launches: launches(scan),
+      gpuMs: gpu(eager),
+      scanKernelsMs: scanMs(eager),
+      launches: scan === 'fused+graphs' ? 'graph' : launches(scan),
+      // cumulative over this engine's rows; lastError set means a capture failed and that pass ran eagerly
+      graphs: scan === 'fused+graphs' ? `${graphs.captures} captured, ${graphs.replays} replayed${graphs.lastError ? `, error: ${graphs.lastError}` : ''}` : '',
       reps,
-      fusedVsSplit: scan === 'fused' ? wall.fused / wall.split : '',
+      fusedVsSplit: scan === 'split' ? '' : wall[scan] / wall.split,
     });
   }
   // per kernel, side by side (labels present in either path)
@@ -160,10 +173,10 @@ const SCAN_LABELS = new Set(['dt_softplus', 'scan_chunk_state', 'scan_carry', 's
 export function scanSummary(report: Report): string[] {
   const rows = report.tables.scan ?? [];
   if (rows.length === 0) return [];
-  const lines = ['scan   shape  prec L       mode       wall ms   GPU ms  scan-kernel ms  launches  %floor  fused/split'];
+  const lines = ['scan         shape  prec L       mode       wall ms   GPU ms  scan-kernel ms  launches  %floor  vs split'];
   for (const r of rows) {
     lines.push(
-      `${String(r.scan).padEnd(6)} ${String(r.shape).padEnd(6)} ${String(r.precision).padEnd(4)} ${String(r.L).padEnd(7)} ${String(r.mode).padEnd(10)} ${fmt(r.ms as number).padStart(8)} ${fmt(r.gpuMs as number).padStart(8)} ${fmt(r.scanKernelsMs as number).padStart(15)} ${String(r.launches).padStart(9)} ${fmt(r.pctOfFloor as number).padStart(7)}  ${typeof r.fusedVsSplit === 'number' ? fmt(r.fusedVsSplit) : ''}`,
+      `${String(r.scan).padEnd(12)} ${String(r.shape).padEnd(6)} ${String(r.precision).padEnd(4)} ${String(r.L).padEnd(7)} ${String(r.mode).padEnd(10)} ${fmt(r.ms as number).padStart(8)} ${fmt(r.gpuMs as number).padStart(8)} ${fmt(r.scanKernelsMs as number).padStart(15)} ${String(r.launches).padStart(9)} ${fmt(r.pctOfFloor as number).padStart(7)}  ${typeof r.fusedVsSplit === 'number' ? fmt(r.fusedVsSplit) : ''}`,
     );
   }
   return lines;
