@@ -65,6 +65,7 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
     idempotency: new EdgeIdempotency(),
     // In-process on both runtimes: the Workers binding counts calls, not weights.
     tokenLimiter: config.rateLimitTokensPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitTokensPerMinute) : null,
+    cpuLimiter: config.rateLimitEdgeCpuMsPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitEdgeCpuMsPerMinute) : null,
   };
   registerHealth(app);
   registerModels(app, routeDeps);

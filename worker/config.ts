@@ -82,6 +82,11 @@ const envSchema = z.object({
    * MAX_NEW_TOKENS) must fit.
    */
   RATE_LIMIT_TOKENS_PER_MINUTE: int(0, 1_000_000),
+  /**
+   * Per-key edge CPU milliseconds per minute: the router's estimate for work placed at the edge, charged before it
+   * runs; past it the work goes to the runner (429 without one). Counted in this isolate/process; 0 = off.
+   */
+  RATE_LIMIT_EDGE_CPU_MS_PER_MINUTE: int(0, 60_000),
   /** Serve /openapi.json and /docs without an API key (browsers cannot send one to open the docs page). */
   PUBLIC_DOCS: flag(false),
   /** One JSON log line per request (console; Workers Logs on Cloudflare). */
@@ -126,6 +131,7 @@ export function edgeConfig(env: Record<string, unknown>) {
     corsOrigins: e.CORS_ORIGINS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     rateLimitTokensPerMinute: e.RATE_LIMIT_TOKENS_PER_MINUTE,
+    rateLimitEdgeCpuMsPerMinute: e.RATE_LIMIT_EDGE_CPU_MS_PER_MINUTE,
     publicDocs: e.PUBLIC_DOCS,
     logRequests: e.LOG_REQUESTS,
   };

@@ -47,4 +47,6 @@ export interface RouteDeps extends EdgeDeps {
   idempotency: EdgeIdempotency;
   /** Per-key token budget (RATE_LIMIT_TOKENS_PER_MINUTE), or null when off. */
   tokenLimiter: MemoryRateLimiter | null;
+  /** Per-key edge CPU ms (RATE_LIMIT_EDGE_CPU_MS_PER_MINUTE), or null when off. */
+  cpuLimiter: MemoryRateLimiter | null;
 }

@@ -17,7 +17,7 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 
 const port = await freePort();
 const gate = { ...(values.running ? { EDGE_MAX_RUNNING: values.running } : {}), ...(values.queued ? { EDGE_MAX_QUEUED: values.queued } : {}) };
-const edgeEnv = { MODEL_DIR: join(REPO, 'dist/edge-model'), API_KEYS: KEY, PORT: String(port), RATE_LIMIT_PER_MINUTE: '0', ...gate };
+const edgeEnv = { MODEL_DIR: join(REPO, 'dist/edge-model'), API_KEYS: KEY, PORT: String(port), RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_EDGE_CPU_MS_PER_MINUTE: '0', ...gate }; // the gate alone
 const edge = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'worker/node-server.ts')], { cwd: REPO, env: { ...process.env, ...edgeEnv }, stdio: 'ignore' });
 const url = `http://127.0.0.1:${port}`;
 try {

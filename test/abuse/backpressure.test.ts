@@ -92,6 +92,29 @@ describe('the token budget per key', () => {
   }, 120_000);
 });
 
+describe('the edge CPU budget per key', () => {
+  it('charges the estimated CPU ms of edge work before it runs: past RATE_LIMIT_EDGE_CPU_MS_PER_MINUTE, 429 + Retry-After without a runner', async () => {
+    const { edgeModel } = await tinyEdgeModel('abuse-cpu-budget');
+    const edge = await startEdge(edgeModel, { RATE_LIMIT_EDGE_CPU_MS_PER_MINUTE: '2500', RATE_LIMIT_PER_MINUTE: '0', MAX_NEW_TOKENS: '100' });
+    try {
+      // max_tokens 100 at the committed decode rate (bench/results/edge-bench.json, ~71 tok/s) is ~1.4 s of estimate.
+      const ask = (auth?: string) =>
+        post(edge, '/v1/completions', { model: 'deciserve-mamba', prompt: 'a short prompt', max_tokens: 100 }, auth ? { authorization: auth } : {});
+      const first = await ask();
+      expect(first.status).toBe(200);
+      const refused = await ask();
+      const body = (await refused.json()) as any;
+      expect([refused.status, body.error.code, refused.headers.get('retry-after')]).toEqual([429, 'rate_limit_exceeded', '60']);
+      expect(body.error.message).toMatch(/ms of edge CPU; this API key's edge CPU budget \(2500 ms per minute\) is spent/);
+      // Cheap work still fits the rest of the budget, and another key has its own.
+      expect((await post(edge, '/v1/completions', { model: 'deciserve-mamba', prompt: 'x', max_tokens: 1 })).status).toBe(200);
+      expect((await ask(`Bearer ${OTHER_KEY}`)).status).toBe(200);
+    } finally {
+      await edge.close();
+    }
+  }, 120_000);
+});
+
 describe('at the runner intake', () => {
   let redis: RedisHandle;
   let intake: RunnerProcess;

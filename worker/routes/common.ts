@@ -83,6 +83,20 @@ async function chargeTokens(c: Context<AppEnv>, deps: RouteDeps, work: Work): Pr
   }
 }
 
+/**
+ * Charges work placed at the edge to its key's edge CPU budget (the router's estimate, in ms, before it runs). Past
+ * the budget the work goes to the runner, whose CPU is paid for in its queue; without a runner it is a 429.
+ */
+async function chargeEdgeCpu(c: Context<AppEnv>, deps: RouteDeps, placement: Placement): Promise<Placement> {
+  if (!deps.cpuLimiter || placement.where !== 'edge') return placement;
+  const cost = Math.max(1, Math.ceil(placement.estimatedMs));
+  if ((await deps.cpuLimiter.limit({ key: c.get('apiKeyId'), cost })).success) return placement;
+  const spent = `this API key's edge CPU budget (${deps.config.rateLimitEdgeCpuMsPerMinute} ms per minute) is spent`;
+  if (deps.runner) return { where: 'runner', estimatedMs: placement.estimatedMs, reason: spent };
+  c.header('Retry-After', '60');
+  throw rateLimited(`This request needs an estimated ${cost} ms of edge CPU; ${spent}; retry after the time in Retry-After`);
+}
+
 /** Checks the decimation settings against the model (400 on a config it cannot run), charges the tokens, then places the work. */
 export async function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, job: JobRequest, work: Work): Promise<Placement> {
   let decimation: DecimationConfig | null;
@@ -95,7 +109,7 @@ export async function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: Edge
     throw err;
   }
   await chargeTokens(c, deps, work);
-  const placement = place(deps.config, model, { ...work, decimated: decimation !== null });
+  const placement = await chargeEdgeCpu(c, deps, place(deps.config, model, { ...work, decimated: decimation !== null }));
   const missing = placement.where === 'edge' ? (decimation?.layers.filter((l) => !model.manifest.decimationLayers.includes(l)) ?? []) : [];
   if (missing.length > 0) {
     throw badRequest('invalid_decimation', `the edge model cannot decimate at layers [${missing}]`, 'decimation_params.layers');
