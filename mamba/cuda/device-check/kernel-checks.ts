@@ -179,6 +179,68 @@ export async function runKernelChecks(device: CudaDevice, kernels: KernelSet, re
       }
     });
 
+    await g('scan_fused (varlen, h0, kept rows read in place)', () => {
+      const dInner = 260, dtRank = 8, dbl = dtRank + 2 * D_STATE, lengths = [1, 256, 257, 4099]; // 260: a part-filled block
+      const rows = lengths.reduce((a, b) => a + b, 0);
+      const seqStart = [0];
+      for (const l of lengths) seqStart.push(seqStart[seqStart.length - 1]! + l);
+      const xz = s.quantize(randomArray(rows * 2 * dInner, rng, -2, 2));
+      const xDbl = s.quantize(randomArray(rows * dbl, rng, -1, 1));
+      const dt = randomArray(rows * dInner, rng, -4, 0);
+      const bias = randomArray(dInner, rng, -1, 1);
+      const aLog = Float32Array.from({ length: dInner * D_STATE }, (_, i) => Math.log(1 + (i % D_STATE)) + 0.1 * rng.next());
+      const dSkip = randomArray(dInner, rng, 0.5, 1.5);
+      const h0 = randomArray(lengths.length * dInner * D_STATE, rng, -1, 1);
+      const a = Float64Array.from(aLog, (v) => -Math.exp(v));
+      const xzP = s.act(xz), xDblP = s.act(xDbl), ab = s.actBytes;
+      for (const [sparse, withH0] of [[false, true], [true, false]] as [boolean, boolean][]) {
+        // rowIdx: each sequence keeps rows t with t % 3 != 1 (its first row always), in order
+        const kept = lengths.map((len, i) => Array.from({ length: len }, (_, t) => seqStart[i]! + t).filter((r, t) => !sparse || t % 3 !== 1));
+        const outStart = [0];
+        for (const k of kept) outStart.push(outStart[outStart.length - 1]! + k.length);
+        const outRows = outStart[outStart.length - 1]!;
+        const y = s.alloc(outRows * dInner * ab);
+        const hOut = s.alloc(lengths.length * dInner * D_STATE * 4);
+        ops.fusedScan(kernels, {
+          inputs: {
+            x: { ptr: xzP, ld: 2 * dInner },
+            delta: { ptr: s.f32(dt), ld: dInner },
+            z: { ptr: xzP + dInner * ab, ld: 2 * dInner },
+            b: { ptr: xDblP + dtRank * ab, ld: dbl },
+            c: { ptr: xDblP + (dtRank + D_STATE) * ab, ld: dbl },
+            aLog2: s.f32(aLog2(aLog)),
+            dSkip: s.f32(dSkip),
+          },
+          dtBias: s.f32(bias),
+          seqStart: s.i32(outStart),
+          rowIdx: sparse ? s.i32(kept.flat()) : null,
+          h0: withH0 ? { ptr: s.f32(h0), seqStride: dInner * D_STATE } : null,
+          hOut: { ptr: hOut, seqStride: dInner * D_STATE },
+          y: { ptr: y, ld: dInner },
+          nSeq: lengths.length,
+          dInner,
+        });
+        const refY = new Float32Array(outRows * dInner), refH = new Float32Array(lengths.length * dInner * D_STATE);
+        kept.forEach((rowsOf, i) => {
+          const cols = (src: Float32Array, width: number, from: number, count: number, f = (v: number, _c: number) => v) => {
+            const out = new Float32Array(rowsOf.length * count);
+            rowsOf.forEach((r, t) => {
+              for (let c = 0; c < count; c++) out[t * count + c] = f(src[r * width + from + c]!, c);
+            });
+            return out;
+          };
+          const h = withH0 ? h0.slice(i * dInner * D_STATE, (i + 1) * dInner * D_STATE) : new Float32Array(dInner * D_STATE);
+          const delta = cols(dt, dInner, 0, dInner, (v, c) => softplus(v + bias[c]!));
+          const yi = selectiveScan(cols(xz, 2 * dInner, 0, dInner), delta, a, cols(xDbl, dbl, dtRank, D_STATE), cols(xDbl, dbl, dtRank + D_STATE, D_STATE), dSkip, cols(xz, 2 * dInner, dInner, dInner), h, rowsOf.length, dInner, D_STATE);
+          refY.set(yi, outStart[i]! * dInner);
+          refH.set(h, i * dInner * D_STATE);
+        });
+        const what = `${sparse ? 'kept rows' : 'all rows'}${withH0 ? ' h0' : ''}`;
+        expectClose(`scan_fused y ${what}`, s.readAct(y, outRows * dInner), refY, kernels.build.actBf16 ? 1e-2 : 2e-5);
+        expectClose(`scan_fused final state ${what}`, s.readF32(hOut, refH.length), refH, 2e-5);
+      }
+    });
+
     await g('delta_score', () => {
       const dInner = 1536, lengths = [700, 300];
       const rows = 1000;
