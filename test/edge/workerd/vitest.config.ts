@@ -27,6 +27,8 @@ export default defineConfig({
           RUNNER_URL: `http://127.0.0.1:${process.env.WORKERD_TEST_RUNNER_PORT}`,
           RUNNER_HMAC_SECRET: RUNNER_SECRET,
           LOG_REQUESTS: 'false',
+          // the long-prompt test's job (>8,192 tokens, DeciMamba on the CPU runner) can pass 30 s on a loaded 2-core box
+          JOB_WAIT_MS: '100000',
         },
         ratelimits: { RATE_LIMITER: { namespace_id: '6001', simple: { limit: 20, period: 60 } } },
       },
