@@ -218,6 +218,18 @@ describe.skipIf(!CXX)('prefill CUDA graphs on the CPU emulator (split and fused 
         expect(graphs.replays).toBe(3);
         expect(maxLogitDiff(got[0]!.logits, m.engine.prefillSync(again[0]!.ids).logits)).toBeLessThan(TOL);
         expect(graphs.lastError).toBeNull();
+        // with the profiler on, the pass runs eagerly so every kernel keeps its own time
+        const device = engine.core.device;
+        device.enableProfiler(true);
+        try {
+          device.profiler!.begin();
+          await engine.prefillBatch(shapeOf(70));
+          const labels = device.profiler!.collect().map((k) => k.label);
+          expect(labels).toContain(scan === 'fused' ? 'scan_fused' : 'scan_chunk_output');
+          expect(graphs.replays).toBe(3);
+        } finally {
+          device.enableProfiler(false);
+        }
       } finally {
         await engine.dispose();
       }

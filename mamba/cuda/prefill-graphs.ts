@@ -26,6 +26,10 @@ export class PrefillGraphCache {
   /** Runs `enqueue`'s launches on the device stream: eagerly, captured into a new graph, or by replaying one. */
   run(key: string, enqueue: () => void): GraphUse {
     const { driver, stream } = this.device;
+    if (this.device.profiler) {
+      enqueue(); // the profiler's events sit between launches: a graph would hide the per-kernel times
+      return 'eager';
+    }
     const hit = this.graphs.get(key);
     if (hit !== undefined) {
       this.graphs.delete(key); // re-insert: most recently used last
@@ -34,7 +38,7 @@ export class PrefillGraphCache {
       this.replays++;
       return 'replayed';
     }
-    if (!this.seen.has(key) || this.device.profiler) {
+    if (!this.seen.has(key)) {
       if (this.seen.size >= 4096) this.seen.clear(); // many one-off shapes (a runner's mixed batches): stay bounded
       this.seen.add(key);
       enqueue();

@@ -14,7 +14,9 @@
 #define FUSED_ITEMS 8       // consecutive time steps per lane
 #define FUSED_CHANNELS 8    // warps (channels) per block: 8 f32 channels fill a 32-byte sector of a dt row
 #define FUSED_CHUNK (32 * FUSED_ITEMS)
-#define FUSED_PAD (FUSED_CHUNK + FUSED_CHUNK / FUSED_ITEMS)  // one pad word per lane: lanes read 9 words apart
+// a state's row of the tile: one pad word per lane (lanes read 9 words apart), +1 so that the staging writes, which
+// walk the states of a step, fall in 16 different banks
+#define FUSED_PAD (FUSED_CHUNK + FUSED_CHUNK / FUSED_ITEMS + 1)
 
 // Slot of step t in a state's row of the shared tile: lane-major with a pad word, so lane reads hit distinct banks.
 __device__ __forceinline__ int fused_slot(int t) { return (t / FUSED_ITEMS) * (FUSED_ITEMS + 1) + t % FUSED_ITEMS; }
