@@ -138,6 +138,14 @@ describe('memory plan', () => {
     expect(bytes(32768, null, 'bf16')).toBeLessThan(c);
     expect(bytes(131072, null)).toBeLessThan(16 * 2 ** 30);
     expect(bytes(131072, DECI)).toBeGreaterThan(bytes(131072, null)); // gather buffers and scores
+    // the fused scan keeps no chunk states and gathers no scan inputs: less memory, plain or decimating
+    const fusedBytes = (length: number, decimation: DecimationConfig | null) => {
+      const plan = planFor(length, decimation);
+      return planPassMemory({ config, precision: 'fp32', plan, chunkLen: 128, tableWords: passTableWords(plan, 128), headRows: 1, withInitState: false, scan: 'fused' }).totalBytes;
+    };
+    const d = config.dInner;
+    expect(bytes(131072, null) - fusedBytes(131072, null)).toBeGreaterThanOrEqual((131072 / 128) * d * 17 * 4); // chunkH + ΣΔ
+    expect(bytes(131072, DECI) - fusedBytes(131072, DECI)).toBeGreaterThan(bytes(131072, null) - fusedBytes(131072, null));
   });
 
   it('head tiles keep logits under the cap', () => {

@@ -53,6 +53,7 @@ export interface PassShape {
   tableWords: number;
   headRows: number;
   withInitState: boolean;
+  scan: ScanKind;
 }
 
 /** The shape decisions a pass makes before launch (shared with the memory planner's callers). */
@@ -65,6 +66,7 @@ export function passShape(core: EngineCore, plan: BatchPlan, seqs: { logitPositi
     tableWords: passTableWords(plan, chunkLen),
     headRows: headTileRows(core.config.vocabSize, Math.max(1, wanted), opts.headMaxBytes),
     withInitState: seqs.some((s) => s.hasInitState),
+    scan: opts.scan ?? 'split',
   };
 }
 

@@ -26,6 +26,8 @@ export interface PassMemoryInput {
   headRows: number;
   /** Sequences start from a carried state (a later segment of a long plain prompt). */
   withInitState: boolean;
+  /** 'fused' needs no chunk states and no gathered scan inputs (it reads kept rows in place); default 'split'. */
+  scan?: 'split' | 'fused';
   guardBytes?: number;
 }
 
@@ -44,7 +46,9 @@ export function planPassMemory(input: PassMemoryInput): Layout<PassBuffer> {
   const act = activationBytes(precision);
   const rows = plan.groups[0]!.rows;
   const decimated = maxDecimatedRows(plan);
-  const chunks = maxScanChunks(plan, input.chunkLen);
+  const fused = input.scan === 'fused';
+  const chunks = fused ? 0 : maxScanChunks(plan, input.chunkLen);
+  const gathered = fused ? 0 : decimated;
   const positionRows = plan.groups.slice(1).reduce((n, g) => n + g.rows, 0);
   const layout = new Layout<PassBuffer>(input.guardBytes ?? 0);
   const states = plan.nSeq * nLayer * dInner;
@@ -59,10 +63,10 @@ export function planPassMemory(input: PassMemoryInput): Layout<PassBuffer> {
     xDbl: rows * xDblWidth(config) * act,
     delta: rows * dInner * 4,
     y: rows * dInner * act,
-    xGathered: decimated * dInner * act,
-    deltaGathered: decimated * dInner * 4,
-    zGathered: decimated * dInner * act,
-    bcGathered: decimated * 2 * dState * act,
+    xGathered: gathered * dInner * act,
+    deltaGathered: gathered * dInner * 4,
+    zGathered: gathered * dInner * act,
+    bcGathered: gathered * 2 * dState * act,
     scores: decimated > 0 ? rows * 8 : 0,
     srcRow: decimated * 4,
     positions: positionRows * 4,
