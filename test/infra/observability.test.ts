@@ -10,7 +10,11 @@ const panels = dashboard.panels.filter((p: any) => p.type !== 'row');
 const dashboardExprs: string[] = panels.flatMap((p: any) => p.targets.map((t: any) => t.expr));
 const alertRules = yamlDocs('infra/observability/alerts.yml')[0].groups.flatMap((g: any) => g.rules);
 const allExprs = [...dashboardExprs, ...alertRules.map((r: any) => r.expr)];
-const runnerSource = readdirSync(join(ROOT, 'runner')).filter((f) => f.endsWith('.ts')).map((f) => read(`runner/${f}`)).join('\n');
+// runner/ is grouped by role in subfolders: read every .ts file under it
+const runnerSource = readdirSync(join(ROOT, 'runner'), { recursive: true, encoding: 'utf8' })
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => read(`runner/${f}`))
+  .join('\n');
 // Labels added by scraping (prometheus.yml relabeling / ServiceMonitor), not by the runner.
 const SCRAPE_LABELS: Record<string, string[]> = { component: ['worker', 'intake'], namespace: ['deciserve'], job: ['deciserve-runner.*'] };
 
