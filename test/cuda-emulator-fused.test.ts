@@ -1,4 +1,4 @@
-// The fused selective scan (engine option scan: 'fused', kernels/scan-fused.cu) on the CPU emulator: the PyTorch
+// The fused selective scan (engine option scan: 'fused' | 'fused-t2', kernels/scan-fused.cu) on the CPU emulator: the PyTorch
 // golden fixtures (fp32 ≤1e-3, identical kept indices, states, greedy tokens), the reference engine at the kernel's
 // chunk boundaries (1 token, one chunk exactly, one more, several chunks; plain, decimating, carried state), and the
 // bf16 build against the split path. Needs g++; skipped without it.
@@ -17,7 +17,9 @@ const ROOT = resolve(import.meta.dirname, '..');
 const CXX = haveCxx();
 const SLOW = process.env.DECISERVE_SLOW_TESTS === '1';
 const TOL = 1e-4;
-const CHUNK = 256; // FUSED_CHUNK in scan-fused.cu (32 lanes × 8 steps)
+const CHUNK = 256; // the chunk of both fused kernels (scan_fused: 32 lanes × 8 steps; scan_fused_t2: 2 warps × 32 × 4)
+const KINDS = ['fused', 'fused-t2'] as const;
+const KERNEL = { fused: 'scan_fused', 'fused-t2': 'scan_fused_t2' } as const;
 
 let CudaEngine: typeof CudaEngineType;
 
@@ -31,18 +33,18 @@ beforeAll(async () => {
 const kept = (k: { layer: number; indices: ArrayLike<number> }[]) => k.map((x) => [x.layer, Array.from(x.indices)]);
 const maxLogitDiff = (a: Float32Array[], b: Float32Array[]) => Math.max(0, ...a.map((x, i) => maxAbsDiff(x, b[i]!)));
 
-describe.skipIf(!CXX)('fused scan on the CPU emulator (fp32) against the reference', () => {
+describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against the reference', (kind) => {
   let m: TinyModel;
   let engine: CudaEngineType;
   beforeAll(() => {
-    // d_inner 36: the last block's warps past d_inner (8 channels a block) must stay inactive
-    m = tinyModel({ dModel: 18, nLayer: 3, dState: 16, seed: 11 });
-    engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', guardBytes: 256, scan: 'fused' });
+    // d_inner 34: the last block's warps past d_inner (8 or 4 channels a block) must stay inactive
+    m = tinyModel({ dModel: 17, nLayer: 3, dState: 16, seed: 11 });
+    engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', guardBytes: 256, scan: kind });
   });
   afterAll(async () => engine?.dispose());
 
   it('is the fused path (one scan kernel per layer, no dt_softplus, no Δ gathers)', async () => {
-    expect(engine.name).toBe('cuda-fp32-fused');
+    expect(engine.name).toBe(`cuda-fp32-${kind}`);
     const device = engine.core.device;
     device.enableProfiler(true);
     try {
@@ -50,7 +52,7 @@ describe.skipIf(!CXX)('fused scan on the CPU emulator (fp32) against the referen
       await engine.prefill(randomIds(40, m.config.vocabSize, 1), { decimation: { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 }, protect: 2 });
       const labels = device.profiler!.collect().map((t) => [t.label, t.calls]);
       const calls = Object.fromEntries(labels);
-      expect(calls.scan_fused).toBe(3);
+      expect(calls[KERNEL[kind]]).toBe(3);
       for (const gone of ['dt_softplus', 'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'gather_x', 'gather_delta', 'gather_z', 'gather_bc']) {
         expect(calls[gone], gone).toBeUndefined();
       }
@@ -103,7 +105,7 @@ describe.skipIf(!CXX)('fused scan on the CPU emulator (fp32) against the referen
       expect(maxStateDiff(batch[i]!.state, ref.state), `request ${i}`).toBeLessThan(TOL);
       expect(kept(batch[i]!.kept)).toEqual(kept(ref.kept));
     });
-    const small = CudaEngine.create(m.config, m.weights, { precision: 'fp32', maxTokensPerPass: CHUNK + 5, scan: 'fused' });
+    const small = CudaEngine.create(m.config, m.weights, { precision: 'fp32', maxTokensPerPass: CHUNK + 5, scan: kind });
     try {
       const ids = randomIds(3 * CHUNK - 11, m.config.vocabSize, 8);
       const positions = [0, CHUNK + 4, CHUNK + 5, 3 * CHUNK - 12];
@@ -118,10 +120,10 @@ describe.skipIf(!CXX)('fused scan on the CPU emulator (fp32) against the referen
   });
 });
 
-describe.skipIf(!CXX)('fused scan on the CPU emulator (bf16) against the split path', () => {
+describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (bf16) against the split path', (kind) => {
   it('same kept indices as split; logits within the bf16 tolerance of the reference and of split', async () => {
     const m = tinyModel({ dModel: 16, nLayer: 3, dState: 16, seed: 5 });
-    const fused = CudaEngine.create(m.config, m.weights, { precision: 'bf16', guardBytes: 256, scan: 'fused' });
+    const fused = CudaEngine.create(m.config, m.weights, { precision: 'bf16', guardBytes: 256, scan: kind });
     const split = CudaEngine.create(m.config, m.weights, { precision: 'bf16', guardBytes: 256 });
     try {
       const ids = randomIds(CHUNK + 45, m.config.vocabSize, 1);
@@ -152,14 +154,14 @@ describe.skipIf(!CXX)('fused scan on the CPU emulator (bf16) against the split p
 
 // The shipped-model fixtures run on the GPU (device check); tiny-random fits the emulator.
 const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
-describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json')))('fused scan on the CPU emulator: PyTorch golden fixtures (tiny-random)', () => {
+describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(KINDS)('%s scan on the CPU emulator: PyTorch golden fixtures (tiny-random)', (kind) => {
   const golden = existsSync(join(TINY, 'golden.json')) ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8')) : { cases: [] };
   for (const c of golden.cases as { name: string; ids: number[]; protect: number; decimation: DecimationConfig | null; positions: number[]; kept: unknown; greedy: number[] }[]) {
     const slow = c.ids.length > 1000 && c.decimation === null;
     it.skipIf(slow && !SLOW)(`${c.name} (L=${c.ids.length}): logits ≤1e-3, kept indices, states, 8 greedy tokens`, async () => {
       const model = await loadModel(TINY);
       const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
-      const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256, scan: 'fused' });
+      const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256, scan: kind });
       try {
         const last = c.ids.length - 1;
         const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];

@@ -91,7 +91,7 @@ async function main(): Promise<void> {
 
     if (phases.has('scan')) {
       // both paths on the golden fixtures, so a case that fails on both (a fixture's near-tie in bf16) reads as such
-      for (const scan of ['split', 'fused'] as const) await goldenParity(device, report, root, Number(args['max-parity-length']), { scan });
+      for (const scan of ['split', 'fused', 'fused-t2'] as const) await goldenParity(device, report, root, Number(args['max-parity-length']), { scan });
       const scanLengths = args['scan-lengths']!.split(',').map(Number);
       for (const shape of args.shapes!.split(',').filter(Boolean) as ShapeName[]) {
         if (!(shape in SHAPES) || !deadline.has(30)) {

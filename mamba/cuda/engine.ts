@@ -46,8 +46,9 @@ export interface CudaEngineOptions {
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
   /**
-   * Prefill's selective scan: 'split' (default: dt_softplus + the three chunked kernels of scan.cu) or 'fused' (one
-   * kernel per layer, scan-fused.cu; off by default until the device check has measured it).
+   * Prefill's selective scan: 'split' (default: dt_softplus + the three chunked kernels of scan.cu), 'fused' (one
+   * kernel per layer, scan-fused.cu) or 'fused-t2' (the same, two warps a channel); off by default until the device
+   * check has measured them.
    */
   scan?: ScanKind;
   /**
@@ -96,7 +97,7 @@ export class CudaEngine implements MambaEngine {
     private readonly ownsDevice: boolean,
     private readonly options: CudaEngineOptions,
   ) {
-    this.name = `cuda-${core.precision}${options.scan === 'fused' ? '-fused' : ''}${options.prefillGraphs ? '-graphs' : ''}`;
+    this.name = `cuda-${core.precision}${options.scan && options.scan !== 'split' ? `-${options.scan}` : ''}${options.prefillGraphs ? '-graphs' : ''}`;
     this.arena = new DeviceArena(core.device);
     this.states = new DeviceStateStore(core.device, core.config, options.stateSlots ?? 32);
     this.prefillGraphs = options.prefillGraphs ? new PrefillGraphCache(core.device) : null;

@@ -27,7 +27,7 @@ export interface PassMemoryInput {
   /** Sequences start from a carried state (a later segment of a long plain prompt). */
   withInitState: boolean;
   /** 'fused' needs no chunk states and no gathered scan inputs (it reads kept rows in place); default 'split'. */
-  scan?: 'split' | 'fused';
+  scan?: 'split' | 'fused' | 'fused-t2';
   guardBytes?: number;
 }
 
@@ -46,7 +46,7 @@ export function planPassMemory(input: PassMemoryInput): Layout<PassBuffer> {
   const act = activationBytes(precision);
   const rows = plan.groups[0]!.rows;
   const decimated = maxDecimatedRows(plan);
-  const fused = input.scan === 'fused';
+  const fused = input.scan !== undefined && input.scan !== 'split';
   const chunks = fused ? 0 : maxScanChunks(plan, input.chunkLen);
   const gathered = fused ? 0 : decimated;
   const positionRows = plan.groups.slice(1).reduce((n, g) => n + g.rows, 0);

@@ -49,8 +49,11 @@ export interface MixerStates {
   initSsm: { ptr: DevicePtr; seqStride: number } | null;
 }
 
-/** 'split': dt_softplus, then scan.cu's three kernels (and gathers when decimating); 'fused': scan-fused.cu alone. */
-export type ScanKind = 'split' | 'fused';
+/**
+ * 'split': dt_softplus, then scan.cu's three kernels (and gathers when decimating); 'fused': scan-fused.cu alone
+ * (one warp a channel); 'fused-t2': the same with two warps a channel (twice the parallelism, for batch-1 prompts).
+ */
+export type ScanKind = 'split' | 'fused' | 'fused-t2';
 
 export function mambaMixer(
   core: EngineCore,
@@ -84,8 +87,8 @@ export function mambaMixer(
   // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias)
   ops.linear(device, { x: { ptr: b.x, ld: dInner }, w: { ptr: layer.xProj, ld: dInner }, y: { ptr: b.xDbl, ld: dbl }, rows: n, k: dInner, n: dbl, xType: at, wType: wt, yType: at }, 'gemm_x_proj');
   ops.linear(device, { x: { ptr: b.xDbl, ld: dbl }, w: { ptr: layer.dtProjWeight, ld: dtRank }, y: { ptr: b.delta, ld: dInner }, rows: n, k: dtRank, n: dInner, xType: at, wType: wt, yType: 'f32' }, 'gemm_dt_proj');
-  if (scan === 'fused') {
-    fusedTail(core, layer, b, rows, states, decimation);
+  if (scan !== 'split') {
+    fusedTail(core, layer, b, rows, states, decimation, scan === 'fused-t2');
     return;
   }
   ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
@@ -146,7 +149,7 @@ export function mambaMixer(
  * The fused path after dt_proj: `delta` holds the raw dt (softplus is formed where it is read). DeciMamba scores
  * from it, selects, and the scan reads the kept rows through srcRow, so only the residual and positions are gathered.
  */
-function fusedTail(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, rows: MixerRows, states: MixerStates, decimation: MixerDecimation | null): void {
+function fusedTail(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, rows: MixerRows, states: MixerStates, decimation: MixerDecimation | null, twoWarps: boolean): void {
   const { device, kernels: k, config } = core;
   const { dModel, dInner, dState, dtRank } = config;
   const ab = actBytes(core);
@@ -186,6 +189,7 @@ function fusedTail(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, rows: 
     y: { ptr: b.y, ld: dInner },
     nSeq: rows.nSeq,
     dInner,
+    twoWarps,
   });
   const wt = core.weights.gemmType;
   const at = actType(core);

@@ -4,7 +4,7 @@
 import type { DevicePtr, KernelArg } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
-import { CONV_ROWS, FUSED_CHANNELS, SCAN_THREADS, SELECT_THREADS } from './kernels/manifest.ts';
+import { CONV_ROWS, FUSED_CHANNELS, FUSED_T2_CHANNELS, SCAN_THREADS, SELECT_THREADS } from './kernels/manifest.ts';
 
 const ptr = (p: DevicePtr | null): KernelArg => ({ ptr: p });
 const i32 = (v: number): KernelArg => ({ i32: v });
@@ -182,7 +182,7 @@ export function selectiveScan(
 /**
  * The one-pass selective scan (scan-fused.cu): `inputs.delta` is dt_proj's raw output (softplus(dt + dtBias) is
  * formed in the kernel's loads); rowIdx (nullable) maps each output row to its input row (DeciMamba's kept rows),
- * seqStart is in the output layout.
+ * seqStart is in the output layout. twoWarps: scan_fused_t2 (two warps a channel, twice the parallelism).
  */
 export function fusedScan(
   k: KernelSet,
@@ -196,19 +196,21 @@ export function fusedScan(
     y: MatView;
     nSeq: number;
     dInner: number;
+    twoWarps?: boolean;
   },
 ): void {
   const s = a.inputs;
+  const [name, channels, warps] = a.twoWarps ? (['scan_fused_t2', FUSED_T2_CHANNELS, 2] as const) : (['scan_fused', FUSED_CHANNELS, 1] as const);
   k.launch(
-    'scan_fused',
-    { grid: [a.nSeq, Math.ceil(a.dInner / FUSED_CHANNELS)], block: [32 * FUSED_CHANNELS] },
+    name,
+    { grid: [a.nSeq, Math.ceil(a.dInner / channels)], block: [32 * warps * channels] },
     [
       ptr(s.x.ptr), i64(s.x.ld), ptr(s.delta.ptr), i64(s.delta.ld), ptr(a.dtBias), ptr(s.z.ptr), i64(s.z.ld), ptr(s.b.ptr),
       i64(s.b.ld), ptr(s.c.ptr), i64(s.c.ld), ptr(s.aLog2), ptr(s.dSkip), ptr(a.seqStart), ptr(a.rowIdx),
       ptr(a.h0?.ptr ?? null), i64(a.h0?.seqStride ?? 0), ptr(a.hOut.ptr), i64(a.hOut.seqStride), ptr(a.y.ptr), i64(a.y.ld),
       i32(a.dInner),
     ],
-    'scan_fused',
+    name,
   );
 }
 

@@ -179,8 +179,8 @@ export async function runKernelChecks(device: CudaDevice, kernels: KernelSet, re
       }
     });
 
-    await g('scan_fused (varlen, h0, kept rows read in place)', () => {
-      const dInner = 260, dtRank = 8, dbl = dtRank + 2 * D_STATE, lengths = [1, 256, 257, 4099]; // 260: a part-filled block
+    for (const twoWarps of [false, true]) await g(`scan_fused${twoWarps ? '_t2' : ''} (varlen, h0, kept rows read in place)`, () => {
+      const dInner = 262, dtRank = 8, dbl = dtRank + 2 * D_STATE, lengths = [1, 256, 257, 4099]; // 262: part-filled blocks
       const rows = lengths.reduce((a, b) => a + b, 0);
       const seqStart = [0];
       for (const l of lengths) seqStart.push(seqStart[seqStart.length - 1]! + l);
@@ -219,6 +219,7 @@ export async function runKernelChecks(device: CudaDevice, kernels: KernelSet, re
           y: { ptr: y, ld: dInner },
           nSeq: lengths.length,
           dInner,
+          twoWarps,
         });
         const refY = new Float32Array(outRows * dInner), refH = new Float32Array(lengths.length * dInner * D_STATE);
         kept.forEach((rowsOf, i) => {
@@ -236,8 +237,9 @@ export async function runKernelChecks(device: CudaDevice, kernels: KernelSet, re
           refH.set(h, i * dInner * D_STATE);
         });
         const what = `${sparse ? 'kept rows' : 'all rows'}${withH0 ? ' h0' : ''}`;
-        expectClose(`scan_fused y ${what}`, s.readAct(y, outRows * dInner), refY, kernels.build.actBf16 ? 1e-2 : 2e-5);
-        expectClose(`scan_fused final state ${what}`, s.readF32(hOut, refH.length), refH, 2e-5);
+        const kernel = twoWarps ? 'scan_fused_t2' : 'scan_fused';
+        expectClose(`${kernel} y ${what}`, s.readAct(y, outRows * dInner), refY, kernels.build.actBf16 ? 1e-2 : 2e-5);
+        expectClose(`${kernel} final state ${what}`, s.readF32(hOut, refH.length), refH, 2e-5);
       }
     });
 

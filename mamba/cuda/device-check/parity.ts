@@ -85,7 +85,7 @@ interface GoldenCase {
 
 /** test/fixtures/<name>/golden.json on both precisions. */
 export async function goldenParity(device: CudaDevice, report: Report, root: string, maxLength = Infinity, engineOptions: CudaEngineOptions = {}): Promise<void> {
-  const suffix = engineOptions.scan === 'fused' ? '-fused' : '';
+  const suffix = engineOptions.scan && engineOptions.scan !== 'split' ? `-${engineOptions.scan}` : '';
   const fixtures = join(root, 'test', 'fixtures');
   const dirs = existsSync(fixtures) ? readdirSync(fixtures).filter((d) => existsSync(join(fixtures, d, 'golden.json'))).sort() : [];
   for (const dir of dirs) {

@@ -3,7 +3,7 @@
 // (warm-up, then the median of several runs, the paths interleaved), the per-kernel GPU time from CUDA events, and
 // parity against split (kept indices identical; logits and states within the precision's tolerance). A third
 // variant, fused with prefill CUDA graphs (prefill-graphs.ts), measures what host launches cost.
-// The golden fixtures on the fused path run in phase `parity` (goldenParity with scan: 'fused').
+// The golden fixtures run on every scan kind first (device-check.ts, goldenParity with engine options).
 import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
 import type { CudaDevice } from '../device.ts';
@@ -12,7 +12,8 @@ import type { ScanKind } from '../mixer.ts';
 
 /** The fused path also runs with prefill graphs (prefill-graphs.ts): wall time only (the profiler runs eagerly). */
 type Variant = ScanKind | 'fused+graphs';
-const VARIANTS: Variant[] = ['split', 'fused', 'fused+graphs'];
+const VARIANTS: Variant[] = ['split', 'fused', 'fused-t2', 'fused+graphs'];
+const EAGER: ScanKind[] = ['split', 'fused', 'fused-t2'];
 import type { KernelTime } from '../profiler.ts';
 import { prefillRoofline } from '../roofline.ts';
 import { paperDecimation } from './bench.ts';
@@ -67,6 +68,7 @@ export async function scanCompare(t: ScanCompareTarget, report: Report, deadline
     const engines: Record<Variant, CudaEngine> = {
       split: CudaEngine.create(config, t.weights, { device, precision, scan: 'split' }),
       fused: CudaEngine.create(config, t.weights, { device, precision, scan: 'fused' }),
+      'fused-t2': CudaEngine.create(config, t.weights, { device, precision, scan: 'fused-t2' }),
       'fused+graphs': CudaEngine.create(config, t.weights, { device, precision, scan: 'fused', prefillGraphs: true }),
     };
     try {
@@ -105,7 +107,7 @@ async function compareOne(
   const split = await engines.split.prefill(ids, options);
   const keptOf = (r: typeof split) => JSON.stringify(r.kept.map((k) => [k.layer, Array.from(k.indices)]));
   const largest = Math.max(...Array.from(split.logits[0]!, Math.abs));
-  for (const v of ['fused', 'fused+graphs'] as const) {
+  for (const v of ['fused', 'fused-t2', 'fused+graphs'] as const) {
     const got = await engines[v].prefill(ids, options);
     const dLogit = maxAbs(got.logits[0]!, split.logits[0]!);
     let dState = 0;
@@ -123,7 +125,7 @@ async function compareOne(
 
   // wall time: the variants interleaved, median of reps (fused+graphs: captured in the first rep, replayed after)
   const reps = L <= 32768 ? 5 : 3;
-  const times: Record<Variant, number[]> = { split: [], fused: [], 'fused+graphs': [] };
+  const times: Record<Variant, number[]> = { split: [], fused: [], 'fused-t2': [], 'fused+graphs': [] };
   for (let r = 0; r < reps; r++) {
     for (const scan of VARIANTS) {
       const t0 = performance.now();
@@ -131,11 +133,12 @@ async function compareOne(
       times[scan].push(performance.now() - t0);
     }
   }
-  const kernels: Record<ScanKind, KernelTime[]> = { split: await profiled(engines.split, device, ids, options), fused: await profiled(engines.fused, device, ids, options) };
+  const kernels = {} as Record<ScanKind, KernelTime[]>;
+  for (const scan of EAGER) kernels[scan] = await profiled(engines[scan], device, ids, options);
   const gpu = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.ms, 0);
   const scanMs = (scan: ScanKind) => kernels[scan].filter((k) => SCAN_LABELS.has(k.label)).reduce((a, k) => a + k.ms, 0);
   const launches = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.calls, 0);
-  const wall: Record<Variant, number> = { split: median(times.split), fused: median(times.fused), 'fused+graphs': median(times['fused+graphs']) };
+  const wall = Object.fromEntries(VARIANTS.map((v) => [v, median(times[v])])) as Record<Variant, number>;
   const graphs = engines['fused+graphs'].prefillGraphs!;
   for (const scan of VARIANTS) {
     const eager = scan === 'fused+graphs' ? 'fused' : scan;
@@ -158,16 +161,20 @@ async function compareOne(
     });
   }
   // per kernel, side by side (labels present in either path)
-  const labels = [...new Set([...kernels.split, ...kernels.fused].map((k) => k.label))];
+  const labels = [...new Set(EAGER.flatMap((scan) => kernels[scan].map((k) => k.label)))];
   for (const label of labels) {
-    const s = kernels.split.find((k) => k.label === label);
-    const f = kernels.fused.find((k) => k.label === label);
-    report.row('scan-kernels', { shape: t.shape, precision, L, mode, kernel: label, splitMs: s?.ms ?? 0, splitCalls: s?.calls ?? 0, fusedMs: f?.ms ?? 0, fusedCalls: f?.calls ?? 0 });
+    const row: Record<string, unknown> = { shape: t.shape, precision, L, mode, kernel: label };
+    for (const scan of EAGER) {
+      const k = kernels[scan].find((x) => x.label === label);
+      row[`${scan}Ms`] = k?.ms ?? 0;
+      row[`${scan}Calls`] = k?.calls ?? 0;
+    }
+    report.row('scan-kernels', row);
   }
 }
 
 /** The kernels the fused one replaces (scores and selection run in both paths, so they are not counted). */
-const SCAN_LABELS = new Set(['dt_softplus', 'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'gather_x', 'gather_delta', 'gather_z', 'gather_bc', 'scan_fused']);
+const SCAN_LABELS = new Set(['dt_softplus', 'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'gather_x', 'gather_delta', 'gather_z', 'gather_bc', 'scan_fused', 'scan_fused_t2']);
 
 /** The printed table (the device tool returns only the end of the output). */
 export function scanSummary(report: Report): string[] {

@@ -13,7 +13,7 @@ export const KERNEL_NAMES = [
   'embed_rows', 'add_rmsnorm', 'final_rmsnorm_rows', 'conv1d_silu', 'conv_state_capture', 'dt_softplus',
   'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'delta_score', 'decimate_select', 'gather_rows_u32',
   'gather_rows_u16', 'log_softmax_rows', 'argmax_rows', 'conv_step', 'ssm_step', 'convert_f32_to_bf16',
-  'add_bias_act', 'add_bias_f32', 'scan_fused',
+  'add_bias_act', 'add_bias_f32', 'scan_fused', 'scan_fused_t2',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -63,5 +63,6 @@ export function loadKernelSources(dir = kernelDir()): KernelSources {
 /** Launch-shape constants that must match the #defines in the .cu files. */
 export const CONV_ROWS = 32; // conv.cu
 export const SCAN_THREADS = 128; // scan.cu
-export const FUSED_CHANNELS = 8; // scan-fused.cu: channels (warps) per block
+export const FUSED_CHANNELS = 8; // scan-fused.cu: channels a block of scan_fused (one warp each)
+export const FUSED_T2_CHANNELS = 4; // scan-fused.cu: channels a block of scan_fused_t2 (two warps each)
 export const SELECT_THREADS = 1024; // decimate.cu
