@@ -1,7 +1,7 @@
-// The fused selective scan (engine option scan: 'fused' | 'fused-t2', kernels/scan-fused.cu) on the CPU emulator: the PyTorch
-// golden fixtures (fp32 ≤1e-3, identical kept indices, states, greedy tokens), the reference engine at the kernel's
-// chunk boundaries (1 token, one chunk exactly, one more, several chunks; plain, decimating, carried state), and the
-// bf16 build against the split path. Needs g++; skipped without it.
+// The fused selective scan (engine option scan: 'fused' | 'fused-t2', kernels/scan-fused.cu) on the CPU emulator:
+// the PyTorch golden fixtures (fp32 ≤1e-3, identical kept indices, states, greedy tokens), the reference engine at
+// the kernel's chunk boundaries (1 token, one chunk exactly, one more, several chunks; plain, decimating, carried
+// state), the bf16 build against the split path, and prefill CUDA graphs. Needs g++; skipped without it.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const CXX = haveCxx();
 const SLOW = process.env.DECISERVE_SLOW_TESTS === '1';
 const TOL = 1e-4;
-const CHUNK = 256; // the chunk of both fused kernels (scan_fused: 32 lanes × 8 steps; scan_fused_t2: 2 warps × 32 × 4)
+const CHUNK = 256; // both fused kernels' chunk (scan_fused: 32 lanes × 8 steps; scan_fused_t2: 2 warps × 32 × 4)
 const KINDS = ['fused', 'fused-t2'] as const;
 const KERNEL = { fused: 'scan_fused', 'fused-t2': 'scan_fused_t2' } as const;
 
@@ -26,7 +26,10 @@ let CudaEngine: typeof CudaEngineType;
 beforeAll(async () => {
   if (!CXX) return;
   const fake = buildFakeCuda();
-  Object.assign(process.env, fake.env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'), FAKE_CUDA_TOTAL_MB: '2048' });
+  Object.assign(process.env, fake.env, {
+    DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'),
+    FAKE_CUDA_TOTAL_MB: '2048',
+  });
   ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
 }, 120_000);
 
@@ -49,11 +52,23 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against th
     device.enableProfiler(true);
     try {
       device.profiler!.begin();
-      await engine.prefill(randomIds(40, m.config.vocabSize, 1), { decimation: { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 }, protect: 2 });
+      await engine.prefill(randomIds(40, m.config.vocabSize, 1), {
+        decimation: { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 },
+        protect: 2,
+      });
       const labels = device.profiler!.collect().map((t) => [t.label, t.calls]);
       const calls = Object.fromEntries(labels);
       expect(calls[KERNEL[kind]]).toBe(3);
-      for (const gone of ['dt_softplus', 'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'gather_x', 'gather_delta', 'gather_z', 'gather_bc']) {
+      for (const gone of [
+        'dt_softplus',
+        'scan_chunk_state',
+        'scan_carry',
+        'scan_chunk_output',
+        'gather_x',
+        'gather_delta',
+        'gather_z',
+        'gather_bc',
+      ]) {
         expect(calls[gone], gone).toBeUndefined();
       }
       expect(calls.delta_score).toBe(1);
@@ -72,7 +87,7 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against th
     }
   });
 
-  it('DeciMamba at the chunk boundaries: kept rows read in place give the reference kept indices, logits, states', async () => {
+  it('DeciMamba at chunk boundaries: kept rows read in place give the reference kept rows and logits', async () => {
     const cases: [number, DecimationConfig, number][] = [
       [CHUNK + 3, { layers: [1], beta: 0.5, lBase: 40, minSeqLen: 4 }, 3], // kept rows span two chunks
       [2 * CHUNK + 10, { layers: [0, 2], beta: 0.5, lBase: CHUNK, minSeqLen: 4 }, 5], // layer 0 keeps about one chunk
@@ -94,7 +109,10 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against th
     const reqs = [
       { ids: randomIds(CHUNK + 20, m.config.vocabSize, 4), options: {} },
       { ids: randomIds(1, m.config.vocabSize, 5), options: {} },
-      { ids: randomIds(120, m.config.vocabSize, 6), options: { decimation: { layers: [0, 1], beta: 0.5, lBase: 20, minSeqLen: 4 }, protect: 2 } },
+      {
+        ids: randomIds(120, m.config.vocabSize, 6),
+        options: { decimation: { layers: [0, 1], beta: 0.5, lBase: 20, minSeqLen: 4 }, protect: 2 },
+      },
       { ids: randomIds(CHUNK, m.config.vocabSize, 7), options: { logitPositions: [0, CHUNK - 1] } },
     ];
     const batch = await engine.prefillBatch(reqs);
@@ -105,7 +123,11 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against th
       expect(maxStateDiff(batch[i]!.state, ref.state), `request ${i}`).toBeLessThan(TOL);
       expect(kept(batch[i]!.kept)).toEqual(kept(ref.kept));
     });
-    const small = CudaEngine.create(m.config, m.weights, { precision: 'fp32', maxTokensPerPass: CHUNK + 5, scan: kind });
+    const small = CudaEngine.create(m.config, m.weights, {
+      precision: 'fp32',
+      maxTokensPerPass: CHUNK + 5,
+      scan: kind,
+    });
     try {
       const ids = randomIds(3 * CHUNK - 11, m.config.vocabSize, 8);
       const positions = [0, CHUNK + 4, CHUNK + 5, 3 * CHUNK - 12];
@@ -142,7 +164,8 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (bf16) against th
         expect(kept(f[i]!.kept)).toEqual(kept(s[i]!.kept));
         // same bf16 inputs, f32 states: the paths differ only in f32 summation order (and the bf16 y it rounds to)
         const scale = Math.max(...s[i]!.state.flatMap((l) => Array.from(l.ssm, Math.abs)));
-        expect(maxStateDiff(f[i]!.state, s[i]!.state), `request ${i} states vs split`).toBeLessThan(1e-3 * scale); // 1.3e-7 measured
+        // measured 1.3e-7 of the scale
+        expect(maxStateDiff(f[i]!.state, s[i]!.state), `request ${i} states vs split`).toBeLessThan(1e-3 * scale);
       });
       expect(f[1]!.kept.length).toBe(1);
     } finally {
@@ -154,46 +177,78 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (bf16) against th
 
 // The shipped-model fixtures run on the GPU (device check); tiny-random fits the emulator.
 const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
-describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(KINDS)('%s scan on the CPU emulator: PyTorch golden fixtures (tiny-random)', (kind) => {
-  const golden = existsSync(join(TINY, 'golden.json')) ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8')) : { cases: [] };
-  for (const c of golden.cases as { name: string; ids: number[]; protect: number; decimation: DecimationConfig | null; positions: number[]; kept: unknown; greedy: number[] }[]) {
-    const slow = c.ids.length > 1000 && c.decimation === null;
-    it.skipIf(slow && !SLOW)(`${c.name} (L=${c.ids.length}): logits ≤1e-3, kept indices, states, 8 greedy tokens`, async () => {
-      const model = await loadModel(TINY);
-      const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
-      const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256, scan: kind });
-      try {
-        const last = c.ids.length - 1;
-        const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
-        const r = await engine.prefill(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: positions });
-        const V = model.config.vocabSize;
-        const g = tensors.getF32(`${c.name}.logits`);
-        c.positions.forEach((_, row) => expect(maxAbsDiff(r.logits[row]!, g.subarray(row * V, (row + 1) * V))).toBeLessThanOrEqual(1e-3));
-        expect(r.kept.map((k) => ({ layer: k.layer, indices: Array.from(k.indices) }))).toEqual(c.kept);
-        for (let i = 0; i < model.config.nLayer; i++) {
-          expect(maxAbsDiff(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`))).toBeLessThanOrEqual(1e-3);
-          expect(maxAbsDiff(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`))).toBeLessThanOrEqual(1e-3);
-        }
-        const greedy: number[] = [];
-        let logits = r.logits[positions.indexOf(last)]!;
-        let state = r.state;
-        while (greedy.length < 8) {
-          greedy.push(argmax(logits));
-          if (greedy.length < 8) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
-        }
-        expect(greedy).toEqual(c.greedy);
-      } finally {
-        await engine.dispose();
-      }
-    }, 120_000);
-  }
-});
+describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(KINDS)(
+  '%s scan on the CPU emulator: PyTorch golden fixtures (tiny-random)',
+  (kind) => {
+    const golden = existsSync(join(TINY, 'golden.json'))
+      ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8'))
+      : { cases: [] };
+    for (const c of golden.cases as {
+      name: string;
+      ids: number[];
+      protect: number;
+      decimation: DecimationConfig | null;
+      positions: number[];
+      kept: unknown;
+      greedy: number[];
+    }[]) {
+      const slow = c.ids.length > 1000 && c.decimation === null;
+      it.skipIf(slow && !SLOW)(
+        `${c.name} (L=${c.ids.length}): logits ≤1e-3, kept indices, states, 8 greedy tokens`,
+        async () => {
+          const model = await loadModel(TINY);
+          const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
+          const engine = CudaEngine.create(model.config, model.weights, {
+            precision: 'fp32',
+            guardBytes: 256,
+            scan: kind,
+          });
+          try {
+            const last = c.ids.length - 1;
+            const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
+            const r = await engine.prefill(c.ids, {
+              decimation: c.decimation,
+              protect: c.protect,
+              logitPositions: positions,
+            });
+            const V = model.config.vocabSize;
+            const g = tensors.getF32(`${c.name}.logits`);
+            c.positions.forEach((_, row) =>
+              expect(maxAbsDiff(r.logits[row]!, g.subarray(row * V, (row + 1) * V))).toBeLessThanOrEqual(1e-3),
+            );
+            expect(r.kept.map((k) => ({ layer: k.layer, indices: Array.from(k.indices) }))).toEqual(c.kept);
+            for (let i = 0; i < model.config.nLayer; i++) {
+              expect(maxAbsDiff(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`))).toBeLessThanOrEqual(1e-3);
+              expect(maxAbsDiff(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`))).toBeLessThanOrEqual(1e-3);
+            }
+            const greedy: number[] = [];
+            let logits = r.logits[positions.indexOf(last)]!;
+            let state = r.state;
+            while (greedy.length < 8) {
+              greedy.push(argmax(logits));
+              if (greedy.length < 8) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
+            }
+            expect(greedy).toEqual(c.greedy);
+          } finally {
+            await engine.dispose();
+          }
+        },
+        120_000,
+      );
+    }
+  },
+);
 
 describe.skipIf(!CXX)('prefill CUDA graphs on the CPU emulator (split and fused scans)', () => {
-  it('a pass shape runs eagerly, is captured the second time, replayed after, and the graph reads the new inputs', async () => {
+  it('a shape runs eagerly, is captured the second time, replayed after; the graph reads the new inputs', async () => {
     const m = tinyModel({ dModel: 16, nLayer: 3, dState: 16, seed: 9 });
     for (const scan of ['split', 'fused'] as const) {
-      const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', guardBytes: 256, scan, prefillGraphs: true });
+      const engine = CudaEngine.create(m.config, m.weights, {
+        precision: 'fp32',
+        guardBytes: 256,
+        scan,
+        prefillGraphs: true,
+      });
       try {
         const graphs = engine.prefillGraphs!;
         const decimation = { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 };
@@ -210,7 +265,10 @@ describe.skipIf(!CXX)('prefill CUDA graphs on the CPU emulator (split and fused 
             expect(maxStateDiff(got[i]!.state, ref.state)).toBeLessThan(TOL);
             expect(kept(got[i]!.kept)).toEqual(kept(ref.kept));
           });
-          expect([graphs.captures, graphs.replays], `${scan} round ${round}`).toEqual([round >= 1 ? 1 : 0, Math.max(0, round - 1)]);
+          expect([graphs.captures, graphs.replays], `${scan} round ${round}`).toEqual([
+            round >= 1 ? 1 : 0,
+            Math.max(0, round - 1),
+          ]);
         }
         // another shape starts eagerly again; the first shape's graph is still replayed
         await engine.prefill(randomIds(33, m.config.vocabSize, 50));

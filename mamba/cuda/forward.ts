@@ -78,7 +78,7 @@ export const GUARD_WORD = 0xdeadbeef;
 
 export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPlan, seqs: PassSequenceInput[], opts: PassOptions = {}): PassSequenceOutput[] {
   const { device, kernels: k, config, weights } = core;
-  const { dModel, dInner, dConv, dState, nLayer, vocabSize, normEpsilon } = config;
+  const { dModel, vocabSize, normEpsilon } = config;
   if (seqs.length !== plan.nSeq) throw new PassError(`pass: ${seqs.length} inputs for ${plan.nSeq} planned sequences`);
   const shape = passShape(core, plan, seqs.map((s) => ({ logitPositions: s.logitPositions, hasInitState: s.initState !== null })), opts);
   const layout = passLayout(core, plan, shape, opts.guardBytes);

@@ -149,7 +149,15 @@ export function mambaMixer(
  * The fused path after dt_proj: `delta` holds the raw dt (softplus is formed where it is read). DeciMamba scores
  * from it, selects, and the scan reads the kept rows through srcRow, so only the residual and positions are gathered.
  */
-function fusedTail(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, rows: MixerRows, states: MixerStates, decimation: MixerDecimation | null, twoWarps: boolean): void {
+function fusedTail(
+  core: EngineCore,
+  layer: DeviceLayer,
+  b: MixerBuffers,
+  rows: MixerRows,
+  states: MixerStates,
+  decimation: MixerDecimation | null,
+  twoWarps: boolean,
+): void {
   const { device, kernels: k, config } = core;
   const { dModel, dInner, dState, dtRank } = config;
   const ab = actBytes(core);
@@ -161,14 +169,26 @@ function fusedTail(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, rows: 
   let rowIdx: DevicePtr | null = null;
   if (decimation) {
     const d = decimation;
-    ops.deltaScores(k, { delta: { ptr: b.delta, ld: dInner }, bias: layer.dtProjBias, tables, contextLen: d.contextLen, scores: d.scores, rows: n, dInner });
-    ops.selectKept(k, { scores: d.scores, seqStart: rows.seqStart, contextLen: d.contextLen, keep: d.keep, newStart: d.newSeqStart, srcRow: d.srcRow, status: d.status, nSeq: rows.nSeq });
+    const delta = { ptr: b.delta, ld: dInner };
+    const { contextLen, scores } = d;
+    ops.deltaScores(k, { delta, bias: layer.dtProjBias, tables, contextLen, scores, rows: n, dInner });
+    ops.selectKept(k, {
+      scores: d.scores,
+      seqStart: rows.seqStart,
+      contextLen: d.contextLen,
+      keep: d.keep,
+      newStart: d.newSeqStart,
+      srcRow: d.srcRow,
+      status: d.status,
+      nSeq: rows.nSeq,
+    });
     scanRows = d.rowsOut;
     seqStart = d.newSeqStart;
     rowIdx = d.srcRow;
     for (const extra of d.alsoGather) {
-      const view = { ptr: extra.src, ld: extra.width };
-      ops.gatherRows(k, { src: view, dst: { ptr: extra.dst, ld: extra.width }, width: extra.width, elementBytes: extra.elementBytes, srcRow: d.srcRow, nRows: scanRows }, extra.label);
+      const [src, dst] = [{ ptr: extra.src, ld: extra.width }, { ptr: extra.dst, ld: extra.width }];
+      const { width, elementBytes } = extra;
+      ops.gatherRows(k, { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: scanRows }, extra.label);
     }
   }
   ops.fusedScan(k, {
@@ -191,8 +211,8 @@ function fusedTail(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, rows: 
     dInner,
     twoWarps,
   });
-  const wt = core.weights.gemmType;
-  const at = actType(core);
-  ops.linear(device, { x: { ptr: b.y, ld: dInner }, w: { ptr: layer.outProj, ld: dInner }, y: { ptr: b.out, ld: dModel }, rows: scanRows, k: dInner, n: dModel, xType: at, wType: wt, yType: 'f32' }, 'gemm_out_proj');
-  if (layer.outProjBias !== null) ops.addBias(k, { ptr: b.out, ld: dModel }, layer.outProjBias, scanRows, dModel, false);
+  const [x, w, y] = [{ ptr: b.y, ld: dInner }, { ptr: layer.outProj, ld: dInner }, { ptr: b.out, ld: dModel }];
+  const types = { xType: actType(core), wType: core.weights.gemmType, yType: 'f32' } as const;
+  ops.linear(device, { x, w, y, rows: scanRows, k: dInner, n: dModel, ...types }, 'gemm_out_proj');
+  if (layer.outProjBias !== null) ops.addBias(k, y, layer.outProjBias, scanRows, dModel, false);
 }

@@ -200,7 +200,9 @@ export function fusedScan(
   },
 ): void {
   const s = a.inputs;
-  const [name, channels, warps] = a.twoWarps ? (['scan_fused_t2', FUSED_T2_CHANNELS, 2] as const) : (['scan_fused', FUSED_CHANNELS, 1] as const);
+  const [name, channels, warps] = a.twoWarps
+    ? (['scan_fused_t2', FUSED_T2_CHANNELS, 2] as const)
+    : (['scan_fused', FUSED_CHANNELS, 1] as const);
   k.launch(
     name,
     { grid: [a.nSeq, Math.ceil(a.dInner / channels)], block: [32 * warps * channels] },
@@ -220,7 +222,15 @@ export function fusedScan(
  */
 export function deltaScores(
   k: KernelSet,
-  a: { delta: MatView; bias?: DevicePtr | null; tables: RowTables; contextLen: DevicePtr; scores: DevicePtr; rows: number; dInner: number },
+  a: {
+    delta: MatView;
+    bias?: DevicePtr | null;
+    tables: RowTables;
+    contextLen: DevicePtr;
+    scores: DevicePtr;
+    rows: number;
+    dInner: number;
+  },
 ): void {
   k.launch(
     'delta_score',

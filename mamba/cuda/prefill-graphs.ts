@@ -82,8 +82,16 @@ export class PrefillGraphCache {
 }
 
 /** What a pass's launches depend on besides the data uploaded into the arena. */
-export function passGraphKey(base: bigint | number, plan: BatchPlan, chunkLen: number, withInitState: boolean, scan: string): string {
+export function passGraphKey(
+  base: bigint | number,
+  plan: BatchPlan,
+  chunkLen: number,
+  withInitState: boolean,
+  scan: string,
+): string {
   const groups = plan.groups.map((g) => Array.from(g.seqStart).join(',')).join('|');
-  const steps = plan.decimations.map((d) => (d ? `${d.layer}:${Array.from(d.contextLen).join(',')}/${Array.from(d.keep).join(',')}` : '')).join(';');
+  const steps = plan.decimations
+    .map((d) => (d ? `${d.layer}:${Array.from(d.contextLen).join(',')}/${Array.from(d.keep).join(',')}` : ''))
+    .join(';');
   return `${base}#${chunkLen}#${withInitState ? 1 : 0}#${scan}#${groups}#${steps}`;
 }

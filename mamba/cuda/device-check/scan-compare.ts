@@ -19,9 +19,9 @@ import { prefillRoofline } from '../roofline.ts';
 import { paperDecimation } from './bench.ts';
 import { fmt, type Deadline, type Report } from './report.ts';
 
-/** fused vs split, fp32: same arithmetic up to summation order, so logits and states agree far below the golden gate. */
+/** fused vs split, fp32: the same arithmetic up to summation order, so they agree far below the golden gate. */
 const FP32_TOL = 1e-3;
-/** bf16: y is rounded to bf16 by both paths, so one rounding flip moves later layers; held to 1% of the largest logit. */
+/** bf16: both paths round y to bf16, so one flip moves later layers; held to 1% of the largest logit. */
 const BF16_REL_TOL = 0.01;
 const PROTECT = 16;
 
@@ -41,7 +41,12 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-async function profiled(engine: CudaEngine, device: CudaDevice, ids: number[], options: PrefillOptions): Promise<KernelTime[]> {
+async function profiled(
+  engine: CudaEngine,
+  device: CudaDevice,
+  ids: number[],
+  options: PrefillOptions,
+): Promise<KernelTime[]> {
   device.enableProfiler(true);
   try {
     device.profiler!.begin();
@@ -111,9 +116,11 @@ async function compareOne(
     const got = await engines[v].prefill(ids, options);
     const dLogit = maxAbs(got.logits[0]!, split.logits[0]!);
     let dState = 0;
-    split.state.forEach((s, i) => (dState = Math.max(dState, maxAbs(got.state[i]!.ssm, s.ssm), maxAbs(got.state[i]!.conv, s.conv))));
+    for (const [i, s] of split.state.entries())
+      dState = Math.max(dState, maxAbs(got.state[i]!.ssm, s.ssm), maxAbs(got.state[i]!.conv, s.conv));
     const kept = keptOf(got) === keptOf(split);
-    const ok = kept && (precision === 'fp32' ? dLogit <= FP32_TOL && dState <= FP32_TOL : dLogit <= BF16_REL_TOL * largest);
+    const ok =
+      kept && (precision === 'fp32' ? dLogit <= FP32_TOL && dState <= FP32_TOL : dLogit <= BF16_REL_TOL * largest);
     report.check('scan-parity', `${v} vs split ${t.shape} ${precision} L=${L} ${mode}`, ok, {
       maxDLogit: dLogit,
       relToMax: dLogit / largest,
@@ -136,7 +143,8 @@ async function compareOne(
   const kernels = {} as Record<ScanKind, KernelTime[]>;
   for (const scan of EAGER) kernels[scan] = await profiled(engines[scan], device, ids, options);
   const gpu = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.ms, 0);
-  const scanMs = (scan: ScanKind) => kernels[scan].filter((k) => SCAN_LABELS.has(k.label)).reduce((a, k) => a + k.ms, 0);
+  const scanMs = (scan: ScanKind) =>
+    kernels[scan].filter((k) => SCAN_LABELS.has(k.label)).reduce((a, k) => a + k.ms, 0);
   const launches = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.calls, 0);
   const wall = Object.fromEntries(VARIANTS.map((v) => [v, median(times[v])])) as Record<Variant, number>;
   const graphs = engines['fused+graphs'].prefillGraphs!;
@@ -155,7 +163,11 @@ async function compareOne(
       scanKernelsMs: scanMs(eager),
       launches: scan === 'fused+graphs' ? 'graph' : launches(scan),
       // cumulative over this engine's rows; lastError set means a capture failed and that pass ran eagerly
-      graphs: scan === 'fused+graphs' ? `${graphs.captures} captured, ${graphs.replays} replayed${graphs.lastError ? `, error: ${graphs.lastError}` : ''}` : '',
+      graphs:
+        scan === 'fused+graphs'
+          ? `${graphs.captures} captured, ${graphs.replays} replayed` +
+            (graphs.lastError ? `, error: ${graphs.lastError}` : '')
+          : '',
       reps,
       fusedVsSplit: scan === 'split' ? '' : wall[scan] / wall.split,
     });
@@ -174,17 +186,41 @@ async function compareOne(
 }
 
 /** The kernels the fused one replaces (scores and selection run in both paths, so they are not counted). */
-const SCAN_LABELS = new Set(['dt_softplus', 'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'gather_x', 'gather_delta', 'gather_z', 'gather_bc', 'scan_fused', 'scan_fused_t2']);
+const SCAN_LABELS = new Set([
+  'dt_softplus',
+  'scan_chunk_state',
+  'scan_carry',
+  'scan_chunk_output',
+  'gather_x',
+  'gather_delta',
+  'gather_z',
+  'gather_bc',
+  'scan_fused',
+  'scan_fused_t2',
+]);
 
 /** The printed table (the device tool returns only the end of the output). */
 export function scanSummary(report: Report): string[] {
   const rows = report.tables.scan ?? [];
   if (rows.length === 0) return [];
-  const lines = ['scan         shape  prec L       mode       wall ms   GPU ms  scan-kernel ms  launches  %floor  vs split'];
+  const lines = [
+    'scan         shape  prec L       mode       wall ms   GPU ms  scan-kernel ms  launches  %floor  vs split',
+  ];
   for (const r of rows) {
     lines.push(
-      `${String(r.scan).padEnd(12)} ${String(r.shape).padEnd(6)} ${String(r.precision).padEnd(4)} ${String(r.L).padEnd(7)} ${String(r.mode).padEnd(10)} ${fmt(r.ms as number).padStart(8)} ${fmt(r.gpuMs as number).padStart(8)} ${fmt(r.scanKernelsMs as number).padStart(15)} ${String(r.launches).padStart(9)} ${fmt(r.pctOfFloor as number).padStart(7)}  ${typeof r.fusedVsSplit === 'number' ? fmt(r.fusedVsSplit) : ''}`,
-    );
+      [
+        String(r.scan).padEnd(12),
+        String(r.shape).padEnd(6),
+        String(r.precision).padEnd(4),
+        String(r.L).padEnd(7),
+        String(r.mode).padEnd(10),
+        fmt(r.ms as number).padStart(8),
+        fmt(r.gpuMs as number).padStart(8),
+        fmt(r.scanKernelsMs as number).padStart(15),
+        String(r.launches).padStart(9),
+        fmt(r.pctOfFloor as number).padStart(7),
+        ` ${typeof r.fusedVsSplit === 'number' ? fmt(r.fusedVsSplit) : ''}`,
+      ].join(' '),    );
   }
   return lines;
 }

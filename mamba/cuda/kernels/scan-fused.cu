@@ -17,11 +17,12 @@
 
 template <int CH, int TW, int ITEMS>
 __device__ __forceinline__ void scan_fused_body(
-    const act_t* __restrict__ x, i64 xStride, const float* __restrict__ dt, i64 dtStride, const float* __restrict__ dtBias,
-    const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ bMat, i64 bStride, const act_t* __restrict__ cMat,
-    i64 cStride, const float* __restrict__ aLog2, const float* __restrict__ dSkip, const int* __restrict__ seqStart,
-    const int* __restrict__ rowIdx, const float* __restrict__ h0, i64 h0SeqStride, float* __restrict__ hOut,
-    i64 hOutSeqStride, act_t* __restrict__ y, i64 yStride, int dInner) {
+    const act_t* __restrict__ x, i64 xStride, const float* __restrict__ dt, i64 dtStride,
+    const float* __restrict__ dtBias, const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ bMat,
+    i64 bStride, const act_t* __restrict__ cMat, i64 cStride, const float* __restrict__ aLog2,
+    const float* __restrict__ dSkip, const int* __restrict__ seqStart, const int* __restrict__ rowIdx,
+    const float* __restrict__ h0, i64 h0SeqStride, float* __restrict__ hOut, i64 hOutSeqStride,
+    act_t* __restrict__ y, i64 yStride, int dInner) {
   constexpr int CHUNK = TW * 32 * ITEMS;
   // a state's row of the tile: lane-major with one pad word per lane (lanes read ITEMS+1 words apart), +1 so that the
   // staging writes, which walk the states of a step, fall in 16 different banks
@@ -138,16 +139,18 @@ __device__ __forceinline__ void scan_fused_body(
   if (TW > 1) __syncthreads();  // the last chunk's carry write is visible
   if (!active || lane != 0 || tw != 0) return;
 #pragma unroll
-  for (int n = 0; n < D_STATE; ++n) hOut[(i64)s * hOutSeqStride + (i64)c * D_STATE + n] = TW > 1 ? sCarry[parity][cw][n] : carry[n];
+  for (int n = 0; n < D_STATE; ++n) {
+    hOut[(i64)s * hOutSeqStride + (i64)c * D_STATE + n] = TW > 1 ? sCarry[parity][cw][n] : carry[n];
+  }
 }
 
-#define SCAN_FUSED_PARAMS                                                                                              \
-  const act_t *__restrict__ x, i64 xStride, const float *__restrict__ dt, i64 dtStride,                                 \
-      const float *__restrict__ dtBias, const act_t *__restrict__ z, i64 zStride, const act_t *__restrict__ bMat,      \
-      i64 bStride, const act_t *__restrict__ cMat, i64 cStride, const float *__restrict__ aLog2,                       \
-      const float *__restrict__ dSkip, const int *__restrict__ seqStart, const int *__restrict__ rowIdx,               \
-      const float *__restrict__ h0, i64 h0SeqStride, float *__restrict__ hOut, i64 hOutSeqStride,                      \
-      act_t *__restrict__ y, i64 yStride, int dInner
+#define SCAN_FUSED_PARAMS                                                                                 \
+  const act_t *__restrict__ x, i64 xStride, const float *__restrict__ dt, i64 dtStride,                    \
+      const float *__restrict__ dtBias, const act_t *__restrict__ z, i64 zStride,                          \
+      const act_t *__restrict__ bMat, i64 bStride, const act_t *__restrict__ cMat, i64 cStride,            \
+      const float *__restrict__ aLog2, const float *__restrict__ dSkip, const int *__restrict__ seqStart,  \
+      const int *__restrict__ rowIdx, const float *__restrict__ h0, i64 h0SeqStride,                       \
+      float *__restrict__ hOut, i64 hOutSeqStride, act_t *__restrict__ y, i64 yStride, int dInner
 #define SCAN_FUSED_ARGS \
   x, xStride, dt, dtStride, dtBias, z, zStride, bMat, bStride, cMat, cStride, aLog2, dSkip, seqStart, rowIdx, h0, \
       h0SeqStride, hOut, hOutSeqStride, y, yStride, dInner
