@@ -127,6 +127,43 @@ export function keptRows(
   return rows;
 }
 
+/**
+ * The length plan of one prompt: how many context tokens each layer keeps. K depends only on lengths, never on
+ * values, so every engine decides it before running (ONNX feeds it to the graph, CUDA sizes its row groups from it).
+ */
+export interface DecimationPlan {
+  /** Per layer: context tokens kept, or −1 when the layer passes every token through. */
+  keep: number[];
+  /** Per layer: the scored context length Lc where the layer drops tokens, else 0. */
+  contextLen: number[];
+  /** Sequence length after the last layer. */
+  finalLength: number;
+  /** Layers that dropped tokens: they report kept indices (as the reference, train/ and the fixtures do). */
+  reported: number[];
+}
+
+export function planDecimation(length: number, protect: number, nLayer: number, dec: DecimationConfig | null): DecimationPlan {
+  const keep = new Array<number>(nLayer).fill(-1);
+  const contextLen = new Array<number>(nLayer).fill(0);
+  const reported: number[] = [];
+  let len = length;
+  for (let layer = 0; layer < nLayer; layer++) {
+    const s = decimationSlot(dec, layer);
+    if (s < 0) continue;
+    const tail = clampProtect(protect, len);
+    const ctx = len - tail;
+    if (ctx <= 0) continue;
+    const k = decimationK(s, ctx, dec!);
+    if (k < ctx) {
+      keep[layer] = k;
+      contextLen[layer] = ctx;
+      len = k + tail;
+      reported.push(layer);
+    }
+  }
+  return { keep, contextLen, finalLength: len, reported };
+}
+
 /** Maps rows kept at this layer back to original positions: positions[rows[j]]. */
 export function composeIndices(positions: Int32Array, rows: Int32Array): Int32Array {
   const out = new Int32Array(rows.length);

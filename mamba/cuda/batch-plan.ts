@@ -2,7 +2,7 @@
 // with its own DeciMamba settings. K depends only on lengths (decimation.ts), so every layer's row count, every
 // sequence's offsets and every scan chunk are known before launch; only *which* rows survive is decided on the GPU.
 // Pure TypeScript, unit-tested without a GPU.
-import { clampProtect, decimationK, decimationSlot } from '../decimation.ts';
+import { planDecimation } from '../decimation.ts';
 import type { DecimationConfig } from '../engine.ts';
 
 export interface PlannedSequence {
@@ -58,6 +58,8 @@ export function planBatch(sequences: PlannedSequence[], nLayer: number): BatchPl
   sequences.forEach((s, i) => {
     if (!Number.isInteger(s.length) || s.length < 1) throw new BatchPlanError(`sequence ${i}: length ${s.length} is not a positive integer`);
   });
+  // Each sequence's own length plan (mamba/decimation.ts, the one every engine uses); the groups follow from it.
+  const plans = sequences.map((seq) => planDecimation(seq.length, seq.protect, nLayer, seq.decimation));
   let lengths = sequences.map((s) => s.length);
   const groups: RowGroup[] = [groupFromLengths(lengths)];
   const layerGroup: number[] = [];
@@ -69,18 +71,12 @@ export function planBatch(sequences: PlannedSequence[], nLayer: number): BatchPl
     const keep = new Int32Array(sequences.length).fill(-1);
     let drops = false;
     const next = lengths.slice();
-    sequences.forEach((seq, s) => {
-      const slot = decimationSlot(seq.decimation, layer);
-      if (slot < 0) return;
-      const len = lengths[s]!;
-      const tail = clampProtect(seq.protect, len);
-      const lc = len - tail;
-      if (lc <= 0) return;
-      const k = decimationK(slot, lc, seq.decimation!);
-      if (k >= lc) return;
-      contextLen[s] = lc;
+    plans.forEach((plan, s) => {
+      const k = plan.keep[layer]!;
+      if (k < 0) return;
+      contextLen[s] = plan.contextLen[layer]!;
       keep[s] = k;
-      next[s] = k + tail;
+      next[s] = lengths[s]! - contextLen[s]! + k; // K kept + the protected tail
       drops = true;
     });
     if (!drops) {

@@ -14,7 +14,7 @@ import type {
 } from '../engine.ts';
 import { EngineInputError } from '../engine.ts';
 import { argmax } from '../sampling.ts';
-import { planDecimation } from './decimation-plan.ts';
+import { planDecimation } from '../decimation.ts';
 import type { OnnxManifest } from './manifest.ts';
 import { knownPacked, packState, unpackedView } from './packed-state.ts';
 
