@@ -11,7 +11,16 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
-import { SECRET, ensureRadosgw, freePort, runTag, runnerEnv, spawnRunner, startRedis, waitFor } from '../test/runner/harness.ts';
+import {
+  SECRET,
+  ensureRadosgw,
+  freePort,
+  runTag,
+  runnerEnv,
+  spawnRunner,
+  startRedis,
+  waitFor,
+} from '../test/runner/harness.ts';
 import { buildEdgeModel, DEFAULT_CHECKPOINT, REPO } from '../worker/model/build.ts';
 import { startNodeEdge } from '../worker/node-server.ts';
 
@@ -53,7 +62,11 @@ function parseServerTiming(header: string | null): Record<string, number> {
   return out;
 }
 
-async function request(base: string, body: object, headers: Record<string, string> = {}): Promise<Sample & { json: any }> {
+async function request(
+  base: string,
+  body: object,
+  headers: Record<string, string> = {},
+): Promise<Sample & { json: any }> {
   const t0 = performance.now();
   const response = await fetch(`${base}/v1/completions`, {
     method: 'POST',
@@ -63,7 +76,13 @@ async function request(base: string, body: object, headers: Record<string, strin
   const text = await response.text();
   const ms = performance.now() - t0;
   if (response.status !== 200) throw new Error(`${base}: HTTP ${response.status} ${text.slice(0, 300)}`);
-  return { ms, status: response.status, ranOn: response.headers.get('x-deciserve-ran-on'), timing: parseServerTiming(response.headers.get('server-timing')), json: JSON.parse(text) };
+  return {
+    ms,
+    status: response.status,
+    ranOn: response.headers.get('x-deciserve-ran-on'),
+    timing: parseServerTiming(response.headers.get('server-timing')),
+    json: JSON.parse(text),
+  };
 }
 
 /** Time to the first streamed text chunk and to the end of the stream. */
@@ -79,9 +98,16 @@ async function streamed(base: string, body: object): Promise<Sample> {
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    if (firstChunkMs === undefined && new TextDecoder().decode(value).includes('"text":"')) firstChunkMs = performance.now() - t0;
+    if (firstChunkMs === undefined && new TextDecoder().decode(value).includes('"text":"'))
+      firstChunkMs = performance.now() - t0;
   }
-  return { ms: performance.now() - t0, status: response.status, ranOn: response.headers.get('x-deciserve-ran-on'), timing: parseServerTiming(response.headers.get('server-timing')), firstChunkMs };
+  return {
+    ms: performance.now() - t0,
+    status: response.status,
+    ranOn: response.headers.get('x-deciserve-ran-on'),
+    timing: parseServerTiming(response.headers.get('server-timing')),
+    firstChunkMs,
+  };
 }
 
 const percentile = (xs: number[], p: number) => {
@@ -113,7 +139,8 @@ async function benchEdge(runtime: string, base: string): Promise<EdgeResult> {
   const stream = await streamed(base, SHORT);
   // Throughput: a 512-token prefill and 64 decode steps, from the server's own stage timings (3 runs, medians).
   const calib = [];
-  for (let i = 0; i < 3; i++) calib.push(await request(base, { model: MODEL, prompt: promptOf(512), max_tokens: 64, temperature: 0 }));
+  for (let i = 0; i < 3; i++)
+    calib.push(await request(base, { model: MODEL, prompt: promptOf(512), max_tokens: 64, temperature: 0 }));
   const promptTokens = calib[0]!.json.usage.prompt_tokens as number;
   const steps = (calib[0]!.json.usage.completion_tokens as number) - 1;
   const stages = ['tokenize', 'load', 'prefill', 'decode', 'total'];
@@ -122,7 +149,18 @@ async function benchEdge(runtime: string, base: string): Promise<EdgeResult> {
     shortRequest: { promptTokens: cold.json.usage.prompt_tokens, maxTokens: SHORT.max_tokens },
     coldMs: round(cold.ms),
     coldTiming: cold.timing,
-    warm: { p50: round(median(warm.map((s) => s.ms))), p90: round(percentile(warm.map((s) => s.ms), 90)), min: round(Math.min(...warm.map((s) => s.ms))), max: round(Math.max(...warm.map((s) => s.ms))), runs: RUNS },
+    warm: {
+      p50: round(median(warm.map((s) => s.ms))),
+      p90: round(
+        percentile(
+          warm.map((s) => s.ms),
+          90,
+        ),
+      ),
+      min: round(Math.min(...warm.map((s) => s.ms))),
+      max: round(Math.max(...warm.map((s) => s.ms))),
+      runs: RUNS,
+    },
     warmStageMedians: Object.fromEntries(stages.map((s) => [s, round(median(warm.map((w) => w.timing[s] ?? 0)))])),
     streamFirstChunkMs: round(stream.firstChunkMs ?? NaN),
     streamTotalMs: round(stream.ms),
@@ -148,7 +186,10 @@ function bundledConfig(): string {
   });
   if (built.status !== 0) throw new Error(`wrangler deploy --dry-run failed: ${built.stderr.slice(-2000)}`);
   const toml = readFileSync(join(REPO, 'wrangler.toml'), 'utf8')
-    .replace(/^main = .*$/m, `main = "${join(bundle, 'index.js')}"\nno_bundle = true\nrules = [{ type = "CompiledWasm", globs = ["**/*.wasm"] }]`)
+    .replace(
+      /^main = .*$/m,
+      `main = "${join(bundle, 'index.js')}"\nno_bundle = true\nrules = [{ type = "CompiledWasm", globs = ["**/*.wasm"] }]`,
+    )
     .replace(/^directory = .*$/m, `directory = "${join(REPO, 'dist/edge-model')}"`);
   const config = join(dir, 'wrangler.toml');
   writeFileSync(config, toml);
@@ -156,8 +197,22 @@ function bundledConfig(): string {
 }
 
 function startWrangler(port: number, vars: Record<string, string>): Promise<ChildProcess> {
-  const args = ['dev', '--config', bundledConfig(), '--port', String(port), '--ip', '127.0.0.1', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
-  const child = spawn(join(REPO, 'node_modules/.bin/wrangler'), args, { cwd: REPO, detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    'dev',
+    '--config',
+    bundledConfig(),
+    '--port',
+    String(port),
+    '--ip',
+    '127.0.0.1',
+    ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+  ];
+  const child = spawn(join(REPO, 'node_modules/.bin/wrangler'), args, {
+    cwd: REPO,
+    detached: true,
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let log = '';
   const keep = (d: Buffer) => {
     log += d;
@@ -165,7 +220,16 @@ function startWrangler(port: number, vars: Record<string, string>): Promise<Chil
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  return waitFor('wrangler dev', async () => child.exitCode === null && (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)), 180_000)
+  return waitFor(
+    'wrangler dev',
+    async () =>
+      child.exitCode === null &&
+      (await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )),
+    180_000,
+  )
     .then(() => child)
     .catch((err: Error) => {
       throw new Error(`${err.message}\n${log.slice(-2000)}`);
@@ -198,8 +262,19 @@ async function main(): Promise<void> {
       { RUNNER_MODEL_ID: MODEL, RUNNER_ENGINE: engine, RUNNER_LOCK_MS: '60000', RUNNER_STALLED_INTERVAL_MS: '30000' },
     ),
   );
-  const vars = { API_KEYS: KEY, MODEL_ID: MODEL, RUNNER_URL: runner.url, RUNNER_HMAC_SECRET: SECRET, JOB_WAIT_MS: '3600000', LOG_REQUESTS: 'false' };
-  const node = await startNodeEdge({ env: vars, modelDir, log: { info: () => {}, error: (m, f) => console.error(m, f) } });
+  const vars = {
+    API_KEYS: KEY,
+    MODEL_ID: MODEL,
+    RUNNER_URL: runner.url,
+    RUNNER_HMAC_SECRET: SECRET,
+    JOB_WAIT_MS: '3600000',
+    LOG_REQUESTS: 'false',
+  };
+  const node = await startNodeEdge({
+    env: vars,
+    modelDir,
+    log: { info: () => {}, error: (m, f) => console.error(m, f) },
+  });
   let wrangler: ChildProcess | undefined;
   const results: EdgeResult[] = [];
   let job: Record<string, unknown> | null = null;
@@ -244,19 +319,38 @@ async function main(): Promise<void> {
   // --skip-job keeps the job measured by an earlier run (it takes minutes), with its own date.
   const previousPath = join(RESULTS, 'edge-bench.json');
   if (!job && values['skip-job']) {
-    const previous = JSON.parse(existsSync(previousPath) ? readFileSync(previousPath, 'utf8') : '{}') as { job?: Record<string, unknown>; date?: string; command?: string };
-    if (previous.job) job = { measuredAt: previous.job.measuredAt ?? previous.date, command: previous.job.command ?? previous.command, ...previous.job };
+    const previous = JSON.parse(existsSync(previousPath) ? readFileSync(previousPath, 'utf8') : '{}') as {
+      job?: Record<string, unknown>;
+      date?: string;
+      command?: string;
+    };
+    if (previous.job)
+      job = {
+        measuredAt: previous.job.measuredAt ?? previous.date,
+        command: previous.job.command ?? previous.command,
+        ...previous.job,
+      };
   } else if (job) {
     job = { measuredAt: new Date().toISOString(), command: COMMAND, ...job };
   }
-  const machine = { node: process.version, cpu: `${cpus()[0]?.model} × ${cpus().length}`, loadAverage1m: round(loadavg()[0]!) };
+  const machine = {
+    node: process.version,
+    cpu: `${cpus()[0]?.model} × ${cpus().length}`,
+    loadAverage1m: round(loadavg()[0]!),
+  };
   const out = { command: COMMAND, date: new Date().toISOString(), machine, edge: results, job };
   writeFileSync(join(RESULTS, 'edge-bench.json'), `${JSON.stringify(out, null, 2)}\n`);
   writeFileSync(join(RESULTS, 'edge-bench.md'), markdown(out));
   console.log(markdown(out));
 }
 
-function markdown(out: { command: string; date: string; machine: Record<string, unknown>; edge: EdgeResult[]; job: Record<string, any> | null }): string {
+function markdown(out: {
+  command: string;
+  date: string;
+  machine: Record<string, unknown>;
+  edge: EdgeResult[];
+  job: Record<string, any> | null;
+}): string {
   const lines = [
     '# Edge API latency',
     '',
@@ -277,12 +371,18 @@ function markdown(out: { command: string; date: string; machine: Record<string, 
     '',
     '| runtime | prefill tokens/s | decode tokens/s | measured on |',
     '|---|---:|---:|---|',
-    ...out.edge.map((r) => `| ${r.runtime} | ${r.throughput.prefillTokensPerS} | ${r.throughput.decodeTokensPerS} | ${r.throughput.from} |`),
+    ...out.edge.map(
+      (r) =>
+        `| ${r.runtime} | ${r.throughput.prefillTokensPerS} | ${r.throughput.decodeTokensPerS} | ${r.throughput.from} |`,
+    ),
     '',
   ];
   if (out.job) {
     const j = out.job;
-    const kept = (j.decimation?.kept ?? []).map((k: { layer: number; tokens: number }) => `layer ${k.layer}: ${k.tokens}`).join(', ') || 'none';
+    const kept =
+      (j.decimation?.kept ?? [])
+        .map((k: { layer: number; tokens: number }) => `layer ${k.layer}: ${k.tokens}`)
+        .join(', ') || 'none';
     lines.push(
       `## ${j.promptTokens}-token job on CPU through the API`,
       '',

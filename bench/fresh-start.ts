@@ -23,7 +23,8 @@ const listening = (port: number) =>
   });
 
 async function main() {
-  for (const p of PORTS) if (await listening(p)) throw new Error(`port ${p} is in use: the stack would refuse to start`);
+  for (const p of PORTS)
+    if (await listening(p)) throw new Error(`port ${p} is in use: the stack would refuse to start`);
   const dir = mkdtempSync(join(tmpdir(), 'deciserve-fresh-'));
   const cache = mkdtempSync(join(tmpdir(), 'deciserve-npm-cache-'));
   spawnSync('git', ['clone', '-q', REPO, dir], { stdio: 'inherit' });
@@ -31,8 +32,15 @@ async function main() {
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).stdout.trim();
   // A clean environment, as a new user has: PATH, HOME, and this machine's TLS trust and proxy settings (without
   // them npm cannot reach the registry here); npm's cache pointed at an empty folder.
-  const network = Object.entries(process.env).filter(([k]) => /^(NODE_EXTRA_CA_CERTS|SSL_CERT_(FILE|DIR)|(https?|no)_proxy)$/i.test(k));
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...Object.fromEntries(network), npm_config_cache: cache };
+  const network = Object.entries(process.env).filter(([k]) =>
+    /^(NODE_EXTRA_CA_CERTS|SSL_CERT_(FILE|DIR)|(https?|no)_proxy)$/i.test(k),
+  );
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/root',
+    ...Object.fromEntries(network),
+    npm_config_cache: cache,
+  };
 
   const t0 = Date.now();
   const ci = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, env, encoding: 'utf8' });
@@ -48,7 +56,7 @@ async function main() {
     const timer = setTimeout(() => resolve(false), 300_000);
     const onData = (d: Buffer) => {
       output += d.toString();
-      if (output.includes('deciserve is up')) (clearTimeout(timer), resolve(true));
+      if (output.includes('deciserve is up')) clearTimeout(timer), resolve(true);
     };
     stack.stdout.on('data', onData);
     stack.stderr.on('data', onData);
@@ -69,8 +77,14 @@ async function main() {
     command: `npx tsx bench/fresh-start.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
     date: new Date().toISOString(),
     commit,
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, npm: spawnSync('npm', ['--version'], { encoding: 'utf8' }).stdout.trim() },
-    method: 'fresh git clone, npm ci with an empty npm cache, then npm run stack until "deciserve is up"; wall clock, one run',
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      node: process.version,
+      npm: spawnSync('npm', ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    },
+    method:
+      'fresh git clone, npm ci with an empty npm cache, then npm run stack until "deciserve is up"; wall clock, one run',
     target: { totalS: 90 },
     npmCi: { seconds: npmCiS, packagesAdded: Number(added), nodeModulesMB: Number(du) },
     stack: { secondsToReady: stackS },

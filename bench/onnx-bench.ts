@@ -52,10 +52,12 @@ const log = (msg: string) => process.stderr.write(`[onnx-bench] ${msg}\n`);
 // onnxruntime-node (288 MB, and a postinstall that downloads CUDA libraries) is only this benchmark's native baseline,
 // so it is not in package.json: install it next to the project when running the benchmark.
 const ORT_NODE = 'onnxruntime-node';
-const ortNode = await import(ORT_NODE).catch(() => {
-  log(`needs ${ORT_NODE}: ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save ${ORT_NODE}@1.30.0 (the CPU build is bundled; skip avoids its CUDA download)`);
+const ortNode = (await import(ORT_NODE).catch(() => {
+  log(
+    `needs ${ORT_NODE}: ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save ${ORT_NODE}@1.30.0 (the CPU build is bundled; skip avoids its CUDA download)`,
+  );
   process.exit(2);
-}) as OrtApi;
+})) as OrtApi;
 
 // ---- the model -------------------------------------------------------------------------------------------------
 interface BenchModel {
@@ -67,15 +69,31 @@ interface BenchModel {
 }
 
 async function openBenchModel(): Promise<BenchModel> {
-  const dir = flags.model ?? (existsSync(join(ROOT, 'models/deciserve-mamba/config.json')) ? join(ROOT, 'models/deciserve-mamba') : null);
+  const dir =
+    flags.model ??
+    (existsSync(join(ROOT, 'models/deciserve-mamba/config.json')) ? join(ROOT, 'models/deciserve-mamba') : null);
   if (dir) {
     const ckpt = await loadCheckpoint(dir);
     const hayPath = join(dir, 'haystack.txt');
-    const heldOut = existsSync(hayPath) ? encodeCorpus(ckpt.tokenizer, haystackText(readFileSync(hayPath, 'utf8'))) : null;
-    return { source: dir.replace(ROOT + '/', ''), config: ckpt.config, weights: ckpt.weights, tokenizer: ckpt.tokenizer, heldOut };
+    const heldOut = existsSync(hayPath)
+      ? encodeCorpus(ckpt.tokenizer, haystackText(readFileSync(hayPath, 'utf8')))
+      : null;
+    return {
+      source: dir.replace(ROOT + '/', ''),
+      config: ckpt.config,
+      weights: ckpt.weights,
+      tokenizer: ckpt.tokenizer,
+      heldOut,
+    };
   }
   const config = randomConfig({ dModel: 256, nLayer: 10, vocabSize: 4096 });
-  return { source: 'random checkpoint (seed 0) of the shipped shape: d_model 256, 10 layers, vocab 4096', config, weights: randomWeights(config, 0), tokenizer: null, heldOut: null };
+  return {
+    source: 'random checkpoint (seed 0) of the shipped shape: d_model 256, 10 layers, vocab 4096',
+    config,
+    weights: randomWeights(config, 0),
+    tokenizer: null,
+    heldOut: null,
+  };
 }
 
 const model = await openBenchModel();
@@ -89,7 +107,8 @@ const params = (() => {
 })();
 const rng = createRng(7);
 const randomIds = (n: number) => Array.from({ length: n }, () => rng.int(config.vocabSize));
-const promptIds = (n: number) => (model.heldOut && model.heldOut.length >= n ? model.heldOut.slice(0, n) : randomIds(n));
+const promptIds = (n: number) =>
+  model.heldOut && model.heldOut.length >= n ? model.heldOut.slice(0, n) : randomIds(n);
 log(`model: ${model.source}; ${(params / 1e6).toFixed(2)}M params`);
 
 // ---- engine measurements ---------------------------------------------------------------------------------------
@@ -113,7 +132,13 @@ async function timedBoth(fn: () => Promise<unknown>): Promise<{ wall: number; cp
   return { wall: performance.now() - w, cpu: cpuNow() - c };
 }
 
-async function measure(engine: MambaEngine, lengths: number[], decodeSteps = 64, latencyReps = 3, slow = false): Promise<EngineTimings> {
+async function measure(
+  engine: MambaEngine,
+  lengths: number[],
+  decodeSteps = 64,
+  latencyReps = 3,
+  slow = false,
+): Promise<EngineTimings> {
   const prefill: EngineTimings['prefill'] = [];
   // Warm-up: V8 tiers hot wasm functions up from its baseline compiler in the background.
   for (let i = 0; i < (slow ? 1 : 3); i++) await engine.prefill(promptIds(512));
@@ -124,7 +149,13 @@ async function measure(engine: MambaEngine, lengths: number[], decodeSteps = 64,
     for (let i = 0; i < reps; i++) runs.push(await timedBoth(() => engine.prefill(ids)));
     const ms = median(runs.map((r) => r.wall));
     const cpuMs = Math.min(...runs.map((r) => r.cpu));
-    prefill.push({ length, ms, tokensPerSecond: (length / ms) * 1000, cpuMs, cpuTokensPerSecond: (length / cpuMs) * 1000 });
+    prefill.push({
+      length,
+      ms,
+      tokensPerSecond: (length / ms) * 1000,
+      cpuMs,
+      cpuTokensPerSecond: (length / cpuMs) * 1000,
+    });
   }
   const start = await engine.prefill(promptIds(512));
   const decodeRuns: { wall: number; cpu: number }[] = [];
@@ -142,7 +173,10 @@ async function measure(engine: MambaEngine, lengths: number[], decodeSteps = 64,
     );
   }
   const latencies: number[] = [];
-  for (let i = 0; i < latencyReps; i++) latencies.push((await timedBoth(() => generate(engine, null, promptIds(512), { maxTokens: 32, stopTokenIds: [] }))).wall);
+  for (let i = 0; i < latencyReps; i++)
+    latencies.push(
+      (await timedBoth(() => generate(engine, null, promptIds(512), { maxTokens: 32, stopTokenIds: [] }))).wall,
+    );
   return {
     prefill,
     decodeTokensPerSecond: (decodeSteps / median(decodeRuns.map((r) => r.wall))) * 1000,
@@ -167,7 +201,10 @@ interface Quality {
 
 async function quality(engine: MambaEngine, fp32: MambaEngine): Promise<Quality> {
   const ids = promptIds(512);
-  const [a, b] = [await fp32.prefill(ids, { logitPositions: 'all' }), await engine.prefill(ids, { logitPositions: 'all' })];
+  const [a, b] = [
+    await fp32.prefill(ids, { logitPositions: 'all' }),
+    await engine.prefill(ids, { logitPositions: 'all' }),
+  ];
   const logSoftmax = (l: Float32Array) => {
     let m = -Infinity;
     for (const v of l) m = Math.max(m, v);
@@ -190,7 +227,10 @@ async function quality(engine: MambaEngine, fp32: MambaEngine): Promise<Quality>
     const [pa, pb] = [logSoftmax(row), logSoftmax(other)];
     for (let i = 0; i < pa.length; i++) kl += Math.exp(pa[i]!) * (pa[i]! - pb[i]!);
   });
-  const [ga, gb] = [await generate(fp32, null, ids, { maxTokens: 32, stopTokenIds: [] }), await generate(engine, null, ids, { maxTokens: 32, stopTokenIds: [] })];
+  const [ga, gb] = [
+    await generate(fp32, null, ids, { maxTokens: 32, stopTokenIds: [] }),
+    await generate(engine, null, ids, { maxTokens: 32, stopTokenIds: [] }),
+  ];
   let agree = 0;
   while (agree < 32 && ga.tokens[agree] === gb.tokens[agree]) agree++;
   const scored = await scoreSpan(engine, promptIds(2048), { start: 1 });
@@ -198,7 +238,12 @@ async function quality(engine: MambaEngine, fp32: MambaEngine): Promise<Quality>
   if (model.tokenizer && model.heldOut) {
     const samples = Number(flags['passkey-samples']);
     const { cells } = await runPasskey(engine, model.tokenizer, model.heldOut, {
-      lengths: [2048], depths: [0, 0.25, 0.5, 0.75, 1], samples, seed: 1, modes: ['mamba'], decimation: defaultDecimation(config.nLayer),
+      lengths: [2048],
+      depths: [0, 0.25, 0.5, 0.75, 1],
+      samples,
+      seed: 1,
+      modes: ['mamba'],
+      decimation: defaultDecimation(config.nLayer),
     });
     const correct = cells.reduce((n, c) => n + c.correct, 0);
     const total = cells.reduce((n, c) => n + c.total, 0);
@@ -211,7 +256,9 @@ async function quality(engine: MambaEngine, fp32: MambaEngine): Promise<Quality>
     top1Agreement: top1 / a.logits.length,
     greedyAgreement: agree,
     perplexity: scored.perplexity,
-    perplexityText: model.heldOut ? 'first 2048 tokens of the model\'s held-out haystack.txt' : 'random token ids (random model: only the fp32 delta means anything)',
+    perplexityText: model.heldOut
+      ? "first 2048 tokens of the model's held-out haystack.txt"
+      : 'random token ids (random model: only the fp32 delta means anything)',
     passkey2k,
   };
 }
@@ -248,9 +295,13 @@ for (const quantization of QUANTS) {
   const c0 = performance.now();
   const engine = await createOnnxEngineNode(modelBytes(exported));
   const sessionCreateMs = performance.now() - c0;
-  log(`${quantization}: ${(exported.manifest.bytes / 2 ** 20).toFixed(1)} MiB, session ${sessionCreateMs.toFixed(0)} ms`);
+  log(
+    `${quantization}: ${(exported.manifest.bytes / 2 ** 20).toFixed(1)} MiB, session ${sessionCreateMs.toFixed(0)} ms`,
+  );
   const nodeWasm = { sessionCreateMs, ...(await measure(engine, LENGTHS)) };
-  log(`${quantization}: wasm prefill ${nodeWasm.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${nodeWasm.decodeTokensPerSecond.toFixed(0)} tok/s`);
+  log(
+    `${quantization}: wasm prefill ${nodeWasm.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${nodeWasm.decodeTokensPerSecond.toFixed(0)} tok/s`,
+  );
 
   // DeciMamba over a 2K prompt: the whole prompt in one run (decimation ranks every context token).
   const dec = { ...defaultDecimation(config.nLayer), lBase: 512 };
@@ -271,7 +322,9 @@ for (const quantization of QUANTS) {
       sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
     });
     nodeNative = await measure(native, LENGTHS);
-    log(`${quantization}: native prefill ${nodeNative.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${nodeNative.decodeTokensPerSecond.toFixed(0)} tok/s`);
+    log(
+      `${quantization}: native prefill ${nodeNative.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${nodeNative.decodeTokensPerSecond.toFixed(0)} tok/s`,
+    );
     await native.dispose();
   } catch (err) {
     log(`${quantization}: onnxruntime-node failed: ${(err as Error).message}`);
@@ -280,7 +333,9 @@ for (const quantization of QUANTS) {
   let workerd: WorkerdTimings | null = null;
   if (!flags['skip-workerd']) {
     workerd = await benchWorkerd(join(TMP, 'bundle'), dir, TMP, promptIds);
-    log(`${quantization}: workerd prefill ${workerd.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${workerd.decodeTokensPerSecond.toFixed(0)} tok/s, cold ${workerd.coldStartMs.toFixed(0)} ms`);
+    log(
+      `${quantization}: workerd prefill ${workerd.prefill.map((p) => p.tokensPerSecond.toFixed(0)).join('/')} tok/s, decode ${workerd.decodeTokensPerSecond.toFixed(0)} tok/s, cold ${workerd.coldStartMs.toFixed(0)} ms`,
+    );
   }
   results.push({
     quantization,
@@ -290,7 +345,12 @@ for (const quantization of QUANTS) {
     nodeNative,
     workerd,
     quality: q,
-    decimated2048: { ms: decMs, tokensPerSecond: (2048 / decMs) * 1000, wasmMemoryMiB: ortWasmMemoryBytes() / 2 ** 20, kept: decOut.kept.at(-1)?.indices.length ?? 2048 },
+    decimated2048: {
+      ms: decMs,
+      tokensPerSecond: (2048 / decMs) * 1000,
+      wasmMemoryMiB: ortWasmMemoryBytes() / 2 ** 20,
+      kept: decOut.kept.at(-1)?.indices.length ?? 2048,
+    },
   });
 }
 
@@ -306,16 +366,26 @@ const qName = (q: Quantization) => (q === 'none' ? 'fp32' : q);
 const lines: string[] = [];
 lines.push('# ONNX engine benchmark', '');
 lines.push(`Command: \`${command}\`  `);
-lines.push(`Date: ${new Date().toISOString()}; Node ${process.version}; ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}; load average at the end ${loadavg()[0]!.toFixed(2)} (the machine is shared: other sessions run at the same time).  `);
+lines.push(
+  `Date: ${new Date().toISOString()}; Node ${process.version}; ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}; load average at the end ${loadavg()[0]!.toFixed(2)} (the machine is shared: other sessions run at the same time).  `,
+);
 lines.push(`Model: ${model.source}; ${(params / 1e6).toFixed(2)}M parameters.  `);
-lines.push('All runs single-threaded. workerd: `wrangler dev`, timed over local HTTP (inside workerd the clock only moves on I/O); its CPU time is read from /proc for the workerd process.', '');
+lines.push(
+  'All runs single-threaded. workerd: `wrangler dev`, timed over local HTTP (inside workerd the clock only moves on I/O); its CPU time is read from /proc for the workerd process.',
+  '',
+);
 lines.push('## Throughput by CPU time (tokens/s of one busy core; best run)', '');
-lines.push('Other sessions load this 2-core machine (see the load average), so wall-clock rates swing ±30% between runs; CPU time is the steadier measure of what the engine costs.', '');
+lines.push(
+  'Other sessions load this 2-core machine (see the load average), so wall-clock rates swing ±30% between runs; CPU time is the steadier measure of what the engine costs.',
+  '',
+);
 lines.push('| runtime | weights | prefill L=128 | L=512 | L=2048 | decode |');
 lines.push('|---|---|---:|---:|---:|---:|');
 const cpuRow = (runtime: string, q: string, t: EngineTimings | WorkerdTimings | null) => {
   if (!t) return;
-  lines.push(`| ${runtime} | ${q} | ${t.prefill.map((p) => fmt(p.cpuTokensPerSecond)).join(' | ')} | ${fmt(t.cpuDecodeTokensPerSecond)} |`);
+  lines.push(
+    `| ${runtime} | ${q} | ${t.prefill.map((p) => fmt(p.cpuTokensPerSecond)).join(' | ')} | ${fmt(t.cpuDecodeTokensPerSecond)} |`,
+  );
 };
 for (const r of results) cpuRow('onnxruntime-web WASM, Node', qName(r.quantization), r.nodeWasm);
 for (const r of results) cpuRow('onnxruntime-web WASM, workerd', qName(r.quantization), r.workerd);
@@ -326,7 +396,9 @@ lines.push('| runtime | weights | prefill L=128 | L=512 | L=2048 | decode | 512 
 lines.push('|---|---|---:|---:|---:|---:|---:|');
 const row = (runtime: string, q: string, t: EngineTimings | WorkerdTimings | null) => {
   if (!t) return;
-  lines.push(`| ${runtime} | ${q} | ${t.prefill.map((p) => fmt(p.tokensPerSecond)).join(' | ')} | ${fmt(t.decodeTokensPerSecond)} | ${fmt(t.latency512plus32Ms)} |`);
+  lines.push(
+    `| ${runtime} | ${q} | ${t.prefill.map((p) => fmt(p.tokensPerSecond)).join(' | ')} | ${fmt(t.decodeTokensPerSecond)} | ${fmt(t.latency512plus32Ms)} |`,
+  );
 };
 for (const r of results) row('onnxruntime-web WASM, Node', qName(r.quantization), r.nodeWasm);
 for (const r of results) row('onnxruntime-web WASM, workerd', qName(r.quantization), r.workerd);
@@ -334,35 +406,71 @@ for (const r of results) row('onnxruntime-node (native CPU)', qName(r.quantizati
 row('TS reference engine', 'fp32', reference);
 if (reference) {
   const fp = results[0]!.nodeWasm;
-  lines.push('', `WASM fp32 / TS reference (CPU time): prefill ${fp.prefill.map((p, i) => (p.cpuTokensPerSecond / reference!.prefill[i]!.cpuTokensPerSecond).toFixed(1) + '×').join(' / ')}, decode ${(fp.cpuDecodeTokensPerSecond / reference.cpuDecodeTokensPerSecond).toFixed(1)}×.`);
+  lines.push(
+    '',
+    `WASM fp32 / TS reference (CPU time): prefill ${fp.prefill.map((p, i) => (p.cpuTokensPerSecond / reference!.prefill[i]!.cpuTokensPerSecond).toFixed(1) + '×').join(' / ')}, decode ${(fp.cpuDecodeTokensPerSecond / reference.cpuDecodeTokensPerSecond).toFixed(1)}×.`,
+  );
 }
 lines.push('', '## Cold start, memory, size, DeciMamba', '');
-lines.push('| weights | graph file (MiB) | Node: ORT init + session (ms) | workerd cold first request (ms) | wasm heap (MiB) | workerd RSS / peak (MiB) | DeciMamba prefill 2048 (tok/s, kept, heap MiB) |');
+lines.push(
+  '| weights | graph file (MiB) | Node: ORT init + session (ms) | workerd cold first request (ms) | wasm heap (MiB) | workerd RSS / peak (MiB) | DeciMamba prefill 2048 (tok/s, kept, heap MiB) |',
+);
 lines.push('|---|---:|---:|---:|---:|---:|---:|');
 for (const r of results) {
-  const cold = r.quantization === 'none' ? `${fmt(ortInitMs)} + ${fmt(r.nodeWasm.sessionCreateMs)}` : fmt(r.nodeWasm.sessionCreateMs);
+  const cold =
+    r.quantization === 'none'
+      ? `${fmt(ortInitMs)} + ${fmt(r.nodeWasm.sessionCreateMs)}`
+      : fmt(r.nodeWasm.sessionCreateMs);
   const d = r.decimated2048!;
   lines.push(
     `| ${qName(r.quantization)} | ${fmt(r.fileMiB, 1)} | ${cold} | ${fmt(r.workerd?.coldStartMs)} | ${fmt(r.workerd?.wasmMemoryMiB ?? r.nodeWasm.wasmMemoryMiB, 0)} | ${fmt(r.workerd?.workerdRssMiB)} / ${fmt(r.workerd?.workerdPeakRssMiB)} | ${fmt(d.tokensPerSecond)}, ${d.kept}, ${fmt(d.wasmMemoryMiB, 0)} |`,
   );
 }
 if (bundle) {
-  lines.push('', `Worker bundle (\`${bundle.command}\`): ${(bundle.totalBytes / 2 ** 20).toFixed(1)} MiB raw, ${(bundle.totalGzipBytes / 2 ** 20).toFixed(1)} MiB gzip (${bundle.files.map((f) => `${f.name} ${(f.bytes / 2 ** 20).toFixed(2)} MiB`).join(', ')}); the weights are static assets, not in the bundle. Workers memory limit: ${WORKER_LIMIT_MIB} MiB per isolate.`);
+  lines.push(
+    '',
+    `Worker bundle (\`${bundle.command}\`): ${(bundle.totalBytes / 2 ** 20).toFixed(1)} MiB raw, ${(bundle.totalGzipBytes / 2 ** 20).toFixed(1)} MiB gzip (${bundle.files.map((f) => `${f.name} ${(f.bytes / 2 ** 20).toFixed(2)} MiB`).join(', ')}); the weights are static assets, not in the bundle. Workers memory limit: ${WORKER_LIMIT_MIB} MiB per isolate.`,
+  );
 }
 lines.push('', '## Quality against fp32', '');
-lines.push('| weights | mean KL vs fp32 (nats) | top-1 agreement | mean / max abs logit diff | greedy run equal to fp32 (of 32) | perplexity | passkey @2K |');
+lines.push(
+  '| weights | mean KL vs fp32 (nats) | top-1 agreement | mean / max abs logit diff | greedy run equal to fp32 (of 32) | perplexity | passkey @2K |',
+);
 lines.push('|---|---:|---:|---:|---:|---:|---:|');
 for (const r of results) {
-  const pk = r.quality.passkey2k ? `${r.quality.passkey2k.correct}/${r.quality.passkey2k.total}` : 'n/a (random weights)';
+  const pk = r.quality.passkey2k
+    ? `${r.quality.passkey2k.correct}/${r.quality.passkey2k.total}`
+    : 'n/a (random weights)';
   const ql = r.quality;
-  lines.push(`| ${qName(r.quantization)} | ${ql.meanKl.toExponential(2)} | ${(ql.top1Agreement * 100).toFixed(1)}% | ${ql.meanAbsLogitDiff.toFixed(3)} / ${ql.maxAbsLogitDiff.toFixed(2)} | ${ql.greedyAgreement} | ${fmt(ql.perplexity, 2)} | ${pk} |`);
+  lines.push(
+    `| ${qName(r.quantization)} | ${ql.meanKl.toExponential(2)} | ${(ql.top1Agreement * 100).toFixed(1)}% | ${ql.meanAbsLogitDiff.toFixed(3)} / ${ql.maxAbsLogitDiff.toFixed(2)} | ${ql.greedyAgreement} | ${fmt(ql.perplexity, 2)} | ${pk} |`,
+  );
 }
-lines.push('', `Logit comparisons: 512 teacher-forced positions of held-out text. Perplexity: ${results[0]!.quality.perplexityText}. Passkey: 2,048-token prompts, depths 0/.25/.5/.75/1 × ${flags['passkey-samples']} samples, plain Mamba (the shipped model scores 8% at 2K in its model card).`);
+lines.push(
+  '',
+  `Logit comparisons: 512 teacher-forced positions of held-out text. Perplexity: ${results[0]!.quality.perplexityText}. Passkey: 2,048-token prompts, depths 0/.25/.5/.75/1 × ${flags['passkey-samples']} samples, plain Mamba (the shipped model scores 8% at 2K in its model card).`,
+);
 const markdown = lines.join('\n') + '\n';
 process.stdout.write(markdown);
 writeFileSync(join(RESULTS, 'onnx-bench.md'), markdown);
 writeFileSync(
   join(RESULTS, 'onnx-bench.json'),
-  JSON.stringify({ command, date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, loadAverage1m: loadavg()[0], model: { source: model.source, params, config }, ortInitMs, results, reference, bundle }, null, 2) + '\n',
+  JSON.stringify(
+    {
+      command,
+      date: new Date().toISOString(),
+      node: process.version,
+      cpu: cpus()[0]?.model,
+      cores: cpus().length,
+      loadAverage1m: loadavg()[0],
+      model: { source: model.source, params, config },
+      ortInitMs,
+      results,
+      reference,
+      bundle,
+    },
+    null,
+    2,
+  ) + '\n',
 );
 log(`wrote bench/results/onnx-bench.{json,md}`);

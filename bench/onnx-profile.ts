@@ -43,15 +43,31 @@ async function best(fn: () => Promise<unknown>, reps: number): Promise<number> {
 }
 const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random() * 0.2);
 
-async function graphMs(build: (g: GraphBuilder) => void, feeds: Record<string, [Float32Array, number[]]>, reps: number): Promise<number> {
+async function graphMs(
+  build: (g: GraphBuilder) => void,
+  feeds: Record<string, [Float32Array, number[]]>,
+  reps: number,
+): Promise<number> {
   const g = new GraphBuilder('profile');
   build(g);
-  const session = await ort.InferenceSession.create(encodeModel(g.build(), [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }], ''), {
-    executionProviders: ['wasm'],
-    graphOptimizationLevel: 'all',
-    extra: { session: { disable_prepacking: '1' } },
-  });
-  const f = Object.fromEntries(Object.entries(feeds).map(([k, [data, dims]]) => [k, new ort.Tensor('float32', data, dims)]));
+  const session = await ort.InferenceSession.create(
+    encodeModel(
+      g.build(),
+      [
+        { domain: '', version: 17 },
+        { domain: 'com.microsoft', version: 1 },
+      ],
+      '',
+    ),
+    {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: 'all',
+      extra: { session: { disable_prepacking: '1' } },
+    },
+  );
+  const f = Object.fromEntries(
+    Object.entries(feeds).map(([k, [data, dims]]) => [k, new ort.Tensor('float32', data, dims)]),
+  );
   const ms = await best(() => session.run(f), reps);
   await session.release();
   return ms;
@@ -70,7 +86,14 @@ function linearsMs(m: number, q: Quantization, reps: number): Promise<number> {
         lin.apply(g, h, 'x', rows(layer.inProj, 0, dInner), null),
         lin.apply(g, h, 'z', rows(layer.inProj, dInner, dInner), null),
         lin.apply(g, y, 'xp', layer.xProj, null, 'none'),
-        lin.apply(g, g.op1('Slice', [y, g.constI64([0]), g.constI64([dtRank]), g.constI64([1])]), 'dt', layer.dtProjWeight, null, 'none'),
+        lin.apply(
+          g,
+          g.op1('Slice', [y, g.constI64([0]), g.constI64([dtRank]), g.constI64([1])]),
+          'dt',
+          layer.dtProjWeight,
+          null,
+          'none',
+        ),
         lin.apply(g, y, 'o', layer.outProj, null),
       ];
       outs.forEach((o, i) => g.output(o, `o${i}`, DType.float, null));
@@ -86,13 +109,23 @@ function scanMs(reps: number): Promise<number> {
   return graphMs(
     (g) => {
       const prm = layerParams(new Linears(g, 'none'), weights.layers[0]!, 0, config);
-      const [delta, xc, b, c] = [g.input('delta', DType.float, [L, dInner]), g.input('xc', DType.float, [L, dInner]), g.input('b', DType.float, [L, dState]), g.input('c', DType.float, [L, dState])];
+      const [delta, xc, b, c] = [
+        g.input('delta', DType.float, [L, dInner]),
+        g.input('xc', DType.float, [L, dInner]),
+        g.input('b', DType.float, [L, dState]),
+        g.input('c', DType.float, [L, dState]),
+      ];
       const h0 = g.tensor('h0', DType.float, [dState, dInner], new Float32Array(dState * dInner));
       const { y, hLast } = selectiveScan(g, config, delta, xc, b, c, prm.aNMajor, 'exp', h0);
       g.output(y, 'y', DType.float, null);
       g.output(hLast, 'h', DType.float, null);
     },
-    { delta: [rand(L * dInner), [L, dInner]], xc: [rand(L * dInner), [L, dInner]], b: [rand(L * dState), [L, dState]], c: [rand(L * dState), [L, dState]] },
+    {
+      delta: [rand(L * dInner), [L, dInner]],
+      xc: [rand(L * dInner), [L, dInner]],
+      b: [rand(L * dState), [L, dState]],
+      c: [rand(L * dState), [L, dState]],
+    },
     reps,
   );
 }
@@ -108,9 +141,21 @@ function headMs(m: number, reps: number): Promise<number> {
   );
 }
 
-const report: Record<string, unknown> = { command: 'npx tsx bench/onnx-profile.ts', date: new Date().toISOString(), model: dir.replace(ROOT + '/', ''), L };
-const lines = ['# Where the WASM time goes (onnxruntime-web, one thread)', '', `Command: \`npx tsx bench/onnx-profile.ts\`; model ${report.model}; ${config.nLayer} layers; CPU time, best of 8 after a warm-up.`, ''];
-lines.push('| weights | prefill L=512 total (ms) | per token (µs) | matmuls, all layers (µs/token) | scans, all layers (µs/token) | rest: conv, norms, gates, Δ, decimation If, I/O (µs/token) | decode step (ms) | of which matmuls + head (ms) |');
+const report: Record<string, unknown> = {
+  command: 'npx tsx bench/onnx-profile.ts',
+  date: new Date().toISOString(),
+  model: dir.replace(ROOT + '/', ''),
+  L,
+};
+const lines = [
+  '# Where the WASM time goes (onnxruntime-web, one thread)',
+  '',
+  `Command: \`npx tsx bench/onnx-profile.ts\`; model ${report.model}; ${config.nLayer} layers; CPU time, best of 8 after a warm-up.`,
+  '',
+];
+lines.push(
+  '| weights | prefill L=512 total (ms) | per token (µs) | matmuls, all layers (µs/token) | scans, all layers (µs/token) | rest: conv, norms, gates, Δ, decimation If, I/O (µs/token) | decode step (ms) | of which matmuls + head (ms) |',
+);
 lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
 // Warm up: V8 first runs wasm with its baseline compiler and tiers hot functions up in the background.
 {
@@ -124,19 +169,30 @@ for (const q of ['none', 'int8', 'int8-dynamic', 'int4'] as Quantization[]) {
   const ids = Array.from({ length: L }, (_, i) => (i * 37) % config.vocabSize);
   const total = await best(() => engine.prefill(ids), 8);
   const start = await engine.prefill(ids);
-  const step = (await best(async () => {
-    let state = start.state;
-    for (let i = 0; i < 16; i++) state = (await engine.step(i + 1, state)).state;
-  }, 3)) / 16;
+  const step =
+    (await best(async () => {
+      let state = start.state;
+      for (let i = 0; i < 16; i++) state = (await engine.step(i + 1, state)).state;
+    }, 3)) / 16;
   const matmulPerToken = ((await linearsMs(L, q, 8)) / L) * 1000 * config.nLayer;
   const decodeMatmuls = (await linearsMs(1, q, 20)) * config.nLayer + (await headMs(1, 20));
   const perToken = (total / L) * 1000;
   const rest = perToken - matmulPerToken - scanPerToken;
-  report[q] = { totalMs: total, perTokenUs: perToken, matmulPerTokenUs: matmulPerToken, scanPerTokenUs: scanPerToken, restPerTokenUs: rest, stepMs: step, stepMatmulMs: decodeMatmuls };
-  lines.push(`| ${q === 'none' ? 'fp32' : q} | ${total.toFixed(0)} | ${perToken.toFixed(0)} | ${matmulPerToken.toFixed(0)} | ${scanPerToken.toFixed(0)} | ${rest > 0 ? rest.toFixed(0) : '≈0 (noise)'} | ${step.toFixed(2)} | ${decodeMatmuls.toFixed(2)} |`);
+  report[q] = {
+    totalMs: total,
+    perTokenUs: perToken,
+    matmulPerTokenUs: matmulPerToken,
+    scanPerTokenUs: scanPerToken,
+    restPerTokenUs: rest,
+    stepMs: step,
+    stepMatmulMs: decodeMatmuls,
+  };
+  lines.push(
+    `| ${q === 'none' ? 'fp32' : q} | ${total.toFixed(0)} | ${perToken.toFixed(0)} | ${matmulPerToken.toFixed(0)} | ${scanPerToken.toFixed(0)} | ${rest > 0 ? rest.toFixed(0) : '≈0 (noise)'} | ${step.toFixed(2)} | ${decodeMatmuls.toFixed(2)} |`,
+  );
   await engine.dispose();
 }
-lines.push('', 'Stand-alone graphs include one run\'s fixed cost each, so the shares are approximate.');
+lines.push('', "Stand-alone graphs include one run's fixed cost each, so the shares are approximate.");
 const md = lines.join('\n') + '\n';
 process.stdout.write(md);
 writeFileSync(join(ROOT, 'bench/results/onnx-profile.md'), md);

@@ -29,14 +29,20 @@ export interface WorkerdTimings {
  */
 function harnessConfig(bundleDir: string, modelDir: string, out: string): string {
   const text = readFileSync(join(HARNESS, 'wrangler.toml'), 'utf8')
-    .replace(/^main = .*$/m, `main = "${join(bundleDir, 'worker.js')}"\nno_bundle = true\nrules = [{ type = "CompiledWasm", globs = ["**/*.wasm"] }]`)
+    .replace(
+      /^main = .*$/m,
+      `main = "${join(bundleDir, 'worker.js')}"\nno_bundle = true\nrules = [{ type = "CompiledWasm", globs = ["**/*.wasm"] }]`,
+    )
     .replace(/^directory = .*$/m, `directory = "${modelDir}"`);
   writeFileSync(out, text);
   return out;
 }
 
 function descendants(pid: number): number[] {
-  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean)
+    .map(Number);
   return children.flatMap((c) => [c, ...descendants(c)]);
 }
 
@@ -102,16 +108,25 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function benchWorkerd(bundleDir: string, modelDir: string, tmp: string, ids: (n: number) => number[]): Promise<WorkerdTimings> {
+export async function benchWorkerd(
+  bundleDir: string,
+  modelDir: string,
+  tmp: string,
+  ids: (n: number) => number[],
+): Promise<WorkerdTimings> {
   mkdirSync(tmp, { recursive: true });
   const port = await freePort();
   const config = harnessConfig(bundleDir, modelDir, join(tmp, `wrangler-${port}.toml`));
   let output = '';
-  const child = spawn(WRANGLER, ['dev', '--config', config, '--port', String(port), '--ip', '127.0.0.1', '--log-level', 'info'], {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    WRANGLER,
+    ['dev', '--config', config, '--port', String(port), '--ip', '127.0.0.1', '--log-level', 'info'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   try {
@@ -139,10 +154,17 @@ export async function benchWorkerd(bundleDir: string, modelDir: string, tmp: str
       const input = ids(length);
       await post('/prefill', { ids: input });
       const runs: { ms: number; cpu: number }[] = [];
-      for (let i = 0; i < (length > 1000 ? 3 : 5); i++) runs.push(await cpuTimed(() => post('/prefill', { ids: input })));
+      for (let i = 0; i < (length > 1000 ? 3 : 5); i++)
+        runs.push(await cpuTimed(() => post('/prefill', { ids: input })));
       const ms = median(runs.map((r) => r.ms));
       const cpuMs = Math.min(...runs.map((r) => r.cpu));
-      prefill.push({ length, ms, tokensPerSecond: (length / ms) * 1000, cpuMs, cpuTokensPerSecond: (length / cpuMs) * 1000 });
+      prefill.push({
+        length,
+        ms,
+        tokensPerSecond: (length / ms) * 1000,
+        cpuMs,
+        cpuTokensPerSecond: (length / cpuMs) * 1000,
+      });
     }
     const prompt = ids(512);
     const one: { ms: number; cpu: number }[] = [];
@@ -160,7 +182,8 @@ export async function benchWorkerd(bundleDir: string, modelDir: string, tmp: str
       warmHealthMs: warm.ms,
       prefill,
       decodeTokensPerSecond: 64 / ((median(many.map((r) => r.ms)) - median(one.map((r) => r.ms))) / 1000),
-      cpuDecodeTokensPerSecond: 64 / ((Math.min(...many.map((r) => r.cpu)) - Math.min(...one.map((r) => r.cpu))) / 1000),
+      cpuDecodeTokensPerSecond:
+        64 / ((Math.min(...many.map((r) => r.cpu)) - Math.min(...one.map((r) => r.cpu))) / 1000),
       latency512plus32Ms: median(latency),
       wasmMemoryMiB: health.wasmMemoryBytes! / 2 ** 20,
       workerdRssMiB: mem.rss,
@@ -189,7 +212,11 @@ export interface BundleSize {
 /** `wrangler deploy --dry-run --outdir` on the harness: what would be uploaded as the script (assets excluded). */
 export function workerBundleSize(outdir: string): BundleSize {
   const args = ['deploy', '--dry-run', '--outdir', outdir, '--config', join(HARNESS, 'wrangler.toml')];
-  const r = spawnSync(WRANGLER, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' } });
+  const r = spawnSync(WRANGLER, args, {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+  });
   if (r.status !== 0) throw new Error(`wrangler deploy --dry-run failed: ${r.stderr.slice(-2000)}`);
   const files = readdirSync(outdir)
     .filter((name) => statSync(join(outdir, name)).isFile() && !name.endsWith('.map'))

@@ -47,11 +47,19 @@ for (const length of LENGTHS) {
   results.push({ mode: 'step', length: DECODE_STEPS, reps: 1, ms, tokensPerSecond: (DECODE_STEPS / ms) * 1000 });
 }
 
-console.log(`reference engine, d_model ${config.dModel}, ${config.nLayer} layers, d_state ${config.dState}, vocab ${config.vocabSize}`);
+console.log(
+  `reference engine, d_model ${config.dModel}, ${config.nLayer} layers, d_state ${config.dState}, vocab ${config.vocabSize}`,
+);
 console.log('mode     tokens        ms     tok/s');
-for (const r of results) console.log(`${r.mode.padEnd(7)} ${String(r.length).padStart(7)} ${r.ms.toFixed(0).padStart(9)} ${r.tokensPerSecond.toFixed(0).padStart(9)}`);
+for (const r of results)
+  console.log(
+    `${r.mode.padEnd(7)} ${String(r.length).padStart(7)} ${r.ms.toFixed(0).padStart(9)} ${r.tokensPerSecond.toFixed(0).padStart(9)}`,
+  );
 
-const out = flags.out !== undefined ? resolve(flags.out) : join(dirname(fileURLToPath(import.meta.url)), 'results', 'tmp', 'reference-speed.json');
+const out =
+  flags.out !== undefined
+    ? resolve(flags.out)
+    : join(dirname(fileURLToPath(import.meta.url)), 'results', 'tmp', 'reference-speed.json');
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(
   out,
@@ -64,7 +72,14 @@ writeFileSync(
       cores: cpus().length,
       // The dev VM is shared: a high load average means other jobs competed for the cores during the run.
       loadAverage1m: loadavg()[0],
-      model: { dModel: config.dModel, nLayer: config.nLayer, dState: config.dState, dConv: config.dConv, expand: config.expand, vocabSize: config.vocabSize },
+      model: {
+        dModel: config.dModel,
+        nLayer: config.nLayer,
+        dState: config.dState,
+        dConv: config.dConv,
+        expand: config.expand,
+        vocabSize: config.vocabSize,
+      },
       results,
     },
     null,

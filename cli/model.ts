@@ -15,27 +15,59 @@ export const DEFAULT_MODEL_DIR = 'models/deciserve-mamba';
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 export const modelOptions: Record<string, OptionSpec> = {
-  model: { type: 'string', short: 'm', value: '<dir>', description: `checkpoint folder (default: ${DEFAULT_MODEL_DIR} if it exists)` },
-  engine: { type: 'string', value: '<name>', description: 'engine to run (default: reference; an export-onnx folder as --model runs its own graph)' },
+  model: {
+    type: 'string',
+    short: 'm',
+    value: '<dir>',
+    description: `checkpoint folder (default: ${DEFAULT_MODEL_DIR} if it exists)`,
+  },
+  engine: {
+    type: 'string',
+    value: '<name>',
+    description: 'engine to run (default: reference; an export-onnx folder as --model runs its own graph)',
+  },
 };
 
 export const decimationOptions: Record<string, OptionSpec> = {
-  'decimation-layers': { type: 'string', value: '<list>', description: "DeciMamba decimating layers, e.g. 12 or 8,16 (default: the model's deciserve.json, else n_layer/2)" },
+  'decimation-layers': {
+    type: 'string',
+    value: '<list>',
+    description: "DeciMamba decimating layers, e.g. 12 or 8,16 (default: the model's deciserve.json, else n_layer/2)",
+  },
   // No defaults here: unset flags fall back to the model's deciserve.json (what the edge and the runner use).
-  beta: { type: 'string', value: '<x>', description: "DeciMamba β: K shrinks by β per decimating layer (default: the model's deciserve.json, else the built-in default)" },
-  'l-base': { type: 'string', value: '<n>', description: "DeciMamba L_base: tokens kept at the first decimating layer (default: the model's deciserve.json, else the built-in default)" },
-  'min-seq-len': { type: 'string', value: '<n>', description: "DeciMamba floor on tokens kept (default: the model's deciserve.json, else the built-in default)" },
+  beta: {
+    type: 'string',
+    value: '<x>',
+    description:
+      "DeciMamba β: K shrinks by β per decimating layer (default: the model's deciserve.json, else the built-in default)",
+  },
+  'l-base': {
+    type: 'string',
+    value: '<n>',
+    description:
+      "DeciMamba L_base: tokens kept at the first decimating layer (default: the model's deciserve.json, else the built-in default)",
+  },
+  'min-seq-len': {
+    type: 'string',
+    value: '<n>',
+    description: "DeciMamba floor on tokens kept (default: the model's deciserve.json, else the built-in default)",
+  },
 };
 
 export const jsonOption: Record<string, OptionSpec> = {
-  json: { type: 'string', value: '<file>', description: "also write the result as JSON to <file> ('-' for stdout only)" },
+  json: {
+    type: 'string',
+    value: '<file>',
+    description: "also write the result as JSON to <file> ('-' for stdout only)",
+  },
 };
 
 /** The --model folder, or the default one, checked to look like a checkpoint. */
 export function resolveModelDir(flag: string | undefined): string {
   if (flag !== undefined) {
     if (!existsSync(flag) || !statSync(flag).isDirectory()) throw new UsageError(`--model ${flag}: no such folder`);
-    if (!existsSync(join(flag, 'config.json'))) throw new UsageError(`--model ${flag}: not a checkpoint (no config.json)`);
+    if (!existsSync(join(flag, 'config.json')))
+      throw new UsageError(`--model ${flag}: not a checkpoint (no config.json)`);
     return flag;
   }
   // DECISERVE_MODEL replaces the built-in default (e.g. a model kept outside the checkout).
@@ -54,14 +86,21 @@ export type OpenedModel = Pick<Checkpoint, 'dir' | 'config' | 'tokenizer'>;
 
 /** An `export-onnx` folder: its manifest and graph, no safetensors. */
 function isOnnxExport(dir: string): boolean {
-  return existsSync(join(dir, 'manifest.json')) && !existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'));
+  return (
+    existsSync(join(dir, 'manifest.json')) &&
+    !existsSync(join(dir, 'model.safetensors')) &&
+    !existsSync(join(dir, 'model.safetensors.index.json'))
+  );
 }
 
-export async function openModel(values: ParsedValues): Promise<{ checkpoint: OpenedModel; engine: MambaEngine; defaults: ModelDefaults }> {
+export async function openModel(
+  values: ParsedValues,
+): Promise<{ checkpoint: OpenedModel; engine: MambaEngine; defaults: ModelDefaults }> {
   const dir = resolveModelDir(stringValue(values, 'model'));
   const engineName = stringValue(values, 'engine');
   if (isOnnxExport(dir)) {
-    if (engineName !== undefined) throw new UsageError(`--model ${dir} is an ONNX export: it runs its own graph, so drop --engine ${engineName}`);
+    if (engineName !== undefined)
+      throw new UsageError(`--model ${dir} is an ONNX export: it runs its own graph, so drop --engine ${engineName}`);
     const { createOnnxEngineNode, readOnnxExport } = await import('../mamba/onnx/node.ts');
     const exported = await readOnnxExport(dir);
     const checkpoint = { dir, config: exported.manifest.config, tokenizer: await loadFolderTokenizer(dir) };
@@ -75,7 +114,11 @@ export async function openModel(values: ParsedValues): Promise<{ checkpoint: Ope
 }
 
 /** DeciMamba settings from the flags, starting from the model's deciserve.json (else the paper's, scaled). */
-export function decimationFromFlags(values: ParsedValues, nLayer: number, base: DecimationConfig = defaultDecimation(nLayer)): DecimationConfig {
+export function decimationFromFlags(
+  values: ParsedValues,
+  nLayer: number,
+  base: DecimationConfig = defaultDecimation(nLayer),
+): DecimationConfig {
   const cfg: DecimationConfig = {
     layers: listValue(values, 'decimation-layers', { integer: true, min: 0, max: nLayer - 1 }) ?? base.layers,
     beta: floatValue(values, 'beta', { min: 0, max: 1 }) ?? base.beta,
@@ -102,7 +145,9 @@ export async function writeJsonOutput(values: ParsedValues, data: unknown): Prom
   try {
     await writeFile(target, text);
   } catch (err) {
-    throw new UsageError(`--json ${target}: cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new UsageError(
+      `--json ${target}: cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   return false;
 }
@@ -111,6 +156,8 @@ export async function readTextFile(flag: string, path: string): Promise<string> 
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new UsageError(`--${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new UsageError(
+      `--${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
 }

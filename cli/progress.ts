@@ -9,7 +9,11 @@ export interface Progress {
 export function createProgress(total: number, label: string, intervalMs = 5000): Progress {
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
-      { format: `${label} [{bar}] {value}/{total} | eta {eta_formatted} | {info}`, stream: process.stderr, hideCursor: true },
+      {
+        format: `${label} [{bar}] {value}/{total} | eta {eta_formatted} | {info}`,
+        stream: process.stderr,
+        hideCursor: true,
+      },
       cliProgress.Presets.shades_classic,
     );
     bar.start(total, 0, { info: '' });

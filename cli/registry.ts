@@ -54,12 +54,21 @@ export function listCommands(): CommandSpec[] {
 export function commandHelp(spec: CommandSpec): string {
   const rows = Object.entries(spec.options).map(([name, o]) => {
     const flag = `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? '<value>'}` : ''}`;
-    const extra = [o.multiple ? 'repeatable' : '', o.default !== undefined ? `default: ${o.default}` : ''].filter(Boolean).join('; ');
+    const extra = [o.multiple ? 'repeatable' : '', o.default !== undefined ? `default: ${o.default}` : '']
+      .filter(Boolean)
+      .join('; ');
     return [flag, o.description + (extra ? ` (${extra})` : '')];
   });
   rows.push(['-h, --help', 'show this help']);
   const width = Math.max(...rows.map(([f]) => f!.length));
-  const lines = [`Usage: deciserve ${spec.usage}`, '', spec.summary, '', 'Options:', ...rows.map(([f, d]) => `  ${f!.padEnd(width)}  ${d}`)];
+  const lines = [
+    `Usage: deciserve ${spec.usage}`,
+    '',
+    spec.summary,
+    '',
+    'Options:',
+    ...rows.map(([f, d]) => `  ${f!.padEnd(width)}  ${d}`),
+  ];
   if (spec.details) lines.push('', spec.details.trimEnd());
   return lines.join('\n') + '\n';
 }

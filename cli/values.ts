@@ -23,12 +23,20 @@ function checkRange(name: string, n: number, min?: number, max?: number): number
   return n;
 }
 
-export function intValue(values: ParsedValues, name: string, opts: { min?: number; max?: number } = {}): number | undefined {
+export function intValue(
+  values: ParsedValues,
+  name: string,
+  opts: { min?: number; max?: number } = {},
+): number | undefined {
   const text = raw(values, name);
   return text === undefined ? undefined : checkRange(name, parseNumber(name, text, true), opts.min, opts.max);
 }
 
-export function floatValue(values: ParsedValues, name: string, opts: { min?: number; max?: number } = {}): number | undefined {
+export function floatValue(
+  values: ParsedValues,
+  name: string,
+  opts: { min?: number; max?: number } = {},
+): number | undefined {
   const text = raw(values, name);
   return text === undefined ? undefined : checkRange(name, parseNumber(name, text, false), opts.min, opts.max);
 }
@@ -40,7 +48,10 @@ export function listValue(
 ): number[] | undefined {
   const text = raw(values, name);
   if (text === undefined) return undefined;
-  const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (items.length === 0) throw new UsageError(`--${name} expects a comma-separated list, got '${text}'`);
   return items.map((item) => checkRange(name, parseNumber(name, item, opts.integer ?? false), opts.min, opts.max));
 }

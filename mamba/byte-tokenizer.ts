@@ -17,11 +17,49 @@ function bytesToUnicode(): string[] {
 
 // Merges in priority order; each side must already be a token. 'Ġ' is the byte-level space.
 const MERGES: [string, string][] = [
-  ['Ġ', 't'], ['h', 'e'], ['i', 'n'], ['e', 'r'], ['a', 'n'], ['o', 'n'], ['Ġt', 'he'], ['r', 'e'], ['Ġ', 'a'],
-  ['e', 'd'], ['Ġ', 's'], ['n', 'd'], ['i', 't'], ['o', 'r'], ['e', 's'], ['Ġ', 'w'], ['Ġ', 'o'], ['a', 't'],
-  ['Ġ', 'c'], ['e', 'n'], ['i', 's'], ['Ġ', 'p'], ['Ġ', 'b'], ['Ġ', 'i'], ['in', 'g'], ['Ġ', 'f'], ['Ġ', 'm'],
-  ['o', 'u'], ['a', 'l'], ['a', 'r'], ['l', 'e'], ['Ġa', 'nd'], ['Ġo', 'f'], ['Ġ', 'h'], ['Ġ', 'd'], ['Ġt', 'o'],
-  ['Ġi', 's'], ['Ġ', 'k'], ['e', 'y'], ['Ġk', 'ey'], ['Ġp', 'a'], ['Ġpa', 's'], ['Ġpas', 's'],
+  ['Ġ', 't'],
+  ['h', 'e'],
+  ['i', 'n'],
+  ['e', 'r'],
+  ['a', 'n'],
+  ['o', 'n'],
+  ['Ġt', 'he'],
+  ['r', 'e'],
+  ['Ġ', 'a'],
+  ['e', 'd'],
+  ['Ġ', 's'],
+  ['n', 'd'],
+  ['i', 't'],
+  ['o', 'r'],
+  ['e', 's'],
+  ['Ġ', 'w'],
+  ['Ġ', 'o'],
+  ['a', 't'],
+  ['Ġ', 'c'],
+  ['e', 'n'],
+  ['i', 's'],
+  ['Ġ', 'p'],
+  ['Ġ', 'b'],
+  ['Ġ', 'i'],
+  ['in', 'g'],
+  ['Ġ', 'f'],
+  ['Ġ', 'm'],
+  ['o', 'u'],
+  ['a', 'l'],
+  ['a', 'r'],
+  ['l', 'e'],
+  ['Ġa', 'nd'],
+  ['Ġo', 'f'],
+  ['Ġ', 'h'],
+  ['Ġ', 'd'],
+  ['Ġt', 'o'],
+  ['Ġi', 's'],
+  ['Ġ', 'k'],
+  ['e', 'y'],
+  ['Ġk', 'ey'],
+  ['Ġp', 'a'],
+  ['Ġpa', 's'],
+  ['Ġpas', 's'],
 ];
 
 export const EOS_TOKEN = '<|endoftext|>';
@@ -32,7 +70,8 @@ export function byteLevelTokenizerJson(): { json: Record<string, unknown>; vocab
   bytesToUnicode().forEach((ch, b) => (vocab[ch] = 1 + b));
   let next = 257;
   for (const [left, right] of MERGES) {
-    if (!(left in vocab) || !(right in vocab)) throw new Error(`byte tokenizer: merge ${left} ${right} uses an unknown token`);
+    if (!(left in vocab) || !(right in vocab))
+      throw new Error(`byte tokenizer: merge ${left} ${right} uses an unknown token`);
     vocab[left + right] = next++;
   }
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
@@ -40,7 +79,9 @@ export function byteLevelTokenizerJson(): { json: Record<string, unknown>; vocab
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [{ id: 0, content: EOS_TOKEN, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    added_tokens: [
+      { id: 0, content: EOS_TOKEN, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+    ],
     normalizer: null,
     pre_tokenizer: byteLevel,
     post_processor: byteLevel,

@@ -73,7 +73,9 @@ async function openTensors(dir: string): Promise<{ source: TensorSource; path: s
     }
     return { source: mergeSources(sources), path: indexPath };
   }
-  const hint = (await exists(join(dir, 'pytorch_model.bin'))) ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : '';
+  const hint = (await exists(join(dir, 'pytorch_model.bin')))
+    ? ' (pytorch_model.bin is not supported: convert it to safetensors)'
+    : '';
   throw new CheckpointError(`${dir}: no model.safetensors${hint}`);
 }
 
@@ -101,7 +103,11 @@ export async function loadFolderTokenizer(dir: string): Promise<TextTokenizer> {
 }
 
 /** The folder's deciserve.json serving defaults (mamba/model-defaults.ts), or the generic ones when absent. */
-export async function readModelDefaults(modelDir: string, nLayer: number, trainLenOverride?: number): Promise<ModelDefaults> {
+export async function readModelDefaults(
+  modelDir: string,
+  nLayer: number,
+  trainLenOverride?: number,
+): Promise<ModelDefaults> {
   const text = await readFile(join(modelDir, 'deciserve.json'), 'utf8').catch(() => null);
   return modelDefaultsFromCard(text === null ? null : JSON.parse(text), nLayer, trainLenOverride);
 }

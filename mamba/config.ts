@@ -69,13 +69,17 @@ export function parseConfig(json: unknown): MambaConfig {
   const c = parsed.data;
   const ssm = c.ssm_cfg ?? {};
   const dModel = required('hidden_size (or d_model)', either('hidden_size', c.hidden_size, 'd_model', c.d_model));
-  const nLayer = required('num_hidden_layers (or n_layer)', either('num_hidden_layers', c.num_hidden_layers, 'n_layer', c.n_layer));
+  const nLayer = required(
+    'num_hidden_layers (or n_layer)',
+    either('num_hidden_layers', c.num_hidden_layers, 'n_layer', c.n_layer),
+  );
   const dState = either('state_size', c.state_size, 'ssm_cfg.d_state', ssm.d_state) ?? 16;
   const dConv = either('conv_kernel', c.conv_kernel, 'ssm_cfg.d_conv', ssm.d_conv) ?? 4;
   const expand = either('expand', c.expand, 'ssm_cfg.expand', ssm.expand) ?? 2;
   const dtRankRaw = either('time_step_rank', c.time_step_rank, 'ssm_cfg.dt_rank', ssm.dt_rank) ?? 'auto';
   const dInner = expand * dModel;
-  if (!Number.isInteger(dInner)) throw new ConfigError(`invalid config field expand: expand * d_model (${dInner}) is not an integer`);
+  if (!Number.isInteger(dInner))
+    throw new ConfigError(`invalid config field expand: expand * d_model (${dInner}) is not an integer`);
   // mamba_ssm pads the vocabulary (MambaLMHeadModel.__init__); HF checkpoints are saved already padded.
   const padVocabSizeMultiple = c.pad_vocab_size_multiple ?? 8;
   const vocabSize = Math.ceil(c.vocab_size / padVocabSizeMultiple) * padVocabSizeMultiple;

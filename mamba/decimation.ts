@@ -18,9 +18,11 @@ export function validateDecimation(cfg: DecimationConfig, nLayer: number): void 
     if (!Number.isInteger(layer) || layer < 0 || layer >= nLayer) {
       throw new DecimationError(`decimation: layer ${layer} is not a layer of this ${nLayer}-layer model`);
     }
-    if (i > 0 && layer <= cfg.layers[i - 1]!) throw new DecimationError('decimation: layers must be strictly ascending');
+    if (i > 0 && layer <= cfg.layers[i - 1]!)
+      throw new DecimationError('decimation: layers must be strictly ascending');
   });
-  if (!(cfg.beta > 0 && cfg.beta <= 1)) throw new DecimationError(`decimation: beta must be in (0, 1], got ${cfg.beta}`);
+  if (!(cfg.beta > 0 && cfg.beta <= 1))
+    throw new DecimationError(`decimation: beta must be in (0, 1], got ${cfg.beta}`);
   if (!(cfg.lBase >= 1)) throw new DecimationError(`decimation: lBase must be ≥ 1, got ${cfg.lBase}`);
   if (!(Number.isInteger(cfg.minSeqLen) && cfg.minSeqLen >= 0)) {
     throw new DecimationError(`decimation: minSeqLen must be an integer ≥ 0, got ${cfg.minSeqLen}`);
@@ -40,7 +42,8 @@ export function validateLengthBudgets(points: LengthBudgets): void {
     if (!(Number.isInteger(length) && length >= 1 && Number.isInteger(lBase) && lBase >= 1)) {
       throw new DecimationError(`decimation: lBaseByLength[${i}] must be two integers ≥ 1, got [${length}, ${lBase}]`);
     }
-    if (i > 0 && length <= points[i - 1]![0]) throw new DecimationError('decimation: lBaseByLength lengths must be strictly ascending');
+    if (i > 0 && length <= points[i - 1]![0])
+      throw new DecimationError('decimation: lBaseByLength lengths must be strictly ascending');
   });
 }
 
@@ -58,7 +61,11 @@ export function lBaseForLength(points: LengthBudgets, length: number): number {
 }
 
 /** The config a prompt of `length` tokens runs with: the fixed form, or its L_base taken from the length budgets. */
-export function decimationForLength(fixed: DecimationConfig, budgets: LengthBudgets | undefined, length: number): DecimationConfig {
+export function decimationForLength(
+  fixed: DecimationConfig,
+  budgets: LengthBudgets | undefined,
+  length: number,
+): DecimationConfig {
   return budgets ? { ...fixed, lBase: lBaseForLength(budgets, length) } : fixed;
 }
 
@@ -142,7 +149,12 @@ export interface DecimationPlan {
   reported: number[];
 }
 
-export function planDecimation(length: number, protect: number, nLayer: number, dec: DecimationConfig | null): DecimationPlan {
+export function planDecimation(
+  length: number,
+  protect: number,
+  nLayer: number,
+  dec: DecimationConfig | null,
+): DecimationPlan {
   const keep = new Array<number>(nLayer).fill(-1);
   const contextLen = new Array<number>(nLayer).fill(0);
   const reported: number[] = [];

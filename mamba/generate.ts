@@ -72,7 +72,11 @@ export async function generate(
   const rng = createRng(options.seed ?? 0);
 
   const t0 = performance.now();
-  const prefill = await engine.prefill(ids, { decimation: options.decimation ?? null, protect: options.protect ?? 1, logitPositions: 'last' });
+  const prefill = await engine.prefill(ids, {
+    decimation: options.decimation ?? null,
+    protect: options.protect ?? 1,
+    logitPositions: 'last',
+  });
   const t1 = performance.now();
 
   let logits = prefill.logits[0]!;

@@ -32,7 +32,8 @@ const cardSchema = z.looseObject({
 /** `card` is the parsed deciserve.json or null; `trainLenOverride` wins over it; without either, 2048. */
 export function modelDefaultsFromCard(card: unknown, nLayer: number, trainLenOverride?: number): ModelDefaults {
   const parsed = card === null ? {} : cardSchema.parse(card);
-  const { lBaseByLength, ...fixed }: DecimationConfig & { lBaseByLength?: [number, number][] } = parsed.decimation ?? defaultDecimation(nLayer);
+  const { lBaseByLength, ...fixed }: DecimationConfig & { lBaseByLength?: [number, number][] } =
+    parsed.decimation ?? defaultDecimation(nLayer);
   validateDecimation(fixed, nLayer);
   if (lBaseByLength) validateLengthBudgets(lBaseByLength);
   const trainLen = trainLenOverride ?? parsed.trainingLength ?? parsed.training_length ?? 2048;

@@ -27,7 +27,10 @@ export const EOT = '<|endoftext|>';
  * train/data.py haystack_text.
  */
 export function haystackText(text: string): string {
-  return text.replaceAll(EOT, ' ').replace(/\d/g, '').replace(/[ \t]+/g, ' ');
+  return text
+    .replaceAll(EOT, ' ')
+    .replace(/\d/g, '')
+    .replace(/[ \t]+/g, ' ');
 }
 
 /** One token stream; paragraphs are encoded separately and joined by their "\n\n" separators (train/data.py encode_corpus). */
@@ -75,7 +78,10 @@ export function buildPasskeyPrompt(
   const needle = tokenizer.encode(fillKey(PASSKEY_NEEDLE, key));
   const question = tokenizer.encode(PASSKEY_QUESTION);
   const m = length - needle.length - question.length;
-  if (m < 0) throw new RangeError(`passkey: length ${length} is shorter than the needle and question (${needle.length + question.length} tokens)`);
+  if (m < 0)
+    throw new RangeError(
+      `passkey: length ${length} is shorter than the needle and question (${needle.length + question.length} tokens)`,
+    );
   const n = roundHalfEven(depth * m);
   const hay = (i: number): number => haystackIds[(offset + i) % haystackIds.length]!;
   const ids: number[] = [];
@@ -141,19 +147,37 @@ export async function runPasskey(
     for (const depth of options.depths) {
       const tally = new Map<PasskeyMode, number>(options.modes.map((m) => [m, 0]));
       for (let i = 0; i < options.samples; i++) {
-        const prompt = buildPasskeyPrompt(tokenizer, haystackIds, length, depth, passkeyRng(options.seed, length, depth, i));
+        const prompt = buildPasskeyPrompt(
+          tokenizer,
+          haystackIds,
+          length,
+          depth,
+          passkeyRng(options.seed, length, depth, i),
+        );
         for (const mode of options.modes) {
           const result = await generate(engine, tokenizer, prompt.ids, {
             maxTokens: PASSKEY_ANSWER_TOKENS,
             temperature: 0,
             stopTokenIds: [], // always 8 greedy tokens, as train/ scores them
-            decimation: mode !== 'decimamba' ? null : typeof options.decimation === 'function' ? options.decimation(length) : options.decimation,
+            decimation:
+              mode !== 'decimamba'
+                ? null
+                : typeof options.decimation === 'function'
+                  ? options.decimation(length)
+                  : options.decimation,
             protect: prompt.protect,
           });
           const correct = judgePasskey(result.text, prompt.key);
           if (correct) tally.set(mode, tally.get(mode)! + 1);
           const sample: PasskeySample = {
-            length, depth, sample: i, mode, key: prompt.key, answer: result.text, correct, prefillMs: result.timings.prefillMs,
+            length,
+            depth,
+            sample: i,
+            mode,
+            key: prompt.key,
+            answer: result.text,
+            correct,
+            prefillMs: result.timings.prefillMs,
           };
           samples.push(sample);
           options.onSample?.(sample);
@@ -161,7 +185,14 @@ export async function runPasskey(
       }
       for (const mode of options.modes) {
         const correct = tally.get(mode)!;
-        cells.push({ length, depth, mode, correct, total: options.samples, accuracy: options.samples ? correct / options.samples : 0 });
+        cells.push({
+          length,
+          depth,
+          mode,
+          correct,
+          total: options.samples,
+          accuracy: options.samples ? correct / options.samples : 0,
+        });
       }
     }
   }

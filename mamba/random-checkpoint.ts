@@ -24,7 +24,8 @@ export function randomConfig(opts: Omit<RandomCheckpointOptions, 'seed'>): Mamba
   const { dModel, nLayer, dState = 16, dConv = 4, expand = 2 } = opts;
   const tokenizerSize = byteLevelTokenizerJson().vocabSize;
   const padVocabSizeMultiple = 8;
-  const vocabSize = Math.ceil(Math.max(opts.vocabSize ?? 0, tokenizerSize) / padVocabSizeMultiple) * padVocabSizeMultiple;
+  const vocabSize =
+    Math.ceil(Math.max(opts.vocabSize ?? 0, tokenizerSize) / padVocabSizeMultiple) * padVocabSizeMultiple;
   return {
     dModel,
     nLayer,
@@ -92,7 +93,11 @@ export function randomWeights(config: MambaConfig, seed: number): MambaWeights {
 export type TensorLayout = 'hf' | 'mamba_ssm';
 
 /** Weights as named tensors, in HF (`backbone.embeddings`) or mamba_ssm (`backbone.embedding`) naming. */
-export function weightsToTensors(config: MambaConfig, weights: MambaWeights, layout: TensorLayout = 'hf'): Record<string, Tensor> {
+export function weightsToTensors(
+  config: MambaConfig,
+  weights: MambaWeights,
+  layout: TensorLayout = 'hf',
+): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   out[layout === 'hf' ? 'backbone.embeddings.weight' : 'backbone.embedding.weight'] = weights.embedding;
   weights.layers.forEach((l, i) => {
@@ -162,7 +167,10 @@ export function randomHaystack(seed: number, words = 4000): string {
 }
 
 /** Writes config.json, model.safetensors (F32), tokenizer.json and haystack.txt into `dir`. */
-export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointOptions): Promise<{ dir: string; config: MambaConfig }> {
+export async function writeRandomCheckpoint(
+  dir: string,
+  opts: RandomCheckpointOptions,
+): Promise<{ dir: string; config: MambaConfig }> {
   const config = randomConfig(opts);
   const weights = randomWeights(config, opts.seed);
   await mkdir(dir, { recursive: true });

@@ -76,7 +76,9 @@ function validateEntry(name: string, raw: unknown, dataLength: number): TensorIn
   const entry = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   const dtype = entry?.dtype;
   if (typeof dtype !== 'string' || !(dtype in BYTES_PER_ELEMENT)) {
-    throw new SafetensorsError(`safetensors: tensor ${name} has unsupported dtype ${String(dtype)} (supported: F32, F16, BF16, F64)`);
+    throw new SafetensorsError(
+      `safetensors: tensor ${name} has unsupported dtype ${String(dtype)} (supported: F32, F16, BF16, F64)`,
+    );
   }
   const shape = entry.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
@@ -104,12 +106,18 @@ function decodeToF32(dtype: SafetensorsDtype, raw: Uint8Array, count: number): F
       if (raw.byteOffset % 4 === 0) return new Float32Array(raw.buffer, raw.byteOffset, count);
       return new Float32Array(raw.slice().buffer, 0, count); // unaligned (e.g. a pooled Buffer): one copy of this tensor
     case 'F64': {
-      const src = raw.byteOffset % 8 === 0 ? new Float64Array(raw.buffer, raw.byteOffset, count) : new Float64Array(raw.slice().buffer, 0, count);
+      const src =
+        raw.byteOffset % 8 === 0
+          ? new Float64Array(raw.buffer, raw.byteOffset, count)
+          : new Float64Array(raw.slice().buffer, 0, count);
       return Float32Array.from(src);
     }
     case 'F16':
     case 'BF16': {
-      const halves = raw.byteOffset % 2 === 0 ? new Uint16Array(raw.buffer, raw.byteOffset, count) : new Uint16Array(raw.slice().buffer, 0, count);
+      const halves =
+        raw.byteOffset % 2 === 0
+          ? new Uint16Array(raw.buffer, raw.byteOffset, count)
+          : new Uint16Array(raw.slice().buffer, 0, count);
       const out = new Float32Array(count);
       const convert = dtype === 'F16' ? f16BitsToF32 : bf16BitsToF32;
       for (let i = 0; i < count; i++) out[i] = convert(halves[i]!);
@@ -199,7 +207,9 @@ export function writeSafetensors(
     const { shape, data } = tensors[name]!;
     const numel = shape.reduce((a, b) => a * b, 1);
     if (numel !== data.length) {
-      throw new SafetensorsError(`safetensors: tensor ${name} has ${data.length} values but shape [${shape.join(', ')}]`);
+      throw new SafetensorsError(
+        `safetensors: tensor ${name} has ${data.length} values but shape [${shape.join(', ')}]`,
+      );
     }
     header[name] = { dtype, shape, data_offsets: [offset, offset + numel * bytesPer] };
     offset += numel * bytesPer;

@@ -25,7 +25,10 @@ export function isGreedy(params: SamplingParams): boolean {
  * The candidate tokens and their renormalised probabilities after temperature, top-k then top-p (HF's order),
  * most likely first (ties: lower id first).
  */
-export function candidateDistribution(logits: ArrayLike<number>, params: SamplingParams): { ids: number[]; probs: number[] } {
+export function candidateDistribution(
+  logits: ArrayLike<number>,
+  params: SamplingParams,
+): { ids: number[]; probs: number[] } {
   const temperature = params.temperature && params.temperature > 0 ? params.temperature : 1;
   const ids = Array.from({ length: logits.length }, (_, i) => i).filter((i) => !Number.isNaN(logits[i]!));
   ids.sort((a, b) => logits[b]! - logits[a]! || a - b);

@@ -24,7 +24,11 @@ export interface ScoreResult {
   kept: KeptIndices[];
 }
 
-export async function scoreSpan(engine: MambaEngine, ids: ArrayLike<number>, options: ScoreOptions = {}): Promise<ScoreResult> {
+export async function scoreSpan(
+  engine: MambaEngine,
+  ids: ArrayLike<number>,
+  options: ScoreOptions = {},
+): Promise<ScoreResult> {
   const start = options.start ?? 1;
   const end = options.end ?? ids.length;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 1 || end > ids.length || end <= start) {

@@ -63,7 +63,12 @@ interface BoundsScan {
 const newScan = (): BoundsScan => ({ digits: 0, bytes: 0, run: 0, longestRun: 0, prevDigit: false, prevSpace: true });
 
 function finishScan(s: BoundsScan, longestTokenBytes: number): TokenBounds {
-  return { lower: s.digits + Math.ceil((s.bytes - s.digits) / longestTokenBytes), upper: s.bytes, utf8Bytes: s.bytes, longestRun: s.longestRun };
+  return {
+    lower: s.digits + Math.ceil((s.bytes - s.digits) / longestTokenBytes),
+    upper: s.bytes,
+    utf8Bytes: s.bytes,
+    longestRun: s.longestRun,
+  };
 }
 
 export function tokenBounds(text: string, shape: TokenizerShape): TokenBounds {
@@ -93,7 +98,11 @@ export async function tokenBoundsInTurns(
 }
 
 /** Bounds of each text (prompt, continuation), scanned in turns. */
-export async function boundTexts(texts: string[], shape: TokenizerShape, pause?: () => Promise<void>): Promise<TokenBounds[]> {
+export async function boundTexts(
+  texts: string[],
+  shape: TokenizerShape,
+  pause?: () => Promise<void>,
+): Promise<TokenBounds[]> {
   const out: TokenBounds[] = [];
   for (const text of texts) out.push(await tokenBoundsInTurns(text, shape, { pause }));
   return out;

@@ -66,7 +66,10 @@ export function loadTokenizer(json: unknown, config: unknown = {}): TextTokenize
     throw new TokenizerError('not a tokenizers JSON file (no "model" field)');
   }
   try {
-    return new TextTokenizer(new Tokenizer(json, (config ?? {}) as object), splitsDigitsFirst((json as { pre_tokenizer?: unknown }).pre_tokenizer));
+    return new TextTokenizer(
+      new Tokenizer(json, (config ?? {}) as object),
+      splitsDigitsFirst((json as { pre_tokenizer?: unknown }).pre_tokenizer),
+    );
   } catch (err) {
     throw new TokenizerError(`invalid tokenizer: ${(err as Error).message}`);
   }

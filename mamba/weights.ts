@@ -24,7 +24,8 @@ export function weightsFromSafetensors(config: MambaConfig, source: TensorSource
     }
     return { shape, data: source.getF32(name) };
   };
-  const optional = (name: string, shape: number[], present: boolean): Tensor | null => (present ? tensor(name, shape) : null);
+  const optional = (name: string, shape: number[], present: boolean): Tensor | null =>
+    present ? tensor(name, shape) : null;
 
   const { dModel, dInner, dState, dConv, dtRank, vocabSize, nLayer } = config;
   const embeddingName = EMBEDDING_NAMES.find((n) => source.has(n));

@@ -2,7 +2,12 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
-export type ErrorType = 'invalid_request_error' | 'authentication_error' | 'not_found_error' | 'conflict_error' | 'server_error';
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'not_found_error'
+  | 'conflict_error'
+  | 'server_error';
 
 export interface ApiErrorBody {
   error: { message: string; type: ErrorType; param: string | null; code: string | null };
@@ -27,13 +32,19 @@ export class ApiError extends Error {
 export const badRequest = (code: string, message: string, param: string | null = null) =>
   new ApiError(400, 'invalid_request_error', code, message, param);
 export const unauthorized = (code: string, message: string) => new ApiError(401, 'authentication_error', code, message);
-export const notFound = (code: string, message: string, param: string | null = null) => new ApiError(404, 'not_found_error', code, message, param);
-export const conflict = (code: string, message: string, param: string | null = null) => new ApiError(409, 'conflict_error', code, message, param);
+export const notFound = (code: string, message: string, param: string | null = null) =>
+  new ApiError(404, 'not_found_error', code, message, param);
+export const conflict = (code: string, message: string, param: string | null = null) =>
+  new ApiError(409, 'conflict_error', code, message, param);
 export const unavailable = (code: string, message: string) => new ApiError(503, 'server_error', code, message);
 
 /** A prompt with a run of characters that no pre-tokenizer splits: BPE would work on it as one piece (mamba/token-budget.ts). */
 export const runTooLong = (run: number, max: number) =>
-  badRequest('word_too_long', `the prompt has ${run} characters in a row without whitespace or a digit; at most ${max}`, 'prompt');
+  badRequest(
+    'word_too_long',
+    `the prompt has ${run} characters in a row without whitespace or a digit; at most ${max}`,
+    'prompt',
+  );
 
 export function errorResponse(c: Context, err: ApiError): Response {
   if (err.status === 503) c.header('Retry-After', '2');

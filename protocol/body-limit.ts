@@ -9,7 +9,10 @@ export function readBodyWithLimit(maxBytes: number): MiddlewareHandler<RawBodyEn
   const drainCap = maxBytes * 4 + 1024 * 1024;
   return async (c, next) => {
     const tooLarge = () => {
-      return errorResponse(c, new ApiError(413, 'invalid_request_error', 'body_too_large', `body exceeds ${maxBytes} bytes`));
+      return errorResponse(
+        c,
+        new ApiError(413, 'invalid_request_error', 'body_too_large', `body exceeds ${maxBytes} bytes`),
+      );
     };
     const declared = Number(c.req.header('content-length') ?? NaN);
     if (declared > drainCap) {

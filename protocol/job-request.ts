@@ -79,20 +79,40 @@ const distinct = (list: unknown[]) => new Set(list).size === list.length;
 const suiteSpec = z
   .strictObject({
     task: z.enum(SUITE_TASKS),
-    lengths: z.array(z.number().int().min(128).max(100_000_000)).min(1).max(64).refine(distinct, 'lengths must be distinct'),
+    lengths: z
+      .array(z.number().int().min(128).max(100_000_000))
+      .min(1)
+      .max(64)
+      .refine(distinct, 'lengths must be distinct'),
     /** passkey only: needle depths. */
     depths: z.array(z.number().min(0).max(1)).min(1).max(64).refine(distinct, 'depths must be distinct').optional(),
     /** passkey: prompts per length and depth; perplexity: windows per length. */
     samples: z.number().int().min(1).max(MAX_SUITE_PROMPTS),
     seed: z.number().int().min(0).max(0xffffffff).default(0),
-    variants: z.array(z.enum(SUITE_VARIANTS)).min(1).max(SUITE_VARIANTS.length).refine(distinct, 'variants must be distinct').default(['mamba', 'decimamba']),
+    variants: z
+      .array(z.enum(SUITE_VARIANTS))
+      .min(1)
+      .max(SUITE_VARIANTS.length)
+      .refine(distinct, 'variants must be distinct')
+      .default(['mamba', 'decimamba']),
   })
   .superRefine((s, ctx) => {
-    if (s.task === 'passkey' && s.depths === undefined) ctx.addIssue({ code: 'custom', path: ['depths'], message: 'passkey suites need depths (needle positions in [0, 1])' });
-    if (s.task === 'perplexity' && s.depths !== undefined) ctx.addIssue({ code: 'custom', path: ['depths'], message: 'depths is only for passkey suites' });
+    if (s.task === 'passkey' && s.depths === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['depths'],
+        message: 'passkey suites need depths (needle positions in [0, 1])',
+      });
+    if (s.task === 'perplexity' && s.depths !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['depths'], message: 'depths is only for passkey suites' });
     if (!Array.isArray(s.lengths) || !Array.isArray(s.variants)) return;
     const prompts = suitePromptCount(s);
-    if (prompts > MAX_SUITE_PROMPTS) ctx.addIssue({ code: 'custom', path: ['samples'], message: `the suite has ${prompts} prompts (lengths × depths × samples × variants); at most ${MAX_SUITE_PROMPTS}` });
+    if (prompts > MAX_SUITE_PROMPTS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['samples'],
+        message: `the suite has ${prompts} prompts (lengths × depths × samples × variants); at most ${MAX_SUITE_PROMPTS}`,
+      });
   });
 
 const suiteRequest = z.strictObject({
@@ -107,7 +127,8 @@ const suiteRequest = z.strictObject({
 /** Everything the runner's intake takes: completion and score jobs (unchanged), and suites. */
 export function runnerJobRequestSchema(limits: RequestLimits) {
   return z.discriminatedUnion('type', [jobRequestSchema(limits), suiteRequest], {
-    error: (iss) => (iss.code === 'invalid_union' ? 'Invalid option: expected one of "completion"|"score"|"suite"' : undefined),
+    error: (iss) =>
+      iss.code === 'invalid_union' ? 'Invalid option: expected one of "completion"|"score"|"suite"' : undefined,
   });
 }
 
@@ -115,7 +136,11 @@ export type SuiteJobRequest = z.infer<typeof suiteRequest>;
 export type RunnerJobRequest = JobRequest | SuiteJobRequest;
 
 /** The decimation a job runs with, or null for plain Mamba. Throws DecimationError on a config the model cannot run. */
-export function resolveDecimation(request: JobRequest, promptTokens: number, model: ModelDefaults): DecimationConfig | null {
+export function resolveDecimation(
+  request: JobRequest,
+  promptTokens: number,
+  model: ModelDefaults,
+): DecimationConfig | null {
   const mode = request.decimation;
   const on = mode === 'on' || mode === 'fixed' || (mode === 'auto' && promptTokens > model.trainLen);
   if (!on) return null;

@@ -16,7 +16,11 @@ export class JobInputError extends Error {
   override name = 'JobInputError';
 }
 
-export function prepareJob(tokenizer: TextTokenizer, item: { id: string; request: JobRequest }, model: ModelDefaults): PreparedJob {
+export function prepareJob(
+  tokenizer: TextTokenizer,
+  item: { id: string; request: JobRequest },
+  model: ModelDefaults,
+): PreparedJob {
   const { request } = item;
   const promptIds = tokenizer.encode(request.prompt);
   if (promptIds.length === 0) throw new JobInputError('prompt tokenizes to nothing');

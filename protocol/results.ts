@@ -44,7 +44,11 @@ export function keptSummary(kept: KeptIndices[]): Array<{ layer: number; tokens:
  * What decimation did to a prefill of `inputTokens`. `applied` is false when it was configured but every decimating
  * layer kept every token: a prompt within L_base, or a whole-prompt score (its protected span is the whole prompt).
  */
-export function decimationReport(config: DecimationConfig | null, kept: KeptIndices[], inputTokens: number): ResultExtras['decimation'] {
+export function decimationReport(
+  config: DecimationConfig | null,
+  kept: KeptIndices[],
+  inputTokens: number,
+): ResultExtras['decimation'] {
   const summary = keptSummary(kept);
   return { config, kept: summary, applied: summary.some((k) => k.tokens < inputTokens) };
 }

@@ -27,14 +27,19 @@ const keyCache = new Map<string, Promise<CryptoKey>>();
 function hmacKey(secret: string): Promise<CryptoKey> {
   let key = keyCache.get(secret);
   if (!key) {
-    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+      'verify',
+    ]);
     keyCache.set(secret, key);
   }
   return key;
 }
 
 function message(parts: SignedParts): Uint8Array {
-  const head = encoder.encode(`${VERSION}\n${parts.timestamp}\n${parts.nonce}\n${parts.method.toUpperCase()}\n${parts.path}\n`);
+  const head = encoder.encode(
+    `${VERSION}\n${parts.timestamp}\n${parts.nonce}\n${parts.method.toUpperCase()}\n${parts.path}\n`,
+  );
   const out = new Uint8Array(head.length + parts.body.length);
   out.set(head);
   out.set(parts.body, head.length);
@@ -73,7 +78,10 @@ export function isValidNonce(nonce: string): boolean {
 
 export function newNonce(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(18));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
 }
 
 /** Headers for a signed request; `body` is exactly the bytes that will be sent. */

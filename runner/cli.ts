@@ -60,9 +60,19 @@ function secret(): string {
   return s;
 }
 
-async function signedFetch(base: string, method: string, path: string, body?: string, extra: Record<string, string> = {}) {
+async function signedFetch(
+  base: string,
+  method: string,
+  path: string,
+  body?: string,
+  extra: Record<string, string> = {},
+) {
   const headers = await signedHeaders(secret(), { method, path, body });
-  return fetch(new URL(path, base), { method, body, headers: { ...headers, ...extra, ...(body ? { 'content-type': 'application/json' } : {}) } });
+  return fetch(new URL(path, base), {
+    method,
+    body,
+    headers: { ...headers, ...extra, ...(body ? { 'content-type': 'application/json' } : {}) },
+  });
 }
 
 async function submitCommand(argv: string[]): Promise<void> {
@@ -82,7 +92,10 @@ async function submitCommand(argv: string[]): Promise<void> {
   });
   const prompt = values.prompt ?? (values['prompt-file'] ? await readFile(values['prompt-file'], 'utf8') : undefined);
   if (!prompt) throw new ConfigError('submit needs --prompt or --prompt-file');
-  const model = values.model ?? process.env.RUNNER_MODEL_ID ?? (process.env.RUNNER_MODEL_DIR ?? '').split('/').filter(Boolean).pop();
+  const model =
+    values.model ??
+    process.env.RUNNER_MODEL_ID ??
+    (process.env.RUNNER_MODEL_DIR ?? '').split('/').filter(Boolean).pop();
   const body = JSON.stringify({
     type: values.type,
     model,
@@ -91,7 +104,13 @@ async function submitCommand(argv: string[]): Promise<void> {
     decimation: values.decimation,
   });
   const t0 = performance.now();
-  const res = await signedFetch(values.url!, 'POST', '/jobs', body, values.key ? { 'idempotency-key': values.key } : {});
+  const res = await signedFetch(
+    values.url!,
+    'POST',
+    '/jobs',
+    body,
+    values.key ? { 'idempotency-key': values.key } : {},
+  );
   const job = (await res.json()) as { id?: string; status?: string; result_url?: string };
   if (!res.ok && res.status !== 202) {
     console.error(JSON.stringify(job));
@@ -111,7 +130,14 @@ async function submitCommand(argv: string[]): Promise<void> {
 }
 
 async function signCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { method: { type: 'string', default: 'POST' }, path: { type: 'string', default: '/jobs' }, 'body-file': { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      method: { type: 'string', default: 'POST' },
+      path: { type: 'string', default: '/jobs' },
+      'body-file': { type: 'string' },
+    },
+  });
   const body = values['body-file'] ? await readFile(values['body-file']) : undefined;
   const headers = await signedHeaders(secret(), { method: values.method!, path: values.path!, body });
   for (const [k, v] of Object.entries(headers)) console.log(`${k}: ${v}`);
@@ -119,7 +145,14 @@ async function signCommand(argv: string[]): Promise<void> {
 
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
-  if (!command || command === '--help' || command === '-h' || command === 'help' || rest.includes('--help') || rest.includes('-h')) {
+  if (
+    !command ||
+    command === '--help' ||
+    command === '-h' ||
+    command === 'help' ||
+    rest.includes('--help') ||
+    rest.includes('-h')
+  ) {
     console.log(HELP);
     return;
   }

@@ -15,7 +15,10 @@ const envSchema = z.object({
   /** Standard Webhooks secret: whsec_ + base64 of 24-64 random bytes (`echo whsec_$(openssl rand -base64 32)`). */
   RUNNER_WEBHOOK_SECRET: z
     .string()
-    .regex(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/, 'RUNNER_WEBHOOK_SECRET must be whsec_ followed by base64 of 24-64 bytes')
+    .regex(
+      /^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/,
+      'RUNNER_WEBHOOK_SECRET must be whsec_ followed by base64 of 24-64 bytes',
+    )
     .optional(),
   /** Local development only: webhooks may go to loopback addresses, over plain http too. */
   RUNNER_WEBHOOK_DEV_LOOPBACK: flag(false),
@@ -36,7 +39,10 @@ const envSchema = z.object({
   RUNNER_PUBLIC_URL: z.string().optional(),
 
   REDIS_URL: z.string().default('redis://127.0.0.1:6390'),
-  RUNNER_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('deciserve-jobs'),
+  RUNNER_QUEUE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('deciserve-jobs'),
 
   S3_ENDPOINT: z.string().optional(),
   S3_REGION: z.string().default('us-east-1'),
@@ -91,9 +97,12 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     throw new ConfigError(`invalid runner configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  if (e.RUNNER_WEBHOOK_SECRET === e.RUNNER_HMAC_SECRET) throw new ConfigError('invalid runner configuration: RUNNER_WEBHOOK_SECRET must differ from RUNNER_HMAC_SECRET');
+  if (e.RUNNER_WEBHOOK_SECRET === e.RUNNER_HMAC_SECRET)
+    throw new ConfigError('invalid runner configuration: RUNNER_WEBHOOK_SECRET must differ from RUNNER_HMAC_SECRET');
   if (e.RUNNER_ROLES.includes('worker') && !e.RUNNER_WEBHOOK_SECRET) {
-    throw new ConfigError('invalid runner configuration: RUNNER_WEBHOOK_SECRET is required with the worker role (whsec_ + base64; it signs client webhooks and must not be RUNNER_HMAC_SECRET)');
+    throw new ConfigError(
+      'invalid runner configuration: RUNNER_WEBHOOK_SECRET is required with the worker role (whsec_ + base64; it signs client webhooks and must not be RUNNER_HMAC_SECRET)',
+    );
   }
   const modelDir = resolve(e.RUNNER_MODEL_DIR);
   return {

@@ -33,7 +33,12 @@ export function createMetrics() {
         }
       },
     }),
-    batchJobs: new Histogram({ name: `${P}batch_jobs`, help: 'Jobs per engine pass', buckets: [1, 2, 4, 8, 16, 32, 64], registers: r }),
+    batchJobs: new Histogram({
+      name: `${P}batch_jobs`,
+      help: 'Jobs per engine pass',
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers: r,
+    }),
     batchTokens: new Histogram({
       name: `${P}batch_tokens`,
       help: 'Token budget used by one engine pass (prompt + max new tokens)',
@@ -47,7 +52,11 @@ export function createMetrics() {
       labelNames: ['kind', 'decimation'],
       registers: r,
     }),
-    tokensPerSecond: new Gauge({ name: `${P}tokens_per_second`, help: 'Prompt + generated tokens per engine second in the last pass', registers: r }),
+    tokensPerSecond: new Gauge({
+      name: `${P}tokens_per_second`,
+      help: 'Prompt + generated tokens per engine second in the last pass',
+      registers: r,
+    }),
     jobStageSeconds: new Histogram({
       name: `${P}job_stage_seconds`,
       help: 'Job latency by stage: queue_wait (accepted → pass), load_input, engine, write_result, total (accepted → result stored)',
@@ -73,12 +82,41 @@ export function createMetrics() {
       labelNames: ['decimation'],
       registers: r,
     }),
-    s3Requests: new Counter({ name: `${P}s3_requests_total`, help: 'S3 calls by operation and outcome (cost: per-request pricing)', labelNames: ['op', 'outcome'], registers: r }),
-    s3Bytes: new Counter({ name: `${P}s3_bytes_total`, help: 'Bytes written to (out) and read from (in) S3', labelNames: ['direction'], registers: r }),
-    intake: new Counter({ name: `${P}intake_requests_total`, help: 'Intake HTTP answers by route and status', labelNames: ['route', 'status'], registers: r }),
-    webhooks: new Counter({ name: `${P}webhooks_total`, help: 'Webhook deliveries by outcome', labelNames: ['outcome'], registers: r }),
-    reconciled: new Counter({ name: `${P}reconciled_jobs_total`, help: 'Jobs re-enqueued or dead-lettered from S3 by the reconciler', labelNames: ['action'], registers: r }),
-    draining: new Gauge({ name: `${P}draining`, help: '1 while the runner finishes its batch after SIGTERM', registers: r }),
+    s3Requests: new Counter({
+      name: `${P}s3_requests_total`,
+      help: 'S3 calls by operation and outcome (cost: per-request pricing)',
+      labelNames: ['op', 'outcome'],
+      registers: r,
+    }),
+    s3Bytes: new Counter({
+      name: `${P}s3_bytes_total`,
+      help: 'Bytes written to (out) and read from (in) S3',
+      labelNames: ['direction'],
+      registers: r,
+    }),
+    intake: new Counter({
+      name: `${P}intake_requests_total`,
+      help: 'Intake HTTP answers by route and status',
+      labelNames: ['route', 'status'],
+      registers: r,
+    }),
+    webhooks: new Counter({
+      name: `${P}webhooks_total`,
+      help: 'Webhook deliveries by outcome',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    reconciled: new Counter({
+      name: `${P}reconciled_jobs_total`,
+      help: 'Jobs re-enqueued or dead-lettered from S3 by the reconciler',
+      labelNames: ['action'],
+      registers: r,
+    }),
+    draining: new Gauge({
+      name: `${P}draining`,
+      help: '1 while the runner finishes its batch after SIGTERM',
+      registers: r,
+    }),
   };
   return metrics;
 }

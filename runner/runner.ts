@@ -44,7 +44,11 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
   const metrics = createMetrics();
   const store = JobStore.fromConfig(config, log, metrics);
   // Intake answers the edge within seconds: it gives S3 a short retry budget and answers 503 after it.
-  const intakeStore = JobStore.fromConfig({ ...config, s3: { ...config.s3, retryForMs: config.s3.intakeRetryForMs } }, log, metrics);
+  const intakeStore = JobStore.fromConfig(
+    { ...config, s3: { ...config.s3, retryForMs: config.s3.intakeRetryForMs } },
+    log,
+    metrics,
+  );
   if (config.s3.createBucket) await store.ensureBucket();
 
   const names = queueNames(config.queueName);
@@ -52,13 +56,18 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
   const queue: JobQueue = new Queue<QueueJobData>(names.jobs, { connection: producer });
   const deadQueue = new Queue(names.dead, { connection: producer });
   const webhookQueue = new Queue(names.webhooks, { connection: producer });
-  for (const q of [queue, deadQueue, webhookQueue]) q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'redis error'));
+  for (const q of [queue, deadQueue, webhookQueue])
+    q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'redis error'));
   await queue.waitUntilReady();
   metrics.setQueueCounts(() => queueCounts(queue, deadQueue));
   const webhooks = new WebhookQueue(webhookQueue, log);
 
   // Nonces and readiness pings; fails fast while Redis is away instead of queueing commands.
-  const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2000) });
+  const redis = new Redis(config.redisUrl, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (n) => Math.min(n * 200, 2000),
+  });
   redis.on('error', () => {}); // reported through /readyz and the queues' own error logs
 
   let draining = false;
@@ -77,7 +86,8 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       s3Checked = { at: Date.now(), ok };
     }
     checks.s3 = s3Checked.ok;
-    if (config.roles.has('worker')) checks.engine = engines.length === config.engineThreads && engines.every((e) => e.alive) ? 'ok' : 'not loaded';
+    if (config.roles.has('worker'))
+      checks.engine = engines.length === config.engineThreads && engines.every((e) => e.alive) ? 'ok' : 'not loaded';
     checks.draining = draining ? 'draining' : 'ok';
     return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
   };
@@ -96,7 +106,13 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
     // BullMQ consumer and batch loop, all on the same queue.
     const consumer = redisOptions(config.redisUrl, { failFast: false });
     for (let device = 0; device < config.engineThreads; device++) {
-      const host = await EngineHost.start({ kind: config.engine, modelDir: config.modelDir, device, context: { modelId: config.modelId, model, modelDir: config.modelDir }, logLevel: config.logLevel });
+      const host = await EngineHost.start({
+        kind: config.engine,
+        modelDir: config.modelDir,
+        device,
+        context: { modelId: config.modelId, model, modelDir: config.modelDir },
+        logLevel: config.logLevel,
+      });
       host.on('fatal', (err) => {
         log.fatal({ device, err: err.message }, 'engine thread died');
         fatalResolve(err);
@@ -115,7 +131,16 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       await worker.waitUntilReady();
       await worker.startStalledCheckTimer();
       workers.push(worker);
-      const loop = new BatchLoop({ config, worker, engine: host, store, deadQueue, webhooks, metrics, log: log.child({ device }) });
+      const loop = new BatchLoop({
+        config,
+        worker,
+        engine: host,
+        store,
+        deadQueue,
+        webhooks,
+        metrics,
+        log: log.child({ device }),
+      });
       loops.push(loop);
       loopsDone.push(
         loop.run().catch((err: Error) => {
@@ -125,17 +150,30 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       );
     }
     log.info({ engine: engines[0]!.engineName, model: config.modelId, threads: engines.length }, 'engines ready');
-    webhookWorker = startWebhookWorker(names.webhooks, consumer, { store, queue, secret: config.webhookSecret!, policy: config.webhookPolicy, metrics, log });
+    webhookWorker = startWebhookWorker(names.webhooks, consumer, {
+      store,
+      queue,
+      secret: config.webhookSecret!,
+      policy: config.webhookPolicy,
+      metrics,
+      log,
+    });
     const reconcileDeps = { config, store, queue, deadQueue, webhooks, metrics, log };
     const runReconcile = () =>
-      reconcile(reconcileDeps).catch((err: Error) => log.warn({ err: err.message }, 'reconcile failed; will try again'));
+      reconcile(reconcileDeps).catch((err: Error) =>
+        log.warn({ err: err.message }, 'reconcile failed; will try again'),
+      );
     void runReconcile();
-    if (config.jobs.reconcileIntervalMs > 0) reconcileTimer = setInterval(runReconcile, config.jobs.reconcileIntervalMs);
+    if (config.jobs.reconcileIntervalMs > 0)
+      reconcileTimer = setInterval(runReconcile, config.jobs.reconcileIntervalMs);
   }
 
   // Prompts are measured on a thread of their own: a token bomb does not hold /healthz (issue #13).
   const meter = config.roles.has('intake')
-    ? new ThreadMeter({ tokenizerPath: join(config.modelDir, 'tokenizer.json'), configPath: join(config.modelDir, 'tokenizer_config.json') })
+    ? new ThreadMeter({
+        tokenizerPath: join(config.modelDir, 'tokenizer.json'),
+        configPath: join(config.modelDir, 'tokenizer_config.json'),
+      })
     : null;
   await meter?.measure(['warm up'], 1); // the thread is started and its tokenizer loaded before the first request
   const jobs = meter

@@ -66,35 +66,82 @@ describe('runPasskey tally', () => {
   it('counts exactly the right answers: Mamba right on every other prompt (2/4), DeciMamba on 3 of 4', async () => {
     const engine = answeringEngine((decimated, call) => (decimated ? call % 4 !== 3 : call % 2 === 0));
     const { cells, samples } = await runPasskey(engine, tokenizer, hay, {
-      lengths: [120, 160], depths: [0.5], samples: 4, seed: 1, modes: ['mamba', 'decimamba'],
+      lengths: [120, 160],
+      depths: [0.5],
+      samples: 4,
+      seed: 1,
+      modes: ['mamba', 'decimamba'],
       decimation: { layers: [1], beta: 0.5, lBase: 16, minSeqLen: 4 },
     });
     expect(cells.map((c) => [c.length, c.mode, c.correct, c.total, c.accuracy])).toEqual([
-      [120, 'mamba', 2, 4, 0.5], [120, 'decimamba', 3, 4, 0.75],
-      [160, 'mamba', 2, 4, 0.5], [160, 'decimamba', 3, 4, 0.75],
+      [120, 'mamba', 2, 4, 0.5],
+      [120, 'decimamba', 3, 4, 0.75],
+      [160, 'mamba', 2, 4, 0.5],
+      [160, 'decimamba', 3, 4, 0.75],
     ]);
     for (const s of samples) expect(s.answer.startsWith(s.correct ? ` ${s.key}.` : ` ${s.key + 1}.`)).toBe(true);
   });
 
   it('an engine that is always right scores 1, one that is never right scores 0', async () => {
-    const opts = { lengths: [120], depths: [0, 1], samples: 3, seed: 2, modes: ['mamba' as const], decimation: { layers: [1], beta: 0.5, lBase: 16, minSeqLen: 4 } };
-    const all = await runPasskey(answeringEngine(() => true), tokenizer, hay, opts);
-    expect(all.cells.map((c) => [c.correct, c.accuracy])).toEqual([[3, 1], [3, 1]]);
-    const none = await runPasskey(answeringEngine(() => false), tokenizer, hay, opts);
-    expect(none.cells.map((c) => [c.correct, c.accuracy])).toEqual([[0, 0], [0, 0]]);
-    const empty = await runPasskey(answeringEngine(() => true), tokenizer, hay, { ...opts, samples: 0 });
-    expect(empty.cells.map((c) => [c.total, c.accuracy])).toEqual([[0, 0], [0, 0]]);
+    const opts = {
+      lengths: [120],
+      depths: [0, 1],
+      samples: 3,
+      seed: 2,
+      modes: ['mamba' as const],
+      decimation: { layers: [1], beta: 0.5, lBase: 16, minSeqLen: 4 },
+    };
+    const all = await runPasskey(
+      answeringEngine(() => true),
+      tokenizer,
+      hay,
+      opts,
+    );
+    expect(all.cells.map((c) => [c.correct, c.accuracy])).toEqual([
+      [3, 1],
+      [3, 1],
+    ]);
+    const none = await runPasskey(
+      answeringEngine(() => false),
+      tokenizer,
+      hay,
+      opts,
+    );
+    expect(none.cells.map((c) => [c.correct, c.accuracy])).toEqual([
+      [0, 0],
+      [0, 0],
+    ]);
+    const empty = await runPasskey(
+      answeringEngine(() => true),
+      tokenizer,
+      hay,
+      { ...opts, samples: 0 },
+    );
+    expect(empty.cells.map((c) => [c.total, c.accuracy])).toEqual([
+      [0, 0],
+      [0, 0],
+    ]);
   });
 });
 
 const sample = (over: Partial<SampleResult>): SampleResult => ({
-  key: 'k', task: 'passkey', length: 128, sample: 0, variant: 'mamba', jobId: 'j/k', ok: true, latencyMs: 10, ...over,
+  key: 'k',
+  task: 'passkey',
+  length: 128,
+  sample: 0,
+  variant: 'mamba',
+  jobId: 'j/k',
+  ok: true,
+  latencyMs: 10,
+  ...over,
 });
 
 describe('summarizeSuite', () => {
   it('passkey accuracy is right answers / answered samples per variant and length; failed samples are counted apart', () => {
     const samples = [
-      ...[true, true, true, false].map((correct, i) => sample({ variant: 'decimamba', length: 256, correct, latencyMs: 10 * (i + 1) })),
+      ...[true, true, true, false].map((correct, i) =>
+        sample({ variant: 'decimamba', length: 256, correct, latencyMs: 10 * (i + 1) }),
+      ),
       ...[true, false, false, false].map((correct) => sample({ variant: 'mamba', length: 256, correct })),
       sample({ variant: 'mamba', length: 256, ok: false, error: 'engine_error: x', latencyMs: 999 }),
       ...[false, true].map((correct) => sample({ variant: 'mamba', length: 128, correct })),
@@ -103,7 +150,10 @@ describe('summarizeSuite', () => {
       task: 'passkey',
       byLength: {
         decimamba: { '256': { value: 0.75, n: 4, failed: 0, meanLatencyMs: 25 } },
-        mamba: { '256': { value: 0.25, n: 4, failed: 1, meanLatencyMs: 10 }, '128': { value: 0.5, n: 2, failed: 0, meanLatencyMs: 10 } },
+        mamba: {
+          '256': { value: 0.25, n: 4, failed: 1, meanLatencyMs: 10 },
+          '128': { value: 0.5, n: 2, failed: 0, meanLatencyMs: 10 },
+        },
       },
     });
   });
@@ -115,7 +165,9 @@ describe('summarizeSuite', () => {
 
   it('perplexity is exp(mean NLL) over the answered windows', () => {
     const s = summarizeSuite('perplexity', [
-      sample({ task: 'perplexity', meanNll: 1 }), sample({ task: 'perplexity', meanNll: 3 }), sample({ task: 'perplexity', ok: false, meanNll: 100 }),
+      sample({ task: 'perplexity', meanNll: 1 }),
+      sample({ task: 'perplexity', meanNll: 3 }),
+      sample({ task: 'perplexity', ok: false, meanNll: 100 }),
     ]);
     expect(s.byLength.mamba!['128']!.value).toBeCloseTo(Math.exp(2), 12);
     expect(s.byLength.mamba!['128']).toMatchObject({ n: 2, failed: 1 });
@@ -123,33 +175,83 @@ describe('summarizeSuite', () => {
 });
 
 describe('judgeSample', () => {
-  const job = { key: 'k', length: 128, sample: 0, variant: 'mamba', passkey: 71432, body: {} as JobRequest } satisfies SampleJob;
+  const job = {
+    key: 'k',
+    length: 128,
+    sample: 0,
+    variant: 'mamba',
+    passkey: 71432,
+    body: {} as JobRequest,
+  } satisfies SampleJob;
   it('judges the completion text and reports the smallest kept-token count', () => {
-    const kept = [{ layer: 3, tokens: 900 }, { layer: 5, tokens: 400 }];
-    expect(judgeSample('passkey', job, { choices: [{ text: ' 71432.' }], deciserve: { decimation: { kept } } })).toEqual({ answer: ' 71432.', correct: true, keptTokens: 400 });
-    expect(judgeSample('passkey', job, { choices: [{ text: ' 71431.' }] })).toEqual({ answer: ' 71431.', correct: false, keptTokens: undefined });
+    const kept = [
+      { layer: 3, tokens: 900 },
+      { layer: 5, tokens: 400 },
+    ];
+    expect(
+      judgeSample('passkey', job, { choices: [{ text: ' 71432.' }], deciserve: { decimation: { kept } } }),
+    ).toEqual({ answer: ' 71432.', correct: true, keptTokens: 400 });
+    expect(judgeSample('passkey', job, { choices: [{ text: ' 71431.' }] })).toEqual({
+      answer: ' 71431.',
+      correct: false,
+      keptTokens: undefined,
+    });
     expect(judgeSample('passkey', job, { choices: [] })).toMatchObject({ answer: '', correct: false });
-    expect(judgeSample('passkey', job, { choices: [{ text: ' 1' }], deciserve: { decimation: { kept: [] } } }).keptTokens).toBeUndefined();
-    expect(judgeSample('perplexity', job, { mean_nll: 2, perplexity: 7.4 })).toEqual({ meanNll: 2, perplexity: 7.4, keptTokens: undefined });
+    expect(
+      judgeSample('passkey', job, { choices: [{ text: ' 1' }], deciserve: { decimation: { kept: [] } } }).keptTokens,
+    ).toBeUndefined();
+    expect(judgeSample('perplexity', job, { mean_nll: 2, perplexity: 7.4 })).toEqual({
+      meanNll: 2,
+      perplexity: 7.4,
+      keptTokens: undefined,
+    });
   });
 });
 
 describe('runSuite tally', () => {
-  const stats = (promptTokens: number): JobStats => ({ promptTokens, completionTokens: 8, scoredTokens: 0, keptTokens: promptTokens, decimated: false, prefillMs: 3, decodeMs: 2 });
+  const stats = (promptTokens: number): JobStats => ({
+    promptTokens,
+    completionTokens: 8,
+    scoredTokens: 0,
+    keptTokens: promptTokens,
+    decimated: false,
+    prefillMs: 3,
+    decodeMs: 2,
+  });
   it('a runner right on 3 of 4 DeciMamba prompts and 1 of 4 Mamba prompts, with one failed sample, sums to 0.75 and 1/3', async () => {
     const calls = { mamba: 0, decimamba: 0 };
     const run = async (items: PassItem<JobRequest>[]): Promise<PassOutcome[]> =>
       items.map((it) => {
         const variant = it.request.decimation === 'on' ? 'decimamba' : 'mamba';
         const call = calls[variant]++;
-        if (variant === 'mamba' && call === 3) return { id: it.id, ok: false, error: { message: 'boom', code: 'engine_error' }, retryable: true };
+        if (variant === 'mamba' && call === 3)
+          return { id: it.id, ok: false, error: { message: 'boom', code: 'engine_error' }, retryable: true };
         const right = variant === 'decimamba' ? call !== 1 : call === 0;
         const text = answerFor(keyIn(it.request.prompt), right);
         return { id: it.id, ok: true, result: { choices: [{ text }] } as never, stats: stats(128) };
       });
-    const request = { type: 'suite', model: 'tiny', priority: 5, suite: { task: 'passkey', lengths: [128], depths: [0.25, 0.75], samples: 2, seed: 4, variants: ['mamba', 'decimamba'] } } as SuiteJobRequest;
-    const out = await runSuite({ id: 'job_s', request, createdAt: 0 }, { tokenizer, engine: 'fake', haystack: () => hay, run });
-    const result = out.result as unknown as { summary: ReturnType<typeof summarizeSuite>; samples: SampleResult[]; usage: { prompt_tokens: number } };
+    const request = {
+      type: 'suite',
+      model: 'tiny',
+      priority: 5,
+      suite: {
+        task: 'passkey',
+        lengths: [128],
+        depths: [0.25, 0.75],
+        samples: 2,
+        seed: 4,
+        variants: ['mamba', 'decimamba'],
+      },
+    } as SuiteJobRequest;
+    const out = await runSuite(
+      { id: 'job_s', request, createdAt: 0 },
+      { tokenizer, engine: 'fake', haystack: () => hay, run },
+    );
+    const result = out.result as unknown as {
+      summary: ReturnType<typeof summarizeSuite>;
+      samples: SampleResult[];
+      usage: { prompt_tokens: number };
+    };
     expect(result.summary.byLength.decimamba!['128']).toMatchObject({ value: 0.75, n: 4, failed: 0 });
     expect(result.summary.byLength.mamba!['128']).toMatchObject({ value: 1 / 3, n: 3, failed: 1 });
     expect(result.samples.filter((s) => s.correct).length).toBe(4);

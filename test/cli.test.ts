@@ -48,7 +48,8 @@ describe('deciserve CLI', () => {
   });
 
   it('random-checkpoint writes a loadable checkpoint folder and refuses to overwrite it', async () => {
-    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'haystack.txt']) expect(existsSync(join(model, f))).toBe(true);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'haystack.txt'])
+      expect(existsSync(join(model, f))).toBe(true);
     expectOneLineError(await cliInProcess(['random-checkpoint', model]), /already holds a checkpoint/);
   });
 
@@ -61,17 +62,53 @@ describe('deciserve CLI', () => {
     expect(parsed.text + '\n').toBe(a.stdout); // same seed, same text
     expect(parsed.tokens).toHaveLength(6);
     expect(parsed.finishReason).toBe('length');
-    const other = JSON.parse((await cliInProcess([...args.slice(0, -2), '4', 'Once upon a time', '--json', '-'])).stdout);
+    const other = JSON.parse(
+      (await cliInProcess([...args.slice(0, -2), '4', 'Once upon a time', '--json', '-'])).stdout,
+    );
     expect(other.tokens).not.toEqual(parsed.tokens);
-    const deci = JSON.parse((await cliInProcess(['generate', '-m', model, '-n', '2', '--decimation-layers', '1', '--l-base', '4', '--min-seq-len', '1', '--protect', '2', '--json', '-', 'The quick brown fox jumps over the lazy dog'])).stdout);
+    const deci = JSON.parse(
+      (
+        await cliInProcess([
+          'generate',
+          '-m',
+          model,
+          '-n',
+          '2',
+          '--decimation-layers',
+          '1',
+          '--l-base',
+          '4',
+          '--min-seq-len',
+          '1',
+          '--protect',
+          '2',
+          '--json',
+          '-',
+          'The quick brown fox jumps over the lazy dog',
+        ])
+      ).stdout,
+    );
     expect(deci.kept[0].indices).toHaveLength(6);
   });
 
   it("takes DeciMamba's defaults from the model's deciserve.json, as the edge and the runner do", async () => {
     const withCard = join(work, 'tiny-card');
     cpSync(model, withCard, { recursive: true });
-    writeFileSync(join(withCard, 'deciserve.json'), JSON.stringify({ trainingLength: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }));
-    const args = ['generate', '-m', withCard, '-n', '1', '--decimate', '--json', '-', 'The quick brown fox jumps over the lazy dog'];
+    writeFileSync(
+      join(withCard, 'deciserve.json'),
+      JSON.stringify({ trainingLength: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }),
+    );
+    const args = [
+      'generate',
+      '-m',
+      withCard,
+      '-n',
+      '1',
+      '--decimate',
+      '--json',
+      '-',
+      'The quick brown fox jumps over the lazy dog',
+    ];
     const fromCard = JSON.parse((await cliInProcess(args)).stdout);
     expect(fromCard.decimation).toEqual({ layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 });
     expect(fromCard.kept[0].indices).toHaveLength(6); // L_base 5 + the protected last token
@@ -90,7 +127,23 @@ describe('deciserve CLI', () => {
 
   it('passkey reports accuracy per (length, depth) for Mamba and DeciMamba', () => {
     const out = join(work, 'passkey.json');
-    const r = cli(['passkey', '-m', model, '--lengths', '120', '--depths', '0,1', '--samples', '2', '--l-base', '20', '--min-seq-len', '4', '--json', out]);
+    const r = cli([
+      'passkey',
+      '-m',
+      model,
+      '--lengths',
+      '120',
+      '--depths',
+      '0,1',
+      '--samples',
+      '2',
+      '--l-base',
+      '20',
+      '--min-seq-len',
+      '4',
+      '--json',
+      out,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/length\s+depth\s+mamba\s+decimamba/);
     expect(r.stdout).toMatch(/120\s+1\.00/);
@@ -102,7 +155,10 @@ describe('deciserve CLI', () => {
 
   it('bad flags and bad files give one clear line and a non-zero exit', async () => {
     expectOneLineError(cli(['generate', '--model', model, '--bogus', 'x']), /unknown option --bogus/);
-    expectOneLineError(cli(['passkey', '--model', model, '--haystack', join(work, 'none.txt')]), /--haystack .*none\.txt: cannot read/);
+    expectOneLineError(
+      cli(['passkey', '--model', model, '--haystack', join(work, 'none.txt')]),
+      /--haystack .*none\.txt: cannot read/,
+    );
     const inProcess: [string[], RegExp][] = [
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['generate', '--model', model, '-n', 'lots', 'x'], /--max-tokens expects an integer, got 'lots'/],
@@ -121,6 +177,9 @@ describe('deciserve CLI', () => {
 
   it('without --model and no default model, says how to get one', () => {
     const missing = join(work, 'no-such-model');
-    expectOneLineError(cli(['generate', 'hi'], work, { ...process.env, DECISERVE_MODEL: missing }), /no-such-model does not exist.*random-checkpoint/);
+    expectOneLineError(
+      cli(['generate', 'hi'], work, { ...process.env, DECISERVE_MODEL: missing }),
+      /no-such-model does not exist.*random-checkpoint/,
+    );
   });
 });

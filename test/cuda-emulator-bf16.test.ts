@@ -41,6 +41,8 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (bf16)', () => {
     deci!.logits.forEach((l, i) => expect(maxAbsDiff(l, refDeci.logits[i]!)).toBeLessThan(0.03 * range));
     expect(deci!.kept.length).toBe(1);
     const step = await engine.step(argmax(plain!.logits[59]!), plain!.state);
-    expect(maxAbsDiff(step.logits, m.engine.stepSync(argmax(ref.logits[59]!), ref.state).logits)).toBeLessThan(0.03 * range);
+    expect(maxAbsDiff(step.logits, m.engine.stepSync(argmax(ref.logits[59]!), ref.state).logits)).toBeLessThan(
+      0.03 * range,
+    );
   });
 });

@@ -24,7 +24,10 @@ let CudaError: typeof import('../mamba/cuda/bindings/errors.ts').CudaError;
 beforeAll(async () => {
   if (!CXX) return;
   const fake = buildFakeCuda();
-  Object.assign(process.env, fake.env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'), FAKE_CUDA_TOTAL_MB: '2048' });
+  Object.assign(process.env, fake.env, {
+    DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'),
+    FAKE_CUDA_TOTAL_MB: '2048',
+  });
   ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
   ({ CudaError } = await import('../mamba/cuda/bindings/errors.ts'));
 }, 120_000);
@@ -76,7 +79,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       const positions = [input.length - 2, input.length - 1].filter((p) => p >= input.length - protect);
       const got = await engine.prefill(input, { decimation, protect, logitPositions: positions });
       const ref = m.engine.prefillSync(input, { decimation, protect, logitPositions: positions });
-      expect(got.kept.map((k) => [k.layer, Array.from(k.indices)])).toEqual(ref.kept.map((k) => [k.layer, Array.from(k.indices)]));
+      expect(got.kept.map((k) => [k.layer, Array.from(k.indices)])).toEqual(
+        ref.kept.map((k) => [k.layer, Array.from(k.indices)]),
+      );
       expect(got.kept.length).toBeGreaterThan(0);
       expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
       expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
@@ -85,15 +90,23 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
 
   it('a dropped position is an input error, like the reference', async () => {
     const ids = randomIds(60, m.config.vocabSize, 3);
-    await expect(engine.prefill(ids, { decimation: DECI, protect: 1, logitPositions: [0, 59] })).rejects.toThrow(/decimation dropped/);
+    await expect(engine.prefill(ids, { decimation: DECI, protect: 1, logitPositions: [0, 59] })).rejects.toThrow(
+      /decimation dropped/,
+    );
   });
 
   it('a batch of mixed lengths and decimation settings equals the sequences one by one', async () => {
     const reqs = [
       { ids: randomIds(33, m.config.vocabSize, 4), options: {} },
-      { ids: randomIds(80, m.config.vocabSize, 5), options: { decimation: DECI, protect: 4, logitPositions: [78, 79] } },
+      {
+        ids: randomIds(80, m.config.vocabSize, 5),
+        options: { decimation: DECI, protect: 4, logitPositions: [78, 79] },
+      },
       { ids: randomIds(5, m.config.vocabSize, 6), options: { decimation: DECI, protect: 1 } },
-      { ids: randomIds(64, m.config.vocabSize, 7), options: { decimation: { layers: [0, 1], beta: 0.5, lBase: 20, minSeqLen: 4 }, protect: 2 } },
+      {
+        ids: randomIds(64, m.config.vocabSize, 7),
+        options: { decimation: { layers: [0, 1], beta: 0.5, lBase: 20, minSeqLen: 4 }, protect: 2 },
+      },
       { ids: randomIds(17, m.config.vocabSize, 8), options: { logitPositions: 'all' as const } },
     ];
     const batch = await engine.prefillBatch(reqs);
@@ -103,7 +116,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       expect(batch[i]!.positions).toEqual(ref.positions);
       expect(maxLogitDiff(batch[i]!.logits, ref.logits)).toBeLessThan(TOL);
       expect(maxStateDiff(batch[i]!.state, ref.state)).toBeLessThan(TOL);
-      expect(batch[i]!.kept.map((k) => [k.layer, Array.from(k.indices)])).toEqual(ref.kept.map((k) => [k.layer, Array.from(k.indices)]));
+      expect(batch[i]!.kept.map((k) => [k.layer, Array.from(k.indices)])).toEqual(
+        ref.kept.map((k) => [k.layer, Array.from(k.indices)]),
+      );
     });
   });
 
@@ -112,16 +127,26 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     const out = await engine.prefillBatchSettled([{ ids: [] }, { ids: good }, { ids: [m.config.vocabSize] }]);
     expect(out[0]).toBeInstanceOf(Error);
     expect(out[2]).toBeInstanceOf(Error);
-    expect(maxLogitDiff((out[1] as { logits: Float32Array[] }).logits, m.engine.prefillSync(good).logits)).toBeLessThan(TOL);
+    expect(maxLogitDiff((out[1] as { logits: Float32Array[] }).logits, m.engine.prefillSync(good).logits)).toBeLessThan(
+      TOL,
+    );
   });
 
   it('log-probabilities on the device match log-softmax of the reference logits', async () => {
     const ids = randomIds(25, m.config.vocabSize, 11);
-    const [lp, plain] = await engine.prefillBatch([{ ids, logProbs: true, options: { logitPositions: [3, 24] } }, { ids, options: { logitPositions: [3, 24] } }]);
+    const [lp, plain] = await engine.prefillBatch([
+      { ids, logProbs: true, options: { logitPositions: [3, 24] } },
+      { ids, options: { logitPositions: [3, 24] } },
+    ]);
     for (const [row, logits] of plain!.logits.entries()) {
       const max = Math.max(...logits);
       const logZ = max + Math.log(logits.reduce((s, v) => s + Math.exp(v - max), 0));
-      expect(maxAbsDiff(lp!.logits[row]!, logits.map((v) => v - logZ))).toBeLessThan(1e-4);
+      expect(
+        maxAbsDiff(
+          lp!.logits[row]!,
+          logits.map((v) => v - logZ),
+        ),
+      ).toBeLessThan(1e-4);
     }
   });
 
@@ -151,7 +176,11 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
   });
 
   it('a decode session steps a batch of sequences at once', async () => {
-    const prompts = [randomIds(12, m.config.vocabSize, 13), randomIds(40, m.config.vocabSize, 14), randomIds(3, m.config.vocabSize, 15)];
+    const prompts = [
+      randomIds(12, m.config.vocabSize, 13),
+      randomIds(40, m.config.vocabSize, 14),
+      randomIds(3, m.config.vocabSize, 15),
+    ];
     const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
     const session = engine.openDecode(pre.map((p) => p.state));
     let refStates = prompts.map((ids) => m.engine.prefillSync(ids).state);
@@ -159,7 +188,11 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     for (let step = 0; step < 4; step++) {
       const out = session.step(tokens, { logits: true, argmax: true });
       const refs = tokens.map((t, b) => m.engine.stepSync(t, refStates[b]!));
-      refs.forEach((r, b) => expect(maxAbsDiff(out.logits!.subarray(b * m.config.vocabSize, (b + 1) * m.config.vocabSize), r.logits)).toBeLessThan(TOL));
+      refs.forEach((r, b) =>
+        expect(
+          maxAbsDiff(out.logits!.subarray(b * m.config.vocabSize, (b + 1) * m.config.vocabSize), r.logits),
+        ).toBeLessThan(TOL),
+      );
       expect(Array.from(out.tokens!)).toEqual(refs.map((r) => argmax(r.logits)));
       refStates = refs.map((r) => r.state);
       tokens = Array.from(out.tokens!);
@@ -173,7 +206,10 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     const { generate } = await import('../mamba/generate.ts');
     const jobs = [
       { ids: randomIds(20, m.config.vocabSize, 31), options: { maxTokens: 6 } },
-      { ids: randomIds(50, m.config.vocabSize, 32), options: { maxTokens: 9, temperature: 0.9, topK: 20, seed: 5, decimation: DECI, protect: 3 } },
+      {
+        ids: randomIds(50, m.config.vocabSize, 32),
+        options: { maxTokens: 9, temperature: 0.9, topK: 20, seed: 5, decimation: DECI, protect: 3 },
+      },
       { ids: randomIds(7, m.config.vocabSize, 33), options: { maxTokens: 0 } },
       { ids: randomIds(30, m.config.vocabSize, 34), options: { maxTokens: 12, temperature: 1.2, topP: 0.8, seed: 9 } },
       { ids: [], options: {} },
@@ -206,7 +242,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
       expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
       // DeciMamba needs the whole prompt in one pass: refused with a clear error, not run halfway
-      await expect(small.prefill(ids, { decimation: DECI, protect: 2 })).rejects.toThrow(/DeciMamba prompt of 61 tokens/);
+      await expect(small.prefill(ids, { decimation: DECI, protect: 2 })).rejects.toThrow(
+        /DeciMamba prompt of 61 tokens/,
+      );
     } finally {
       await small.dispose();
     }
@@ -223,7 +261,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       await tight.dispose();
     }
     expect(() => engine.core.device.alloc(64 * 2 ** 30)).toThrowError(CudaError);
-    expect(() => engine.core.device.alloc(64 * 2 ** 30)).toThrow(/cuMemAlloc\(\d+ bytes\) failed: CUDA_ERROR_OUT_OF_MEMORY \(2\): out of memory/);
+    expect(() => engine.core.device.alloc(64 * 2 ** 30)).toThrow(
+      /cuMemAlloc\(\d+ bytes\) failed: CUDA_ERROR_OUT_OF_MEMORY \(2\): out of memory/,
+    );
   });
 
   it('dispose frees every device allocation', async () => {
@@ -257,37 +297,60 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator: projection biases and an
 // test/fixtures/tiny-random (4 layers, d_model 64, d_state 16) fits the emulator build; the shipped model's cases run
 // on the GPU in the device check.
 const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
-describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json')))('CUDA engine on the CPU emulator: PyTorch golden fixtures (tiny-random)', () => {
-  const golden = existsSync(join(TINY, 'golden.json')) ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8')) : { cases: [] };
-  for (const c of golden.cases as { name: string; ids: number[]; protect: number; decimation: DecimationConfig | null; positions: number[]; kept: unknown; greedy: number[] }[]) {
-    const slow = c.ids.length > 1000 && c.decimation === null;
-    it.skipIf(slow && !SLOW)(`${c.name}: logits ≤1e-3, kept indices, states, 8 greedy tokens`, async () => {
-      const model = await loadModel(TINY);
-      const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
-      const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256 });
-      try {
-        const last = c.ids.length - 1;
-        const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
-        const r = await engine.prefill(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: positions });
-        const V = model.config.vocabSize;
-        const g = tensors.getF32(`${c.name}.logits`);
-        c.positions.forEach((_, row) => expect(maxAbsDiff(r.logits[row]!, g.subarray(row * V, (row + 1) * V))).toBeLessThanOrEqual(1e-3));
-        expect(r.kept.map((k) => ({ layer: k.layer, indices: Array.from(k.indices) }))).toEqual(c.kept);
-        for (let i = 0; i < model.config.nLayer; i++) {
-          expect(maxAbsDiff(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`))).toBeLessThanOrEqual(1e-3);
-          expect(maxAbsDiff(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`))).toBeLessThanOrEqual(1e-3);
-        }
-        const greedy: number[] = [];
-        let logits = r.logits[positions.indexOf(last)]!;
-        let state = r.state;
-        while (greedy.length < 8) {
-          greedy.push(argmax(logits));
-          if (greedy.length < 8) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
-        }
-        expect(greedy).toEqual(c.greedy);
-      } finally {
-        await engine.dispose();
-      }
-    }, 120_000);
-  }
-});
+describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json')))(
+  'CUDA engine on the CPU emulator: PyTorch golden fixtures (tiny-random)',
+  () => {
+    const golden = existsSync(join(TINY, 'golden.json'))
+      ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8'))
+      : { cases: [] };
+    for (const c of golden.cases as {
+      name: string;
+      ids: number[];
+      protect: number;
+      decimation: DecimationConfig | null;
+      positions: number[];
+      kept: unknown;
+      greedy: number[];
+    }[]) {
+      const slow = c.ids.length > 1000 && c.decimation === null;
+      it.skipIf(slow && !SLOW)(
+        `${c.name}: logits ≤1e-3, kept indices, states, 8 greedy tokens`,
+        async () => {
+          const model = await loadModel(TINY);
+          const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
+          const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256 });
+          try {
+            const last = c.ids.length - 1;
+            const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
+            const r = await engine.prefill(c.ids, {
+              decimation: c.decimation,
+              protect: c.protect,
+              logitPositions: positions,
+            });
+            const V = model.config.vocabSize;
+            const g = tensors.getF32(`${c.name}.logits`);
+            c.positions.forEach((_, row) =>
+              expect(maxAbsDiff(r.logits[row]!, g.subarray(row * V, (row + 1) * V))).toBeLessThanOrEqual(1e-3),
+            );
+            expect(r.kept.map((k) => ({ layer: k.layer, indices: Array.from(k.indices) }))).toEqual(c.kept);
+            for (let i = 0; i < model.config.nLayer; i++) {
+              expect(maxAbsDiff(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`))).toBeLessThanOrEqual(1e-3);
+              expect(maxAbsDiff(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`))).toBeLessThanOrEqual(1e-3);
+            }
+            const greedy: number[] = [];
+            let logits = r.logits[positions.indexOf(last)]!;
+            let state = r.state;
+            while (greedy.length < 8) {
+              greedy.push(argmax(logits));
+              if (greedy.length < 8) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
+            }
+            expect(greedy).toEqual(c.greedy);
+          } finally {
+            await engine.dispose();
+          }
+        },
+        120_000,
+      );
+    }
+  },
+);

@@ -7,7 +7,9 @@ import { argmax } from '../mamba/sampling.ts';
 import { maxAbsDiff, maxStateDiff, randomIds, tinyModel } from './helpers.ts';
 
 // DECISERVE_CUDA_TEST_ON_EMULATOR=1 with LIBCUDA/CUDA_LIB_DIR pointing at the emulator runs these on the CPU.
-const GPU = (process.env.DECISERVE_CUDA_TEST_ON_EMULATOR === '1' || !process.env.LIBCUDA?.includes('fakecuda')) && CudaDevice.available();
+const GPU =
+  (process.env.DECISERVE_CUDA_TEST_ON_EMULATOR === '1' || !process.env.LIBCUDA?.includes('fakecuda')) &&
+  CudaDevice.available();
 
 describe.skipIf(!GPU)('CUDA engine on the GPU', () => {
   const m = tinyModel({ dModel: 64, nLayer: 4, dState: 16, seed: 11 });
@@ -21,7 +23,10 @@ describe.skipIf(!GPU)('CUDA engine on the GPU', () => {
     engines.push(engine);
     const ids = randomIds(300, m.config.vocabSize, 1);
     const decimation = { layers: [1, 2], beta: 0.5, lBase: 80, minSeqLen: 20 };
-    const [plain, deci] = await engine.prefillBatch([{ ids, options: { logitPositions: [0, 150, 299] } }, { ids, options: { decimation, protect: 8, logitPositions: [299] } }]);
+    const [plain, deci] = await engine.prefillBatch([
+      { ids, options: { logitPositions: [0, 150, 299] } },
+      { ids, options: { decimation, protect: 8, logitPositions: [299] } },
+    ]);
     const refPlain = m.engine.prefillSync(ids, { logitPositions: [0, 150, 299] });
     const refDeci = m.engine.prefillSync(ids, { decimation, protect: 8, logitPositions: [299] });
     plain!.logits.forEach((l, i) => expect(maxAbsDiff(l, refPlain.logits[i]!)).toBeLessThan(1e-3));

@@ -5,7 +5,15 @@ import { keptRows } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
 import { randomConfig } from '../mamba/random-checkpoint.ts';
 import {
-  chooseScanChunk, droppingLayers, finalGroup, maxDecimatedRows, outputGroup, planBatch, rowSequence, scanChunks, type PlannedSequence,
+  chooseScanChunk,
+  droppingLayers,
+  finalGroup,
+  maxDecimatedRows,
+  outputGroup,
+  planBatch,
+  rowSequence,
+  scanChunks,
+  type PlannedSequence,
 } from '../mamba/cuda/batch-plan.ts';
 import { packPassTables, passTableWords } from '../mamba/cuda/device-tables.ts';
 import { headTileRows, planPassMemory, PASS_BUFFERS } from '../mamba/cuda/memory-plan.ts';
@@ -67,7 +75,10 @@ describe('batch plan', () => {
   });
 
   it('scan chunks never cross a sequence and cover every row once', () => {
-    const plan = planBatch([3, 17, 1, 64, 65].map((length) => ({ length, protect: 1, decimation: null })), 1);
+    const plan = planBatch(
+      [3, 17, 1, 64, 65].map((length) => ({ length, protect: 1, decimation: null })),
+      1,
+    );
     const g = plan.groups[0]!;
     const c = scanChunks(g, 16);
     const owner = rowSequence(g);
@@ -94,7 +105,13 @@ describe('batch plan', () => {
 
 describe('device tables', () => {
   it('packs ids, positions, offsets, chunks and K into one int32 upload', () => {
-    const plan = planBatch([{ length: 40, protect: 2, decimation: { layers: [0], beta: 0.5, lBase: 8, minSeqLen: 4 } }, { length: 9, protect: 1, decimation: null }], 2);
+    const plan = planBatch(
+      [
+        { length: 40, protect: 2, decimation: { layers: [0], beta: 0.5, lBase: 8, minSeqLen: 4 } },
+        { length: 9, protect: 1, decimation: null },
+      ],
+      2,
+    );
     const ids = Int32Array.from({ length: 49 }, (_, i) => i + 100);
     const t = packPassTables(plan, ids, 8, [0, 30]);
     expect(t.data.length).toBe(passTableWords(plan, 8));
@@ -102,7 +119,9 @@ describe('device tables', () => {
     expect(t.data[t.positions + 40]).toBe(30); // second sequence is a segment starting at 30
     expect(Array.from(t.data.subarray(t.groups[1]!.seqStart, t.groups[1]!.seqStart + 3))).toEqual([0, 10, 19]); // K 8 + tail 2, then 9
     expect(Array.from(t.data.subarray(t.decimations[0]!.keep, t.decimations[0]!.keep + 2))).toEqual([8, -1]);
-    expect(Array.from(t.data.subarray(t.decimations[0]!.contextLen, t.decimations[0]!.contextLen + 2))).toEqual([38, 0]);
+    expect(Array.from(t.data.subarray(t.decimations[0]!.contextLen, t.decimations[0]!.contextLen + 2))).toEqual([
+      38, 0,
+    ]);
     expect(t.decimations[1]).toBeNull();
     expect(() => packPassTables(plan, new Int32Array(3), 8)).toThrow();
   });
@@ -110,15 +129,33 @@ describe('device tables', () => {
 
 describe('memory plan', () => {
   const config = randomConfig({ dModel: 768, nLayer: 24, vocabSize: 50280 });
-  const planFor = (length: number, decimation: DecimationConfig | null) => planBatch([{ length, protect: 1, decimation }], config.nLayer);
+  const planFor = (length: number, decimation: DecimationConfig | null) =>
+    planBatch([{ length, protect: 1, decimation }], config.nLayer);
   const bytes = (length: number, decimation: DecimationConfig | null, precision: 'fp32' | 'bf16' = 'fp32') => {
     const plan = planFor(length, decimation);
-    return planPassMemory({ config, precision, plan, chunkLen: 128, tableWords: passTableWords(plan, 128), headRows: 1, withInitState: false }).totalBytes;
+    return planPassMemory({
+      config,
+      precision,
+      plan,
+      chunkLen: 128,
+      tableWords: passTableWords(plan, 128),
+      headRows: 1,
+      withInitState: false,
+    }).totalBytes;
   };
 
   it('every buffer is aligned, disjoint and in order; guards sit between them', () => {
     const plan = planFor(1000, DECI);
-    const layout = planPassMemory({ config, precision: 'bf16', plan, chunkLen: 64, tableWords: passTableWords(plan, 64), headRows: 4, withInitState: true, guardBytes: 256 });
+    const layout = planPassMemory({
+      config,
+      precision: 'bf16',
+      plan,
+      chunkLen: 64,
+      tableWords: passTableWords(plan, 64),
+      headRows: 4,
+      withInitState: true,
+      guardBytes: 256,
+    });
     const spans = layout.entries();
     expect(spans.map(([n]) => n)).toEqual([...PASS_BUFFERS]);
     for (let i = 1; i < spans.length; i++) {
@@ -141,11 +178,22 @@ describe('memory plan', () => {
     // the fused scan keeps no chunk states and gathers no scan inputs: less memory, plain or decimating
     const fusedBytes = (length: number, decimation: DecimationConfig | null) => {
       const plan = planFor(length, decimation);
-      return planPassMemory({ config, precision: 'fp32', plan, chunkLen: 128, tableWords: passTableWords(plan, 128), headRows: 1, withInitState: false, scan: 'fused' }).totalBytes;
+      return planPassMemory({
+        config,
+        precision: 'fp32',
+        plan,
+        chunkLen: 128,
+        tableWords: passTableWords(plan, 128),
+        headRows: 1,
+        withInitState: false,
+        scan: 'fused',
+      }).totalBytes;
     };
     const d = config.dInner;
     expect(bytes(131072, null) - fusedBytes(131072, null)).toBeGreaterThanOrEqual((131072 / 128) * d * 17 * 4); // chunkH + ΣΔ
-    expect(bytes(131072, DECI) - fusedBytes(131072, DECI)).toBeGreaterThan(bytes(131072, null) - fusedBytes(131072, null));
+    expect(bytes(131072, DECI) - fusedBytes(131072, DECI)).toBeGreaterThan(
+      bytes(131072, null) - fusedBytes(131072, null),
+    );
   });
 
   it('head tiles keep logits under the cap', () => {
@@ -167,17 +215,39 @@ describe('pass scheduling', () => {
   const fitsTokens = (max: number) => (items: PassSegment[]) => items.reduce((n, i) => n + i.length, 0) <= max;
 
   it('packs requests in order while they fit', () => {
-    const s = schedulePasses([{ length: 30, decimating: false }, { length: 50, decimating: true }, { length: 40, decimating: false }, { length: 10, decimating: false }], fitsTokens(100));
-    expect(s.passes.map((p) => p.map((i) => i.request))).toEqual([[0, 1], [2, 3]]);
+    const s = schedulePasses(
+      [
+        { length: 30, decimating: false },
+        { length: 50, decimating: true },
+        { length: 40, decimating: false },
+        { length: 10, decimating: false },
+      ],
+      fitsTokens(100),
+    );
+    expect(s.passes.map((p) => p.map((i) => i.request))).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
     expect(s.refused.size).toBe(0);
   });
 
   it('cuts long plain prompts into segments and refuses long DeciMamba prompts', () => {
-    const s = schedulePasses([{ length: 250, decimating: false }, { length: 20, decimating: false }, { length: 150, decimating: true }], fitsTokens(100), () => 'too big');
+    const s = schedulePasses(
+      [
+        { length: 250, decimating: false },
+        { length: 20, decimating: false },
+        { length: 150, decimating: true },
+      ],
+      fitsTokens(100),
+      () => 'too big',
+    );
     expect(s.passes).toEqual([
       [{ request: 0, start: 0, length: 100 }],
       [{ request: 0, start: 100, length: 100 }],
-      [{ request: 0, start: 200, length: 50 }, { request: 1, start: 0, length: 20 }],
+      [
+        { request: 0, start: 200, length: 50 },
+        { request: 1, start: 0, length: 20 },
+      ],
     ]);
     expect(s.refused.get(2)).toMatch(/DeciMamba prompt of 150 tokens.*too big/);
   });
@@ -196,8 +266,22 @@ describe('NVRTC cache keys and kernel arguments', () => {
     const key = kernelCacheKey(src, opts, '13.0', 'NVIDIA H200 sm_90');
     expect(key).toMatch(/^[0-9a-f]{64}$/);
     expect(kernelCacheKey(src, opts, '13.0', 'NVIDIA H200 sm_90')).toBe(key);
-    expect(kernelCacheKey(src, compileOptions({ actBf16: true, dState: 16, dConv: 4 }, 'sm_90'), '13.0', 'NVIDIA H200 sm_90')).not.toBe(key);
-    expect(kernelCacheKey(src, compileOptions({ actBf16: false, dState: 16, dConv: 4 }, 'sm_80'), '13.0', 'NVIDIA H200 sm_90')).not.toBe(key);
+    expect(
+      kernelCacheKey(
+        src,
+        compileOptions({ actBf16: true, dState: 16, dConv: 4 }, 'sm_90'),
+        '13.0',
+        'NVIDIA H200 sm_90',
+      ),
+    ).not.toBe(key);
+    expect(
+      kernelCacheKey(
+        src,
+        compileOptions({ actBf16: false, dState: 16, dConv: 4 }, 'sm_80'),
+        '13.0',
+        'NVIDIA H200 sm_90',
+      ),
+    ).not.toBe(key);
     expect(kernelCacheKey(src, opts, '13.1', 'NVIDIA H200 sm_90')).not.toBe(key);
     expect(kernelCacheKey(src, opts, '13.0', 'NVIDIA H100 sm_90')).not.toBe(key);
     const edited = { ...src, headers: { ...src.headers, 'scan.cu': src.headers['scan.cu'] + '\n' } };
@@ -207,7 +291,15 @@ describe('NVRTC cache keys and kernel arguments', () => {
   });
 
   it('kernel arguments are packed with their C sizes', () => {
-    const parts = packKernelArgs([{ ptr: 0x7f0000001000 }, { ptr: null }, { i32: -5 }, { i64: -123456789012 }, { f32: 1.5 }, { u32: 7 }, { i64: 2 ** 40 + 3 }]);
+    const parts = packKernelArgs([
+      { ptr: 0x7f0000001000 },
+      { ptr: null },
+      { i32: -5 },
+      { i64: -123456789012 },
+      { f32: 1.5 },
+      { u32: 7 },
+      { i64: 2 ** 40 + 3 },
+    ]);
     expect(parts.map((p) => p.length)).toEqual([8, 8, 4, 8, 4, 4, 8]);
     expect(parts[0]!.readBigUInt64LE(0)).toBe(0x7f0000001000n);
     expect(parts[1]!.readBigUInt64LE(0)).toBe(0n);
@@ -229,12 +321,25 @@ describe('NVRTC cache keys and kernel arguments', () => {
 describe('roofline', () => {
   const config = randomConfig({ dModel: 768, nLayer: 24, vocabSize: 50280 });
   it('counts GEMM FLOPs as 2·params per token and shrinks with DeciMamba', () => {
-    const plain = prefillRoofline({ config, precision: 'bf16', plan: planBatch([{ length: 32768, protect: 1, decimation: null }], 24), logitRows: 1 });
+    const plain = prefillRoofline({
+      config,
+      precision: 'bf16',
+      plan: planBatch([{ length: 32768, protect: 1, decimation: null }], 24),
+      logitRows: 1,
+    });
     const perToken = 24 * (768 * 3072 + 1536 * 80 + 48 * 1536 + 1536 * 768) * 2;
     expect(plain.matmulFlops).toBeCloseTo(perToken * 32768 + 2 * 768 * config.vocabSize, -3);
     expect(plain.floorMs).toBeCloseTo((plain.matmulFlops / H200.matmulFlops) * 1e3, 6); // compute-bound at 32K
     expect(H200.matmulFlops).toBeCloseTo(780.743446087347e12, -9); // the committed device check's measured ceiling
-    const deci = prefillRoofline({ config, precision: 'bf16', plan: planBatch([{ length: 32768, protect: 1, decimation: { layers: [12], beta: 0.5, lBase: 2000, minSeqLen: 20 } }], 24), logitRows: 1 });
+    const deci = prefillRoofline({
+      config,
+      precision: 'bf16',
+      plan: planBatch(
+        [{ length: 32768, protect: 1, decimation: { layers: [12], beta: 0.5, lBase: 2000, minSeqLen: 20 } }],
+        24,
+      ),
+      logitRows: 1,
+    });
     expect(deci.matmulFlops).toBeLessThan(0.6 * plain.matmulFlops); // 12 full layers, layer 12 partly, 11 at 2001 rows
     expect(deci.designFloorMs).toBeGreaterThanOrEqual(deci.floorMs);
   });

@@ -43,11 +43,26 @@ describe.skipIf(!NVCC)('CUDA kernels compile with nvcc (sm_90)', () => {
         const ptx = join(out, `${name}.ptx`);
         await run(NVCC!, ['--ptx', '-arch=sm_90', '-std=c++17', `-I${dir}`, ...defines, '-o', ptx, all]);
         const text = readFileSync(ptx, 'utf8');
-        for (const kernel of KERNEL_NAMES) expect(text, `${name}: ${kernel}`).toMatch(new RegExp(`\\.entry ${kernel}\\(`));
-        const { stderr } = await run(NVCC!, ['-cubin', '-arch=sm_90', '-std=c++17', `-I${dir}`, ...defines, '-Xptxas', '-v', '-o', join(out, `${name}.cubin`), all]);
+        for (const kernel of KERNEL_NAMES)
+          expect(text, `${name}: ${kernel}`).toMatch(new RegExp(`\\.entry ${kernel}\\(`));
+        const { stderr } = await run(NVCC!, [
+          '-cubin',
+          '-arch=sm_90',
+          '-std=c++17',
+          `-I${dir}`,
+          ...defines,
+          '-Xptxas',
+          '-v',
+          '-o',
+          join(out, `${name}.cubin`),
+          all,
+        ]);
         const spills = [...stderr.matchAll(/(\d+) bytes spill stores/g)].map((m) => Number(m[1]));
         expect(spills.length).toBe(KERNEL_NAMES.length);
-        expect(spills.every((s) => s === 0), `${name}: ptxas reported spills\n${stderr}`).toBe(true);
+        expect(
+          spills.every((s) => s === 0),
+          `${name}: ptxas reported spills\n${stderr}`,
+        ).toBe(true);
       }),
     );
   }, 120_000);

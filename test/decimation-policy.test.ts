@@ -5,11 +5,24 @@ import { modelDefaultsFromCard } from '../mamba/model-defaults.ts';
 import { jobRequestSchema, resolveDecimation } from '../protocol/job-request.ts';
 import { formatAccuracy, wilsonInterval } from '../mamba/stats.ts';
 
-const budgets = [[4000, 1500], [8000, 3000], [16000, 4000], [256000, 16000]] as const;
-const card = { trainingLength: 2048, decimation: { layers: [11], beta: 0.5, lBase: 8000, minSeqLen: 20, lBaseByLength: budgets } };
+const budgets = [
+  [4000, 1500],
+  [8000, 3000],
+  [16000, 4000],
+  [256000, 16000],
+] as const;
+const card = {
+  trainingLength: 2048,
+  decimation: { layers: [11], beta: 0.5, lBase: 8000, minSeqLen: 20, lBaseByLength: budgets },
+};
 const model = modelDefaultsFromCard(card, 12);
 const job = (extra: Record<string, unknown> = {}) =>
-  jobRequestSchema({ maxNewTokens: 64, maxPromptChars: 1e6 }).parse({ type: 'completion', model: 'm', prompt: 'x', ...extra });
+  jobRequestSchema({ maxNewTokens: 64, maxPromptChars: 1e6 }).parse({
+    type: 'completion',
+    model: 'm',
+    prompt: 'x',
+    ...extra,
+  });
 
 describe('lBaseForLength', () => {
   it('returns the swept point exactly at its length', () => {
@@ -27,9 +40,16 @@ describe('lBaseForLength', () => {
   });
   it('refuses empty, unordered or non-integer budgets', () => {
     expect(() => validateLengthBudgets([])).toThrow(DecimationError);
-    expect(() => validateLengthBudgets([[8000, 1], [4000, 2]])).toThrow(/ascending/);
+    expect(() =>
+      validateLengthBudgets([
+        [8000, 1],
+        [4000, 2],
+      ]),
+    ).toThrow(/ascending/);
     expect(() => validateLengthBudgets([[4000, 1.5]])).toThrow(/integers/);
-    expect(() => modelDefaultsFromCard({ ...card, decimation: { ...card.decimation, lBaseByLength: [[5, 0]] } }, 12)).toThrow(DecimationError);
+    expect(() =>
+      modelDefaultsFromCard({ ...card, decimation: { ...card.decimation, lBaseByLength: [[5, 0]] } }, 12),
+    ).toThrow(DecimationError);
   });
   it('leaves the fixed form alone without budgets', () => {
     const fixed = { layers: [3], beta: 0.5, lBase: 77, minSeqLen: 1 };

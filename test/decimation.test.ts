@@ -11,7 +11,13 @@ import {
 } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
 
-const cfg = (over: Partial<DecimationConfig> = {}): DecimationConfig => ({ layers: [0, 1, 2], beta: 0.5, lBase: 8, minSeqLen: 2, ...over });
+const cfg = (over: Partial<DecimationConfig> = {}): DecimationConfig => ({
+  layers: [0, 1, 2],
+  beta: 0.5,
+  lBase: 8,
+  minSeqLen: 2,
+  ...over,
+});
 const scores = (xs: number[]) => Float64Array.from(xs);
 
 describe('selectKept', () => {
@@ -73,7 +79,10 @@ describe('keptRows', () => {
 
 describe('index bookkeeping across layers', () => {
   it('maps kept rows back to original positions', () => {
-    const afterFirst = composeIndices(Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), Int32Array.from([1, 3, 4, 7, 8, 9]));
+    const afterFirst = composeIndices(
+      Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+      Int32Array.from([1, 3, 4, 7, 8, 9]),
+    );
     const afterSecond = composeIndices(afterFirst, Int32Array.from([0, 2, 4, 5]));
     expect(Array.from(afterSecond)).toEqual([1, 4, 8, 9]);
   });

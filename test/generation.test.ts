@@ -69,7 +69,12 @@ class ScriptedEngine implements MambaEngine {
   }
   async prefill(ids: ArrayLike<number>, options?: PrefillOptions) {
     this.prefillOptions = options;
-    return { positions: [ids.length - 1], logits: [this.logitsFor(0)], state: [{ conv: new Float32Array([0]), ssm: new Float32Array(0) }], kept: [] };
+    return {
+      positions: [ids.length - 1],
+      logits: [this.logitsFor(0)],
+      state: [{ conv: new Float32Array([0]), ssm: new Float32Array(0) }],
+      kept: [],
+    };
   }
   async step(_token: number, state: ModelState) {
     const n = state[0]!.conv[0]! + 1;

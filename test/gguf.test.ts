@@ -18,17 +18,32 @@ function parse(bytes: Uint8Array): Parsed {
   let p = 0;
   const u32 = () => ((p += 4), v.getUint32(p - 4, true));
   const u64 = () => ((p += 8), Number(v.getBigUint64(p - 8, true)));
-  const str = () => { const n = u64(); p += n; return new TextDecoder().decode(bytes.subarray(p - n, p)); };
+  const str = () => {
+    const n = u64();
+    p += n;
+    return new TextDecoder().decode(bytes.subarray(p - n, p));
+  };
   const scalar = (t: number): unknown => {
     switch (t) {
-      case 4: return u32();
-      case 5: return ((p += 4), v.getInt32(p - 4, true));
-      case 6: return ((p += 4), v.getFloat32(p - 4, true));
-      case 7: return ((p += 1), v.getUint8(p - 1) === 1);
-      case 8: return str();
-      case 10: return u64();
-      case 9: { const et = u32(); const n = u64(); return Array.from({ length: n }, () => scalar(et)); }
-      default: throw new Error(`type ${t}`);
+      case 4:
+        return u32();
+      case 5:
+        return ((p += 4), v.getInt32(p - 4, true));
+      case 6:
+        return ((p += 4), v.getFloat32(p - 4, true));
+      case 7:
+        return ((p += 1), v.getUint8(p - 1) === 1);
+      case 8:
+        return str();
+      case 10:
+        return u64();
+      case 9: {
+        const et = u32();
+        const n = u64();
+        return Array.from({ length: n }, () => scalar(et));
+      }
+      default:
+        throw new Error(`type ${t}`);
     }
   };
   expect(new TextDecoder().decode(bytes.subarray(0, 4))).toBe('GGUF');
@@ -37,7 +52,10 @@ function parse(bytes: Uint8Array): Parsed {
   const nt = u64();
   const nkv = u64();
   const kv = new Map<string, unknown>();
-  for (let i = 0; i < nkv; i++) { const k = str(); kv.set(k, scalar(u32())); }
+  for (let i = 0; i < nkv; i++) {
+    const k = str();
+    kv.set(k, scalar(u32()));
+  }
   const tensors = new Map<string, { ne: number[]; type: number; offset: number }>();
   for (let i = 0; i < nt; i++) {
     const name = str();
@@ -57,19 +75,29 @@ describe('GGUF writer', () => {
   it('writes header, typed values, tensor infos and aligned data', () => {
     const a = Float32Array.from([1, 2, 3]);
     const b = Float32Array.from({ length: 6 }, (_, i) => -i);
-    const bytes = writeGguf(new Map([
-      ['x.str', { type: 'string', value: 'héllo' }],
-      ['x.f', { type: 'f32', value: 0.5 }],
-      ['x.b', { type: 'bool', value: true }],
-      ['x.arr', { type: 'string[]', value: ['a', 'b c'] }],
-      ['x.ints', { type: 'i32[]', value: [1, -3] }],
-    ] as const), [
-      { name: 'a', ne: [3], type: GgmlType.F32, data: new Uint8Array(a.buffer) },
-      { name: 'b', ne: [3, 2], type: GgmlType.F32, data: new Uint8Array(b.buffer) },
-    ]);
+    const bytes = writeGguf(
+      new Map([
+        ['x.str', { type: 'string', value: 'héllo' }],
+        ['x.f', { type: 'f32', value: 0.5 }],
+        ['x.b', { type: 'bool', value: true }],
+        ['x.arr', { type: 'string[]', value: ['a', 'b c'] }],
+        ['x.ints', { type: 'i32[]', value: [1, -3] }],
+      ] as const),
+      [
+        { name: 'a', ne: [3], type: GgmlType.F32, data: new Uint8Array(a.buffer) },
+        { name: 'b', ne: [3, 2], type: GgmlType.F32, data: new Uint8Array(b.buffer) },
+      ],
+    );
     const g = parse(bytes);
     expect(g.version).toBe(3);
-    expect(Object.fromEntries(g.kv)).toEqual({ 'general.alignment': 32, 'x.str': 'héllo', 'x.f': 0.5, 'x.b': true, 'x.arr': ['a', 'b c'], 'x.ints': [1, -3] });
+    expect(Object.fromEntries(g.kv)).toEqual({
+      'general.alignment': 32,
+      'x.str': 'héllo',
+      'x.f': 0.5,
+      'x.b': true,
+      'x.arr': ['a', 'b c'],
+      'x.ints': [1, -3],
+    });
     expect(g.dataStart % 32).toBe(0);
     expect(g.tensors.get('b')).toEqual({ ne: [3, 2], type: 0, offset: 32 }); // 'a' is 12 bytes, padded to 32
     expect([...f32At(g, 'b', 6)]).toEqual([...b]);
@@ -104,7 +132,13 @@ describe('GGUF writer', () => {
     const config = randomConfig({ dModel: 32, nLayer: 2, vocabSize: 64 });
     const w = randomWeights(config, 3);
     const vocab = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`t${i}`, i + 1]));
-    const tok = ggufTokenizer({ model: { type: 'BPE', vocab, merges: [['t', '1']] }, added_tokens: [{ id: 0, content: '<|endoftext|>', special: true }] }, config.vocabSize);
+    const tok = ggufTokenizer(
+      {
+        model: { type: 'BPE', vocab, merges: [['t', '1']] },
+        added_tokens: [{ id: 0, content: '<|endoftext|>', special: true }],
+      },
+      config.vocabSize,
+    );
     expect(tok.tokens[45]).toBe('[PAD45]');
     const g = parse(mambaGguf(config, w, tok));
     const { dModel, dInner, dState, dConv, dtRank, vocabSize } = config;

@@ -21,7 +21,14 @@ const caseSchema = z.object({
   name: z.string().regex(/^[\w.-]+$/),
   ids: z.array(int.nonnegative()).min(1),
   protect: int.nonnegative(),
-  decimation: z.object({ layers: z.array(int.nonnegative()).min(1), beta: z.number(), lBase: z.number(), minSeqLen: int.nonnegative() }).nullable(),
+  decimation: z
+    .object({
+      layers: z.array(int.nonnegative()).min(1),
+      beta: z.number(),
+      lBase: z.number(),
+      minSeqLen: int.nonnegative(),
+    })
+    .nullable(),
   positions: z.array(int.nonnegative()).min(1),
   kept: z.array(z.object({ layer: int.nonnegative(), indices: z.array(int.nonnegative()) })),
   greedy: z.array(int.nonnegative()).length(8),
@@ -43,7 +50,9 @@ export interface Fixture {
 /** Reads and checks every fixture folder up front: anything malformed throws here, failing this file. */
 export function discoverFixtures(): Fixture[] {
   if (!existsSync(FIXTURES)) return [];
-  const dirs = readdirSync(FIXTURES).filter((d) => statSync(join(FIXTURES, d)).isDirectory()).sort();
+  const dirs = readdirSync(FIXTURES)
+    .filter((d) => statSync(join(FIXTURES, d)).isDirectory())
+    .sort();
   return dirs.map((name) => {
     const where = `test/fixtures/${name}`;
     const jsonPath = join(FIXTURES, name, 'golden.json');
@@ -63,13 +72,17 @@ export function discoverFixtures(): Fixture[] {
     }
     const tensors = readSafetensors(readFileSync(tensorsPath));
     const checkpointDir = resolve(ROOT, parsed.data.checkpoint);
-    if (!existsSync(join(checkpointDir, 'config.json'))) throw new Error(`${where}: checkpoint ${parsed.data.checkpoint} has no config.json`);
+    if (!existsSync(join(checkpointDir, 'config.json')))
+      throw new Error(`${where}: checkpoint ${parsed.data.checkpoint} has no config.json`);
     for (const c of parsed.data.cases) {
       if (!tensors.has(`${c.name}.logits`)) throw new Error(`${where}/golden.safetensors: no tensor ${c.name}.logits`);
       if (tensors.info(`${c.name}.logits`).shape[0] !== c.positions.length) {
-        throw new Error(`${where}/golden.safetensors: ${c.name}.logits has ${tensors.info(`${c.name}.logits`).shape[0]} rows, positions has ${c.positions.length}`);
+        throw new Error(
+          `${where}/golden.safetensors: ${c.name}.logits has ${tensors.info(`${c.name}.logits`).shape[0]} rows, positions has ${c.positions.length}`,
+        );
       }
-      if (!tensors.has(`${c.name}.conv.0`) || !tensors.has(`${c.name}.ssm.0`)) throw new Error(`${where}/golden.safetensors: no states for case ${c.name}`);
+      if (!tensors.has(`${c.name}.conv.0`) || !tensors.has(`${c.name}.ssm.0`))
+        throw new Error(`${where}/golden.safetensors: no states for case ${c.name}`);
     }
     return { name, checkpointDir, cases: parsed.data.cases, tensors };
   });
@@ -80,7 +93,11 @@ export async function expectGoldenParity(engine: MambaEngine, fixture: Fixture, 
   const { vocabSize, dInner, dConv, dState, nLayer } = engine.config;
   const last = c.ids.length - 1;
   const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
-  const result = await engine.prefill(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: positions });
+  const result = await engine.prefill(c.ids, {
+    decimation: c.decimation,
+    protect: c.protect,
+    logitPositions: positions,
+  });
 
   const golden = fixture.tensors.getF32(`${c.name}.logits`);
   expect(fixture.tensors.info(`${c.name}.logits`).shape).toEqual([c.positions.length, vocabSize]);
@@ -94,8 +111,14 @@ export async function expectGoldenParity(engine: MambaEngine, fixture: Fixture, 
   for (let i = 0; i < nLayer; i++) {
     expect(fixture.tensors.info(`${c.name}.conv.${i}`).shape).toEqual([dInner, dConv]);
     expect(fixture.tensors.info(`${c.name}.ssm.${i}`).shape).toEqual([dInner, dState]);
-    expect(maxAbsDiff(result.state[i]!.conv, fixture.tensors.getF32(`${c.name}.conv.${i}`)), `conv state ${i}`).toBeLessThanOrEqual(STATE_TOL);
-    expect(maxAbsDiff(result.state[i]!.ssm, fixture.tensors.getF32(`${c.name}.ssm.${i}`)), `ssm state ${i}`).toBeLessThanOrEqual(STATE_TOL);
+    expect(
+      maxAbsDiff(result.state[i]!.conv, fixture.tensors.getF32(`${c.name}.conv.${i}`)),
+      `conv state ${i}`,
+    ).toBeLessThanOrEqual(STATE_TOL);
+    expect(
+      maxAbsDiff(result.state[i]!.ssm, fixture.tensors.getF32(`${c.name}.ssm.${i}`)),
+      `ssm state ${i}`,
+    ).toBeLessThanOrEqual(STATE_TOL);
   }
 
   const greedy: number[] = [];

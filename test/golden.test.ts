@@ -17,15 +17,21 @@ const engineFor = async (dir: string) => {
 
 describe('golden parity with the PyTorch implementation', () => {
   it(`discovers fixtures (found ${fixtures.length})`, () => {
-    const dirs = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((d) => statSync(join(FIXTURES, d)).isDirectory()) : [];
+    const dirs = existsSync(FIXTURES)
+      ? readdirSync(FIXTURES).filter((d) => statSync(join(FIXTURES, d)).isDirectory())
+      : [];
     expect(fixtures.map((f) => f.name).sort()).toEqual(dirs.sort());
   });
 
   for (const fixture of fixtures) {
     for (const c of fixture.cases) {
-      it(`${fixture.name}/${c.name}: logits, kept indices, states and 8 greedy tokens`, async () => {
-        await expectGoldenParity(await engineFor(fixture.checkpointDir), fixture, c);
-      }, CASE_TIMEOUT_MS);
+      it(
+        `${fixture.name}/${c.name}: logits, kept indices, states and 8 greedy tokens`,
+        async () => {
+          await expectGoldenParity(await engineFor(fixture.checkpointDir), fixture, c);
+        },
+        CASE_TIMEOUT_MS,
+      );
     }
   }
 });

@@ -20,7 +20,10 @@ export function tinyModel(opts: Partial<RandomCheckpointOptions> & { biases?: bo
   if (opts.biases) {
     config.useProjBias = true;
     const rng = createRng(99);
-    const vec = (n: number): Tensor => ({ shape: [n], data: Float32Array.from({ length: n }, () => 0.1 * rng.normal()) });
+    const vec = (n: number): Tensor => ({
+      shape: [n],
+      data: Float32Array.from({ length: n }, () => 0.1 * rng.normal()),
+    });
     for (const layer of weights.layers) {
       layer.inProjBias = vec(2 * config.dInner);
       layer.outProjBias = vec(config.dModel);

@@ -74,7 +74,10 @@ describe('safetensors', () => {
 
   it('round-trips f16 and bf16 files within their precision', () => {
     const data = Float32Array.from({ length: 100 }, (_, i) => Math.sin(i) * 3);
-    for (const [dtype, rel] of [['F16', 2 ** -11], ['BF16', 2 ** -8]] as const) {
+    for (const [dtype, rel] of [
+      ['F16', 2 ** -11],
+      ['BF16', 2 ** -8],
+    ] as const) {
       const reader = readSafetensors(writeSafetensors({ w: { shape: [10, 10], data } }, dtype));
       expect(reader.info('w').dtype).toBe(dtype);
       const back = reader.getF32('w');
@@ -111,8 +114,13 @@ describe('weights', () => {
   });
 
   it('loads f16 and bf16 checkpoints close to the f32 model', () => {
-    for (const [dtype, tol] of [['F16', 2e-3], ['BF16', 2e-2]] as const) {
-      const out = new ReferenceEngine(config, reload(weightsToTensors(config, weights), dtype)).prefillSync(ids, { logitPositions: 'all' });
+    for (const [dtype, tol] of [
+      ['F16', 2e-3],
+      ['BF16', 2e-2],
+    ] as const) {
+      const out = new ReferenceEngine(config, reload(weightsToTensors(config, weights), dtype)).prefillSync(ids, {
+        logitPositions: 'all',
+      });
       out.logits.forEach((l, t) => expect(maxAbsDiff(l, reference.logits[t]!)).toBeLessThan(tol));
     }
   });
@@ -126,16 +134,26 @@ describe('weights', () => {
     expect(() => reload(noEmbedding)).toThrow(/missing tensor backbone\.embeddings\.weight/);
     const misShaped = weightsToTensors(config, weights);
     misShaped['backbone.layers.0.mixer.x_proj.weight'] = { shape: [3, 4], data: new Float32Array(12) };
-    expect(() => reload(misShaped)).toThrow(/tensor backbone\.layers\.0\.mixer\.x_proj\.weight has shape \[3, 4\], expected \[9, 32\]/);
+    expect(() => reload(misShaped)).toThrow(
+      /tensor backbone\.layers\.0\.mixer\.x_proj\.weight has shape \[3, 4\], expected \[9, 32\]/,
+    );
   });
 
   it('uses lm_head.weight when present, the embedding when tied, and refuses untied without a head', () => {
     const tied = reload(weightsToTensors(config, weights));
     expect(tied.lmHead).toBe(tied.embedding);
-    const withHead = { ...weightsToTensors(config, weights), 'lm_head.weight': { shape: [config.vocabSize, config.dModel], data: new Float32Array(config.vocabSize * config.dModel) } };
+    const withHead = {
+      ...weightsToTensors(config, weights),
+      'lm_head.weight': {
+        shape: [config.vocabSize, config.dModel],
+        data: new Float32Array(config.vocabSize * config.dModel),
+      },
+    };
     expect(reload(withHead).lmHead.data.every((v) => v === 0)).toBe(true);
     const untiedConfig = { ...config, tieEmbeddings: false };
-    expect(() => reload(weightsToTensors(config, weights), 'F32', untiedConfig)).toThrow(/missing tensor lm_head\.weight/);
+    expect(() => reload(weightsToTensors(config, weights), 'F32', untiedConfig)).toThrow(
+      /missing tensor lm_head\.weight/,
+    );
     const untied = tinyModel({ untied: true, seed: 4 });
     const head = reload(weightsToTensors(untied.config, untied.weights), 'F32', untied.config);
     expect(head.lmHead).not.toBe(head.embedding);
@@ -153,27 +171,75 @@ describe('weights', () => {
 
 describe('config.json', () => {
   it('reads HF names', () => {
-    const c = parseConfig({ model_type: 'mamba', hidden_size: 768, num_hidden_layers: 24, state_size: 16, conv_kernel: 4, expand: 2,
-      time_step_rank: 48, vocab_size: 50280, layer_norm_epsilon: 1e-5, use_bias: false, use_conv_bias: true, residual_in_fp32: true,
-      tie_word_embeddings: true, pad_vocab_size_multiple: 8, initializer_range: 0.1, time_step_min: 0.001 });
-    expect(c).toMatchObject({ dModel: 768, nLayer: 24, dState: 16, dConv: 4, dInner: 1536, dtRank: 48, vocabSize: 50280, tieEmbeddings: true });
+    const c = parseConfig({
+      model_type: 'mamba',
+      hidden_size: 768,
+      num_hidden_layers: 24,
+      state_size: 16,
+      conv_kernel: 4,
+      expand: 2,
+      time_step_rank: 48,
+      vocab_size: 50280,
+      layer_norm_epsilon: 1e-5,
+      use_bias: false,
+      use_conv_bias: true,
+      residual_in_fp32: true,
+      tie_word_embeddings: true,
+      pad_vocab_size_multiple: 8,
+      initializer_range: 0.1,
+      time_step_min: 0.001,
+    });
+    expect(c).toMatchObject({
+      dModel: 768,
+      nLayer: 24,
+      dState: 16,
+      dConv: 4,
+      dInner: 1536,
+      dtRank: 48,
+      vocabSize: 50280,
+      tieEmbeddings: true,
+    });
   });
 
   it('reads mamba_ssm names, dt_rank "auto" and pads the vocabulary', () => {
-    const c = parseConfig({ d_model: 1000, n_layer: 48, vocab_size: 50277, ssm_cfg: { dt_rank: 'auto', d_state: 8 }, rms_norm: true,
-      residual_in_fp32: true, fused_add_norm: true, pad_vocab_size_multiple: 8, tie_embeddings: false });
-    expect(c).toMatchObject({ dModel: 1000, nLayer: 48, dtRank: 63, dState: 8, dConv: 4, expand: 2, vocabSize: 50280, tieEmbeddings: false });
+    const c = parseConfig({
+      d_model: 1000,
+      n_layer: 48,
+      vocab_size: 50277,
+      ssm_cfg: { dt_rank: 'auto', d_state: 8 },
+      rms_norm: true,
+      residual_in_fp32: true,
+      fused_add_norm: true,
+      pad_vocab_size_multiple: 8,
+      tie_embeddings: false,
+    });
+    expect(c).toMatchObject({
+      dModel: 1000,
+      nLayer: 48,
+      dtRank: 63,
+      dState: 8,
+      dConv: 4,
+      expand: 2,
+      vocabSize: 50280,
+      tieEmbeddings: false,
+    });
     expect(parseConfig({ d_model: 64, n_layer: 2, vocab_size: 301, pad_vocab_size_multiple: 16 }).vocabSize).toBe(304);
   });
 
   it('names the field that is invalid, missing or contradictory', () => {
-    expect(() => parseConfig({ hidden_size: 'big', num_hidden_layers: 2, vocab_size: 10 })).toThrow(/invalid config field hidden_size/);
-    expect(() => parseConfig({ d_model: 8, n_layer: 2, vocab_size: 10, ssm_cfg: { dt_rank: 'sometimes' } })).toThrow(/ssm_cfg\.dt_rank/);
+    expect(() => parseConfig({ hidden_size: 'big', num_hidden_layers: 2, vocab_size: 10 })).toThrow(
+      /invalid config field hidden_size/,
+    );
+    expect(() => parseConfig({ d_model: 8, n_layer: 2, vocab_size: 10, ssm_cfg: { dt_rank: 'sometimes' } })).toThrow(
+      /ssm_cfg\.dt_rank/,
+    );
     expect(() => parseConfig({ d_model: 8, n_layer: 2 })).toThrow(/vocab_size/);
     expect(() => parseConfig({ d_model: 8, vocab_size: 10 })).toThrow(/missing config field num_hidden_layers/);
     expect(() => parseConfig({ model_type: 'mamba2', d_model: 8, n_layer: 2, vocab_size: 10 })).toThrow(/model_type/);
     expect(() => parseConfig({ d_model: 8, n_layer: 2, vocab_size: 10, rms_norm: false })).toThrow(/rms_norm/);
-    expect(() => parseConfig({ d_model: 8, hidden_size: 16, n_layer: 2, vocab_size: 10 })).toThrow(/hidden_size \(16\) and d_model \(8\)/);
+    expect(() => parseConfig({ d_model: 8, hidden_size: 16, n_layer: 2, vocab_size: 10 })).toThrow(
+      /hidden_size \(16\) and d_model \(8\)/,
+    );
     expect(() => parseConfig('nope')).toThrow(/invalid config field \(root\)/);
   });
 });
@@ -192,7 +258,9 @@ describe('checkpoint folders', () => {
     expect(ckpt.tokenizer.decode(ckpt.tokenizer.encode(text))).toBe(text);
     expect(ckpt.tokenizer.encode(' the')).toHaveLength(1); // merges apply
     expect(ckpt.tokenizer.eosId).toBe(0);
-    expect(ckpt.weights.layers[0]!.aLog.data.slice(0, 4)).toEqual(Float32Array.from([0, Math.log(2), Math.log(3), Math.log(4)]));
+    expect(ckpt.weights.layers[0]!.aLog.data.slice(0, 4)).toEqual(
+      Float32Array.from([0, Math.log(2), Math.log(3), Math.log(4)]),
+    );
   });
 
   it('loads sharded checkpoints through model.safetensors.index.json', async () => {
@@ -212,7 +280,9 @@ describe('checkpoint folders', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfigJson(config)));
     const model = await loadModel(dir);
     const ids = randomIds(5, config.vocabSize, 1);
-    expect(new ReferenceEngine(model.config, model.weights).prefillSync(ids).logits[0]).toEqual(engine.prefillSync(ids).logits[0]);
+    expect(new ReferenceEngine(model.config, model.weights).prefillSync(ids).logits[0]).toEqual(
+      engine.prefillSync(ids).logits[0],
+    );
   });
 
   it('reports the file and the problem', async () => {

@@ -50,23 +50,33 @@ describe('deciserve export-onnx', () => {
 
   it('runs an export folder as --model, with the same text as the in-memory onnx engine', async () => {
     const out = join(work, 'as-model');
-    writeFileSync(join(checkpoint, 'deciserve.json'), JSON.stringify({ trainingLength: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }));
+    writeFileSync(
+      join(checkpoint, 'deciserve.json'),
+      JSON.stringify({ trainingLength: 64, decimation: { layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 } }),
+    );
     expect((await cli(['export-onnx', checkpoint, '--out', out])).code).toBe(0);
     const args = ['generate', '-n', '5', '--decimate', '--json', '-', 'The quick brown fox jumps over the lazy dog'];
     const fromExport = await cli(['generate', '--model', out, ...args.slice(1)]);
     expect(fromExport.code, fromExport.stderr).toBe(0);
-    const inMemory = JSON.parse((await cli(['generate', '--model', checkpoint, '--engine', 'onnx', ...args.slice(1)])).stdout);
+    const inMemory = JSON.parse(
+      (await cli(['generate', '--model', checkpoint, '--engine', 'onnx', ...args.slice(1)])).stdout,
+    );
     const exported = JSON.parse(fromExport.stdout);
     expect(exported.tokens).toEqual(inMemory.tokens);
     expect(exported.decimation).toEqual({ layers: [1], beta: 0.5, lBase: 5, minSeqLen: 1 }); // deciserve.json came along
-    await expectUserError(['generate', '--model', out, '--engine', 'reference', 'x'], /is an ONNX export: it runs its own graph/);
+    await expectUserError(
+      ['generate', '--model', out, '--engine', 'reference', 'x'],
+      /is an ONNX export: it runs its own graph/,
+    );
   });
 
   it('writes int8 and int4 exports smaller than fp32', async () => {
     const sizes: Record<string, number> = {};
     for (const q of ['none', 'int8', 'int4']) {
       const out = join(work, `q-${q}`);
-      expect((await cli(['export-onnx', checkpoint, '--out', out, '--quantize', q, '--decimation', 'none'])).code).toBe(0);
+      expect((await cli(['export-onnx', checkpoint, '--out', out, '--quantize', q, '--decimation', 'none'])).code).toBe(
+        0,
+      );
       sizes[q] = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')).bytes;
     }
     expect(sizes.int8!).toBeLessThan(sizes.none!);
@@ -75,8 +85,14 @@ describe('deciserve export-onnx', () => {
 
   it('rejects bad flags and refuses to overwrite', async () => {
     await expectUserError(['export-onnx', checkpoint], /--out <dir> is required/);
-    await expectUserError(['export-onnx', checkpoint, '--out', join(work, 'x'), '--quantize', 'int3'], /unknown --quantize 'int3'/);
-    await expectUserError(['export-onnx', checkpoint, '--out', join(work, 'x'), '--decimation', '9'], /--decimation must be in \[0, 1\], got 9/);
+    await expectUserError(
+      ['export-onnx', checkpoint, '--out', join(work, 'x'), '--quantize', 'int3'],
+      /unknown --quantize 'int3'/,
+    );
+    await expectUserError(
+      ['export-onnx', checkpoint, '--out', join(work, 'x'), '--decimation', '9'],
+      /--decimation must be in \[0, 1\], got 9/,
+    );
     await expectUserError(['export-onnx', checkpoint, '--out', join(work, 'onnx')], /already holds an export/);
   });
 
@@ -86,7 +102,10 @@ describe('deciserve export-onnx', () => {
     delete tensors['backbone.layers.1.mixer.dt_proj.bias'];
     const broken = (await writeRandomCheckpoint(join(work, 'missing'), OPTS)).dir;
     writeFileSync(join(broken, 'model.safetensors'), writeSafetensors(tensors, 'F32'));
-    await expectUserError(['export-onnx', broken, '--out', join(work, 'y')], /backbone\.layers\.1\.mixer\.dt_proj\.bias/);
+    await expectUserError(
+      ['export-onnx', broken, '--out', join(work, 'y')],
+      /backbone\.layers\.1\.mixer\.dt_proj\.bias/,
+    );
 
     const badConfig = (await writeRandomCheckpoint(join(work, 'badcfg'), OPTS)).dir;
     const json = JSON.parse(readFileSync(join(badConfig, 'config.json'), 'utf8'));

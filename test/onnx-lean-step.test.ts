@@ -36,10 +36,13 @@ describe('lean step graph', () => {
     });
   }
 
-  it('takes any engine\'s state (a reference state is packed on the way in), and gives the If path\'s answer', async () => {
+  it("takes any engine's state (a reference state is packed on the way in), and gives the If path's answer", async () => {
     const model = tinyModel({ seed: 6 });
     const bytes = modelBytes(exportMambaOnnx(model.config, model.weights));
-    const [lean, old] = [await createOnnxEngineNode(bytes, { stepPrepack: true }), await createOnnxEngineNode(bytes, { leanStep: false })];
+    const [lean, old] = [
+      await createOnnxEngineNode(bytes, { stepPrepack: true }),
+      await createOnnxEngineNode(bytes, { leanStep: false }),
+    ];
     expect(old.leanStep).toBe(false);
     const ref = await model.engine.prefill(randomIds(9, model.config.vocabSize, 7));
     const [a, b] = [await lean.step(3, ref.state), await old.step(3, ref.state)];
@@ -72,10 +75,16 @@ describe('lean step graph', () => {
     const gemms = (bytes: Uint8Array) => {
       const graph = onnxProto.onnx.ModelProto.decode(bytes).graph!;
       const inits = new Map(graph.initializer!.map((t) => [t.name!, t.dims!.map(Number)]));
-      const nodes = [graph, ...graph.node!.flatMap((n) => n.attribute!.flatMap((a) => (a.g ? [a.g] : [])))].flatMap((gr) => gr.node!);
-      return nodes.filter((n) => n.opType === 'Gemm' && inits.has(n.input![1]!)).map((n) => ({
-        b: n.input![1]!, dims: inits.get(n.input![1]!)!, transB: n.attribute!.find((a) => a.name === 'transB')?.i ?? 0,
-      }));
+      const nodes = [graph, ...graph.node!.flatMap((n) => n.attribute!.flatMap((a) => (a.g ? [a.g] : [])))].flatMap(
+        (gr) => gr.node!,
+      );
+      return nodes
+        .filter((n) => n.opType === 'Gemm' && inits.has(n.input![1]!))
+        .map((n) => ({
+          b: n.input![1]!,
+          dims: inits.get(n.input![1]!)!,
+          transB: n.attribute!.find((a) => a.name === 'transB')?.i ?? 0,
+        }));
     };
     const { dModel, dInner } = model.config;
     for (const file of ['mamba.onnx', STEP_FILE]) {

@@ -17,7 +17,11 @@ async function onnxEngine(model: TinyModel, options: ExportOptions = {}, prefill
 }
 
 async function greedy(engine: MambaEngine, ids: number[], options: PrefillOptions, n: number): Promise<number[]> {
-  const result = await generate(engine, null, ids, { maxTokens: n, decimation: options.decimation, protect: options.protect });
+  const result = await generate(engine, null, ids, {
+    maxTokens: n,
+    decimation: options.decimation,
+    protect: options.protect,
+  });
   return result.tokens;
 }
 
@@ -28,7 +32,12 @@ interface Comparison {
   step: number;
 }
 
-async function compare(ref: MambaEngine, onnx: MambaEngine, ids: number[], options: PrefillOptions): Promise<Comparison> {
+async function compare(
+  ref: MambaEngine,
+  onnx: MambaEngine,
+  ids: number[],
+  options: PrefillOptions,
+): Promise<Comparison> {
   const r = await ref.prefill(ids, options);
   const o = await onnx.prefill(ids, options);
   expect(o.positions).toEqual(r.positions);
@@ -48,13 +57,43 @@ const DEC: DecimationConfig = { layers: [1, 2], beta: 0.5, lBase: 24, minSeqLen:
 
 describe('ONNX engine (onnxruntime-web WASM) matches the reference in fp32', () => {
   const cases: { label: string; model: () => TinyModel; length: number; options: PrefillOptions }[] = [
-    { label: 'plain, all positions', model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }), length: 70, options: { logitPositions: 'all' } },
+    {
+      label: 'plain, all positions',
+      model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }),
+      length: 70,
+      options: { logitPositions: 'all' },
+    },
     { label: 'plain, one token', model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }), length: 1, options: {} },
-    { label: 'plain, shorter than d_conv', model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }), length: 2, options: { logitPositions: 'all' } },
-    { label: 'DeciMamba at two layers', model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }), length: 90, options: { decimation: DEC, protect: 5, logitPositions: [86, 89] } },
-    { label: 'DeciMamba, protect ≥ L (nothing scored)', model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }), length: 10, options: { decimation: DEC, protect: 12, logitPositions: 'all' } },
-    { label: 'DeciMamba, K = Lc (nothing dropped)', model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }), length: 12, options: { decimation: DEC, protect: 2, logitPositions: 'all' } },
-    { label: 'biases, untied head, d_conv 3, d_state 8', model: () => tinyModel({ dModel: 24, nLayer: 2, dConv: 3, dState: 8, untied: true, biases: true, seed: 5 }), length: 45, options: { decimation: { layers: [0], beta: 0.5, lBase: 16, minSeqLen: 4 }, protect: 3 } },
+    {
+      label: 'plain, shorter than d_conv',
+      model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }),
+      length: 2,
+      options: { logitPositions: 'all' },
+    },
+    {
+      label: 'DeciMamba at two layers',
+      model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }),
+      length: 90,
+      options: { decimation: DEC, protect: 5, logitPositions: [86, 89] },
+    },
+    {
+      label: 'DeciMamba, protect ≥ L (nothing scored)',
+      model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }),
+      length: 10,
+      options: { decimation: DEC, protect: 12, logitPositions: 'all' },
+    },
+    {
+      label: 'DeciMamba, K = Lc (nothing dropped)',
+      model: () => tinyModel({ dModel: 32, nLayer: 3, seed: 3 }),
+      length: 12,
+      options: { decimation: DEC, protect: 2, logitPositions: 'all' },
+    },
+    {
+      label: 'biases, untied head, d_conv 3, d_state 8',
+      model: () => tinyModel({ dModel: 24, nLayer: 2, dConv: 3, dState: 8, untied: true, biases: true, seed: 5 }),
+      length: 45,
+      options: { decimation: { layers: [0], beta: 0.5, lBase: 16, minSeqLen: 4 }, protect: 3 },
+    },
   ];
   for (const c of cases) {
     it(c.label, async () => {
@@ -95,8 +134,14 @@ describe('ONNX engine (onnxruntime-web WASM) matches the reference in fp32', () 
     const model = tinyModel({ dModel: 32, nLayer: 2, seed: 11 });
     const onnx = await onnxEngine(model);
     const ids = randomIds(60, model.config.vocabSize, 4);
-    const r = await scoreSpan(model.engine, ids, { start: 10, decimation: { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 } });
-    const o = await scoreSpan(onnx, ids, { start: 10, decimation: { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 } });
+    const r = await scoreSpan(model.engine, ids, {
+      start: 10,
+      decimation: { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 },
+    });
+    const o = await scoreSpan(onnx, ids, {
+      start: 10,
+      decimation: { layers: [1], beta: 0.5, lBase: 12, minSeqLen: 4 },
+    });
     expect(Math.abs(r.nll - o.nll)).toBeLessThan(1e-3);
     expect(maxAbsDiff(r.logprobs, o.logprobs)).toBeLessThan(1e-4);
   });
@@ -106,23 +151,36 @@ describe('ONNX engine rejects bad input with a clear error', () => {
   const model = tinyModel({ dModel: 16, nLayer: 2, seed: 2 });
 
   it('at export: missing tensor, bad quantization, bad decimation layer', () => {
-    const broken = { ...model.weights, layers: model.weights.layers.map((l, i) => (i === 1 ? { ...l, xProj: null as never } : l)) };
-    expect(() => exportMambaOnnx(model.config, broken)).toThrow(/missing tensor backbone\.layers\.1\.mixer\.x_proj\.weight/);
+    const broken = {
+      ...model.weights,
+      layers: model.weights.layers.map((l, i) => (i === 1 ? { ...l, xProj: null as never } : l)),
+    };
+    expect(() => exportMambaOnnx(model.config, broken)).toThrow(
+      /missing tensor backbone\.layers\.1\.mixer\.x_proj\.weight/,
+    );
     const wrongShape = { ...model.weights, normF: { shape: [3], data: new Float32Array(3) } };
     expect(() => exportMambaOnnx(model.config, wrongShape)).toThrow(/backbone\.norm_f\.weight has shape \[3\]/);
-    expect(() => exportMambaOnnx(model.config, model.weights, { quantization: 'int3' as never })).toThrow(/unknown quantization "int3"/);
-    expect(() => exportMambaOnnx(model.config, model.weights, { decimationLayers: [5] })).toThrow(/decimation layer 5 is outside 0\.\.1/);
+    expect(() => exportMambaOnnx(model.config, model.weights, { quantization: 'int3' as never })).toThrow(
+      /unknown quantization "int3"/,
+    );
+    expect(() => exportMambaOnnx(model.config, model.weights, { decimationLayers: [5] })).toThrow(
+      /decimation layer 5 is outside 0\.\.1/,
+    );
   });
 
   it('at run time: L over the maximum, bad token, decimation at a layer the export lacks, dropped logit position', async () => {
     const onnx = await onnxEngine(model, { maxSeqLen: 32, decimationLayers: [1] });
     await expect(onnx.prefill(new Array(33).fill(1))).rejects.toThrow(/33 tokens, over the configured maximum of 32/);
     await expect(onnx.prefill([1, model.config.vocabSize])).rejects.toThrow(/token id \d+ at position 1 is outside/);
-    await expect(onnx.prefill([1, 2, 3], { decimation: { layers: [0], beta: 0.5, lBase: 2, minSeqLen: 1 } })).rejects.toThrow(/can only decimate at layers \[1\]/);
+    await expect(
+      onnx.prefill([1, 2, 3], { decimation: { layers: [0], beta: 0.5, lBase: 2, minSeqLen: 1 } }),
+    ).rejects.toThrow(/can only decimate at layers \[1\]/);
     const dec = { layers: [1], beta: 0.5, lBase: 4, minSeqLen: 1 };
     const ids = randomIds(30, model.config.vocabSize, 1);
     // Position 0 survives only if it scores in the top 4; ask for every context position so at least one is dropped.
-    await expect(onnx.prefill(ids, { decimation: dec, protect: 2, logitPositions: 'all' })).rejects.toThrow(/decimation dropped/);
+    await expect(onnx.prefill(ids, { decimation: dec, protect: 2, logitPositions: 'all' })).rejects.toThrow(
+      /decimation dropped/,
+    );
   });
 
   it('as the EngineInputError every engine throws, which the runner fails without retrying', async () => {
@@ -152,7 +210,11 @@ describe('quantized exports stay close to fp32', () => {
       const exported = exportMambaOnnx(model.config, model.weights, { quantization });
       expect(exported.manifest.bytes).toBeLessThan(fp32.manifest.bytes);
       const onnx = await onnxEngine(model, { quantization });
-      const d = await compare(model.engine, onnx, ids, { logitPositions: 'all', decimation: { layers: [1], beta: 0.5, lBase: 30, minSeqLen: 4 }, protect: 80 });
+      const d = await compare(model.engine, onnx, ids, {
+        logitPositions: 'all',
+        decimation: { layers: [1], beta: 0.5, lBase: 30, minSeqLen: 4 },
+        protect: 80,
+      });
       expect(d.logits).toBeLessThanOrEqual(tol);
       expect(d.step).toBeLessThanOrEqual(tol);
     });

@@ -58,7 +58,7 @@ describe('passkey prompts', () => {
     expect(() => buildPasskeyPrompt(tokenizer, hay, 200, 1.5, createRng(0))).toThrow(/depth/);
   });
 
-  it('haystack text has no digits; rounding is Python\'s', () => {
+  it("haystack text has no digits; rounding is Python's", () => {
     expect(haystackText('In 1961, 3 men.<|endoftext|>Next\tpage')).toBe('In , men. Next page');
     expect(encodeCorpus(tokenizer, 'a b\n\nc d')).toEqual([...tokenizer.encode('a b'), ...tokenizer.encode('\n\nc d')]);
     expect([0.5, 1.5, 2.5, 2.4, 2.6, -0.5, -1.5].map(roundHalfEven)).toEqual([0, 2, 2, 2, 3, 0, -2]);
@@ -80,15 +80,24 @@ describe('runPasskey', () => {
     const { engine } = tinyModel({ nLayer: 2, seed: 1 });
     const seen: string[] = [];
     const { cells, samples } = await runPasskey(engine, tokenizer, hay, {
-      lengths: [80, 120], depths: [0, 1], samples: 2, seed: 0, modes: ['mamba', 'decimamba'],
+      lengths: [80, 120],
+      depths: [0, 1],
+      samples: 2,
+      seed: 0,
+      modes: ['mamba', 'decimamba'],
       decimation: { layers: [1], beta: 0.5, lBase: 16, minSeqLen: 4 },
       onSample: (s) => seen.push(`${s.length}/${s.depth}/${s.sample}/${s.mode}`),
     });
     expect(cells).toHaveLength(8);
     expect(samples).toHaveLength(16);
     expect(new Set(seen).size).toBe(16);
-    for (const c of cells) expect(c.correct).toBe(samples.filter((s) => s.length === c.length && s.depth === c.depth && s.mode === c.mode && s.correct).length);
+    for (const c of cells)
+      expect(c.correct).toBe(
+        samples.filter((s) => s.length === c.length && s.depth === c.depth && s.mode === c.mode && s.correct).length,
+      );
     // both modes see the same keys
-    expect(samples.filter((s) => s.mode === 'mamba').map((s) => s.key)).toEqual(samples.filter((s) => s.mode === 'decimamba').map((s) => s.key));
+    expect(samples.filter((s) => s.mode === 'mamba').map((s) => s.key)).toEqual(
+      samples.filter((s) => s.mode === 'decimamba').map((s) => s.key),
+    );
   });
 });

@@ -7,8 +7,14 @@ import { maxAbsDiff, maxStateDiff, randomIds, tinyModel } from './helpers.ts';
 
 const CONFIGS = [
   { name: 'd16 L2 N4 K4 tied', opts: { dModel: 16, nLayer: 2, dState: 4, dConv: 4, expand: 2, seed: 1 } },
-  { name: 'd24 L3 N8 K3 expand1 untied', opts: { dModel: 24, nLayer: 3, dState: 8, dConv: 3, expand: 1, untied: true, seed: 2 } },
-  { name: 'd40 L2 N2 K2 dtRank3 biases', opts: { dModel: 40, nLayer: 2, dState: 2, dConv: 2, expand: 2, seed: 3, biases: true } },
+  {
+    name: 'd24 L3 N8 K3 expand1 untied',
+    opts: { dModel: 24, nLayer: 3, dState: 8, dConv: 3, expand: 1, untied: true, seed: 2 },
+  },
+  {
+    name: 'd40 L2 N2 K2 dtRank3 biases',
+    opts: { dModel: 40, nLayer: 2, dState: 2, dConv: 2, expand: 2, seed: 3, biases: true },
+  },
 ];
 
 async function stepThrough(engine: ReturnType<typeof tinyModel>['engine'], ids: number[], state: ModelState) {
@@ -29,7 +35,8 @@ describe('prefill ≡ step by step', () => {
       const prefill = await engine.prefill(ids, { logitPositions: 'all' });
       const steps = await stepThrough(engine, ids, engine.emptyState());
       expect(prefill.positions).toEqual(ids.map((_, i) => i));
-      for (let t = 0; t < ids.length; t++) expect(maxAbsDiff(prefill.logits[t]!, steps.logits[t]!)).toBeLessThanOrEqual(1e-5);
+      for (let t = 0; t < ids.length; t++)
+        expect(maxAbsDiff(prefill.logits[t]!, steps.logits[t]!)).toBeLessThanOrEqual(1e-5);
       expect(maxStateDiff(prefill.state, steps.state)).toBeLessThanOrEqual(1e-5);
     });
   }
@@ -71,7 +78,7 @@ describe('decoding after prefill', () => {
     expect(maxStateDiff(decoded.state, whole.state)).toBeLessThanOrEqual(1e-5);
   });
 
-  it('with active decimation: states are the decimating layer\'s pre-decimation conv inputs and later layers\' own scans', async () => {
+  it("with active decimation: states are the decimating layer's pre-decimation conv inputs and later layers' own scans", async () => {
     const { engine, config } = tinyModel({ nLayer: 3, dConv: 4, seed: 6 });
     const { dInner, dConv, dState } = config;
     const ids = randomIds(40, config.vocabSize, 12);
@@ -86,9 +93,16 @@ describe('decoding after prefill', () => {
     // Decimating layer 1: its conv state is the last d_conv pre-conv inputs x of the FULL sequence (rows 36..39).
     const u1 = traced.mixerInputs[1]!;
     expect(u1.length).toBe(ids.length * config.dModel);
-    const x1 = columns(linear(u1, ids.length, engine['weights'].layers[1]!.inProj.data, 2 * dInner), ids.length, 2 * dInner, 0, dInner);
+    const x1 = columns(
+      linear(u1, ids.length, engine['weights'].layers[1]!.inProj.data, 2 * dInner),
+      ids.length,
+      2 * dInner,
+      0,
+      dInner,
+    );
     for (let c = 0; c < dInner; c++) {
-      for (let k = 0; k < dConv; k++) expect(traced.state[1]!.conv[c * dConv + k]).toBe(x1[(ids.length - dConv + k) * dInner + c]);
+      for (let k = 0; k < dConv; k++)
+        expect(traced.state[1]!.conv[c * dConv + k]).toBe(x1[(ids.length - dConv + k) * dInner + c]);
     }
 
     // Layer 2 sees only the kept tokens: stepping its mixer over its (kept) inputs reproduces its conv and ssm state.
@@ -122,7 +136,10 @@ describe('decimation drops tokens from later layers', () => {
     const deci = await engine.prefill(ids, { decimation, protect, logitPositions: tail });
     const kept = Array.from(deci.kept[0]!.indices);
     expect(kept).toHaveLength(12 + protect);
-    const plain = await engine.prefill(kept.map((i) => ids[i]!), { logitPositions: tail.map((_, j) => kept.length - protect + j) });
+    const plain = await engine.prefill(
+      kept.map((i) => ids[i]!),
+      { logitPositions: tail.map((_, j) => kept.length - protect + j) },
+    );
     deci.logits.forEach((l, j) => expect(maxAbsDiff(l, plain.logits[j]!)).toBeLessThanOrEqual(1e-6));
     expect(maxStateDiff(deci.state, plain.state)).toBeLessThanOrEqual(1e-6);
     // ...and it is not a no-op: the full sequence gives different logits.

@@ -32,7 +32,9 @@ describe('candidateDistribution', () => {
 
   it('drops NaN logits and orders ties by id', () => {
     expect(candidateDistribution([1, Number.NaN, 2, Number.NaN], {}).ids).toEqual([2, 0]);
-    expect(candidateDistribution([5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5], {}).ids).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(candidateDistribution([5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5], {}).ids).toEqual([
+      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+    ]);
     expect(candidateDistribution([1, 2, 1, 2, 1], {}).ids).toEqual([1, 3, 0, 2, 4]);
   });
 

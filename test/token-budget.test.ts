@@ -4,21 +4,51 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { byteLevelTokenizerJson } from '../mamba/byte-tokenizer.ts';
-import { countTokensInSlices, measurePrompt, safeSlices, tokenBounds, tokenBoundsInTurns } from '../mamba/token-budget.ts';
+import {
+  countTokensInSlices,
+  measurePrompt,
+  safeSlices,
+  tokenBounds,
+  tokenBoundsInTurns,
+} from '../mamba/token-budget.ts';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
 import { REPO } from './runner/harness.ts';
 
 const shipped = loadTokenizer(JSON.parse(readFileSync(join(REPO, 'models/deciserve-mamba/tokenizer.json'), 'utf8')));
 const tiny = loadTokenizer(byteLevelTokenizerJson().json);
-const ALPHABET = [' ', '  ', '\n', '\t', 'a', 'Z', 'é', 'e\u0301', '1', '23', "'s", "'", ',', '😀', '\u00a0', '\u2003', '中', '<|endoftext|>', '\r\n', 'the'];
+const ALPHABET = [
+  ' ',
+  '  ',
+  '\n',
+  '\t',
+  'a',
+  'Z',
+  'é',
+  'e\u0301',
+  '1',
+  '23',
+  "'s",
+  "'",
+  ',',
+  '😀',
+  '\u00a0',
+  '\u2003',
+  '中',
+  '<|endoftext|>',
+  '\r\n',
+  'the',
+];
 
 function randomText(seed: number): string {
   let x = seed;
-  const next = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % ALPHABET.length);
+  const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % ALPHABET.length;
   return Array.from({ length: 40 + (seed % 300) }, () => ALPHABET[next()]).join('');
 }
 
-describe.each([['shipped (Digits first)', shipped], ['tiny byte-level', tiny]] as const)('%s tokenizer', (_, tok) => {
+describe.each([
+  ['shipped (Digits first)', shipped],
+  ['tiny byte-level', tiny],
+] as const)('%s tokenizer', (_, tok) => {
   it('knows whether digits are split first', () => {
     expect(tok.splitsDigits).toBe(tok === shipped);
   });
@@ -94,12 +124,26 @@ describe('bounds in turns (issue #13: /healthz must not wait for a scan)', () =>
   });
 
   it('the exact count of prompt + continuation, or why it is refused (lower bound, run, counted past the limit)', async () => {
-    expect(await measurePrompt(shipped, ['7'.repeat(200_000)], 131_072)).toEqual({ ok: false, reason: 'lower_bound', tokens: 200_000 });
-    expect(await measurePrompt(shipped, ['7'.repeat(100_000), '7'.repeat(40_000)], 131_072)).toMatchObject({ ok: false, reason: 'lower_bound' });
-    expect(await measurePrompt(shipped, ['e' + '\u0301'.repeat(9000)], 131_072)).toEqual({ ok: false, reason: 'run', run: 9001 });
+    expect(await measurePrompt(shipped, ['7'.repeat(200_000)], 131_072)).toEqual({
+      ok: false,
+      reason: 'lower_bound',
+      tokens: 200_000,
+    });
+    expect(await measurePrompt(shipped, ['7'.repeat(100_000), '7'.repeat(40_000)], 131_072)).toMatchObject({
+      ok: false,
+      reason: 'lower_bound',
+    });
+    expect(await measurePrompt(shipped, ['e' + '\u0301'.repeat(9000)], 131_072)).toEqual({
+      ok: false,
+      reason: 'run',
+      run: 9001,
+    });
     const prose = ' the end'.repeat(70_000); // 140,000 tokens, over the limit only when counted
     expect(await measurePrompt(shipped, [prose], 131_072)).toMatchObject({ ok: false, reason: 'counted' });
     const text = 'In the beginning God created the heaven and the earth. ';
-    expect(await measurePrompt(shipped, [text, 'x y'], 1000)).toEqual({ ok: true, tokens: shipped.encode(text).length + shipped.encode('x y').length });
+    expect(await measurePrompt(shipped, [text, 'x y'], 1000)).toEqual({
+      ok: true,
+      tokens: shipped.encode(text).length + shipped.encode('x y').length,
+    });
   });
 });

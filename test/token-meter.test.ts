@@ -19,7 +19,10 @@ const CASES: Array<[string, string[]]> = [
   ['digits past the limit', ['7'.repeat(200_000)]],
   ['one long run', ['e' + '\u0301'.repeat(9000)]],
   ['prose past the limit when counted', [' the end'.repeat(70_000)]],
-  ['prompt + continuation under it', ['In the beginning God created the heaven and the earth.', ' And the earth was without form']],
+  [
+    'prompt + continuation under it',
+    ['In the beginning God created the heaven and the earth.', ' And the earth was without form'],
+  ],
   ['empty', ['']],
 ];
 

@@ -49,7 +49,15 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
     if (!c.res.headers.has(RAN_ON_HEADER)) c.res.headers.set(RAN_ON_HEADER, c.get('ranOn'));
     if (config.logRequests) {
       const { method } = c.req;
-      log.info('request', { method, path: c.req.path, status: c.res.status, ms: Date.now() - began, requestId: c.get('requestId'), ranOn: c.get('ranOn'), key: c.get('apiKeyId') });
+      log.info('request', {
+        method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Date.now() - began,
+        requestId: c.get('requestId'),
+        ranOn: c.get('ranOn'),
+        key: c.get('apiKeyId'),
+      });
     }
   });
 
@@ -65,7 +73,8 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
     idempotency: new EdgeIdempotency(),
     // In-process on both runtimes: the Workers binding counts calls, not weights.
     tokenLimiter: config.rateLimitTokensPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitTokensPerMinute) : null,
-    cpuLimiter: config.rateLimitEdgeCpuMsPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitEdgeCpuMsPerMinute) : null,
+    cpuLimiter:
+      config.rateLimitEdgeCpuMsPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitEdgeCpuMsPerMinute) : null,
   };
   registerHealth(app);
   registerModels(app, routeDeps);
@@ -74,7 +83,11 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
   registerScore(app, routeDeps);
   registerJobs(app, routeDeps);
 
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', description: 'An API key' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key',
+  });
   app.doc31('/openapi.json', (c) => ({
     openapi: '3.1.0',
     info: {

@@ -9,7 +9,12 @@ const list = (fallback: string) =>
   z
     .string()
     .default(fallback)
-    .transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean));
+    .transform((s) =>
+      s
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    );
 
 const flag = (fallback: boolean) =>
   z
@@ -24,12 +29,18 @@ const flag = (fallback: boolean) =>
 export const MEASURED_EDGE_THROUGHPUT = (() => {
   const workerd = edgeBench.edge.find((e) => e.runtime.startsWith('workerd'));
   if (!workerd) throw new Error('bench/results/edge-bench.json has no workerd measurement');
-  return { prefillTokensPerS: workerd.throughput.prefillTokensPerS, decodeTokensPerS: workerd.throughput.decodeTokensPerS, command: edgeBench.command };
+  return {
+    prefillTokensPerS: workerd.throughput.prefillTokensPerS,
+    decodeTokensPerS: workerd.throughput.decodeTokensPerS,
+    command: edgeBench.command,
+  };
 })();
 
 const envSchema = z.object({
   /** Comma-separated API keys (a secret). Every route but /healthz needs one of them. */
-  API_KEYS: list('').pipe(z.array(z.string().min(16, 'each API key must be at least 16 characters')).min(1, 'API_KEYS is required')),
+  API_KEYS: list('').pipe(
+    z.array(z.string().min(16, 'each API key must be at least 16 characters')).min(1, 'API_KEYS is required'),
+  ),
   /** The model name clients send; the runner must serve the same one (its RUNNER_MODEL_ID). */
   MODEL_ID: z.string().min(1).default('deciserve-mamba'),
 
@@ -108,14 +119,20 @@ export function edgeConfig(env: Record<string, unknown>) {
   );
   const parsed = envSchema.safeParse(strings);
   if (!parsed.success) {
-    throw new EdgeConfigError(`invalid edge configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new EdgeConfigError(
+      `invalid edge configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   const e = parsed.data;
-  if (e.RUNNER_URL && !e.RUNNER_HMAC_SECRET) throw new EdgeConfigError('invalid edge configuration: RUNNER_URL needs RUNNER_HMAC_SECRET');
+  if (e.RUNNER_URL && !e.RUNNER_HMAC_SECRET)
+    throw new EdgeConfigError('invalid edge configuration: RUNNER_URL needs RUNNER_HMAC_SECRET');
   return {
     apiKeys: e.API_KEYS,
     modelId: e.MODEL_ID,
-    runner: e.RUNNER_URL && e.RUNNER_HMAC_SECRET ? { url: e.RUNNER_URL.replace(/\/+$/, ''), secret: e.RUNNER_HMAC_SECRET } : null,
+    runner:
+      e.RUNNER_URL && e.RUNNER_HMAC_SECRET
+        ? { url: e.RUNNER_URL.replace(/\/+$/, ''), secret: e.RUNNER_HMAC_SECRET }
+        : null,
     edge: {
       maxPromptTokens: e.EDGE_MAX_PROMPT_TOKENS,
       maxDecimationTokens: e.EDGE_MAX_DECIMATION_TOKENS,

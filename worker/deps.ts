@@ -34,7 +34,9 @@ export interface EdgeDeps {
 }
 
 export type AppEnv = {
-  Variables: RequestIdVariables & TimingVariables & RawBodyEnv['Variables'] & { apiKeyId: string; ranOn: 'edge' | 'runner' };
+  Variables: RequestIdVariables &
+    TimingVariables &
+    RawBodyEnv['Variables'] & { apiKeyId: string; ranOn: 'edge' | 'runner' };
 };
 
 export type EdgeApp = OpenAPIHono<AppEnv>;

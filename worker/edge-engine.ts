@@ -4,7 +4,14 @@
 //    generate()'s prefill/decode timings and Server-Timing stay meaningful there,
 //  - stops the work when the client has gone (the request's AbortSignal);
 // and remembers the logits that chose the current token, for logprobs.
-import type { MambaConfig, MambaEngine, ModelState, PrefillOptions, PrefillResult, StepResult } from '../mamba/engine.ts';
+import type {
+  MambaConfig,
+  MambaEngine,
+  ModelState,
+  PrefillOptions,
+  PrefillResult,
+  StepResult,
+} from '../mamba/engine.ts';
 
 export const nextTick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 

@@ -23,7 +23,10 @@ export type EdgeCompletion = Omit<CompletionResult, 'choices' | 'deciserve'> & {
   deciserve: CompletionResult['deciserve'] & { ran_on: 'edge' };
 };
 
-export type EdgeScore = ScoreJobResult & { token_strings: string[]; deciserve: ScoreJobResult['deciserve'] & { ran_on: 'edge' } };
+export type EdgeScore = ScoreJobResult & {
+  token_strings: string[];
+  deciserve: ScoreJobResult['deciserve'] & { ran_on: 'edge' };
+};
 
 export interface EdgeTimings {
   loadMs: number;
@@ -51,14 +54,20 @@ async function prepared(ctx: RunContext, request: JobRequest) {
   }
   const missing = job.decimation?.layers.filter((l) => !ctx.model.manifest.decimationLayers.includes(l)) ?? [];
   if (missing.length > 0) {
-    throw badRequest('invalid_decimation', `the edge model cannot decimate at layers [${missing}]`, 'decimation_params.layers');
+    throw badRequest(
+      'invalid_decimation',
+      `the edge model cannot decimate at layers [${missing}]`,
+      'decimation_params.layers',
+    );
   }
   return { job, engine: new ObservedEngine(engine, ctx.signal), loadMs };
 }
 
 /** Top-n log-probabilities of `logits` as {token text: logprob}. */
 function topLogprobs(logits: Float32Array, n: number, decode: (id: number) => string): Record<string, number> {
-  const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!).slice(0, n);
+  const order = Array.from(logits.keys())
+    .sort((a, b) => logits[b]! - logits[a]!)
+    .slice(0, n);
   return Object.fromEntries(order.map((id) => [decode(id), logProbOf(logits, id)]));
 }
 
@@ -127,7 +136,11 @@ export async function completeAtEdge(
     onToken: (token, text) => {
       if (options.logprobs !== null && engine.lastLogits) {
         const logits = engine.lastLogits;
-        sampled.push({ token, logprob: logProbOf(logits, token), top: options.logprobs > 0 ? topLogprobs(logits, options.logprobs, decodeOne) : null });
+        sampled.push({
+          token,
+          logprob: logProbOf(logits, token),
+          top: options.logprobs > 0 ? topLogprobs(logits, options.logprobs, decodeOne) : null,
+        });
       }
       stream?.update(text);
     },
@@ -164,13 +177,28 @@ export async function completeAtEdge(
     created: Math.floor(Date.now() / 1000),
     model: ctx.modelId,
     choices: [{ index: 0, text, finish_reason: out.finishReason === 'length' ? 'length' : 'stop', logprobs }],
-    usage: { prompt_tokens: out.promptTokens, completion_tokens: out.tokens.length, total_tokens: out.promptTokens + out.tokens.length },
-    deciserve: { ran_on: 'edge', engine: engine.name, seed: job.options.seed, decimation: decimationReport(job.decimation, out.kept, job.ids.length) },
+    usage: {
+      prompt_tokens: out.promptTokens,
+      completion_tokens: out.tokens.length,
+      total_tokens: out.promptTokens + out.tokens.length,
+    },
+    deciserve: {
+      ran_on: 'edge',
+      engine: engine.name,
+      seed: job.options.seed,
+      decimation: decimationReport(job.decimation, out.kept, job.ids.length),
+    },
   };
-  return { result, timings: { loadMs, prefillMs: out.timings.prefillMs + extraPrefillMs, decodeMs: out.timings.decodeMs } };
+  return {
+    result,
+    timings: { loadMs, prefillMs: out.timings.prefillMs + extraPrefillMs, decodeMs: out.timings.decodeMs },
+  };
 }
 
-export async function scoreAtEdge(ctx: RunContext, request: JobRequest & { type: 'score' }): Promise<{ result: EdgeScore; timings: EdgeTimings }> {
+export async function scoreAtEdge(
+  ctx: RunContext,
+  request: JobRequest & { type: 'score' },
+): Promise<{ result: EdgeScore; timings: EdgeTimings }> {
   const { job, engine, loadMs } = await prepared(ctx, request);
   if (job.kind !== 'score') throw new Error('expected a score job');
   const t0 = performance.now();
@@ -188,7 +216,11 @@ export async function scoreAtEdge(ctx: RunContext, request: JobRequest & { type:
     mean_nll: out.meanNll,
     perplexity: out.perplexity,
     usage: { prompt_tokens: job.ids.length, total_tokens: job.ids.length },
-    deciserve: { ran_on: 'edge', engine: engine.name, decimation: decimationReport(job.decimation, out.kept, job.ids.length) },
+    deciserve: {
+      ran_on: 'edge',
+      engine: engine.name,
+      decimation: decimationReport(job.decimation, out.kept, job.ids.length),
+    },
   };
   return { result, timings: { loadMs, prefillMs, decodeMs: 0 } };
 }

@@ -42,7 +42,14 @@ export default {
     }
     if (!app) {
       consoleLog.error('edge misconfigured', { error: configError!.message });
-      const body = { error: { message: 'the edge API is misconfigured; see its logs', type: 'server_error', param: null, code: 'misconfigured' } };
+      const body = {
+        error: {
+          message: 'the edge API is misconfigured; see its logs',
+          type: 'server_error',
+          param: null,
+          code: 'misconfigured',
+        },
+      };
       return Response.json(body, { status: 500 });
     }
     return app.fetch(request, env, ctx as never);

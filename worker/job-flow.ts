@@ -21,7 +21,12 @@ export function tenantOf(c: Context<AppEnv>): string {
 export function idempotencyKey(c: Context<AppEnv>): string {
   const key = c.req.header('idempotency-key');
   if (key === undefined) return `edge:${crypto.randomUUID()}`;
-  if (!CLIENT_KEY.test(key)) throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1-200 printable ASCII characters', 'Idempotency-Key');
+  if (!CLIENT_KEY.test(key))
+    throw badRequest(
+      'invalid_idempotency_key',
+      'Idempotency-Key must be 1-200 printable ASCII characters',
+      'Idempotency-Key',
+    );
   return `key:${c.get('apiKeyId')}:${key}`;
 }
 
@@ -46,7 +51,11 @@ export function passThrough(response: Response): Response {
 
 export function requireRunner(deps: RouteDeps, promptTokens: number, edgeMax: number): RunnerClient {
   if (!deps.runner) {
-    throw badRequest('context_length_exceeded', `${promptTokens} prompt tokens; this deployment has no batch runner and runs at most ${edgeMax} at the edge`, 'prompt');
+    throw badRequest(
+      'context_length_exceeded',
+      `${promptTokens} prompt tokens; this deployment has no batch runner and runs at most ${edgeMax} at the edge`,
+      'prompt',
+    );
   }
   return deps.runner;
 }
@@ -56,7 +65,13 @@ export type JobOutcome<T> =
   | { kind: 'pending'; view: RunnerJobView }
   | { kind: 'refused'; response: Response };
 
-export async function runAsJob<T>(c: Context<AppEnv>, runner: RunnerClient, job: JobRequest, waitMs: number, pollMs: number): Promise<JobOutcome<T>> {
+export async function runAsJob<T>(
+  c: Context<AppEnv>,
+  runner: RunnerClient,
+  job: JobRequest,
+  waitMs: number,
+  pollMs: number,
+): Promise<JobOutcome<T>> {
   startTime(c, 'submit', 'job submitted to the runner');
   const submitted = await runner.submit(job, idempotencyKey(c), tenantOf(c), c.get('requestId'));
   endTime(c, 'submit');

@@ -25,7 +25,11 @@ let wasm: Promise<WebAssembly.Module> | null = null;
 const ortWasm = () => (wasm ??= readFile(ortWasmPath()).then((bytes) => WebAssembly.compile(new Uint8Array(bytes))));
 
 /** The app for `env` with the model in `modelDir` (what the Worker gets from its bindings). */
-export function createNodeEdgeApp(env: Record<string, string | undefined>, modelDir: string, log: EdgeLog = consoleLog): EdgeApp {
+export function createNodeEdgeApp(
+  env: Record<string, string | undefined>,
+  modelDir: string,
+  log: EdgeLog = consoleLog,
+): EdgeApp {
   const config = edgeConfig(env);
   return createEdgeApp({
     config,
@@ -45,23 +49,39 @@ export interface RunningEdge {
 }
 
 function unparsableRequest(): Response {
-  const body = badRequest('invalid_request_line', 'the request URL cannot be parsed (backslashes and other characters a URL cannot hold are refused)').body();
+  const body = badRequest(
+    'invalid_request_line',
+    'the request URL cannot be parsed (backslashes and other characters a URL cannot hold are refused)',
+  ).body();
   return new Response(JSON.stringify(body), { status: 400, headers: { 'content-type': 'application/json' } });
 }
 
-export async function startNodeEdge(opts: { env: Record<string, string | undefined>; modelDir: string; port?: number; host?: string; log?: EdgeLog }): Promise<RunningEdge> {
+export async function startNodeEdge(opts: {
+  env: Record<string, string | undefined>;
+  modelDir: string;
+  port?: number;
+  host?: string;
+  log?: EdgeLog;
+}): Promise<RunningEdge> {
   const app = createNodeEdgeApp(opts.env, opts.modelDir, opts.log);
   const host = opts.host ?? '127.0.0.1';
   // getRequestListener rather than serve(): only it takes an errorHandler, and a request Node cannot turn into a
   // URL (a backslash in the path) would otherwise get an empty-body 400.
-  const listener = getRequestListener(app.fetch, { hostname: host, errorHandler: (err) => (err instanceof RequestError ? unparsableRequest() : undefined) });
+  const listener = getRequestListener(app.fetch, {
+    hostname: host,
+    errorHandler: (err) => (err instanceof RequestError ? unparsableRequest() : undefined),
+  });
   return new Promise((resolveStart) => {
     const server = createServer(listener);
     // Requests Node's HTTP parser refuses (a request line not starting with "/", bad headers) get the JSON shape too.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') return void socket.destroy();
-      const body = JSON.stringify(badRequest('invalid_http_request', `the request could not be parsed (${err.code ?? 'bad request'})`).body());
-      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      const body = JSON.stringify(
+        badRequest('invalid_http_request', `the request could not be parsed (${err.code ?? 'bad request'})`).body(),
+      );
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     });
     server.listen(opts.port ?? 0, host, () => {
       const info = server.address() as AddressInfo;
@@ -76,7 +96,12 @@ export async function startNodeEdge(opts: { env: Record<string, string | undefin
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
   const modelDir = resolve(process.env.MODEL_DIR ?? DEFAULT_EDGE_MODEL_DIR);
-  const edge = await startNodeEdge({ env: process.env, modelDir, port: Number(process.env.PORT ?? 8787), host: process.env.HOST });
+  const edge = await startNodeEdge({
+    env: process.env,
+    modelDir,
+    port: Number(process.env.PORT ?? 8787),
+    host: process.env.HOST,
+  });
   console.log(JSON.stringify({ level: 'info', msg: 'edge listening', url: edge.url, modelDir }));
   const stop = () => void edge.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);

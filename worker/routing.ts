@@ -24,7 +24,11 @@ export interface Work {
 }
 
 export function edgeMaxPromptTokens(config: EdgeConfig, model: EdgeModel, decimated = false): number {
-  const max = Math.min(config.edge.maxPromptTokens ?? model.defaults.trainLen, model.defaults.trainLen, model.manifest.maxSeqLen);
+  const max = Math.min(
+    config.edge.maxPromptTokens ?? model.defaults.trainLen,
+    model.defaults.trainLen,
+    model.manifest.maxSeqLen,
+  );
   return decimated ? Math.min(max, config.edge.maxDecimationTokens) : max;
 }
 
@@ -43,10 +47,18 @@ export function place(config: EdgeConfig, model: EdgeModel, work: Work): Placeme
   }
   const maxDecimated = edgeMaxPromptTokens(config, model, true);
   if (work.decimated && work.promptTokens > maxDecimated) {
-    return { where: 'runner', estimatedMs, reason: `${work.promptTokens} prompt tokens > ${maxDecimated} with DeciMamba at the edge` };
+    return {
+      where: 'runner',
+      estimatedMs,
+      reason: `${work.promptTokens} prompt tokens > ${maxDecimated} with DeciMamba at the edge`,
+    };
   }
   if (estimatedMs > config.edge.cpuBudgetMs) {
-    return { where: 'runner', estimatedMs, reason: `estimated ${estimatedMs} ms CPU > edge budget ${config.edge.cpuBudgetMs} ms` };
+    return {
+      where: 'runner',
+      estimatedMs,
+      reason: `estimated ${estimatedMs} ms CPU > edge budget ${config.edge.cpuBudgetMs} ms`,
+    };
   }
   return { where: 'edge', estimatedMs, reason: `${work.promptTokens} prompt tokens, estimated ${estimatedMs} ms CPU` };
 }

@@ -28,7 +28,11 @@ export class RunnerClient {
   }
 
   /** A signed request; 503s and network errors are retried, then reported as 503 runner_unavailable. */
-  async request(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+  async request(
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
     const url = new URL(path.replace(/^\//, ''), this.base);
     let last = '';
     for (let attempt = 0; attempt < this.attempts; attempt++) {
@@ -38,7 +42,11 @@ export class RunnerClient {
         const response = await fetch(url, {
           method,
           body: init.body,
-          headers: { ...signed, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
+          headers: {
+            ...signed,
+            ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...init.headers,
+          },
         });
         if (response.status !== 503 && response.status !== 502 && response.status !== 504) return response;
         last = `HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`;
@@ -53,23 +61,37 @@ export class RunnerClient {
     if (response.ok) return { ok: true, status: response.status, view: (await response.json()) as RunnerJobView };
     // A 401 from the runner means our signature is wrong (a deployment mistake), never the client's fault.
     if (response.status === 401) {
-      throw new ApiError(502, 'server_error', 'runner_rejected_signature', 'the batch runner refused the edge signature (check RUNNER_HMAC_SECRET)');
+      throw new ApiError(
+        502,
+        'server_error',
+        'runner_rejected_signature',
+        'the batch runner refused the edge signature (check RUNNER_HMAC_SECRET)',
+      );
     }
     return { ok: false, response };
   }
 
   // The tenant rides in the query string, which the signature covers, so only the edge can name one.
   async submit(job: JobRequest, idempotencyKey: string, tenant: string, requestId?: string): Promise<RunnerAnswer> {
-    const headers: Record<string, string> = { 'idempotency-key': idempotencyKey, ...(requestId ? { 'x-request-id': requestId } : {}) };
-    return this.answer(await this.request('POST', `/jobs?tenant=${encodeURIComponent(tenant)}`, { body: JSON.stringify(job), headers }));
+    const headers: Record<string, string> = {
+      'idempotency-key': idempotencyKey,
+      ...(requestId ? { 'x-request-id': requestId } : {}),
+    };
+    return this.answer(
+      await this.request('POST', `/jobs?tenant=${encodeURIComponent(tenant)}`, { body: JSON.stringify(job), headers }),
+    );
   }
 
   async get(id: string, tenant: string): Promise<RunnerAnswer> {
-    return this.answer(await this.request('GET', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`));
+    return this.answer(
+      await this.request('GET', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`),
+    );
   }
 
   async cancel(id: string, tenant: string): Promise<RunnerAnswer> {
-    return this.answer(await this.request('DELETE', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`));
+    return this.answer(
+      await this.request('DELETE', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`),
+    );
   }
 
   /** Polls until the job ends or `deadline` (epoch ms) passes; returns the last view seen. */
@@ -102,6 +124,11 @@ export class RunnerClient {
         last = (err as Error).message;
       }
     }
-    throw new ApiError(503, 'server_error', 'result_unavailable', `the job's result could not be read from storage (${last}); retry`);
+    throw new ApiError(
+      503,
+      'server_error',
+      'result_unavailable',
+      `the job's result could not be read from storage (${last}); retry`,
+    );
   }
 }

@@ -20,14 +20,18 @@ const neutral = <T extends number | boolean>(value: T, what: string) =>
     .openapi({ description: `Only ${JSON.stringify(value)} (or null) is supported: ${what}.` });
 
 export function apiSchemas(config: EdgeConfig) {
-  const job = jobRequestSchema({ maxNewTokens: config.limits.maxNewTokens, maxPromptChars: config.limits.maxBodyBytes });
+  const job = jobRequestSchema({
+    maxNewTokens: config.limits.maxNewTokens,
+    maxPromptChars: config.limits.maxBodyBytes,
+  });
   const runner = job.shape;
   const decimation = {
     decimation: runner.decimation.openapi({
-      description: 'DeciMamba: "auto" turns it on above the model\'s training length with its length-adaptive budget (deciserve.json lBaseByLength); "on" uses that budget at any length; "fixed" is the paper\'s single L_base; "off" runs plain Mamba.',
+      description:
+        'DeciMamba: "auto" turns it on above the model\'s training length with its length-adaptive budget (deciserve.json lBaseByLength); "on" uses that budget at any length; "fixed" is the paper\'s single L_base; "off" runs plain Mamba.',
     }),
     decimation_params: runner.decimation_params.openapi({
-      description: 'Overrides of the model\'s DeciMamba defaults: decimating layers, beta, l_base, min_seq_len.',
+      description: "Overrides of the model's DeciMamba defaults: decimating layers, beta, l_base, min_seq_len.",
     }),
   };
   const text = z.string().min(1).max(config.limits.maxBodyBytes);
@@ -35,26 +39,25 @@ export function apiSchemas(config: EdgeConfig) {
   const completionRequest = z
     .strictObject({
       model: z.string().min(1).max(256).openapi({ example: config.modelId }),
-      prompt: z
-        .union([text, z.array(text).length(1)])
-        .openapi({ description: 'The prompt: a string (or an array holding exactly one string).', example: 'In the beginning' }),
+      prompt: z.union([text, z.array(text).length(1)]).openapi({
+        description: 'The prompt: a string (or an array holding exactly one string).',
+        example: 'In the beginning',
+      }),
       max_tokens: orDefault(z.number().int().min(0).max(config.limits.maxNewTokens), COMPLETION_DEFAULTS.maxTokens),
       temperature: orDefault(z.number().min(0).max(2), COMPLETION_DEFAULTS.temperature).openapi({
-        description: 'Default 0 (greedy, unlike OpenAI\'s 1): the same request gives the same text.',
+        description: "Default 0 (greedy, unlike OpenAI's 1): the same request gives the same text.",
       }),
       top_p: orDefault(z.number().gt(0).max(1), 1),
       stop: runner.stop.nullish().openapi({ description: 'Up to 4 strings; generation ends before the first one.' }),
       seed: runner.seed.nullish().openapi({ description: 'Sampling seed; the response reports the one used.' }),
-      stream: orDefault(z.boolean(), false).openapi({ description: 'Server-sent events, OpenAI style, ending with data: [DONE].' }),
+      stream: orDefault(z.boolean(), false).openapi({
+        description: 'Server-sent events, OpenAI style, ending with data: [DONE].',
+      }),
       stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullish(),
       echo: orDefault(z.boolean(), false),
-      logprobs: z
-        .number()
-        .int()
-        .min(0)
-        .max(5)
-        .nullish()
-        .openapi({ description: 'Log-probabilities of the sampled tokens and the N most likely ones (edge only, not with stream).' }),
+      logprobs: z.number().int().min(0).max(5).nullish().openapi({
+        description: 'Log-probabilities of the sampled tokens and the N most likely ones (edge only, not with stream).',
+      }),
       n: neutral(1, 'one completion per request'),
       best_of: neutral(1, 'one completion per request'),
       presence_penalty: neutral(0, 'no penalties'),
@@ -67,8 +70,12 @@ export function apiSchemas(config: EdgeConfig) {
       user: z.string().max(256).optional(),
       top_k: runner.top_k.optional().openapi({ description: 'deciserve: keep the k most likely tokens (0 = off).' }),
       ...decimation,
-      protect: runner.protect.openapi({ description: 'deciserve: prompt tail that decimation always keeps (the question).' }),
-      priority: runner.priority.openapi({ description: 'deciserve: queue priority when the request runs as a job (1 = most urgent).' }),
+      protect: runner.protect.openapi({
+        description: 'deciserve: prompt tail that decimation always keeps (the question).',
+      }),
+      priority: runner.priority.openapi({
+        description: 'deciserve: queue priority when the request runs as a job (1 = most urgent).',
+      }),
     })
     .openapi('CompletionRequest');
 
@@ -82,11 +89,18 @@ export function apiSchemas(config: EdgeConfig) {
   const chatCompletionRequest = z
     .strictObject({
       model: completionRequest.shape.model,
-      messages: z.array(message).min(1).max(1000).openapi({
-        description: 'Rendered as a "System:/User:/Assistant:" transcript ending in "Assistant:" (worker/chat-template.ts).',
-        example: [{ role: 'user', content: 'Who said, Let there be light?' }],
+      messages: z
+        .array(message)
+        .min(1)
+        .max(1000)
+        .openapi({
+          description:
+            'Rendered as a "System:/User:/Assistant:" transcript ending in "Assistant:" (worker/chat-template.ts).',
+          example: [{ role: 'user', content: 'Who said, Let there be light?' }],
+        }),
+      max_completion_tokens: newTokens.openapi({
+        description: `Tokens to generate (default ${COMPLETION_DEFAULTS.maxTokens}).`,
       }),
-      max_completion_tokens: newTokens.openapi({ description: `Tokens to generate (default ${COMPLETION_DEFAULTS.maxTokens}).` }),
       max_tokens: newTokens.openapi({ description: 'Older name of max_completion_tokens.' }),
       temperature: completionRequest.shape.temperature,
       top_p: completionRequest.shape.top_p,
@@ -109,16 +123,22 @@ export function apiSchemas(config: EdgeConfig) {
       protect: completionRequest.shape.protect,
       priority: completionRequest.shape.priority,
     })
-    .refine((r) => r.max_tokens == null || r.max_completion_tokens == null || r.max_tokens === r.max_completion_tokens, {
-      message: 'max_tokens and max_completion_tokens disagree',
-      path: ['max_completion_tokens'],
-    })
+    .refine(
+      (r) => r.max_tokens == null || r.max_completion_tokens == null || r.max_tokens === r.max_completion_tokens,
+      {
+        message: 'max_tokens and max_completion_tokens disagree',
+        path: ['max_completion_tokens'],
+      },
+    )
     .openapi('ChatCompletionRequest');
 
   const scoreRequest = z
     .strictObject({
       model: z.string().min(1).max(256).openapi({ example: config.modelId }),
-      prompt: text.openapi({ description: 'The text to score, or the context when `continuation` is given.', example: 'And God said, Let there be light' }),
+      prompt: text.openapi({
+        description: 'The text to score, or the context when `continuation` is given.',
+        example: 'And God said, Let there be light',
+      }),
       continuation: text.optional().openapi({ description: 'Score only these tokens, given the prompt.' }),
       ...decimation,
       priority: runner.priority,
@@ -145,9 +165,15 @@ export const ErrorResponse = z
   .openapi('Error');
 
 const decimationReport = z.object({
-  config: z.object({ layers: z.array(z.number()), beta: z.number(), lBase: z.number(), minSeqLen: z.number() }).nullable(),
-  kept: z.array(z.object({ layer: z.number(), tokens: z.number() })).openapi({ description: 'Tokens each decimating layer kept.' }),
-  applied: z.boolean().openapi({ description: 'Whether any token was dropped (false: configured, but everything was kept).' }),
+  config: z
+    .object({ layers: z.array(z.number()), beta: z.number(), lBase: z.number(), minSeqLen: z.number() })
+    .nullable(),
+  kept: z
+    .array(z.object({ layer: z.number(), tokens: z.number() }))
+    .openapi({ description: 'Tokens each decimating layer kept.' }),
+  applied: z
+    .boolean()
+    .openapi({ description: 'Whether any token was dropped (false: configured, but everything was kept).' }),
 });
 
 export const Extras = z
@@ -215,7 +241,9 @@ export const Score = z
     model: z.string(),
     tokens: z.array(z.number()).openapi({ description: 'Scored token ids.' }),
     token_strings: z.array(z.string()).openapi({ description: 'Each scored token decoded on its own.' }),
-    logprobs: z.array(z.number()).openapi({ description: 'Natural-log probability of each scored token given everything before it.' }),
+    logprobs: z
+      .array(z.number())
+      .openapi({ description: 'Natural-log probability of each scored token given everything before it.' }),
     nll: z.number(),
     mean_nll: z.number(),
     perplexity: z.number(),
@@ -233,7 +261,10 @@ export const Job = z
     created_at: z.number().optional(),
     prompt_tokens: z.number().optional(),
     attempts: z.number().optional().openapi({ description: 'Attempts started so far, the running one included.' }),
-    result_url: z.string().optional().openapi({ description: 'Presigned S3 GET URL of the stored result (when succeeded).' }),
+    result_url: z
+      .string()
+      .optional()
+      .openapi({ description: 'Presigned S3 GET URL of the stored result (when succeeded).' }),
     error: z.object({ message: z.string(), code: z.string() }).optional(),
     url: z.string().openapi({ description: 'This job on this API.' }),
   })
@@ -255,11 +286,20 @@ export const Model = z
     deciserve: z.object({
       training_length: z.number(),
       edge_max_prompt_tokens: z.number(),
-      edge_max_decimation_tokens: z.number().openapi({ description: 'Longest prompt run at the edge with DeciMamba on.' }),
+      edge_max_decimation_tokens: z
+        .number()
+        .openapi({ description: 'Longest prompt run at the edge with DeciMamba on.' }),
       max_prompt_tokens: z.number(),
       max_new_tokens: z.number(),
-      long_context: z.boolean().openapi({ description: 'Whether prompts above edge_max_prompt_tokens run as jobs here.' }),
-      decimation_defaults: z.object({ layers: z.array(z.number()), beta: z.number(), lBase: z.number(), minSeqLen: z.number() }),
+      long_context: z
+        .boolean()
+        .openapi({ description: 'Whether prompts above edge_max_prompt_tokens run as jobs here.' }),
+      decimation_defaults: z.object({
+        layers: z.array(z.number()),
+        beta: z.number(),
+        lBase: z.number(),
+        minSeqLen: z.number(),
+      }),
       edge_engine: z.string(),
     }),
   })

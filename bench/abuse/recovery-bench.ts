@@ -8,9 +8,20 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { configFromEnv } from '../../runner/config.ts';
-import { JobClient, REPO, ensureRadosgw, runTag, runnerEnv, spawnRunner, startRedis, waitFor, type RunnerProcess } from '../../test/runner/harness.ts';
+import {
+  JobClient,
+  REPO,
+  ensureRadosgw,
+  runTag,
+  runnerEnv,
+  spawnRunner,
+  startRedis,
+  waitFor,
+  type RunnerProcess,
+} from '../../test/runner/harness.ts';
 
-const arg = (name: string, fallback: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1]! : fallback);
+const arg = (name: string, fallback: string) =>
+  process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1]! : fallback;
 const JOBS = Number(arg('--jobs', '20'));
 const RUNS = Number(arg('--runs', '3'));
 const out = arg('--out', join(REPO, 'bench/results/abuse-recovery.json'));
@@ -23,7 +34,10 @@ let settings: { lockMs: number; stalledIntervalMs: number } | undefined;
 
 async function run(index: number, s3: Awaited<ReturnType<typeof ensureRadosgw>>, redisUrl: string) {
   const tag = runTag(`bench-recovery-${index}`);
-  const env: Record<string, string> = runnerEnv({ modelDir: MODEL, redisUrl, s3, bucket: tag, queue: tag }, { RUNNER_MODEL_ID: 'deciserve-mamba', RUNNER_ENGINE: 'onnx' });
+  const env: Record<string, string> = runnerEnv(
+    { modelDir: MODEL, redisUrl, s3, bucket: tag, queue: tag },
+    { RUNNER_MODEL_ID: 'deciserve-mamba', RUNNER_ENGINE: 'onnx' },
+  );
   delete env.RUNNER_LOCK_MS; // the production settings, not the tests' short ones
   delete env.RUNNER_STALLED_INTERVAL_MS;
   // --lock-ms / --stalled-ms: other settings, e.g. the old 30000 / 30000 for a before figure.
@@ -48,22 +62,35 @@ async function run(index: number, s3: Awaited<ReturnType<typeof ensureRadosgw>>,
   const restartedAfterS = (Date.now() - killedAt) / 1000;
   const clientB = client;
   const doneAt = new Map<string, number>();
-  await waitFor('all jobs', async () => {
-    for (const id of ids) {
-      if (doneAt.has(id)) continue;
-      const view = await clientB.get(id).catch(() => null);
-      if (view?.status === 'succeeded') doneAt.set(id, Date.now());
-      else if (view && ['failed', 'cancelled'].includes(view.status)) throw new Error(`job ${id} ${view.status}`);
-    }
-    return doneAt.size === ids.length;
-  }, 180_000);
+  await waitFor(
+    'all jobs',
+    async () => {
+      for (const id of ids) {
+        if (doneAt.has(id)) continue;
+        const view = await clientB.get(id).catch(() => null);
+        if (view?.status === 'succeeded') doneAt.set(id, Date.now());
+        else if (view && ['failed', 'cancelled'].includes(view.status)) throw new Error(`job ${id} ${view.status}`);
+      }
+      return doneAt.size === ids.length;
+    },
+    180_000,
+  );
   const allDoneS = (Math.max(...doneAt.values()) - killedAt) / 1000;
-  await waitFor('completion logs', () => ids.every((id) => completions([a, b], id, 'succeeded') + completions([a, b], id, 'duplicate') > 0), 30_000);
+  await waitFor(
+    'completion logs',
+    () => ids.every((id) => completions([a, b], id, 'succeeded') + completions([a, b], id, 'duplicate') > 0),
+    30_000,
+  );
   const stalledBack = b.logs.filter((l) => l.msg === 'stalled job moved back to the queue').length;
   b.kill('SIGTERM');
   intake.kill('SIGTERM');
   await Promise.all([b.exited, intake.exited]);
-  const s3c = new S3Client({ endpoint: s3.S3_ENDPOINT, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: s3.S3_ACCESS_KEY_ID, secretAccessKey: s3.S3_SECRET_ACCESS_KEY } });
+  const s3c = new S3Client({
+    endpoint: s3.S3_ENDPOINT,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.S3_ACCESS_KEY_ID, secretAccessKey: s3.S3_SECRET_ACCESS_KEY },
+  });
   const listed = await s3c.send(new ListObjectsV2Command({ Bucket: tag, Prefix: 'results/' }));
   const resultObjects = listed.KeyCount ?? 0;
   return {
@@ -94,15 +121,26 @@ async function main() {
     command: `npx tsx bench/abuse/recovery-bench.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    method: '20 jobs taken by an intake-only runner, then a worker runner started; kill -9 of the worker at its first "pass start", restarted at once; wall clock from the kill to the last job seen succeeded (status polled), per run',
-    settings: { lockMs: settings?.lockMs, stalledIntervalMs: settings?.stalledIntervalMs, engine: 'onnx', model: 'deciserve-mamba' },
+    method:
+      '20 jobs taken by an intake-only runner, then a worker runner started; kill -9 of the worker at its first "pass start", restarted at once; wall clock from the kill to the last job seen succeeded (status polled), per run',
+    settings: {
+      lockMs: settings?.lockMs,
+      stalledIntervalMs: settings?.stalledIntervalMs,
+      engine: 'onnx',
+      model: 'deciserve-mamba',
+    },
     target: { allDoneAfterKillS: 35, lost: 0, duplicatedResults: 0 },
     rows,
   };
   await writeFile(out, JSON.stringify(result, null, 2) + '\n');
-  console.log('| run | jobs | in killed pass | done before kill | restart s | stalled moved back | all done after kill s | lost | result objects | 2 stored | duplicate completions |');
+  console.log(
+    '| run | jobs | in killed pass | done before kill | restart s | stalled moved back | all done after kill s | lost | result objects | 2 stored | duplicate completions |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.run} | ${r.jobs} | ${r.killedPass} | ${r.finishedBeforeKill} | ${r.restartedAfterS.toFixed(1)} | ${r.stalledMovedBack} | ${r.allDoneAfterKillS.toFixed(1)} | ${r.lost} | ${r.resultObjects} | ${r.jobsWithTwoStoredResults} | ${r.duplicateCompletions} |`);
+  for (const r of rows)
+    console.log(
+      `| ${r.run} | ${r.jobs} | ${r.killedPass} | ${r.finishedBeforeKill} | ${r.restartedAfterS.toFixed(1)} | ${r.stalledMovedBack} | ${r.allDoneAfterKillS.toFixed(1)} | ${r.lost} | ${r.resultObjects} | ${r.jobsWithTwoStoredResults} | ${r.duplicateCompletions} |`,
+    );
   console.log(`wrote ${out}`);
 }
 

@@ -5,7 +5,15 @@ export interface Prices {
   workers: { perMillionRequests: number; perMillionCpuMs: number };
   gpu: Array<{ id: string; gpu: string; perHour: number; memoryBandwidthGBs: number }>;
   cpu: Array<{ id: string; vcpus: number; perHour: number }>;
-  storage: Record<'r2' | 's3', { perGbMonth: number; egressPerGb: number } & Partial<{ classAPerMillion: number; classBPerMillion: number; putPerThousand: number; getPerThousand: number }>>;
+  storage: Record<
+    'r2' | 's3',
+    { perGbMonth: number; egressPerGb: number } & Partial<{
+      classAPerMillion: number;
+      classBPerMillion: number;
+      putPerThousand: number;
+      getPerThousand: number;
+    }>
+  >;
   assumptions: { resultRetentionDays: number; gpuUtilization: number };
   h200BandwidthGBs: number;
 }
@@ -67,7 +75,13 @@ export type S3Calls = Record<string, number>;
 /** Writes and lists are class A (R2) / PUT-priced (S3); reads and HEADs class B / GET-priced. */
 export const isClassA = (op: string) => /^(put|list|create|copy|post|delete)/i.test(op);
 
-export function storageDollars(p: Prices, store: 'r2' | 's3', calls: S3Calls, storedBytes: number, egressBytes: number): number {
+export function storageDollars(
+  p: Prices,
+  store: 'r2' | 's3',
+  calls: S3Calls,
+  storedBytes: number,
+  egressBytes: number,
+): number {
   const s = p.storage[store];
   let requests = 0;
   for (const [op, n] of Object.entries(calls)) {
@@ -92,7 +106,14 @@ export function jobDollars(
   p: Prices,
   runner: Throughput,
   job: JobShape,
-  opts: { workFraction: number; s3Calls: S3Calls; bytesPerPromptToken: number; resultBytes: number; store: 'r2' | 's3'; edgeRequests: number },
+  opts: {
+    workFraction: number;
+    s3Calls: S3Calls;
+    bytesPerPromptToken: number;
+    resultBytes: number;
+    store: 'r2' | 's3';
+    edgeRequests: number;
+  },
 ): JobCost {
   const secs = engineSeconds(runner, job, opts.workFraction);
   const compute = deviceDollars(runner, secs);

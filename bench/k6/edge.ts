@@ -6,7 +6,17 @@ import http from 'k6/http';
 import { Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { completionBody, pickLength, promptText, type Variant } from '../scenarios/scenario.ts';
-import { arrivalScenarios, authHeaders, BASE_URL, FILE, HAYSTACK, latencyThresholds, MODEL, recordServerTiming, scenario } from './lib.ts';
+import {
+  arrivalScenarios,
+  authHeaders,
+  BASE_URL,
+  FILE,
+  HAYSTACK,
+  latencyThresholds,
+  MODEL,
+  recordServerTiming,
+  scenario,
+} from './lib.ts';
 
 const S = scenario('edge-short');
 const ttft = new Trend('time_to_first_byte_ms', true);
@@ -25,11 +35,21 @@ export default function (): void {
   const tokens = pickLength(FILE.lengthMixes[S.mix]!, Math.random());
   const prompt = promptText(HAYSTACK, tokens, FILE.charsPerToken, Math.random() * HAYSTACK.length);
   const tags = { target: 'edge', variant, length: String(tokens), stream: String(S.stream) };
-  const res = http.post(`${BASE_URL}/v1/completions`, JSON.stringify(completionBody(S, MODEL, prompt, variant)), { headers: authHeaders(), tags });
+  const res = http.post(`${BASE_URL}/v1/completions`, JSON.stringify(completionBody(S, MODEL, prompt, variant)), {
+    headers: authHeaders(),
+    tags,
+  });
   ttft.add(res.timings.waiting, tags);
   recordServerTiming(res.headers['Server-Timing'], tags);
-  check(res, {
-    'status 200': (r) => r.status === 200,
-    'has text': (r) => (S.stream ? String(r.body).includes('data: [DONE]') : Array.isArray((r.json() as { choices?: unknown[] }).choices)),
-  }, tags);
+  check(
+    res,
+    {
+      'status 200': (r) => r.status === 200,
+      'has text': (r) =>
+        S.stream
+          ? String(r.body).includes('data: [DONE]')
+          : Array.isArray((r.json() as { choices?: unknown[] }).choices),
+    },
+    tags,
+  );
 }

@@ -121,7 +121,10 @@ export function runJob(s: Scenario, prompt: string, variant: Variant, lengthTag:
     resultUrl = view.result_url;
     if (TERMINAL_JOB_STATES.includes(status)) break;
   }
-  const ok = status === 'succeeded' && resultUrl !== undefined && http.get(resultUrl, { tags: { ...tags, stage: 'result', name: 'GET result (S3)' } }).status === 200;
+  const ok =
+    status === 'succeeded' &&
+    resultUrl !== undefined &&
+    http.get(resultUrl, { tags: { ...tags, stage: 'result', name: 'GET result (S3)' } }).status === 200;
   jobFailed.add(ok ? 0 : 1, tags);
   if (ok) jobLatency.add(Date.now() - started, tags);
 }

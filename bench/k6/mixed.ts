@@ -4,7 +4,18 @@ import { check } from 'k6';
 import http from 'k6/http';
 import type { Options } from 'k6/options';
 import { completionBody, pickLength, promptText, type Variant } from '../scenarios/scenario.ts';
-import { arrivalScenarios, authHeaders, BASE_URL, FILE, HAYSTACK, latencyThresholds, MODEL, recordServerTiming, runJob, scenario } from './lib.ts';
+import {
+  arrivalScenarios,
+  authHeaders,
+  BASE_URL,
+  FILE,
+  HAYSTACK,
+  latencyThresholds,
+  MODEL,
+  recordServerTiming,
+  runJob,
+  scenario,
+} from './lib.ts';
 
 const S = scenario('mixed');
 
@@ -27,7 +38,10 @@ export default function (): void {
     return;
   }
   const tags = { target: 'edge', variant, length: String(tokens) };
-  const res = http.post(`${BASE_URL}/v1/completions`, JSON.stringify(completionBody(S, MODEL, prompt, variant)), { headers: authHeaders(), tags });
+  const res = http.post(`${BASE_URL}/v1/completions`, JSON.stringify(completionBody(S, MODEL, prompt, variant)), {
+    headers: authHeaders(),
+    tags,
+  });
   recordServerTiming(res.headers['Server-Timing'], tags);
   check(res, { 'status 200': (r) => r.status === 200 }, tags);
 }

@@ -2,7 +2,6 @@
 // runner/live/prom-text.ts).
 import { byLabel, parsePrometheus, total, type Sample } from '../../runner/live/prom-text.ts';
 
-
 export async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
@@ -13,7 +12,8 @@ const P = 'deciserve_runner_';
 
 /** What the cost model needs from the runner, as the difference of two scrapes. */
 export function runnerDelta(before: Sample[], after: Sample[]) {
-  const d = (name: string, match: Record<string, string> = {}) => total(after, P + name, match) - total(before, P + name, match);
+  const d = (name: string, match: Record<string, string> = {}) =>
+    total(after, P + name, match) - total(before, P + name, match);
   const stages: Record<string, { count: number; meanMs: number }> = {};
   for (const stage of ['queue_wait', 'load_input', 'engine', 'prefill', 'decode', 'write_result', 'total']) {
     const count = d('job_stage_seconds_count', { stage });
@@ -23,7 +23,14 @@ export function runnerDelta(before: Sample[], after: Sample[]) {
   const s3Before = byLabel(before, P + 's3_requests_total', 'op');
   for (const k of Object.keys(s3)) s3[k] = s3[k]! - (s3Before[k] ?? 0);
   const byDecimation = Object.fromEntries(
-    ['off', 'on'].map((dec) => [dec, { engineSeconds: d('engine_seconds_total', { decimation: dec }), promptTokens: d('tokens_total', { kind: 'prompt', decimation: dec }), completionTokens: d('tokens_total', { kind: 'completion', decimation: dec }) }]),
+    ['off', 'on'].map((dec) => [
+      dec,
+      {
+        engineSeconds: d('engine_seconds_total', { decimation: dec }),
+        promptTokens: d('tokens_total', { kind: 'prompt', decimation: dec }),
+        completionTokens: d('tokens_total', { kind: 'completion', decimation: dec }),
+      },
+    ]),
   );
   return {
     byDecimation,

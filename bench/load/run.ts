@@ -38,7 +38,15 @@ export interface VariantRun {
   serverTimingMs: Record<string, LatencySummary>;
   /** Answers by the x-deciserve-ran-on header (edge, runner, …). */
   ranOn: Record<string, number>;
-  jobs?: { submitted: number; succeeded: number; failed: number; timedOut: number; resultFetched: number; e2eMs: LatencySummary; byLength: Record<string, LatencySummary> };
+  jobs?: {
+    submitted: number;
+    succeeded: number;
+    failed: number;
+    timedOut: number;
+    resultFetched: number;
+    e2eMs: LatencySummary;
+    byLength: Record<string, LatencySummary>;
+  };
 }
 
 export interface RateStep {
@@ -62,19 +70,40 @@ function pathIsJob(s: Scenario, tokens: number): boolean {
   return s.target === 'runner' || tokens > (s.edgeMaxTokens ?? Infinity);
 }
 
-export async function runScenario(opts: { file: ScenarioFile; haystack: string; name: string; scenario: Scenario; rates: number[]; target: DriverTarget; progress?: Progress }): Promise<RateStep[]> {
+export async function runScenario(opts: {
+  file: ScenarioFile;
+  haystack: string;
+  name: string;
+  scenario: Scenario;
+  rates: number[];
+  target: DriverTarget;
+  progress?: Progress;
+}): Promise<RateStep[]> {
   const { scenario: s, target } = opts;
   const steps: RateStep[] = [];
   for (const rate of opts.rates) {
     const before = target.runnerUrl ? await scrape(`${target.runnerUrl}/metrics`) : null;
     const variants = await Promise.all(s.variants.map((v) => runVariant({ ...opts, rate, variant: v })));
     const after = target.runnerUrl ? await scrape(`${target.runnerUrl}/metrics`) : null;
-    steps.push({ rate, durationS: durationSeconds(s.duration), variants, ...(before && after ? { runner: runnerDelta(before, after) } : {}) });
+    steps.push({
+      rate,
+      durationS: durationSeconds(s.duration),
+      variants,
+      ...(before && after ? { runner: runnerDelta(before, after) } : {}),
+    });
   }
   return steps;
 }
 
-async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario: Scenario; rate: number; variant: Variant; target: DriverTarget; progress?: Progress }): Promise<VariantRun> {
+async function runVariant(opts: {
+  file: ScenarioFile;
+  haystack: string;
+  scenario: Scenario;
+  rate: number;
+  variant: Variant;
+  target: DriverTarget;
+  progress?: Progress;
+}): Promise<VariantRun> {
   const { file, haystack, scenario: s, rate, variant, target } = opts;
   const mix = file.lengthMixes[s.mix]!;
   const durationS = durationSeconds(s.duration);
@@ -83,8 +112,12 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
   const jobsPath = target.jobsVia === 'runner' ? '/jobs' : '/v1/jobs';
   const needsEdge = s.target === 'edge';
   const base = needsEdge ? target.edgeUrl : jobsBase;
-  if (!base) throw new Error(`scenario needs ${needsEdge ? '--edge-url' : target.jobsVia === 'runner' ? '--runner-url' : '--edge-url'}`);
-  if (s.target === 'runner' || s.edgeMaxTokens !== undefined) if (!jobsBase) throw new Error('jobs need --runner-url (with --jobs-via runner) or --edge-url');
+  if (!base)
+    throw new Error(
+      `scenario needs ${needsEdge ? '--edge-url' : target.jobsVia === 'runner' ? '--runner-url' : '--edge-url'}`,
+    );
+  if (s.target === 'runner' || s.edgeMaxTokens !== undefined)
+    if (!jobsBase) throw new Error('jobs need --runner-url (with --jobs-via runner) or --edge-url');
 
   const pending: PendingJob[] = [];
   const serverTiming: Record<string, number[]> = {};
@@ -93,7 +126,8 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
   let seq = 0;
   const headersFor = (method: string, path: string, body: string, job: boolean): Record<string, string> => {
     const h: Record<string, string> = { 'content-type': 'application/json' };
-    if (job && target.jobsVia === 'runner') return { ...h, ...signedHeadersSync(target.runnerSecret ?? '', method, path, body) };
+    if (job && target.jobsVia === 'runner')
+      return { ...h, ...signedHeadersSync(target.runnerSecret ?? '', method, path, body) };
     if (target.apiKey) h.authorization = `Bearer ${target.apiKey}`;
     return h;
   };
@@ -117,7 +151,11 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
             const prompt = promptText(haystack, tokens, file.charsPerToken, Math.random() * haystack.length + seq++);
             const job = pathIsJob(s, tokens);
             const path = job ? jobsPath : '/v1/completions';
-            const body = JSON.stringify(job ? jobBody(s, file.model, prompt, variant, { length: String(tokens) }) : completionBody(s, file.model, prompt, variant));
+            const body = JSON.stringify(
+              job
+                ? jobBody(s, file.model, prompt, variant, { length: String(tokens) })
+                : completionBody(s, file.model, prompt, variant),
+            );
             context.tokens = tokens;
             context.job = job;
             return { ...req, method: 'POST', path, body, headers: headersFor('POST', path, body, job) };
@@ -127,7 +165,8 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
             const h = headers as Record<string, string | undefined>;
             const where = h['x-deciserve-ran-on'];
             if (where) ranOn[where] = (ranOn[where] ?? 0) + 1;
-            for (const [stage, ms] of Object.entries(parseServerTiming(h['server-timing'] ?? h['Server-Timing']))) (serverTiming[stage] ??= []).push(ms);
+            for (const [stage, ms] of Object.entries(parseServerTiming(h['server-timing'] ?? h['Server-Timing'])))
+              (serverTiming[stage] ??= []).push(ms);
             if (context.job && (status === 202 || status === 200)) {
               const id = (JSON.parse(body) as { id?: string }).id;
               if (id) pending.push({ id, variant, length: context.tokens as number, acceptedAt: Date.now() });
@@ -136,14 +175,23 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
         },
       ],
     }) as unknown as autocannon.Instance & PromiseLike<autocannon.Result>;
-    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => latencies.push(responseTime));
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) =>
+      latencies.push(responseTime),
+    );
     return Promise.resolve(instance);
   };
-  const ticker = setInterval(() => opts.progress?.(`${variant} @${rate}/s: ${latencies.length}/${amount} responses`), 1000);
+  const ticker = setInterval(
+    () => opts.progress?.(`${variant} @${rate}/s: ${latencies.length}/${amount} responses`),
+    1000,
+  );
   const started = Date.now();
   const results = await (rate >= 1
     ? Promise.all([fire(amount, Math.min(s.maxVUs, Math.max(1, s.preAllocatedVUs)), Math.round(rate))])
-    : Promise.all(Array.from({ length: amount }, (_, i) => new Promise<void>((r) => setTimeout(r, (1000 * i) / rate)).then(() => fire(1, 1))))
+    : Promise.all(
+        Array.from({ length: amount }, (_, i) =>
+          new Promise<void>((r) => setTimeout(r, (1000 * i) / rate)).then(() => fire(1, 1)),
+        ),
+      )
   ).finally(() => clearInterval(ticker));
   const wallS = (Date.now() - started) / 1000;
   const result = {
@@ -153,8 +201,12 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
     duration: rate >= 1 ? results[0]!.duration : Math.max(wallS, durationS),
   };
   const statusCodes: Record<string, number> = {};
-  for (const r of results) for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) statusCodes[code] = (statusCodes[code] ?? 0) + (v as { count: number }).count;
-  const okCount = Object.entries(statusCodes).filter(([c]) => c.startsWith('2')).reduce((a, [, n]) => a + n, 0);
+  for (const r of results)
+    for (const [code, v] of Object.entries(r.statusCodeStats ?? {}))
+      statusCodes[code] = (statusCodes[code] ?? 0) + (v as { count: number }).count;
+  const okCount = Object.entries(statusCodes)
+    .filter(([c]) => c.startsWith('2'))
+    .reduce((a, [, n]) => a + n, 0);
   const run: VariantRun = {
     variant,
     requests: result.requests.total,
@@ -165,13 +217,21 @@ async function runVariant(opts: { file: ScenarioFile; haystack: string; scenario
     ranOn,
     serverTimingMs: Object.fromEntries(Object.entries(serverTiming).map(([k, v]) => [k, summarize(v)])),
   };
-  if (s.target === 'runner' || s.edgeMaxTokens !== undefined) run.jobs = await waitForJobs(pending, { ...opts, jobsBase: jobsBase!, jobsPath, headersFor });
+  if (s.target === 'runner' || s.edgeMaxTokens !== undefined)
+    run.jobs = await waitForJobs(pending, { ...opts, jobsBase: jobsBase!, jobsPath, headersFor });
   return run;
 }
 
 async function waitForJobs(
   pending: PendingJob[],
-  opts: { scenario: Scenario; variant: Variant; jobsBase: string; jobsPath: string; progress?: Progress; headersFor: (m: string, p: string, b: string, job: boolean) => Record<string, string> },
+  opts: {
+    scenario: Scenario;
+    variant: Variant;
+    jobsBase: string;
+    jobsPath: string;
+    progress?: Progress;
+    headersFor: (m: string, p: string, b: string, job: boolean) => Record<string, string>;
+  },
 ): Promise<NonNullable<VariantRun['jobs']>> {
   const poll = opts.scenario.poll ?? { intervalMs: 2000, timeoutMs: 600_000 };
   const submitted = pending.length;
@@ -187,7 +247,9 @@ async function waitForJobs(
     const still: PendingJob[] = [];
     for (const job of left) {
       const path = `${opts.jobsPath}/${job.id}`;
-      const res = await fetch(opts.jobsBase + path, { headers: opts.headersFor('GET', path, '', true) }).catch(() => null);
+      const res = await fetch(opts.jobsBase + path, { headers: opts.headersFor('GET', path, '', true) }).catch(
+        () => null,
+      );
       const view = res?.ok ? ((await res.json()) as { status: string; result_url?: string }) : null;
       if (!view || !TERMINAL_JOB_STATES.includes(view.status)) {
         still.push(job);

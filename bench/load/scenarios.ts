@@ -12,7 +12,8 @@ export function loadScenarioFile(path = SCENARIO_FILE): ScenarioFile {
   for (const [name, s] of Object.entries(file.scenarios)) {
     if (!file.lengthMixes[s.mix]) throw new Error(`scenario ${name}: unknown length mix '${s.mix}'`);
     if (!(s.ratePerSecond > 0)) throw new Error(`scenario ${name}: ratePerSecond must be > 0`);
-    for (const v of s.variants) if (v !== 'mamba' && v !== 'decimamba') throw new Error(`scenario ${name}: unknown variant '${v}'`);
+    for (const v of s.variants)
+      if (v !== 'mamba' && v !== 'decimamba') throw new Error(`scenario ${name}: unknown variant '${v}'`);
   }
   return file;
 }

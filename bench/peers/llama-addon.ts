@@ -7,16 +7,23 @@ interface Sequence {
   clearHistory(): Promise<void>;
   evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
   evaluate(tokens: number[], options?: { temperature?: number }): AsyncGenerator<number, void, void>;
-  controlledEvaluate(input: (number | [number, { generateNext?: { logits?: boolean } }])[]):
-    Promise<({ next?: { logits?: Map<number, number> } } | undefined)[]>;
+  controlledEvaluate(
+    input: (number | [number, { generateNext?: { logits?: boolean } }])[],
+  ): Promise<({ next?: { logits?: Map<number, number> } } | undefined)[]>;
 }
-interface Context { getSequence(): Sequence; dispose(): Promise<void> }
+interface Context {
+  getSequence(): Sequence;
+  dispose(): Promise<void>;
+}
 interface Model {
   tokenize(text: string): number[];
   createContext(o: { contextSize: number; batchSize: number; threads: number; sequences: number }): Promise<Context>;
   dispose(): Promise<void>;
 }
-interface Llama { loadModel(o: { modelPath: string; gpuLayers: number }): Promise<Model>; dispose(): Promise<void> }
+interface Llama {
+  loadModel(o: { modelPath: string; gpuLayers: number }): Promise<Model>;
+  dispose(): Promise<void>;
+}
 interface NodeLlamaCpp {
   getLlama(o: Record<string, unknown>): Promise<Llama>;
 }
@@ -33,10 +40,19 @@ export interface AddonPeer {
 
 let llamaPromise: Promise<Llama> | null = null;
 
-export async function openAddonPeer(modelPath: string, opts: { threads: number; contextSize: number; batchSize: number }): Promise<AddonPeer> {
+export async function openAddonPeer(
+  modelPath: string,
+  opts: { threads: number; contextSize: number; batchSize: number },
+): Promise<AddonPeer> {
   const mod = (await import(join(PEERS_DIR, 'node_modules', 'node-llama-cpp', 'dist', 'index.js'))) as NodeLlamaCpp;
-  llamaPromise ??= mod.getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, progressLogs: false,
-    logLevel: 'error', maxThreads: opts.threads });
+  llamaPromise ??= mod.getLlama({
+    gpu: false,
+    build: 'never',
+    usePrebuiltBinaries: true,
+    progressLogs: false,
+    logLevel: 'error',
+    maxThreads: opts.threads,
+  });
   const llama = await llamaPromise;
   const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
   const context = await model.createContext({ ...opts, sequences: 1 });

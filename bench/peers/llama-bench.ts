@@ -17,9 +17,25 @@ export function findLlamaBench(build: boolean, log: (m: string) => void): string
 }
 
 /** One llama-bench run: prompt processing of `prompt` tokens (gen 0), or generation of `gen` tokens (prompt 0). */
-export function llamaBenchTps(bin: string, model: string, opts: { prompt: number; gen: number; threads: number }): number {
-  const args = ['-m', model, '-t', String(opts.threads), '-p', String(opts.prompt), '-n', String(opts.gen),
-    '-r', '1', '-o', 'json']; // llama-bench's default batch 2048 / ubatch 512
+export function llamaBenchTps(
+  bin: string,
+  model: string,
+  opts: { prompt: number; gen: number; threads: number },
+): number {
+  const args = [
+    '-m',
+    model,
+    '-t',
+    String(opts.threads),
+    '-p',
+    String(opts.prompt),
+    '-n',
+    String(opts.gen),
+    '-r',
+    '1',
+    '-o',
+    'json',
+  ]; // llama-bench's default batch 2048 / ubatch 512
   const r = spawnSync(bin, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`llama-bench failed (exit ${r.status}): ${r.stderr.slice(-400)}`);
   const rows = JSON.parse(r.stdout) as { avg_ts: number }[];

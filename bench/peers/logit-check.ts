@@ -8,7 +8,11 @@ export interface LogitSource {
   lastLogits(ids: number[]): Promise<Float32Array>;
   allLogits?(ids: number[]): Promise<Float32Array[]>;
 }
-export interface LogitCheck { name: string; maxAbs: number; meanKl?: number }
+export interface LogitCheck {
+  name: string;
+  maxAbs: number;
+  meanKl?: number;
+}
 
 function logSoftmax(l: Float32Array): Float64Array {
   let m = -Infinity;
@@ -32,7 +36,11 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-export async function checkLogits(model: { config: MambaConfig; weights: MambaWeights }, ids: number[], sources: LogitSource[]): Promise<LogitCheck[]> {
+export async function checkLogits(
+  model: { config: MambaConfig; weights: MambaWeights },
+  ids: number[],
+  sources: LogitSource[],
+): Promise<LogitCheck[]> {
   const ref = await new ReferenceEngine(model.config, model.weights).prefill(ids, { logitPositions: 'all' });
   const last = ref.logits[ref.logits.length - 1];
   const out: LogitCheck[] = [];

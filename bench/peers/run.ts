@@ -72,19 +72,30 @@ const tokenizerAgrees = llamaIds.length === checkIds.length && llamaIds.every((t
 const checks: LogitCheck[] = await checkLogits(ckpt, checkIds, [
   { name: 'llama.cpp f32 (addon)', lastLogits: (ids) => addon.f32.logits(ids, config.vocabSize) },
   { name: 'llama.cpp q8_0 (addon)', lastLogits: (ids) => addon.q8_0.logits(ids, config.vocabSize) },
-  ...wasm.filter((w) => w.prefillTps).map((w) => ({ name: w.name.replace(/,.*$/, ''), lastLogits: w.lastLogits, allLogits: w.allLogits })),
+  ...wasm
+    .filter((w) => w.prefillTps)
+    .map((w) => ({ name: w.name.replace(/,.*$/, ''), lastLogits: w.lastLogits, allLogits: w.allLogits })),
 ]);
-for (const c of checks) log(`${c.name}: max |Δlogit| ${c.maxAbs.toExponential(2)}${c.meanKl !== undefined ? `, KL ${c.meanKl.toFixed(4)}` : ''}`);
+for (const c of checks)
+  log(
+    `${c.name}: max |Δlogit| ${c.maxAbs.toExponential(2)}${c.meanKl !== undefined ? `, KL ${c.meanKl.toFixed(4)}` : ''}`,
+  );
 
 // ---- interleaved timings --------------------------------------------------------------------------------------
 const bin = findLlamaBench(!flags['no-build'], log);
 if (!bin) log('llama-bench not available: the native column is left out (the addon is the stand-in)');
 const contenders: Contender[] = [
-  ...(bin ? [{
-    name: 'llama.cpp f32 (native llama-bench)',
-    prefillTps: async (ids: number[]) => llamaBenchTps(bin, ggufPaths.f32, { prompt: ids.length, gen: 0, threads: THREADS }),
-    decodeTps: async (_p: number[], n: number) => llamaBenchTps(bin, ggufPaths.f32, { prompt: 0, gen: n, threads: THREADS }),
-  }] : []),
+  ...(bin
+    ? [
+        {
+          name: 'llama.cpp f32 (native llama-bench)',
+          prefillTps: async (ids: number[]) =>
+            llamaBenchTps(bin, ggufPaths.f32, { prompt: ids.length, gen: 0, threads: THREADS }),
+          decodeTps: async (_p: number[], n: number) =>
+            llamaBenchTps(bin, ggufPaths.f32, { prompt: 0, gen: n, threads: THREADS }),
+        },
+      ]
+    : []),
   ...(['f32', 'q8_0'] as const).map((p) => ({
     name: `llama.cpp ${p} (addon)`,
     prefillTps: async (ids: number[]) => (ids.length / (await addon[p].prefillMs(ids))) * 1000,
@@ -97,44 +108,67 @@ const push = (c: Contender, key: string, v: number) => {
   const m = samples.get(c.name)!;
   m.set(key, [...(m.get(key) ?? []), v]);
 };
-for (const c of contenders) { await c.prefillTps?.(promptIds(512)); await c.decodeTps(promptIds(128), 8); } // warm-up
+for (const c of contenders) {
+  await c.prefillTps?.(promptIds(512));
+  await c.decodeTps(promptIds(128), 8);
+} // warm-up
 for (let r = 0; r < reps; r++) {
-  for (const length of LENGTHS) for (const c of contenders) if (c.prefillTps) push(c, `prefill${length}`, await c.prefillTps(promptIds(length)));
+  for (const length of LENGTHS)
+    for (const c of contenders) if (c.prefillTps) push(c, `prefill${length}`, await c.prefillTps(promptIds(length)));
   for (const c of contenders) push(c, 'decode', await c.decodeTps(promptIds(512), decodeSteps));
   log(`round ${r + 1}/${reps} done (load ${loadavg()[0].toFixed(2)})`);
 }
 const loadEnd = loadavg();
 const workerd: WorkerdRow[] = flags.workerd
   ? await workerdRows(config, ckpt.weights, TMP, promptIds, log).catch((err: Error) => {
-    log(`workerd left out: ${err.message.split('\n')[0]}`);
-    return [];
-  })
+      log(`workerd left out: ${err.message.split('\n')[0]}`);
+      return [];
+    })
   : [];
 
 function workerdTable(ws: WorkerdRow[]): string {
   const node = (label: string, k: string) => rows.find((r) => r.engine === `deciserve WASM ${label}`)?.[k]?.medianTps;
-  const out = ['| export in workerd | prefill 128 | 512 | 2048 | decode | wasm heap MiB | vs Node WASM (same row above) |', '|---|---|---|---|---|---|---|'];
+  const out = [
+    '| export in workerd | prefill 128 | 512 | 2048 | decode | wasm heap MiB | vs Node WASM (same row above) |',
+    '|---|---|---|---|---|---|---|',
+  ];
   for (const w of ws) {
-    const ratios = [128, 512, 2048].map((l) => w.prefill[l] / (node(w.nodeRow, `prefill${l}`) ?? node(w.prefillRow, `prefill${l}`) ?? NaN));
+    const ratios = [128, 512, 2048].map(
+      (l) => w.prefill[l] / (node(w.nodeRow, `prefill${l}`) ?? node(w.prefillRow, `prefill${l}`) ?? NaN),
+    );
     ratios.push(w.decode / (node(w.nodeRow, 'decode') ?? NaN));
-    out.push(`| ${w.label} | ${[128, 512, 2048].map((l) => fmt(w.prefill[l])).join(' | ')} | ${fmt(w.decode)} | ${w.wasmMemoryMiB.toFixed(1)} | ` +
-      `${ratios.map((r) => `${r.toFixed(2)}×`).join(' / ')} |`);
+    out.push(
+      `| ${w.label} | ${[128, 512, 2048].map((l) => fmt(w.prefill[l])).join(' | ')} | ${fmt(w.decode)} | ${w.wasmMemoryMiB.toFixed(1)} | ` +
+        `${ratios.map((r) => `${r.toFixed(2)}×`).join(' / ')} |`,
+    );
   }
   return out.join('\n');
 }
 
-interface Cell { medianTps: number; maxTps: number; minTps: number; samples: number[] }
+interface Cell {
+  medianTps: number;
+  maxTps: number;
+  minTps: number;
+  samples: number[];
+}
 // ---- table + JSON -----------------------------------------------------------------------------------------------
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 const keys = [...LENGTHS.map((l) => `prefill${l}`), 'decode'];
 const rows = contenders.map((c) => ({
   engine: c.name,
-  ...Object.fromEntries(keys.flatMap((k) => {
-    const xs = samples.get(c.name)!.get(k);
-    return xs ? [[k, { medianTps: median(xs), maxTps: Math.max(...xs), minTps: Math.min(...xs), samples: xs }]] : [];
-  })),
+  ...Object.fromEntries(
+    keys.flatMap((k) => {
+      const xs = samples.get(c.name)!.get(k);
+      return xs ? [[k, { medianTps: median(xs), maxTps: Math.max(...xs), minTps: Math.min(...xs), samples: xs }]] : [];
+    }),
+  ),
 })) as ({ engine: string } & Record<string, Cell | undefined>)[];
-const baseline = rows.find((r) => r.engine.includes('native')) ?? rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
+const baseline =
+  rows.find((r) => r.engine.includes('native')) ?? rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
 const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
 const cell = (r: (typeof rows)[number], k: string) => {
   const [c, b] = [r[k], baseline[k]];
@@ -145,7 +179,8 @@ const lines = [header, `|---|${keys.map(() => '---|').join('')}`];
 for (const r of rows) {
   lines.push(`| ${r.engine} | ${keys.map((k) => cell(r, k)).join(' | ')} |`);
 }
-const note = `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine}; ` +
+const note =
+  `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine}; ` +
   `${THREADS} thread; – = the prefill graph of the row above; decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
   `state, its own tokens); load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
   `${loadEnd.map((v) => v.toFixed(2)).join('/')} at end (2 cores, shared).`;
@@ -156,17 +191,33 @@ const result = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgStart: loadStart, loadavgEnd: loadEnd },
   model: { source: flags.model, params: 6305024, config },
-  peer: { package: 'node-llama-cpp@3.22.1 (@node-llama-cpp/linux-x64 prebuilt)', llamaBench: bin ? 'built from node-llama-cpp\'s shipped llama.cpp source (GGML_NATIVE=ON, Release)' : null },
-  threads: THREADS, reps, decodeSteps, lengths: LENGTHS,
-  tokenizerAgrees, logitChecks: checks,
-  rows, baseline: baseline.engine, note, workerd,
+  peer: {
+    package: 'node-llama-cpp@3.22.1 (@node-llama-cpp/linux-x64 prebuilt)',
+    llamaBench: bin ? "built from node-llama-cpp's shipped llama.cpp source (GGML_NATIVE=ON, Release)" : null,
+  },
+  threads: THREADS,
+  reps,
+  decodeSteps,
+  lengths: LENGTHS,
+  tokenizerAgrees,
+  logitChecks: checks,
+  rows,
+  baseline: baseline.engine,
+  note,
+  workerd,
 };
 writeFileSync(join(RESULTS, 'peers-llama-cpp.json'), JSON.stringify(result, null, 2) + '\n');
-writeFileSync(join(RESULTS, 'peers-llama-cpp.md'), `# deciserve WASM vs llama.cpp, same weights\n\n\`${command}\`\n\n${table}\n\n${note}\n\n` +
-  `Tokenizer (GGUF gpt2 + starcoder pre-tokenizer) agrees with tokenizer.json on a 256-token text: ${tokenizerAgrees}.\n\n` +
-  `| logits vs the TS reference (256-token prompt) | max abs diff (last position) | mean KL, all positions |\n|---|---|---|\n` +
-  checks.map((c) => `| ${c.name} | ${c.maxAbs.toExponential(2)} | ${c.meanKl?.toFixed(4) ?? '–'} |`).join('\n') + '\n' +
-  (workerd.length ? `\n## workerd (wrangler dev, after the rounds; medians, tok/s, wall clock)\n\n${workerdTable(workerd)}\n` : ''));
+writeFileSync(
+  join(RESULTS, 'peers-llama-cpp.md'),
+  `# deciserve WASM vs llama.cpp, same weights\n\n\`${command}\`\n\n${table}\n\n${note}\n\n` +
+    `Tokenizer (GGUF gpt2 + starcoder pre-tokenizer) agrees with tokenizer.json on a 256-token text: ${tokenizerAgrees}.\n\n` +
+    `| logits vs the TS reference (256-token prompt) | max abs diff (last position) | mean KL, all positions |\n|---|---|---|\n` +
+    checks.map((c) => `| ${c.name} | ${c.maxAbs.toExponential(2)} | ${c.meanKl?.toFixed(4) ?? '–'} |`).join('\n') +
+    '\n' +
+    (workerd.length
+      ? `\n## workerd (wrangler dev, after the rounds; medians, tok/s, wall clock)\n\n${workerdTable(workerd)}\n`
+      : ''),
+);
 if (workerd.length) process.stdout.write(`\n${workerdTable(workerd)}\n`);
 for (const a of Object.values(addon)) await a.dispose();
 for (const w of wasm) await w.dispose();

@@ -18,7 +18,13 @@ export interface WasmContender extends Contender {
   dispose(): Promise<void>;
 }
 
-interface Variant { q: Quantization; label: string; leanStep: boolean; stepPrepack: boolean; prefill: boolean }
+interface Variant {
+  q: Quantization;
+  label: string;
+  leanStep: boolean;
+  stepPrepack: boolean;
+  prefill: boolean;
+}
 export const VARIANTS: Variant[] = [
   { q: 'none', label: 'fp32, If step (edge today)', leanStep: false, stepPrepack: false, prefill: true },
   { q: 'none', label: 'fp32, lean step', leanStep: true, stepPrepack: false, prefill: false },
@@ -30,7 +36,8 @@ export async function openWasmContenders(config: MambaConfig, weights: MambaWeig
   const out: WasmContender[] = [];
   const exports = new Map<Quantization, ReturnType<typeof modelBytes>>();
   for (const v of VARIANTS) {
-    if (!exports.has(v.q)) exports.set(v.q, modelBytes(exportMambaOnnx(config, weights, { quantization: v.q, decimationLayers: [] })));
+    if (!exports.has(v.q))
+      exports.set(v.q, modelBytes(exportMambaOnnx(config, weights, { quantization: v.q, decimationLayers: [] })));
     const engine = await createOnnxEngineNode(exports.get(v.q)!, { leanStep: v.leanStep, stepPrepack: v.stepPrepack });
     out.push({
       name: `deciserve WASM ${v.label}`,

@@ -16,7 +16,13 @@ export interface WorkerdRow {
   wasmMemoryMiB: number;
 }
 
-export async function workerdRows(config: MambaConfig, weights: MambaWeights, tmp: string, ids: (n: number) => number[], log: (m: string) => void): Promise<WorkerdRow[]> {
+export async function workerdRows(
+  config: MambaConfig,
+  weights: MambaWeights,
+  tmp: string,
+  ids: (n: number) => number[],
+  log: (m: string) => void,
+): Promise<WorkerdRow[]> {
   const bundle = join(tmp, 'peers-bundle');
   workerBundleSize(bundle);
   const out: WorkerdRow[] = [];
@@ -27,9 +33,12 @@ export async function workerdRows(config: MambaConfig, weights: MambaWeights, tm
     log(`workerd: ${label}`);
     const t = await benchWorkerd(bundle, dir, tmp, ids);
     out.push({
-      label, nodeRow: label, prefillRow: 'fp32, If step (edge today)',
+      label,
+      nodeRow: label,
+      prefillRow: 'fp32, If step (edge today)',
       prefill: Object.fromEntries(t.prefill.map((p) => [p.length, p.tokensPerSecond])),
-      decode: t.decodeTokensPerSecond, wasmMemoryMiB: t.wasmMemoryMiB,
+      decode: t.decodeTokensPerSecond,
+      wasmMemoryMiB: t.wasmMemoryMiB,
     });
   }
   return out;

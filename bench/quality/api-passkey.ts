@@ -29,11 +29,13 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('usage: node --import tsx bench/quality/api-passkey.ts [--edge-url URL] [--api-key KEY] [--lengths 16000,64000]\n' +
-    '  [--samples N per set×depth] [--variants decimamba,mamba] [--split test|val] [--sets a,b] [--out FILE] [--resume]\n' +
-    'Needs a running stack (npm run stack). The key defaults to .data/stack/api-key. decimamba = decimation "auto",\n' +
-    'mamba = "off". Writes counts per set/variant/length/depth and a table with Wilson 95% intervals. --resume keeps\n' +
-    'the jobs already in --out (same prompts: they are drawn from fixed seeds) and runs only the missing ones.');
+  console.log(
+    'usage: node --import tsx bench/quality/api-passkey.ts [--edge-url URL] [--api-key KEY] [--lengths 16000,64000]\n' +
+      '  [--samples N per set×depth] [--variants decimamba,mamba] [--split test|val] [--sets a,b] [--out FILE] [--resume]\n' +
+      'Needs a running stack (npm run stack). The key defaults to .data/stack/api-key. decimamba = decimation "auto",\n' +
+      'mamba = "off". Writes counts per set/variant/length/depth and a table with Wilson 95% intervals. --resume keeps\n' +
+      'the jobs already in --out (same prompts: they are drawn from fixed seeds) and runs only the missing ones.',
+  );
   process.exit(0);
 }
 const apiKey = args['api-key'] ?? process.env.DECISERVE_API_KEY ?? readFileSync('.data/stack/api-key', 'utf8').trim();
@@ -44,19 +46,38 @@ const lengths = args.lengths!.split(',').map(Number);
 const depths = args.depths!.split(',').map(Number);
 const variants = args.variants!.split(',') as Array<'decimamba' | 'mamba'>;
 const samples = Number(args.samples);
-const hays = Object.fromEntries(sets.map((s) => [s, encodeCorpus(tokenizer, haystackText(
-  readFileSync(join(args.haystacks!, `${s}-${args.split}.txt`), 'utf8')))]));
+const hays = Object.fromEntries(
+  sets.map((s) => [
+    s,
+    encodeCorpus(tokenizer, haystackText(readFileSync(join(args.haystacks!, `${s}-${args.split}.txt`), 'utf8'))),
+  ]),
+);
 
 type Cell = [number, number];
-interface JobRecord { id: string; set: string; variant: string; length: number; depth: number; sample: number; status: string;
-  correct: boolean; promptTokens?: number; seconds: number; kept?: unknown }
+interface JobRecord {
+  id: string;
+  set: string;
+  variant: string;
+  length: number;
+  depth: number;
+  sample: number;
+  status: string;
+  correct: boolean;
+  promptTokens?: number;
+  seconds: number;
+  kept?: unknown;
+}
 const counts: Record<string, Record<string, Record<string, Record<string, Cell>>>> = {};
-const previous = args.resume && existsSync(args.out!) ? (JSON.parse(readFileSync(args.out!, 'utf8')) as { jobs: JobRecord[]; command: string | string[] }) : null;
+const previous =
+  args.resume && existsSync(args.out!)
+    ? (JSON.parse(readFileSync(args.out!, 'utf8')) as { jobs: JobRecord[]; command: string | string[] })
+    : null;
 const jobs: JobRecord[] = previous?.jobs ?? [];
-const jobKey = (j: Pick<JobRecord, 'set' | 'variant' | 'length' | 'depth' | 'sample'>) => `${j.set}/${j.variant}/${j.length}/${j.depth}/${j.sample}`;
+const jobKey = (j: Pick<JobRecord, 'set' | 'variant' | 'length' | 'depth' | 'sample'>) =>
+  `${j.set}/${j.variant}/${j.length}/${j.depth}/${j.sample}`;
 const doneKeys = new Set(jobs.map(jobKey));
 const tally = (j: JobRecord) => {
-  const cell = (((counts[j.set] ??= {})[j.variant] ??= {})[String(j.length)] ??= {})[String(j.depth)] ??= [0, 0];
+  const cell = ((((counts[j.set] ??= {})[j.variant] ??= {})[String(j.length)] ??= {})[String(j.depth)] ??= [0, 0]);
   cell[0] += j.correct ? 1 : 0;
   cell[1] += 1;
 };
@@ -65,9 +86,19 @@ const started = Date.now();
 const command = `node --import tsx bench/quality/api-passkey.ts ${process.argv.slice(2).join(' ')}`;
 const report = {
   command: previous ? [...[previous.command].flat(), command] : command,
-  path: 'edge POST /v1/jobs → runner → S3 result via presigned URL', engine: 'runner default (onnx, CPU)',
-  precision: 'fp32 (ONNX on CPU)', split: args.split, sets, lengths, depths, samplesPerCell: samples, variants,
-  date: new Date().toISOString(), counts, jobs, wallSeconds: 0,
+  path: 'edge POST /v1/jobs → runner → S3 result via presigned URL',
+  engine: 'runner default (onnx, CPU)',
+  precision: 'fp32 (ONNX on CPU)',
+  split: args.split,
+  sets,
+  lengths,
+  depths,
+  samplesPerCell: samples,
+  variants,
+  date: new Date().toISOString(),
+  counts,
+  jobs,
+  wallSeconds: 0,
 };
 const save = () => {
   report.wallSeconds = Math.round((Date.now() - started) / 1000);
@@ -104,7 +135,13 @@ for (const length of lengths) {
   for (let sample = 0; sample < samples; sample++) {
     for (const depth of depths) {
       for (const [si, set] of sets.entries()) {
-        const p = buildPasskeyPrompt(tokenizer, hays[set]!, length, depth, passkeyRng(3030 + si, length, depth, sample));
+        const p = buildPasskeyPrompt(
+          tokenizer,
+          hays[set]!,
+          length,
+          depth,
+          passkeyRng(3030 + si, length, depth, sample),
+        );
         const prompt = tokenizer.decode(p.ids);
         for (const variant of variants) {
           if (doneKeys.has(jobKey({ set, variant, length, depth, sample }))) {
@@ -112,8 +149,15 @@ for (const length of lengths) {
             continue;
           }
           const t0 = Date.now();
-          const body = { type: 'completion', model: 'deciserve-mamba', prompt, max_tokens: 8, temperature: 0,
-            decimation: variant === 'mamba' ? 'off' : 'auto', protect: p.protect };
+          const body = {
+            type: 'completion',
+            model: 'deciserve-mamba',
+            prompt,
+            max_tokens: 8,
+            temperature: 0,
+            decimation: variant === 'mamba' ? 'off' : 'auto',
+            protect: p.protect,
+          };
           // an idempotency key per prompt, so a retried submit cannot run the same prompt twice
           const idem = `api-passkey-${args.split}-${set}-${variant}-${length}-${depth}-${sample}-${process.pid}`;
           const view = await waitFor(await retrying('submit', () => client.submit(body, idem)));
@@ -124,14 +168,27 @@ for (const length of lengths) {
             correct = judgePasskey(result.choices[0]!.text, p.key);
             kept = result.decimation;
           }
-          const record: JobRecord = { id: view.id, set, variant, length, depth, sample, status: view.status, correct,
-            promptTokens: view.prompt_tokens, seconds: (Date.now() - t0) / 1000, kept: kept?.kept };
+          const record: JobRecord = {
+            id: view.id,
+            set,
+            variant,
+            length,
+            depth,
+            sample,
+            status: view.status,
+            correct,
+            promptTokens: view.prompt_tokens,
+            seconds: (Date.now() - t0) / 1000,
+            kept: kept?.kept,
+          };
           jobs.push(record);
           tally(record);
           save();
           done++;
-          console.log(`[${done}/${planned}] L=${length} ${set} depth ${depth} ${variant}: ${view.status}` +
-            ` ${correct ? 'correct' : 'wrong'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+          console.log(
+            `[${done}/${planned}] L=${length} ${set} depth ${depth} ${variant}: ${view.status}` +
+              ` ${correct ? 'correct' : 'wrong'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+          );
         }
       }
     }
@@ -147,12 +204,31 @@ function sum(variant: string, length: number, depth?: number): Cell {
   }
   return c;
 }
-const summary = lengths.map((length) => ({ length, ...Object.fromEntries(variants.map((v) => {
-  const [k, n] = sum(v, length);
-  return [v, { correct: k, n, ci95: wilsonInterval(k, n), worstDepth: Math.min(...depths.map((d) => { const [a, m] = sum(v, length, d); return m ? a / m : 1; })) }];
-})) }));
+const summary = lengths.map((length) => ({
+  length,
+  ...Object.fromEntries(
+    variants.map((v) => {
+      const [k, n] = sum(v, length);
+      return [
+        v,
+        {
+          correct: k,
+          n,
+          ci95: wilsonInterval(k, n),
+          worstDepth: Math.min(
+            ...depths.map((d) => {
+              const [a, m] = sum(v, length, d);
+              return m ? a / m : 1;
+            }),
+          ),
+        },
+      ];
+    }),
+  ),
+}));
 Object.assign(report, { summary });
 save();
 console.log(`| length | ${variants.join(' | ')} |\n|---|${variants.map(() => '---|').join('')}`);
-for (const length of lengths) console.log(`| ${length} | ${variants.map((v) => formatAccuracy(...sum(v, length))).join(' | ')} |`);
+for (const length of lengths)
+  console.log(`| ${length} | ${variants.map((v) => formatAccuracy(...sum(v, length))).join(' | ')} |`);
 console.log(`wrote ${args.out} (${report.wallSeconds} s wall clock)`);

@@ -21,20 +21,32 @@ export interface JobsEndpoint {
 export class JobsClient {
   constructor(private readonly ep: JobsEndpoint) {}
 
-  private async request(method: string, path: string, body?: string, extra: Record<string, string> = {}): Promise<Response> {
+  private async request(
+    method: string,
+    path: string,
+    body?: string,
+    extra: Record<string, string> = {},
+  ): Promise<Response> {
     const p = this.ep.via === 'runner' ? path : `/v1${path}`;
     const headers: Record<string, string> = { ...extra };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.ep.via === 'runner') Object.assign(headers, await signedHeaders(this.ep.secret ?? '', { method, path: p, body }));
+    if (this.ep.via === 'runner')
+      Object.assign(headers, await signedHeaders(this.ep.secret ?? '', { method, path: p, body }));
     else if (this.ep.apiKey) headers.authorization = `Bearer ${this.ep.apiKey}`;
     // A bounded wait per call: a stalled connection must not hang the poll loop.
     return fetch(this.ep.url + p, { method, body, headers, signal: AbortSignal.timeout(30_000) });
   }
 
   async submit(job: Record<string, unknown>, idempotencyKey?: string): Promise<JobView> {
-    const res = await this.request('POST', '/jobs', JSON.stringify(job), idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
+    const res = await this.request(
+      'POST',
+      '/jobs',
+      JSON.stringify(job),
+      idempotencyKey ? { 'idempotency-key': idempotencyKey } : {},
+    );
     const body = (await res.json()) as JobView & { error?: { message: string } };
-    if (res.status !== 202 && res.status !== 200) throw new Error(`submit: HTTP ${res.status}: ${body.error?.message ?? JSON.stringify(body)}`);
+    if (res.status !== 202 && res.status !== 200)
+      throw new Error(`submit: HTTP ${res.status}: ${body.error?.message ?? JSON.stringify(body)}`);
     return body;
   }
 

@@ -15,7 +15,10 @@ export function bucketFromEnv(env: NodeJS.ProcessEnv = process.env): BenchBucket
     endpoint: env.S3_ENDPOINT,
     region: env.S3_REGION ?? 'us-east-1',
     forcePathStyle: env.S3_FORCE_PATH_STYLE !== '0',
-    credentials: env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY } : undefined,
+    credentials:
+      env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY
+        ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY }
+        : undefined,
     requestChecksumCalculation: 'WHEN_REQUIRED', // radosgw refuses aws-chunked bodies (see runner/store/s3-store.ts)
   });
   return { client, bucket: env.S3_BUCKET ?? 'deciserve', prefix: env.S3_PREFIX ?? '' };
@@ -42,7 +45,10 @@ export async function getText(b: BenchBucket, key: string, range?: string): Prom
  */
 export async function listSuiteSummaries(b: BenchBucket): Promise<string[]> {
   const keys: string[] = [];
-  for await (const page of paginateListObjectsV2({ client: b.client }, { Bucket: b.bucket, Prefix: `${b.prefix}results/` })) {
+  for await (const page of paginateListObjectsV2(
+    { client: b.client },
+    { Bucket: b.bucket, Prefix: `${b.prefix}results/` },
+  )) {
     for (const o of page.Contents ?? []) {
       if (!o.Key?.endsWith('.json')) continue;
       if ((await getText(b, o.Key, 'bytes=0-127')).includes('"object":"bench_suite"')) keys.push(o.Key);

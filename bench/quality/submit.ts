@@ -30,7 +30,12 @@ const DONE = ['succeeded', 'failed', 'cancelled'];
 /** The suite job's body: the spec without the model (that is the job's `model`); depths only for passkey. */
 export function suiteJobBody(spec: SuiteSpec, suite: string): Record<string, unknown> {
   const { task, lengths, depths, samples, seed, variants } = spec;
-  return { type: 'suite', model: spec.model, suite: { task, lengths, ...(task === 'passkey' ? { depths } : {}), samples, seed, variants }, metadata: { suite } };
+  return {
+    type: 'suite',
+    model: spec.model,
+    suite: { task, lengths, ...(task === 'passkey' ? { depths } : {}), samples, seed, variants },
+    metadata: { suite },
+  };
 }
 
 export async function runSuite(opts: {
@@ -54,7 +59,8 @@ export async function runSuite(opts: {
   const before = metricsUrl ? await scrape(metricsUrl).catch(() => null) : null;
 
   let view: JobView = await client.submit(suiteJobBody(spec, suite), `bench-suite/${suite}`);
-  const say = (what: string) => process.stderr.write(`bench ${suite}: job ${view.id} ${what}, ${Math.round((Date.now() - started) / 1000)} s\n`);
+  const say = (what: string) =>
+    process.stderr.write(`bench ${suite}: job ${view.id} ${what}, ${Math.round((Date.now() - started) / 1000)} s\n`);
   say(`${view.status} (${view.prompt_tokens ?? '?'} prompt tokens) at ${opts.endpoint.url}`);
   const deadline = Date.now() + (opts.timeoutMs ?? 24 * 3600_000);
   let lastSaid = Date.now();
@@ -72,14 +78,25 @@ export async function runSuite(opts: {
       lastSaid = Date.now();
     }
   }
-  if (view.status !== 'succeeded') throw new Error(`bench ${suite}: job ${view.id} ${view.status}: ${view.error ? `${view.error.code}: ${view.error.message}` : 'no error given'}`);
+  if (view.status !== 'succeeded')
+    throw new Error(
+      `bench ${suite}: job ${view.id} ${view.status}: ${view.error ? `${view.error.code}: ${view.error.message}` : 'no error given'}`,
+    );
   say('succeeded; reading the result from S3');
   const result = await client.result<SuiteResult>(view);
   const after = metricsUrl && before ? await scrape(metricsUrl).catch(() => null) : null;
   return {
-    suite, jobId: view.id, spec: result.spec, command: opts.command, date: new Date(started).toISOString(),
-    endpoint: { via: opts.endpoint.via, url: opts.endpoint.url }, wallSeconds: Math.round((Date.now() - started) / 100) / 10,
-    summary: result.summary, samples: result.samples, s3: s3Location(view.result_url!, opts.bucket), engine: result.deciserve.engine,
+    suite,
+    jobId: view.id,
+    spec: result.spec,
+    command: opts.command,
+    date: new Date(started).toISOString(),
+    endpoint: { via: opts.endpoint.via, url: opts.endpoint.url },
+    wallSeconds: Math.round((Date.now() - started) / 100) / 10,
+    summary: result.summary,
+    samples: result.samples,
+    s3: s3Location(view.result_url!, opts.bucket),
+    engine: result.deciserve.engine,
     ...(before && after ? { runner: runnerDelta(before, after) } : {}),
   };
 }

@@ -5,9 +5,22 @@ import { bucketFromEnv, getText, listSuiteSummaries } from '../quality/s3.ts';
 import { loadCharts } from './charts.ts';
 import { renderReport } from './html.ts';
 
-const EXPECTED = ['latency-vs-load', 'throughput', 'cost-vs-length', 'passkey-vs-length', 'perplexity-vs-length', 'gpu-kernels', 'gpu-prefill'];
+const EXPECTED = [
+  'latency-vs-load',
+  'throughput',
+  'cost-vs-length',
+  'passkey-vs-length',
+  'perplexity-vs-length',
+  'gpu-kernels',
+  'gpu-prefill',
+];
 
-export async function buildReport(opts: { resultsDir: string; out: string; command: string; fromS3: boolean }): Promise<{ charts: string[]; out: string }> {
+export async function buildReport(opts: {
+  resultsDir: string;
+  out: string;
+  command: string;
+  fromS3: boolean;
+}): Promise<{ charts: string[]; out: string }> {
   const suites: Record<string, unknown>[] = [];
   if (opts.fromS3) {
     const bucket = bucketFromEnv();
@@ -16,8 +29,15 @@ export async function buildReport(opts: { resultsDir: string; out: string; comma
   }
   const charts = loadCharts(opts.resultsDir, suites);
   const have = new Set(charts.map((c) => c.id));
-  const missing = EXPECTED.filter((id) => !have.has(id)).map((id) => (id.startsWith('gpu-') ? `${id} (bench/results/cuda-bench.json from mamba/cuda/device-check.ts on a GPU)` : id));
-  const html = renderReport(charts, { title: 'deciserve benchmarks: DeciMamba vs Mamba', generated: new Date().toISOString(), command: opts.command, missing });
+  const missing = EXPECTED.filter((id) => !have.has(id)).map((id) =>
+    id.startsWith('gpu-') ? `${id} (bench/results/cuda-bench.json from mamba/cuda/device-check.ts on a GPU)` : id,
+  );
+  const html = renderReport(charts, {
+    title: 'deciserve benchmarks: DeciMamba vs Mamba',
+    generated: new Date().toISOString(),
+    command: opts.command,
+    missing,
+  });
   await mkdir(dirname(opts.out), { recursive: true });
   await writeFile(opts.out, html);
   return { charts: charts.map((c) => c.id), out: opts.out };

@@ -8,14 +8,21 @@ const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&l
 /** JSON safe inside <script> (no "</script>"). */
 export const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
-export function renderReport(charts: ChartSpec[], meta: { title: string; generated: string; command: string; missing: string[] }): string {
-  const sections = charts.map((c) => `
+export function renderReport(
+  charts: ChartSpec[],
+  meta: { title: string; generated: string; command: string; missing: string[] },
+): string {
+  const sections = charts
+    .map(
+      (c) => `
 <section class="chart">
   <h2>${esc(c.title)}</h2>
   <div class="canvas"><canvas id="${c.id}"></canvas></div>
   <p class="src">Data: ${c.sources.map((s) => `<code>${esc(s.file)}</code> ← <code>${esc(s.command)}</code>`).join('; ')}</p>
   ${c.note ? `<p class="note">${esc(c.note)}</p>` : ''}
-</section>`).join('\n');
+</section>`,
+    )
+    .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(meta.title)}</title>
 <style>

@@ -78,12 +78,33 @@ export const decimationFor = (v: Variant): 'on' | 'off' => (v === 'decimamba' ? 
 
 /** Body of POST /v1/completions (edge, OpenAI-compatible plus `decimation`). */
 export function completionBody(s: Scenario, model: string, prompt: string, variant: Variant): Record<string, unknown> {
-  return { model, prompt, max_tokens: s.maxTokens, temperature: 0, stream: s.stream, decimation: decimationFor(variant) };
+  return {
+    model,
+    prompt,
+    max_tokens: s.maxTokens,
+    temperature: 0,
+    stream: s.stream,
+    decimation: decimationFor(variant),
+  };
 }
 
 /** Body of a job (edge POST /v1/jobs and the runner's signed POST /jobs take the same fields). */
-export function jobBody(s: Scenario, model: string, prompt: string, variant: Variant, tags: Record<string, string> = {}): Record<string, unknown> {
-  return { type: s.kind, model, prompt, max_tokens: s.maxTokens, temperature: 0, decimation: decimationFor(variant), metadata: { bench: 'load', variant, ...tags } };
+export function jobBody(
+  s: Scenario,
+  model: string,
+  prompt: string,
+  variant: Variant,
+  tags: Record<string, string> = {},
+): Record<string, unknown> {
+  return {
+    type: s.kind,
+    model,
+    prompt,
+    max_tokens: s.maxTokens,
+    temperature: 0,
+    decimation: decimationFor(variant),
+    metadata: { bench: 'load', variant, ...tags },
+  };
 }
 
 /** Splits on `sep` outside double quotes (Server-Timing descriptions may contain commas). */

@@ -11,7 +11,8 @@ const command = () => `deciserve ${process.argv.slice(2).join(' ')}`;
 function variantsFrom(text: string | undefined): Variant[] | undefined {
   if (text === undefined) return undefined;
   const list = text.split(',').map((s) => s.trim()) as Variant[];
-  for (const v of list) if (!VARIANTS.includes(v)) throw new UsageError(`unknown model variant '${v}' (use mamba, decimamba)`);
+  for (const v of list)
+    if (!VARIANTS.includes(v)) throw new UsageError(`unknown model variant '${v}' (use mamba, decimamba)`);
   return list;
 }
 
@@ -28,33 +29,80 @@ function endpointFrom(values: Record<string, unknown>) {
   if (via !== 'runner' && via !== 'edge') throw new UsageError('--jobs-via must be runner or edge');
   const secret = process.env.RUNNER_HMAC_SECRET;
   const apiKey = process.env.DECISERVE_API_KEY;
-  if (via === 'runner' && (!runnerUrl || !secret)) throw new UsageError('jobs via the runner need --runner-url (or RUNNER_URL) and RUNNER_HMAC_SECRET');
-  if (via === 'edge' && !edgeUrl) throw new UsageError('jobs via the edge need --edge-url (or DECISERVE_URL) and DECISERVE_API_KEY');
+  if (via === 'runner' && (!runnerUrl || !secret))
+    throw new UsageError('jobs via the runner need --runner-url (or RUNNER_URL) and RUNNER_HMAC_SECRET');
+  if (via === 'edge' && !edgeUrl)
+    throw new UsageError('jobs via the edge need --edge-url (or DECISERVE_URL) and DECISERVE_API_KEY');
   return { via, runnerUrl, edgeUrl, secret, apiKey };
 }
 
 const endpointOptions = {
-  'runner-url': { type: 'string', value: '<url>', description: 'runner base URL; jobs go to its signed /jobs (env RUNNER_URL; secret from RUNNER_HMAC_SECRET)' },
-  'edge-url': { type: 'string', value: '<url>', description: 'edge API base URL (env DECISERVE_URL; key from DECISERVE_API_KEY)' },
-  'jobs-via': { type: 'string', value: '<runner|edge>', description: 'where jobs are submitted (default: runner when --runner-url is set)' },
+  'runner-url': {
+    type: 'string',
+    value: '<url>',
+    description: 'runner base URL; jobs go to its signed /jobs (env RUNNER_URL; secret from RUNNER_HMAC_SECRET)',
+  },
+  'edge-url': {
+    type: 'string',
+    value: '<url>',
+    description: 'edge API base URL (env DECISERVE_URL; key from DECISERVE_API_KEY)',
+  },
+  'jobs-via': {
+    type: 'string',
+    value: '<runner|edge>',
+    description: 'where jobs are submitted (default: runner when --runner-url is set)',
+  },
 } as const;
 
 registerCommand({
   name: 'bench',
-  summary: 'Benchmarks through the public API: a quality suite as one job (submit), load scenarios (load), the cost model (cost).',
+  summary:
+    'Benchmarks through the public API: a quality suite as one job (submit), load scenarios (load), the cost model (cost).',
   usage: 'bench submit <passkey|perplexity> [options] | bench load <scenario> [options] | bench cost [options]',
   options: {
     ...endpointOptions,
-    'model-id': { type: 'string', value: '<id>', description: 'submit/load: the served model name sent in requests', default: 'deciserve-mamba' },
-    lengths: { type: 'string', value: '<list>', description: 'submit: context lengths in tokens', default: '1000,2000,4000' },
+    'model-id': {
+      type: 'string',
+      value: '<id>',
+      description: 'submit/load: the served model name sent in requests',
+      default: 'deciserve-mamba',
+    },
+    lengths: {
+      type: 'string',
+      value: '<list>',
+      description: 'submit: context lengths in tokens',
+      default: '1000,2000,4000',
+    },
     depths: { type: 'string', value: '<list>', description: 'submit passkey: needle depths', default: '0,0.5,1' },
-    samples: { type: 'string', value: '<n>', description: 'submit: prompts (passkey: per depth; perplexity: windows) per length', default: '2' },
+    samples: {
+      type: 'string',
+      value: '<n>',
+      description: 'submit: prompts (passkey: per depth; perplexity: windows) per length',
+      default: '2',
+    },
     seed: { type: 'string', value: '<n>', description: 'submit: seed for keys, offsets and windows', default: '0' },
     models: { type: 'string', value: '<list>', description: 'submit/load: mamba,decimamba (decimation off / on)' },
-    rates: { type: 'string', value: '<list>', description: 'load: arrival rates per second per variant (default: the scenario\'s)' },
-    duration: { type: 'string', value: '<d>', description: 'load: duration per rate, e.g. 30s (default: the scenario\'s)' },
-    out: { type: 'string', short: 'o', value: '<file>', description: 'result JSON (default: bench/results/quality-<task>.json, load-<scenario>.json, cost.json)' },
-    resume: { type: 'string', value: '<suite>', description: 'submit: collect an earlier suite by its id (same flags): the same job is collected, not rerun' },
+    rates: {
+      type: 'string',
+      value: '<list>',
+      description: "load: arrival rates per second per variant (default: the scenario's)",
+    },
+    duration: {
+      type: 'string',
+      value: '<d>',
+      description: "load: duration per rate, e.g. 30s (default: the scenario's)",
+    },
+    out: {
+      type: 'string',
+      short: 'o',
+      value: '<file>',
+      description: 'result JSON (default: bench/results/quality-<task>.json, load-<scenario>.json, cost.json)',
+    },
+    resume: {
+      type: 'string',
+      value: '<suite>',
+      description: 'submit: collect an earlier suite by its id (same flags): the same job is collected, not rerun',
+    },
   },
   details: [
     'Examples:',
@@ -66,7 +114,8 @@ registerCommand({
   async run({ values, positionals }) {
     const [sub, arg] = positionals;
     if (sub === 'submit') {
-      if (arg !== 'passkey' && arg !== 'perplexity') throw new UsageError('bench submit needs a task: passkey or perplexity');
+      if (arg !== 'passkey' && arg !== 'perplexity')
+        throw new UsageError('bench submit needs a task: passkey or perplexity');
       const ep = endpointFrom(values);
       const { runSuite } = await import('../../bench/quality/submit.ts');
       const run = await runSuite({
@@ -79,22 +128,33 @@ registerCommand({
           variants: variantsFrom(stringValue(values, 'models')) ?? VARIANTS,
           model: stringValue(values, 'model-id')!,
         },
-        endpoint: ep.via === 'runner' ? { via: 'runner', url: ep.runnerUrl!, secret: ep.secret } : { via: 'edge', url: ep.edgeUrl!, apiKey: ep.apiKey },
+        endpoint:
+          ep.via === 'runner'
+            ? { via: 'runner', url: ep.runnerUrl!, secret: ep.secret }
+            : { via: 'edge', url: ep.edgeUrl!, apiKey: ep.apiKey },
         command: command(),
         suite: stringValue(values, 'resume'),
         bucket: process.env.S3_BUCKET,
       });
       for (const [variant, rows] of Object.entries(run.summary.byLength)) {
-        const cells = Object.entries(rows).map(([len, r]) => `${len}: ${arg === 'passkey' ? `${(100 * r.value).toFixed(0)}%` : r.value.toFixed(1)} (n=${r.n}${r.failed ? `, ${r.failed} failed` : ''})`);
+        const cells = Object.entries(rows).map(
+          ([len, r]) =>
+            `${len}: ${arg === 'passkey' ? `${(100 * r.value).toFixed(0)}%` : r.value.toFixed(1)} (n=${r.n}${r.failed ? `, ${r.failed} failed` : ''})`,
+        );
         process.stdout.write(`${variant.padEnd(10)} ${cells.join('  ')}\n`);
       }
-      process.stdout.write(`suite ${run.suite}: job ${run.jobId} on ${run.engine}; stored s3://${run.s3.bucket}/${run.s3.key}\n`);
+      process.stdout.write(
+        `suite ${run.suite}: job ${run.jobId} on ${run.engine}; stored s3://${run.s3.bucket}/${run.s3.key}\n`,
+      );
       await writeJson(resolve(stringValue(values, 'out') ?? join('bench/results', `quality-${arg}.json`)), run);
       return 0;
     }
     if (sub === 'load') {
       if (!arg) throw new UsageError('bench load needs a scenario name (bench/scenarios/scenarios.json)');
-      const ep = endpointFrom({ ...values, 'jobs-via': stringValue(values, 'jobs-via') ?? (stringValue(values, 'edge-url') ? 'edge' : 'runner') });
+      const ep = endpointFrom({
+        ...values,
+        'jobs-via': stringValue(values, 'jobs-via') ?? (stringValue(values, 'edge-url') ? 'edge' : 'runner'),
+      });
       const { runLoad } = await import('../../bench/load/main.ts');
       const result = await runLoad({
         name: arg,
@@ -102,7 +162,13 @@ registerCommand({
         rates: listValue(values, 'rates', { min: 0.001 }),
         duration: stringValue(values, 'duration'),
         variants: variantsFrom(stringValue(values, 'models')),
-        target: { edgeUrl: ep.edgeUrl, apiKey: ep.apiKey, runnerUrl: ep.runnerUrl, runnerSecret: ep.secret, jobsVia: ep.via },
+        target: {
+          edgeUrl: ep.edgeUrl,
+          apiKey: ep.apiKey,
+          runnerUrl: ep.runnerUrl,
+          runnerSecret: ep.secret,
+          jobsVia: ep.via,
+        },
         command: command(),
       });
       await writeJson(resolve(stringValue(values, 'out') ?? join('bench/results', `load-${arg}.json`)), result);

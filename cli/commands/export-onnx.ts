@@ -12,7 +12,6 @@ import { resolveModelDir } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { intValue, listValue, stringValue } from '../values.ts';
 
-
 /** --decimation all | none | <layer list>: which layers get a run-time switchable decimation block. */
 function decimationLayers(text: string | undefined, nLayer: number): number[] | undefined {
   if (text === undefined || text === 'all') return undefined;
@@ -40,12 +39,24 @@ async function openCheckpoint(dir: string): Promise<Checkpoint> {
 
 registerCommand({
   name: 'export-onnx',
-  summary: 'Export a Mamba-1 checkpoint to ONNX (prefill and step in one graph, DeciMamba in the graph) for onnxruntime-web.',
+  summary:
+    'Export a Mamba-1 checkpoint to ONNX (prefill and step in one graph, DeciMamba in the graph) for onnxruntime-web.',
   usage: 'export-onnx [options] <checkpoint>',
   options: {
     out: { type: 'string', short: 'o', value: '<dir>', description: 'output folder (manifest.json, mamba.onnx)' },
-    quantize: { type: 'string', value: '<q>', description: 'weights: none (fp32), int8 (per-channel int8 weights, fp32 activations), int8-dynamic (also int8 activations: faster, less accurate) or int4 (MatMulNBits, block 32)', default: 'none' },
-    decimation: { type: 'string', value: '<layers>', description: "layers that can decimate at run time: all, none, or a list like 5,7", default: 'all' },
+    quantize: {
+      type: 'string',
+      value: '<q>',
+      description:
+        'weights: none (fp32), int8 (per-channel int8 weights, fp32 activations), int8-dynamic (also int8 activations: faster, less accurate) or int4 (MatMulNBits, block 32)',
+      default: 'none',
+    },
+    decimation: {
+      type: 'string',
+      value: '<layers>',
+      description: 'layers that can decimate at run time: all, none, or a list like 5,7',
+      default: 'all',
+    },
     'max-seq-len': { type: 'string', value: '<n>', description: 'longest prompt the engine accepts', default: '16384' },
     force: { type: 'boolean', description: 'overwrite an existing export in --out' },
   },
@@ -54,9 +65,11 @@ registerCommand({
     if (positionals.length !== 1) throw new UsageError('export-onnx: give exactly one checkpoint folder');
     const out = stringValue(values, 'out');
     if (!out) throw new UsageError('export-onnx: --out <dir> is required');
-    if (existsSync(join(out, 'manifest.json')) && !values.force) throw new UsageError(`export-onnx: ${out} already holds an export (use --force to overwrite)`);
+    if (existsSync(join(out, 'manifest.json')) && !values.force)
+      throw new UsageError(`export-onnx: ${out} already holds an export (use --force to overwrite)`);
     const quantization = (stringValue(values, 'quantize') ?? 'none') as Quantization;
-    if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`export-onnx: unknown --quantize '${quantization}' (${QUANTIZATIONS.join(', ')})`);
+    if (!QUANTIZATIONS.includes(quantization))
+      throw new UsageError(`export-onnx: unknown --quantize '${quantization}' (${QUANTIZATIONS.join(', ')})`);
     const dir = resolveModelDir(positionals[0]);
     const checkpoint = await openCheckpoint(dir);
     const began = performance.now();
@@ -69,7 +82,8 @@ registerCommand({
     // The tokenizer, serving defaults (and haystack for passkey runs) travel with the graphs, so the folder is
     // self-contained: any command takes it as --model.
     for (const name of await readdir(dir)) {
-      if (/^(tokenizer.*\.json|config\.json|haystack\.txt|deciserve\.json)$/.test(name)) await copyFile(join(dir, name), join(out, name));
+      if (/^(tokenizer.*\.json|config\.json|haystack\.txt|deciserve\.json)$/.test(name))
+        await copyFile(join(dir, name), join(out, name));
     }
     const m = exported.manifest;
     const size = `${m.file} ${((await stat(join(out, m.file))).size / 2 ** 20).toFixed(2)} MiB`;

@@ -1,7 +1,15 @@
 import { generate } from '../../mamba/generate.ts';
 import { COMPLETION_DEFAULTS } from '../../protocol/job-request.ts';
 import { decimationForLength } from '../../mamba/decimation.ts';
-import { decimationFromFlags, decimationOptions, jsonOption, modelOptions, openModel, readTextFile, writeJsonOutput } from '../model.ts';
+import {
+  decimationFromFlags,
+  decimationOptions,
+  jsonOption,
+  modelOptions,
+  openModel,
+  readTextFile,
+  writeJsonOutput,
+} from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { floatValue, intValue, stringList, stringValue } from '../values.ts';
 
@@ -11,10 +19,25 @@ registerCommand({
   usage: 'generate [options] <prompt...>',
   options: {
     ...modelOptions,
-    'prompt-file': { type: 'string', value: '<file>', description: 'read the prompt from a file instead of the arguments' },
+    'prompt-file': {
+      type: 'string',
+      value: '<file>',
+      description: 'read the prompt from a file instead of the arguments',
+    },
     'max-tokens': { type: 'string', short: 'n', value: '<n>', description: 'tokens to generate', default: '64' },
-    temperature: { type: 'string', short: 't', value: '<x>', description: 'sampling temperature; 0 = greedy (as the API)', default: String(COMPLETION_DEFAULTS.temperature) },
-    'top-k': { type: 'string', value: '<k>', description: 'sample among the k most likely tokens; 0 = off', default: '0' },
+    temperature: {
+      type: 'string',
+      short: 't',
+      value: '<x>',
+      description: 'sampling temperature; 0 = greedy (as the API)',
+      default: String(COMPLETION_DEFAULTS.temperature),
+    },
+    'top-k': {
+      type: 'string',
+      value: '<k>',
+      description: 'sample among the k most likely tokens; 0 = off',
+      default: '0',
+    },
     'top-p': { type: 'string', value: '<p>', description: 'nucleus sampling mass; 1 = off', default: '1' },
     seed: { type: 'string', value: '<n>', description: 'sampling seed', default: '0' },
     stop: { type: 'string', multiple: true, value: '<text>', description: 'stop when the output contains <text>' },
@@ -41,7 +64,9 @@ registerCommand({
     const ids = checkpoint.tokenizer.encode(prompt);
     const fixed = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
     // --l-base fixes the paper's single L_base; otherwise the model's budget for this prompt's length
-    const decimation = fixed && decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, ids.length);
+    const decimation =
+      fixed &&
+      decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, ids.length);
     if (ids.length === 0) throw new UsageError('generate: the prompt encodes to zero tokens');
 
     const result = await generate(engine, checkpoint.tokenizer, ids, {

@@ -1,8 +1,24 @@
 import { join } from 'node:path';
-import { buildPasskeyPrompt, encodeCorpus, haystackText, passkeyRng, runPasskey, type PasskeyCell, type PasskeyMode } from '../../mamba/passkey.ts';
+import {
+  buildPasskeyPrompt,
+  encodeCorpus,
+  haystackText,
+  passkeyRng,
+  runPasskey,
+  type PasskeyCell,
+  type PasskeyMode,
+} from '../../mamba/passkey.ts';
 import { createProgress } from '../progress.ts';
 import { decimationForLength, lBaseForLength } from '../../mamba/decimation.ts';
-import { decimationFromFlags, decimationOptions, jsonOption, modelOptions, openModel, readTextFile, writeJsonOutput } from '../model.ts';
+import {
+  decimationFromFlags,
+  decimationOptions,
+  jsonOption,
+  modelOptions,
+  openModel,
+  readTextFile,
+  writeJsonOutput,
+} from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { intValue, listValue, stringValue } from '../values.ts';
 
@@ -38,7 +54,8 @@ function table(cells: PasskeyCell[], modes: PasskeyMode[]): string {
 
 registerCommand({
   name: 'passkey',
-  summary: 'Passkey retrieval accuracy per (length, depth), for Mamba and DeciMamba (the paper\'s task; see mamba/README.md).',
+  summary:
+    "Passkey retrieval accuracy per (length, depth), for Mamba and DeciMamba (the paper's task; see mamba/README.md).",
   usage: 'passkey [options]',
   options: {
     ...modelOptions,
@@ -46,7 +63,12 @@ registerCommand({
     depths: { type: 'string', value: '<list>', description: 'needle depths in [0, 1]', default: '0,0.25,0.5,0.75,1' },
     samples: { type: 'string', value: '<n>', description: 'prompts per (length, depth)', default: '5' },
     seed: { type: 'string', value: '<n>', description: 'seed for keys and haystack offsets', default: '0' },
-    modes: { type: 'string', value: '<list>', description: 'which of mamba,decimamba to run', default: 'mamba,decimamba' },
+    modes: {
+      type: 'string',
+      value: '<list>',
+      description: 'which of mamba,decimamba to run',
+      default: 'mamba,decimamba',
+    },
     ...decimationOptions,
     haystack: { type: 'string', value: '<file>', description: 'held-out filler text (default: <model>/haystack.txt)' },
     ...jsonOption,
@@ -58,7 +80,8 @@ registerCommand({
     const samples = intValue(values, 'samples', { min: 1 })!;
     const seed = intValue(values, 'seed')!;
     const modes = (stringValue(values, 'modes') ?? '').split(',').map((s) => s.trim()) as PasskeyMode[];
-    for (const m of modes) if (!MODES.includes(m)) throw new UsageError(`--modes: unknown mode '${m}' (use mamba, decimamba)`);
+    for (const m of modes)
+      if (!MODES.includes(m)) throw new UsageError(`--modes: unknown mode '${m}' (use mamba, decimamba)`);
 
     const { checkpoint, engine, defaults } = await openModel(values);
     const decimation = decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation);
@@ -66,11 +89,19 @@ registerCommand({
     const lBaseByLength = values['l-base'] === undefined ? defaults.lBaseByLength : undefined;
     const haystackPath = stringValue(values, 'haystack') ?? join(checkpoint.dir, 'haystack.txt');
     const haystackIds = encodeCorpus(checkpoint.tokenizer, haystackText(await readTextFile('haystack', haystackPath)));
-    if (haystackIds.length === 0) throw new UsageError(`--haystack ${haystackPath}: no text left after removing digits`);
+    if (haystackIds.length === 0)
+      throw new UsageError(`--haystack ${haystackPath}: no text left after removing digits`);
 
     try {
       // Fail before any work when a length cannot hold the needle and the question.
-      for (const length of lengths) buildPasskeyPrompt(checkpoint.tokenizer, haystackIds, length, depths[0]!, passkeyRng(seed, length, depths[0]!, 0));
+      for (const length of lengths)
+        buildPasskeyPrompt(
+          checkpoint.tokenizer,
+          haystackIds,
+          length,
+          depths[0]!,
+          passkeyRng(seed, length, depths[0]!, 0),
+        );
     } catch (err) {
       throw new UsageError(`--lengths: ${(err as Error).message}`);
     }
@@ -82,7 +113,12 @@ registerCommand({
     let result: Awaited<ReturnType<typeof runPasskey>>;
     try {
       result = await runPasskey(engine, checkpoint.tokenizer, haystackIds, {
-        lengths, depths, samples, seed, modes, decimation: (length) => decimationForLength(decimation, lBaseByLength, length),
+        lengths,
+        depths,
+        samples,
+        seed,
+        modes,
+        decimation: (length) => decimationForLength(decimation, lBaseByLength, length),
         onSample: (s) => progress.tick(`L=${s.length} depth=${s.depth} ${s.mode} ${s.correct ? 'ok' : 'miss'}`),
       });
     } catch (err) {
@@ -92,7 +128,16 @@ registerCommand({
       progress.stop();
     }
     const toStdout = await writeJsonOutput(values, {
-      engine: engine.name, model: checkpoint.dir, haystack: haystackPath, lengths, depths, samplesPerCell: samples, seed, decimation, lBaseByLength: lBaseByLength ?? null, ...result,
+      engine: engine.name,
+      model: checkpoint.dir,
+      haystack: haystackPath,
+      lengths,
+      depths,
+      samplesPerCell: samples,
+      seed,
+      decimation,
+      lBaseByLength: lBaseByLength ?? null,
+      ...result,
     });
     if (!toStdout) process.stdout.write(table(result.cells, modes));
   },

@@ -6,7 +6,8 @@ import { intValue } from '../values.ts';
 
 registerCommand({
   name: 'random-checkpoint',
-  summary: 'Write a tiny deterministic random Mamba-1 checkpoint (HF format, byte-level tokenizer, haystack.txt) for trying the CLI.',
+  summary:
+    'Write a tiny deterministic random Mamba-1 checkpoint (HF format, byte-level tokenizer, haystack.txt) for trying the CLI.',
   usage: 'random-checkpoint [options] <dir>',
   options: {
     'd-model': { type: 'string', value: '<n>', description: 'hidden size', default: '64' },
@@ -14,7 +15,11 @@ registerCommand({
     'd-state': { type: 'string', value: '<n>', description: 'SSM state size', default: '16' },
     'd-conv': { type: 'string', value: '<n>', description: 'conv kernel', default: '4' },
     expand: { type: 'string', value: '<n>', description: 'd_inner / d_model', default: '2' },
-    'vocab-size': { type: 'string', value: '<n>', description: 'vocabulary (at least the tokenizer\'s 300; padded to 8)' },
+    'vocab-size': {
+      type: 'string',
+      value: '<n>',
+      description: "vocabulary (at least the tokenizer's 300; padded to 8)",
+    },
     seed: { type: 'string', value: '<n>', description: 'PRNG seed', default: '0' },
     untied: { type: 'boolean', description: 'write a separate lm_head.weight' },
     force: { type: 'boolean', description: 'overwrite an existing checkpoint in <dir>' },

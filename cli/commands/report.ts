@@ -5,12 +5,19 @@ import { stringValue } from '../values.ts';
 
 registerCommand({
   name: 'report',
-  summary: 'Write one static HTML page with charts from bench/results/*.json (and, with --s3, the quality suites stored in S3).',
+  summary:
+    'Write one static HTML page with charts from bench/results/*.json (and, with --s3, the quality suites stored in S3).',
   usage: 'report [options]',
   options: {
     results: { type: 'string', value: '<dir>', description: 'results folder', default: 'bench/results' },
     // Not the committed page by default: regenerating that one is a choice (--out bench/results/report.html).
-    out: { type: 'string', short: 'o', value: '<file>', description: 'HTML file to write (the committed page: bench/results/report.html)', default: 'bench/results/tmp/report.html' },
+    out: {
+      type: 'string',
+      short: 'o',
+      value: '<file>',
+      description: 'HTML file to write (the committed page: bench/results/report.html)',
+      default: 'bench/results/tmp/report.html',
+    },
     s3: { type: 'boolean', description: 'also read suites from S3 (S3_* environment, as the runner)' },
   },
   details: 'Example: deciserve report && xdg-open bench/results/tmp/report.html',

@@ -1,6 +1,14 @@
 import { scoreSpan } from '../../mamba/score.ts';
 import { decimationForLength } from '../../mamba/decimation.ts';
-import { decimationFromFlags, decimationOptions, jsonOption, modelOptions, openModel, readTextFile, writeJsonOutput } from '../model.ts';
+import {
+  decimationFromFlags,
+  decimationOptions,
+  jsonOption,
+  modelOptions,
+  openModel,
+  readTextFile,
+  writeJsonOutput,
+} from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
 import { intValue, stringValue } from '../values.ts';
 
@@ -10,10 +18,18 @@ registerCommand({
   usage: 'score [options] <text...>',
   options: {
     ...modelOptions,
-    file: { type: 'string', short: 'f', value: '<file>', description: 'score the contents of a file instead of the arguments' },
+    file: {
+      type: 'string',
+      short: 'f',
+      value: '<file>',
+      description: 'score the contents of a file instead of the arguments',
+    },
     start: { type: 'string', value: '<i>', description: 'first scored token index (≥ 1)', default: '1' },
     end: { type: 'string', value: '<i>', description: 'one past the last scored token (default: all tokens)' },
-    decimate: { type: 'boolean', description: 'score with DeciMamba: tokens before the span may be decimated (implied by --decimation-layers)' },
+    decimate: {
+      type: 'boolean',
+      description: 'score with DeciMamba: tokens before the span may be decimated (implied by --decimation-layers)',
+    },
     ...decimationOptions,
     'per-token': { type: 'boolean', description: 'print every token with its log-probability' },
     ...jsonOption,
@@ -31,21 +47,34 @@ registerCommand({
     const decimate = values.decimate === true || values['decimation-layers'] !== undefined;
     const fixed = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
     // --l-base fixes the paper's single L_base; otherwise the model's budget for this text's length
-    const decimation = fixed && decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, ids.length);
+    const decimation =
+      fixed &&
+      decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, ids.length);
 
     const began = performance.now();
     const result = await scoreSpan(engine, ids, { start, end, decimation });
     const ms = performance.now() - began;
-    const toStdout = await writeJsonOutput(values, { engine: engine.name, model: checkpoint.dir, decimation, totalTokens: ids.length, ms, ...result });
+    const toStdout = await writeJsonOutput(values, {
+      engine: engine.name,
+      model: checkpoint.dir,
+      decimation,
+      totalTokens: ids.length,
+      ms,
+      ...result,
+    });
     if (toStdout) return;
     if (values['per-token']) {
       result.tokens.forEach((token, j) => {
-        process.stdout.write(`${String(start + j).padStart(6)}  ${result.logprobs[j]!.toFixed(4).padStart(9)}  ${JSON.stringify(checkpoint.tokenizer.decode([token]))}\n`);
+        process.stdout.write(
+          `${String(start + j).padStart(6)}  ${result.logprobs[j]!.toFixed(4).padStart(9)}  ${JSON.stringify(checkpoint.tokenizer.decode([token]))}\n`,
+        );
       });
     }
     process.stdout.write(
       `tokens ${result.tokens.length} [${start}, ${end}) of ${ids.length}  nll/token ${result.meanNll.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}\n`,
     );
-    process.stderr.write(`[${engine.name}] ${end} tokens in ${ms.toFixed(1)} ms (${((end / ms) * 1000).toFixed(0)} tok/s)\n`);
+    process.stderr.write(
+      `[${engine.name}] ${end} tokens in ${ms.toFixed(1)} ms (${((end / ms) * 1000).toFixed(0)} tok/s)\n`,
+    );
   },
 });

@@ -9,15 +9,24 @@ const ROOTS = ['runner', 'worker', 'mamba', 'protocol', 'cli', 'bench'];
 const config = createRequire(import.meta.url)('../../.dependency-cruiser.cjs');
 const { existsSync } = await import('node:fs');
 
-const { output } = await cruise(ROOTS.filter((r) => existsSync(r)), { ...config.options, validate: true, ruleSet: { forbidden: config.forbidden } });
+const { output } = await cruise(
+  ROOTS.filter((r) => existsSync(r)),
+  { ...config.options, validate: true, ruleSet: { forbidden: config.forbidden } },
+);
 const violations = output.summary.violations;
-for (const v of violations) console.log(`${v.rule.name}: ${v.from} → ${v.to}${v.cycle ? ` (cycle ${v.cycle.map((c) => c.name ?? c).join(' → ')})` : ''}`);
+for (const v of violations)
+  console.log(
+    `${v.rule.name}: ${v.from} → ${v.to}${v.cycle ? ` (cycle ${v.cycle.map((c) => c.name ?? c).join(' → ')})` : ''}`,
+  );
 
 // Longest chain of imports between runner/ files; its depth is the number of imports on it (files - 1).
 const edges = new Map();
 for (const m of output.modules) {
   if (!m.source.startsWith('runner/')) continue;
-  edges.set(m.source, m.dependencies.map((d) => d.resolved).filter((r) => r.startsWith('runner/')));
+  edges.set(
+    m.source,
+    m.dependencies.map((d) => d.resolved).filter((r) => r.startsWith('runner/')),
+  );
 }
 const memo = new Map();
 const chain = (file, seen = new Set()) => {

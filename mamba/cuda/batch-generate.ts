@@ -2,7 +2,13 @@
 // settings), then one batched decode step per token for all still-running sequences. Per job it follows
 // mamba/generate.ts exactly (same sampling stream per seed, stop strings, stop ids, the last token is never stepped),
 // so a job's tokens match generate() on any engine. The runner's BatchEngine can wrap this.
-import { findStop, type Detokenizer, type FinishReason, type GenerateOptions, type GenerateResult } from '../generate.ts';
+import {
+  findStop,
+  type Detokenizer,
+  type FinishReason,
+  type GenerateOptions,
+  type GenerateResult,
+} from '../generate.ts';
 import { createRng, type Rng } from '../rng.ts';
 import { isGreedy, sampleToken } from '../sampling.ts';
 import type { CudaEngine } from './engine.ts';
@@ -24,10 +30,17 @@ interface Running {
 }
 
 /** Generates for every job; a job that cannot run gets its Error in its slot. */
-export async function generateBatch(engine: CudaEngine, tokenizer: Detokenizer | null, jobs: BatchJob[]): Promise<Array<GenerateResult | Error>> {
+export async function generateBatch(
+  engine: CudaEngine,
+  tokenizer: Detokenizer | null,
+  jobs: BatchJob[],
+): Promise<Array<GenerateResult | Error>> {
   const t0 = performance.now();
   const prefills = await engine.prefillBatchSettled(
-    jobs.map((j) => ({ ids: j.ids, options: { decimation: j.options?.decimation ?? null, protect: j.options?.protect ?? 1, logitPositions: 'last' } })),
+    jobs.map((j) => ({
+      ids: j.ids,
+      options: { decimation: j.options?.decimation ?? null, protect: j.options?.protect ?? 1, logitPositions: 'last' },
+    })),
   );
   const t1 = performance.now();
   const results: Array<GenerateResult | Error | null> = prefills.map((p) => (p instanceof Error ? p : null));
@@ -55,7 +68,9 @@ export async function generateBatch(engine: CudaEngine, tokenizer: Detokenizer |
   });
 
   if (running.length > 0) {
-    const session = engine.openDecode(running.map((r) => (prefills[r.job] as Exclude<(typeof prefills)[number], Error>).state));
+    const session = engine.openDecode(
+      running.map((r) => (prefills[r.job] as Exclude<(typeof prefills)[number], Error>).state),
+    );
     try {
       const vocab = engine.config.vocabSize;
       const allGreedy = running.every((r) => isGreedy(r.options));

@@ -56,7 +56,8 @@ function groupFromLengths(lengths: number[]): RowGroup {
 export function planBatch(sequences: PlannedSequence[], nLayer: number): BatchPlan {
   if (sequences.length === 0) throw new BatchPlanError('a pass needs at least one sequence');
   sequences.forEach((s, i) => {
-    if (!Number.isInteger(s.length) || s.length < 1) throw new BatchPlanError(`sequence ${i}: length ${s.length} is not a positive integer`);
+    if (!Number.isInteger(s.length) || s.length < 1)
+      throw new BatchPlanError(`sequence ${i}: length ${s.length} is not a positive integer`);
   });
   // Each sequence's own length plan (mamba/decimation.ts, the one every engine uses); the groups follow from it.
   const plans = sequences.map((seq) => planDecimation(seq.length, seq.protect, nLayer, seq.decimation));
@@ -121,7 +122,8 @@ export interface ScanChunks {
 }
 
 export function scanChunks(group: RowGroup, chunkLen: number): ScanChunks {
-  if (!Number.isInteger(chunkLen) || chunkLen < 1) throw new BatchPlanError(`scan chunk length ${chunkLen} is not a positive integer`);
+  if (!Number.isInteger(chunkLen) || chunkLen < 1)
+    throw new BatchPlanError(`scan chunk length ${chunkLen} is not a positive integer`);
   const nSeq = group.seqStart.length - 1;
   const seqFirstChunk = new Int32Array(nSeq + 1);
   for (let s = 0; s < nSeq; s++) {

@@ -20,7 +20,12 @@ export function compileOptions(build: KernelBuild, arch: string): string[] {
 }
 
 /** sha256 over the sources (in a fixed order), the options, the compiler version and the device name. */
-export function kernelCacheKey(sources: KernelSources, options: string[], compilerVersion: string, device: string): string {
+export function kernelCacheKey(
+  sources: KernelSources,
+  options: string[],
+  compilerVersion: string,
+  device: string,
+): string {
   const h = createHash('sha256');
   const field = (s: string) => h.update(`${s.length}:${s}`);
   field(sources.source);

@@ -8,7 +8,23 @@ import { Layout } from './layout.ts';
 import { xDblWidth } from './memory-plan.ts';
 import * as ops from './ops.ts';
 
-const BUFFERS = ['tokens', 'rowIdx', 'argmax', 'hidden', 'residual', 'normed', 'xz', 'x', 'xDbl', 'delta', 'y', 'headNormed', 'logits', 'conv', 'ssm'] as const;
+const BUFFERS = [
+  'tokens',
+  'rowIdx',
+  'argmax',
+  'hidden',
+  'residual',
+  'normed',
+  'xz',
+  'x',
+  'xDbl',
+  'delta',
+  'y',
+  'headNormed',
+  'logits',
+  'conv',
+  'ssm',
+] as const;
 type DecodeBuffer = (typeof BUFFERS)[number];
 
 export interface DecodeOutput {
@@ -57,7 +73,10 @@ export class DecodeSession {
     this.layout = new Layout<DecodeBuffer>();
     for (const b of BUFFERS) this.layout.add(b, sizes[b]);
     this.base = core.device.alloc(this.layout.totalBytes);
-    core.device.upload(this.buf('rowIdx'), Int32Array.from({ length: batch }, (_, i) => i));
+    core.device.upload(
+      this.buf('rowIdx'),
+      Int32Array.from({ length: batch }, (_, i) => i),
+    );
     core.device.fill32(this.buf('conv'), 0, batch * words.conv);
     core.device.fill32(this.buf('ssm'), 0, batch * words.ssm);
   }
@@ -91,11 +110,13 @@ export class DecodeSession {
   /** One token per sequence. */
   step(tokens: ArrayLike<number>, want: { logits?: boolean; argmax?: boolean } = { logits: true }): DecodeOutput {
     if (this.disposed) throw new Error('decode session is disposed');
-    if (tokens.length !== this.batch) throw new RangeError(`decode step: ${tokens.length} tokens for a batch of ${this.batch}`);
+    if (tokens.length !== this.batch)
+      throw new RangeError(`decode step: ${tokens.length} tokens for a batch of ${this.batch}`);
     const { vocabSize } = this.core.config;
     for (let i = 0; i < tokens.length; i++) {
       const t = tokens[i]!;
-      if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${vocabSize})`);
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
+        throw new RangeError(`token id ${t} is outside the vocabulary [0, ${vocabSize})`);
     }
     const device = this.core.device;
     device.upload(this.buf('tokens'), Int32Array.from(tokens));
@@ -154,9 +175,33 @@ export class DecodeSession {
     ops.embed(k, b('tokens'), weights.embedding, b('hidden'), B, dModel);
     for (let i = 0; i < nLayer; i++) {
       const layer = weights.layers[i]!;
-      ops.addRmsNorm(k, { hidden: b('hidden'), residual: b('residual'), normed: b('normed'), weight: layer.norm, rows: B, dim: dModel, eps: normEpsilon, first: i === 0 });
-      ops.linear(device, { x: { ptr: b('normed'), ld: dModel }, w: { ptr: layer.inProj, ld: dModel }, y: { ptr: b('xz'), ld: 2 * dInner }, rows: B, k: dModel, n: 2 * dInner, xType: at, wType: wt, yType: at }, 'gemm_in_proj');
-      if (layer.inProjBias !== null) ops.addBias(k, { ptr: b('xz'), ld: 2 * dInner }, layer.inProjBias, B, 2 * dInner, true);
+      ops.addRmsNorm(k, {
+        hidden: b('hidden'),
+        residual: b('residual'),
+        normed: b('normed'),
+        weight: layer.norm,
+        rows: B,
+        dim: dModel,
+        eps: normEpsilon,
+        first: i === 0,
+      });
+      ops.linear(
+        device,
+        {
+          x: { ptr: b('normed'), ld: dModel },
+          w: { ptr: layer.inProj, ld: dModel },
+          y: { ptr: b('xz'), ld: 2 * dInner },
+          rows: B,
+          k: dModel,
+          n: 2 * dInner,
+          xType: at,
+          wType: wt,
+          yType: at,
+        },
+        'gemm_in_proj',
+      );
+      if (layer.inProjBias !== null)
+        ops.addBias(k, { ptr: b('xz'), ld: 2 * dInner }, layer.inProjBias, B, 2 * dInner, true);
       ops.convStep(k, {
         x: { ptr: b('xz'), ld: 2 * dInner },
         state: { ptr: b('conv') + i * dInner * config.dConv * 4, seqStride: words.conv },
@@ -166,8 +211,36 @@ export class DecodeSession {
         batch: B,
         dInner,
       });
-      ops.linear(device, { x: { ptr: b('x'), ld: dInner }, w: { ptr: layer.xProj, ld: dInner }, y: { ptr: b('xDbl'), ld: dbl }, rows: B, k: dInner, n: dbl, xType: at, wType: wt, yType: at }, 'gemm_x_proj');
-      ops.linear(device, { x: { ptr: b('xDbl'), ld: dbl }, w: { ptr: layer.dtProjWeight, ld: dtRank }, y: { ptr: b('delta'), ld: dInner }, rows: B, k: dtRank, n: dInner, xType: at, wType: wt, yType: 'f32' }, 'gemm_dt_proj');
+      ops.linear(
+        device,
+        {
+          x: { ptr: b('x'), ld: dInner },
+          w: { ptr: layer.xProj, ld: dInner },
+          y: { ptr: b('xDbl'), ld: dbl },
+          rows: B,
+          k: dInner,
+          n: dbl,
+          xType: at,
+          wType: wt,
+          yType: at,
+        },
+        'gemm_x_proj',
+      );
+      ops.linear(
+        device,
+        {
+          x: { ptr: b('xDbl'), ld: dbl },
+          w: { ptr: layer.dtProjWeight, ld: dtRank },
+          y: { ptr: b('delta'), ld: dInner },
+          rows: B,
+          k: dtRank,
+          n: dInner,
+          xType: at,
+          wType: wt,
+          yType: 'f32',
+        },
+        'gemm_dt_proj',
+      );
       ops.timeStep(k, b('delta'), layer.dtProjBias, B, dInner);
       ops.ssmStep(k, {
         x: b('x'),
@@ -183,11 +256,49 @@ export class DecodeSession {
         batch: B,
         dInner,
       });
-      ops.linear(device, { x: { ptr: b('y'), ld: dInner }, w: { ptr: layer.outProj, ld: dInner }, y: { ptr: b('hidden'), ld: dModel }, rows: B, k: dInner, n: dModel, xType: at, wType: wt, yType: 'f32' }, 'gemm_out_proj');
-      if (layer.outProjBias !== null) ops.addBias(k, { ptr: b('hidden'), ld: dModel }, layer.outProjBias, B, dModel, false);
+      ops.linear(
+        device,
+        {
+          x: { ptr: b('y'), ld: dInner },
+          w: { ptr: layer.outProj, ld: dInner },
+          y: { ptr: b('hidden'), ld: dModel },
+          rows: B,
+          k: dInner,
+          n: dModel,
+          xType: at,
+          wType: wt,
+          yType: 'f32',
+        },
+        'gemm_out_proj',
+      );
+      if (layer.outProjBias !== null)
+        ops.addBias(k, { ptr: b('hidden'), ld: dModel }, layer.outProjBias, B, dModel, false);
     }
-    ops.finalNorm(k, { hidden: b('hidden'), residual: b('residual'), rowIdx: b('rowIdx'), out: b('headNormed'), weight: weights.normF, nOut: B, dim: dModel, eps: normEpsilon });
-    ops.linear(device, { x: { ptr: b('headNormed'), ld: dModel }, w: { ptr: weights.lmHead, ld: dModel }, y: { ptr: b('logits'), ld: vocabSize }, rows: B, k: dModel, n: vocabSize, xType: at, wType: wt, yType: 'f32' }, 'gemm_lm_head');
+    ops.finalNorm(k, {
+      hidden: b('hidden'),
+      residual: b('residual'),
+      rowIdx: b('rowIdx'),
+      out: b('headNormed'),
+      weight: weights.normF,
+      nOut: B,
+      dim: dModel,
+      eps: normEpsilon,
+    });
+    ops.linear(
+      device,
+      {
+        x: { ptr: b('headNormed'), ld: dModel },
+        w: { ptr: weights.lmHead, ld: dModel },
+        y: { ptr: b('logits'), ld: vocabSize },
+        rows: B,
+        k: dModel,
+        n: vocabSize,
+        xType: at,
+        wType: wt,
+        yType: 'f32',
+      },
+      'gemm_lm_head',
+    );
     ops.argmax(k, b('logits'), B, vocabSize, b('argmax'));
   }
 

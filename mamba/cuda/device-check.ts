@@ -62,19 +62,26 @@ async function main(): Promise<void> {
         kernels[build] = set;
         const stats = set.stats();
         const spilling = Object.entries(stats).filter(([, s]) => s.localBytes > 0);
-        for (const [name, s] of Object.entries(stats)) report.row('kernel-resources', { build, kernel: name, registers: s.registers, localBytes: s.localBytes });
-        report.check('compile', `NVRTC ${build} (${set.compiled.kind}, ${set.compiled.options.join(' ')})`, spilling.length === 0, {
-          ms: performance.now() - t0,
-          compileMs: set.compiled.compileMs,
-          cache: set.compiled.fromCache ?? 'miss',
-          kernels: Object.keys(stats).length,
-          spilling: spilling.map(([n]) => n).join(',') || 'none',
-        });
+        for (const [name, s] of Object.entries(stats))
+          report.row('kernel-resources', { build, kernel: name, registers: s.registers, localBytes: s.localBytes });
+        report.check(
+          'compile',
+          `NVRTC ${build} (${set.compiled.kind}, ${set.compiled.options.join(' ')})`,
+          spilling.length === 0,
+          {
+            ms: performance.now() - t0,
+            compileMs: set.compiled.compileMs,
+            cache: set.compiled.fromCache ?? 'miss',
+            kernels: Object.keys(stats).length,
+            spilling: spilling.map(([n]) => n).join(',') || 'none',
+          },
+        );
       });
     }
 
     const emulated = device.info.name.includes('emulator'); // the CPU emulator (tests): nothing to measure
-    if (phases.has('env') && kernels.bf16 && !emulated) await report.guard('env', 'ceilings', () => void (ceilings = measureCeilings(device, kernels.bf16!, report)));
+    if (phases.has('env') && kernels.bf16 && !emulated)
+      await report.guard('env', 'ceilings', () => void (ceilings = measureCeilings(device, kernels.bf16!, report)));
 
     if (phases.has('kernels')) {
       for (const build of ['f32', 'bf16'] as const) {
@@ -85,13 +92,17 @@ async function main(): Promise<void> {
     if (phases.has('parity')) {
       const maxLength = Number(args['max-parity-length']);
       await goldenParity(device, report, root, maxLength);
-      if (deadline.has(60)) await report.guard('passkey-bf16', 'passkey agreement', () => passkeyAgreement(device, report, root, deadline, maxLength));
+      if (deadline.has(60))
+        await report.guard('passkey-bf16', 'passkey agreement', () =>
+          passkeyAgreement(device, report, root, deadline, maxLength),
+        );
       else report.skip('passkey agreement: time budget');
     }
 
     if (phases.has('scan')) {
       // both paths on the golden fixtures, so a case that fails on both (a fixture's near-tie in bf16) reads as such
-      for (const scan of ['split', 'fused', 'fused-t2'] as const) await goldenParity(device, report, root, Number(args['max-parity-length']), { scan });
+      for (const scan of ['split', 'fused', 'fused-t2'] as const)
+        await goldenParity(device, report, root, Number(args['max-parity-length']), { scan });
       const scanLengths = args['scan-lengths']!.split(',').map(Number);
       for (const shape of args.shapes!.split(',').filter(Boolean) as ShapeName[]) {
         if (!(shape in SHAPES) || !deadline.has(30)) {
@@ -101,11 +112,23 @@ async function main(): Promise<void> {
         const config = benchConfig(shape);
         const weights = await benchWeights(config, shape === '130m' ? 130 : 1400);
         const fp32 = shape === '1.4b' ? [] : scanLengths.filter((L) => L <= 32768);
-        await scanCompare({ shape, config, weights, device, precisions: fp32.length ? ['bf16', 'fp32'] : ['bf16'], lengths: { bf16: scanLengths, fp32 } }, report, deadline);
+        await scanCompare(
+          {
+            shape,
+            config,
+            weights,
+            device,
+            precisions: fp32.length ? ['bf16', 'fp32'] : ['bf16'],
+            lengths: { bf16: scanLengths, fp32 },
+          },
+          report,
+          deadline,
+        );
       }
     }
 
-    const shapes = phases.has('bench') || phases.has('parity') ? (args.shapes!.split(',').filter(Boolean) as ShapeName[]) : [];
+    const shapes =
+      phases.has('bench') || phases.has('parity') ? (args.shapes!.split(',').filter(Boolean) as ShapeName[]) : [];
     for (const shape of shapes) {
       if (!(shape in SHAPES)) {
         report.check('bench', `shape ${shape}`, false, {}, `unknown shape (known: ${Object.keys(SHAPES).join(', ')})`);
@@ -123,17 +146,35 @@ async function main(): Promise<void> {
         await report.guard('setup', `write ${shape} checkpoint`, () => {
           t0 = performance.now();
           writeBenchCheckpoint(join(args['bench-dir']!, shape), config, weights);
-          report.row('setup', { shape, what: `checkpoint for bench/cuda-compare.py in ${args['bench-dir']}/${shape}`, ms: performance.now() - t0 });
+          report.row('setup', {
+            shape,
+            what: `checkpoint for bench/cuda-compare.py in ${args['bench-dir']}/${shape}`,
+            ms: performance.now() - t0,
+          });
         });
       }
       t0 = performance.now();
       const bf16 = CudaEngine.create(config, weights, { device, precision: 'bf16' });
-      report.row('setup', { shape, what: 'upload bf16 engine', ms: performance.now() - t0, deviceGiB: bf16.deviceBytes / 2 ** 30 });
+      report.row('setup', {
+        shape,
+        what: 'upload bf16 engine',
+        ms: performance.now() - t0,
+        deviceGiB: bf16.deviceBytes / 2 ** 30,
+      });
       const fp32 = shape !== '1.4b' ? CudaEngine.create(config, weights, { device, precision: 'fp32' }) : null; // fp32 GEMMs of 1.4b at 128K are minutes
       try {
         if (phases.has('parity') && fp32) {
           await referenceParity({ fp32, bf16 }, config, weights, report, deadline, shape);
-          await selfConsistency({ fp32, bf16 }, config, weights, report, deadline, shape, Number(args['consistency-length']), { device });
+          await selfConsistency(
+            { fp32, bf16 },
+            config,
+            weights,
+            report,
+            deadline,
+            shape,
+            Number(args['consistency-length']),
+            { device },
+          );
         }
         if (phases.has('bench')) {
           const target = { shape, config, engine: bf16 };
@@ -141,7 +182,14 @@ async function main(): Promise<void> {
           await benchBatch(target, report, deadline, args['batch-lengths']!.split(',').map(Number));
           await benchDecode(target, report, deadline);
           await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
-          if (fp32) await benchPrefill({ shape, config, engine: fp32 }, report, deadline, lengths.filter((L) => L <= 32768), ceilings);
+          if (fp32)
+            await benchPrefill(
+              { shape, config, engine: fp32 },
+              report,
+              deadline,
+              lengths.filter((L) => L <= 32768),
+              ceilings,
+            );
         }
       } finally {
         await bf16.dispose();
@@ -160,9 +208,14 @@ async function main(): Promise<void> {
 function summary(): string {
   const lines: string[] = [];
   const failed = report.failures;
-  const partsS = Object.entries(report.info).filter(([k]) => k.startsWith('elapsedS:')).reduce((a, [, v]) => a + (v as number), 0);
-  lines.push(`== CUDA device check: ${report.checks.length - failed.length}/${report.checks.length} checks passed, ${report.skipped.length} skipped, ${(partsS || report.elapsedS()).toFixed(0)} s`);
-  for (const f of failed.slice(0, 15)) lines.push(`FAIL [${f.section}] ${f.name} ${JSON.stringify(f.values)} ${f.error ?? ''}`.slice(0, 400));
+  const partsS = Object.entries(report.info)
+    .filter(([k]) => k.startsWith('elapsedS:'))
+    .reduce((a, [, v]) => a + (v as number), 0);
+  lines.push(
+    `== CUDA device check: ${report.checks.length - failed.length}/${report.checks.length} checks passed, ${report.skipped.length} skipped, ${(partsS || report.elapsedS()).toFixed(0)} s`,
+  );
+  for (const f of failed.slice(0, 15))
+    lines.push(`FAIL [${f.section}] ${f.name} ${JSON.stringify(f.values)} ${f.error ?? ''}`.slice(0, 400));
   const c = report.info.ceilings as { copyGBs: number; bf16GemmTflops: number } | undefined;
   if (c) lines.push(`ceilings: copy ${c.copyGBs.toFixed(0)} GB/s, bf16 GEMM ${c.bf16GemmTflops.toFixed(0)} TFLOP/s`);
   lines.push('shape  engine     L       mode       ms        tok/s       %floor  vsPlain');
@@ -171,8 +224,14 @@ function summary(): string {
       `${String(r.shape).padEnd(6)} ${String(r.engine).padEnd(10)} ${String(r.L).padEnd(7)} ${String(r.mode).padEnd(10)} ${fmt(r.ms as number).padStart(9)} ${String(r.tokensPerS).padStart(11)} ${fmt(r.pctOfFloor as number).padStart(7)}  ${typeof r.vsPlain === 'number' ? fmt(r.vsPlain) : ''}`,
     );
   }
-  for (const r of report.tables.batch ?? []) lines.push(`batch ${r.shape} ${r.engine} ${r.mode}: ${fmt(r.batchMs as number)} ms vs singles ${fmt(r.sumOfSinglesMs as number)} ms → ×${fmt(r.batchVsSingles as number)} (${r.passes} passes)`);
-  for (const r of report.tables.decode ?? []) lines.push(`decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step)`);
+  for (const r of report.tables.batch ?? [])
+    lines.push(
+      `batch ${r.shape} ${r.engine} ${r.mode}: ${fmt(r.batchMs as number)} ms vs singles ${fmt(r.sumOfSinglesMs as number)} ms → ×${fmt(r.batchVsSingles as number)} (${r.passes} passes)`,
+    );
+  for (const r of report.tables.decode ?? [])
+    lines.push(
+      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step)`,
+    );
   const groups = new Map<string, Record<string, unknown>[]>();
   for (const r of report.tables.breakdown ?? []) {
     const key = `${r.shape} ${r.engine} L=${r.L} ${r.mode}`;
@@ -181,17 +240,24 @@ function summary(): string {
   for (const [key, rows] of groups) {
     const top = rows.filter((r) => !String(r.kernel).startsWith('TOTAL')).slice(0, 7);
     const total = rows.find((r) => String(r.kernel).startsWith('TOTAL'));
-    lines.push(`breakdown ${key} (${fmt(total?.ms as number)} ms GPU): ${top.map((r) => `${r.kernel} ${(r.pct as number).toFixed(1)}%`).join(', ')}`);
+    lines.push(
+      `breakdown ${key} (${fmt(total?.ms as number)} ms GPU): ${top.map((r) => `${r.kernel} ${(r.pct as number).toFixed(1)}%`).join(', ')}`,
+    );
   }
   lines.push(...scanSummary(report));
   // the issue's targets, where this run measured them
   const prefill = report.tables.prefill ?? [];
-  const at = (shape: string, engine: string, L: number, mode: string) => prefill.find((r) => r.shape === shape && r.engine === engine && r.L === L && r.mode === mode);
+  const at = (shape: string, engine: string, L: number, mode: string) =>
+    prefill.find((r) => r.shape === shape && r.engine === engine && r.L === L && r.mode === mode);
   const p32 = at('130m', 'cuda-bf16', 32768, 'mamba');
   const d32 = at('130m', 'cuda-bf16', 32768, 'decimamba');
   if (p32) lines.push(`target: 130m bf16 32K at ${fmt(p32.pctOfFloor as number)}% of the roofline floor (≥50% wanted)`);
-  if (p32 && d32) lines.push(`target: DeciMamba/plain at 32K = ${fmt((d32.ms as number) / (p32.ms as number))} (≤0.6 wanted)`);
-  for (const b of report.tables.batch ?? []) lines.push(`target: batch/singles per-token throughput ${b.shape} ${b.mode} = ${fmt(b.batchVsSingles as number)} (≥0.8 wanted)`);
+  if (p32 && d32)
+    lines.push(`target: DeciMamba/plain at 32K = ${fmt((d32.ms as number) / (p32.ms as number))} (≤0.6 wanted)`);
+  for (const b of report.tables.batch ?? [])
+    lines.push(
+      `target: batch/singles per-token throughput ${b.shape} ${b.mode} = ${fmt(b.batchVsSingles as number)} (≥0.8 wanted)`,
+    );
   return lines.join('\n');
 }
 
@@ -200,10 +266,19 @@ function merge(parts: string[]): void {
   for (const part of parts) {
     const file = join(args.out!, `${part}.json`);
     if (!existsSync(file)) {
-      report.check('device-check', `report ${part}`, false, {}, `${file} is missing (that run died before writing it; see device-check.log)`);
+      report.check(
+        'device-check',
+        `report ${part}`,
+        false,
+        {},
+        `${file} is missing (that run died before writing it; see device-check.log)`,
+      );
       continue;
     }
-    const r = JSON.parse(readFileSync(file, 'utf8')) as Pick<Report, 'info' | 'checks' | 'tables' | 'notes' | 'skipped' | 'command'> & { elapsedS: number };
+    const r = JSON.parse(readFileSync(file, 'utf8')) as Pick<
+      Report,
+      'info' | 'checks' | 'tables' | 'notes' | 'skipped' | 'command'
+    > & { elapsedS: number };
     commands.push(r.command);
     report.info[`elapsedS:${part}`] = r.elapsedS;
     Object.assign(report.info, r.info);
@@ -215,7 +290,10 @@ function merge(parts: string[]): void {
   }
   report.command = [...commands, report.command].join(' && ');
   report.write(args.out, 'cuda-device-check');
-  writeFileSync(join(args.out!, 'cuda-bench.json'), JSON.stringify({ command: report.command, tables: report.tables, info: report.info }, null, 1));
+  writeFileSync(
+    join(args.out!, 'cuda-bench.json'),
+    JSON.stringify({ command: report.command, tables: report.tables, info: report.info }, null, 1),
+  );
 }
 
 if (args.merge) {
@@ -226,7 +304,13 @@ if (args.merge) {
 } else {
   // `timeout` sends SIGTERM: keep what was measured so far
   process.once('SIGTERM', () => {
-    report.check('device-check', 'run', false, {}, 'stopped by SIGTERM (the outer timeout); the results so far are kept');
+    report.check(
+      'device-check',
+      'run',
+      false,
+      {},
+      'stopped by SIGTERM (the outer timeout); the results so far are kept',
+    );
     report.write(args.out, args['report-name']);
     console.log(summary());
     process.exit(2);

@@ -28,7 +28,12 @@ export interface PassTables {
 }
 
 /** `positionOffsets[s]` is added to sequence s's row index (a segment of a long prompt starts past 0). */
-export function packPassTables(plan: BatchPlan, ids: Int32Array, chunkLen: number, positionOffsets?: number[]): PassTables {
+export function packPassTables(
+  plan: BatchPlan,
+  ids: Int32Array,
+  chunkLen: number,
+  positionOffsets?: number[],
+): PassTables {
   const rows = plan.groups[0]!.rows;
   if (ids.length !== rows) throw new RangeError(`tables: ${ids.length} ids for ${rows} rows`);
   const parts: Int32Array[] = [];

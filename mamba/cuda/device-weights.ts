@@ -46,7 +46,13 @@ export function aLog2(aLog: Float32Array): Float32Array {
 type GemmKey = 'inProj' | 'xProj' | 'dtProjWeight' | 'outProj';
 const GEMM_KEYS: GemmKey[] = ['inProj', 'xProj', 'dtProjWeight', 'outProj'];
 
-export function uploadWeights(device: CudaDevice, kernels: KernelSet, config: MambaConfig, weights: MambaWeights, precision: Precision): DeviceWeights {
+export function uploadWeights(
+  device: CudaDevice,
+  kernels: KernelSet,
+  config: MambaConfig,
+  weights: MambaWeights,
+  precision: Precision,
+): DeviceWeights {
   const gemmType: GemmType = precision === 'bf16' ? 'bf16' : 'f32';
   const gemmBytes = gemmType === 'bf16' ? 2 : 4;
   const layout = new Layout<string>();
@@ -75,7 +81,10 @@ export function uploadWeights(device: CudaDevice, kernels: KernelSet, config: Ma
   // bf16: stage each f32 tensor, convert in place into its span
   let staging: DevicePtr | null = null;
   if (gemmType === 'bf16') {
-    const largest = Math.max(weights.lmHead.data.length, ...weights.layers.flatMap((l) => GEMM_KEYS.map((k) => l[k].data.length)));
+    const largest = Math.max(
+      weights.lmHead.data.length,
+      ...weights.layers.flatMap((l) => GEMM_KEYS.map((k) => l[k].data.length)),
+    );
     staging = device.alloc(largest * 4);
   }
   const putGemm = (name: string, t: Tensor) => {
@@ -94,7 +103,8 @@ export function uploadWeights(device: CudaDevice, kernels: KernelSet, config: Ma
         device.upload(at(`${i}.${key}`), t.data);
         return at(`${i}.${key}`);
       };
-      for (const key of ['norm', 'convWeight', 'dtProjBias', 'd'] as const) device.upload(at(`${i}.${key}`), l[key].data);
+      for (const key of ['norm', 'convWeight', 'dtProjBias', 'd'] as const)
+        device.upload(at(`${i}.${key}`), l[key].data);
       device.upload(at(`${i}.aLog2`), aLog2(l.aLog.data));
       for (const k of GEMM_KEYS) putGemm(`${i}.${k}`, l[k]);
       return {
@@ -113,7 +123,8 @@ export function uploadWeights(device: CudaDevice, kernels: KernelSet, config: Ma
       };
     });
     device.synchronize();
-    if (layers.length !== config.nLayer) throw new Error(`weights have ${layers.length} layers, config ${config.nLayer}`);
+    if (layers.length !== config.nLayer)
+      throw new Error(`weights have ${layers.length} layers, config ${config.nLayer}`);
     return {
       precision,
       gemmType,

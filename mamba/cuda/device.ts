@@ -1,6 +1,14 @@
 // One GPU as the engine sees it: the primary context, one stream, a cuBLAS handle with its own workspace, the kernel
 // modules (compiled once per build setting), allocation bookkeeping and the optional profiler.
-import { CudaDriver, FunctionAttribute, type CuHandle, type DeviceInfo, type DevicePtr, type KernelArg, type LaunchShape } from './bindings/driver.ts';
+import {
+  CudaDriver,
+  FunctionAttribute,
+  type CuHandle,
+  type DeviceInfo,
+  type DevicePtr,
+  type KernelArg,
+  type LaunchShape,
+} from './bindings/driver.ts';
 import { Cublas, MathMode } from './bindings/cublas.ts';
 import { Nvrtc } from './bindings/nvrtc.ts';
 import { KernelCompiler, defaultCacheDir, type CompiledKernels } from './compile-cache.ts';
@@ -86,7 +94,10 @@ export class CudaDevice {
     this.workspace = this.alloc(wsBytes);
     this.cublas = Cublas.create(this.stream, { ptr: this.workspace, bytes: wsBytes });
     this.cublas.setMathMode(MathMode.default); // f32 GEMMs stay f32 (no TF32): the parity path depends on it
-    this.compiler = new KernelCompiler(Nvrtc.load(), options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir);
+    this.compiler = new KernelCompiler(
+      Nvrtc.load(),
+      options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir,
+    );
   }
 
   static open(options: CudaDeviceOptions = {}): CudaDevice {
@@ -120,7 +131,8 @@ export class CudaDevice {
   }
 
   free(ptr: DevicePtr): void {
-    if (!this.live.delete(ptr)) throw new Error(`free of ${ptr}, which this device did not allocate (or already freed)`);
+    if (!this.live.delete(ptr))
+      throw new Error(`free of ${ptr}, which this device did not allocate (or already freed)`);
     this.driver.free(ptr);
   }
 

@@ -3,7 +3,17 @@
 // prefillBatch() packs several prompts (each with its own DeciMamba settings) into as few passes as the memory plan
 // allows, and openDecode() steps many sequences at once.
 import { validateDecimation } from '../decimation.ts';
-import type { DecimationConfig, KeptIndices, MambaConfig, MambaEngine, MambaWeights, ModelState, PrefillOptions, PrefillResult, StepResult } from '../engine.ts';
+import type {
+  DecimationConfig,
+  KeptIndices,
+  MambaConfig,
+  MambaEngine,
+  MambaWeights,
+  ModelState,
+  PrefillOptions,
+  PrefillResult,
+  StepResult,
+} from '../engine.ts';
 import { EngineInputError } from '../engine.ts';
 import { DeviceArena } from './arena.ts';
 import { planBatch, type BatchPlan } from './batch-plan.ts';
@@ -12,7 +22,14 @@ import { stateWords } from './core.ts';
 import { DecodeSession } from './decode.ts';
 import { CudaDevice, type CudaDeviceOptions } from './device.ts';
 import { uploadWeights } from './device-weights.ts';
-import { passLayout, passShape, forwardPass, type PassOptions, type PassSequenceInput, type PassSequenceOutput } from './forward.ts';
+import {
+  passLayout,
+  passShape,
+  forwardPass,
+  type PassOptions,
+  type PassSequenceInput,
+  type PassSequenceOutput,
+} from './forward.ts';
 import type { Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
@@ -108,7 +125,8 @@ export class CudaEngine implements MambaEngine {
   }
 
   static create(config: MambaConfig, weights: MambaWeights, options: CudaEngineOptions = {}): CudaEngine {
-    if (weights.layers.length !== config.nLayer) throw new EngineInputError(`weights have ${weights.layers.length} layers, config says ${config.nLayer}`);
+    if (weights.layers.length !== config.nLayer)
+      throw new EngineInputError(`weights have ${weights.layers.length} layers, config says ${config.nLayer}`);
     const precision = options.precision ?? 'fp32';
     const device = options.device ?? CudaDevice.open(options.deviceOptions);
     try {
@@ -121,7 +139,10 @@ export class CudaEngine implements MambaEngine {
     }
   }
 
-  static fromCheckpoint(checkpoint: { config: MambaConfig; weights: MambaWeights }, options: CudaEngineOptions = {}): CudaEngine {
+  static fromCheckpoint(
+    checkpoint: { config: MambaConfig; weights: MambaWeights },
+    options: CudaEngineOptions = {},
+  ): CudaEngine {
     return CudaEngine.create(checkpoint.config, checkpoint.weights, options);
   }
 
@@ -157,10 +178,25 @@ export class CudaEngine implements MambaEngine {
     });
     const budget = this.memoryBudget();
     const planFor = (items: PassSegment[]) =>
-      planBatch(items.map((it) => ({ length: it.length, protect: valid[it.request]!.req.protect, decimation: valid[it.request]!.req.decimation })), this.core.config.nLayer);
+      planBatch(
+        items.map((it) => ({
+          length: it.length,
+          protect: valid[it.request]!.req.protect,
+          decimation: valid[it.request]!.req.decimation,
+        })),
+        this.core.config.nLayer,
+      );
     const bytesFor = (items: PassSegment[]) => {
       const plan = planFor(items);
-      const shape = passShape(this.core, plan, items.map((it) => ({ logitPositions: this.positionsIn(valid[it.request]!.req, it), hasInitState: it.start > 0 })), this.passOptions());
+      const shape = passShape(
+        this.core,
+        plan,
+        items.map((it) => ({
+          logitPositions: this.positionsIn(valid[it.request]!.req, it),
+          hasInitState: it.start > 0,
+        })),
+        this.passOptions(),
+      );
       return passLayout(this.core, plan, shape, this.options.guardBytes).totalBytes;
     };
     const maxTokens = this.options.maxTokensPerPass ?? Infinity;
@@ -230,7 +266,10 @@ export class CudaEngine implements MambaEngine {
     for (const logProbs of [false, true]) {
       const idx = pass.map((it, j) => j).filter((j) => valid[pass[j]!.request]!.req.logProbs === logProbs);
       const sub = idx.map((j) => pass[j]!);
-      const subPlan = planBatch(idx.map((j) => plan.sequences[j]!), this.core.config.nLayer);
+      const subPlan = planBatch(
+        idx.map((j) => plan.sequences[j]!),
+        this.core.config.nLayer,
+      );
       const subInputs = idx.map((j) => inputs[j]!);
       const outputs = forwardPass(this.core, this.arena, subPlan, subInputs, { ...this.passOptions(), logProbs });
       this.lastPasses.push({ sequences: sub.length, tokens: subPlan.groups[0]!.rows, arenaBytes: this.arena.capacity });
@@ -261,7 +300,8 @@ export class CudaEngine implements MambaEngine {
   async step(token: number, state: ModelState): Promise<StepResult> {
     this.checkOpen();
     const { vocabSize } = this.core.config;
-    if (!Number.isInteger(token) || token < 0 || token >= vocabSize) throw new EngineInputError(`token id ${token} is outside the vocabulary [0, ${vocabSize})`);
+    if (!Number.isInteger(token) || token < 0 || token >= vocabSize)
+      throw new EngineInputError(`token id ${token} is outside the vocabulary [0, ${vocabSize})`);
     let input = this.states.slotOf(state);
     if (!input) {
       this.checkState(state);
@@ -308,7 +348,10 @@ export class CudaEngine implements MambaEngine {
   /** All-zero conv and ssm states: the state before the first token. */
   emptyState(): ModelState {
     const { nLayer, dInner, dConv, dState } = this.core.config;
-    return Array.from({ length: nLayer }, () => ({ conv: new Float32Array(dInner * dConv), ssm: new Float32Array(dInner * dState) }));
+    return Array.from({ length: nLayer }, () => ({
+      conv: new Float32Array(dInner * dConv),
+      ssm: new Float32Array(dInner * dState),
+    }));
   }
 
   /** Bytes the engine holds on the device (weights, arena, states, decode buffers). */
@@ -330,7 +373,12 @@ export class CudaEngine implements MambaEngine {
   }
 
   private passOptions(): PassOptions {
-    return { scanChunk: this.options.scanChunk, guardBytes: this.options.guardBytes, scan: this.options.scan, graphs: this.prefillGraphs };
+    return {
+      scanChunk: this.options.scanChunk,
+      guardBytes: this.options.guardBytes,
+      scan: this.options.scan,
+      graphs: this.prefillGraphs,
+    };
   }
 
   private memoryBudget(): number {
@@ -359,7 +407,8 @@ export class CudaEngine implements MambaEngine {
     const ids = new Int32Array(r.ids.length);
     for (let t = 0; t < r.ids.length; t++) {
       const id = r.ids[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new EngineInputError(`token id ${id} at position ${t} is outside the vocabulary [0, ${vocabSize})`);
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+        throw new EngineInputError(`token id ${id} at position ${t} is outside the vocabulary [0, ${vocabSize})`);
       ids[t] = id;
     }
     const decimation = options.decimation ?? null;
@@ -370,7 +419,8 @@ export class CudaEngine implements MambaEngine {
     else if (requested === 'all') positions = Array.from({ length: ids.length }, (_, i) => i);
     else {
       for (const p of requested) {
-        if (!Number.isInteger(p) || p < 0 || p >= ids.length) throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${ids.length})`);
+        if (!Number.isInteger(p) || p < 0 || p >= ids.length)
+          throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${ids.length})`);
       }
       positions = [...requested];
     }
@@ -379,9 +429,11 @@ export class CudaEngine implements MambaEngine {
 
   private checkState(state: ModelState): void {
     const { nLayer, dInner, dConv, dState } = this.core.config;
-    if (state.length !== nLayer) throw new EngineInputError(`step: state has ${state.length} layers, the model ${nLayer}`);
+    if (state.length !== nLayer)
+      throw new EngineInputError(`step: state has ${state.length} layers, the model ${nLayer}`);
     state.forEach((s, i) => {
-      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState) throw new EngineInputError(`step: layer ${i} state has the wrong size`);
+      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState)
+        throw new EngineInputError(`step: layer ${i} state has the wrong size`);
     });
   }
 

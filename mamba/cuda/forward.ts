@@ -57,7 +57,12 @@ export interface PassShape {
 }
 
 /** The shape decisions a pass makes before launch (shared with the memory planner's callers). */
-export function passShape(core: EngineCore, plan: BatchPlan, seqs: { logitPositions: number[]; hasInitState: boolean }[], opts: PassOptions = {}): PassShape {
+export function passShape(
+  core: EngineCore,
+  plan: BatchPlan,
+  seqs: { logitPositions: number[]; hasInitState: boolean }[],
+  opts: PassOptions = {},
+): PassShape {
   const rows = plan.groups[0]!.rows;
   const chunkLen = opts.scanChunk ?? chooseScanChunk(rows, core.config.dInner, core.device.info.multiprocessors);
   const wanted = seqs.reduce((n, s) => n + s.logitPositions.length, 0);
@@ -76,11 +81,22 @@ export function passLayout(core: EngineCore, plan: BatchPlan, shape: PassShape, 
 
 export const GUARD_WORD = 0xdeadbeef;
 
-export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPlan, seqs: PassSequenceInput[], opts: PassOptions = {}): PassSequenceOutput[] {
+export function forwardPass(
+  core: EngineCore,
+  arena: DeviceArena,
+  plan: BatchPlan,
+  seqs: PassSequenceInput[],
+  opts: PassOptions = {},
+): PassSequenceOutput[] {
   const { device, kernels: k, config, weights } = core;
   const { dModel, vocabSize, normEpsilon } = config;
   if (seqs.length !== plan.nSeq) throw new PassError(`pass: ${seqs.length} inputs for ${plan.nSeq} planned sequences`);
-  const shape = passShape(core, plan, seqs.map((s) => ({ logitPositions: s.logitPositions, hasInitState: s.initState !== null })), opts);
+  const shape = passShape(
+    core,
+    plan,
+    seqs.map((s) => ({ logitPositions: s.logitPositions, hasInitState: s.initState !== null })),
+    opts,
+  );
   const layout = passLayout(core, plan, shape, opts.guardBytes);
   const base = arena.ensure(layout.totalBytes);
   const buf = (name: PassBuffer): DevicePtr => base + layout.get(name).offset;
@@ -88,7 +104,12 @@ export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPla
   // ---- inputs: one upload of every integer table, the carried states, guards and the status word
   const ids = new Int32Array(plan.groups[0]!.rows);
   seqs.forEach((s, i) => ids.set(Array.from(s.ids), plan.groups[0]!.seqStart[i]!));
-  const tables = packPassTables(plan, ids, shape.chunkLen, seqs.map((s) => s.positionOffset));
+  const tables = packPassTables(
+    plan,
+    ids,
+    shape.chunkLen,
+    seqs.map((s) => s.positionOffset),
+  );
   device.upload(buf('tables'), tables.data);
   const words = stateWords(config);
   if (shape.withInitState) {
@@ -111,7 +132,8 @@ export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPla
   const groupPositions = positionsBuffers(plan, tables, t, buf('positions'));
   // the residual stream ends in one of two buffers, fixed by the plan (it swaps at each decimating layer)
   const residual = plan.decimations.filter((d) => d !== null).length % 2 === 0 ? buf('residual') : buf('residualAlt');
-  const enqueue = () => enqueueBlocks(core, plan, { buf, t, tables, groupPositions, words, withInitState: shape.withInitState }, opts.scan);
+  const enqueue = () =>
+    enqueueBlocks(core, plan, { buf, t, tables, groupPositions, words, withInitState: shape.withInitState }, opts.scan);
   if (opts.graphs) {
     opts.graphs.run(passGraphKey(base, plan, shape.chunkLen, shape.withInitState, opts.scan ?? 'split'), enqueue);
   } else {
@@ -120,8 +142,12 @@ export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPla
 
   // ---- where each sequence's tokens ended up: status, positions after every decimation (one download)
   const status = device.download(new Int32Array(1), buf('status'));
-  if (status[0] !== 0) throw new PassError(`decimate_select reported status ${status[0]} (a sequence kept the wrong number of rows)`);
-  const positionsHost = layout.get('positions').bytes > 0 ? device.download(new Int32Array(layout.get('positions').bytes / 4), buf('positions')) : new Int32Array(0);
+  if (status[0] !== 0)
+    throw new PassError(`decimate_select reported status ${status[0]} (a sequence kept the wrong number of rows)`);
+  const positionsHost =
+    layout.get('positions').bytes > 0
+      ? device.download(new Int32Array(layout.get('positions').bytes / 4), buf('positions'))
+      : new Int32Array(0);
   const hostPositions = (g: number, s: number): Int32Array => {
     const group = plan.groups[g]!;
     if (g === 0) {
@@ -135,7 +161,12 @@ export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPla
 
   // ---- norm_f + lm_head at the requested rows only, in tiles
   const gF = finalGroup(plan);
-  const outputs: PassSequenceOutput[] = seqs.map(() => ({ logits: [], kept: [], conv: new Float32Array(0), ssm: new Float32Array(0) }));
+  const outputs: PassSequenceOutput[] = seqs.map(() => ({
+    logits: [],
+    kept: [],
+    conv: new Float32Array(0),
+    ssm: new Float32Array(0),
+  }));
   const requests: { seq: number; row: number }[] = [];
   seqs.forEach((s, i) => {
     for (const d of plan.decimations) {
@@ -147,7 +178,8 @@ export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPla
     for (const p of s.logitPositions) {
       const row = rowOf.get(p);
       if (row === undefined) {
-        outputs[i]!.error = `prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`;
+        outputs[i]!.error =
+          `prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`;
         break;
       }
       requests.push({ seq: i, row });
@@ -156,9 +188,35 @@ export function forwardPass(core: EngineCore, arena: DeviceArena, plan: BatchPla
   const wanted = requests.filter((r) => !outputs[r.seq]!.error);
   for (let start = 0; start < wanted.length; start += shape.headRows) {
     const tile = wanted.slice(start, start + shape.headRows);
-    device.upload(buf('headRows'), Int32Array.from(tile, (r) => r.row));
-    ops.finalNorm(k, { hidden: buf('hidden'), residual, rowIdx: buf('headRows'), out: buf('headNormed'), weight: weights.normF, nOut: tile.length, dim: dModel, eps: normEpsilon });
-    ops.linear(device, { x: { ptr: buf('headNormed'), ld: dModel }, w: { ptr: weights.lmHead, ld: dModel }, y: { ptr: buf('logits'), ld: vocabSize }, rows: tile.length, k: dModel, n: vocabSize, xType: actType(core), wType: weights.gemmType, yType: 'f32' }, 'gemm_lm_head');
+    device.upload(
+      buf('headRows'),
+      Int32Array.from(tile, (r) => r.row),
+    );
+    ops.finalNorm(k, {
+      hidden: buf('hidden'),
+      residual,
+      rowIdx: buf('headRows'),
+      out: buf('headNormed'),
+      weight: weights.normF,
+      nOut: tile.length,
+      dim: dModel,
+      eps: normEpsilon,
+    });
+    ops.linear(
+      device,
+      {
+        x: { ptr: buf('headNormed'), ld: dModel },
+        w: { ptr: weights.lmHead, ld: dModel },
+        y: { ptr: buf('logits'), ld: vocabSize },
+        rows: tile.length,
+        k: dModel,
+        n: vocabSize,
+        xType: actType(core),
+        wType: weights.gemmType,
+        yType: 'f32',
+      },
+      'gemm_lm_head',
+    );
     if (opts.logProbs) ops.logSoftmax(k, buf('logits'), tile.length, vocabSize);
     const logits = device.download(new Float32Array(tile.length * vocabSize), buf('logits'));
     tile.forEach((r, j) => outputs[r.seq]!.logits.push(logits.subarray(j * vocabSize, (j + 1) * vocabSize)));
@@ -194,14 +252,22 @@ function enqueueBlocks(core: EngineCore, plan: BatchPlan, bb: BlockBuffers, scan
   let residual = buf('residual');
   let residualAlt = buf('residualAlt');
   for (let i = 0; i < nLayer; i++) {
-
     const gIn = plan.layerGroup[i]!;
     const gOut = outputGroup(plan, i);
     const tin = tables.groups[gIn]!;
     const tout = tables.groups[gOut]!;
     const rowsIn = plan.groups[gIn]!.rows;
     const layer = weights.layers[i]!;
-    ops.addRmsNorm(k, { hidden: buf('hidden'), residual, normed: buf('normed'), weight: layer.norm, rows: rowsIn, dim: dModel, eps: normEpsilon, first: i === 0 });
+    ops.addRmsNorm(k, {
+      hidden: buf('hidden'),
+      residual,
+      normed: buf('normed'),
+      weight: layer.norm,
+      rows: rowsIn,
+      dim: dModel,
+      eps: normEpsilon,
+      first: i === 0,
+    });
     const step = plan.decimations[i];
     let decimation: MixerDecimation | null = null;
     if (step) {
@@ -218,16 +284,37 @@ function enqueueBlocks(core: EngineCore, plan: BatchPlan, bb: BlockBuffers, scan
         alsoGather: [
           // the residual stream and the original positions follow the kept tokens
           { src: residual, dst: residualAlt, width: dModel, elementBytes: 4, label: 'gather_residual' },
-          { src: groupPositions[gIn]!, dst: groupPositions[gOut]!, width: 1, elementBytes: 4, label: 'gather_positions' },
+          {
+            src: groupPositions[gIn]!,
+            dst: groupPositions[gOut]!,
+            width: 1,
+            elementBytes: 4,
+            label: 'gather_positions',
+          },
         ],
       };
     }
     mambaMixer(
       core,
       layer,
-      { normed: buf('normed'), xz: buf('xz'), x: buf('x'), xDbl: buf('xDbl'), delta: buf('delta'), y: buf('y'), out: buf('hidden'), chunkH: buf('chunkH'), chunkDeltaSum: buf('chunkDeltaSum') },
+      {
+        normed: buf('normed'),
+        xz: buf('xz'),
+        x: buf('x'),
+        xDbl: buf('xDbl'),
+        delta: buf('delta'),
+        y: buf('y'),
+        out: buf('hidden'),
+        chunkH: buf('chunkH'),
+        chunkDeltaSum: buf('chunkDeltaSum'),
+      },
       { rowsIn, nSeq: plan.nSeq, rowSeq: t(tin.rowSeq), seqStart: t(tin.seqStart) },
-      { chunkStart: t(tout.chunkStart), chunkLen: t(tout.chunkLen), seqFirstChunk: t(tout.seqFirstChunk), count: tout.chunkCount },
+      {
+        chunkStart: t(tout.chunkStart),
+        chunkLen: t(tout.chunkLen),
+        seqFirstChunk: t(tout.seqFirstChunk),
+        count: tout.chunkCount,
+      },
       {
         conv: { ptr: buf('convState') + i * dInner * dConv * 4, seqStride: words.conv },
         ssm: { ptr: buf('ssmState') + i * dInner * dState * 4, seqStride: words.ssm },
@@ -242,7 +329,12 @@ function enqueueBlocks(core: EngineCore, plan: BatchPlan, bb: BlockBuffers, scan
 }
 
 /** Device address of each group's original-position column (group 0 lives in the uploaded tables). */
-function positionsBuffers(plan: BatchPlan, tables: PassTables, t: (o: number) => DevicePtr, positions: DevicePtr): DevicePtr[] {
+function positionsBuffers(
+  plan: BatchPlan,
+  tables: PassTables,
+  t: (o: number) => DevicePtr,
+  positions: DevicePtr,
+): DevicePtr[] {
   const out: DevicePtr[] = [t(tables.positions)];
   let at = positions;
   for (const g of plan.groups.slice(1)) {
@@ -260,7 +352,9 @@ export function checkGuards(core: EngineCore, base: DevicePtr, layout: Layout<Pa
     const bad = words.findIndex((w) => w !== GUARD_WORD);
     if (bad >= 0) {
       const before = names.filter(([, s]) => s.offset < g.offset).pop()?.[0] ?? '?';
-      throw new PassError(`guard after buffer "${before}" was overwritten (word ${bad}): a kernel wrote past its buffer`);
+      throw new PassError(
+        `guard after buffer "${before}" was overwritten (word ${bad}): a kernel wrote past its buffer`,
+      );
     }
   }
 }

@@ -8,10 +8,33 @@ import { Layout } from './layout.ts';
 export type Precision = 'fp32' | 'bf16';
 
 export const PASS_BUFFERS = [
-  'tables', 'residual', 'residualAlt', 'hidden', 'normed', 'xz', 'x', 'xDbl', 'delta', 'y',
-  'xGathered', 'deltaGathered', 'zGathered', 'bcGathered', 'scores', 'srcRow', 'positions',
-  'chunkH', 'chunkDeltaSum', 'convState', 'ssmState', 'initConv', 'initSsm',
-  'headRows', 'headNormed', 'logits', 'status',
+  'tables',
+  'residual',
+  'residualAlt',
+  'hidden',
+  'normed',
+  'xz',
+  'x',
+  'xDbl',
+  'delta',
+  'y',
+  'xGathered',
+  'deltaGathered',
+  'zGathered',
+  'bcGathered',
+  'scores',
+  'srcRow',
+  'positions',
+  'chunkH',
+  'chunkDeltaSum',
+  'convState',
+  'ssmState',
+  'initConv',
+  'initSsm',
+  'headRows',
+  'headNormed',
+  'logits',
+  'status',
 ] as const;
 export type PassBuffer = (typeof PASS_BUFFERS)[number];
 

@@ -74,19 +74,78 @@ export function mambaMixer(
   const n = rows.rowsIn;
 
   // in_proj → (x, z)
-  ops.linear(device, { x: { ptr: b.normed, ld: dModel }, w: { ptr: layer.inProj, ld: dModel }, y: { ptr: b.xz, ld: 2 * dInner }, rows: n, k: dModel, n: 2 * dInner, xType: at, wType: wt, yType: at }, 'gemm_in_proj');
+  ops.linear(
+    device,
+    {
+      x: { ptr: b.normed, ld: dModel },
+      w: { ptr: layer.inProj, ld: dModel },
+      y: { ptr: b.xz, ld: 2 * dInner },
+      rows: n,
+      k: dModel,
+      n: 2 * dInner,
+      xType: at,
+      wType: wt,
+      yType: at,
+    },
+    'gemm_in_proj',
+  );
   if (layer.inProjBias !== null) ops.addBias(k, { ptr: b.xz, ld: 2 * dInner }, layer.inProjBias, n, 2 * dInner, true);
   const xPre = { ptr: b.xz, ld: 2 * dInner };
   const z = { ptr: b.xz + dInner * ab, ld: 2 * dInner };
 
   // causal depthwise conv1d + SiLU; the conv state is always the last d_conv pre-conv inputs (before any decimation)
   const tables = { rowSeq: rows.rowSeq, seqStart: rows.seqStart };
-  ops.causalConv1dSilu(k, { x: xPre, weight: layer.convWeight, bias: layer.convBias, tables, init: states.initConv, out: b.x, rows: n, dInner });
-  ops.convStateCapture(k, { x: xPre, seqStart: rows.seqStart, init: states.initConv, out: states.conv.ptr, outSeqStride: states.conv.seqStride, nSeq: rows.nSeq, dInner });
+  ops.causalConv1dSilu(k, {
+    x: xPre,
+    weight: layer.convWeight,
+    bias: layer.convBias,
+    tables,
+    init: states.initConv,
+    out: b.x,
+    rows: n,
+    dInner,
+  });
+  ops.convStateCapture(k, {
+    x: xPre,
+    seqStart: rows.seqStart,
+    init: states.initConv,
+    out: states.conv.ptr,
+    outSeqStride: states.conv.seqStride,
+    nSeq: rows.nSeq,
+    dInner,
+  });
 
   // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias)
-  ops.linear(device, { x: { ptr: b.x, ld: dInner }, w: { ptr: layer.xProj, ld: dInner }, y: { ptr: b.xDbl, ld: dbl }, rows: n, k: dInner, n: dbl, xType: at, wType: wt, yType: at }, 'gemm_x_proj');
-  ops.linear(device, { x: { ptr: b.xDbl, ld: dbl }, w: { ptr: layer.dtProjWeight, ld: dtRank }, y: { ptr: b.delta, ld: dInner }, rows: n, k: dtRank, n: dInner, xType: at, wType: wt, yType: 'f32' }, 'gemm_dt_proj');
+  ops.linear(
+    device,
+    {
+      x: { ptr: b.x, ld: dInner },
+      w: { ptr: layer.xProj, ld: dInner },
+      y: { ptr: b.xDbl, ld: dbl },
+      rows: n,
+      k: dInner,
+      n: dbl,
+      xType: at,
+      wType: wt,
+      yType: at,
+    },
+    'gemm_x_proj',
+  );
+  ops.linear(
+    device,
+    {
+      x: { ptr: b.xDbl, ld: dbl },
+      w: { ptr: layer.dtProjWeight, ld: dtRank },
+      y: { ptr: b.delta, ld: dInner },
+      rows: n,
+      k: dtRank,
+      n: dInner,
+      xType: at,
+      wType: wt,
+      yType: 'f32',
+    },
+    'gemm_dt_proj',
+  );
   if (scan !== 'split') {
     fusedTail(core, layer, b, rows, states, decimation, scan === 'fused-t2');
     return;
@@ -108,7 +167,16 @@ export function mambaMixer(
   if (decimation) {
     const d = decimation;
     ops.deltaScores(k, { delta: inputs.delta, tables, contextLen: d.contextLen, scores: d.scores, rows: n, dInner });
-    ops.selectKept(k, { scores: d.scores, seqStart: rows.seqStart, contextLen: d.contextLen, keep: d.keep, newStart: d.newSeqStart, srcRow: d.srcRow, status: d.status, nSeq: rows.nSeq });
+    ops.selectKept(k, {
+      scores: d.scores,
+      seqStart: rows.seqStart,
+      contextLen: d.contextLen,
+      keep: d.keep,
+      newStart: d.newSeqStart,
+      srcRow: d.srcRow,
+      status: d.status,
+      nSeq: rows.nSeq,
+    });
     scanRows = d.rowsOut;
     const g = d.gathered;
     const gather = (src: ops.MatView, dst: ops.MatView, width: number, elementBytes: 2 | 4, label: string) =>
@@ -118,7 +186,13 @@ export function mambaMixer(
     gather(inputs.z, { ptr: g.z, ld: dInner }, dInner, ab, 'gather_z');
     gather(inputs.b, { ptr: g.bc, ld: 2 * dState }, 2 * dState, ab, 'gather_bc');
     for (const extra of d.alsoGather) {
-      gather({ ptr: extra.src, ld: extra.width }, { ptr: extra.dst, ld: extra.width }, extra.width, extra.elementBytes, extra.label);
+      gather(
+        { ptr: extra.src, ld: extra.width },
+        { ptr: extra.dst, ld: extra.width },
+        extra.width,
+        extra.elementBytes,
+        extra.label,
+      );
     }
     inputs = {
       ...inputs,
@@ -141,8 +215,23 @@ export function mambaMixer(
     dInner,
     dState,
   });
-  ops.linear(device, { x: { ptr: b.y, ld: dInner }, w: { ptr: layer.outProj, ld: dInner }, y: { ptr: b.out, ld: dModel }, rows: scanRows, k: dInner, n: dModel, xType: at, wType: wt, yType: 'f32' }, 'gemm_out_proj');
-  if (layer.outProjBias !== null) ops.addBias(k, { ptr: b.out, ld: dModel }, layer.outProjBias, scanRows, dModel, false);
+  ops.linear(
+    device,
+    {
+      x: { ptr: b.y, ld: dInner },
+      w: { ptr: layer.outProj, ld: dInner },
+      y: { ptr: b.out, ld: dModel },
+      rows: scanRows,
+      k: dInner,
+      n: dModel,
+      xType: at,
+      wType: wt,
+      yType: 'f32',
+    },
+    'gemm_out_proj',
+  );
+  if (layer.outProjBias !== null)
+    ops.addBias(k, { ptr: b.out, ld: dModel }, layer.outProjBias, scanRows, dModel, false);
 }
 
 /**
@@ -186,7 +275,10 @@ function fusedTail(
     seqStart = d.newSeqStart;
     rowIdx = d.srcRow;
     for (const extra of d.alsoGather) {
-      const [src, dst] = [{ ptr: extra.src, ld: extra.width }, { ptr: extra.dst, ld: extra.width }];
+      const [src, dst] = [
+        { ptr: extra.src, ld: extra.width },
+        { ptr: extra.dst, ld: extra.width },
+      ];
       const { width, elementBytes } = extra;
       ops.gatherRows(k, { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: scanRows }, extra.label);
     }
@@ -211,7 +303,11 @@ function fusedTail(
     dInner,
     twoWarps,
   });
-  const [x, w, y] = [{ ptr: b.y, ld: dInner }, { ptr: layer.outProj, ld: dInner }, { ptr: b.out, ld: dModel }];
+  const [x, w, y] = [
+    { ptr: b.y, ld: dInner },
+    { ptr: layer.outProj, ld: dInner },
+    { ptr: b.out, ld: dModel },
+  ];
   const types = { xType: actType(core), wType: core.weights.gemmType, yType: 'f32' } as const;
   ops.linear(device, { x, w, y, rows: scanRows, k: dInner, n: dModel, ...types }, 'gemm_out_proj');
   if (layer.outProjBias !== null) ops.addBias(k, y, layer.outProjBias, scanRows, dModel, false);

@@ -27,19 +27,49 @@ export interface MatView {
   ld: number;
 }
 
-export function embed(k: KernelSet, ids: DevicePtr, table: DevicePtr, hidden: DevicePtr, rows: number, dModel: number): void {
-  k.launch('embed_rows', { grid: [rows], block: [rowThreads(dModel)] }, [ptr(ids), ptr(table), ptr(hidden), i32(rows), i32(dModel)], 'embedding');
+export function embed(
+  k: KernelSet,
+  ids: DevicePtr,
+  table: DevicePtr,
+  hidden: DevicePtr,
+  rows: number,
+  dModel: number,
+): void {
+  k.launch(
+    'embed_rows',
+    { grid: [rows], block: [rowThreads(dModel)] },
+    [ptr(ids), ptr(table), ptr(hidden), i32(rows), i32(dModel)],
+    'embedding',
+  );
 }
 
 /** residual = hidden (+ residual); normed = RMSNorm(residual)·w */
 export function addRmsNorm(
   k: KernelSet,
-  a: { hidden: DevicePtr; residual: DevicePtr; normed: DevicePtr; weight: DevicePtr; rows: number; dim: number; eps: number; first: boolean },
+  a: {
+    hidden: DevicePtr;
+    residual: DevicePtr;
+    normed: DevicePtr;
+    weight: DevicePtr;
+    rows: number;
+    dim: number;
+    eps: number;
+    first: boolean;
+  },
 ): void {
   k.launch(
     'add_rmsnorm',
     { grid: [a.rows], block: [rowThreads(a.dim)] },
-    [ptr(a.hidden), ptr(a.residual), ptr(a.normed), ptr(a.weight), i32(a.rows), i32(a.dim), f32(a.eps), i32(a.first ? 1 : 0)],
+    [
+      ptr(a.hidden),
+      ptr(a.residual),
+      ptr(a.normed),
+      ptr(a.weight),
+      i32(a.rows),
+      i32(a.dim),
+      f32(a.eps),
+      i32(a.first ? 1 : 0),
+    ],
     'add_rmsnorm',
   );
 }
@@ -47,7 +77,16 @@ export function addRmsNorm(
 /** out[j] = RMSNorm_f(hidden[rowIdx[j]] + residual[rowIdx[j]]) */
 export function finalNorm(
   k: KernelSet,
-  a: { hidden: DevicePtr; residual: DevicePtr; rowIdx: DevicePtr; out: DevicePtr; weight: DevicePtr; nOut: number; dim: number; eps: number },
+  a: {
+    hidden: DevicePtr;
+    residual: DevicePtr;
+    rowIdx: DevicePtr;
+    out: DevicePtr;
+    weight: DevicePtr;
+    nOut: number;
+    dim: number;
+    eps: number;
+  },
 ): void {
   k.launch(
     'final_rmsnorm_rows',
@@ -60,18 +99,47 @@ export function finalNorm(
 /** y = x·Wᵀ through cuBLAS; f32 accumulation whatever the operand types. */
 export function linear(
   device: CudaDevice,
-  a: { x: MatView; w: MatView; y: MatView; rows: number; k: number; n: number; xType: GemmType; wType: GemmType; yType: GemmType },
+  a: {
+    x: MatView;
+    w: MatView;
+    y: MatView;
+    rows: number;
+    k: number;
+    n: number;
+    xType: GemmType;
+    wType: GemmType;
+    yType: GemmType;
+  },
   label: string,
 ): void {
   device.cublas.linear(
-    { rows: a.rows, k: a.k, n: a.n, x: { ...a.x, type: a.xType }, w: { ...a.w, type: a.wType }, y: { ...a.y, type: a.yType } },
+    {
+      rows: a.rows,
+      k: a.k,
+      n: a.n,
+      x: { ...a.x, type: a.xType },
+      w: { ...a.w, type: a.wType },
+      y: { ...a.y, type: a.yType },
+    },
     ComputeType.f32,
   );
   device.profiler?.mark(label);
 }
 
-export function addBias(k: KernelSet, out: MatView, bias: DevicePtr, rows: number, width: number, isAct: boolean): void {
-  k.launch(isAct ? 'add_bias_act' : 'add_bias_f32', { grid: [rows], block: [rowThreads(width)] }, [ptr(out.ptr), i64(out.ld), ptr(bias), i32(rows), i32(width)], 'bias');
+export function addBias(
+  k: KernelSet,
+  out: MatView,
+  bias: DevicePtr,
+  rows: number,
+  width: number,
+  isAct: boolean,
+): void {
+  k.launch(
+    isAct ? 'add_bias_act' : 'add_bias_f32',
+    { grid: [rows], block: [rowThreads(width)] },
+    [ptr(out.ptr), i64(out.ld), ptr(bias), i32(rows), i32(width)],
+    'bias',
+  );
 }
 
 export interface RowTables {
@@ -82,14 +150,32 @@ export interface RowTables {
 /** Causal depthwise conv1d + SiLU over packed sequences; initState (nullable) continues carried conv states. */
 export function causalConv1dSilu(
   k: KernelSet,
-  a: { x: MatView; weight: DevicePtr; bias: DevicePtr | null; tables: RowTables; init: { ptr: DevicePtr; seqStride: number } | null; out: DevicePtr; rows: number; dInner: number },
+  a: {
+    x: MatView;
+    weight: DevicePtr;
+    bias: DevicePtr | null;
+    tables: RowTables;
+    init: { ptr: DevicePtr; seqStride: number } | null;
+    out: DevicePtr;
+    rows: number;
+    dInner: number;
+  },
 ): void {
   k.launch(
     'conv1d_silu',
     { grid: [Math.ceil(a.rows / CONV_ROWS), Math.ceil(a.dInner / 128)], block: [128] },
     [
-      ptr(a.x.ptr), i64(a.x.ld), ptr(a.weight), ptr(a.bias), ptr(a.tables.rowSeq), ptr(a.tables.seqStart),
-      ptr(a.init?.ptr ?? null), i64(a.init?.seqStride ?? 0), ptr(a.out), i32(a.rows), i32(a.dInner),
+      ptr(a.x.ptr),
+      i64(a.x.ld),
+      ptr(a.weight),
+      ptr(a.bias),
+      ptr(a.tables.rowSeq),
+      ptr(a.tables.seqStart),
+      ptr(a.init?.ptr ?? null),
+      i64(a.init?.seqStride ?? 0),
+      ptr(a.out),
+      i32(a.rows),
+      i32(a.dInner),
     ],
     'conv1d_silu',
   );
@@ -98,20 +184,43 @@ export function causalConv1dSilu(
 /** Each sequence's last d_conv pre-conv inputs → state[s] ([dInner, dConv]) at out + s·outSeqStride. */
 export function convStateCapture(
   k: KernelSet,
-  a: { x: MatView; seqStart: DevicePtr; init: { ptr: DevicePtr; seqStride: number } | null; out: DevicePtr; outSeqStride: number; nSeq: number; dInner: number },
+  a: {
+    x: MatView;
+    seqStart: DevicePtr;
+    init: { ptr: DevicePtr; seqStride: number } | null;
+    out: DevicePtr;
+    outSeqStride: number;
+    nSeq: number;
+    dInner: number;
+  },
 ): void {
   const n = a.nSeq * a.dInner;
   k.launch(
     'conv_state_capture',
     { grid: [Math.ceil(n / 256)], block: [256] },
-    [ptr(a.x.ptr), i64(a.x.ld), ptr(a.seqStart), ptr(a.init?.ptr ?? null), i64(a.init?.seqStride ?? 0), ptr(a.out), i64(a.outSeqStride), i32(a.nSeq), i32(a.dInner)],
+    [
+      ptr(a.x.ptr),
+      i64(a.x.ld),
+      ptr(a.seqStart),
+      ptr(a.init?.ptr ?? null),
+      i64(a.init?.seqStride ?? 0),
+      ptr(a.out),
+      i64(a.outSeqStride),
+      i32(a.nSeq),
+      i32(a.dInner),
+    ],
     'conv_state',
   );
 }
 
 /** Δ = softplus(Δ + bias), in place on [rows, dInner]. */
 export function timeStep(k: KernelSet, delta: DevicePtr, bias: DevicePtr, rows: number, dInner: number): void {
-  k.launch('dt_softplus', { grid: [Math.max(1, Math.min(rows, 65535))], block: [rowThreads(dInner)] }, [ptr(delta), ptr(bias), i32(rows), i32(dInner)], 'dt_softplus');
+  k.launch(
+    'dt_softplus',
+    { grid: [Math.max(1, Math.min(rows, 65535))], block: [rowThreads(dInner)] },
+    [ptr(delta), ptr(bias), i32(rows), i32(dInner)],
+    'dt_softplus',
+  );
 }
 
 export interface ScanChunkTables {
@@ -152,8 +261,18 @@ export function selectiveScan(
     'scan_chunk_state',
     { grid: [chunks.count, channelBlocks], block: [SCAN_THREADS] },
     [
-      ptr(s.x.ptr), i64(s.x.ld), ptr(s.delta.ptr), i64(s.delta.ld), ptr(s.b.ptr), i64(s.b.ld), ptr(s.aLog2),
-      ptr(chunks.chunkStart), ptr(chunks.chunkLen), ptr(a.scratch.chunkH), ptr(a.scratch.chunkDeltaSum), i32(a.dInner),
+      ptr(s.x.ptr),
+      i64(s.x.ld),
+      ptr(s.delta.ptr),
+      i64(s.delta.ld),
+      ptr(s.b.ptr),
+      i64(s.b.ld),
+      ptr(s.aLog2),
+      ptr(chunks.chunkStart),
+      ptr(chunks.chunkLen),
+      ptr(a.scratch.chunkH),
+      ptr(a.scratch.chunkDeltaSum),
+      i32(a.dInner),
     ],
     'scan_chunk_state',
   );
@@ -162,8 +281,16 @@ export function selectiveScan(
     'scan_carry',
     { grid: [Math.ceil(n / 256)], block: [256] },
     [
-      ptr(chunks.seqFirstChunk), ptr(a.scratch.chunkH), ptr(a.scratch.chunkDeltaSum), ptr(s.aLog2), ptr(a.h0?.ptr ?? null),
-      i64(a.h0?.seqStride ?? 0), ptr(a.hOut.ptr), i64(a.hOut.seqStride), i32(a.nSeq), i32(a.dInner),
+      ptr(chunks.seqFirstChunk),
+      ptr(a.scratch.chunkH),
+      ptr(a.scratch.chunkDeltaSum),
+      ptr(s.aLog2),
+      ptr(a.h0?.ptr ?? null),
+      i64(a.h0?.seqStride ?? 0),
+      ptr(a.hOut.ptr),
+      i64(a.hOut.seqStride),
+      i32(a.nSeq),
+      i32(a.dInner),
     ],
     'scan_carry',
   );
@@ -171,9 +298,24 @@ export function selectiveScan(
     'scan_chunk_output',
     { grid: [chunks.count, channelBlocks], block: [SCAN_THREADS] },
     [
-      ptr(s.x.ptr), i64(s.x.ld), ptr(s.delta.ptr), i64(s.delta.ld), ptr(s.z.ptr), i64(s.z.ld), ptr(s.b.ptr), i64(s.b.ld),
-      ptr(s.c.ptr), i64(s.c.ld), ptr(s.aLog2), ptr(s.dSkip), ptr(chunks.chunkStart), ptr(chunks.chunkLen), ptr(a.scratch.chunkH),
-      ptr(a.y.ptr), i64(a.y.ld), i32(a.dInner),
+      ptr(s.x.ptr),
+      i64(s.x.ld),
+      ptr(s.delta.ptr),
+      i64(s.delta.ld),
+      ptr(s.z.ptr),
+      i64(s.z.ld),
+      ptr(s.b.ptr),
+      i64(s.b.ld),
+      ptr(s.c.ptr),
+      i64(s.c.ld),
+      ptr(s.aLog2),
+      ptr(s.dSkip),
+      ptr(chunks.chunkStart),
+      ptr(chunks.chunkLen),
+      ptr(a.scratch.chunkH),
+      ptr(a.y.ptr),
+      i64(a.y.ld),
+      i32(a.dInner),
     ],
     'scan_chunk_output',
   );
@@ -207,9 +349,27 @@ export function fusedScan(
     name,
     { grid: [a.nSeq, Math.ceil(a.dInner / channels)], block: [32 * warps * channels] },
     [
-      ptr(s.x.ptr), i64(s.x.ld), ptr(s.delta.ptr), i64(s.delta.ld), ptr(a.dtBias), ptr(s.z.ptr), i64(s.z.ld), ptr(s.b.ptr),
-      i64(s.b.ld), ptr(s.c.ptr), i64(s.c.ld), ptr(s.aLog2), ptr(s.dSkip), ptr(a.seqStart), ptr(a.rowIdx),
-      ptr(a.h0?.ptr ?? null), i64(a.h0?.seqStride ?? 0), ptr(a.hOut.ptr), i64(a.hOut.seqStride), ptr(a.y.ptr), i64(a.y.ld),
+      ptr(s.x.ptr),
+      i64(s.x.ld),
+      ptr(s.delta.ptr),
+      i64(s.delta.ld),
+      ptr(a.dtBias),
+      ptr(s.z.ptr),
+      i64(s.z.ld),
+      ptr(s.b.ptr),
+      i64(s.b.ld),
+      ptr(s.c.ptr),
+      i64(s.c.ld),
+      ptr(s.aLog2),
+      ptr(s.dSkip),
+      ptr(a.seqStart),
+      ptr(a.rowIdx),
+      ptr(a.h0?.ptr ?? null),
+      i64(a.h0?.seqStride ?? 0),
+      ptr(a.hOut.ptr),
+      i64(a.hOut.seqStride),
+      ptr(a.y.ptr),
+      i64(a.y.ld),
       i32(a.dInner),
     ],
     name,
@@ -236,8 +396,15 @@ export function deltaScores(
     'delta_score',
     { grid: [Math.ceil(a.rows / 8)], block: [256] },
     [
-      ptr(a.delta.ptr), i64(a.delta.ld), ptr(a.bias ?? null), ptr(a.tables.rowSeq), ptr(a.tables.seqStart), ptr(a.contextLen),
-      ptr(a.scores), i32(a.rows), i32(a.dInner),
+      ptr(a.delta.ptr),
+      i64(a.delta.ld),
+      ptr(a.bias ?? null),
+      ptr(a.tables.rowSeq),
+      ptr(a.tables.seqStart),
+      ptr(a.contextLen),
+      ptr(a.scores),
+      i32(a.rows),
+      i32(a.dInner),
     ],
     'delta_score',
   );
@@ -246,7 +413,16 @@ export function deltaScores(
 /** srcRow for the next group: the top-K context rows (ties to the earlier one) in order, then the protected tail. */
 export function selectKept(
   k: KernelSet,
-  a: { scores: DevicePtr; seqStart: DevicePtr; contextLen: DevicePtr; keep: DevicePtr; newStart: DevicePtr; srcRow: DevicePtr; status: DevicePtr; nSeq: number },
+  a: {
+    scores: DevicePtr;
+    seqStart: DevicePtr;
+    contextLen: DevicePtr;
+    keep: DevicePtr;
+    newStart: DevicePtr;
+    srcRow: DevicePtr;
+    status: DevicePtr;
+    nSeq: number;
+  },
 ): void {
   k.launch(
     'decimate_select',
@@ -273,7 +449,15 @@ export function gatherRows(
   k.launch(
     words32 ? 'gather_rows_u32' : 'gather_rows_u16',
     { grid: [a.nRows], block: [rowThreads(inUnits(a.width))] },
-    [ptr(a.src.ptr), i64(inUnits(a.src.ld)), ptr(a.dst.ptr), i64(inUnits(a.dst.ld)), i32(inUnits(a.width)), ptr(a.srcRow), i32(a.nRows)],
+    [
+      ptr(a.src.ptr),
+      i64(inUnits(a.src.ld)),
+      ptr(a.dst.ptr),
+      i64(inUnits(a.dst.ld)),
+      i32(inUnits(a.width)),
+      ptr(a.srcRow),
+      i32(a.nRows),
+    ],
     label,
   );
 }
@@ -288,13 +472,31 @@ export function argmax(k: KernelSet, logits: DevicePtr, rows: number, vocab: num
 
 export function convStep(
   k: KernelSet,
-  a: { x: MatView; state: { ptr: DevicePtr; seqStride: number }; weight: DevicePtr; bias: DevicePtr | null; out: DevicePtr; batch: number; dInner: number },
+  a: {
+    x: MatView;
+    state: { ptr: DevicePtr; seqStride: number };
+    weight: DevicePtr;
+    bias: DevicePtr | null;
+    out: DevicePtr;
+    batch: number;
+    dInner: number;
+  },
 ): void {
   const n = a.batch * a.dInner;
   k.launch(
     'conv_step',
     { grid: [Math.ceil(n / 256)], block: [256] },
-    [ptr(a.x.ptr), i64(a.x.ld), ptr(a.state.ptr), i64(a.state.seqStride), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner)],
+    [
+      ptr(a.x.ptr),
+      i64(a.x.ld),
+      ptr(a.state.ptr),
+      i64(a.state.seqStride),
+      ptr(a.weight),
+      ptr(a.bias),
+      ptr(a.out),
+      i32(a.batch),
+      i32(a.dInner),
+    ],
     'conv_step',
   );
 }
@@ -302,8 +504,18 @@ export function convStep(
 export function ssmStep(
   k: KernelSet,
   a: {
-    x: DevicePtr; delta: DevicePtr; z: MatView; b: DevicePtr; c: DevicePtr; bcStride: number; aLog2: DevicePtr; dSkip: DevicePtr;
-    state: { ptr: DevicePtr; seqStride: number }; y: DevicePtr; batch: number; dInner: number;
+    x: DevicePtr;
+    delta: DevicePtr;
+    z: MatView;
+    b: DevicePtr;
+    c: DevicePtr;
+    bcStride: number;
+    aLog2: DevicePtr;
+    dSkip: DevicePtr;
+    state: { ptr: DevicePtr; seqStride: number };
+    y: DevicePtr;
+    batch: number;
+    dInner: number;
   },
 ): void {
   const n = a.batch * a.dInner;
@@ -311,13 +523,30 @@ export function ssmStep(
     'ssm_step',
     { grid: [Math.ceil(n / 256)], block: [256] },
     [
-      ptr(a.x), ptr(a.delta), ptr(a.z.ptr), i64(a.z.ld), ptr(a.b), ptr(a.c), i64(a.bcStride), ptr(a.aLog2), ptr(a.dSkip),
-      ptr(a.state.ptr), i64(a.state.seqStride), ptr(a.y), i32(a.batch), i32(a.dInner),
+      ptr(a.x),
+      ptr(a.delta),
+      ptr(a.z.ptr),
+      i64(a.z.ld),
+      ptr(a.b),
+      ptr(a.c),
+      i64(a.bcStride),
+      ptr(a.aLog2),
+      ptr(a.dSkip),
+      ptr(a.state.ptr),
+      i64(a.state.seqStride),
+      ptr(a.y),
+      i32(a.batch),
+      i32(a.dInner),
     ],
     'ssm_step',
   );
 }
 
 export function convertToBf16(k: KernelSet, src: DevicePtr, dst: DevicePtr, n: number): void {
-  k.launch('convert_f32_to_bf16', { grid: [strideBlocks(n, 256)], block: [256] }, [ptr(src), ptr(dst), i64(n)], 'convert');
+  k.launch(
+    'convert_f32_to_bf16',
+    { grid: [strideBlocks(n, 256)], block: [256] },
+    [ptr(src), ptr(dst), i64(n)],
+    'convert',
+  );
 }

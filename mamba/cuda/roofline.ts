@@ -61,15 +61,19 @@ export function prefillRoofline({ config, precision, plan, logitRows }: Roofline
     // add_rmsnorm: hidden, residual in; residual, normed out
     design += rowsIn * dModel * (4 + 4 + 4 + act);
     // in_proj: normed in, xz out; conv: x in, x out; x_proj: x in, x_dbl out; dt_proj: dt in, Δ out; softplus: Δ in/out
-    design += rowsIn * (dModel * act + 2 * dInner * act) + rowsIn * 2 * dInner * act + rowsIn * (dInner * act + dbl * act);
+    design +=
+      rowsIn * (dModel * act + 2 * dInner * act) + rowsIn * 2 * dInner * act + rowsIn * (dInner * act + dbl * act);
     design += rowsIn * (dtRank * act + dInner * 4) + rowsIn * dInner * 8;
     // scan: pass 1 reads x, Δ, B; pass 3 reads x, Δ, z, B, C and writes y; out_proj: y in, hidden out
     design += rowsOut * (dInner * (act + 4) + dState * act) + rowsOut * (dInner * (3 * act + 4) + 2 * dState * act);
     design += rowsOut * (dInner * act + dModel * 4);
-    if (rowsOut < rowsIn) design += rowsIn * dInner * 4 + rowsOut * (dInner * (2 * act + 4) + 2 * dState * act + dModel * 4) * 2;
+    if (rowsOut < rowsIn)
+      design += rowsIn * dInner * 4 + rowsOut * (dInner * (2 * act + 4) + 2 * dState * act + dModel * 4) * 2;
   }
   matmul += 2 * logitRows * dModel * vocabSize;
-  const weightBytes = nLayer * (dModel * 2 * dInner + dInner * dbl + dtRank * dInner + dInner * dModel) * w + vocabSize * dModel * (w + 4);
+  const weightBytes =
+    nLayer * (dModel * 2 * dInner + dInner * dbl + dtRank * dInner + dInner * dModel) * w +
+    vocabSize * dModel * (w + 4);
   const stateBytes = plan.nSeq * nLayer * dInner * (dConv + dState) * 4;
   const minBytes = weightBytes + plan.groups[0]!.rows * 4 + logitRows * vocabSize * 4 + stateBytes;
   design += minBytes;

@@ -46,12 +46,18 @@ export function schedulePasses(
       return;
     }
     if (req.decimating) {
-      refused.set(request, `a DeciMamba prompt of ${req.length} tokens needs the whole prompt in one pass, and that does not fit: ${describe([whole])}`);
+      refused.set(
+        request,
+        `a DeciMamba prompt of ${req.length} tokens needs the whole prompt in one pass, and that does not fit: ${describe([whole])}`,
+      );
       return;
     }
     const segment = largestFitting(req.length, (n) => fits([{ request, start: 0, length: n }]));
     if (segment === 0) {
-      refused.set(request, `not even one token fits the memory budget: ${describe([{ request, start: 0, length: 1 }])}`);
+      refused.set(
+        request,
+        `not even one token fits the memory budget: ${describe([{ request, start: 0, length: 1 }])}`,
+      );
       return;
     }
     for (let start = 0; start < req.length; start += segment) {

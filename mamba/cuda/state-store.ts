@@ -78,8 +78,14 @@ export class DeviceStateStore {
     };
     for (let i = 0; i < nLayer; i++) {
       const layer = {} as LayerState;
-      Object.defineProperty(layer, 'conv', { enumerable: true, get: () => host().conv!.subarray(i * dInner * dConv, (i + 1) * dInner * dConv) });
-      Object.defineProperty(layer, 'ssm', { enumerable: true, get: () => host().ssm!.subarray(i * dInner * dState, (i + 1) * dInner * dState) });
+      Object.defineProperty(layer, 'conv', {
+        enumerable: true,
+        get: () => host().conv!.subarray(i * dInner * dConv, (i + 1) * dInner * dConv),
+      });
+      Object.defineProperty(layer, 'ssm', {
+        enumerable: true,
+        get: () => host().ssm!.subarray(i * dInner * dState, (i + 1) * dInner * dState),
+      });
       state.push(layer);
     }
     slot.owner = new WeakRef(state);

@@ -76,11 +76,17 @@ export interface MambaGgufOptions {
   contextLength?: number;
 }
 
-export function mambaGguf(config: MambaConfig, weights: MambaWeights, tok: GgufTokenizer, options: MambaGgufOptions = {}): Uint8Array {
+export function mambaGguf(
+  config: MambaConfig,
+  weights: MambaWeights,
+  tok: GgufTokenizer,
+  options: MambaGgufOptions = {},
+): Uint8Array {
   const { dModel, dInner, dState, dConv, dtRank, vocabSize, nLayer } = config;
   if (!config.rmsNorm) throw new GgufError('llama.cpp Mamba uses RMSNorm; this checkpoint uses LayerNorm');
   if (config.useProjBias) throw new GgufError('llama.cpp Mamba has no in_proj/out_proj bias');
-  if (tok.tokens.length !== vocabSize) throw new GgufError(`tokenizer has ${tok.tokens.length} tokens, model ${vocabSize}`);
+  if (tok.tokens.length !== vocabSize)
+    throw new GgufError(`tokenizer has ${tok.tokens.length} tokens, model ${vocabSize}`);
   const precision = options.precision ?? 'f32';
   // Matrices with a 32-multiple row go to Q8_0 (as llama-quantize would); vectors, conv and A stay f32.
   const mat = precision === 'q8_0' ? GgmlType.Q8_0 : GgmlType.F32;
@@ -105,7 +111,8 @@ export function mambaGguf(config: MambaConfig, weights: MambaWeights, tok: GgufT
     );
   });
   tensors.push(tensor('output_norm.weight', weights.normF, [dModel], F32));
-  if (weights.lmHead !== weights.embedding) tensors.push(tensor('output.weight', weights.lmHead, [dModel, vocabSize], mat));
+  if (weights.lmHead !== weights.embedding)
+    tensors.push(tensor('output.weight', weights.lmHead, [dModel, vocabSize], mat));
 
   const kv = new Map<string, GgufValue>([
     ['general.architecture', { type: 'string', value: 'mamba' }],
@@ -126,7 +133,10 @@ export function mambaGguf(config: MambaConfig, weights: MambaWeights, tok: GgufT
     ['tokenizer.ggml.pre', { type: 'string', value: 'starcoder' }],
     ['tokenizer.ggml.tokens', { type: 'string[]', value: tok.tokens }],
     // 1 = normal, 3 = control (llama.cpp's token attribute types).
-    ['tokenizer.ggml.token_type', { type: 'i32[]', value: tok.tokens.map((_, id) => (tok.special.includes(id) ? 3 : 1)) }],
+    [
+      'tokenizer.ggml.token_type',
+      { type: 'i32[]', value: tok.tokens.map((_, id) => (tok.special.includes(id) ? 3 : 1)) },
+    ],
     ['tokenizer.ggml.merges', { type: 'string[]', value: tok.merges }],
     ['tokenizer.ggml.bos_token_id', { type: 'u32', value: tok.bosId }],
     ['tokenizer.ggml.eos_token_id', { type: 'u32', value: tok.eosId }],

@@ -9,7 +9,19 @@ export const GGUF_ALIGNMENT = 32;
 export const GgmlType = { F32: 0, F16: 1, Q8_0: 8 } as const;
 export type GgmlTypeCode = (typeof GgmlType)[keyof typeof GgmlType];
 
-const enum Kind { U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, U64 = 10 }
+const enum Kind {
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+}
 
 export type GgufValue =
   | { type: 'u32' | 'i32' | 'f32' | 'u64'; value: number }
@@ -59,31 +71,79 @@ class Sink {
     this.length += n;
     return at;
   }
-  u8(v: number) { const at = this.room(1); this.view.setUint8(at, v); }
-  u32(v: number) { const at = this.room(4); this.view.setUint32(at, v, true); }
-  i32(v: number) { const at = this.room(4); this.view.setInt32(at, v, true); }
-  f32(v: number) { const at = this.room(4); this.view.setFloat32(at, v, true); }
-  u64(v: number) { const at = this.room(8); this.view.setBigUint64(at, BigInt(v), true); }
-  bytes(b: Uint8Array) { const at = this.room(b.length); this.buf.set(b, at); }
-  str(s: string) { const b = new TextEncoder().encode(s); this.u64(b.length); this.bytes(b); }
-  pad(to: number) { while (this.length % to !== 0) this.u8(0); }
-  done(): Uint8Array { return this.buf.subarray(0, this.length); }
+  u8(v: number) {
+    const at = this.room(1);
+    this.view.setUint8(at, v);
+  }
+  u32(v: number) {
+    const at = this.room(4);
+    this.view.setUint32(at, v, true);
+  }
+  i32(v: number) {
+    const at = this.room(4);
+    this.view.setInt32(at, v, true);
+  }
+  f32(v: number) {
+    const at = this.room(4);
+    this.view.setFloat32(at, v, true);
+  }
+  u64(v: number) {
+    const at = this.room(8);
+    this.view.setBigUint64(at, BigInt(v), true);
+  }
+  bytes(b: Uint8Array) {
+    const at = this.room(b.length);
+    this.buf.set(b, at);
+  }
+  str(s: string) {
+    const b = new TextEncoder().encode(s);
+    this.u64(b.length);
+    this.bytes(b);
+  }
+  pad(to: number) {
+    while (this.length % to !== 0) this.u8(0);
+  }
+  done(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
 }
 
 function writeValue(out: Sink, v: GgufValue): void {
   switch (v.type) {
-    case 'u32': out.u32(Kind.U32); out.u32(v.value); break;
-    case 'i32': out.u32(Kind.I32); out.i32(v.value); break;
-    case 'f32': out.u32(Kind.F32); out.f32(v.value); break;
-    case 'u64': out.u32(Kind.U64); out.u64(v.value); break;
-    case 'bool': out.u32(Kind.BOOL); out.u8(v.value ? 1 : 0); break;
-    case 'string': out.u32(Kind.STRING); out.str(v.value); break;
+    case 'u32':
+      out.u32(Kind.U32);
+      out.u32(v.value);
+      break;
+    case 'i32':
+      out.u32(Kind.I32);
+      out.i32(v.value);
+      break;
+    case 'f32':
+      out.u32(Kind.F32);
+      out.f32(v.value);
+      break;
+    case 'u64':
+      out.u32(Kind.U64);
+      out.u64(v.value);
+      break;
+    case 'bool':
+      out.u32(Kind.BOOL);
+      out.u8(v.value ? 1 : 0);
+      break;
+    case 'string':
+      out.u32(Kind.STRING);
+      out.str(v.value);
+      break;
     case 'string[]':
-      out.u32(Kind.ARRAY); out.u32(Kind.STRING); out.u64(v.value.length);
+      out.u32(Kind.ARRAY);
+      out.u32(Kind.STRING);
+      out.u64(v.value.length);
       for (const s of v.value) out.str(s);
       break;
     case 'i32[]':
-      out.u32(Kind.ARRAY); out.u32(Kind.I32); out.u64(v.value.length);
+      out.u32(Kind.ARRAY);
+      out.u32(Kind.I32);
+      out.u64(v.value.length);
       for (let i = 0; i < v.value.length; i++) out.i32(v.value[i]);
       break;
   }
@@ -105,10 +165,17 @@ export function writeGguf(metadata: Map<string, GgufValue>, tensors: GgufTensor[
   out.bytes(new TextEncoder().encode('GGUF'));
   out.u32(GGUF_VERSION);
   out.u64(tensors.length);
-  if (metadata.has('general.alignment')) throw new GgufError(`general.alignment is written by the writer (${GGUF_ALIGNMENT})`);
+  if (metadata.has('general.alignment'))
+    throw new GgufError(`general.alignment is written by the writer (${GGUF_ALIGNMENT})`);
   out.u64(metadata.size + 1);
-  { out.str('general.alignment'); writeValue(out, { type: 'u32', value: GGUF_ALIGNMENT }); }
-  for (const [key, value] of metadata) { out.str(key); writeValue(out, value); }
+  {
+    out.str('general.alignment');
+    writeValue(out, { type: 'u32', value: GGUF_ALIGNMENT });
+  }
+  for (const [key, value] of metadata) {
+    out.str(key);
+    writeValue(out, value);
+  }
   let offset = 0;
   for (const t of tensors) {
     out.str(t.name);
@@ -119,6 +186,9 @@ export function writeGguf(metadata: Map<string, GgufValue>, tensors: GgufTensor[
     offset = align(offset + t.data.length, GGUF_ALIGNMENT);
   }
   out.pad(GGUF_ALIGNMENT);
-  for (const t of tensors) { out.bytes(t.data); out.pad(GGUF_ALIGNMENT); }
+  for (const t of tensors) {
+    out.bytes(t.data);
+    out.pad(GGUF_ALIGNMENT);
+  }
   return out.done();
 }

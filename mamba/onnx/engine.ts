@@ -80,8 +80,11 @@ export class OnnxEngine implements MambaEngine {
     const mainOptions = { ...sessionOptions, enableMemPattern: false, ...options.sessionOptions };
     const session = await ort.InferenceSession.create(model.model, mainOptions);
     // Pre-packing spares the transposed-B GEMMs (the tied head) their per-call packing, for ~20 MiB more heap (fp32).
-    const stepOptions = options.stepPrepack ? { ...sessionOptions, extra: { session: { disable_prepacking: '0' } } } : sessionOptions;
-    const lean = options.leanStep !== false && model.step ? await ort.InferenceSession.create(model.step, stepOptions) : null;
+    const stepOptions = options.stepPrepack
+      ? { ...sessionOptions, extra: { session: { disable_prepacking: '0' } } }
+      : sessionOptions;
+    const lean =
+      options.leanStep !== false && model.step ? await ort.InferenceSession.create(model.step, stepOptions) : null;
     return new OnnxEngine(ort, model.manifest, session, lean, options);
   }
 
@@ -93,7 +96,10 @@ export class OnnxEngine implements MambaEngine {
   /** All-zero conv and ssm states: the state before the first token. */
   emptyState(): ModelState {
     const { nLayer, dInner, dConv, dState } = this.config;
-    return Array.from({ length: nLayer }, () => ({ conv: new Float32Array(dInner * dConv), ssm: new Float32Array(dInner * dState) }));
+    return Array.from({ length: nLayer }, () => ({
+      conv: new Float32Array(dInner * dConv),
+      ssm: new Float32Array(dInner * dState),
+    }));
   }
 
   private i64(values: ArrayLike<number>, dims: number[]): OrtTensor {
@@ -104,11 +110,14 @@ export class OnnxEngine implements MambaEngine {
     const { vocabSize } = this.config;
     if (ids.length === 0) throw new EngineInputError('prefill needs at least one token');
     if (ids.length > this.manifest.maxSeqLen) {
-      throw new EngineInputError(`prompt has ${ids.length} tokens, over the configured maximum of ${this.manifest.maxSeqLen} (maxSeqLen)`);
+      throw new EngineInputError(
+        `prompt has ${ids.length} tokens, over the configured maximum of ${this.manifest.maxSeqLen} (maxSeqLen)`,
+      );
     }
     for (let i = 0; i < ids.length; i++) {
       const t = ids[i];
-      if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new EngineInputError(`token id ${t} at position ${i} is outside 0..${vocabSize - 1}`);
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
+        throw new EngineInputError(`token id ${t} at position ${i} is outside 0..${vocabSize - 1}`);
     }
   }
 
@@ -116,7 +125,8 @@ export class OnnxEngine implements MambaEngine {
     const { nLayer, dInner, dConv, dState } = this.config;
     if (state.length !== nLayer) throw new EngineInputError(`state has ${state.length} layers, expected ${nLayer}`);
     state.forEach((s, i) => {
-      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState) throw new EngineInputError(`layer ${i} state has the wrong size`);
+      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState)
+        throw new EngineInputError(`layer ${i} state has the wrong size`);
     });
   }
 
@@ -150,7 +160,9 @@ export class OnnxEngine implements MambaEngine {
     if (dec) validateDecimation(dec, nLayer);
     for (const layer of dec?.layers ?? []) {
       if (!this.manifest.decimationLayers.includes(layer)) {
-        throw new EngineInputError(`decimation at layer ${layer} was requested, but this export can only decimate at layers [${this.manifest.decimationLayers}] (re-export with --decimation)`);
+        throw new EngineInputError(
+          `decimation at layer ${layer} was requested, but this export can only decimate at layers [${this.manifest.decimationLayers}] (re-export with --decimation)`,
+        );
       }
     }
     const plan = planDecimation(length, protect, nLayer, dec);
@@ -163,7 +175,10 @@ export class OnnxEngine implements MambaEngine {
       const rows = out.logit_rows.data as BigInt64Array;
       const all = out.logits.data as Float32Array;
       positions.forEach((p, r) => {
-        if (rows[r] < 0n) throw new EngineInputError(`prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`);
+        if (rows[r] < 0n)
+          throw new EngineInputError(
+            `prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`,
+          );
         logits[r] = all.slice(r * vocabSize, (r + 1) * vocabSize);
       });
       const kept: KeptIndices[] = plan.reported.map((layer) => ({
@@ -202,7 +217,10 @@ export class OnnxEngine implements MambaEngine {
       token: this.i64([token], [1]),
       state: new this.ort.Tensor('float32', packed, [nLayer, dConv + dState, dInner]),
     };
-    const out = await session.run(feeds, withLogits ? ['next_token', 'logits', 'state_out'] : ['next_token', 'state_out']);
+    const out = await session.run(
+      feeds,
+      withLogits ? ['next_token', 'logits', 'state_out'] : ['next_token', 'state_out'],
+    );
     return {
       next: Number((out.next_token.data as BigInt64Array)[0]),
       logits: withLogits ? (out.logits.data as Float32Array) : null,
@@ -237,7 +255,8 @@ export class OnnxEngine implements MambaEngine {
   private resolvePositions(sel: 'last' | 'all' | number[], length: number): number[] {
     const positions = sel === 'last' ? [length - 1] : sel === 'all' ? Array.from({ length }, (_, i) => i) : [...sel];
     for (const p of positions) {
-      if (!Number.isInteger(p) || p < 0 || p >= length) throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${length})`);
+      if (!Number.isInteger(p) || p < 0 || p >= length)
+        throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${length})`);
     }
     return positions;
   }

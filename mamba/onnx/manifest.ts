@@ -21,7 +21,9 @@ export interface OnnxManifest {
 export function parseManifest(json: unknown): OnnxManifest {
   const m = json as Partial<OnnxManifest> | null;
   if (!m || m.format !== MANIFEST_FORMAT) {
-    throw new Error(`not a deciserve ONNX export: manifest format is ${JSON.stringify(m?.format)}, expected ${MANIFEST_FORMAT}`);
+    throw new Error(
+      `not a deciserve ONNX export: manifest format is ${JSON.stringify(m?.format)}, expected ${MANIFEST_FORMAT}`,
+    );
   }
   for (const key of ['config', 'quantization', 'decimationLayers', 'maxSeqLen', 'file'] as const) {
     if (m[key] === undefined) throw new Error(`ONNX manifest is missing "${key}"`);

@@ -46,7 +46,10 @@ export async function readOnnxExport(dir: string): Promise<OnnxModelBytes> {
 }
 
 /** An OnnxEngine on onnxruntime-web (WASM, one thread) in this Node process. */
-export async function createOnnxEngineNode(model: OnnxModelBytes | string, options: OnnxEngineOptions = {}): Promise<OnnxEngine> {
+export async function createOnnxEngineNode(
+  model: OnnxModelBytes | string,
+  options: OnnxEngineOptions = {},
+): Promise<OnnxEngine> {
   await initOrtNode();
   const bytes = typeof model === 'string' ? await readOnnxExport(model) : model;
   return OnnxEngine.create(ort, bytes, options);

@@ -35,7 +35,10 @@ export function initOrt(wasm: WebAssembly.Module): Promise<void> {
       if (isPlaceholder(source)) {
         const instance = await original(wasm, imports);
         // The threaded build imports its memory; other builds export it.
-        const candidates = [...Object.values(instance.exports), ...Object.values(imports ?? {}).flatMap((m) => Object.values(m))];
+        const candidates = [
+          ...Object.values(instance.exports),
+          ...Object.values(imports ?? {}).flatMap((m) => Object.values(m)),
+        ];
         memory = (candidates.find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined) ?? null;
         return { instance, module: wasm };
       }
@@ -59,7 +62,9 @@ export function ortWasmMemoryBytes(): number {
 
 /** An Identity model (x [1] float → y), encoded once with onnx-proto so the runtime does not need it. */
 const TINY_MODEL = Uint8Array.from(
-  atob('CAgSCWRlY2lzZXJ2ZRoFMC4xLjAyADo3ChAKAXgSAXkiCElkZW50aXR5EgFnWg8KAXgSCgoICAESBAoCCAFiDwoBeRIKCggIARIECgIIAUIECgAQEQ==')
+  atob(
+    'CAgSCWRlY2lzZXJ2ZRoFMC4xLjAyADo3ChAKAXgSAXkiCElkZW50aXR5EgFnWg8KAXgSCgoICAESBAoCCAFiDwoBeRIKCggIARIECgIIAUIECgAQEQ==',
+  )
     .split('')
     .map((ch) => ch.charCodeAt(0)),
 );

@@ -36,14 +36,16 @@ export function unpackedView(packed: Float32Array, c: MambaConfig): ModelState {
       get conv() {
         if (!conv) {
           conv = new Float32Array(dInner * dConv);
-          for (let ch = 0; ch < dInner; ch++) for (let k = 0; k < dConv; k++) conv[ch * dConv + k] = packed[base + k * dInner + ch];
+          for (let ch = 0; ch < dInner; ch++)
+            for (let k = 0; k < dConv; k++) conv[ch * dConv + k] = packed[base + k * dInner + ch];
         }
         return conv;
       },
       get ssm() {
         if (!ssm) {
           ssm = new Float32Array(dInner * dState);
-          for (let ch = 0; ch < dInner; ch++) for (let n = 0; n < dState; n++) ssm[ch * dState + n] = packed[base + (dConv + n) * dInner + ch];
+          for (let ch = 0; ch < dInner; ch++)
+            for (let n = 0; n < dState; n++) ssm[ch * dState + n] = packed[base + (dConv + n) * dInner + ch];
         }
         return ssm;
       },

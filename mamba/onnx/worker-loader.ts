@@ -28,12 +28,18 @@ async function fetchBytes(fetcher: ModelFetcher, url: string): Promise<Uint8Arra
  * The isolate's engine for the export under `baseUrl` (e.g. 'https://model/' for an assets binding whose folder
  * holds manifest.json and mamba.onnx). A failed load is not cached, so a later request retries.
  */
-export function loadWorkerEngine(fetcher: ModelFetcher, wasm: WebAssembly.Module, baseUrl = 'https://model/'): Promise<WorkerEngine> {
+export function loadWorkerEngine(
+  fetcher: ModelFetcher,
+  wasm: WebAssembly.Module,
+  baseUrl = 'https://model/',
+): Promise<WorkerEngine> {
   let entry = cache.get(baseUrl);
   if (!entry) {
     entry = (async () => {
       const t0 = performance.now();
-      const manifest = parseManifest(JSON.parse(new TextDecoder().decode(await fetchBytes(fetcher, `${baseUrl}manifest.json`))));
+      const manifest = parseManifest(
+        JSON.parse(new TextDecoder().decode(await fetchBytes(fetcher, `${baseUrl}manifest.json`))),
+      );
       const [model, step] = await Promise.all([
         fetchBytes(fetcher, baseUrl + manifest.file),
         manifest.stepFile ? fetchBytes(fetcher, baseUrl + manifest.stepFile) : undefined,

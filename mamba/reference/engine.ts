@@ -60,7 +60,10 @@ export class ReferenceEngine implements MambaEngine {
   /** All-zero conv and ssm states: the state before the first token. */
   emptyState(): ModelState {
     const { nLayer, dInner, dConv, dState } = this.config;
-    return Array.from({ length: nLayer }, () => ({ conv: new Float32Array(dInner * dConv), ssm: new Float32Array(dInner * dState) }));
+    return Array.from({ length: nLayer }, () => ({
+      conv: new Float32Array(dInner * dConv),
+      ssm: new Float32Array(dInner * dState),
+    }));
   }
 
   async prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<PrefillResult> {
@@ -96,7 +99,9 @@ export class ReferenceEngine implements MambaEngine {
     const logits = positions.map((p) => {
       const row = rowOf.get(p);
       if (row === undefined) {
-        throw new EngineInputError(`prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`);
+        throw new EngineInputError(
+          `prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`,
+        );
       }
       return this.logitsAt(forward.final, row);
     });
@@ -132,7 +137,10 @@ export class ReferenceEngine implements MambaEngine {
       trace?.layerPositions.push(positions);
       const s = decimationSlot(decimation, i);
       const chooser: RowChooser | undefined =
-        s >= 0 ? (delta, n) => keptRows(n, protect, s, decimation!, (contextLen) => deltaScores(delta, this.config.dInner, contextLen)) : undefined;
+        s >= 0
+          ? (delta, n) =>
+              keptRows(n, protect, s, decimation!, (contextLen) => deltaScores(delta, this.config.dInner, contextLen))
+          : undefined;
       const mixed = mambaMixer(layer, this.config, normed, rows, stateIn[i]!, chooser);
       if (mixed.kept) {
         // The residual stream follows the kept tokens; every later layer sees only them.
@@ -182,14 +190,16 @@ export class ReferenceEngine implements MambaEngine {
     if (requested === 'last' || requested === undefined) return [length - 1];
     if (requested === 'all') return Array.from({ length }, (_, i) => i);
     for (const p of requested) {
-      if (!Number.isInteger(p) || p < 0 || p >= length) throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${length})`);
+      if (!Number.isInteger(p) || p < 0 || p >= length)
+        throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${length})`);
     }
     return [...requested];
   }
 
   private checkState(state: ModelState): void {
     const { nLayer, dInner, dConv, dState } = this.config;
-    if (state.length !== nLayer) throw new EngineInputError(`step: state has ${state.length} layers, the model ${nLayer}`);
+    if (state.length !== nLayer)
+      throw new EngineInputError(`step: state has ${state.length} layers, the model ${nLayer}`);
     state.forEach((s, i) => {
       if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState) {
         throw new EngineInputError(`step: layer ${i} state has the wrong size`);

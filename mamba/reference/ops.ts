@@ -16,14 +16,21 @@ export function rmsNorm(x: Float32Array, rows: number, w: Float32Array, eps: num
 }
 
 /** y = x·Wᵀ + b, PyTorch nn.Linear layout: x [rows, inDim], W [outDim, inDim]. */
-export function linear(x: Float32Array, rows: number, w: Float32Array, outDim: number, bias: Float32Array | null = null): Float32Array {
+export function linear(
+  x: Float32Array,
+  rows: number,
+  w: Float32Array,
+  outDim: number,
+  bias: Float32Array | null = null,
+): Float32Array {
   const inDim = w.length / outDim;
   const out = new Float32Array(rows * outDim);
   const blockedRows = rows - (rows % 4);
   const blockedOuts = outDim - (outDim % 4);
   for (let t = 0; t < blockedRows; t += 4) {
     for (let o = 0; o < blockedOuts; o += 4) dot4x4(x, t, w, o, inDim, out, outDim);
-    for (let o = blockedOuts; o < outDim; o++) for (let r = t; r < t + 4; r++) out[r * outDim + o] = dot(x, r * inDim, w, o * inDim, inDim);
+    for (let o = blockedOuts; o < outDim; o++)
+      for (let r = t; r < t + 4; r++) out[r * outDim + o] = dot(x, r * inDim, w, o * inDim, inDim);
   }
   for (let t = blockedRows; t < rows; t++) {
     for (let o = 0; o < outDim; o++) out[t * outDim + o] = dot(x, t * inDim, w, o * inDim, inDim);
@@ -45,24 +52,85 @@ function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: nu
  * Rows t..t+3 of x against rows o..o+3 of W. Each of the 16 sums runs over i in order, exactly like `dot` (so results are
  * bit-identical to the plain loop); sharing the loads makes it ~3x faster in V8.
  */
-function dot4x4(x: Float32Array, t: number, w: Float32Array, o: number, n: number, out: Float32Array, outDim: number): void {
-  const x0 = t * n, x1 = x0 + n, x2 = x1 + n, x3 = x2 + n;
-  const w0 = o * n, w1 = w0 + n, w2 = w1 + n, w3 = w2 + n;
-  let a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-  let a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+function dot4x4(
+  x: Float32Array,
+  t: number,
+  w: Float32Array,
+  o: number,
+  n: number,
+  out: Float32Array,
+  outDim: number,
+): void {
+  const x0 = t * n,
+    x1 = x0 + n,
+    x2 = x1 + n,
+    x3 = x2 + n;
+  const w0 = o * n,
+    w1 = w0 + n,
+    w2 = w1 + n,
+    w3 = w2 + n;
+  let a00 = 0,
+    a01 = 0,
+    a02 = 0,
+    a03 = 0,
+    a10 = 0,
+    a11 = 0,
+    a12 = 0,
+    a13 = 0;
+  let a20 = 0,
+    a21 = 0,
+    a22 = 0,
+    a23 = 0,
+    a30 = 0,
+    a31 = 0,
+    a32 = 0,
+    a33 = 0;
   for (let i = 0; i < n; i++) {
-    const v0 = x[x0 + i]!, v1 = x[x1 + i]!, v2 = x[x2 + i]!, v3 = x[x3 + i]!;
-    const u0 = w[w0 + i]!, u1 = w[w1 + i]!, u2 = w[w2 + i]!, u3 = w[w3 + i]!;
-    a00 += v0 * u0; a01 += v0 * u1; a02 += v0 * u2; a03 += v0 * u3;
-    a10 += v1 * u0; a11 += v1 * u1; a12 += v1 * u2; a13 += v1 * u3;
-    a20 += v2 * u0; a21 += v2 * u1; a22 += v2 * u2; a23 += v2 * u3;
-    a30 += v3 * u0; a31 += v3 * u1; a32 += v3 * u2; a33 += v3 * u3;
+    const v0 = x[x0 + i]!,
+      v1 = x[x1 + i]!,
+      v2 = x[x2 + i]!,
+      v3 = x[x3 + i]!;
+    const u0 = w[w0 + i]!,
+      u1 = w[w1 + i]!,
+      u2 = w[w2 + i]!,
+      u3 = w[w3 + i]!;
+    a00 += v0 * u0;
+    a01 += v0 * u1;
+    a02 += v0 * u2;
+    a03 += v0 * u3;
+    a10 += v1 * u0;
+    a11 += v1 * u1;
+    a12 += v1 * u2;
+    a13 += v1 * u3;
+    a20 += v2 * u0;
+    a21 += v2 * u1;
+    a22 += v2 * u2;
+    a23 += v2 * u3;
+    a30 += v3 * u0;
+    a31 += v3 * u1;
+    a32 += v3 * u2;
+    a33 += v3 * u3;
   }
-  const r0 = t * outDim + o, r1 = r0 + outDim, r2 = r1 + outDim, r3 = r2 + outDim;
-  out[r0] = a00; out[r0 + 1] = a01; out[r0 + 2] = a02; out[r0 + 3] = a03;
-  out[r1] = a10; out[r1 + 1] = a11; out[r1 + 2] = a12; out[r1 + 3] = a13;
-  out[r2] = a20; out[r2 + 1] = a21; out[r2 + 2] = a22; out[r2 + 3] = a23;
-  out[r3] = a30; out[r3 + 1] = a31; out[r3 + 2] = a32; out[r3 + 3] = a33;
+  const r0 = t * outDim + o,
+    r1 = r0 + outDim,
+    r2 = r1 + outDim,
+    r3 = r2 + outDim;
+  out[r0] = a00;
+  out[r0 + 1] = a01;
+  out[r0 + 2] = a02;
+  out[r0 + 3] = a03;
+  out[r1] = a10;
+  out[r1 + 1] = a11;
+  out[r1 + 2] = a12;
+  out[r1 + 3] = a13;
+  out[r2] = a20;
+  out[r2 + 1] = a21;
+  out[r2 + 2] = a22;
+  out[r2 + 3] = a23;
+  out[r3] = a30;
+  out[r3 + 1] = a31;
+  out[r3 + 2] = a32;
+  out[r3 + 3] = a33;
 }
 
 export function silu(v: number): number {

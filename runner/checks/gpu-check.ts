@@ -26,7 +26,9 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('usage: gpu-check [--model DIR] [--engine auto|cuda|cuda-fp32] [--out DIR] [--passkey-lengths 1000,...] [--ppl-lengths ...] [--samples N]');
+  console.log(
+    'usage: gpu-check [--model DIR] [--engine auto|cuda|cuda-fp32] [--out DIR] [--passkey-lengths 1000,...] [--ppl-lengths ...] [--samples N]',
+  );
   process.exit(0);
 }
 
@@ -34,7 +36,12 @@ const loaded = await loadEngine(args.engine as 'auto', args.model!);
 console.log(`engine: ${loaded.kind} (${loaded.engine.name}), batched: ${loaded.batch !== undefined}`);
 const ctx = { modelId: 'deciserve-mamba', model: await readModelDefaults(args.model!, loaded.config.nLayer) };
 const hay = encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(args.model!, 'haystack.txt'), 'utf8')));
-const report: Record<string, unknown> = { command: `node .device/app/gpu-check.mjs ${process.argv.slice(2).join(' ')} (runner/checks/gpu-check.ts)`, engine: loaded.engine.name, kind: loaded.kind, passes: [] as unknown[] };
+const report: Record<string, unknown> = {
+  command: `node .device/app/gpu-check.mjs ${process.argv.slice(2).join(' ')} (runner/checks/gpu-check.ts)`,
+  engine: loaded.engine.name,
+  kind: loaded.kind,
+  passes: [] as unknown[],
+};
 const rows: string[] = [];
 
 // Each task is one suite job through runPass, as the engine thread runs it: one sub-pass (one batch on the CUDA engine)
@@ -42,19 +49,44 @@ const rows: string[] = [];
 const suiteSchema = runnerJobRequestSchema({ maxPromptChars: 10_000_000, maxNewTokens: 64 });
 for (const task of ['passkey', 'perplexity'] as const) {
   const lengths = args[task === 'passkey' ? 'passkey-lengths' : 'ppl-lengths']!.split(',').map(Number);
-  const suite = { task, lengths, samples: Number(args.samples), seed: 2024, ...(task === 'passkey' ? { depths: [0, 0.25, 0.5, 0.75, 1] } : {}) };
+  const suite = {
+    task,
+    lengths,
+    samples: Number(args.samples),
+    seed: 2024,
+    ...(task === 'passkey' ? { depths: [0, 0.25, 0.5, 0.75, 1] } : {}),
+  };
   const request = suiteSchema.parse({ type: 'suite', model: 'deciserve-mamba', suite });
   const log = (f: Record<string, unknown>) => {
     const ms = f.ms as number;
-    (report.passes as unknown[]).push({ task, length: f.length, jobs: f.jobs, ms, promptTokens: f.promptTokens, failed: f.failed });
-    console.log(`${task} L=${f.length}: ${f.jobs} jobs in one pass, ${ms} ms, ${Math.round((f.promptTokens as number) / (ms / 1000))} prompt tok/s, failed ${f.failed}`);
+    (report.passes as unknown[]).push({
+      task,
+      length: f.length,
+      jobs: f.jobs,
+      ms,
+      promptTokens: f.promptTokens,
+      failed: f.failed,
+    });
+    console.log(
+      `${task} L=${f.length}: ${f.jobs} jobs in one pass, ${ms} ms, ${Math.round((f.promptTokens as number) / (ms / 1000))} prompt tok/s, failed ${f.failed}`,
+    );
   };
-  const [outcome] = await runPass(loaded, [{ id: `gpu-${task}`, request, createdAt: Date.now() }], ctx, { haystack: () => hay, log });
+  const [outcome] = await runPass(loaded, [{ id: `gpu-${task}`, request, createdAt: Date.now() }], ctx, {
+    haystack: () => hay,
+    log,
+  });
   if (!outcome!.ok) throw new Error(`${task} suite failed: ${outcome!.error.message}`);
   const { summary, samples } = outcome!.result as unknown as SuiteResult;
   report[task] = { summary, samples };
-  const fmt = (x: { value: number; failed: number } | undefined) => (x ? (task === 'passkey' ? `${(100 * x.value).toFixed(0)}%` : x.value.toFixed(1)) + (x.failed ? ` (${x.failed} failed)` : '') : '-');
-  for (const length of lengths) rows.push(`| ${task} | ${length} | ${fmt(summary.byLength.mamba?.[String(length)])} | ${fmt(summary.byLength.decimamba?.[String(length)])} |`);
+  const fmt = (x: { value: number; failed: number } | undefined) =>
+    x
+      ? (task === 'passkey' ? `${(100 * x.value).toFixed(0)}%` : x.value.toFixed(1)) +
+        (x.failed ? ` (${x.failed} failed)` : '')
+      : '-';
+  for (const length of lengths)
+    rows.push(
+      `| ${task} | ${length} | ${fmt(summary.byLength.mamba?.[String(length)])} | ${fmt(summary.byLength.decimamba?.[String(length)])} |`,
+    );
 }
 await loaded.engine.dispose?.();
 mkdirSync(args.out!, { recursive: true });

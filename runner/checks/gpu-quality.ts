@@ -29,8 +29,10 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('usage: gpu-quality [--model DIR] [--engine auto|cuda|cuda-fp32|onnx] [--out DIR] [--split val|test] [--sets a,b]\n' +
-    '                   [--lengths 1000,...] [--depths 0,0.5,1] [--samples N per set x depth] [--variants mamba,decimamba,decimamba-fixed]');
+  console.log(
+    'usage: gpu-quality [--model DIR] [--engine auto|cuda|cuda-fp32|onnx] [--out DIR] [--split val|test] [--sets a,b]\n' +
+      '                   [--lengths 1000,...] [--depths 0,0.5,1] [--samples N per set x depth] [--variants mamba,decimamba,decimamba-fixed]',
+  );
   process.exit(0);
 }
 
@@ -40,29 +42,52 @@ const sets = args.sets!.split(',');
 const lengths = args.lengths!.split(',').map(Number);
 const depths = args.depths!.split(',').map(Number);
 const variants = args.variants!.split(',') as Variant[];
-const hays = Object.fromEntries(sets.map((s) => [s, encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(args.haystacks!, `${s}-${args.split}.txt`), 'utf8')))]));
+const hays = Object.fromEntries(
+  sets.map((s) => [
+    s,
+    encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(args.haystacks!, `${s}-${args.split}.txt`), 'utf8'))),
+  ]),
+);
 const schema = runnerJobRequestSchema({ maxPromptChars: 10_000_000, maxNewTokens: 64 });
 /** set → variant → length → depth → [correct, n] */
 const counts: Record<string, Record<string, Record<string, Record<string, [number, number]>>>> = {};
 const passes: unknown[] = [];
 const report = {
   command: `node .device/app/gpu-quality.mjs ${process.argv.slice(2).join(' ')} (runner/checks/gpu-quality.ts)`,
-  engine: loaded.engine.name, kind: loaded.kind, split: args.split, sets, lengths, depths, samplesPerCell: Number(args.samples),
+  engine: loaded.engine.name,
+  kind: loaded.kind,
+  split: args.split,
+  sets,
+  lengths,
+  depths,
+  samplesPerCell: Number(args.samples),
   policy: { fixed: ctx.model.decimation, lBaseByLength: ctx.model.lBaseByLength ?? null, trainLen: ctx.model.trainLen },
-  counts, passes,
+  counts,
+  passes,
 };
 mkdirSync(args.out!, { recursive: true });
 const save = () => writeFileSync(join(args.out!, `gpu-quality-${args.split}.json`), JSON.stringify(report, null, 1));
 
 for (const length of lengths) {
   for (const [i, set] of sets.entries()) {
-    const suite = { task: 'passkey', lengths: [length], depths, samples: Number(args.samples), seed: 2024 + i, variants };
+    const suite = {
+      task: 'passkey',
+      lengths: [length],
+      depths,
+      samples: Number(args.samples),
+      seed: 2024 + i,
+      variants,
+    };
     const request = schema.parse({ type: 'suite', model: 'deciserve-mamba', suite });
-    const log = (f: Record<string, unknown>) => passes.push({ set, length, jobs: f.jobs, ms: f.ms, promptTokens: f.promptTokens, failed: f.failed });
-    const [outcome] = await runPass(loaded, [{ id: `q-${set}-${length}`, request, createdAt: Date.now() }], ctx, { haystack: () => hays[set]!, log });
+    const log = (f: Record<string, unknown>) =>
+      passes.push({ set, length, jobs: f.jobs, ms: f.ms, promptTokens: f.promptTokens, failed: f.failed });
+    const [outcome] = await runPass(loaded, [{ id: `q-${set}-${length}`, request, createdAt: Date.now() }], ctx, {
+      haystack: () => hays[set]!,
+      log,
+    });
     if (!outcome!.ok) throw new Error(`${set} ${length}: ${outcome!.error.message}`);
     for (const s of (outcome!.result as unknown as SuiteResult).samples as SampleResult[]) {
-      const cell = (((counts[set] ??= {})[s.variant] ??= {})[String(length)] ??= {})[String(s.depth)] ??= [0, 0];
+      const cell = ((((counts[set] ??= {})[s.variant] ??= {})[String(length)] ??= {})[String(s.depth)] ??= [0, 0]);
       cell[0] += s.ok && s.correct ? 1 : 0;
       cell[1] += 1;
     }
@@ -85,11 +110,18 @@ function total(variant: string, length: number, depth?: number): [number, number
 
 const summary = lengths.map((length) => ({
   length,
-  ...Object.fromEntries(variants.map((v) => {
-    const [k, n] = total(v, length);
-    const worstDepth = Math.min(...depths.map((d) => { const [a, b] = total(v, length, d); return b ? a / b : 1; }));
-    return [v, { correct: k, n, accuracy: k / n, ci95: wilsonInterval(k, n), worstDepth }];
-  })),
+  ...Object.fromEntries(
+    variants.map((v) => {
+      const [k, n] = total(v, length);
+      const worstDepth = Math.min(
+        ...depths.map((d) => {
+          const [a, b] = total(v, length, d);
+          return b ? a / b : 1;
+        }),
+      );
+      return [v, { correct: k, n, accuracy: k / n, ci95: wilsonInterval(k, n), worstDepth }];
+    }),
+  ),
 }));
 Object.assign(report, { summary });
 save();
@@ -97,5 +129,7 @@ console.log(`| length | ${variants.join(' | ')} | ${variants.map((v) => `${v} wo
 console.log(`|---|${variants.map(() => '---|---|').join('')}`);
 for (const row of summary) {
   const r = row as unknown as Record<string, { correct: number; n: number; worstDepth: number }>;
-  console.log(`| ${row.length} | ${variants.map((v) => formatAccuracy(r[v]!.correct, r[v]!.n)).join(' | ')} | ${variants.map((v) => `${Math.round(100 * r[v]!.worstDepth)}%`).join(' | ')} |`);
+  console.log(
+    `| ${row.length} | ${variants.map((v) => formatAccuracy(r[v]!.correct, r[v]!.n)).join(' | ')} | ${variants.map((v) => `${Math.round(100 * r[v]!.worstDepth)}%`).join(' | ')} |`,
+  );
 }

@@ -18,12 +18,18 @@ export class CudaBatchEngine implements BatchEngine {
     const out = new Array<EngineOutput | Error>(jobs.length);
     const completions = jobs.flatMap((job, i) => (job.kind === 'completion' ? [{ i, job }] : []));
     if (completions.length > 0) {
-      const results = await generateBatch(this.engine, this.tokenizer, completions.map(({ job }) => ({ ids: job.ids, options: job.kind === 'completion' ? job.options : {} })));
+      const results = await generateBatch(
+        this.engine,
+        this.tokenizer,
+        completions.map(({ job }) => ({ ids: job.ids, options: job.kind === 'completion' ? job.options : {} })),
+      );
       completions.forEach(({ i }, j) => (out[i] = results[j]!));
     }
     for (const [i, job] of jobs.entries()) {
       if (job.kind !== 'score') continue;
-      out[i] = await scoreSpan(this.engine, job.ids, { start: job.start, decimation: job.decimation }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      out[i] = await scoreSpan(this.engine, job.ids, { start: job.start, decimation: job.decimation }).catch(
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      );
     }
     return out;
   }

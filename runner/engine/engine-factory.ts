@@ -40,7 +40,12 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
       const { exportMambaOnnx, modelBytes } = await import('../../mamba/onnx/export/export-model.ts');
       const { createOnnxEngineNode } = await import('../../mamba/onnx/node.ts');
       const exported = exportMambaOnnx(config, weights, { maxSeqLen: ONNX_MAX_SEQ_LEN });
-      return { kind, engine: await createOnnxEngineNode(modelBytes(exported), { stepPrepack: true }), tokenizer, config };
+      return {
+        kind,
+        engine: await createOnnxEngineNode(modelBytes(exported), { stepPrepack: true }),
+        tokenizer,
+        config,
+      };
     }
     case 'cuda':
     case 'cuda-fp32': {
@@ -49,7 +54,10 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
       const { CudaBatchEngine } = await import('./cuda-batch.ts');
       let engine: import('../../mamba/cuda/engine.ts').CudaEngine;
       try {
-        engine = CudaEngine.create(config, weights, { precision: kind === 'cuda' ? 'bf16' : 'fp32', deviceOptions: { ordinal: device } });
+        engine = CudaEngine.create(config, weights, {
+          precision: kind === 'cuda' ? 'bf16' : 'fp32',
+          deviceOptions: { ordinal: device },
+        });
       } catch (err) {
         throw new EngineUnavailableError(`engine "${kind}" cannot use GPU ${device}: ${(err as Error).message}`);
       }

@@ -20,16 +20,24 @@ try {
   // The model's held-out text (train/'s held-out split, digits removed), tokenized on the first suite and kept.
   let haystack: number[] | undefined;
   const hooks: PassHooks = {
-    haystack: () => (haystack ??= encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(data.context.modelDir ?? data.modelDir, 'haystack.txt'), 'utf8')))),
+    haystack: () =>
+      (haystack ??= encodeCorpus(
+        loaded.tokenizer,
+        haystackText(readFileSync(join(data.context.modelDir ?? data.modelDir, 'haystack.txt'), 'utf8')),
+      )),
     log: (fields, msg) => log.info(fields, msg),
   };
   port.on('message', (msg: ToEngineThread) => {
     runPass(loaded, msg.items, data.context, hooks).then(
       (outcomes) => post({ type: 'pass-done', passId: msg.passId, outcomes }),
-      (err: unknown) => post({ type: 'pass-failed', passId: msg.passId, message: String((err as Error)?.message ?? err) }),
+      (err: unknown) =>
+        post({ type: 'pass-failed', passId: msg.passId, message: String((err as Error)?.message ?? err) }),
     );
   });
   post({ type: 'ready', engine: loaded.engine.name, nLayer: loaded.config.nLayer });
 } catch (err) {
-  post({ type: 'fatal', message: `cannot load engine "${data.kind}" from ${data.modelDir}: ${(err as Error).message}` });
+  post({
+    type: 'fatal',
+    message: `cannot load engine "${data.kind}" from ${data.modelDir}: ${(err as Error).message}`,
+  });
 }

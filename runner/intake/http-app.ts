@@ -22,6 +22,8 @@ export function buildHttpApp(opts: { metrics: RunnerMetrics; readiness: () => Pr
   });
   if (opts.jobs) app.route('/jobs', opts.jobs);
   app.route('/live', liveApp(opts.metrics));
-  app.notFound((c) => errorResponse(c, notFound('route_not_found', `no route ${c.req.method} ${new URL(c.req.url).pathname}`)));
+  app.notFound((c) =>
+    errorResponse(c, notFound('route_not_found', `no route ${c.req.method} ${new URL(c.req.url).pathname}`)),
+  );
   return app;
 }

@@ -6,7 +6,15 @@ import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { MAX_RUN_CHARS, type PromptMeter } from '../../mamba/token-budget.ts';
-import { ApiError, badRequest, conflict, errorResponse, notFound, runTooLong, unavailable } from '../../protocol/api-errors.ts';
+import {
+  ApiError,
+  badRequest,
+  conflict,
+  errorResponse,
+  notFound,
+  runTooLong,
+  unavailable,
+} from '../../protocol/api-errors.ts';
 import { readBodyWithLimit } from '../../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from '../config.ts';
@@ -43,7 +51,8 @@ const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
  */
 function tenantParam(c: { req: { query(name: string): string | undefined } }): string | undefined {
   const tenant = c.req.query('tenant');
-  if (tenant !== undefined && !TENANT.test(tenant)) throw badRequest('invalid_tenant', 'tenant must be 1-64 characters of A-Z a-z 0-9 _ -', 'tenant');
+  if (tenant !== undefined && !TENANT.test(tenant))
+    throw badRequest('invalid_tenant', 'tenant must be 1-64 characters of A-Z a-z 0-9 _ -', 'tenant');
   return tenant;
 }
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -51,7 +60,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 function zodToApiError(error: z.ZodError): ApiError {
   const issue = error.issues[0]!;
   const param = issue.path.length > 0 ? issue.path.join('.') : null;
-  const code = issue.code === 'unrecognized_keys' ? 'unknown_parameter' : issue.code === 'too_big' ? 'value_too_large' : 'invalid_value';
+  const code =
+    issue.code === 'unrecognized_keys'
+      ? 'unknown_parameter'
+      : issue.code === 'too_big'
+        ? 'value_too_large'
+        : 'invalid_value';
   return badRequest(code, param ? `${param}: ${issue.message}` : issue.message, param);
 }
 
@@ -69,14 +83,21 @@ function queueDepthGuard(queue: JobQueue, limit: number) {
       const counts = await withTimeout(queue.getJobCounts('waiting', 'prioritized', 'delayed'), 1000).catch(() => null);
       depth = counts ? (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0) : 0;
     }
-    if (depth >= limit) throw unavailable('queue_full', `${depth} jobs are waiting (limit ${limit}); retry after the time in Retry-After`);
+    if (depth >= limit)
+      throw unavailable(
+        'queue_full',
+        `${depth} jobs are waiting (limit ${limit}); retry after the time in Retry-After`,
+      );
   };
 }
 
 export function jobRoutes(deps: IntakeDeps) {
   const { config, store, queue, log, metrics } = deps;
   const checkDepth = queueDepthGuard(queue, config.limits.maxQueueDepth);
-  const schema = runnerJobRequestSchema({ maxNewTokens: config.limits.maxNewTokens, maxPromptChars: config.limits.maxBodyBytes });
+  const schema = runnerJobRequestSchema({
+    maxNewTokens: config.limits.maxNewTokens,
+    maxPromptChars: config.limits.maxBodyBytes,
+  });
   const app = new Hono<SignedEnv>();
 
   app.use('*', async (c, next) => {
@@ -84,28 +105,45 @@ export function jobRoutes(deps: IntakeDeps) {
     metrics.intake.inc({ route: `${c.req.method} /jobs`, status: String(c.res.status) });
   });
   app.use('*', readBodyWithLimit(config.limits.maxBodyBytes));
-  app.use('*', requireSignature({ secret: config.hmacSecret, windowS: config.limits.signatureWindowS, nonces: deps.nonces }));
+  app.use(
+    '*',
+    requireSignature({ secret: config.hmacSecret, windowS: config.limits.signatureWindowS, nonces: deps.nonces }),
+  );
 
   app.post('/', async (c) => {
     const tenant = tenantParam(c);
     const idempotencyKey = c.req.header('idempotency-key');
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
-      throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1-255 printable ASCII characters', 'Idempotency-Key');
+      throw badRequest(
+        'invalid_idempotency_key',
+        'Idempotency-Key must be 1-255 printable ASCII characters',
+        'Idempotency-Key',
+      );
     }
     const contentType = c.req.header('content-type') ?? '';
     if (!/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)) {
-      throw new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Content-Type must be application/json');
+      throw new ApiError(
+        415,
+        'invalid_request_error',
+        'unsupported_media_type',
+        'Content-Type must be application/json',
+      );
     }
     const request = parseRequest(c.get('rawBody'), schema);
     const webhookProblem = request.webhook ? refusedUrl(request.webhook.url, config.webhookPolicy) : null;
     if (webhookProblem) throw badRequest('invalid_webhook_url', `webhook.url: ${webhookProblem}`, 'webhook.url');
     if (request.model !== config.modelId) {
-      throw notFound('model_not_found', `model "${request.model}" is not served by this runner (it serves "${config.modelId}")`, 'model');
+      throw notFound(
+        'model_not_found',
+        `model "${request.model}" is not served by this runner (it serves "${config.modelId}")`,
+        'model',
+      );
     }
     await checkDepth(); // before the tokenizing and the S3 write
     const promptTokens = await countTokens(deps, request);
     try {
-      if (request.type !== 'suite' && request.decimation !== 'off') resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);
+      if (request.type !== 'suite' && request.decimation !== 'off')
+        resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);
     } catch (err) {
       throw badRequest('invalid_decimation', (err as Error).message, 'decimation_params');
     }
@@ -127,7 +165,11 @@ export function jobRoutes(deps: IntakeDeps) {
       const existing = await storeCall(() => store.getInput(id));
       if (!existing) throw unavailable('storage_unavailable', 'job input vanished; retry');
       if (existing.request_sha256 !== requestHash || existing.tenant !== tenant) {
-        throw conflict('idempotency_key_reused', 'this Idempotency-Key was used with a different request', 'Idempotency-Key');
+        throw conflict(
+          'idempotency_key_reused',
+          'this Idempotency-Key was used with a different request',
+          'Idempotency-Key',
+        );
       }
       job = existing;
     }
@@ -166,7 +208,13 @@ export function jobRoutes(deps: IntakeDeps) {
       throw conflict('job_not_cancellable', 'job is running', 'id');
     }
     await storeCall(() =>
-      store.putEnded({ id, status: 'cancelled', error: { message: 'cancelled by the client', code: 'cancelled' }, ended_at: Date.now(), attempts: 0 }),
+      store.putEnded({
+        id,
+        status: 'cancelled',
+        error: { message: 'cancelled by the client', code: 'cancelled' },
+        ended_at: Date.now(),
+        attempts: 0,
+      }),
     );
     return c.json({ ...view, status: 'cancelled' satisfies JobStatus });
   });
@@ -206,7 +254,12 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
   const max = deps.config.limits.maxPromptTokens;
   if (request.type === 'suite') {
     const over = request.suite.lengths.find((length) => length > max);
-    if (over !== undefined) throw badRequest('context_length_exceeded', `suite length ${over}: this runner takes at most ${max} prompt tokens`, 'suite.lengths');
+    if (over !== undefined)
+      throw badRequest(
+        'context_length_exceeded',
+        `suite length ${over}: this runner takes at most ${max} prompt tokens`,
+        'suite.lengths',
+      );
     return suitePromptTokens(request.suite);
   }
   const texts = request.continuation === undefined ? [request.prompt] : [request.prompt, request.continuation];
@@ -215,9 +268,14 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
   if (!cost.ok) {
     const bound = cost.reason === 'lower_bound' ? 'at least' : 'more than';
     const n = cost.reason === 'lower_bound' ? cost.tokens : max;
-    throw badRequest('context_length_exceeded', `${bound} ${n} prompt tokens; this runner takes at most ${max}`, 'prompt');
+    throw badRequest(
+      'context_length_exceeded',
+      `${bound} ${n} prompt tokens; this runner takes at most ${max}`,
+      'prompt',
+    );
   }
   const total = cost.tokens;
-  if (request.type === 'score' && total < 2) throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
+  if (request.type === 'score' && total < 2)
+    throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
   return total;
 }

@@ -29,6 +29,7 @@ export function total(samples: Sample[], name: string, match: Record<string, str
 /** Sums grouped by one label, e.g. s3_requests_total by op. */
 export function byLabel(samples: Sample[], name: string, label: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const s of samples) if (s.name === name) out[s.labels[label] ?? ''] = (out[s.labels[label] ?? ''] ?? 0) + s.value;
+  for (const s of samples)
+    if (s.name === name) out[s.labels[label] ?? ''] = (out[s.labels[label] ?? ''] ?? 0) + s.value;
   return out;
 }

@@ -33,11 +33,14 @@ export interface BatchLoopDeps {
 }
 
 /** Whether `next` joins a pass already holding `jobs` jobs and `tokens` tokens. A pass always takes its first job. */
-export function fitsPass(pass: { jobs: number; tokens: number }, nextTokens: number, budget: { maxTokens: number; maxJobs: number }): boolean {
+export function fitsPass(
+  pass: { jobs: number; tokens: number },
+  nextTokens: number,
+  budget: { maxTokens: number; maxJobs: number },
+): boolean {
   if (pass.jobs === 0) return true;
   return pass.jobs < budget.maxJobs && pass.tokens + nextTokens <= budget.maxTokens;
 }
-
 
 export class BatchLoop {
   private stopping = false;
@@ -170,7 +173,8 @@ export class BatchLoop {
     try {
       outcomes = await this.deps.engine.run(runnable.map((r) => r.item));
     } catch (err) {
-      for (const { held } of runnable) await this.fail(held, { message: (err as Error).message, code: 'engine_error' }, true);
+      for (const { held } of runnable)
+        await this.fail(held, { message: (err as Error).message, code: 'engine_error' }, true);
       return;
     }
     const engineSeconds = (Date.now() - t0) / 1000;
@@ -186,14 +190,24 @@ export class BatchLoop {
         try {
           const t1 = Date.now();
           const written = await store.putResultOnce(outcome.id, outcome.result);
-          metrics.jobStageSeconds.observe({ stage: 'write_result', type: held.job.data.type }, (Date.now() - t1) / 1000);
+          metrics.jobStageSeconds.observe(
+            { stage: 'write_result', type: held.job.data.type },
+            (Date.now() - t1) / 1000,
+          );
           await this.complete(held, written === 'created' ? 'succeeded' : 'duplicate');
         } catch (err) {
           await this.fail(held, { message: (err as Error).message, code: 'storage_unavailable' }, true);
         }
       }),
     );
-    log.info({ jobs: pass.length, ms: Date.now() - started, tokens_per_s: Math.round(passTokens / Math.max(engineSeconds, 1e-3)) }, 'pass done');
+    log.info(
+      {
+        jobs: pass.length,
+        ms: Date.now() - started,
+        tokens_per_s: Math.round(passTokens / Math.max(engineSeconds, 1e-3)),
+      },
+      'pass done',
+    );
   }
 
   private recordStats(held: Held, outcome: Extract<PassOutcome, { ok: true }>): void {
@@ -206,7 +220,14 @@ export class BatchLoop {
     if (stats.scoredTokens) metrics.tokens.inc({ kind: 'scored', decimation }, stats.scoredTokens);
     metrics.keptTokens.inc({ decimation }, stats.keptTokens);
     const engineMs = stats.prefillMs + stats.decodeMs;
-    metrics.engineSeconds.inc({ engine: this.deps.engine.engineName, device: this.deps.engine.engineName.startsWith('cuda') ? 'gpu' : 'cpu', decimation }, engineMs / 1000);
+    metrics.engineSeconds.inc(
+      {
+        engine: this.deps.engine.engineName,
+        device: this.deps.engine.engineName.startsWith('cuda') ? 'gpu' : 'cpu',
+        decimation,
+      },
+      engineMs / 1000,
+    );
     metrics.jobStageSeconds.observe({ stage: 'engine', type }, engineMs / 1000);
     metrics.jobStageSeconds.observe({ stage: 'prefill', type }, stats.prefillMs / 1000);
     if (stats.decodeMs) metrics.jobStageSeconds.observe({ stage: 'decode', type }, stats.decodeMs / 1000);
@@ -220,7 +241,10 @@ export class BatchLoop {
       this.held.delete(job.id!);
       this.completed++;
       metrics.jobs.inc({ type: job.data.type, outcome });
-      metrics.jobStageSeconds.observe({ stage: 'total', type: job.data.type }, (Date.now() - job.data.created_at) / 1000);
+      metrics.jobStageSeconds.observe(
+        { stage: 'total', type: job.data.type },
+        (Date.now() - job.data.created_at) / 1000,
+      );
       log.info({ id: job.id, outcome, attempt: job.attemptsStarted }, 'job completed');
       // Also for duplicates: the attempt that stored the result may have died before queueing the webhook.
       // The webhook queue dedups by job id, and receivers get at-least-once delivery anyway.
@@ -228,7 +252,10 @@ export class BatchLoop {
     } catch (err) {
       // The result is stored; if Redis lost our lock or is away, the job comes back and completes as a duplicate.
       this.held.delete(job.id!);
-      log.warn({ id: job.id, err: (err as Error).message }, 'could not mark job completed; it will be retried and found done');
+      log.warn(
+        { id: job.id, err: (err as Error).message },
+        'could not mark job completed; it will be retried and found done',
+      );
     }
   }
 
@@ -245,7 +272,10 @@ export class BatchLoop {
       this.held.delete(job.id!);
     } catch (moveErr) {
       this.held.delete(job.id!);
-      log.warn({ id: job.id, err: (moveErr as Error).message }, 'could not mark job failed; its lock will expire and it will be retried');
+      log.warn(
+        { id: job.id, err: (moveErr as Error).message },
+        'could not mark job failed; its lock will expire and it will be retried',
+      );
       return;
     }
     if (!final) {

@@ -7,10 +7,25 @@
 import type { GenerateResult } from '../../mamba/generate.ts';
 import { generate } from '../../mamba/generate.ts';
 import { scoreSpan, type ScoreResult } from '../../mamba/score.ts';
-import type { EngineOutput, JobStats, LoadedEngine, PassContext, PassHooks, PassItem, PassOutcome } from './pass-types.ts';
+import type {
+  EngineOutput,
+  JobStats,
+  LoadedEngine,
+  PassContext,
+  PassHooks,
+  PassItem,
+  PassOutcome,
+} from './pass-types.ts';
 import type { JobRequest, RunnerJobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
 import { JobInputError, prepareJob, type PreparedJob } from '../../protocol/prepare-job.ts';
-import { decimationReport, keptSummary, type CompletionResult, type JobResult, type ResultExtras, type ScoreJobResult } from '../../protocol/results.ts';
+import {
+  decimationReport,
+  keptSummary,
+  type CompletionResult,
+  type JobResult,
+  type ResultExtras,
+  type ScoreJobResult,
+} from '../../protocol/results.ts';
 import { runSuite } from './suite.ts';
 
 async function runOne(loaded: LoadedEngine, job: PreparedJob): Promise<EngineOutput> {
@@ -18,7 +33,12 @@ async function runOne(loaded: LoadedEngine, job: PreparedJob): Promise<EngineOut
   return scoreSpan(loaded.engine, job.ids, { start: job.start, decimation: job.decimation });
 }
 
-export async function runPass(loaded: LoadedEngine, items: PassItem[], ctx: PassContext, hooks: PassHooks = {}): Promise<PassOutcome[]> {
+export async function runPass(
+  loaded: LoadedEngine,
+  items: PassItem[],
+  ctx: PassContext,
+  hooks: PassHooks = {},
+): Promise<PassOutcome[]> {
   const isSuite = (item: PassItem): item is PassItem<SuiteJobRequest> => item.request.type === 'suite';
   const jobs = items.filter((item): item is PassItem<JobRequest> => !isSuite(item));
   const outcomes = new Map<string, PassOutcome>();
@@ -28,7 +48,8 @@ export async function runPass(loaded: LoadedEngine, items: PassItem[], ctx: Pass
       tokenizer: loaded.tokenizer,
       engine: loaded.engine.name,
       haystack: () => {
-        if (!hooks.haystack) throw new JobInputError('suites need the model folder\'s haystack.txt, which this engine cannot read');
+        if (!hooks.haystack)
+          throw new JobInputError("suites need the model folder's haystack.txt, which this engine cannot read");
         return hooks.haystack();
       },
       run: (sub: PassItem<JobRequest>[]) => runJobs(loaded, sub, ctx),
@@ -64,14 +85,17 @@ async function runJobs(loaded: LoadedEngine, items: PassItem<JobRequest>[], ctx:
     outputs = [];
     for (const job of prepared) {
       const t0 = performance.now();
-      outputs.push(await runOne(loaded, job).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+      outputs.push(
+        await runOne(loaded, job).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+      );
       engineMs.push(performance.now() - t0);
     }
   }
   prepared.forEach((job, i) => {
     const output = outputs[i];
     const item = items.find((it) => it.id === job.id)!;
-    if (!output || output instanceof Error) outcomes.set(job.id, failure(job.id, output ?? new Error('engine returned no output')));
+    if (!output || output instanceof Error)
+      outcomes.set(job.id, failure(job.id, output ?? new Error('engine returned no output')));
     else outcomes.set(job.id, buildOutcome(loaded, item, job, output, ctx, engineMs[i]!));
   });
   return items.map((item) => outcomes.get(item.id)!);
@@ -81,7 +105,12 @@ function failure(id: string, err: unknown): PassOutcome {
   const error = err instanceof Error ? err : new Error(String(err));
   // Bad inputs (and engine input checks) fail the same way every time: do not retry them.
   const permanent = ['JobInputError', 'EngineInputError', 'DecimationError', 'RangeError'].includes(error.name);
-  return { id, ok: false, error: { message: error.message, code: permanent ? 'invalid_job' : 'engine_error' }, retryable: !permanent };
+  return {
+    id,
+    ok: false,
+    error: { message: error.message, code: permanent ? 'invalid_job' : 'engine_error' },
+    retryable: !permanent,
+  };
 }
 
 function buildOutcome(
@@ -107,8 +136,14 @@ function buildOutcome(
       object: 'text_completion',
       created,
       model: ctx.modelId,
-      choices: [{ index: 0, text: out.text, finish_reason: out.finishReason === 'length' ? 'length' : 'stop', logprobs: null }],
-      usage: { prompt_tokens: out.promptTokens, completion_tokens: out.tokens.length, total_tokens: out.promptTokens + out.tokens.length },
+      choices: [
+        { index: 0, text: out.text, finish_reason: out.finishReason === 'length' ? 'length' : 'stop', logprobs: null },
+      ],
+      usage: {
+        prompt_tokens: out.promptTokens,
+        completion_tokens: out.tokens.length,
+        total_tokens: out.promptTokens + out.tokens.length,
+      },
       deciserve: extras(job.options.seed),
     };
     const stats: JobStats = {

@@ -12,7 +12,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs a Redis call that must not hang the request while Redis is away. */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref()),
+  ]);
 }
 
 export async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
@@ -24,14 +27,26 @@ export async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export function baseView(job: StoredJob, status: JobStatus): JobView {
-  return { id: job.id, object: 'job', type: job.request.type, status, created_at: job.created_at, prompt_tokens: job.prompt_tokens };
+  return {
+    id: job.id,
+    object: 'job',
+    type: job.request.type,
+    status,
+    created_at: job.created_at,
+    prompt_tokens: job.prompt_tokens,
+  };
 }
 
 /**
  * The job's status. Redis first, which is free to poll while the job is known there; S3 (the source of truth) when
  * Redis has no record of it (expired, cancelled, lost) or BullMQ failed it. Null when the job is unknown.
  */
-export async function jobView(deps: { store: JobStore; queue: JobQueue }, id: string, known?: StoredJob, tenant?: string): Promise<JobView | null> {
+export async function jobView(
+  deps: { store: JobStore; queue: JobQueue },
+  id: string,
+  known?: StoredJob,
+  tenant?: string,
+): Promise<JobView | null> {
   const { store, queue } = deps;
   const job = await withTimeout(queue.getJob(id), 2000).catch(() => undefined);
   let failedReason: string | undefined;
@@ -52,7 +67,8 @@ export async function jobView(deps: { store: JobStore; queue: JobQueue }, id: st
     // A completed BullMQ job always has its result stored: results are written before jobs complete.
     if (state === 'completed') return { ...view, status: 'succeeded', result_url: await store.presignResult(id) };
     if (state === 'active') return { ...view, status: 'running' };
-    if (state === 'waiting' || state === 'prioritized' || state === 'delayed' || state === 'waiting-children') return view;
+    if (state === 'waiting' || state === 'prioritized' || state === 'delayed' || state === 'waiting-children')
+      return view;
     failedReason = job.failedReason;
   }
   const input = known ?? (await storeCall(() => store.getInput(id)));
@@ -75,9 +91,11 @@ export async function deadLetter(
   webhookUrl: string | undefined,
 ): Promise<void> {
   deps.log.error({ id, error, attempts }, 'job dead-lettered');
-  await deps.deadQueue.add('dead', { id, error, attempts, failed_at: Date.now() }, { jobId: id }).catch((err: Error) => {
-    deps.log.warn({ id, err: err.message }, 'could not add to the dead-letter queue');
-  });
+  await deps.deadQueue
+    .add('dead', { id, error, attempts, failed_at: Date.now() }, { jobId: id })
+    .catch((err: Error) => {
+      deps.log.warn({ id, err: err.message }, 'could not add to the dead-letter queue');
+    });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await deps.store.putEnded({ id, status: 'failed', error, ended_at: Date.now(), attempts });

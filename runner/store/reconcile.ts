@@ -23,7 +23,11 @@ export interface ReconcileDeps {
 
 export async function reconcile(deps: ReconcileDeps): Promise<{ requeued: string[]; deadLettered: string[] }> {
   const { store, queue, config, metrics, log } = deps;
-  const [inputs, results, ended] = await Promise.all([store.listIds('inputs'), store.listIds('results'), store.listIds('ended')]);
+  const [inputs, results, ended] = await Promise.all([
+    store.listIds('inputs'),
+    store.listIds('results'),
+    store.listIds('ended'),
+  ]);
   const requeued: string[] = [];
   const deadLettered: string[] = [];
   for (const id of inputs) {

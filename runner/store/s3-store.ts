@@ -84,11 +84,16 @@ export class JobStore {
       } catch (err) {
         const status = statusOf(err);
         const retryable = isRetryableS3Error(err);
-        this.metrics?.s3Requests.inc({ op, outcome: retryable ? 'retryable_error' : status === undefined ? 'error' : String(status) });
+        this.metrics?.s3Requests.inc({
+          op,
+          outcome: retryable ? 'retryable_error' : status === undefined ? 'error' : String(status),
+        });
         if (!retryable) throw err;
         const left = deadline - Date.now();
         if (left <= 0) {
-          throw new S3UnavailableError(`S3 ${op} failed after ${attempt + 1} attempts: ${(err as Error).name} ${status ?? ''}`.trim());
+          throw new S3UnavailableError(
+            `S3 ${op} failed after ${attempt + 1} attempts: ${(err as Error).name} ${status ?? ''}`.trim(),
+          );
         }
         this.log.warn({ op, status, attempt, err: (err as Error).message }, 's3 call failed; retrying');
         await sleep(Math.min(left, Math.min(5000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2)));
@@ -117,7 +122,13 @@ export class JobStore {
     return this.call(`put_${area}`, async () => {
       try {
         await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key: this.key(area, id), Body: body, ContentType: 'application/json', IfNoneMatch: '*' }),
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.key(area, id),
+            Body: body,
+            ContentType: 'application/json',
+            IfNoneMatch: '*',
+          }),
         );
         this.metrics?.s3Bytes.inc({ direction: 'out' }, Buffer.byteLength(body));
         return 'created' as const;
@@ -179,7 +190,14 @@ export class JobStore {
   async putEnded(record: EndedJob): Promise<void> {
     const body = JSON.stringify(record);
     await this.call('put_ended', () =>
-      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key('ended', record.id), Body: body, ContentType: 'application/json' })),
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key('ended', record.id),
+          Body: body,
+          ContentType: 'application/json',
+        }),
+      ),
     );
   }
 
@@ -198,7 +216,10 @@ export class JobStore {
     const ids = new Set<string>();
     await this.call(`list_${area}`, async () => {
       ids.clear();
-      for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: prefix })) {
+      for await (const page of paginateListObjectsV2(
+        { client: this.client },
+        { Bucket: this.bucket, Prefix: prefix },
+      )) {
         for (const object of page.Contents ?? []) {
           const key = object.Key ?? '';
           if (key.endsWith('.json')) ids.add(key.slice(prefix.length, -'.json'.length));

@@ -24,7 +24,8 @@ export class WebhookTargetError extends Error {
 export function refusedAddress(address: string, policy: TargetPolicy): string | null {
   if (!ipaddr.isValid(address)) return `${address} is not an IP address`;
   let parsed = ipaddr.parse(address);
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress())
+    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
   const range = parsed.range();
   if (range === 'unicast') return null;
   if (range === 'loopback' && policy.allowLoopback) return null;
@@ -43,7 +44,11 @@ export function refusedUrl(raw: string, policy: TargetPolicy): string | null {
   }
   if (url.username || url.password) return 'credentials in the URL are not allowed';
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const loopbackHost = isLoopbackName(host) || (ipaddr.isValid(host) && refusedAddress(host, { allowLoopback: false }) !== null && refusedAddress(host, { allowLoopback: true }) === null);
+  const loopbackHost =
+    isLoopbackName(host) ||
+    (ipaddr.isValid(host) &&
+      refusedAddress(host, { allowLoopback: false }) !== null &&
+      refusedAddress(host, { allowLoopback: true }) === null);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && policy.allowLoopback && loopbackHost)) {
     return 'webhook URLs must be https (http only to loopback with RUNNER_WEBHOOK_DEV_LOOPBACK)';
   }
@@ -55,13 +60,19 @@ export function refusedUrl(raw: string, policy: TargetPolicy): string | null {
 export type Resolver = (host: string) => Promise<LookupAddress[]>;
 
 export const systemResolver: Resolver = (host) =>
-  new Promise((resolve, reject) => dnsLookup(host, { all: true, verbatim: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
+  new Promise((resolve, reject) =>
+    dnsLookup(host, { all: true, verbatim: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))),
+  );
 
 /**
  * A `lookup` for http(s).request: resolves once, refuses the host when any of its addresses is refused (so a mixed
  * answer cannot be raced), and hands the socket the first checked address.
  */
-export function pinnedLookup(resolver: Resolver, policy: TargetPolicy, onResolve?: (addresses: LookupAddress[]) => void): LookupFunction {
+export function pinnedLookup(
+  resolver: Resolver,
+  policy: TargetPolicy,
+  onResolve?: (addresses: LookupAddress[]) => void,
+): LookupFunction {
   return ((host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
     resolver(host).then(
       (addresses) => {

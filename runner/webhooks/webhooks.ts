@@ -30,7 +30,13 @@ export class WebhookQueue implements WebhookEvents {
       await this.queue.add(
         'deliver',
         { id, url },
-        { jobId: id, attempts: 8, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 86400 } },
+        {
+          jobId: id,
+          attempts: 8,
+          backoff: { type: 'exponential', delay: 1000 },
+          removeOnComplete: { age: 3600 },
+          removeOnFail: { age: 7 * 86400 },
+        },
       );
     } catch (err) {
       this.log.warn({ id, err: (err as Error).message }, 'could not queue webhook');
@@ -41,7 +47,15 @@ export class WebhookQueue implements WebhookEvents {
 export function startWebhookWorker(
   name: string,
   connection: RedisOptions,
-  deps: { store: JobStore; queue: JobQueue; secret: string; policy: TargetPolicy; resolver?: Resolver; metrics: RunnerMetrics; log: Logger },
+  deps: {
+    store: JobStore;
+    queue: JobQueue;
+    secret: string;
+    policy: TargetPolicy;
+    resolver?: Resolver;
+    metrics: RunnerMetrics;
+    log: Logger;
+  },
 ): Worker<WebhookJob> {
   const signer = new Webhook(deps.secret);
   const worker = new Worker<WebhookJob>(
@@ -49,7 +63,13 @@ export function startWebhookWorker(
     async (job) => {
       const view = await jobView(deps, job.data.id);
       if (!view) throw new Error(`job ${job.data.id} not found`);
-      const body = JSON.stringify({ id: `evt_${job.data.id}`, object: 'event', type: `job.${view.status}`, created: Math.floor(Date.now() / 1000), data: view });
+      const body = JSON.stringify({
+        id: `evt_${job.data.id}`,
+        object: 'event',
+        type: `job.${view.status}`,
+        created: Math.floor(Date.now() / 1000),
+        data: view,
+      });
       const eventId = `evt_${job.data.id}`; // the same on every retry: receivers dedup by webhook-id
       const sentAt = new Date();
       const headers = {
@@ -59,7 +79,11 @@ export function startWebhookWorker(
         'content-type': 'application/json',
         'user-agent': 'deciserve-runner',
       };
-      const res = await postToTarget(job.data.url, body, headers, { policy: deps.policy, resolver: deps.resolver, timeoutMs: 5000 }).catch((err: Error) => {
+      const res = await postToTarget(job.data.url, body, headers, {
+        policy: deps.policy,
+        resolver: deps.resolver,
+        timeoutMs: 5000,
+      }).catch((err: Error) => {
         if (!(err instanceof WebhookTargetError)) throw err;
         deps.metrics.webhooks.inc({ outcome: 'refused' });
         throw new UnrecoverableError(err.message); // a refused target stays refused: no retries

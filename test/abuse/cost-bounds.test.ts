@@ -6,7 +6,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEdge } from '../../worker/node-server.ts';
 import { expectError, post, startEdge, tinyEdgeModel } from '../edge/helpers.ts';
-import { JobClient, REPO, ensureRadosgw, runTag, runnerEnv, spawnRunner, startRedis, type RedisHandle, type RunnerProcess } from '../runner/harness.ts';
+import {
+  JobClient,
+  REPO,
+  ensureRadosgw,
+  runTag,
+  runnerEnv,
+  spawnRunner,
+  startRedis,
+  type RedisHandle,
+  type RunnerProcess,
+} from '../runner/harness.ts';
 
 const MAX_PROMPT_TOKENS = 20_000;
 let edge: RunningEdge;
@@ -15,12 +25,19 @@ let intake: RunnerProcess;
 let client: JobClient;
 
 beforeAll(async () => {
-  const [{ edgeModel }, s3, redisHandle] = await Promise.all([tinyEdgeModel('abuse-cost'), ensureRadosgw(), startRedis('abuse-cost')]);
+  const [{ edgeModel }, s3, redisHandle] = await Promise.all([
+    tinyEdgeModel('abuse-cost'),
+    ensureRadosgw(),
+    startRedis('abuse-cost'),
+  ]);
   redis = redisHandle;
   // Scoring at 1 token/s: echo + logprobs on a 20-token prompt is estimated at 20 s, past the 10 s CPU budget.
   edge = await startEdge(edgeModel, { MAX_PROMPT_TOKENS: String(MAX_PROMPT_TOKENS), EDGE_SCORE_TOKENS_PER_S: '1' });
   const tag = runTag('abuse-cost');
-  const env = runnerEnv({ modelDir: join(REPO, 'models/deciserve-mamba'), redisUrl: redis.url, s3, bucket: tag, queue: tag }, { RUNNER_ROLES: 'intake', RUNNER_MODEL_ID: 'deciserve-mamba', RUNNER_MAX_PROMPT_TOKENS: String(MAX_PROMPT_TOKENS) });
+  const env = runnerEnv(
+    { modelDir: join(REPO, 'models/deciserve-mamba'), redisUrl: redis.url, s3, bucket: tag, queue: tag },
+    { RUNNER_ROLES: 'intake', RUNNER_MODEL_ID: 'deciserve-mamba', RUNNER_MAX_PROMPT_TOKENS: String(MAX_PROMPT_TOKENS) },
+  );
   intake = await spawnRunner(env);
   client = new JobClient(intake.url);
 }, 240_000);
@@ -40,7 +57,13 @@ const proseBomb = ' the end'.repeat(MAX_PROMPT_TOKENS + 10);
 /** Fires `bombs`, polls `health` until they all settle; returns the bombs' responses and the health statuses seen meanwhile. */
 async function healthDuring(bombs: Array<() => Promise<Response>>, health: () => Promise<Response>) {
   let settled = 0;
-  const responses = Promise.all(bombs.map((fire) => fire().then(async (r) => ({ status: r.status, body: await r.json() })).finally(() => settled++)));
+  const responses = Promise.all(
+    bombs.map((fire) =>
+      fire()
+        .then(async (r) => ({ status: r.status, body: await r.json() }))
+        .finally(() => settled++),
+    ),
+  );
   const seen: number[] = [];
   while (settled < bombs.length) seen.push((await health()).status);
   return { responses: await responses, healthDuring: seen };
@@ -48,8 +71,16 @@ async function healthDuring(bombs: Array<() => Promise<Response>>, health: () =>
 
 describe('edge', () => {
   it('600,000 digits (past the limit by bytes alone) and a combining-accent bomb (one 30,001-character run): 400 before tokenizing', async () => {
-    await expectError(await post(edge, '/v1/completions', completion('7'.repeat(600_000))), 400, 'context_length_exceeded');
-    await expectError(await post(edge, '/v1/completions', completion('e' + '\u0301'.repeat(30_000))), 400, 'word_too_long');
+    await expectError(
+      await post(edge, '/v1/completions', completion('7'.repeat(600_000))),
+      400,
+      'context_length_exceeded',
+    );
+    await expectError(
+      await post(edge, '/v1/completions', completion('e' + '\u0301'.repeat(30_000))),
+      400,
+      'word_too_long',
+    );
   });
 
   it('a prompt whose byte count alone puts it past the limit: 400 context_length_exceeded ("at least")', async () => {
@@ -61,8 +92,16 @@ describe('edge', () => {
 
   it('/healthz answers while 20 prose bombs are counted; each bomb stops just past the limit', async () => {
     const fire = () => post(edge, '/v1/completions', completion(proseBomb));
-    const { responses, healthDuring: seen } = await healthDuring(Array.from({ length: 20 }, () => fire), () => fetch(`${edge.url}/healthz`));
-    for (const r of responses) expect([r.status, (r.body as any).error.code, (r.body as any).error.message]).toEqual([400, 'context_length_exceeded', expect.stringMatching(/^more than \d+ prompt tokens/)]);
+    const { responses, healthDuring: seen } = await healthDuring(
+      Array.from({ length: 20 }, () => fire),
+      () => fetch(`${edge.url}/healthz`),
+    );
+    for (const r of responses)
+      expect([r.status, (r.body as any).error.code, (r.body as any).error.message]).toEqual([
+        400,
+        'context_length_exceeded',
+        expect.stringMatching(/^more than \d+ prompt tokens/),
+      ]);
     expect(seen.length).toBeGreaterThan(2);
     expect(new Set(seen)).toEqual(new Set([200]));
   }, 120_000);
@@ -72,13 +111,19 @@ describe('edge', () => {
     const refused = await post(edge, '/v1/completions', { ...completion(prompt), echo: true, logprobs: 1 });
     const body = (await refused.clone().json()) as { error: { param: string; message: string } };
     await expectError(refused, 400, 'unsupported_parameter');
-    expect([body.error.param, body.error.message]).toEqual(['logprobs', expect.stringContaining('ms CPU > edge budget')]);
+    expect([body.error.param, body.error.message]).toEqual([
+      'logprobs',
+      expect.stringContaining('ms CPU > edge budget'),
+    ]);
     const plain = await post(edge, '/v1/completions', { ...completion(prompt), logprobs: 1 });
     expect([plain.status, plain.headers.get('x-deciserve-ran-on')]).toEqual([200, 'edge']);
   });
 
   it('chat messages are bounded the same way', async () => {
-    const res = await post(edge, '/v1/chat/completions', { model: 'deciserve-mamba', messages: [{ role: 'user', content: 'e' + '\u0301'.repeat(30_000) }] });
+    const res = await post(edge, '/v1/chat/completions', {
+      model: 'deciserve-mamba',
+      messages: [{ role: 'user', content: 'e' + '\u0301'.repeat(30_000) }],
+    });
     await expectError(res, 400, 'word_too_long');
   });
 });
@@ -101,7 +146,10 @@ describe('runner intake (shipped tokenizer: digits are one token each)', () => {
   });
 
   it('/healthz answers while 20 prose bombs are counted', async () => {
-    const { responses, healthDuring: seen } = await healthDuring(Array.from({ length: 20 }, () => () => submit(proseBomb)), () => fetch(`${intake.url}/healthz`));
+    const { responses, healthDuring: seen } = await healthDuring(
+      Array.from({ length: 20 }, () => () => submit(proseBomb)),
+      () => fetch(`${intake.url}/healthz`),
+    );
     for (const r of responses) expect([r.status, (r.body as any).error.code]).toEqual([400, 'context_length_exceeded']);
     expect(seen.length).toBeGreaterThan(2);
     expect(new Set(seen)).toEqual(new Set([200]));

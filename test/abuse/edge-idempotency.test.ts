@@ -18,17 +18,40 @@ describe('Idempotency-Key at the edge', () => {
     const first = await post(edge, '/v1/completions', request('once upon'), { 'idempotency-key': key });
     const again = await post(edge, '/v1/completions', request('once upon'), { 'idempotency-key': key });
     expect([first.status, again.status]).toEqual([200, 200]);
-    const [a, b] = (await Promise.all([first.json(), again.json()])) as Array<{ id: string; choices: { text: string }[]; deciserve: { seed: number } }>;
+    const [a, b] = (await Promise.all([first.json(), again.json()])) as Array<{
+      id: string;
+      choices: { text: string }[];
+      deciserve: { seed: number };
+    }>;
     expect(b).toEqual(a);
-    await expectError(await post(edge, '/v1/completions', request('another prompt'), { 'idempotency-key': key }), 409, 'idempotency_key_reused');
+    await expectError(
+      await post(edge, '/v1/completions', request('another prompt'), { 'idempotency-key': key }),
+      409,
+      'idempotency_key_reused',
+    );
   });
 
   it('keys are per API key; without a key nothing is kept; a malformed key is 400', async () => {
     const key = `edge-idem-shared-${Date.now()}`;
     expect((await post(edge, '/v1/completions', request('mine'), { 'idempotency-key': key })).status).toBe(200);
-    expect((await post(edge, '/v1/completions', request('theirs'), { 'idempotency-key': key, authorization: `Bearer ${OTHER_KEY}` })).status).toBe(200);
-    const [x, y] = await Promise.all([1, 2].map(async () => ((await (await post(edge, '/v1/completions', request('no key'))).json()) as { id: string }).id));
+    expect(
+      (
+        await post(edge, '/v1/completions', request('theirs'), {
+          'idempotency-key': key,
+          authorization: `Bearer ${OTHER_KEY}`,
+        })
+      ).status,
+    ).toBe(200);
+    const [x, y] = await Promise.all(
+      [1, 2].map(
+        async () => ((await (await post(edge, '/v1/completions', request('no key'))).json()) as { id: string }).id,
+      ),
+    );
     expect(x).not.toBe(y);
-    await expectError(await post(edge, '/v1/completions', request('bad key'), { 'idempotency-key': 'has space' }), 400, 'invalid_idempotency_key');
+    await expectError(
+      await post(edge, '/v1/completions', request('bad key'), { 'idempotency-key': 'has space' }),
+      400,
+      'invalid_idempotency_key',
+    );
   });
 });

@@ -15,16 +15,25 @@ afterAll(() => edge?.close());
 /** One raw HTTP/1.1 exchange (fetch would normalise the path first). */
 function raw(requestLine: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = connect(edge.port, '127.0.0.1', () => socket.write(`${requestLine}\r\nHost: x\r\nAuthorization: Bearer ${EDGE_KEY}\r\nConnection: close\r\n\r\n`));
+    const socket = connect(edge.port, '127.0.0.1', () =>
+      socket.write(`${requestLine}\r\nHost: x\r\nAuthorization: Bearer ${EDGE_KEY}\r\nConnection: close\r\n\r\n`),
+    );
     let data = '';
     socket.on('data', (d) => (data += d));
     socket.on('error', reject);
-    socket.on('end', () => resolve({ status: Number(data.split(' ')[1]), body: data.slice(data.indexOf('\r\n\r\n') + 4) }));
+    socket.on('end', () =>
+      resolve({ status: Number(data.split(' ')[1]), body: data.slice(data.indexOf('\r\n\r\n') + 4) }),
+    );
   });
 }
 
 describe('HTTP-level refusals are JSON', () => {
-  it.each(['GET /v1/jobs/job_a\\b HTTP/1.1', 'DELETE /v1/jobs/\\..\\..\\etc HTTP/1.1', 'GET \\v1\\jobs HTTP/1.1', 'GET /v1/jobs/ job HTTP/1.1'])('%s → 400 OpenAI error', async (line) => {
+  it.each([
+    'GET /v1/jobs/job_a\\b HTTP/1.1',
+    'DELETE /v1/jobs/\\..\\..\\etc HTTP/1.1',
+    'GET \\v1\\jobs HTTP/1.1',
+    'GET /v1/jobs/ job HTTP/1.1',
+  ])('%s → 400 OpenAI error', async (line) => {
     const { status, body } = await raw(line);
     expect(status).toBe(400);
     expect(isOpenAiError(JSON.parse(body)), body).toBe(true);
@@ -37,7 +46,11 @@ describe('HTTP-level refusals are JSON', () => {
       body: JSON.stringify({ model: 'deciserve-mamba', prompt: 'hi', max_tokens: 1 }),
     });
     const body = (await res.json()) as { error: { code: string; message: string } };
-    expect([res.status, res.headers.get('content-type'), body.error.code]).toEqual([415, 'application/json', 'unsupported_media_type']);
+    expect([res.status, res.headers.get('content-type'), body.error.code]).toEqual([
+      415,
+      'application/json',
+      'unsupported_media_type',
+    ]);
     expect(body.error.message).toContain('application/json; charset=utf-8');
   });
 });

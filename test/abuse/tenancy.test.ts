@@ -3,7 +3,18 @@
 // Redis; and at the runner's intake, a tenant sees only its own jobs while the operator (no tenant) sees all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEdge } from '../../worker/node-server.ts';
-import { JobClient, SECRET, ensureRadosgw, runTag, runnerEnv, spawnRunner, startRedis, waitFor, type RedisHandle, type RunnerProcess } from '../runner/harness.ts';
+import {
+  JobClient,
+  SECRET,
+  ensureRadosgw,
+  runTag,
+  runnerEnv,
+  spawnRunner,
+  startRedis,
+  waitFor,
+  type RedisHandle,
+  type RunnerProcess,
+} from '../runner/harness.ts';
 import { EDGE_KEY, OTHER_KEY, expectError, post, startEdge, tinyEdgeModel } from '../edge/helpers.ts';
 
 let redis: RedisHandle;
@@ -12,11 +23,26 @@ let edge: RunningEdge;
 const model = 'tiny';
 
 beforeAll(async () => {
-  const [s3, redisHandle, models] = await Promise.all([ensureRadosgw(), startRedis('tenancy'), tinyEdgeModel('tenancy')]);
+  const [s3, redisHandle, models] = await Promise.all([
+    ensureRadosgw(),
+    startRedis('tenancy'),
+    tinyEdgeModel('tenancy'),
+  ]);
   redis = redisHandle;
   const tag = runTag('tenancy');
-  runner = await spawnRunner(runnerEnv({ modelDir: models.checkpoint, redisUrl: redis.url, s3, bucket: tag, queue: tag }, { RUNNER_MODEL_ID: model }));
-  edge = await startEdge(models.edgeModel, { MODEL_ID: model, RUNNER_URL: runner.url, RUNNER_HMAC_SECRET: SECRET, JOB_WAIT_MS: '30000', JOB_POLL_MS: '50' });
+  runner = await spawnRunner(
+    runnerEnv(
+      { modelDir: models.checkpoint, redisUrl: redis.url, s3, bucket: tag, queue: tag },
+      { RUNNER_MODEL_ID: model },
+    ),
+  );
+  edge = await startEdge(models.edgeModel, {
+    MODEL_ID: model,
+    RUNNER_URL: runner.url,
+    RUNNER_HMAC_SECRET: SECRET,
+    JOB_WAIT_MS: '30000',
+    JOB_POLL_MS: '50',
+  });
 }, 240_000);
 
 afterAll(async () => {
@@ -30,9 +56,15 @@ const as = (key: string) => ({ authorization: `Bearer ${key}` });
 const call = (method: string, path: string, key: string) => fetch(edge.url + path, { method, headers: as(key) });
 
 async function finishedJobOf(key: string): Promise<{ id: string; result_url: string }> {
-  const created = (await (await post(edge, '/v1/jobs', { type: 'completion', model, prompt: 'owned by one key', max_tokens: 2 }, as(key))).json()) as { id: string };
+  const created = (await (
+    await post(edge, '/v1/jobs', { type: 'completion', model, prompt: 'owned by one key', max_tokens: 2 }, as(key))
+  ).json()) as { id: string };
   return waitFor('job done', async () => {
-    const view = (await (await call('GET', `/v1/jobs/${created.id}`, key)).json()) as { id: string; status: string; result_url: string };
+    const view = (await (await call('GET', `/v1/jobs/${created.id}`, key)).json()) as {
+      id: string;
+      status: string;
+      result_url: string;
+    };
     return view.status === 'succeeded' ? view : null;
   });
 }
@@ -67,22 +99,34 @@ describe('through the edge', () => {
 describe('at the runner intake (signed ?tenant=)', () => {
   it('a tenant sees only its jobs; the operator (no tenant) sees every job; a malformed tenant is 400', async () => {
     const client = new JobClient(runner.url);
-    const submitted = await client.request('POST', '/jobs?tenant=alpha', JSON.stringify({ type: 'completion', model, prompt: 'alpha job', max_tokens: 1 }));
+    const submitted = await client.request(
+      'POST',
+      '/jobs?tenant=alpha',
+      JSON.stringify({ type: 'completion', model, prompt: 'alpha job', max_tokens: 1 }),
+    );
     const { id } = (await submitted.json()) as { id: string };
     expect(submitted.status).toBe(202);
-    await waitFor('alpha done', async () => ((await (await client.request('GET', `/jobs/${id}?tenant=alpha`)).json()) as { status: string }).status === 'succeeded');
+    await waitFor(
+      'alpha done',
+      async () =>
+        ((await (await client.request('GET', `/jobs/${id}?tenant=alpha`)).json()) as { status: string }).status ===
+        'succeeded',
+    );
 
     const other = await client.request('GET', `/jobs/${id}?tenant=beta`);
     expect([other.status, ((await other.json()) as any).error.code]).toEqual([404, 'job_not_found']);
     const cancel = await client.request('DELETE', `/jobs/${id}?tenant=beta`);
     expect(cancel.status).toBe(404);
-    const operator = (await (await client.request('GET', `/jobs/${id}`)).json()) as { status: string; result_url?: string };
+    const operator = (await (await client.request('GET', `/jobs/${id}`)).json()) as {
+      status: string;
+      result_url?: string;
+    };
     expect(operator).toMatchObject({ status: 'succeeded', result_url: expect.stringMatching(/^http/) });
     const bad = await client.request('GET', `/jobs/${id}?tenant=${encodeURIComponent('a b')}`);
     expect([bad.status, ((await bad.json()) as any).error.code]).toEqual([400, 'invalid_tenant']);
   });
 
-  it('reusing an Idempotency-Key under another tenant is a conflict, not a view of the first tenant\'s job', async () => {
+  it("reusing an Idempotency-Key under another tenant is a conflict, not a view of the first tenant's job", async () => {
     const client = new JobClient(runner.url);
     const body = JSON.stringify({ type: 'completion', model, prompt: 'keyed job', max_tokens: 1 });
     const key = `tenancy-${Date.now()}`;

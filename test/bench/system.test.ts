@@ -14,7 +14,21 @@ import { bucketFromEnv, getText } from '../../bench/quality/s3.ts';
 import { runSuite } from '../../bench/quality/submit.ts';
 import { buildReport } from '../../bench/report/build.ts';
 import { cliInProcess } from '../cli-driver.ts';
-import { ensureRadosgw, freshDir, REPO, runnerEnv, runTag, SECRET, spawnRunner, startRedis, writeTinyCheckpoint, JobClient, type RedisHandle, type RunnerProcess, type S3Env } from '../runner/harness.ts';
+import {
+  ensureRadosgw,
+  freshDir,
+  REPO,
+  runnerEnv,
+  runTag,
+  SECRET,
+  spawnRunner,
+  startRedis,
+  writeTinyCheckpoint,
+  JobClient,
+  type RedisHandle,
+  type RunnerProcess,
+  type S3Env,
+} from '../runner/harness.ts';
 
 const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
@@ -30,11 +44,19 @@ beforeAll(async () => {
   out = await freshDir('bench');
   const modelDir = await writeTinyCheckpoint(join(out, 'tiny'));
   // Held-out text for passkey prompts and perplexity windows (digits stripped, as the shipped model's).
-  await writeFile(join(modelDir, 'haystack.txt'), (await readFile(join(REPO, 'models/deciserve-mamba/haystack.txt'), 'utf8')).slice(0, 20_000));
+  await writeFile(
+    join(modelDir, 'haystack.txt'),
+    (await readFile(join(REPO, 'models/deciserve-mamba/haystack.txt'), 'utf8')).slice(0, 20_000),
+  );
   const tag = runTag('bench');
-  bucketName = tag.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 60);
+  bucketName = tag
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 60);
   [s3, redis] = await Promise.all([ensureRadosgw(), startRedis('bench')]);
-  runner = await spawnRunner(runnerEnv({ modelDir, redisUrl: redis.url, s3, bucket: bucketName, queue: tag }, { RUNNER_IDLE_POLL_MS: '100' }));
+  runner = await spawnRunner(
+    runnerEnv({ modelDir, redisUrl: redis.url, s3, bucket: bucketName, queue: tag }, { RUNNER_IDLE_POLL_MS: '100' }),
+  );
   if (!existsSync(CHROMIUM)) await run(join(REPO, 'bench/install-browser.sh'), [], { timeout: 600_000 });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
 }, 900_000);
@@ -48,7 +70,14 @@ afterAll(async () => {
 
 describe('bench against the local stack', () => {
   it('the local driver runs the smoke scenario: jobs submitted at a rate, polled, results fetched from S3', async () => {
-    const r = await runLoad({ name: 'smoke-jobs', model: 'tiny', rates: [2], duration: '1s', target: { runnerUrl: runner.url, runnerSecret: SECRET, jobsVia: 'runner' }, command: 'test' });
+    const r = await runLoad({
+      name: 'smoke-jobs',
+      model: 'tiny',
+      rates: [2],
+      duration: '1s',
+      target: { runnerUrl: runner.url, runnerSecret: SECRET, jobsVia: 'runner' },
+      command: 'test',
+    });
     expect(r.steps).toHaveLength(1);
     for (const v of r.steps[0]!.variants) {
       expect(v.requests).toBe(2);
@@ -70,7 +99,25 @@ describe('bench against the local stack', () => {
     const bucket = { ...bucketFromEnv({ ...s3, S3_BUCKET: bucketName })!, prefix: '' };
     await mkdir(join(out, 'results'), { recursive: true });
     const outFile = join(out, 'results/quality-passkey.json');
-    const args = ['bench', 'submit', 'passkey', '--runner-url', runner.url, '--model-id', 'tiny', '--lengths', '160', '--depths', '0.5', '--samples', '1', '--resume', 'sys-passkey', '--out', outFile];
+    const args = [
+      'bench',
+      'submit',
+      'passkey',
+      '--runner-url',
+      runner.url,
+      '--model-id',
+      'tiny',
+      '--lengths',
+      '160',
+      '--depths',
+      '0.5',
+      '--samples',
+      '1',
+      '--resume',
+      'sys-passkey',
+      '--out',
+      outFile,
+    ];
     const submit = async () => {
       const saved = process.env.RUNNER_HMAC_SECRET;
       process.env.RUNNER_HMAC_SECRET = SECRET;
@@ -86,13 +133,25 @@ describe('bench against the local stack', () => {
     expect(cli.stdout).toMatch(/^mamba +160: \d+% \(n=1\)/m);
     expect(cli.stderr).toMatch(/bench sys-passkey: job job_\w+ queued/);
     const passkey = JSON.parse(await readFile(outFile, 'utf8'));
-    expect(passkey).toMatchObject({ suite: 'sys-passkey', spec: { task: 'passkey', lengths: [160], depths: [0.5] }, endpoint: { via: 'runner' }, s3: { bucket: bucketName, key: `results/${passkey.jobId}.json` } });
+    expect(passkey).toMatchObject({
+      suite: 'sys-passkey',
+      spec: { task: 'passkey', lengths: [160], depths: [0.5] },
+      endpoint: { via: 'runner' },
+      s3: { bucket: bucketName, key: `results/${passkey.jobId}.json` },
+    });
     expect(passkey.samples).toHaveLength(2);
-    expect(passkey.samples.every((s: { ok: boolean; answer?: string }) => s.ok && typeof s.answer === 'string')).toBe(true);
+    expect(passkey.samples.every((s: { ok: boolean; answer?: string }) => s.ok && typeof s.answer === 'string')).toBe(
+      true,
+    );
     expect(Object.keys(passkey.summary.byLength).sort()).toEqual(['decimamba', 'mamba']);
     // The file's samples and summary are the object the runner stored in S3.
     const stored = JSON.parse(await getText(bucket, passkey.s3.key));
-    expect(stored).toMatchObject({ id: passkey.jobId, object: 'bench_suite', summary: passkey.summary, samples: passkey.samples });
+    expect(stored).toMatchObject({
+      id: passkey.jobId,
+      object: 'bench_suite',
+      summary: passkey.summary,
+      samples: passkey.samples,
+    });
 
     // --resume: the same suite id is the same idempotency key, so the finished job is collected, not run again.
     const ran = runner.succeeded().length;
@@ -101,7 +160,19 @@ describe('bench against the local stack', () => {
     expect(runner.succeeded().length).toBe(ran);
 
     const endpoint = { via: 'runner' as const, url: runner.url, secret: SECRET };
-    const ppl = await runSuite({ spec: { task: 'perplexity', lengths: [200], samples: 1, seed: 0, variants: ['mamba', 'decimamba'], model: 'tiny' }, endpoint, command: 'test', pollMs: 200 });
+    const ppl = await runSuite({
+      spec: {
+        task: 'perplexity',
+        lengths: [200],
+        samples: 1,
+        seed: 0,
+        variants: ['mamba', 'decimamba'],
+        model: 'tiny',
+      },
+      endpoint,
+      command: 'test',
+      pollMs: 200,
+    });
     expect(ppl.samples).toHaveLength(2);
     expect(ppl.samples.every((s) => s.ok && s.perplexity! > 1)).toBe(true);
     expect(ppl.runner!.byDecimation.on!.promptTokens).toBeGreaterThan(0);
@@ -112,15 +183,41 @@ describe('bench against the local stack', () => {
     const results = join(out, 'results');
     await copyFile(join(REPO, 'bench/results/passkey-perplexity.json'), join(results, 'passkey-perplexity.json'));
     await writeFile(join(results, 'cost.json'), JSON.stringify(await buildCostReport('deciserve bench cost')));
-    const { out: html, charts } = await buildReport({ resultsDir: results, out: join(out, 'report.html'), command: 'test', fromS3: false });
-    expect(charts).toEqual(expect.arrayContaining(['latency-vs-load', 'throughput', 'cost-vs-length', 'passkey-vs-length', 'perplexity-vs-length']));
+    const { out: html, charts } = await buildReport({
+      resultsDir: results,
+      out: join(out, 'report.html'),
+      command: 'test',
+      fromS3: false,
+    });
+    expect(charts).toEqual(
+      expect.arrayContaining([
+        'latency-vs-load',
+        'throughput',
+        'cost-vs-length',
+        'passkey-vs-length',
+        'perplexity-vs-length',
+      ]),
+    );
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`file://${html}`);
     const rendered = await page.evaluate(() => {
-      const all = (window as unknown as { __charts: Record<string, { data: { datasets: Array<{ data: unknown[] }> }; canvas: HTMLCanvasElement }> }).__charts;
-      return Object.fromEntries(Object.entries(all).map(([id, c]) => [id, { datasets: c.data.datasets.length, points: c.data.datasets.reduce((a, d) => a + d.data.length, 0), width: c.canvas.width }]));
+      const all = (
+        window as unknown as {
+          __charts: Record<string, { data: { datasets: Array<{ data: unknown[] }> }; canvas: HTMLCanvasElement }>;
+        }
+      ).__charts;
+      return Object.fromEntries(
+        Object.entries(all).map(([id, c]) => [
+          id,
+          {
+            datasets: c.data.datasets.length,
+            points: c.data.datasets.reduce((a, d) => a + d.data.length, 0),
+            width: c.canvas.width,
+          },
+        ]),
+      );
     });
     expect(errors).toEqual([]);
     for (const id of charts) {
@@ -137,11 +234,30 @@ describe('bench against the local stack', () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(`${runner.url}/live`);
     const client = new JobClient(runner.url);
-    for (let i = 0; i < 4; i++) await client.submit({ type: 'completion', model: 'tiny', prompt: `live page job ${i} `.repeat(20), max_tokens: 4 });
-    await page.waitForFunction(() => Number(document.getElementById('k-done')?.textContent) >= 6 && (window as unknown as { __polls: number }).__polls >= 3, null, { timeout: 60_000 });
+    for (let i = 0; i < 4; i++)
+      await client.submit({
+        type: 'completion',
+        model: 'tiny',
+        prompt: `live page job ${i} `.repeat(20),
+        max_tokens: 4,
+      });
+    await page.waitForFunction(
+      () =>
+        Number(document.getElementById('k-done')?.textContent) >= 6 &&
+        (window as unknown as { __polls: number }).__polls >= 3,
+      null,
+      { timeout: 60_000 },
+    );
     const state = await page.evaluate(() => {
-      const w = window as unknown as { __charts: Record<string, { data: { labels: unknown[]; datasets: Array<{ data: Array<number | null> }> } }>; __polls: number };
-      return { polls: w.__polls, labels: w.__charts.tps!.data.labels.length, latency: w.__charts.latency!.data.datasets[0]!.data.filter((x) => x !== null).length };
+      const w = window as unknown as {
+        __charts: Record<string, { data: { labels: unknown[]; datasets: Array<{ data: Array<number | null> }> } }>;
+        __polls: number;
+      };
+      return {
+        polls: w.__polls,
+        labels: w.__charts.tps!.data.labels.length,
+        latency: w.__charts.latency!.data.datasets[0]!.data.filter((x) => x !== null).length,
+      };
     });
     expect(state.labels).toBeGreaterThanOrEqual(3);
     expect(state.latency).toBeGreaterThan(0);

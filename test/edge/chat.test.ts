@@ -33,8 +33,12 @@ describe('chat completions at the edge', () => {
 
   it('renders the messages with the documented template and answers as /v1/completions does on that prompt', async () => {
     const prompt = renderChat(messages);
-    expect(prompt).toBe('System: The book of Genesis.\nUser: In the beginning\nAssistant: God created the heaven and the earth.\nUser: And God said\nAssistant:');
-    const { data, response } = await openai.chat.completions.create({ model, messages, max_tokens: 12, temperature: 0 }).withResponse();
+    expect(prompt).toBe(
+      'System: The book of Genesis.\nUser: In the beginning\nAssistant: God created the heaven and the earth.\nUser: And God said\nAssistant:',
+    );
+    const { data, response } = await openai.chat.completions
+      .create({ model, messages, max_tokens: 12, temperature: 0 })
+      .withResponse();
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
     expect(data.object).toBe('chat.completion');
     expect(data.id).toMatch(/^chatcmpl-/);
@@ -43,18 +47,30 @@ describe('chat completions at the edge', () => {
     reply = choice.message.content!;
     expect(reply.length).toBeGreaterThan(0);
 
-    const plain = (await (await post(edge, '/v1/completions', { model, prompt, max_tokens: 12, temperature: 0, stop: TURN_STOP })).json()) as {
+    const plain = (await (
+      await post(edge, '/v1/completions', { model, prompt, max_tokens: 12, temperature: 0, stop: TURN_STOP })
+    ).json()) as {
       choices: { text: string; finish_reason: string }[];
       usage: { prompt_tokens: number; completion_tokens: number };
     };
     expect(plain.choices[0]!.text).toMatch(/^ /); // the space after "Assistant:" is not part of the reply
     expect(reply).toBe(plain.choices[0]!.text.slice(1));
     expect(choice.finish_reason).toBe(plain.choices[0]!.finish_reason);
-    expect(data.usage).toMatchObject({ prompt_tokens: plain.usage.prompt_tokens, completion_tokens: plain.usage.completion_tokens });
+    expect(data.usage).toMatchObject({
+      prompt_tokens: plain.usage.prompt_tokens,
+      completion_tokens: plain.usage.completion_tokens,
+    });
   });
 
   it('streams the same reply, role first, usage in the last chunk', async () => {
-    const stream = await openai.chat.completions.create({ model, messages, max_tokens: 12, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await openai.chat.completions.create({
+      model,
+      messages,
+      max_tokens: 12,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
     expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
@@ -70,7 +86,13 @@ describe('chat completions at the edge', () => {
 
   it('stops before a stop string and honours max_completion_tokens', async () => {
     const stop = reply.slice(3, 8);
-    const stopped = await openai.chat.completions.create({ model, messages, max_tokens: 12, temperature: 0, stop: [stop] });
+    const stopped = await openai.chat.completions.create({
+      model,
+      messages,
+      max_tokens: 12,
+      temperature: 0,
+      stop: [stop],
+    });
     expect(stopped.choices[0]!.message.content).toBe(reply.slice(0, reply.indexOf(stop)));
     expect(stopped.choices[0]!.finish_reason).toBe('stop');
     const short = await openai.chat.completions.create({ model, messages, max_completion_tokens: 3, temperature: 0 });
@@ -88,8 +110,16 @@ describe('chat completions at the edge', () => {
   it('refuses what it cannot do with a 400 OpenAI error, before any inference', async () => {
     const chat = (body: Record<string, unknown>) => post(edge, '/v1/chat/completions', { model, messages, ...body });
     await expectError(await chat({ messages: [] }), 400, 'invalid_value');
-    await expectError(await chat({ messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }), 400, 'invalid_value');
-    await expectError(await chat({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x' } }] }] }), 400, 'invalid_value');
+    await expectError(
+      await chat({ messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }),
+      400,
+      'invalid_value',
+    );
+    await expectError(
+      await chat({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x' } }] }] }),
+      400,
+      'invalid_value',
+    );
     await expectError(await chat({ stop: ['a', 'b', 'c', 'd'] }), 400, 'value_too_large');
     await expectError(await chat({ max_tokens: 4, max_completion_tokens: 5 }), 400, 'invalid_value');
     await expectError(await chat({ n: 2 }), 400, 'invalid_value');

@@ -28,12 +28,16 @@ describe('OpenAI client against the edge on Node', () => {
   let greedy = '';
 
   it('answers a short completion at the edge, saying where it ran and how long each stage took', async () => {
-    const { data, response } = await openai.completions.create({ model, prompt: 'And God said', max_tokens: 12, temperature: 0 }).withResponse();
+    const { data, response } = await openai.completions
+      .create({ model, prompt: 'And God said', max_tokens: 12, temperature: 0 })
+      .withResponse();
     greedy = data.choices[0]!.text;
     expect(greedy.length).toBeGreaterThan(0);
     expect(data.usage).toEqual({ prompt_tokens: 3, completion_tokens: 12, total_tokens: 15 });
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
-    expect(Object.keys(serverTiming(response))).toEqual(expect.arrayContaining(['tokenize', 'route', 'load', 'prefill', 'decode', 'total']));
+    expect(Object.keys(serverTiming(response))).toEqual(
+      expect.arrayContaining(['tokenize', 'route', 'load', 'prefill', 'decode', 'total']),
+    );
   });
 
   it('streams the same text through the openai client', async () => {
@@ -63,37 +67,83 @@ describe('OpenAI client against the edge on Node', () => {
 
   it('stops before a stop string, streamed or not', async () => {
     const stop = greedy.slice(4, 9);
-    const plain = await openai.completions.create({ model, prompt: 'And God said', max_tokens: 12, temperature: 0, stop });
+    const plain = await openai.completions.create({
+      model,
+      prompt: 'And God said',
+      max_tokens: 12,
+      temperature: 0,
+      stop,
+    });
     expect(plain.choices[0]!.text).toBe(greedy.slice(0, greedy.indexOf(stop)));
     expect(plain.choices[0]!.finish_reason).toBe('stop');
-    const stream = await openai.completions.create({ model, prompt: 'And God said', max_tokens: 12, temperature: 0, stop, stream: true });
+    const stream = await openai.completions.create({
+      model,
+      prompt: 'And God said',
+      max_tokens: 12,
+      temperature: 0,
+      stop,
+      stream: true,
+    });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
     expect(text).toBe(plain.choices[0]!.text);
   });
 
   it('reproduces a sampled completion from its seed', async () => {
-    const a = await openai.completions.create({ model, prompt: 'In the beginning', max_tokens: 8, temperature: 1, top_p: 0.9, seed: 42 });
-    const b = await openai.completions.create({ model, prompt: 'In the beginning', max_tokens: 8, temperature: 1, top_p: 0.9, seed: 42 });
+    const a = await openai.completions.create({
+      model,
+      prompt: 'In the beginning',
+      max_tokens: 8,
+      temperature: 1,
+      top_p: 0.9,
+      seed: 42,
+    });
+    const b = await openai.completions.create({
+      model,
+      prompt: 'In the beginning',
+      max_tokens: 8,
+      temperature: 1,
+      top_p: 0.9,
+      seed: 42,
+    });
     expect(b.choices[0]!.text).toBe(a.choices[0]!.text);
     expect((a as unknown as { deciserve: { seed: number } }).deciserve.seed).toBe(42);
   });
 
   it('returns echo and logprobs that agree with /v1/score', async () => {
-    const data = await openai.completions.create({ model, prompt: 'And God said', max_tokens: 3, temperature: 0, echo: true, logprobs: 2 });
+    const data = await openai.completions.create({
+      model,
+      prompt: 'And God said',
+      max_tokens: 3,
+      temperature: 0,
+      echo: true,
+      logprobs: 2,
+    });
     const choice = data.choices[0]!;
     const logprobs = choice.logprobs!;
     expect(choice.text.startsWith('And God said')).toBe(true);
     expect(logprobs.tokens!.join('')).toBe(choice.text);
     expect(logprobs.token_logprobs![0]).toBeNull();
     expect(logprobs.top_logprobs!.slice(3).every((top) => Object.keys(top!).length === 2)).toBe(true);
-    const score = (await (await post(edge, '/v1/score', { model, prompt: 'And God said' })).json()) as { logprobs: number[] };
+    const score = (await (await post(edge, '/v1/score', { model, prompt: 'And God said' })).json()) as {
+      logprobs: number[];
+    };
     score.logprobs.forEach((lp, i) => expect(logprobs.token_logprobs![i + 1]).toBeCloseTo(lp, 4));
   });
 
   it('scores a continuation given a prompt', async () => {
-    const response = await post(edge, '/v1/score', { model, prompt: 'And God said', continuation: ', Let there be light' });
-    const body = (await response.json()) as { tokens: number[]; token_strings: string[]; logprobs: number[]; nll: number; perplexity: number };
+    const response = await post(edge, '/v1/score', {
+      model,
+      prompt: 'And God said',
+      continuation: ', Let there be light',
+    });
+    const body = (await response.json()) as {
+      tokens: number[];
+      token_strings: string[];
+      logprobs: number[];
+      nll: number;
+      perplexity: number;
+    };
     expect(response.status).toBe(200);
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
     expect(body.token_strings.join('')).toBe(', Let there be light');
@@ -106,7 +156,9 @@ describe('OpenAI client against the edge on Node', () => {
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge'); // every answer says where it was made
     expect(models.data.map((m) => m.id)).toEqual([model]);
     const card = JSON.parse(readFileSync('models/deciserve-mamba/deciserve.json', 'utf8'));
-    expect((models.data[0] as unknown as { deciserve: { training_length: number } }).deciserve.training_length).toBe(card.trainingLength);
+    expect((models.data[0] as unknown as { deciserve: { training_length: number } }).deciserve.training_length).toBe(
+      card.trainingLength,
+    );
   });
 });
 
@@ -114,8 +166,18 @@ describe('DeciMamba at the edge', () => {
   const text = 'And God said, Let there be light: and there was light. '.repeat(20);
 
   it('decimates a short prompt on request and reports what each decimating layer kept', async () => {
-    const response = await post(edge, '/v1/completions', { model, prompt: text, max_tokens: 2, temperature: 0, decimation: 'on', decimation_params: { l_base: 64 } });
-    const body = (await response.json()) as { usage: { prompt_tokens: number }; deciserve: { decimation: { config: { layers: number[] }; kept: { layer: number; tokens: number }[] } } };
+    const response = await post(edge, '/v1/completions', {
+      model,
+      prompt: text,
+      max_tokens: 2,
+      temperature: 0,
+      decimation: 'on',
+      decimation_params: { l_base: 64 },
+    });
+    const body = (await response.json()) as {
+      usage: { prompt_tokens: number };
+      deciserve: { decimation: { config: { layers: number[] }; kept: { layer: number; tokens: number }[] } };
+    };
     expect(response.status, JSON.stringify(body)).toBe(200);
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
     expect(body.deciserve.decimation.config.layers).toEqual([11]); // deciserve.json's default layer
@@ -125,17 +187,35 @@ describe('DeciMamba at the edge', () => {
   });
 
   it('says when decimation was on but dropped nothing (a whole-prompt score protects every position)', async () => {
-    type Report = { deciserve: { decimation: { config: object | null; kept: { tokens: number }[]; applied: boolean } }; usage: { prompt_tokens: number } };
-    const whole = (await (await post(edge, '/v1/score', { model, prompt: text, decimation: 'on', decimation_params: { l_base: 64 } })).json()) as Report;
+    type Report = {
+      deciserve: { decimation: { config: object | null; kept: { tokens: number }[]; applied: boolean } };
+      usage: { prompt_tokens: number };
+    };
+    const whole = (await (
+      await post(edge, '/v1/score', { model, prompt: text, decimation: 'on', decimation_params: { l_base: 64 } })
+    ).json()) as Report;
     expect(whole.deciserve.decimation.config).not.toBeNull();
     expect(whole.deciserve.decimation.kept.every((k) => k.tokens === whole.usage.prompt_tokens)).toBe(true);
     expect(whole.deciserve.decimation.applied).toBe(false);
-    const span = (await (await post(edge, '/v1/score', { model, prompt: text, continuation: ' And God saw', decimation: 'on', decimation_params: { l_base: 64 } })).json()) as Report;
+    const span = (await (
+      await post(edge, '/v1/score', {
+        model,
+        prompt: text,
+        continuation: ' And God saw',
+        decimation: 'on',
+        decimation_params: { l_base: 64 },
+      })
+    ).json()) as Report;
     expect(span.deciserve.decimation.applied).toBe(true);
   });
 
   it('keeps unchunked DeciMamba prefills under EDGE_MAX_DECIMATION_TOKENS (1024) at the edge', async () => {
-    const response = await post(edge, '/v1/completions', { model, prompt: text.repeat(5), max_tokens: 2, decimation: 'on' });
+    const response = await post(edge, '/v1/completions', {
+      model,
+      prompt: text.repeat(5),
+      max_tokens: 2,
+      decimation: 'on',
+    });
     expect(serverTiming(response).route).toMatch(/> 1024 with DeciMamba at the edge/);
     await expectError(response, 400, 'context_length_exceeded');
   });
@@ -144,7 +224,9 @@ describe('DeciMamba at the edge', () => {
 describe('auth', () => {
   it('raises AuthenticationError in the openai client for a wrong key', async () => {
     const wrong = new OpenAI({ apiKey: 'wrong-key-0123456789abcdef', baseURL: `${edge.url}/v1`, maxRetries: 0 });
-    await expect(wrong.completions.create({ model, prompt: 'x', max_tokens: 1 })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    await expect(wrong.completions.create({ model, prompt: 'x', max_tokens: 1 })).rejects.toBeInstanceOf(
+      OpenAI.AuthenticationError,
+    );
   });
 
   it('refuses missing, malformed and near-miss keys on every route but /healthz', async () => {
@@ -163,7 +245,15 @@ describe('auth', () => {
     for (const path of ['/v1/models', '/v1/jobs/job_aaaaaaaaaaaaaaaaaaaaaaaaaa', '/openapi.json', '/docs']) {
       for (const [headers, code] of cases) await expectError(await fetch(edge.url + path, { headers }), 401, code);
     }
-    await expectError(await fetch(`${edge.url}/v1/completions`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } }), 401, 'missing_api_key');
+    await expectError(
+      await fetch(`${edge.url}/v1/completions`, {
+        method: 'POST',
+        body: '{}',
+        headers: { 'content-type': 'application/json' },
+      }),
+      401,
+      'missing_api_key',
+    );
     expect((await fetch(`${edge.url}/healthz`)).status).toBe(200);
   });
 });
@@ -188,7 +278,10 @@ describe('routing without a runner', () => {
   });
 
   it('answers 503 with Retry-After when a runner is configured but nothing listens there', async () => {
-    const unreachable = await startEdge(modelDir, { RUNNER_URL: 'http://127.0.0.1:9', RUNNER_HMAC_SECRET: 'edge-node-secret-0123456789' });
+    const unreachable = await startEdge(modelDir, {
+      RUNNER_URL: 'http://127.0.0.1:9',
+      RUNNER_HMAC_SECRET: 'edge-node-secret-0123456789',
+    });
     try {
       const response = await post(unreachable, '/v1/completions', { model, prompt: overTrainLen, max_tokens: 4 });
       expect(response.headers.get('x-deciserve-ran-on')).toBe('runner');
@@ -202,10 +295,35 @@ describe('routing without a runner', () => {
 
 describe('documents, CORS and rate limits', () => {
   it('serves an OpenAPI 3.1 document covering every route, and the docs page', async () => {
-    const doc = (await (await get(edge, '/openapi.json')).json()) as { openapi: string; paths: Record<string, object>; components: { schemas: object } };
+    const doc = (await (await get(edge, '/openapi.json')).json()) as {
+      openapi: string;
+      paths: Record<string, object>;
+      components: { schemas: object };
+    };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/v1/chat/completions', '/v1/completions', '/v1/jobs', '/v1/jobs/{id}', '/v1/models', '/v1/models/{model}', '/v1/score']);
-    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['CompletionRequest', 'Completion', 'ChatCompletionRequest', 'ChatCompletion', 'ScoreRequest', 'Score', 'JobRequest', 'Job', 'Error']));
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/healthz',
+      '/v1/chat/completions',
+      '/v1/completions',
+      '/v1/jobs',
+      '/v1/jobs/{id}',
+      '/v1/models',
+      '/v1/models/{model}',
+      '/v1/score',
+    ]);
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining([
+        'CompletionRequest',
+        'Completion',
+        'ChatCompletionRequest',
+        'ChatCompletion',
+        'ScoreRequest',
+        'Score',
+        'JobRequest',
+        'Job',
+        'Error',
+      ]),
+    );
     const page = await get(edge, '/docs');
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(await page.text()).toMatch(/SwaggerUIBundle[\s\S]*\/openapi\.json/);
@@ -214,7 +332,11 @@ describe('documents, CORS and rate limits', () => {
   it('answers CORS preflights without a key and exposes the timing headers', async () => {
     const response = await fetch(`${edge.url}/v1/completions`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
     });
     expect(response.status).toBe(204);
     expect(response.headers.get('access-control-allow-origin')).toBe('*');
@@ -222,7 +344,10 @@ describe('documents, CORS and rate limits', () => {
   });
 
   it('limits requests per API key (in-process limiter on Node)', async () => {
-    const app = createNodeEdgeApp({ API_KEYS: `${EDGE_KEY},key-two-0123456789abcdef`, RATE_LIMIT_PER_MINUTE: '3' }, modelDir);
+    const app = createNodeEdgeApp(
+      { API_KEYS: `${EDGE_KEY},key-two-0123456789abcdef`, RATE_LIMIT_PER_MINUTE: '3' },
+      modelDir,
+    );
     const call = (key: string) => app.request('/v1/models', { headers: { authorization: `Bearer ${key}` } });
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await call(EDGE_KEY)).status);

@@ -17,13 +17,21 @@ export async function tinyEdgeModel(tag: string): Promise<{ checkpoint: string; 
   return { checkpoint, edgeModel };
 }
 
-const quiet = { info: () => {}, error: (message: string, fields: Record<string, unknown>) => console.error(message, fields) };
+const quiet = {
+  info: () => {},
+  error: (message: string, fields: Record<string, unknown>) => console.error(message, fields),
+};
 
 export function startEdge(modelDir: string, env: Record<string, string>): Promise<RunningEdge> {
   return startNodeEdge({ env: { API_KEYS: `${EDGE_KEY},${OTHER_KEY}`, ...env }, modelDir, log: quiet });
 }
 
-export function post(edge: RunningEdge, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+export function post(
+  edge: RunningEdge,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(edge.url + path, {
     method: 'POST',
     headers: { authorization: `Bearer ${EDGE_KEY}`, 'content-type': 'application/json', ...headers },
@@ -37,7 +45,13 @@ export function get(edge: RunningEdge, path: string, headers: Record<string, str
 
 export function isOpenAiError(json: unknown): boolean {
   const error = (json as { error?: Record<string, unknown> } | null)?.error;
-  return !!error && typeof error.message === 'string' && typeof error.type === 'string' && 'param' in error && 'code' in error;
+  return (
+    !!error &&
+    typeof error.message === 'string' &&
+    typeof error.type === 'string' &&
+    'param' in error &&
+    'code' in error
+  );
 }
 
 export async function expectError(response: Response, status: number, code: string): Promise<void> {
@@ -48,5 +62,7 @@ export async function expectError(response: Response, status: number, code: stri
 
 /** Server-Timing metric names → their entries. */
 export function serverTiming(response: Response): Record<string, string> {
-  return Object.fromEntries((response.headers.get('server-timing') ?? '').split(',').map((m) => [m.split(';')[0]!.trim(), m.trim()]));
+  return Object.fromEntries(
+    (response.headers.get('server-timing') ?? '').split(',').map((m) => [m.split(';')[0]!.trim(), m.trim()]),
+  );
 }

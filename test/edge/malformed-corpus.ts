@@ -14,7 +14,8 @@ export interface MalformedRequest {
 }
 
 const encoder = new TextEncoder();
-const bytes = (...parts: Array<string | number[]>) => Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? [...encoder.encode(p)] : p)));
+const bytes = (...parts: Array<string | number[]>) =>
+  Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? [...encoder.encode(p)] : p)));
 
 const VALID = {
   '/v1/completions': { model: 'tiny', prompt: 'hello', max_tokens: 2 },
@@ -25,17 +26,41 @@ const VALID = {
 
 /** Wrong values per field; `paths` says which endpoints have the field. */
 const WRONG: Array<{ field: string; paths: Array<keyof typeof VALID>; values: unknown[] }> = [
-  { field: 'model', paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'], values: [1, '', null, 'x'.repeat(300), ['tiny'], {}, false] },
-  { field: 'prompt', paths: ['/v1/completions', '/v1/score', '/v1/jobs'], values: [1, '', null, [], {}, true, 1.5, [1, 2, 3]] },
+  {
+    field: 'model',
+    paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'],
+    values: [1, '', null, 'x'.repeat(300), ['tiny'], {}, false],
+  },
+  {
+    field: 'prompt',
+    paths: ['/v1/completions', '/v1/score', '/v1/jobs'],
+    values: [1, '', null, [], {}, true, 1.5, [1, 2, 3]],
+  },
   { field: 'prompt', paths: ['/v1/completions'], values: [['a', 'b'], [''], [['a']]] },
-  { field: 'max_tokens', paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'], values: [-1, 1.5, '16', 1e9, 257, true, 1e308, -1e308, [4], {}, 2 ** 53] },
-  { field: 'temperature', paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'], values: [-1, 3, '0.5', [], 1e10, {}] },
+  {
+    field: 'max_tokens',
+    paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'],
+    values: [-1, 1.5, '16', 1e9, 257, true, 1e308, -1e308, [4], {}, 2 ** 53],
+  },
+  {
+    field: 'temperature',
+    paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'],
+    values: [-1, 3, '0.5', [], 1e10, {}],
+  },
   { field: 'top_p', paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'], values: [0, 2, -1, '1'] },
   { field: 'top_k', paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'], values: [-1, 0.5, 'a', 1e9] },
   { field: 'seed', paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'], values: [-1, 2 ** 33, 1.5, '7'] },
-  { field: 'stop', paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'], values: [1, [1], ['a', 'b', 'c', 'd', 'e'], '', [''], 'x'.repeat(300), {}] },
+  {
+    field: 'stop',
+    paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'],
+    values: [1, [1], ['a', 'b', 'c', 'd', 'e'], '', [''], 'x'.repeat(300), {}],
+  },
   { field: 'stream', paths: ['/v1/completions', '/v1/chat/completions'], values: ['yes', 1, [], {}] },
-  { field: 'stream_options', paths: ['/v1/completions', '/v1/chat/completions'], values: ['x', { include_usage: 'yes' }, { other: true }] },
+  {
+    field: 'stream_options',
+    paths: ['/v1/completions', '/v1/chat/completions'],
+    values: ['x', { include_usage: 'yes' }, { other: true }],
+  },
   { field: 'echo', paths: ['/v1/completions'], values: ['true', 1] },
   { field: 'logprobs', paths: ['/v1/completions', '/v1/chat/completions'], values: [-1, 6, 1.5, 'two', true] },
   { field: 'n', paths: ['/v1/completions', '/v1/chat/completions'], values: [2, 0, 'one'] },
@@ -48,17 +73,60 @@ const WRONG: Array<{ field: string; paths: Array<keyof typeof VALID>; values: un
   { field: 'type', paths: ['/v1/jobs'], values: [1, null, 'chat', '', ['completion'], 'COMPLETION'] },
   { field: 'continuation', paths: ['/v1/score'], values: [1, '', null, ['a']] },
   { field: 'continuation', paths: ['/v1/jobs'], values: ['completion jobs have none'] },
-  { field: 'decimation', paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'], values: ['maybe', 1, {}, true, 'ON'] },
+  {
+    field: 'decimation',
+    paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'],
+    values: ['maybe', 1, {}, true, 'ON'],
+  },
   {
     field: 'decimation_params',
     paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'],
-    values: [{ layers: [] }, { layers: [99] }, { layers: [1, 0] }, { layers: [-1] }, { beta: 0 }, { beta: 2 }, { l_base: 0 }, { min_seq_len: -1 }, { foo: 1 }, 'on', [], { layers: ['1'] }],
+    values: [
+      { layers: [] },
+      { layers: [99] },
+      { layers: [1, 0] },
+      { layers: [-1] },
+      { beta: 0 },
+      { beta: 2 },
+      { l_base: 0 },
+      { min_seq_len: -1 },
+      { foo: 1 },
+      'on',
+      [],
+      { layers: ['1'] },
+    ],
   },
   { field: 'protect', paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'], values: [0, -1, 1.5, '2'] },
-  { field: 'priority', paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'], values: [0, 11, 1.5, 'high'] },
-  { field: 'webhook', paths: ['/v1/jobs'], values: [{ url: 'ftp://example.com/x' }, { url: 'not a url' }, 'http://example.com', { url: 1 }, {}] },
-  { field: 'metadata', paths: ['/v1/jobs'], values: [{ a: 1 }, Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])), [], 'meta'] },
-  { field: 'messages', paths: ['/v1/chat/completions'], values: [[], 'hello', [{ role: 'user' }], [{ role: 'tool', content: 'x' }], [{ role: 'user', content: 1 }], [{ role: 'user', content: [] }], [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x' } }] }], [{ role: 'user', content: 'x', extra: 1 }], null] },
+  {
+    field: 'priority',
+    paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'],
+    values: [0, 11, 1.5, 'high'],
+  },
+  {
+    field: 'webhook',
+    paths: ['/v1/jobs'],
+    values: [{ url: 'ftp://example.com/x' }, { url: 'not a url' }, 'http://example.com', { url: 1 }, {}],
+  },
+  {
+    field: 'metadata',
+    paths: ['/v1/jobs'],
+    values: [{ a: 1 }, Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])), [], 'meta'],
+  },
+  {
+    field: 'messages',
+    paths: ['/v1/chat/completions'],
+    values: [
+      [],
+      'hello',
+      [{ role: 'user' }],
+      [{ role: 'tool', content: 'x' }],
+      [{ role: 'user', content: 1 }],
+      [{ role: 'user', content: [] }],
+      [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x' } }] }],
+      [{ role: 'user', content: 'x', extra: 1 }],
+      null,
+    ],
+  },
   { field: 'max_completion_tokens', paths: ['/v1/chat/completions'], values: [-1, 1.5, '16', 257, 1e9] },
   { field: 'unknown_field', paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'], values: [1] },
   { field: '__proto__', paths: ['/v1/completions', '/v1/chat/completions'], values: [{ polluted: true }] },
@@ -67,29 +135,87 @@ const WRONG: Array<{ field: string; paths: Array<keyof typeof VALID>; values: un
 export function malformedRequests(): MalformedRequest[] {
   const out: MalformedRequest[] = [];
   const add = (name: string, path: string, body: unknown, extra: Partial<MalformedRequest> = {}) =>
-    out.push({ name, path, method: 'POST', body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body), ...extra });
+    out.push({
+      name,
+      path,
+      method: 'POST',
+      body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+      ...extra,
+    });
 
   const badJson = [
-    '', ' ', '{', '}', '{"model":', '{"model":"tiny",}', "{'model':'tiny'}", '{"a":1}{"b":2}', 'nul', 'undefined', 'NaN',
-    '{"max_tokens":NaN}', '{"max_tokens":Infinity}', '{"prompt":"unterminated}', '{"prompt":"\\x41"}', '{"prompt":"\\u12"}',
-    '{"prompt":"tab\there"}', '// comment\n{}', '{"a":01}', '[1,2,', '{"a" 1}', '\u0000', '[' .repeat(5000) + ']'.repeat(5000),
-    '{"a":'.repeat(3000) + '1' + '}'.repeat(3000), 'true', 'null', '0', '"string"', '[]', '[{"model":"tiny"}]', '{}', '<xml/>',
-    'model=tiny&prompt=x', '\ufeff{bad', '{"prompt": "a"} trailing',
+    '',
+    ' ',
+    '{',
+    '}',
+    '{"model":',
+    '{"model":"tiny",}',
+    "{'model':'tiny'}",
+    '{"a":1}{"b":2}',
+    'nul',
+    'undefined',
+    'NaN',
+    '{"max_tokens":NaN}',
+    '{"max_tokens":Infinity}',
+    '{"prompt":"unterminated}',
+    '{"prompt":"\\x41"}',
+    '{"prompt":"\\u12"}',
+    '{"prompt":"tab\there"}',
+    '// comment\n{}',
+    '{"a":01}',
+    '[1,2,',
+    '{"a" 1}',
+    '\u0000',
+    '['.repeat(5000) + ']'.repeat(5000),
+    '{"a":'.repeat(3000) + '1' + '}'.repeat(3000),
+    'true',
+    'null',
+    '0',
+    '"string"',
+    '[]',
+    '[{"model":"tiny"}]',
+    '{}',
+    '<xml/>',
+    'model=tiny&prompt=x',
+    '\ufeff{bad',
+    '{"prompt": "a"} trailing',
   ];
-  for (const path of ['/v1/completions', '/v1/score', '/v1/jobs']) badJson.forEach((b, i) => add(`${path} bad json #${i}`, path, b, { expect: 400 }));
+  for (const path of ['/v1/completions', '/v1/score', '/v1/jobs'])
+    badJson.forEach((b, i) => add(`${path} bad json #${i}`, path, b, { expect: 400 }));
 
-  const badUtf8: number[][] = [[0xff], [0xfe, 0xff], [0xc3, 0x28], [0xc0, 0xaf], [0xe0, 0x80, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0xf0, 0x9f, 0x98], [0x80], [0xf4, 0x90, 0x80, 0x80]];
+  const badUtf8: number[][] = [
+    [0xff],
+    [0xfe, 0xff],
+    [0xc3, 0x28],
+    [0xc0, 0xaf],
+    [0xe0, 0x80, 0xaf],
+    [0xed, 0xa0, 0x80],
+    [0xe2, 0x82],
+    [0xf0, 0x9f, 0x98],
+    [0x80],
+    [0xf4, 0x90, 0x80, 0x80],
+  ];
   badUtf8.forEach((seq, i) => {
     add(`bad utf-8 alone #${i}`, '/v1/completions', bytes(seq), { expect: 400 });
-    add(`bad utf-8 in a completion prompt #${i}`, '/v1/completions', bytes('{"model":"tiny","prompt":"ab', seq, 'cd"}'), { expect: 400 });
-    add(`bad utf-8 in a score prompt #${i}`, '/v1/score', bytes('{"model":"tiny","prompt":"ab', seq, 'cd"}'), { expect: 400 });
+    add(
+      `bad utf-8 in a completion prompt #${i}`,
+      '/v1/completions',
+      bytes('{"model":"tiny","prompt":"ab', seq, 'cd"}'),
+      { expect: 400 },
+    );
+    add(`bad utf-8 in a score prompt #${i}`, '/v1/score', bytes('{"model":"tiny","prompt":"ab', seq, 'cd"}'), {
+      expect: 400,
+    });
   });
 
   for (const { field, paths, values } of WRONG) {
     for (const path of paths) {
       values.forEach((value, i) => {
         // JSON.stringify drops a __proto__ key given as an object literal key; write it into the text instead.
-        const body = field === '__proto__' ? JSON.stringify(VALID[path]).replace(/^\{/, `{"__proto__":${JSON.stringify(value)},`) : { ...VALID[path], [field]: value };
+        const body =
+          field === '__proto__'
+            ? JSON.stringify(VALID[path]).replace(/^\{/, `{"__proto__":${JSON.stringify(value)},`)
+            : { ...VALID[path], [field]: value };
         add(`${path} ${field}=${JSON.stringify(value)?.slice(0, 40)} #${i}`, path, body);
       });
     }
@@ -100,32 +226,76 @@ export function malformedRequests(): MalformedRequest[] {
       add(`${path} missing ${field}`, path, rest, { expect: 400 });
     }
   }
-  add('stream with logprobs', '/v1/completions', { ...VALID['/v1/completions'], stream: true, logprobs: 1 }, { expect: 400 });
+  add(
+    'stream with logprobs',
+    '/v1/completions',
+    { ...VALID['/v1/completions'], stream: true, logprobs: 1 },
+    { expect: 400 },
+  );
   add('score of a single token', '/v1/score', { model: 'tiny', prompt: 'a' }, { expect: 400 });
   add('score job of a single token', '/v1/jobs', { type: 'score', model: 'tiny', prompt: 'a' }, { expect: 400 });
 
   for (const model of ['gpt-4', 'tiny ', 'TINY', 'mamba-2.8b', '../tiny', 'deciserve-mamba']) {
-    for (const path of Object.keys(VALID) as Array<keyof typeof VALID>) add(`${path} unknown model ${model}`, path, { ...VALID[path], model }, { expect: 404 });
+    for (const path of Object.keys(VALID) as Array<keyof typeof VALID>)
+      add(`${path} unknown model ${model}`, path, { ...VALID[path], model }, { expect: 404 });
   }
 
-  add('body over the byte limit', '/v1/completions', { model: 'tiny', prompt: 'a'.repeat(300 * 1024) }, { expect: 413 });
-  add('score body over the byte limit', '/v1/score', { model: 'tiny', prompt: 'a'.repeat(300 * 1024) }, { expect: 413 });
-  add('job body over the byte limit', '/v1/jobs', { type: 'completion', model: 'tiny', prompt: 'a'.repeat(300 * 1024) }, { expect: 413 });
+  add(
+    'body over the byte limit',
+    '/v1/completions',
+    { model: 'tiny', prompt: 'a'.repeat(300 * 1024) },
+    { expect: 413 },
+  );
+  add(
+    'score body over the byte limit',
+    '/v1/score',
+    { model: 'tiny', prompt: 'a'.repeat(300 * 1024) },
+    { expect: 413 },
+  );
+  add(
+    'job body over the byte limit',
+    '/v1/jobs',
+    { type: 'completion', model: 'tiny', prompt: 'a'.repeat(300 * 1024) },
+    { expect: 413 },
+  );
   add('prompt over the token limit', '/v1/completions', { model: 'tiny', prompt: 'q'.repeat(60_000) }, { expect: 400 });
-  add('score over the token limit', '/v1/score', { model: 'tiny', prompt: 'q', continuation: 'z'.repeat(60_000) }, { expect: 400 });
-  add('job over the token limit', '/v1/jobs', { type: 'completion', model: 'tiny', prompt: 'q'.repeat(60_000) }, { expect: 400 });
-  for (const n of [257, 10_000, 1e6, 2 ** 31, 2 ** 63]) add(`absurd max_tokens ${n}`, '/v1/completions', { model: 'tiny', prompt: 'x', max_tokens: n }, { expect: 400 });
+  add(
+    'score over the token limit',
+    '/v1/score',
+    { model: 'tiny', prompt: 'q', continuation: 'z'.repeat(60_000) },
+    { expect: 400 },
+  );
+  add(
+    'job over the token limit',
+    '/v1/jobs',
+    { type: 'completion', model: 'tiny', prompt: 'q'.repeat(60_000) },
+    { expect: 400 },
+  );
+  for (const n of [257, 10_000, 1e6, 2 ** 31, 2 ** 63])
+    add(`absurd max_tokens ${n}`, '/v1/completions', { model: 'tiny', prompt: 'x', max_tokens: n }, { expect: 400 });
 
-  for (const ct of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/json; charset=latin1', 'application/jsonx', '']) {
-    add(`content-type ${ct || '(none)'}`, '/v1/completions', VALID['/v1/completions'], { headers: { 'content-type': ct }, expect: 415 });
+  for (const ct of [
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data',
+    'application/json; charset=latin1',
+    'application/jsonx',
+    '',
+  ]) {
+    add(`content-type ${ct || '(none)'}`, '/v1/completions', VALID['/v1/completions'], {
+      headers: { 'content-type': ct },
+      expect: 415,
+    });
   }
   for (const key of ['', 'has space', 'x'.repeat(300), 'tab\tkey']) {
-    add(`Idempotency-Key ${JSON.stringify(key.slice(0, 8))}`, '/v1/jobs', VALID['/v1/jobs'], { headers: { 'idempotency-key': key } });
+    add(`Idempotency-Key ${JSON.stringify(key.slice(0, 8))}`, '/v1/jobs', VALID['/v1/jobs'], {
+      headers: { 'idempotency-key': key },
+    });
   }
 
   // Token bombs (issue #13), under the byte limit: refused before the tokenizing they would cost.
   const bombs: Record<string, string> = {
-    'digits': '7'.repeat(200_000),
+    digits: '7'.repeat(200_000),
     'combining accents': 'e' + '\u0301'.repeat(100_000),
     'accented words': 'e\u0301 '.repeat(50_000),
     'one long word': 'ab'.repeat(60_000),
@@ -133,18 +303,58 @@ export function malformedRequests(): MalformedRequest[] {
     'zero-width joiners': 'a\u200d'.repeat(60_000),
   };
   for (const [kind, text] of Object.entries(bombs)) {
-    add(`completion token bomb: ${kind}`, '/v1/completions', { ...VALID['/v1/completions'], prompt: text }, { expect: 400 });
-    add(`chat token bomb: ${kind}`, '/v1/chat/completions', { ...VALID['/v1/chat/completions'], messages: [{ role: 'user', content: text }] }, { expect: 400 });
-    add(`score token bomb: ${kind}`, '/v1/score', { model: 'tiny', prompt: 'context', continuation: text }, { expect: 400 });
+    add(
+      `completion token bomb: ${kind}`,
+      '/v1/completions',
+      { ...VALID['/v1/completions'], prompt: text },
+      { expect: 400 },
+    );
+    add(
+      `chat token bomb: ${kind}`,
+      '/v1/chat/completions',
+      { ...VALID['/v1/chat/completions'], messages: [{ role: 'user', content: text }] },
+      { expect: 400 },
+    );
+    add(
+      `score token bomb: ${kind}`,
+      '/v1/score',
+      { model: 'tiny', prompt: 'context', continuation: text },
+      { expect: 400 },
+    );
     add(`job token bomb: ${kind}`, '/v1/jobs', { ...VALID['/v1/jobs'], prompt: text }, { expect: 400 });
   }
 
   // Header abuse: keys and content types an attacker might try.
-  for (const auth of ['', 'Bearer', 'Bearer ', 'Basic dGlueTp0aW55', 'Bearer wrong-key-0123456789abcdef', 'Token edge-test-key-0123456789abcdef', 'Bearer edge-test-key-0123456789abcdef extra', 'Bearer ' + 'k'.repeat(4096), 'Bearer edge-test-key-0123456789abcde']) {
-    add(`Authorization ${JSON.stringify(auth.slice(0, 24))}`, '/v1/completions', VALID['/v1/completions'], { headers: { authorization: auth }, expect: 401 });
+  for (const auth of [
+    '',
+    'Bearer',
+    'Bearer ',
+    'Basic dGlueTp0aW55',
+    'Bearer wrong-key-0123456789abcdef',
+    'Token edge-test-key-0123456789abcdef',
+    'Bearer edge-test-key-0123456789abcdef extra',
+    'Bearer ' + 'k'.repeat(4096),
+    'Bearer edge-test-key-0123456789abcde',
+  ]) {
+    add(`Authorization ${JSON.stringify(auth.slice(0, 24))}`, '/v1/completions', VALID['/v1/completions'], {
+      headers: { authorization: auth },
+      expect: 401,
+    });
   }
-  for (const ct of ['application/json, text/plain', 'application/json; charset=utf-16', 'application/json;;', 'text/json', 'application/*', 'json', 'application/json; boundary=x', 'APPLICATION/XML']) {
-    add(`content-type ${ct}`, '/v1/chat/completions', VALID['/v1/chat/completions'], { headers: { 'content-type': ct }, expect: 415 });
+  for (const ct of [
+    'application/json, text/plain',
+    'application/json; charset=utf-16',
+    'application/json;;',
+    'text/json',
+    'application/*',
+    'json',
+    'application/json; boundary=x',
+    'APPLICATION/XML',
+  ]) {
+    add(`content-type ${ct}`, '/v1/chat/completions', VALID['/v1/chat/completions'], {
+      headers: { 'content-type': ct },
+      expect: 415,
+    });
   }
 
   // Unicode where it does not belong: in field names, model names, roles, enum values and ids.
@@ -167,15 +377,44 @@ export function malformedRequests(): MalformedRequest[] {
     add(`unicode misuse #${i}`, path, body, { expect: 400 });
   }
   for (const model of ['t\u0131ny', 'tiny\u200b', '\uff54\uff49\uff4e\uff59', 'tiny\u0000']) {
-    add(`unicode model ${JSON.stringify(model)}`, '/v1/completions', { ...VALID['/v1/completions'], model }, { expect: 404 });
+    add(
+      `unicode model ${JSON.stringify(model)}`,
+      '/v1/completions',
+      { ...VALID['/v1/completions'], model },
+      { expect: 404 },
+    );
   }
 
-  for (const id of ['nope', 'job_', 'job_SHORT', 'job_' + 'a'.repeat(27), '..%2F..%2Fetc', 'job_aaaaaaaaaaaaaaaaaaaaaaaaa!', 'job_aaaaaaaaaaaaaaaaaaaaaaaaaa']) {
+  for (const id of [
+    'nope',
+    'job_',
+    'job_SHORT',
+    'job_' + 'a'.repeat(27),
+    '..%2F..%2Fetc',
+    'job_aaaaaaaaaaaaaaaaaaaaaaaaa!',
+    'job_aaaaaaaaaaaaaaaaaaaaaaaaaa',
+  ]) {
     out.push({ name: `GET job ${id}`, method: 'GET', path: `/v1/jobs/${id}` });
     out.push({ name: `DELETE job ${id}`, method: 'DELETE', path: `/v1/jobs/${id}` });
   }
-  for (const [method, path] of [['GET', '/v1/completions'], ['PUT', '/v1/completions'], ['GET', '/v1/score'], ['PATCH', '/v1/jobs'], ['POST', '/v1/models'], ['GET', '/v1/chat/completions'], ['POST', '/v1/chat/completions'], ['GET', '/v1/models/gpt-4'], ['GET', '/v2/completions']] as const) {
-    out.push({ name: `${method} ${path}`, method, path, body: method === 'GET' ? undefined : JSON.stringify(VALID['/v1/completions']), expect: path === '/v1/models/gpt-4' ? 404 : undefined });
+  for (const [method, path] of [
+    ['GET', '/v1/completions'],
+    ['PUT', '/v1/completions'],
+    ['GET', '/v1/score'],
+    ['PATCH', '/v1/jobs'],
+    ['POST', '/v1/models'],
+    ['GET', '/v1/chat/completions'],
+    ['POST', '/v1/chat/completions'],
+    ['GET', '/v1/models/gpt-4'],
+    ['GET', '/v2/completions'],
+  ] as const) {
+    out.push({
+      name: `${method} ${path}`,
+      method,
+      path,
+      body: method === 'GET' ? undefined : JSON.stringify(VALID['/v1/completions']),
+      expect: path === '/v1/models/gpt-4' ? 404 : undefined,
+    });
   }
   return out;
 }

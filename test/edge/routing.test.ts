@@ -7,10 +7,18 @@ import type { EdgeModel } from '../../worker/model/edge-model.ts';
 import { edgeMaxPromptTokens, estimateEdgeMs, place } from '../../worker/routing.ts';
 
 const KEY = 'k'.repeat(16);
-const model = (trainLen = 2048, maxSeqLen = 4096) => ({ defaults: { trainLen }, manifest: { maxSeqLen } }) as unknown as EdgeModel;
+const model = (trainLen = 2048, maxSeqLen = 4096) =>
+  ({ defaults: { trainLen }, manifest: { maxSeqLen } }) as unknown as EdgeModel;
 // 1000 prefill, 500 scoring and 100 decode tok/s: 1 ms per prompt token, 2 ms per scored token, 10 ms per new token.
 const config = (env: Record<string, string> = {}) =>
-  edgeConfig({ API_KEYS: KEY, EDGE_PREFILL_TOKENS_PER_S: '1000', EDGE_SCORE_TOKENS_PER_S: '500', EDGE_DECODE_TOKENS_PER_S: '100', EDGE_CPU_BUDGET_MS: '10000', ...env });
+  edgeConfig({
+    API_KEYS: KEY,
+    EDGE_PREFILL_TOKENS_PER_S: '1000',
+    EDGE_SCORE_TOKENS_PER_S: '500',
+    EDGE_DECODE_TOKENS_PER_S: '100',
+    EDGE_CPU_BUDGET_MS: '10000',
+    ...env,
+  });
 
 describe('routing defaults', () => {
   it('the throughput defaults are the workerd measurement committed in bench/results/edge-bench.json', () => {
@@ -38,11 +46,19 @@ describe('the CPU estimate', () => {
 describe('placement', () => {
   it('a prompt of exactly the training length (2,048 tokens) runs at the edge; one token more goes to the runner', () => {
     const c = config();
-    expect(place(c, model(), { promptTokens: 2048, newTokens: 1 })).toEqual({ where: 'edge', estimatedMs: 2058, reason: '2048 prompt tokens, estimated 2058 ms CPU' });
-    expect(place(c, model(), { promptTokens: 2049, newTokens: 1 })).toEqual({ where: 'runner', estimatedMs: 2059, reason: '2049 prompt tokens > 2048 at the edge' });
+    expect(place(c, model(), { promptTokens: 2048, newTokens: 1 })).toEqual({
+      where: 'edge',
+      estimatedMs: 2058,
+      reason: '2048 prompt tokens, estimated 2058 ms CPU',
+    });
+    expect(place(c, model(), { promptTokens: 2049, newTokens: 1 })).toEqual({
+      where: 'runner',
+      estimatedMs: 2059,
+      reason: '2049 prompt tokens > 2048 at the edge',
+    });
   });
 
-  it('the limit is the smallest of EDGE_MAX_PROMPT_TOKENS, the training length and the export\'s maxSeqLen', () => {
+  it("the limit is the smallest of EDGE_MAX_PROMPT_TOKENS, the training length and the export's maxSeqLen", () => {
     expect(edgeMaxPromptTokens(config(), model(2048, 4096))).toBe(2048);
     expect(edgeMaxPromptTokens(config(), model(8192, 4096))).toBe(4096);
     expect(edgeMaxPromptTokens(config({ EDGE_MAX_PROMPT_TOKENS: '512' }), model())).toBe(512);
@@ -55,14 +71,22 @@ describe('placement', () => {
   it('with DeciMamba on, the edge takes at most EDGE_MAX_DECIMATION_TOKENS (inclusive)', () => {
     const c = config({ EDGE_MAX_DECIMATION_TOKENS: '1024' });
     expect(place(c, model(), { promptTokens: 1024, newTokens: 0, decimated: true }).where).toBe('edge');
-    expect(place(c, model(), { promptTokens: 1025, newTokens: 0, decimated: true })).toEqual({ where: 'runner', estimatedMs: 1025, reason: '1025 prompt tokens > 1024 with DeciMamba at the edge' });
+    expect(place(c, model(), { promptTokens: 1025, newTokens: 0, decimated: true })).toEqual({
+      where: 'runner',
+      estimatedMs: 1025,
+      reason: '1025 prompt tokens > 1024 with DeciMamba at the edge',
+    });
     expect(place(c, model(), { promptTokens: 1025, newTokens: 0, decimated: false }).where).toBe('edge');
   });
 
   it('an estimate exactly at the CPU budget runs at the edge; 1 ms over goes to the runner, prefill and decode both counting', () => {
     const c = config({ EDGE_CPU_BUDGET_MS: '2000' });
     expect(place(c, model(), { promptTokens: 1500, newTokens: 50 }).where).toBe('edge'); // 1500 + 500 = 2000 ms
-    expect(place(c, model(), { promptTokens: 1501, newTokens: 50 })).toEqual({ where: 'runner', estimatedMs: 2001, reason: 'estimated 2001 ms CPU > edge budget 2000 ms' });
+    expect(place(c, model(), { promptTokens: 1501, newTokens: 50 })).toEqual({
+      where: 'runner',
+      estimatedMs: 2001,
+      reason: 'estimated 2001 ms CPU > edge budget 2000 ms',
+    });
     expect(place(c, model(), { promptTokens: 1500, newTokens: 51 }).where).toBe('runner'); // decode counts
     expect(place(c, model(), { promptTokens: 666, newTokens: 0, scoredTokens: 666 }).where).toBe('edge'); // 666 + 1332 ms
     expect(place(c, model(), { promptTokens: 667, newTokens: 0, scoredTokens: 667 }).where).toBe('runner'); // echo's scoring pass counts

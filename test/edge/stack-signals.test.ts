@@ -54,36 +54,66 @@ function portFree(port: number): Promise<boolean> {
 afterAll(() => {
   // Only does something if the test failed half way: do not leave a stack (or its radosgw and Redis) behind.
   for (const pid of descendants.filter(alive)) process.kill(pid, 'SIGKILL');
-  if (servicesEnv) spawnSync(join(REPO, 'infra/local/services.sh'), ['stop'], { env: { ...process.env, ...servicesEnv }, stdio: 'ignore' });
+  if (servicesEnv)
+    spawnSync(join(REPO, 'infra/local/services.sh'), ['stop'], {
+      env: { ...process.env, ...servicesEnv },
+      stdio: 'ignore',
+    });
 });
 
-it.each(['SIGTERM', 'SIGINT'] as const)('stops the edge, runner, radosgw and Redis when the npm process gets %s', async (signal) => {
-  const ports = { edge: await freePort(), runner: await freePort(), rgw: await freePort(), rgwMon: await freePort(), redis: await freePort() };
-  const dir = await freshDir('stack-signals');
-  servicesEnv = { RGW_PORT: String(ports.rgw), RGW_MON_PORT: String(ports.rgwMon), RGW_DIR: `${dir}/rgw`, REDIS_PORT: String(ports.redis), REDIS_DIR: `${dir}/redis` };
-  npm = spawn('npm', ['run', 'stack', '--', '--port', String(ports.edge), '--runner-port', String(ports.runner)], {
-    cwd: REPO,
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DECISERVE_API_KEY')), ...servicesEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  npm.stdout!.on('data', (d: Buffer) => (output += d));
-  npm.stderr!.on('data', (d: Buffer) => (output += d));
-  await waitFor('the stack', () => output.includes('deciserve is up') || npm!.exitCode !== null, 240_000);
-  expect(output, output).toContain('starting radosgw (S3) and Redis');
-  expect(output, output).toContain('deciserve is up');
-  printedKeys.push(/API key +(\S+)/.exec(output)![1]!);
-  expect(new Set(printedKeys).size, 'the dev API key stays the same across starts').toBe(1);
-  for (const port of Object.values(ports)) expect(await portFree(port), `port ${port} in use`).toBe(false);
-  descendants = processTree(npm.pid!);
-  const commands = descendants.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')).join('\n');
-  expect(commands).toMatch(/runner\/cli\.ts serve/);
-  expect(commands).toMatch(/workerd serve/);
+it.each(['SIGTERM', 'SIGINT'] as const)(
+  'stops the edge, runner, radosgw and Redis when the npm process gets %s',
+  async (signal) => {
+    const ports = {
+      edge: await freePort(),
+      runner: await freePort(),
+      rgw: await freePort(),
+      rgwMon: await freePort(),
+      redis: await freePort(),
+    };
+    const dir = await freshDir('stack-signals');
+    servicesEnv = {
+      RGW_PORT: String(ports.rgw),
+      RGW_MON_PORT: String(ports.rgwMon),
+      RGW_DIR: `${dir}/rgw`,
+      REDIS_PORT: String(ports.redis),
+      REDIS_DIR: `${dir}/redis`,
+    };
+    npm = spawn('npm', ['run', 'stack', '--', '--port', String(ports.edge), '--runner-port', String(ports.runner)], {
+      cwd: REPO,
+      env: {
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DECISERVE_API_KEY')),
+        ...servicesEnv,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    npm.stdout!.on('data', (d: Buffer) => (output += d));
+    npm.stderr!.on('data', (d: Buffer) => (output += d));
+    await waitFor('the stack', () => output.includes('deciserve is up') || npm!.exitCode !== null, 240_000);
+    expect(output, output).toContain('starting radosgw (S3) and Redis');
+    expect(output, output).toContain('deciserve is up');
+    printedKeys.push(/API key +(\S+)/.exec(output)![1]!);
+    expect(new Set(printedKeys).size, 'the dev API key stays the same across starts').toBe(1);
+    for (const port of Object.values(ports)) expect(await portFree(port), `port ${port} in use`).toBe(false);
+    descendants = processTree(npm.pid!);
+    const commands = descendants
+      .map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '))
+      .join('\n');
+    expect(commands).toMatch(/runner\/cli\.ts serve/);
+    expect(commands).toMatch(/workerd serve/);
 
-  npm.kill(signal); // the npm process only, not its process group
-  await waitFor('every child to exit', () => descendants.every((pid) => !alive(pid)), 60_000).catch(() => undefined);
-  expect(descendants.filter(alive).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8'))).toEqual([]);
-  // radosgw and Redis run as daemons (not our descendants): their ports say whether they stopped.
-  await waitFor('the ports to be free', async () => (await Promise.all(Object.values(ports).map(portFree))).every(Boolean), 30_000).catch(() => undefined);
-  for (const [name, port] of Object.entries(ports)) expect(await portFree(port), `${name} port ${port} still in use`).toBe(true);
-}, 360_000);
+    npm.kill(signal); // the npm process only, not its process group
+    await waitFor('every child to exit', () => descendants.every((pid) => !alive(pid)), 60_000).catch(() => undefined);
+    expect(descendants.filter(alive).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8'))).toEqual([]);
+    // radosgw and Redis run as daemons (not our descendants): their ports say whether they stopped.
+    await waitFor(
+      'the ports to be free',
+      async () => (await Promise.all(Object.values(ports).map(portFree))).every(Boolean),
+      30_000,
+    ).catch(() => undefined);
+    for (const [name, port] of Object.entries(ports))
+      expect(await portFree(port), `${name} port ${port} still in use`).toBe(true);
+  },
+  360_000,
+);

@@ -7,7 +7,16 @@ import { join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildRunner } from '../../runner/build.ts';
 import { ENGINE_KINDS } from '../../runner/engine/engine-kinds.ts';
-import { ROOT, importClosure, parseDockerfile, read, readJson, splitArgs, walkFiles, type Instruction } from './helpers.ts';
+import {
+  ROOT,
+  importClosure,
+  parseDockerfile,
+  read,
+  readJson,
+  splitArgs,
+  walkFiles,
+  type Instruction,
+} from './helpers.ts';
 
 const DOCKERFILE = 'infra/runner/Dockerfile';
 const instructions = parseDockerfile(read(DOCKERFILE));
@@ -21,12 +30,21 @@ const stageNames = new Set(stages.map((s) => splitArgs(s[0].args).words[2]).filt
 
 /** Allow-list .dockerignore: `*` then `!path` re-includes; later plain patterns exclude again. */
 function dockerignored(path: string): boolean {
-  const patterns = read('infra/runner/Dockerfile.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const patterns = read('infra/runner/Dockerfile.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   let excluded = false;
   for (const p of patterns) {
     const negate = p.startsWith('!');
     const pat = (negate ? p.slice(1) : p).replace(/\/$/, '');
-    const re = new RegExp(`^${pat.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '\0').replace(/\*/g, '[^/]*').replace(/\0/g, '(?:.*/)?')}(?:/.*)?$`);
+    const re = new RegExp(
+      `^${pat
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*\//g, '\0')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\0/g, '(?:.*/)?')}(?:/.*)?$`,
+    );
     if (re.test(path)) excluded = !negate;
   }
   return excluded;
@@ -110,17 +128,23 @@ describe('runner Dockerfile', () => {
     // The engine thread is a second entry point of the bundle (runner/build.ts).
     const closure = importClosure('runner/cli.ts');
     for (const f of importClosure('runner/engine/engine-thread.ts').files) closure.files.add(f);
-    for (const f of closure.files) expect(buildFiles.has(f), `${f} (imported by the runner) is not in the build stage`).toBe(true);
+    for (const f of closure.files)
+      expect(buildFiles.has(f), `${f} (imported by the runner) is not in the build stage`).toBe(true);
     const pkg = readJson('package.json');
-    for (const p of closure.packages) expect(pkg.dependencies[p], `${p} must be a production dependency (npm ci --omit=dev)`).toBeDefined();
+    for (const p of closure.packages)
+      expect(pkg.dependencies[p], `${p} must be a production dependency (npm ci --omit=dev)`).toBeDefined();
   });
 
   it('carries the model and the CUDA kernel sources', () => {
-    const env = final.filter((i) => i.cmd === 'ENV').map((i) => i.args).join(' ');
+    const env = final
+      .filter((i) => i.cmd === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
     const modelDir = /RUNNER_MODEL_DIR=(\S+)/.exec(env)?.[1];
     expect(modelDir).toBeDefined();
     const files = imageFiles();
-    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) expect(files.has(posix.join(modelDir!, f)), f).toBe(true);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json'])
+      expect(files.has(posix.join(modelDir!, f)), f).toBe(true);
     // mamba/cuda/kernels/ (NVRTC sources) must be covered by a COPY and not excluded, whether or not it exists yet.
     expect(dockerignored('mamba/cuda/kernels/scan.cu')).toBe(false);
     expect(final.some((i) => i.cmd === 'COPY' && /(^|\s)mamba\/(cuda\/(kernels\/)?)?\s/.test(`${i.args} `))).toBe(true);
@@ -128,12 +152,21 @@ describe('runner Dockerfile', () => {
   });
 
   it('configures the runner through environment variables only, without secrets baked in', () => {
-    const env = final.filter((i) => i.cmd === 'ENV').flatMap((i) => i.args.split(/\s+/)).map((kv) => kv.split('=')[0]);
+    const env = final
+      .filter((i) => i.cmd === 'ENV')
+      .flatMap((i) => i.args.split(/\s+/))
+      .map((kv) => kv.split('=')[0]);
     const schema = read('runner/config.ts');
-    for (const k of env.filter((k) => /^(RUNNER|S3|REDIS)_/.test(k))) expect(schema, `${k} is not a runner setting`).toContain(`  ${k}: `);
+    for (const k of env.filter((k) => /^(RUNNER|S3|REDIS)_/.test(k)))
+      expect(schema, `${k} is not a runner setting`).toContain(`  ${k}: `);
     for (const k of env) expect(k).not.toMatch(/SECRET|PASSWORD|ACCESS_KEY/);
     expect(env).toContain('RUNNER_HOST'); // the default 127.0.0.1 would be unreachable from outside the container
-    const engine = /RUNNER_ENGINE=(\S+)/.exec(final.filter((i) => i.cmd === 'ENV').map((i) => i.args).join(' '))?.[1];
+    const engine = /RUNNER_ENGINE=(\S+)/.exec(
+      final
+        .filter((i) => i.cmd === 'ENV')
+        .map((i) => i.args)
+        .join(' '),
+    )?.[1];
     expect(ENGINE_KINDS).toContain(engine);
   });
 

@@ -11,10 +11,13 @@ export const readJson = <T = any>(p: string): T => JSON.parse(read(p));
 
 /** Every document of a YAML file; throws on any parse error or warning. */
 export function yamlDocs(p: string): any[] {
-  return parseAllDocuments(read(p)).map((doc) => {
-    if (doc.errors.length || doc.warnings.length) throw new Error(`${p}: ${[...doc.errors, ...doc.warnings].map((e) => e.message).join('; ')}`);
-    return doc.toJS();
-  }).filter((d) => d != null);
+  return parseAllDocuments(read(p))
+    .map((doc) => {
+      if (doc.errors.length || doc.warnings.length)
+        throw new Error(`${p}: ${[...doc.errors, ...doc.warnings].map((e) => e.message).join('; ')}`);
+      return doc.toJS();
+    })
+    .filter((d) => d != null);
 }
 
 /** Series names the runner exposes: registered names, plus _bucket/_sum/_count for histograms. */

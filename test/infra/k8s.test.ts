@@ -23,7 +23,12 @@ const envOf = (d: any) => Object.fromEntries(container(d).env.map((e: any) => [e
 /** The model class for an object's apiVersion/kind, from the schema packages. */
 async function modelFor(o: any): Promise<any> {
   const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : [null, o.apiVersion];
-  const pkg = group === 'keda.sh' ? '@kubernetes-models/keda' : group === 'monitoring.coreos.com' ? '@kubernetes-models/prometheus-operator' : 'kubernetes-models';
+  const pkg =
+    group === 'keda.sh'
+      ? '@kubernetes-models/keda'
+      : group === 'monitoring.coreos.com'
+        ? '@kubernetes-models/prometheus-operator'
+        : 'kubernetes-models';
   const mod = await import(`${pkg}/${group ? `${group}/` : ''}${version}/${o.kind}`);
   return mod[o.kind] ?? mod.default;
 }
@@ -40,13 +45,16 @@ async function schemaErrors(o: any): Promise<string | null> {
 
 describe('Kubernetes manifests', () => {
   it('kustomization lists every manifest in the folder (the example Secret excepted)', () => {
-    const files = readdirSync(join(ROOT, DIR)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && !f.endsWith('.example.yaml'));
+    const files = readdirSync(join(ROOT, DIR)).filter(
+      (f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && !f.endsWith('.example.yaml'),
+    );
     expect([...kustomization.resources].sort()).toEqual(files.sort());
   });
 
   it('every object validates against its Kubernetes / CRD schema', async () => {
     expect(objects.length).toBeGreaterThanOrEqual(12);
-    for (const o of [...objects, exampleSecret]) expect(await schemaErrors(o), `${o.kind}/${o.metadata?.name}`).toBeNull();
+    for (const o of [...objects, exampleSecret])
+      expect(await schemaErrors(o), `${o.kind}/${o.metadata?.name}`).toBeNull();
   });
 
   it('the schema check rejects a broken object', async () => {
@@ -59,15 +67,24 @@ describe('Kubernetes manifests', () => {
   });
 
   it('selectors match their pod templates; Services and PDBs select real pods', () => {
-    const pods = objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet').map((o) => o.spec.template.metadata.labels);
+    const pods = objects
+      .filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')
+      .map((o) => o.spec.template.metadata.labels);
     for (const d of objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')) {
       expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
     }
-    const selects = (sel: Record<string, string>) => pods.some((labels) => Object.entries(sel).every(([k, v]) => labels[k] === v));
-    for (const s of objects.filter((o) => o.kind === 'Service')) expect(selects(s.spec.selector), `Service ${s.metadata.name}`).toBe(true);
-    for (const p of objects.filter((o) => o.kind === 'PodDisruptionBudget')) expect(selects(p.spec.selector.matchLabels), `PDB ${p.metadata.name}`).toBe(true);
+    const selects = (sel: Record<string, string>) =>
+      pods.some((labels) => Object.entries(sel).every(([k, v]) => labels[k] === v));
+    for (const s of objects.filter((o) => o.kind === 'Service'))
+      expect(selects(s.spec.selector), `Service ${s.metadata.name}`).toBe(true);
+    for (const p of objects.filter((o) => o.kind === 'PodDisruptionBudget'))
+      expect(selects(p.spec.selector.matchLabels), `PDB ${p.metadata.name}`).toBe(true);
     const sm = objects.find((o) => o.kind === 'ServiceMonitor');
-    const svc = objects.filter((o) => o.kind === 'Service' && Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v));
+    const svc = objects.filter(
+      (o) =>
+        o.kind === 'Service' &&
+        Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v),
+    );
     expect(svc.map((s) => s.metadata.name)).toEqual(['deciserve-runner-metrics']);
     expect(svc[0].spec.ports.map((p: any) => p.name)).toContain(sm.spec.endpoints[0].port);
   });
@@ -87,7 +104,8 @@ describe('Kubernetes manifests', () => {
       expect(container(d).envFrom[0].configMapRef.name).toBe(configMap.metadata.name);
       // The runner's own parser accepts the merged environment (secrets stubbed).
       const merged: Record<string, string> = { ...configMap.data };
-      for (const [k, e] of Object.entries<any>(env)) merged[k] = e.value ?? (k === 'RUNNER_WEBHOOK_SECRET' ? `whsec_${'A'.repeat(44)}` : 'x'.repeat(32));
+      for (const [k, e] of Object.entries<any>(env))
+        merged[k] = e.value ?? (k === 'RUNNER_WEBHOOK_SECRET' ? `whsec_${'A'.repeat(44)}` : 'x'.repeat(32));
       const config = configFromEnv(merged);
       expect(config.host).toBe('0.0.0.0');
       expect(config.s3.createBucket).toBe(false);
@@ -119,7 +137,9 @@ describe('Kubernetes manifests', () => {
     const preStop = (d: any) => Number(container(d).lifecycle?.preStop?.exec?.command?.[1] ?? 0);
     const maxPass = Number(worker.metadata.annotations['deciserve.dev/max-pass-seconds']);
     expect(maxPass).toBeGreaterThan(0);
-    expect(worker.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStop(worker) + maxPass + idleS + 30);
+    expect(worker.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(
+      preStop(worker) + maxPass + idleS + 30,
+    );
     // Intake: the preStop sleep lets endpoints drop the pod, then at most one S3 retry budget (5 s) in flight.
     expect(preStop(intake)).toBeGreaterThanOrEqual(5);
     expect(intake.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStop(intake) + 5 + idleS);
@@ -139,7 +159,10 @@ describe('Kubernetes manifests', () => {
     for (const m of trigger.metadata.query.match(/deciserve_runner_\w+/g)) expect(series.has(m), m).toBe(true);
     // The states queueCounts() actually asks BullMQ for (plus "dead").
     let asked: string[] = [];
-    await queueCounts({ getJobCounts: async (...s: string[]) => ((asked = s), {}) } as any, { count: async () => 0 } as any);
+    await queueCounts(
+      { getJobCounts: async (...s: string[]) => ((asked = s), {}) } as any,
+      { count: async () => 0 } as any,
+    );
     const states = labelMatchers(trigger.metadata.query).find((m) => m.label === 'state')!.values;
     for (const s of states) expect([...asked, 'dead']).toContain(s);
     expect(states).toEqual(expect.arrayContaining(['waiting', 'prioritized', 'active']));

@@ -16,7 +16,11 @@ const runnerSource = readdirSync(join(ROOT, 'runner'), { recursive: true, encodi
   .map((f) => read(`runner/${f}`))
   .join('\n');
 // Labels added by scraping (prometheus.yml relabeling / ServiceMonitor), not by the runner.
-const SCRAPE_LABELS: Record<string, string[]> = { component: ['worker', 'intake'], namespace: ['deciserve'], job: ['deciserve-runner.*'] };
+const SCRAPE_LABELS: Record<string, string[]> = {
+  component: ['worker', 'intake'],
+  namespace: ['deciserve'],
+  job: ['deciserve-runner.*'],
+};
 
 function metricsIn(expr: string): string[] {
   // Identifiers followed by a selector, range or aggregation paren: drop PromQL functions/keywords and label names.
@@ -46,11 +50,15 @@ describe('observability', () => {
 
   it('the dashboard has the panels the issue asks for', () => {
     const titles = panels.map((p: any) => p.title.toLowerCase()).join('\n');
-    for (const t of ['queue depth', 'batch size', 'tokens/s', 'job latency', 'cost per', 'kept prompt tokens']) expect(titles).toContain(t);
-    const decimationPanels = dashboard.panels.filter((p: any) => p.targets?.some((t: any) => /by \(decimation\)/.test(t.expr)));
+    for (const t of ['queue depth', 'batch size', 'tokens/s', 'job latency', 'cost per', 'kept prompt tokens'])
+      expect(titles).toContain(t);
+    const decimationPanels = dashboard.panels.filter((p: any) =>
+      p.targets?.some((t: any) => /by \(decimation\)/.test(t.expr)),
+    );
     expect(decimationPanels.length).toBeGreaterThanOrEqual(2); // DeciMamba (on) vs Mamba (off)
     expect(dashboard.templating.list.map((v: any) => v.name)).toContain('gpu_dollars_per_hour');
-    for (const e of dashboardExprs.filter((e) => e.includes('$gpu_dollars_per_hour'))) expect(e).toMatch(/engine_seconds_total|draining/);
+    for (const e of dashboardExprs.filter((e) => e.includes('$gpu_dollars_per_hour')))
+      expect(e).toMatch(/engine_seconds_total|draining/);
     const ids = dashboard.panels.map((p: any) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
     for (const e of allExprs) expect(e.split('(').length, e).toBe(e.split(')').length);

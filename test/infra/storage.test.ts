@@ -5,7 +5,10 @@ import { JobStore } from '../../runner/store/s3-store.ts';
 import { read, readJson } from './helpers.ts';
 
 // The areas are a type union in s3-store.ts; read them from the source so a new area fails here until covered.
-const AREAS = /export type StoreArea = ([^;]+);/.exec(read('runner/store/s3-store.ts'))![1].split('|').map((s) => s.trim().replace(/'/g, ''));
+const AREAS = /export type StoreArea = ([^;]+);/
+  .exec(read('runner/store/s3-store.ts'))![1]
+  .split('|')
+  .map((s) => s.trim().replace(/'/g, ''));
 const store = new JobStore({} as any, 'bucket', '', { retryForMs: 0, presignTtlS: 1 }, pino({ level: 'silent' }));
 const prefixOf = (area: string) => store.key(area as any, 'job_x').replace('job_x.json', '');
 const lifecycle = readJson('infra/storage/lifecycle.json');
@@ -37,14 +40,20 @@ describe('storage layout and policies', () => {
   });
 
   const statements = (file: string) => readJson(`infra/storage/${file}`).Statement as any[];
-  const objectArns = (file: string) => statements(file).filter((s) => s.Resource !== undefined).flatMap((s) => [s.Resource].flat()).filter((r: string) => r.includes('/'));
+  const objectArns = (file: string) =>
+    statements(file)
+      .filter((s) => s.Resource !== undefined)
+      .flatMap((s) => [s.Resource].flat())
+      .filter((r: string) => r.includes('/'));
 
   it('runner policy: read/write exactly the runner areas, no delete, no bucket admin', () => {
     const st = statements('runner-policy.json');
     const actions = new Set(st.flatMap((s) => [s.Action].flat()));
     expect([...actions].sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
     const arns = objectArns('runner-policy.json');
-    expect(arns.map((a: string) => a.replace(/^arn:aws:s3:::[^/]+\//, '').replace(/\*$/, '')).sort()).toEqual(AREAS.map(prefixOf).sort());
+    expect(arns.map((a: string) => a.replace(/^arn:aws:s3:::[^/]+\//, '').replace(/\*$/, '')).sort()).toEqual(
+      AREAS.map(prefixOf).sort(),
+    );
     const list = st.find((s) => [s.Action].flat().includes('s3:ListBucket'));
     expect(list.Resource).not.toContain('/');
     expect(list.Condition.StringLikeIfExists['s3:prefix'].sort()).toEqual(AREAS.map((a) => `${prefixOf(a)}*`).sort());
@@ -61,7 +70,8 @@ describe('storage layout and policies', () => {
   it('both policies name the same bucket as the k8s ConfigMap', () => {
     const bucket = /S3_BUCKET: (\S+)/.exec(read('infra/k8s/runner-config.yaml'))![1];
     for (const f of ['runner-policy.json', 'worker-policy.json']) {
-      for (const s of statements(f)) for (const r of [s.Resource].flat()) expect(r).toMatch(new RegExp(`^arn:aws:s3:::${bucket}(/|$)`));
+      for (const s of statements(f))
+        for (const r of [s.Resource].flat()) expect(r).toMatch(new RegExp(`^arn:aws:s3:::${bucket}(/|$)`));
     }
   });
 });

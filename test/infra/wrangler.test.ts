@@ -13,7 +13,8 @@ import { ROOT, read } from './helpers.ts';
 const ENVS = ['dev', 'staging', 'production'] as const;
 const CONFIG = process.env.INFRA_WRANGLER_CONFIG ?? join(ROOT, 'wrangler.toml'); // override: try a draft config
 const WRANGLER = join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
-const configOf = (env: string) => unstable_readConfig({ config: CONFIG, ...(env ? { env } : {}) }, { hideWarnings: true } as any) as any;
+const configOf = (env: string) =>
+  unstable_readConfig({ config: CONFIG, ...(env ? { env } : {}) }, { hideWarnings: true } as any) as any;
 // Settings worker/config.ts reads (its zod schema keys), and the ones it documents as secrets.
 const workerSchema = read('worker/config.ts');
 const SETTINGS = [...workerSchema.matchAll(/^ {2}([A-Z][A-Z0-9_]+): /gm)].map((m) => m[1]);
@@ -33,17 +34,34 @@ describe('wrangler.toml environments', () => {
     const run = async (env: string) => {
       const outdir = mkdtempSync(join(tmpdir(), `wrangler-${env}-`));
       try {
-        const { stdout, stderr } = await promisify(execFile)(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--config', CONFIG, '--env', env, '--assets', ASSETS, '--outdir', outdir], {
-          cwd: ROOT,
-          env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_API_TOKEN: '', NO_COLOR: '1', FORCE_COLOR: '0' },
-          maxBuffer: 16 * 1024 * 1024,
-        });
+        const { stdout, stderr } = await promisify(execFile)(
+          process.execPath,
+          [WRANGLER, 'deploy', '--dry-run', '--config', CONFIG, '--env', env, '--assets', ASSETS, '--outdir', outdir],
+          {
+            cwd: ROOT,
+            env: {
+              ...process.env,
+              WRANGLER_SEND_METRICS: 'false',
+              CLOUDFLARE_API_TOKEN: '',
+              NO_COLOR: '1',
+              FORCE_COLOR: '0',
+            },
+            maxBuffer: 16 * 1024 * 1024,
+          },
+        );
         const out = stdout + stderr;
         expect(out, env).toContain('--dry-run: exiting now.');
-        expect(readdirSync(outdir).some((f) => f.endsWith('.js')), `${env}: no bundle in --outdir`).toBe(true);
+        expect(
+          readdirSync(outdir).some((f) => f.endsWith('.js')),
+          `${env}: no bundle in --outdir`,
+        ).toBe(true);
         // Warnings such as `"vars" exists at the top level, but not on "env.X"` mean a binding silently missing in
         // that environment. The only accepted one: `secrets` is an experimental field.
-        const warnings = out.split('\n').filter((l) => /^\s+- (?!"secrets" fields are experimental)/.test(l) && !/environment configuration$/.test(l));
+        const warnings = out
+          .split('\n')
+          .filter(
+            (l) => /^\s+- (?!"secrets" fields are experimental)/.test(l) && !/environment configuration$/.test(l),
+          );
         expect(warnings, `${env} config warnings`).toEqual([]);
         return out;
       } finally {
@@ -73,7 +91,9 @@ describe('wrangler.toml environments', () => {
     // wrangler only warns when an env has no vars at all; a single missing key would silently fall back to a default.
     expect(Object.keys(c.vars ?? {})).toEqual(expect.arrayContaining(Object.keys(configOf('').vars ?? {})));
     // The edge may not accept more than the runner does (runner/config.ts defaults / infra/k8s ConfigMap).
-    const runnerMax = Number(/RUNNER_MAX_PROMPT_TOKENS: int\(1, ([\d_]+)\)/.exec(read('runner/config.ts'))![1].replace(/_/g, ''));
+    const runnerMax = Number(
+      /RUNNER_MAX_PROMPT_TOKENS: int\(1, ([\d_]+)\)/.exec(read('runner/config.ts'))![1].replace(/_/g, ''),
+    );
     if (c.vars?.MAX_PROMPT_TOKENS) expect(Number(c.vars.MAX_PROMPT_TOKENS)).toBeLessThanOrEqual(runnerMax);
   });
 

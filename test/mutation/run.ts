@@ -41,7 +41,10 @@ export const MODULES: Record<string, string[]> = {
 };
 
 interface StrykerReport {
-  files: Record<string, { mutants: Array<{ status: string; mutatorName: string; location: { start: { line: number } } }> }>;
+  files: Record<
+    string,
+    { mutants: Array<{ status: string; mutatorName: string; location: { start: { line: number } } }> }
+  >;
 }
 
 interface ModuleScore {
@@ -62,19 +65,32 @@ interface ModuleScore {
 
 function runModule(module: string): ModuleScore {
   const tests = MODULES[module]!;
-  const moduleCommit = spawnSync('git', ['log', '-1', '--format=%h', '--', module], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
+  const moduleCommit = spawnSync('git', ['log', '-1', '--format=%h', '--', module], {
+    cwd: REPO,
+    encoding: 'utf8',
+  }).stdout.trim();
   const env = { ...process.env, MUTATE: module, MUTATION_TESTS: tests.join(',') };
   const res = spawnSync(STRYKER, ['run', 'test/mutation/stryker.config.mjs'], { cwd: REPO, env, stdio: 'inherit' });
   if (res.status !== 0) throw new Error(`stryker failed on ${module} (exit ${res.status})`);
-  const report = JSON.parse(readFileSync(join(REPO, 'test/.tmp/mutation', `${module.replace(/[/.]/g, '_')}.json`), 'utf8')) as StrykerReport;
+  const report = JSON.parse(
+    readFileSync(join(REPO, 'test/.tmp/mutation', `${module.replace(/[/.]/g, '_')}.json`), 'utf8'),
+  ) as StrykerReport;
   const mutants = Object.values(report.files).flatMap((f) => f.mutants);
   const count = (s: string) => mutants.filter((m) => m.status === s).length;
   const valid = mutants.filter((m) => !['CompileError', 'RuntimeError', 'Ignored'].includes(m.status)).length;
   const [killed, timeout] = [count('Killed'), count('Timeout')];
   return {
-    module, tests, mutants: valid, killed, timeout, survived: count('Survived'), noCoverage: count('NoCoverage'),
+    module,
+    tests,
+    mutants: valid,
+    killed,
+    timeout,
+    survived: count('Survived'),
+    noCoverage: count('NoCoverage'),
     score: Math.round((1000 * (killed + timeout)) / Math.max(valid, 1)) / 10,
-    survivors: mutants.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage').map((m) => `${m.mutatorName}@${m.location.start.line}`),
+    survivors: mutants
+      .filter((m) => m.status === 'Survived' || m.status === 'NoCoverage')
+      .map((m) => `${m.mutatorName}@${m.location.start.line}`),
     ranAt: new Date().toISOString(),
     moduleCommit,
   };
@@ -82,22 +98,39 @@ function runModule(module: string): ModuleScore {
 
 /** Runs recorded before moduleCommit existed: the last commit touching the module before the run. */
 function commitAt(module: string, ranAt: string): string {
-  return spawnSync('git', ['log', '-1', `--before=${ranAt}`, '--format=%h', '--', module], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
+  return spawnSync('git', ['log', '-1', `--before=${ranAt}`, '--format=%h', '--', module], {
+    cwd: REPO,
+    encoding: 'utf8',
+  }).stdout.trim();
 }
 
 function writeReport(scores: ModuleScore[]): void {
   for (const s of scores) s.moduleCommit ??= commitAt(s.module, s.ranAt);
-  const command = 'npm run mutation -- <module> (test/mutation/run.ts; StrykerJS 9.6.1, vitest runner, perTest coverage, concurrency 2)';
+  const command =
+    'npm run mutation -- <module> (test/mutation/run.ts; StrykerJS 9.6.1, vitest runner, perTest coverage, concurrency 2)';
   writeFileSync(REPORT, JSON.stringify({ command, target: TARGET, modules: scores }, null, 2) + '\n');
-  const rows = scores.map((s) => `| \`${s.module}\` | ${s.moduleCommit} | ${s.mutants} | ${s.killed + s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.score}% ${s.score >= TARGET ? '' : '**(under target)**'} | ${s.tests.map((t) => `\`${t}\``).join(', ')} |`);
+  const rows = scores.map(
+    (s) =>
+      `| \`${s.module}\` | ${s.moduleCommit} | ${s.mutants} | ${s.killed + s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.score}% ${s.score >= TARGET ? '' : '**(under target)**'} | ${s.tests.map((t) => `\`${t}\``).join(', ')} |`,
+  );
   const text = readFileSync(README, 'utf8');
-  const table = ['| module | at commit | mutants | killed | survived | no coverage | score | tests |', '| --- | --- | --: | --: | --: | --: | --: | --- |', ...rows].join('\n');
-  writeFileSync(README, text.replace(/<!-- scores -->[\s\S]*<!-- \/scores -->/, `<!-- scores -->\n${table}\n<!-- /scores -->`));
+  const table = [
+    '| module | at commit | mutants | killed | survived | no coverage | score | tests |',
+    '| --- | --- | --: | --: | --: | --: | --: | --- |',
+    ...rows,
+  ].join('\n');
+  writeFileSync(
+    README,
+    text.replace(/<!-- scores -->[\s\S]*<!-- \/scores -->/, `<!-- scores -->\n${table}\n<!-- /scores -->`),
+  );
 }
 
-const previous: ModuleScore[] = existsSync(REPORT) ? (JSON.parse(readFileSync(REPORT, 'utf8')) as { modules: ModuleScore[] }).modules : [];
+const previous: ModuleScore[] = existsSync(REPORT)
+  ? (JSON.parse(readFileSync(REPORT, 'utf8')) as { modules: ModuleScore[] }).modules
+  : [];
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(MODULES);
-for (const m of wanted) if (!MODULES[m]) throw new Error(`unknown module ${m}; one of ${Object.keys(MODULES).join(', ')}`);
+for (const m of wanted)
+  if (!MODULES[m]) throw new Error(`unknown module ${m}; one of ${Object.keys(MODULES).join(', ')}`);
 const scores = new Map(previous.map((s) => [s.module, s]));
 ensureStryker();
 const failed: string[] = [];
@@ -111,8 +144,14 @@ for (const module of wanted) {
     continue;
   }
   scores.set(module, score);
-  console.log(`${module}: ${score.score}% (${score.killed + score.timeout}/${score.mutants}); survivors: ${score.survivors.join(' ') || 'none'}`);
-  writeReport(Object.keys(MODULES).filter((m) => scores.has(m)).map((m) => scores.get(m)!));
+  console.log(
+    `${module}: ${score.score}% (${score.killed + score.timeout}/${score.mutants}); survivors: ${score.survivors.join(' ') || 'none'}`,
+  );
+  writeReport(
+    Object.keys(MODULES)
+      .filter((m) => scores.has(m))
+      .map((m) => scores.get(m)!),
+  );
 }
 if (failed.length > 0) {
   console.error(`stryker failed on: ${failed.join(', ')}`);

@@ -17,7 +17,20 @@ export default {
   // Outside test/: the top-level vitest config would pick up the sandbox's copies of the tests.
   tempDirName: '.stryker-tmp',
   // The sandbox copies the repository; these are large and no unit test reads them.
-  ignorePatterns: ['models', 'train', 'bench/results/*.log', 'bench/results/*.jsonl', 'bench/results/report.html', 'dist', 'test/.tmp', '.data', '.corpus', '.wrangler', '.stryker-tmp', 'test/mutation/node_modules'],
+  ignorePatterns: [
+    'models',
+    'train',
+    'bench/results/*.log',
+    'bench/results/*.jsonl',
+    'bench/results/report.html',
+    'dist',
+    'test/.tmp',
+    '.data',
+    '.corpus',
+    '.wrangler',
+    '.stryker-tmp',
+    'test/mutation/node_modules',
+  ],
   timeoutMS: 8_000, // on top of 1.5× the test's own time; a mutant stuck in a retry loop is a kill (Timeout)
   cleanTempDir: 'always',
 };

@@ -3,7 +3,8 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 const tests = (process.env.MUTATION_TESTS ?? '').split(',').filter(Boolean);
-if (tests.length === 0) throw new Error('test/mutation/vitest.config.ts: set MUTATION_TESTS (run it through npm run mutation)');
+if (tests.length === 0)
+  throw new Error('test/mutation/vitest.config.ts: set MUTATION_TESTS (run it through npm run mutation)');
 
 export default defineConfig({
   test: {

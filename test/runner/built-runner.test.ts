@@ -3,7 +3,18 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildRunner } from '../../runner/build.ts';
-import { ensureRadosgw, freshDir, JobClient, runnerEnv, runTag, spawnRunner, startRedis, writeTinyCheckpoint, type RedisHandle, type RunnerProcess } from './harness.ts';
+import {
+  ensureRadosgw,
+  freshDir,
+  JobClient,
+  runnerEnv,
+  runTag,
+  spawnRunner,
+  startRedis,
+  writeTinyCheckpoint,
+  type RedisHandle,
+  type RunnerProcess,
+} from './harness.ts';
 
 let redis: RedisHandle;
 let runner: RunnerProcess;
@@ -14,7 +25,9 @@ beforeAll(async () => {
   const modelDir = await writeTinyCheckpoint(join(dir, 'tiny'));
   const bundle = await buildRunner(join(dir, 'dist'));
   const tag = runTag('built');
-  runner = await spawnRunner(runnerEnv({ modelDir, redisUrl: redis.url, s3, bucket: tag, queue: tag }), { entry: [join(bundle, 'cli.js')] });
+  runner = await spawnRunner(runnerEnv({ modelDir, redisUrl: redis.url, s3, bucket: tag, queue: tag }), {
+    entry: [join(bundle, 'cli.js')],
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -25,7 +38,12 @@ afterAll(async () => {
 
 it('runs a job from the JavaScript bundle, without tsx', async () => {
   const client = new JobClient(runner.url);
-  const { status, body } = await client.submit({ type: 'completion', model: 'tiny', prompt: 'hello there world', max_tokens: 3 });
+  const { status, body } = await client.submit({
+    type: 'completion',
+    model: 'tiny',
+    prompt: 'hello there world',
+    max_tokens: 3,
+  });
   expect(status).toBe(202);
   const view = await client.waitDone(body.id, 60_000);
   expect(view.status, JSON.stringify(view)).toBe('succeeded');

@@ -22,7 +22,10 @@ describe.skipIf(!CXX)('runner on the CUDA engine (CPU emulator)', () => {
   let runPass: typeof import('../../runner/pass/pass.ts').runPass;
   let ctx: PassContext;
   beforeAll(async () => {
-    Object.assign(process.env, buildFakeCuda().env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'), FAKE_CUDA_TOTAL_MB: '2048' });
+    Object.assign(process.env, buildFakeCuda().env, {
+      DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'),
+      FAKE_CUDA_TOTAL_MB: '2048',
+    });
     factory = await import('../../runner/engine/engine-factory.ts');
     ({ runPass } = await import('../../runner/pass/pass.ts'));
     const { readModelDefaults } = await import('../../runner/model-defaults.ts');
@@ -38,7 +41,14 @@ describe.skipIf(!CXX)('runner on the CUDA engine (CPU emulator)', () => {
 
     const items = [
       item('a', { type: 'completion', prompt: text.repeat(3), max_tokens: 12 }),
-      item('b', { type: 'completion', prompt: text.repeat(8), max_tokens: 9, decimation: 'on', decimation_params: { layers: [1, 2], beta: 0.5, l_base: 60, min_seq_len: 8 }, protect: 5 }),
+      item('b', {
+        type: 'completion',
+        prompt: text.repeat(8),
+        max_tokens: 9,
+        decimation: 'on',
+        decimation_params: { layers: [1, 2], beta: 0.5, l_base: 60, min_seq_len: 8 },
+        protect: 5,
+      }),
       item('c', { type: 'completion', prompt: 'And God said', max_tokens: 10, temperature: 0.9, top_k: 40, seed: 7 }),
       item('d', { type: 'completion', prompt: text, max_tokens: 8, stop: ['the'] }),
       item('e', { type: 'score', prompt: text.repeat(2), continuation: 'And God saw the light.' }),
@@ -72,7 +82,16 @@ describe.skipIf(!CXX)('runner on the CUDA engine (CPU emulator)', () => {
   it('a job the GPU cannot run fails alone; the rest of the pass completes', async () => {
     const cuda = await factory.loadEngine('cuda-fp32', MODEL);
     try {
-      const items = [item('ok', { type: 'completion', prompt: text, max_tokens: 4 }), item('bad', { type: 'completion', prompt: text, max_tokens: 4, decimation: 'on', decimation_params: { layers: [99], beta: 0.5, l_base: 10, min_seq_len: 4 } })];
+      const items = [
+        item('ok', { type: 'completion', prompt: text, max_tokens: 4 }),
+        item('bad', {
+          type: 'completion',
+          prompt: text,
+          max_tokens: 4,
+          decimation: 'on',
+          decimation_params: { layers: [99], beta: 0.5, l_base: 10, min_seq_len: 4 },
+        }),
+      ];
       const [ok, bad] = await runPass(cuda, items, ctx);
       expect(ok!.ok).toBe(true);
       expect(bad!.ok).toBe(false);

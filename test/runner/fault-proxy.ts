@@ -14,7 +14,8 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-const SLOW_DOWN = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>injected fault</Message></Error>';
+const SLOW_DOWN =
+  '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>injected fault</Message></Error>';
 
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const upstream = new URL(target);
@@ -27,7 +28,11 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       if (failCount > 0) failCount--;
       served503++;
       req.resume();
-      req.on('end', () => res.writeHead(503, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(SLOW_DOWN) }).end(SLOW_DOWN));
+      req.on('end', () =>
+        res
+          .writeHead(503, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(SLOW_DOWN) })
+          .end(SLOW_DOWN),
+      );
       return;
     }
     forwarded++;

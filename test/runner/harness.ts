@@ -35,10 +35,16 @@ export interface S3Env {
 
 /** Starts the memstore radosgw if it is not running (infra/local/radosgw.sh is idempotent and locked). */
 export async function ensureRadosgw(): Promise<S3Env> {
-  const { stdout } = await run(join(REPO, 'infra/local/radosgw.sh'), ['start'], { env: { ...process.env, RGW_STORE: 'memstore' }, timeout: 300_000 }).then(
-    () => run(join(REPO, 'infra/local/radosgw.sh'), ['env'], { env: { ...process.env, RGW_STORE: 'memstore' } }),
-  );
-  return Object.fromEntries(stdout.trim().split('\n').map((line) => line.split('=', 2) as [string, string])) as unknown as S3Env;
+  const { stdout } = await run(join(REPO, 'infra/local/radosgw.sh'), ['start'], {
+    env: { ...process.env, RGW_STORE: 'memstore' },
+    timeout: 300_000,
+  }).then(() => run(join(REPO, 'infra/local/radosgw.sh'), ['env'], { env: { ...process.env, RGW_STORE: 'memstore' } }));
+  return Object.fromEntries(
+    stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('=', 2) as [string, string]),
+  ) as unknown as S3Env;
 }
 
 export interface RedisHandle {
@@ -81,14 +87,21 @@ export async function startRedis(tag: string): Promise<RedisHandle> {
   return handle;
 }
 
-export async function writeTinyCheckpoint(dir: string, opts: { dModel?: number; nLayer?: number } = {}): Promise<string> {
+export async function writeTinyCheckpoint(
+  dir: string,
+  opts: { dModel?: number; nLayer?: number } = {},
+): Promise<string> {
   await writeRandomCheckpoint(dir, { dModel: opts.dModel ?? 32, nLayer: opts.nLayer ?? 2, seed: 7 });
   return dir;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await fn();
@@ -99,7 +112,10 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 }
 
 /** Environment for a runner in tests: short locks, stalled checks and backoffs so recovery takes seconds. */
-export function runnerEnv(base: { modelDir: string; redisUrl: string; s3: S3Env; bucket: string; queue: string }, extra: Record<string, string> = {}) {
+export function runnerEnv(
+  base: { modelDir: string; redisUrl: string; s3: S3Env; bucket: string; queue: string },
+  extra: Record<string, string> = {},
+) {
   return {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/root',
@@ -144,9 +160,16 @@ export interface RunnerProcess {
 }
 
 /** `entry`: node's arguments before `serve` (default: the TypeScript sources through tsx; the built bundle is one file). */
-export async function spawnRunner(env: Record<string, string>, opts: { waitReady?: boolean; entry?: string[] } = {}): Promise<RunnerProcess> {
+export async function spawnRunner(
+  env: Record<string, string>,
+  opts: { waitReady?: boolean; entry?: string[] } = {},
+): Promise<RunnerProcess> {
   const entry = opts.entry ?? ['--import', 'tsx', join(REPO, 'runner/cli.ts')];
-  const child: ChildProcess = spawn(process.execPath, [...entry, 'serve'], { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...entry, 'serve'], {
+    env,
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: LogLine[] = [];
   let text = '';
   let pending = '';
@@ -189,9 +212,19 @@ export async function spawnRunner(env: Record<string, string>, opts: { waitReady
     exited,
     waitForLog,
     kill: (signal = 'SIGTERM') => void child.kill(signal),
-    succeeded: () => logs.filter((l) => l.msg === 'job completed' && l.outcome === 'succeeded').map((l) => l.id as string),
+    succeeded: () =>
+      logs.filter((l) => l.msg === 'job completed' && l.outcome === 'succeeded').map((l) => l.id as string),
   };
-  if (opts.waitReady !== false) await waitFor('runner ready', () => fetch(`${proc.url}/readyz`).then((r) => r.ok, () => false), 60_000);
+  if (opts.waitReady !== false)
+    await waitFor(
+      'runner ready',
+      () =>
+        fetch(`${proc.url}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      60_000,
+    );
   return proc;
 }
 
@@ -231,10 +264,14 @@ export class JobClient {
   }
 
   async waitDone(id: string, timeoutMs = 30_000): Promise<JobView> {
-    return waitFor(`job ${id}`, async () => {
-      const view = await this.get(id).catch(() => null);
-      return view && ['succeeded', 'failed', 'cancelled'].includes(view.status) ? view : null;
-    }, timeoutMs);
+    return waitFor(
+      `job ${id}`,
+      async () => {
+        const view = await this.get(id).catch(() => null);
+        return view && ['succeeded', 'failed', 'cancelled'].includes(view.status) ? view : null;
+      },
+      timeoutMs,
+    );
   }
 
   async result<T = Record<string, unknown>>(view: JobView): Promise<T> {

@@ -4,7 +4,13 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signedHeaders, verifySignature } from '../../protocol/signing.ts';
+import {
+  NONCE_HEADER,
+  SIGNATURE_HEADER,
+  TIMESTAMP_HEADER,
+  signedHeaders,
+  verifySignature,
+} from '../../protocol/signing.ts';
 import { malformedRequests } from './malformed-corpus.ts';
 import {
   JobClient,
@@ -36,7 +42,12 @@ beforeAll(async () => {
   const modelDir = await writeTinyCheckpoint(join(dir, 'tiny'));
   const tag = runTag('intake');
   const base = { modelDir, redisUrl: redis.url, s3, bucket: tag, queue: tag };
-  const limits = { RUNNER_MAX_BODY_BYTES: String(256 * 1024), RUNNER_MAX_PROMPT_TOKENS: '20000', RUNNER_MAX_NEW_TOKENS: '256', RUNNER_TRAIN_LEN: '64' };
+  const limits = {
+    RUNNER_MAX_BODY_BYTES: String(256 * 1024),
+    RUNNER_MAX_PROMPT_TOKENS: '20000',
+    RUNNER_MAX_NEW_TOKENS: '256',
+    RUNNER_TRAIN_LEN: '64',
+  };
   [runner, intakeOnly] = await Promise.all([
     spawnRunner(runnerEnv(base, limits)),
     spawnRunner(runnerEnv({ ...base, queue: `${tag}-idle` }, { ...limits, RUNNER_ROLES: 'intake' })),
@@ -64,13 +75,23 @@ afterAll(async () => {
 
 describe('jobs through the runner', () => {
   it('runs a completion job and stores its result in S3 behind a presigned URL', async () => {
-    const { status, body } = await client.submit({ type: 'completion', model: 'tiny', prompt: 'The quick brown fox', max_tokens: 6, decimation: 'off' });
+    const { status, body } = await client.submit({
+      type: 'completion',
+      model: 'tiny',
+      prompt: 'The quick brown fox',
+      max_tokens: 6,
+      decimation: 'off',
+    });
     expect(status).toBe(202);
     expect(body).toMatchObject({ object: 'job', status: 'queued', type: 'completion' });
     const view = await client.waitDone(body.id);
     expect(view.status).toBe('succeeded');
     expect(view.result_url).toMatch(/X-Amz-Signature=/);
-    const result = await client.result<{ choices: Array<{ text: string; finish_reason: string }>; usage: Record<string, number>; deciserve: { decimation: { config: unknown } } }>(view);
+    const result = await client.result<{
+      choices: Array<{ text: string; finish_reason: string }>;
+      usage: Record<string, number>;
+      deciserve: { decimation: { config: unknown } };
+    }>(view);
     expect(result).toMatchObject({ id: body.id, object: 'text_completion', model: 'tiny' });
     expect(result.usage.completion_tokens).toBeLessThanOrEqual(6);
     expect(result.usage.prompt_tokens).toBe(body.prompt_tokens);
@@ -79,10 +100,22 @@ describe('jobs through the runner', () => {
 
   it('runs a score job, and DeciMamba when asked, reporting the kept tokens', async () => {
     const prompt = 'alpha beta gamma delta '.repeat(20);
-    const { body } = await client.submit({ type: 'score', model: 'tiny', prompt, continuation: ' epsilon', decimation: 'on', decimation_params: { l_base: 16, min_seq_len: 4 } });
+    const { body } = await client.submit({
+      type: 'score',
+      model: 'tiny',
+      prompt,
+      continuation: ' epsilon',
+      decimation: 'on',
+      decimation_params: { l_base: 16, min_seq_len: 4 },
+    });
     const view = await client.waitDone(body.id);
     expect(view.status).toBe('succeeded');
-    const result = await client.result<{ logprobs: number[]; perplexity: number; tokens: number[]; deciserve: { decimation: { kept: Array<{ layer: number; tokens: number }> } } }>(view);
+    const result = await client.result<{
+      logprobs: number[];
+      perplexity: number;
+      tokens: number[];
+      deciserve: { decimation: { kept: Array<{ layer: number; tokens: number }> } };
+    }>(view);
     expect(result.logprobs.length).toBe(result.tokens.length);
     expect(result.logprobs.every((lp) => lp <= 0)).toBe(true);
     expect(result.perplexity).toBeGreaterThan(1);
@@ -91,7 +124,12 @@ describe('jobs through the runner', () => {
   });
 
   it('turns decimation on automatically above the training length', async () => {
-    const { body } = await client.submit({ type: 'completion', model: 'tiny', prompt: 'word '.repeat(60), max_tokens: 2 });
+    const { body } = await client.submit({
+      type: 'completion',
+      model: 'tiny',
+      prompt: 'word '.repeat(60),
+      max_tokens: 2,
+    });
     const view = await client.waitDone(body.id);
     expect(view, runner.output().slice(-2000)).toMatchObject({ status: 'succeeded' });
     const result = await client.result<{ deciserve: { decimation: { config: { layers: number[] } | null } } }>(view);
@@ -116,12 +154,20 @@ describe('jobs through the runner', () => {
   });
 
   it('delivers a webhook signed the Standard Webhooks way with RUNNER_WEBHOOK_SECRET, not the intake secret', async () => {
-    const { body } = await client.submit({ type: 'completion', model: 'tiny', prompt: 'hook me', max_tokens: 2, webhook: { url: hookUrl } });
+    const { body } = await client.submit({
+      type: 'completion',
+      model: 'tiny',
+      prompt: 'hook me',
+      max_tokens: 2,
+      webhook: { url: hookUrl },
+    });
     const hook = await waitFor('webhook', () => received.find((r) => r.body.toString().includes(body.id)), 30_000);
     const headers = hook.headers as Record<string, string>;
     const event = new Webhook(WEBHOOK_SECRET).verify(hook.body.toString(), headers) as Record<string, any>;
     expect(headers['webhook-id']).toBe(`evt_${body.id}`);
-    expect(() => new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(hook.body.toString(), headers)).toThrow(WebhookVerificationError);
+    expect(() =>
+      new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(hook.body.toString(), headers),
+    ).toThrow(WebhookVerificationError);
     expect(headers[SIGNATURE_HEADER]).toBeUndefined(); // nothing an intake would accept
     expect(event).toMatchObject({ object: 'event', type: 'job.succeeded', data: { id: body.id, status: 'succeeded' } });
     expect(event.data.result_url).toMatch(/^http/);
@@ -139,7 +185,10 @@ describe('jobs through the runner', () => {
 
   it('exposes health, readiness and Prometheus metrics', async () => {
     expect((await fetch(`${runner.url}/healthz`)).status).toBe(200);
-    expect(await (await fetch(`${runner.url}/readyz`)).json()).toMatchObject({ ready: true, checks: { redis: 'ok', s3: 'ok', engine: 'ok' } });
+    expect(await (await fetch(`${runner.url}/readyz`)).json()).toMatchObject({
+      ready: true,
+      checks: { redis: 'ok', s3: 'ok', engine: 'ok' },
+    });
     const text = await (await fetch(`${runner.url}/metrics`)).text();
     for (const name of [
       'deciserve_runner_queue_jobs{state="waiting"}',
@@ -159,10 +208,16 @@ describe('jobs through the runner', () => {
 describe('authentication', () => {
   const body = JSON.stringify({ type: 'completion', model: 'tiny', prompt: 'auth', max_tokens: 1 });
   const post = (headers: Record<string, string>, payload = body, path = '/jobs') =>
-    fetch(intakeOnly.url + path, { method: 'POST', body: payload, headers: { 'content-type': 'application/json', ...headers } });
+    fetch(intakeOnly.url + path, {
+      method: 'POST',
+      body: payload,
+      headers: { 'content-type': 'application/json', ...headers },
+    });
   const expect401 = async (res: Response, code: string) => {
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ error: { message: expect.any(String), type: 'authentication_error', param: null, code } });
+    expect(await res.json()).toEqual({
+      error: { message: expect.any(String), type: 'authentication_error', param: null, code },
+    });
   };
 
   it('refuses unsigned requests', async () => {
@@ -171,13 +226,28 @@ describe('authentication', () => {
   it('refuses a bad signature, a wrong secret, and a signature made for another body or path', async () => {
     const good = await signedHeaders(SECRET, { method: 'POST', path: '/jobs', body });
     await expect401(await post({ ...good, [SIGNATURE_HEADER]: `v1=${'0'.repeat(64)}` }), 'invalid_signature');
-    await expect401(await post(await signedHeaders('not-the-secret-at-all', { method: 'POST', path: '/jobs', body })), 'invalid_signature');
-    await expect401(await post(await signedHeaders(SECRET, { method: 'POST', path: '/jobs', body: body + ' ' })), 'invalid_signature');
-    await expect401(await post(await signedHeaders(SECRET, { method: 'POST', path: '/jobs/x', body })), 'invalid_signature');
+    await expect401(
+      await post(await signedHeaders('not-the-secret-at-all', { method: 'POST', path: '/jobs', body })),
+      'invalid_signature',
+    );
+    await expect401(
+      await post(await signedHeaders(SECRET, { method: 'POST', path: '/jobs', body: body + ' ' })),
+      'invalid_signature',
+    );
+    await expect401(
+      await post(await signedHeaders(SECRET, { method: 'POST', path: '/jobs/x', body })),
+      'invalid_signature',
+    );
   });
   it('refuses stale and future timestamps', async () => {
-    await expect401(await post(await signedHeaders(SECRET, { method: 'POST', path: '/jobs', body, now: Date.now() - 10 * 60_000 })), 'stale_timestamp');
-    await expect401(await post(await signedHeaders(SECRET, { method: 'POST', path: '/jobs', body, now: Date.now() + 10 * 60_000 })), 'stale_timestamp');
+    await expect401(
+      await post(await signedHeaders(SECRET, { method: 'POST', path: '/jobs', body, now: Date.now() - 10 * 60_000 })),
+      'stale_timestamp',
+    );
+    await expect401(
+      await post(await signedHeaders(SECRET, { method: 'POST', path: '/jobs', body, now: Date.now() + 10 * 60_000 })),
+      'stale_timestamp',
+    );
   });
   it('refuses a replay of a request it accepted', async () => {
     const headers = await signedHeaders(SECRET, { method: 'POST', path: '/jobs', body });
@@ -197,7 +267,9 @@ describe('malformed requests', () => {
     const idle = new JobClient(intakeOnly.url);
     const failures: string[] = [];
     for (const item of corpus) {
-      const signed = item.unsigned ? {} : await signedHeaders(SECRET, { method: item.method ?? 'POST', path: item.path ?? '/jobs', body: item.body });
+      const signed = item.unsigned
+        ? {}
+        : await signedHeaders(SECRET, { method: item.method ?? 'POST', path: item.path ?? '/jobs', body: item.body });
       const res = await fetch(intakeOnly.url + (item.path ?? '/jobs'), {
         method: item.method ?? 'POST',
         body: item.body as BodyInit | undefined,
@@ -207,7 +279,11 @@ describe('malformed requests', () => {
       let shapeOk = false;
       try {
         const json = JSON.parse(text);
-        shapeOk = typeof json.error?.message === 'string' && typeof json.error?.type === 'string' && 'param' in json.error && 'code' in json.error;
+        shapeOk =
+          typeof json.error?.message === 'string' &&
+          typeof json.error?.type === 'string' &&
+          'param' in json.error &&
+          'code' in json.error;
       } catch {
         shapeOk = false;
       }

@@ -25,7 +25,11 @@ const started: RunnerProcess[] = [];
 const LONG_PROMPT = 'word '.repeat(5_000);
 
 beforeAll(async () => {
-  const [s3Env, redisHandle, dir] = await Promise.all([ensureRadosgw(), startRedis('recovery'), freshDir('runner-recovery')]);
+  const [s3Env, redisHandle, dir] = await Promise.all([
+    ensureRadosgw(),
+    startRedis('recovery'),
+    freshDir('runner-recovery'),
+  ]);
   s3 = s3Env;
   redis = redisHandle;
   modelDir = await writeTinyCheckpoint(join(dir, 'tiny'));
@@ -43,7 +47,8 @@ async function runner(tag: string, extra: Record<string, string> = {}): Promise<
   return r;
 }
 
-const passStartOf = (r: RunnerProcess, id: string) => r.logs.filter((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(id));
+const passStartOf = (r: RunnerProcess, id: string) =>
+  r.logs.filter((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(id));
 const completionsOf = (r: RunnerProcess, id: string) => r.logs.filter((l) => l.msg === 'job completed' && l.id === id);
 /** The result is visible in S3 a moment before the runner marks the job completed and logs it. */
 const loggedCompletion = (runners: RunnerProcess[], id: string) =>
@@ -54,7 +59,13 @@ describe('runner crashes and shutdowns', () => {
     const tag = runTag('kill9');
     const a = await runner(tag);
     const client = new JobClient(a.url);
-    const { body } = await client.submit({ type: 'completion', model: 'tiny', prompt: LONG_PROMPT, max_tokens: 4, decimation: 'off' });
+    const { body } = await client.submit({
+      type: 'completion',
+      model: 'tiny',
+      prompt: LONG_PROMPT,
+      max_tokens: 4,
+      decimation: 'off',
+    });
     await a.waitForLog((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(body.id));
     a.kill('SIGKILL');
     expect(await a.exited).toBeNull(); // killed by the signal
@@ -65,7 +76,10 @@ describe('runner crashes and shutdowns', () => {
     expect(completionsOf(a, body.id)).toHaveLength(0);
     expect(completionsOf(b, body.id)).toHaveLength(1);
     expect(completionsOf(b, body.id)[0]!.outcome).toBe('succeeded');
-    expect(b.logs.some((l) => l.msg === 'stalled job moved back to the queue' && l.id === body.id) || passStartOf(b, body.id).length === 1).toBe(true);
+    expect(
+      b.logs.some((l) => l.msg === 'stalled job moved back to the queue' && l.id === body.id) ||
+        passStartOf(b, body.id).length === 1,
+    ).toBe(true);
     const result = await client.result<{ usage: { prompt_tokens: number } }>(view);
     expect(result.usage.prompt_tokens).toBe(body.prompt_tokens);
     b.kill('SIGTERM');
@@ -81,7 +95,13 @@ describe('runner crashes and shutdowns', () => {
     const a = await spawnRunner(env);
     started.push(a);
     const client = new JobClient(a.url);
-    const { body } = await client.submit({ type: 'completion', model: 'tiny', prompt: LONG_PROMPT, max_tokens: 4, decimation: 'off' });
+    const { body } = await client.submit({
+      type: 'completion',
+      model: 'tiny',
+      prompt: LONG_PROMPT,
+      max_tokens: 4,
+      decimation: 'off',
+    });
     await a.waitForLog((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(body.id));
     a.kill('SIGKILL');
     const killedAt = Date.now();
@@ -104,7 +124,13 @@ describe('runner crashes and shutdowns', () => {
     const tag = runTag('sigterm');
     const a = await runner(tag, { RUNNER_BATCH_MAX_JOBS: '1' });
     const client = new JobClient(a.url);
-    const first = await client.submit({ type: 'completion', model: 'tiny', prompt: LONG_PROMPT, max_tokens: 2, decimation: 'off' });
+    const first = await client.submit({
+      type: 'completion',
+      model: 'tiny',
+      prompt: LONG_PROMPT,
+      max_tokens: 2,
+      decimation: 'off',
+    });
     const second = await client.submit({ type: 'completion', model: 'tiny', prompt: 'second job', max_tokens: 2 });
     await a.waitForLog((l) => l.msg === 'pass start' && (l.jobs as string[]).includes(first.body.id));
     expect(await client.get(first.body.id)).toMatchObject({ status: 'running', attempts: 1 }); // the attempt under way counts
@@ -130,7 +156,13 @@ describe('runner crashes and shutdowns', () => {
     const prompt = 'word '.repeat(700);
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
-      const { body } = await (i % 2 ? new JobClient(b.url) : client).submit({ type: 'completion', model: 'tiny', prompt: `${i} ${prompt}`, max_tokens: 2, decimation: 'off' });
+      const { body } = await (i % 2 ? new JobClient(b.url) : client).submit({
+        type: 'completion',
+        model: 'tiny',
+        prompt: `${i} ${prompt}`,
+        max_tokens: 2,
+        decimation: 'off',
+      });
       ids.push(body.id);
     }
     for (const id of ids) expect((await client.waitDone(id, 90_000)).status).toBe('succeeded');
@@ -153,7 +185,18 @@ describe('runner crashes and shutdowns', () => {
     const r = await runner(tag, { RUNNER_ENGINE_THREADS: '2', RUNNER_BATCH_MAX_JOBS: '1' });
     const client = new JobClient(r.url);
     const ids: string[] = [];
-    for (let i = 0; i < 2; i++) ids.push((await client.submit({ type: 'completion', model: 'tiny', prompt: `${i} ${'word '.repeat(2500)}`, max_tokens: 2, decimation: 'off' })).body.id);
+    for (let i = 0; i < 2; i++)
+      ids.push(
+        (
+          await client.submit({
+            type: 'completion',
+            model: 'tiny',
+            prompt: `${i} ${'word '.repeat(2500)}`,
+            max_tokens: 2,
+            decimation: 'off',
+          })
+        ).body.id,
+      );
     for (const id of ids) expect((await client.waitDone(id, 90_000)).status).toBe('succeeded');
     await loggedCompletion([r], ids[1]!);
     await loggedCompletion([r], ids[0]!);

@@ -14,14 +14,31 @@ import { ensureRadosgw, runTag, SECRET, type S3Env } from './harness.ts';
 let s3: S3Env;
 const log = createLogger('silent');
 const storeFor = (env: Record<string, string>, metrics = createMetrics()) => {
-  const config = configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_ROLES: 'intake', RUNNER_MODEL_DIR: '/m', ...s3, ...env });
+  const config = configFromEnv({
+    RUNNER_HMAC_SECRET: SECRET,
+    RUNNER_ROLES: 'intake',
+    RUNNER_MODEL_DIR: '/m',
+    ...s3,
+    ...env,
+  });
   return { store: JobStore.fromConfig(config, log, metrics), metrics };
 };
 const job = (id: string, prompt: string): StoredJob => ({
-  id, created_at: 1, request: { type: 'completion', model: 'm', prompt } as StoredJob['request'], request_sha256: prompt, prompt_tokens: 1, cost_tokens: 2,
+  id,
+  created_at: 1,
+  request: { type: 'completion', model: 'm', prompt } as StoredJob['request'],
+  request_sha256: prompt,
+  prompt_tokens: 1,
+  cost_tokens: 2,
 });
-const counter = async (metrics: ReturnType<typeof createMetrics>, name: 's3Requests' | 's3Bytes', labels: Record<string, string>) =>
-  (await metrics[name].get()).values.find((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l))?.value ?? 0;
+const counter = async (
+  metrics: ReturnType<typeof createMetrics>,
+  name: 's3Requests' | 's3Bytes',
+  labels: Record<string, string>,
+) =>
+  (await metrics[name].get()).values.find((v) =>
+    Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l),
+  )?.value ?? 0;
 
 beforeAll(async () => {
   s3 = await ensureRadosgw();
@@ -55,7 +72,13 @@ describe('JobStore on radosgw', () => {
     expect(head.ContentType).toBe('application/json');
     expect(await (await fetch(presigned)).json()).toEqual(first);
 
-    const ended: EndedJob = { id: 'job_b', status: 'cancelled', error: { message: 'x', code: 'cancelled' }, ended_at: 1, attempts: 0 };
+    const ended: EndedJob = {
+      id: 'job_b',
+      status: 'cancelled',
+      error: { message: 'x', code: 'cancelled' },
+      ended_at: 1,
+      attempts: 0,
+    };
     await store.putEnded(ended);
     await store.putEnded({ ...ended, status: 'failed', attempts: 3 }); // ended records may be rewritten
     expect(await store.getEnded('job_b')).toMatchObject({ status: 'failed', attempts: 3 });
@@ -69,23 +92,55 @@ describe('JobStore on radosgw', () => {
     expect([...(await store.listIds('results'))]).toEqual(['job_a']);
     expect([...(await store.listIds('ended'))]).toEqual(['job_b']);
 
-    const written = JSON.stringify(job('job_a', 'first')).length + JSON.stringify(first).length + JSON.stringify(job('job_c', 'c')).length;
+    const written =
+      JSON.stringify(job('job_a', 'first')).length +
+      JSON.stringify(first).length +
+      JSON.stringify(job('job_c', 'c')).length;
     expect(await counter(metrics, 's3Bytes', { direction: 'out' })).toBe(written); // only the writes that stored something
-    expect(await counter(metrics, 's3Bytes', { direction: 'in' })).toBe(JSON.stringify(job('job_a', 'first')).length + JSON.stringify(first).length + JSON.stringify({ ...ended, status: 'failed', attempts: 3 }).length);
+    expect(await counter(metrics, 's3Bytes', { direction: 'in' })).toBe(
+      JSON.stringify(job('job_a', 'first')).length +
+        JSON.stringify(first).length +
+        JSON.stringify({ ...ended, status: 'failed', attempts: 3 }).length,
+    );
     expect(await counter(metrics, 's3Requests', { op: 'put_results', outcome: 'ok' })).toBe(2);
     expect(await counter(metrics, 's3Requests', { op: 'get_inputs', outcome: 'ok' })).toBe(2);
-    for (const op of ['create_bucket', 'head_results', 'put_ended', 'get_ended', 'list_inputs', 'list_results', 'put_inputs'] as const) {
+    for (const op of [
+      'create_bucket',
+      'head_results',
+      'put_ended',
+      'get_ended',
+      'list_inputs',
+      'list_results',
+      'put_inputs',
+    ] as const) {
       expect(await counter(metrics, 's3Requests', { op, outcome: 'ok' }), op).toBeGreaterThan(0);
     }
   });
 
   it('works without metrics', async () => {
-    const config = configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_ROLES: 'intake', RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: runTag('nometrics') });
+    const config = configFromEnv({
+      RUNNER_HMAC_SECRET: SECRET,
+      RUNNER_ROLES: 'intake',
+      RUNNER_MODEL_DIR: '/m',
+      ...s3,
+      S3_BUCKET: runTag('nometrics'),
+    });
     const store = JobStore.fromConfig(config, log);
     await store.ensureBucket();
     expect(await store.putInputOnce(job('job_a', 'x'))).toBe('created');
     expect((await store.getInput('job_a'))!.request_sha256).toBe('x');
-    const missing = JobStore.fromConfig(configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_ROLES: 'intake', RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: 'x', S3_ENDPOINT: 'http://127.0.0.1:9', S3_RETRY_FOR_MS: '300' }), log);
+    const missing = JobStore.fromConfig(
+      configFromEnv({
+        RUNNER_HMAC_SECRET: SECRET,
+        RUNNER_ROLES: 'intake',
+        RUNNER_MODEL_DIR: '/m',
+        ...s3,
+        S3_BUCKET: 'x',
+        S3_ENDPOINT: 'http://127.0.0.1:9',
+        S3_RETRY_FOR_MS: '300',
+      }),
+      log,
+    );
     await expect(missing.getInput('job_a')).rejects.toThrow(S3UnavailableError);
   });
 
@@ -113,7 +168,11 @@ describe('JobStore on radosgw', () => {
   });
 
   it('an error S3 will repeat (wrong credentials: 403) is thrown at once, unretried', async () => {
-    const { store, metrics } = storeFor({ S3_BUCKET: runTag('denied'), S3_SECRET_ACCESS_KEY: 'wrong-secret-key-0123456789', S3_RETRY_FOR_MS: '20000' });
+    const { store, metrics } = storeFor({
+      S3_BUCKET: runTag('denied'),
+      S3_SECRET_ACCESS_KEY: 'wrong-secret-key-0123456789',
+      S3_RETRY_FOR_MS: '20000',
+    });
     const err = await store.putInputOnce(job('job_a', 'x')).catch((e: unknown) => e as Error);
     expect(err).not.toBeInstanceOf(S3UnavailableError);
     expect((err as unknown as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode).toBe(403);
@@ -126,7 +185,8 @@ describe('JobStore on radosgw', () => {
 });
 
 describe('isRetryableS3Error', () => {
-  const exception = (name: string, status: number) => new S3ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status } });
+  const exception = (name: string, status: number) =>
+    new S3ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status } });
   it('retries 5xx, 429, no answer, and throttling names on any status; not other 4xx', () => {
     expect(isRetryableS3Error({ $metadata: { httpStatusCode: 500 } })).toBe(true);
     expect(isRetryableS3Error({ $metadata: { httpStatusCode: 499 } })).toBe(false);
@@ -135,7 +195,8 @@ describe('isRetryableS3Error', () => {
     expect(isRetryableS3Error(undefined)).toBe(true);
     expect(isRetryableS3Error({ $metadata: {} })).toBe(true);
     expect(isRetryableS3Error(null)).toBe(true);
-    for (const name of ['SlowDown', 'ThrottlingException', 'RequestTimeout']) expect(isRetryableS3Error(exception(name, 400)), name).toBe(true);
+    for (const name of ['SlowDown', 'ThrottlingException', 'RequestTimeout'])
+      expect(isRetryableS3Error(exception(name, 400)), name).toBe(true);
     expect(isRetryableS3Error(exception('AccessDenied', 403))).toBe(false);
     expect(isRetryableS3Error({ name: 'SlowDown', $metadata: { httpStatusCode: 400 } })).toBe(false); // not an S3 exception
   });

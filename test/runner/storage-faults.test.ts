@@ -25,7 +25,11 @@ let proxy: FaultProxy;
 const started: RunnerProcess[] = [];
 
 beforeAll(async () => {
-  const [s3Env, redisHandle, dir] = await Promise.all([ensureRadosgw(), startRedis('storage'), freshDir('runner-storage')]);
+  const [s3Env, redisHandle, dir] = await Promise.all([
+    ensureRadosgw(),
+    startRedis('storage'),
+    freshDir('runner-storage'),
+  ]);
   s3 = s3Env;
   redis = redisHandle;
   modelDir = await writeTinyCheckpoint(join(dir, 'tiny'));
@@ -110,13 +114,20 @@ describe('Redis failures', () => {
 describe('S3 failures', () => {
   it('retries S3 503s: inside one attempt, then across job attempts with backoff; intake answers 503 only past its budget', async () => {
     const tag = runTag('s3-faults');
-    const r = await runner(tag, { S3_RETRY_FOR_MS: '1500', RUNNER_INTAKE_S3_RETRY_MS: '1500' }, { ...s3, S3_ENDPOINT: proxy.url });
+    const r = await runner(
+      tag,
+      { S3_RETRY_FOR_MS: '1500', RUNNER_INTAKE_S3_RETRY_MS: '1500' },
+      { ...s3, S3_ENDPOINT: proxy.url },
+    );
     const client = new JobClient(r.url);
 
     // Intake during a long outage: not accepted (503 + Retry-After), so the edge retries with the same key.
     const outageStart = Date.now();
     proxy.failFor(2500);
-    const refused = await client.request('POST', '/jobs', JSON.stringify(job(0)), { 'idempotency-key': `${tag}-0`, 'content-type': 'application/json' });
+    const refused = await client.request('POST', '/jobs', JSON.stringify(job(0)), {
+      'idempotency-key': `${tag}-0`,
+      'content-type': 'application/json',
+    });
     expect(refused.status).toBe(503);
     // Only after retrying for the intake's whole budget (the 503 used to come ~1 s into a 5 s budget).
     expect(Date.now() - outageStart).toBeGreaterThanOrEqual(1500);
@@ -149,7 +160,11 @@ describe('S3 failures', () => {
 
   it('dead-letters a job whose attempts all fail, and reports it failed', async () => {
     const tag = runTag('s3-dead');
-    const r = await runner(tag, { S3_RETRY_FOR_MS: '400', RUNNER_JOB_ATTEMPTS: '2' }, { ...s3, S3_ENDPOINT: proxy.url });
+    const r = await runner(
+      tag,
+      { S3_RETRY_FOR_MS: '400', RUNNER_JOB_ATTEMPTS: '2' },
+      { ...s3, S3_ENDPOINT: proxy.url },
+    );
     const client = new JobClient(r.url);
     const { body } = await client.submit({ ...job(0), prompt: 'word '.repeat(1500) });
     proxy.failFor(2500); // longer than 2 attempts × 0.4 s + backoff

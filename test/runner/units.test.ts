@@ -45,7 +45,12 @@ describe('signing', () => {
   });
 
   it('signedHeaders produces headers that verify', async () => {
-    const h = await signedHeaders('s3cret-s3cret-s3cret', { method: 'POST', path: '/jobs', body: '{"a":1}', now: 1_700_000_000_500 });
+    const h = await signedHeaders('s3cret-s3cret-s3cret', {
+      method: 'POST',
+      path: '/jobs',
+      body: '{"a":1}',
+      now: 1_700_000_000_500,
+    });
     expect(h['x-deciserve-timestamp']).toBe('1700000000');
     const ok = await verifySignature(
       's3cret-s3cret-s3cret',
@@ -103,7 +108,10 @@ describe('job requests', () => {
       { continuation: 'x' },
       { prompt: 'x'.repeat(1001) },
     ]) {
-      expect(schema.safeParse({ type: 'completion', model: 'm', prompt: 'hi', ...bad }).success, JSON.stringify(bad).slice(0, 80)).toBe(false);
+      expect(
+        schema.safeParse({ type: 'completion', model: 'm', prompt: 'hi', ...bad }).success,
+        JSON.stringify(bad).slice(0, 80),
+      ).toBe(false);
     }
   });
   it('decimation auto turns on above the training length, with the model-scaled default layer', () => {
@@ -113,9 +121,21 @@ describe('job requests', () => {
     expect(resolveDecimation(r, 4096, model)).toEqual({ layers: [12], beta: 0.5, lBase: 2000, minSeqLen: 20 });
     const off = schema.parse({ type: 'completion', model: 'm', prompt: 'hi', decimation: 'off' });
     expect(resolveDecimation(off, 1e6, model)).toBeNull();
-    const tuned = schema.parse({ type: 'completion', model: 'm', prompt: 'hi', decimation: 'on', decimation_params: { l_base: 500 } });
+    const tuned = schema.parse({
+      type: 'completion',
+      model: 'm',
+      prompt: 'hi',
+      decimation: 'on',
+      decimation_params: { l_base: 500 },
+    });
     expect(resolveDecimation(tuned, 10, model)).toEqual({ layers: [12], beta: 0.5, lBase: 500, minSeqLen: 20 });
-    const bad = schema.parse({ type: 'completion', model: 'm', prompt: 'hi', decimation: 'on', decimation_params: { layers: [30] } });
+    const bad = schema.parse({
+      type: 'completion',
+      model: 'm',
+      prompt: 'hi',
+      decimation: 'on',
+      decimation_params: { layers: [30] },
+    });
     expect(() => resolveDecimation(bad, 10, model)).toThrow(/layer 30/);
   });
 });
@@ -125,7 +145,11 @@ describe('model defaults', () => {
     const dir = join(TMP, 'runner-units-card');
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
-    expect(await readModelDefaults(dir, 12)).toEqual({ nLayer: 12, trainLen: 2048, decimation: { layers: [6], beta: 0.5, lBase: 2000, minSeqLen: 20 } });
+    expect(await readModelDefaults(dir, 12)).toEqual({
+      nLayer: 12,
+      trainLen: 2048,
+      decimation: { layers: [6], beta: 0.5, lBase: 2000, minSeqLen: 20 },
+    });
     const decimation = { layers: [11], beta: 0.5, lBase: 1000, minSeqLen: 20 };
     await writeFile(join(dir, 'deciserve.json'), JSON.stringify({ trainingLength: 1024, decimation, steps: 5 }));
     expect(await readModelDefaults(dir, 12)).toEqual({ nLayer: 12, trainLen: 1024, decimation });
@@ -144,12 +168,19 @@ describe('model defaults', () => {
 
 describe('configuration', () => {
   it('reads the environment and refuses a missing secret', () => {
-    const c = configFromEnv({ RUNNER_HMAC_SECRET: 'x'.repeat(16), RUNNER_WEBHOOK_SECRET: `whsec_${'A'.repeat(44)}`, RUNNER_MODEL_DIR: '/models/mamba-130m', RUNNER_BATCH_TOKENS: '4096' });
+    const c = configFromEnv({
+      RUNNER_HMAC_SECRET: 'x'.repeat(16),
+      RUNNER_WEBHOOK_SECRET: `whsec_${'A'.repeat(44)}`,
+      RUNNER_MODEL_DIR: '/models/mamba-130m',
+      RUNNER_BATCH_TOKENS: '4096',
+    });
     expect(c.modelId).toBe('mamba-130m');
     expect(c.batch.maxTokens).toBe(4096);
     expect([...c.roles]).toEqual(['intake', 'worker']);
     expect(() => configFromEnv({ RUNNER_MODEL_DIR: '/m' })).toThrow(ConfigError);
-    expect(() => configFromEnv({ RUNNER_HMAC_SECRET: 'x'.repeat(16), RUNNER_MODEL_DIR: '/m', RUNNER_ENGINE: 'tpu' })).toThrow(/RUNNER_ENGINE/);
+    expect(() =>
+      configFromEnv({ RUNNER_HMAC_SECRET: 'x'.repeat(16), RUNNER_MODEL_DIR: '/m', RUNNER_ENGINE: 'tpu' }),
+    ).toThrow(/RUNNER_ENGINE/);
   });
 });
 

@@ -15,7 +15,11 @@ import { JobStore } from '../../runner/store/s3-store.ts';
 import { startWebhookWorker, WebhookQueue } from '../../runner/webhooks/webhooks.ts';
 import { ensureRadosgw, runTag, SECRET, startRedis, waitFor, WEBHOOK_SECRET, type RedisHandle } from './harness.ts';
 
-interface Received { path: string; headers: IncomingHttpHeaders; body: Buffer }
+interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
 let redis: RedisHandle;
 let server: Server;
 let base: string;
@@ -26,7 +30,10 @@ let worker: Worker;
 const metrics = createMetrics();
 /** The runner's warnings, as JSON lines (a real pino logger writing to memory). */
 const warnings: Array<Record<string, unknown>> = [];
-const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) });
+const log = pino(
+  { level: 'warn' },
+  { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) },
+);
 const received: Received[] = [];
 /** Status codes the receiver answers per path, in turn (then 200). */
 const script = new Map<string, number[]>();
@@ -35,7 +42,17 @@ beforeAll(async () => {
   const [s3, redisHandle] = await Promise.all([ensureRadosgw(), startRedis('webhooks')]);
   redis = redisHandle;
   const tag = runTag('webhooks');
-  store = JobStore.fromConfig(configFromEnv({ RUNNER_HMAC_SECRET: SECRET, RUNNER_WEBHOOK_SECRET: WEBHOOK_SECRET, RUNNER_MODEL_DIR: '/m', ...s3, S3_BUCKET: tag }), log, metrics);
+  store = JobStore.fromConfig(
+    configFromEnv({
+      RUNNER_HMAC_SECRET: SECRET,
+      RUNNER_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      RUNNER_MODEL_DIR: '/m',
+      ...s3,
+      S3_BUCKET: tag,
+    }),
+    log,
+    metrics,
+  );
   await store.ensureBucket();
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -51,7 +68,14 @@ beforeAll(async () => {
   const connection = redisOptions(redis.url, { failFast: false });
   jobs = new Queue(tag, { connection });
   hooks = new Queue(`${tag}-webhooks`, { connection });
-  worker = startWebhookWorker(`${tag}-webhooks`, connection, { store, queue: jobs, secret: WEBHOOK_SECRET, policy: { allowLoopback: true }, metrics, log });
+  worker = startWebhookWorker(`${tag}-webhooks`, connection, {
+    store,
+    queue: jobs,
+    secret: WEBHOOK_SECRET,
+    policy: { allowLoopback: true },
+    metrics,
+    log,
+  });
 }, 300_000);
 
 afterAll(async () => {
@@ -63,12 +87,20 @@ afterAll(async () => {
 
 /** A finished job as S3 holds it after the runner stored its result (no longer in Redis). */
 async function finishedJob(id: string): Promise<void> {
-  const input: StoredJob = { id, created_at: 1_700_000_000_000, request: { type: 'completion', model: 'm', prompt: 'p' } as StoredJob['request'], request_sha256: 'x', prompt_tokens: 3, cost_tokens: 5 };
+  const input: StoredJob = {
+    id,
+    created_at: 1_700_000_000_000,
+    request: { type: 'completion', model: 'm', prompt: 'p' } as StoredJob['request'],
+    request_sha256: 'x',
+    prompt_tokens: 3,
+    cost_tokens: 5,
+  };
   await store.putInputOnce(input);
   await store.putResultOnce(id, { id, object: 'text_completion' } as unknown as JobResult);
 }
 const deliveries = (path: string) => received.filter((r) => r.path === path);
-const counter = async (outcome: string) => (await metrics.webhooks.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+const counter = async (outcome: string) =>
+  (await metrics.webhooks.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
 
 describe('webhooks', () => {
   it('POSTs the job.succeeded event with the job view, signed with the webhook secret (Standard Webhooks)', async () => {
@@ -76,24 +108,41 @@ describe('webhooks', () => {
     await finishedJob(id);
     const delivered = await counter('delivered');
     await new WebhookQueue(hooks, log).jobFinished(id, `${base}/hook/a?tenant=1`);
-    const [hit] = await waitFor('delivery', () => deliveries('/hook/a?tenant=1').length > 0 && deliveries('/hook/a?tenant=1'));
+    const [hit] = await waitFor(
+      'delivery',
+      () => deliveries('/hook/a?tenant=1').length > 0 && deliveries('/hook/a?tenant=1'),
+    );
     const h = hit!.headers as Record<string, string>;
     expect(h['content-type']).toBe('application/json');
     expect(h['user-agent']).toBe('deciserve-runner');
     // Standard Webhooks: the official verifier accepts it with the webhook secret, and only with it.
     expect(new Webhook(WEBHOOK_SECRET).verify(hit!.body.toString(), h)).toMatchObject({ id: `evt_${id}` });
     expect(h['webhook-id']).toBe(`evt_${id}`);
-    expect(() => new Webhook(WEBHOOK_SECRET).verify(hit!.body.toString().replace('succeeded', 'failed'), h)).toThrow(WebhookVerificationError);
-    expect(() => new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(hit!.body.toString(), h)).toThrow(WebhookVerificationError);
+    expect(() => new Webhook(WEBHOOK_SECRET).verify(hit!.body.toString().replace('succeeded', 'failed'), h)).toThrow(
+      WebhookVerificationError,
+    );
+    expect(() =>
+      new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(hit!.body.toString(), h),
+    ).toThrow(WebhookVerificationError);
     const event = JSON.parse(hit!.body.toString()) as Record<string, unknown>;
-    expect(event).toMatchObject({ id: `evt_${id}`, object: 'event', type: 'job.succeeded', data: { id, status: 'succeeded', prompt_tokens: 3 } });
+    expect(event).toMatchObject({
+      id: `evt_${id}`,
+      object: 'event',
+      type: 'job.succeeded',
+      data: { id, status: 'succeeded', prompt_tokens: 3 },
+    });
     expect(Math.abs((event.created as number) - Date.now() / 1000)).toBeLessThan(60);
     expect((event.data as { result_url: string }).result_url).toContain(`results/${id}.json`);
     await waitFor('delivered metric', async () => (await counter('delivered')) === delivered + 1);
     const queued = (await hooks.getJob(id))!;
     expect(queued.name).toBe('deliver');
     expect(queued.data).toEqual({ id, url: `${base}/hook/a?tenant=1` });
-    expect(queued.opts).toMatchObject({ attempts: 8, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 86400 } });
+    expect(queued.opts).toMatchObject({
+      attempts: 8,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 7 * 86400 },
+    });
   });
 
   it('a 204 with no body counts as delivered, once', async () => {
@@ -143,15 +192,23 @@ describe('webhooks', () => {
     await finishedJob(id);
     const refused = await counter('refused');
     await new WebhookQueue(hooks, log).jobFinished(id, 'http://169.254.169.254/latest/meta-data/');
-    const failed = await waitFor('refused delivery', async () => ((await hooks.getJob(id))?.finishedOn ? hooks.getJob(id) : null));
-    expect([failed!.attemptsMade, failed!.failedReason]).toEqual([1, expect.stringMatching(/webhook URL refused: .*169\.254\.169\.254 is a linkLocal address|must be https/)]);
+    const failed = await waitFor('refused delivery', async () =>
+      (await hooks.getJob(id))?.finishedOn ? hooks.getJob(id) : null,
+    );
+    expect([failed!.attemptsMade, failed!.failedReason]).toEqual([
+      1,
+      expect.stringMatching(/webhook URL refused: .*169\.254\.169\.254 is a linkLocal address|must be https/),
+    ]);
     expect(await counter('refused')).toBe(refused + 1);
   });
 
-  it('a queue that cannot take the event does not throw into the job\'s completion', async () => {
+  it("a queue that cannot take the event does not throw into the job's completion", async () => {
     const closed = new Queue('closed-webhooks', { connection: redisOptions(redis.url, { failFast: true }) });
     await closed.close();
     await expect(new WebhookQueue(closed, log).jobFinished('job_x', `${base}/hook/x`)).resolves.toBeUndefined();
-    expect(warnings.find((w) => w.id === 'job_x')).toMatchObject({ msg: 'could not queue webhook', err: expect.any(String) });
+    expect(warnings.find((w) => w.id === 'job_x')).toMatchObject({
+      msg: 'could not queue webhook',
+      err: expect.any(String),
+    });
   });
 });

@@ -16,7 +16,10 @@ async function reference(): Promise<ReferenceEngine> {
 }
 
 async function post(path: string, body: unknown): Promise<Record<string, unknown>> {
-  const response = await exports.default.fetch(`https://harness${path}`, { method: 'POST', body: JSON.stringify(body) });
+  const response = await exports.default.fetch(`https://harness${path}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+  });
   const data = (await response.json()) as Record<string, unknown>;
   expect(response.status, JSON.stringify(data)).toBe(200);
   return data;
@@ -38,7 +41,10 @@ describe('ONNX engine in workerd', () => {
     const ref = await reference();
     const options = { decimation, protect: 4, logitPositions: [57, 59] };
     const expected = await ref.prefill(ids, options);
-    const got = (await post('/prefill', { ids, options })) as { logits: number[][]; kept: { layer: number; indices: number[] }[] };
+    const got = (await post('/prefill', { ids, options })) as {
+      logits: number[][];
+      kept: { layer: number; indices: number[] }[];
+    };
     expect(got.kept).toEqual(expected.kept.map((k) => ({ layer: k.layer, indices: Array.from(k.indices) })));
     expected.logits.forEach((row, r) => {
       let diff = 0;
@@ -52,8 +58,13 @@ describe('ONNX engine in workerd', () => {
   it('reuses the session across requests and reports bad input as an error', async () => {
     const first = await exports.default.fetch('https://harness/health');
     const second = await exports.default.fetch('https://harness/health');
-    expect(((await first.json()) as { coldStartMs: number }).coldStartMs).toBe(((await second.json()) as { coldStartMs: number }).coldStartMs);
-    const bad = await exports.default.fetch('https://harness/generate', { method: 'POST', body: JSON.stringify({ ids: [1, 99999] }) });
+    expect(((await first.json()) as { coldStartMs: number }).coldStartMs).toBe(
+      ((await second.json()) as { coldStartMs: number }).coldStartMs,
+    );
+    const bad = await exports.default.fetch('https://harness/generate', {
+      method: 'POST',
+      body: JSON.stringify({ ids: [1, 99999] }),
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/token id 99999 at position 1/);
   });

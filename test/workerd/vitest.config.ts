@@ -10,7 +10,9 @@ await prepareWorkerdModel();
 
 export default defineConfig({
   root: resolve(here, '../..'),
-  plugins: [cloudflareTest({ main: resolve(here, 'worker.ts'), wrangler: { configPath: resolve(here, 'wrangler.toml') } })],
+  plugins: [
+    cloudflareTest({ main: resolve(here, 'worker.ts'), wrangler: { configPath: resolve(here, 'wrangler.toml') } }),
+  ],
   test: {
     name: 'workerd',
     include: ['test/workerd/**/*.test.ts'],

@@ -22,10 +22,13 @@ interface PrefillBody {
 }
 
 const json = (data: unknown, status = 200) =>
-  new Response(JSON.stringify(data, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v)), {
-    status,
-    headers: { 'content-type': 'application/json' },
-  });
+  new Response(
+    JSON.stringify(data, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v)),
+    {
+      status,
+      headers: { 'content-type': 'application/json' },
+    },
+  );
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
@@ -34,7 +37,11 @@ export default {
       const { engine, coldStartMs } = await loadWorkerEngine(env.MODEL, wasm);
       if (url.pathname === '/generate' && request.method === 'POST') {
         const body = (await request.json()) as GenerateBody;
-        const result = await generate(engine, null, body.ids, { maxTokens: body.maxTokens ?? 16, decimation: body.decimation, protect: body.protect });
+        const result = await generate(engine, null, body.ids, {
+          maxTokens: body.maxTokens ?? 16,
+          decimation: body.decimation,
+          protect: body.protect,
+        });
         return json({ tokens: result.tokens, kept: result.kept, coldStartMs, wasmMemoryBytes: ortWasmMemoryBytes() });
       }
       if (url.pathname === '/prefill' && request.method === 'POST') {
@@ -42,7 +49,13 @@ export default {
         const result = await engine.prefill(body.ids, body.options);
         return json({ positions: result.positions, logits: result.logits, kept: result.kept });
       }
-      if (url.pathname === '/health') return json({ ok: true, coldStartMs, wasmMemoryBytes: ortWasmMemoryBytes(), quantization: engine.manifest.quantization });
+      if (url.pathname === '/health')
+        return json({
+          ok: true,
+          coldStartMs,
+          wasmMemoryBytes: ortWasmMemoryBytes(),
+          quantization: engine.manifest.quantization,
+        });
       return json({ error: 'not found' }, 404);
     } catch (err) {
       return json({ error: (err as Error).message }, 400);

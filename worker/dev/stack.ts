@@ -35,7 +35,10 @@ function log(line: string): void {
 }
 
 function isRunning(script: string, env: Record<string, string> = {}): boolean {
-  return spawnSync(join(REPO, 'infra/local', script), ['status'], { env: { ...process.env, ...env }, stdio: 'ignore' }).status === 0;
+  return (
+    spawnSync(join(REPO, 'infra/local', script), ['status'], { env: { ...process.env, ...env }, stdio: 'ignore' })
+      .status === 0
+  );
 }
 
 function services(command: 'start' | 'stop' | 'env'): string {
@@ -51,7 +54,12 @@ function services(command: 'start' | 'stop' | 'env'): string {
 function start(name: string, command: string, args: string[], env: Record<string, string>): ChildProcess {
   const logFile = join(LOGS, `${name}.log`);
   const out = createWriteStream(logFile);
-  const child = spawn(command, args, { cwd: REPO, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.pipe(out);
   child.stderr!.pipe(out);
   child.on('exit', (code, signal) => {
@@ -99,7 +107,11 @@ async function shutdown(code: number): Promise<void> {
     log('the runner is still busy: killing it (its job is durable and resumes on the next start)');
     signalAll('SIGKILL');
   }, 15_000);
-  await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  await Promise.all(
+    children.map((c) =>
+      c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined,
+    ),
+  );
   clearTimeout(killLater);
   if (startedServices) {
     log('stopping radosgw and Redis (their data stays in .data/)');
@@ -115,7 +127,8 @@ async function shutdown(code: number): Promise<void> {
 async function devApiKey(): Promise<string> {
   const fromEnv = process.env.DECISERVE_API_KEY;
   if (fromEnv !== undefined) {
-    if (!/^[\x21-\x7e]{16,}$/.test(fromEnv)) throw new Error('DECISERVE_API_KEY must be at least 16 printable characters without spaces');
+    if (!/^[\x21-\x7e]{16,}$/.test(fromEnv))
+      throw new Error('DECISERVE_API_KEY must be at least 16 printable characters without spaces');
     return fromEnv;
   }
   const file = join(LOGS, 'api-key');
@@ -137,10 +150,15 @@ function portTaken(port: number): Promise<boolean> {
 
 async function main(): Promise<void> {
   if (Number(process.versions.node.split('.')[0]) < 22) {
-    throw new Error(`Node ${process.versions.node}: deciserve needs Node 22 (wrangler does too); README.md says how to get it`);
+    throw new Error(
+      `Node ${process.versions.node}: deciserve needs Node 22 (wrangler does too); README.md says how to get it`,
+    );
   }
   mkdirSync(LOGS, { recursive: true });
-  for (const [flag, port] of [['--port', values.port], ['--runner-port', values['runner-port']]] as const) {
+  for (const [flag, port] of [
+    ['--port', values.port],
+    ['--runner-port', values['runner-port']],
+  ] as const) {
     if (await portTaken(Number(port))) throw new Error(`port ${port} is in use; pick another with ${flag}`);
   }
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0));
@@ -153,9 +171,18 @@ async function main(): Promise<void> {
   process.stdout.on('error', () => {});
 
   startedServices = !(isRunning('radosgw.sh', { RGW_STORE: 'bluestore' }) && isRunning('redis.sh'));
-  log(startedServices ? 'starting radosgw (S3) and Redis (first run installs them with apt)…' : 'radosgw and Redis are already running');
+  log(
+    startedServices
+      ? 'starting radosgw (S3) and Redis (first run installs them with apt)…'
+      : 'radosgw and Redis are already running',
+  );
   services('start');
-  const serviceEnv = Object.fromEntries(services('env').trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]));
+  const serviceEnv = Object.fromEntries(
+    services('env')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
+  );
 
   log('building the edge model (ONNX export of the shipped checkpoint)…');
   const checkpoint = process.env.RUNNER_MODEL_DIR ?? DEFAULT_CHECKPOINT;
@@ -164,7 +191,10 @@ async function main(): Promise<void> {
   // A ready-made long request for the printed curl: the start of the checkpoint's haystack text.
   const longRequest = join(LOGS, 'long-request.json');
   const haystack = await readFile(join(checkpoint, 'haystack.txt'), 'utf8').catch(() => 'lorem ipsum '.repeat(5000));
-  await writeFile(longRequest, JSON.stringify({ model: MODEL_ID, prompt: haystack.slice(0, LONG_CHARS), max_tokens: 16 }));
+  await writeFile(
+    longRequest,
+    JSON.stringify({ model: MODEL_ID, prompt: haystack.slice(0, LONG_CHARS), max_tokens: 16 }),
+  );
 
   const apiKey = await devApiKey();
   const hmacSecret = randomSecret();
@@ -193,13 +223,23 @@ async function main(): Promise<void> {
   };
   if (values.node) {
     log('starting the edge API on Node…');
-    start('edge', process.execPath, ['--import', 'tsx', 'worker/node-server.ts'], { ...edgeVars, MODEL_DIR: edgeModel, PORT: values.port!, LOG_REQUESTS: 'true' });
+    start('edge', process.execPath, ['--import', 'tsx', 'worker/node-server.ts'], {
+      ...edgeVars,
+      MODEL_DIR: edgeModel,
+      PORT: values.port!,
+      LOG_REQUESTS: 'true',
+    });
   } else {
     log('starting the edge API under wrangler dev (workerd)…');
     const vars = Object.entries(edgeVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
-    start('edge', join(REPO, 'node_modules/.bin/wrangler'), ['dev', '--port', values.port!, '--ip', '127.0.0.1', ...vars], {
-      WRANGLER_SEND_METRICS: 'false',
-    });
+    start(
+      'edge',
+      join(REPO, 'node_modules/.bin/wrangler'),
+      ['dev', '--port', values.port!, '--ip', '127.0.0.1', ...vars],
+      {
+        WRANGLER_SEND_METRICS: 'false',
+      },
+    );
   }
   await waitFor('the edge API', async () => (await fetch(`${edgeUrl}/healthz`)).ok, 180_000);
 

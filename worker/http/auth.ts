@@ -46,7 +46,8 @@ export function requireApiKey(keys: string[]): MiddlewareHandler<AuthEnv> {
       return true;
     },
     noAuthenticationHeader: {
-      message: () => errorBody(401, 'missing_api_key', 'You did not provide an API key: send "Authorization: Bearer <key>"'),
+      message: () =>
+        errorBody(401, 'missing_api_key', 'You did not provide an API key: send "Authorization: Bearer <key>"'),
     },
     invalidAuthenticationHeader: {
       message: () => errorBody(401, 'invalid_authorization_header', 'The Authorization header must be "Bearer <key>"'),

@@ -21,7 +21,10 @@ export class EdgeGate {
   async acquire(): Promise<() => void> {
     if (this.active >= this.running) {
       if (this.waiting.length >= this.queued) {
-        throw unavailable('edge_busy', `the edge is running ${this.active} requests with ${this.waiting.length} waiting; retry after the time in Retry-After`);
+        throw unavailable(
+          'edge_busy',
+          `the edge is running ${this.active} requests with ${this.waiting.length} waiting; retry after the time in Retry-After`,
+        );
       }
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {
@@ -32,7 +35,8 @@ export class EdgeGate {
       if (released) return;
       released = true;
       const next = this.waiting.shift();
-      if (next) next(); // the slot passes straight to the next waiter
+      if (next)
+        next(); // the slot passes straight to the next waiter
       else this.active--;
     };
   }

@@ -23,7 +23,12 @@ export class EdgeIdempotency {
   lookup(key: string, bodySha256: string): { answer?: unknown } | null {
     const entry = this.entries.get(key);
     if (!entry || this.now() - entry.at > TTL_MS) return null;
-    if (entry.bodySha256 !== bodySha256) throw conflict('idempotency_key_reused', 'this Idempotency-Key was used with a different request', 'Idempotency-Key');
+    if (entry.bodySha256 !== bodySha256)
+      throw conflict(
+        'idempotency_key_reused',
+        'this Idempotency-Key was used with a different request',
+        'Idempotency-Key',
+      );
     return { answer: entry.answer };
   }
 

@@ -46,7 +46,10 @@ export function rateLimit(limiter: RateLimiter | null): MiddlewareHandler<AuthEn
       const { success } = await limiter.limit({ key: c.get('apiKeyId') });
       if (!success) {
         c.header('Retry-After', '60');
-        return errorResponse(c, rateLimited('Rate limit reached for this API key; retry after the time in Retry-After'));
+        return errorResponse(
+          c,
+          rateLimited('Rate limit reached for this API key; retry after the time in Retry-After'),
+        );
       }
     }
     await next();

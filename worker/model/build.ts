@@ -41,10 +41,17 @@ export async function buildEdgeModel(options: BuildOptions = {}): Promise<{ dir:
   const out = resolve(options.out ?? DEFAULT_EDGE_MODEL_DIR);
   // No lean step graph at the edge yet: its second session holds the weights again (+31 MiB of wasm heap in fp32),
   // too much under a Worker's 128 MB; decoding there runs through the main graph's If (#16).
-  const settings = { quantization: options.quantization ?? 'none', maxSeqLen: options.maxSeqLen ?? 16_384, leanStep: false };
+  const settings = {
+    quantization: options.quantization ?? 'none',
+    maxSeqLen: options.maxSeqLen ?? 16_384,
+    leanStep: false,
+  };
   // EXPORT_REVISION: bumped when the exporter's output changes, so an old build is not reused.
   const hash = await inputHash(checkpoint, { ...settings, exportRevision: EXPORT_REVISION });
-  const previous = await readFile(join(out, 'build.json'), 'utf8').then((t) => JSON.parse(t) as { hash?: string }, () => null);
+  const previous = await readFile(join(out, 'build.json'), 'utf8').then(
+    (t) => JSON.parse(t) as { hash?: string },
+    () => null,
+  );
   if (previous?.hash === hash) return { dir: out, built: false };
 
   const { config, weights } = await loadCheckpoint(checkpoint);
@@ -52,7 +59,10 @@ export async function buildEdgeModel(options: BuildOptions = {}): Promise<{ dir:
   await mkdir(out, { recursive: true });
   await writeOnnxExport(out, exportMambaOnnx(config, weights, settings));
   for (const name of COPIED) await copyFile(join(checkpoint, name), join(out, name)).catch(() => undefined);
-  await writeFile(join(out, 'build.json'), JSON.stringify({ hash, checkpoint: relative(REPO, checkpoint), ...settings }, null, 2));
+  await writeFile(
+    join(out, 'build.json'),
+    JSON.stringify({ hash, checkpoint: relative(REPO, checkpoint), ...settings }, null, 2),
+  );
   return { dir: out, built: true };
 }
 

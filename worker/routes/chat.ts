@@ -31,7 +31,12 @@ function toJob(body: ChatCompletionRequest, prompt: string): CompletionJob {
 
 /** The chat shape: an assistant message, or `chat.completion.chunk`s opening with the role. */
 function chatShape(): AnswerShape {
-  const head = (base: StreamBase) => ({ id: base.id, object: 'chat.completion.chunk' as const, created: base.created, model: base.model });
+  const head = (base: StreamBase) => ({
+    id: base.id,
+    object: 'chat.completion.chunk' as const,
+    created: base.created,
+    model: base.model,
+  });
   const chunk = (base: StreamBase, delta: Record<string, string>, finishReason: string | null) => ({
     ...head(base),
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
@@ -44,7 +49,14 @@ function chatShape(): AnswerShape {
       object: 'chat.completion',
       created: done.created,
       model: done.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: replyText(done.text), refusal: null }, finish_reason: done.finishReason, logprobs: null }],
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: replyText(done.text), refusal: null },
+          finish_reason: done.finishReason,
+          logprobs: null,
+        },
+      ],
       usage: done.usage,
       deciserve: done.deciserve,
     }),
@@ -70,7 +82,9 @@ export function registerChat(app: EdgeApp, deps: RouteDeps): void {
       '"Assistant:" lines ending in "Assistant:"; generation stops at the next "\\nUser:"), then run like ' +
       '/v1/completions: short prompts in the Worker, long ones as runner jobs with DeciMamba (202 when not done in time).',
     security,
-    request: { body: { content: { 'application/json': { schema: deps.schemas.chatCompletionRequest } }, required: true } },
+    request: {
+      body: { content: { 'application/json': { schema: deps.schemas.chatCompletionRequest } }, required: true },
+    },
     responses: {
       200: {
         description: 'The chat completion (JSON), or a text/event-stream of chat.completion.chunk when stream is true.',
@@ -88,7 +102,14 @@ export function registerChat(app: EdgeApp, deps: RouteDeps): void {
     const prompt = renderChat(body.messages);
     const model = await openModel(c, deps);
     const promptTokens = await countTokens(c, deps, model, [prompt]);
-    const run = { job: toJob(body, prompt), promptTokens, stream: body.stream, includeUsage: body.stream_options?.include_usage === true, echo: false, logprobs: null };
+    const run = {
+      job: toJob(body, prompt),
+      promptTokens,
+      stream: body.stream,
+      includeUsage: body.stream_options?.include_usage === true,
+      echo: false,
+      logprobs: null,
+    };
     return (await serveCompletion(c, deps, model, run, chatShape())) as never;
   });
 }

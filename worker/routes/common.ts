@@ -24,7 +24,7 @@ export const errorResponses = {
   413: error('Body too large'),
   415: error('Content-Type is not application/json'),
   429: error('Rate limit reached for this API key'),
-  502: error('The runner refused the edge\'s signature (a deployment error)'),
+  502: error("The runner refused the edge's signature (a deployment error)"),
   503: error('The batch runner or storage is unavailable; retry'),
 };
 
@@ -38,8 +38,14 @@ export const jobAccepted = {
 export const security = [{ bearerAuth: [] }];
 
 export const ranOnHeaders = {
-  'x-deciserve-ran-on': { description: 'Where the request ran', schema: { type: 'string' as const, enum: ['edge', 'runner'] } },
-  'server-timing': { description: 'Stage timings (tokenize, route, load, prefill, decode or submit, wait, result)', schema: { type: 'string' as const } },
+  'x-deciserve-ran-on': {
+    description: 'Where the request ran',
+    schema: { type: 'string' as const, enum: ['edge', 'runner'] },
+  },
+  'server-timing': {
+    description: 'Stage timings (tokenize, route, load, prefill, decode or submit, wait, result)',
+    schema: { type: 'string' as const },
+  },
 };
 
 export function checkModel(deps: RouteDeps, model: string): void {
@@ -59,12 +65,18 @@ export async function openModel(c: Context<AppEnv>, deps: RouteDeps): Promise<Ed
  * otherwise counted in slices that yield to the event loop (other requests and /healthz go on meanwhile), or, on
  * Node, all of it on a thread of its own (deps.promptMeter, mamba/token-meter.ts).
  */
-export async function countTokens(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, texts: string[]): Promise<number> {
+export async function countTokens(
+  c: Context<AppEnv>,
+  deps: RouteDeps,
+  model: EdgeModel,
+  texts: string[],
+): Promise<number> {
   startTime(c, 'tokenize', 'count tokens');
   const max = deps.config.limits.maxPromptTokens;
   const cost = await (deps.promptMeter ?? inLoopMeter(model.tokenizer)).measure(texts, max);
   if (!cost.ok && cost.reason === 'run') throw runTooLong(cost.run, MAX_RUN_CHARS);
-  if (!cost.ok) throw contextTooLong(cost.tokens, max, 'this API', cost.reason === 'lower_bound' ? 'at least ' : 'more than ');
+  if (!cost.ok)
+    throw contextTooLong(cost.tokens, max, 'this API', cost.reason === 'lower_bound' ? 'at least ' : 'more than ');
   const tokens = cost.tokens;
   await nextTick(); // lets the clock advance on Cloudflare, where it only moves at I/O
   endTime(c, 'tokenize');
@@ -79,7 +91,9 @@ async function chargeTokens(c: Context<AppEnv>, deps: RouteDeps, work: Work): Pr
   const { success } = await deps.tokenLimiter.limit({ key: c.get('apiKeyId'), cost });
   if (!success) {
     c.header('Retry-After', '60');
-    throw rateLimited(`This request needs ${cost} tokens, past this API key's ${deps.config.rateLimitTokensPerMinute} tokens per minute; retry after the time in Retry-After`);
+    throw rateLimited(
+      `This request needs ${cost} tokens, past this API key's ${deps.config.rateLimitTokensPerMinute} tokens per minute; retry after the time in Retry-After`,
+    );
   }
 }
 
@@ -94,25 +108,48 @@ async function chargeEdgeCpu(c: Context<AppEnv>, deps: RouteDeps, placement: Pla
   const spent = `this API key's edge CPU budget (${deps.config.rateLimitEdgeCpuMsPerMinute} ms per minute) is spent`;
   if (deps.runner) return { where: 'runner', estimatedMs: placement.estimatedMs, reason: spent };
   c.header('Retry-After', '60');
-  throw rateLimited(`This request needs an estimated ${cost} ms of edge CPU; ${spent}; retry after the time in Retry-After`);
+  throw rateLimited(
+    `This request needs an estimated ${cost} ms of edge CPU; ${spent}; retry after the time in Retry-After`,
+  );
 }
 
 /** Checks the decimation settings against the model (400 on a config it cannot run), charges the tokens, then places the work. */
-export async function placeWork(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, job: JobRequest, work: Work): Promise<Placement> {
+export async function placeWork(
+  c: Context<AppEnv>,
+  deps: RouteDeps,
+  model: EdgeModel,
+  job: JobRequest,
+  work: Work,
+): Promise<Placement> {
   let decimation: DecimationConfig | null;
   try {
     // Checked as if on (like the runner's intake), so bad parameters are refused whatever the prompt length.
-    resolveDecimation({ ...job, decimation: job.decimation === 'off' ? 'off' : 'on' }, work.promptTokens, model.defaults);
+    resolveDecimation(
+      { ...job, decimation: job.decimation === 'off' ? 'off' : 'on' },
+      work.promptTokens,
+      model.defaults,
+    );
     decimation = resolveDecimation(job, work.promptTokens, model.defaults);
   } catch (err) {
     if (err instanceof DecimationError) throw badRequest('invalid_decimation', err.message, 'decimation_params');
     throw err;
   }
   await chargeTokens(c, deps, work);
-  const placement = await chargeEdgeCpu(c, deps, place(deps.config, model, { ...work, decimated: decimation !== null }));
-  const missing = placement.where === 'edge' ? (decimation?.layers.filter((l) => !model.manifest.decimationLayers.includes(l)) ?? []) : [];
+  const placement = await chargeEdgeCpu(
+    c,
+    deps,
+    place(deps.config, model, { ...work, decimated: decimation !== null }),
+  );
+  const missing =
+    placement.where === 'edge'
+      ? (decimation?.layers.filter((l) => !model.manifest.decimationLayers.includes(l)) ?? [])
+      : [];
   if (missing.length > 0) {
-    throw badRequest('invalid_decimation', `the edge model cannot decimate at layers [${missing}]`, 'decimation_params.layers');
+    throw badRequest(
+      'invalid_decimation',
+      `the edge model cannot decimate at layers [${missing}]`,
+      'decimation_params.layers',
+    );
   }
   setMetric(c, 'route', placement.where === 'edge' ? `edge: ${placement.reason}` : `runner: ${placement.reason}`);
   return placement;
@@ -128,7 +165,10 @@ export function edgeLimit(deps: RouteDeps, model: EdgeModel): number {
 }
 
 /** Stage timings of an edge run as Server-Timing metrics. */
-export function reportEdgeTimings(c: Context<AppEnv>, t: { loadMs: number; prefillMs: number; decodeMs: number }): void {
+export function reportEdgeTimings(
+  c: Context<AppEnv>,
+  t: { loadMs: number; prefillMs: number; decodeMs: number },
+): void {
   setMetric(c, 'load', t.loadMs, 'engine load (first request in an isolate)');
   setMetric(c, 'prefill', t.prefillMs, 'prompt prefill');
   setMetric(c, 'decode', t.decodeMs, 'token generation');

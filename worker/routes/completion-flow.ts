@@ -65,26 +65,52 @@ function randomSeed(): number {
 
 const sse = (stream: SSEStreamingApi, data: unknown) => stream.writeSSE({ data: JSON.stringify(data) });
 
-async function finishStream(stream: SSEStreamingApi, shape: AnswerShape, base: StreamBase, done: Pick<Finished, 'finishReason' | 'usage' | 'deciserve'>, includeUsage: boolean) {
+async function finishStream(
+  stream: SSEStreamingApi,
+  shape: AnswerShape,
+  base: StreamBase,
+  done: Pick<Finished, 'finishReason' | 'usage' | 'deciserve'>,
+  includeUsage: boolean,
+) {
   await sse(stream, shape.closing(base, done.finishReason, done.deciserve));
   if (includeUsage) await sse(stream, shape.usage(base, done.usage));
   await stream.writeSSE({ data: '[DONE]' });
 }
 
 function streamError(err: unknown): { error: ReturnType<ApiError['body']>['error'] } {
-  const apiError = err instanceof ApiError ? err : new ApiError(500, 'server_error', 'internal_error', 'generation failed');
+  const apiError =
+    err instanceof ApiError ? err : new ApiError(500, 'server_error', 'internal_error', 'generation failed');
   return apiError.body();
 }
 
 function fromEdge(result: EdgeCompletion): Finished {
   const choice = result.choices[0]!;
-  return { id: result.id, created: result.created, model: result.model, text: choice.text, finishReason: choice.finish_reason, usage: result.usage, deciserve: result.deciserve, logprobs: choice.logprobs };
+  return {
+    id: result.id,
+    created: result.created,
+    model: result.model,
+    text: choice.text,
+    finishReason: choice.finish_reason,
+    usage: result.usage,
+    deciserve: result.deciserve,
+    logprobs: choice.logprobs,
+  };
 }
 
-export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model: EdgeModel, run: CompletionRun, shape: AnswerShape): Promise<Response> {
+export async function serveCompletion(
+  c: Context<AppEnv>,
+  deps: RouteDeps,
+  model: EdgeModel,
+  run: CompletionRun,
+  shape: AnswerShape,
+): Promise<Response> {
   const { job } = run;
   const scoredTokens = run.echo && run.logprobs != null ? run.promptTokens : 0;
-  const placement = await placeWork(c, deps, model, job, { promptTokens: run.promptTokens, newTokens: job.max_tokens, scoredTokens });
+  const placement = await placeWork(c, deps, model, job, {
+    promptTokens: run.promptTokens,
+    newTokens: job.max_tokens,
+    scoredTokens,
+  });
 
   if (placement.where === 'edge') {
     markRanOn(c, 'edge');
@@ -121,7 +147,8 @@ export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model
         await finishStream(stream, shape, base, fromEdge(result), run.includeUsage);
       } catch (err) {
         if (err instanceof ClientGoneError) return;
-        if (!(err instanceof ApiError)) deps.log.error('stream failed', { requestId: c.get('requestId'), error: (err as Error).message });
+        if (!(err instanceof ApiError))
+          deps.log.error('stream failed', { requestId: c.get('requestId'), error: (err as Error).message });
         await sse(stream, streamError(err));
       } finally {
         release();
@@ -132,10 +159,20 @@ export async function serveCompletion(c: Context<AppEnv>, deps: RouteDeps, model
   markRanOn(c, 'runner');
   if (run.logprobs != null) {
     // Refused before any work: the runner has no logprobs, and the edge would pass its CPU budget.
-    throw badRequest('unsupported_parameter', `logprobs are only available at the edge (up to ${edgeLimit(deps, model)} prompt tokens within its CPU budget); here ${placement.reason}`, 'logprobs');
+    throw badRequest(
+      'unsupported_parameter',
+      `logprobs are only available at the edge (up to ${edgeLimit(deps, model)} prompt tokens within its CPU budget); here ${placement.reason}`,
+      'logprobs',
+    );
   }
   const runner = requireRunner(deps, run.promptTokens, edgeLimit(deps, model));
-  const outcome = await runAsJob<CompletionResult>(c, runner, job, waitBudgetMs(c, deps.config.jobs.waitMs), deps.config.jobs.pollMs);
+  const outcome = await runAsJob<CompletionResult>(
+    c,
+    runner,
+    job,
+    waitBudgetMs(c, deps.config.jobs.waitMs),
+    deps.config.jobs.pollMs,
+  );
   if (outcome.kind === 'refused') return outcome.response;
   if (outcome.kind === 'pending') return pendingResponse(c, outcome.view);
   const stored = outcome.result;

@@ -28,7 +28,12 @@ function toJob(body: CompletionRequest, prompt: string): CompletionJob {
 
 /** The legacy completions shape: `text` choices, `text_completion` objects and chunks. */
 export function textShape(): AnswerShape {
-  const head = (base: StreamBase) => ({ id: base.id, object: 'text_completion' as const, created: base.created, model: base.model });
+  const head = (base: StreamBase) => ({
+    id: base.id,
+    object: 'text_completion' as const,
+    created: base.created,
+    model: base.model,
+  });
   return {
     idPrefix: 'cmpl',
     answer: (done) => ({
@@ -39,7 +44,11 @@ export function textShape(): AnswerShape {
     }),
     opening: () => [],
     delta: (base, text) => ({ ...head(base), choices: [{ index: 0, text, logprobs: null, finish_reason: null }] }),
-    closing: (base, finishReason, extras) => ({ ...head(base), choices: [{ index: 0, text: '', logprobs: null, finish_reason: finishReason }], deciserve: extras }),
+    closing: (base, finishReason, extras) => ({
+      ...head(base),
+      choices: [{ index: 0, text: '', logprobs: null, finish_reason: finishReason }],
+      deciserve: extras,
+    }),
     usage: (base, usage) => ({ ...head(base), choices: [], usage }),
   };
 }
@@ -70,12 +79,20 @@ export function registerCompletions(app: EdgeApp, deps: RouteDeps): void {
   app.openapi(route, async (c) => {
     const body = c.req.valid('json');
     checkModel(deps, body.model);
-    if (body.stream && body.logprobs != null) throw badRequest('unsupported_parameter', 'logprobs are not available with stream', 'logprobs');
+    if (body.stream && body.logprobs != null)
+      throw badRequest('unsupported_parameter', 'logprobs are not available with stream', 'logprobs');
     const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!;
     const model = await openModel(c, deps);
     const promptTokens = await countTokens(c, deps, model, [prompt]);
     if (promptTokens === 0) throw badRequest('invalid_value', 'prompt tokenizes to nothing', 'prompt');
-    const run = { job: toJob(body, prompt), promptTokens, stream: body.stream, includeUsage: body.stream_options?.include_usage === true, echo: body.echo, logprobs: body.logprobs ?? null };
+    const run = {
+      job: toJob(body, prompt),
+      promptTokens,
+      stream: body.stream,
+      includeUsage: body.stream_options?.include_usage === true,
+      echo: body.echo,
+      logprobs: body.logprobs ?? null,
+    };
     return (await serveCompletion(c, deps, model, run, textShape())) as never;
   });
 }

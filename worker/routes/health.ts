@@ -8,7 +8,9 @@ export function registerHealth(app: EdgeApp): void {
     path: '/healthz',
     tags: ['health'],
     summary: 'Liveness (no API key needed)',
-    responses: { 200: { description: 'Alive', content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } } } },
+    responses: {
+      200: { description: 'Alive', content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } } },
+    },
   });
   app.openapi(route, (c) => c.json({ status: 'ok' as const }, 200));
 }

@@ -12,7 +12,13 @@ import { checkModel, conflict, errorResponses, markRanOn, security } from './com
 const job = (description: string) => ({ description, content: { 'application/json': { schema: Job } } });
 
 function runnerOf(deps: RouteDeps): RunnerClient {
-  if (!deps.runner) throw new ApiError(503, 'server_error', 'runner_not_configured', 'this deployment has no batch runner (RUNNER_URL)');
+  if (!deps.runner)
+    throw new ApiError(
+      503,
+      'server_error',
+      'runner_not_configured',
+      'this deployment has no batch runner (RUNNER_URL)',
+    );
   return deps.runner;
 }
 
@@ -35,7 +41,12 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
       '`job.succeeded`/`job.failed` event.',
     security,
     request: { body: { content: { 'application/json': { schema: deps.schemas.jobRequest } }, required: true } },
-    responses: { 200: job('A job with this Idempotency-Key already exists'), 202: job('Accepted'), 409: conflict, ...errorResponses },
+    responses: {
+      200: job('A job with this Idempotency-Key already exists'),
+      202: job('Accepted'),
+      409: conflict,
+      ...errorResponses,
+    },
   });
   app.openapi(submit, async (c) => {
     const body = c.req.valid('json');
@@ -45,7 +56,8 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
       // The same headers as a completion answered 202 (job-flow.ts): where to poll, and when.
       c.header('Location', publicJob(c, submitted.view).url);
       c.header('x-deciserve-job-id', submitted.view.id);
-      if (submitted.view.status === 'queued' || submitted.view.status === 'running') c.header('Retry-After', String(RETRY_AFTER_S));
+      if (submitted.view.status === 'queued' || submitted.view.status === 'running')
+        c.header('Retry-After', String(RETRY_AFTER_S));
     }
     return answer(c, submitted) as never;
   });
@@ -54,7 +66,7 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
     method: 'get',
     path: '/v1/jobs/{id}',
     tags,
-    summary: 'A job\'s status, with a presigned result URL once it succeeded',
+    summary: "A job's status, with a presigned result URL once it succeeded",
     security,
     request: { params: JobIdParam },
     responses: { 200: job('The job'), ...errorResponses },
@@ -70,5 +82,8 @@ export function registerJobs(app: EdgeApp, deps: RouteDeps): void {
     request: { params: JobIdParam },
     responses: { 200: job('Cancelled'), 409: conflict, ...errorResponses },
   });
-  app.openapi(cancel, async (c) => answer(c, await runnerOf(deps).cancel(c.req.valid('param').id, tenantOf(c))) as never);
+  app.openapi(
+    cancel,
+    async (c) => answer(c, await runnerOf(deps).cancel(c.req.valid('param').id, tenantOf(c))) as never,
+  );
 }

@@ -33,7 +33,10 @@ export function registerModels(app: EdgeApp, deps: RouteDeps): void {
     tags: ['models'],
     summary: 'The models served',
     security,
-    responses: { 200: { description: 'Models', content: { 'application/json': { schema: ModelList } } }, ...errorResponses },
+    responses: {
+      200: { description: 'Models', content: { 'application/json': { schema: ModelList } } },
+      ...errorResponses,
+    },
   });
   app.openapi(list, async (c) => c.json({ object: 'list' as const, data: [await describe()] }, 200));
 
@@ -44,7 +47,10 @@ export function registerModels(app: EdgeApp, deps: RouteDeps): void {
     summary: 'One model',
     security,
     request: { params: z.object({ model: z.string().openapi({ param: { name: 'model', in: 'path' } }) }) },
-    responses: { 200: { description: 'The model', content: { 'application/json': { schema: Model } } }, ...errorResponses },
+    responses: {
+      200: { description: 'The model', content: { 'application/json': { schema: Model } } },
+      ...errorResponses,
+    },
   });
   app.openapi(one, async (c) => {
     const { model } = c.req.valid('param');

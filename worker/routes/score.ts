@@ -8,7 +8,19 @@ import { scoreAtEdge } from '../edge-run.ts';
 import { badRequest } from '../http/errors.ts';
 import { pendingResponse, requireRunner, runAsJob, waitBudgetMs } from '../job-flow.ts';
 import { Score } from '../schemas.ts';
-import { checkModel, countTokens, edgeLimit, errorResponses, jobAccepted, markRanOn, openModel, placeWork, ranOnHeaders, reportEdgeTimings, security } from './common.ts';
+import {
+  checkModel,
+  countTokens,
+  edgeLimit,
+  errorResponses,
+  jobAccepted,
+  markRanOn,
+  openModel,
+  placeWork,
+  ranOnHeaders,
+  reportEdgeTimings,
+  security,
+} from './common.ts';
 
 export function registerScore(app: EdgeApp, deps: RouteDeps): void {
   const route = createRoute({
@@ -17,7 +29,7 @@ export function registerScore(app: EdgeApp, deps: RouteDeps): void {
     tags: ['score'],
     summary: 'Log-probabilities and perplexity of a text or a continuation',
     description:
-      'Without `continuation`, every token after the first is scored; with it, only the continuation\'s tokens, ' +
+      "Without `continuation`, every token after the first is scored; with it, only the continuation's tokens, " +
       'given the prompt. Long texts run as runner jobs, like completions.',
     security,
     request: { body: { content: { 'application/json': { schema: deps.schemas.scoreRequest } }, required: true } },
@@ -48,12 +60,20 @@ export function registerScore(app: EdgeApp, deps: RouteDeps): void {
       ...(body.decimation_params ? { decimation_params: body.decimation_params } : {}),
       priority: body.priority,
     };
-    const placement = await placeWork(c, deps, model, job, { promptTokens, newTokens: 0, prefilledTokens: 0, scoredTokens: promptTokens });
+    const placement = await placeWork(c, deps, model, job, {
+      promptTokens,
+      newTokens: 0,
+      prefilledTokens: 0,
+      scoredTokens: promptTokens,
+    });
     if (placement.where === 'edge') {
       markRanOn(c, 'edge');
       const release = await deps.gate.acquire();
       try {
-        const { result, timings } = await scoreAtEdge({ model, modelId: deps.config.modelId, id: `score-${c.get('requestId')}`, signal: c.req.raw.signal }, job);
+        const { result, timings } = await scoreAtEdge(
+          { model, modelId: deps.config.modelId, id: `score-${c.get('requestId')}`, signal: c.req.raw.signal },
+          job,
+        );
         reportEdgeTimings(c, timings);
         return c.json(result, 200);
       } finally {
@@ -62,7 +82,13 @@ export function registerScore(app: EdgeApp, deps: RouteDeps): void {
     }
     markRanOn(c, 'runner');
     const runner = requireRunner(deps, promptTokens, edgeLimit(deps, model));
-    const outcome = await runAsJob<ScoreJobResult>(c, runner, job, waitBudgetMs(c, deps.config.jobs.waitMs), deps.config.jobs.pollMs);
+    const outcome = await runAsJob<ScoreJobResult>(
+      c,
+      runner,
+      job,
+      waitBudgetMs(c, deps.config.jobs.waitMs),
+      deps.config.jobs.pollMs,
+    );
     if (outcome.kind === 'refused') return outcome.response as never;
     if (outcome.kind === 'pending') return pendingResponse(c, outcome.view) as never;
     const stored = outcome.result;

@@ -106,27 +106,60 @@ export class Cublas {
     if (g.rows === 0) return;
     this.betaBuf[0] = g.beta ?? 0;
     const code = this.raw.cublasGemmEx(
-      this.handle, OP_T, OP_N, g.n, g.rows, g.k, this.alpha,
-      g.w.ptr, DataType[g.w.type], g.w.ld,
-      g.x.ptr, DataType[g.x.type], g.x.ld,
+      this.handle,
+      OP_T,
+      OP_N,
+      g.n,
+      g.rows,
+      g.k,
+      this.alpha,
+      g.w.ptr,
+      DataType[g.w.type],
+      g.w.ld,
+      g.x.ptr,
+      DataType[g.x.type],
+      g.x.ld,
       this.betaBuf,
-      g.y.ptr, DataType[g.y.type], g.y.ld,
-      computeType, GEMM_DEFAULT,
+      g.y.ptr,
+      DataType[g.y.type],
+      g.y.ld,
+      computeType,
+      GEMM_DEFAULT,
     );
     this.check(`cublasGemmEx(${g.rows}x${g.k} · ${g.n}x${g.k}ᵀ, ${g.x.type}→${g.y.type})`, code);
   }
 
   /** `count` independent linears whose x, W and y are `stride*` elements apart (same W when strideW is 0). */
-  linearStridedBatched(g: LinearGemm & { count: number; strideX: number; strideW: number; strideY: number }, computeType: number = ComputeType.f32): void {
+  linearStridedBatched(
+    g: LinearGemm & { count: number; strideX: number; strideW: number; strideY: number },
+    computeType: number = ComputeType.f32,
+  ): void {
     if (g.rows === 0 || g.count === 0) return;
     this.betaBuf[0] = g.beta ?? 0;
     const code = this.raw.cublasGemmStridedBatchedEx(
-      this.handle, OP_T, OP_N, g.n, g.rows, g.k, this.alpha,
-      g.w.ptr, DataType[g.w.type], g.w.ld, g.strideW,
-      g.x.ptr, DataType[g.x.type], g.x.ld, g.strideX,
+      this.handle,
+      OP_T,
+      OP_N,
+      g.n,
+      g.rows,
+      g.k,
+      this.alpha,
+      g.w.ptr,
+      DataType[g.w.type],
+      g.w.ld,
+      g.strideW,
+      g.x.ptr,
+      DataType[g.x.type],
+      g.x.ld,
+      g.strideX,
       this.betaBuf,
-      g.y.ptr, DataType[g.y.type], g.y.ld, g.strideY,
-      g.count, computeType, GEMM_DEFAULT,
+      g.y.ptr,
+      DataType[g.y.type],
+      g.y.ld,
+      g.strideY,
+      g.count,
+      computeType,
+      GEMM_DEFAULT,
     );
     this.check(`cublasGemmStridedBatchedEx(${g.count} × ${g.rows}x${g.k} · ${g.n}x${g.k}ᵀ)`, code);
   }

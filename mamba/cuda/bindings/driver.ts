@@ -20,7 +20,12 @@ export const DeviceAttribute = {
 } as const;
 
 /** CUfunction_attribute values used here. */
-export const FunctionAttribute = { maxThreadsPerBlock: 0, localSizeBytes: 3, numRegs: 4, maxDynamicSharedBytes: 8 } as const;
+export const FunctionAttribute = {
+  maxThreadsPerBlock: 0,
+  localSizeBytes: 3,
+  numRegs: 4,
+  maxDynamicSharedBytes: 8,
+} as const;
 
 const CU_EVENT_DEFAULT = 0;
 const CU_STREAM_NON_BLOCKING = 1;
@@ -67,7 +72,10 @@ function bind(path: string) {
     cuDeviceGetAttribute: f('int cuDeviceGetAttribute(_Out_ int *value, int attrib, int dev)'),
     cuDeviceTotalMem: f(['int cuDeviceTotalMem_v2(_Out_ size_t *bytes, int dev)']),
     cuDevicePrimaryCtxRetain: f('int cuDevicePrimaryCtxRetain(_Out_ void **ctx, int dev)'),
-    cuDevicePrimaryCtxRelease: f(['int cuDevicePrimaryCtxRelease_v2(int dev)', 'int cuDevicePrimaryCtxRelease(int dev)']),
+    cuDevicePrimaryCtxRelease: f([
+      'int cuDevicePrimaryCtxRelease_v2(int dev)',
+      'int cuDevicePrimaryCtxRelease(int dev)',
+    ]),
     cuCtxSetCurrent: f('int cuCtxSetCurrent(void *ctx)'),
     cuCtxSynchronize: f('int cuCtxSynchronize()'),
     cuMemGetInfo: f(['int cuMemGetInfo_v2(_Out_ size_t *free, _Out_ size_t *total)']),
@@ -92,7 +100,10 @@ function bind(path: string) {
     cuEventDestroy: f(['int cuEventDestroy_v2(void *event)']),
     cuEventRecord: f('int cuEventRecord(void *event, void *stream)'),
     cuEventSynchronize: f('int cuEventSynchronize(void *event)'),
-    cuEventElapsedTime: f(['int cuEventElapsedTime_v2(_Out_ float *ms, void *start, void *end)', 'int cuEventElapsedTime(_Out_ float *ms, void *start, void *end)']),
+    cuEventElapsedTime: f([
+      'int cuEventElapsedTime_v2(_Out_ float *ms, void *start, void *end)',
+      'int cuEventElapsedTime(_Out_ float *ms, void *start, void *end)',
+    ]),
     cuStreamBeginCapture: f(['int cuStreamBeginCapture_v2(void *stream, int mode)']),
     cuStreamEndCapture: f('int cuStreamEndCapture(void *stream, _Out_ void **graph)'),
     cuGraphInstantiate: f('int cuGraphInstantiateWithFlags(_Out_ void **exec, void *graph, uint64_t flags)'),
@@ -125,7 +136,8 @@ function writeU64(b: Buffer, v: number): void {
  * are reused by the next call: pass them to the driver before packing again.
  */
 export function packKernelArgs(args: KernelArg[]): Buffer[] {
-  if (args.length > MAX_KERNEL_ARGS) throw new RangeError(`kernel launch with ${args.length} arguments (at most ${MAX_KERNEL_ARGS})`);
+  if (args.length > MAX_KERNEL_ARGS)
+    throw new RangeError(`kernel launch with ${args.length} arguments (at most ${MAX_KERNEL_ARGS})`);
   const out = PARAM_ARRAYS[args.length]!;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -323,7 +335,10 @@ export class CudaDriver {
     const [gx, gy = 1, gz = 1] = shape.grid;
     const [bx, by = 1, bz = 1] = shape.block;
     if (gx < 1 || gy < 1 || gz < 1) throw new RangeError(`launch ${name}: empty grid [${gx}, ${gy}, ${gz}]`);
-    this.check(`cuLaunchKernel(${name})`, this.raw.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shape.sharedBytes ?? 0, stream, packKernelArgs(args), null));
+    this.check(
+      `cuLaunchKernel(${name})`,
+      this.raw.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shape.sharedBytes ?? 0, stream, packKernelArgs(args), null),
+    );
   }
 
   createEvent(): CuHandle {

@@ -31,7 +31,10 @@ export type NativeFunction = (...args: any[]) => any; // eslint-disable-line @ty
 const loaded = new Map<string, LibraryHandle>();
 
 /** Loads the first candidate that opens; the error lists every path tried and why it failed. */
-export function loadLibrary(lib: CudaLibraryName, env: NodeJS.ProcessEnv = process.env): { handle: LibraryHandle; path: string } {
+export function loadLibrary(
+  lib: CudaLibraryName,
+  env: NodeJS.ProcessEnv = process.env,
+): { handle: LibraryHandle; path: string } {
   const failures: string[] = [];
   for (const path of libraryCandidates(lib, env)) {
     const cached = loaded.get(path);

@@ -43,7 +43,10 @@ export class Nvrtc {
   private readonly check: (call: string, code: number) => void;
 
   private constructor(private readonly raw: ReturnType<typeof bind>) {
-    this.check = checker('nvrtc', (code) => ({ name: String(raw.nvrtcGetErrorString(code) ?? `NVRTC error ${code}`), description: '' }));
+    this.check = checker('nvrtc', (code) => ({
+      name: String(raw.nvrtcGetErrorString(code) ?? `NVRTC error ${code}`),
+      description: '',
+    }));
   }
 
   private static instance: Nvrtc | null = null;
@@ -69,7 +72,10 @@ export class Nvrtc {
     const names = Object.keys(program.headers ?? {});
     const bodies = names.map((n) => program.headers![n]!);
     const prog = [null as bigint | null];
-    this.check('nvrtcCreateProgram', this.raw.nvrtcCreateProgram(prog, program.source, program.name, names.length, bodies, names));
+    this.check(
+      'nvrtcCreateProgram',
+      this.raw.nvrtcCreateProgram(prog, program.source, program.name, names.length, bodies, names),
+    );
     try {
       const code = this.raw.nvrtcCompileProgram(prog[0], options.length, options);
       const log = this.log(prog[0]!);

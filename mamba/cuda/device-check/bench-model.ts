@@ -57,10 +57,19 @@ async function fillAll(tasks: FillTask[]): Promise<void> {
   const PIECE = 1 << 24;
   tasks.forEach((t, ti) => {
     for (let at = 0; at < t.out.length; at += PIECE) {
-      pieces.push({ buffer: t.out.buffer, offset: t.out.byteOffset + 4 * at, length: Math.min(PIECE, t.out.length - at), seed: ti * 4096 + at / PIECE + 1, bound: t.bound });
+      pieces.push({
+        buffer: t.out.buffer,
+        offset: t.out.byteOffset + 4 * at,
+        length: Math.min(PIECE, t.out.length - at),
+        seed: ti * 4096 + at / PIECE + 1,
+        bound: t.bound,
+      });
     }
   });
-  const workers = Array.from({ length: Math.max(1, Math.min(availableParallelism(), 16, pieces.length)) }, () => new Worker(FILL_SOURCE, { eval: true }));
+  const workers = Array.from(
+    { length: Math.max(1, Math.min(availableParallelism(), 16, pieces.length)) },
+    () => new Worker(FILL_SOURCE, { eval: true }),
+  );
   let next = 0;
   try {
     await Promise.all(
@@ -108,24 +117,42 @@ export async function benchWeights(config: MambaConfig, seed: number): Promise<M
   const layers: LayerWeights[] = [];
   for (let i = 0; i < nLayer; i++) {
     layers.push({
-      norm: t([dModel], small(dModel, () => 1 + 0.1 * (2 * next() - 1))),
+      norm: t(
+        [dModel],
+        small(dModel, () => 1 + 0.1 * (2 * next() - 1)),
+      ),
       inProj: t([2 * dInner, dModel], uniform(2 * dInner * dModel, 1 / Math.sqrt(dModel))),
       inProjBias: null,
-      convWeight: t([dInner, 1, dConv], small(dInner * dConv, () => (2 * next() - 1) / Math.sqrt(dConv))),
-      convBias: t([dInner], small(dInner, () => (2 * next() - 1) / Math.sqrt(dConv))),
+      convWeight: t(
+        [dInner, 1, dConv],
+        small(dInner * dConv, () => (2 * next() - 1) / Math.sqrt(dConv)),
+      ),
+      convBias: t(
+        [dInner],
+        small(dInner, () => (2 * next() - 1) / Math.sqrt(dConv)),
+      ),
       xProj: t([dtRank + 2 * dState, dInner], uniform((dtRank + 2 * dState) * dInner, 1 / Math.sqrt(dInner))),
       dtProjWeight: t([dInner, dtRank], uniform(dInner * dtRank, dtRank ** -0.5)),
-      dtProjBias: t([dInner], small(dInner, () => {
-        const dt = Math.max(Math.exp(next() * (Math.log(0.1) - Math.log(0.001)) + Math.log(0.001)), 1e-4);
-        return dt + Math.log(-Math.expm1(-dt)); // softplus⁻¹(dt), dt log-uniform in [1e-3, 1e-1]
-      })),
-      aLog: t([dInner, dState], small(dInner * dState, (j) => Math.log(1 + (j % dState)))),
+      dtProjBias: t(
+        [dInner],
+        small(dInner, () => {
+          const dt = Math.max(Math.exp(next() * (Math.log(0.1) - Math.log(0.001)) + Math.log(0.001)), 1e-4);
+          return dt + Math.log(-Math.expm1(-dt)); // softplus⁻¹(dt), dt log-uniform in [1e-3, 1e-1]
+        }),
+      ),
+      aLog: t(
+        [dInner, dState],
+        small(dInner * dState, (j) => Math.log(1 + (j % dState))),
+      ),
       d: t([dInner], new Float32Array(dInner).fill(1)),
       outProj: t([dModel, dInner], uniform(dModel * dInner, 1 / Math.sqrt(dInner) / Math.sqrt(nLayer))),
       outProjBias: null,
     });
   }
-  const normF = t([dModel], small(dModel, () => 1 + 0.1 * (2 * next() - 1)));
+  const normF = t(
+    [dModel],
+    small(dModel, () => 1 + 0.1 * (2 * next() - 1)),
+  );
   await fillAll(tasks);
   return { embedding, layers, normF, lmHead: embedding };
 }

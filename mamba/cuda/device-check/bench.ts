@@ -34,7 +34,11 @@ function randomIds(n: number, vocab: number, seed: number): number[] {
 const PROTECT = 16;
 
 /** Wall time of one prefillBatch (host tables, uploads, kernels, logits and states back). */
-async function timePrefill(engine: CudaEngine, reqs: Parameters<CudaEngine['prefillBatch']>[0], reps: number): Promise<number> {
+async function timePrefill(
+  engine: CudaEngine,
+  reqs: Parameters<CudaEngine['prefillBatch']>[0],
+  reps: number,
+): Promise<number> {
   await engine.prefillBatch(reqs); // warm-up: arena growth, cuBLAS heuristics
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -45,13 +49,28 @@ async function timePrefill(engine: CudaEngine, reqs: Parameters<CudaEngine['pref
   return median(times);
 }
 
-export async function benchPrefill(t: BenchTarget, report: Report, deadline: Deadline, lengths: number[], ceilings: { bandwidth: number; bf16Flops: number }): Promise<void> {
+export async function benchPrefill(
+  t: BenchTarget,
+  report: Report,
+  deadline: Deadline,
+  lengths: number[],
+  ceilings: { bandwidth: number; bf16Flops: number },
+): Promise<void> {
   const { engine, config } = t;
   const deci = paperDecimation(config);
   const plainMs = new Map<number, number>();
   for (const L of lengths) {
     for (const mode of ['mamba', 'decimamba'] as const) {
-      const estimateS = (prefillRoofline({ config, precision: engine.core.precision, plan: planBatch([{ length: L, protect: PROTECT, decimation: null }], config.nLayer), logitRows: 1 }).designFloorMs / 1e3) * 8 + 1;
+      const estimateS =
+        (prefillRoofline({
+          config,
+          precision: engine.core.precision,
+          plan: planBatch([{ length: L, protect: PROTECT, decimation: null }], config.nLayer),
+          logitRows: 1,
+        }).designFloorMs /
+          1e3) *
+          8 +
+        1;
       if (!deadline.has(estimateS + 20)) {
         report.skip(`prefill ${t.shape} ${engine.name} L=${L} ${mode}: time budget`);
         continue;
@@ -84,7 +103,11 @@ export async function benchPrefill(t: BenchTarget, report: Report, deadline: Dea
       });
     }
   }
-  report.info.roofline = { matmulFlopsCeiling: H200.matmulFlops, bandwidthCeiling: H200.bandwidth, measured: { bf16GemmFlops: ceilings.bf16Flops, copyBandwidth: ceilings.bandwidth } };
+  report.info.roofline = {
+    matmulFlopsCeiling: H200.matmulFlops,
+    bandwidthCeiling: H200.bandwidth,
+    measured: { bf16GemmFlops: ceilings.bf16Flops, copyBandwidth: ceilings.bandwidth },
+  };
 }
 
 export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadline, lengths: number[]): Promise<void> {
@@ -96,7 +119,10 @@ export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadl
     }
     await report.guard('bench', `batch of ${lengths.length} ${t.shape} ${engine.name} ${mode}`, async () => {
       const decimation = mode === 'decimamba' ? paperDecimation(config) : null;
-      const reqs = lengths.map((L, i) => ({ ids: randomIds(L, config.vocabSize, 1000 + i), options: { decimation, protect: PROTECT } }));
+      const reqs = lengths.map((L, i) => ({
+        ids: randomIds(L, config.vocabSize, 1000 + i),
+        options: { decimation, protect: PROTECT },
+      }));
       const batchMs = await timePrefill(engine, reqs, 3);
       const passes = engine.lastPasses.length;
       let singlesMs = 0;
@@ -127,7 +153,10 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
         continue;
       }
       await report.guard('bench', `decode ${t.shape} ${engine.name} batch ${batch} graphs=${graphs}`, async () => {
-        const session = engine.openDecode(Array.from({ length: batch }, () => engine.emptyState()), graphs);
+        const session = engine.openDecode(
+          Array.from({ length: batch }, () => engine.emptyState()),
+          graphs,
+        );
         try {
           let tokens = Array.from({ length: batch }, (_, i) => (i * 7919) % config.vocabSize);
           for (let i = 0; i < 3; i++) tokens = Array.from(session.step(tokens, { argmax: true }).tokens!); // warm-up (+ capture)
@@ -176,9 +205,27 @@ export async function benchBreakdown(t: BenchTarget, report: Report, deadline: D
       }
       const total = times.reduce((a, b) => a + b.ms, 0);
       for (const k of times) {
-        report.row('breakdown', { shape: t.shape, engine: engine.name, L, mode, kernel: k.label, calls: k.calls, ms: k.ms, pct: (100 * k.ms) / total });
+        report.row('breakdown', {
+          shape: t.shape,
+          engine: engine.name,
+          L,
+          mode,
+          kernel: k.label,
+          calls: k.calls,
+          ms: k.ms,
+          pct: (100 * k.ms) / total,
+        });
       }
-      report.row('breakdown', { shape: t.shape, engine: engine.name, L, mode, kernel: 'TOTAL (GPU, events)', calls: times.reduce((a, b) => a + b.calls, 0), ms: total, pct: 100 });
+      report.row('breakdown', {
+        shape: t.shape,
+        engine: engine.name,
+        L,
+        mode,
+        kernel: 'TOTAL (GPU, events)',
+        calls: times.reduce((a, b) => a + b.calls, 0),
+        ms: total,
+        pct: 100,
+      });
     });
   }
 }

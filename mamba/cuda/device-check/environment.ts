@@ -46,11 +46,17 @@ export function describeEnvironment(device: CudaDevice, report: Report): void {
     node: process.version,
     env: { LIBCUDA: process.env.LIBCUDA, CUDA_LIB_DIR: process.env.CUDA_LIB_DIR },
   });
-  console.log(`device: ${device.info.name} sm_${device.info.computeCapability.join('')} ${device.info.multiprocessors} SMs, ${(mem.total / 2 ** 30).toFixed(1)} GiB`);
+  console.log(
+    `device: ${device.info.name} sm_${device.info.computeCapability.join('')} ${device.info.multiprocessors} SMs, ${(mem.total / 2 ** 30).toFixed(1)} GiB`,
+  );
 }
 
 /** Copy bandwidth (GB/s, read + write) and bf16 GEMM rate (TFLOP/s) on random data. */
-export function measureCeilings(device: CudaDevice, kernels: Parameters<typeof convertToBf16>[0], report: Report): { bandwidth: number; bf16Flops: number } {
+export function measureCeilings(
+  device: CudaDevice,
+  kernels: Parameters<typeof convertToBf16>[0],
+  report: Report,
+): { bandwidth: number; bf16Flops: number } {
   const bytes = Math.min(2 * 2 ** 30, Math.floor(device.memInfo().free / 8 / 256) * 256);
   const a = device.alloc(bytes);
   const b = device.alloc(bytes);
@@ -69,7 +75,20 @@ export function measureCeilings(device: CudaDevice, kernels: Parameters<typeof c
     const x = b + n * n * 2;
     convertToBf16(kernels, a, x, n * n);
     const y = a; // f32 out
-    const gemmMs = timeOnStream(device, () => device.cublas.linear({ rows: n, k: n, n, x: { ptr: x, ld: n, type: 'bf16' }, w: { ptr: w, ld: n, type: 'bf16' }, y: { ptr: y, ld: n, type: 'f32' } }), 10, 3);
+    const gemmMs = timeOnStream(
+      device,
+      () =>
+        device.cublas.linear({
+          rows: n,
+          k: n,
+          n,
+          x: { ptr: x, ld: n, type: 'bf16' },
+          w: { ptr: w, ld: n, type: 'bf16' },
+          y: { ptr: y, ld: n, type: 'f32' },
+        }),
+      10,
+      3,
+    );
     bf16Flops = (2 * n ** 3) / (gemmMs / 1e3);
   } finally {
     device.synchronize();
@@ -77,7 +96,15 @@ export function measureCeilings(device: CudaDevice, kernels: Parameters<typeof c
     device.free(b);
   }
   report.info.ceilings = { copyGBs: bandwidth / 1e9, bf16GemmTflops: bf16Flops / 1e12 };
-  report.row('ceilings', { what: 'device-to-device copy', value: `${(bandwidth / 1e9).toFixed(0)} GB/s`, reference: `${(H200.bandwidth / 1e9).toFixed(0)} GB/s (committed run; KINDS.md: 4.3 TB/s)` });
-  report.row('ceilings', { what: 'cuBLAS bf16 GEMM 8192³, f32 out', value: `${(bf16Flops / 1e12).toFixed(0)} TFLOP/s`, reference: `${(H200.matmulFlops / 1e12).toFixed(0)} TFLOP/s (committed run)` });
+  report.row('ceilings', {
+    what: 'device-to-device copy',
+    value: `${(bandwidth / 1e9).toFixed(0)} GB/s`,
+    reference: `${(H200.bandwidth / 1e9).toFixed(0)} GB/s (committed run; KINDS.md: 4.3 TB/s)`,
+  });
+  report.row('ceilings', {
+    what: 'cuBLAS bf16 GEMM 8192³, f32 out',
+    value: `${(bf16Flops / 1e12).toFixed(0)} TFLOP/s`,
+    reference: `${(H200.matmulFlops / 1e12).toFixed(0)} TFLOP/s (committed run)`,
+  });
   return { bandwidth, bf16Flops };
 }

@@ -22,7 +22,8 @@ export const BF16_KEPT_OVERLAP = 0.98;
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) || (Number.isNaN(a[i]! - b[i]!) ? Infinity : 0));
+  for (let i = 0; i < a.length; i++)
+    m = Math.max(m, Math.abs(a[i]! - b[i]!) || (Number.isNaN(a[i]! - b[i]!) ? Infinity : 0));
   return m;
 }
 
@@ -31,11 +32,17 @@ function maxStateDiff(a: ModelState, b: ModelState): number {
 }
 
 function keptEqual(a: PrefillResult['kept'], b: { layer: number; indices: ArrayLike<number> }[]): boolean {
-  return JSON.stringify(a.map((k) => [k.layer, Array.from(k.indices)])) === JSON.stringify(b.map((k) => [k.layer, Array.from(k.indices)]));
+  return (
+    JSON.stringify(a.map((k) => [k.layer, Array.from(k.indices)])) ===
+    JSON.stringify(b.map((k) => [k.layer, Array.from(k.indices)]))
+  );
 }
 
 /** Smallest share of one run's kept tokens that the other also kept, over the decimating layers (1 = identical). */
-function keptOverlap(a: { layer: number; indices: ArrayLike<number> }[], b: { layer: number; indices: ArrayLike<number> }[]): number {
+function keptOverlap(
+  a: { layer: number; indices: ArrayLike<number> }[],
+  b: { layer: number; indices: ArrayLike<number> }[],
+): number {
   if (a.length !== b.length) return 0;
   let min = 1;
   for (const [i, k] of a.entries()) {
@@ -53,7 +60,13 @@ function largest(rows: Float32Array[]): number {
   return m;
 }
 
-async function greedy(engine: { step(t: number, s: ModelState): Promise<{ logits: Float32Array; state: ModelState }> }, logits: Float32Array, state: ModelState, n: number, margins?: number[]): Promise<number[]> {
+async function greedy(
+  engine: { step(t: number, s: ModelState): Promise<{ logits: Float32Array; state: ModelState }> },
+  logits: Float32Array,
+  state: ModelState,
+  n: number,
+  margins?: number[],
+): Promise<number[]> {
   const out: number[] = [];
   while (out.length < n) {
     out.push(argmax(logits));
@@ -65,7 +78,8 @@ async function greedy(engine: { step(t: number, s: ModelState): Promise<{ logits
 
 /** Logit gap between the best and the second-best token: how close a greedy choice was to flipping. */
 function topTwoMargin(logits: Float32Array): number {
-  let a = -Infinity, b = -Infinity;
+  let a = -Infinity,
+    b = -Infinity;
   for (const v of logits) {
     if (v > a) [a, b] = [v, a];
     else if (v > b) b = v;
@@ -84,16 +98,34 @@ interface GoldenCase {
 }
 
 /** test/fixtures/<name>/golden.json on both precisions. */
-export async function goldenParity(device: CudaDevice, report: Report, root: string, maxLength = Infinity, engineOptions: CudaEngineOptions = {}): Promise<void> {
+export async function goldenParity(
+  device: CudaDevice,
+  report: Report,
+  root: string,
+  maxLength = Infinity,
+  engineOptions: CudaEngineOptions = {},
+): Promise<void> {
   const suffix = engineOptions.scan && engineOptions.scan !== 'split' ? `-${engineOptions.scan}` : '';
   const fixtures = join(root, 'test', 'fixtures');
-  const dirs = existsSync(fixtures) ? readdirSync(fixtures).filter((d) => existsSync(join(fixtures, d, 'golden.json'))).sort() : [];
+  const dirs = existsSync(fixtures)
+    ? readdirSync(fixtures)
+        .filter((d) => existsSync(join(fixtures, d, 'golden.json')))
+        .sort()
+    : [];
   for (const dir of dirs) {
-    const golden = JSON.parse(readFileSync(join(fixtures, dir, 'golden.json'), 'utf8')) as { checkpoint: string; cases: GoldenCase[] };
+    const golden = JSON.parse(readFileSync(join(fixtures, dir, 'golden.json'), 'utf8')) as {
+      checkpoint: string;
+      cases: GoldenCase[];
+    };
     const tensors = readSafetensors(readFileSync(join(fixtures, dir, 'golden.safetensors')));
     const model = await loadModel(join(root, golden.checkpoint));
     for (const precision of ['fp32', 'bf16'] as const) {
-      const engine = CudaEngine.create(model.config, model.weights, { ...engineOptions, device, precision, guardBytes: 256 });
+      const engine = CudaEngine.create(model.config, model.weights, {
+        ...engineOptions,
+        device,
+        precision,
+        guardBytes: 256,
+      });
       try {
         for (const c of golden.cases) {
           if (c.ids.length > maxLength) {
@@ -103,24 +135,50 @@ export async function goldenParity(device: CudaDevice, report: Report, root: str
           await report.guard(`golden-${precision}${suffix}`, `${dir}/${c.name}`, async () => {
             const last = c.ids.length - 1;
             const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
-            const r = await engine.prefill(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: positions });
+            const r = await engine.prefill(c.ids, {
+              decimation: c.decimation,
+              protect: c.protect,
+              logitPositions: positions,
+            });
             const V = model.config.vocabSize;
             const g = tensors.getF32(`${c.name}.logits`);
             const goldRows = c.positions.map((_, row) => g.subarray(row * V, (row + 1) * V));
             const dLogit = Math.max(...c.positions.map((_, row) => maxAbs(r.logits[row]!, goldRows[row]!)));
             let dState = 0;
             for (let i = 0; i < model.config.nLayer; i++) {
-              dState = Math.max(dState, maxAbs(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`)), maxAbs(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`)));
+              dState = Math.max(
+                dState,
+                maxAbs(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`)),
+                maxAbs(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`)),
+              );
             }
             const kept = keptEqual(r.kept, c.kept);
             const tokens = await greedy(engine, r.logits[positions.indexOf(last)]!, r.state, c.greedy.length);
             const sameGreedy = JSON.stringify(tokens) === JSON.stringify(c.greedy);
             if (precision === 'fp32') {
-              report.check(`golden-fp32${suffix}`, `${dir}/${c.name}`, dLogit <= 1e-3 && dState <= 1e-3 && kept && sameGreedy, { maxDLogit: dLogit, maxDState: dState, kept, greedy: sameGreedy, L: c.ids.length });
+              report.check(
+                `golden-fp32${suffix}`,
+                `${dir}/${c.name}`,
+                dLogit <= 1e-3 && dState <= 1e-3 && kept && sameGreedy,
+                { maxDLogit: dLogit, maxDState: dState, kept, greedy: sameGreedy, L: c.ids.length },
+              );
             } else {
               const rel = dLogit / largest(goldRows);
               const overlap = keptOverlap(r.kept, c.kept);
-              report.check(`golden-bf16${suffix}`, `${dir}/${c.name}`, rel <= BF16_LOGIT_TOL && overlap >= BF16_KEPT_OVERLAP, { maxDLogit: dLogit, relToMax: rel, tol: BF16_LOGIT_TOL, kept, keptOverlap: overlap, greedy: sameGreedy, L: c.ids.length });
+              report.check(
+                `golden-bf16${suffix}`,
+                `${dir}/${c.name}`,
+                rel <= BF16_LOGIT_TOL && overlap >= BF16_KEPT_OVERLAP,
+                {
+                  maxDLogit: dLogit,
+                  relToMax: rel,
+                  tol: BF16_LOGIT_TOL,
+                  kept,
+                  keptOverlap: overlap,
+                  greedy: sameGreedy,
+                  L: c.ids.length,
+                },
+              );
             }
           });
         }
@@ -132,15 +190,40 @@ export async function goldenParity(device: CudaDevice, report: Report, root: str
 }
 
 /** A random model against the TypeScript reference (slow in JS: short prompts), plus a batch of them. */
-export async function referenceParity(engines: { fp32: CudaEngine; bf16: CudaEngine }, config: MambaConfig, weights: MambaWeights, report: Report, deadline: Deadline, label: string): Promise<void> {
+export async function referenceParity(
+  engines: { fp32: CudaEngine; bf16: CudaEngine },
+  config: MambaConfig,
+  weights: MambaWeights,
+  report: Report,
+  deadline: Deadline,
+  label: string,
+): Promise<void> {
   const ref = new ReferenceEngine(config, weights);
   const rng = createRng(17);
   const ids = (n: number) => Array.from({ length: n }, () => rng.int(config.vocabSize));
   const mid = Math.floor(config.nLayer / 2);
-  const cases: { name: string; ids: number[]; decimation: DecimationConfig | null; protect: number; positions: number[] }[] = [
+  const cases: {
+    name: string;
+    ids: number[];
+    decimation: DecimationConfig | null;
+    protect: number;
+    positions: number[];
+  }[] = [
     { name: 'plain L=48', ids: ids(48), decimation: null, protect: 1, positions: [0, 20, 47] },
-    { name: `deci L=80 layer ${mid}`, ids: ids(80), decimation: { layers: [mid], beta: 0.5, lBase: 24, minSeqLen: 4 }, protect: 4, positions: [77, 79] },
-    { name: `deci L=64 layers ${Math.min(2, mid - 1)},${mid}`, ids: ids(64), decimation: { layers: [Math.min(2, mid - 1), mid], beta: 0.5, lBase: 32, minSeqLen: 4 }, protect: 2, positions: [63] },
+    {
+      name: `deci L=80 layer ${mid}`,
+      ids: ids(80),
+      decimation: { layers: [mid], beta: 0.5, lBase: 24, minSeqLen: 4 },
+      protect: 4,
+      positions: [77, 79],
+    },
+    {
+      name: `deci L=64 layers ${Math.min(2, mid - 1)},${mid}`,
+      ids: ids(64),
+      decimation: { layers: [Math.min(2, mid - 1), mid], beta: 0.5, lBase: 32, minSeqLen: 4 },
+      protect: 2,
+      positions: [63],
+    },
   ];
   const refs: PrefillResult[] = [];
   for (const c of cases) {
@@ -169,25 +252,54 @@ export async function referenceParity(engines: { fp32: CudaEngine; bf16: CudaEng
         const kept = keptEqual(g.kept, r.kept);
         if (precision === 'fp32') {
           const dState = maxStateDiff(g.state, r.state);
-          report.check('reference-fp32', `${label} ${c.name}`, dLogit <= 1e-3 && dStep <= 1e-3 && dState <= 1e-3 && kept, { maxDLogit: dLogit, maxDStep: dStep, maxDState: dState, kept, refMs: performance.now() - t0 });
+          report.check(
+            'reference-fp32',
+            `${label} ${c.name}`,
+            dLogit <= 1e-3 && dStep <= 1e-3 && dState <= 1e-3 && kept,
+            { maxDLogit: dLogit, maxDStep: dStep, maxDState: dState, kept, refMs: performance.now() - t0 },
+          );
         } else {
           const rel = Math.max(dLogit, dStep) / largest([...r.logits, step.logits]);
-          report.check('reference-bf16', `${label} ${c.name}`, rel <= BF16_LOGIT_TOL, { maxDLogit: dLogit, maxDStep: dStep, relToMax: rel, kept });
+          report.check('reference-bf16', `${label} ${c.name}`, rel <= BF16_LOGIT_TOL, {
+            maxDLogit: dLogit,
+            maxDStep: dStep,
+            relToMax: rel,
+            kept,
+          });
         }
       });
     }
   }
   if (refs.length === cases.length) {
     await report.guard('batch', `${label} batch of the reference cases`, async () => {
-      const batch = await engines.fp32.prefillBatch(cases.map((c) => ({ ids: c.ids, options: { decimation: c.decimation, protect: c.protect, logitPositions: c.positions } })));
+      const batch = await engines.fp32.prefillBatch(
+        cases.map((c) => ({
+          ids: c.ids,
+          options: { decimation: c.decimation, protect: c.protect, logitPositions: c.positions },
+        })),
+      );
       const d = Math.max(...batch.map((b, i) => Math.max(...b.logits.map((l, j) => maxAbs(l, refs[i]!.logits[j]!)))));
-      report.check('batch', `${label} batch of the reference cases vs reference (fp32)`, d <= 1e-3 && batch.every((b, i) => keptEqual(b.kept, refs[i]!.kept)), { maxDLogit: d, passes: engines.fp32.lastPasses.length });
+      report.check(
+        'batch',
+        `${label} batch of the reference cases vs reference (fp32)`,
+        d <= 1e-3 && batch.every((b, i) => keptEqual(b.kept, refs[i]!.kept)),
+        { maxDLogit: d, passes: engines.fp32.lastPasses.length },
+      );
     });
   }
 }
 
 /** Long prompts, where the JS reference is too slow: the engine agrees with itself across ways of computing the same thing. */
-export async function selfConsistency(engines: { fp32: CudaEngine; bf16: CudaEngine }, config: MambaConfig, weights: MambaWeights, report: Report, deadline: Deadline, label: string, length: number, engineOptions: CudaEngineOptions): Promise<void> {
+export async function selfConsistency(
+  engines: { fp32: CudaEngine; bf16: CudaEngine },
+  config: MambaConfig,
+  weights: MambaWeights,
+  report: Report,
+  deadline: Deadline,
+  label: string,
+  length: number,
+  engineOptions: CudaEngineOptions,
+): Promise<void> {
   const rng = createRng(23);
   const ids = Array.from({ length }, () => rng.int(config.vocabSize));
   const deci: DecimationConfig = { layers: [Math.floor(config.nLayer / 2)], beta: 0.5, lBase: 2000, minSeqLen: 20 };
@@ -204,23 +316,52 @@ export async function selfConsistency(engines: { fp32: CudaEngine; bf16: CudaEng
       const step = await e.step(ids[length - 1]!, part.state);
       const d = maxAbs(full.logits[0]!, step.logits);
       const rel = d / largest([full.logits[0]!]);
-      report.check(`self-${precision}`, `${label} prefill(L) = prefill(L−1) + step, L=${length}`, precision === 'fp32' ? d <= tol : rel <= BF16_LOGIT_TOL, { maxDLogit: d, relToMax: rel, dState: maxStateDiff(full.state, step.state) });
+      report.check(
+        `self-${precision}`,
+        `${label} prefill(L) = prefill(L−1) + step, L=${length}`,
+        precision === 'fp32' ? d <= tol : rel <= BF16_LOGIT_TOL,
+        { maxDLogit: d, relToMax: rel, dState: maxStateDiff(full.state, step.state) },
+      );
     });
-    await report.guard(`self-${precision}`, `${label} one pass = segments carrying the state, L=${length}`, async () => {
-      const segmented = CudaEngine.create(config, weights, { ...engineOptions, precision, maxTokensPerPass: Math.ceil(length / 3) + 7 });
-      try {
-        const positions = [0, Math.floor(length / 2), length - 1];
-        const [one, seg] = [await e.prefill(ids, { logitPositions: positions }), await segmented.prefill(ids, { logitPositions: positions })];
-        const d = Math.max(...one.logits.map((l, i) => maxAbs(l, seg.logits[i]!)));
-        const rel = d / largest(one.logits);
-        report.check(`self-${precision}`, `${label} one pass = segments carrying the state, L=${length}`, (precision === 'fp32' ? d <= 1e-3 : rel <= BF16_LOGIT_TOL) && segmented.lastPasses.length === 3, { maxDLogit: d, relToMax: rel, passes: segmented.lastPasses.length, dState: maxStateDiff(one.state, seg.state) });
-      } finally {
-        await segmented.dispose();
-      }
-    });
+    await report.guard(
+      `self-${precision}`,
+      `${label} one pass = segments carrying the state, L=${length}`,
+      async () => {
+        const segmented = CudaEngine.create(config, weights, {
+          ...engineOptions,
+          precision,
+          maxTokensPerPass: Math.ceil(length / 3) + 7,
+        });
+        try {
+          const positions = [0, Math.floor(length / 2), length - 1];
+          const [one, seg] = [
+            await e.prefill(ids, { logitPositions: positions }),
+            await segmented.prefill(ids, { logitPositions: positions }),
+          ];
+          const d = Math.max(...one.logits.map((l, i) => maxAbs(l, seg.logits[i]!)));
+          const rel = d / largest(one.logits);
+          report.check(
+            `self-${precision}`,
+            `${label} one pass = segments carrying the state, L=${length}`,
+            (precision === 'fp32' ? d <= 1e-3 : rel <= BF16_LOGIT_TOL) && segmented.lastPasses.length === 3,
+            {
+              maxDLogit: d,
+              relToMax: rel,
+              passes: segmented.lastPasses.length,
+              dState: maxStateDiff(one.state, seg.state),
+            },
+          );
+        } finally {
+          await segmented.dispose();
+        }
+      },
+    );
     await report.guard(`self-${precision}`, `${label} DeciMamba batch of 8 = one by one`, async () => {
       const lengths = [length, 3000, 100, Math.floor(length / 2), 2500, 17, 4096, 1200];
-      const reqs = lengths.map((n, i) => ({ ids: ids.slice(0, n), options: { decimation: i % 2 === 0 ? deci : null, protect: 1 + (i % 5) } }));
+      const reqs = lengths.map((n, i) => ({
+        ids: ids.slice(0, n),
+        options: { decimation: i % 2 === 0 ? deci : null, protect: 1 + (i % 5) },
+      }));
       const batch = await e.prefillBatch(reqs);
       let d = 0;
       let kept = true;
@@ -234,13 +375,24 @@ export async function selfConsistency(engines: { fp32: CudaEngine; bf16: CudaEng
       // the GEMMs of a batch and of a single sequence may pick different cuBLAS kernels: equal up to rounding, so
       // fp32 must keep the same tokens and bf16 the same up to near-ties at the K-th score
       const keptOk = precision === 'fp32' ? kept : overlap >= BF16_KEPT_OVERLAP;
-      report.check(`self-${precision}`, `${label} DeciMamba batch of 8 = one by one`, keptOk && d <= (precision === 'fp32' ? 1e-3 : 0.05 * largest(batch.map((b) => b.logits[0]!))), { maxDLogit: d, kept, keptOverlap: overlap, passes: e.lastPasses.length });
+      report.check(
+        `self-${precision}`,
+        `${label} DeciMamba batch of 8 = one by one`,
+        keptOk && d <= (precision === 'fp32' ? 1e-3 : 0.05 * largest(batch.map((b) => b.logits[0]!))),
+        { maxDLogit: d, kept, keptOverlap: overlap, passes: e.lastPasses.length },
+      );
     });
   }
 }
 
 /** The shipped model's passkey prompts: bf16 must give the same greedy answer as fp32 and keep the same tokens up to near-ties. */
-export async function passkeyAgreement(device: CudaDevice, report: Report, root: string, deadline: Deadline, maxLength = Infinity): Promise<void> {
+export async function passkeyAgreement(
+  device: CudaDevice,
+  report: Report,
+  root: string,
+  deadline: Deadline,
+  maxLength = Infinity,
+): Promise<void> {
   const dir = join(root, 'models', 'deciserve-mamba');
   if (!existsSync(join(dir, 'haystack.txt'))) return report.skip('passkey agreement: no shipped model');
   const ck = await loadCheckpoint(dir);
@@ -257,10 +409,20 @@ export async function passkeyAgreement(device: CudaDevice, report: Report, root:
         const got = await f32.prefill(p.ids, { decimation, protect: p.protect });
         const d = maxAbs(got.logits[0]!, ref.logits[0]!);
         const kept = keptEqual(got.kept, ref.kept);
-        report.check('reference-fp32', 'shipped model, passkey prompt L=600, DeciMamba', d <= 1e-3 && kept && got.kept.length > 0, { maxDLogit: d, kept, maxDState: maxStateDiff(got.state, ref.state) });
+        report.check(
+          'reference-fp32',
+          'shipped model, passkey prompt L=600, DeciMamba',
+          d <= 1e-3 && kept && got.kept.length > 0,
+          { maxDLogit: d, kept, maxDState: maxStateDiff(got.state, ref.state) },
+        );
       });
     }
-    let agreeKept = 0, agreeGreedy = 0, total = 0, correct32 = 0, correct16 = 0, minOverlap = 1;
+    let agreeKept = 0,
+      agreeGreedy = 0,
+      total = 0,
+      correct32 = 0,
+      correct16 = 0,
+      minOverlap = 1;
     for (const length of [1000, 4000, 16000, 64000].filter((l) => l <= maxLength)) {
       for (const depth of [0, 0.5, 1]) {
         for (let sample = 0; sample < 2; sample++) {
@@ -277,7 +439,17 @@ export async function passkeyAgreement(device: CudaDevice, report: Report, root:
           if (JSON.stringify(ta) === JSON.stringify(tb)) agreeGreedy++;
           else {
             const step = ta.findIndex((t, i) => t !== tb[i]);
-            report.row('passkey-bf16-mismatch', { length, depth, sample, step, fp32Margin: margins[step], fp32: ck.tokenizer.decode(ta), bf16: ck.tokenizer.decode(tb), key: p.key, keptOverlap: keptOverlap(a.kept, b.kept) });
+            report.row('passkey-bf16-mismatch', {
+              length,
+              depth,
+              sample,
+              step,
+              fp32Margin: margins[step],
+              fp32: ck.tokenizer.decode(ta),
+              bf16: ck.tokenizer.decode(tb),
+              key: p.key,
+              keptOverlap: keptOverlap(a.kept, b.kept),
+            });
           }
           if (judgePasskey(ck.tokenizer.decode(ta), p.key)) correct32++;
           if (judgePasskey(ck.tokenizer.decode(tb), p.key)) correct16++;
@@ -286,9 +458,20 @@ export async function passkeyAgreement(device: CudaDevice, report: Report, root:
     }
     if (total === 0) return report.skip('passkey agreement: no prompt within the length limit and time budget');
     // identical greedy answers everywhere; kept sets identical up to near-ties at the K-th score (BF16_KEPT_OVERLAP)
-    report.check('passkey-bf16', 'bf16 vs fp32 on the passkey set (DeciMamba, shipped model)', minOverlap >= BF16_KEPT_OVERLAP && agreeGreedy === total, {
-      prompts: total, sameKept: agreeKept, minKeptOverlap: minOverlap, overlapTol: BF16_KEPT_OVERLAP, sameGreedy: agreeGreedy, fp32Correct: correct32, bf16Correct: correct16,
-    });
+    report.check(
+      'passkey-bf16',
+      'bf16 vs fp32 on the passkey set (DeciMamba, shipped model)',
+      minOverlap >= BF16_KEPT_OVERLAP && agreeGreedy === total,
+      {
+        prompts: total,
+        sameKept: agreeKept,
+        minKeptOverlap: minOverlap,
+        overlapTol: BF16_KEPT_OVERLAP,
+        sameGreedy: agreeGreedy,
+        fp32Correct: correct32,
+        bf16Correct: correct16,
+      },
+    );
   } finally {
     await f32.dispose();
     await b16.dispose();

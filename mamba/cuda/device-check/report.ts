@@ -60,7 +60,19 @@ export class Report {
   }
 
   write(outDir: string | undefined, name = 'cuda-device-check'): void {
-    const json = JSON.stringify({ command: this.command, info: this.info, checks: this.checks, tables: this.tables, notes: this.notes, skipped: this.skipped, elapsedS: this.elapsedS() }, null, 1);
+    const json = JSON.stringify(
+      {
+        command: this.command,
+        info: this.info,
+        checks: this.checks,
+        tables: this.tables,
+        notes: this.notes,
+        skipped: this.skipped,
+        elapsedS: this.elapsedS(),
+      },
+      null,
+      1,
+    );
     if (!outDir) return;
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, `${name}.json`), json);
@@ -71,10 +83,19 @@ export class Report {
     const lines: string[] = ['# CUDA engine device check', ''];
     lines.push('```', JSON.stringify(this.info, null, 1), '```', '');
     const passed = this.checks.length - this.failures.length;
-    lines.push(`## Checks: ${passed}/${this.checks.length} passed`, '', '| section | check | ok | values |', '|---|---|---|---|');
+    lines.push(
+      `## Checks: ${passed}/${this.checks.length} passed`,
+      '',
+      '| section | check | ok | values |',
+      '|---|---|---|---|',
+    );
     for (const c of this.checks) {
-      const v = Object.entries(c.values).map(([k, x]) => `${k}=${typeof x === 'number' ? fmt(x) : x}`).join(' ');
-      lines.push(`| ${c.section} | ${c.name} | ${c.ok ? 'yes' : '**NO**'} | ${v}${c.error ? ` ${c.error.replaceAll('|', '/')}` : ''} |`);
+      const v = Object.entries(c.values)
+        .map(([k, x]) => `${k}=${typeof x === 'number' ? fmt(x) : x}`)
+        .join(' ');
+      lines.push(
+        `| ${c.section} | ${c.name} | ${c.ok ? 'yes' : '**NO**'} | ${v}${c.error ? ` ${c.error.replaceAll('|', '/')}` : ''} |`,
+      );
     }
     for (const [table, rows] of Object.entries(this.tables)) {
       if (rows.length === 0) continue;

@@ -220,7 +220,8 @@ export function scanSummary(report: Report): string[] {
         String(r.launches).padStart(9),
         fmt(r.pctOfFloor as number).padStart(7),
         ` ${typeof r.fusedVsSplit === 'number' ? fmt(r.fusedVsSplit) : ''}`,
-      ].join(' '),    );
+      ].join(' '),
+    );
   }
   return lines;
 }

@@ -11,7 +11,16 @@ import type { KernelBuild } from '../kernels/manifest.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const KERNELS = join(HERE, '..', 'kernels');
-const CXXFLAGS = ['-std=c++17', '-O2', '-shared', '-fPIC', '-Wall', '-Wno-unknown-pragmas', `-I${KERNELS}`, `-I${HERE}`];
+const CXXFLAGS = [
+  '-std=c++17',
+  '-O2',
+  '-shared',
+  '-fPIC',
+  '-Wall',
+  '-Wno-unknown-pragmas',
+  `-I${KERNELS}`,
+  `-I${HERE}`,
+];
 
 export function haveCxx(): boolean {
   try {
@@ -42,7 +51,10 @@ function compileOnce(out: string, args: string[]): void {
 export function buildFakeCuda(builds: KernelBuild[] = DEFAULT_BUILDS): FakeCuda {
   const hash = createHash('sha256');
   for (const dir of [HERE, KERNELS]) {
-    for (const f of readdirSync(dir).filter((n) => /\.(cpp|hpp|cu|cuh)$/.test(n)).sort()) hash.update(f).update(readFileSync(join(dir, f)));
+    for (const f of readdirSync(dir)
+      .filter((n) => /\.(cpp|hpp|cu|cuh)$/.test(n))
+      .sort())
+      hash.update(f).update(readFileSync(join(dir, f)));
   }
   const dir = join(tmpdir(), `deciserve-fakecuda-${hash.digest('hex').slice(0, 16)}`);
   mkdirSync(dir, { recursive: true });
@@ -52,7 +64,14 @@ export function buildFakeCuda(builds: KernelBuild[] = DEFAULT_BUILDS): FakeCuda 
     const name = `libfakekernels-a${b.actBf16 ? 1 : 0}-s${b.dState}-c${b.dConv}.so`;
     const defines = [`-DACT_BF16=${b.actBf16 ? 1 : 0}`, `-DD_STATE=${b.dState}`, `-DD_CONV=${b.dConv}`];
     // linked against the driver library, which provides the fiber scheduler the kernels call into
-    compileOnce(join(dir, name), [...CXXFLAGS, ...defines, join(HERE, 'kernels-host.cpp'), `-L${dir}`, '-lfakecuda', "-Wl,-rpath,$ORIGIN"]);
+    compileOnce(join(dir, name), [
+      ...CXXFLAGS,
+      ...defines,
+      join(HERE, 'kernels-host.cpp'),
+      `-L${dir}`,
+      '-lfakecuda',
+      '-Wl,-rpath,$ORIGIN',
+    ]);
   }
   for (const name of ['libcuda.so.1', 'libnvrtc.so', 'libcublas.so']) {
     const link = join(dir, name);

@@ -6,14 +6,42 @@ import { fileURLToPath } from 'node:url';
 
 export const KERNEL_HEADER = 'prelude.cuh';
 export const KERNEL_FILES = [
-  'embedding.cu', 'norm.cu', 'conv.cu', 'timestep.cu', 'scan.cu', 'scan-fused.cu', 'decimate.cu', 'gather.cu', 'head.cu', 'step.cu', 'convert.cu',
+  'embedding.cu',
+  'norm.cu',
+  'conv.cu',
+  'timestep.cu',
+  'scan.cu',
+  'scan-fused.cu',
+  'decimate.cu',
+  'gather.cu',
+  'head.cu',
+  'step.cu',
+  'convert.cu',
 ] as const;
 
 export const KERNEL_NAMES = [
-  'embed_rows', 'add_rmsnorm', 'final_rmsnorm_rows', 'conv1d_silu', 'conv_state_capture', 'dt_softplus',
-  'scan_chunk_state', 'scan_carry', 'scan_chunk_output', 'delta_score', 'decimate_select', 'gather_rows_u32',
-  'gather_rows_u16', 'log_softmax_rows', 'argmax_rows', 'conv_step', 'ssm_step', 'convert_f32_to_bf16',
-  'add_bias_act', 'add_bias_f32', 'scan_fused', 'scan_fused_t2',
+  'embed_rows',
+  'add_rmsnorm',
+  'final_rmsnorm_rows',
+  'conv1d_silu',
+  'conv_state_capture',
+  'dt_softplus',
+  'scan_chunk_state',
+  'scan_carry',
+  'scan_chunk_output',
+  'delta_score',
+  'decimate_select',
+  'gather_rows_u32',
+  'gather_rows_u16',
+  'log_softmax_rows',
+  'argmax_rows',
+  'conv_step',
+  'ssm_step',
+  'convert_f32_to_bf16',
+  'add_bias_act',
+  'add_bias_f32',
+  'scan_fused',
+  'scan_fused_t2',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -43,7 +71,10 @@ export function kernelDir(env: NodeJS.ProcessEnv = process.env): string {
     join(process.cwd(), 'mamba', 'cuda', 'kernels'),
   ].filter((d): d is string => !!d);
   const found = candidates.find((d) => existsSync(join(d, KERNEL_HEADER)));
-  if (!found) throw new KernelSourceError(`kernel sources not found (looked in ${candidates.join(', ')}); set DECISERVE_CUDA_KERNELS`);
+  if (!found)
+    throw new KernelSourceError(
+      `kernel sources not found (looked in ${candidates.join(', ')}); set DECISERVE_CUDA_KERNELS`,
+    );
   return found;
 }
 

@@ -29,7 +29,11 @@ export interface ExportedModel {
 /** What OnnxEngine.create takes, straight from an in-memory export. */
 export function modelBytes(exported: ExportedModel): OnnxModelBytes {
   const { manifest, files } = exported;
-  return { manifest, model: files.get(manifest.file)!, step: manifest.stepFile ? files.get(manifest.stepFile) : undefined };
+  return {
+    manifest,
+    model: files.get(manifest.file)!,
+    step: manifest.stepFile ? files.get(manifest.stepFile) : undefined,
+  };
 }
 
 const MODEL_FILE = 'mamba.onnx';
@@ -39,7 +43,13 @@ const MODEL_FILE = 'mamba.onnx';
  * branch (a single token, direct state update) or the prefill branch (chunked Scan, decimation). Both read the
  * weights as outer-scope initializers.
  */
-function buildModelGraph(config: MambaConfig, weights: MambaWeights, quantization: Quantization, decimationLayers: number[], expMode: ExpMode) {
+function buildModelGraph(
+  config: MambaConfig,
+  weights: MambaWeights,
+  quantization: Quantization,
+  decimationLayers: number[],
+  expMode: ExpMode,
+) {
   const { nLayer, dInner, dConv, dState, vocabSize } = config;
   const g = new GraphBuilder('mamba');
   const io: ModelInputs = {
@@ -59,8 +69,14 @@ function buildModelGraph(config: MambaConfig, weights: MambaWeights, quantizatio
   const outputs: [string, DTypeCode, Dim[]][] = [
     ['logits', DType.float, ['P', vocabSize]],
     ['logit_rows', DType.int64, ['P']],
-    ...Array.from({ length: nLayer }, (_, i) => [`conv_state.${i}`, DType.float, [dInner, dConv]] as [string, DTypeCode, Dim[]]),
-    ...Array.from({ length: nLayer }, (_, i) => [`ssm_state.${i}`, DType.float, [dInner, dState]] as [string, DTypeCode, Dim[]]),
+    ...Array.from(
+      { length: nLayer },
+      (_, i) => [`conv_state.${i}`, DType.float, [dInner, dConv]] as [string, DTypeCode, Dim[]],
+    ),
+    ...Array.from(
+      { length: nLayer },
+      (_, i) => [`ssm_state.${i}`, DType.float, [dInner, dState]] as [string, DTypeCode, Dim[]],
+    ),
     ...decimationLayers.map((i) => [`kept.${i}`, DType.int64, [`K${i}`]] as [string, DTypeCode, Dim[]]),
   ];
   for (const [name, type] of outputs) {
@@ -103,8 +119,10 @@ function expectShape(t: Tensor | null, name: string, shape: number[]): void {
 /** Rejects weights that do not match the config, naming the offending tensor. */
 export function validateWeights(config: MambaConfig, w: MambaWeights): void {
   const { dModel, dInner, dState, dConv, dtRank, vocabSize, nLayer } = config;
-  if (dInner !== config.expand * dModel) throw new ExportError(`config dInner=${dInner} is not expand·dModel=${config.expand * dModel}`);
-  if (w.layers.length !== nLayer) throw new ExportError(`config n_layer=${nLayer} but the checkpoint has ${w.layers.length} layers`);
+  if (dInner !== config.expand * dModel)
+    throw new ExportError(`config dInner=${dInner} is not expand·dModel=${config.expand * dModel}`);
+  if (w.layers.length !== nLayer)
+    throw new ExportError(`config n_layer=${nLayer} but the checkpoint has ${w.layers.length} layers`);
   expectShape(w.embedding, 'backbone.embeddings.weight', [vocabSize, dModel]);
   expectShape(w.normF, 'backbone.norm_f.weight', [dModel]);
   expectShape(w.lmHead, 'lm_head.weight', [vocabSize, dModel]);
@@ -125,16 +143,26 @@ export function validateWeights(config: MambaConfig, w: MambaWeights): void {
   });
 }
 
-export function exportMambaOnnx(config: MambaConfig, weights: MambaWeights, options: ExportOptions = {}): ExportedModel {
+export function exportMambaOnnx(
+  config: MambaConfig,
+  weights: MambaWeights,
+  options: ExportOptions = {},
+): ExportedModel {
   const quantization = options.quantization ?? 'none';
-  if (!QUANTIZATIONS.includes(quantization)) throw new ExportError(`unknown quantization "${quantization}" (${QUANTIZATIONS.join('|')})`);
-  const decimationLayers = [...(options.decimationLayers ?? Array.from({ length: config.nLayer }, (_, i) => i))].sort((a, b) => a - b);
+  if (!QUANTIZATIONS.includes(quantization))
+    throw new ExportError(`unknown quantization "${quantization}" (${QUANTIZATIONS.join('|')})`);
+  const decimationLayers = [...(options.decimationLayers ?? Array.from({ length: config.nLayer }, (_, i) => i))].sort(
+    (a, b) => a - b,
+  );
   for (const l of decimationLayers) {
-    if (!Number.isInteger(l) || l < 0 || l >= config.nLayer) throw new ExportError(`decimation layer ${l} is outside 0..${config.nLayer - 1}`);
+    if (!Number.isInteger(l) || l < 0 || l >= config.nLayer)
+      throw new ExportError(`decimation layer ${l} is outside 0..${config.nLayer - 1}`);
   }
   const maxSeqLen = options.maxSeqLen ?? 16384;
-  if (!Number.isInteger(maxSeqLen) || maxSeqLen < 1) throw new ExportError(`maxSeqLen must be a positive integer, got ${maxSeqLen}`);
-  if (config.dInner % 1 !== 0 || config.dConv < 1) throw new ExportError(`bad config: dInner=${config.dInner}, dConv=${config.dConv}`);
+  if (!Number.isInteger(maxSeqLen) || maxSeqLen < 1)
+    throw new ExportError(`maxSeqLen must be a positive integer, got ${maxSeqLen}`);
+  if (config.dInner % 1 !== 0 || config.dConv < 1)
+    throw new ExportError(`bad config: dInner=${config.dInner}, dConv=${config.dConv}`);
   validateWeights(config, weights);
 
   const expMode = options.expMode ?? 'exp';

@@ -82,7 +82,8 @@ export class GraphBuilder {
 
   /** Declares a graph output; renames `value` through an Identity when the names differ. */
   output(value: string, name: string, elemType: DTypeCode, shape: Dim[] | null): string {
-    if (value !== name) this.nodes.push({ opType: 'Identity', input: [value], output: [name], name: this.fresh('out') });
+    if (value !== name)
+      this.nodes.push({ opType: 'Identity', input: [value], output: [name], name: this.fresh('out') });
     this.outputs.push(valueInfo(name, elemType, shape));
     return name;
   }

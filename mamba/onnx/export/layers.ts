@@ -46,7 +46,10 @@ export class Linears {
       names = [this.root.tensor(`${name}.t`, DType.float, [k, n], transpose2d(w).data)];
     } else if (mode === 'int8') {
       const q = quantizeInt8PerRow(w);
-      names = [this.root.tensor(`${name}.q8`, DType.int8, [n, k], q.values), this.root.tensor(`${name}.scale`, DType.float, [n], q.scales)];
+      names = [
+        this.root.tensor(`${name}.q8`, DType.int8, [n, k], q.values),
+        this.root.tensor(`${name}.scale`, DType.float, [n], q.scales),
+      ];
     } else if (mode === 'int8-dynamic') {
       // MatMulInteger wants B as [K, N] int8 with a per-column zero point; scales are applied after.
       const q = quantizeInt8PerRow(w);
@@ -90,7 +93,12 @@ export class Linears {
       const accF = g.op1('Cast', [acc], { to: DType.float });
       y = g.op1('Mul', [accF, g.op1('Mul', [xScale, names[1]])]);
     } else {
-      y = g.op1('MatMulNBits', [x, names[0], names[1], names[2]], { K: k, N: n, bits: 4, block_size: INT4_BLOCK }, 'com.microsoft');
+      y = g.op1(
+        'MatMulNBits',
+        [x, names[0], names[1], names[2]],
+        { K: k, N: n, bits: 4, block_size: INT4_BLOCK },
+        'com.microsoft',
+      );
     }
     return b ? g.op1('Add', [y, b]) : y;
   }
@@ -142,7 +150,8 @@ export function head(g: GraphBuilder, lin: Linears, x: string, config: MambaConf
   // A tied head reuses the fp32 embedding the lookup needs anyway: no second copy, and no quantization error in
   // the logits. It stays [vocab, d] for the Gather, so this GEMM keeps transB (a transposed copy for the GEMV path
   // cost +24 MiB of heap at load). An untied head is quantized like the other large matrices.
-  if (config.tieEmbeddings) return g.op1('Gemm', [normed, lin.registerPlain('embedding', weights.embedding)], { transB: 1 });
+  if (config.tieEmbeddings)
+    return g.op1('Gemm', [normed, lin.registerPlain('embedding', weights.embedding)], { transB: 1 });
   return lin.apply(g, normed, 'lm_head', weights.lmHead, null);
 }
 

@@ -12,7 +12,12 @@ export const STEP_FILE = 'step.onnx';
 /** Packed state shape for a config: [n_layer, d_conv + d_state, d_inner]. */
 export const packedStateDims = (c: MambaConfig) => [c.nLayer, c.dConv + c.dState, c.dInner];
 
-export function buildLeanStepModel(config: MambaConfig, weights: MambaWeights, quantization: Quantization, expMode: ExpMode): Uint8Array {
+export function buildLeanStepModel(
+  config: MambaConfig,
+  weights: MambaWeights,
+  quantization: Quantization,
+  expMode: ExpMode,
+): Uint8Array {
   const { dInner, dConv, dState, dtRank, nLayer, vocabSize } = config;
   const rowsPerLayer = dConv + dState;
   const g = new GraphBuilder('mamba_step');
@@ -39,7 +44,10 @@ export function buildLeanStepModel(config: MambaConfig, weights: MambaWeights, q
     const s = g.op1('Reshape', [perLayer[i], g.constI64([rowsPerLayer, dInner])]);
     const [, keptConv, hPrev] = g.op('Split', [s, g.constI64([1, dConv - 1, dState])], { axis: 0 }, 3);
     const window = g.op1('Concat', [keptConv, x], { axis: 0 }); // [dConv, dInner], oldest first
-    const convWT = lin.registerPlain(`${p}.conv_w_t`, transpose2d({ shape: [dInner, dConv], data: layer.convWeight.data }));
+    const convWT = lin.registerPlain(
+      `${p}.conv_w_t`,
+      transpose2d({ shape: [dInner, dConv], data: layer.convWeight.data }),
+    );
     let conv = g.op1('ReduceSum', [g.op1('Mul', [window, convWT]), g.constI64([0])], { keepdims: 1 }); // [1, dInner]
     if (layer.convBias) conv = g.op1('Add', [conv, lin.registerPlain(`${p}.conv_b`, layer.convBias)]);
     const xc = silu(g, conv);
@@ -63,6 +71,12 @@ export function buildLeanStepModel(config: MambaConfig, weights: MambaWeights, q
   g.output(logits, 'logits', DType.float, [1, vocabSize]);
   const packed = g.op1('Reshape', [g.op1('Concat', newStates, { axis: 0 }), g.constI64(packedStateDims(config))]);
   g.output(packed, 'state_out', DType.float, packedStateDims(config));
-  return encodeModel(g.build(), [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
-    `Mamba-1 lean step d_model=${config.dModel} n_layer=${nLayer} quantization=${quantization}`);
+  return encodeModel(
+    g.build(),
+    [
+      { domain: '', version: 17 },
+      { domain: 'com.microsoft', version: 1 },
+    ],
+    `Mamba-1 lean step d_model=${config.dModel} n_layer=${nLayer} quantization=${quantization}`,
+  );
 }

@@ -40,8 +40,20 @@ export function layerParams(lin: Linears, layer: LayerWeights, i: number, config
 /** x (dInner) and z (dInner) halves of in_proj, as two GEMMs so no Split copy is needed. */
 export function inProj(g: GraphBuilder, lin: Linears, h: string, layer: LayerWeights, i: number, dInner: number) {
   const bias = layer.inProjBias;
-  const x = lin.apply(g, h, `layers.${i}.in_proj_x`, rows(layer.inProj, 0, dInner), bias ? rows1(bias, 0, dInner) : null);
-  const z = lin.apply(g, h, `layers.${i}.in_proj_z`, rows(layer.inProj, dInner, dInner), bias ? rows1(bias, dInner, dInner) : null);
+  const x = lin.apply(
+    g,
+    h,
+    `layers.${i}.in_proj_x`,
+    rows(layer.inProj, 0, dInner),
+    bias ? rows1(bias, 0, dInner) : null,
+  );
+  const z = lin.apply(
+    g,
+    h,
+    `layers.${i}.in_proj_z`,
+    rows(layer.inProj, dInner, dInner),
+    bias ? rows1(bias, dInner, dInner) : null,
+  );
   return { x, z };
 }
 
@@ -59,7 +71,15 @@ function softplus(g: GraphBuilder, v: string): string {
 }
 
 /** x_proj → (dt_low, B, C), then Δ = softplus(dt_proj(dt_low) + bias). All [T, ·]. */
-export function projectSsmInputs(g: GraphBuilder, lin: Linears, xc: string, layer: LayerWeights, i: number, config: MambaConfig, dtBias: string) {
+export function projectSsmInputs(
+  g: GraphBuilder,
+  lin: Linears,
+  xc: string,
+  layer: LayerWeights,
+  i: number,
+  config: MambaConfig,
+  dtBias: string,
+) {
   const { dtRank, dState } = config;
   const xdbl = lin.apply(g, xc, `layers.${i}.x_proj`, layer.xProj, null, 'none');
   const [dtLow, b, c] = g.op('Split', [xdbl, g.constI64([dtRank, dState, dState])], { axis: 1 }, 3);
@@ -88,7 +108,12 @@ function decimate(
   const tail = then.op1('Min', [protect, len]);
   const ctxLen = then.op1('Sub', [len, tail]);
   const scores = then.op1('ReduceL2', [delta], { axes: [1], keepdims: 0 });
-  const ctxScores = then.op1('Slice', [scores, then.constI64([0]), then.op1('Unsqueeze', [ctxLen, then.constI64([0])]), then.constI64([0])]);
+  const ctxScores = then.op1('Slice', [
+    scores,
+    then.constI64([0]),
+    then.op1('Unsqueeze', [ctxLen, then.constI64([0])]),
+    then.constI64([0]),
+  ]);
   const k = then.op1('Unsqueeze', [keep, then.constI64([0])]);
   const [, best] = then.op('TopK', [ctxScores, k], { axis: 0, largest: 1, sorted: 1 }, 2);
   // Ascending order of the kept indices: TopK (smallest first) on the indices themselves.
@@ -98,8 +123,18 @@ function decimate(
   const elseG = new GraphBuilder(`no_decimate_${i}`, g);
   const outs = carried.map((v) => g.fresh(`dec${i}`));
   carried.forEach((v, j) => {
-    then.output(then.op1('Gather', [v, sel], { axis: 0 }), `${outs[j]}_then`, j === carried.length - 1 ? DType.int64 : DType.float, null);
-    elseG.output(elseG.op1('Identity', [v]), `${outs[j]}_else`, j === carried.length - 1 ? DType.int64 : DType.float, null);
+    then.output(
+      then.op1('Gather', [v, sel], { axis: 0 }),
+      `${outs[j]}_then`,
+      j === carried.length - 1 ? DType.int64 : DType.float,
+      null,
+    );
+    elseG.output(
+      elseG.op1('Identity', [v]),
+      `${outs[j]}_else`,
+      j === carried.length - 1 ? DType.int64 : DType.float,
+      null,
+    );
   });
   g.nodes.push({
     opType: 'If',
@@ -136,13 +171,25 @@ export const SCAN_CHUNK = 32;
  * every broadcast runs along the long dInner axis. Returns y [L, dInner] (before D and the gate) and the last h as
  * [dInner, dState].
  */
-export function selectiveScan(g: GraphBuilder, config: MambaConfig, delta: string, xc: string, b: string, c: string, aNMajor: string, expMode: ExpMode, hStart: string) {
+export function selectiveScan(
+  g: GraphBuilder,
+  config: MambaConfig,
+  delta: string,
+  xc: string,
+  b: string,
+  c: string,
+  aNMajor: string,
+  expMode: ExpMode,
+  hStart: string,
+) {
   const { dInner, dState } = config;
   const T = SCAN_CHUNK;
   const len = g.op1('Gather', [g.op1('Shape', [delta]), g.constI64(0)], { axis: 0 });
   // Zero padding to whole chunks: Δ = 0 gives decay 1 and input 0, so padded steps leave h unchanged.
   const padLen = g.op1('Mod', [g.op1('Sub', [g.constI64(T), g.op1('Mod', [len, g.constI64(T)])]), g.constI64(T)]);
-  const pads = g.op1('Concat', [g.constI64([0, 0]), g.op1('Unsqueeze', [padLen, g.constI64([0])]), g.constI64([0])], { axis: 0 });
+  const pads = g.op1('Concat', [g.constI64([0, 0]), g.op1('Unsqueeze', [padLen, g.constI64([0])]), g.constI64([0])], {
+    axis: 0,
+  });
   const chunked = (v: string, shape: number[]) => g.op1('Reshape', [g.op1('Pad', [v, pads]), g.constI64(shape)]);
   const dtC = chunked(delta, [-1, T, 1, dInner]);
   const dtxC = chunked(g.op1('Mul', [delta, xc]), [-1, T, 1, dInner]);
@@ -167,7 +214,12 @@ export function selectiveScan(g: GraphBuilder, config: MambaConfig, delta: strin
   const cTs = outer.input(outer.fresh('c_c'), DType.float, [T, 1, dState]);
   const decay = decayExp(outer, outer.op1('Mul', [dtT, aNMajor]), expMode); // [T, dState, dInner]
   const u = outer.op1('Mul', [dtxT, bT]); // [T, dState, dInner]
-  const [hLastChunk, ysChunk] = outer.op('Scan', [hChunk, decay, u, cTs], { body: inner.build(), num_scan_inputs: 3 }, 2);
+  const [hLastChunk, ysChunk] = outer.op(
+    'Scan',
+    [hChunk, decay, u, cTs],
+    { body: inner.build(), num_scan_inputs: 3 },
+    2,
+  );
   outer.output(hLastChunk, outer.fresh('h_chunk_out'), DType.float, [dState, dInner]);
   outer.output(ysChunk, outer.fresh('y_chunk'), DType.float, [T, 1, dInner]);
 
@@ -196,7 +248,14 @@ export interface ModelInputs {
 /** Branch outputs by model output name (logits, logit_rows, conv_state.i, ssm_state.i, kept.i). */
 export type BranchOutputs = Map<string, string>;
 
-export function buildPrefillBranch(config: MambaConfig, weights: MambaWeights, lin: Linears, g: GraphBuilder, io: ModelInputs, opts: PrefillExportOptions): BranchOutputs {
+export function buildPrefillBranch(
+  config: MambaConfig,
+  weights: MambaWeights,
+  lin: Linears,
+  g: GraphBuilder,
+  io: ModelInputs,
+  opts: PrefillExportOptions,
+): BranchOutputs {
   const { dInner, dConv, nLayer } = config;
   const outs: BranchOutputs = new Map();
   const flatIds = g.op1('Reshape', [io.ids, g.constI64([-1])]);
@@ -214,13 +273,22 @@ export function buildPrefillBranch(config: MambaConfig, weights: MambaWeights, l
     const { x, z } = inProj(g, lin, normed, layer, i, dInner);
 
     // Causal depthwise conv as dConv shifted multiply-adds over [carried dConv−1 inputs; x] = [T+dConv−1, dInner].
-    const carried = g.op1('Transpose', [g.op1('Slice', [io.convIn[i], g.constI64([1]), g.constI64([dConv]), g.constI64([1])])], { perm: [1, 0] });
+    const carried = g.op1(
+      'Transpose',
+      [g.op1('Slice', [io.convIn[i], g.constI64([1]), g.constI64([dConv]), g.constI64([1])])],
+      { perm: [1, 0] },
+    );
     const xpad = g.op1('Concat', [carried, x], { axis: 0 });
     const convWT = g.op1('Transpose', [prm.convW], { perm: [1, 0] }); // [dConv, dInner], folded at session init
     let acc: string | null = null;
     for (let k = 0; k < dConv; k++) {
       const endFromBack = k - (dConv - 1); // 0 means "to the end"
-      const tap = g.op1('Slice', [xpad, g.constI64([k]), g.constI64([endFromBack === 0 ? 2 ** 62 : endFromBack]), g.constI64([0])]);
+      const tap = g.op1('Slice', [
+        xpad,
+        g.constI64([k]),
+        g.constI64([endFromBack === 0 ? 2 ** 62 : endFromBack]),
+        g.constI64([0]),
+      ]);
       const wk = g.op1('Gather', [convWT, g.constI64(k)], { axis: 0 });
       const term = g.op1('Mul', [tap, wk]);
       acc = acc ? g.op1('Add', [acc, term]) : term;
@@ -235,7 +303,15 @@ export function buildPrefillBranch(config: MambaConfig, weights: MambaWeights, l
     let { delta, b, c } = ssmIn;
     let gate = z;
     if (opts.decimationLayers.includes(i)) {
-      [xc, delta, b, c, gate, residual, positions] = decimate(g, io.keep, io.protect, i, delta, [xc, delta, b, c, gate, residual, positions]);
+      [xc, delta, b, c, gate, residual, positions] = decimate(g, io.keep, io.protect, i, delta, [
+        xc,
+        delta,
+        b,
+        c,
+        gate,
+        residual,
+        positions,
+      ]);
       outs.set(`kept.${i}`, positions);
     }
     const hStart = g.op1('Transpose', [io.ssmIn[i]], { perm: [1, 0] });
@@ -249,7 +325,11 @@ export function buildPrefillBranch(config: MambaConfig, weights: MambaWeights, l
   // Original position → final row: scatter row numbers into a −1-filled [L] table, then look the requests up.
   const finalLen = g.op1('Gather', [g.op1('Shape', [positions]), g.constI64(0)], { axis: 0 });
   const unknown = g.op1('Expand', [g.constI64([-1]), g.op1('Unsqueeze', [length, g.constI64([0])])]);
-  const rowOf = g.op1('ScatterElements', [unknown, positions, g.op1('Range', [g.constI64(0), finalLen, g.constI64(1)])], { axis: 0 });
+  const rowOf = g.op1(
+    'ScatterElements',
+    [unknown, positions, g.op1('Range', [g.constI64(0), finalLen, g.constI64(1)])],
+    { axis: 0 },
+  );
   const rowsOut = g.op1('Gather', [rowOf, io.logitPositions], { axis: 0 });
   outs.set('logit_rows', rowsOut);
   const picked = g.op1('Gather', [final, g.op1('Max', [rowsOut, g.constI64(0)])], { axis: 0 });

@@ -16,7 +16,8 @@ export function quantizeInt8PerRow(w: Tensor): Int8Rows {
     for (let c = 0; c < k; c++) max = Math.max(max, Math.abs(w.data[r * k + c]));
     const scale = max > 0 ? max / 127 : 1;
     scales[r] = scale;
-    for (let c = 0; c < k; c++) values[r * k + c] = Math.max(-127, Math.min(127, Math.round(w.data[r * k + c] / scale)));
+    for (let c = 0; c < k; c++)
+      values[r * k + c] = Math.max(-127, Math.min(127, Math.round(w.data[r * k + c] / scale)));
   }
   return { values, scales };
 }

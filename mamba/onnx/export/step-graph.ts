@@ -4,9 +4,25 @@
 import type { MambaConfig, MambaWeights } from '../../engine.ts';
 import type { GraphBuilder } from './graph-builder.ts';
 import { type Linears, embed, head, rmsNorm, silu } from './layers.ts';
-import { type BranchOutputs, type ExpMode, type ModelInputs, decayExp, inProj, layerParams, projectSsmInputs } from './prefill-graph.ts';
+import {
+  type BranchOutputs,
+  type ExpMode,
+  type ModelInputs,
+  decayExp,
+  inProj,
+  layerParams,
+  projectSsmInputs,
+} from './prefill-graph.ts';
 
-export function buildStepBranch(config: MambaConfig, weights: MambaWeights, lin: Linears, g: GraphBuilder, io: ModelInputs, expMode: ExpMode, decimationLayers: number[]): BranchOutputs {
+export function buildStepBranch(
+  config: MambaConfig,
+  weights: MambaWeights,
+  lin: Linears,
+  g: GraphBuilder,
+  io: ModelInputs,
+  expMode: ExpMode,
+  decimationLayers: number[],
+): BranchOutputs {
   const { dInner, dConv, nLayer } = config;
   const outs: BranchOutputs = new Map();
   let hidden = embed(g, lin, g.op1('Reshape', [io.ids, g.constI64([-1])]), weights); // [1, dModel]

@@ -5,7 +5,10 @@ import { WORKERD_TEST_KEYS } from './keys.ts';
 
 const [KEY, RATE_KEY] = WORKERD_TEST_KEYS as [string, string];
 
-function call(path: string, init: { method?: string; body?: unknown; key?: string | null; raw?: BodyInit; headers?: Record<string, string> } = {}) {
+function call(
+  path: string,
+  init: { method?: string; body?: unknown; key?: string | null; raw?: BodyInit; headers?: Record<string, string> } = {},
+) {
   const headers: Record<string, string> = { ...init.headers };
   if (init.key !== null) headers.authorization = `Bearer ${init.key ?? KEY}`;
   if (init.body !== undefined || init.raw !== undefined) headers['content-type'] ??= 'application/json';
@@ -21,12 +24,20 @@ const timings = (response: Response) =>
 
 describe('edge API in workerd', () => {
   it('answers a short completion at the edge with the shipped model (greedy, the same text as on Node)', async () => {
-    const response = await call('/v1/completions', { body: { model: 'deciserve-mamba', prompt: 'And God said', max_tokens: 16, temperature: 0 } });
-    const body = (await response.json()) as { choices: { text: string; finish_reason: string }[]; usage: { completion_tokens: number }; deciserve: { ran_on: string; engine: string } };
+    const response = await call('/v1/completions', {
+      body: { model: 'deciserve-mamba', prompt: 'And God said', max_tokens: 16, temperature: 0 },
+    });
+    const body = (await response.json()) as {
+      choices: { text: string; finish_reason: string }[];
+      usage: { completion_tokens: number };
+      deciserve: { ran_on: string; engine: string };
+    };
     expect(response.status, JSON.stringify(body)).toBe(200);
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
     expect(response.headers.get('x-request-id')).toMatch(/^[\w-]+$/);
-    expect(Object.keys(timings(response))).toEqual(expect.arrayContaining(['tokenize', 'route', 'load', 'prefill', 'decode', 'total']));
+    expect(Object.keys(timings(response))).toEqual(
+      expect.arrayContaining(['tokenize', 'route', 'load', 'prefill', 'decode', 'total']),
+    );
     expect(body.deciserve).toMatchObject({ ran_on: 'edge', engine: 'onnx-wasm-fp32' });
     expect(body.usage.completion_tokens).toBe(16);
     expect(body.choices[0]!.text).toBe(' unto him, Get thee up, and go down with thee. And he'); // deciserve generate "And God said" --max-tokens 16 (Node, reference and onnx; run 4)
@@ -34,13 +45,25 @@ describe('edge API in workerd', () => {
 
   it('streams server-sent events that add up to the completion', async () => {
     const response = await call('/v1/completions', {
-      body: { model: 'deciserve-mamba', prompt: 'And God said', max_tokens: 16, temperature: 0, stream: true, stop: ' up' },
+      body: {
+        model: 'deciserve-mamba',
+        prompt: 'And God said',
+        max_tokens: 16,
+        temperature: 0,
+        stream: true,
+        stop: ' up',
+      },
     });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
-    const events = (await response.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+    const events = (await response.text())
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => l.slice(6));
     expect(events.at(-1)).toBe('[DONE]');
-    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: { text: string; finish_reason: string | null }[] });
+    const chunks = events
+      .slice(0, -1)
+      .map((e) => JSON.parse(e) as { choices: { text: string; finish_reason: string | null }[] });
     expect(chunks.map((c) => c.choices[0]!.text).join('')).toBe(' unto him, Get thee');
     expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop');
   });
@@ -48,24 +71,42 @@ describe('edge API in workerd', () => {
   it('streams a chat completion: the role first, then the reply, usage last', async () => {
     const messages = [{ role: 'user', content: 'And God said' }];
     const response = await call('/v1/chat/completions', {
-      body: { model: 'deciserve-mamba', messages, max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true } },
+      body: {
+        model: 'deciserve-mamba',
+        messages,
+        max_tokens: 8,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+      },
     });
     expect(response.status).toBe(200);
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
-    const events = (await response.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+    const events = (await response.text())
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => l.slice(6));
     expect(events.at(-1)).toBe('[DONE]');
-    type ChatChunk = { object: string; choices: { delta: { role?: string; content?: string } }[]; usage?: { completion_tokens: number } };
+    type ChatChunk = {
+      object: string;
+      choices: { delta: { role?: string; content?: string } }[];
+      usage?: { completion_tokens: number };
+    };
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as ChatChunk);
     expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
     expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
     expect(chunks.at(-1)!.usage!.completion_tokens).toBe(8);
-    const plain = await call('/v1/chat/completions', { body: { model: 'deciserve-mamba', messages, max_tokens: 8, temperature: 0 } });
+    const plain = await call('/v1/chat/completions', {
+      body: { model: 'deciserve-mamba', messages, max_tokens: 8, temperature: 0 },
+    });
     const body = (await plain.json()) as { choices: { message: { content: string } }[] };
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(body.choices[0]!.message.content);
   });
 
   it('scores a continuation at the edge', async () => {
-    const response = await call('/v1/score', { body: { model: 'deciserve-mamba', prompt: 'And God said', continuation: ', Let there be light' } });
+    const response = await call('/v1/score', {
+      body: { model: 'deciserve-mamba', prompt: 'And God said', continuation: ', Let there be light' },
+    });
     const body = (await response.json()) as { token_strings: string[]; logprobs: number[]; perplexity: number };
     expect(response.status, JSON.stringify(body)).toBe(200);
     expect(body.token_strings.join('')).toBe(', Let there be light');
@@ -75,8 +116,14 @@ describe('edge API in workerd', () => {
 
   it('runs a prompt over the training length as a runner job (Redis + radosgw) and returns it as if synchronous', async () => {
     const prompt = 'In the beginning God created the heaven and the earth. '.repeat(760); // > 8,192 tokens (run 4's training length)
-    const response = await call('/v1/completions', { body: { model: 'deciserve-mamba', prompt, max_tokens: 4, temperature: 0 } });
-    type Body = { choices: { text: string }[]; usage: { prompt_tokens: number; completion_tokens: number }; deciserve: { ran_on: string; job_id: string; decimation: { config: unknown; kept: { tokens: number }[] } } };
+    const response = await call('/v1/completions', {
+      body: { model: 'deciserve-mamba', prompt, max_tokens: 4, temperature: 0 },
+    });
+    type Body = {
+      choices: { text: string }[];
+      usage: { prompt_tokens: number; completion_tokens: number };
+      deciserve: { ran_on: string; job_id: string; decimation: { config: unknown; kept: { tokens: number }[] } };
+    };
     const body = (await response.json()) as Body;
     expect(response.status, JSON.stringify(body)).toBe(200);
     expect(response.headers.get('x-deciserve-ran-on')).toBe('runner');
@@ -102,8 +149,19 @@ describe('edge API in workerd', () => {
       [call('/v1/completions', { raw: '{"model":' }), 400, 'invalid_json'],
       [call('/v1/completions', { raw: new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]) }), 400, 'invalid_encoding'],
       [call('/v1/completions', { body: { model: 'gpt-4', prompt: 'x' } }), 404, 'model_not_found'],
-      [call('/v1/completions', { body: { model: 'deciserve-mamba', prompt: 'x', max_tokens: 1e12 } }), 400, 'value_too_large'],
-      [call('/v1/completions', { body: { model: 'deciserve-mamba', prompt: 'x' }, headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type'],
+      [
+        call('/v1/completions', { body: { model: 'deciserve-mamba', prompt: 'x', max_tokens: 1e12 } }),
+        400,
+        'value_too_large',
+      ],
+      [
+        call('/v1/completions', {
+          body: { model: 'deciserve-mamba', prompt: 'x' },
+          headers: { 'content-type': 'text/plain' },
+        }),
+        415,
+        'unsupported_media_type',
+      ],
     ];
     for (const [pending, status, code] of cases) {
       const response = await pending;
