@@ -2,9 +2,7 @@
 // Implements MambaEngine (prefill with decimation options, step, dispose) and adds the batch API the runner uses:
 // prefillBatch() packs several prompts (each with its own DeciMamba settings) into as few passes as the memory plan
 // allows, and openDecode() steps many sequences at once.
-import { validateDecimation } from '../decimation.ts';
 import type {
-  DecimationConfig,
   KeptIndices,
   MambaConfig,
   MambaEngine,
@@ -16,6 +14,7 @@ import type {
 } from '../engine.ts';
 import { EngineInputError } from '../engine.ts';
 import { DeviceArena } from './arena.ts';
+import { checkState, validateRequest, type BatchRequest, type ValidRequest } from './engine-input.ts';
 import { planBatch, type BatchPlan } from './batch-plan.ts';
 import type { EngineCore } from './core.ts';
 import { stateWords } from './core.ts';
@@ -37,6 +36,7 @@ import { schedulePasses, type PassSegment } from './scheduler.ts';
 import { DeviceStateStore } from './state-store.ts';
 
 export { EngineInputError };
+export type { BatchRequest };
 
 export class CudaMemoryError extends Error {
   override name = 'CudaMemoryError';
@@ -75,22 +75,7 @@ export interface CudaEngineOptions {
   prefillGraphs?: boolean;
 }
 
-export interface BatchRequest {
-  ids: ArrayLike<number>;
-  options?: PrefillOptions;
-  /** Return log-probabilities (log-softmax on the device) instead of raw logits. */
-  logProbs?: boolean;
-}
-
 type Collected = { logits: Map<number, Float32Array>; kept: KeptIndices[]; error?: string };
-
-interface ValidRequest {
-  ids: Int32Array;
-  decimation: DecimationConfig | null;
-  protect: number;
-  positions: number[];
-  logProbs: boolean;
-}
 
 export interface PassReport {
   sequences: number;
@@ -171,7 +156,7 @@ export class CudaEngine implements MambaEngine {
     const valid: { index: number; req: ValidRequest }[] = [];
     requests.forEach((r, index) => {
       try {
-        valid.push({ index, req: this.validate(r) });
+        valid.push({ index, req: validateRequest(r, this.core.config) });
       } catch (err) {
         results[index] = err as Error;
       }
@@ -304,7 +289,7 @@ export class CudaEngine implements MambaEngine {
       throw new EngineInputError(`token id ${token} is outside the vocabulary [0, ${vocabSize})`);
     let input = this.states.slotOf(state);
     if (!input) {
-      this.checkState(state);
+      checkState(state, this.core.config);
       input = this.states.acquire();
       this.states.upload(input, state);
     }
@@ -333,7 +318,7 @@ export class CudaEngine implements MambaEngine {
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);
     states.forEach((s, b) => {
-      this.checkState(s);
+      checkState(s, this.core.config);
       const conv = new Float32Array(words.conv);
       const ssm = new Float32Array(words.ssm);
       s.forEach((l, i) => {
@@ -398,43 +383,6 @@ export class CudaEngine implements MambaEngine {
       conv: s.conv.subarray(i * dInner * dConv, (i + 1) * dInner * dConv),
       ssm: s.ssm.subarray(i * dInner * dState, (i + 1) * dInner * dState),
     }));
-  }
-
-  private validate(r: BatchRequest): ValidRequest {
-    const { vocabSize, nLayer } = this.core.config;
-    const options = r.options ?? {};
-    if (r.ids.length === 0) throw new EngineInputError('prefill: empty input');
-    const ids = new Int32Array(r.ids.length);
-    for (let t = 0; t < r.ids.length; t++) {
-      const id = r.ids[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
-        throw new EngineInputError(`token id ${id} at position ${t} is outside the vocabulary [0, ${vocabSize})`);
-      ids[t] = id;
-    }
-    const decimation = options.decimation ?? null;
-    if (decimation) validateDecimation(decimation, nLayer);
-    const requested = options.logitPositions ?? 'last';
-    let positions: number[];
-    if (requested === 'last') positions = [ids.length - 1];
-    else if (requested === 'all') positions = Array.from({ length: ids.length }, (_, i) => i);
-    else {
-      for (const p of requested) {
-        if (!Number.isInteger(p) || p < 0 || p >= ids.length)
-          throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${ids.length})`);
-      }
-      positions = [...requested];
-    }
-    return { ids, decimation, protect: options.protect ?? 1, positions, logProbs: r.logProbs ?? false };
-  }
-
-  private checkState(state: ModelState): void {
-    const { nLayer, dInner, dConv, dState } = this.core.config;
-    if (state.length !== nLayer)
-      throw new EngineInputError(`step: state has ${state.length} layers, the model ${nLayer}`);
-    state.forEach((s, i) => {
-      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState)
-        throw new EngineInputError(`step: layer ${i} state has the wrong size`);
-    });
   }
 
   private checkOpen(): void {
