@@ -5,9 +5,14 @@ import {
   decimationK,
   defaultDecimation,
   deltaScores,
+  clampProtect,
+  decimationSlot,
+  identityIndices,
   keptRows,
+  planDecimation,
   selectKept,
   validateDecimation,
+  validateLengthBudgets,
 } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
 
@@ -103,5 +108,115 @@ describe('config', () => {
     expect(() => validateDecimation(cfg({ beta: 0 }), 4)).toThrow(/beta/);
     expect(() => validateDecimation(cfg({ layers: [] }), 4)).toThrow(/empty/);
     expect(() => validateDecimation(cfg(), 4)).not.toThrow();
+  });
+});
+
+describe('config bounds', () => {
+  it('accepts exactly the edges of every range and refuses one step past them', () => {
+    expect(() => validateDecimation(cfg({ layers: [0, 3] }), 4)).not.toThrow(); // first and last layer
+    expect(() => validateDecimation(cfg({ layers: [4] }), 4)).toThrow(/layer 4 is not a layer of this 4-layer/);
+    expect(() => validateDecimation(cfg({ layers: [-1] }), 4)).toThrow(/layer -1/);
+    expect(() => validateDecimation(cfg({ layers: [1.5] }), 4)).toThrow(/layer 1.5/);
+    expect(() => validateDecimation(cfg({ layers: [1, 1] }), 4)).toThrow(/strictly ascending/);
+    expect(() => validateDecimation(cfg({ beta: 1 }), 4)).not.toThrow();
+    expect(() => validateDecimation(cfg({ beta: 1.01 }), 4)).toThrow(/beta must be in \(0, 1\], got 1.01/);
+    expect(() => validateDecimation(cfg({ beta: Number.NaN }), 4)).toThrow(/beta/);
+    expect(() => validateDecimation(cfg({ lBase: 1 }), 4)).not.toThrow();
+    expect(() => validateDecimation(cfg({ lBase: 0.5 }), 4)).toThrow(/lBase must be ≥ 1, got 0.5/);
+    expect(() => validateDecimation(cfg({ minSeqLen: 0 }), 4)).not.toThrow();
+    expect(() => validateDecimation(cfg({ minSeqLen: -1 }), 4)).toThrow(/minSeqLen must be an integer ≥ 0, got -1/);
+    expect(() => validateDecimation(cfg({ minSeqLen: 1.5 }), 4)).toThrow(/minSeqLen/);
+  });
+
+  it('refuses length budgets that are empty, fractional, zero or not strictly ascending', () => {
+    expect(() => validateLengthBudgets([[1, 1]])).not.toThrow();
+    expect(() => validateLengthBudgets([])).toThrow(/lBaseByLength is empty/);
+    expect(() => validateLengthBudgets([[0, 5]])).toThrow(/lBaseByLength\[0\] must be two integers ≥ 1, got \[0, 5\]/);
+    expect(() => validateLengthBudgets([[5, 0]])).toThrow(/\[0\]/);
+    expect(() => validateLengthBudgets([[1.5, 5]])).toThrow(/integers/);
+    expect(() =>
+      validateLengthBudgets([
+        [10, 5],
+        [20, 6],
+        [20, 7],
+      ]),
+    ).toThrow(/strictly ascending/);
+    expect(() =>
+      validateLengthBudgets([
+        [10, 5],
+        [9, 6],
+      ]),
+    ).toThrow(/strictly ascending/);
+    expect(() =>
+      validateLengthBudgets([
+        [10, 5],
+        [11, 6.5],
+      ]),
+    ).toThrow(/lBaseByLength\[1\]/);
+  });
+});
+
+describe('small helpers', () => {
+  it('clamps the protected tail to [0, seqLen], flooring a fractional one', () => {
+    expect(clampProtect(3.7, 10)).toBe(3);
+    expect(clampProtect(-2, 10)).toBe(0);
+    expect(clampProtect(12, 10)).toBe(10);
+    expect(clampProtect(10, 10)).toBe(10);
+  });
+  it("finds a layer's slot, -1 without a config or for a pass-through layer", () => {
+    expect(decimationSlot(cfg({ layers: [1, 3] }), 3)).toBe(1);
+    expect(decimationSlot(cfg({ layers: [1, 3] }), 2)).toBe(-1);
+    expect(decimationSlot(null, 0)).toBe(-1);
+    expect(decimationSlot(undefined, 0)).toBe(-1);
+  });
+  it('K is 0 for an empty context and never above it', () => {
+    expect(decimationK(0, 0, cfg())).toBe(0);
+    expect(decimationK(0, -3, cfg())).toBe(0);
+    expect(decimationK(0, 5, cfg({ lBase: 100 }))).toBe(5);
+    expect(decimationK(0, 5, cfg({ minSeqLen: 9 }))).toBe(5);
+  });
+  it('identity indices are 0..n-1', () => {
+    expect(Array.from(identityIndices(4))).toEqual([0, 1, 2, 3]);
+    expect(identityIndices(0).length).toBe(0);
+  });
+  it('keeps the tail in order after the kept context rows', () => {
+    const rows = keptRows(8, 3, 0, cfg({ lBase: 2, minSeqLen: 1 }), () => scores([0, 5, 1, 9, 2]));
+    expect(Array.from(rows!)).toEqual([1, 3, 5, 6, 7]);
+    expect(keptRows(3, 3, 0, cfg(), () => scores([]))).toBeNull(); // everything protected
+  });
+});
+
+describe('planDecimation', () => {
+  it('without a config passes every token through every layer', () => {
+    expect(planDecimation(100, 4, 3, null)).toEqual({
+      keep: [-1, -1, -1],
+      contextLen: [0, 0, 0],
+      finalLength: 100,
+      reported: [],
+    });
+  });
+  it('shrinks the sequence layer by layer with K_s = L_base·β^s, the protected tail kept whole', () => {
+    // layers 1 and 3 decimate: slot 0 keeps 40 of 96 context rows, slot 1 keeps 20 of 40
+    const plan = planDecimation(100, 4, 4, cfg({ layers: [1, 3], lBase: 40, minSeqLen: 1 }));
+    expect(plan).toEqual({ keep: [-1, 40, -1, 20], contextLen: [0, 96, 0, 40], finalLength: 24, reported: [1, 3] });
+  });
+  it('reports only layers that drop something', () => {
+    // slot 0 keeps min(96, 200) = 96 → nothing dropped; slot 1 budget 100 also ≥ 96
+    expect(planDecimation(100, 4, 4, cfg({ layers: [0, 2], lBase: 200, minSeqLen: 1 }))).toEqual({
+      keep: [-1, -1, -1, -1],
+      contextLen: [0, 0, 0, 0],
+      finalLength: 100,
+      reported: [],
+    });
+    // K exactly one below the context drops one row
+    expect(planDecimation(10, 1, 1, cfg({ layers: [0], lBase: 8, minSeqLen: 1 }))).toEqual({
+      keep: [8],
+      contextLen: [9],
+      finalLength: 9,
+      reported: [0],
+    });
+  });
+  it('skips a decimating layer whose whole sequence is protected', () => {
+    expect(planDecimation(5, 9, 2, cfg({ layers: [0, 1], lBase: 1, minSeqLen: 1 })).finalLength).toBe(5);
   });
 });
