@@ -1,19 +1,13 @@
 // The fused selective scan (engine option scan: 'fused' | 'fused-t2', kernels/scan-fused.cu) on the CPU emulator:
-// the PyTorch golden fixtures (fp32 ≤1e-3, identical kept indices, states, greedy tokens), the reference engine at
-// the kernel's chunk boundaries (1 token, one chunk exactly, one more, several chunks; plain, decimating, carried
-// state), the bf16 build against the split path, and prefill CUDA graphs. Needs g++; skipped without it.
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+// the reference engine at the kernel's chunk boundaries (1 token, one chunk exactly, one more, several chunks; plain,
+// decimating, carried state), the bf16 build against the split path, and prefill CUDA graphs (the golden fixtures run
+// on every scan kind in test/cuda-emulator.test.ts). Needs g++; skipped without it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecimationConfig } from '../mamba/engine.ts';
 import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
 import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
-import { loadModel } from '../mamba/checkpoint.ts';
-import { readSafetensors } from '../mamba/safetensors.ts';
-import { argmax } from '../mamba/sampling.ts';
 import { maxAbsDiff, maxStateDiff, randomIds, tempDir, tinyModel, type TinyModel } from './helpers.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
 const CXX = haveCxx();
 const SLOW = process.env.DECISERVE_SLOW_TESTS === '1';
 const TOL = 1e-4;
@@ -176,68 +170,7 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (bf16) against th
 });
 
 // The shipped-model fixtures run on the GPU (device check); tiny-random fits the emulator.
-const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
-describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(KINDS)(
-  '%s scan on the CPU emulator: PyTorch golden fixtures (tiny-random)',
-  (kind) => {
-    const golden = existsSync(join(TINY, 'golden.json'))
-      ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8'))
-      : { cases: [] };
-    for (const c of golden.cases as {
-      name: string;
-      ids: number[];
-      protect: number;
-      decimation: DecimationConfig | null;
-      positions: number[];
-      kept: unknown;
-      greedy: number[];
-    }[]) {
-      const slow = c.ids.length > 1000 && c.decimation === null;
-      it.skipIf(slow && !SLOW)(
-        `${c.name} (L=${c.ids.length}): logits ≤1e-3, kept indices, states, 8 greedy tokens`,
-        async () => {
-          const model = await loadModel(TINY);
-          const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
-          const engine = CudaEngine.create(model.config, model.weights, {
-            precision: 'fp32',
-            guardBytes: 256,
-            scan: kind,
-          });
-          try {
-            const last = c.ids.length - 1;
-            const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
-            const r = await engine.prefill(c.ids, {
-              decimation: c.decimation,
-              protect: c.protect,
-              logitPositions: positions,
-            });
-            const V = model.config.vocabSize;
-            const g = tensors.getF32(`${c.name}.logits`);
-            c.positions.forEach((_, row) =>
-              expect(maxAbsDiff(r.logits[row]!, g.subarray(row * V, (row + 1) * V))).toBeLessThanOrEqual(1e-3),
-            );
-            expect(r.kept.map((k) => ({ layer: k.layer, indices: Array.from(k.indices) }))).toEqual(c.kept);
-            for (let i = 0; i < model.config.nLayer; i++) {
-              expect(maxAbsDiff(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`))).toBeLessThanOrEqual(1e-3);
-              expect(maxAbsDiff(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`))).toBeLessThanOrEqual(1e-3);
-            }
-            const greedy: number[] = [];
-            let logits = r.logits[positions.indexOf(last)]!;
-            let state = r.state;
-            while (greedy.length < 8) {
-              greedy.push(argmax(logits));
-              if (greedy.length < 8) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
-            }
-            expect(greedy).toEqual(c.greedy);
-          } finally {
-            await engine.dispose();
-          }
-        },
-        120_000,
-      );
-    }
-  },
-);
+// The PyTorch golden fixtures run on every scan kind in test/cuda-emulator.test.ts.
 
 describe.skipIf(!CXX)('prefill CUDA graphs on the CPU emulator (split and fused scans)', () => {
   it('a shape runs eagerly, is captured the second time, replayed after; the graph reads the new inputs', async () => {

@@ -297,9 +297,10 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator: projection biases and an
 // test/fixtures/tiny-random (4 layers, d_model 64, d_state 16) fits the emulator build; the shipped model's cases run
 // on the GPU in the device check.
 const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
-describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json')))(
-  'CUDA engine on the CPU emulator: PyTorch golden fixtures (tiny-random)',
-  () => {
+// every prefill scan: the split kernels (default) and both fused ones (kernels/scan-fused.cu)
+describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(['split', 'fused', 'fused-t2'] as const)(
+  'CUDA engine on the CPU emulator, %s scan: PyTorch golden fixtures (tiny-random)',
+  (scan) => {
     const golden = existsSync(join(TINY, 'golden.json'))
       ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8'))
       : { cases: [] };
@@ -318,7 +319,7 @@ describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json')))(
         async () => {
           const model = await loadModel(TINY);
           const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
-          const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256 });
+          const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256, scan });
           try {
             const last = c.ids.length - 1;
             const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
