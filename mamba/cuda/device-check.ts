@@ -18,6 +18,7 @@ import { scanCompare, scanSummary } from './device-check/scan-compare.ts';
 import { Deadline, fmt, Report } from './device-check/report.ts';
 import { H200 } from './roofline.ts';
 import type { KernelSet } from './device.ts';
+import type { ScanKind } from './mixer.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,6 +31,9 @@ const { values: args } = parseArgs({
     /** Phase `scan` (fused vs split selective scan): bf16 lengths; fp32 (130m only) runs those ≤ 32K. */
     'scan-lengths': { type: 'string', default: '32768,131072' },
     'budget-s': { type: 'string', default: '360' },
+    /** Phases parity/bench: the engines' prefill scan (split | fused | fused-t2) and whether prefill runs as graphs. */
+    scan: { type: 'string', default: 'split' },
+    'prefill-graphs': { type: 'boolean', default: false },
     /** Skip golden cases and passkey prompts longer than this (CPU-emulator smoke runs). */
     'max-parity-length': { type: 'string', default: '1000000' },
     'bench-dir': { type: 'string', default: '/tmp/deciserve-bench' },
@@ -154,14 +158,16 @@ async function main(): Promise<void> {
         });
       }
       t0 = performance.now();
-      const bf16 = CudaEngine.create(config, weights, { device, precision: 'bf16' });
+      const engineOptions = { scan: args.scan as ScanKind, prefillGraphs: args['prefill-graphs'] };
+      const bf16 = CudaEngine.create(config, weights, { device, precision: 'bf16', ...engineOptions });
       report.row('setup', {
         shape,
         what: 'upload bf16 engine',
         ms: performance.now() - t0,
         deviceGiB: bf16.deviceBytes / 2 ** 30,
       });
-      const fp32 = shape !== '1.4b' ? CudaEngine.create(config, weights, { device, precision: 'fp32' }) : null; // fp32 GEMMs of 1.4b at 128K are minutes
+      const fp32 =
+        shape !== '1.4b' ? CudaEngine.create(config, weights, { device, precision: 'fp32', ...engineOptions }) : null; // fp32 GEMMs of 1.4b at 128K are minutes
       try {
         if (phases.has('parity') && fp32) {
           await referenceParity({ fp32, bf16 }, config, weights, report, deadline, shape);
