@@ -39,7 +39,7 @@ function keptEqual(a: PrefillResult['kept'], b: { layer: number; indices: ArrayL
 }
 
 /** Smallest share of one run's kept tokens that the other also kept, over the decimating layers (1 = identical). */
-function keptOverlap(
+export function keptOverlap(
   a: { layer: number; indices: ArrayLike<number> }[],
   b: { layer: number; indices: ArrayLike<number> }[],
 ): number {

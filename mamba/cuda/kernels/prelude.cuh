@@ -42,6 +42,19 @@ __device__ __forceinline__ float act_load(const act_t* p) { return *p; }
 __device__ __forceinline__ void act_store(act_t* p, float v) { *p = v; }
 #endif
 
+// 2^v for the scan's decays exp(Δ·A) = 2^(Δ·aLog2), v ≤ 0: one MUFU.EX2 (2 ulp). exp2f adds range scaling for
+// denormal results, three more instructions per state and step on the scan's critical pipe; here a decay below
+// 2^-126 becomes 0, which changes nothing in h = decay·h + Δ·B·x.
+__device__ __forceinline__ float decay_exp2(float v) {
+#if defined(__CUDA_ARCH__)
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+  return r;
+#else
+  return exp2f(v);  // the CPU emulator
+#endif
+}
+
 __device__ __forceinline__ float silu_f(float v) { return v / (1.0f + expf(-v)); }
 // PyTorch's softplus threshold (linear above 20), as the reference and the selective-scan kernels use.
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.0f ? v : log1pf(expf(v)); }

@@ -7,13 +7,29 @@
 // lane the map of everything before it in its warp, the TW warp totals (through shared memory) and the carry h give
 // each warp its start; the carry passes to the next chunk. Each step's exp is computed once and kept in registers
 // for the output walk. So x, dt, z, B, C are read once and y written once, and the recurrence is evaluated once (the
-// split path runs it twice and writes Δ and the chunk states).
+// split path runs it twice and writes Δ and the chunk states). Δ, x, z and y pass through one shared staging tile,
+// loaded and stored a row of CH channels at a time: a lane reading its own ITEMS steps straight from global memory
+// touched 32 rows per warp load, and those scattered accesses, not the exps, set the kernel's pace on the H200.
 // rowIdx (nullable): compacted row j of a sequence reads its inputs from row rowIdx[j] (DeciMamba's kept rows), so no
 // gather of x/Δ/z/B/C is needed; y and seqStart are in the compacted layout.
 #include "prelude.cuh"
 
 #define FUSED_CHANNELS 8     // channels a block of scan_fused: 8 f32 channels fill a 32-byte sector of a dt row
 #define FUSED_T2_CHANNELS 4  // channels a block of scan_fused_t2 (kernels/manifest.ts has both for the launches)
+
+__device__ __forceinline__ i64 fused_row(const int* __restrict__ rowIdx, int r) { return rowIdx ? rowIdx[r] : r; }
+
+// rows [row0, row0 + tl) of a [rows × dInner] activation, this block's CH channels, into the staging tile (zeros past
+// the chunk's end or the last channel)
+template <int CH, int ITEMS, int CHUNK, int PAD_STAGE>
+__device__ __forceinline__ void stage_rows(float (*sStage)[PAD_STAGE], const act_t* __restrict__ src, i64 stride,
+                                           const int* __restrict__ rowIdx, int row0, int tl, int dInner) {
+  for (int i = threadIdx.x; i < CHUNK * CH; i += blockDim.x) {
+    const int t = i / CH, k = i % CH, ch = blockIdx.y * CH + k;
+    sStage[k][(t / ITEMS) * (ITEMS + 1) + t % ITEMS] =
+        t < tl && ch < dInner ? act_load(src + fused_row(rowIdx, row0 + t) * stride + ch) : 0.0f;
+  }
+}
 
 template <int CH, int TW, int ITEMS>
 __device__ __forceinline__ void scan_fused_body(
@@ -29,6 +45,10 @@ __device__ __forceinline__ void scan_fused_body(
   constexpr int PAD = CHUNK + CHUNK / ITEMS + 1;
   __shared__ float sB[D_STATE][PAD];
   __shared__ float sC[D_STATE][PAD];
+  // Δ, then x, then z and y of the chunk, per channel in the same lane-major slots; the pad makes a warp's staging
+  // row accesses (32/CH rows of CH channels) fall in 32 different banks
+  constexpr int PAD_STAGE = CHUNK + CHUNK / ITEMS + 32 / CH;
+  __shared__ float sStage[CH][PAD_STAGE];
   __shared__ float sTot[TW > 1 ? D_STATE : 1][CH][TW][2];  // each warp's map over its steps, per state
   // TW > 1: the carry lives here (all warps of a channel share it; frees 16 registers), by chunk parity
   __shared__ float sCarry[TW > 1 ? 2 : 1][CH][D_STATE];
@@ -47,34 +67,44 @@ __device__ __forceinline__ void scan_fused_body(
     if (TW > 1 && tw == 0 && lane == 0) sCarry[0][cw][n] = carry[n];
   }
   int parity = 0;  // TW > 1: sCarry[parity] holds the carry into the current chunk
-  const float bias = active && dtBias ? dtBias[c] : 0.0f;
   const float dc = active ? dSkip[c] : 0.0f;
   for (int t0 = 0; t0 < len; t0 += CHUNK) {
     const int tl = min(CHUNK, len - t0);
     __syncthreads();  // the previous chunk's tile (and warp totals) are no longer read
-    for (int i = threadIdx.x; i < tl * D_STATE; i += blockDim.x) {
+    for (int i = threadIdx.x; i < CHUNK * D_STATE; i += blockDim.x) {  // zeros past the end keep identity steps finite
       const int t = i / D_STATE, n = i % D_STATE;
-      const i64 row = rowIdx ? rowIdx[start + t0 + t] : start + t0 + t;
       const int slot = (t / ITEMS) * (ITEMS + 1) + t % ITEMS;
-      sB[n][slot] = act_load(bMat + row * bStride + n);
-      sC[n][slot] = act_load(cMat + row * cStride + n);
+      const i64 row = t < tl ? fused_row(rowIdx, start + t0 + t) : 0;
+      sB[n][slot] = t < tl ? act_load(bMat + row * bStride + n) : 0.0f;
+      sC[n][slot] = t < tl ? act_load(cMat + row * cStride + n) : 0.0f;
+    }
+    __syncthreads();
+    // Δ of the chunk into the staging tile, a row of CH channels at a time (steps past the chunk's end: Δ = 0)
+    for (int i = threadIdx.x; i < CHUNK * CH; i += blockDim.x) {
+      const int t = i / CH, k = i % CH, ch = blockIdx.y * CH + k;
+      float v = 0.0f;
+      if (t < tl && ch < dInner) {
+        const float raw = dt[fused_row(rowIdx, start + t0 + t) * dtStride + ch];
+        v = dtBias ? softplus_f(raw + dtBias[ch]) : raw;
+      }
+      sStage[k][(t / ITEMS) * (ITEMS + 1) + t % ITEMS] = v;
     }
     __syncthreads();
     // this lane's steps: Δ, Δ·x and the D·x part of y (steps past the chunk's end are identity maps: Δ = 0)
     float dl[ITEMS], dx[ITEMS], acc[ITEMS];
 #pragma unroll
+    for (int i = 0; i < ITEMS; ++i) dl[i] = sStage[cw][slot0 + i];
+    __syncthreads();
+    stage_rows<CH, ITEMS, CHUNK, PAD_STAGE>(sStage, x, xStride, rowIdx, start + t0, tl, dInner);
+    __syncthreads();
+#pragma unroll
     for (int i = 0; i < ITEMS; ++i) {
-      const int t = (tw * 32 + lane) * ITEMS + i;
-      dl[i] = dx[i] = acc[i] = 0.0f;
-      if (active && t < tl) {
-        const i64 row = rowIdx ? rowIdx[start + t0 + t] : start + t0 + t;
-        const float raw = dt[row * dtStride + c];
-        const float xv = act_load(x + row * xStride + c);
-        dl[i] = dtBias ? softplus_f(raw + bias) : raw;
-        dx[i] = dl[i] * xv;
-        acc[i] = dc * xv;
-      }
+      const float xv = sStage[cw][slot0 + i];
+      dx[i] = dl[i] * xv;
+      acc[i] = dc * xv;
     }
+    __syncthreads();
+    stage_rows<CH, ITEMS, CHUNK, PAD_STAGE>(sStage, z, zStride, rowIdx, start + t0, tl, dInner);  // read after the scan
 #pragma unroll
     for (int n = 0; n < D_STATE; ++n) {  // unrolled: a[] and carry[] stay in registers
       const float* bRow = sB[n] + slot0;
@@ -82,7 +112,7 @@ __device__ __forceinline__ void scan_fused_body(
       float decay[ITEMS], pa = 1.0f, pb = 0.0f;
 #pragma unroll
       for (int i = 0; i < ITEMS; ++i) {
-        decay[i] = exp2f(dl[i] * a[n]);
+        decay[i] = decay_exp2(dl[i] * a[n]);
         pb = decay[i] * pb + dx[i] * bRow[i];
         pa *= decay[i];
       }
@@ -126,13 +156,14 @@ __device__ __forceinline__ void scan_fused_body(
         acc[i] += cRow[i] * h;
       }
     }
+    __syncthreads();  // z is staged
 #pragma unroll
-    for (int i = 0; i < ITEMS; ++i) {
-      const int t = (tw * 32 + lane) * ITEMS + i;
-      if (active && t < tl) {
-        const i64 row = rowIdx ? rowIdx[start + t0 + t] : start + t0 + t;
-        act_store(y + (i64)(start + t0 + t) * yStride + c, acc[i] * silu_f(act_load(z + row * zStride + c)));
-      }
+    for (int i = 0; i < ITEMS; ++i) sStage[cw][slot0 + i] = acc[i] * silu_f(sStage[cw][slot0 + i]);  // y, in place
+    __syncthreads();
+    for (int i = threadIdx.x; i < CHUNK * CH; i += blockDim.x) {  // y rows out, CH channels at a time
+      const int t = i / CH, k = i % CH, ch = blockIdx.y * CH + k;
+      if (t < tl && ch < dInner)
+        act_store(y + (i64)(start + t0 + t) * yStride + ch, sStage[k][(t / ITEMS) * (ITEMS + 1) + t % ITEMS]);
     }
     parity ^= 1;
   }

@@ -40,7 +40,7 @@ extern "C" __global__ void ssm_step(const act_t* __restrict__ x, const float* __
   float acc = 0.0f;
 #pragma unroll
   for (int n = 0; n < D_STATE; ++n) {
-    const float hn = exp2f(dt * aLog2[c * D_STATE + n]) * h[n] + dx * act_load(bRow + n);
+    const float hn = decay_exp2(dt * aLog2[c * D_STATE + n]) * h[n] + dx * act_load(bRow + n);
     h[n] = hn;
     acc += act_load(cRow + n) * hn;
   }
