@@ -89,6 +89,7 @@ def main():
     ap.add_argument("--hf-lengths", default="2048,8192,32768")
     ap.add_argument("--train-lengths", default="2048,8192,32768,65536,131072")
     ap.add_argument("--budget-s", type=float, default=170)
+    ap.add_argument("--dtypes", default="fp32,bf16", help="precisions to time (1.4b: bf16 only)")
     ap.add_argument("--verbose", action="store_true", help="print every timing as it is taken")
     ap.add_argument("--join-only", action="store_true", help="take the PyTorch timings from --out/cuda-compare.json instead of measuring")
     args = ap.parse_args()
@@ -123,7 +124,8 @@ def main():
         # train/ first: it is fast, so its rows always make it in; HF's slow path takes what time is left
         impls = [("train", load_train, [int(x) for x in args.train_lengths.split(",")], [None, deci]),
                  ("hf", load_hf, [int(x) for x in args.hf_lengths.split(",")], [None])]
-        dtypes = [torch.float32, torch.bfloat16] if shape != "1.4b" else [torch.bfloat16]
+        wanted = {"fp32": torch.float32, "bf16": torch.bfloat16}
+        dtypes = [wanted[d] for d in args.dtypes.split(",") if d in wanted and (shape != "1.4b" or d == "bf16")]
         for impl, loader, lengths, modes in impls:
             for dtype in dtypes:
                 dname = "fp32" if dtype == torch.float32 else "bf16"

@@ -8,8 +8,9 @@
 // each warp its start; the carry passes to the next chunk. Each step's exp is computed once and kept in registers
 // for the output walk. So x, dt, z, B, C are read once and y written once, and the recurrence is evaluated once (the
 // split path runs it twice and writes Δ and the chunk states). Δ, x, z and y pass through one shared staging tile,
-// loaded and stored a row of CH channels at a time: a lane reading its own ITEMS steps straight from global memory
-// touched 32 rows per warp load, and those scattered accesses, not the exps, set the kernel's pace on the H200.
+// loaded and stored a row of CH channels at a time (a lane reading its own ITEMS steps from global memory touched 32
+// rows per warp load). Measured on the H200 (bench/results/cuda-scan-compare.json) that changed nothing: 76.7 ms at
+// 130m bf16 32K either way, 1.7x split; the per-state warp scan's latency chain is the suspect, not memory.
 // rowIdx (nullable): compacted row j of a sequence reads its inputs from row rowIdx[j] (DeciMamba's kept rows), so no
 // gather of x/Δ/z/B/C is needed; y and seqStart are in the compacted layout.
 #include "prelude.cuh"

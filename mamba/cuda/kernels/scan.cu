@@ -13,10 +13,6 @@
 
 #define SCAN_THREADS 128  // channels per block
 #define SCAN_TILE 32      // time steps of B (and C) staged in shared memory at a time
-// Steps whose Δ and x (and z) a thread loads together before using them: one dependent global load per step left
-// each warp waiting out the memory latency between steps; 8 loads in flight cover it. Steps past the chunk's end
-// get Δ = 0 and Δ·x = 0, an identity step (2^0 = 1), so the arithmetic needs no branch.
-#define SCAN_STEPS 8
 
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 scan_chunk_state(const act_t* __restrict__ x, i64 xStride, const float* __restrict__ delta, i64 deltaStride,
@@ -38,27 +34,18 @@ scan_chunk_state(const act_t* __restrict__ x, i64 xStride, const float* __restri
   for (int t0 = 0; t0 < len; t0 += SCAN_TILE) {
     const int tl = min(SCAN_TILE, len - t0);
     __syncthreads();
-    for (int i = threadIdx.x; i < SCAN_TILE * D_STATE; i += SCAN_THREADS) {  // zeros past tl: identity steps stay finite
-      const int t = i / D_STATE;
-      sB[t][i % D_STATE] = t < tl ? act_load(bMat + (i64)(start + t0 + t) * bStride + i % D_STATE) : 0.0f;
+    for (int i = threadIdx.x; i < tl * D_STATE; i += SCAN_THREADS) {
+      sB[i / D_STATE][i % D_STATE] = act_load(bMat + (i64)(start + t0 + i / D_STATE) * bStride + i % D_STATE);
     }
     __syncthreads();
     if (active) {
-      for (int tt = 0; tt < tl; tt += SCAN_STEPS) {
-        float dtv[SCAN_STEPS], dxv[SCAN_STEPS];
+      for (int tt = 0; tt < tl; ++tt) {
+        const i64 row = start + t0 + tt;
+        const float dt = delta[row * deltaStride + c];
+        const float dx = dt * act_load(x + row * xStride + c);
+        deltaSum += dt;
 #pragma unroll
-        for (int i = 0; i < SCAN_STEPS; ++i) {
-          const bool in = tt + i < tl;
-          const i64 row = start + t0 + (in ? tt + i : 0);
-          dtv[i] = in ? delta[row * deltaStride + c] : 0.0f;
-          dxv[i] = in ? dtv[i] * act_load(x + row * xStride + c) : 0.0f;
-        }
-#pragma unroll
-        for (int i = 0; i < SCAN_STEPS; ++i) {
-          deltaSum += dtv[i];
-#pragma unroll
-          for (int n = 0; n < D_STATE; ++n) h[n] = decay_exp2(dtv[i] * a[n]) * h[n] + dxv[i] * sB[tt + i][n];
-        }
+        for (int n = 0; n < D_STATE; ++n) h[n] = decay_exp2(dt * a[n]) * h[n] + dx * sB[tt][n];
       }
     }
   }
@@ -117,35 +104,25 @@ scan_chunk_output(const act_t* __restrict__ x, i64 xStride, const float* __restr
   for (int t0 = 0; t0 < len; t0 += SCAN_TILE) {
     const int tl = min(SCAN_TILE, len - t0);
     __syncthreads();
-    for (int i = threadIdx.x; i < SCAN_TILE * D_STATE; i += SCAN_THREADS) {  // zeros past tl, as above
-      const int t = i / D_STATE;
-      const i64 row = start + t0 + t;
-      sB[t][i % D_STATE] = t < tl ? act_load(bMat + row * bStride + i % D_STATE) : 0.0f;
-      sC[t][i % D_STATE] = t < tl ? act_load(cMat + row * cStride + i % D_STATE) : 0.0f;
+    for (int i = threadIdx.x; i < tl * D_STATE; i += SCAN_THREADS) {
+      const i64 row = start + t0 + i / D_STATE;
+      sB[i / D_STATE][i % D_STATE] = act_load(bMat + row * bStride + i % D_STATE);
+      sC[i / D_STATE][i % D_STATE] = act_load(cMat + row * cStride + i % D_STATE);
     }
     __syncthreads();
     if (active) {
-      for (int tt = 0; tt < tl; tt += SCAN_STEPS) {
-        float dtv[SCAN_STEPS], xv[SCAN_STEPS], zv[SCAN_STEPS];
+      for (int tt = 0; tt < tl; ++tt) {
+        const i64 row = start + t0 + tt;
+        const float dt = delta[row * deltaStride + c];
+        const float xv = act_load(x + row * xStride + c);
+        const float dx = dt * xv;
+        float acc = 0.0f;
 #pragma unroll
-        for (int i = 0; i < SCAN_STEPS; ++i) {
-          const bool in = tt + i < tl;
-          const i64 row = start + t0 + (in ? tt + i : 0);
-          dtv[i] = in ? delta[row * deltaStride + c] : 0.0f;
-          xv[i] = in ? act_load(x + row * xStride + c) : 0.0f;
-          zv[i] = in ? act_load(z + row * zStride + c) : 0.0f;
+        for (int n = 0; n < D_STATE; ++n) {
+          h[n] = decay_exp2(dt * a[n]) * h[n] + dx * sB[tt][n];
+          acc += sC[tt][n] * h[n];
         }
-#pragma unroll
-        for (int i = 0; i < SCAN_STEPS; ++i) {
-          const float dx = dtv[i] * xv[i];
-          float acc = 0.0f;
-#pragma unroll
-          for (int n = 0; n < D_STATE; ++n) {
-            h[n] = decay_exp2(dtv[i] * a[n]) * h[n] + dx * sB[tt + i][n];
-            acc += sC[tt + i][n] * h[n];
-          }
-          if (tt + i < tl) act_store(y + (start + t0 + tt + i) * yStride + c, (acc + dc * xv[i]) * silu_f(zv[i]));
-        }
+        act_store(y + row * yStride + c, (acc + dc * xv) * silu_f(act_load(z + row * zStride + c)));
       }
     }
   }
