@@ -71,12 +71,23 @@ extern "C" __global__ void scan_carry(const int* __restrict__ seqFirstChunk, flo
   const float a = aLog2[cn];
   float h = h0 ? h0[(i64)s * h0SeqStride + cn] : 0.0f;
   const int k1 = seqFirstChunk[s + 1];
-  for (int k = seqFirstChunk[s]; k < k1; ++k) {
-    const i64 at = (i64)k * perSeq + cn;
-    const float local = chunkH[at];
-    const float decay = decay_exp2(chunkDeltaSum[(i64)k * dInner + c] * a);
-    chunkH[at] = h;
-    h = decay * h + local;
+  // CARRY_BATCH chunks' inputs are read before any is written: the walk is one dependent chain, and reading one chunk
+  // at a time left each step waiting out a global load (the device breakdown had this kernel at 11% of a 32K prefill)
+  constexpr int CARRY_BATCH = 8;
+  for (int k0 = seqFirstChunk[s]; k0 < k1; k0 += CARRY_BATCH) {
+    float local[CARRY_BATCH], decay[CARRY_BATCH];
+#pragma unroll
+    for (int j = 0; j < CARRY_BATCH; ++j) {
+      const int k = min(k0 + j, k1 - 1);
+      local[j] = chunkH[(i64)k * perSeq + cn];
+      decay[j] = decay_exp2(chunkDeltaSum[(i64)k * dInner + c] * a);
+    }
+#pragma unroll
+    for (int j = 0; j < CARRY_BATCH; ++j) {
+      if (k0 + j >= k1) break;
+      chunkH[(i64)(k0 + j) * perSeq + cn] = h;
+      h = decay[j] * h + local[j];
+    }
   }
   hOut[(i64)s * hOutSeqStride + cn] = h;
 }
