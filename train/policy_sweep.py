@@ -164,7 +164,7 @@ def main():
     ap.add_argument("--taus", default="1,8")
     ap.add_argument("--lamb-ks", default="", help="budgets for lamb@K and lambch@K; e.g. `card`")
     ap.add_argument("--samples", default="val=4,test=8", help="prompts per source x depth cell, per split (in this order)")
-    ap.add_argument("--token-batch", type=int, default=1_500_000, help="prompt tokens per forward batch")
+    ap.add_argument("--token-batch", type=int, default=600_000, help="prompt tokens per forward batch (1.5M ran out of memory at 32K on the H200)")
     ap.add_argument("--budget-s", type=float, default=0, help="skip a split x length whose predicted time would end past this many seconds")
     ap.add_argument("--smoke", action="store_true", help="tiny random model and random haystacks on CPU (no model files)")
     args = ap.parse_args()
