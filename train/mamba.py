@@ -102,12 +102,7 @@ class MambaMixer(nn.Module):
     def forward(self, u, decimate=None, protect=1):
         """u: [B, L, d_model]. decimate: (Decimation, s) at a decimating layer.
         Returns (out [B, K, d_model], state (conv, ssm), kept [B, K] or None)."""
-        cfg, L = self.cfg, u.shape[1]
-        x, z = self.in_proj(u).chunk(2, dim=-1)
-        conv_state = F.pad(x.transpose(1, 2), (cfg.d_conv - L, 0)) if L < cfg.d_conv else x[:, -cfg.d_conv:].transpose(1, 2)
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :L].transpose(1, 2))
-        dt, B, C = self.x_proj(x).split([cfg.dt_rank, cfg.d_state, cfg.d_state], dim=-1)
-        delta = F.softplus(self.dt_proj(dt).float())
+        x, z, delta, B, C, conv_state = self.project(u)
         kept = None
         if decimate is not None:
             kept = self._kept_indices(delta, decimate, protect)
@@ -116,6 +111,17 @@ class MambaMixer(nn.Module):
         y, ssm_state = self.selective_scan(x.float(), delta, B.float(), C.float())
         y = y * F.silu(z.float())
         return self.out_proj(y.to(u.dtype)), (conv_state.float(), ssm_state), kept
+
+    def project(self, u):
+        """Everything before the scan, for u [B, L, d_model]: x, z, delta (fp32), B, C and the conv state.
+        Token-filtering policies (train/filtering.py) change delta or the kept tokens between this and the scan."""
+        cfg, L = self.cfg, u.shape[1]
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        conv_state = F.pad(x.transpose(1, 2), (cfg.d_conv - L, 0)) if L < cfg.d_conv else x[:, -cfg.d_conv:].transpose(1, 2)
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :L].transpose(1, 2))
+        dt, B, C = self.x_proj(x).split([cfg.dt_rank, cfg.d_state, cfg.d_state], dim=-1)
+        delta = F.softplus(self.dt_proj(dt).float())
+        return x, z, delta, B, C, conv_state
 
     @staticmethod
     def _kept_indices(delta, decimate, protect):

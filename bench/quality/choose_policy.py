@@ -13,7 +13,7 @@ import sys
 def main():
     sweep = json.load(open(sys.argv[1]))
     val = sweep["counts"]["val"]
-    ks = sorted(int(p.split("@")[1]) for p in sweep["policies"] if p.startswith("drop@"))
+    ks = sorted(int(p.split("@")[1]) for p in sweep["policies"] if p.startswith("drop@") and p.split("@")[1].isdigit())
     rows, table = {}, []
     for length in sweep["lengths"]:
         def acc(k):
