@@ -2,6 +2,7 @@
 //   POST   /jobs        body: JobRequest; header Idempotency-Key (optional, recommended) → 202 (new) / 200 (known)
 //   GET    /jobs/:id    → { id, status: queued|running|succeeded|failed|cancelled, result_url? , error? }
 //   DELETE /jobs/:id    → cancels a job that has not started
+//   GET    /jobs        → the tenant's jobs, newest first (list-route.ts)
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -27,6 +28,8 @@ import type { ModelDefaults } from '../model-defaults.ts';
 import { enqueue, type JobQueue } from '../store/queue.ts';
 import { refusedUrl } from '../webhooks/webhook-target.ts';
 import type { JobStore } from '../store/s3-store.ts';
+import type { JobIndex } from '../store/job-index.ts';
+import { listJobsHandler } from './list-route.ts';
 import { suitePromptTokens } from '../../protocol/suite-spec.ts';
 
 export interface IntakeDeps {
@@ -36,6 +39,8 @@ export interface IntakeDeps {
   nonces: NonceStore;
   /** Measures prompts against the token limit (runner/token-meter.ts: off the event loop). */
   meter: PromptMeter;
+  /** Each tenant's jobs for GET /jobs (Redis sorted sets), written before the job is enqueued. */
+  index: JobIndex;
   model: ModelDefaults;
   metrics: RunnerMetrics;
   log: Logger;
@@ -173,8 +178,9 @@ export function jobRoutes(deps: IntakeDeps) {
       }
       job = existing;
     }
-    // The input is durable in S3 now. If Redis is away the reconciler enqueues it later, so this is not fatal.
+    // The input is durable in S3 now. If Redis is away the reconciler indexes and enqueues it later: not fatal.
     try {
+      await withTimeout(deps.index.add(job), 2000);
       await withTimeout(enqueue(queue, config, job), 2000);
     } catch (err) {
       log.warn({ id, err: (err as Error).message }, 'enqueue failed; the reconciler will enqueue the job from S3');
@@ -183,6 +189,11 @@ export function jobRoutes(deps: IntakeDeps) {
     log.info({ id, type: request.type, prompt_tokens: promptTokens, duplicate: written === 'exists' }, 'job accepted');
     return c.json(view, written === 'created' ? 202 : 200);
   });
+
+  app.get(
+    '/',
+    listJobsHandler({ index: deps.index, view: (id, tenant) => jobView(deps, id, undefined, tenant) }, tenantParam),
+  );
 
   app.get('/:id', async (c) => {
     const tenant = tenantParam(c);
