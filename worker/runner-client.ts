@@ -1,6 +1,7 @@
 // The edge's side of the runner's signed job API (runner/README.md): every request signed with
 // protocol/signing.ts (HMAC over method, path, timestamp, nonce and body), retried on 503/network errors with a fresh nonce.
 // Submissions always carry an Idempotency-Key, so a retried POST is still one job.
+import { type JobList, type JobListQuery, jobListPath } from '../protocol/job-list.ts';
 import type { JobRequest } from '../protocol/job-request.ts';
 import type { JobView } from '../protocol/job-view.ts';
 import { signedHeaders } from '../protocol/signing.ts';
@@ -9,7 +10,8 @@ import { ApiError } from './http/errors.ts';
 /** The runner's job view (protocol/job-view.ts); the edge submits only completion and score jobs. */
 export type RunnerJobView = Omit<JobView, 'type'> & { type?: JobRequest['type'] };
 
-export type RunnerAnswer = { ok: true; status: number; view: RunnerJobView } | { ok: false; response: Response };
+type RefusedAnswer = { ok: false; response: Response };
+export type RunnerAnswer = { ok: true; status: number; view: RunnerJobView } | RefusedAnswer;
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 export const isTerminal = (view: RunnerJobView) => TERMINAL.has(view.status);
@@ -92,6 +94,14 @@ export class RunnerClient {
     return this.answer(
       await this.request('DELETE', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`),
     );
+  }
+
+  /** The tenant's jobs, newest first (protocol/job-list.ts); the runner's error answers pass through as they are. */
+  async list(tenant: string, query: JobListQuery): Promise<{ ok: true; list: JobList<RunnerJobView> } | RefusedAnswer> {
+    const response = await this.request('GET', jobListPath(tenant, query));
+    const answered = await this.answer(response);
+    if (!answered.ok) return answered;
+    return { ok: true, list: answered.view as unknown as JobList<RunnerJobView> };
   }
 
   /** Polls until the job ends or `deadline` (epoch ms) passes; returns the last view seen. */
