@@ -6,16 +6,8 @@
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { MAX_RUN_CHARS, type PromptMeter } from '../../mamba/token-budget.ts';
-import {
-  ApiError,
-  badRequest,
-  conflict,
-  errorResponse,
-  notFound,
-  runTooLong,
-  unavailable,
-} from '../../protocol/api-errors.ts';
+import type { PromptMeter } from '../../mamba/token-budget.ts';
+import { ApiError, badRequest, conflict, errorResponse, notFound, unavailable } from '../../protocol/api-errors.ts';
 import { readBodyWithLimit } from '../../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from '../config.ts';
@@ -275,7 +267,6 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
   }
   const texts = request.continuation === undefined ? [request.prompt] : [request.prompt, request.continuation];
   const cost = await deps.meter.measure(texts, max);
-  if (!cost.ok && cost.reason === 'run') throw runTooLong(cost.run, MAX_RUN_CHARS);
   if (!cost.ok) {
     const bound = cost.reason === 'lower_bound' ? 'at least' : 'more than';
     const n = cost.reason === 'lower_bound' ? cost.tokens : max;
