@@ -182,13 +182,13 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
     ? jobRoutes({
         config,
         store: intakeStore,
+        index,
         queue,
         nonces: {
           claim: async (nonce, ttlMs) =>
             (await withTimeout(redis.set(`${config.queueName}:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX'), 2000)) === 'OK',
         },
         meter,
-        index,
         model,
         metrics,
         log,

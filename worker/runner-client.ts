@@ -1,7 +1,6 @@
 // The edge's side of the runner's signed job API (runner/README.md): every request signed with
 // protocol/signing.ts (HMAC over method, path, timestamp, nonce and body), retried on 503/network errors with a fresh nonce.
 // Submissions always carry an Idempotency-Key, so a retried POST is still one job.
-import { type JobList, type JobListQuery, jobListPath } from '../protocol/job-list.ts';
 import type { JobRequest } from '../protocol/job-request.ts';
 import type { JobView } from '../protocol/job-view.ts';
 import { signedHeaders } from '../protocol/signing.ts';
@@ -10,8 +9,7 @@ import { ApiError } from './http/errors.ts';
 /** The runner's job view (protocol/job-view.ts); the edge submits only completion and score jobs. */
 export type RunnerJobView = Omit<JobView, 'type'> & { type?: JobRequest['type'] };
 
-type RefusedAnswer = { ok: false; response: Response };
-export type RunnerAnswer = { ok: true; status: number; view: RunnerJobView } | RefusedAnswer;
+export type RunnerAnswer = { ok: true; status: number; view: RunnerJobView } | { ok: false; response: Response };
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 export const isTerminal = (view: RunnerJobView) => TERMINAL.has(view.status);
@@ -59,7 +57,8 @@ export class RunnerClient {
     throw new ApiError(503, 'server_error', 'runner_unavailable', `the batch runner is unavailable (${last}); retry`);
   }
 
-  private async answer(response: Response): Promise<RunnerAnswer> {
+  /** A runner answer: its JSON when ok, else the response to pass on (a 401 is our deployment's fault: 502). */
+  async answer(response: Response): Promise<RunnerAnswer> {
     if (response.ok) return { ok: true, status: response.status, view: (await response.json()) as RunnerJobView };
     // A 401 from the runner means our signature is wrong (a deployment mistake), never the client's fault.
     if (response.status === 401) {
@@ -94,14 +93,6 @@ export class RunnerClient {
     return this.answer(
       await this.request('DELETE', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`),
     );
-  }
-
-  /** The tenant's jobs, newest first (protocol/job-list.ts); the runner's error answers pass through as they are. */
-  async list(tenant: string, query: JobListQuery): Promise<{ ok: true; list: JobList<RunnerJobView> } | RefusedAnswer> {
-    const response = await this.request('GET', jobListPath(tenant, query));
-    const answered = await this.answer(response);
-    if (!answered.ok) return answered;
-    return { ok: true, list: answered.view as unknown as JobList<RunnerJobView> };
   }
 
   /** Polls until the job ends or `deadline` (epoch ms) passes; returns the last view seen. */

@@ -29,10 +29,10 @@ export interface IntakeDeps {
   store: JobStore;
   queue: JobQueue;
   nonces: NonceStore;
-  /** Measures prompts against the token limit (runner/token-meter.ts: off the event loop). */
-  meter: PromptMeter;
   /** Each tenant's jobs for GET /jobs (Redis sorted sets), written before the job is enqueued. */
   index: JobIndex;
+  /** Measures prompts against the token limit (runner/token-meter.ts: off the event loop). */
+  meter: PromptMeter;
   model: ModelDefaults;
   metrics: RunnerMetrics;
   log: Logger;

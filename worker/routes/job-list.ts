@@ -4,12 +4,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { passThrough, publicJob, tenantOf } from '../job-flow.ts';
-import { jobListQuerySchema } from '../../protocol/job-list.ts';
+import { type JobList, jobListPath, jobListQuerySchema } from '../../protocol/job-list.ts';
+import type { RunnerJobView } from '../runner-client.ts';
 import { Job } from '../schemas.ts';
 import { errorResponses, markRanOn, security } from './common.ts';
 import { runnerOf } from './jobs.ts';
 
-const JobList = z
+const JobListPage = z
   .object({
     object: z.literal('list'),
     data: z.array(Job),
@@ -31,14 +32,16 @@ export function registerJobList(app: EdgeApp, deps: RouteDeps): void {
     security,
     request: { query: jobListQuerySchema },
     responses: {
-      200: { description: 'A page of jobs', content: { 'application/json': { schema: JobList } } },
+      200: { description: 'A page of jobs', content: { 'application/json': { schema: JobListPage } } },
       ...errorResponses,
     },
   });
   app.openapi(list, async (c) => {
-    const answered = await runnerOf(deps).list(tenantOf(c), c.req.valid('query'));
+    const runner = runnerOf(deps);
+    const answered = await runner.answer(await runner.request('GET', jobListPath(tenantOf(c), c.req.valid('query'))));
     markRanOn(c, 'runner');
     if (!answered.ok) return passThrough(answered.response) as never;
-    return c.json({ ...answered.list, data: answered.list.data.map((view) => publicJob(c, view)) }, 200);
+    const page = answered.view as unknown as JobList<RunnerJobView>;
+    return c.json({ ...page, data: page.data.map((view) => publicJob(c, view)) }, 200);
   });
 }
