@@ -38,14 +38,6 @@ export const conflict = (code: string, message: string, param: string | null = n
   new ApiError(409, 'conflict_error', code, message, param);
 export const unavailable = (code: string, message: string) => new ApiError(503, 'server_error', code, message);
 
-/** A prompt with a run of characters that no pre-tokenizer splits: BPE would work on it as one piece (mamba/token-budget.ts). */
-export const runTooLong = (run: number, max: number) =>
-  badRequest(
-    'word_too_long',
-    `the prompt has ${run} characters in a row without whitespace or a digit; at most ${max}`,
-    'prompt',
-  );
-
 export function errorResponse(c: Context, err: ApiError): Response {
   if (err.status === 503) c.header('Retry-After', '2');
   return c.json(err.body(), err.status);

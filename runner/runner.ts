@@ -14,6 +14,7 @@ import { readTokenizer } from './engine/engine-factory.ts';
 import { ThreadMeter } from '../mamba/token-meter.ts';
 import { buildHttpApp, type Readiness } from './intake/http-app.ts';
 import { jobRoutes } from './intake/intake.ts';
+import { JobIndex } from './store/job-index.ts';
 import type { QueueJobData } from './store/jobs.ts';
 import { createMetrics, type RunnerMetrics } from './metrics.ts';
 import { readModelDefaults } from './model-defaults.ts';
@@ -69,6 +70,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
     retryStrategy: (n) => Math.min(n * 200, 2000),
   });
   redis.on('error', () => {}); // reported through /readyz and the queues' own error logs
+  const index = new JobIndex(redis, config.queueName);
 
   let draining = false;
   let s3Checked = { at: 0, ok: 'ok' as string };
@@ -158,7 +160,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       metrics,
       log,
     });
-    const reconcileDeps = { config, store, queue, deadQueue, webhooks, metrics, log };
+    const reconcileDeps = { config, store, queue, deadQueue, webhooks, metrics, log, index };
     const runReconcile = () =>
       reconcile(reconcileDeps).catch((err: Error) =>
         log.warn({ err: err.message }, 'reconcile failed; will try again'),
@@ -180,6 +182,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
     ? jobRoutes({
         config,
         store: intakeStore,
+        index,
         queue,
         nonces: {
           claim: async (nonce, ttlMs) =>

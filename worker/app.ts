@@ -17,6 +17,7 @@ import { registerChat } from './routes/chat.ts';
 import { registerCompletions } from './routes/completions.ts';
 import { RAN_ON_HEADER } from './routes/common.ts';
 import { registerHealth } from './routes/health.ts';
+import { registerJobList } from './routes/job-list.ts';
 import { registerJobs } from './routes/jobs.ts';
 import { registerModels } from './routes/models.ts';
 import { registerScore } from './routes/score.ts';
@@ -82,6 +83,7 @@ export function createEdgeApp(deps: EdgeDeps): EdgeApp {
   registerChat(app, routeDeps);
   registerScore(app, routeDeps);
   registerJobs(app, routeDeps);
+  registerJobList(app, routeDeps);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',

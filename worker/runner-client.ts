@@ -57,7 +57,8 @@ export class RunnerClient {
     throw new ApiError(503, 'server_error', 'runner_unavailable', `the batch runner is unavailable (${last}); retry`);
   }
 
-  private async answer(response: Response): Promise<RunnerAnswer> {
+  /** A runner answer: its JSON when ok, else the response to pass on (a 401 is our deployment's fault: 502). */
+  async answer(response: Response): Promise<RunnerAnswer> {
     if (response.ok) return { ok: true, status: response.status, view: (await response.json()) as RunnerJobView };
     // A 401 from the runner means our signature is wrong (a deployment mistake), never the client's fault.
     if (response.status === 401) {

@@ -2,19 +2,12 @@
 //   POST   /jobs        body: JobRequest; header Idempotency-Key (optional, recommended) → 202 (new) / 200 (known)
 //   GET    /jobs/:id    → { id, status: queued|running|succeeded|failed|cancelled, result_url? , error? }
 //   DELETE /jobs/:id    → cancels a job that has not started
+//   GET    /jobs        → the tenant's jobs, newest first (list-route.ts)
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { MAX_RUN_CHARS, type PromptMeter } from '../../mamba/token-budget.ts';
-import {
-  ApiError,
-  badRequest,
-  conflict,
-  errorResponse,
-  notFound,
-  runTooLong,
-  unavailable,
-} from '../../protocol/api-errors.ts';
+import type { PromptMeter } from '../../mamba/token-budget.ts';
+import { ApiError, badRequest, conflict, errorResponse, notFound, unavailable } from '../../protocol/api-errors.ts';
 import { readBodyWithLimit } from '../../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from '../config.ts';
@@ -27,6 +20,8 @@ import type { ModelDefaults } from '../model-defaults.ts';
 import { enqueue, type JobQueue } from '../store/queue.ts';
 import { refusedUrl } from '../webhooks/webhook-target.ts';
 import type { JobStore } from '../store/s3-store.ts';
+import type { JobIndex } from '../store/job-index.ts';
+import { listJobsHandler } from './list-route.ts';
 import { suitePromptTokens } from '../../protocol/suite-spec.ts';
 
 export interface IntakeDeps {
@@ -34,6 +29,8 @@ export interface IntakeDeps {
   store: JobStore;
   queue: JobQueue;
   nonces: NonceStore;
+  /** Each tenant's jobs for GET /jobs (Redis sorted sets), written before the job is enqueued. */
+  index: JobIndex;
   /** Measures prompts against the token limit (runner/token-meter.ts: off the event loop). */
   meter: PromptMeter;
   model: ModelDefaults;
@@ -173,8 +170,9 @@ export function jobRoutes(deps: IntakeDeps) {
       }
       job = existing;
     }
-    // The input is durable in S3 now. If Redis is away the reconciler enqueues it later, so this is not fatal.
+    // The input is durable in S3 now. If Redis is away the reconciler indexes and enqueues it later: not fatal.
     try {
+      await withTimeout(deps.index.add(job), 2000);
       await withTimeout(enqueue(queue, config, job), 2000);
     } catch (err) {
       log.warn({ id, err: (err as Error).message }, 'enqueue failed; the reconciler will enqueue the job from S3');
@@ -183,6 +181,11 @@ export function jobRoutes(deps: IntakeDeps) {
     log.info({ id, type: request.type, prompt_tokens: promptTokens, duplicate: written === 'exists' }, 'job accepted');
     return c.json(view, written === 'created' ? 202 : 200);
   });
+
+  app.get(
+    '/',
+    listJobsHandler({ index: deps.index, view: (id, tenant) => jobView(deps, id, undefined, tenant) }, tenantParam),
+  );
 
   app.get('/:id', async (c) => {
     const tenant = tenantParam(c);
@@ -264,7 +267,6 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
   }
   const texts = request.continuation === undefined ? [request.prompt] : [request.prompt, request.continuation];
   const cost = await deps.meter.measure(texts, max);
-  if (!cost.ok && cost.reason === 'run') throw runTooLong(cost.run, MAX_RUN_CHARS);
   if (!cost.ok) {
     const bound = cost.reason === 'lower_bound' ? 'at least' : 'more than';
     const n = cost.reason === 'lower_bound' ? cost.tokens : max;

@@ -10,6 +10,7 @@ import { enqueue, type JobQueue } from './queue.ts';
 import type { JobStore } from './s3-store.ts';
 import type { Queue } from 'bullmq';
 import type { WebhookEvents } from './jobs.ts';
+import type { JobIndex } from './job-index.ts';
 
 export interface ReconcileDeps {
   config: RunnerConfig;
@@ -19,9 +20,13 @@ export interface ReconcileDeps {
   webhooks: WebhookEvents;
   metrics: RunnerMetrics;
   log: Logger;
+  /** GET /jobs' index: every input S3 holds is listed (job-index.ts addMissing). */
+  index?: JobIndex;
 }
 
-export async function reconcile(deps: ReconcileDeps): Promise<{ requeued: string[]; deadLettered: string[] }> {
+export async function reconcile(
+  deps: ReconcileDeps,
+): Promise<{ requeued: string[]; deadLettered: string[]; indexed: string[] }> {
   const { store, queue, config, metrics, log } = deps;
   const [inputs, results, ended] = await Promise.all([
     store.listIds('inputs'),
@@ -45,6 +50,8 @@ export async function reconcile(deps: ReconcileDeps): Promise<{ requeued: string
       metrics.reconciled.inc({ action: 'dead_lettered' });
     }
   }
-  if (requeued.length || deadLettered.length) log.info({ requeued, deadLettered }, 'reconciled queue with S3');
-  return { requeued, deadLettered };
+  const indexed = deps.index ? await deps.index.addMissing(inputs, store) : [];
+  if (requeued.length || deadLettered.length || indexed.length)
+    log.info({ requeued, deadLettered, indexed }, 'reconciled queue with S3');
+  return { requeued, deadLettered, indexed };
 }

@@ -70,7 +70,7 @@ async function healthDuring(bombs: Array<() => Promise<Response>>, health: () =>
 }
 
 describe('edge', () => {
-  it('600,000 digits (past the limit by bytes alone) and a combining-accent bomb (one 30,001-character run): 400 before tokenizing', async () => {
+  it('600,000 digits (past the limit by bytes alone): 400 before tokenizing; a combining-accent bomb (one 30,001-character run, ~60,000 tokens): 400 once its forced slices pass the limit', async () => {
     await expectError(
       await post(edge, '/v1/completions', completion('7'.repeat(600_000))),
       400,
@@ -79,7 +79,7 @@ describe('edge', () => {
     await expectError(
       await post(edge, '/v1/completions', completion('e' + '\u0301'.repeat(30_000))),
       400,
-      'word_too_long',
+      'context_length_exceeded',
     );
   });
 
@@ -124,7 +124,7 @@ describe('edge', () => {
       model: 'deciserve-mamba',
       messages: [{ role: 'user', content: 'e' + '\u0301'.repeat(30_000) }],
     });
-    await expectError(res, 400, 'word_too_long');
+    await expectError(res, 400, 'context_length_exceeded');
   });
 });
 
@@ -141,8 +141,8 @@ describe('runner intake (shipped tokenizer: digits are one token each)', () => {
     expect(body.error.message).toMatch(/^at least 1000000 prompt tokens/);
   });
 
-  it('a combining-accent bomb: 400 word_too_long', async () => {
-    await expectError(await submit('e' + '\u0301'.repeat(30_000)), 400, 'word_too_long');
+  it('a combining-accent bomb (~60,000 tokens in one run): 400 once its forced slices pass the limit', async () => {
+    await expectError(await submit('e' + '\u0301'.repeat(30_000)), 400, 'context_length_exceeded');
   });
 
   it('/healthz answers while 20 prose bombs are counted', async () => {

@@ -11,7 +11,6 @@ export {
   conflict,
   errorResponse,
   notFound,
-  runTooLong,
   unauthorized,
   unavailable,
 } from '../../protocol/api-errors.ts';

@@ -4,11 +4,11 @@ import type { Context } from 'hono';
 import { endTime, setMetric, startTime } from 'hono/timing';
 import { DecimationError } from '../../mamba/decimation.ts';
 import type { DecimationConfig } from '../../mamba/engine.ts';
-import { inLoopMeter, MAX_RUN_CHARS } from '../../mamba/token-budget.ts';
+import { inLoopMeter } from '../../mamba/token-budget.ts';
 import { resolveDecimation, type JobRequest } from '../../protocol/job-request.ts';
 import type { AppEnv, RouteDeps } from '../deps.ts';
 import { nextTick } from '../edge-engine.ts';
-import { badRequest, contextTooLong, modelNotFound, rateLimited, runTooLong } from '../http/errors.ts';
+import { badRequest, contextTooLong, modelNotFound, rateLimited } from '../http/errors.ts';
 import type { EdgeModel } from '../model/edge-model.ts';
 import { edgeMaxPromptTokens, place, type Placement, type Work } from '../routing.ts';
 import { ErrorResponse, Job } from '../schemas.ts';
@@ -74,7 +74,6 @@ export async function countTokens(
   startTime(c, 'tokenize', 'count tokens');
   const max = deps.config.limits.maxPromptTokens;
   const cost = await (deps.promptMeter ?? inLoopMeter(model.tokenizer)).measure(texts, max);
-  if (!cost.ok && cost.reason === 'run') throw runTooLong(cost.run, MAX_RUN_CHARS);
   if (!cost.ok)
     throw contextTooLong(cost.tokens, max, 'this API', cost.reason === 'lower_bound' ? 'at least ' : 'more than ');
   const tokens = cost.tokens;

@@ -11,7 +11,7 @@ import { checkModel, conflict, errorResponses, markRanOn, security } from './com
 
 const job = (description: string) => ({ description, content: { 'application/json': { schema: Job } } });
 
-function runnerOf(deps: RouteDeps): RunnerClient {
+export function runnerOf(deps: RouteDeps): RunnerClient {
   if (!deps.runner)
     throw new ApiError(
       503,
