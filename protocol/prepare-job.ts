@@ -21,11 +21,28 @@ export function prepareJob(
   item: { id: string; request: JobRequest },
   model: ModelDefaults,
 ): PreparedJob {
+  const [prompt, continuation] = jobTexts(item.request).map((text) => tokenizer.encode(text));
+  return prepareEncodedJob(item, { prompt: prompt!, continuation: continuation ?? [] }, model);
+}
+
+/** The texts `prepareEncodedJob` needs tokenized for `request`: the prompt, then a score's continuation if it has one. */
+export function jobTexts(request: JobRequest): string[] {
+  return request.type === 'score' && request.continuation !== undefined
+    ? [request.prompt, request.continuation]
+    : [request.prompt];
+}
+
+/** `prepareJob` with the texts already tokenized elsewhere (the runner's tokenizer pool, mamba/token-pool.ts). */
+export function prepareEncodedJob(
+  item: { id: string; request: JobRequest },
+  encoded: { prompt: number[]; continuation: number[] },
+  model: ModelDefaults,
+): PreparedJob {
   const { request } = item;
-  const promptIds = tokenizer.encode(request.prompt);
+  const promptIds = encoded.prompt;
   if (promptIds.length === 0) throw new JobInputError('prompt tokenizes to nothing');
   if (request.type === 'score') {
-    const continuation = request.continuation === undefined ? [] : tokenizer.encode(request.continuation);
+    const continuation = encoded.continuation;
     const ids = [...promptIds, ...continuation];
     const start = continuation.length > 0 ? promptIds.length : 1;
     if (ids.length < 2) throw new JobInputError('score needs at least two tokens');

@@ -15,6 +15,7 @@ export async function buildRunner(outdir = resolve(REPO, 'dist/runner')): Promis
       { in: resolve(REPO, 'runner/cli.ts'), out: 'cli' },
       { in: resolve(REPO, 'runner/engine/engine-thread.ts'), out: 'engine-thread' },
       { in: resolve(REPO, 'mamba/token-thread.ts'), out: 'token-thread' }, // mamba/token-meter.ts starts it
+      { in: resolve(REPO, 'mamba/token-pool-thread.ts'), out: 'token-pool-thread' }, // mamba/token-pool.ts starts them
     ],
     outdir,
     bundle: true,

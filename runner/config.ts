@@ -1,4 +1,5 @@
 // The runner's configuration, read from environment variables only (the container image in #8 sets them).
+import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { z } from 'zod';
 import { ENGINE_KINDS } from './engine/engine-kinds.ts';
@@ -27,6 +28,8 @@ const envSchema = z.object({
   RUNNER_ENGINE: z.enum(ENGINE_KINDS).default('auto'),
   /** Engine threads, each with its own batch loop: one per GPU for cuda; up to the CPU cores for the others. */
   RUNNER_ENGINE_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /** Tokenizer threads per engine thread (mamba/token-pool.ts); unset: the cores left over, 0: tokenize on the engine thread. */
+  RUNNER_TOKEN_THREADS: z.coerce.number().int().min(0).max(256).optional(),
   /** Which halves this process runs: the signed intake API, the batch worker, or both. */
   RUNNER_ROLES: z
     .string()
@@ -114,6 +117,9 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     modelId: e.RUNNER_MODEL_ID ?? basename(modelDir),
     engine: e.RUNNER_ENGINE,
     engineThreads: e.RUNNER_ENGINE_THREADS,
+    tokenThreads:
+      e.RUNNER_TOKEN_THREADS ??
+      Math.max(1, Math.floor((availableParallelism() - e.RUNNER_ENGINE_THREADS) / e.RUNNER_ENGINE_THREADS)),
     roles: new Set(e.RUNNER_ROLES),
     host: e.RUNNER_HOST,
     port: e.RUNNER_PORT,
@@ -166,6 +172,7 @@ export const CONFIG_HELP = `Environment:
   RUNNER_MODEL_ID                 model name clients use [basename of RUNNER_MODEL_DIR]
   RUNNER_ENGINE                   ${ENGINE_KINDS.join(' | ')} [auto: cuda with a GPU, else onnx]
   RUNNER_ENGINE_THREADS           engine threads with their own batch loops: one per GPU (cuda) [1]
+  RUNNER_TOKEN_THREADS            tokenizer threads per engine thread; 0 = tokenize on the engine thread [cores left over]
   RUNNER_ROLES                    intake,worker | intake | worker [intake,worker]
   RUNNER_HOST / RUNNER_PORT       HTTP listen address [127.0.0.1:8790]; 0 picks a free port
   REDIS_URL                       BullMQ's Redis [redis://127.0.0.1:6390]

@@ -112,6 +112,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
         kind: config.engine,
         modelDir: config.modelDir,
         device,
+        tokenThreads: config.tokenThreads,
         context: { modelId: config.modelId, model, modelDir: config.modelDir },
         logLevel: config.logLevel,
       });

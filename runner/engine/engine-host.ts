@@ -10,6 +10,8 @@ export interface EngineThreadData {
   /** Which device this thread drives (GPU index for the CUDA engine; CPU engines ignore it). */
   device: number;
   context: PassContext;
+  /** Tokenizer threads of this engine thread's pool (mamba/token-pool.ts); 0 or absent: tokenize on the engine thread. */
+  tokenThreads?: number;
   /** pino level for the thread's own log lines (suite progress). */
   logLevel?: string;
 }

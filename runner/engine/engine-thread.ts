@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { encodeCorpus, haystackText } from '../../mamba/passkey.ts';
+import { TokenPool } from '../../mamba/token-pool.ts';
 import { loadEngine } from './engine-factory.ts';
 import type { EngineThreadData, FromEngineThread, ToEngineThread } from './engine-host.ts';
 import { createLogger } from '../logger.ts';
@@ -17,6 +18,17 @@ const post = (msg: FromEngineThread) => port.postMessage(msg);
 try {
   const loaded = await loadEngine(data.kind, data.modelDir, data.device);
   const log = createLogger(data.logLevel ?? 'info', { thread: 'engine', device: data.device });
+  // Prompts are tokenized on a pool of threads, so this thread runs pass N on the engine while pass N+1 is encoded.
+  const pool = data.tokenThreads
+    ? new TokenPool(
+        {
+          tokenizerPath: join(data.modelDir, 'tokenizer.json'),
+          configPath: join(data.modelDir, 'tokenizer_config.json'),
+        },
+        data.tokenThreads,
+      )
+    : null;
+  await pool?.start(); // every thread has its tokenizer before the first pass
   // The model's held-out text (train/'s held-out split, digits removed), tokenized on the first suite and kept.
   let haystack: number[] | undefined;
   const hooks: PassHooks = {
@@ -26,6 +38,7 @@ try {
         haystackText(readFileSync(join(data.context.modelDir ?? data.modelDir, 'haystack.txt'), 'utf8')),
       )),
     log: (fields, msg) => log.info(fields, msg),
+    ...(pool ? { tokenize: (texts: string[]) => pool.encode(texts) } : {}),
   };
   port.on('message', (msg: ToEngineThread) => {
     runPass(loaded, msg.items, data.context, hooks).then(

@@ -34,11 +34,16 @@ export interface PassContext {
   modelDir?: string;
 }
 
-/** What only the engine thread can supply: the tokenized held-out text (suites) and a logger. */
+/** What only the engine thread can supply: the tokenized held-out text (suites), a logger, its tokenizer pool. */
 export interface PassHooks {
   haystack?: () => number[];
   log?: (fields: Record<string, unknown>, msg: string) => void;
+  /** The engine thread's tokenizer pool (mamba/token-pool.ts); without it a pass is tokenized on the engine thread. */
+  tokenize?: TokenizeTexts;
 }
+
+/** Token ids for each text, index i for texts[i]; an Error in place of ids fails only that text's job. */
+export type TokenizeTexts = (texts: string[]) => Promise<Array<number[] | Error>>;
 
 export type EngineOutput = GenerateResult | ScoreResult;
 

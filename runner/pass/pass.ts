@@ -1,6 +1,7 @@
 // One engine pass: a group of jobs the batcher picked under a token budget, turned into results.
 //
-// The batch seam: `prepareJob` (tokenize, resolve decimation and sampling) → the engine → `buildResult`.
+// The batch seam: `preparePass` (tokenize, on the engine thread's pool if it has one; resolve decimation and
+// sampling) → the engine → `buildResult`.
 // Batch-1 engines (reference, ONNX) run a pass's jobs one after another; an engine that sets
 // `LoadedEngine.batch` (the CUDA engine, #5) gets the whole pass's prepared jobs at once. A suite item (a whole
 // benchmark, runner/pass/suite.ts) runs as sub-passes of its sample jobs through this same path.
@@ -17,7 +18,8 @@ import type {
   PassOutcome,
 } from './pass-types.ts';
 import type { JobRequest, RunnerJobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
-import { JobInputError, prepareJob, type PreparedJob } from '../../protocol/prepare-job.ts';
+import { JobInputError, type PreparedJob } from '../../protocol/prepare-job.ts';
+import { preparePass } from './prepare-pass.ts';
 import {
   decimationReport,
   keptSummary,
@@ -42,7 +44,7 @@ export async function runPass(
   const isSuite = (item: PassItem): item is PassItem<SuiteJobRequest> => item.request.type === 'suite';
   const jobs = items.filter((item): item is PassItem<JobRequest> => !isSuite(item));
   const outcomes = new Map<string, PassOutcome>();
-  if (jobs.length > 0) for (const o of await runJobs(loaded, jobs, ctx)) outcomes.set(o.id, o);
+  if (jobs.length > 0) for (const o of await runJobs(loaded, jobs, ctx, hooks)) outcomes.set(o.id, o);
   for (const item of items.filter(isSuite)) {
     const env = {
       tokenizer: loaded.tokenizer,
@@ -52,7 +54,7 @@ export async function runPass(
           throw new JobInputError("suites need the model folder's haystack.txt, which this engine cannot read");
         return hooks.haystack();
       },
-      run: (sub: PassItem<JobRequest>[]) => runJobs(loaded, sub, ctx),
+      run: (sub: PassItem<JobRequest>[]) => runJobs(loaded, sub, ctx, hooks),
       log: hooks.log,
     };
     // Samples fail one by one inside runSuite; what throws out of it (no haystack, a length the text or the
@@ -63,34 +65,50 @@ export async function runPass(
   return items.map((item) => outcomes.get(item.id)!);
 }
 
+// Passes may be prepared side by side (pass N+1 tokenized on the pool while pass N runs), but each engine runs one
+// pass at a time: a pass waits here for the one before it.
+const engineQueues = new WeakMap<LoadedEngine, Promise<unknown>>();
+function engineTurn<T>(loaded: LoadedEngine, run: () => Promise<T>): Promise<T> {
+  const turn = (engineQueues.get(loaded) ?? Promise.resolve()).then(run);
+  engineQueues.set(
+    loaded,
+    turn.catch(() => {}),
+  );
+  return turn;
+}
+
 /** Completion and score jobs: prepared, then run one by one or as one batch. */
-async function runJobs(loaded: LoadedEngine, items: PassItem<JobRequest>[], ctx: PassContext): Promise<PassOutcome[]> {
+async function runJobs(
+  loaded: LoadedEngine,
+  items: PassItem<JobRequest>[],
+  ctx: PassContext,
+  hooks: PassHooks,
+): Promise<PassOutcome[]> {
   const outcomes = new Map<string, PassOutcome>();
   const prepared: PreparedJob[] = [];
-  for (const item of items) {
-    try {
-      prepared.push(prepareJob(loaded.tokenizer, item, ctx.model));
-    } catch (err) {
-      outcomes.set(item.id, failure(item.id, err));
-    }
-  }
+  (await preparePass(loaded.tokenizer, items, ctx.model, hooks.tokenize)).forEach((job, i) => {
+    if (job instanceof Error) outcomes.set(items[i]!.id, failure(items[i]!.id, job));
+    else prepared.push(job);
+  });
   // Engine wall time per job: its own run for batch-1 engines, the whole pass for a batched engine.
   const engineMs: number[] = [];
-  let outputs: Array<EngineOutput | Error>;
-  if (loaded.batch) {
-    const t0 = performance.now();
-    outputs = await loaded.batch.runBatch(prepared);
-    prepared.forEach(() => engineMs.push(performance.now() - t0));
-  } else {
-    outputs = [];
+  const outputs = await engineTurn(loaded, async () => {
+    if (loaded.batch) {
+      const t0 = performance.now();
+      const out = await loaded.batch.runBatch(prepared);
+      prepared.forEach(() => engineMs.push(performance.now() - t0));
+      return out;
+    }
+    const out: Array<EngineOutput | Error> = [];
     for (const job of prepared) {
       const t0 = performance.now();
-      outputs.push(
+      out.push(
         await runOne(loaded, job).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
       );
       engineMs.push(performance.now() - t0);
     }
-  }
+    return out;
+  });
   prepared.forEach((job, i) => {
     const output = outputs[i];
     const item = items.find((it) => it.id === job.id)!;
