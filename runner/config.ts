@@ -64,6 +64,11 @@ const envSchema = z.object({
 
   RUNNER_BATCH_TOKENS: int(1, 65_536),
   RUNNER_BATCH_MAX_JOBS: int(1, 8),
+  /**
+   * Passes in flight per engine thread: 2 lets the next pass load and tokenize while one is on the engine, but takes
+   * jobs from the queue a pass early (another runner cannot have them) and SIGTERM finishes both; 1 by default.
+   */
+  RUNNER_PASS_PIPELINE: z.coerce.number().int().min(1).max(4).default(1),
   RUNNER_JOB_ATTEMPTS: int(1, 5),
   RUNNER_BACKOFF_MS: int(0, 2000),
   // A killed runner's jobs go back to the queue within about LOCK + STALLED_INTERVAL (the lock is renewed every
@@ -141,7 +146,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       intakeRetryForMs: e.RUNNER_INTAKE_S3_RETRY_MS,
       presignTtlS: e.RUNNER_PRESIGN_TTL_S,
     },
-    batch: { maxTokens: e.RUNNER_BATCH_TOKENS, maxJobs: e.RUNNER_BATCH_MAX_JOBS },
+    batch: { maxTokens: e.RUNNER_BATCH_TOKENS, maxJobs: e.RUNNER_BATCH_MAX_JOBS, pipeline: e.RUNNER_PASS_PIPELINE },
     jobs: {
       attempts: e.RUNNER_JOB_ATTEMPTS,
       backoffMs: e.RUNNER_BACKOFF_MS,
@@ -182,6 +187,7 @@ export const CONFIG_HELP = `Environment:
   S3_RETRY_FOR_MS                 the worker keeps retrying an S3 5xx/network error this long per call [120000]
   RUNNER_INTAKE_S3_RETRY_MS       the intake's budget per call, then 503 storage_unavailable + Retry-After [5000]
   RUNNER_BATCH_TOKENS / RUNNER_BATCH_MAX_JOBS   token budget and job cap of one engine pass [65536 / 8]
+  RUNNER_PASS_PIPELINE            passes in flight per engine thread; 2: the next loads and tokenizes during one [1]
   RUNNER_JOB_ATTEMPTS / RUNNER_BACKOFF_MS       retries (exponential backoff) before the dead-letter queue [5 / 2000]
   RUNNER_LOCK_MS / RUNNER_STALLED_INTERVAL_MS / RUNNER_MAX_STALLED   stalled-job recovery [10000 / 5000 / 2]
   RUNNER_IDLE_POLL_MS             longest blocking wait for work [2000]

@@ -47,6 +47,7 @@ export class BatchLoop {
   private readonly held = new Map<string, Held>();
   private lockTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
+  private lastPassDone = 0;
   /** Jobs finished by this process (tests and logs). */
   completed = 0;
 
@@ -58,8 +59,11 @@ export class BatchLoop {
   }
 
   async run(): Promise<void> {
-    const { config } = this.deps;
+    const { config, log } = this.deps;
     this.lockTimer = setInterval(() => void this.renewLocks(), Math.max(100, config.jobs.lockMs / 3));
+    // Up to config.batch.pipeline passes in flight: the engine thread runs one at a time (runner/pass/pass.ts) but
+    // loads and tokenizes the next while the current one is on the engine.
+    const inFlight = new Set<Promise<void>>();
     try {
       while (!this.stopping) {
         const first = await this.fetch(true);
@@ -77,9 +81,14 @@ export class BatchLoop {
           pass.push(next);
           tokens += next.job.data.cost_tokens;
         }
-        await this.runHeldPass(pass, tokens);
+        const running: Promise<void> = this.runHeldPass(pass, tokens)
+          .catch((err: Error) => log.error({ err: err.message }, 'pass failed outside its jobs'))
+          .finally(() => inFlight.delete(running));
+        inFlight.add(running);
+        if (inFlight.size >= config.batch.pipeline) await Promise.race(inFlight);
       }
     } finally {
+      await Promise.all(inFlight); // passes already on the engine finish and store their results
       for (const h of [...this.held.values()]) await this.release(h);
       clearInterval(this.lockTimer);
     }
@@ -177,7 +186,11 @@ export class BatchLoop {
         await this.fail(held, { message: (err as Error).message, code: 'engine_error' }, true);
       return;
     }
-    const engineSeconds = (Date.now() - t0) / 1000;
+    // Passes finish in order on the engine thread; with another in flight, this one's engine time starts when that
+    // one's ended, not when this one was sent.
+    const done = Date.now();
+    const engineSeconds = (done - Math.max(t0, this.lastPassDone)) / 1000;
+    this.lastPassDone = done;
     let passTokens = 0;
     for (const o of outcomes) if (o.ok) passTokens += o.stats.promptTokens + o.stats.completionTokens;
     if (engineSeconds > 0) metrics.tokensPerSecond.set(passTokens / engineSeconds);
