@@ -1,9 +1,10 @@
 // A pool of tokenizer threads (token-pool-thread.ts) for Node (the Worker build never imports this): a pass's prompts
 // are encoded on several cores at once, and the thread that calls `encode` only copies text over and ids back, so
 // the engine thread can drive the GPU (pass N) while the pool encodes pass N+1 (issue #15). Texts are cut into
-// small batches handed out in order to whichever thread has the fewest outstanding, so one long prompt does not hold
-// up the rest. A prompt that cannot be tokenized fails alone (PromptTokenizeError, a 400-class input error); a
-// thread that dies fails only the calls it was serving, and the next call starts a new thread in its place.
+// small batches, all handed out at once to the threads with the fewest characters outstanding: the pool needs nothing
+// more from the calling thread until the answers, because that thread may sit in a synchronous GPU call meanwhile.
+// A prompt that cannot be tokenized fails alone (PromptTokenizeError, a 400-class input error); a thread that dies
+// fails only the calls it was serving, and the next call starts a new thread in its place.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { FromPoolThread, PoolThreadAnswer, TokenPoolThreadData } from './token-pool-thread.ts';
@@ -25,18 +26,14 @@ export function defaultPoolSize(cores = availableParallelism()): number {
   return Math.max(1, cores - 1);
 }
 
-/** Batches a thread may hold at once: one it encodes, one waiting, so it never idles on a round trip. */
-const OUTSTANDING_PER_THREAD = 2;
 /** Each call is cut into about this many batches per thread, so the threads finish close together. */
 const BATCHES_PER_THREAD = 4;
 
-interface Call {
-  failed: boolean;
-}
 interface Batch {
   id: number;
-  call: Call;
   texts: string[];
+  /** Characters in texts: the tokenizer's time is about proportional to them. */
+  chars: number;
   resolve: (answers: PoolThreadAnswer[]) => void;
   reject: (err: Error) => void;
 }
@@ -44,6 +41,8 @@ interface Slot {
   worker: Worker;
   ready: Promise<void>;
   outstanding: Map<number, Batch>;
+  /** Characters of the outstanding batches. */
+  chars: number;
 }
 
 /** A .ts module on a worker thread through tsx (threads do not inherit tsx's loader hooks), as token-meter.ts does. */
@@ -63,7 +62,6 @@ function startThread(data: TokenPoolThreadData): Worker {
 export class TokenPool {
   readonly size: number;
   private readonly slots: Array<Slot | null>;
-  private readonly queue: Batch[] = [];
   private nextId = 1;
   private live = 0;
   private closed = false;
@@ -94,22 +92,17 @@ export class TokenPool {
   async encode(texts: readonly string[]): Promise<Array<number[] | PromptTokenizeError>> {
     if (this.closed) throw new Error('token pool is closed');
     if (texts.length === 0) return [];
-    const call: Call = { failed: false };
-    const pieces = this.cut(texts);
-    const done = pieces.map(
+    const done = this.cut(texts).map(
       (piece) =>
         new Promise<PoolThreadAnswer[]>((resolve, reject) => {
-          this.queue.push({ id: this.nextId++, call, texts: piece, resolve, reject });
+          const chars = Math.max(
+            1,
+            piece.reduce((n, t) => n + (typeof t === 'string' ? t.length : 0), 0),
+          );
+          this.dispatch({ id: this.nextId++, texts: piece, chars, resolve, reject });
         }),
     );
-    this.pump();
-    let answers: PoolThreadAnswer[];
-    try {
-      answers = (await Promise.all(done)).flat();
-    } catch (err) {
-      call.failed = true; // its batches still queued are dropped instead of sent
-      throw err;
-    }
+    const answers = (await Promise.all(done)).flat();
     return answers.map((a, i) =>
       a instanceof Int32Array ? Array.from(a) : new PromptTokenizeError(i, `prompt cannot be tokenized: ${a.error}`),
     );
@@ -117,9 +110,7 @@ export class TokenPool {
 
   /** Stops every thread; calls still in flight reject. */
   async close(): Promise<void> {
-    this.closed = true;
-    const err = new Error('token pool is closed');
-    for (const batch of this.queue.splice(0)) batch.reject(err);
+    this.closed = true; // batches out on threads fail as the threads exit
     await Promise.all(this.slots.map((slot) => slot?.worker.terminate()));
   }
 
@@ -143,27 +134,18 @@ export class TokenPool {
     return pieces;
   }
 
-  /** Hands queued batches, in order, to the thread with the fewest outstanding while any has room. */
-  private pump(): void {
-    while (this.queue.length > 0 && !this.closed) {
-      const head = this.queue[0]!;
-      if (head.call.failed) {
-        this.queue.shift();
-        continue;
-      }
-      let best = 0;
-      for (let i = 1; i < this.size; i++)
-        if ((this.slots[i]?.outstanding.size ?? 0) < (this.slots[best]?.outstanding.size ?? 0)) best = i;
-      const slot = this.slot(best);
-      if (slot.outstanding.size >= OUTSTANDING_PER_THREAD) return;
-      this.queue.shift();
-      slot.outstanding.set(head.id, head);
-      slot.worker.ref(); // a thread with work keeps the process alive until the answer arrives
-      slot.ready.then(
-        () => slot.worker.postMessage({ id: head.id, texts: head.texts }),
-        () => {}, // the exit handler has already failed this batch
-      );
-    }
+  /** Hands a batch to the thread with the fewest characters outstanding (starting it if it is not running). */
+  private dispatch(batch: Batch): void {
+    let best = 0;
+    for (let i = 1; i < this.size; i++) if ((this.slots[i]?.chars ?? 0) < (this.slots[best]?.chars ?? 0)) best = i;
+    const slot = this.slot(best);
+    slot.outstanding.set(batch.id, batch);
+    slot.chars += batch.chars;
+    slot.worker.ref(); // a thread with work keeps the process alive until the answer arrives
+    slot.ready.then(
+      () => slot.worker.postMessage({ id: batch.id, texts: batch.texts }),
+      () => {}, // the exit handler has already failed this batch
+    );
   }
 
   private slot(i: number): Slot {
@@ -178,16 +160,18 @@ export class TokenPool {
       worker,
       ready: new Promise<void>((resolve, reject) => ((markReady = resolve), (failReady = reject))),
       outstanding: new Map(),
+      chars: 0,
     };
     slot.ready.catch(() => {}); // a failed start is reported through the batches it fails
     this.slots[i] = slot;
     worker.on('message', (msg: FromPoolThread) => {
       if ('ready' in msg) return markReady();
       const batch = slot.outstanding.get(msg.id);
+      if (!batch) return;
       slot.outstanding.delete(msg.id);
+      slot.chars -= batch.chars;
       if (slot.outstanding.size === 0) worker.unref();
-      batch?.resolve(msg.results);
-      this.pump();
+      batch.resolve(msg.results);
     });
     let exitError: Error | null = null;
     worker.on('error', (err) => (exitError = err));
@@ -197,11 +181,10 @@ export class TokenPool {
       const err = new Error(`token thread exited (code ${code})${exitError ? `: ${exitError.message}` : ''}`);
       failReady(err);
       for (const batch of slot.outstanding.values()) {
-        batch.call.failed = true;
         batch.reject(err);
       }
       slot.outstanding.clear();
-      this.pump(); // the queue goes on, on a new thread
+      slot.chars = 0; // the next call starts a new thread in its place
     });
     return slot;
   }
