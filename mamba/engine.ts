@@ -1,5 +1,6 @@
 // The one interface every Mamba engine (reference, ONNX, CUDA) implements.
-// Generation, sampling and scoring are written once on top of it (mamba/generate.ts, mamba/score.ts).
+// Generation, sampling and scoring are written once on top of it (mamba/generate.ts, mamba/score.ts); the input
+// checks every engine shares are in mamba/engine-input.ts, single-request use in mamba/engine-base.ts.
 
 /** Resolved Mamba-1 hyper-parameters (see mamba/config.ts for how they are read from config.json). */
 export interface MambaConfig {
@@ -78,13 +79,64 @@ export class EngineInputError extends Error {
   override name = 'EngineInputError';
 }
 
+/** One request of a batched prefill: its own tokens and its own options. */
+export interface PrefillRequest {
+  ids: ArrayLike<number>;
+  options?: PrefillOptions;
+}
+
+/** What a decode step returns: logits, the greedy tokens, or both (the CUDA and ONNX engines can skip the logits). */
+export interface DecodeWant {
+  logits?: boolean;
+  argmax?: boolean;
+}
+
+export interface DecodeOutput {
+  /** [batch, vocab] row-major, when asked for. */
+  logits?: Float32Array;
+  /** Greedy tokens (argmax, ties to the lower id), when asked for. */
+  tokens?: Int32Array;
+}
+
+/** Sequences decoding together, one token each per step; their states stay inside the session between steps. */
+export interface DecodeSession {
+  readonly batch: number;
+  /**
+   * One token per sequence; −1 marks a finished sequence, whose output row is meaningless and whose state is no
+   * longer kept (the CUDA engine steps it on a dummy token: its batch is fixed).
+   */
+  step(tokens: ArrayLike<number>, want?: DecodeWant): Promise<DecodeOutput>;
+  /** Sequence b's state after the last step, as a host value the session no longer touches. */
+  state(b: number): ModelState;
+  dispose(): void;
+}
+
+/**
+ * The one contract every engine (reference, ONNX, CUDA) implements. The primitives are a batched prefill (each
+ * request with its own decimation, protect and logit positions) and a batched decode session; single-request use is
+ * a batch of one, written once in EngineBase (mamba/engine-base.ts). Generation and scoring sit on top
+ * (mamba/generate.ts, mamba/score.ts). Bad input is an EngineInputError on every engine.
+ */
 export interface MambaEngine {
   readonly name: string;
   readonly config: MambaConfig;
+  /**
+   * Whether a batch runs faster together than its requests in turn (the CUDA engine packs them into one pass). The
+   * CPU engines say false: the runner then gives them one job at a time, so each job's timings stay its own.
+   */
+  readonly packsBatches: boolean;
+  /** Every request runs or gets its own Error in its slot (EngineInputError for bad input); the others still run. */
+  prefillBatchSettled(requests: PrefillRequest[]): Promise<Array<PrefillResult | Error>>;
+  /** A decode session starting from `states` (one sequence each); a state of the wrong shape is an EngineInputError. */
+  openDecode(states: ModelState[]): DecodeSession;
+  /** Frees native resources (sessions, device memory). */
+  dispose(): Promise<void>;
+  /** prefillBatchSettled that throws the first request's error. */
+  prefillBatch(requests: PrefillRequest[]): Promise<PrefillResult[]>;
+  /** A batch of one. */
   prefill(ids: ArrayLike<number>, options?: PrefillOptions): Promise<PrefillResult>;
+  /** A decode session of one, for one step; the input state is left as it was. */
   step(token: number, state: ModelState): Promise<StepResult>;
-  /** Frees native resources (sessions, device memory). The reference engine has none. */
-  dispose?(): Promise<void>;
 }
 
 /** The paper's passkey setting for a 24-layer model, scaled to a model's depth by the caller. */

@@ -1,7 +1,11 @@
-// Text generation on top of any MambaEngine: one prefill (optionally DeciMamba) then single-token steps.
-import type { DecimationConfig, KeptIndices, MambaEngine } from './engine.ts';
-import { createRng } from './rng.ts';
-import { sampleToken, type SamplingParams } from './sampling.ts';
+// Text generation on top of any MambaEngine, for one prompt or many at once: one batched prefill (each prompt with its
+// own DeciMamba settings), then one batched decode step per token for all still-running sequences. A job's tokens do
+// not depend on the batch it runs in (its own sampling stream per seed, stop strings, stop ids; the last token is
+// never stepped), so generate() alone and generateBatch() give it the same tokens on every engine.
+import { asError } from './engine-base.ts';
+import type { DecimationConfig, KeptIndices, MambaEngine, PrefillResult } from './engine.ts';
+import { createRng, type Rng } from './rng.ts';
+import { isGreedy, sampleToken, type SamplingParams } from './sampling.ts';
 
 /** What generation needs from a tokenizer (TextTokenizer fits). */
 export interface Detokenizer {
@@ -52,6 +56,11 @@ export function findStop(text: string, stops: string[]): number {
   return at;
 }
 
+export interface GenerateJob {
+  ids: ArrayLike<number>;
+  options?: GenerateOptions;
+}
+
 export async function generate(
   engine: MambaEngine,
   tokenizer: Detokenizer | null,
@@ -65,57 +74,137 @@ export async function generate(
   } else {
     ids = prompt;
   }
-  const maxTokens = options.maxTokens ?? 64;
-  const stops = options.stop ?? [];
-  if (stops.length > 0 && !tokenizer) throw new Error('generate: stop strings need a tokenizer');
-  const stopIds = new Set(options.stopTokenIds ?? (tokenizer?.eosId !== undefined ? [tokenizer.eosId] : []));
-  const rng = createRng(options.seed ?? 0);
+  const [result] = await generateBatch(engine, tokenizer, [{ ids, options }]);
+  if (result instanceof Error) throw result;
+  return result!;
+}
 
+interface Running {
+  job: number;
+  options: GenerateOptions;
+  prefill: PrefillResult;
+  rng: Rng;
+  stopIds: Set<number>;
+  tokens: number[];
+  text: string;
+  finish: FinishReason | null;
+}
+
+/** Generates for every job; a job that cannot run gets its Error in its slot, the others run. */
+export async function generateBatch(
+  engine: MambaEngine,
+  tokenizer: Detokenizer | null,
+  jobs: GenerateJob[],
+): Promise<Array<GenerateResult | Error>> {
+  const results: Array<GenerateResult | Error | null> = jobs.map((j) =>
+    (j.options?.stop ?? []).length > 0 && !tokenizer ? new Error('generate: stop strings need a tokenizer') : null,
+  );
+  const todo = jobs.flatMap((job, i) => (results[i] ? [] : [{ i, job }]));
   const t0 = performance.now();
-  const prefill = await engine.prefill(ids, {
-    decimation: options.decimation ?? null,
-    protect: options.protect ?? 1,
-    logitPositions: 'last',
-  });
+  const prefills = await engine.prefillBatchSettled(
+    todo.map(({ job }) => ({
+      ids: job.ids,
+      options: {
+        decimation: job.options?.decimation ?? null,
+        protect: job.options?.protect ?? 1,
+        logitPositions: 'last',
+      },
+    })),
+  );
   const t1 = performance.now();
-
-  let logits = prefill.logits[0]!;
-  let state = prefill.state;
-  const tokens: number[] = [];
-  let text = '';
-  let finishReason: FinishReason = 'length';
-  while (tokens.length < maxTokens) {
-    const token = sampleToken(logits, options, rng);
-    if (stopIds.has(token)) {
-      finishReason = 'eos';
-      break;
+  const running: Running[] = [];
+  todo.forEach(({ i, job }, j) => {
+    const prefill = prefills[j]!;
+    if (prefill instanceof Error) {
+      results[i] = prefill;
+      return;
     }
-    tokens.push(token);
-    if (tokenizer) text = tokenizer.decode(tokens);
-    options.onToken?.(token, text);
-    const stopAt = findStop(text, stops);
-    if (stopAt >= 0) {
-      text = text.slice(0, stopAt);
-      finishReason = 'stop';
-      break;
-    }
-    if (tokens.length === maxTokens) break; // no step needed for a token we will not use
-    ({ logits, state } = await engine.step(token, state));
-  }
+    const options = job.options ?? {};
+    const stopIds = new Set(options.stopTokenIds ?? (tokenizer?.eosId !== undefined ? [tokenizer.eosId] : []));
+    running.push({
+      job: i,
+      options,
+      prefill,
+      rng: createRng(options.seed ?? 0),
+      stopIds,
+      tokens: [],
+      text: '',
+      finish: null,
+    });
+  });
+  if (running.length > 0)
+    await decode(engine, tokenizer, running).catch((err: unknown) => {
+      for (const r of running) results[r.job] = asError(err);
+    });
   const t2 = performance.now();
+  for (const r of running) {
+    if (results[r.job]) continue;
+    const promptTokens = jobs[r.job]!.ids.length;
+    const decodeSteps = Math.max(r.tokens.length - 1, 0);
+    results[r.job] = {
+      promptTokens,
+      tokens: r.tokens,
+      text: r.text,
+      finishReason: r.finish ?? 'length',
+      kept: r.prefill.kept,
+      timings: {
+        prefillMs: t1 - t0,
+        decodeMs: t2 - t1,
+        prefillTokensPerSecond: promptTokens / Math.max((t1 - t0) / 1000, 1e-9),
+        decodeTokensPerSecond: decodeSteps / Math.max((t2 - t1) / 1000, 1e-9),
+      },
+    };
+  }
+  return results as Array<GenerateResult | Error>;
+}
 
-  const decodeSteps = Math.max(tokens.length - 1, 0);
-  return {
-    promptTokens: ids.length,
-    tokens,
-    text,
-    finishReason,
-    kept: prefill.kept,
-    timings: {
-      prefillMs: t1 - t0,
-      decodeMs: t2 - t1,
-      prefillTokensPerSecond: ids.length / Math.max((t1 - t0) / 1000, 1e-9),
-      decodeTokensPerSecond: decodeSteps / Math.max((t2 - t1) / 1000, 1e-9),
-    },
-  };
+/** Samples, checks stops and steps every running sequence until all have finished. */
+async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, running: Running[]): Promise<void> {
+  const vocab = engine.config.vocabSize;
+  // All greedy: the engine may pick the tokens itself and skip sending the logits back.
+  const allGreedy = running.every((r) => isGreedy(r.options));
+  let logits = running.map((r) => r.prefill.logits[0]!);
+  let greedy: Int32Array | null = null;
+  const session = engine.openDecode(running.map((r) => r.prefill.state));
+  try {
+    for (;;) {
+      const next = running.map((r, b) => {
+        const token = r.finish ? -1 : choose(r, greedy ? greedy[b]! : sampleToken(logits[b]!, r.options, r.rng));
+        return token;
+      });
+      if (next.every((t) => t < 0)) break;
+      const out = await session.step(next, allGreedy ? { argmax: true } : { logits: true });
+      if (allGreedy) greedy = out.tokens!;
+      else logits = running.map((_, b) => out.logits!.subarray(b * vocab, (b + 1) * vocab));
+    }
+  } finally {
+    session.dispose();
+  }
+
+  /** Takes `token` for r (or ends r); returns the token to step on, or −1 when r is done. */
+  function choose(r: Running, token: number): number {
+    const maxTokens = r.options.maxTokens ?? 64;
+    if (r.tokens.length >= maxTokens) {
+      r.finish = 'length';
+      return -1;
+    }
+    if (r.stopIds.has(token)) {
+      r.finish = 'eos';
+      return -1;
+    }
+    r.tokens.push(token);
+    if (tokenizer) r.text = tokenizer.decode(r.tokens);
+    r.options.onToken?.(token, r.text);
+    const stopAt = findStop(r.text, r.options.stop ?? []);
+    if (stopAt >= 0) {
+      r.text = r.text.slice(0, stopAt);
+      r.finish = 'stop';
+      return -1;
+    }
+    if (r.tokens.length >= maxTokens) {
+      r.finish = 'length'; // no step for a token we will not use
+      return -1;
+    }
+    return token;
+  }
 }

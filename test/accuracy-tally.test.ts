@@ -3,6 +3,7 @@
 // read the key out of the prompt and answer it (or a wrong key) on a fixed schedule.
 import { describe, expect, it } from 'vitest';
 import { byteLevelTokenizerJson } from '../mamba/byte-tokenizer.ts';
+import { sequentialEngine } from '../mamba/engine-base.ts';
 import type { MambaConfig, MambaEngine, ModelState, PrefillOptions } from '../mamba/engine.ts';
 import { haystackText, judgePasskey, runPasskey } from '../mamba/passkey.ts';
 import { randomHaystack } from '../mamba/random-checkpoint.ts';
@@ -33,7 +34,7 @@ function answeringEngine(right: (decimated: boolean, call: number) => boolean): 
     queues.set(state, queue);
     return { logits, state };
   };
-  return {
+  return sequentialEngine({
     name: 'answering-fake',
     config: { vocabSize } as MambaConfig,
     async prefill(ids: ArrayLike<number>, options?: PrefillOptions) {
@@ -45,7 +46,7 @@ function answeringEngine(right: (decimated: boolean, call: number) => boolean): 
     async step(_token: number, state: ModelState) {
       return emit(queues.get(state)!);
     },
-  };
+  });
 }
 
 describe('the passkey judge', () => {

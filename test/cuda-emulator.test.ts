@@ -186,7 +186,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     let refStates = prompts.map((ids) => m.engine.prefillSync(ids).state);
     let tokens = pre.map((p) => argmax(p.logits[0]!));
     for (let step = 0; step < 4; step++) {
-      const out = session.step(tokens, { logits: true, argmax: true });
+      const out = await session.step(tokens, { logits: true, argmax: true });
       const refs = tokens.map((t, b) => m.engine.stepSync(t, refStates[b]!));
       refs.forEach((r, b) =>
         expect(
@@ -202,7 +202,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
   });
 
   it('generateBatch gives every job the tokens generate() gives it alone', async () => {
-    const { generateBatch } = await import('../mamba/cuda/batch-generate.ts');
+    const { generateBatch } = await import('../mamba/generate.ts');
     const { generate } = await import('../mamba/generate.ts');
     const jobs = [
       { ids: randomIds(20, m.config.vocabSize, 31), options: { maxTokens: 6 } },

@@ -1,6 +1,7 @@
 // Sampling, generation and scoring on top of the engine interface.
 import { describe, expect, it } from 'vitest';
-import type { MambaEngine, ModelState, PrefillOptions } from '../mamba/engine.ts';
+import type { ModelState, PrefillOptions } from '../mamba/engine.ts';
+import { sequentialEngine, type SingleSequenceParts } from '../mamba/engine-base.ts';
 import { generate } from '../mamba/generate.ts';
 import { createRng } from '../mamba/rng.ts';
 import { argmax, candidateDistribution, logProbOf, sampleToken } from '../mamba/sampling.ts';
@@ -57,7 +58,7 @@ describe('sampling on hand-built logits', () => {
 });
 
 /** An engine whose logits spell a fixed script (one token per position), to test generation's bookkeeping. */
-class ScriptedEngine implements MambaEngine {
+class ScriptedEngine implements SingleSequenceParts {
   readonly name = 'scripted';
   readonly config = tinyModel().config;
   prefillOptions: PrefillOptions | undefined;
@@ -91,20 +92,26 @@ const letters = {
 describe('generate', () => {
   it('stops at max_tokens, at a stop string (cut before it), and at eos', async () => {
     const script = [8, 5, 12, 12, 15, 0, 1]; // "hello", eos
-    const long = await generate(new ScriptedEngine(script), letters, [1, 2], { maxTokens: 3 });
+    const long = await generate(sequentialEngine(new ScriptedEngine(script)), letters, [1, 2], { maxTokens: 3 });
     expect(long).toMatchObject({ tokens: [8, 5, 12], text: 'hel', finishReason: 'length', promptTokens: 2 });
-    const stopped = await generate(new ScriptedEngine(script), letters, [1], { maxTokens: 10, stop: ['zz', 'll'] });
+    const stopped = await generate(sequentialEngine(new ScriptedEngine(script)), letters, [1], {
+      maxTokens: 10,
+      stop: ['zz', 'll'],
+    });
     expect(stopped).toMatchObject({ text: 'he', finishReason: 'stop', tokens: [8, 5, 12, 12] });
-    const eos = await generate(new ScriptedEngine(script), letters, [1], { maxTokens: 10 });
+    const eos = await generate(sequentialEngine(new ScriptedEngine(script)), letters, [1], { maxTokens: 10 });
     expect(eos).toMatchObject({ text: 'hello', finishReason: 'eos', tokens: [8, 5, 12, 12, 15] });
-    const noEos = await generate(new ScriptedEngine(script), letters, 'ab', { maxTokens: 7, stopTokenIds: [] });
+    const noEos = await generate(sequentialEngine(new ScriptedEngine(script)), letters, 'ab', {
+      maxTokens: 7,
+      stopTokenIds: [],
+    });
     expect(noEos).toMatchObject({ finishReason: 'length', tokens: [8, 5, 12, 12, 15, 0, 1] });
   });
 
   it('passes decimation and protect to the prefill', async () => {
     const engine = new ScriptedEngine([3]);
     const decimation = { layers: [1], beta: 0.5, lBase: 10, minSeqLen: 2 };
-    await generate(engine, letters, [1, 2, 3], { maxTokens: 1, decimation, protect: 2 });
+    await generate(sequentialEngine(engine), letters, [1, 2, 3], { maxTokens: 1, decimation, protect: 2 });
     expect(engine.prefillOptions).toEqual({ decimation, protect: 2, logitPositions: 'last' });
   });
 

@@ -5,13 +5,15 @@
 //  - stops the work when the client has gone (the request's AbortSignal);
 // and remembers the logits that chose the current token, for logprobs.
 import type {
+  DecodeSession,
+  DecodeWant,
   MambaConfig,
   MambaEngine,
   ModelState,
-  PrefillOptions,
+  PrefillRequest,
   PrefillResult,
-  StepResult,
 } from '../mamba/engine.ts';
+import { EngineBase } from '../mamba/engine-base.ts';
 
 export const nextTick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
@@ -19,14 +21,16 @@ export class ClientGoneError extends Error {
   override name = 'ClientGoneError';
 }
 
-export class ObservedEngine implements MambaEngine {
+export class ObservedEngine extends EngineBase {
   /** Logits of the last prefill position or step: the distribution the next token is sampled from. */
   lastLogits: Float32Array | null = null;
 
   constructor(
     private readonly inner: MambaEngine,
     private readonly signal?: AbortSignal,
-  ) {}
+  ) {
+    super();
+  }
 
   get name(): string {
     return this.inner.name;
@@ -41,18 +45,29 @@ export class ObservedEngine implements MambaEngine {
     if (this.signal?.aborted) throw new ClientGoneError('the client closed the connection');
   }
 
-  async prefill(ids: ArrayLike<number>, options?: PrefillOptions): Promise<PrefillResult> {
+  async prefillBatchSettled(requests: PrefillRequest[]): Promise<Array<PrefillResult | Error>> {
     await this.tick();
-    const result = await this.inner.prefill(ids, options);
-    this.lastLogits = result.logits[result.logits.length - 1] ?? null;
+    const results = await this.inner.prefillBatchSettled(requests);
+    const last = results[results.length - 1];
+    this.lastLogits = last && !(last instanceof Error) ? (last.logits[last.logits.length - 1] ?? null) : null;
     await this.tick();
-    return result;
+    return results;
   }
 
-  async step(token: number, state: ModelState): Promise<StepResult> {
-    await this.tick();
-    const result = await this.inner.step(token, state);
-    this.lastLogits = result.logits;
-    return result;
+  /** Steps always bring the logits back (for logprobs), even when generation only asks for the greedy token. */
+  openDecode(states: ModelState[]): DecodeSession {
+    const inner = this.inner.openDecode(states);
+    const { vocabSize } = this.config;
+    return {
+      batch: inner.batch,
+      step: async (tokens: ArrayLike<number>, want: DecodeWant = { logits: true }) => {
+        await this.tick();
+        const out = await inner.step(tokens, { ...want, logits: true });
+        this.lastLogits = out.logits!.subarray(0, vocabSize); // the edge decodes one sequence
+        return out;
+      },
+      state: (b: number) => inner.state(b),
+      dispose: () => inner.dispose(),
+    };
   }
 }

@@ -2,8 +2,11 @@
 // kernel sequence is the reference's forward for one token (embedding → blocks → norm_f → lm_head); after one eager
 // warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead that dominates
 // small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
+// This is the CUDA engine's DecodeSession (mamba/engine.ts).
+import type { DecodeOutput, DecodeSession as EngineDecodeSession, DecodeWant, ModelState } from '../engine.ts';
+import { checkStepTokens } from '../engine-input.ts';
 import type { DevicePtr } from './bindings/driver.ts';
-import { actBytes, actType, stateWords, type EngineCore } from './core.ts';
+import { actBytes, actType, layerStates, stateWords, type EngineCore } from './core.ts';
 import { Layout } from './layout.ts';
 import { xDblWidth } from './memory-plan.ts';
 import * as ops from './ops.ts';
@@ -27,14 +30,7 @@ const BUFFERS = [
 ] as const;
 type DecodeBuffer = (typeof BUFFERS)[number];
 
-export interface DecodeOutput {
-  /** [batch, vocab] row-major, when asked for. */
-  logits?: Float32Array;
-  /** Greedy tokens (argmax, ties to the lower id), when asked for. */
-  tokens?: Int32Array;
-}
-
-export class DecodeSession {
+export class DecodeSession implements EngineDecodeSession {
   readonly batch: number;
   private readonly layout: Layout<DecodeBuffer>;
   private readonly base: DevicePtr;
@@ -107,19 +103,21 @@ export class DecodeSession {
     };
   }
 
+  /** Sequence b's state as a host ModelState (a copy). */
+  state(b: number): ModelState {
+    return layerStates(this.core.config, this.getState(b));
+  }
+
   /** One token per sequence. */
-  step(tokens: ArrayLike<number>, want: { logits?: boolean; argmax?: boolean } = { logits: true }): DecodeOutput {
+  async step(tokens: ArrayLike<number>, want: DecodeWant = { logits: true }): Promise<DecodeOutput> {
     if (this.disposed) throw new Error('decode session is disposed');
-    if (tokens.length !== this.batch)
-      throw new RangeError(`decode step: ${tokens.length} tokens for a batch of ${this.batch}`);
     const { vocabSize } = this.core.config;
-    for (let i = 0; i < tokens.length; i++) {
-      const t = tokens[i]!;
-      if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
-        throw new RangeError(`token id ${t} is outside the vocabulary [0, ${vocabSize})`);
-    }
+    checkStepTokens(tokens, this.batch, vocabSize);
     const device = this.core.device;
-    device.upload(this.buf('tokens'), Int32Array.from(tokens));
+    device.upload(
+      this.buf('tokens'),
+      Int32Array.from(tokens, (t) => Math.max(t, 0)), // a finished sequence (−1) steps on token 0
+    );
     this.run();
     const out: DecodeOutput = {};
     if (want.argmax) out.tokens = device.download(new Int32Array(this.batch), this.buf('argmax'));

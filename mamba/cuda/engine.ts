@@ -1,23 +1,14 @@
 // CudaEngine: Mamba-1 / DeciMamba on one NVIDIA GPU, driven from TypeScript (koffi → CUDA driver, cuBLAS, NVRTC).
-// Implements MambaEngine (prefill with decimation options, step, dispose) and adds the batch API the runner uses:
-// prefillBatch() packs several prompts (each with its own DeciMamba settings) into as few passes as the memory plan
-// allows, and openDecode() steps many sequences at once.
-import type {
-  KeptIndices,
-  MambaConfig,
-  MambaEngine,
-  MambaWeights,
-  ModelState,
-  PrefillOptions,
-  PrefillResult,
-  StepResult,
-} from '../engine.ts';
+// Implements MambaEngine: prefillBatchSettled() packs several prompts (each with its own DeciMamba settings) into as
+// few passes as the memory plan allows, and openDecode() steps many sequences at once on the device.
+import type { KeptIndices, MambaConfig, MambaWeights, ModelState, PrefillRequest, PrefillResult } from '../engine.ts';
 import { EngineInputError } from '../engine.ts';
+import { EngineBase } from '../engine-base.ts';
+import { checkState, emptyState, validateRequest, type ValidRequest } from '../engine-input.ts';
 import { DeviceArena } from './arena.ts';
-import { checkState, validateRequest, type BatchRequest, type ValidRequest } from './engine-input.ts';
 import { planBatch, type BatchPlan } from './batch-plan.ts';
 import type { EngineCore } from './core.ts';
-import { stateWords } from './core.ts';
+import { layerStates, stateWords } from './core.ts';
 import { DecodeSession } from './decode.ts';
 import { CudaDevice, type CudaDeviceOptions } from './device.ts';
 import { uploadWeights } from './device-weights.ts';
@@ -33,10 +24,15 @@ import type { Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
 import { schedulePasses, type PassSegment } from './scheduler.ts';
-import { DeviceStateStore } from './state-store.ts';
 
 export { EngineInputError };
-export type { BatchRequest };
+
+export interface BatchRequest extends PrefillRequest {
+  /** Return log-probabilities (log-softmax on the device) instead of raw logits. */
+  logProbs?: boolean;
+}
+
+type CudaRequest = ValidRequest & { logProbs: boolean };
 
 export class CudaMemoryError extends Error {
   override name = 'CudaMemoryError';
@@ -58,8 +54,6 @@ export interface CudaEngineOptions {
   scanChunk?: number;
   /** Guard bytes between pass buffers, checked after each pass (tests and the device check). */
   guardBytes?: number;
-  /** Device-resident decoding states kept for step() (default 32). */
-  stateSlots?: number;
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
   /**
@@ -83,11 +77,10 @@ export interface PassReport {
   arenaBytes: number;
 }
 
-export class CudaEngine implements MambaEngine {
+export class CudaEngine extends EngineBase<BatchRequest> {
   readonly name: string;
+  override readonly packsBatches = true;
   private readonly arena: DeviceArena;
-  private readonly states: DeviceStateStore;
-  private stepSession: DecodeSession | null = null;
   /** The prefill graphs (null unless options.prefillGraphs). */
   readonly prefillGraphs: PrefillGraphCache | null;
   private disposed = false;
@@ -99,9 +92,9 @@ export class CudaEngine implements MambaEngine {
     private readonly ownsDevice: boolean,
     private readonly options: CudaEngineOptions,
   ) {
+    super();
     this.name = `cuda-${core.precision}${options.scan && options.scan !== 'split' ? `-${options.scan}` : ''}${options.prefillGraphs ? '-graphs' : ''}`;
     this.arena = new DeviceArena(core.device);
-    this.states = new DeviceStateStore(core.device, core.config, options.stateSlots ?? 32);
     this.prefillGraphs = options.prefillGraphs ? new PrefillGraphCache(core.device) : null;
   }
 
@@ -131,20 +124,6 @@ export class CudaEngine implements MambaEngine {
     return CudaEngine.create(checkpoint.config, checkpoint.weights, options);
   }
 
-  async prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<PrefillResult> {
-    const [result] = this.prefillBatchSettledSync([{ ids, options }]);
-    if (result instanceof Error) throw result;
-    return result!;
-  }
-
-  /** Several prompts at once; throws the first request's error (see prefillBatchSettled for per-request errors). */
-  async prefillBatch(requests: BatchRequest[]): Promise<PrefillResult[]> {
-    const results = this.prefillBatchSettledSync(requests);
-    const failed = results.find((r): r is Error => r instanceof Error);
-    if (failed) throw failed;
-    return results as PrefillResult[];
-  }
-
   /** Several prompts at once; a bad or unrunnable request gets its Error in its slot, the others run. */
   async prefillBatchSettled(requests: BatchRequest[]): Promise<Array<PrefillResult | Error>> {
     return this.prefillBatchSettledSync(requests);
@@ -153,10 +132,11 @@ export class CudaEngine implements MambaEngine {
   prefillBatchSettledSync(requests: BatchRequest[]): Array<PrefillResult | Error> {
     this.checkOpen();
     const results: Array<PrefillResult | Error | null> = requests.map(() => null);
-    const valid: { index: number; req: ValidRequest }[] = [];
+    const valid: { index: number; req: CudaRequest }[] = [];
     requests.forEach((r, index) => {
       try {
-        valid.push({ index, req: validateRequest(r, this.core.config) });
+        const req = validateRequest(r.ids, r.options ?? {}, this.core.config);
+        valid.push({ index, req: { ...req, logProbs: r.logProbs ?? false } });
       } catch (err) {
         results[index] = err as Error;
       }
@@ -233,7 +213,7 @@ export class CudaEngine implements MambaEngine {
       results[index] = {
         positions: req.positions,
         logits: req.positions.map((p) => got.logits.get(p)!),
-        state: this.hostState(state),
+        state: layerStates(this.core.config, state),
         kept: got.kept,
       };
     });
@@ -244,12 +224,12 @@ export class CudaEngine implements MambaEngine {
     pass: PassSegment[],
     plan: BatchPlan,
     inputs: PassSequenceInput[],
-    valid: { index: number; req: ValidRequest }[],
+    valid: { index: number; req: CudaRequest }[],
     carried: Map<number, { conv: Float32Array; ssm: Float32Array }>,
     collected: Map<number, Collected>,
   ): void {
     for (const logProbs of [false, true]) {
-      const idx = pass.map((it, j) => j).filter((j) => valid[pass[j]!.request]!.req.logProbs === logProbs);
+      const idx = pass.map((_, j) => j).filter((j) => valid[pass[j]!.request]!.req.logProbs === logProbs);
       const sub = idx.map((j) => pass[j]!);
       const subPlan = planBatch(
         idx.map((j) => plan.sequences[j]!),
@@ -282,43 +262,14 @@ export class CudaEngine implements MambaEngine {
     });
   }
 
-  async step(token: number, state: ModelState): Promise<StepResult> {
-    this.checkOpen();
-    const { vocabSize } = this.core.config;
-    if (!Number.isInteger(token) || token < 0 || token >= vocabSize)
-      throw new EngineInputError(`token id ${token} is outside the vocabulary [0, ${vocabSize})`);
-    let input = this.states.slotOf(state);
-    if (!input) {
-      checkState(state, this.core.config);
-      input = this.states.acquire();
-      this.states.upload(input, state);
-    }
-    this.states.pin(input, true);
-    try {
-      const session = (this.stepSession ??= new DecodeSession(this.core, 1, this.options.useGraphs ?? true));
-      const words = stateWords(this.core.config);
-      const at = session.stateOf(0);
-      const device = this.core.device;
-      device.copy(at.conv, input.ptr, words.conv * 4);
-      device.copy(at.ssm, input.ptr + words.conv * 4, words.ssm * 4);
-      const { logits } = session.step([token], { logits: true });
-      const output = this.states.acquire();
-      device.copy(output.ptr, at.conv, words.conv * 4);
-      device.copy(output.ptr + words.conv * 4, at.ssm, words.ssm * 4);
-      return { logits: logits!, state: this.states.wrap(output) };
-    } finally {
-      this.states.pin(input, false);
-    }
-  }
-
-  /** A batched decoding session over `states` (one sequence each), for the runner and benchmarks. */
+  /** A batched decoding session over `states` (one sequence each), on the device. */
   openDecode(states: ModelState[], useGraphs = this.options.useGraphs ?? true): DecodeSession {
     this.checkOpen();
+    for (const s of states) checkState(s, this.core.config);
     const session = new DecodeSession(this.core, states.length, useGraphs);
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);
     states.forEach((s, b) => {
-      checkState(s, this.core.config);
       const conv = new Float32Array(words.conv);
       const ssm = new Float32Array(words.ssm);
       s.forEach((l, i) => {
@@ -332,11 +283,7 @@ export class CudaEngine implements MambaEngine {
 
   /** All-zero conv and ssm states: the state before the first token. */
   emptyState(): ModelState {
-    const { nLayer, dInner, dConv, dState } = this.core.config;
-    return Array.from({ length: nLayer }, () => ({
-      conv: new Float32Array(dInner * dConv),
-      ssm: new Float32Array(dInner * dState),
-    }));
+    return emptyState(this.core.config);
   }
 
   /** Bytes the engine holds on the device (weights, arena, states, decode buffers). */
@@ -344,13 +291,11 @@ export class CudaEngine implements MambaEngine {
     return this.core.device.allocatedBytes;
   }
 
-  async dispose(): Promise<void> {
+  override async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     const device = this.core.device;
-    this.stepSession?.dispose();
     this.prefillGraphs?.dispose();
-    this.states.dispose();
     this.arena.release();
     device.synchronize();
     device.free(this.core.weights.base);
@@ -373,16 +318,8 @@ export class CudaEngine implements MambaEngine {
     return Math.min(available, this.options.memoryBudgetBytes ?? Infinity);
   }
 
-  private positionsIn(req: ValidRequest, item: PassSegment): number[] {
+  private positionsIn(req: CudaRequest, item: PassSegment): number[] {
     return req.positions.filter((p) => p >= item.start && p < item.start + item.length);
-  }
-
-  private hostState(s: { conv: Float32Array; ssm: Float32Array }): ModelState {
-    const { nLayer, dInner, dConv, dState } = this.core.config;
-    return Array.from({ length: nLayer }, (_, i) => ({
-      conv: s.conv.subarray(i * dInner * dConv, (i + 1) * dInner * dConv),
-      ssm: s.ssm.subarray(i * dInner * dState, (i + 1) * dInner * dState),
-    }));
   }
 
   private checkOpen(): void {

@@ -2,21 +2,14 @@
 // API works, which the benchmark uses for onnxruntime-node). No Node or workerd specifics here: callers hand in the
 // graph bytes and an initialised runtime.
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
-import { clampProtect, validateDecimation } from '../decimation.ts';
-import type {
-  KeptIndices,
-  MambaConfig,
-  MambaEngine,
-  ModelState,
-  PrefillOptions,
-  PrefillResult,
-  StepResult,
-} from '../engine.ts';
+import { clampProtect, planDecimation } from '../decimation.ts';
+import type { KeptIndices, MambaConfig, ModelState, PrefillOptions, PrefillResult } from '../engine.ts';
 import { EngineInputError } from '../engine.ts';
+import { SequentialEngine, type SequenceStep } from '../engine-base.ts';
+import { checkState, checkToken, emptyState, validateRequest } from '../engine-input.ts';
 import { argmax } from '../sampling.ts';
-import { planDecimation } from '../decimation.ts';
 import type { OnnxManifest } from './manifest.ts';
-import { knownPacked, packState, unpackedView } from './packed-state.ts';
+import { packState, unpackedView } from './packed-state.ts';
 
 /** The slice of the onnxruntime-common API the engine uses (onnxruntime-web and onnxruntime-node both provide it). */
 export interface OrtApi {
@@ -48,7 +41,7 @@ export interface OnnxEngineOptions {
   stepPrepack?: boolean;
 }
 
-export class OnnxEngine implements MambaEngine {
+export class OnnxEngine extends SequentialEngine {
   readonly name: string;
   readonly config: MambaConfig;
   private readonly prefillChunk: number;
@@ -60,6 +53,7 @@ export class OnnxEngine implements MambaEngine {
     private readonly stepSession: InferenceSession | null,
     options: OnnxEngineOptions,
   ) {
+    super();
     this.config = manifest.config;
     const q = manifest.quantization === 'none' ? 'fp32' : manifest.quantization;
     this.name = options.name ?? `onnx-${options.executionProvider === 'cpu' ? 'native' : 'wasm'}-${q}`;
@@ -95,39 +89,11 @@ export class OnnxEngine implements MambaEngine {
 
   /** All-zero conv and ssm states: the state before the first token. */
   emptyState(): ModelState {
-    const { nLayer, dInner, dConv, dState } = this.config;
-    return Array.from({ length: nLayer }, () => ({
-      conv: new Float32Array(dInner * dConv),
-      ssm: new Float32Array(dInner * dState),
-    }));
+    return emptyState(this.config);
   }
 
   private i64(values: ArrayLike<number>, dims: number[]): OrtTensor {
     return new this.ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims);
-  }
-
-  private checkIds(ids: ArrayLike<number>): void {
-    const { vocabSize } = this.config;
-    if (ids.length === 0) throw new EngineInputError('prefill needs at least one token');
-    if (ids.length > this.manifest.maxSeqLen) {
-      throw new EngineInputError(
-        `prompt has ${ids.length} tokens, over the configured maximum of ${this.manifest.maxSeqLen} (maxSeqLen)`,
-      );
-    }
-    for (let i = 0; i < ids.length; i++) {
-      const t = ids[i];
-      if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
-        throw new EngineInputError(`token id ${t} at position ${i} is outside 0..${vocabSize - 1}`);
-    }
-  }
-
-  private checkState(state: ModelState): void {
-    const { nLayer, dInner, dConv, dState } = this.config;
-    if (state.length !== nLayer) throw new EngineInputError(`state has ${state.length} layers, expected ${nLayer}`);
-    state.forEach((s, i) => {
-      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState)
-        throw new EngineInputError(`layer ${i} state has the wrong size`);
-    });
   }
 
   /** One run of the graph: `ids` continue from `state`; logits for `positions` (indices into `ids`). */
@@ -151,13 +117,17 @@ export class OnnxEngine implements MambaEngine {
     return { out, state: newState };
   }
 
-  async prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<PrefillResult> {
-    this.checkIds(ids);
+  protected async prefillOne(ids: ArrayLike<number>, options: PrefillOptions): Promise<PrefillResult> {
+    const req = validateRequest(ids, options, this.config);
     const { nLayer, vocabSize } = this.config;
-    const length = ids.length;
-    const protect = clampProtect(options.protect ?? 1, length);
-    const dec = options.decimation ?? null;
-    if (dec) validateDecimation(dec, nLayer);
+    const length = req.ids.length;
+    if (length > this.manifest.maxSeqLen) {
+      throw new EngineInputError(
+        `prompt has ${length} tokens, over the configured maximum of ${this.manifest.maxSeqLen} (maxSeqLen)`,
+      );
+    }
+    const protect = clampProtect(req.protect, length);
+    const dec = req.decimation;
     for (const layer of dec?.layers ?? []) {
       if (!this.manifest.decimationLayers.includes(layer)) {
         throw new EngineInputError(
@@ -166,12 +136,12 @@ export class OnnxEngine implements MambaEngine {
       }
     }
     const plan = planDecimation(length, protect, nLayer, dec);
-    const positions = this.resolvePositions(options.logitPositions ?? 'last', length);
+    const positions = req.positions;
     const logits: Float32Array[] = new Array(positions.length);
 
     if (plan.reported.length > 0) {
       // Decimation sees the whole prompt at once (its scores rank every context token).
-      const { out, state } = await this.run(ids, this.emptyState(), positions, protect, plan.keep);
+      const { out, state } = await this.run(req.ids, this.emptyState(), positions, protect, plan.keep);
       const rows = out.logit_rows.data as BigInt64Array;
       const all = out.logits.data as Float32Array;
       positions.forEach((p, r) => {
@@ -196,22 +166,19 @@ export class OnnxEngine implements MambaEngine {
       const rowsHere = positions.map((p, r) => [p, r] as const).filter(([p]) => p >= start && p < end);
       // A run always returns at least one row; ask for the chunk's last when no position falls in it.
       const local = rowsHere.length > 0 ? rowsHere.map(([p]) => p - start) : [end - start - 1];
-      const result = await this.run(Array.prototype.slice.call(ids, start, end), state, local, protect, noKeep);
+      const result = await this.run(req.ids.subarray(start, end), state, local, protect, noKeep);
       state = result.state;
       const all = result.out.logits.data as Float32Array;
-      rowsHere.forEach(([, r], j) => (logits[r] = all.slice(j * vocabSize, (j + 1) * vocabSize)));
+      rowsHere.forEach(([, r], j) => {
+        logits[r] = all.slice(j * vocabSize, (j + 1) * vocabSize);
+      });
     }
     return { positions, logits, state, kept: [] };
   }
 
   /** One lean-graph step; `withLogits` false fetches only the greedy token and the state. */
   private async runLean(session: InferenceSession, token: number, state: ModelState, withLogits: boolean) {
-    this.checkIds([token]);
-    let packed = knownPacked(state);
-    if (!packed) {
-      this.checkState(state);
-      packed = packState(state, this.config);
-    }
+    const packed = packState(state, this.config);
     const { nLayer, dConv, dState, dInner } = this.config;
     const feeds = {
       token: this.i64([token], [1]),
@@ -222,46 +189,33 @@ export class OnnxEngine implements MambaEngine {
       withLogits ? ['next_token', 'logits', 'state_out'] : ['next_token', 'state_out'],
     );
     return {
-      next: Number((out.next_token.data as BigInt64Array)[0]),
+      token: Number((out.next_token.data as BigInt64Array)[0]),
       logits: withLogits ? (out.logits.data as Float32Array) : null,
       state: unpackedView(out.state_out.data as Float32Array, this.config),
     };
   }
 
   /**
-   * Greedy decoding's step: the argmax is taken in the graph and only the token id and the packed state come back
-   * (ties go to the lowest id, as mamba/sampling.ts's argmax). Falls back to step() + argmax without a lean graph.
+   * Decoding's step. With the lean graph the argmax is taken in the graph (ties to the lowest id, as
+   * mamba/sampling.ts's argmax), and without `wantLogits` only the token id and the packed state come back; without
+   * it, the main graph's one-token path.
    */
-  async stepGreedy(token: number, state: ModelState): Promise<{ token: number; state: ModelState }> {
-    if (this.stepSession) {
-      const r = await this.runLean(this.stepSession, token, state, false);
-      return { token: r.next, state: r.state };
-    }
-    const r = await this.step(token, state);
-    return { token: argmax(r.logits), state: r.state };
-  }
-
-  async step(token: number, state: ModelState): Promise<StepResult> {
-    if (this.stepSession) {
-      const r = await this.runLean(this.stepSession, token, state, true);
-      return { logits: r.logits!, state: r.state };
-    }
-    this.checkIds([token]);
-    this.checkState(state);
-    const { out, state: next } = await this.run([token], state, [0], 0, new Array<number>(this.config.nLayer).fill(-1));
+  async stepOne(token: number, state: ModelState, wantLogits: boolean): Promise<SequenceStep> {
+    if (this.stepSession) return this.runLean(this.stepSession, token, state, wantLogits);
+    const noKeep = new Array<number>(this.config.nLayer).fill(-1);
+    const { out, state: next } = await this.run([token], state, [0], 0, noKeep);
     return { logits: (out.logits.data as Float32Array).slice(), state: next };
   }
 
-  private resolvePositions(sel: 'last' | 'all' | number[], length: number): number[] {
-    const positions = sel === 'last' ? [length - 1] : sel === 'all' ? Array.from({ length }, (_, i) => i) : [...sel];
-    for (const p of positions) {
-      if (!Number.isInteger(p) || p < 0 || p >= length)
-        throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${length})`);
-    }
-    return positions;
+  /** One greedy step of one sequence (the lean graph's argmax when there is one). */
+  async stepGreedy(token: number, state: ModelState): Promise<{ token: number; state: ModelState }> {
+    checkState(state, this.config);
+    checkToken(token, this.config.vocabSize);
+    const r = await this.stepOne(token, state, false);
+    return { token: r.token ?? argmax(r.logits!), state: r.state };
   }
 
-  async dispose(): Promise<void> {
+  override async dispose(): Promise<void> {
     await this.stepSession?.release();
     await this.session.release();
   }

@@ -1,17 +1,9 @@
 // The reference Mamba-1 / DeciMamba engine: plain TypeScript, the oracle the ONNX and CUDA engines are checked against.
-import {
-  composeIndices,
-  decimationSlot,
-  deltaScores,
-  identityIndices,
-  keptRows,
-  validateDecimation,
-} from '../decimation.ts';
+import { composeIndices, decimationSlot, deltaScores, identityIndices, keptRows } from '../decimation.ts';
 import type {
   DecimationConfig,
   KeptIndices,
   MambaConfig,
-  MambaEngine,
   MambaWeights,
   ModelState,
   PrefillOptions,
@@ -19,6 +11,8 @@ import type {
   StepResult,
 } from '../engine.ts';
 import { EngineInputError } from '../engine.ts';
+import { SequentialEngine, type SequenceStep } from '../engine-base.ts';
+import { checkState, checkToken, emptyState, validateRequest } from '../engine-input.ts';
 import { mambaMixer, prepareLayer, type PreparedLayer, type RowChooser } from './mixer.ts';
 import { add, gatherRows, rmsNorm } from './ops.ts';
 
@@ -39,7 +33,12 @@ export interface Trace {
   layerPositions: Int32Array[];
 }
 
-export class ReferenceEngine implements MambaEngine {
+/**
+ * Prefill and decode run the same forward (embedding → the one block loop → norm_f), over L tokens from a zero state
+ * or over one token from a given state. It computes synchronously; prefillSync/stepSync are that, for tests and the
+ * device check's oracle.
+ */
+export class ReferenceEngine extends SequentialEngine {
   readonly name = 'reference';
   private readonly layers: PreparedLayer[];
 
@@ -47,6 +46,7 @@ export class ReferenceEngine implements MambaEngine {
     readonly config: MambaConfig,
     private readonly weights: MambaWeights,
   ) {
+    super();
     if (weights.layers.length !== config.nLayer) {
       throw new EngineInputError(`weights have ${weights.layers.length} layers, config says ${config.nLayer}`);
     }
@@ -59,19 +59,15 @@ export class ReferenceEngine implements MambaEngine {
 
   /** All-zero conv and ssm states: the state before the first token. */
   emptyState(): ModelState {
-    const { nLayer, dInner, dConv, dState } = this.config;
-    return Array.from({ length: nLayer }, () => ({
-      conv: new Float32Array(dInner * dConv),
-      ssm: new Float32Array(dInner * dState),
-    }));
+    return emptyState(this.config);
   }
 
-  async prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<PrefillResult> {
-    return this.prefillSync(ids, options);
+  protected async prefillOne(ids: ArrayLike<number>, options: PrefillOptions): Promise<PrefillResult> {
+    return this.runPrefill(ids, options);
   }
 
-  async step(token: number, state: ModelState): Promise<StepResult> {
-    return this.stepSync(token, state);
+  async stepOne(token: number, state: ModelState): Promise<SequenceStep> {
+    return this.stepForward(token, state);
   }
 
   prefillSync(ids: ArrayLike<number>, options: PrefillOptions = {}): PrefillResult {
@@ -88,14 +84,10 @@ export class ReferenceEngine implements MambaEngine {
   }
 
   private runPrefill(ids: ArrayLike<number>, options: PrefillOptions, trace?: Trace): PrefillResult {
-    if (ids.length === 0) throw new EngineInputError('prefill: empty input');
-    const decimation = options.decimation ?? null;
-    if (decimation) validateDecimation(decimation, this.config.nLayer);
-    const protect = options.protect ?? 1;
-    const forward = this.forward(ids, this.emptyState(), decimation, protect, trace);
-    const positions = this.resolvePositions(options.logitPositions ?? 'last', ids.length);
-    const rowOf = new Map<number, number>();
-    forward.positions.forEach((p, row) => rowOf.set(p, row));
+    const req = validateRequest(ids, options, this.config);
+    const forward = this.forward(req.ids, this.emptyState(), req.decimation, req.protect, trace);
+    const positions = req.positions;
+    const rowOf = new Map(Array.from(forward.positions, (p, row) => [p, row] as const));
     const logits = positions.map((p) => {
       const row = rowOf.get(p);
       if (row === undefined) {
@@ -109,7 +101,12 @@ export class ReferenceEngine implements MambaEngine {
   }
 
   stepSync(token: number, state: ModelState): StepResult {
-    this.checkState(state);
+    checkState(state, this.config);
+    checkToken(token, this.config.vocabSize);
+    return this.stepForward(token, state);
+  }
+
+  private stepForward(token: number, state: ModelState): StepResult {
     const forward = this.forward([token], state, null, 0);
     return { logits: this.logitsAt(forward.final, 0), state: forward.state };
   }
@@ -158,14 +155,11 @@ export class ReferenceEngine implements MambaEngine {
   }
 
   private embed(ids: ArrayLike<number>): Float32Array {
-    const { dModel, vocabSize } = this.config;
+    const { dModel } = this.config;
     const table = this.weights.embedding.data;
     const out = new Float32Array(ids.length * dModel);
     for (let t = 0; t < ids.length; t++) {
-      const id = ids[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new EngineInputError(`token id ${id} at position ${t} is outside the vocabulary [0, ${vocabSize})`);
-      }
+      const id = ids[t]!; // checked by validateRequest or checkStepTokens
       out.set(table.subarray(id * dModel, (id + 1) * dModel), t * dModel);
     }
     return out;
@@ -184,26 +178,5 @@ export class ReferenceEngine implements MambaEngine {
       logits[v] = acc;
     }
     return logits;
-  }
-
-  private resolvePositions(requested: PrefillOptions['logitPositions'], length: number): number[] {
-    if (requested === 'last' || requested === undefined) return [length - 1];
-    if (requested === 'all') return Array.from({ length }, (_, i) => i);
-    for (const p of requested) {
-      if (!Number.isInteger(p) || p < 0 || p >= length)
-        throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${length})`);
-    }
-    return [...requested];
-  }
-
-  private checkState(state: ModelState): void {
-    const { nLayer, dInner, dConv, dState } = this.config;
-    if (state.length !== nLayer)
-      throw new EngineInputError(`step: state has ${state.length} layers, the model ${nLayer}`);
-    state.forEach((s, i) => {
-      if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState) {
-        throw new EngineInputError(`step: layer ${i} state has the wrong size`);
-      }
-    });
   }
 }

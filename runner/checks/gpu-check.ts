@@ -33,7 +33,7 @@ if (args.help) {
 }
 
 const loaded = await loadEngine(args.engine as 'auto', args.model!);
-console.log(`engine: ${loaded.kind} (${loaded.engine.name}), batched: ${loaded.batch !== undefined}`);
+console.log(`engine: ${loaded.kind} (${loaded.engine.name}), batched: ${loaded.engine.packsBatches}`);
 const ctx = { modelId: 'deciserve-mamba', model: await readModelDefaults(args.model!, loaded.config.nLayer) };
 const hay = encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(args.model!, 'haystack.txt'), 'utf8')));
 const report: Record<string, unknown> = {

@@ -40,7 +40,7 @@ const [promptCount, promptTokens, passCount, reps] = ['prompts', 'tokens', 'pass
 const modes = args.modes!.split(',');
 
 const loaded = await loadEngine(args.engine as 'cuda', args.model!);
-console.log(`engine: ${loaded.kind} (${loaded.engine.name}), batched: ${loaded.batch !== undefined}`);
+console.log(`engine: ${loaded.kind} (${loaded.engine.name}), batched: ${loaded.engine.packsBatches}`);
 const ctx = { modelId: 'deciserve-mamba', model: await readModelDefaults(args.model!, loaded.config.nLayer) };
 const tokenizerPath = join(args.model!, 'tokenizer.json');
 const pool = new TokenPool(

@@ -1,12 +1,11 @@
 // The seam where the runner picks an engine. Runs inside the engine thread (engine-thread.ts), never on the
 // main thread, because the CPU engines compute synchronously.
 //
-// To add an engine: load it here and, if it can run several sequences in one pass (the CUDA engine),
-// return a `BatchEngine` as `batch` so pass.ts hands it whole passes instead of one job at a time.
+// To add an engine: implement MambaEngine (mamba/engine.ts) and load it here; pass.ts hands every engine a pass's
+// completions as one batch (the CUDA engine packs them into one prefill and one decode session).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadModel } from '../../mamba/checkpoint.ts';
-import type { MambaConfig, MambaEngine } from '../../mamba/engine.ts';
 import { loadTokenizer, type TextTokenizer } from '../../mamba/tokenizer.ts';
 import { ReferenceEngine } from '../../mamba/reference/index.ts';
 import type { EngineKind } from './engine-kinds.ts';
@@ -51,7 +50,6 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
     case 'cuda-fp32': {
       const { config, weights } = await loadModel(modelDir);
       const { CudaEngine } = await import('../../mamba/cuda/engine.ts');
-      const { CudaBatchEngine } = await import('./cuda-batch.ts');
       let engine: import('../../mamba/cuda/engine.ts').CudaEngine;
       try {
         engine = CudaEngine.create(config, weights, {
@@ -61,7 +59,7 @@ export async function loadEngine(kind: EngineKind, modelDir: string, device = 0)
       } catch (err) {
         throw new EngineUnavailableError(`engine "${kind}" cannot use GPU ${device}: ${(err as Error).message}`);
       }
-      return { kind, engine, batch: new CudaBatchEngine(engine, tokenizer), tokenizer, config };
+      return { kind, engine, tokenizer, config };
     }
     case 'auto':
       return loadEngine((await gpuPresent()) ? 'cuda' : 'onnx', modelDir, device);

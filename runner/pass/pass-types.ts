@@ -6,16 +6,14 @@ import type { ModelDefaults } from '../../mamba/model-defaults.ts';
 import type { ScoreResult } from '../../mamba/score.ts';
 import type { TextTokenizer } from '../../mamba/tokenizer.ts';
 import type { RunnerJobRequest } from '../../protocol/job-request.ts';
-import type { PreparedJob } from '../../protocol/prepare-job.ts';
 import type { JobResult } from '../../protocol/results.ts';
 import type { EngineKind } from '../engine/engine-kinds.ts';
 
 export interface LoadedEngine {
   /** The engine actually loaded (`auto` resolved). */
   kind: Exclude<EngineKind, 'auto'>;
+  /** Every engine runs a pass's completions as one batch (mamba/generate.ts's generateBatch). */
   engine: MambaEngine;
-  /** Set by engines that run a whole pass at once; batch-1 engines leave it out. */
-  batch?: BatchEngine;
   tokenizer: TextTokenizer;
   config: MambaConfig;
 }
@@ -46,11 +44,6 @@ export interface PassHooks {
 export type TokenizeTexts = (texts: string[]) => Promise<Array<number[] | Error>>;
 
 export type EngineOutput = GenerateResult | ScoreResult;
-
-/** An engine that runs several prepared jobs in one pass. Index i of the answer belongs to jobs[i]; an Error fails only that job. */
-export interface BatchEngine {
-  runBatch(jobs: PreparedJob[]): Promise<Array<EngineOutput | Error>>;
-}
 
 export interface JobStats {
   promptTokens: number;

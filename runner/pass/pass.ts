@@ -2,11 +2,13 @@
 //
 // The batch seam: `preparePass` (tokenize, on the engine thread's pool if it has one; resolve decimation and
 // sampling) → the engine → `buildResult`.
-// Batch-1 engines (reference, ONNX) run a pass's jobs one after another; an engine that sets
-// `LoadedEngine.batch` (the CUDA engine, #5) gets the whole pass's prepared jobs at once. A suite item (a whole
-// benchmark, runner/pass/suite.ts) runs as sub-passes of its sample jobs through this same path.
+// A pass's completions run through generateBatch: as one batch on an engine that packs batches (CUDA: one batched
+// prefill, one decode session), one at a time on the CPU engines; each score job is a prefill of its own, so its
+// numbers never depend on what shares its pass. A suite item (a whole benchmark, runner/pass/suite.ts) runs as
+// sub-passes of its sample jobs through this same path.
 import type { GenerateResult } from '../../mamba/generate.ts';
-import { generate } from '../../mamba/generate.ts';
+import { generateBatch } from '../../mamba/generate.ts';
+import { asError } from '../../mamba/engine-base.ts';
 import { scoreSpan, type ScoreResult } from '../../mamba/score.ts';
 import type {
   EngineOutput,
@@ -17,22 +19,47 @@ import type {
   PassItem,
   PassOutcome,
 } from './pass-types.ts';
-import type { JobRequest, RunnerJobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
+import type { JobRequest, SuiteJobRequest } from '../../protocol/job-request.ts';
 import { JobInputError, type PreparedJob } from '../../protocol/prepare-job.ts';
 import { preparePass } from './prepare-pass.ts';
 import {
   decimationReport,
   keptSummary,
   type CompletionResult,
-  type JobResult,
   type ResultExtras,
   type ScoreJobResult,
 } from '../../protocol/results.ts';
 import { runSuite } from './suite.ts';
 
-async function runOne(loaded: LoadedEngine, job: PreparedJob): Promise<EngineOutput> {
-  if (job.kind === 'completion') return generate(loaded.engine, loaded.tokenizer, job.ids, job.options);
-  return scoreSpan(loaded.engine, job.ids, { start: job.start, decimation: job.decimation });
+/** The engine's outputs for prepared jobs (index i for jobs[i]; an Error fails only that job) and their wall times. */
+async function runEngine(loaded: LoadedEngine, jobs: PreparedJob[]) {
+  const outputs = new Array<EngineOutput | Error>(jobs.length);
+  const engineMs = new Array<number>(jobs.length);
+  const completions = jobs.flatMap((job, i) => (job.kind === 'completion' ? [{ i, job }] : []));
+  // One batch on an engine that packs batches; one job at a time (batches of one) on the others.
+  const batches = loaded.engine.packsBatches ? [completions] : completions.map((c) => [c]);
+  for (const batch of batches.filter((b) => b.length > 0)) {
+    const t0 = performance.now();
+    const results = await generateBatch(
+      loaded.engine,
+      loaded.tokenizer,
+      batch.map(({ job }) => ({ ids: job.ids, options: job.kind === 'completion' ? job.options : {} })),
+    );
+    const ms = performance.now() - t0;
+    batch.forEach(({ i }, j) => {
+      outputs[i] = results[j]!;
+      engineMs[i] = ms;
+    });
+  }
+  for (const [i, job] of jobs.entries()) {
+    if (job.kind !== 'score') continue;
+    const t0 = performance.now();
+    outputs[i] = await scoreSpan(loaded.engine, job.ids, { start: job.start, decimation: job.decimation }).catch(
+      asError,
+    );
+    engineMs[i] = performance.now() - t0;
+  }
+  return { outputs, engineMs };
 }
 
 export async function runPass(
@@ -77,7 +104,7 @@ function engineTurn<T>(loaded: LoadedEngine, run: () => Promise<T>): Promise<T> 
   return turn;
 }
 
-/** Completion and score jobs: prepared, then run one by one or as one batch. */
+/** Completion and score jobs: prepared, then run (runEngine), one pass at a time per engine. */
 async function runJobs(
   loaded: LoadedEngine,
   items: PassItem<JobRequest>[],
@@ -90,25 +117,7 @@ async function runJobs(
     if (job instanceof Error) outcomes.set(items[i]!.id, failure(items[i]!.id, job));
     else prepared.push(job);
   });
-  // Engine wall time per job: its own run for batch-1 engines, the whole pass for a batched engine.
-  const engineMs: number[] = [];
-  const outputs = await engineTurn(loaded, async () => {
-    if (loaded.batch) {
-      const t0 = performance.now();
-      const out = await loaded.batch.runBatch(prepared);
-      prepared.forEach(() => engineMs.push(performance.now() - t0));
-      return out;
-    }
-    const out: Array<EngineOutput | Error> = [];
-    for (const job of prepared) {
-      const t0 = performance.now();
-      out.push(
-        await runOne(loaded, job).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
-      );
-      engineMs.push(performance.now() - t0);
-    }
-    return out;
-  });
+  const { outputs, engineMs } = await engineTurn(loaded, () => runEngine(loaded, prepared));
   prepared.forEach((job, i) => {
     const output = outputs[i];
     const item = items.find((it) => it.id === job.id)!;

@@ -1,5 +1,5 @@
 // The runner's CUDA path on the CPU emulator (mamba/cuda/emulator): `auto` picks CUDA when a driver answers, and a
-// pass through CudaBatchEngine (batched prefill + batched decode, per-job DeciMamba and sampling, score jobs) returns
+// pass through generateBatch (batched prefill + batched decode, per-job DeciMamba and sampling, score jobs) returns
 // what the reference engine returns job by job. Needs g++; skipped without it. On a GPU: runner/device-check.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFakeCuda, haveCxx } from '../../mamba/cuda/emulator/build.ts';
@@ -36,7 +36,7 @@ describe.skipIf(!CXX)('runner on the CUDA engine (CPU emulator)', () => {
     const auto = await factory.loadEngine('auto', MODEL);
     expect(auto.kind).toBe('cuda');
     expect(auto.engine.name).toBe('cuda-bf16');
-    expect(auto.batch).toBeDefined();
+    expect(auto.engine.packsBatches).toBe(true);
     await auto.engine.dispose?.();
 
     const items = [

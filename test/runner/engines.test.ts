@@ -21,7 +21,7 @@ describe('runner engines', () => {
     await onnx.engine.dispose?.();
     const auto = await loadEngine('auto', MODEL);
     expect(auto.kind).toBe('onnx');
-    expect(auto.batch).toBeUndefined();
+    expect(auto.engine.packsBatches).toBe(false);
     await auto.engine.dispose?.();
     await expect(loadEngine('cuda', MODEL)).rejects.toThrow(/engine "cuda" cannot use GPU 0/);
   });

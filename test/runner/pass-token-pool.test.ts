@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scoreSpan } from '../../mamba/score.ts';
+import { sequentialEngine } from '../../mamba/engine-base.ts';
 import { TokenPool } from '../../mamba/token-pool.ts';
 import { jobRequestSchema } from '../../protocol/job-request.ts';
 import { loadEngine } from '../../runner/engine/engine-factory.ts';
@@ -68,27 +68,24 @@ describe('a pass on the tokenizer pool', () => {
     );
     const alone: PassOutcome[][] = [];
     for (const pass of passes) alone.push(await runPass(loaded, pass, ctx, hooks));
-    // The same engine as a batch engine that counts how many passes are inside it at once.
+    // The same engine, counting how many passes are inside it at once.
     let inside = 0;
     let most = 0;
-    const counted: LoadedEngine = {
-      ...loaded,
-      batch: {
-        runBatch: async (jobs) => {
-          most = Math.max(most, ++inside);
-          await sleep(20); // room for another pass to get in, if the turn did not hold it back
-          try {
-            return await Promise.all(
-              jobs.map((job) =>
-                scoreSpan(loaded.engine, job.ids, { start: job.kind === 'score' ? job.start : 1, decimation: null }),
-              ),
-            );
-          } finally {
-            inside--;
-          }
-        },
+    const counting = sequentialEngine({
+      name: loaded.engine.name,
+      config: loaded.engine.config,
+      prefill: async (ids, options) => {
+        most = Math.max(most, ++inside);
+        await sleep(20); // room for another pass to get in, if the turn did not hold it back
+        try {
+          return await loaded.engine.prefill(ids, options);
+        } finally {
+          inside--;
+        }
       },
-    };
+      step: (token, state) => loaded.engine.step(token, state),
+    });
+    const counted: LoadedEngine = { ...loaded, engine: counting };
     const together = await Promise.all(passes.map((pass) => runPass(counted, pass, ctx, hooks)));
     const results = (outcomes: typeof alone) => outcomes.map((os) => os.map((o) => (o.ok ? o.result : o)));
     expect(results(together)).toEqual(results(alone));

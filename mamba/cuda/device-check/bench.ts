@@ -3,7 +3,7 @@
 // the roofline of each configuration, and a per-kernel breakdown from CUDA events.
 import type { DecimationConfig, MambaConfig } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
-import { CudaEngine } from '../engine.ts';
+import type { CudaEngine } from '../engine.ts';
 import type { KernelTime } from '../profiler.ts';
 import { prefillRoofline, H200 } from '../roofline.ts';
 import type { Deadline, Report } from './report.ts';
@@ -159,10 +159,10 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
         );
         try {
           let tokens = Array.from({ length: batch }, (_, i) => (i * 7919) % config.vocabSize);
-          for (let i = 0; i < 3; i++) tokens = Array.from(session.step(tokens, { argmax: true }).tokens!); // warm-up (+ capture)
+          for (let i = 0; i < 3; i++) tokens = Array.from((await session.step(tokens, { argmax: true })).tokens!); // warm-up (+ capture)
           const steps = 64;
           const t0 = performance.now();
-          for (let i = 0; i < steps; i++) tokens = Array.from(session.step(tokens, { argmax: true }).tokens!);
+          for (let i = 0; i < steps; i++) tokens = Array.from((await session.step(tokens, { argmax: true })).tokens!);
           const ms = performance.now() - t0;
           report.row('decode', {
             shape: t.shape,
