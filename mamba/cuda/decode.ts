@@ -6,10 +6,11 @@
 import type { DecodeOutput, DecodeSession as EngineDecodeSession, DecodeWant, ModelState } from '../engine.ts';
 import { checkStepTokens } from '../engine-input.ts';
 import type { DevicePtr } from './bindings/driver.ts';
-import { actBytes, actType, layerStates, stateWords, type EngineCore } from './core.ts';
+import { actBytes, layerStates, stateWords, type EngineCore } from './core.ts';
 import { Layout } from './layout.ts';
 import { xDblWidth } from './memory-plan.ts';
 import * as ops from './ops.ts';
+import { bcOffsets, dtProj, inProj, lmHead, outProj, xProj } from './projections.ts';
 
 const BUFFERS = [
   'tokens',
@@ -161,13 +162,12 @@ export class DecodeSession implements EngineDecodeSession {
   /** The step's kernels, in order (also what the graph captures). */
   private enqueue(): void {
     const core = this.core;
-    const { device, kernels: k, config, weights } = core;
-    const { dModel, dInner, dState, dtRank, nLayer, vocabSize, normEpsilon } = config;
+    const { kernels: k, config, weights } = core;
+    const { dModel, dInner, dState, nLayer, vocabSize, normEpsilon } = config;
     const B = this.batch;
-    const at = actType(core);
     const ab = actBytes(core);
-    const wt = weights.gemmType;
     const dbl = xDblWidth(config);
+    const bc = bcOffsets(core);
     const words = stateWords(config);
     const b = (n: DecodeBuffer) => this.buf(n);
     ops.embed(k, b('tokens'), weights.embedding, b('hidden'), B, dModel);
@@ -183,23 +183,7 @@ export class DecodeSession implements EngineDecodeSession {
         eps: normEpsilon,
         first: i === 0,
       });
-      ops.linear(
-        device,
-        {
-          x: { ptr: b('normed'), ld: dModel },
-          w: { ptr: layer.inProj, ld: dModel },
-          y: { ptr: b('xz'), ld: 2 * dInner },
-          rows: B,
-          k: dModel,
-          n: 2 * dInner,
-          xType: at,
-          wType: wt,
-          yType: at,
-        },
-        'gemm_in_proj',
-      );
-      if (layer.inProjBias !== null)
-        ops.addBias(k, { ptr: b('xz'), ld: 2 * dInner }, layer.inProjBias, B, 2 * dInner, true);
+      inProj(core, layer, b('normed'), b('xz'), B);
       ops.convStep(k, {
         x: { ptr: b('xz'), ld: 2 * dInner },
         state: { ptr: b('conv') + i * dInner * config.dConv * 4, seqStride: words.conv },
@@ -209,43 +193,15 @@ export class DecodeSession implements EngineDecodeSession {
         batch: B,
         dInner,
       });
-      ops.linear(
-        device,
-        {
-          x: { ptr: b('x'), ld: dInner },
-          w: { ptr: layer.xProj, ld: dInner },
-          y: { ptr: b('xDbl'), ld: dbl },
-          rows: B,
-          k: dInner,
-          n: dbl,
-          xType: at,
-          wType: wt,
-          yType: at,
-        },
-        'gemm_x_proj',
-      );
-      ops.linear(
-        device,
-        {
-          x: { ptr: b('xDbl'), ld: dbl },
-          w: { ptr: layer.dtProjWeight, ld: dtRank },
-          y: { ptr: b('delta'), ld: dInner },
-          rows: B,
-          k: dtRank,
-          n: dInner,
-          xType: at,
-          wType: wt,
-          yType: 'f32',
-        },
-        'gemm_dt_proj',
-      );
+      xProj(core, layer, b('x'), b('xDbl'), B);
+      dtProj(core, layer, b('xDbl'), b('delta'), B);
       ops.timeStep(k, b('delta'), layer.dtProjBias, B, dInner);
       ops.ssmStep(k, {
         x: b('x'),
         delta: b('delta'),
         z: { ptr: b('xz') + dInner * ab, ld: 2 * dInner },
-        b: b('xDbl') + dtRank * ab,
-        c: b('xDbl') + (dtRank + dState) * ab,
+        b: b('xDbl') + bc.b,
+        c: b('xDbl') + bc.c,
         bcStride: dbl,
         aLog2: layer.aLog2,
         dSkip: layer.d,
@@ -254,23 +210,7 @@ export class DecodeSession implements EngineDecodeSession {
         batch: B,
         dInner,
       });
-      ops.linear(
-        device,
-        {
-          x: { ptr: b('y'), ld: dInner },
-          w: { ptr: layer.outProj, ld: dInner },
-          y: { ptr: b('hidden'), ld: dModel },
-          rows: B,
-          k: dInner,
-          n: dModel,
-          xType: at,
-          wType: wt,
-          yType: 'f32',
-        },
-        'gemm_out_proj',
-      );
-      if (layer.outProjBias !== null)
-        ops.addBias(k, { ptr: b('hidden'), ld: dModel }, layer.outProjBias, B, dModel, false);
+      outProj(core, layer, b('y'), b('hidden'), B);
     }
     ops.finalNorm(k, {
       hidden: b('hidden'),
@@ -282,21 +222,7 @@ export class DecodeSession implements EngineDecodeSession {
       dim: dModel,
       eps: normEpsilon,
     });
-    ops.linear(
-      device,
-      {
-        x: { ptr: b('headNormed'), ld: dModel },
-        w: { ptr: weights.lmHead, ld: dModel },
-        y: { ptr: b('logits'), ld: vocabSize },
-        rows: B,
-        k: dModel,
-        n: vocabSize,
-        xType: at,
-        wType: wt,
-        yType: 'f32',
-      },
-      'gemm_lm_head',
-    );
+    lmHead(core, b('headNormed'), b('logits'), B);
     ops.argmax(k, b('logits'), B, vocabSize, b('argmax'));
   }
 

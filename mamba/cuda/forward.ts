@@ -4,13 +4,14 @@
 import type { KeptIndices } from '../engine.ts';
 import type { DevicePtr } from './bindings/driver.ts';
 import { chooseScanChunk, finalGroup, outputGroup, type BatchPlan } from './batch-plan.ts';
-import { actType, stateWords, type EngineCore } from './core.ts';
+import { stateWords, type EngineCore } from './core.ts';
 import { packPassTables, passTableWords, type PassTables } from './device-tables.ts';
 import type { DeviceArena } from './arena.ts';
 import { headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
 import { mambaMixer, type MixerDecimation, type ScanKind } from './mixer.ts';
 import { passGraphKey, type PrefillGraphCache } from './prefill-graphs.ts';
 import * as ops from './ops.ts';
+import { lmHead } from './projections.ts';
 import type { Layout } from './layout.ts';
 
 export class PassError extends Error {
@@ -103,7 +104,9 @@ export function forwardPass(
 
   // ---- inputs: one upload of every integer table, the carried states, guards and the status word
   const ids = new Int32Array(plan.groups[0]!.rows);
-  seqs.forEach((s, i) => ids.set(Array.from(s.ids), plan.groups[0]!.seqStart[i]!));
+  seqs.forEach((s, i) => {
+    ids.set(Array.from(s.ids), plan.groups[0]!.seqStart[i]!);
+  });
   const tables = packPassTables(
     plan,
     ids,
@@ -174,7 +177,9 @@ export function forwardPass(
     }
     const finalPositions = hostPositions(gF, i);
     const rowOf = new Map<number, number>();
-    finalPositions.forEach((p, j) => rowOf.set(p, plan.groups[gF]!.seqStart[i]! + j));
+    finalPositions.forEach((p, j) => {
+      rowOf.set(p, plan.groups[gF]!.seqStart[i]! + j);
+    });
     for (const p of s.logitPositions) {
       const row = rowOf.get(p);
       if (row === undefined) {
@@ -202,24 +207,12 @@ export function forwardPass(
       dim: dModel,
       eps: normEpsilon,
     });
-    ops.linear(
-      device,
-      {
-        x: { ptr: buf('headNormed'), ld: dModel },
-        w: { ptr: weights.lmHead, ld: dModel },
-        y: { ptr: buf('logits'), ld: vocabSize },
-        rows: tile.length,
-        k: dModel,
-        n: vocabSize,
-        xType: actType(core),
-        wType: weights.gemmType,
-        yType: 'f32',
-      },
-      'gemm_lm_head',
-    );
+    lmHead(core, buf('headNormed'), buf('logits'), tile.length);
     if (opts.logProbs) ops.logSoftmax(k, buf('logits'), tile.length, vocabSize);
     const logits = device.download(new Float32Array(tile.length * vocabSize), buf('logits'));
-    tile.forEach((r, j) => outputs[r.seq]!.logits.push(logits.subarray(j * vocabSize, (j + 1) * vocabSize)));
+    tile.forEach((r, j) => {
+      outputs[r.seq]!.logits.push(logits.subarray(j * vocabSize, (j + 1) * vocabSize));
+    });
   }
 
   // ---- states after the pass, one contiguous block per sequence

@@ -2,11 +2,12 @@
 // in_proj → (x, z); causal conv1d + SiLU (conv state = last d_conv pre-conv inputs); x_proj → (dt, B, C);
 // Δ = softplus(dt_proj(dt) + bias); DeciMamba: score, select, gather x/Δ/z/B/C; the selective scan; out_proj.
 import type { DevicePtr } from './bindings/driver.ts';
-import { actBytes, actType, type EngineCore } from './core.ts';
+import { actBytes, type EngineCore } from './core.ts';
 import type { DeviceLayer } from './device-weights.ts';
 import type { ScanChunkTables } from './ops.ts';
 import * as ops from './ops.ts';
 import { xDblWidth } from './memory-plan.ts';
+import { bcOffsets, dtProj, inProj, outProj, xProj } from './projections.ts';
 
 /** Where one layer's mixer reads and writes (all device addresses). */
 export interface MixerBuffers {
@@ -65,31 +66,14 @@ export function mambaMixer(
   decimation: MixerDecimation | null,
   scan: ScanKind = 'split',
 ): void {
-  const { device, kernels: k, config } = core;
-  const { dModel, dInner, dState, dtRank } = config;
-  const at = actType(core);
+  const { kernels: k, config } = core;
+  const { dInner, dState } = config;
   const ab = actBytes(core);
-  const wt = core.weights.gemmType;
   const dbl = xDblWidth(config);
   const n = rows.rowsIn;
 
   // in_proj → (x, z)
-  ops.linear(
-    device,
-    {
-      x: { ptr: b.normed, ld: dModel },
-      w: { ptr: layer.inProj, ld: dModel },
-      y: { ptr: b.xz, ld: 2 * dInner },
-      rows: n,
-      k: dModel,
-      n: 2 * dInner,
-      xType: at,
-      wType: wt,
-      yType: at,
-    },
-    'gemm_in_proj',
-  );
-  if (layer.inProjBias !== null) ops.addBias(k, { ptr: b.xz, ld: 2 * dInner }, layer.inProjBias, n, 2 * dInner, true);
+  inProj(core, layer, b.normed, b.xz, n);
   const xPre = { ptr: b.xz, ld: 2 * dInner };
   const z = { ptr: b.xz + dInner * ab, ld: 2 * dInner };
 
@@ -116,49 +100,22 @@ export function mambaMixer(
   });
 
   // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias)
-  ops.linear(
-    device,
-    {
-      x: { ptr: b.x, ld: dInner },
-      w: { ptr: layer.xProj, ld: dInner },
-      y: { ptr: b.xDbl, ld: dbl },
-      rows: n,
-      k: dInner,
-      n: dbl,
-      xType: at,
-      wType: wt,
-      yType: at,
-    },
-    'gemm_x_proj',
-  );
-  ops.linear(
-    device,
-    {
-      x: { ptr: b.xDbl, ld: dbl },
-      w: { ptr: layer.dtProjWeight, ld: dtRank },
-      y: { ptr: b.delta, ld: dInner },
-      rows: n,
-      k: dtRank,
-      n: dInner,
-      xType: at,
-      wType: wt,
-      yType: 'f32',
-    },
-    'gemm_dt_proj',
-  );
+  xProj(core, layer, b.x, b.xDbl, n);
+  dtProj(core, layer, b.xDbl, b.delta, n);
   if (scan !== 'split') {
     fusedTail(core, layer, b, rows, states, decimation, scan === 'fused-t2');
     return;
   }
   ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
 
+  const bc = bcOffsets(core);
   let scanRows = n;
   let inputs: ops.ScanInputs = {
     x: { ptr: b.x, ld: dInner },
     delta: { ptr: b.delta, ld: dInner },
     z,
-    b: { ptr: b.xDbl + dtRank * ab, ld: dbl },
-    c: { ptr: b.xDbl + (dtRank + dState) * ab, ld: dbl },
+    b: { ptr: b.xDbl + bc.b, ld: dbl },
+    c: { ptr: b.xDbl + bc.c, ld: dbl },
     aLog2: layer.aLog2,
     dSkip: layer.d,
   };
@@ -166,17 +123,7 @@ export function mambaMixer(
   // DeciMamba: sub-sample x, Δ, B, C and z before the scan
   if (decimation) {
     const d = decimation;
-    ops.deltaScores(k, { delta: inputs.delta, tables, contextLen: d.contextLen, scores: d.scores, rows: n, dInner });
-    ops.selectKept(k, {
-      scores: d.scores,
-      seqStart: rows.seqStart,
-      contextLen: d.contextLen,
-      keep: d.keep,
-      newStart: d.newSeqStart,
-      srcRow: d.srcRow,
-      status: d.status,
-      nSeq: rows.nSeq,
-    });
+    chooseKept(core, d, rows, inputs.delta, null);
     scanRows = d.rowsOut;
     const g = d.gathered;
     const gather = (src: ops.MatView, dst: ops.MatView, width: number, elementBytes: 2 | 4, label: string) =>
@@ -185,15 +132,7 @@ export function mambaMixer(
     gather(inputs.delta, { ptr: g.delta, ld: dInner }, dInner, 4, 'gather_delta');
     gather(inputs.z, { ptr: g.z, ld: dInner }, dInner, ab, 'gather_z');
     gather(inputs.b, { ptr: g.bc, ld: 2 * dState }, 2 * dState, ab, 'gather_bc');
-    for (const extra of d.alsoGather) {
-      gather(
-        { ptr: extra.src, ld: extra.width },
-        { ptr: extra.dst, ld: extra.width },
-        extra.width,
-        extra.elementBytes,
-        extra.label,
-      );
-    }
+    gatherAlso(core, d);
     inputs = {
       ...inputs,
       x: { ptr: g.x, ld: dInner },
@@ -215,23 +154,7 @@ export function mambaMixer(
     dInner,
     dState,
   });
-  ops.linear(
-    device,
-    {
-      x: { ptr: b.y, ld: dInner },
-      w: { ptr: layer.outProj, ld: dInner },
-      y: { ptr: b.out, ld: dModel },
-      rows: scanRows,
-      k: dInner,
-      n: dModel,
-      xType: at,
-      wType: wt,
-      yType: 'f32',
-    },
-    'gemm_out_proj',
-  );
-  if (layer.outProjBias !== null)
-    ops.addBias(k, { ptr: b.out, ld: dModel }, layer.outProjBias, scanRows, dModel, false);
+  outProj(core, layer, b.y, b.out, scanRows);
 }
 
 /**
@@ -247,49 +170,29 @@ function fusedTail(
   decimation: MixerDecimation | null,
   twoWarps: boolean,
 ): void {
-  const { device, kernels: k, config } = core;
-  const { dModel, dInner, dState, dtRank } = config;
+  const { kernels: k, config } = core;
+  const { dInner } = config;
   const ab = actBytes(core);
+  const bc = bcOffsets(core);
   const dbl = xDblWidth(config);
-  const n = rows.rowsIn;
-  const tables = { rowSeq: rows.rowSeq, seqStart: rows.seqStart };
-  let scanRows = n;
+  let scanRows = rows.rowsIn;
   let seqStart = rows.seqStart;
   let rowIdx: DevicePtr | null = null;
   if (decimation) {
     const d = decimation;
-    const delta = { ptr: b.delta, ld: dInner };
-    const { contextLen, scores } = d;
-    ops.deltaScores(k, { delta, bias: layer.dtProjBias, tables, contextLen, scores, rows: n, dInner });
-    ops.selectKept(k, {
-      scores: d.scores,
-      seqStart: rows.seqStart,
-      contextLen: d.contextLen,
-      keep: d.keep,
-      newStart: d.newSeqStart,
-      srcRow: d.srcRow,
-      status: d.status,
-      nSeq: rows.nSeq,
-    });
+    chooseKept(core, d, rows, { ptr: b.delta, ld: dInner }, layer.dtProjBias);
     scanRows = d.rowsOut;
     seqStart = d.newSeqStart;
     rowIdx = d.srcRow;
-    for (const extra of d.alsoGather) {
-      const [src, dst] = [
-        { ptr: extra.src, ld: extra.width },
-        { ptr: extra.dst, ld: extra.width },
-      ];
-      const { width, elementBytes } = extra;
-      ops.gatherRows(k, { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: scanRows }, extra.label);
-    }
+    gatherAlso(core, d);
   }
   ops.fusedScan(k, {
     inputs: {
       x: { ptr: b.x, ld: dInner },
       delta: { ptr: b.delta, ld: dInner },
       z: { ptr: b.xz + dInner * ab, ld: 2 * dInner },
-      b: { ptr: b.xDbl + dtRank * ab, ld: dbl },
-      c: { ptr: b.xDbl + (dtRank + dState) * ab, ld: dbl },
+      b: { ptr: b.xDbl + bc.b, ld: dbl },
+      c: { ptr: b.xDbl + bc.c, ld: dbl },
       aLog2: layer.aLog2,
       dSkip: layer.d,
     },
@@ -303,12 +206,49 @@ function fusedTail(
     dInner,
     twoWarps,
   });
-  const [x, w, y] = [
-    { ptr: b.y, ld: dInner },
-    { ptr: layer.outProj, ld: dInner },
-    { ptr: b.out, ld: dModel },
-  ];
-  const types = { xType: actType(core), wType: core.weights.gemmType, yType: 'f32' } as const;
-  ops.linear(device, { x, w, y, rows: scanRows, k: dInner, n: dModel, ...types }, 'gemm_out_proj');
-  if (layer.outProjBias !== null) ops.addBias(k, y, layer.outProjBias, scanRows, dModel, false);
+  outProj(core, layer, b.y, b.out, scanRows);
+}
+
+/** DeciMamba's choice: ‖Δ‖ scores (from the raw dt plus `dtBias` on the fused path), then the kept rows. */
+function chooseKept(
+  core: EngineCore,
+  d: MixerDecimation,
+  rows: MixerRows,
+  delta: ops.MatView,
+  dtBias: DevicePtr | null,
+): void {
+  const k = core.kernels;
+  const tables = { rowSeq: rows.rowSeq, seqStart: rows.seqStart };
+  const { contextLen, scores } = d;
+  ops.deltaScores(k, {
+    delta,
+    bias: dtBias,
+    tables,
+    contextLen,
+    scores,
+    rows: rows.rowsIn,
+    dInner: core.config.dInner,
+  });
+  ops.selectKept(k, {
+    scores,
+    seqStart: rows.seqStart,
+    contextLen,
+    keep: d.keep,
+    newStart: d.newSeqStart,
+    srcRow: d.srcRow,
+    status: d.status,
+    nSeq: rows.nSeq,
+  });
+}
+
+/** Gathers the kept rows of what follows the tokens besides the scan inputs (the residual stream, positions). */
+function gatherAlso(core: EngineCore, d: MixerDecimation): void {
+  for (const extra of d.alsoGather) {
+    const [src, dst] = [
+      { ptr: extra.src, ld: extra.width },
+      { ptr: extra.dst, ld: extra.width },
+    ];
+    const { width, elementBytes } = extra;
+    ops.gatherRows(core.kernels, { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: d.rowsOut }, extra.label);
+  }
 }
