@@ -117,14 +117,23 @@ class SequentialDecode implements DecodeSession {
   async step(tokens: ArrayLike<number>, want: DecodeWant = { logits: true }): Promise<DecodeOutput> {
     const { vocabSize } = this.engine.config;
     checkStepTokens(tokens, this.batch, vocabSize);
-    const logits = want.logits ? new Float32Array(this.batch * vocabSize) : null;
+    // A batch of one returns its step's own logits array (no copy).
+    const rows: Array<Float32Array | null> = new Array(this.batch).fill(null);
     const greedy = want.argmax ? new Int32Array(this.batch) : null;
     for (let b = 0; b < this.batch; b++) {
       if (tokens[b] === -1) continue; // finished
       const r = await this.engine.stepOne(tokens[b]!, this.states[b]!, want.logits === true);
       this.states[b] = r.state;
-      if (logits) logits.set(r.logits!, b * vocabSize);
+      rows[b] = r.logits;
       if (greedy) greedy[b] = r.token ?? argmax(r.logits!);
+    }
+    let logits: Float32Array | undefined;
+    if (want.logits && this.batch === 1 && rows[0]) logits = rows[0];
+    else if (want.logits) {
+      logits = new Float32Array(this.batch * vocabSize);
+      rows.forEach((row, b) => {
+        if (row) logits!.set(row, b * vocabSize);
+      });
     }
     return { ...(logits ? { logits } : {}), ...(greedy ? { tokens: greedy } : {}) };
   }
