@@ -1,11 +1,11 @@
 // Sampling, generation and scoring on top of the engine interface.
 import { describe, expect, it } from 'vitest';
-import type { ModelState, PrefillOptions } from '../mamba/engine.ts';
+import { EngineInputError, type ModelState, type PrefillOptions } from '../mamba/engine.ts';
 import { sequentialEngine, type SingleSequenceParts } from '../mamba/engine-base.ts';
-import { generate } from '../mamba/generate.ts';
+import { generate, generateBatch } from '../mamba/generate.ts';
 import { createRng } from '../mamba/rng.ts';
 import { argmax, candidateDistribution, logProbOf, sampleToken } from '../mamba/sampling.ts';
-import { scoreSpan } from '../mamba/score.ts';
+import { scoreBatch, scoreSpan } from '../mamba/score.ts';
 import { maxAbsDiff, randomIds, tinyModel } from './helpers.ts';
 
 describe('sampling on hand-built logits', () => {
@@ -139,6 +139,28 @@ describe('generate', () => {
     }
     expect(greedy.tokens).toEqual(manual);
   });
+
+  it('generateBatch gives every job what generate() gives it alone; a bad job fails in its slot only', async () => {
+    const { engine, config } = tinyModel({ nLayer: 3, seed: 5 });
+    const decimation = { layers: [1], beta: 0.5, lBase: 6, minSeqLen: 2 };
+    const jobs = [
+      { ids: randomIds(12, config.vocabSize, 1), options: { maxTokens: 7, stopTokenIds: [] } },
+      { ids: randomIds(30, config.vocabSize, 2), options: { maxTokens: 2, decimation, protect: 3, stopTokenIds: [] } },
+      { ids: [config.vocabSize], options: {} },
+      { ids: randomIds(9, config.vocabSize, 3), options: { maxTokens: 5, temperature: 1, topP: 0.9, seed: 4 } },
+      { ids: randomIds(9, config.vocabSize, 3), options: { maxTokens: 0 } },
+    ];
+    const got = await generateBatch(engine, null, jobs);
+    expect(got[2]).toBeInstanceOf(EngineInputError);
+    for (const i of [0, 1, 3, 4]) {
+      const alone = await generate(engine, null, jobs[i]!.ids, jobs[i]!.options);
+      const g = got[i] as typeof alone;
+      expect([g.tokens, g.finishReason], `job ${i}`).toEqual([alone.tokens, alone.finishReason]);
+      expect(g.kept.map((k) => Array.from(k.indices))).toEqual(alone.kept.map((k) => Array.from(k.indices)));
+    }
+    expect((got[0] as { tokens: number[] }).tokens).toHaveLength(7); // kept stepping after job 1 finished
+    expect((got[4] as { tokens: number[] }).tokens).toEqual([]);
+  });
 });
 
 describe('scoreSpan', () => {
@@ -153,6 +175,22 @@ describe('scoreSpan', () => {
     const whole = await scoreSpan(engine, ids);
     expect(whole.tokens).toHaveLength(19);
     await expect(scoreSpan(engine, ids, { start: 0 })).rejects.toThrow(/span/);
+  });
+
+  it('scoreBatch scores every job as scoreSpan does alone; a bad span fails in its slot only', async () => {
+    const { engine, config } = tinyModel({ nLayer: 3, seed: 7 });
+    const decimation = { layers: [1], beta: 0.5, lBase: 10, minSeqLen: 2 };
+    const jobs = [
+      { ids: randomIds(20, config.vocabSize, 9), options: { start: 5, end: 15 } },
+      { ids: randomIds(20, config.vocabSize, 9), options: { start: 0 } },
+      { ids: randomIds(60, config.vocabSize, 10), options: { start: 50, end: 58, decimation } },
+    ];
+    const got = await scoreBatch(engine, jobs);
+    expect(got[1]).toBeInstanceOf(RangeError);
+    for (const i of [0, 2]) {
+      const alone = await scoreSpan(engine, jobs[i]!.ids, jobs[i]!.options);
+      expect(got[i]).toEqual(alone);
+    }
   });
 
   it('with decimation, protects the scored span + 1 and only decimates the context before it', async () => {
