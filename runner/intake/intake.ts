@@ -11,8 +11,9 @@ import { ApiError, badRequest, conflict, errorResponse, notFound, unavailable } 
 import { readBodyWithLimit } from '../../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from '../config.ts';
-import { runnerJobRequestSchema, resolveDecimation, type RunnerJobRequest } from '../../protocol/job-request.ts';
-import { isJobId, jobIdFor, requestSha256, type StoredJob } from '../store/jobs.ts';
+import { runnerJobRequestSchema, type RunnerJobRequest } from '../../protocol/job-request.ts';
+import { JobInputError, prepareEncodedJob } from '../../protocol/prepare-job.ts';
+import { isJobId, jobIdFor, requestSha256, storePlan, type StoredJob } from '../store/jobs.ts';
 import type { JobStatus } from '../../protocol/job-view.ts';
 import { baseView, jobView, storeCall, withTimeout } from '../store/job-status.ts';
 import type { RunnerMetrics } from '../metrics.ts';
@@ -137,15 +138,10 @@ export function jobRoutes(deps: IntakeDeps) {
       );
     }
     await checkDepth(); // before the tokenizing and the S3 write
-    const promptTokens = await countTokens(deps, request);
-    try {
-      if (request.type !== 'suite' && request.decimation !== 'off')
-        resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);
-    } catch (err) {
-      throw badRequest('invalid_decimation', (err as Error).message, 'decimation_params');
-    }
-
+    const { promptTokens, tokens } = await countTokens(deps, request);
     const id = jobIdFor(idempotencyKey);
+    // Tokenized and planned here, once (decimation resolved, options set); the pass runs the stored plan as it is.
+    const plan = tokens && request.type !== 'suite' ? planAtIntake(id, request, tokens, deps.model) : undefined;
     const requestHash = requestSha256(request);
     const stored: StoredJob = {
       id,
@@ -155,6 +151,7 @@ export function jobRoutes(deps: IntakeDeps) {
       prompt_tokens: promptTokens,
       cost_tokens: promptTokens + (request.type === 'completion' ? request.max_tokens : 0),
       ...(tenant ? { tenant } : {}),
+      ...(plan ? { plan: storePlan(plan) } : {}),
     };
     const written = await storeCall(() => store.putInputOnce(stored));
     let job = stored;
@@ -248,12 +245,33 @@ function parseRequest(body: Uint8Array, schema: ReturnType<typeof runnerJobReque
   return parsed.data;
 }
 
+/** A job's token ids, as its meter counted them: the prompt, and a score's continuation ([] without one). */
+type JobTokens = { prompt: number[]; continuation: number[] };
+
+function planAtIntake(
+  id: string,
+  request: Exclude<RunnerJobRequest, { type: 'suite' }>,
+  tokens: JobTokens,
+  model: ModelDefaults,
+) {
+  try {
+    return prepareEncodedJob({ id, request }, tokens, model);
+  } catch (err) {
+    if (!(err instanceof JobInputError)) throw err;
+    if (err.code === 'invalid_decimation') throw badRequest('invalid_decimation', err.message, 'decimation_params');
+    throw badRequest('invalid_value', err.message, 'prompt');
+  }
+}
+
 /**
- * Prompt tokens of a job; for a suite, of all its prompts (its cost in the batch budget, so it gets a pass of its own).
- * Bounded before the work and counted in slices between event-loop turns (mamba/token-budget.ts), so a 4 MiB prompt
- * neither blocks /healthz nor costs more than the limit's worth of tokenizing.
+ * Prompt tokens of a job, with its token ids; for a suite, the count of all its prompts (its cost in the batch budget,
+ * so it gets a pass of its own). Bounded before the work and tokenized on the meter's thread (mamba/token-meter.ts),
+ * so a 4 MiB prompt neither blocks /healthz nor costs more than the limit's worth of tokenizing.
  */
-async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise<number> {
+async function countTokens(
+  deps: IntakeDeps,
+  request: RunnerJobRequest,
+): Promise<{ promptTokens: number; tokens?: JobTokens }> {
   const max = deps.config.limits.maxPromptTokens;
   if (request.type === 'suite') {
     const over = request.suite.lengths.find((length) => length > max);
@@ -263,10 +281,10 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
         `suite length ${over}: this runner takes at most ${max} prompt tokens`,
         'suite.lengths',
       );
-    return suitePromptTokens(request.suite);
+    return { promptTokens: suitePromptTokens(request.suite) };
   }
   const texts = request.continuation === undefined ? [request.prompt] : [request.prompt, request.continuation];
-  const cost = await deps.meter.measure(texts, max);
+  const cost = await deps.meter.measure(texts, max, { keepIds: true });
   if (!cost.ok) {
     const bound = cost.reason === 'lower_bound' ? 'at least' : 'more than';
     const n = cost.reason === 'lower_bound' ? cost.tokens : max;
@@ -279,5 +297,7 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
   const total = cost.tokens;
   if (request.type === 'score' && total < 2)
     throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
-  return total;
+  const [prompt, continuation] = cost.ids ?? [];
+  const tokens = prompt ? { prompt: Array.from(prompt), continuation: Array.from(continuation ?? []) } : undefined;
+  return { promptTokens: total, tokens };
 }

@@ -1,7 +1,8 @@
 // One engine pass: a group of jobs the batcher picked under a token budget, turned into results.
 //
-// The batch seam: `preparePass` (tokenize, on the engine thread's pool if it has one; resolve decimation and
-// sampling) → the engine → `buildResult`.
+// The batch seam: `preparePass` (each job's plan as intake made it: tokenized and decimation resolved once, at
+// intake; only suite samples and inputs stored without a plan are tokenized here, on the engine thread's pool if it
+// has one) → the engine → `buildOutcome`.
 // A pass's completions run through generateBatch: as one batch on an engine that packs batches (CUDA: one batched
 // prefill, one decode session), one at a time on the CPU engines; each score job is a prefill of its own, so its
 // numbers never depend on what shares its pass. A suite item (a whole benchmark, runner/pass/suite.ts) runs as
