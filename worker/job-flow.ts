@@ -70,7 +70,6 @@ export async function runAsJob<T>(
   runner: RunnerClient,
   job: JobRequest,
   waitMs: number,
-  pollMs: number,
 ): Promise<JobOutcome<T>> {
   startTime(c, 'submit', 'job submitted to the runner');
   const submitted = await runner.submit(job, idempotencyKey(c), tenantOf(c), c.get('requestId'));
@@ -79,7 +78,7 @@ export async function runAsJob<T>(
   c.header('x-deciserve-job-id', submitted.view.id);
 
   startTime(c, 'wait', 'waiting for the job');
-  const view = await runner.waitFor(submitted.view, Date.now() + waitMs, pollMs, tenantOf(c));
+  const view = await runner.waitFor(submitted.view, Date.now() + waitMs, tenantOf(c));
   endTime(c, 'wait');
   if (view.status === 'succeeded' && view.result_url) {
     startTime(c, 'result', 'result read from S3');

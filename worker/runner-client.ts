@@ -14,6 +14,9 @@ export type RunnerAnswer = { ok: true; status: number; view: RunnerJobView } | {
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 export const isTerminal = (view: RunnerJobView) => TERMINAL.has(view.status);
 
+/** The runner's longest long-poll (runner/store/job-waiters.ts MAX_WAIT_S). */
+const RUNNER_MAX_WAIT_S = 30;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class RunnerClient {
@@ -83,9 +86,11 @@ export class RunnerClient {
     );
   }
 
-  async get(id: string, tenant: string): Promise<RunnerAnswer> {
+  /** `waitS`: the runner answers when the job ends or after this many seconds (its long-poll, at most 30). */
+  async get(id: string, tenant: string, waitS?: number): Promise<RunnerAnswer> {
+    const wait = waitS === undefined ? '' : `&wait=${waitS.toFixed(3)}`;
     return this.answer(
-      await this.request('GET', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`),
+      await this.request('GET', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}${wait}`),
     );
   }
 
@@ -95,16 +100,16 @@ export class RunnerClient {
     );
   }
 
-  /** Polls until the job ends or `deadline` (epoch ms) passes; returns the last view seen. */
-  async waitFor(view: RunnerJobView, deadline: number, pollMs: number, tenant: string): Promise<RunnerJobView> {
+  /**
+   * Waits until the job ends or `deadline` (epoch ms) passes, on the runner's long-poll: one request per
+   * RUNNER_MAX_WAIT_S, answered as soon as the job ends. Returns the last view seen.
+   */
+  async waitFor(view: RunnerJobView, deadline: number, tenant: string): Promise<RunnerJobView> {
     let current = view;
-    let interval = pollMs;
     while (!isTerminal(current)) {
       const left = deadline - Date.now();
       if (left <= 0) break;
-      await sleep(Math.min(interval, left));
-      interval = Math.min(interval * 1.5, 2000);
-      const answer = await this.get(current.id, tenant);
+      const answer = await this.get(current.id, tenant, Math.min(left, RUNNER_MAX_WAIT_S * 1000) / 1000);
       if (!answer.ok) break;
       current = answer.view;
     }

@@ -1,6 +1,7 @@
 // Signed job API used by the edge API: submit (idempotent), status with a presigned result URL, cancel.
 //   POST   /jobs        body: JobRequest; header Idempotency-Key (optional, recommended) → 202 (new) / 200 (known)
 //   GET    /jobs/:id    → { id, status: queued|running|succeeded|failed|cancelled, result_url? , error? }
+//                       ?wait=<s> (≤30): answered when the job ends or the wait runs out (store/job-waiters.ts)
 //   DELETE /jobs/:id    → cancels a job that has not started
 //   GET    /jobs        → the tenant's jobs, newest first (list-route.ts)
 import { Hono } from 'hono';
@@ -16,6 +17,7 @@ import { JobInputError, prepareEncodedJob } from '../../protocol/prepare-job.ts'
 import { isJobId, jobIdFor, requestSha256, storePlan, type StoredJob } from '../store/jobs.ts';
 import type { JobStatus } from '../../protocol/job-view.ts';
 import { baseView, jobView, storeCall, withTimeout } from '../store/job-status.ts';
+import { JobWaiters, MAX_WAIT_S, parseWait } from '../store/job-waiters.ts';
 import type { RunnerMetrics } from '../metrics.ts';
 import type { ModelDefaults } from '../model-defaults.ts';
 import { enqueue, type JobQueue } from '../store/queue.ts';
@@ -34,6 +36,8 @@ export interface IntakeDeps {
   index: JobIndex;
   /** Measures prompts against the token limit (runner/token-meter.ts: off the event loop). */
   meter: PromptMeter;
+  /** Long-polls of GET /jobs/:id?wait= (woken by BullMQ's queue events); without it they re-read every 2 s. */
+  waiters?: JobWaiters;
   model: ModelDefaults;
   metrics: RunnerMetrics;
   log: Logger;
@@ -92,6 +96,7 @@ function queueDepthGuard(queue: JobQueue, limit: number) {
 export function jobRoutes(deps: IntakeDeps) {
   const { config, store, queue, log, metrics } = deps;
   const checkDepth = queueDepthGuard(queue, config.limits.maxQueueDepth);
+  const waiters = deps.waiters ?? new JobWaiters(null);
   const schema = runnerJobRequestSchema({
     maxNewTokens: config.limits.maxNewTokens,
     maxPromptChars: config.limits.maxBodyBytes,
@@ -186,9 +191,13 @@ export function jobRoutes(deps: IntakeDeps) {
 
   app.get('/:id', async (c) => {
     const tenant = tenantParam(c);
+    const wait = parseWait(c.req.query('wait'));
+    if (wait === 'invalid')
+      throw badRequest('invalid_wait', `wait must be a number of seconds from 0 to ${MAX_WAIT_S}`, 'wait');
     const id = c.req.param('id');
     if (!isJobId(id)) throw notFound('job_not_found', `no job ${id}`, 'id');
-    const view = await jobView(deps, id, undefined, tenant);
+    const read = () => jobView(deps, id, undefined, tenant);
+    const view = wait ? await waiters.until(id, Date.now() + wait * 1000, read) : await read();
     if (!view) throw notFound('job_not_found', `no job ${id}`, 'id');
     return c.json(view);
   });

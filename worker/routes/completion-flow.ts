@@ -166,13 +166,7 @@ export async function serveCompletion(
     );
   }
   const runner = requireRunner(deps, run.promptTokens, edgeLimit(deps, model));
-  const outcome = await runAsJob<CompletionResult>(
-    c,
-    runner,
-    job,
-    waitBudgetMs(c, deps.config.jobs.waitMs),
-    deps.config.jobs.pollMs,
-  );
+  const outcome = await runAsJob<CompletionResult>(c, runner, job, waitBudgetMs(c, deps.config.jobs.waitMs));
   if (outcome.kind === 'refused') return outcome.response;
   if (outcome.kind === 'pending') return pendingResponse(c, outcome.view);
   const stored = outcome.result;

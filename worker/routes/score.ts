@@ -82,13 +82,7 @@ export function registerScore(app: EdgeApp, deps: RouteDeps): void {
     }
     markRanOn(c, 'runner');
     const runner = requireRunner(deps, promptTokens, edgeLimit(deps, model));
-    const outcome = await runAsJob<ScoreJobResult>(
-      c,
-      runner,
-      job,
-      waitBudgetMs(c, deps.config.jobs.waitMs),
-      deps.config.jobs.pollMs,
-    );
+    const outcome = await runAsJob<ScoreJobResult>(c, runner, job, waitBudgetMs(c, deps.config.jobs.waitMs));
     if (outcome.kind === 'refused') return outcome.response as never;
     if (outcome.kind === 'pending') return pendingResponse(c, outcome.view) as never;
     const stored = outcome.result;
