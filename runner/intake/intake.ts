@@ -6,9 +6,16 @@
 //   GET    /jobs        → the tenant's jobs, newest first (list-route.ts)
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import type { PromptMeter } from '../../mamba/token-budget.ts';
-import { ApiError, badRequest, conflict, errorResponse, notFound, unavailable } from '../../protocol/api-errors.ts';
+import {
+  ApiError,
+  badRequest,
+  conflict,
+  errorResponse,
+  notFound,
+  unavailable,
+  zodError,
+} from '../../protocol/api-errors.ts';
 import { readBodyWithLimit } from '../../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from '../config.ts';
@@ -58,18 +65,6 @@ function tenantParam(c: { req: { query(name: string): string | undefined } }): s
   return tenant;
 }
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function zodToApiError(error: z.ZodError): ApiError {
-  const issue = error.issues[0]!;
-  const param = issue.path.length > 0 ? issue.path.join('.') : null;
-  const code =
-    issue.code === 'unrecognized_keys'
-      ? 'unknown_parameter'
-      : issue.code === 'too_big'
-        ? 'value_too_large'
-        : 'invalid_value';
-  return badRequest(code, param ? `${param}: ${issue.message}` : issue.message, param);
-}
 
 /**
  * Backpressure: refuses new jobs while the queue is deeper than RUNNER_MAX_QUEUE_DEPTH. The depth is read at most
@@ -250,7 +245,7 @@ function parseRequest(body: Uint8Array, schema: ReturnType<typeof runnerJobReque
     throw badRequest('invalid_json', `body is not valid JSON: ${(err as Error).message}`);
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) throw zodToApiError(parsed.error);
+  if (!parsed.success) throw zodError(parsed.error);
   return parsed.data;
 }
 

@@ -149,7 +149,13 @@ function buildOutcome(
   ctx: PassContext,
   engineMs: number,
 ): PassOutcome {
-  const created = Math.floor(item.createdAt / 1000);
+  // The fields every result starts with, in the order the stored JSON has always had them.
+  const head = <O extends string>(object: O) => ({
+    id: item.id,
+    object,
+    created: Math.floor(item.createdAt / 1000),
+    model: ctx.modelId,
+  });
   const kept = keptSummary(output.kept);
   const keptTokens = kept.length > 0 ? kept[kept.length - 1]!.tokens : job.ids.length;
   const extras = (seed?: number): ResultExtras => ({
@@ -160,10 +166,7 @@ function buildOutcome(
   if (job.kind === 'completion') {
     const out = output as GenerateResult;
     const result: CompletionResult = {
-      id: item.id,
-      object: 'text_completion',
-      created,
-      model: ctx.modelId,
+      ...head('text_completion'),
       choices: [
         { index: 0, text: out.text, finish_reason: out.finishReason === 'length' ? 'length' : 'stop', logprobs: null },
       ],
@@ -187,10 +190,7 @@ function buildOutcome(
   }
   const out = output as ScoreResult;
   const result: ScoreJobResult = {
-    id: item.id,
-    object: 'score',
-    created,
-    model: ctx.modelId,
+    ...head('score'),
     tokens: out.tokens,
     logprobs: out.logprobs,
     nll: out.nll,

@@ -1,5 +1,6 @@
 // The field-by-field part of the edge's malformed-request corpus (malformed-corpus.ts): a valid body per endpoint,
 // and the wrong values each field must be refused for, with the endpoints that have the field.
+import { BAD_DECIMATION_PARAMS } from '../runner/malformed-corpus.ts';
 export const VALID = {
   '/v1/completions': { model: 'tiny', prompt: 'hello', max_tokens: 2 },
   '/v1/chat/completions': { model: 'tiny', messages: [{ role: 'user', content: 'hello' }], max_tokens: 2 },
@@ -64,20 +65,7 @@ export const WRONG: Array<{ field: string; paths: Array<keyof typeof VALID>; val
   {
     field: 'decimation_params',
     paths: ['/v1/completions', '/v1/chat/completions', '/v1/score', '/v1/jobs'],
-    values: [
-      { layers: [] },
-      { layers: [99] },
-      { layers: [1, 0] },
-      { layers: [-1] },
-      { beta: 0 },
-      { beta: 2 },
-      { l_base: 0 },
-      { min_seq_len: -1 },
-      { foo: 1 },
-      'on',
-      [],
-      { layers: ['1'] },
-    ],
+    values: BAD_DECIMATION_PARAMS,
   },
   { field: 'protect', paths: ['/v1/completions', '/v1/chat/completions', '/v1/jobs'], values: [0, -1, 1.5, '2'] },
   {
