@@ -2,7 +2,7 @@
 // protocol/signing.ts (HMAC over method, path, timestamp, nonce and body), retried on 503/network errors with a fresh nonce.
 // Submissions always carry an Idempotency-Key, so a retried POST is still one job.
 import type { JobRequest } from '../protocol/job-request.ts';
-import type { JobView } from '../protocol/job-view.ts';
+import { type JobView, MAX_JOB_WAIT_S } from '../protocol/job-view.ts';
 import { signedHeaders } from '../protocol/signing.ts';
 import { ApiError } from './http/errors.ts';
 
@@ -13,9 +13,6 @@ export type RunnerAnswer = { ok: true; status: number; view: RunnerJobView } | {
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 export const isTerminal = (view: RunnerJobView) => TERMINAL.has(view.status);
-
-/** The runner's longest long-poll (runner/store/job-waiters.ts MAX_WAIT_S). */
-const RUNNER_MAX_WAIT_S = 30;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -102,14 +99,14 @@ export class RunnerClient {
 
   /**
    * Waits until the job ends or `deadline` (epoch ms) passes, on the runner's long-poll: one request per
-   * RUNNER_MAX_WAIT_S, answered as soon as the job ends. Returns the last view seen.
+   * MAX_JOB_WAIT_S, answered as soon as the job ends. Returns the last view seen.
    */
   async waitFor(view: RunnerJobView, deadline: number, tenant: string): Promise<RunnerJobView> {
     let current = view;
     while (!isTerminal(current)) {
       const left = deadline - Date.now();
       if (left <= 0) break;
-      const answer = await this.get(current.id, tenant, Math.min(left, RUNNER_MAX_WAIT_S * 1000) / 1000);
+      const answer = await this.get(current.id, tenant, Math.min(left, MAX_JOB_WAIT_S * 1000) / 1000);
       if (!answer.ok) break;
       current = answer.view;
     }

@@ -22,9 +22,9 @@ import type { RunnerConfig } from '../config.ts';
 import { runnerJobRequestSchema, type RunnerJobRequest } from '../../protocol/job-request.ts';
 import { JobInputError, prepareEncodedJob } from '../../protocol/prepare-job.ts';
 import { isJobId, jobIdFor, requestSha256, storePlan, type StoredJob } from '../store/jobs.ts';
-import type { JobStatus } from '../../protocol/job-view.ts';
+import { type JobStatus, MAX_JOB_WAIT_S } from '../../protocol/job-view.ts';
 import { baseView, jobView, storeCall, withTimeout } from '../store/job-status.ts';
-import { JobWaiters, MAX_WAIT_S, parseWait } from '../store/job-waiters.ts';
+import { JobWaiters, parseWait } from '../store/job-waiters.ts';
 import type { RunnerMetrics } from '../metrics.ts';
 import type { ModelDefaults } from '../model-defaults.ts';
 import { enqueue, type JobQueue } from '../store/queue.ts';
@@ -188,7 +188,7 @@ export function jobRoutes(deps: IntakeDeps) {
     const tenant = tenantParam(c);
     const wait = parseWait(c.req.query('wait'));
     if (wait === 'invalid')
-      throw badRequest('invalid_wait', `wait must be a number of seconds from 0 to ${MAX_WAIT_S}`, 'wait');
+      throw badRequest('invalid_wait', `wait must be a number of seconds from 0 to ${MAX_JOB_WAIT_S}`, 'wait');
     const id = c.req.param('id');
     if (!isJobId(id)) throw notFound('job_not_found', `no job ${id}`, 'id');
     const read = () => jobView(deps, id, undefined, tenant);

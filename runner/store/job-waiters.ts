@@ -3,10 +3,7 @@
 // completes, fails or is removed; a re-read every few seconds covers what no event reports (an S3-only state, an event
 // lost while Redis was away).
 import type { QueueEvents } from 'bullmq';
-import type { JobView } from '../../protocol/job-view.ts';
-
-/** The longest wait one request may ask for: under common proxy idle timeouts; the edge asks again past it. */
-export const MAX_WAIT_S = 30;
+import { type JobView, MAX_JOB_WAIT_S } from '../../protocol/job-view.ts';
 
 const ENDED = new Set<JobView['status']>(['succeeded', 'failed', 'cancelled']);
 
@@ -73,10 +70,10 @@ export class JobWaiters {
   }
 }
 
-/** `?wait=` in seconds (0 to MAX_WAIT_S, up to millisecond precision); null when absent, 'invalid' when malformed. */
+/** `?wait=` in seconds (0 to MAX_JOB_WAIT_S, up to millisecond precision); null when absent, 'invalid' when malformed. */
 export function parseWait(raw: string | undefined): number | null | 'invalid' {
   if (raw === undefined) return null;
   if (!/^\d{1,2}(\.\d{1,3})?$/.test(raw)) return 'invalid';
   const seconds = Number(raw);
-  return seconds <= MAX_WAIT_S ? seconds : 'invalid';
+  return seconds <= MAX_JOB_WAIT_S ? seconds : 'invalid';
 }
