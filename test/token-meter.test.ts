@@ -49,6 +49,15 @@ describe('ThreadMeter', () => {
     expect(await thread.measure(texts, 131_072)).toEqual({ ok: true, tokens: cost.tokens }); // no ids unless asked
   });
 
+  it('with keepIds, a text cut by force (a run past MAX_RUN_CHARS) still gets its exact ids, though its count is an estimate', async () => {
+    const tokenizer = loadTokenizer(JSON.parse(readFileSync(tokenizerPath, 'utf8')));
+    const texts = [`Before ${'abcdefghij'.repeat(1200)} after`];
+    const cost = await thread.measure(texts, 131_072, { keepIds: true });
+    if (!cost.ok) throw new Error(`refused: ${cost.reason}`);
+    expect(cost.estimated).toBe(true);
+    expect(Array.from(cost.ids![0]!)).toEqual(tokenizer.encode(texts[0]!));
+  });
+
   it('keeps the event loop free: a fraction of the busy time of counting in it', async () => {
     await thread.measure(['warm up'], 10);
     const inLoopBusy = await busyMs(inLoop);
