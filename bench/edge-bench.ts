@@ -5,24 +5,16 @@
 //
 //   npx tsx bench/edge-bench.ts [--runs 10] [--job-tokens 16384] [--skip-job] [--skip-workerd]
 // Writes bench/results/edge-bench.json and bench/results/edge-bench.md. RUNNER_ENGINE picks the runner's engine.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
-import {
-  SECRET,
-  ensureRadosgw,
-  freePort,
-  runTag,
-  runnerEnv,
-  spawnRunner,
-  startRedis,
-  waitFor,
-} from '../test/runner/harness.ts';
+import { SECRET, ensureRadosgw, freePort, runTag, runnerEnv, spawnRunner, startRedis } from '../test/runner/harness.ts';
 import { buildEdgeModel, DEFAULT_CHECKPOINT, REPO } from '../worker/model/build.ts';
 import { startNodeEdge } from '../worker/node-server.ts';
+import { startWrangler, stopGroup } from './edge-wrangler.ts';
 
 const { values } = parseArgs({
   options: {
@@ -171,74 +163,6 @@ async function benchEdge(runtime: string, base: string): Promise<EdgeResult> {
     },
   };
 }
-
-/**
- * The Worker bundled once (`wrangler deploy --dry-run --outdir`), served by `wrangler dev` without bundling: source
- * edits by anyone during the run then cannot restart the Worker mid-request (wrangler dev watches its sources).
- */
-function bundledConfig(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'edge-bench-'));
-  const bundle = join(dir, 'bundle');
-  const built = spawnSync(join(REPO, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--outdir', bundle], {
-    cwd: REPO,
-    encoding: 'utf8',
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-  });
-  if (built.status !== 0) throw new Error(`wrangler deploy --dry-run failed: ${built.stderr.slice(-2000)}`);
-  const toml = readFileSync(join(REPO, 'wrangler.toml'), 'utf8')
-    .replace(
-      /^main = .*$/m,
-      `main = "${join(bundle, 'index.js')}"\nno_bundle = true\nrules = [{ type = "CompiledWasm", globs = ["**/*.wasm"] }]`,
-    )
-    .replace(/^directory = .*$/m, `directory = "${join(REPO, 'dist/edge-model')}"`);
-  const config = join(dir, 'wrangler.toml');
-  writeFileSync(config, toml);
-  return config;
-}
-
-function startWrangler(port: number, vars: Record<string, string>): Promise<ChildProcess> {
-  const args = [
-    'dev',
-    '--config',
-    bundledConfig(),
-    '--port',
-    String(port),
-    '--ip',
-    '127.0.0.1',
-    ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-  ];
-  const child = spawn(join(REPO, 'node_modules/.bin/wrangler'), args, {
-    cwd: REPO,
-    detached: true,
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  const keep = (d: Buffer) => {
-    log += d;
-    if (process.env.EDGE_BENCH_VERBOSE) process.stderr.write(`[wrangler] ${d}`);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return waitFor(
-    'wrangler dev',
-    async () =>
-      child.exitCode === null &&
-      (await fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      )),
-    180_000,
-  )
-    .then(() => child)
-    .catch((err: Error) => {
-      throw new Error(`${err.message}\n${log.slice(-2000)}`);
-    });
-}
-
-const stopGroup = (child: ChildProcess | undefined) => {
-  if (child?.pid && child.exitCode === null) process.kill(-child.pid, 'SIGTERM');
-};
 
 /** Sums of the runner's job_stage_seconds histogram (one job → its stage durations). */
 async function runnerStages(runnerUrl: string): Promise<Record<string, number>> {

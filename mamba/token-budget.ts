@@ -206,6 +206,8 @@ export interface SlicedCount {
   complete: boolean;
   /** Cuts made inside runs longer than MAX_RUN_CHARS: when > 0, `tokens` is an estimate (FORCED_CUT_SLACK each). */
   forcedCuts: number;
+  /** With `keepIds` and no forced cut: the token ids (the slices' ids concatenated = encode of the whole text). */
+  ids?: number[];
 }
 
 /**
@@ -215,18 +217,27 @@ export interface SlicedCount {
 export async function countTokensInSlices(
   tokenizer: CountingTokenizer & TokenizerShape,
   text: string,
-  options: { limit: number; sliceChars?: number; maxRunChars?: number; pause?: () => Promise<void> },
+  options: {
+    limit: number;
+    sliceChars?: number;
+    maxRunChars?: number;
+    pause?: () => Promise<void>;
+    keepIds?: boolean;
+  },
 ): Promise<SlicedCount> {
   const pause = options.pause ?? yieldToEventLoop;
+  const ids: number[] = [];
   let tokens = 0;
   let forcedCuts = 0;
   for (const { slice, forced } of slicesOf(text, tokenizer.splitsDigits, options.sliceChars, options.maxRunChars)) {
     await nextTurn(pause); // the first slice too: requests whose bounds ended in the same turn take turns
-    tokens += tokenizer.encode(slice).length + (forced ? FORCED_CUT_SLACK : 0);
+    const encoded = tokenizer.encode(slice);
+    tokens += encoded.length + (forced ? FORCED_CUT_SLACK : 0);
     if (forced) forcedCuts++;
     if (tokens > options.limit) return { tokens, complete: false, forcedCuts };
+    if (options.keepIds && forcedCuts === 0) for (const id of encoded) ids.push(id);
   }
-  return { tokens, complete: true, forcedCuts };
+  return { tokens, complete: true, forcedCuts, ...(options.keepIds && forcedCuts === 0 ? { ids } : {}) };
 }
 
 /** Longest vocabulary entry in bytes (byte-level BPE: one character of a vocabulary string is one byte). */
@@ -243,13 +254,16 @@ export type PromptCost =
       tokens: number;
       /** A run longer than MAX_RUN_CHARS was cut by force: `tokens` is an estimate (see FORCED_CUT_SLACK). */
       estimated?: true;
+      /** With `keepIds`: each text's token ids (exact even where `tokens` is an estimate). */
+      ids?: Uint32Array[];
     }
   | { ok: false; reason: 'lower_bound'; tokens: number } // at least `tokens`, from the bounds alone
   | { ok: false; reason: 'counted'; tokens: number }; // more than the limit, counted up to `tokens`
 
 /** Where prompts are measured: in this event loop by turns (Workers) or on a thread of its own (mamba/token-meter.ts). */
 export interface PromptMeter {
-  measure(texts: string[], maxTokens: number): Promise<PromptCost>;
+  /** `keepIds`: also return the token ids (the runner's intake tokenizes a job once and stores them with it). */
+  measure(texts: string[], maxTokens: number, options?: { keepIds?: boolean }): Promise<PromptCost>;
 }
 
 /** Bounds first, then the exact count in slices; `pause` between chunks (no-op on a thread of its own). */
@@ -258,21 +272,30 @@ export async function measurePrompt(
   texts: string[],
   maxTokens: number,
   pause?: () => Promise<void>,
+  keepIds = false,
 ): Promise<PromptCost> {
   const bounds = await boundTexts(texts, tokenizer, pause);
   const lower = bounds.reduce((n, b) => n + b.lower, 0);
   if (lower > maxTokens) return { ok: false, reason: 'lower_bound', tokens: lower };
   let tokens = 0;
   let forcedCuts = 0;
+  const ids: Uint32Array[] = [];
   for (const text of texts) {
-    const counted = await countTokensInSlices(tokenizer, text, { limit: maxTokens - tokens, pause });
+    const counted = await countTokensInSlices(tokenizer, text, { limit: maxTokens - tokens, pause, keepIds });
     tokens += counted.tokens;
     forcedCuts += counted.forcedCuts;
     if (!counted.complete) return { ok: false, reason: 'counted', tokens };
+    // A forced cut can change the ids at the cut: such a text is encoded whole, as the pass used to.
+    if (keepIds) ids.push(Uint32Array.from(counted.ids ?? tokenizer.encode(text)));
   }
-  return forcedCuts > 0 ? { ok: true, tokens, estimated: true } : { ok: true, tokens };
+  return {
+    ok: true,
+    tokens,
+    ...(forcedCuts > 0 ? { estimated: true as const } : {}),
+    ...(keepIds ? { ids } : {}),
+  };
 }
 
 export const inLoopMeter = (tokenizer: CountingTokenizer & TokenizerShape): PromptMeter => ({
-  measure: (texts, maxTokens) => measurePrompt(tokenizer, texts, maxTokens),
+  measure: (texts, maxTokens, options) => measurePrompt(tokenizer, texts, maxTokens, undefined, options?.keepIds),
 });

@@ -51,13 +51,13 @@ export class ThreadMeter implements PromptMeter {
     });
   }
 
-  async measure(texts: string[], maxTokens: number): Promise<PromptCost> {
+  async measure(texts: string[], maxTokens: number, options: { keepIds?: boolean } = {}): Promise<PromptCost> {
     const thread = await (this.ready ??= this.start());
     if (thread !== this.thread) throw new Error('token thread exited');
     const id = this.nextId++;
     return new Promise<PromptCost>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      thread.postMessage({ id, texts, maxTokens });
+      thread.postMessage({ id, texts, maxTokens, keepIds: options.keepIds === true });
     });
   }
 

@@ -9,7 +9,7 @@ export interface TokenThreadData {
   tokenizerPath: string;
   configPath?: string;
 }
-export type ToTokenThread = { id: number; texts: string[]; maxTokens: number };
+export type ToTokenThread = { id: number; texts: string[]; maxTokens: number; keepIds?: boolean };
 
 const data = workerData as TokenThreadData;
 const json = JSON.parse(await readFile(data.tokenizerPath, 'utf8'));
@@ -18,8 +18,13 @@ const tokenizer = loadTokenizer(json, config);
 const noPause = async () => {}; // nothing else runs on this thread: no turns to give
 
 parentPort!.on('message', (msg: ToTokenThread) => {
-  measurePrompt(tokenizer, msg.texts, msg.maxTokens, noPause).then(
-    (cost) => parentPort!.postMessage({ id: msg.id, cost }),
+  measurePrompt(tokenizer, msg.texts, msg.maxTokens, noPause, msg.keepIds).then(
+    // token ids move to the main thread without a copy
+    (cost) =>
+      parentPort!.postMessage(
+        { id: msg.id, cost },
+        cost.ok && cost.ids ? cost.ids.map((a) => a.buffer as ArrayBuffer) : [],
+      ),
     (err: Error) => parentPort!.postMessage({ id: msg.id, error: err.message }),
   );
 });

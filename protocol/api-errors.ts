@@ -1,6 +1,7 @@
 // Errors in the OpenAI shape ({ error: { message, type, param, code } }), which the edge API passes through.
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { z } from 'zod';
 
 export type ErrorType =
   | 'invalid_request_error'
@@ -37,6 +38,20 @@ export const notFound = (code: string, message: string, param: string | null = n
 export const conflict = (code: string, message: string, param: string | null = null) =>
   new ApiError(409, 'conflict_error', code, message, param);
 export const unavailable = (code: string, message: string) => new ApiError(503, 'server_error', code, message);
+
+/** The first zod issue as a 400, naming the parameter the way OpenAI does ("stop.0"): the edge's and the runner's. */
+export function zodError(error: z.ZodError): ApiError {
+  const issue = error.issues[0]!;
+  const param = issue.path.length > 0 ? issue.path.join('.') : null;
+  const code =
+    issue.code === 'unrecognized_keys'
+      ? 'unknown_parameter'
+      : issue.code === 'too_big'
+        ? 'value_too_large'
+        : 'invalid_value';
+  const detail = issue.code === 'unrecognized_keys' ? `unknown parameter(s): ${issue.keys.join(', ')}` : issue.message;
+  return badRequest(code, param ? `${param}: ${detail}` : detail, param);
+}
 
 export function errorResponse(c: Context, err: ApiError): Response {
   if (err.status === 503) c.header('Retry-After', '2');

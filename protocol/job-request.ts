@@ -135,15 +135,18 @@ export function runnerJobRequestSchema(limits: RequestLimits) {
 export type SuiteJobRequest = z.infer<typeof suiteRequest>;
 export type RunnerJobRequest = JobRequest | SuiteJobRequest;
 
-/** The decimation a job runs with, or null for plain Mamba. Throws DecimationError on a config the model cannot run. */
+/**
+ * The decimation a job runs with, or null for plain Mamba. Throws DecimationError on a config the model cannot run;
+ * the config is built and checked even where `auto` leaves it off (a short prompt), so bad parameters are refused
+ * whatever the prompt's length, in this one call.
+ */
 export function resolveDecimation(
   request: JobRequest,
   promptTokens: number,
   model: ModelDefaults,
 ): DecimationConfig | null {
   const mode = request.decimation;
-  const on = mode === 'on' || mode === 'fixed' || (mode === 'auto' && promptTokens > model.trainLen);
-  if (!on) return null;
+  if (mode === 'off') return null;
   const base = model.decimation;
   const p = request.decimation_params ?? {};
   const adaptive = mode !== 'fixed' && model.lBaseByLength !== undefined;
@@ -155,7 +158,8 @@ export function resolveDecimation(
     minSeqLen: p.min_seq_len ?? base.minSeqLen,
   };
   validateDecimation(config, model.nLayer);
-  return config;
+  const on = mode !== 'auto' || promptTokens > model.trainLen;
+  return on ? config : null;
 }
 
 export function stopStrings(request: JobRequest): string[] {

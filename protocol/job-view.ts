@@ -3,6 +3,9 @@ import type { RunnerJobRequest } from './job-request.ts';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
+/** The longest `?wait=` one status read may ask for (the runner's long-poll): under common proxy idle timeouts. */
+export const MAX_JOB_WAIT_S = 30;
+
 export interface JobView {
   id: string;
   object: 'job';

@@ -1,6 +1,9 @@
 // A completion or score request turned into engine input: tokenized, decimation resolved, sampling options set.
-// The runner's pass and the edge (worker/edge-run.ts) both prepare jobs here, so a request gives the same answer on
-// either (for the same engine numerics and seed).
+// The runner's intake prepares each job once, with the token ids its meter counted (prepareEncodedJob), and stores the
+// result with the job (runner/store/jobs.ts), so the pass neither tokenizes nor resolves decimation again. The edge
+// (worker/edge-run.ts) prepares its jobs here too, so a request gives the same answer on either (for the same engine
+// numerics and seed).
+import { DecimationError } from '../mamba/decimation.ts';
 import type { DecimationConfig } from '../mamba/engine.ts';
 import type { GenerateOptions } from '../mamba/generate.ts';
 import type { ModelDefaults } from '../mamba/model-defaults.ts';
@@ -11,9 +14,15 @@ export type PreparedJob =
   | { id: string; kind: 'completion'; ids: number[]; options: GenerateOptions; decimation: DecimationConfig | null }
   | { id: string; kind: 'score'; ids: number[]; start: number; decimation: DecimationConfig | null };
 
-/** Errors that would fail the same way on every retry. */
+/** Errors that would fail the same way on every retry. `code`: the 400 code intake answers with. */
 export class JobInputError extends Error {
   override name = 'JobInputError';
+  constructor(
+    message: string,
+    readonly code: 'invalid_value' | 'invalid_decimation' = 'invalid_value',
+  ) {
+    super(message);
+  }
 }
 
 export function prepareJob(
@@ -66,6 +75,7 @@ function decimationFor(request: JobRequest, promptTokens: number, model: ModelDe
   try {
     return resolveDecimation(request, promptTokens, model);
   } catch (err) {
+    if (err instanceof DecimationError) throw new JobInputError(err.message, 'invalid_decimation');
     throw new JobInputError((err as Error).message);
   }
 }

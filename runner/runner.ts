@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { Queue, Worker } from 'bullmq';
+import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseConfig } from '../mamba/config.ts';
@@ -19,6 +19,7 @@ import type { QueueJobData } from './store/jobs.ts';
 import { createMetrics, type RunnerMetrics } from './metrics.ts';
 import { readModelDefaults } from './model-defaults.ts';
 import { queueCounts, queueNames, redisOptions, type JobQueue } from './store/queue.ts';
+import { JobWaiters } from './store/job-waiters.ts';
 import { reconcile } from './store/reconcile.ts';
 import { JobStore } from './store/s3-store.ts';
 import { WebhookQueue, startWebhookWorker } from './webhooks/webhooks.ts';
@@ -179,6 +180,12 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       })
     : null;
   await meter?.measure(['warm up'], 1); // the thread is started and its tokenizer loaded before the first request
+  // Long-polls wake on the queue's own events (a blocking Redis connection of their own).
+  const events = meter
+    ? new QueueEvents(names.jobs, { connection: redisOptions(config.redisUrl, { failFast: false }) })
+    : null;
+  events?.on('error', (err) => log.warn({ err: err.message }, 'queue events error; long-polls re-read meanwhile'));
+  const waiters = events ? new JobWaiters(events) : null;
   const jobs = meter
     ? jobRoutes({
         config,
@@ -190,6 +197,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
             (await withTimeout(redis.set(`${config.queueName}:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX'), 2000)) === 'OK',
         },
         meter,
+        waiters: waiters ?? undefined,
         model,
         metrics,
         log,
@@ -210,6 +218,7 @@ export async function startRunner(config: RunnerConfig, log: Logger): Promise<Ru
       log.info('draining: finishing the current pass, taking nothing new');
       if (reconcileTimer) clearInterval(reconcileTimer);
       for (const loop of loops) loop.stop();
+      await waiters?.close(); // long-polls answer now with the job as it stands
       await Promise.all(loopsDone);
       await webhookWorker?.close();
       await Promise.all(workers.map((w) => w.close()));

@@ -39,6 +39,25 @@ describe('ThreadMeter', () => {
     expect(await thread.measure(texts, 131_072)).toEqual(await inLoop.measure(texts, 131_072));
   });
 
+  it('with keepIds, hands back the token ids it counted: each text encoded whole, moved off the thread', async () => {
+    const tokenizer = loadTokenizer(JSON.parse(readFileSync(tokenizerPath, 'utf8')));
+    const texts = [`${'In the beginning God created the heaven and the earth. 1984 '.repeat(400)}Where?`, ' Nowhere.'];
+    const cost = await thread.measure(texts, 131_072, { keepIds: true });
+    if (!cost.ok) throw new Error(`refused: ${cost.reason}`);
+    expect(cost.ids!.map((ids) => Array.from(ids))).toEqual(texts.map((t) => tokenizer.encode(t)));
+    expect(cost.tokens).toBe(cost.ids![0]!.length + cost.ids![1]!.length);
+    expect(await thread.measure(texts, 131_072)).toEqual({ ok: true, tokens: cost.tokens }); // no ids unless asked
+  });
+
+  it('with keepIds, a text cut by force (a run past MAX_RUN_CHARS) still gets its exact ids, though its count is an estimate', async () => {
+    const tokenizer = loadTokenizer(JSON.parse(readFileSync(tokenizerPath, 'utf8')));
+    const texts = [`Before ${'abcdefghij'.repeat(1200)} after`];
+    const cost = await thread.measure(texts, 131_072, { keepIds: true });
+    if (!cost.ok) throw new Error(`refused: ${cost.reason}`);
+    expect(cost.estimated).toBe(true);
+    expect(Array.from(cost.ids![0]!)).toEqual(tokenizer.encode(texts[0]!));
+  });
+
   it('keeps the event loop free: a fraction of the busy time of counting in it', async () => {
     await thread.measure(['warm up'], 10);
     const inLoopBusy = await busyMs(inLoop);

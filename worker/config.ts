@@ -73,9 +73,11 @@ const envSchema = z.object({
   EDGE_MAX_RUNNING: int(1, 1),
   EDGE_MAX_QUEUED: int(0, 2),
 
-  /** How long a long /v1/completions or /v1/score waits for its job before answering 202 with the job's URL. */
+  /**
+   * How long a long /v1/completions or /v1/score waits for its job before answering 202 with the job's URL (on the
+   * runner's long-poll: answered as the job ends).
+   */
   JOB_WAIT_MS: int(0, 30_000),
-  JOB_POLL_MS: int(10, 250),
 
   MAX_BODY_BYTES: int(1024, 4 * 1024 * 1024),
   /** Longest prompt accepted at all (the runner's RUNNER_MAX_PROMPT_TOKENS). */
@@ -143,7 +145,7 @@ export function edgeConfig(env: Record<string, unknown>) {
       maxRunning: e.EDGE_MAX_RUNNING,
       maxQueued: e.EDGE_MAX_QUEUED,
     },
-    jobs: { waitMs: e.JOB_WAIT_MS, pollMs: e.JOB_POLL_MS },
+    jobs: { waitMs: e.JOB_WAIT_MS },
     limits: { maxBodyBytes: e.MAX_BODY_BYTES, maxPromptTokens: e.MAX_PROMPT_TOKENS, maxNewTokens: e.MAX_NEW_TOKENS },
     corsOrigins: e.CORS_ORIGINS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,

@@ -1,10 +1,9 @@
-// Long requests as runner jobs: submit (signed, idempotent), wait up to the configured time, then either the result
-// (read through the presigned S3 URL) as if synchronous, or 202 with the job's URL.
+// What the job routes share: the tenant a request acts for, its namespaced Idempotency-Key, the Prefer wait budget,
+// the public job view, and the runner's answers passed through. A long request's run as a job (submit, long-poll,
+// result) is in routes/completion-flow.ts.
 import type { Context } from 'hono';
-import { endTime, startTime } from 'hono/timing';
-import type { JobRequest } from '../protocol/job-request.ts';
 import type { AppEnv, RouteDeps } from './deps.ts';
-import { ApiError, badRequest } from './http/errors.ts';
+import { badRequest } from './http/errors.ts';
 import type { RunnerClient, RunnerJobView } from './runner-client.ts';
 
 const CLIENT_KEY = /^[\x21-\x7e]{1,200}$/;
@@ -60,51 +59,5 @@ export function requireRunner(deps: RouteDeps, promptTokens: number, edgeMax: nu
   return deps.runner;
 }
 
-export type JobOutcome<T> =
-  | { kind: 'result'; result: T; view: RunnerJobView }
-  | { kind: 'pending'; view: RunnerJobView }
-  | { kind: 'refused'; response: Response };
-
-export async function runAsJob<T>(
-  c: Context<AppEnv>,
-  runner: RunnerClient,
-  job: JobRequest,
-  waitMs: number,
-  pollMs: number,
-): Promise<JobOutcome<T>> {
-  startTime(c, 'submit', 'job submitted to the runner');
-  const submitted = await runner.submit(job, idempotencyKey(c), tenantOf(c), c.get('requestId'));
-  endTime(c, 'submit');
-  if (!submitted.ok) return { kind: 'refused', response: passThrough(submitted.response) };
-  c.header('x-deciserve-job-id', submitted.view.id);
-
-  startTime(c, 'wait', 'waiting for the job');
-  const view = await runner.waitFor(submitted.view, Date.now() + waitMs, pollMs, tenantOf(c));
-  endTime(c, 'wait');
-  if (view.status === 'succeeded' && view.result_url) {
-    startTime(c, 'result', 'result read from S3');
-    const result = await runner.result<T>(view);
-    endTime(c, 'result');
-    return { kind: 'result', result, view };
-  }
-  if (view.status === 'failed' || view.status === 'cancelled') throw jobFailure(view);
-  return { kind: 'pending', view };
-}
-
-/** A job that ended without a result: bad input the runner found (400), or a failure on our side (500). */
-function jobFailure(view: RunnerJobView): ApiError {
-  const message = `job ${view.id} ${view.status}: ${view.error?.message ?? 'no result'}`;
-  if (view.status === 'cancelled') return new ApiError(409, 'conflict_error', 'job_cancelled', message);
-  if (view.error?.code === 'invalid_job') return badRequest('invalid_value', message);
-  return new ApiError(500, 'server_error', 'job_failed', message);
-}
-
 /** Seconds a client should wait before polling a job again. */
 export const RETRY_AFTER_S = 2;
-
-export function pendingResponse(c: Context<AppEnv>, view: RunnerJobView): Response {
-  const job = publicJob(c, view);
-  c.header('Location', job.url);
-  c.header('Retry-After', String(RETRY_AFTER_S));
-  return c.json(job, 202);
-}

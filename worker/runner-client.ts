@@ -2,7 +2,7 @@
 // protocol/signing.ts (HMAC over method, path, timestamp, nonce and body), retried on 503/network errors with a fresh nonce.
 // Submissions always carry an Idempotency-Key, so a retried POST is still one job.
 import type { JobRequest } from '../protocol/job-request.ts';
-import type { JobView } from '../protocol/job-view.ts';
+import { type JobView, MAX_JOB_WAIT_S } from '../protocol/job-view.ts';
 import { signedHeaders } from '../protocol/signing.ts';
 import { ApiError } from './http/errors.ts';
 
@@ -83,9 +83,11 @@ export class RunnerClient {
     );
   }
 
-  async get(id: string, tenant: string): Promise<RunnerAnswer> {
+  /** `waitS`: the runner answers when the job ends or after this many seconds (its long-poll, at most 30). */
+  async get(id: string, tenant: string, waitS?: number): Promise<RunnerAnswer> {
+    const wait = waitS === undefined ? '' : `&wait=${waitS.toFixed(3)}`;
     return this.answer(
-      await this.request('GET', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}`),
+      await this.request('GET', `/jobs/${encodeURIComponent(id)}?tenant=${encodeURIComponent(tenant)}${wait}`),
     );
   }
 
@@ -95,16 +97,16 @@ export class RunnerClient {
     );
   }
 
-  /** Polls until the job ends or `deadline` (epoch ms) passes; returns the last view seen. */
-  async waitFor(view: RunnerJobView, deadline: number, pollMs: number, tenant: string): Promise<RunnerJobView> {
+  /**
+   * Waits until the job ends or `deadline` (epoch ms) passes, on the runner's long-poll: one request per
+   * MAX_JOB_WAIT_S, answered as soon as the job ends. Returns the last view seen.
+   */
+  async waitFor(view: RunnerJobView, deadline: number, tenant: string): Promise<RunnerJobView> {
     let current = view;
-    let interval = pollMs;
     while (!isTerminal(current)) {
       const left = deadline - Date.now();
       if (left <= 0) break;
-      await sleep(Math.min(interval, left));
-      interval = Math.min(interval * 1.5, 2000);
-      const answer = await this.get(current.id, tenant);
+      const answer = await this.get(current.id, tenant, Math.min(left, MAX_JOB_WAIT_S * 1000) / 1000);
       if (!answer.ok) break;
       current = answer.view;
     }

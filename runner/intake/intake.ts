@@ -1,20 +1,30 @@
 // Signed job API used by the edge API: submit (idempotent), status with a presigned result URL, cancel.
 //   POST   /jobs        body: JobRequest; header Idempotency-Key (optional, recommended) → 202 (new) / 200 (known)
 //   GET    /jobs/:id    → { id, status: queued|running|succeeded|failed|cancelled, result_url? , error? }
+//                       ?wait=<s> (≤30): answered when the job ends or the wait runs out (store/job-waiters.ts)
 //   DELETE /jobs/:id    → cancels a job that has not started
 //   GET    /jobs        → the tenant's jobs, newest first (list-route.ts)
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import type { PromptMeter } from '../../mamba/token-budget.ts';
-import { ApiError, badRequest, conflict, errorResponse, notFound, unavailable } from '../../protocol/api-errors.ts';
+import {
+  ApiError,
+  badRequest,
+  conflict,
+  errorResponse,
+  notFound,
+  unavailable,
+  zodError,
+} from '../../protocol/api-errors.ts';
 import { readBodyWithLimit } from '../../protocol/body-limit.ts';
 import { requireSignature, type NonceStore, type SignedEnv } from './auth.ts';
 import type { RunnerConfig } from '../config.ts';
-import { runnerJobRequestSchema, resolveDecimation, type RunnerJobRequest } from '../../protocol/job-request.ts';
-import { isJobId, jobIdFor, requestSha256, type StoredJob } from '../store/jobs.ts';
-import type { JobStatus } from '../../protocol/job-view.ts';
+import { runnerJobRequestSchema, type RunnerJobRequest } from '../../protocol/job-request.ts';
+import { JobInputError, prepareEncodedJob } from '../../protocol/prepare-job.ts';
+import { isJobId, jobIdFor, requestSha256, storePlan, type StoredJob } from '../store/jobs.ts';
+import { type JobStatus, MAX_JOB_WAIT_S } from '../../protocol/job-view.ts';
 import { baseView, jobView, storeCall, withTimeout } from '../store/job-status.ts';
+import { JobWaiters, parseWait } from '../store/job-waiters.ts';
 import type { RunnerMetrics } from '../metrics.ts';
 import type { ModelDefaults } from '../model-defaults.ts';
 import { enqueue, type JobQueue } from '../store/queue.ts';
@@ -33,6 +43,8 @@ export interface IntakeDeps {
   index: JobIndex;
   /** Measures prompts against the token limit (runner/token-meter.ts: off the event loop). */
   meter: PromptMeter;
+  /** Long-polls of GET /jobs/:id?wait= (woken by BullMQ's queue events); without it they re-read every 2 s. */
+  waiters?: JobWaiters;
   model: ModelDefaults;
   metrics: RunnerMetrics;
   log: Logger;
@@ -53,18 +65,6 @@ function tenantParam(c: { req: { query(name: string): string | undefined } }): s
   return tenant;
 }
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function zodToApiError(error: z.ZodError): ApiError {
-  const issue = error.issues[0]!;
-  const param = issue.path.length > 0 ? issue.path.join('.') : null;
-  const code =
-    issue.code === 'unrecognized_keys'
-      ? 'unknown_parameter'
-      : issue.code === 'too_big'
-        ? 'value_too_large'
-        : 'invalid_value';
-  return badRequest(code, param ? `${param}: ${issue.message}` : issue.message, param);
-}
 
 /**
  * Backpressure: refuses new jobs while the queue is deeper than RUNNER_MAX_QUEUE_DEPTH. The depth is read at most
@@ -91,6 +91,7 @@ function queueDepthGuard(queue: JobQueue, limit: number) {
 export function jobRoutes(deps: IntakeDeps) {
   const { config, store, queue, log, metrics } = deps;
   const checkDepth = queueDepthGuard(queue, config.limits.maxQueueDepth);
+  const waiters = deps.waiters ?? new JobWaiters(null);
   const schema = runnerJobRequestSchema({
     maxNewTokens: config.limits.maxNewTokens,
     maxPromptChars: config.limits.maxBodyBytes,
@@ -137,15 +138,10 @@ export function jobRoutes(deps: IntakeDeps) {
       );
     }
     await checkDepth(); // before the tokenizing and the S3 write
-    const promptTokens = await countTokens(deps, request);
-    try {
-      if (request.type !== 'suite' && request.decimation !== 'off')
-        resolveDecimation({ ...request, decimation: 'on' }, promptTokens, deps.model);
-    } catch (err) {
-      throw badRequest('invalid_decimation', (err as Error).message, 'decimation_params');
-    }
-
+    const { promptTokens, tokens } = await countTokens(deps, request);
     const id = jobIdFor(idempotencyKey);
+    // Tokenized and planned here, once (decimation resolved, options set); the pass runs the stored plan as it is.
+    const plan = tokens && request.type !== 'suite' ? planAtIntake(id, request, tokens, deps.model) : undefined;
     const requestHash = requestSha256(request);
     const stored: StoredJob = {
       id,
@@ -155,6 +151,7 @@ export function jobRoutes(deps: IntakeDeps) {
       prompt_tokens: promptTokens,
       cost_tokens: promptTokens + (request.type === 'completion' ? request.max_tokens : 0),
       ...(tenant ? { tenant } : {}),
+      ...(plan ? { plan: storePlan(plan) } : {}),
     };
     const written = await storeCall(() => store.putInputOnce(stored));
     let job = stored;
@@ -189,9 +186,13 @@ export function jobRoutes(deps: IntakeDeps) {
 
   app.get('/:id', async (c) => {
     const tenant = tenantParam(c);
+    const wait = parseWait(c.req.query('wait'));
+    if (wait === 'invalid')
+      throw badRequest('invalid_wait', `wait must be a number of seconds from 0 to ${MAX_JOB_WAIT_S}`, 'wait');
     const id = c.req.param('id');
     if (!isJobId(id)) throw notFound('job_not_found', `no job ${id}`, 'id');
-    const view = await jobView(deps, id, undefined, tenant);
+    const read = () => jobView(deps, id, undefined, tenant);
+    const view = wait ? await waiters.until(id, Date.now() + wait * 1000, read) : await read();
     if (!view) throw notFound('job_not_found', `no job ${id}`, 'id');
     return c.json(view);
   });
@@ -244,16 +245,37 @@ function parseRequest(body: Uint8Array, schema: ReturnType<typeof runnerJobReque
     throw badRequest('invalid_json', `body is not valid JSON: ${(err as Error).message}`);
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) throw zodToApiError(parsed.error);
+  if (!parsed.success) throw zodError(parsed.error);
   return parsed.data;
 }
 
+/** A job's token ids, as its meter counted them: the prompt, and a score's continuation ([] without one). */
+type JobTokens = { prompt: number[]; continuation: number[] };
+
+function planAtIntake(
+  id: string,
+  request: Exclude<RunnerJobRequest, { type: 'suite' }>,
+  tokens: JobTokens,
+  model: ModelDefaults,
+) {
+  try {
+    return prepareEncodedJob({ id, request }, tokens, model);
+  } catch (err) {
+    if (!(err instanceof JobInputError)) throw err;
+    if (err.code === 'invalid_decimation') throw badRequest('invalid_decimation', err.message, 'decimation_params');
+    throw badRequest('invalid_value', err.message, 'prompt');
+  }
+}
+
 /**
- * Prompt tokens of a job; for a suite, of all its prompts (its cost in the batch budget, so it gets a pass of its own).
- * Bounded before the work and counted in slices between event-loop turns (mamba/token-budget.ts), so a 4 MiB prompt
- * neither blocks /healthz nor costs more than the limit's worth of tokenizing.
+ * Prompt tokens of a job, with its token ids; for a suite, the count of all its prompts (its cost in the batch budget,
+ * so it gets a pass of its own). Bounded before the work and tokenized on the meter's thread (mamba/token-meter.ts),
+ * so a 4 MiB prompt neither blocks /healthz nor costs more than the limit's worth of tokenizing.
  */
-async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise<number> {
+async function countTokens(
+  deps: IntakeDeps,
+  request: RunnerJobRequest,
+): Promise<{ promptTokens: number; tokens?: JobTokens }> {
   const max = deps.config.limits.maxPromptTokens;
   if (request.type === 'suite') {
     const over = request.suite.lengths.find((length) => length > max);
@@ -263,10 +285,10 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
         `suite length ${over}: this runner takes at most ${max} prompt tokens`,
         'suite.lengths',
       );
-    return suitePromptTokens(request.suite);
+    return { promptTokens: suitePromptTokens(request.suite) };
   }
   const texts = request.continuation === undefined ? [request.prompt] : [request.prompt, request.continuation];
-  const cost = await deps.meter.measure(texts, max);
+  const cost = await deps.meter.measure(texts, max, { keepIds: true });
   if (!cost.ok) {
     const bound = cost.reason === 'lower_bound' ? 'at least' : 'more than';
     const n = cost.reason === 'lower_bound' ? cost.tokens : max;
@@ -279,5 +301,7 @@ async function countTokens(deps: IntakeDeps, request: RunnerJobRequest): Promise
   const total = cost.tokens;
   if (request.type === 'score' && total < 2)
     throw badRequest('invalid_value', 'score needs at least two tokens', 'prompt');
-  return total;
+  const [prompt, continuation] = cost.ids ?? [];
+  const tokens = prompt ? { prompt: Array.from(prompt), continuation: Array.from(continuation ?? []) } : undefined;
+  return { promptTokens: total, tokens };
 }

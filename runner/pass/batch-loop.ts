@@ -24,7 +24,8 @@ interface Held {
 export interface BatchLoopDeps {
   config: RunnerConfig;
   worker: Worker<QueueJobData>;
-  engine: EngineHost;
+  /** Where passes run: the engine thread (engine-host.ts); tests may run a pass in-process. */
+  engine: Pick<EngineHost, 'run' | 'engineName'>;
   store: JobStore;
   deadQueue: Queue;
   webhooks: WebhookEvents;
@@ -169,7 +170,8 @@ export class BatchLoop {
             await this.fail(held, { message: 'job input is missing from storage', code: 'input_missing' }, false);
             return;
           }
-          runnable.push({ held, item: { id, request: input.request, createdAt: input.created_at } });
+          const plan = input.plan ? { plan: input.plan } : {};
+          runnable.push({ held, item: { id, request: input.request, createdAt: input.created_at, ...plan } });
         } catch (err) {
           await this.fail(held, { message: (err as Error).message, code: 'storage_unavailable' }, true);
         }

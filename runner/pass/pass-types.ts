@@ -8,6 +8,7 @@ import type { TextTokenizer } from '../../mamba/tokenizer.ts';
 import type { RunnerJobRequest } from '../../protocol/job-request.ts';
 import type { JobResult } from '../../protocol/results.ts';
 import type { EngineKind } from '../engine/engine-kinds.ts';
+import type { StoredPlan } from '../store/jobs.ts';
 
 export interface LoadedEngine {
   /** The engine actually loaded (`auto` resolved). */
@@ -23,6 +24,8 @@ export interface PassItem<R extends RunnerJobRequest = RunnerJobRequest> {
   request: R;
   /** Unix ms, for the result's `created`. */
   createdAt: number;
+  /** The engine input intake planned (token ids packed); absent on suite samples, which the pass prepares itself. */
+  plan?: StoredPlan;
 }
 
 export interface PassContext {

@@ -1,7 +1,8 @@
 // One engine pass: a group of jobs the batcher picked under a token budget, turned into results.
 //
-// The batch seam: `preparePass` (tokenize, on the engine thread's pool if it has one; resolve decimation and
-// sampling) → the engine → `buildResult`.
+// The batch seam: `preparePass` (each job's plan as intake made it: tokenized and decimation resolved once, at
+// intake; only suite samples and inputs stored without a plan are tokenized here, on the engine thread's pool if it
+// has one) → the engine → `buildOutcome`.
 // A pass's completions run through generateBatch: as one batch on an engine that packs batches (CUDA: one batched
 // prefill, one decode session), one at a time on the CPU engines; each score job is a prefill of its own, so its
 // numbers never depend on what shares its pass. A suite item (a whole benchmark, runner/pass/suite.ts) runs as
@@ -148,7 +149,13 @@ function buildOutcome(
   ctx: PassContext,
   engineMs: number,
 ): PassOutcome {
-  const created = Math.floor(item.createdAt / 1000);
+  // The fields every result starts with, in the order the stored JSON has always had them.
+  const head = <O extends string>(object: O) => ({
+    id: item.id,
+    object,
+    created: Math.floor(item.createdAt / 1000),
+    model: ctx.modelId,
+  });
   const kept = keptSummary(output.kept);
   const keptTokens = kept.length > 0 ? kept[kept.length - 1]!.tokens : job.ids.length;
   const extras = (seed?: number): ResultExtras => ({
@@ -159,10 +166,7 @@ function buildOutcome(
   if (job.kind === 'completion') {
     const out = output as GenerateResult;
     const result: CompletionResult = {
-      id: item.id,
-      object: 'text_completion',
-      created,
-      model: ctx.modelId,
+      ...head('text_completion'),
       choices: [
         { index: 0, text: out.text, finish_reason: out.finishReason === 'length' ? 'length' : 'stop', logprobs: null },
       ],
@@ -186,10 +190,7 @@ function buildOutcome(
   }
   const out = output as ScoreResult;
   const result: ScoreJobResult = {
-    id: item.id,
-    object: 'score',
-    created,
-    model: ctx.modelId,
+    ...head('score'),
     tokens: out.tokens,
     logprobs: out.logprobs,
     nll: out.nll,

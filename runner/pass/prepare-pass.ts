@@ -1,6 +1,7 @@
-// A pass's jobs turned into engine input. With the engine thread's tokenizer pool (mamba/token-pool.ts) every text
-// of the pass goes out in one call, so the prompts spread over the pool's threads and this thread stays free to run
-// the previous pass on the engine; without one, each job is tokenized here (CPU engines, tests, the edge's path).
+// A pass's jobs turned into engine input: the plan intake stored with each job (runner/store/jobs.ts), as it is.
+// Suite samples and inputs stored without a plan are tokenized here: with the engine thread's tokenizer pool
+// (mamba/token-pool.ts) every text of the pass goes out in one call, so the prompts spread over the pool's threads
+// and this thread stays free to run the previous pass on the engine; without one, each job is tokenized here.
 import type { TextTokenizer } from '../../mamba/tokenizer.ts';
 import type { ModelDefaults } from '../../mamba/model-defaults.ts';
 import type { JobRequest } from '../../protocol/job-request.ts';
@@ -11,6 +12,7 @@ import {
   prepareJob,
   type PreparedJob,
 } from '../../protocol/prepare-job.ts';
+import { loadPlan } from '../store/jobs.ts';
 import type { PassItem, TokenizeTexts } from './pass-types.ts';
 
 const asError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
@@ -29,7 +31,19 @@ export async function preparePass(
       return asError(err);
     }
   };
-  if (!tokenize) return items.map(prepareHere);
+  // Jobs intake planned run as planned; the rest (suite samples, inputs stored before plans) are prepared here.
+  const planned = items.map((item) => (item.plan ? loadPlan(item.plan) : null));
+  const rest = items.filter((_, i) => !planned[i]);
+  const prepared = !tokenize || rest.length === 0 ? rest.map(prepareHere) : await prepareOnPool(rest, tokenize, model);
+  let at = 0;
+  return planned.map((plan) => plan ?? prepared[at++]!);
+}
+
+async function prepareOnPool(
+  items: PassItem<JobRequest>[],
+  tokenize: TokenizeTexts,
+  model: ModelDefaults,
+): Promise<Array<PreparedJob | Error>> {
   const texts = items.map((item) => jobTexts(item.request));
   let encoded: Array<number[] | Error>;
   try {

@@ -1,6 +1,11 @@
 // Job identity and the records a job leaves behind. S3 is the source of truth; Redis only schedules.
 import { createHash, randomUUID } from 'node:crypto';
 import type { RunnerJobRequest } from '../../protocol/job-request.ts';
+import type { PreparedJob } from '../../protocol/prepare-job.ts';
+
+type WithoutIds<T> = T extends unknown ? Omit<T, 'ids'> : never;
+/** The engine input intake planned (protocol/prepare-job.ts), with its token ids packed by packTokenIds. */
+export type StoredPlan = WithoutIds<PreparedJob> & { ids: string };
 
 /** inputs/{id}.json: written once at intake. */
 export interface StoredJob {
@@ -15,6 +20,9 @@ export interface StoredJob {
   cost_tokens: number;
   /** Who submitted it (the edge's tenant, from the signed query); absent for operator submissions. */
   tenant?: string;
+  /** Completion and score jobs: tokenized and planned once at intake; the pass runs this as it is. Absent on suites
+   * (their prompts are built on the engine thread) and on inputs stored before intake planned jobs. */
+  plan?: StoredPlan;
 }
 
 /** ended/{id}.json: a job that will not produce a result (retries exhausted, or cancelled). Overwritable. */
@@ -72,4 +80,31 @@ export function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/**
+ * Token ids as one string for the JSON input: little-endian u16 (every id < 65,536, as in the shipped 4,096-token
+ * vocabulary) or u32, base64; 2.7 characters a token for u16, about what the prompt's own text takes.
+ */
+export function packTokenIds(ids: readonly number[]): string {
+  const wide = ids.some((id) => id > 0xffff);
+  const bytes = Buffer.from((wide ? Uint32Array : Uint16Array).from(ids).buffer);
+  return `${wide ? 'u32' : 'u16'}:${bytes.toString('base64')}`;
+}
+
+export function unpackTokenIds(packed: string): number[] {
+  const [width, data] = packed.split(':', 2) as [string, string];
+  const bytes = Buffer.from(data, 'base64');
+  const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength); // aligned for the view
+  if (width === 'u16') return Array.from(new Uint16Array(copy));
+  if (width === 'u32') return Array.from(new Uint32Array(copy));
+  throw new Error(`unknown token id packing "${width}"`);
+}
+
+export function storePlan(plan: PreparedJob): StoredPlan {
+  return { ...plan, ids: packTokenIds(plan.ids) };
+}
+
+export function loadPlan(stored: StoredPlan): PreparedJob {
+  return { ...stored, ids: unpackTokenIds(stored.ids) } as PreparedJob;
 }

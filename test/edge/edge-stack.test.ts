@@ -130,6 +130,22 @@ describe('routing between the edge and the runner', () => {
     expect(stored.choices[0]!.text).toBe(body.choices[0]!.text);
   });
 
+  it("waits for the job on the runner's long-poll: one status request per job, however long it runs", async () => {
+    const statusReads = async () => {
+      const text = await (await fetch(`${runner.url}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('deciserve_runner_intake_requests_total{route="GET /jobs",status="200"}'));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    const before = await statusReads();
+    // 48 new tokens: long enough that the former 50 ms poll loop read the status several times.
+    const response = await post(edge, '/v1/completions', { model, prompt: `${longPrompt} wait`, max_tokens: 48 });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-deciserve-ran-on')).toBe('runner');
+    expect((await statusReads()) - before).toBe(1);
+  });
+
   it('answers 202 with the job URL when the job is not done in time, then the job completes', async () => {
     const response = await post(
       edge,

@@ -24,6 +24,7 @@ import {
   startRedis,
   waitFor,
   writeTinyCheckpoint,
+  type JobView,
   type RedisHandle,
   type RunnerProcess,
 } from './harness.ts';
@@ -182,6 +183,30 @@ describe('jobs through the runner', () => {
     const unknown = await idle.request('DELETE', '/jobs/job_aaaaaaaaaaaaaaaaaaaaaaaaaa');
     expect(unknown.status).toBe(404);
   });
+
+  it('long-polls: GET ?wait= answers when the job ends, or with the job as it stands when the wait runs out', async () => {
+    const { body } = await client.submit({ type: 'completion', model: 'tiny', prompt: 'wait for me', max_tokens: 8 });
+    const done = (await (await client.request('GET', `/jobs/${body.id}?wait=30`)).json()) as JobView;
+    expect(done.status).toBe('succeeded'); // one request, answered when the job ended (not after 30 s)
+    expect(done.result_url).toBeTruthy();
+
+    const idle = new JobClient(intakeOnly.url); // no worker: the job stays queued
+    const { body: queued } = await idle.submit({
+      type: 'completion',
+      model: 'tiny',
+      prompt: 'still here',
+      max_tokens: 2,
+    });
+    const t0 = Date.now();
+    const stillQueued = (await (await idle.request('GET', `/jobs/${queued.id}?wait=1.5`)).json()) as JobView;
+    expect(stillQueued.status).toBe('queued');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1500); // it did wait
+    for (const bad of ['31', '-1', 'soon', '1e3', '0.0001']) {
+      const res = await idle.request('GET', `/jobs/${queued.id}?wait=${bad}`);
+      expect(res.status, bad).toBe(400);
+      expect(await res.json()).toMatchObject({ error: { code: 'invalid_wait', param: 'wait' } });
+    }
+  }, 60_000);
 
   it('exposes health, readiness and Prometheus metrics', async () => {
     expect((await fetch(`${runner.url}/healthz`)).status).toBe(200);

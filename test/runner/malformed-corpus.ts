@@ -15,6 +15,22 @@ const valid = { type: 'completion', model: 'tiny', prompt: 'hello', max_tokens: 
 const bytes = (...parts: Array<string | number[]>) =>
   Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? [...new TextEncoder().encode(p)] : p)));
 
+/** decimation_params the edge and the runner must both refuse (test/edge/malformed-fields.ts uses it too). */
+export const BAD_DECIMATION_PARAMS: unknown[] = [
+  { layers: [] },
+  { layers: [99] },
+  { layers: [1, 0] },
+  { layers: [-1] },
+  { beta: 0 },
+  { beta: 2 },
+  { l_base: 0 },
+  { min_seq_len: -1 },
+  { foo: 1 },
+  'on',
+  [],
+  { layers: ['1'] },
+];
+
 export function malformedRequests(): MalformedRequest[] {
   const out: MalformedRequest[] = [];
   const add = (name: string, body: unknown, extra: Partial<MalformedRequest> = {}) =>
@@ -107,21 +123,7 @@ export function malformedRequests(): MalformedRequest[] {
     seed: [-1, 2 ** 33, 1.5, '7', null],
     stop: [1, [1], ['a', 'b', 'c', 'd', 'e'], '', [''], 'x'.repeat(300), null, {}],
     decimation: ['maybe', 1, {}, null, true, 'ON'],
-    decimation_params: [
-      { layers: [] },
-      { layers: [99] },
-      { layers: [1, 0] },
-      { layers: [-1] },
-      { beta: 0 },
-      { beta: 2 },
-      { l_base: 0 },
-      { min_seq_len: -1 },
-      { foo: 1 },
-      'on',
-      [],
-      null,
-      { layers: ['1'] },
-    ],
+    decimation_params: [...BAD_DECIMATION_PARAMS, null],
     protect: [0, -1, 1.5, '2', null],
     priority: [0, 11, -5, 1.5, 'high', null],
     webhook: [

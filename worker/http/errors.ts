@@ -2,18 +2,9 @@
 // so an error the runner answers and one the edge answers look the same to a client.
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import type { z } from 'zod';
 import { ApiError, badRequest, errorResponse, notFound } from '../../protocol/api-errors.ts';
 
-export {
-  ApiError,
-  badRequest,
-  conflict,
-  errorResponse,
-  notFound,
-  unauthorized,
-  unavailable,
-} from '../../protocol/api-errors.ts';
+export * from '../../protocol/api-errors.ts';
 
 export const payloadTooLarge = (message: string) =>
   new ApiError(413, 'invalid_request_error', 'body_too_large', message);
@@ -26,20 +17,6 @@ export const modelNotFound = (model: string, served: string) =>
 /** `qualifier`: "at least " or "more than " when the count is a bound or stopped early. */
 export const contextTooLong = (tokens: number, max: number, where: string, qualifier = '') =>
   badRequest('context_length_exceeded', `${qualifier}${tokens} prompt tokens; ${where} takes at most ${max}`, 'prompt');
-
-/** The first zod issue as a 400, naming the parameter the way OpenAI does ("stop.0"). */
-export function zodError(error: z.ZodError): ApiError {
-  const issue = error.issues[0]!;
-  const param = issue.path.length > 0 ? issue.path.join('.') : null;
-  const code =
-    issue.code === 'unrecognized_keys'
-      ? 'unknown_parameter'
-      : issue.code === 'too_big'
-        ? 'value_too_large'
-        : 'invalid_value';
-  const detail = issue.code === 'unrecognized_keys' ? `unknown parameter(s): ${issue.keys.join(', ')}` : issue.message;
-  return badRequest(code, param ? `${param}: ${detail}` : detail, param);
-}
 
 /** app.onError: our errors as they are, Hono's HTTPExceptions (e.g. bearer auth) with their response, the rest 500. */
 export function handleError(

@@ -122,12 +122,7 @@ export async function placeWork(
 ): Promise<Placement> {
   let decimation: DecimationConfig | null;
   try {
-    // Checked as if on (like the runner's intake), so bad parameters are refused whatever the prompt length.
-    resolveDecimation(
-      { ...job, decimation: job.decimation === 'off' ? 'off' : 'on' },
-      work.promptTokens,
-      model.defaults,
-    );
+    // Bad parameters are refused whatever the prompt length (resolveDecimation checks them even where auto is off).
     decimation = resolveDecimation(job, work.promptTokens, model.defaults);
   } catch (err) {
     if (err instanceof DecimationError) throw badRequest('invalid_decimation', err.message, 'decimation_params');

@@ -1,6 +1,8 @@
 // One completion run, edge or runner, plain or streamed, shared by /v1/completions and /v1/chat/completions: the
-// routes differ only in how a request becomes a prompt and how the answer and its stream chunks are shaped.
+// routes differ only in how a request becomes a prompt and how the answer and its stream chunks are shaped. The runner
+// half (runOnRunner: submit, wait on the runner's long-poll, read the stored result) also serves /v1/score.
 import type { Context } from 'hono';
+import { endTime, startTime } from 'hono/timing';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { JobRequest } from '../../protocol/job-request.ts';
 import type { CompletionResult } from '../../protocol/results.ts';
@@ -10,7 +12,16 @@ import { completeAtEdge, type EdgeCompletion } from '../edge-run.ts';
 import { ApiError, badRequest } from '../http/errors.ts';
 import type { EdgeModel } from '../model/edge-model.ts';
 import { sha256Hex } from '../http/edge-idempotency.ts';
-import { idempotencyKey, pendingResponse, requireRunner, runAsJob, waitBudgetMs } from '../job-flow.ts';
+import {
+  idempotencyKey,
+  passThrough,
+  publicJob,
+  RETRY_AFTER_S,
+  requireRunner,
+  tenantOf,
+  waitBudgetMs,
+} from '../job-flow.ts';
+import type { RunnerJobView } from '../runner-client.ts';
 import { edgeLimit, markRanOn, placeWork, reportEdgeTimings } from './common.ts';
 
 export type CompletionJob = JobRequest & { type: 'completion' };
@@ -165,16 +176,8 @@ export async function serveCompletion(
       'logprobs',
     );
   }
-  const runner = requireRunner(deps, run.promptTokens, edgeLimit(deps, model));
-  const outcome = await runAsJob<CompletionResult>(
-    c,
-    runner,
-    job,
-    waitBudgetMs(c, deps.config.jobs.waitMs),
-    deps.config.jobs.pollMs,
-  );
-  if (outcome.kind === 'refused') return outcome.response;
-  if (outcome.kind === 'pending') return pendingResponse(c, outcome.view);
+  const outcome = await runOnRunner<CompletionResult>(c, deps, model, job, run.promptTokens);
+  if (outcome instanceof Response) return outcome;
   const stored = outcome.result;
   const done: Finished = {
     id: stored.id,
@@ -183,7 +186,7 @@ export async function serveCompletion(
     text: (run.echo ? job.prompt : '') + stored.choices[0]!.text,
     finishReason: stored.choices[0]!.finish_reason,
     usage: stored.usage,
-    deciserve: { ...stored.deciserve, ran_on: 'runner', job_id: outcome.view.id },
+    deciserve: { ...stored.deciserve, ran_on: 'runner', job_id: outcome.jobId },
   };
   if (!run.stream) return c.json(shape.answer(done) as object, 200);
   // A finished job as a stream: one text chunk, then the usual ending.
@@ -193,4 +196,47 @@ export async function serveCompletion(
     await sse(stream, shape.delta(base, done.text));
     await finishStream(stream, shape, base, done, run.includeUsage);
   });
+}
+
+/**
+ * The runner half of a run: the job submitted (signed, idempotent), waited for on the runner's long-poll within the
+ * client's budget (Prefer), its result read through the presigned S3 URL. A Response where there is nothing to return
+ * as if synchronous: the runner refused the job (its error passed through), or it is still running (202, job URL).
+ */
+export async function runOnRunner<T>(
+  c: Context<AppEnv>,
+  deps: RouteDeps,
+  model: EdgeModel,
+  job: JobRequest,
+  promptTokens: number,
+): Promise<{ result: T; jobId: string } | Response> {
+  const runner = requireRunner(deps, promptTokens, edgeLimit(deps, model));
+  startTime(c, 'submit', 'job submitted to the runner');
+  const submitted = await runner.submit(job, idempotencyKey(c), tenantOf(c), c.get('requestId'));
+  endTime(c, 'submit');
+  if (!submitted.ok) return passThrough(submitted.response);
+  c.header('x-deciserve-job-id', submitted.view.id);
+
+  startTime(c, 'wait', 'waiting for the job');
+  const view = await runner.waitFor(submitted.view, Date.now() + waitBudgetMs(c, deps.config.jobs.waitMs), tenantOf(c));
+  endTime(c, 'wait');
+  if (view.status === 'succeeded' && view.result_url) {
+    startTime(c, 'result', 'result read from S3');
+    const result = await runner.result<T>(view);
+    endTime(c, 'result');
+    return { result, jobId: view.id };
+  }
+  if (view.status === 'failed' || view.status === 'cancelled') throw jobFailure(view);
+  const pending = publicJob(c, view);
+  c.header('Location', pending.url);
+  c.header('Retry-After', String(RETRY_AFTER_S));
+  return c.json(pending, 202);
+}
+
+/** A job that ended without a result: bad input the runner found (400), or a failure on our side (500). */
+function jobFailure(view: RunnerJobView): ApiError {
+  const message = `job ${view.id} ${view.status}: ${view.error?.message ?? 'no result'}`;
+  if (view.status === 'cancelled') return new ApiError(409, 'conflict_error', 'job_cancelled', message);
+  if (view.error?.code === 'invalid_job') return badRequest('invalid_value', message);
+  return new ApiError(500, 'server_error', 'job_failed', message);
 }

@@ -6,12 +6,11 @@ import type { ScoreJobResult } from '../../protocol/results.ts';
 import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { scoreAtEdge } from '../edge-run.ts';
 import { badRequest } from '../http/errors.ts';
-import { pendingResponse, requireRunner, runAsJob, waitBudgetMs } from '../job-flow.ts';
 import { Score } from '../schemas.ts';
+import { runOnRunner } from './completion-flow.ts';
 import {
   checkModel,
   countTokens,
-  edgeLimit,
   errorResponses,
   jobAccepted,
   markRanOn,
@@ -81,22 +80,14 @@ export function registerScore(app: EdgeApp, deps: RouteDeps): void {
       }
     }
     markRanOn(c, 'runner');
-    const runner = requireRunner(deps, promptTokens, edgeLimit(deps, model));
-    const outcome = await runAsJob<ScoreJobResult>(
-      c,
-      runner,
-      job,
-      waitBudgetMs(c, deps.config.jobs.waitMs),
-      deps.config.jobs.pollMs,
-    );
-    if (outcome.kind === 'refused') return outcome.response as never;
-    if (outcome.kind === 'pending') return pendingResponse(c, outcome.view) as never;
+    const outcome = await runOnRunner<ScoreJobResult>(c, deps, model, job, promptTokens);
+    if (outcome instanceof Response) return outcome as never;
     const stored = outcome.result;
     return c.json(
       {
         ...stored,
         token_strings: stored.tokens.map((id) => model.tokenizer.decode([id])),
-        deciserve: { ...stored.deciserve, ran_on: 'runner' as const, job_id: outcome.view.id },
+        deciserve: { ...stored.deciserve, ran_on: 'runner' as const, job_id: outcome.jobId },
       },
       200,
     );
