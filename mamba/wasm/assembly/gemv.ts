@@ -1,5 +1,6 @@
 // Matrix–vector products for one decode step, y[r] = Σ_k W[r, k]·x[k], W row-major [rows, K] (PyTorch's nn.Linear
-// layout). Four rows per pass so each load of x serves four rows; a scalar tail covers K and rows not divisible.
+// layout). Four rows per pass so each load of x serves four rows (fp32: two vectors of K per turn, eight independent
+// sums, so more weight loads are in flight); a scalar tail covers K and rows not divisible.
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
 import { hsum } from './simd-math';
@@ -18,7 +19,25 @@ export function gemvF32(w: usize, x: usize, y: usize, rows: i32, k: i32): void {
     let a1 = f32x4.splat(0);
     let a2 = f32x4.splat(0);
     let a3 = f32x4.splat(0);
-    for (let i = 0; i < k4; i += 4) {
+    let b0 = f32x4.splat(0);
+    let b1 = f32x4.splat(0);
+    let b2 = f32x4.splat(0);
+    let b3 = f32x4.splat(0);
+    const k8 = k & ~7;
+    for (let i = 0; i < k8; i += 8) {
+      const off = <usize>i << 2;
+      const xv = v128.load(x + off);
+      const xw = v128.load(x + off, 16);
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + off), xv));
+      a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + off), xv));
+      a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + off), xv));
+      a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + off), xv));
+      b0 = f32x4.add(b0, f32x4.mul(v128.load(w0 + off, 16), xw));
+      b1 = f32x4.add(b1, f32x4.mul(v128.load(w1 + off, 16), xw));
+      b2 = f32x4.add(b2, f32x4.mul(v128.load(w2 + off, 16), xw));
+      b3 = f32x4.add(b3, f32x4.mul(v128.load(w3 + off, 16), xw));
+    }
+    for (let i = k8; i < k4; i += 4) {
       const off = <usize>i << 2;
       const xv = v128.load(x + off);
       a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + off), xv));
@@ -26,6 +45,10 @@ export function gemvF32(w: usize, x: usize, y: usize, rows: i32, k: i32): void {
       a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + off), xv));
       a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + off), xv));
     }
+    a0 = f32x4.add(a0, b0);
+    a1 = f32x4.add(a1, b1);
+    a2 = f32x4.add(a2, b2);
+    a3 = f32x4.add(a3, b3);
     let s0 = hsum(a0);
     let s1 = hsum(a1);
     let s2 = hsum(a2);

@@ -7,10 +7,15 @@ const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;
 const LN2_LO: f32 = -2.12194440e-4;
 
-/** e^x per lane; x is clamped to [−87.3, 88.3] (the f32 range), so the result never becomes inf or a denormal. */
+/**
+ * e^x per lane. Lanes below −60 give exactly 0 and x is capped at 88.3, so neither the result nor a product with it
+ * (the scan's exp(Δ·A)·h) becomes a denormal: WASM cannot flush them, and x86 takes a slow path on each one. The
+ * reference's value there is < 1e-26, far under f32 resolution of anything it is added to.
+ */
 @inline
 export function expV(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.3));
+  const under = f32x4.lt(x, f32x4.splat(-60));
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-60)), f32x4.splat(88.3));
   const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
   const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI))), f32x4.mul(n, f32x4.splat(LN2_LO)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -21,7 +26,7 @@ export function expV(x: v128): v128 {
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
   const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(p, scale);
+  return v128.andnot(f32x4.mul(p, scale), under);
 }
 
 /** ln x per lane for x ≥ 1 (softplus's argument); no handling of 0, negatives or inf. */
