@@ -5,6 +5,8 @@ import { exportMambaOnnx, modelBytes } from '../../mamba/onnx/export/export-mode
 import type { Quantization } from '../../mamba/onnx/export/layers.ts';
 import { createOnnxEngineNode } from '../../mamba/onnx/node.ts';
 import { argmax } from '../../mamba/sampling.ts';
+import type { StepPrecision } from '../../mamba/wasm/engine.ts';
+import { createWasmStepEngineNode } from '../../mamba/wasm/node.ts';
 
 export interface Contender {
   name: string;
@@ -61,5 +63,33 @@ export async function openWasmContenders(config: MambaConfig, weights: MambaWeig
       dispose: () => engine.dispose(),
     });
   }
+  for (const precision of ['fp32', 'int8'] as StepPrecision[])
+    out.push(await wasmSimdContender(config, weights, precision));
   return out;
+}
+
+/**
+ * mamba/wasm's hand-written SIMD decode step (no ORT). Decode only: its own prefill runs the prompt through the step
+ * token by token (used here to reach the 512-token state; not timed); the edge pairs it with ORT's batched prefill.
+ */
+async function wasmSimdContender(
+  config: MambaConfig,
+  weights: MambaWeights,
+  precision: StepPrecision,
+): Promise<WasmContender> {
+  const engine = await createWasmStepEngineNode(config, weights, { precision });
+  return {
+    name: `deciserve WASM SIMD step ${precision} (mamba/wasm, no ORT)`,
+    async decodeTps(prompt, steps) {
+      const start = await engine.prefill(prompt);
+      let { state } = start;
+      let token = argmax(start.logits[0]);
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) ({ token, state } = await engine.stepGreedy(token, state));
+      return (steps / (performance.now() - t0)) * 1000;
+    },
+    lastLogits: async (ids) => (await engine.prefill(ids)).logits[0],
+    allLogits: async (ids) => (await engine.prefill(ids, { logitPositions: 'all' })).logits,
+    dispose: () => engine.dispose(),
+  };
 }

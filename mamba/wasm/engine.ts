@@ -267,8 +267,8 @@ export class WasmStepEngine implements MambaEngine {
     return { positions, logits, state: this.handle(), kept: [] };
   }
 
+  /** Drops the resident state; the prefill engine belongs to the caller (the edge shares one per isolate). */
   async dispose(): Promise<void> {
     this.resident = null;
-    await this.prefillEngine?.dispose?.();
   }
 }
