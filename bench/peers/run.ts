@@ -73,7 +73,7 @@ const checks: LogitCheck[] = await checkLogits(ckpt, checkIds, [
   { name: 'llama.cpp f32 (addon)', lastLogits: (ids) => addon.f32.logits(ids, config.vocabSize) },
   { name: 'llama.cpp q8_0 (addon)', lastLogits: (ids) => addon.q8_0.logits(ids, config.vocabSize) },
   ...wasm
-    .filter((w) => w.prefillTps)
+    .filter((w) => w.prefillTps || w.name.includes('SIMD'))
     .map((w) => ({ name: w.name.replace(/,.*$/, ''), lastLogits: w.lastLogits, allLogits: w.allLogits })),
 ]);
 for (const c of checks)
@@ -181,7 +181,7 @@ for (const r of rows) {
 }
 const note =
   `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine}; ` +
-  `${THREADS} thread; – = the prefill graph of the row above; decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
+  `${THREADS} thread; – = the prefill graph of the row above (SIMD step rows: decode only, their prefill is ORT's); decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
   `state, its own tokens); load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
   `${loadEnd.map((v) => v.toFixed(2)).join('/')} at end (2 cores, shared).`;
 const table = lines.join('\n');

@@ -79,7 +79,7 @@ async function wasmSimdContender(
 ): Promise<WasmContender> {
   const engine = await createWasmStepEngineNode(config, weights, { precision });
   return {
-    name: `deciserve WASM SIMD step ${precision} (mamba/wasm, no ORT)`,
+    name: `deciserve WASM SIMD step ${precision} (mamba/wasm; no ORT)`,
     async decodeTps(prompt, steps) {
       const start = await engine.prefill(prompt);
       let { state } = start;
