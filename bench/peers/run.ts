@@ -120,7 +120,7 @@ for (let r = 0; r < reps; r++) {
 }
 const loadEnd = loadavg();
 const workerd: WorkerdRow[] = flags.workerd
-  ? await workerdRows(config, ckpt.weights, TMP, promptIds, log).catch((err: Error) => {
+  ? await workerdRows(config, ckpt.weights, TMP, promptIds, log, dir).catch((err: Error) => {
       log(`workerd left out: ${err.message.split('\n')[0]}`);
       return [];
     })
