@@ -20,6 +20,7 @@ import {
   type PrefillOptions,
   type PrefillResult,
   type StepResult,
+  type Tensor,
 } from '../engine.ts';
 
 export type StepPrecision = 'fp32' | 'int8';
@@ -111,6 +112,22 @@ export class WasmStepEngine implements MambaEngine {
   private load(w: MambaWeights): number {
     const c = this.config;
     const x = this.x;
+    // Grow the memory once to what the model needs: the allocator would otherwise double it (48 MiB for 25 MB).
+    const quant = this.precision === 'int8';
+    const bytes = (t: Tensor | null, quantized = false) =>
+      t ? t.data.length * (quantized && quant ? 1.05 : 4) + 32 : 0;
+    const perLayer = w.layers.map((l) =>
+      (Object.entries(l) as [string, Tensor | null][]).reduce(
+        (n, [name, t]) => n + bytes(t, ['inProj', 'xProj', 'outProj'].includes(name)),
+        0,
+      ),
+    );
+    const scratch = 4 * (4 * c.dModel + 6 * c.dInner + c.vocabSize + 2 * c.dState + c.dtRank) + 4096;
+    const tied = w.lmHead.data === w.embedding.data;
+    const embeddings = bytes(w.lmHead, true) + (tied ? 0 : bytes(w.embedding, true));
+    const need = perLayer.reduce((a, b) => a + b, 0) + embeddings + this.layerBytes * c.nLayer;
+    const missing = need + scratch + (1 << 16) - x.memory.buffer.byteLength;
+    if (missing > 0) x.memory.grow(Math.ceil(missing / 65536));
     const put = (data: Float32Array | Int8Array | Int32Array | Uint32Array): number => {
       const ptr = x.alloc(data.byteLength);
       new Uint8Array(x.memory.buffer, ptr, data.byteLength).set(
