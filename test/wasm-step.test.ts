@@ -100,7 +100,7 @@ describe('WASM SIMD step engine, the shipped model', () => {
     const text = haystackText(readFileSync(join(SHIPPED, 'haystack.txt'), 'utf8')).slice(0, 4000);
     ids = ckpt.tokenizer.encode(text).slice(0, 256);
     reference = await new ReferenceEngine(ckpt.config, ckpt.weights).prefill(ids, { logitPositions: 'all' });
-  });
+  }, 120_000); // the TS reference over 256 tokens: seconds, more on a loaded machine
 
   it('fp32: every position within 1e-4 of the reference; greedy steps agree', async () => {
     const wasm = await createWasmStepEngineNode(ckpt.config, ckpt.weights, { precision: 'fp32' });

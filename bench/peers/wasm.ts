@@ -13,6 +13,17 @@ export interface Contender {
   prefillTps?(ids: number[]): Promise<number>;
   /** tok/s over `steps` greedy steps after `prompt`. */
   decodeTps(prompt: number[], steps: number): Promise<number>;
+  /** The last decodeTps's steps per second of process CPU time (in-process engines; unset for llama-bench). */
+  lastDecodeCpuTps?: number;
+}
+
+/** Runs `steps` calls of `step` and returns [wall tok/s, CPU tok/s] (process CPU time, every thread). */
+export async function timeSteps(steps: number, step: () => Promise<void>): Promise<[number, number]> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await step();
+  const cpu = process.cpuUsage(c0);
+  return [(steps / (performance.now() - t0)) * 1000, (steps / ((cpu.user + cpu.system) / 1000)) * 1000];
 }
 export interface WasmContender extends Contender {
   lastLogits(ids: number[]): Promise<Float32Array>;
@@ -54,9 +65,11 @@ export async function openWasmContenders(config: MambaConfig, weights: MambaWeig
         const start = await engine.prefill(prompt);
         let { state } = start;
         let token = argmax(start.logits[0]);
-        const t0 = performance.now();
-        for (let i = 0; i < steps; i++) ({ token, state } = await engine.stepGreedy(token, state));
-        return (steps / (performance.now() - t0)) * 1000;
+        const [wall, cpu] = await timeSteps(steps, async () => {
+          ({ token, state } = await engine.stepGreedy(token, state));
+        });
+        this.lastDecodeCpuTps = cpu;
+        return wall;
       },
       lastLogits: async (ids) => (await engine.prefill(ids)).logits[0],
       allLogits: async (ids) => (await engine.prefill(ids, { logitPositions: 'all' })).logits,
@@ -78,18 +91,21 @@ async function wasmSimdContender(
   precision: StepPrecision,
 ): Promise<WasmContender> {
   const engine = await createWasmStepEngineNode(config, weights, { precision });
-  return {
+  const contender: WasmContender = {
     name: `deciserve WASM SIMD step ${precision} (mamba/wasm; no ORT)`,
     async decodeTps(prompt, steps) {
       const start = await engine.prefill(prompt);
       let { state } = start;
       let token = argmax(start.logits[0]);
-      const t0 = performance.now();
-      for (let i = 0; i < steps; i++) ({ token, state } = await engine.stepGreedy(token, state));
-      return (steps / (performance.now() - t0)) * 1000;
+      const [wall, cpu] = await timeSteps(steps, async () => {
+        ({ token, state } = await engine.stepGreedy(token, state));
+      });
+      this.lastDecodeCpuTps = cpu;
+      return wall;
     },
     lastLogits: async (ids) => (await engine.prefill(ids)).logits[0],
     allLogits: async (ids) => (await engine.prefill(ids, { logitPositions: 'all' })).logits,
     dispose: () => engine.dispose(),
   };
+  return contender;
 }
