@@ -2,7 +2,8 @@
 // WASM engine on the same weights, one thread each, runs interleaved round by round so load drifts hit all alike.
 // Run: npx tsx bench/peers/run.ts [--reps 5] [--long] [--no-build] [--decode 64] [--workerd]
 // --workerd also runs the fp32 export in workerd (wrangler dev, test/workerd harness; after the rounds, not interleaved).
-// Installs bench/peers' own node-llama-cpp on first use; writes bench/results/peers-llama-cpp.{json,md}.
+// Installs bench/peers' own node-llama-cpp on first use; writes bench/results/peers-llama-cpp.{json,md}
+// (--decode-only: decode rounds alone, into peers-llama-cpp-decode.{json,md}).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,6 +27,7 @@ const { values: flags } = parseArgs({
     decode: { type: 'string', default: '64' },
     long: { type: 'boolean' },
     'no-build': { type: 'boolean' },
+    'decode-only': { type: 'boolean' },
     workerd: { type: 'boolean' },
     model: { type: 'string', default: 'models/deciserve-mamba' },
   },
@@ -34,7 +36,8 @@ const command = `npx tsx bench/peers/run.ts ${process.argv.slice(2).join(' ')}`.
 const log = (m: string) => process.stderr.write(`[peers] ${m}\n`);
 const reps = Number(flags.reps);
 const decodeSteps = Number(flags.decode);
-const LENGTHS = flags.long ? [128, 512, 2048, 8192] : [128, 512, 2048];
+const LENGTHS = flags['decode-only'] ? [] : flags.long ? [128, 512, 2048, 8192] : [128, 512, 2048];
+const OUT = flags['decode-only'] ? 'peers-llama-cpp-decode' : 'peers-llama-cpp';
 const THREADS = 1;
 
 ensurePeerDeps(log);
@@ -57,7 +60,7 @@ const promptIds = (n: number) => {
 };
 const loadStart = loadavg();
 
-const contextSize = Math.max(...LENGTHS) + decodeSteps + 8;
+const contextSize = Math.max(512, ...LENGTHS) + decodeSteps + 8;
 const addon = {
   f32: await openAddonPeer(ggufPaths.f32, { threads: THREADS, contextSize, batchSize: 512 }),
   q8_0: await openAddonPeer(ggufPaths.q8_0, { threads: THREADS, contextSize, batchSize: 512 }),
@@ -216,9 +219,9 @@ const result = {
   note,
   workerd,
 };
-writeFileSync(join(RESULTS, 'peers-llama-cpp.json'), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(join(RESULTS, `${OUT}.json`), JSON.stringify(result, null, 2) + '\n');
 writeFileSync(
-  join(RESULTS, 'peers-llama-cpp.md'),
+  join(RESULTS, `${OUT}.md`),
   `# deciserve WASM vs llama.cpp, same weights\n\n\`${command}\`\n\n${table}\n\n${note}\n\n` +
     `Tokenizer (GGUF gpt2 + starcoder pre-tokenizer) agrees with tokenizer.json on a 256-token text: ${tokenizerAgrees}.\n\n` +
     `| logits vs the TS reference (256-token prompt) | max abs diff (last position) | mean KL, all positions |\n|---|---|---|\n` +
