@@ -182,11 +182,13 @@ const rows = contenders.map((c) => ({
 const baseline =
   rows.find((r) => r.engine.includes('native')) ?? rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
 const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
+// CPU time exists only for in-process engines: that column's ratios are to the llama.cpp f32 addon.
+const cpuBaseline = rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
 const cell = (r: (typeof rows)[number], k: string) => {
-  const [c, b] = [r[k], baseline[k]];
+  const [c, b] = [r[k], (k === 'decodeCpu' ? cpuBaseline : baseline)[k]];
   return c && b ? `${fmt(c.medianTps)} (${fmt(c.maxTps)}) ${(c.medianTps / b.medianTps).toFixed(2)}×` : '–';
 };
-const header = `| engine | ${LENGTHS.map((l) => `prefill ${l}`).join(' | ')} | decode | decode, per CPU second |`;
+const header = `| engine | ${[...LENGTHS.map((l) => `prefill ${l}`), 'decode', 'decode, per CPU second (× addon)'].join(' | ')} |`;
 const lines = [header, `|---|${keys.map(() => '---|').join('')}`];
 for (const r of rows) {
   lines.push(`| ${r.engine} | ${keys.map((k) => cell(r, k)).join(' | ')} |`);
@@ -195,7 +197,7 @@ const note =
   `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine}; ` +
   `${THREADS} thread; – = the prefill graph of the row above (SIMD step rows: decode only, their prefill is ORT's); decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
   `state, its own tokens); "per CPU second" = steps / process CPU time (user + system, every thread) of the same decode ` +
-  `runs, in-process engines only (llama-bench runs as its own process), less sensitive to other load on the machine; load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
+  `runs, in-process engines only (llama-bench runs as its own process; ratios there are to llama.cpp f32 (addon)), less sensitive to other load on the machine; load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
   `${loadEnd.map((v) => v.toFixed(2)).join('/')} at end (2 cores, shared).`;
 const table = lines.join('\n');
 process.stdout.write(`${table}\n\n${note}\n`);
