@@ -19,9 +19,10 @@ import {
   type ModelState,
   type PrefillOptions,
   type PrefillResult,
-  type StepResult,
   type Tensor,
 } from '../engine.ts';
+import { SequentialEngine, type SequenceStep } from '../engine-base.ts';
+import { checkState, checkToken, validateRequest } from '../engine-input.ts';
 
 export type StepPrecision = 'fp32' | 'int8';
 
@@ -73,7 +74,7 @@ export interface WasmStepOptions {
   prefillEngine?: MambaEngine;
 }
 
-export class WasmStepEngine implements MambaEngine {
+export class WasmStepEngine extends SequentialEngine {
   readonly name: string;
   private readonly x: StepExports;
   private readonly stateBase: number;
@@ -88,6 +89,7 @@ export class WasmStepEngine implements MambaEngine {
     readonly precision: StepPrecision,
     private readonly prefillEngine: MambaEngine | undefined,
   ) {
+    super();
     this.name = `wasm-simd-${precision}${prefillEngine ? `+${prefillEngine.name}-prefill` : ''}`;
     this.x = instance.exports as unknown as StepExports;
     const { dInner, dConv, dState } = config;
@@ -183,30 +185,27 @@ export class WasmStepEngine implements MambaEngine {
     return this.x.memory.buffer.byteLength;
   }
 
-  private checkToken(token: number): void {
-    if (!Number.isInteger(token) || token < 0 || token >= this.config.vocabSize)
-      throw new EngineInputError(`token ${token} is outside the vocabulary [0, ${this.config.vocabSize})`);
-  }
-
   /** Makes `state` the one in WASM memory (a no-op for the resident handle). */
   private enter(state: ModelState | null): void {
     if (state !== null && state === this.resident) return;
-    const { nLayer, dInner, dConv, dState } = this.config;
+    const { nLayer, dInner, dConv } = this.config;
     const mem = new Float32Array(this.x.memory.buffer, this.stateBase, (nLayer * this.layerBytes) / 4);
     if (state === null) {
       mem.fill(0);
     } else {
-      if (state.length !== nLayer)
-        throw new EngineInputError(`step: state has ${state.length} layers, the model ${nLayer}`);
+      checkState(state, this.config);
       const stride = this.layerBytes / 4;
       state.forEach((s, l) => {
-        if (s.conv.length !== dInner * dConv || s.ssm.length !== dInner * dState)
-          throw new EngineInputError(`step: layer ${l} state has the wrong size`);
         mem.set(s.conv, l * stride);
         mem.set(s.ssm, l * stride + dInner * dConv);
       });
     }
     this.resident = null;
+  }
+
+  /** The resident handle is checked by construction; reading it here would copy the whole state out. */
+  protected override checkDecodeState(state: ModelState): void {
+    if (state !== this.resident) checkState(state, this.config);
   }
 
   /** A handle on the state now in WASM memory; reading it copies the arrays out while it is still resident. */
@@ -243,49 +242,51 @@ export class WasmStepEngine implements MambaEngine {
     return new Float32Array(this.x.memory.buffer, this.x.logitsPtr(), this.config.vocabSize).slice();
   }
 
-  async step(token: number, state: ModelState): Promise<StepResult> {
-    this.checkToken(token);
+  /** One step (the session has checked the token and the state); the input handle is stale afterwards. */
+  async stepOne(token: number, state: ModelState, wantLogits: boolean): Promise<SequenceStep> {
     this.enter(state);
-    this.x.step(token, 1);
-    return { logits: this.logits(), state: this.handle() };
+    if (wantLogits) {
+      this.x.step(token, 1);
+      return { logits: this.logits(), state: this.handle() };
+    }
+    const next = this.x.step(token, 2); // the greedy token, computed in WASM: only an id crosses back
+    return { logits: null, token: next, state: this.handle() };
   }
 
   /** Greedy decoding: only the next token id crosses back (ties go to the lowest id, as sampling.ts's argmax). */
   async stepGreedy(token: number, state: ModelState): Promise<{ token: number; state: ModelState }> {
-    this.checkToken(token);
-    this.enter(state);
-    const next = this.x.step(token, 2);
-    return { token: next, state: this.handle() };
+    checkToken(token, this.config.vocabSize);
+    this.checkDecodeState(state);
+    const r = await this.stepOne(token, state, false);
+    return { token: r.token!, state: r.state };
   }
 
-  async prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<PrefillResult> {
+  protected async prefillOne(ids: ArrayLike<number>, options: PrefillOptions): Promise<PrefillResult> {
     if (this.prefillEngine) return this.prefillEngine.prefill(ids, options);
     if (options.decimation)
       throw new EngineInputError('the WASM step engine prefills plain Mamba only (no decimation)');
-    if (ids.length === 0) throw new EngineInputError('prefill: empty prompt');
-    for (let i = 0; i < ids.length; i++) this.checkToken(ids[i]!);
-    const sel = options.logitPositions ?? 'last';
-    const positions = sel === 'last' ? [ids.length - 1] : sel === 'all' ? Array.from(ids, (_, i) => i) : [...sel];
-    for (const p of positions)
-      if (!Number.isInteger(p) || p < 0 || p >= ids.length)
-        throw new EngineInputError(`prefill: logit position ${p} is outside [0, ${ids.length})`);
+    const { ids: checked, positions } = validateRequest(ids, options, this.config);
     const wanted = new Map<number, number[]>();
-    positions.forEach((p, r) => wanted.set(p, [...(wanted.get(p) ?? []), r]));
+    positions.forEach((p, r) => {
+      wanted.set(p, [...(wanted.get(p) ?? []), r]);
+    });
     const logits: Float32Array[] = new Array(positions.length);
     this.enter(null);
-    for (let t = 0; t < ids.length; t++) {
+    for (let t = 0; t < checked.length; t++) {
       const rows = wanted.get(t);
-      this.x.step(ids[t]!, rows ? 1 : 0);
+      this.x.step(checked[t]!, rows ? 1 : 0); // the head runs only where logits were asked for
       if (rows) {
         const l = this.logits();
-        rows.forEach((r, j) => (logits[r] = j === 0 ? l : l.slice()));
+        rows.forEach((r, j) => {
+          logits[r] = j === 0 ? l : l.slice();
+        });
       }
     }
     return { positions, logits, state: this.handle(), kept: [] };
   }
 
   /** Drops the resident state; the prefill engine belongs to the caller (the edge shares one per isolate). */
-  async dispose(): Promise<void> {
+  override async dispose(): Promise<void> {
     this.resident = null;
   }
 }
