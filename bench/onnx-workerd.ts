@@ -27,8 +27,10 @@ export interface WorkerdTimings {
  * A wrangler config that serves the already built bundle (from workerBundleSize) without bundling, so `wrangler dev`
  * does not watch the sources: other sessions edit them while the benchmark runs, and each edit restarted the Worker.
  */
-function harnessConfig(bundleDir: string, modelDir: string, out: string): string {
-  const text = readFileSync(join(HARNESS, 'wrangler.toml'), 'utf8')
+function harnessConfig(bundleDir: string, modelDir: string, out: string, decode?: string): string {
+  const text = (
+    readFileSync(join(HARNESS, 'wrangler.toml'), 'utf8') + (decode ? `\n[vars]\nDECODE = "${decode}"\n` : '')
+  )
     .replace(
       /^main = .*$/m,
       `main = "${join(bundleDir, 'worker.js')}"\nno_bundle = true\nrules = [{ type = "CompiledWasm", globs = ["**/*.wasm"] }]`,
@@ -113,10 +115,12 @@ export async function benchWorkerd(
   modelDir: string,
   tmp: string,
   ids: (n: number) => number[],
+  /** The harness's DECODE var: 'wasm-fp32' | 'wasm-int8' (mamba/wasm's step; modelDir needs model.safetensors). */
+  decode?: string,
 ): Promise<WorkerdTimings> {
   mkdirSync(tmp, { recursive: true });
   const port = await freePort();
-  const config = harnessConfig(bundleDir, modelDir, join(tmp, `wrangler-${port}.toml`));
+  const config = harnessConfig(bundleDir, modelDir, join(tmp, `wrangler-${port}.toml`), decode);
   let output = '';
   const child = spawn(
     WRANGLER,

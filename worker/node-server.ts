@@ -16,7 +16,8 @@ import { edgeConfig } from './config.ts';
 import { consoleLog, type EdgeApp, type EdgeLog } from './deps.ts';
 import { MemoryRateLimiter } from './http/rate-limit.ts';
 import { DEFAULT_EDGE_MODEL_DIR } from './model/build.ts';
-import { lazyEdgeModel, openEdgeModel } from './model/edge-model.ts';
+import { edgeStep, lazyEdgeModel, openEdgeModel } from './model/edge-model.ts';
+import { stepWasmModule } from '../mamba/wasm/node.ts';
 import { folderFetcher } from './model/fs-fetcher.ts';
 import { RunnerClient } from './runner-client.ts';
 import { ThreadMeter } from '../mamba/token-meter.ts';
@@ -33,7 +34,10 @@ export function createNodeEdgeApp(
   const config = edgeConfig(env);
   return createEdgeApp({
     config,
-    model: lazyEdgeModel(() => ortWasm().then((w) => openEdgeModel(folderFetcher(modelDir), w))),
+    model: lazyEdgeModel(async () => {
+      const step = config.edge.decode === 'onnx' ? undefined : edgeStep(config.edge.decode, await stepWasmModule());
+      return openEdgeModel(folderFetcher(modelDir), await ortWasm(), step);
+    }),
     runner: config.runner ? new RunnerClient(config.runner.url, config.runner.secret) : null,
     rateLimiter: config.rateLimitPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitPerMinute) : null,
     log,

@@ -9,11 +9,13 @@ export const PEERS_DIR = import.meta.dirname;
 
 export function ensurePeerDeps(log: (msg: string) => void): void {
   if (existsSync(join(PEERS_DIR, 'node_modules', 'node-llama-cpp', 'package.json'))) return;
-  log('installing bench/peers dependencies (npm ci --omit=optional, NODE_LLAMA_CPP_SKIP_DOWNLOAD=true)');
-  const r = spawnSync('npm', ['ci', '--omit=optional', '--no-audit', '--no-fund'], {
+  log('installing bench/peers dependencies (npm install --omit=optional, NODE_LLAMA_CPP_SKIP_DOWNLOAD=true)');
+  // `npm install`, not `npm ci`: npm 11.19's ci refuses this lockfile ("Missing: @node-llama-cpp/win-x64@ from lock
+  // file", the optional platform builds it leaves out); install reads the same lockfile and leaves it unchanged.
+  const r = spawnSync('npm', ['install', '--omit=optional', '--no-audit', '--no-fund'], {
     cwd: PEERS_DIR,
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' },
   });
-  if (r.status !== 0) throw new Error(`npm ci in bench/peers failed (exit ${r.status})`);
+  if (r.status !== 0) throw new Error(`npm install in bench/peers failed (exit ${r.status})`);
 }

@@ -35,6 +35,8 @@ export interface AddonPeer {
   prefillMs(ids: number[]): Promise<number>;
   /** Wall ms for `steps` greedy decode steps after `prompt`. */
   decodeMs(prompt: number[], steps: number): Promise<number>;
+  /** Process CPU ms (all threads) of the last decodeMs's timed steps. */
+  lastDecodeCpuMs: number;
   dispose(): Promise<void>;
 }
 
@@ -57,7 +59,7 @@ export async function openAddonPeer(
   const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
   const context = await model.createContext({ ...opts, sequences: 1 });
   const seq = context.getSequence();
-  return {
+  const peer: AddonPeer = {
     tokenize: (text) => model.tokenize(text),
     async logits(ids, vocabSize) {
       await seq.clearHistory();
@@ -76,16 +78,20 @@ export async function openAddonPeer(
       await seq.evaluateWithoutGeneratingNewTokens(ids);
       return performance.now() - t0;
     },
+    lastDecodeCpuMs: 0,
     async decodeMs(prompt, steps) {
       await seq.clearHistory();
       await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1));
       let n = 0;
       let t0 = 0;
+      let c0 = process.cpuUsage();
       // The first yield includes the last prompt token's evaluation; time the `steps` tokens after it.
       for await (const _ of seq.evaluate(prompt.slice(-1), { temperature: 0 })) {
-        if (n === 0) t0 = performance.now();
+        if (n === 0) [t0, c0] = [performance.now(), process.cpuUsage()];
         if (n++ === steps) break;
       }
+      const cpu = process.cpuUsage(c0);
+      this.lastDecodeCpuMs = (cpu.user + cpu.system) / 1000;
       return performance.now() - t0;
     },
     async dispose() {
@@ -93,4 +99,5 @@ export async function openAddonPeer(
       await model.dispose();
     },
   };
+  return peer;
 }

@@ -2,7 +2,8 @@
 // WASM engine on the same weights, one thread each, runs interleaved round by round so load drifts hit all alike.
 // Run: npx tsx bench/peers/run.ts [--reps 5] [--long] [--no-build] [--decode 64] [--workerd]
 // --workerd also runs the fp32 export in workerd (wrangler dev, test/workerd harness; after the rounds, not interleaved).
-// Installs bench/peers' own node-llama-cpp on first use; writes bench/results/peers-llama-cpp.{json,md}.
+// Installs bench/peers' own node-llama-cpp on first use; writes bench/results/peers-llama-cpp.{json,md}
+// (--decode-only: decode rounds alone, into peers-llama-cpp-decode.{json,md}).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,6 +27,7 @@ const { values: flags } = parseArgs({
     decode: { type: 'string', default: '64' },
     long: { type: 'boolean' },
     'no-build': { type: 'boolean' },
+    'decode-only': { type: 'boolean' },
     workerd: { type: 'boolean' },
     model: { type: 'string', default: 'models/deciserve-mamba' },
   },
@@ -34,7 +36,8 @@ const command = `npx tsx bench/peers/run.ts ${process.argv.slice(2).join(' ')}`.
 const log = (m: string) => process.stderr.write(`[peers] ${m}\n`);
 const reps = Number(flags.reps);
 const decodeSteps = Number(flags.decode);
-const LENGTHS = flags.long ? [128, 512, 2048, 8192] : [128, 512, 2048];
+const LENGTHS = flags['decode-only'] ? [] : flags.long ? [128, 512, 2048, 8192] : [128, 512, 2048];
+const OUT = flags['decode-only'] ? 'peers-llama-cpp-decode' : 'peers-llama-cpp';
 const THREADS = 1;
 
 ensurePeerDeps(log);
@@ -57,7 +60,7 @@ const promptIds = (n: number) => {
 };
 const loadStart = loadavg();
 
-const contextSize = Math.max(...LENGTHS) + decodeSteps + 8;
+const contextSize = Math.max(512, ...LENGTHS) + decodeSteps + 8;
 const addon = {
   f32: await openAddonPeer(ggufPaths.f32, { threads: THREADS, contextSize, batchSize: 512 }),
   q8_0: await openAddonPeer(ggufPaths.q8_0, { threads: THREADS, contextSize, batchSize: 512 }),
@@ -73,7 +76,7 @@ const checks: LogitCheck[] = await checkLogits(ckpt, checkIds, [
   { name: 'llama.cpp f32 (addon)', lastLogits: (ids) => addon.f32.logits(ids, config.vocabSize) },
   { name: 'llama.cpp q8_0 (addon)', lastLogits: (ids) => addon.q8_0.logits(ids, config.vocabSize) },
   ...wasm
-    .filter((w) => w.prefillTps)
+    .filter((w) => w.prefillTps || w.name.includes('SIMD'))
     .map((w) => ({ name: w.name.replace(/,.*$/, ''), lastLogits: w.lastLogits, allLogits: w.allLogits })),
 ]);
 for (const c of checks)
@@ -96,11 +99,17 @@ const contenders: Contender[] = [
         },
       ]
     : []),
-  ...(['f32', 'q8_0'] as const).map((p) => ({
-    name: `llama.cpp ${p} (addon)`,
-    prefillTps: async (ids: number[]) => (ids.length / (await addon[p].prefillMs(ids))) * 1000,
-    decodeTps: async (prompt: number[], n: number) => (n / (await addon[p].decodeMs(prompt, n))) * 1000,
-  })),
+  ...(['f32', 'q8_0'] as const).map(
+    (p): Contender => ({
+      name: `llama.cpp ${p} (addon)`,
+      prefillTps: async (ids: number[]) => (ids.length / (await addon[p].prefillMs(ids))) * 1000,
+      async decodeTps(prompt: number[], n: number) {
+        const ms = await addon[p].decodeMs(prompt, n);
+        this.lastDecodeCpuTps = (n / addon[p].lastDecodeCpuMs) * 1000;
+        return (n / ms) * 1000;
+      },
+    }),
+  ),
   ...wasm,
 ];
 const samples = new Map<string, Map<string, number[]>>(contenders.map((c) => [c.name, new Map()]));
@@ -115,12 +124,15 @@ for (const c of contenders) {
 for (let r = 0; r < reps; r++) {
   for (const length of LENGTHS)
     for (const c of contenders) if (c.prefillTps) push(c, `prefill${length}`, await c.prefillTps(promptIds(length)));
-  for (const c of contenders) push(c, 'decode', await c.decodeTps(promptIds(512), decodeSteps));
+  for (const c of contenders) {
+    push(c, 'decode', await c.decodeTps(promptIds(512), decodeSteps));
+    if (c.lastDecodeCpuTps) push(c, 'decodeCpu', c.lastDecodeCpuTps);
+  }
   log(`round ${r + 1}/${reps} done (load ${loadavg()[0].toFixed(2)})`);
 }
 const loadEnd = loadavg();
 const workerd: WorkerdRow[] = flags.workerd
-  ? await workerdRows(config, ckpt.weights, TMP, promptIds, log).catch((err: Error) => {
+  ? await workerdRows(config, ckpt.weights, TMP, promptIds, log, dir).catch((err: Error) => {
       log(`workerd left out: ${err.message.split('\n')[0]}`);
       return [];
     })
@@ -157,7 +169,7 @@ const median = (xs: number[]) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const keys = [...LENGTHS.map((l) => `prefill${l}`), 'decode'];
+const keys = [...LENGTHS.map((l) => `prefill${l}`), 'decode', 'decodeCpu'];
 const rows = contenders.map((c) => ({
   engine: c.name,
   ...Object.fromEntries(
@@ -170,19 +182,22 @@ const rows = contenders.map((c) => ({
 const baseline =
   rows.find((r) => r.engine.includes('native')) ?? rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
 const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
+// CPU time exists only for in-process engines: that column's ratios are to the llama.cpp f32 addon.
+const cpuBaseline = rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
 const cell = (r: (typeof rows)[number], k: string) => {
-  const [c, b] = [r[k], baseline[k]];
+  const [c, b] = [r[k], (k === 'decodeCpu' ? cpuBaseline : baseline)[k]];
   return c && b ? `${fmt(c.medianTps)} (${fmt(c.maxTps)}) ${(c.medianTps / b.medianTps).toFixed(2)}×` : '–';
 };
-const header = `| engine | ${LENGTHS.map((l) => `prefill ${l}`).join(' | ')} | decode |`;
+const header = `| engine | ${[...LENGTHS.map((l) => `prefill ${l}`), 'decode', 'decode, per CPU second (× addon)'].join(' | ')} |`;
 const lines = [header, `|---|${keys.map(() => '---|').join('')}`];
 for (const r of rows) {
   lines.push(`| ${r.engine} | ${keys.map((k) => cell(r, k)).join(' | ')} |`);
 }
 const note =
   `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine}; ` +
-  `${THREADS} thread; – = the prefill graph of the row above; decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
-  `state, its own tokens); load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
+  `${THREADS} thread; – = the prefill graph of the row above (SIMD step rows: decode only, their prefill is ORT's); decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
+  `state, its own tokens); "per CPU second" = steps / process CPU time (user + system, every thread) of the same decode ` +
+  `runs, in-process engines only (llama-bench runs as its own process; ratios there are to llama.cpp f32 (addon)), less sensitive to other load on the machine; load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
   `${loadEnd.map((v) => v.toFixed(2)).join('/')} at end (2 cores, shared).`;
 const table = lines.join('\n');
 process.stdout.write(`${table}\n\n${note}\n`);
@@ -206,9 +221,9 @@ const result = {
   note,
   workerd,
 };
-writeFileSync(join(RESULTS, 'peers-llama-cpp.json'), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(join(RESULTS, `${OUT}.json`), JSON.stringify(result, null, 2) + '\n');
 writeFileSync(
-  join(RESULTS, 'peers-llama-cpp.md'),
+  join(RESULTS, `${OUT}.md`),
   `# deciserve WASM vs llama.cpp, same weights\n\n\`${command}\`\n\n${table}\n\n${note}\n\n` +
     `Tokenizer (GGUF gpt2 + starcoder pre-tokenizer) agrees with tokenizer.json on a 256-token text: ${tokenizerAgrees}.\n\n` +
     `| logits vs the TS reference (256-token prompt) | max abs diff (last position) | mean KL, all positions |\n|---|---|---|\n` +

@@ -5,12 +5,25 @@ import { exportMambaOnnx, modelBytes } from '../../mamba/onnx/export/export-mode
 import type { Quantization } from '../../mamba/onnx/export/layers.ts';
 import { createOnnxEngineNode } from '../../mamba/onnx/node.ts';
 import { argmax } from '../../mamba/sampling.ts';
+import type { StepPrecision } from '../../mamba/wasm/engine.ts';
+import { createWasmStepEngineNode } from '../../mamba/wasm/node.ts';
 
 export interface Contender {
   name: string;
   prefillTps?(ids: number[]): Promise<number>;
   /** tok/s over `steps` greedy steps after `prompt`. */
   decodeTps(prompt: number[], steps: number): Promise<number>;
+  /** The last decodeTps's steps per second of process CPU time (in-process engines; unset for llama-bench). */
+  lastDecodeCpuTps?: number;
+}
+
+/** Runs `steps` calls of `step` and returns [wall tok/s, CPU tok/s] (process CPU time, every thread). */
+export async function timeSteps(steps: number, step: () => Promise<void>): Promise<[number, number]> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await step();
+  const cpu = process.cpuUsage(c0);
+  return [(steps / (performance.now() - t0)) * 1000, (steps / ((cpu.user + cpu.system) / 1000)) * 1000];
 }
 export interface WasmContender extends Contender {
   lastLogits(ids: number[]): Promise<Float32Array>;
@@ -52,14 +65,47 @@ export async function openWasmContenders(config: MambaConfig, weights: MambaWeig
         const start = await engine.prefill(prompt);
         let { state } = start;
         let token = argmax(start.logits[0]);
-        const t0 = performance.now();
-        for (let i = 0; i < steps; i++) ({ token, state } = await engine.stepGreedy(token, state));
-        return (steps / (performance.now() - t0)) * 1000;
+        const [wall, cpu] = await timeSteps(steps, async () => {
+          ({ token, state } = await engine.stepGreedy(token, state));
+        });
+        this.lastDecodeCpuTps = cpu;
+        return wall;
       },
       lastLogits: async (ids) => (await engine.prefill(ids)).logits[0],
       allLogits: async (ids) => (await engine.prefill(ids, { logitPositions: 'all' })).logits,
       dispose: () => engine.dispose(),
     });
   }
+  for (const precision of ['fp32', 'int8'] as StepPrecision[])
+    out.push(await wasmSimdContender(config, weights, precision));
   return out;
+}
+
+/**
+ * mamba/wasm's hand-written SIMD decode step (no ORT). Decode only: its own prefill runs the prompt through the step
+ * token by token (used here to reach the 512-token state; not timed); the edge pairs it with ORT's batched prefill.
+ */
+async function wasmSimdContender(
+  config: MambaConfig,
+  weights: MambaWeights,
+  precision: StepPrecision,
+): Promise<WasmContender> {
+  const engine = await createWasmStepEngineNode(config, weights, { precision });
+  const contender: WasmContender = {
+    name: `deciserve WASM SIMD step ${precision} (mamba/wasm; no ORT)`,
+    async decodeTps(prompt, steps) {
+      const start = await engine.prefill(prompt);
+      let { state } = start;
+      let token = argmax(start.logits[0]);
+      const [wall, cpu] = await timeSteps(steps, async () => {
+        ({ token, state } = await engine.stepGreedy(token, state));
+      });
+      this.lastDecodeCpuTps = cpu;
+      return wall;
+    },
+    lastLogits: async (ids) => (await engine.prefill(ids)).logits[0],
+    allLogits: async (ids) => (await engine.prefill(ids, { logitPositions: 'all' })).logits,
+    dispose: () => engine.dispose(),
+  };
+  return contender;
 }

@@ -1,5 +1,7 @@
 // The edge's fp32 export in workerd (bench/onnx-workerd.ts drives `wrangler dev` on the test/workerd harness): the
-// edge build's setting (If step) and the lean step graph, so the workerd figures sit next to the Node WASM rows.
+// edge build's setting (If step), the lean step graph, and mamba/wasm's SIMD step (fp32, int8) decoding after ORT's
+// prefill as the edge's EDGE_DECODE runs it, so the workerd figures sit next to the Node WASM rows.
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MambaConfig, MambaWeights } from '../../mamba/engine.ts';
 import { exportMambaOnnx } from '../../mamba/onnx/export/export-model.ts';
@@ -22,8 +24,13 @@ export async function workerdRows(
   tmp: string,
   ids: (n: number) => number[],
   log: (m: string) => void,
+  /** The checkpoint folder: its model.safetensors feeds the SIMD step rows. */
+  checkpointDir: string,
 ): Promise<WorkerdRow[]> {
   const bundle = join(tmp, 'peers-bundle');
+  // The harness's wrangler.toml names test/.tmp/workerd-model as its assets; the dry-run bundle needs it to exist
+  // (each run below serves its own folder instead).
+  mkdirSync(join(tmp, '..', '..', '..', 'test', '.tmp', 'workerd-model'), { recursive: true });
   workerBundleSize(bundle);
   const out: WorkerdRow[] = [];
   for (const lean of [false, true]) {
@@ -34,6 +41,22 @@ export async function workerdRows(
     const t = await benchWorkerd(bundle, dir, tmp, ids);
     out.push({
       label,
+      nodeRow: label,
+      prefillRow: 'fp32, If step (edge today)',
+      prefill: Object.fromEntries(t.prefill.map((p) => [p.length, p.tokensPerSecond])),
+      decode: t.decodeTokensPerSecond,
+      wasmMemoryMiB: t.wasmMemoryMiB,
+    });
+  }
+  const dir = join(tmp, 'peers-workerd-simd');
+  await writeOnnxExport(dir, exportMambaOnnx(config, weights, { decimationLayers: [], leanStep: false }));
+  copyFileSync(join(checkpointDir, 'model.safetensors'), join(dir, 'model.safetensors'));
+  for (const precision of ['fp32', 'int8']) {
+    const label = `SIMD step ${precision} (mamba/wasm; no ORT)`;
+    log(`workerd: ${label}`);
+    const t = await benchWorkerd(bundle, dir, tmp, ids, `wasm-${precision}`);
+    out.push({
+      label: `${label}, after ORT's If-graph prefill (EDGE_DECODE=wasm-${precision})`,
       nodeRow: label,
       prefillRow: 'fp32, If step (edge today)',
       prefill: Object.fromEntries(t.prefill.map((p) => [p.length, p.tokensPerSecond])),

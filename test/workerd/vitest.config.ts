@@ -3,10 +3,12 @@
 import { resolve } from 'node:path';
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { buildStepWasm } from '../../mamba/wasm/build.ts';
 import { prepareWorkerdModel } from './prepare-model.ts';
 
 const here = import.meta.dirname;
 await prepareWorkerdModel();
+await buildStepWasm(); // worker.ts imports dist/wasm/mamba-step.wasm
 
 export default defineConfig({
   root: resolve(here, '../..'),

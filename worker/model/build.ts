@@ -11,13 +11,15 @@ import { loadCheckpoint } from '../../mamba/checkpoint.ts';
 import { exportMambaOnnx } from '../../mamba/onnx/export/export-model.ts';
 import { QUANTIZATIONS, type Quantization } from '../../mamba/onnx/export/layers.ts';
 import { writeOnnxExport } from '../../mamba/onnx/node.ts';
+import { buildStepWasm } from '../../mamba/wasm/build.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const DEFAULT_CHECKPOINT = join(REPO, 'models/deciserve-mamba');
-/** 2: fp32 GEMM weights stored transposed (#16). */
-const EXPORT_REVISION = 2;
+/** 2: fp32 GEMM weights stored transposed (#16). 3: model.safetensors copied for the WASM decode step. */
+const EXPORT_REVISION = 3;
 export const DEFAULT_EDGE_MODEL_DIR = join(REPO, 'dist/edge-model');
-const COPIED = ['tokenizer.json', 'config.json', 'deciserve.json'];
+// model.safetensors: the WASM SIMD decode step's weights (mamba/wasm; 12.6 MB in F16, read once per isolate).
+const COPIED = ['tokenizer.json', 'config.json', 'deciserve.json', 'model.safetensors'];
 
 export interface BuildOptions {
   checkpoint?: string;
@@ -29,7 +31,7 @@ export interface BuildOptions {
 
 async function inputHash(checkpoint: string, options: object): Promise<string> {
   const hash = createHash('sha256').update(JSON.stringify(options));
-  for (const name of ['model.safetensors', ...COPIED]) {
+  for (const name of new Set(['model.safetensors', ...COPIED])) {
     hash.update(name).update(await readFile(join(checkpoint, name)).catch(() => Buffer.alloc(0)));
   }
   return hash.digest('hex');
@@ -39,6 +41,9 @@ async function inputHash(checkpoint: string, options: object): Promise<string> {
 export async function buildEdgeModel(options: BuildOptions = {}): Promise<{ dir: string; built: boolean }> {
   const checkpoint = resolve(options.checkpoint ?? DEFAULT_CHECKPOINT);
   const out = resolve(options.out ?? DEFAULT_EDGE_MODEL_DIR);
+  // The Worker imports dist/wasm/mamba-step.wasm as a module: everything that builds the model folder for wrangler
+  // (the stack, the tests, `npm run edge:model`) builds it too.
+  await buildStepWasm();
   // No lean step graph at the edge yet: its second session holds the weights again (+31 MiB of wasm heap in fp32),
   // too much under a Worker's 128 MB; decoding there runs through the main graph's If (#16).
   const settings = {

@@ -2,9 +2,12 @@
 // ONNX export (manifest.json + graph), tokenizer.json and the checkpoint's deciserve.json (training length and
 // DeciMamba defaults). The tokenizer is loaded at once (every request counts tokens); the ONNX engine only when a
 // request runs at the edge, then once per isolate/process (mamba/onnx/worker-loader.ts caches it).
-import type { MambaConfig } from '../../mamba/engine.ts';
+import type { MambaConfig, MambaEngine } from '../../mamba/engine.ts';
 import { parseManifest, type OnnxManifest } from '../../mamba/onnx/manifest.ts';
-import { loadWorkerEngine, type WorkerEngine, type ModelFetcher } from '../../mamba/onnx/worker-loader.ts';
+import { loadWorkerEngine, type ModelFetcher } from '../../mamba/onnx/worker-loader.ts';
+import { readSafetensors } from '../../mamba/safetensors.ts';
+import { WasmStepEngine, type StepPrecision } from '../../mamba/wasm/engine.ts';
+import { weightsFromSafetensors } from '../../mamba/weights.ts';
 import { loadTokenizer, type TextTokenizer } from '../../mamba/tokenizer.ts';
 import { modelDefaultsFromCard, type ModelDefaults } from '../../mamba/model-defaults.ts';
 
@@ -15,8 +18,14 @@ export interface EdgeModel {
   manifest: OnnxManifest;
   tokenizer: TextTokenizer;
   defaults: ModelDefaults;
-  /** The isolate's ONNX engine (loaded on first use). */
-  engine(): Promise<WorkerEngine>;
+  /** The isolate's engine (loaded on first use): ORT, or ORT's prefill with the WASM SIMD decode step. */
+  engine(): Promise<{ engine: MambaEngine; coldStartMs: number }>;
+}
+
+/** The WASM SIMD decode step (mamba/wasm): its compiled module (a Worker module import) and weight precision. */
+export interface EdgeStep {
+  module: WebAssembly.Module;
+  precision: StepPrecision;
 }
 
 export const MODEL_BASE_URL = 'https://model/';
@@ -38,7 +47,42 @@ export function lazyEdgeModel(open: () => Promise<EdgeModel>): () => Promise<Edg
   };
 }
 
-export async function openEdgeModel(files: ModelFetcher, wasm: WebAssembly.Module): Promise<EdgeModel> {
+/** EDGE_DECODE's choice as the step to load (undefined: ORT decodes). */
+export function edgeStep(decode: 'wasm-fp32' | 'wasm-int8' | 'onnx', module: WebAssembly.Module): EdgeStep | undefined {
+  return decode === 'onnx' ? undefined : { module, precision: decode === 'wasm-int8' ? 'int8' : 'fp32' };
+}
+
+/**
+ * ORT's engine, and with `step` the WASM decode engine over it, its weights read from the folder's model.safetensors
+ * (the checkpoint's, copied by worker/model/build.ts; the same numbers as the ONNX export). Once per isolate.
+ */
+function edgeEngine(files: ModelFetcher, wasm: WebAssembly.Module, config: MambaConfig, step?: EdgeStep) {
+  let loading: ReturnType<EdgeModel['engine']> | null = null;
+  return () => {
+    loading ??= (async () => {
+      const onnx = await loadWorkerEngine(files, wasm, MODEL_BASE_URL);
+      if (!step) return onnx;
+      const t0 = performance.now();
+      const response = await files.fetch(`${MODEL_BASE_URL}model.safetensors`);
+      if (response.status === 404) return onnx; // a sharded checkpoint's folder: ORT decodes
+      if (!response.ok) throw new Error(`model file model.safetensors: HTTP ${response.status}`);
+      const weights = weightsFromSafetensors(config, readSafetensors(new Uint8Array(await response.arrayBuffer())));
+      const engine = await WasmStepEngine.create(step.module, config, weights, {
+        precision: step.precision,
+        prefillEngine: onnx.engine,
+      });
+      return { engine, coldStartMs: onnx.coldStartMs + performance.now() - t0 };
+    })();
+    loading.catch(() => (loading = null));
+    return loading;
+  };
+}
+
+export async function openEdgeModel(
+  files: ModelFetcher,
+  wasm: WebAssembly.Module,
+  step?: EdgeStep,
+): Promise<EdgeModel> {
   const [manifestJson, tokenizerJson, card] = await Promise.all([
     fetchJson(files, 'manifest.json'),
     fetchJson(files, 'tokenizer.json'),
@@ -50,6 +94,6 @@ export async function openEdgeModel(files: ModelFetcher, wasm: WebAssembly.Modul
     manifest,
     tokenizer: loadTokenizer(tokenizerJson),
     defaults: modelDefaultsFromCard(card, manifest.config.nLayer),
-    engine: () => loadWorkerEngine(files, wasm, MODEL_BASE_URL),
+    engine: edgeEngine(files, wasm, manifest.config, step),
   };
 }
