@@ -4,8 +4,9 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, type EngineCore } from './core.ts';
 import type { DeviceLayer } from './device-weights.ts';
-import type { ScanChunkTables } from './ops.ts';
 import * as ops from './ops.ts';
+import type { ScanChunkTables } from './ops-scan.ts';
+import * as scanOps from './ops-scan.ts';
 import { xDblWidth } from './memory-plan.ts';
 import { bcOffsets, dtProj, inProj, outProj, xProj } from './projections.ts';
 
@@ -110,7 +111,7 @@ export function mambaMixer(
 
   const bc = bcOffsets(core);
   let scanRows = n;
-  let inputs: ops.ScanInputs = {
+  let inputs: scanOps.ScanInputs = {
     x: { ptr: b.x, ld: dInner },
     delta: { ptr: b.delta, ld: dInner },
     z,
@@ -127,7 +128,7 @@ export function mambaMixer(
     scanRows = d.rowsOut;
     const g = d.gathered;
     const gather = (src: ops.MatView, dst: ops.MatView, width: number, elementBytes: 2 | 4, label: string) =>
-      ops.gatherRows(k, { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: scanRows }, label);
+      scanOps.gatherRows(k, { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: scanRows }, label);
     gather(inputs.x, { ptr: g.x, ld: dInner }, dInner, ab, 'gather_x');
     gather(inputs.delta, { ptr: g.delta, ld: dInner }, dInner, 4, 'gather_delta');
     gather(inputs.z, { ptr: g.z, ld: dInner }, dInner, ab, 'gather_z');
@@ -143,7 +144,7 @@ export function mambaMixer(
     };
   }
 
-  ops.selectiveScan(k, {
+  scanOps.selectiveScan(k, {
     inputs,
     chunks,
     scratch: { chunkH: b.chunkH, chunkDeltaSum: b.chunkDeltaSum },
@@ -186,7 +187,7 @@ function fusedTail(
     rowIdx = d.srcRow;
     gatherAlso(core, d);
   }
-  ops.fusedScan(k, {
+  scanOps.fusedScan(k, {
     inputs: {
       x: { ptr: b.x, ld: dInner },
       delta: { ptr: b.delta, ld: dInner },
@@ -220,7 +221,7 @@ function chooseKept(
   const k = core.kernels;
   const tables = { rowSeq: rows.rowSeq, seqStart: rows.seqStart };
   const { contextLen, scores } = d;
-  ops.deltaScores(k, {
+  scanOps.deltaScores(k, {
     delta,
     bias: dtBias,
     tables,
@@ -229,7 +230,7 @@ function chooseKept(
     rows: rows.rowsIn,
     dInner: core.config.dInner,
   });
-  ops.selectKept(k, {
+  scanOps.selectKept(k, {
     scores,
     seqStart: rows.seqStart,
     contextLen,
@@ -249,6 +250,10 @@ function gatherAlso(core: EngineCore, d: MixerDecimation): void {
       { ptr: extra.dst, ld: extra.width },
     ];
     const { width, elementBytes } = extra;
-    ops.gatherRows(core.kernels, { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: d.rowsOut }, extra.label);
+    scanOps.gatherRows(
+      core.kernels,
+      { src, dst, width, elementBytes, srcRow: d.srcRow, nRows: d.rowsOut },
+      extra.label,
+    );
   }
 }

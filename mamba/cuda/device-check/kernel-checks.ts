@@ -7,6 +7,7 @@ import { causalConv1dSilu, linear as refLinear, rmsNorm, selectiveScan, silu, so
 import { createRng } from '../../rng.ts';
 import type { CudaDevice, KernelSet } from '../device.ts';
 import * as ops from '../ops.ts';
+import * as scanOps from '../ops-scan.ts';
 import { aLog2 } from '../device-weights.ts';
 import { compare, type Report } from './report.ts';
 import { NAN_WORD, randomArray, Scratch } from './scratch.ts';
@@ -249,7 +250,7 @@ export async function runKernelChecks(
           ab = s.actBytes;
         const y = s.alloc(rows * dInner * ab);
         const hOut = s.alloc(lengths.length * dInner * D_STATE * 4);
-        ops.selectiveScan(kernels, {
+        scanOps.selectiveScan(kernels, {
           inputs: {
             x: { ptr: xzP, ld: 2 * dInner },
             delta: { ptr: s.f32(delta), ld: dInner },
@@ -359,7 +360,7 @@ export async function runKernelChecks(
           const outRows = outStart[outStart.length - 1]!;
           const y = s.alloc(outRows * dInner * ab);
           const hOut = s.alloc(lengths.length * dInner * D_STATE * 4);
-          ops.fusedScan(kernels, {
+          scanOps.fusedScan(kernels, {
             inputs: {
               x: { ptr: xzP, ld: 2 * dInner },
               delta: { ptr: s.f32(dt), ld: dInner },
@@ -431,7 +432,7 @@ export async function runKernelChecks(
       const scores = s.alloc(rows * 8);
       const rowSeq = new Int32Array(rows).fill(1, 0, rows);
       rowSeq.fill(0, 0, 700);
-      ops.deltaScores(kernels, {
+      scanOps.deltaScores(kernels, {
         delta: { ptr: s.f32(delta), ld: dInner },
         tables: { rowSeq: s.i32(rowSeq), seqStart: s.i32([0, 700, 1000]) },
         contextLen: s.i32(context),
@@ -464,7 +465,7 @@ export async function runKernelChecks(
       for (const l of newLen) newStart.push(newStart[newStart.length - 1]! + l);
       const srcRow = s.alloc(newStart[lengths.length]! * 4);
       const status = s.i32([0]);
-      ops.selectKept(kernels, {
+      scanOps.selectKept(kernels, {
         scores: s.f64(scores),
         seqStart: s.i32(seqStart),
         contextLen: s.i32(context),
@@ -503,7 +504,7 @@ export async function runKernelChecks(
         device.upload(src, words);
         const dst = s.alloc(picked.length * width * elementBytes);
         const offset = elementBytes === 2 ? 1 : 0; // a 2-byte offset forces the 16-bit path
-        ops.gatherRows(kernels, {
+        scanOps.gatherRows(kernels, {
           src: { ptr: src + offset * elementBytes, ld: 100 * (4 / elementBytes) },
           dst: { ptr: dst, ld: width },
           width,

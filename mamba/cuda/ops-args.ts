@@ -1,0 +1,19 @@
+// Kernel argument builders shared by the launchers in ops.ts and ops-scan.ts.
+import type { DevicePtr, KernelArg } from './bindings/driver.ts';
+
+export const ptr = (p: DevicePtr | null): KernelArg => ({ ptr: p });
+export const i32 = (v: number): KernelArg => ({ i32: v });
+export const i64 = (v: number): KernelArg => ({ i64: v });
+export const f32 = (v: number): KernelArg => ({ f32: v });
+/** A matrix argument as the kernels take it: base pointer, then row stride. */
+export const mat = (m: { ptr: DevicePtr; ld: number }): KernelArg[] => [ptr(m.ptr), i64(m.ld)];
+
+/** Threads for a row-wise kernel over `width` elements: a multiple of 32, at most 256. */
+export function rowThreads(width: number): number {
+  return Math.min(256, Math.max(32, Math.ceil(width / 32) * 32));
+}
+
+/** Blocks for a grid-stride elementwise kernel. */
+export function strideBlocks(n: number, threads: number): number {
+  return Math.max(1, Math.min(Math.ceil(n / threads), 65535));
+}
