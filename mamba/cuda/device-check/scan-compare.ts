@@ -17,7 +17,7 @@ const EAGER: ScanKind[] = ['split', 'fused', 'fused-t2'];
 import type { KernelTime } from '../profiler.ts';
 import { prefillRoofline } from '../roofline.ts';
 import { paperDecimation } from './bench.ts';
-import { BF16_KEPT_OVERLAP, keptOverlap } from './parity.ts';
+import { BF16_KEPT_OVERLAP, keptOverlap } from './parity-metrics.ts';
 import { fmt, type Deadline, type Report } from './report.ts';
 
 /** fused vs split, fp32: the same arithmetic up to summation order, so they agree far below the golden gate. */
