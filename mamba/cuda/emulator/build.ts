@@ -59,7 +59,9 @@ export function buildFakeCuda(builds: KernelBuild[] = DEFAULT_BUILDS): FakeCuda 
   const dir = join(tmpdir(), `deciserve-fakecuda-${hash.digest('hex').slice(0, 16)}`);
   mkdirSync(dir, { recursive: true });
   const driver = join(dir, 'libfakecuda.so');
-  compileOnce(driver, [...CXXFLAGS, '-Wl,-soname,libfakecuda.so', join(HERE, 'fake-cuda.cpp'), '-ldl']);
+  // one library from three translation units: driver + memory, the block scheduler, NVRTC + cuBLAS
+  const driverSources = ['fake-cuda.cpp', 'fake-cuda-fibers.cpp', 'fake-nvrtc-cublas.cpp'].map((f) => join(HERE, f));
+  compileOnce(driver, [...CXXFLAGS, '-Wl,-soname,libfakecuda.so', ...driverSources, '-ldl']);
   for (const b of builds) {
     const name = `libfakekernels-a${b.actBf16 ? 1 : 0}-s${b.dState}-c${b.dConv}.so`;
     const defines = [`-DACT_BF16=${b.actBf16 ? 1 : 0}`, `-DD_STATE=${b.dState}`, `-DD_CONV=${b.dConv}`];

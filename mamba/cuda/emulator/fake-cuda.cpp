@@ -4,8 +4,9 @@
 // Checks that a GPU would not do for us: every allocation is poisoned (0xFF bytes: NaN floats, -1 ints) and has a
 // red zone after it that is verified at each synchronize and free; kernel pointer arguments and copies must lie inside
 // an allocation.
+// This file is the driver API and its checked memory; the block scheduler is fake-cuda-fibers.cpp, NVRTC and cuBLAS
+// are fake-nvrtc-cublas.cpp (all three link into libfakecuda.so, see build.ts).
 #include <dlfcn.h>
-#include <ucontext.h>
 
 #include <chrono>
 #include <cstdio>
@@ -17,203 +18,6 @@
 
 #include "cuda-emu.hpp"
 #include "fake-cuda.hpp"
-
-// ---------------------------------------------------------------------------------------------- fiber scheduler
-// Fibers switch with a few instructions of assembly on x86-64 (ucontext's swapcontext makes a signal-mask system call
-// per switch, which dominated run time); other machines fall back to ucontext.
-namespace {
-enum ThreadState { ST_RUN, ST_BARRIER, ST_WARP, ST_DONE };
-#if defined(__x86_64__)
-struct FiberContext {
-  void* sp;
-};
-#else
-using FiberContext = ucontext_t;
-#endif
-struct EmuThread {
-  FiberContext ctx;
-  EmuDim tid;
-  int state;
-  int op;
-  int arg;
-  uint64_t in, out;
-};
-constexpr size_t kStackBytes = 64 * 1024;
-std::vector<EmuThread> g_threads;
-std::vector<char> g_stacks;
-FiberContext g_sched;
-EmuThread* g_cur = nullptr;
-const std::function<void()>* g_body = nullptr;
-
-#if defined(__x86_64__)
-extern "C" void emu_switch(void** save_sp, void* load_sp);
-asm(R"(
-.text
-.globl emu_switch
-.type emu_switch,@function
-emu_switch:
-  pushq %rbp
-  pushq %rbx
-  pushq %r12
-  pushq %r13
-  pushq %r14
-  pushq %r15
-  movq %rsp, (%rdi)
-  movq %rsi, %rsp
-  popq %r15
-  popq %r14
-  popq %r13
-  popq %r12
-  popq %rbx
-  popq %rbp
-  ret
-.size emu_switch, .-emu_switch
-)");
-
-[[noreturn]] void fiber_start() {
-  (*g_body)();
-  g_cur->state = ST_DONE;
-  emu_switch(&g_cur->ctx.sp, g_sched.sp);
-  __builtin_unreachable();
-}
-
-void fiber_init(EmuThread& t, char* stack) {
-  uintptr_t top = ((uintptr_t)(stack + kStackBytes)) & ~(uintptr_t)15;
-  void** slot = (void**)(top - 16);  // return address of the first switch: 16-aligned, so fiber_start sees rsp%16 == 8
-  slot[0] = (void*)&fiber_start;
-  slot[1] = nullptr;
-  void** sp = slot - 6;  // the six callee-saved registers emu_switch pops
-  for (int i = 0; i < 6; ++i) sp[i] = nullptr;
-  t.ctx.sp = sp;
-}
-inline void to_fiber(EmuThread& t) { emu_switch(&g_sched.sp, t.ctx.sp); }
-inline void to_scheduler() { emu_switch(&g_cur->ctx.sp, g_sched.sp); }
-#else
-void fiber_entry() {
-  (*g_body)();
-  g_cur->state = ST_DONE;
-}
-void fiber_init(EmuThread& t, char* stack) {
-  getcontext(&t.ctx);
-  t.ctx.uc_stack.ss_sp = stack;
-  t.ctx.uc_stack.ss_size = kStackBytes;
-  t.ctx.uc_link = &g_sched;
-  makecontext(&t.ctx, fiber_entry, 0);
-}
-inline void to_fiber(EmuThread& t) { swapcontext(&g_sched, &t.ctx); }
-inline void to_scheduler() { swapcontext(&g_cur->ctx, &g_sched); }
-#endif
-
-[[noreturn]] void emu_fail(const char* what) {
-  std::fprintf(stderr, "cuda emulator: %s (block %u,%u,%u)\n", what, emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z);
-  std::abort();
-}
-
-void resolve_warp(size_t first, size_t last) {
-  int op = 0;
-  for (size_t i = first; i < last; ++i) {
-    if (g_threads[i].state != ST_WARP) continue;
-    if (op != 0 && g_threads[i].op != op) emu_fail("lanes of one warp are at different warp collectives");
-    op = g_threads[i].op;
-  }
-  for (size_t i = first; i < last; ++i) {
-    EmuThread& t = g_threads[i];
-    if (t.state != ST_WARP) continue;
-    const size_t lane = i - first;
-    if (op == EMU_SHFL_XOR || op == EMU_SHFL_UP || op == EMU_SHFL_IDX) {
-      // as on the GPU: a source lane below 0 (shfl_up) or outside the warp gives the caller its own value
-      const long srcLane = op == EMU_SHFL_XOR ? (long)(lane ^ (size_t)t.arg) : op == EMU_SHFL_UP ? (long)lane - t.arg : t.arg;
-      const size_t src = first + (size_t)srcLane;
-      t.out = (srcLane >= 0 && src < last && g_threads[src].state == ST_WARP) ? g_threads[src].in : t.in;
-    } else {
-      uint64_t mask = 0;
-      for (size_t j = first; j < last; ++j) {
-        const EmuThread& u = g_threads[j];
-        if (u.state != ST_WARP) continue;
-        if (op == EMU_BALLOT ? u.in != 0 : u.in == t.in) mask |= 1ull << (j - first);
-      }
-      t.out = mask;
-    }
-  }
-  for (size_t i = first; i < last; ++i)
-    if (g_threads[i].state == ST_WARP) g_threads[i].state = ST_RUN;
-}
-
-void run_block(size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    EmuThread& t = g_threads[i];
-    t.tid = {(unsigned)(i % emu_blockDim.x), (unsigned)((i / emu_blockDim.x) % emu_blockDim.y),
-             (unsigned)(i / ((size_t)emu_blockDim.x * emu_blockDim.y))};
-    fiber_init(t, g_stacks.data() + i * kStackBytes);
-    t.state = ST_RUN;
-  }
-  for (;;) {
-    for (size_t i = 0; i < n; ++i) {
-      if (g_threads[i].state != ST_RUN) continue;
-      g_cur = &g_threads[i];
-      to_fiber(g_threads[i]);
-    }
-    bool resolved = false;
-    for (size_t w = 0; w < n; w += 32) {
-      const size_t last = w + 32 < n ? w + 32 : n;
-      size_t live = 0, atWarp = 0;
-      for (size_t i = w; i < last; ++i) {
-        if (g_threads[i].state != ST_DONE) ++live;
-        if (g_threads[i].state == ST_WARP) ++atWarp;
-      }
-      if (live > 0 && atWarp == live) {
-        resolve_warp(w, last);
-        resolved = true;
-      }
-    }
-    if (resolved) continue;
-    size_t live = 0, atBarrier = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (g_threads[i].state != ST_DONE) ++live;
-      if (g_threads[i].state == ST_BARRIER) ++atBarrier;
-    }
-    if (live == 0) return;
-    if (atBarrier != live) emu_fail("deadlock: some threads wait at __syncthreads, others at a warp collective");
-    for (size_t i = 0; i < n; ++i)
-      if (g_threads[i].state == ST_BARRIER) g_threads[i].state = ST_RUN;
-  }
-}
-}  // namespace
-
-EmuDim emu_blockIdx, emu_blockDim, emu_gridDim;
-const EmuDim& emu_thread_idx() { return g_cur->tid; }
-
-void __syncthreads() {
-  g_cur->state = ST_BARRIER;
-  to_scheduler();
-}
-
-uint64_t emu_warp_op(int op, uint64_t value, int arg) {
-  g_cur->state = ST_WARP;
-  g_cur->op = op;
-  g_cur->in = value;
-  g_cur->arg = arg;
-  to_scheduler();
-  return g_cur->out;
-}
-
-void emu_run_grid(EmuDim grid, EmuDim block, const std::function<void()>& body) {
-  const size_t n = (size_t)block.x * block.y * block.z;
-  if (n == 0 || n > 1024) emu_fail("block size must be 1..1024 threads");
-  if (g_threads.size() < n) {
-    g_threads.resize(n);
-    g_stacks.assign(n * kStackBytes, 0);
-  }
-  g_body = &body;
-  emu_gridDim = grid;
-  emu_blockDim = block;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        emu_blockIdx = {x, y, z};
-        run_block(n);
-      }
-}
 
 // ---------------------------------------------------------------------------------------------- memory
 namespace {
@@ -254,6 +58,7 @@ void fake_mark_corrupt(const char* why) {
 }
 
 // ---------------------------------------------------------------------------------------------- driver API
+std::vector<std::function<void()>>* g_capture = nullptr;  // non-null while a stream is capturing
 namespace {
 struct FakeModule {
   int actBf16, dState, dConv;
@@ -262,7 +67,6 @@ struct FakeModule {
 struct FakeFunction {
   const EmuKernel* kernel;
 };
-std::vector<std::function<void()>>* g_capture = nullptr;  // non-null while a stream is capturing
 double now_ms() {  // events time the emulator's own work, so the profiler's breakdown is meaningful here too
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -469,113 +273,4 @@ int cuGraphLaunch(void* exec, void*) {
 }
 int cuGraphExecDestroy(void* exec) { delete (std::vector<std::function<void()>>*)exec; return 0; }
 int cuGraphDestroy(void* graph) { delete (std::vector<std::function<void()>>*)graph; return 0; }
-
-// ---------------------------------------------------------------------------------------------- NVRTC
-struct FakeProgram {
-  std::string name;
-  std::string image;
-};
-const char* nvrtcGetErrorString(int code) { return code == 0 ? "NVRTC_SUCCESS" : "NVRTC_ERROR_COMPILATION"; }
-int nvrtcVersion(int* major, int* minor) { *major = 13; *minor = 0; return 0; }
-int nvrtcCreateProgram(void** prog, const char*, const char* name, int, const char**, const char**) {
-  *prog = new FakeProgram{name ? name : "", ""};
-  return 0;
-}
-int nvrtcDestroyProgram(void** prog) { delete (FakeProgram*)*prog; *prog = nullptr; return 0; }
-int nvrtcCompileProgram(void* prog, int n, const char** options) {
-  int bf16 = 0, dState = 16, dConv = 4;
-  for (int i = 0; i < n; ++i) {
-    std::sscanf(options[i], "-DACT_BF16=%d", &bf16);
-    std::sscanf(options[i], "-DD_STATE=%d", &dState);
-    std::sscanf(options[i], "-DD_CONV=%d", &dConv);
-  }
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "FAKE ACT_BF16=%d D_STATE=%d D_CONV=%d", bf16, dState, dConv);
-  ((FakeProgram*)prog)->image = buf;
-  return 0;
-}
-int nvrtcGetProgramLogSize(void*, size_t* n) { *n = 1; return 0; }
-int nvrtcGetProgramLog(void*, char* log) { log[0] = 0; return 0; }
-int nvrtcGetPTXSize(void* prog, size_t* n) { *n = ((FakeProgram*)prog)->image.size() + 1; return 0; }
-int nvrtcGetPTX(void* prog, char* out) { std::memcpy(out, ((FakeProgram*)prog)->image.c_str(), ((FakeProgram*)prog)->image.size() + 1); return 0; }
-int nvrtcGetCUBINSize(void* prog, size_t* n) { return nvrtcGetPTXSize(prog, n); }
-int nvrtcGetCUBIN(void* prog, char* out) { return nvrtcGetPTX(prog, out); }
-
-// ---------------------------------------------------------------------------------------------- cuBLAS
-int g_cublas = 3;
-int cublasCreate_v2(void** h) { *h = &g_cublas; return 0; }
-int cublasDestroy_v2(void*) { return 0; }
-int cublasGetVersion_v2(void*, int* v) { *v = 130000; return 0; }
-int cublasSetStream_v2(void*, void*) { return 0; }
-int cublasSetWorkspace_v2(void*, uint64_t, size_t) { return 0; }
-int cublasSetMathMode(void*, int) { return 0; }
-const char* cublasGetStatusName(int s) { return s == 0 ? "CUBLAS_STATUS_SUCCESS" : "CUBLAS_STATUS_INVALID_VALUE"; }
-const char* cublasGetStatusString(int s) { return s == 0 ? "success" : "an invalid value was used as an argument"; }
-}  // extern "C"
-
-namespace {
-double load_elem(uint64_t base, int type, size_t i) {
-  if (type == 0) return ((const float*)(uintptr_t)base)[i];
-  const uint16_t b = ((const uint16_t*)(uintptr_t)base)[i];
-  return (double)__uint_as_float((unsigned)b << 16);
-}
-void store_elem(uint64_t base, int type, size_t i, double v) {
-  if (type == 0) {
-    ((float*)(uintptr_t)base)[i] = (float)v;
-    return;
-  }
-  unsigned u = __float_as_uint((float)v);
-  if ((u & 0x7fffffffu) > 0x7f800000u) u = (u >> 16) | 0x40u;
-  else u = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  ((uint16_t*)(uintptr_t)base)[i] = (uint16_t)u;
-}
-// Column-major C[m×n] = alpha·op(A)·op(B) + beta·C, accumulated in double (operands unpacked to contiguous rows first).
-void gemm(int ta, int tb, int m, int n, int k, float alpha, uint64_t A, int at, int lda, uint64_t B, int bt, int ldb, float beta,
-          uint64_t C, int ct, int ldc) {
-  std::vector<double> a((size_t)m * k), b((size_t)n * k);  // a[i][p] = op(A)[i][p], b[j][p] = op(B)[p][j]
-  for (int i = 0; i < m; ++i)
-    for (int p = 0; p < k; ++p) a[(size_t)i * k + p] = load_elem(A, at, ta ? (size_t)p + (size_t)i * lda : (size_t)i + (size_t)p * lda);
-  for (int j = 0; j < n; ++j)
-    for (int p = 0; p < k; ++p) b[(size_t)j * k + p] = load_elem(B, bt, tb ? (size_t)j + (size_t)p * ldb : (size_t)p + (size_t)j * ldb);
-  for (int j = 0; j < n; ++j)
-    for (int i = 0; i < m; ++i) {
-      const double* ai = a.data() + (size_t)i * k;
-      const double* bj = b.data() + (size_t)j * k;
-      double acc = 0;
-      for (int p = 0; p < k; ++p) acc += ai[p] * bj[p];
-      const size_t at_c = (size_t)i + (size_t)j * ldc;
-      store_elem(C, ct, at_c, alpha * acc + (beta != 0 ? beta * load_elem(C, ct, at_c) : 0.0));
-    }
-}
-bool gemm_args_ok(int at, int bt, int ct, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc) {
-  const auto typeOk = [](int t) { return t == 0 || t == 14; };
-  if (!typeOk(at) || !typeOk(bt) || !typeOk(ct) || at != bt) return false;
-  if (lda < (ta ? k : m) || ldb < (tb ? n : k) || ldc < m) return false;
-  return m >= 0 && n >= 0 && k >= 0;
-}
-}  // namespace
-
-extern "C" {
-int cublasGemmEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, uint64_t A, int at, int lda, uint64_t B, int bt,
-                 int ldb, const float* beta, uint64_t C, int ct, int ldc, int compute, int) {
-  if (!gemm_args_ok(at, bt, ct, ta, tb, m, n, k, lda, ldb, ldc) || compute != 68) return 7;
-  const float al = *alpha, be = *beta;
-  auto op = [=] { gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, C, ct, ldc); };
-  if (g_capture) g_capture->push_back(op); else op();
-  return 0;
-}
-int cublasGemmStridedBatchedEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, uint64_t A, int at, int lda,
-                               int64_t sa, uint64_t B, int bt, int ldb, int64_t sb, const float* beta, uint64_t C, int ct, int ldc,
-                               int64_t sc, int count, int compute, int) {
-  if (!gemm_args_ok(at, bt, ct, ta, tb, m, n, k, lda, ldb, ldc) || compute != 68) return 7;
-  const float al = *alpha, be = *beta;
-  const int ea = at == 0 ? 4 : 2, ec = ct == 0 ? 4 : 2;
-  auto op = [=] {
-    for (int b = 0; b < count; ++b)
-      gemm(ta, tb, m, n, k, al, A + (uint64_t)(b * sa * ea), at, lda, B + (uint64_t)(b * sb * ea), bt, ldb, be,
-           C + (uint64_t)(b * sc * ec), ct, ldc);
-  };
-  if (g_capture) g_capture->push_back(op); else op();
-  return 0;
-}
 }  // extern "C"

@@ -1,4 +1,5 @@
-// The kernel registry shared by the fake driver (fake-cuda.cpp) and the host build of the kernels (kernels-host.cpp).
+// The kernel registry shared by the fake driver (fake-cuda.cpp) and the host build of the kernels (kernels-host.cpp),
+// and what the fake driver's translation units share.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -6,6 +7,7 @@
 #include <functional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "cuda-emu.hpp"
 
@@ -21,6 +23,9 @@ struct EmuKernel {
 
 extern "C" const EmuKernel* emu_find_kernel(const char* name);
 void emu_run_grid(EmuDim grid, EmuDim block, const std::function<void()>& body);
+
+// Non-null while a stream is capturing (fake-cuda.cpp); the fake cuBLAS records its GEMMs into it like launches.
+extern std::vector<std::function<void()>>* g_capture;
 
 template <auto F, typename... A, size_t... I>
 void emu_invoke_impl(void (*)(A...), void** params, std::index_sequence<I...>) {
