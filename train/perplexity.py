@@ -8,7 +8,6 @@ Usage: python3 train/perplexity.py --model models/deciserve-mamba --out bench/re
 import argparse
 import glob
 import json
-import math
 import os
 import sys
 import time
@@ -20,19 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import HFTokenizer, encode_corpus  # noqa: E402
 from evaluate import perplexity  # noqa: E402
 from export import load_model  # noqa: E402
+from filtering import lbase_for_length  # noqa: E402  (the engines' budget rule, written once)
 from mamba import Decimation  # noqa: E402
-
-
-def l_base_for_length(points, length):
-    """Log-log interpolation between (length, L_base) points, the end values outside them (mamba/decimation.ts)."""
-    if length <= points[0][0]:
-        return points[0][1]
-    if length >= points[-1][0]:
-        return points[-1][1]
-    i = next(i for i, (l, _) in enumerate(points) if l >= length)
-    (l0, b0), (l1, b1) = points[i - 1], points[i]
-    t = math.log(length / l0) / math.log(l1 / l0)
-    return round(math.exp(math.log(b0) + t * math.log(b1 / b0)))
 
 
 def main():
@@ -60,7 +48,7 @@ def main():
             if length + 1 >= len(stream):
                 continue
             deci = Decimation(layers=base["layers"], beta=base["beta"], min_seq_len=base["minSeqLen"],
-                              l_base=l_base_for_length(base["lBaseByLength"], length) if "lBaseByLength" in base else base["lBase"])
+                              l_base=lbase_for_length(base["lBaseByLength"], length) if "lBaseByLength" in base else base["lBase"])
             for variant, d in (("mamba", None), ("decimamba", deci)):
                 rng = np.random.default_rng([99, length])
                 table[name][variant][str(length)] = round(perplexity(model, stream, length, args.windows, rng, d, device), 1)
