@@ -105,8 +105,10 @@ describe('Redis failures', () => {
     expect(await redis.cli('FLUSHALL')).toBe('OK');
     const worker = await runner(tag, { RUNNER_ROLES: 'worker' });
     for (const id of ids) expect((await client.waitDone(id)).status).toBe('succeeded');
-    const reconciled = worker.logs.find((l) => l.msg === 'reconciled queue with S3');
-    expect([...(reconciled!.requeued as string[])].sort()).toEqual([...ids].sort());
+    // The log line comes after the reconciler has also rebuilt the job index from S3, which can finish after the
+    // tiny jobs it requeued have run: wait for it rather than reading the log at once.
+    const reconciled = await worker.waitForLog((l) => l.msg === 'reconciled queue with S3');
+    expect([...(reconciled.requeued as string[])].sort()).toEqual([...ids].sort());
     await Promise.all([stop(intake), stop(worker)]);
   }, 120_000);
 });
