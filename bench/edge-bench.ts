@@ -9,21 +9,23 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../mamba/script-args.ts';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
 import { SECRET, ensureRadosgw, freePort, runTag, runnerEnv, spawnRunner, startRedis } from '../test/runner/harness.ts';
 import { buildEdgeModel, DEFAULT_CHECKPOINT, REPO } from '../worker/model/build.ts';
 import { startNodeEdge } from '../worker/node-server.ts';
 import { startWrangler, stopGroup } from './edge-wrangler.ts';
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs(
+  'npx tsx bench/edge-bench.ts [options]\nLatency through the edge API from outside: a short request in workerd and on ' +
+    'Node, and a 16K-token job on CPU (edge → runner → S3). Writes bench/results/edge-bench.{json,md}.',
+  {
     runs: { type: 'string', default: '10' },
     'job-tokens': { type: 'string', default: '16384' },
     'skip-job': { type: 'boolean', default: false },
     'skip-workerd': { type: 'boolean', default: false },
   },
-});
+);
 const RUNS = Number(values.runs);
 const JOB_TOKENS = Number(values['job-tokens']);
 const MODEL = 'deciserve-mamba';

@@ -4,7 +4,7 @@
 // Run: npx tsx bench/onnx-profile.ts [--model <checkpoint>]   (writes bench/results/onnx-profile.{json,md})
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../mamba/script-args.ts';
 import { loadModel } from '../mamba/checkpoint.ts';
 import type { MambaConfig, MambaWeights } from '../mamba/engine.ts';
 import { exportMambaOnnx, modelBytes } from '../mamba/onnx/export/export-model.ts';
@@ -16,7 +16,11 @@ import { ort } from '../mamba/onnx/ort-wasm.ts';
 import { randomConfig, randomWeights } from '../mamba/random-checkpoint.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const { values: flags } = parseArgs({ options: { model: { type: 'string' } } });
+const flags = scriptArgs(
+  "npx tsx bench/onnx-profile.ts [--model <checkpoint>]\nWhere the WASM prefill/decode time goes, one layer's " +
+    'matmuls and scan against the whole model (writes bench/results/onnx-profile.{json,md}).',
+  { model: { type: 'string' } },
+);
 const dir = flags.model ?? join(ROOT, 'models/deciserve-mamba');
 const { config, weights }: { config: MambaConfig; weights: MambaWeights } = existsSync(join(dir, 'config.json'))
   ? await loadModel(dir)

@@ -5,12 +5,16 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../mamba/script-args.ts';
 import { randomConfig, randomWeights } from '../mamba/random-checkpoint.ts';
 import { ReferenceEngine } from '../mamba/reference/index.ts';
 import { createRng } from '../mamba/rng.ts';
 
-const { values: flags } = parseArgs({ options: { out: { type: 'string' } } });
+const flags = scriptArgs(
+  'npx tsx bench/reference-speed.ts [--out <file>]\nPrefill and decode speed of the reference engine ' +
+    '(default output bench/results/tmp/reference-speed.json).',
+  { out: { type: 'string' } },
+);
 const LENGTHS = [512, 2048];
 const DECODE_STEPS = 64;
 

@@ -8,13 +8,15 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { TokenPool } from '../mamba/token-pool.ts';
 import { loadTokenizer } from '../mamba/tokenizer.ts';
+import { scriptArgs } from '../mamba/script-args.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
-const { values: args } = parseArgs({
-  options: {
+const args = scriptArgs(
+  'npx tsx bench/tokenize-throughput.ts [options]\nTokenizer throughput for one pass of prompts: in the calling thread ' +
+    'and on the tokenizer pool with 1, 2 and N threads (N = os.availableParallelism()).',
+  {
     model: { type: 'string', default: join(REPO, 'models/deciserve-mamba') },
     prompts: { type: 'string', default: '64' },
     tokens: { type: 'string', default: '1024' },
@@ -23,7 +25,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '1,2,N' },
     out: { type: 'string', default: join(REPO, 'bench/results/tokenize-throughput.json') },
   },
-});
+);
 const promptCount = Number(args.prompts);
 const promptTokens = Number(args.tokens);
 const reps = Number(args.reps);

@@ -6,18 +6,20 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../../mamba/script-args.ts';
 import { REPO, freePort, sleep, waitFor } from '../../test/runner/harness.ts';
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs(
+  'npx tsx bench/abuse/burst.ts [options]\n200 concurrent clients against the edge on Node for a bounded time; ' +
+    "tallies 200/429/503 and the 200s' latency (--running/--queued set EDGE_MAX_RUNNING/EDGE_MAX_QUEUED).",
+  {
     running: { type: 'string' },
     queued: { type: 'string' },
     clients: { type: 'string', default: '200' },
     seconds: { type: 'string', default: '10' },
     out: { type: 'string', default: join(REPO, 'bench/results/abuse-burst.json') },
   },
-});
+);
 const clients = Number(values.clients);
 const seconds = Number(values.seconds);
 const KEY = 'bench-burst-key-0123456789abcdef';

@@ -13,7 +13,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../../mamba/script-args.ts';
 import { defaultPoolSize, TokenPool } from '../../mamba/token-pool.ts';
 import { jobRequestSchema, type JobRequest } from '../../protocol/job-request.ts';
 import { loadEngine } from '../engine/engine-factory.ts';
@@ -21,8 +21,10 @@ import { readModelDefaults } from '../model-defaults.ts';
 import { runPass } from '../pass/pass.ts';
 import type { PassHooks, PassItem, PassOutcome } from '../pass/pass-types.ts';
 
-const { values: args } = parseArgs({
-  options: {
+const args = scriptArgs(
+  'node .device/app/pass-throughput.mjs [options]\nEnd-to-end pass throughput (tokenize + prefill) on the CUDA ' +
+    'engine in the modes inline, pool, overlap, engine-only; writes JSON to --out.',
+  {
     model: { type: 'string', default: 'models/deciserve-mamba' },
     engine: { type: 'string', default: 'cuda' },
     out: { type: 'string', default: process.env.OUT ?? '.device-out' },
@@ -33,7 +35,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: String(defaultPoolSize()) },
     modes: { type: 'string', default: 'inline,pool,overlap,engine-only' },
   },
-});
+);
 const [promptCount, promptTokens, passCount, reps] = ['prompts', 'tokens', 'passes', 'reps'].map((k) =>
   Number(args[k as 'prompts']),
 ) as [number, number, number, number];

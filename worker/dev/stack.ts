@@ -9,16 +9,18 @@ import { createWriteStream, mkdirSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../../mamba/script-args.ts';
 import { buildEdgeModel, DEFAULT_CHECKPOINT, REPO } from '../model/build.ts';
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs(
+  'npm run stack [-- options]\nThe whole stack on this machine: radosgw (S3), Redis, the batch runner and the edge ' +
+    '(wrangler dev, or Node with --node). Ctrl-C or SIGTERM stops what it started.',
+  {
     node: { type: 'boolean', default: false },
     port: { type: 'string', default: '8787' },
     'runner-port': { type: 'string', default: '8790' },
   },
-});
+);
 const LOGS = join(REPO, '.data/stack');
 const SERVICES = join(REPO, 'infra/local/services.sh');
 const MODEL_ID = 'deciserve-mamba';

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../../mamba/script-args.ts';
 import { loadCheckpoint } from '../../mamba/checkpoint.ts';
 import { exportMambaOnnx } from '../../mamba/onnx/export/export-model.ts';
 import { QUANTIZATIONS, type Quantization } from '../../mamba/onnx/export/layers.ts';
@@ -72,13 +72,15 @@ export async function buildEdgeModel(options: BuildOptions = {}): Promise<{ dir:
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
-  const { values } = parseArgs({
-    options: {
-      checkpoint: { type: 'string' },
-      out: { type: 'string' },
+  const values = scriptArgs(
+    'npx tsx worker/model/build.ts [options]\nBuilds the edge model folder (ONNX export + tokenizer, config, ' +
+      `weights) from a checkpoint; skips the export when it is up to date. --quantize: ${QUANTIZATIONS.join(', ')}.`,
+    {
+      checkpoint: { type: 'string', default: DEFAULT_CHECKPOINT },
+      out: { type: 'string', default: DEFAULT_EDGE_MODEL_DIR },
       quantize: { type: 'string', default: 'none' },
     },
-  });
+  );
   const quantization = values.quantize as Quantization;
   if (!QUANTIZATIONS.includes(quantization)) throw new Error(`--quantize must be one of ${QUANTIZATIONS.join(', ')}`);
   const began = performance.now();
