@@ -1,29 +1,27 @@
-// Decoding: one token for each of `batch` sequences per step, states updated in place on the device. The step's
-// kernel sequence is the reference's forward for one token (embedding → blocks → norm_f → lm_head); after one eager
-// warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead that dominates
-// small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
+// Decoding: one token for each of `batch` sequences per step, states updated in place on the device. The step runs
+// the prefill's layer loop (layers.ts) with one row per sequence and the one-step scan, then norm_f → lm_head → argmax.
+// After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
+// that dominates small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
 // This is the CUDA engine's DecodeSession (mamba/engine.ts).
 import type { DecodeOutput, DecodeSession as EngineDecodeSession, DecodeWant, ModelState } from '../engine.ts';
 import { checkStepTokens } from '../engine-input.ts';
 import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, layerStates, stateWords, type EngineCore } from './core.ts';
+import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import { Layout } from './layout.ts';
-import { xDblWidth } from './memory-plan.ts';
+import { BLOCK_BUFFERS, blockBufferBytes } from './memory-plan.ts';
+import type { MixerScan } from './mixer.ts';
 import * as ops from './ops.ts';
-import { bcOffsets, dtProj, inProj, lmHead, outProj, xProj } from './projections.ts';
+
+/** Every layer of a step: one row per sequence, conv_step and ssm_step on the states in place. */
+const STEP: MixerScan = { kind: 'step' };
 
 const BUFFERS = [
   'tokens',
   'rowIdx',
   'argmax',
-  'hidden',
   'residual',
-  'normed',
-  'xz',
-  'x',
-  'xDbl',
-  'delta',
-  'y',
+  ...BLOCK_BUFFERS,
   'headNormed',
   'logits',
   'conv',
@@ -47,21 +45,15 @@ export class DecodeSession implements EngineDecodeSession {
   ) {
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;
-    const { dModel, dInner, vocabSize } = core.config;
+    const { dModel, vocabSize } = core.config;
     const act = actBytes(core);
     const words = stateWords(core.config);
     const sizes: Record<DecodeBuffer, number> = {
       tokens: batch * 4,
       rowIdx: batch * 4,
       argmax: batch * 4,
-      hidden: batch * dModel * 4,
       residual: batch * dModel * 4,
-      normed: batch * dModel * act,
-      xz: batch * 2 * dInner * act,
-      x: batch * dInner * act,
-      xDbl: batch * xDblWidth(core.config) * act,
-      delta: batch * dInner * 4,
-      y: batch * dInner * act,
+      ...blockBufferBytes(core.config, core.precision, batch),
       headNormed: batch * dModel * act,
       logits: batch * vocabSize * 4,
       conv: batch * words.conv * 4,
@@ -159,71 +151,22 @@ export class DecodeSession implements EngineDecodeSession {
     }
   }
 
-  /** The step's kernels, in order (also what the graph captures). */
+  /** The step's kernels, in order (also what the graph captures): the layer loop with one row per sequence. */
   private enqueue(): void {
     const core = this.core;
-    const { kernels: k, config, weights } = core;
-    const { dModel, dInner, dState, nLayer, vocabSize, normEpsilon } = config;
     const B = this.batch;
-    const ab = actBytes(core);
-    const dbl = xDblWidth(config);
-    const bc = bcOffsets(core);
-    const words = stateWords(config);
     const b = (n: DecodeBuffer) => this.buf(n);
-    ops.embed(k, b('tokens'), weights.embedding, b('hidden'), B, dModel);
-    for (let i = 0; i < nLayer; i++) {
-      const layer = weights.layers[i]!;
-      ops.addRmsNorm(k, {
-        hidden: b('hidden'),
-        residual: b('residual'),
-        normed: b('normed'),
-        weight: layer.norm,
-        rows: B,
-        dim: dModel,
-        eps: normEpsilon,
-        first: i === 0,
-      });
-      inProj(core, layer, b('normed'), b('xz'), B);
-      ops.convStep(k, {
-        x: { ptr: b('xz'), ld: 2 * dInner },
-        state: { ptr: b('conv') + i * dInner * config.dConv * 4, seqStride: words.conv },
-        weight: layer.convWeight,
-        bias: layer.convBias,
-        out: b('x'),
-        batch: B,
-        dInner,
-      });
-      xProj(core, layer, b('x'), b('xDbl'), B);
-      dtProj(core, layer, b('xDbl'), b('delta'), B);
-      ops.timeStep(k, b('delta'), layer.dtProjBias, B, dInner);
-      ops.ssmStep(k, {
-        x: b('x'),
-        delta: b('delta'),
-        z: { ptr: b('xz') + dInner * ab, ld: 2 * dInner },
-        b: b('xDbl') + bc.b,
-        c: b('xDbl') + bc.c,
-        bcStride: dbl,
-        aLog2: layer.aLog2,
-        dSkip: layer.d,
-        state: { ptr: b('ssm') + i * dInner * dState * 4, seqStride: words.ssm },
-        y: b('y'),
-        batch: B,
-        dInner,
-      });
-      outProj(core, layer, b('y'), b('hidden'), B);
-    }
-    ops.finalNorm(k, {
-      hidden: b('hidden'),
-      residual: b('residual'),
-      rowIdx: b('rowIdx'),
-      out: b('headNormed'),
-      weight: weights.normF,
-      nOut: B,
-      dim: dModel,
-      eps: normEpsilon,
+    enqueueLayers(core, {
+      ids: b('tokens'),
+      rows: B,
+      nSeq: B,
+      buffers: { ...blockBuffers(b), residual: b('residual'), residualAlt: null },
+      states: { conv: b('conv'), ssm: b('ssm'), initConv: null, initSsm: null },
+      layer: () => ({ rowsIn: B, scan: STEP }),
     });
-    lmHead(core, b('headNormed'), b('logits'), B);
-    ops.argmax(k, b('logits'), B, vocabSize, b('argmax'));
+    const [hidden, residual, rowIdx, normed] = [b('hidden'), b('residual'), b('rowIdx'), b('headNormed')];
+    enqueueHead(core, { hidden, residual, rowIdx, normed, logits: b('logits'), rows: B });
+    ops.argmax(core.kernels, b('logits'), B, core.config.vocabSize, b('argmax'));
   }
 
   dispose(): void {

@@ -1,5 +1,6 @@
 // One batched prefill pass on the device, structured like ReferenceEngine.forward: embedding → blocks (residual add,
-// RMSNorm, mixer with optional DeciMamba) → norm_f and the lm_head at the requested rows only.
+// RMSNorm, mixer with optional DeciMamba; layers.ts's loop, shared with decoding) → norm_f and the lm_head at the
+// requested rows only.
 // Shapes come from the BatchPlan, memory from the pass layout (memory-plan.ts), all in one arena.
 import type { KeptIndices } from '../engine.ts';
 import type { DevicePtr } from './bindings/driver.ts';
@@ -8,10 +9,10 @@ import { stateWords, type EngineCore } from './core.ts';
 import { packPassTables, passTableWords, type PassTables } from './device-tables.ts';
 import type { DeviceArena } from './arena.ts';
 import { headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
-import { mambaMixer, type MixerDecimation, type ScanKind } from './mixer.ts';
+import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
+import type { MixerDecimation, MixerScan, ScanKind } from './mixer.ts';
 import { passGraphKey, type PrefillGraphCache } from './prefill-graphs.ts';
 import * as ops from './ops.ts';
-import { lmHead } from './projections.ts';
 import type { Layout } from './layout.ts';
 
 export class PassError extends Error {
@@ -89,8 +90,8 @@ export function forwardPass(
   seqs: PassSequenceInput[],
   opts: PassOptions = {},
 ): PassSequenceOutput[] {
-  const { device, kernels: k, config, weights } = core;
-  const { dModel, vocabSize, normEpsilon } = config;
+  const { device, kernels: k, config } = core;
+  const { vocabSize } = config;
   if (seqs.length !== plan.nSeq) throw new PassError(`pass: ${seqs.length} inputs for ${plan.nSeq} planned sequences`);
   const shape = passShape(
     core,
@@ -135,10 +136,23 @@ export function forwardPass(
   const groupPositions = positionsBuffers(plan, tables, t, buf('positions'));
   // the residual stream ends in one of two buffers, fixed by the plan (it swaps at each decimating layer)
   const residual = plan.decimations.filter((d) => d !== null).length % 2 === 0 ? buf('residual') : buf('residualAlt');
+  const pb: PassBuffers = { buf, t, tables, groupPositions };
   const enqueue = () =>
-    enqueueBlocks(core, plan, { buf, t, tables, groupPositions, words, withInitState: shape.withInitState }, opts.scan);
+    enqueueLayers(core, {
+      ids: t(tables.ids),
+      rows: plan.groups[0]!.rows,
+      nSeq: plan.nSeq,
+      buffers: { ...blockBuffers(buf), residual: buf('residual'), residualAlt: buf('residualAlt') },
+      states: {
+        conv: buf('convState'),
+        ssm: buf('ssmState'),
+        initConv: shape.withInitState ? buf('initConv') : null,
+        initSsm: shape.withInitState ? buf('initSsm') : null,
+      },
+      layer: (i) => passLayer(plan, pb, i, shape.scan),
+    });
   if (opts.graphs) {
-    opts.graphs.run(passGraphKey(base, plan, shape.chunkLen, shape.withInitState, opts.scan ?? 'split'), enqueue);
+    opts.graphs.run(passGraphKey(base, plan, shape.chunkLen, shape.withInitState, shape.scan), enqueue);
   } else {
     enqueue();
   }
@@ -197,17 +211,8 @@ export function forwardPass(
       buf('headRows'),
       Int32Array.from(tile, (r) => r.row),
     );
-    ops.finalNorm(k, {
-      hidden: buf('hidden'),
-      residual,
-      rowIdx: buf('headRows'),
-      out: buf('headNormed'),
-      weight: weights.normF,
-      nOut: tile.length,
-      dim: dModel,
-      eps: normEpsilon,
-    });
-    lmHead(core, buf('headNormed'), buf('logits'), tile.length);
+    const [rowIdx, normed] = [buf('headRows'), buf('headNormed')];
+    enqueueHead(core, { hidden: buf('hidden'), residual, rowIdx, normed, logits: buf('logits'), rows: tile.length });
     if (opts.logProbs) ops.logSoftmax(k, buf('logits'), tile.length, vocabSize);
     const logits = device.download(new Float32Array(tile.length * vocabSize), buf('logits'));
     tile.forEach((r, j) => {
@@ -226,99 +231,52 @@ export function forwardPass(
   return outputs;
 }
 
-interface BlockBuffers {
+interface PassBuffers {
   buf: (name: PassBuffer) => DevicePtr;
   t: (offset: number) => DevicePtr;
   tables: PassTables;
   groupPositions: DevicePtr[];
-  words: { conv: number; ssm: number };
-  withInitState: boolean;
 }
 
-/** Embedding and every block's launches, in order: what a prefill graph captures. */
-function enqueueBlocks(core: EngineCore, plan: BatchPlan, bb: BlockBuffers, scan: ScanKind | undefined): void {
-  const { kernels: k, config, weights } = core;
-  const { dModel, dInner, dConv, dState, nLayer, normEpsilon } = config;
-  const { buf, t, tables, groupPositions, words } = bb;
-  const shape = { withInitState: bb.withInitState };
-  ops.embed(k, t(tables.ids), weights.embedding, buf('hidden'), plan.groups[0]!.rows, dModel);
-  let residual = buf('residual');
-  let residualAlt = buf('residualAlt');
-  for (let i = 0; i < nLayer; i++) {
-    const gIn = plan.layerGroup[i]!;
-    const gOut = outputGroup(plan, i);
-    const tin = tables.groups[gIn]!;
-    const tout = tables.groups[gOut]!;
-    const rowsIn = plan.groups[gIn]!.rows;
-    const layer = weights.layers[i]!;
-    ops.addRmsNorm(k, {
-      hidden: buf('hidden'),
-      residual,
-      normed: buf('normed'),
-      weight: layer.norm,
-      rows: rowsIn,
-      dim: dModel,
-      eps: normEpsilon,
-      first: i === 0,
-    });
-    const step = plan.decimations[i];
-    let decimation: MixerDecimation | null = null;
-    if (step) {
-      const dt = tables.decimations[i]!;
-      decimation = {
-        rowsOut: plan.groups[gOut]!.rows,
-        contextLen: t(dt.contextLen),
-        keep: t(dt.keep),
-        newSeqStart: t(tout.seqStart),
-        scores: buf('scores'),
-        srcRow: buf('srcRow'),
-        status: buf('status'),
-        gathered: { x: buf('xGathered'), delta: buf('deltaGathered'), z: buf('zGathered'), bc: buf('bcGathered') },
-        alsoGather: [
-          // the residual stream and the original positions follow the kept tokens
-          { src: residual, dst: residualAlt, width: dModel, elementBytes: 4, label: 'gather_residual' },
-          {
-            src: groupPositions[gIn]!,
-            dst: groupPositions[gOut]!,
-            width: 1,
-            elementBytes: 4,
-            label: 'gather_positions',
-          },
-        ],
-      };
-    }
-    mambaMixer(
-      core,
-      layer,
-      {
-        normed: buf('normed'),
-        xz: buf('xz'),
-        x: buf('x'),
-        xDbl: buf('xDbl'),
-        delta: buf('delta'),
-        y: buf('y'),
-        out: buf('hidden'),
-        chunkH: buf('chunkH'),
-        chunkDeltaSum: buf('chunkDeltaSum'),
-      },
-      { rowsIn, nSeq: plan.nSeq, rowSeq: t(tin.rowSeq), seqStart: t(tin.seqStart) },
-      {
+/** Layer i of a pass for the layer loop: its input group's rows and tables, its output group's scan chunks, and
+ * DeciMamba's selection when some sequence drops tokens here. */
+function passLayer(plan: BatchPlan, pb: PassBuffers, i: number, scan: ScanKind): { rowsIn: number; scan: MixerScan } {
+  const { buf, t, tables, groupPositions } = pb;
+  const gIn = plan.layerGroup[i]!;
+  const gOut = outputGroup(plan, i);
+  const tin = tables.groups[gIn]!;
+  const tout = tables.groups[gOut]!;
+  const dt = plan.decimations[i] ? tables.decimations[i]! : null;
+  const decimation: MixerDecimation | null = dt && {
+    rowsOut: plan.groups[gOut]!.rows,
+    contextLen: t(dt.contextLen),
+    keep: t(dt.keep),
+    newSeqStart: t(tout.seqStart),
+    scores: buf('scores'),
+    srcRow: buf('srcRow'),
+    status: buf('status'),
+    gathered: { x: buf('xGathered'), delta: buf('deltaGathered'), z: buf('zGathered'), bc: buf('bcGathered') },
+    // the original positions follow the kept tokens (the loop gathers the residual stream)
+    alsoGather: [
+      { src: groupPositions[gIn]!, dst: groupPositions[gOut]!, width: 1, elementBytes: 4, label: 'gather_positions' },
+    ],
+  };
+  return {
+    rowsIn: plan.groups[gIn]!.rows,
+    scan: {
+      kind: 'chunked',
+      tables: { rowSeq: t(tin.rowSeq), seqStart: t(tin.seqStart) },
+      chunks: {
         chunkStart: t(tout.chunkStart),
         chunkLen: t(tout.chunkLen),
         seqFirstChunk: t(tout.seqFirstChunk),
         count: tout.chunkCount,
       },
-      {
-        conv: { ptr: buf('convState') + i * dInner * dConv * 4, seqStride: words.conv },
-        ssm: { ptr: buf('ssmState') + i * dInner * dState * 4, seqStride: words.ssm },
-        initConv: shape.withInitState ? { ptr: buf('initConv') + i * dInner * dConv * 4, seqStride: words.conv } : null,
-        initSsm: shape.withInitState ? { ptr: buf('initSsm') + i * dInner * dState * 4, seqStride: words.ssm } : null,
-      },
+      scratch: { chunkH: buf('chunkH'), chunkDeltaSum: buf('chunkDeltaSum') },
       decimation,
       scan,
-    );
-    if (decimation) [residual, residualAlt] = [residualAlt, residual];
-  }
+    },
+  };
 }
 
 /** Device address of each group's original-position column (group 0 lives in the uploaded tables). */

@@ -7,17 +7,15 @@ import { Layout } from './layout.ts';
 
 export type Precision = 'fp32' | 'bf16';
 
+/** The activations one block reads and writes, per row: the same set for a prefill pass and a decode step. */
+export const BLOCK_BUFFERS = ['hidden', 'normed', 'xz', 'x', 'xDbl', 'delta', 'y'] as const;
+export type BlockBuffer = (typeof BLOCK_BUFFERS)[number];
+
 export const PASS_BUFFERS = [
   'tables',
   'residual',
   'residualAlt',
-  'hidden',
-  'normed',
-  'xz',
-  'x',
-  'xDbl',
-  'delta',
-  'y',
+  ...BLOCK_BUFFERS,
   'xGathered',
   'deltaGathered',
   'zGathered',
@@ -63,6 +61,21 @@ export function xDblWidth(config: MambaConfig): number {
   return config.dtRank + 2 * config.dState;
 }
 
+/** Bytes of each block activation for `rows` rows (act = f32 or bf16 by precision; Δ and the block output stay f32). */
+export function blockBufferBytes(config: MambaConfig, precision: Precision, rows: number): Record<BlockBuffer, number> {
+  const { dModel, dInner } = config;
+  const act = activationBytes(precision);
+  return {
+    hidden: rows * dModel * 4,
+    normed: rows * dModel * act,
+    xz: rows * 2 * dInner * act,
+    x: rows * dInner * act,
+    xDbl: rows * xDblWidth(config) * act,
+    delta: rows * dInner * 4,
+    y: rows * dInner * act,
+  };
+}
+
 export function planPassMemory(input: PassMemoryInput): Layout<PassBuffer> {
   const { config, precision, plan } = input;
   const { dModel, dInner, dState, dConv, nLayer, vocabSize } = config;
@@ -79,13 +92,7 @@ export function planPassMemory(input: PassMemoryInput): Layout<PassBuffer> {
     tables: input.tableWords * 4,
     residual: rows * dModel * 4,
     residualAlt: decimated * dModel * 4,
-    hidden: rows * dModel * 4,
-    normed: rows * dModel * act,
-    xz: rows * 2 * dInner * act,
-    x: rows * dInner * act,
-    xDbl: rows * xDblWidth(config) * act,
-    delta: rows * dInner * 4,
-    y: rows * dInner * act,
+    ...blockBufferBytes(config, precision, rows),
     xGathered: gathered * dInner * act,
     deltaGathered: gathered * dInner * 4,
     zGathered: gathered * dInner * act,

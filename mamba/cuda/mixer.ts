@@ -1,13 +1,16 @@
-// One Mamba block's mixer on the device for a packed batch (the step names follow mamba/reference/mixer.ts):
-// in_proj → (x, z); causal conv1d + SiLU (conv state = last d_conv pre-conv inputs); x_proj → (dt, B, C);
-// Δ = softplus(dt_proj(dt) + bias); DeciMamba: score, select, gather x/Δ/z/B/C; the selective scan; out_proj.
+// One Mamba block's mixer on the device (the step names follow mamba/reference/mixer.ts), for a prefill pass and a
+// decode step alike: in_proj → (x, z); causal conv1d + SiLU (conv state = last d_conv pre-conv inputs); x_proj →
+// (dt, B, C); Δ = softplus(dt_proj(dt) + bias); [DeciMamba: score, select, gather]; the selective scan; out_proj.
+// What differs is `MixerScan`: 'chunked' (packed prompts: chunked scan kernels, carried states, DeciMamba) or 'step'
+// (one row per sequence: conv_step and ssm_step update the states in place). The layer loop is layers.ts.
 import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, type EngineCore } from './core.ts';
 import type { DeviceLayer } from './device-weights.ts';
+import { xDblWidth } from './memory-plan.ts';
 import * as ops from './ops.ts';
+import type { SeqStates } from './ops-args.ts';
 import type { ScanChunkTables } from './ops-scan.ts';
 import * as scanOps from './ops-scan.ts';
-import { xDblWidth } from './memory-plan.ts';
 import { bcOffsets, dtProj, inProj, outProj, xProj } from './projections.ts';
 
 /** Where one layer's mixer reads and writes (all device addresses). */
@@ -19,15 +22,19 @@ export interface MixerBuffers {
   delta: DevicePtr; // [rowsIn, dInner] f32
   y: DevicePtr; // [rowsOut, dInner] act
   out: DevicePtr; // out: [rowsOut, dModel] f32 (the next block's `hidden`)
-  chunkH: DevicePtr;
-  chunkDeltaSum: DevicePtr;
 }
 
 export interface MixerRows {
   rowsIn: number;
   nSeq: number;
-  rowSeq: DevicePtr;
-  seqStart: DevicePtr;
+}
+
+/** This layer's slice of each sequence's state; `init*` (a later segment of a long prompt) are carried in. */
+export interface MixerStates {
+  conv: SeqStates;
+  ssm: SeqStates;
+  initConv: SeqStates | null;
+  initSsm: SeqStates | null;
 }
 
 /** DeciMamba's part of a layer: scores → kept rows → gathered scan inputs (only when some sequence drops tokens). */
@@ -44,87 +51,108 @@ export interface MixerDecimation {
   alsoGather: { src: DevicePtr; dst: DevicePtr; width: number; elementBytes: 2 | 4; label: string }[];
 }
 
-export interface MixerStates {
-  conv: { ptr: DevicePtr; seqStride: number };
-  ssm: { ptr: DevicePtr; seqStride: number };
-  initConv: { ptr: DevicePtr; seqStride: number } | null;
-  initSsm: { ptr: DevicePtr; seqStride: number } | null;
-}
-
 /**
  * 'split': dt_softplus, then scan.cu's three kernels (and gathers when decimating); 'fused': scan-fused.cu alone
  * (one warp a channel); 'fused-t2': the same with two warps a channel (twice the parallelism, for batch-1 prompts).
  */
 export type ScanKind = 'split' | 'fused' | 'fused-t2';
 
+/** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
+export type MixerScan =
+  | { kind: 'step' }
+  | {
+      kind: 'chunked';
+      /** Row → sequence and sequence starts of the rows entering the layer. */
+      tables: ops.RowTables;
+      chunks: ScanChunkTables;
+      scratch: { chunkH: DevicePtr; chunkDeltaSum: DevicePtr };
+      decimation: MixerDecimation | null;
+      scan: ScanKind;
+    };
+
+type ChunkedScan = Extract<MixerScan, { kind: 'chunked' }>;
+
 export function mambaMixer(
   core: EngineCore,
   layer: DeviceLayer,
   b: MixerBuffers,
   rows: MixerRows,
-  chunks: ScanChunkTables,
   states: MixerStates,
-  decimation: MixerDecimation | null,
-  scan: ScanKind = 'split',
+  mode: MixerScan,
 ): void {
   const { kernels: k, config } = core;
-  const { dInner, dState } = config;
-  const ab = actBytes(core);
-  const dbl = xDblWidth(config);
+  const { dInner } = config;
   const n = rows.rowsIn;
 
   // in_proj → (x, z)
   inProj(core, layer, b.normed, b.xz, n);
   const xPre = { ptr: b.xz, ld: 2 * dInner };
-  const z = { ptr: b.xz + dInner * ab, ld: 2 * dInner };
 
-  // causal depthwise conv1d + SiLU; the conv state is always the last d_conv pre-conv inputs (before any decimation)
-  const tables = { rowSeq: rows.rowSeq, seqStart: rows.seqStart };
-  ops.causalConv1dSilu(k, {
-    x: xPre,
-    weight: layer.convWeight,
-    bias: layer.convBias,
-    tables,
-    init: states.initConv,
-    out: b.x,
-    rows: n,
-    dInner,
-  });
-  ops.convStateCapture(k, {
-    x: xPre,
-    seqStart: rows.seqStart,
-    init: states.initConv,
-    out: states.conv.ptr,
-    outSeqStride: states.conv.seqStride,
-    nSeq: rows.nSeq,
-    dInner,
-  });
+  // causal depthwise conv1d + SiLU
+  const conv = { weight: layer.convWeight, bias: layer.convBias, out: b.x, dInner };
+  if (mode.kind === 'step') {
+    ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n });
+  } else {
+    // the conv state is always the last d_conv pre-conv inputs (before any decimation)
+    ops.causalConv1dSilu(k, { ...conv, x: xPre, tables: mode.tables, init: states.initConv, rows: n });
+    const { seqStart } = mode.tables;
+    ops.convStateCapture(k, { x: xPre, seqStart, init: states.initConv, out: states.conv, nSeq: rows.nSeq, dInner });
+  }
 
-  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias)
+  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias) (the fused scan forms softplus where it reads Δ)
   xProj(core, layer, b.x, b.xDbl, n);
   dtProj(core, layer, b.xDbl, b.delta, n);
-  if (scan !== 'split') {
-    fusedTail(core, layer, b, rows, states, decimation, scan === 'fused-t2');
-    return;
-  }
-  ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
+  const fused = mode.kind === 'chunked' && mode.scan !== 'split';
+  if (!fused) ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
 
+  // the selective scan → y over the rows that stay
+  const inputs = scanInputs(core, layer, b);
+  let rowsOut = n;
+  if (mode.kind === 'step') {
+    const { x, delta, z, b: bMat, c: cMat } = inputs;
+    const scanArgs = { z, b: bMat.ptr, c: cMat.ptr, bcStride: bMat.ld, aLog2: layer.aLog2, dSkip: layer.d };
+    ops.ssmStep(k, { ...scanArgs, x: x.ptr, delta: delta.ptr, state: states.ssm, y: b.y, batch: n, dInner });
+  } else if (fused) {
+    rowsOut = fusedScan(core, layer, inputs, b.y, rows, states, mode);
+  } else {
+    rowsOut = splitScan(core, inputs, b.y, rows, states, mode);
+  }
+  outProj(core, layer, b.y, b.out, rowsOut);
+}
+
+/** The scan's operands as they lie after x_proj: x, Δ, z (xz's second half), B and C (columns of xDbl). */
+function scanInputs(core: EngineCore, layer: DeviceLayer, b: MixerBuffers): scanOps.ScanInputs {
+  const { dInner } = core.config;
   const bc = bcOffsets(core);
-  let scanRows = n;
-  let inputs: scanOps.ScanInputs = {
+  const dbl = xDblWidth(core.config);
+  return {
     x: { ptr: b.x, ld: dInner },
     delta: { ptr: b.delta, ld: dInner },
-    z,
+    z: { ptr: b.xz + dInner * actBytes(core), ld: 2 * dInner },
     b: { ptr: b.xDbl + bc.b, ld: dbl },
     c: { ptr: b.xDbl + bc.c, ld: dbl },
     aLog2: layer.aLog2,
     dSkip: layer.d,
   };
+}
 
-  // DeciMamba: sub-sample x, Δ, B, C and z before the scan
-  if (decimation) {
-    const d = decimation;
-    chooseKept(core, d, rows, inputs.delta, null);
+/** scan.cu's chunked scan; DeciMamba first sub-samples x, Δ, z, B and C into the gathered buffers. */
+function splitScan(
+  core: EngineCore,
+  full: scanOps.ScanInputs,
+  y: DevicePtr,
+  rows: MixerRows,
+  states: MixerStates,
+  mode: ChunkedScan,
+): number {
+  const { kernels: k, config } = core;
+  const { dInner, dState } = config;
+  const ab = actBytes(core);
+  let scanRows = rows.rowsIn;
+  let inputs = full;
+  const d = mode.decimation;
+  if (d) {
+    chooseKept(core, d, rows, mode.tables, inputs.delta, null);
     scanRows = d.rowsOut;
     const g = d.gathered;
     const gather = (src: ops.MatView, dst: ops.MatView, width: number, elementBytes: 2 | 4, label: string) =>
@@ -143,71 +171,58 @@ export function mambaMixer(
       c: { ptr: g.bc + dState * ab, ld: 2 * dState },
     };
   }
-
   scanOps.selectiveScan(k, {
     inputs,
-    chunks,
-    scratch: { chunkH: b.chunkH, chunkDeltaSum: b.chunkDeltaSum },
+    chunks: mode.chunks,
+    scratch: mode.scratch,
     h0: states.initSsm,
     hOut: states.ssm,
-    y: { ptr: b.y, ld: dInner },
+    y: { ptr: y, ld: dInner },
     nSeq: rows.nSeq,
     dInner,
     dState,
   });
-  outProj(core, layer, b.y, b.out, scanRows);
+  return scanRows;
 }
 
 /**
- * The fused path after dt_proj: `delta` holds the raw dt (softplus is formed where it is read). DeciMamba scores
- * from it, selects, and the scan reads the kept rows through srcRow, so only the residual and positions are gathered.
+ * The fused path: `delta` holds the raw dt (softplus is formed where it is read). DeciMamba scores from it, selects,
+ * and the scan reads the kept rows through srcRow, so only the residual and positions are gathered.
  */
-function fusedTail(
+function fusedScan(
   core: EngineCore,
   layer: DeviceLayer,
-  b: MixerBuffers,
+  inputs: scanOps.ScanInputs,
+  y: DevicePtr,
   rows: MixerRows,
   states: MixerStates,
-  decimation: MixerDecimation | null,
-  twoWarps: boolean,
-): void {
-  const { kernels: k, config } = core;
-  const { dInner } = config;
-  const ab = actBytes(core);
-  const bc = bcOffsets(core);
-  const dbl = xDblWidth(config);
+  mode: ChunkedScan,
+): number {
+  const { dInner } = core.config;
   let scanRows = rows.rowsIn;
-  let seqStart = rows.seqStart;
+  let seqStart = mode.tables.seqStart;
   let rowIdx: DevicePtr | null = null;
-  if (decimation) {
-    const d = decimation;
-    chooseKept(core, d, rows, { ptr: b.delta, ld: dInner }, layer.dtProjBias);
+  const d = mode.decimation;
+  if (d) {
+    chooseKept(core, d, rows, mode.tables, inputs.delta, layer.dtProjBias);
     scanRows = d.rowsOut;
     seqStart = d.newSeqStart;
     rowIdx = d.srcRow;
     gatherAlso(core, d);
   }
-  scanOps.fusedScan(k, {
-    inputs: {
-      x: { ptr: b.x, ld: dInner },
-      delta: { ptr: b.delta, ld: dInner },
-      z: { ptr: b.xz + dInner * ab, ld: 2 * dInner },
-      b: { ptr: b.xDbl + bc.b, ld: dbl },
-      c: { ptr: b.xDbl + bc.c, ld: dbl },
-      aLog2: layer.aLog2,
-      dSkip: layer.d,
-    },
+  scanOps.fusedScan(core.kernels, {
+    inputs,
     dtBias: layer.dtProjBias,
     seqStart,
     rowIdx,
     h0: states.initSsm,
     hOut: states.ssm,
-    y: { ptr: b.y, ld: dInner },
+    y: { ptr: y, ld: dInner },
     nSeq: rows.nSeq,
     dInner,
-    twoWarps,
+    twoWarps: mode.scan === 'fused-t2',
   });
-  outProj(core, layer, b.y, b.out, scanRows);
+  return scanRows;
 }
 
 /** DeciMamba's choice: ‖Δ‖ scores (from the raw dt plus `dtBias` on the fused path), then the kept rows. */
@@ -215,11 +230,11 @@ function chooseKept(
   core: EngineCore,
   d: MixerDecimation,
   rows: MixerRows,
+  tables: ops.RowTables,
   delta: ops.MatView,
   dtBias: DevicePtr | null,
 ): void {
   const k = core.kernels;
-  const tables = { rowSeq: rows.rowSeq, seqStart: rows.seqStart };
   const { contextLen, scores } = d;
   scanOps.deltaScores(k, {
     delta,
@@ -232,7 +247,7 @@ function chooseKept(
   });
   scanOps.selectKept(k, {
     scores,
-    seqStart: rows.seqStart,
+    seqStart: tables.seqStart,
     contextLen,
     keep: d.keep,
     newStart: d.newSeqStart,

@@ -8,6 +8,14 @@ export const f32 = (v: number): KernelArg => ({ f32: v });
 /** A matrix argument as the kernels take it: base pointer, then row stride. */
 export const mat = (m: { ptr: DevicePtr; ld: number }): KernelArg[] => [ptr(m.ptr), i64(m.ld)];
 
+/** Per-sequence state blocks (conv or ssm) at `ptr`, `seqStride` f32 words apart; null reads as "start from zero". */
+export interface SeqStates {
+  ptr: DevicePtr;
+  seqStride: number;
+}
+/** A state argument as the kernels take it: base pointer (null allowed), then the sequence stride. */
+export const states = (s: SeqStates | null): KernelArg[] => [ptr(s?.ptr ?? null), i64(s?.seqStride ?? 0)];
+
 /** Threads for a row-wise kernel over `width` elements: a multiple of 32, at most 256. */
 export function rowThreads(width: number): number {
   return Math.min(256, Math.max(32, Math.ceil(width / 32) * 32));

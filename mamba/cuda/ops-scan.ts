@@ -3,7 +3,7 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import type { KernelSet } from './device.ts';
 import { FUSED_CHANNELS, FUSED_T2_CHANNELS, SCAN_THREADS, SELECT_THREADS } from './kernels/manifest.ts';
-import { i32, i64, mat, ptr, rowThreads } from './ops-args.ts';
+import { i32, i64, mat, ptr, rowThreads, type SeqStates, states } from './ops-args.ts';
 import type { MatView, RowTables } from './ops.ts';
 
 export interface ScanChunkTables {
@@ -30,8 +30,8 @@ export function selectiveScan(
     inputs: ScanInputs;
     chunks: ScanChunkTables;
     scratch: { chunkH: DevicePtr; chunkDeltaSum: DevicePtr };
-    h0: { ptr: DevicePtr; seqStride: number } | null;
-    hOut: { ptr: DevicePtr; seqStride: number };
+    h0: SeqStates | null;
+    hOut: SeqStates;
     y: MatView;
     nSeq: number;
     dInner: number;
@@ -65,10 +65,8 @@ export function selectiveScan(
       ptr(a.scratch.chunkH),
       ptr(a.scratch.chunkDeltaSum),
       ptr(s.aLog2),
-      ptr(a.h0?.ptr ?? null),
-      i64(a.h0?.seqStride ?? 0),
-      ptr(a.hOut.ptr),
-      i64(a.hOut.seqStride),
+      ...states(a.h0),
+      ...states(a.hOut),
       i32(a.nSeq),
       i32(a.dInner),
     ],
@@ -107,8 +105,8 @@ export function fusedScan(
     dtBias: DevicePtr;
     seqStart: DevicePtr;
     rowIdx: DevicePtr | null;
-    h0: { ptr: DevicePtr; seqStride: number } | null;
-    hOut: { ptr: DevicePtr; seqStride: number };
+    h0: SeqStates | null;
+    hOut: SeqStates;
     y: MatView;
     nSeq: number;
     dInner: number;
@@ -133,10 +131,8 @@ export function fusedScan(
       ptr(s.dSkip),
       ptr(a.seqStart),
       ptr(a.rowIdx),
-      ptr(a.h0?.ptr ?? null),
-      i64(a.h0?.seqStride ?? 0),
-      ptr(a.hOut.ptr),
-      i64(a.hOut.seqStride),
+      ...states(a.h0),
+      ...states(a.hOut),
       ...mat(a.y),
       i32(a.dInner),
     ],

@@ -5,7 +5,7 @@ import type { DevicePtr } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
 import { CONV_ROWS } from './kernels/manifest.ts';
-import { f32, i32, i64, mat, ptr, rowThreads, strideBlocks } from './ops-args.ts';
+import { f32, i32, i64, mat, ptr, rowThreads, type SeqStates, states, strideBlocks } from './ops-args.ts';
 
 /** A row-major matrix view: base pointer and row stride (elements). */
 export interface MatView {
@@ -141,7 +141,7 @@ export function causalConv1dSilu(
     weight: DevicePtr;
     bias: DevicePtr | null;
     tables: RowTables;
-    init: { ptr: DevicePtr; seqStride: number } | null;
+    init: SeqStates | null;
     out: DevicePtr;
     rows: number;
     dInner: number;
@@ -156,8 +156,7 @@ export function causalConv1dSilu(
       ptr(a.bias),
       ptr(a.tables.rowSeq),
       ptr(a.tables.seqStart),
-      ptr(a.init?.ptr ?? null),
-      i64(a.init?.seqStride ?? 0),
+      ...states(a.init),
       ptr(a.out),
       i32(a.rows),
       i32(a.dInner),
@@ -166,15 +165,14 @@ export function causalConv1dSilu(
   );
 }
 
-/** Each sequence's last d_conv pre-conv inputs → state[s] ([dInner, dConv]) at out + s·outSeqStride. */
+/** Each sequence's last d_conv pre-conv inputs → state[s] ([dInner, dConv]) at out.ptr + s·out.seqStride. */
 export function convStateCapture(
   k: KernelSet,
   a: {
     x: MatView;
     seqStart: DevicePtr;
-    init: { ptr: DevicePtr; seqStride: number } | null;
-    out: DevicePtr;
-    outSeqStride: number;
+    init: SeqStates | null;
+    out: SeqStates;
     nSeq: number;
     dInner: number;
   },
@@ -183,16 +181,7 @@ export function convStateCapture(
   k.launch(
     'conv_state_capture',
     { grid: [Math.ceil(n / 256)], block: [256] },
-    [
-      ...mat(a.x),
-      ptr(a.seqStart),
-      ptr(a.init?.ptr ?? null),
-      i64(a.init?.seqStride ?? 0),
-      ptr(a.out),
-      i64(a.outSeqStride),
-      i32(a.nSeq),
-      i32(a.dInner),
-    ],
+    [...mat(a.x), ptr(a.seqStart), ...states(a.init), ...states(a.out), i32(a.nSeq), i32(a.dInner)],
     'conv_state',
   );
 }
@@ -219,7 +208,7 @@ export function convStep(
   k: KernelSet,
   a: {
     x: MatView;
-    state: { ptr: DevicePtr; seqStride: number };
+    state: SeqStates;
     weight: DevicePtr;
     bias: DevicePtr | null;
     out: DevicePtr;
@@ -231,16 +220,7 @@ export function convStep(
   k.launch(
     'conv_step',
     { grid: [Math.ceil(n / 256)], block: [256] },
-    [
-      ...mat(a.x),
-      ptr(a.state.ptr),
-      i64(a.state.seqStride),
-      ptr(a.weight),
-      ptr(a.bias),
-      ptr(a.out),
-      i32(a.batch),
-      i32(a.dInner),
-    ],
+    [...mat(a.x), ...states(a.state), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner)],
     'conv_step',
   );
 }
@@ -256,7 +236,7 @@ export function ssmStep(
     bcStride: number;
     aLog2: DevicePtr;
     dSkip: DevicePtr;
-    state: { ptr: DevicePtr; seqStride: number };
+    state: SeqStates;
     y: DevicePtr;
     batch: number;
     dInner: number;
@@ -275,8 +255,7 @@ export function ssmStep(
       i64(a.bcStride),
       ptr(a.aLog2),
       ptr(a.dSkip),
-      ptr(a.state.ptr),
-      i64(a.state.seqStride),
+      ...states(a.state),
       ptr(a.y),
       i32(a.batch),
       i32(a.dInner),

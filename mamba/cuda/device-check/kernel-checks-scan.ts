@@ -42,8 +42,7 @@ export async function checkScanKernels(ctx: KernelCheckContext): Promise<void> {
         x: { ptr: xzP, ld: 2 * dInner },
         seqStart: tables.seqStart,
         init: initArg,
-        out: stateOut,
-        outSeqStride: dInner * D_CONV,
+        out: { ptr: stateOut, seqStride: dInner * D_CONV },
         nSeq: lengths.length,
         dInner,
       });
