@@ -21,6 +21,11 @@ export function rowThreads(width: number): number {
   return Math.min(256, Math.max(32, Math.ceil(width / 32) * 32));
 }
 
+/** One thread per element (per (sequence, channel) or (sequence, channel, state)) over `n` elements, 256 a block. */
+export function threadPerElement(n: number): { grid: [number]; block: [number] } {
+  return { grid: [Math.ceil(n / 256)], block: [256] };
+}
+
 /** Blocks for a grid-stride elementwise kernel. */
 export function strideBlocks(n: number, threads: number): number {
   return Math.max(1, Math.min(Math.ceil(n / threads), 65535));

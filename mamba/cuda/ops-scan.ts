@@ -1,9 +1,9 @@
 // Launchers for the selective scan (two-pass chunked and one-pass fused) and DeciMamba's decimation kernels
 // (Δ scores, top-K row selection, row gathers); split from ops.ts, which keeps the per-layer and decode launchers.
-import type { DevicePtr } from './bindings/driver.ts';
+import type { DevicePtr, LaunchShape } from './bindings/driver.ts';
 import type { KernelSet } from './device.ts';
 import { FUSED_CHANNELS, FUSED_T2_CHANNELS, SCAN_THREADS, SELECT_THREADS } from './kernels/manifest.ts';
-import { i32, i64, mat, ptr, rowThreads, type SeqStates, states } from './ops-args.ts';
+import { i32, i64, mat, ptr, rowThreads, type SeqStates, states, threadPerElement } from './ops-args.ts';
 import type { MatView, RowTables } from './ops.ts';
 
 export interface ScanChunkTables {
@@ -39,10 +39,11 @@ export function selectiveScan(
   },
 ): void {
   const { inputs: s, chunks } = a;
-  const channelBlocks = Math.ceil(a.dInner / SCAN_THREADS);
+  // passes 1 and 3: a block per (chunk, SCAN_THREADS channels); pass 2: a thread per (sequence, channel, state)
+  const perChunk: LaunchShape = { grid: [chunks.count, Math.ceil(a.dInner / SCAN_THREADS)], block: [SCAN_THREADS] };
   k.launch(
     'scan_chunk_state',
-    { grid: [chunks.count, channelBlocks], block: [SCAN_THREADS] },
+    perChunk,
     [
       ...mat(s.x),
       ...mat(s.delta),
@@ -56,10 +57,9 @@ export function selectiveScan(
     ],
     'scan_chunk_state',
   );
-  const n = a.nSeq * a.dInner * a.dState;
   k.launch(
     'scan_carry',
-    { grid: [Math.ceil(n / 256)], block: [256] },
+    threadPerElement(a.nSeq * a.dInner * a.dState),
     [
       ptr(chunks.seqFirstChunk),
       ptr(a.scratch.chunkH),
@@ -74,7 +74,7 @@ export function selectiveScan(
   );
   k.launch(
     'scan_chunk_output',
-    { grid: [chunks.count, channelBlocks], block: [SCAN_THREADS] },
+    perChunk,
     [
       ...mat(s.x),
       ...mat(s.delta),

@@ -5,7 +5,18 @@ import type { DevicePtr } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
 import { CONV_ROWS } from './kernels/manifest.ts';
-import { f32, i32, i64, mat, ptr, rowThreads, type SeqStates, states, strideBlocks } from './ops-args.ts';
+import {
+  f32,
+  i32,
+  i64,
+  mat,
+  ptr,
+  rowThreads,
+  type SeqStates,
+  states,
+  strideBlocks,
+  threadPerElement,
+} from './ops-args.ts';
 
 /** A row-major matrix view: base pointer and row stride (elements). */
 export interface MatView {
@@ -177,10 +188,9 @@ export function convStateCapture(
     dInner: number;
   },
 ): void {
-  const n = a.nSeq * a.dInner;
   k.launch(
     'conv_state_capture',
-    { grid: [Math.ceil(n / 256)], block: [256] },
+    threadPerElement(a.nSeq * a.dInner),
     [...mat(a.x), ptr(a.seqStart), ...states(a.init), ...states(a.out), i32(a.nSeq), i32(a.dInner)],
     'conv_state',
   );
@@ -216,10 +226,9 @@ export function convStep(
     dInner: number;
   },
 ): void {
-  const n = a.batch * a.dInner;
   k.launch(
     'conv_step',
-    { grid: [Math.ceil(n / 256)], block: [256] },
+    threadPerElement(a.batch * a.dInner),
     [...mat(a.x), ...states(a.state), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner)],
     'conv_step',
   );
@@ -242,10 +251,9 @@ export function ssmStep(
     dInner: number;
   },
 ): void {
-  const n = a.batch * a.dInner;
   k.launch(
     'ssm_step',
-    { grid: [Math.ceil(n / 256)], block: [256] },
+    threadPerElement(a.batch * a.dInner),
     [
       ptr(a.x),
       ptr(a.delta),

@@ -2,7 +2,7 @@
 // Every PyTorch-layout linear y[rows, out] = x[rows, in] · W[out, in]ᵀ maps onto column-major cuBLAS as
 // C'[out, rows] = W'ᵀ · x' with W' = W seen column-major ([in, out], ld = in): transa = T, transb = N.
 import { bindFirst, loadLibrary, type NativeFunction } from './library.ts';
-import { checker } from './errors.ts';
+import { type Check, checker, readOut } from './errors.ts';
 import type { CuHandle, DevicePtr } from './driver.ts';
 
 /** cudaDataType_t */
@@ -54,14 +54,11 @@ function bind() {
     cublasGemmEx: f([
       'int cublasGemmEx(void *handle, int transa, int transb, int m, int n, int k, const float *alpha, uint64_t A, int Atype, int lda, uint64_t B, int Btype, int ldb, const float *beta, uint64_t C, int Ctype, int ldc, int computeType, int algo)',
     ]),
-    cublasGemmStridedBatchedEx: f([
-      'int cublasGemmStridedBatchedEx(void *handle, int transa, int transb, int m, int n, int k, const float *alpha, uint64_t A, int Atype, int lda, int64_t strideA, uint64_t B, int Btype, int ldb, int64_t strideB, const float *beta, uint64_t C, int Ctype, int ldc, int64_t strideC, int batchCount, int computeType, int algo)',
-    ]),
   };
 }
 
 export class Cublas {
-  private readonly check: (call: string, code: number) => void;
+  private readonly check: Check;
   private readonly alpha = new Float32Array([1]);
   private readonly betaBuf = new Float32Array([0]);
 
@@ -92,9 +89,7 @@ export class Cublas {
   }
 
   version(): number {
-    const v = [0];
-    this.check('cublasGetVersion', this.raw.cublasGetVersion(this.handle, v));
-    return v[0]!;
+    return readOut(this.check, 'cublasGetVersion', 0, (v) => this.raw.cublasGetVersion(this.handle, v));
   }
 
   setMathMode(mode: number): void {
@@ -127,41 +122,6 @@ export class Cublas {
       GEMM_DEFAULT,
     );
     this.check(`cublasGemmEx(${g.rows}x${g.k} · ${g.n}x${g.k}ᵀ, ${g.x.type}→${g.y.type})`, code);
-  }
-
-  /** `count` independent linears whose x, W and y are `stride*` elements apart (same W when strideW is 0). */
-  linearStridedBatched(
-    g: LinearGemm & { count: number; strideX: number; strideW: number; strideY: number },
-    computeType: number = ComputeType.f32,
-  ): void {
-    if (g.rows === 0 || g.count === 0) return;
-    this.betaBuf[0] = g.beta ?? 0;
-    const code = this.raw.cublasGemmStridedBatchedEx(
-      this.handle,
-      OP_T,
-      OP_N,
-      g.n,
-      g.rows,
-      g.k,
-      this.alpha,
-      g.w.ptr,
-      DataType[g.w.type],
-      g.w.ld,
-      g.strideW,
-      g.x.ptr,
-      DataType[g.x.type],
-      g.x.ld,
-      g.strideX,
-      this.betaBuf,
-      g.y.ptr,
-      DataType[g.y.type],
-      g.y.ld,
-      g.strideY,
-      g.count,
-      computeType,
-      GEMM_DEFAULT,
-    );
-    this.check(`cublasGemmStridedBatchedEx(${g.count} × ${g.rows}x${g.k} · ${g.n}x${g.k}ᵀ)`, code);
   }
 
   destroy(): void {

@@ -1,7 +1,7 @@
 // Thin koffi bindings to the CUDA driver API (libcuda). Device pointers are JS numbers (CUdeviceptr as uint64_t);
 // handles (context, stream, module, function, event, graph) are koffi's bigint pointers.
 import { asAddress, bindFirst, loadLibrary, type NativeFunction } from './library.ts';
-import { checker } from './errors.ts';
+import { type Check, checker, readOut } from './errors.ts';
 
 export type DevicePtr = number;
 export type CuHandle = bigint;
@@ -164,7 +164,7 @@ export function packKernelArgs(args: KernelArg[]): Buffer[] {
 
 /** The driver API with every call checked. One instance per library path. */
 export class CudaDriver {
-  private readonly check: (call: string, code: number) => void;
+  private readonly check: Check;
 
   private constructor(private readonly raw: Raw) {
     this.check = checker('cuda', (code) => {
@@ -178,6 +178,11 @@ export class CudaDriver {
 
   private static instances = new Map<string, CudaDriver>();
 
+  /** A call that returns a handle (context, stream, module, function, event, graph) through its out-parameter. */
+  private handleOut(call: string, fn: (out: (bigint | null)[]) => number): CuHandle {
+    return readOut<bigint | null>(this.check, call, null, fn)!;
+  }
+
   /** Loads libcuda (LIBCUDA or the soname, or `path`) and runs cuInit(0). */
   static load(path = ''): CudaDriver {
     let driver = CudaDriver.instances.get(path);
@@ -190,39 +195,31 @@ export class CudaDriver {
   }
 
   driverVersion(): number {
-    const v = [0];
-    this.check('cuDriverGetVersion', this.raw.cuDriverGetVersion(v));
-    return v[0]!;
+    return readOut(this.check, 'cuDriverGetVersion', 0, (v) => this.raw.cuDriverGetVersion(v));
   }
 
   deviceCount(): number {
-    const n = [0];
-    this.check('cuDeviceGetCount', this.raw.cuDeviceGetCount(n));
-    return n[0]!;
+    return readOut(this.check, 'cuDeviceGetCount', 0, (n) => this.raw.cuDeviceGetCount(n));
   }
 
   attribute(device: number, attribute: number): number {
-    const v = [0];
-    this.check(`cuDeviceGetAttribute(${attribute})`, this.raw.cuDeviceGetAttribute(v, attribute, device));
-    return v[0]!;
+    const call = `cuDeviceGetAttribute(${attribute})`;
+    return readOut(this.check, call, 0, (v) => this.raw.cuDeviceGetAttribute(v, attribute, device));
   }
 
   deviceInfo(ordinal: number): DeviceInfo {
-    const dev = [0];
-    this.check('cuDeviceGet', this.raw.cuDeviceGet(dev, ordinal));
-    const d = dev[0]!;
+    const d = readOut(this.check, 'cuDeviceGet', 0, (dev) => this.raw.cuDeviceGet(dev, ordinal));
     const nameBuf = new Uint8Array(256);
     this.check('cuDeviceGetName', this.raw.cuDeviceGetName(nameBuf, nameBuf.length, d));
     const end = nameBuf.indexOf(0);
-    const total = [0];
-    this.check('cuDeviceTotalMem', this.raw.cuDeviceTotalMem(total, d));
+    const total = readOut(this.check, 'cuDeviceTotalMem', 0, (t) => this.raw.cuDeviceTotalMem(t, d));
     const a = (attr: number) => this.attribute(d, attr);
     return {
       ordinal: d,
       name: new TextDecoder().decode(nameBuf.subarray(0, end < 0 ? nameBuf.length : end)),
       computeCapability: [a(DeviceAttribute.computeCapabilityMajor), a(DeviceAttribute.computeCapabilityMinor)],
       multiprocessors: a(DeviceAttribute.multiprocessorCount),
-      totalBytes: Number(total[0]),
+      totalBytes: Number(total),
       l2Bytes: a(DeviceAttribute.l2CacheBytes),
       maxThreadsPerMultiprocessor: a(DeviceAttribute.maxThreadsPerMultiprocessor),
       clockMHz: a(DeviceAttribute.clockRateKHz) / 1000,
@@ -233,10 +230,9 @@ export class CudaDriver {
 
   /** Retains the device's primary context and makes it current on this thread. */
   retainPrimaryContext(device: number): CuHandle {
-    const ctx = [null as bigint | null];
-    this.check('cuDevicePrimaryCtxRetain', this.raw.cuDevicePrimaryCtxRetain(ctx, device));
-    this.check('cuCtxSetCurrent', this.raw.cuCtxSetCurrent(ctx[0]));
-    return ctx[0]!;
+    const ctx = this.handleOut('cuDevicePrimaryCtxRetain', (c) => this.raw.cuDevicePrimaryCtxRetain(c, device));
+    this.check('cuCtxSetCurrent', this.raw.cuCtxSetCurrent(ctx));
+    return ctx;
   }
 
   releasePrimaryContext(device: number): void {
@@ -259,9 +255,8 @@ export class CudaDriver {
   }
 
   alloc(bytes: number): DevicePtr {
-    const p = [0];
-    this.check(`cuMemAlloc(${bytes} bytes)`, this.raw.cuMemAlloc(p, Math.max(bytes, 1)));
-    return asAddress(p[0]);
+    const call = `cuMemAlloc(${bytes} bytes)`;
+    return asAddress(readOut(this.check, call, 0, (p) => this.raw.cuMemAlloc(p, Math.max(bytes, 1))));
   }
 
   free(ptr: DevicePtr): void {
@@ -292,9 +287,7 @@ export class CudaDriver {
   }
 
   createStream(): CuHandle {
-    const s = [null as bigint | null];
-    this.check('cuStreamCreate', this.raw.cuStreamCreate(s, CU_STREAM_NON_BLOCKING));
-    return s[0]!;
+    return this.handleOut('cuStreamCreate', (s) => this.raw.cuStreamCreate(s, CU_STREAM_NON_BLOCKING));
   }
 
   destroyStream(stream: CuHandle): void {
@@ -306,9 +299,7 @@ export class CudaDriver {
   }
 
   loadModule(image: Uint8Array): CuHandle {
-    const m = [null as bigint | null];
-    this.check('cuModuleLoadData', this.raw.cuModuleLoadData(m, image));
-    return m[0]!;
+    return this.handleOut('cuModuleLoadData', (m) => this.raw.cuModuleLoadData(m, image));
   }
 
   unloadModule(module: CuHandle): void {
@@ -316,15 +307,12 @@ export class CudaDriver {
   }
 
   getFunction(module: CuHandle, name: string): CuHandle {
-    const fn = [null as bigint | null];
-    this.check(`cuModuleGetFunction(${name})`, this.raw.cuModuleGetFunction(fn, module, name));
-    return fn[0]!;
+    return this.handleOut(`cuModuleGetFunction(${name})`, (fn) => this.raw.cuModuleGetFunction(fn, module, name));
   }
 
   functionAttribute(fn: CuHandle, attribute: number): number {
-    const v = [0];
-    this.check(`cuFuncGetAttribute(${attribute})`, this.raw.cuFuncGetAttribute(v, attribute, fn));
-    return v[0]!;
+    const call = `cuFuncGetAttribute(${attribute})`;
+    return readOut(this.check, call, 0, (v) => this.raw.cuFuncGetAttribute(v, attribute, fn));
   }
 
   setFunctionAttribute(fn: CuHandle, attribute: number, value: number): void {
@@ -342,9 +330,7 @@ export class CudaDriver {
   }
 
   createEvent(): CuHandle {
-    const e = [null as bigint | null];
-    this.check('cuEventCreate', this.raw.cuEventCreate(e, CU_EVENT_DEFAULT));
-    return e[0]!;
+    return this.handleOut('cuEventCreate', (e) => this.raw.cuEventCreate(e, CU_EVENT_DEFAULT));
   }
 
   destroyEvent(event: CuHandle): void {
@@ -371,15 +357,12 @@ export class CudaDriver {
 
   /** Ends a capture and instantiates it; the graph itself is destroyed once instantiated. */
   endCaptureAndInstantiate(stream: CuHandle): CuHandle {
-    const graph = [null as bigint | null];
-    this.check('cuStreamEndCapture', this.raw.cuStreamEndCapture(stream, graph));
-    const exec = [null as bigint | null];
+    const graph = this.handleOut('cuStreamEndCapture', (g) => this.raw.cuStreamEndCapture(stream, g));
     try {
-      this.check('cuGraphInstantiate', this.raw.cuGraphInstantiate(exec, graph[0], 0));
+      return this.handleOut('cuGraphInstantiate', (exec) => this.raw.cuGraphInstantiate(exec, graph, 0));
     } finally {
-      this.check('cuGraphDestroy', this.raw.cuGraphDestroy(graph[0]));
+      this.check('cuGraphDestroy', this.raw.cuGraphDestroy(graph));
     }
-    return exec[0]!;
   }
 
   launchGraph(exec: CuHandle, stream: CuHandle): void {

@@ -23,7 +23,7 @@ export class CudaError extends Error {
 /** Decodes a code to (name, description); never throws (a failed decode is itself reported in the text). */
 export type CodeDecoder = (code: number) => { name: string; description: string };
 
-export function checker(api: CudaApi, decode: CodeDecoder): (call: string, code: number) => void {
+export function checker(api: CudaApi, decode: CodeDecoder): Check {
   return (call, code) => {
     if (code === 0) return;
     let decoded: { name: string; description: string };
@@ -34,4 +34,14 @@ export function checker(api: CudaApi, decode: CodeDecoder): (call: string, code:
     }
     throw new CudaError(api, call, code, decoded.name, decoded.description);
   };
+}
+
+export type Check = (call: string, code: number) => void;
+
+/** Calls a C function that returns its result through one out-parameter (koffi's `_Out_` one-element array),
+ * checks the code and returns the result; `empty` is the slot's initial value (0 or a null handle). */
+export function readOut<T>(check: Check, call: string, empty: T, fn: (out: T[]) => number): T {
+  const out = [empty];
+  check(call, fn(out));
+  return out[0]!;
 }

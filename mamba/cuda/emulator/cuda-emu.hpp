@@ -30,15 +30,7 @@ enum EmuWarpOp { EMU_SHFL_XOR = 1, EMU_BALLOT = 2, EMU_MATCH_ANY = 3, EMU_SHFL_U
 void __syncthreads();
 uint64_t emu_warp_op(int op, uint64_t value, int arg);
 
-template <typename T>
-inline T __shfl_xor_sync(unsigned, T v, int laneMask) {
-  uint64_t bits = 0;
-  std::memcpy(&bits, &v, sizeof(T));
-  bits = emu_warp_op(EMU_SHFL_XOR, bits, laneMask);
-  T out;
-  std::memcpy(&out, &bits, sizeof(T));
-  return out;
-}
+// every shuffle moves the value's bits through the fiber scheduler's warp exchange
 template <typename T>
 inline T emu_shfl(int op, T v, int arg) {
   uint64_t bits = 0;
@@ -48,6 +40,8 @@ inline T emu_shfl(int op, T v, int arg) {
   std::memcpy(&out, &bits, sizeof(T));
   return out;
 }
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T v, int laneMask) { return emu_shfl(EMU_SHFL_XOR, v, laneMask); }
 template <typename T>
 inline T __shfl_up_sync(unsigned, T v, unsigned delta) { return emu_shfl(EMU_SHFL_UP, v, (int)delta); }
 template <typename T>

@@ -104,18 +104,4 @@ int cublasGemmEx(void*, int ta, int tb, int m, int n, int k, const float* alpha,
   if (g_capture) g_capture->push_back(op); else op();
   return 0;
 }
-int cublasGemmStridedBatchedEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, uint64_t A, int at, int lda,
-                               int64_t sa, uint64_t B, int bt, int ldb, int64_t sb, const float* beta, uint64_t C, int ct, int ldc,
-                               int64_t sc, int count, int compute, int) {
-  if (!gemm_args_ok(at, bt, ct, ta, tb, m, n, k, lda, ldb, ldc) || compute != 68) return 7;
-  const float al = *alpha, be = *beta;
-  const int ea = at == 0 ? 4 : 2, ec = ct == 0 ? 4 : 2;
-  auto op = [=] {
-    for (int b = 0; b < count; ++b)
-      gemm(ta, tb, m, n, k, al, A + (uint64_t)(b * sa * ea), at, lda, B + (uint64_t)(b * sb * ea), bt, ldb, be,
-           C + (uint64_t)(b * sc * ec), ct, ldc);
-  };
-  if (g_capture) g_capture->push_back(op); else op();
-  return 0;
-}
 }  // extern "C"

@@ -14,6 +14,24 @@
 #define SCAN_THREADS 128  // channels per block
 #define SCAN_TILE 32      // time steps of B (and C) staged in shared memory at a time
 
+// Passes 1 and 3 scan the same (chunk, channel) with the channel's A row in registers: which one this thread has.
+struct ChunkLane {
+  int c, start, len;
+  bool active;  // c < dInner: an inactive thread still helps stage B/C and meets every __syncthreads
+};
+__device__ __forceinline__ ChunkLane chunk_lane(const int* chunkStart, const int* chunkLen, const float* aLog2, int dInner,
+                                                float (&a)[D_STATE]) {
+  const int chunk = blockIdx.x;
+  ChunkLane lane;
+  lane.c = blockIdx.y * SCAN_THREADS + threadIdx.x;
+  lane.active = lane.c < dInner;
+  lane.start = chunkStart[chunk];
+  lane.len = chunkLen[chunk];
+#pragma unroll
+  for (int n = 0; n < D_STATE; ++n) a[n] = lane.active ? aLog2[lane.c * D_STATE + n] : 0.0f;
+  return lane;
+}
+
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 scan_chunk_state(const act_t* __restrict__ x, i64 xStride, const float* __restrict__ delta, i64 deltaStride,
                  const act_t* __restrict__ bMat, i64 bStride, const float* __restrict__ aLog2,
@@ -21,15 +39,10 @@ scan_chunk_state(const act_t* __restrict__ x, i64 xStride, const float* __restri
                  float* __restrict__ chunkH, float* __restrict__ chunkDeltaSum, int dInner) {
   __shared__ float sB[SCAN_TILE][D_STATE];
   const int chunk = blockIdx.x;
-  const int c = blockIdx.y * SCAN_THREADS + threadIdx.x;
-  const bool active = c < dInner;
-  const int start = chunkStart[chunk], len = chunkLen[chunk];
   float a[D_STATE], h[D_STATE];
+  const auto [c, start, len, active] = chunk_lane(chunkStart, chunkLen, aLog2, dInner, a);
 #pragma unroll
-  for (int n = 0; n < D_STATE; ++n) {
-    a[n] = active ? aLog2[c * D_STATE + n] : 0.0f;
-    h[n] = 0.0f;
-  }
+  for (int n = 0; n < D_STATE; ++n) h[n] = 0.0f;
   double deltaSum = 0.0;  // in double: ΣΔ over a chunk sets the carried decay, so its rounding must stay tiny
   for (int t0 = 0; t0 < len; t0 += SCAN_TILE) {
     const int tl = min(SCAN_TILE, len - t0);
@@ -101,16 +114,11 @@ scan_chunk_output(const act_t* __restrict__ x, i64 xStride, const float* __restr
   __shared__ float sB[SCAN_TILE][D_STATE];
   __shared__ float sC[SCAN_TILE][D_STATE];
   const int chunk = blockIdx.x;
-  const int c = blockIdx.y * SCAN_THREADS + threadIdx.x;
-  const bool active = c < dInner;
-  const int start = chunkStart[chunk], len = chunkLen[chunk];
   float a[D_STATE], h[D_STATE];
+  const auto [c, start, len, active] = chunk_lane(chunkStart, chunkLen, aLog2, dInner, a);
   const float* hStart = chunkH + ((i64)chunk * dInner + (active ? c : 0)) * D_STATE;
 #pragma unroll
-  for (int n = 0; n < D_STATE; ++n) {
-    a[n] = active ? aLog2[c * D_STATE + n] : 0.0f;
-    h[n] = active ? hStart[n] : 0.0f;
-  }
+  for (int n = 0; n < D_STATE; ++n) h[n] = active ? hStart[n] : 0.0f;
   const float dc = active ? dSkip[c] : 0.0f;
   for (int t0 = 0; t0 < len; t0 += SCAN_TILE) {
     const int tl = min(SCAN_TILE, len - t0);
