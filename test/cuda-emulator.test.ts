@@ -9,6 +9,7 @@ import type { DecimationConfig, ModelState } from '../mamba/engine.ts';
 import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
 import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
 import { loadModel } from '../mamba/checkpoint.ts';
+import { replayGoldenCase } from '../mamba/golden-case.ts';
 import { readSafetensors } from '../mamba/safetensors.ts';
 import { argmax } from '../mamba/sampling.ts';
 import { maxAbsDiff, maxStateDiff, randomIds, tempDir, tinyModel, type TinyModel } from './helpers.ts';
@@ -321,13 +322,7 @@ describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(['split', '
           const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
           const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256, scan });
           try {
-            const last = c.ids.length - 1;
-            const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
-            const r = await engine.prefill(c.ids, {
-              decimation: c.decimation,
-              protect: c.protect,
-              logitPositions: positions,
-            });
+            const { result: r, greedy } = await replayGoldenCase(engine, c);
             const V = model.config.vocabSize;
             const g = tensors.getF32(`${c.name}.logits`);
             c.positions.forEach((_, row) =>
@@ -337,13 +332,6 @@ describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(['split', '
             for (let i = 0; i < model.config.nLayer; i++) {
               expect(maxAbsDiff(r.state[i]!.conv, tensors.getF32(`${c.name}.conv.${i}`))).toBeLessThanOrEqual(1e-3);
               expect(maxAbsDiff(r.state[i]!.ssm, tensors.getF32(`${c.name}.ssm.${i}`))).toBeLessThanOrEqual(1e-3);
-            }
-            const greedy: number[] = [];
-            let logits = r.logits[positions.indexOf(last)]!;
-            let state = r.state;
-            while (greedy.length < 8) {
-              greedy.push(argmax(logits));
-              if (greedy.length < 8) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
             }
             expect(greedy).toEqual(c.greedy);
           } finally {

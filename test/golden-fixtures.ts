@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import { z } from 'zod';
 import type { MambaEngine } from '../mamba/engine.ts';
 import { readSafetensors, type SafetensorsReader } from '../mamba/safetensors.ts';
-import { argmax } from '../mamba/sampling.ts';
+import { replayGoldenCase } from '../mamba/golden-case.ts';
 import { maxAbsDiff } from './helpers.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -91,13 +91,7 @@ export function discoverFixtures(): Fixture[] {
 /** Replays one golden case on `engine` and asserts it matches within the fp32 tolerances. */
 export async function expectGoldenParity(engine: MambaEngine, fixture: Fixture, c: GoldenCase): Promise<void> {
   const { vocabSize, dInner, dConv, dState, nLayer } = engine.config;
-  const last = c.ids.length - 1;
-  const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
-  const result = await engine.prefill(c.ids, {
-    decimation: c.decimation,
-    protect: c.protect,
-    logitPositions: positions,
-  });
+  const { result, greedy } = await replayGoldenCase(engine, c);
 
   const golden = fixture.tensors.getF32(`${c.name}.logits`);
   expect(fixture.tensors.info(`${c.name}.logits`).shape).toEqual([c.positions.length, vocabSize]);
@@ -121,12 +115,5 @@ export async function expectGoldenParity(engine: MambaEngine, fixture: Fixture, 
     ).toBeLessThanOrEqual(STATE_TOL);
   }
 
-  const greedy: number[] = [];
-  let logits = result.logits[positions.indexOf(last)]!;
-  let state = result.state;
-  while (greedy.length < c.greedy.length) {
-    greedy.push(argmax(logits));
-    if (greedy.length < c.greedy.length) ({ logits, state } = await engine.step(greedy[greedy.length - 1]!, state));
-  }
   expect(greedy).toEqual(c.greedy);
 }

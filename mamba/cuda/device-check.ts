@@ -171,17 +171,9 @@ async function main(): Promise<void> {
         shape !== '1.4b' ? CudaEngine.create(config, weights, { device, precision: 'fp32', ...engineOptions }) : null; // fp32 GEMMs of 1.4b at 128K are minutes
       try {
         if (phases.has('parity') && fp32) {
-          await referenceParity({ fp32, bf16 }, config, weights, report, deadline, shape);
-          await selfConsistency(
-            { fp32, bf16 },
-            config,
-            weights,
-            report,
-            deadline,
-            shape,
-            Number(args['consistency-length']),
-            { device },
-          );
+          const target = { engines: { fp32, bf16 }, config, weights, report, deadline, label: shape };
+          await referenceParity(target);
+          await selfConsistency(target, Number(args['consistency-length']), { device });
         }
         if (phases.has('bench')) {
           const target = { shape, config, engine: bf16 };

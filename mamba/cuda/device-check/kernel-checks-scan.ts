@@ -2,9 +2,10 @@
 // the two-pass chunked selective scan and the one-pass fused scans (scan_fused, scan_fused_t2) over varlen batches.
 import { causalConv1dSilu, selectiveScan, softplus } from '../../reference/ops.ts';
 import * as ops from '../ops.ts';
+import type { DevicePtr } from '../bindings/driver.ts';
 import * as scanOps from '../ops-scan.ts';
 import { aLog2 } from '../device-weights.ts';
-import { randomArray } from './scratch.ts';
+import { randomArray, type Scratch } from './scratch.ts';
 import { D_CONV, D_STATE, type KernelCheckContext } from './kernel-check-context.ts';
 
 /** conv1d_silu + conv_state_capture, the chunked scan, then both fused scans (in that order: one RNG). */
@@ -102,15 +103,7 @@ export async function checkScanKernels(ctx: KernelCheckContext): Promise<void> {
       const y = s.alloc(rows * dInner * ab);
       const hOut = s.alloc(lengths.length * dInner * D_STATE * 4);
       scanOps.selectiveScan(kernels, {
-        inputs: {
-          x: { ptr: xzP, ld: 2 * dInner },
-          delta: { ptr: s.f32(delta), ld: dInner },
-          z: { ptr: xzP + dInner * ab, ld: 2 * dInner },
-          b: { ptr: xDblP + dtRank * ab, ld: dbl },
-          c: { ptr: xDblP + (dtRank + D_STATE) * ab, ld: dbl },
-          aLog2: s.f32(aLog2(aLog)),
-          dSkip: s.f32(dSkip),
-        },
+        inputs: scanInputsAt(s, { xz: xzP, xDbl: xDblP, delta: s.f32(delta), dInner, dtRank }, aLog, dSkip),
         chunks: {
           chunkStart: s.i32(chunkStart),
           chunkLen: s.i32(chunkLens),
@@ -207,15 +200,7 @@ export async function checkScanKernels(ctx: KernelCheckContext): Promise<void> {
         const y = s.alloc(outRows * dInner * ab);
         const hOut = s.alloc(lengths.length * dInner * D_STATE * 4);
         scanOps.fusedScan(kernels, {
-          inputs: {
-            x: { ptr: xzP, ld: 2 * dInner },
-            delta: { ptr: s.f32(dt), ld: dInner },
-            z: { ptr: xzP + dInner * ab, ld: 2 * dInner },
-            b: { ptr: xDblP + dtRank * ab, ld: dbl },
-            c: { ptr: xDblP + (dtRank + D_STATE) * ab, ld: dbl },
-            aLog2: s.f32(aLog2(aLog)),
-            dSkip: s.f32(dSkip),
-          },
+          inputs: scanInputsAt(s, { xz: xzP, xDbl: xDblP, delta: s.f32(dt), dInner, dtRank }, aLog, dSkip),
           dtBias: s.f32(bias),
           seqStart: s.i32(outStart),
           rowIdx: sparse ? s.i32(kept.flat()) : null,
@@ -268,4 +253,24 @@ export async function checkScanKernels(ctx: KernelCheckContext): Promise<void> {
         expectClose(`${kernel} final state ${what}`, s.readF32(hOut, refH.length), refH, 2e-5);
       }
     });
+}
+
+/** The scan's operands where the engine has them: x then z in xz, dt then B and C in xDbl; A and D uploaded here. */
+function scanInputsAt(
+  s: Scratch,
+  at: { xz: DevicePtr; xDbl: DevicePtr; delta: DevicePtr; dInner: number; dtRank: number },
+  aLog: Float32Array,
+  dSkip: Float32Array,
+): scanOps.ScanInputs {
+  const { xz, xDbl, dInner, dtRank } = at;
+  const [ab, dbl] = [s.actBytes, dtRank + 2 * D_STATE];
+  return {
+    x: { ptr: xz, ld: 2 * dInner },
+    delta: { ptr: at.delta, ld: dInner },
+    z: { ptr: xz + dInner * ab, ld: 2 * dInner },
+    b: { ptr: xDbl + dtRank * ab, ld: dbl },
+    c: { ptr: xDbl + (dtRank + D_STATE) * ab, ld: dbl },
+    aLog2: s.f32(aLog2(aLog)),
+    dSkip: s.f32(dSkip),
+  };
 }

@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint, loadModel } from '../../checkpoint.ts';
 import type { DecimationConfig } from '../../engine.ts';
+import { greedyTokens, replayGoldenCase } from '../../golden-case.ts';
 import { buildPasskeyPrompt, encodeCorpus, haystackText, judgePasskey, passkeyRng } from '../../passkey.ts';
 import { ReferenceEngine } from '../../reference/index.ts';
 import { readSafetensors } from '../../safetensors.ts';
@@ -13,12 +14,12 @@ import { CudaEngine, type CudaEngineOptions } from '../engine.ts';
 import {
   BF16_KEPT_OVERLAP,
   BF16_LOGIT_TOL,
-  greedy,
   keptEqual,
   keptOverlap,
   largest,
   maxAbs,
   maxStateDiff,
+  topTwoMargin,
 } from './parity-metrics.ts';
 import type { Deadline, Report } from './report.ts';
 
@@ -68,13 +69,7 @@ export async function goldenParity(
             continue;
           }
           await report.guard(`golden-${precision}${suffix}`, `${dir}/${c.name}`, async () => {
-            const last = c.ids.length - 1;
-            const positions = c.positions.includes(last) ? c.positions : [...c.positions, last];
-            const r = await engine.prefill(c.ids, {
-              decimation: c.decimation,
-              protect: c.protect,
-              logitPositions: positions,
-            });
+            const { result: r, greedy: tokens } = await replayGoldenCase(engine, c);
             const V = model.config.vocabSize;
             const g = tensors.getF32(`${c.name}.logits`);
             const goldRows = c.positions.map((_, row) => g.subarray(row * V, (row + 1) * V));
@@ -88,7 +83,6 @@ export async function goldenParity(
               );
             }
             const kept = keptEqual(r.kept, c.kept);
-            const tokens = await greedy(engine, r.logits[positions.indexOf(last)]!, r.state, c.greedy.length);
             const sameGreedy = JSON.stringify(tokens) === JSON.stringify(c.greedy);
             if (precision === 'fp32') {
               report.check(
@@ -170,8 +164,8 @@ export async function passkeyAgreement(
           const opts = { decimation: settings.decimation, protect: p.protect };
           const [a, b] = [await f32.prefill(p.ids, opts), await b16.prefill(p.ids, opts)];
           const margins: number[] = [];
-          const ta = await greedy(f32, a.logits[0]!, a.state, 8, margins);
-          const tb = await greedy(b16, b.logits[0]!, b.state, 8);
+          const ta = await greedyTokens(f32, a.logits[0]!, a.state, 8, (l) => margins.push(topTwoMargin(l)));
+          const tb = await greedyTokens(b16, b.logits[0]!, b.state, 8);
           total++;
           if (keptEqual(a.kept, b.kept)) agreeKept++;
           minOverlap = Math.min(minOverlap, keptOverlap(a.kept, b.kept));

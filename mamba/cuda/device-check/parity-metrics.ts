@@ -1,7 +1,7 @@
 // Comparison measures and tolerances shared by the whole-model parity checks (parity-golden.ts,
-// parity-reference.ts) and the scan comparison: logit and state distances, kept-index agreement, greedy decoding.
+// parity-reference.ts) and the scan comparison: logit and state distances, kept-index agreement, greedy margins
+// (the greedy tokens themselves: mamba/golden-case.ts).
 import type { ModelState, PrefillResult } from '../../engine.ts';
-import { argmax } from '../../sampling.ts';
 
 /** Relative tolerance the bf16 path is held to: max |Δlogit| ≤ 5% of the largest |logit| (bf16 keeps 8 mantissa bits). */
 export const BF16_LOGIT_TOL = 0.05;
@@ -48,24 +48,8 @@ export function largest(rows: Float32Array[]): number {
   return m;
 }
 
-export async function greedy(
-  engine: { step(t: number, s: ModelState): Promise<{ logits: Float32Array; state: ModelState }> },
-  logits: Float32Array,
-  state: ModelState,
-  n: number,
-  margins?: number[],
-): Promise<number[]> {
-  const out: number[] = [];
-  while (out.length < n) {
-    out.push(argmax(logits));
-    margins?.push(topTwoMargin(logits));
-    if (out.length < n) ({ logits, state } = await engine.step(out[out.length - 1]!, state));
-  }
-  return out;
-}
-
 /** Logit gap between the best and the second-best token: how close a greedy choice was to flipping. */
-function topTwoMargin(logits: Float32Array): number {
+export function topTwoMargin(logits: Float32Array): number {
   let a = -Infinity,
     b = -Infinity;
   for (const v of logits) {

@@ -16,15 +16,20 @@ import {
 } from './parity-metrics.ts';
 import type { Deadline, Report } from './report.ts';
 
+/** What both parity runs work on: one model's engines in each precision, its weights, and where results go. */
+export interface ParityTarget {
+  engines: { fp32: CudaEngine; bf16: CudaEngine };
+  config: MambaConfig;
+  weights: MambaWeights;
+  report: Report;
+  deadline: Deadline;
+  /** The model shape's name, at the start of every check's name. */
+  label: string;
+}
+
 /** A random model against the TypeScript reference (slow in JS: short prompts), plus a batch of them. */
-export async function referenceParity(
-  engines: { fp32: CudaEngine; bf16: CudaEngine },
-  config: MambaConfig,
-  weights: MambaWeights,
-  report: Report,
-  deadline: Deadline,
-  label: string,
-): Promise<void> {
+export async function referenceParity(target: ParityTarget): Promise<void> {
+  const { engines, config, weights, report, deadline, label } = target;
   const ref = new ReferenceEngine(config, weights);
   const rng = createRng(17);
   const ids = (n: number) => Array.from({ length: n }, () => rng.int(config.vocabSize));
@@ -118,15 +123,11 @@ export async function referenceParity(
 
 /** Long prompts, where the JS reference is too slow: the engine agrees with itself across ways of computing the same thing. */
 export async function selfConsistency(
-  engines: { fp32: CudaEngine; bf16: CudaEngine },
-  config: MambaConfig,
-  weights: MambaWeights,
-  report: Report,
-  deadline: Deadline,
-  label: string,
+  target: ParityTarget,
   length: number,
   engineOptions: CudaEngineOptions,
 ): Promise<void> {
+  const { engines, config, weights, report, deadline, label } = target;
   const rng = createRng(23);
   const ids = Array.from({ length }, () => rng.int(config.vocabSize));
   const deci: DecimationConfig = { layers: [Math.floor(config.nLayer / 2)], beta: 0.5, lBase: 2000, minSeqLen: 20 };

@@ -8,6 +8,7 @@ import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts'
 import { planBatch } from '../batch-plan.ts';
 import type { CudaDevice } from '../device.ts';
 import { CudaEngine } from '../engine.ts';
+import { SPLIT_SCAN_LAUNCHES } from '../kernels/manifest.ts';
 import type { ScanKind } from '../mixer.ts';
 
 /** The fused path also runs with prefill graphs (prefill-graphs.ts): wall time only (the profiler runs eagerly). */
@@ -191,19 +192,8 @@ async function compareOne(
   }
 }
 
-/** The kernels the fused one replaces (scores and selection run in both paths, so they are not counted). */
-const SCAN_LABELS = new Set([
-  'dt_softplus',
-  'scan_chunk_state',
-  'scan_carry',
-  'scan_chunk_output',
-  'gather_x',
-  'gather_delta',
-  'gather_z',
-  'gather_bc',
-  'scan_fused',
-  'scan_fused_t2',
-]);
+/** The scan's kernels on either path (scores and selection run in both paths, so they are not counted). */
+const SCAN_LABELS = new Set<string>([...SPLIT_SCAN_LAUNCHES, 'scan_fused', 'scan_fused_t2']);
 
 /** The printed table (the device tool returns only the end of the output). */
 export function scanSummary(report: Report): string[] {

@@ -19,6 +19,21 @@ export const KERNEL_FILES = [
   'convert.cu',
 ] as const;
 
+/**
+ * The split path's launches (profiler labels) that a fused scan (scan-fused.cu) replaces; DeciMamba's scores and
+ * selection stay. The gather_* labels are mixer.ts's launches of gather_rows_*.
+ */
+export const SPLIT_SCAN_LAUNCHES = [
+  'dt_softplus',
+  'scan_chunk_state',
+  'scan_carry',
+  'scan_chunk_output',
+  'gather_x',
+  'gather_delta',
+  'gather_z',
+  'gather_bc',
+] as const;
+
 export const KERNEL_NAMES = [
   'embed_rows',
   'add_rmsnorm',
