@@ -4,10 +4,10 @@
 // golden fixtures, the TS reference on a random mamba-130m shape, self-consistency at long L, bf16 vs fp32 on the
 // passkey set); benchmarks for the 130m and 1.4b shapes. Writes JSON + markdown to $OUT and prints a short table last.
 // Also writes the benchmark checkpoints (bf16 safetensors) for bench/cuda-compare.py, which runs right after it.
-import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { CudaDevice } from './device.ts';
+import { scriptArgs } from '../script-args.ts';
 import { CudaEngine } from './engine.ts';
 import { describeEnvironment, measureCeilings } from './device-check/environment.ts';
 import { runKernelChecks } from './device-check/kernel-checks.ts';
@@ -21,8 +21,11 @@ import { H200 } from './roofline.ts';
 import type { KernelSet } from './device.ts';
 import type { ScanKind } from './mixer.ts';
 
-const { values: args } = parseArgs({
-  options: {
+const args = scriptArgs(
+  'node .device/app/device-check.mjs [options]   (packed by shared/device/pack.sh; mamba/cuda/README.md has the full ' +
+    'command)\nThe one-call GPU check of the CUDA engine: environment, NVRTC compile, kernels against the reference, ' +
+    'whole-model parity, benchmarks. Writes JSON + markdown to --out.',
+  {
     out: { type: 'string', default: process.env.OUT ?? '.device-out' },
     phases: { type: 'string', default: 'env,compile,kernels,parity,bench' },
     shapes: { type: 'string', default: '130m,1.4b' },
@@ -44,7 +47,7 @@ const { values: args } = parseArgs({
     /** Merge the named reports (comma-separated report names in --out) into cuda-device-check.{json,md} and cuda-bench.json; no GPU. */
     merge: { type: 'string' },
   },
-});
+);
 
 const phases = new Set(args.phases!.split(','));
 const root = resolve(args.root!);
