@@ -10,7 +10,8 @@ import type { MambaConfig, MambaWeights } from '../mamba/engine.ts';
 import { exportMambaOnnx, modelBytes } from '../mamba/onnx/export/export-model.ts';
 import { DType, GraphBuilder, encodeModel } from '../mamba/onnx/export/graph-builder.ts';
 import { Linears, type Quantization, rows } from '../mamba/onnx/export/layers.ts';
-import { layerParams, selectiveScan } from '../mamba/onnx/export/prefill-graph.ts';
+import { layerParams } from '../mamba/onnx/export/block.ts';
+import { selectiveScan } from '../mamba/onnx/export/prefill-graph.ts';
 import { createOnnxEngineNode, initOrtNode } from '../mamba/onnx/node.ts';
 import { ort } from '../mamba/onnx/ort-wasm.ts';
 import { randomConfig, randomWeights } from '../mamba/random-checkpoint.ts';
@@ -112,7 +113,7 @@ function scanMs(reps: number): Promise<number> {
   const { dInner, dState } = config;
   return graphMs(
     (g) => {
-      const prm = layerParams(new Linears(g, 'none'), weights.layers[0]!, 0, config);
+      const prm = layerParams(new Linears(g, 'none'), weights.layers[0]!, 0);
       const [delta, xc, b, c] = [
         g.input('delta', DType.float, [L, dInner]),
         g.input('xc', DType.float, [L, dInner]),

@@ -4,7 +4,8 @@ import type { OnnxModelBytes } from '../engine.ts';
 import { MANIFEST_FORMAT, type OnnxManifest } from '../manifest.ts';
 import { DType, type Dim, type DTypeCode, GraphBuilder, encodeModel, valueInfo } from './graph-builder.ts';
 import { Linears, QUANTIZATIONS, type Quantization } from './layers.ts';
-import { type ExpMode, type ModelInputs, buildPrefillBranch } from './prefill-graph.ts';
+import type { ExpMode } from './block.ts';
+import { type ModelInputs, buildPrefillBranch } from './prefill-graph.ts';
 import { buildStepBranch } from './step-graph.ts';
 import { STEP_FILE, buildLeanStepModel } from './lean-step.ts';
 
@@ -12,7 +13,7 @@ export interface ExportOptions {
   quantization?: Quantization;
   /** Layers that get a (run-time switchable) decimation block. Default: every layer. [] exports plain Mamba. */
   decimationLayers?: number[];
-  /** How the scan computes exp(Δ·A); see prefill-graph.ts. Default 'exp'. */
+  /** How the recurrence computes exp(Δ·A); see block.ts. Default 'exp'. */
   expMode?: ExpMode;
   /** Longest prompt the engine accepts (checked before running). Default 16384. */
   maxSeqLen?: number;

@@ -117,28 +117,29 @@ export class GraphBuilder {
     return name;
   }
 
-  /** A small constant, deduplicated per graph. */
+  /** A small int64 constant, deduplicated per graph. */
   constI64(values: number[] | number): string {
-    const scalar = !Array.isArray(values);
-    const arr = scalar ? [values] : values;
-    const key = `i64:${scalar ? 's' : 'v'}:${arr.join(',')}`;
-    let name = this.constCache.get(key);
-    if (!name) {
-      name = this.fresh('c_i64');
-      this.tensor(name, DType.int64, scalar ? [] : [arr.length], BigInt64Array.from(arr.map((v) => BigInt(v))));
-      this.constCache.set(key, name);
-    }
-    return name;
+    return this.constant('i64', DType.int64, values, (arr) => BigInt64Array.from(arr.map((v) => BigInt(v))));
   }
 
+  /** A small float constant, deduplicated per graph. */
   constF32(values: number[] | number): string {
+    return this.constant('f32', DType.float, values, (arr) => Float32Array.from(arr));
+  }
+
+  private constant(
+    kind: string,
+    elemType: DTypeCode,
+    values: number[] | number,
+    encode: (values: number[]) => BigInt64Array | Float32Array,
+  ): string {
     const scalar = !Array.isArray(values);
     const arr = scalar ? [values] : values;
-    const key = `f32:${scalar ? 's' : 'v'}:${arr.join(',')}`;
+    const key = `${kind}:${scalar ? 's' : 'v'}:${arr.join(',')}`;
     let name = this.constCache.get(key);
     if (!name) {
-      name = this.fresh('c_f32');
-      this.tensor(name, DType.float, scalar ? [] : [arr.length], Float32Array.from(arr));
+      name = this.fresh(`c_${kind}`);
+      this.tensor(name, elemType, scalar ? [] : [arr.length], encode(arr));
       this.constCache.set(key, name);
     }
     return name;

@@ -12,81 +12,9 @@
 // y_t = h_t·C_t runs in ONNX Scans whose bodies touch chunk-sized tensors, so nothing of size L·dInner·dState is ever
 // materialised.
 import type { LayerWeights, MambaConfig, MambaWeights } from '../../engine.ts';
+import { type ExpMode, type TimeMixing, type TokenTensors, decayExp, mambaLayers } from './block.ts';
 import { DType, GraphBuilder } from './graph-builder.ts';
-import { Linears, embed, head, negExpA, rmsNorm, rows, silu, transpose2d } from './layers.ts';
-
-export interface MixerInputs {
-  config: MambaConfig;
-  lin: Linears;
-  layer: LayerWeights;
-  index: number;
-}
-
-/** Registers a layer's small fp32 tensors (conv, A, D, dt bias) and returns their names. */
-export function layerParams(lin: Linears, layer: LayerWeights, i: number, config: MambaConfig) {
-  const p = `layers.${i}`;
-  return {
-    norm: lin.registerPlain(`${p}.norm`, layer.norm),
-    // conv1d.weight [dInner, 1, dConv] → [dInner, dConv]; for prefill its transpose [dConv, dInner] per tap.
-    convW: lin.registerPlain(`${p}.conv_w`, layer.convWeight, [config.dInner, config.dConv]),
-    convB: layer.convBias ? lin.registerPlain(`${p}.conv_b`, layer.convBias) : null,
-    dtBias: lin.registerPlain(`${p}.dt_bias`, layer.dtProjBias),
-    // A = −exp(A_log) transposed to [dState, dInner]: the scans keep h n-major.
-    aNMajor: lin.registerPlain(`${p}.A_t`, transpose2d(negExpA(layer.aLog))),
-    d: lin.registerPlain(`${p}.D`, layer.d),
-  };
-}
-
-/** x (dInner) and z (dInner) halves of in_proj, as two GEMMs so no Split copy is needed. */
-export function inProj(g: GraphBuilder, lin: Linears, h: string, layer: LayerWeights, i: number, dInner: number) {
-  const bias = layer.inProjBias;
-  const x = lin.apply(
-    g,
-    h,
-    `layers.${i}.in_proj_x`,
-    rows(layer.inProj, 0, dInner),
-    bias ? rows1(bias, 0, dInner) : null,
-  );
-  const z = lin.apply(
-    g,
-    h,
-    `layers.${i}.in_proj_z`,
-    rows(layer.inProj, dInner, dInner),
-    bias ? rows1(bias, dInner, dInner) : null,
-  );
-  return { x, z };
-}
-
-function rows1(t: { shape: number[]; data: Float32Array }, start: number, count: number) {
-  return { shape: [count], data: t.data.subarray(start, start + count) };
-}
-
-/**
- * softplus(v) = max(v, 0) + log(1 + exp(−|v|)): stable for any v, and ~3× cheaper in ORT-web than its Softplus
- * kernel (scalar log(exp(v)+1)). Matches PyTorch's thresholded softplus within 2e-9.
- */
-function softplus(g: GraphBuilder, v: string): string {
-  const tail = g.op1('Log', [g.op1('Add', [g.op1('Exp', [g.op1('Neg', [g.op1('Abs', [v])])]), g.constF32(1)])]);
-  return g.op1('Add', [g.op1('Relu', [v]), tail]);
-}
-
-/** x_proj → (dt_low, B, C), then Δ = softplus(dt_proj(dt_low) + bias). All [T, ·]. */
-export function projectSsmInputs(
-  g: GraphBuilder,
-  lin: Linears,
-  xc: string,
-  layer: LayerWeights,
-  i: number,
-  config: MambaConfig,
-  dtBias: string,
-) {
-  const { dtRank, dState } = config;
-  const xdbl = lin.apply(g, xc, `layers.${i}.x_proj`, layer.xProj, null, 'none');
-  const [dtLow, b, c] = g.op('Split', [xdbl, g.constI64([dtRank, dState, dState])], { axis: 1 }, 3);
-  const dtLin = lin.apply(g, dtLow, `layers.${i}.dt_proj`, layer.dtProjWeight, null, 'none');
-  const delta = softplus(g, g.op1('Add', [dtLin, dtBias]));
-  return { delta, b, c };
-}
+import { type Linears, embed, head } from './layers.ts';
 
 /**
  * DeciMamba (official max_p) as an If node: when keep ≥ 0, score context tokens by ‖Δ_t‖₂, keep the `keep` best
@@ -147,18 +75,6 @@ function decimate(
     ],
   });
   return outs;
-}
-
-/**
- * exp(x) for x ≤ 0. ORT-web's Exp kernel is scalar; 'tanh' uses exp(x) = (1 + t)/(1 − t), t = tanh(x/2), where
- * Tanh runs MLAS's vectorised kernel (absolute error ≲ 1e-7 for the decay factors in (0, 1]).
- */
-export type ExpMode = 'exp' | 'tanh';
-
-export function decayExp(g: GraphBuilder, x: string, mode: ExpMode): string {
-  if (mode === 'exp') return g.op1('Exp', [x]);
-  const t = g.op1('Tanh', [g.op1('Mul', [x, g.constF32(0.5)])]);
-  return g.op1('Div', [g.op1('Add', [t, g.constF32(1)]), g.op1('Sub', [g.constF32(1), t])]);
 }
 
 /** Time steps per outer Scan iteration: the decay/input terms of a chunk are built with a few large ops. */
@@ -248,6 +164,68 @@ export interface ModelInputs {
 /** Branch outputs by model output name (logits, logit_rows, conv_state.i, ssm_state.i, kept.i). */
 export type BranchOutputs = Map<string, string>;
 
+/**
+ * Time mixing over a sequence: the causal conv as dConv shifted multiply-adds, DeciMamba at the decimating layers,
+ * the chunked selective scan. Tracks the original positions of the tokens still alive.
+ */
+function sequenceMixing(
+  g: GraphBuilder,
+  lin: Linears,
+  config: MambaConfig,
+  io: ModelInputs,
+  opts: PrefillExportOptions,
+  outs: BranchOutputs,
+  positions: string,
+): TimeMixing & { positions: string } {
+  const { dInner, dConv } = config;
+  return {
+    fewestOps: false,
+    positions,
+    conv(x: string, layer: LayerWeights, i: number) {
+      // Over [carried dConv−1 inputs; x] = [T+dConv−1, dInner]; conv1d.weight [dInner, 1, dConv] read as [dInner,
+      // dConv] (the step branch's layout), transposed to [dConv, dInner] per tap (folded at session init).
+      const convW = lin.registerPlain(`layers.${i}.conv_w`, layer.convWeight, [dInner, dConv]);
+      const carried = g.op1(
+        'Transpose',
+        [g.op1('Slice', [io.convIn[i], g.constI64([1]), g.constI64([dConv]), g.constI64([1])])],
+        { perm: [1, 0] },
+      );
+      const xpad = g.op1('Concat', [carried, x], { axis: 0 });
+      // conv state = the last dConv inputs to the conv (pre-decimation), as [dInner, dConv].
+      const lastInputs = g.op1('Slice', [xpad, g.constI64([-dConv]), g.constI64([2 ** 62]), g.constI64([0])]);
+      outs.set(`conv_state.${i}`, g.op1('Transpose', [lastInputs], { perm: [1, 0] }));
+      const convWT = g.op1('Transpose', [convW], { perm: [1, 0] });
+      let acc: string | null = null;
+      for (let k = 0; k < dConv; k++) {
+        const endFromBack = k - (dConv - 1); // 0 means "to the end"
+        const tap = g.op1('Slice', [
+          xpad,
+          g.constI64([k]),
+          g.constI64([endFromBack === 0 ? 2 ** 62 : endFromBack]),
+          g.constI64([0]),
+        ]);
+        const term = g.op1('Mul', [tap, g.op1('Gather', [convWT, g.constI64(k)], { axis: 0 })]);
+        acc = acc ? g.op1('Add', [acc, term]) : term;
+      }
+      return layer.convBias ? g.op1('Add', [acc!, lin.registerPlain(`layers.${i}.conv_b`, layer.convBias)]) : acc!;
+    },
+    select(i: number, t: TokenTensors): TokenTensors {
+      if (!opts.decimationLayers.includes(i)) return t;
+      const carried = [t.xc, t.delta, t.b, t.c, t.gate, t.residual, this.positions];
+      const [xc, delta, b, c, gate, residual, positions] = decimate(g, io.keep, io.protect, i, t.delta, carried);
+      this.positions = positions;
+      outs.set(`kept.${i}`, positions);
+      return { xc, delta, b, c, gate, residual };
+    },
+    ssm(t: TokenTensors, aNMajor: string, i: number) {
+      const hStart = g.op1('Transpose', [io.ssmIn[i]], { perm: [1, 0] });
+      const { y, hLast } = selectiveScan(g, config, t.delta, t.xc, t.b, t.c, aNMajor, opts.expMode, hStart);
+      outs.set(`ssm_state.${i}`, hLast);
+      return y;
+    },
+  };
+}
+
 export function buildPrefillBranch(
   config: MambaConfig,
   weights: MambaWeights,
@@ -256,73 +234,13 @@ export function buildPrefillBranch(
   io: ModelInputs,
   opts: PrefillExportOptions,
 ): BranchOutputs {
-  const { dInner, dConv, nLayer } = config;
   const outs: BranchOutputs = new Map();
   const flatIds = g.op1('Reshape', [io.ids, g.constI64([-1])]);
-  let hidden = embed(g, lin, flatIds, weights);
-  let residual: string | null = null;
-  // Original positions of the tokens still alive; gathered alongside the activations at decimating layers.
   const length = g.op1('Gather', [g.op1('Shape', [flatIds]), g.constI64(0)], { axis: 0 });
-  let positions = g.op1('Range', [g.constI64(0), length, g.constI64(1)]);
-
-  for (let i = 0; i < nLayer; i++) {
-    const layer = weights.layers[i];
-    const prm = layerParams(lin, layer, i, config);
-    residual = residual ? g.op1('Add', [hidden, residual]) : hidden;
-    const normed = rmsNorm(g, residual, prm.norm, config.normEpsilon);
-    const { x, z } = inProj(g, lin, normed, layer, i, dInner);
-
-    // Causal depthwise conv as dConv shifted multiply-adds over [carried dConv−1 inputs; x] = [T+dConv−1, dInner].
-    const carried = g.op1(
-      'Transpose',
-      [g.op1('Slice', [io.convIn[i], g.constI64([1]), g.constI64([dConv]), g.constI64([1])])],
-      { perm: [1, 0] },
-    );
-    const xpad = g.op1('Concat', [carried, x], { axis: 0 });
-    const convWT = g.op1('Transpose', [prm.convW], { perm: [1, 0] }); // [dConv, dInner], folded at session init
-    let acc: string | null = null;
-    for (let k = 0; k < dConv; k++) {
-      const endFromBack = k - (dConv - 1); // 0 means "to the end"
-      const tap = g.op1('Slice', [
-        xpad,
-        g.constI64([k]),
-        g.constI64([endFromBack === 0 ? 2 ** 62 : endFromBack]),
-        g.constI64([0]),
-      ]);
-      const wk = g.op1('Gather', [convWT, g.constI64(k)], { axis: 0 });
-      const term = g.op1('Mul', [tap, wk]);
-      acc = acc ? g.op1('Add', [acc, term]) : term;
-    }
-    if (prm.convB) acc = g.op1('Add', [acc!, prm.convB]);
-    let xc = silu(g, acc!);
-    // conv state = the last dConv inputs to the conv (pre-decimation), as [dInner, dConv].
-    const lastInputs = g.op1('Slice', [xpad, g.constI64([-dConv]), g.constI64([2 ** 62]), g.constI64([0])]);
-    outs.set(`conv_state.${i}`, g.op1('Transpose', [lastInputs], { perm: [1, 0] }));
-
-    const ssmIn = projectSsmInputs(g, lin, xc, layer, i, config, prm.dtBias);
-    let { delta, b, c } = ssmIn;
-    let gate = z;
-    if (opts.decimationLayers.includes(i)) {
-      [xc, delta, b, c, gate, residual, positions] = decimate(g, io.keep, io.protect, i, delta, [
-        xc,
-        delta,
-        b,
-        c,
-        gate,
-        residual,
-        positions,
-      ]);
-      outs.set(`kept.${i}`, positions);
-    }
-    const hStart = g.op1('Transpose', [io.ssmIn[i]], { perm: [1, 0] });
-    const { y, hLast } = selectiveScan(g, config, delta, xc, b, c, prm.aNMajor, opts.expMode, hStart);
-    outs.set(`ssm_state.${i}`, hLast);
-    const yd = g.op1('Add', [y, g.op1('Mul', [xc, prm.d])]);
-    const gated = g.op1('Mul', [yd, silu(g, gate)]);
-    hidden = lin.apply(g, gated, `layers.${i}.out_proj`, layer.outProj, layer.outProjBias);
-  }
-  const final = g.op1('Add', [hidden, residual!]);
+  const mixing = sequenceMixing(g, lin, config, io, opts, outs, g.op1('Range', [g.constI64(0), length, g.constI64(1)]));
+  const final = mambaLayers(g, lin, config, weights, embed(g, lin, flatIds, weights), mixing);
   // Original position → final row: scatter row numbers into a −1-filled [L] table, then look the requests up.
+  const { positions } = mixing;
   const finalLen = g.op1('Gather', [g.op1('Shape', [positions]), g.constI64(0)], { axis: 0 });
   const unknown = g.op1('Expand', [g.constI64([-1]), g.op1('Unsqueeze', [length, g.constI64([0])])]);
   const rowOf = g.op1(
