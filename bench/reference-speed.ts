@@ -23,30 +23,30 @@ const engine = new ReferenceEngine(config, randomWeights(config, 0));
 const rng = createRng(1);
 const ids = (n: number) => Array.from({ length: n }, () => rng.int(config.vocabSize));
 
-function timeIt(fn: () => void, reps: number): number {
+async function timeIt(fn: () => Promise<unknown>, reps: number): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    fn();
+    await fn();
     times.push(performance.now() - t0);
   }
   return times.sort((a, b) => a - b)[Math.floor(reps / 2)]!; // median
 }
 
-engine.prefillSync(ids(128)); // warm up the JIT
+await engine.prefill(ids(128)); // warm up the JIT
 
 const results: { mode: string; length: number; reps: number; ms: number; tokensPerSecond: number }[] = [];
 for (const length of LENGTHS) {
   const input = ids(length);
   const reps = length <= 512 ? 3 : 1;
-  const ms = timeIt(() => engine.prefillSync(input), reps);
+  const ms = await timeIt(() => engine.prefill(input), reps);
   results.push({ mode: 'prefill', length, reps, ms, tokensPerSecond: (length / ms) * 1000 });
 }
 {
-  let state = engine.prefillSync(ids(64)).state;
+  let state = (await engine.prefill(ids(64))).state;
   const tokens = ids(DECODE_STEPS);
-  const ms = timeIt(() => {
-    for (const t of tokens) state = engine.stepSync(t, state).state;
+  const ms = await timeIt(async () => {
+    for (const t of tokens) state = (await engine.step(t, state)).state;
   }, 1);
   results.push({ mode: 'step', length: DECODE_STEPS, reps: 1, ms, tokensPerSecond: (DECODE_STEPS / ms) * 1000 });
 }

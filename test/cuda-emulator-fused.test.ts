@@ -67,7 +67,7 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against th
     for (const n of [1, 2, 7, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 37]) {
       const ids = randomIds(n, m.config.vocabSize, 100 + n);
       const got = await engine.prefill(ids, { logitPositions: 'all' });
-      const ref = m.engine.prefillSync(ids, { logitPositions: 'all' });
+      const ref = await m.engine.prefill(ids, { logitPositions: 'all' });
       expect(maxLogitDiff(got.logits, ref.logits), `L=${n}`).toBeLessThan(TOL);
       expect(maxStateDiff(got.state, ref.state), `L=${n}`).toBeLessThan(TOL);
     }
@@ -83,7 +83,7 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against th
       const ids = randomIds(n, m.config.vocabSize, 200 + n);
       const positions = [n - 1];
       const got = await engine.prefill(ids, { decimation, protect, logitPositions: positions });
-      const ref = m.engine.prefillSync(ids, { decimation, protect, logitPositions: positions });
+      const ref = await m.engine.prefill(ids, { decimation, protect, logitPositions: positions });
       expect(got.kept.length, `L=${n}`).toBeGreaterThan(0);
       expect(kept(got.kept), `L=${n}`).toEqual(kept(ref.kept));
       expect(maxLogitDiff(got.logits, ref.logits), `L=${n}`).toBeLessThan(TOL);
@@ -103,8 +103,9 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against th
     ];
     const batch = await engine.prefillBatch(reqs);
     expect(engine.lastPasses).toHaveLength(1);
-    reqs.forEach((r, i) => {
-      const ref = m.engine.prefillSync(r.ids, r.options);
+    const refs = await m.engine.prefillBatch(reqs);
+    reqs.forEach((_, i) => {
+      const ref = refs[i]!;
       expect(maxLogitDiff(batch[i]!.logits, ref.logits), `request ${i}`).toBeLessThan(TOL);
       expect(maxStateDiff(batch[i]!.state, ref.state), `request ${i}`).toBeLessThan(TOL);
       expect(kept(batch[i]!.kept)).toEqual(kept(ref.kept));
@@ -118,7 +119,7 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (fp32) against th
       const ids = randomIds(3 * CHUNK - 11, m.config.vocabSize, 8);
       const positions = [0, CHUNK + 4, CHUNK + 5, 3 * CHUNK - 12];
       const got = await small.prefill(ids, { logitPositions: positions });
-      const ref = m.engine.prefillSync(ids, { logitPositions: positions });
+      const ref = await m.engine.prefill(ids, { logitPositions: positions });
       expect(small.lastPasses.length).toBe(3);
       expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
       expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
@@ -142,8 +143,9 @@ describe.skipIf(!CXX).each(KINDS)('%s scan on the CPU emulator (bf16) against th
         { ids: ids.slice(0, 1), options: {} },
       ];
       const [f, s] = [await fused.prefillBatch(reqs), await split.prefillBatch(reqs)];
-      reqs.forEach((r, i) => {
-        const ref = m.engine.prefillSync(r.ids, r.options);
+      const refs = await m.engine.prefillBatch(reqs);
+      reqs.forEach((_, i) => {
+        const ref = refs[i]!;
         const range = Math.max(...ref.logits.flatMap((l) => Array.from(l, Math.abs)));
         expect(maxLogitDiff(f[i]!.logits, ref.logits), `request ${i} vs reference`).toBeLessThan(0.03 * range);
         expect(maxLogitDiff(f[i]!.logits, s[i]!.logits), `request ${i} vs split`).toBeLessThan(0.03 * range);
@@ -184,8 +186,9 @@ describe.skipIf(!CXX)('prefill CUDA graphs on the CPU emulator (split and fused 
         for (const [round, seed] of [10, 20, 30, 40].entries()) {
           const reqs = shapeOf(seed); // same shape, new token ids each round
           const got = await engine.prefillBatch(reqs);
-          reqs.forEach((r, i) => {
-            const ref = m.engine.prefillSync(r.ids, r.options);
+          const refs = await m.engine.prefillBatch(reqs);
+          reqs.forEach((_, i) => {
+            const ref = refs[i]!;
             expect(maxLogitDiff(got[i]!.logits, ref.logits), `${scan} round ${round} request ${i}`).toBeLessThan(TOL);
             expect(maxStateDiff(got[i]!.state, ref.state)).toBeLessThan(TOL);
             expect(kept(got[i]!.kept)).toEqual(kept(ref.kept));
@@ -201,7 +204,7 @@ describe.skipIf(!CXX)('prefill CUDA graphs on the CPU emulator (split and fused 
         const again = shapeOf(60);
         const got = await engine.prefillBatch(again);
         expect(graphs.replays).toBe(3);
-        expect(maxLogitDiff(got[0]!.logits, m.engine.prefillSync(again[0]!.ids).logits)).toBeLessThan(TOL);
+        expect(maxLogitDiff(got[0]!.logits, (await m.engine.prefill(again[0]!.ids)).logits)).toBeLessThan(TOL);
         expect(graphs.lastError).toBeNull();
         // with the profiler on, the pass runs eagerly so every kernel keeps its own time
         const device = engine.core.device;

@@ -52,7 +52,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
   it('prefill matches the reference: every position, states', async () => {
     const ids = randomIds(70, m.config.vocabSize, 1);
     const got = await engine.prefill(ids, { logitPositions: 'all' });
-    const ref = m.engine.prefillSync(ids, { logitPositions: 'all' });
+    const ref = await m.engine.prefill(ids, { logitPositions: 'all' });
     expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
     expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
     expect(got.kept).toEqual([]);
@@ -62,7 +62,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     for (const n of [1, 2, 3]) {
       const ids = randomIds(n, m.config.vocabSize, 10 + n);
       const got = await engine.prefill(ids);
-      const ref = m.engine.prefillSync(ids);
+      const ref = await m.engine.prefill(ids);
       expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
       expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
     }
@@ -79,7 +79,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     ] as [number[], DecimationConfig, number][]) {
       const positions = [input.length - 2, input.length - 1].filter((p) => p >= input.length - protect);
       const got = await engine.prefill(input, { decimation, protect, logitPositions: positions });
-      const ref = m.engine.prefillSync(input, { decimation, protect, logitPositions: positions });
+      const ref = await m.engine.prefill(input, { decimation, protect, logitPositions: positions });
       expect(got.kept.map((k) => [k.layer, Array.from(k.indices)])).toEqual(
         ref.kept.map((k) => [k.layer, Array.from(k.indices)]),
       );
@@ -112,8 +112,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     ];
     const batch = await engine.prefillBatch(reqs);
     expect(engine.lastPasses).toHaveLength(1);
-    reqs.forEach((r, i) => {
-      const ref = m.engine.prefillSync(r.ids, r.options);
+    const refs = await m.engine.prefillBatch(reqs);
+    reqs.forEach((_, i) => {
+      const ref = refs[i]!;
       expect(batch[i]!.positions).toEqual(ref.positions);
       expect(maxLogitDiff(batch[i]!.logits, ref.logits)).toBeLessThan(TOL);
       expect(maxStateDiff(batch[i]!.state, ref.state)).toBeLessThan(TOL);
@@ -128,9 +129,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     const out = await engine.prefillBatchSettled([{ ids: [] }, { ids: good }, { ids: [m.config.vocabSize] }]);
     expect(out[0]).toBeInstanceOf(Error);
     expect(out[2]).toBeInstanceOf(Error);
-    expect(maxLogitDiff((out[1] as { logits: Float32Array[] }).logits, m.engine.prefillSync(good).logits)).toBeLessThan(
-      TOL,
-    );
+    expect(
+      maxLogitDiff((out[1] as { logits: Float32Array[] }).logits, (await m.engine.prefill(good)).logits),
+    ).toBeLessThan(TOL);
   });
 
   it('log-probabilities on the device match log-softmax of the reference logits', async () => {
@@ -154,14 +155,14 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
   it('steps (graph-captured after the first) follow the reference; states stay plain values', async () => {
     const ids = randomIds(30, m.config.vocabSize, 12);
     let got = await engine.prefill(ids);
-    let ref = m.engine.prefillSync(ids);
+    let ref = await m.engine.prefill(ids);
     let gs: ModelState = got.state;
     let rs: ModelState = ref.state;
     const early: ModelState[] = [];
     for (let i = 0; i < 6; i++) {
       const token = argmax(ref.logits[0] ?? ref.logits[ref.logits.length - 1]!);
       const g = await engine.step(token, gs);
-      const r = m.engine.stepSync(token, rs);
+      const r = await m.engine.step(token, rs);
       expect(maxAbsDiff(g.logits, r.logits)).toBeLessThan(TOL);
       early.push(gs);
       gs = g.state;
@@ -184,11 +185,11 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     ];
     const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
     const session = engine.openDecode(pre.map((p) => p.state));
-    let refStates = prompts.map((ids) => m.engine.prefillSync(ids).state);
+    let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
     let tokens = pre.map((p) => argmax(p.logits[0]!));
     for (let step = 0; step < 4; step++) {
       const out = await session.step(tokens, { logits: true, argmax: true });
-      const refs = tokens.map((t, b) => m.engine.stepSync(t, refStates[b]!));
+      const refs = await Promise.all(tokens.map((t, b) => m.engine.step(t, refStates[b]!)));
       refs.forEach((r, b) =>
         expect(
           maxAbsDiff(out.logits!.subarray(b * m.config.vocabSize, (b + 1) * m.config.vocabSize), r.logits),
@@ -238,7 +239,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     try {
       const ids = randomIds(61, m.config.vocabSize, 16);
       const got = await small.prefill(ids, { logitPositions: [0, 23, 24, 47, 60] });
-      const ref = m.engine.prefillSync(ids, { logitPositions: [0, 23, 24, 47, 60] });
+      const ref = await m.engine.prefill(ids, { logitPositions: [0, 23, 24, 47, 60] });
       expect(small.lastPasses.length).toBe(3);
       expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
       expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
@@ -285,10 +286,10 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator: projection biases and an
     try {
       const ids = randomIds(40, m.config.vocabSize, 21);
       const got = await engine.prefill(ids, { decimation: DECI, protect: 3, logitPositions: [38, 39] });
-      const ref = m.engine.prefillSync(ids, { decimation: DECI, protect: 3, logitPositions: [38, 39] });
+      const ref = await m.engine.prefill(ids, { decimation: DECI, protect: 3, logitPositions: [38, 39] });
       expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
       const g = await engine.step(4, got.state);
-      expect(maxAbsDiff(g.logits, m.engine.stepSync(4, ref.state).logits)).toBeLessThan(TOL);
+      expect(maxAbsDiff(g.logits, (await m.engine.step(4, ref.state)).logits)).toBeLessThan(TOL);
     } finally {
       await engine.dispose();
     }

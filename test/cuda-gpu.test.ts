@@ -27,8 +27,8 @@ describe.skipIf(!GPU)('CUDA engine on the GPU', () => {
       { ids, options: { logitPositions: [0, 150, 299] } },
       { ids, options: { decimation, protect: 8, logitPositions: [299] } },
     ]);
-    const refPlain = m.engine.prefillSync(ids, { logitPositions: [0, 150, 299] });
-    const refDeci = m.engine.prefillSync(ids, { decimation, protect: 8, logitPositions: [299] });
+    const refPlain = await m.engine.prefill(ids, { logitPositions: [0, 150, 299] });
+    const refDeci = await m.engine.prefill(ids, { decimation, protect: 8, logitPositions: [299] });
     plain!.logits.forEach((l, i) => expect(maxAbsDiff(l, refPlain.logits[i]!)).toBeLessThan(1e-3));
     expect(maxStateDiff(plain!.state, refPlain.state)).toBeLessThan(1e-3);
     expect(deci!.kept.map((k) => Array.from(k.indices))).toEqual(refDeci.kept.map((k) => Array.from(k.indices)));
@@ -38,7 +38,7 @@ describe.skipIf(!GPU)('CUDA engine on the GPU', () => {
     let token = argmax(refPlain.logits[2]!);
     for (let i = 0; i < 4; i++) {
       const g = await engine.step(token, state);
-      const r = m.engine.stepSync(token, refState);
+      const r = await m.engine.step(token, refState);
       expect(maxAbsDiff(g.logits, r.logits)).toBeLessThan(1e-3);
       state = g.state;
       refState = r.state;
@@ -51,7 +51,7 @@ describe.skipIf(!GPU)('CUDA engine on the GPU', () => {
     engines.push(engine);
     const ids = randomIds(200, m.config.vocabSize, 2);
     const got = await engine.prefill(ids, { logitPositions: 'all' });
-    const ref = m.engine.prefillSync(ids, { logitPositions: 'all' });
+    const ref = await m.engine.prefill(ids, { logitPositions: 'all' });
     const range = Math.max(...ref.logits.flatMap((l) => Array.from(l, Math.abs)));
     got.logits.forEach((l, i) => expect(maxAbsDiff(l, ref.logits[i]!)).toBeLessThan(0.05 * range));
   }, 120_000);

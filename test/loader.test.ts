@@ -99,29 +99,31 @@ describe('safetensors', () => {
 describe('weights', () => {
   const { config, weights, engine } = tinyModel({ nLayer: 2, seed: 4 });
   const ids = randomIds(12, config.vocabSize, 5);
-  const reference = engine.prefillSync(ids, { logitPositions: 'all' });
+  const reference = engine.prefill(ids, { logitPositions: 'all' }); // awaited in the tests
 
   const reload = (tensors: ReturnType<typeof weightsToTensors>, dtype: 'F32' | 'F16' | 'BF16' = 'F32', cfg = config) =>
     weightsFromSafetensors(cfg, readSafetensors(writeSafetensors(tensors, dtype)));
 
-  it('loads HF and mamba_ssm names to the same model', () => {
+  it('loads HF and mamba_ssm names to the same model', async () => {
+    const want = await reference;
     for (const layout of ['hf', 'mamba_ssm'] as const) {
       const tensors = weightsToTensors(config, weights, layout);
       expect('backbone.embeddings.weight' in tensors).toBe(layout === 'hf');
-      const out = new ReferenceEngine(config, reload(tensors)).prefillSync(ids, { logitPositions: 'all' });
-      out.logits.forEach((l, t) => expect(maxAbsDiff(l, reference.logits[t]!)).toBe(0));
+      const out = await new ReferenceEngine(config, reload(tensors)).prefill(ids, { logitPositions: 'all' });
+      out.logits.forEach((l, t) => expect(maxAbsDiff(l, want.logits[t]!)).toBe(0));
     }
   });
 
-  it('loads f16 and bf16 checkpoints close to the f32 model', () => {
+  it('loads f16 and bf16 checkpoints close to the f32 model', async () => {
+    const want = await reference;
     for (const [dtype, tol] of [
       ['F16', 2e-3],
       ['BF16', 2e-2],
     ] as const) {
-      const out = new ReferenceEngine(config, reload(weightsToTensors(config, weights), dtype)).prefillSync(ids, {
+      const out = await new ReferenceEngine(config, reload(weightsToTensors(config, weights), dtype)).prefill(ids, {
         logitPositions: 'all',
       });
-      out.logits.forEach((l, t) => expect(maxAbsDiff(l, reference.logits[t]!)).toBeLessThan(tol));
+      out.logits.forEach((l, t) => expect(maxAbsDiff(l, want.logits[t]!)).toBeLessThan(tol));
     }
   });
 
@@ -280,8 +282,8 @@ describe('checkpoint folders', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfigJson(config)));
     const model = await loadModel(dir);
     const ids = randomIds(5, config.vocabSize, 1);
-    expect(new ReferenceEngine(model.config, model.weights).prefillSync(ids).logits[0]).toEqual(
-      engine.prefillSync(ids).logits[0],
+    expect((await new ReferenceEngine(model.config, model.weights).prefill(ids)).logits[0]).toEqual(
+      (await engine.prefill(ids)).logits[0],
     );
   });
 

@@ -1,6 +1,7 @@
 // The reference forward pass: prefill ≡ step, decode continuing from (decimated) prefill states, decimation dropping tokens.
 import { describe, expect, it } from 'vitest';
 import type { DecimationConfig, LayerState, ModelState } from '../mamba/engine.ts';
+import { prepareModel, referenceTrace } from '../mamba/reference/forward.ts';
 import { mambaMixer } from '../mamba/reference/mixer.ts';
 import { columns, linear } from '../mamba/reference/ops.ts';
 import { maxAbsDiff, maxStateDiff, randomIds, tinyModel } from './helpers.ts';
@@ -79,12 +80,13 @@ describe('decoding after prefill', () => {
   });
 
   it("with active decimation: states are the decimating layer's pre-decimation conv inputs and later layers' own scans", async () => {
-    const { engine, config } = tinyModel({ nLayer: 3, dConv: 4, seed: 6 });
+    const { engine, config, weights } = tinyModel({ nLayer: 3, dConv: 4, seed: 6 });
     const { dInner, dConv, dState } = config;
+    const model = prepareModel(config, weights);
     const ids = randomIds(40, config.vocabSize, 12);
     const decimation: DecimationConfig = { layers: [1], beta: 0.5, lBase: 10, minSeqLen: 4 };
     const protect = 5;
-    const traced = engine.prefillTrace(ids, { decimation, protect });
+    const traced = referenceTrace(model, ids, { decimation, protect });
     expect(traced.kept).toHaveLength(1);
     const kept = traced.kept[0]!.indices;
     expect(kept.length).toBe(10 + protect);
@@ -94,7 +96,7 @@ describe('decoding after prefill', () => {
     const u1 = traced.mixerInputs[1]!;
     expect(u1.length).toBe(ids.length * config.dModel);
     const x1 = columns(
-      linear(u1, ids.length, engine['weights'].layers[1]!.inProj.data, 2 * dInner),
+      linear(u1, ids.length, weights.layers[1]!.inProj.data, 2 * dInner),
       ids.length,
       2 * dInner,
       0,
@@ -111,7 +113,7 @@ describe('decoding after prefill', () => {
     let state: LayerState = { conv: new Float32Array(dInner * dConv), ssm: new Float32Array(dInner * dState) };
     for (let r = 0; r < kept.length; r++) {
       const row = u2.subarray(r * config.dModel, (r + 1) * config.dModel);
-      state = mambaMixer(engine['layers'][2]!, config, row, 1, state).state;
+      state = mambaMixer(model.layers[2]!, config, row, 1, state).state;
     }
     expect(maxAbsDiff(state.conv, traced.state[2]!.conv)).toBeLessThanOrEqual(1e-6);
     expect(maxAbsDiff(state.ssm, traced.state[2]!.ssm)).toBeLessThanOrEqual(1e-6);
