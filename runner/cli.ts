@@ -75,20 +75,28 @@ async function signedFetch(
   });
 }
 
+/** Every runner CLI option is a string; `undefined` marks one without a default. Unknown options are an error. */
+function stringOptions<K extends string>(argv: string[], defaults: Record<K, string | undefined>) {
+  const options = Object.fromEntries(
+    Object.entries<string | undefined>(defaults).map(([name, value]) => [
+      name,
+      { type: 'string' as const, default: value },
+    ]),
+  );
+  return parseArgs({ args: argv, options }).values as Record<K, string | undefined>;
+}
+
 async function submitCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      url: { type: 'string', default: 'http://127.0.0.1:8790' },
-      type: { type: 'string', default: 'completion' },
-      prompt: { type: 'string' },
-      'prompt-file': { type: 'string' },
-      model: { type: 'string' },
-      'max-tokens': { type: 'string', default: '16' },
-      decimation: { type: 'string', default: 'auto' },
-      key: { type: 'string' },
-      timeout: { type: 'string', default: '600' },
-    },
+  const values = stringOptions(argv, {
+    url: 'http://127.0.0.1:8790',
+    type: 'completion',
+    prompt: undefined,
+    'prompt-file': undefined,
+    model: undefined,
+    'max-tokens': '16',
+    decimation: 'auto',
+    key: undefined,
+    timeout: '600',
   });
   const prompt = values.prompt ?? (values['prompt-file'] ? await readFile(values['prompt-file'], 'utf8') : undefined);
   if (!prompt) throw new ConfigError('submit needs --prompt or --prompt-file');
@@ -130,14 +138,7 @@ async function submitCommand(argv: string[]): Promise<void> {
 }
 
 async function signCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      method: { type: 'string', default: 'POST' },
-      path: { type: 'string', default: '/jobs' },
-      'body-file': { type: 'string' },
-    },
-  });
+  const values = stringOptions(argv, { method: 'POST', path: '/jobs', 'body-file': undefined });
   const body = values['body-file'] ? await readFile(values['body-file']) : undefined;
   const headers = await signedHeaders(secret(), { method: values.method!, path: values.path!, body });
   for (const [k, v] of Object.entries(headers)) console.log(`${k}: ${v}`);

@@ -11,6 +11,16 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: P });
   const r = [registry];
   let queueCounts: QueueCounts | null = null;
+  const counter = <const L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name: `${P}${name}`, help, labelNames, registers: r });
+  const gauge = <const L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Gauge<L>({ name: `${P}${name}`, help, labelNames, registers: r });
+  const histogram = <const L extends string = never>(
+    name: string,
+    help: string,
+    buckets: number[],
+    labelNames: readonly L[] = [],
+  ) => new Histogram<L>({ name: `${P}${name}`, help, buckets, labelNames, registers: r });
 
   const metrics = {
     registry,
@@ -33,90 +43,50 @@ export function createMetrics() {
         }
       },
     }),
-    batchJobs: new Histogram({
-      name: `${P}batch_jobs`,
-      help: 'Jobs per engine pass',
-      buckets: [1, 2, 4, 8, 16, 32, 64],
-      registers: r,
-    }),
-    batchTokens: new Histogram({
-      name: `${P}batch_tokens`,
-      help: 'Token budget used by one engine pass (prompt + max new tokens)',
-      buckets: [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576],
-      registers: r,
-    }),
-    passes: new Counter({ name: `${P}passes_total`, help: 'Engine passes run', registers: r }),
-    tokens: new Counter({
-      name: `${P}tokens_total`,
-      help: 'Tokens processed: prompt (prefilled), completion (generated), scored',
-      labelNames: ['kind', 'decimation'],
-      registers: r,
-    }),
-    tokensPerSecond: new Gauge({
-      name: `${P}tokens_per_second`,
-      help: 'Prompt + generated tokens per engine second in the last pass',
-      registers: r,
-    }),
-    jobStageSeconds: new Histogram({
-      name: `${P}job_stage_seconds`,
-      help: 'Job latency by stage: queue_wait (accepted → pass), load_input, engine, write_result, total (accepted → result stored)',
-      labelNames: ['stage', 'type'],
-      buckets: SECONDS,
-      registers: r,
-    }),
-    jobs: new Counter({
-      name: `${P}jobs_total`,
-      help: 'Job outcomes: succeeded, retried, dead_lettered, duplicate (result already stored), released (shutdown)',
-      labelNames: ['type', 'outcome'],
-      registers: r,
-    }),
-    engineSeconds: new Counter({
-      name: `${P}engine_seconds_total`,
-      help: 'Engine busy time (CPU- or GPU-seconds; the cost model multiplies by $/s)',
-      labelNames: ['engine', 'device', 'decimation'],
-      registers: r,
-    }),
-    keptTokens: new Counter({
-      name: `${P}kept_tokens_total`,
-      help: 'Prompt tokens that survived decimation (equal to prompt tokens without it)',
-      labelNames: ['decimation'],
-      registers: r,
-    }),
-    s3Requests: new Counter({
-      name: `${P}s3_requests_total`,
-      help: 'S3 calls by operation and outcome (cost: per-request pricing)',
-      labelNames: ['op', 'outcome'],
-      registers: r,
-    }),
-    s3Bytes: new Counter({
-      name: `${P}s3_bytes_total`,
-      help: 'Bytes written to (out) and read from (in) S3',
-      labelNames: ['direction'],
-      registers: r,
-    }),
-    intake: new Counter({
-      name: `${P}intake_requests_total`,
-      help: 'Intake HTTP answers by route and status',
-      labelNames: ['route', 'status'],
-      registers: r,
-    }),
-    webhooks: new Counter({
-      name: `${P}webhooks_total`,
-      help: 'Webhook deliveries by outcome',
-      labelNames: ['outcome'],
-      registers: r,
-    }),
-    reconciled: new Counter({
-      name: `${P}reconciled_jobs_total`,
-      help: 'Jobs re-enqueued or dead-lettered from S3 by the reconciler',
-      labelNames: ['action'],
-      registers: r,
-    }),
-    draining: new Gauge({
-      name: `${P}draining`,
-      help: '1 while the runner finishes its batch after SIGTERM',
-      registers: r,
-    }),
+    batchJobs: histogram('batch_jobs', 'Jobs per engine pass', [1, 2, 4, 8, 16, 32, 64]),
+    batchTokens: histogram(
+      'batch_tokens',
+      'Token budget used by one engine pass (prompt + max new tokens)',
+      [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576],
+    ),
+    passes: counter('passes_total', 'Engine passes run'),
+    tokens: counter('tokens_total', 'Tokens processed: prompt (prefilled), completion (generated), scored', [
+      'kind',
+      'decimation',
+    ]),
+    tokensPerSecond: gauge('tokens_per_second', 'Prompt + generated tokens per engine second in the last pass'),
+    jobStageSeconds: histogram(
+      'job_stage_seconds',
+      'Job latency by stage: queue_wait (accepted → pass), load_input, engine, write_result, total (accepted → result stored)',
+      SECONDS,
+      ['stage', 'type'],
+    ),
+    jobs: counter(
+      'jobs_total',
+      'Job outcomes: succeeded, retried, dead_lettered, duplicate (result already stored), released (shutdown)',
+      ['type', 'outcome'],
+    ),
+    engineSeconds: counter(
+      'engine_seconds_total',
+      'Engine busy time (CPU- or GPU-seconds; the cost model multiplies by $/s)',
+      ['engine', 'device', 'decimation'],
+    ),
+    keptTokens: counter(
+      'kept_tokens_total',
+      'Prompt tokens that survived decimation (equal to prompt tokens without it)',
+      ['decimation'],
+    ),
+    s3Requests: counter('s3_requests_total', 'S3 calls by operation and outcome (cost: per-request pricing)', [
+      'op',
+      'outcome',
+    ]),
+    s3Bytes: counter('s3_bytes_total', 'Bytes written to (out) and read from (in) S3', ['direction']),
+    intake: counter('intake_requests_total', 'Intake HTTP answers by route and status', ['route', 'status']),
+    webhooks: counter('webhooks_total', 'Webhook deliveries by outcome', ['outcome']),
+    reconciled: counter('reconciled_jobs_total', 'Jobs re-enqueued or dead-lettered from S3 by the reconciler', [
+      'action',
+    ]),
+    draining: gauge('draining', '1 while the runner finishes its batch after SIGTERM'),
   };
   return metrics;
 }
