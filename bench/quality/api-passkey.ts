@@ -3,10 +3,11 @@
 // the test split unless told), built as mamba/passkey.ts builds them and sent as text, as a user would send them.
 // Samples interleave the variants so a slow machine or a stop part-way still leaves a fair comparison.
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadFolderTokenizer } from '../../mamba/checkpoint.ts';
-import { buildPasskeyPrompt, encodeCorpus, haystackText, judgePasskey, passkeyRng } from '../../mamba/passkey.ts';
+import { HELD_OUT_SWEEP_OPTIONS, readHeldOutHaystacks } from '../../mamba/haystack-files.ts';
+import { buildPasskeyPrompt, judgePasskey, passkeyRng } from '../../mamba/passkey.ts';
 import { formatAccuracy, wilsonInterval } from '../../mamba/stats.ts';
 import type { CompletionResult, ResultExtras } from '../../protocol/results.ts';
 import { JobsClient, type JobView } from './jobs-client.ts';
@@ -16,11 +17,8 @@ const { values: args } = parseArgs({
     'edge-url': { type: 'string', default: 'http://127.0.0.1:8787' },
     'api-key': { type: 'string' },
     model: { type: 'string', default: 'models/deciserve-mamba' },
-    haystacks: { type: 'string', default: 'bench/quality/haystacks' },
-    split: { type: 'string', default: 'test' },
-    sets: { type: 'string', default: 'jargon,gcide,fortunes' },
+    ...HELD_OUT_SWEEP_OPTIONS,
     lengths: { type: 'string', default: '16000,64000' },
-    depths: { type: 'string', default: '0,0.25,0.5,0.75,1' },
     samples: { type: 'string', default: '2' }, // prompts per set × depth cell and length
     variants: { type: 'string', default: 'decimamba,mamba' },
     out: { type: 'string', default: 'bench/results/api-passkey-cpu.json' },
@@ -46,12 +44,7 @@ const lengths = args.lengths!.split(',').map(Number);
 const depths = args.depths!.split(',').map(Number);
 const variants = args.variants!.split(',') as Array<'decimamba' | 'mamba'>;
 const samples = Number(args.samples);
-const hays = Object.fromEntries(
-  sets.map((s) => [
-    s,
-    encodeCorpus(tokenizer, haystackText(readFileSync(join(args.haystacks!, `${s}-${args.split}.txt`), 'utf8'))),
-  ]),
-);
+const hays = readHeldOutHaystacks(tokenizer, args.haystacks!, sets, args.split!);
 
 type Cell = [number, number];
 interface JobRecord {

@@ -5,20 +5,19 @@
 // per-length passes; runner-gpu-check-suite-job.json from 67864fc, which added a separate suite-job step.
 //   bash ../shared/device/pack.sh runner/checks/gpu-check.ts, then: . .device/boot.sh && node .device/app/gpu-check.mjs --out $OUT
 import { parseArgs } from 'node:util';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SuiteResult } from '../../protocol/suite-spec.ts';
-import { encodeCorpus, haystackText } from '../../mamba/passkey.ts';
+import { readHaystack } from '../../mamba/haystack-files.ts';
 import { loadEngine } from '../engine/engine-factory.ts';
 import { runnerJobRequestSchema } from '../../protocol/job-request.ts';
 import { readModelDefaults } from '../model-defaults.ts';
 import { runPass } from '../pass/pass.ts';
+import { deviceCheckOptions } from './check-options.ts';
 
 const { values: args } = parseArgs({
   options: {
-    model: { type: 'string', default: 'models/deciserve-mamba' },
-    engine: { type: 'string', default: 'auto' },
-    out: { type: 'string', default: process.env.OUT ?? '.device-out' },
+    ...deviceCheckOptions('auto'),
     'passkey-lengths': { type: 'string', default: '1000,4000,16000,32000,64000' },
     'ppl-lengths': { type: 'string', default: '2000,16000' },
     samples: { type: 'string', default: '2' },
@@ -35,7 +34,7 @@ if (args.help) {
 const loaded = await loadEngine(args.engine as 'auto', args.model!);
 console.log(`engine: ${loaded.kind} (${loaded.engine.name}), batched: ${loaded.engine.packsBatches}`);
 const ctx = { modelId: 'deciserve-mamba', model: await readModelDefaults(args.model!, loaded.config.nLayer) };
-const hay = encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(args.model!, 'haystack.txt'), 'utf8')));
+const hay = readHaystack(loaded.tokenizer, join(args.model!, 'haystack.txt'));
 const report: Record<string, unknown> = {
   command: `node .device/app/gpu-check.mjs ${process.argv.slice(2).join(' ')} (runner/checks/gpu-check.ts)`,
   engine: loaded.engine.name,

@@ -3,26 +3,22 @@
 // vs the paper's fixed L_base. Counts per depth, 95% Wilson intervals; the JSON is rewritten after every job.
 //   bash ../shared/device/pack.sh runner/checks/gpu-quality.ts, then: . .device/boot.sh && node .device/app/gpu-quality.mjs --out $OUT
 import { parseArgs } from 'node:util';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SampleResult, SuiteResult, Variant } from '../../protocol/suite-spec.ts';
-import { encodeCorpus, haystackText } from '../../mamba/passkey.ts';
+import { HELD_OUT_SWEEP_OPTIONS, readHeldOutHaystacks } from '../../mamba/haystack-files.ts';
 import { formatAccuracy, wilsonInterval } from '../../mamba/stats.ts';
 import { loadEngine } from '../engine/engine-factory.ts';
 import { runnerJobRequestSchema } from '../../protocol/job-request.ts';
 import { readModelDefaults } from '../model-defaults.ts';
 import { runPass } from '../pass/pass.ts';
+import { deviceCheckOptions } from './check-options.ts';
 
 const { values: args } = parseArgs({
   options: {
-    model: { type: 'string', default: 'models/deciserve-mamba' },
-    engine: { type: 'string', default: 'auto' },
-    out: { type: 'string', default: process.env.OUT ?? '.device-out' },
-    haystacks: { type: 'string', default: 'bench/quality/haystacks' },
-    sets: { type: 'string', default: 'jargon,gcide,fortunes' },
-    split: { type: 'string', default: 'test' },
+    ...deviceCheckOptions('auto'),
+    ...HELD_OUT_SWEEP_OPTIONS,
     lengths: { type: 'string', default: '1000,2000,4000,8000,16000,32000,64000,128000,256000' },
-    depths: { type: 'string', default: '0,0.25,0.5,0.75,1' },
     samples: { type: 'string', default: '4' },
     variants: { type: 'string', default: 'mamba,decimamba,decimamba-fixed' },
     help: { type: 'boolean', default: false },
@@ -42,12 +38,7 @@ const sets = args.sets!.split(',');
 const lengths = args.lengths!.split(',').map(Number);
 const depths = args.depths!.split(',').map(Number);
 const variants = args.variants!.split(',') as Variant[];
-const hays = Object.fromEntries(
-  sets.map((s) => [
-    s,
-    encodeCorpus(loaded.tokenizer, haystackText(readFileSync(join(args.haystacks!, `${s}-${args.split}.txt`), 'utf8'))),
-  ]),
-);
+const hays = readHeldOutHaystacks(loaded.tokenizer, args.haystacks!, sets, args.split!);
 const schema = runnerJobRequestSchema({ maxPromptChars: 10_000_000, maxNewTokens: 64 });
 /** set → variant → length → depth → [correct, n] */
 const counts: Record<string, Record<string, Record<string, Record<string, [number, number]>>>> = {};

@@ -19,15 +19,14 @@ import { jobRequestSchema, type JobRequest } from '../../protocol/job-request.ts
 import { loadEngine } from '../engine/engine-factory.ts';
 import { readModelDefaults } from '../model-defaults.ts';
 import { runPass } from '../pass/pass.ts';
+import { deviceCheckOptions } from './check-options.ts';
 import type { PassHooks, PassItem, PassOutcome } from '../pass/pass-types.ts';
 
 const args = scriptArgs(
   'node .device/app/pass-throughput.mjs [options]\nEnd-to-end pass throughput (tokenize + prefill) on the CUDA ' +
     'engine in the modes inline, pool, overlap, engine-only; writes JSON to --out.',
   {
-    model: { type: 'string', default: 'models/deciserve-mamba' },
-    engine: { type: 'string', default: 'cuda' },
-    out: { type: 'string', default: process.env.OUT ?? '.device-out' },
+    ...deviceCheckOptions('cuda'),
     prompts: { type: 'string', default: '64' },
     tokens: { type: 'string', default: '1024' },
     passes: { type: 'string', default: '6' },
