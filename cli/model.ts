@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint, loadFolderTokenizer, readModelDefaults, type Checkpoint } from '../mamba/checkpoint.ts';
 import type { ModelDefaults } from '../mamba/model-defaults.ts';
-import { defaultDecimation, validateDecimation } from '../mamba/decimation.ts';
+import { decimationForLength, defaultDecimation, validateDecimation } from '../mamba/decimation.ts';
 import type { DecimationConfig, MambaEngine } from '../mamba/engine.ts';
 import { createEngine } from './engines.ts';
 import { UsageError, type OptionSpec, type ParsedValues } from './registry.ts';
@@ -133,6 +133,22 @@ export function decimationFromFlags(
   return cfg;
 }
 
+/**
+ * The --decimate / --decimation-* flags for a prompt of `length` tokens: null without --decimate (implied by
+ * --decimation-layers). --l-base fixes the paper's single L_base; otherwise the model's budget for this length.
+ */
+export function decimationForPrompt(
+  values: ParsedValues,
+  nLayer: number,
+  defaults: ModelDefaults,
+  length: number,
+): DecimationConfig | null {
+  const decimate = values.decimate === true || values['decimation-layers'] !== undefined;
+  if (!decimate) return null;
+  const fixed = decimationFromFlags(values, nLayer, defaults.decimation);
+  return decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, length);
+}
+
 /** Writes `data` as JSON to the --json target, if any. Returns true when it went to stdout. */
 export async function writeJsonOutput(values: ParsedValues, data: unknown): Promise<boolean> {
   const target = stringValue(values, 'json');
@@ -150,6 +166,12 @@ export async function writeJsonOutput(values: ParsedValues, data: unknown): Prom
     );
   }
   return false;
+}
+
+/** The command's text: the file named by --`flag` if given, else the positional arguments joined by spaces. */
+export async function textInput(values: ParsedValues, positionals: string[], flag: string): Promise<string> {
+  const path = stringValue(values, flag);
+  return path !== undefined ? readTextFile(flag, path) : positionals.join(' ');
 }
 
 export async function readTextFile(flag: string, path: string): Promise<string> {

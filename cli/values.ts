@@ -23,23 +23,17 @@ function checkRange(name: string, n: number, min?: number, max?: number): number
   return n;
 }
 
-export function intValue(
-  values: ParsedValues,
-  name: string,
-  opts: { min?: number; max?: number } = {},
-): number | undefined {
+type Range = { min?: number; max?: number };
+
+function numberValue(values: ParsedValues, name: string, integer: boolean, opts: Range): number | undefined {
   const text = raw(values, name);
-  return text === undefined ? undefined : checkRange(name, parseNumber(name, text, true), opts.min, opts.max);
+  return text === undefined ? undefined : checkRange(name, parseNumber(name, text, integer), opts.min, opts.max);
 }
 
-export function floatValue(
-  values: ParsedValues,
-  name: string,
-  opts: { min?: number; max?: number } = {},
-): number | undefined {
-  const text = raw(values, name);
-  return text === undefined ? undefined : checkRange(name, parseNumber(name, text, false), opts.min, opts.max);
-}
+export const intValue = (values: ParsedValues, name: string, opts: Range = {}) => numberValue(values, name, true, opts);
+
+export const floatValue = (values: ParsedValues, name: string, opts: Range = {}) =>
+  numberValue(values, name, false, opts);
 
 export function listValue(
   values: ParsedValues,

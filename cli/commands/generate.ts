@@ -1,17 +1,16 @@
 import { generate } from '../../mamba/generate.ts';
 import { COMPLETION_DEFAULTS } from '../../protocol/job-request.ts';
-import { decimationForLength } from '../../mamba/decimation.ts';
 import {
-  decimationFromFlags,
+  decimationForPrompt,
   decimationOptions,
   jsonOption,
   modelOptions,
   openModel,
-  readTextFile,
+  textInput,
   writeJsonOutput,
 } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
-import { floatValue, intValue, stringList, stringValue } from '../values.ts';
+import { floatValue, intValue, stringList } from '../values.ts';
 
 registerCommand({
   name: 'generate',
@@ -48,8 +47,7 @@ registerCommand({
   },
   details: 'Example: deciserve generate --model /tmp/tiny -n 20 "Once upon a time"',
   async run({ values, positionals }) {
-    const promptFile = stringValue(values, 'prompt-file');
-    const prompt = promptFile !== undefined ? await readTextFile('prompt-file', promptFile) : positionals.join(' ');
+    const prompt = await textInput(values, positionals, 'prompt-file');
     if (prompt === '') throw new UsageError('generate: no prompt (give it as arguments or --prompt-file <file>)');
     const maxTokens = intValue(values, 'max-tokens', { min: 1 })!;
     const sampling = {
@@ -60,13 +58,8 @@ registerCommand({
     };
     const protect = intValue(values, 'protect', { min: 0 })!;
     const { checkpoint, engine, defaults } = await openModel(values);
-    const decimate = values.decimate === true || values['decimation-layers'] !== undefined;
     const ids = checkpoint.tokenizer.encode(prompt);
-    const fixed = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
-    // --l-base fixes the paper's single L_base; otherwise the model's budget for this prompt's length
-    const decimation =
-      fixed &&
-      decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, ids.length);
+    const decimation = decimationForPrompt(values, checkpoint.config.nLayer, defaults, ids.length);
     if (ids.length === 0) throw new UsageError('generate: the prompt encodes to zero tokens');
 
     const result = await generate(engine, checkpoint.tokenizer, ids, {

@@ -1,16 +1,15 @@
 import { scoreSpan } from '../../mamba/score.ts';
-import { decimationForLength } from '../../mamba/decimation.ts';
 import {
-  decimationFromFlags,
+  decimationForPrompt,
   decimationOptions,
   jsonOption,
   modelOptions,
   openModel,
-  readTextFile,
+  textInput,
   writeJsonOutput,
 } from '../model.ts';
 import { registerCommand, UsageError } from '../registry.ts';
-import { intValue, stringValue } from '../values.ts';
+import { intValue } from '../values.ts';
 
 registerCommand({
   name: 'score',
@@ -36,20 +35,14 @@ registerCommand({
   },
   details: 'Example: deciserve score --model /tmp/tiny --file notes.txt --start 100',
   async run({ values, positionals }) {
-    const file = stringValue(values, 'file');
-    const text = file !== undefined ? await readTextFile('file', file) : positionals.join(' ');
+    const text = await textInput(values, positionals, 'file');
     if (text === '') throw new UsageError('score: no text (give it as arguments or --file <file>)');
     const { checkpoint, engine, defaults } = await openModel(values);
     const ids = checkpoint.tokenizer.encode(text);
     if (ids.length < 2) throw new UsageError(`score: the text has ${ids.length} token(s); at least 2 are needed`);
     const start = intValue(values, 'start', { min: 1, max: ids.length - 1 })!;
     const end = intValue(values, 'end', { min: start + 1, max: ids.length }) ?? ids.length;
-    const decimate = values.decimate === true || values['decimation-layers'] !== undefined;
-    const fixed = decimate ? decimationFromFlags(values, checkpoint.config.nLayer, defaults.decimation) : null;
-    // --l-base fixes the paper's single L_base; otherwise the model's budget for this text's length
-    const decimation =
-      fixed &&
-      decimationForLength(fixed, values['l-base'] === undefined ? defaults.lBaseByLength : undefined, ids.length);
+    const decimation = decimationForPrompt(values, checkpoint.config.nLayer, defaults, ids.length);
 
     const began = performance.now();
     const result = await scoreSpan(engine, ids, { start, end, decimation });
