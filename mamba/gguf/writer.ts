@@ -54,6 +54,20 @@ export function tensorBytes(type: GgmlTypeCode, ne: number[]): number {
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
 
+type Scalar = 'u8' | 'u32' | 'i32' | 'f32' | 'u64';
+
+/** Byte size and little-endian setter of each scalar encoding. */
+const SCALARS: Record<Scalar, [bytes: number, set: (view: DataView, at: number, v: number) => void]> = {
+  u8: [1, (d, at, v) => d.setUint8(at, v)],
+  u32: [4, (d, at, v) => d.setUint32(at, v, true)],
+  i32: [4, (d, at, v) => d.setInt32(at, v, true)],
+  f32: [4, (d, at, v) => d.setFloat32(at, v, true)],
+  u64: [8, (d, at, v) => d.setBigUint64(at, BigInt(v), true)],
+};
+
+/** The value kind written before each metadata value, by GgufValue type. */
+const KIND_OF = { u32: Kind.U32, i32: Kind.I32, f32: Kind.F32, u64: Kind.U64 } as const;
+
 /** A growable little-endian byte sink. */
 class Sink {
   private buf = new Uint8Array(1 << 16);
@@ -71,25 +85,10 @@ class Sink {
     this.length += n;
     return at;
   }
-  u8(v: number) {
-    const at = this.room(1);
-    this.view.setUint8(at, v);
-  }
-  u32(v: number) {
-    const at = this.room(4);
-    this.view.setUint32(at, v, true);
-  }
-  i32(v: number) {
-    const at = this.room(4);
-    this.view.setInt32(at, v, true);
-  }
-  f32(v: number) {
-    const at = this.room(4);
-    this.view.setFloat32(at, v, true);
-  }
-  u64(v: number) {
-    const at = this.room(8);
-    this.view.setBigUint64(at, BigInt(v), true);
+  put(type: Scalar, v: number) {
+    const [bytes, set] = SCALARS[type];
+    const at = this.room(bytes);
+    set(this.view, at, v);
   }
   bytes(b: Uint8Array) {
     const at = this.room(b.length);
@@ -97,56 +96,50 @@ class Sink {
   }
   str(s: string) {
     const b = new TextEncoder().encode(s);
-    this.u64(b.length);
+    this.put('u64', b.length);
     this.bytes(b);
   }
   pad(to: number) {
-    while (this.length % to !== 0) this.u8(0);
+    while (this.length % to !== 0) this.put('u8', 0);
   }
   done(): Uint8Array {
     return this.buf.subarray(0, this.length);
   }
 }
 
+/** A metadata value: its kind, then the value (arrays: ARRAY, the element kind, the count, the elements). */
 function writeValue(out: Sink, v: GgufValue): void {
   switch (v.type) {
     case 'u32':
-      out.u32(Kind.U32);
-      out.u32(v.value);
-      break;
     case 'i32':
-      out.u32(Kind.I32);
-      out.i32(v.value);
-      break;
     case 'f32':
-      out.u32(Kind.F32);
-      out.f32(v.value);
-      break;
     case 'u64':
-      out.u32(Kind.U64);
-      out.u64(v.value);
+      out.put('u32', KIND_OF[v.type]);
+      out.put(v.type, v.value);
       break;
     case 'bool':
-      out.u32(Kind.BOOL);
-      out.u8(v.value ? 1 : 0);
+      out.put('u32', Kind.BOOL);
+      out.put('u8', v.value ? 1 : 0);
       break;
     case 'string':
-      out.u32(Kind.STRING);
+      out.put('u32', Kind.STRING);
       out.str(v.value);
       break;
     case 'string[]':
-      out.u32(Kind.ARRAY);
-      out.u32(Kind.STRING);
-      out.u64(v.value.length);
+      writeArrayHeader(out, Kind.STRING, v.value.length);
       for (const s of v.value) out.str(s);
       break;
     case 'i32[]':
-      out.u32(Kind.ARRAY);
-      out.u32(Kind.I32);
-      out.u64(v.value.length);
-      for (let i = 0; i < v.value.length; i++) out.i32(v.value[i]);
+      writeArrayHeader(out, Kind.I32, v.value.length);
+      for (let i = 0; i < v.value.length; i++) out.put('i32', v.value[i]);
       break;
   }
+}
+
+function writeArrayHeader(out: Sink, element: Kind, count: number): void {
+  out.put('u32', Kind.ARRAY);
+  out.put('u32', element);
+  out.put('u64', count);
 }
 
 /** The whole file. Keys keep their insertion order; tensor data is laid out in the given order. */
@@ -163,11 +156,11 @@ export function writeGguf(metadata: Map<string, GgufValue>, tensors: GgufTensor[
   }
   const out = new Sink();
   out.bytes(new TextEncoder().encode('GGUF'));
-  out.u32(GGUF_VERSION);
-  out.u64(tensors.length);
+  out.put('u32', GGUF_VERSION);
+  out.put('u64', tensors.length);
   if (metadata.has('general.alignment'))
     throw new GgufError(`general.alignment is written by the writer (${GGUF_ALIGNMENT})`);
-  out.u64(metadata.size + 1);
+  out.put('u64', metadata.size + 1);
   {
     out.str('general.alignment');
     writeValue(out, { type: 'u32', value: GGUF_ALIGNMENT });
@@ -179,10 +172,10 @@ export function writeGguf(metadata: Map<string, GgufValue>, tensors: GgufTensor[
   let offset = 0;
   for (const t of tensors) {
     out.str(t.name);
-    out.u32(t.ne.length);
-    for (const d of t.ne) out.u64(d);
-    out.u32(t.type);
-    out.u64(offset);
+    out.put('u32', t.ne.length);
+    for (const d of t.ne) out.put('u64', d);
+    out.put('u32', t.type);
+    out.put('u64', offset);
     offset = align(offset + t.data.length, GGUF_ALIGNMENT);
   }
   out.pad(GGUF_ALIGNMENT);
