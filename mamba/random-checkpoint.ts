@@ -3,6 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { byteLevelTokenizerJson } from './byte-tokenizer.ts';
+import { parseConfig } from './config.ts';
 import type { LayerWeights, MambaConfig, MambaWeights, Tensor } from './engine.ts';
 import { createRng, type Rng } from './rng.ts';
 import { writeSafetensors } from './safetensors.ts';
@@ -22,27 +23,16 @@ export interface RandomCheckpointOptions {
 
 export function randomConfig(opts: Omit<RandomCheckpointOptions, 'seed'>): MambaConfig {
   const { dModel, nLayer, dState = 16, dConv = 4, expand = 2 } = opts;
-  const tokenizerSize = byteLevelTokenizerJson().vocabSize;
-  const padVocabSizeMultiple = 8;
-  const vocabSize =
-    Math.ceil(Math.max(opts.vocabSize ?? 0, tokenizerSize) / padVocabSizeMultiple) * padVocabSizeMultiple;
-  return {
-    dModel,
-    nLayer,
-    dState,
-    dConv,
+  // Read as its config.json would be, so d_inner, dt_rank, the padded vocabulary and the defaults follow the loader.
+  return parseConfig({
+    hidden_size: dModel,
+    num_hidden_layers: nLayer,
+    state_size: dState,
+    conv_kernel: dConv,
     expand,
-    dInner: expand * dModel,
-    dtRank: Math.ceil(dModel / 16),
-    vocabSize,
-    padVocabSizeMultiple,
-    rmsNorm: true,
-    normEpsilon: 1e-5,
-    residualInFp32: true,
-    tieEmbeddings: !opts.untied,
-    useConvBias: true,
-    useProjBias: false,
-  };
+    vocab_size: Math.max(opts.vocabSize ?? 0, byteLevelTokenizerJson().vocabSize),
+    tie_word_embeddings: !opts.untied,
+  });
 }
 
 function tensor(shape: number[], fill: (i: number) => number): Tensor {
