@@ -9,19 +9,9 @@ export const GGUF_ALIGNMENT = 32;
 export const GgmlType = { F32: 0, F16: 1, Q8_0: 8 } as const;
 export type GgmlTypeCode = (typeof GgmlType)[keyof typeof GgmlType];
 
-const enum Kind {
-  U8 = 0,
-  I8 = 1,
-  U16 = 2,
-  I16 = 3,
-  U32 = 4,
-  I32 = 5,
-  F32 = 6,
-  BOOL = 7,
-  STRING = 8,
-  ARRAY = 9,
-  U64 = 10,
-}
+/** The spec's metadata value types this writer writes (gguf_type). */
+const Kind = { U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10 } as const;
+type Kind = (typeof Kind)[keyof typeof Kind];
 
 export type GgufValue =
   | { type: 'u32' | 'i32' | 'f32' | 'u64'; value: number }
