@@ -7,43 +7,34 @@ import { renderChat, replyText, TURN_STOP } from '../chat-template.ts';
 import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { ChatCompletion } from '../schemas.ts';
 import type { ChatCompletionRequest } from '../schemas.ts';
-import { checkModel, countTokens, errorResponses, jobAccepted, openModel, ranOnHeaders, security } from './common.ts';
-import { type AnswerShape, type CompletionJob, serveCompletion, type StreamBase } from './completion-flow.ts';
+import { checkModel, completionResponses, countTokens, openModel, security } from './common.ts';
+import {
+  type AnswerShape,
+  type CompletionJob,
+  chunkHead,
+  completionJob,
+  completionRun,
+  serveCompletion,
+  type StreamBase,
+} from './completion-flow.ts';
 
 function toJob(body: ChatCompletionRequest, prompt: string): CompletionJob {
   const stops = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  return {
-    type: 'completion',
-    model: body.model,
-    prompt,
-    max_tokens: body.max_completion_tokens ?? body.max_tokens ?? COMPLETION_DEFAULTS.maxTokens,
-    temperature: body.temperature,
-    top_p: body.top_p,
-    top_k: body.top_k ?? 0,
-    ...(body.seed != null ? { seed: body.seed } : {}),
-    stop: [...stops, TURN_STOP],
-    decimation: body.decimation,
-    ...(body.decimation_params ? { decimation_params: body.decimation_params } : {}),
-    ...(body.protect !== undefined ? { protect: body.protect } : {}),
-    priority: body.priority,
-  };
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? COMPLETION_DEFAULTS.maxTokens;
+  return completionJob(body, prompt, maxTokens, [...stops, TURN_STOP]);
 }
 
 /** The chat shape: an assistant message, or `chat.completion.chunk`s opening with the role. */
 function chatShape(): AnswerShape {
-  const head = (base: StreamBase) => ({
-    id: base.id,
-    object: 'chat.completion.chunk' as const,
-    created: base.created,
-    model: base.model,
-  });
+  const chunkObject = 'chat.completion.chunk';
   const chunk = (base: StreamBase, delta: Record<string, string>, finishReason: string | null) => ({
-    ...head(base),
+    ...chunkHead(base, chunkObject),
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
   });
   let started = false; // only the first streamed piece can begin with the space after "Assistant:"
   return {
     idPrefix: 'chatcmpl',
+    chunkObject,
     answer: (done) => ({
       id: done.id,
       object: 'chat.completion',
@@ -67,7 +58,6 @@ function chatShape(): AnswerShape {
       return chunk(base, { content }, null);
     },
     closing: (base, finishReason, extras) => ({ ...chunk(base, {}, finishReason), deciserve: extras }),
-    usage: (base, usage) => ({ ...head(base), choices: [], usage }),
   };
 }
 
@@ -85,15 +75,10 @@ export function registerChat(app: EdgeApp, deps: RouteDeps): void {
     request: {
       body: { content: { 'application/json': { schema: deps.schemas.chatCompletionRequest } }, required: true },
     },
-    responses: {
-      200: {
-        description: 'The chat completion (JSON), or a text/event-stream of chat.completion.chunk when stream is true.',
-        headers: ranOnHeaders,
-        content: { 'application/json': { schema: ChatCompletion }, 'text/event-stream': { schema: ChatCompletion } },
-      },
-      202: jobAccepted,
-      ...errorResponses,
-    },
+    responses: completionResponses(
+      'The chat completion (JSON), or a text/event-stream of chat.completion.chunk when stream is true.',
+      ChatCompletion,
+    ),
   });
 
   app.openapi(route, async (c) => {
@@ -102,14 +87,7 @@ export function registerChat(app: EdgeApp, deps: RouteDeps): void {
     const prompt = renderChat(body.messages);
     const model = await openModel(c, deps);
     const promptTokens = await countTokens(c, deps, model, [prompt]);
-    const run = {
-      job: toJob(body, prompt),
-      promptTokens,
-      stream: body.stream,
-      includeUsage: body.stream_options?.include_usage === true,
-      echo: false,
-      logprobs: null,
-    };
+    const run = completionRun(toJob(body, prompt), promptTokens, body);
     return (await serveCompletion(c, deps, model, run, chatShape())) as never;
   });
 }

@@ -1,5 +1,6 @@
 // Pieces the route files share: error responses for the OpenAPI document, the model check, token counting and
 // placement with their Server-Timing stages, and the "where it ran" header.
+import type { z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { endTime, setMetric, startTime } from 'hono/timing';
 import { DecimationError } from '../../mamba/decimation.ts';
@@ -36,6 +37,19 @@ export const jobAccepted = {
 };
 
 export const security = [{ bearerAuth: [] }];
+
+/** A completion route's answers: the result as JSON or as an event stream of chunks, a job (202), the errors. */
+export function completionResponses<S extends z.ZodType>(description: string, schema: S) {
+  return {
+    200: {
+      description,
+      headers: ranOnHeaders,
+      content: { 'application/json': { schema }, 'text/event-stream': { schema } },
+    },
+    202: jobAccepted,
+    ...errorResponses,
+  };
+}
 
 export const ranOnHeaders = {
   'x-deciserve-ran-on': {

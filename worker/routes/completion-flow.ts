@@ -22,6 +22,7 @@ import {
   waitBudgetMs,
 } from '../job-flow.ts';
 import type { RunnerJobView } from '../runner-client.ts';
+import type { CompletionRequest } from '../schemas.ts';
 import { edgeLimit, markRanOn, placeWork, reportEdgeTimings } from './common.ts';
 
 export type CompletionJob = JobRequest & { type: 'completion' };
@@ -52,12 +53,48 @@ export interface StreamBase {
 /** How one API shapes its answers; a fresh one per request (a shape may keep per-stream state). */
 export interface AnswerShape {
   idPrefix: string;
+  /** The `object` of every stream chunk. */
+  chunkObject: string;
   answer(done: Finished): unknown;
   /** Chunks sent before any text (chat: the assistant role). */
   opening(base: StreamBase): unknown[];
   delta(base: StreamBase, text: string): unknown;
   closing(base: StreamBase, finishReason: FinishReason, extras: Extras): unknown;
-  usage(base: StreamBase, usage: Usage): unknown;
+}
+
+/** The fields every stream chunk (and the text completion) starts with. */
+export function chunkHead<O extends string>(base: StreamBase, object: O) {
+  return { id: base.id, object, created: base.created, model: base.model };
+}
+
+/** The request fields both completion APIs pass to the job as they are. */
+type SharedJobFields = Pick<
+  CompletionRequest,
+  'model' | 'temperature' | 'top_p' | 'top_k' | 'seed' | 'decimation' | 'decimation_params' | 'protect' | 'priority'
+>;
+
+/** The runner job of a completion request (also what an Idempotency-Key is matched against: keep the key order). */
+export function completionJob(
+  body: SharedJobFields,
+  prompt: string,
+  maxTokens: number,
+  stop: CompletionJob['stop'] | null,
+): CompletionJob {
+  return {
+    type: 'completion',
+    model: body.model,
+    prompt,
+    max_tokens: maxTokens,
+    temperature: body.temperature,
+    top_p: body.top_p,
+    top_k: body.top_k ?? 0,
+    ...(body.seed != null ? { seed: body.seed } : {}),
+    ...(stop != null ? { stop } : {}),
+    decimation: body.decimation,
+    ...(body.decimation_params ? { decimation_params: body.decimation_params } : {}),
+    ...(body.protect !== undefined ? { protect: body.protect } : {}),
+    priority: body.priority,
+  };
 }
 
 export interface CompletionRun {
@@ -67,6 +104,24 @@ export interface CompletionRun {
   includeUsage: boolean;
   echo: boolean;
   logprobs: number | null;
+}
+
+/** A completion request's run; echo and logprobs only the text endpoint takes. */
+export function completionRun(
+  job: CompletionJob,
+  promptTokens: number,
+  body: { stream: boolean; stream_options?: { include_usage?: boolean } | null },
+  extras: { echo?: boolean; logprobs?: number | null } = {},
+): CompletionRun {
+  const includeUsage = body.stream_options?.include_usage === true;
+  return {
+    job,
+    promptTokens,
+    stream: body.stream,
+    includeUsage,
+    echo: extras.echo ?? false,
+    logprobs: extras.logprobs ?? null,
+  };
 }
 
 /** A fresh 32-bit seed when the client gave none; the response reports it so the sample can be repeated. */
@@ -84,7 +139,7 @@ async function finishStream(
   includeUsage: boolean,
 ) {
   await sse(stream, shape.closing(base, done.finishReason, done.deciserve));
-  if (includeUsage) await sse(stream, shape.usage(base, done.usage));
+  if (includeUsage) await sse(stream, { ...chunkHead(base, shape.chunkObject), choices: [], usage: done.usage });
   await stream.writeSSE({ data: '[DONE]' });
 }
 

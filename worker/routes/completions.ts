@@ -5,37 +5,28 @@ import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { badRequest } from '../http/errors.ts';
 import { Completion } from '../schemas.ts';
 import type { CompletionRequest } from '../schemas.ts';
-import { checkModel, countTokens, errorResponses, jobAccepted, openModel, ranOnHeaders, security } from './common.ts';
-import { type AnswerShape, type CompletionJob, serveCompletion, type StreamBase } from './completion-flow.ts';
+import { checkModel, completionResponses, countTokens, openModel, security } from './common.ts';
+import {
+  type AnswerShape,
+  type CompletionJob,
+  chunkHead,
+  completionJob,
+  completionRun,
+  serveCompletion,
+  type StreamBase,
+} from './completion-flow.ts';
 
 function toJob(body: CompletionRequest, prompt: string): CompletionJob {
-  return {
-    type: 'completion',
-    model: body.model,
-    prompt,
-    max_tokens: body.max_tokens,
-    temperature: body.temperature,
-    top_p: body.top_p,
-    top_k: body.top_k ?? 0,
-    ...(body.seed != null ? { seed: body.seed } : {}),
-    ...(body.stop != null ? { stop: body.stop } : {}),
-    decimation: body.decimation,
-    ...(body.decimation_params ? { decimation_params: body.decimation_params } : {}),
-    ...(body.protect !== undefined ? { protect: body.protect } : {}),
-    priority: body.priority,
-  };
+  return completionJob(body, prompt, body.max_tokens, body.stop);
 }
 
 /** The legacy completions shape: `text` choices, `text_completion` objects and chunks. */
 export function textShape(): AnswerShape {
-  const head = (base: StreamBase) => ({
-    id: base.id,
-    object: 'text_completion' as const,
-    created: base.created,
-    model: base.model,
-  });
+  const chunkObject = 'text_completion';
+  const head = (base: StreamBase) => chunkHead(base, chunkObject);
   return {
     idPrefix: 'cmpl',
+    chunkObject,
     answer: (done) => ({
       ...head(done),
       choices: [{ index: 0, text: done.text, finish_reason: done.finishReason, logprobs: done.logprobs ?? null }],
@@ -49,7 +40,6 @@ export function textShape(): AnswerShape {
       choices: [{ index: 0, text: '', logprobs: null, finish_reason: finishReason }],
       deciserve: extras,
     }),
-    usage: (base, usage) => ({ ...head(base), choices: [], usage }),
   };
 }
 
@@ -65,15 +55,10 @@ export function registerCompletions(app: EdgeApp, deps: RouteDeps): void {
       '`Prefer: respond-async` skips it); otherwise 202 with the job. Idempotency-Key makes a long request one job.',
     security,
     request: { body: { content: { 'application/json': { schema: deps.schemas.completionRequest } }, required: true } },
-    responses: {
-      200: {
-        description: 'The completion (JSON), or a text/event-stream of completion chunks when stream is true.',
-        headers: ranOnHeaders,
-        content: { 'application/json': { schema: Completion }, 'text/event-stream': { schema: Completion } },
-      },
-      202: jobAccepted,
-      ...errorResponses,
-    },
+    responses: completionResponses(
+      'The completion (JSON), or a text/event-stream of completion chunks when stream is true.',
+      Completion,
+    ),
   });
 
   app.openapi(route, async (c) => {
@@ -85,14 +70,10 @@ export function registerCompletions(app: EdgeApp, deps: RouteDeps): void {
     const model = await openModel(c, deps);
     const promptTokens = await countTokens(c, deps, model, [prompt]);
     if (promptTokens === 0) throw badRequest('invalid_value', 'prompt tokenizes to nothing', 'prompt');
-    const run = {
-      job: toJob(body, prompt),
-      promptTokens,
-      stream: body.stream,
-      includeUsage: body.stream_options?.include_usage === true,
+    const run = completionRun(toJob(body, prompt), promptTokens, body, {
       echo: body.echo,
       logprobs: body.logprobs ?? null,
-    };
+    });
     return (await serveCompletion(c, deps, model, run, textShape())) as never;
   });
 }
