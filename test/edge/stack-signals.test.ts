@@ -4,9 +4,9 @@
 // dev API key (kept in .data/stack/api-key).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { portTaken } from '../../worker/dev/ports.ts';
 import { freePort, freshDir, REPO, waitFor } from '../runner/harness.ts';
 
 let npm: ChildProcess | undefined;
@@ -43,13 +43,7 @@ const alive = (pid: number) => {
   }
 };
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
+const portFree = async (port: number) => !(await portTaken(port));
 
 afterAll(() => {
   // Only does something if the test failed half way: do not leave a stack (or its radosgw and Redis) behind.

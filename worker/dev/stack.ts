@@ -7,10 +7,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { scriptArgs } from '../../mamba/script-args.ts';
 import { buildEdgeModel, DEFAULT_CHECKPOINT, REPO } from '../model/build.ts';
+import { portTaken } from './ports.ts';
 
 const values = scriptArgs(
   'npm run stack [-- options]\nThe whole stack on this machine: radosgw (S3), Redis, the batch runner and the edge ' +
@@ -139,15 +139,6 @@ async function devApiKey(): Promise<string> {
   const key = `ds-${randomSecret()}`;
   await writeFile(file, `${key}\n`, { mode: 0o600 });
   return key;
-}
-
-/** True when something already listens on 127.0.0.1:port (then a health check would reach it, not us). */
-function portTaken(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(true));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(false)));
-  });
 }
 
 async function main(): Promise<void> {
