@@ -6,23 +6,8 @@ import { COMPLETION_DEFAULTS } from '../../protocol/job-request.ts';
 import { renderChat, replyText, TURN_STOP } from '../chat-template.ts';
 import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { ChatCompletion } from '../schemas.ts';
-import type { ChatCompletionRequest } from '../schemas.ts';
 import { checkModel, completionResponses, countTokens, openModel, security } from './common.ts';
-import {
-  type AnswerShape,
-  type CompletionJob,
-  chunkHead,
-  completionJob,
-  completionRun,
-  serveCompletion,
-  type StreamBase,
-} from './completion-flow.ts';
-
-function toJob(body: ChatCompletionRequest, prompt: string): CompletionJob {
-  const stops = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? COMPLETION_DEFAULTS.maxTokens;
-  return completionJob(body, prompt, maxTokens, [...stops, TURN_STOP]);
-}
+import { type AnswerShape, chunkHead, completionRun, serveCompletion, type StreamBase } from './completion-flow.ts';
 
 /** The chat shape: an assistant message, or `chat.completion.chunk`s opening with the role. */
 function chatShape(): AnswerShape {
@@ -87,7 +72,11 @@ export function registerChat(app: EdgeApp, deps: RouteDeps): void {
     const prompt = renderChat(body.messages);
     const model = await openModel(c, deps);
     const promptTokens = await countTokens(c, deps, model, [prompt]);
-    const run = completionRun(toJob(body, prompt), promptTokens, body);
+    const stops = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+    const run = completionRun(body, prompt, promptTokens, {
+      maxTokens: body.max_completion_tokens ?? body.max_tokens ?? COMPLETION_DEFAULTS.maxTokens,
+      stop: [...stops, TURN_STOP],
+    });
     return (await serveCompletion(c, deps, model, run, chatShape())) as never;
   });
 }

@@ -67,20 +67,50 @@ export function chunkHead<O extends string>(base: StreamBase, object: O) {
   return { id: base.id, object, created: base.created, model: base.model };
 }
 
-/** The request fields both completion APIs pass to the job as they are. */
-type SharedJobFields = Pick<
+export interface CompletionRun {
+  job: CompletionJob;
+  promptTokens: number;
+  stream: boolean;
+  includeUsage: boolean;
+  echo: boolean;
+  logprobs: number | null;
+}
+
+/** The request fields both completion APIs pass to the job as they are, and the streaming options. */
+type CompletionBody = Pick<
   CompletionRequest,
-  'model' | 'temperature' | 'top_p' | 'top_k' | 'seed' | 'decimation' | 'decimation_params' | 'protect' | 'priority'
+  | 'model'
+  | 'temperature'
+  | 'top_p'
+  | 'top_k'
+  | 'seed'
+  | 'decimation'
+  | 'decimation_params'
+  | 'protect'
+  | 'priority'
+  | 'stream'
+  | 'stream_options'
 >;
 
-/** The runner job of a completion request (also what an Idempotency-Key is matched against: keep the key order). */
-export function completionJob(
-  body: SharedJobFields,
+/** What the two APIs read differently: max tokens and stops; echo and logprobs only the text endpoint takes. */
+interface RunOptions {
+  maxTokens: number;
+  stop: CompletionJob['stop'] | null;
+  echo?: boolean;
+  logprobs?: number | null;
+}
+
+/**
+ * A completion request's run: the runner job (also what an Idempotency-Key is matched against, so keep its key
+ * order) and how to answer.
+ */
+export function completionRun(
+  body: CompletionBody,
   prompt: string,
-  maxTokens: number,
-  stop: CompletionJob['stop'] | null,
-): CompletionJob {
-  return {
+  promptTokens: number,
+  { maxTokens, stop, echo = false, logprobs = null }: RunOptions,
+): CompletionRun {
+  const job: CompletionJob = {
     type: 'completion',
     model: body.model,
     prompt,
@@ -95,33 +125,8 @@ export function completionJob(
     ...(body.protect !== undefined ? { protect: body.protect } : {}),
     priority: body.priority,
   };
-}
-
-export interface CompletionRun {
-  job: CompletionJob;
-  promptTokens: number;
-  stream: boolean;
-  includeUsage: boolean;
-  echo: boolean;
-  logprobs: number | null;
-}
-
-/** A completion request's run; echo and logprobs only the text endpoint takes. */
-export function completionRun(
-  job: CompletionJob,
-  promptTokens: number,
-  body: { stream: boolean; stream_options?: { include_usage?: boolean } | null },
-  extras: { echo?: boolean; logprobs?: number | null } = {},
-): CompletionRun {
   const includeUsage = body.stream_options?.include_usage === true;
-  return {
-    job,
-    promptTokens,
-    stream: body.stream,
-    includeUsage,
-    echo: extras.echo ?? false,
-    logprobs: extras.logprobs ?? null,
-  };
+  return { job, promptTokens, stream: body.stream, includeUsage, echo, logprobs };
 }
 
 /** A fresh 32-bit seed when the client gave none; the response reports it so the sample can be repeated. */

@@ -4,21 +4,8 @@ import { createRoute } from '@hono/zod-openapi';
 import type { EdgeApp, RouteDeps } from '../deps.ts';
 import { badRequest } from '../http/errors.ts';
 import { Completion } from '../schemas.ts';
-import type { CompletionRequest } from '../schemas.ts';
 import { checkModel, completionResponses, countTokens, openModel, security } from './common.ts';
-import {
-  type AnswerShape,
-  type CompletionJob,
-  chunkHead,
-  completionJob,
-  completionRun,
-  serveCompletion,
-  type StreamBase,
-} from './completion-flow.ts';
-
-function toJob(body: CompletionRequest, prompt: string): CompletionJob {
-  return completionJob(body, prompt, body.max_tokens, body.stop);
-}
+import { type AnswerShape, chunkHead, completionRun, serveCompletion, type StreamBase } from './completion-flow.ts';
 
 /** The legacy completions shape: `text` choices, `text_completion` objects and chunks. */
 export function textShape(): AnswerShape {
@@ -70,7 +57,9 @@ export function registerCompletions(app: EdgeApp, deps: RouteDeps): void {
     const model = await openModel(c, deps);
     const promptTokens = await countTokens(c, deps, model, [prompt]);
     if (promptTokens === 0) throw badRequest('invalid_value', 'prompt tokenizes to nothing', 'prompt');
-    const run = completionRun(toJob(body, prompt), promptTokens, body, {
+    const run = completionRun(body, prompt, promptTokens, {
+      maxTokens: body.max_tokens,
+      stop: body.stop,
       echo: body.echo,
       logprobs: body.logprobs ?? null,
     });
