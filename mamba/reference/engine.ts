@@ -1,8 +1,8 @@
 // The reference Mamba-1 / DeciMamba engine: plain TypeScript, the oracle the ONNX and CUDA engines are checked against.
-import type { MambaConfig, MambaWeights, ModelState, PrefillOptions, PrefillResult, StepResult } from '../engine.ts';
+import type { MambaConfig, MambaWeights, ModelState, PrefillOptions, PrefillResult } from '../engine.ts';
 import { EngineInputError } from '../engine.ts';
 import { SequentialEngine, type SequenceStep } from '../engine-base.ts';
-import { checkState, checkToken, emptyState, validateRequest } from '../engine-input.ts';
+import { emptyState, validateRequest } from '../engine-input.ts';
 import { forward, logitsAt, prepareModel, type ReferenceModel } from './forward.ts';
 
 export { EngineInputError };
@@ -36,19 +36,6 @@ export class ReferenceEngine extends SequentialEngine {
   }
 
   protected async prefillOne(ids: ArrayLike<number>, options: PrefillOptions): Promise<PrefillResult> {
-    return this.prefillSync(ids, options);
-  }
-
-  async stepOne(token: number, state: ModelState): Promise<SequenceStep> {
-    const result = forward(this.model, [token], state, null, 0);
-    return { logits: logitsAt(this.model, result.final, 0), state: result.state };
-  }
-
-  /**
-   * Synchronous prefill and step, kept only for the CUDA device check's oracle (mamba/cuda/device-check, owned
-   * elsewhere); every other caller uses the engine contract. They go when that caller moves to prefill/step.
-   */
-  prefillSync(ids: ArrayLike<number>, options: PrefillOptions = {}): PrefillResult {
     const req = validateRequest(ids, options, this.config);
     const result = forward(this.model, req.ids, this.emptyState(), req.decimation, req.protect);
     const positions = req.positions;
@@ -65,9 +52,7 @@ export class ReferenceEngine extends SequentialEngine {
     return { positions, logits, state: result.state, kept: result.kept };
   }
 
-  stepSync(token: number, state: ModelState): StepResult {
-    checkState(state, this.config);
-    checkToken(token, this.config.vocabSize);
+  async stepOne(token: number, state: ModelState): Promise<SequenceStep> {
     const result = forward(this.model, [token], state, null, 0);
     return { logits: logitsAt(this.model, result.final, 0), state: result.state };
   }

@@ -138,7 +138,7 @@ export async function passkeyAgreement(
       await report.guard('reference-fp32', 'shipped model, passkey prompt L=600, DeciMamba', async () => {
         const p = buildPasskeyPrompt(ck.tokenizer, hay, 600, 0.5, passkeyRng(1, 600, 0.5, 0));
         const decimation = { ...settings.decimation, lBase: 200 }; // so 600 tokens are actually decimated
-        const ref = new ReferenceEngine(ck.config, ck.weights).prefillSync(p.ids, { decimation, protect: p.protect });
+        const ref = await new ReferenceEngine(ck.config, ck.weights).prefill(p.ids, { decimation, protect: p.protect });
         const got = await f32.prefill(p.ids, { decimation, protect: p.protect });
         const d = maxAbs(got.logits[0]!, ref.logits[0]!);
         const kept = keptEqual(got.kept, ref.kept);

@@ -67,8 +67,8 @@ export async function referenceParity(target: ParityTarget): Promise<void> {
     let r: PrefillResult;
     let step: { logits: Float32Array };
     try {
-      r = ref.prefillSync(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: c.positions });
-      step = ref.stepSync(7, r.state);
+      r = await ref.prefill(c.ids, { decimation: c.decimation, protect: c.protect, logitPositions: c.positions });
+      step = await ref.step(7, r.state);
     } catch (err) {
       report.check('reference', `${label} ${c.name}: the reference itself`, false, {}, (err as Error).message);
       continue;
