@@ -6,7 +6,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadCheckpoint } from '../mamba/checkpoint.ts';
 import { defaultDecimation } from '../mamba/decimation.ts';
 import type { MambaConfig, MambaEngine, MambaWeights } from '../mamba/engine.ts';
@@ -21,6 +20,7 @@ import { randomConfig, randomWeights } from '../mamba/random-checkpoint.ts';
 import { ReferenceEngine } from '../mamba/reference/index.ts';
 import { createRng } from '../mamba/rng.ts';
 import { argmax } from '../mamba/sampling.ts';
+import { scriptArgs } from '../mamba/script-args.ts';
 import { scoreSpan } from '../mamba/score.ts';
 import { type EngineTimings, onnxBenchMarkdown, type QuantResult, type Quality } from './onnx-bench-report.ts';
 import { benchWorkerd, workerBundleSize, type BundleSize, type WorkerdTimings } from './onnx-workerd.ts';
@@ -31,14 +31,16 @@ const TMP = join(RESULTS, 'tmp');
 const LENGTHS = [128, 512, 2048];
 const QUANTS: Quantization[] = ['none', 'int8', 'int8-dynamic', 'int4'];
 
-const { values: flags } = parseArgs({
-  options: {
+const flags = scriptArgs(
+  'npx tsx bench/onnx-bench.ts [options]\nSpeed, memory, size and quality of the ONNX engine (fp32/int8/int4) in Node ' +
+    'and workerd against the TS reference and onnxruntime-node; writes bench/results/onnx-bench.{json,md} (~15 min).',
+  {
     model: { type: 'string' },
     'skip-workerd': { type: 'boolean' },
     'skip-reference': { type: 'boolean' },
     'passkey-samples': { type: 'string', default: '2' },
   },
-});
+);
 const command = `npx tsx bench/onnx-bench.ts ${process.argv.slice(2).join(' ')}`.trim();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
