@@ -27,9 +27,9 @@ export interface WorkerdTimings {
  * A wrangler config that serves the already built bundle (from workerBundleSize) without bundling, so `wrangler dev`
  * does not watch the sources: other sessions edit them while the benchmark runs, and each edit restarted the Worker.
  */
-function harnessConfig(bundleDir: string, modelDir: string, out: string, decode?: string): string {
+function harnessConfig(bundleDir: string, modelDir: string, out: string, engine?: string): string {
   const text = (
-    readFileSync(join(HARNESS, 'wrangler.toml'), 'utf8') + (decode ? `\n[vars]\nDECODE = "${decode}"\n` : '')
+    readFileSync(join(HARNESS, 'wrangler.toml'), 'utf8') + (engine ? `\n[vars]\nENGINE = "${engine}"\n` : '')
   )
     .replace(
       /^main = .*$/m,
@@ -115,12 +115,12 @@ export async function benchWorkerd(
   modelDir: string,
   tmp: string,
   ids: (n: number) => number[],
-  /** The harness's DECODE var: 'wasm-fp32' | 'wasm-int8' (mamba/wasm's step; modelDir needs model.safetensors). */
-  decode?: string,
+  /** The harness's ENGINE var: 'wasm-fp32' | 'wasm-int8' (mamba/wasm's engine; modelDir needs model.safetensors). */
+  engine?: string,
 ): Promise<WorkerdTimings> {
   mkdirSync(tmp, { recursive: true });
   const port = await freePort();
-  const config = harnessConfig(bundleDir, modelDir, join(tmp, `wrangler-${port}.toml`), decode);
+  const config = harnessConfig(bundleDir, modelDir, join(tmp, `wrangler-${port}.toml`), engine);
   let output = '';
   const child = spawn(
     WRANGLER,

@@ -65,11 +65,11 @@ const envSchema = z.object({
    */
   EDGE_SCORE_TOKENS_PER_S: int(1, 128),
   /**
-   * What runs a decode step at the edge (#16): 'wasm-fp32' (default) or 'wasm-int8', mamba/wasm's SIMD step
-   * (prefill stays on ORT; the step engine holds its own copy of the weights, +24 MiB of wasm memory in fp32, +8 MiB in
-   * int8), or 'onnx' (ORT's step graph, no second copy).
+   * The edge's engine (#16): 'wasm-fp32' (default) or 'wasm-int8', mamba/wasm's SIMD engine for prefill (DeciMamba
+   * included) and decode, its weights read from the model folder's model.safetensors (ORT is not loaded); or 'onnx',
+   * onnxruntime-web on the folder's ONNX export.
    */
-  EDGE_DECODE: z.enum(['wasm-fp32', 'wasm-int8', 'onnx']).default('wasm-fp32'),
+  EDGE_ENGINE: z.enum(['wasm-fp32', 'wasm-int8', 'onnx']).default('wasm-fp32'),
 
   /**
    * Edge inferences one isolate/process runs at once, and how many more may wait for a slot (then 503). One isolate
@@ -144,7 +144,7 @@ export function edgeConfig(env: Record<string, unknown>) {
     edge: {
       maxPromptTokens: e.EDGE_MAX_PROMPT_TOKENS,
       maxDecimationTokens: e.EDGE_MAX_DECIMATION_TOKENS,
-      decode: e.EDGE_DECODE,
+      engine: e.EDGE_ENGINE,
       cpuBudgetMs: e.EDGE_CPU_BUDGET_MS,
       prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S,
       decodeTokensPerS: e.EDGE_DECODE_TOKENS_PER_S,

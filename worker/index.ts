@@ -3,13 +3,13 @@
 // vars and secrets as in worker/config.ts. ORT's wasm is a module import, compiled at upload time (workerd cannot
 // compile wasm from bytes at run time). The app and the model are built once per isolate.
 import wasm from 'onnxruntime-web/ort-wasm-simd-threaded.wasm';
-// The WASM SIMD decode step (mamba/wasm), compiled by worker/model/build.ts before wrangler bundles (not committed).
+// mamba/wasm's SIMD engine (prefill and decode), compiled by worker/model/build.ts before wrangler bundles (not committed).
 import stepWasm from '../dist/wasm/mamba-step.wasm';
 import { createEdgeApp } from './app.ts';
 import { EdgeConfigError, edgeConfig } from './config.ts';
 import { consoleLog, type EdgeApp } from './deps.ts';
 import type { RateLimiter } from './http/rate-limit.ts';
-import { edgeStep, lazyEdgeModel, openEdgeModel, type ModelFetcher } from './model/edge-model.ts';
+import { edgeWasm, lazyEdgeModel, openEdgeModel, type ModelFetcher } from './model/edge-model.ts';
 import { RunnerClient } from './runner-client.ts';
 
 export interface Env {
@@ -25,7 +25,7 @@ function build(env: Env): EdgeApp {
   const config = edgeConfig(env);
   return createEdgeApp({
     config,
-    model: lazyEdgeModel(() => openEdgeModel(env.MODEL, wasm, edgeStep(config.edge.decode, stepWasm))),
+    model: lazyEdgeModel(() => openEdgeModel(env.MODEL, wasm, edgeWasm(config.edge.engine, stepWasm))),
     runner: config.runner ? new RunnerClient(config.runner.url, config.runner.secret) : null,
     rateLimiter: env.RATE_LIMITER ?? null,
     log: consoleLog,

@@ -16,7 +16,7 @@ import { edgeConfig } from './config.ts';
 import { consoleLog, type EdgeApp, type EdgeLog } from './deps.ts';
 import { MemoryRateLimiter } from './http/rate-limit.ts';
 import { DEFAULT_EDGE_MODEL_DIR } from './model/build.ts';
-import { edgeStep, lazyEdgeModel, openEdgeModel } from './model/edge-model.ts';
+import { edgeWasm, lazyEdgeModel, openEdgeModel } from './model/edge-model.ts';
 import { stepWasmModule } from '../mamba/wasm/node.ts';
 import { folderFetcher } from './model/fs-fetcher.ts';
 import { RunnerClient } from './runner-client.ts';
@@ -35,8 +35,8 @@ export function createNodeEdgeApp(
   return createEdgeApp({
     config,
     model: lazyEdgeModel(async () => {
-      const step = config.edge.decode === 'onnx' ? undefined : edgeStep(config.edge.decode, await stepWasmModule());
-      return openEdgeModel(folderFetcher(modelDir), await ortWasm(), step);
+      const simd = config.edge.engine === 'onnx' ? undefined : edgeWasm(config.edge.engine, await stepWasmModule());
+      return openEdgeModel(folderFetcher(modelDir), await ortWasm(), simd);
     }),
     runner: config.runner ? new RunnerClient(config.runner.url, config.runner.secret) : null,
     rateLimiter: config.rateLimitPerMinute > 0 ? new MemoryRateLimiter(config.rateLimitPerMinute) : null,

@@ -6,7 +6,7 @@ import type { Quantization } from '../../mamba/onnx/export/layers.ts';
 import { createOnnxEngineNode } from '../../mamba/onnx/node.ts';
 import { argmax } from '../../mamba/sampling.ts';
 import type { StepPrecision } from '../../mamba/wasm/engine.ts';
-import { createWasmStepEngineNode } from '../../mamba/wasm/node.ts';
+import { createWasmEngineNode } from '../../mamba/wasm/node.ts';
 
 export interface Contender {
   name: string;
@@ -90,7 +90,7 @@ async function wasmSimdContender(
   weights: MambaWeights,
   precision: StepPrecision,
 ): Promise<WasmContender> {
-  const engine = await createWasmStepEngineNode(config, weights, { precision });
+  const engine = await createWasmEngineNode(config, weights, { precision });
   const contender: WasmContender = {
     name: `deciserve WASM SIMD step ${precision} (mamba/wasm; no ORT)`,
     async decodeTps(prompt, steps) {

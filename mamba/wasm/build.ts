@@ -10,7 +10,18 @@ import { join, resolve } from 'node:path';
 const REPO = resolve(import.meta.dirname, '../..');
 const SOURCE_DIR = join(REPO, 'mamba/wasm/assembly');
 export const STEP_WASM_PATH = join(REPO, 'dist/wasm/mamba-step.wasm');
-const FLAGS = ['-O3', '--runtime', 'stub', '--enable', 'simd', '--noAssert', '--use', 'abort=', '--initialMemory', '1'];
+const FLAGS = [
+  '-O3',
+  '--runtime',
+  'stub',
+  '--enable',
+  'simd,relaxed-simd',
+  '--noAssert',
+  '--use',
+  'abort=',
+  '--initialMemory',
+  '1',
+];
 
 async function sourceHash(): Promise<string> {
   const hash = createHash('sha256').update(JSON.stringify(FLAGS));

@@ -1,20 +1,23 @@
-// The WASM SIMD decode engine (#16): mamba/wasm/assembly compiled to one small module, instantiated per engine, with
-// the weights copied into its memory once (fp32, or int8 with one scale per row for the big matmuls and the head).
-// A step crosses the JS↔WASM boundary with a token id in and, for greedy decoding, a token id out; the recurrent state
-// stays in WASM memory between steps.
+// The WASM SIMD engine (#16): mamba/wasm/assembly compiled to one small module, instantiated per engine, with the
+// weights copied into its memory once (fp32, or int8 with one scale per row for the big matmuls and the head). Prefill
+// (DeciMamba included) and the decode step run the same Mamba block in WASM; only token ids, the kept rows of a
+// decimating layer and the logits asked for cross the JS↔WASM boundary. The recurrent state stays in WASM memory.
 //
-// State semantics: step() returns a state handle for the state now held in WASM memory. Stepping from that handle
-// costs nothing; stepping from any other ModelState (an ONNX prefill's, a saved one) copies it in. Reading conv/ssm of
-// a handle copies them out, which works until that handle has been stepped from again (the memory has moved on);
-// callers that keep old states around (none in this codebase: generate() walks forward) must read them first.
+// State semantics: prefill() and step() return a state handle for the state now held in WASM memory. Stepping from
+// that handle costs nothing; stepping from any other ModelState (a saved one, another engine's) copies it in. Reading
+// conv/ssm of a handle copies them out, which works until that handle has been stepped from again (the memory has
+// moved on); callers that keep old states around (none in this codebase: generate() walks forward) must read them
+// first.
 //
-// prefill: a given prefill engine (the edge's ONNX session: batched matmuls, decimation) or, without one, the prompt
-// run token by token through the step (plain Mamba only; the logit head runs only at the positions asked for).
+// prefill: layer by layer over the whole prompt (plain prompts in segments of SEGMENT tokens, the state carried
+// between them), BLOCK tokens per matmul; a decimating layer first scores every row (‖Δ‖₂), then
+// mamba/decimation.ts's keptRows() chooses, then the layer runs on and keeps only those rows.
+import { composeIndices, decimationSlot, identityIndices, keptRows } from '../decimation.ts';
 import {
   EngineInputError,
+  type KeptIndices,
   type LayerState,
   type MambaConfig,
-  type MambaEngine,
   type MambaWeights,
   type ModelState,
   type PrefillOptions,
@@ -26,14 +29,26 @@ import { checkState, checkToken, validateRequest } from '../engine-input.ts';
 
 export type StepPrecision = 'fp32' | 'int8';
 
-interface StepExports {
+interface WasmExports {
   memory: WebAssembly.Memory;
   alloc(bytes: number): number;
   configure(dims: number, eps: number, ptrs: number): void;
+  reserve(rows: number): void;
+  residPtr(): number;
+  idsPtr(): number;
+  scoresPtr(): number;
   logitsPtr(): number;
+  embed(n: number): void;
+  scoreLayer(layer: number, resid: number, rows: number, scores: number): void;
+  runLayer(layer: number, resid: number, rows: number, keep: number, keepN: number): void;
+  headRows(n: number): void;
   step(token: number, withHead: number): number;
   LAYER_SLOTS: WebAssembly.Global;
+  BLOCK: WebAssembly.Global;
 }
+
+/** Longest run of a plain prompt's rows kept in WASM memory at once (DeciMamba needs the whole prompt per layer). */
+const SEGMENT = 2048;
 
 /** int8, symmetric, one scale per row (absmax / 127). */
 export function quantizeRows(w: Float32Array, rows: number): { q: Int8Array; scales: Float32Array } {
@@ -50,11 +65,18 @@ export function quantizeRows(w: Float32Array, rows: number): { q: Int8Array; sca
   return { q, scales };
 }
 
+/** [rows, cols] → [cols, rows] (the conv weights, so that one vector holds four channels' tap k). */
+function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!;
+  return out;
+}
+
 const SLOT = {
   norm: 0,
   inProj: 1,
   inProjScale: 2,
-  convW: 3,
+  convWT: 3,
   convB: 4,
   xProj: 5,
   xProjScale: 6,
@@ -68,17 +90,18 @@ const SLOT = {
   ssmState: 14,
 } as const;
 
-export interface WasmStepOptions {
+export interface WasmEngineOptions {
   precision?: StepPrecision;
-  /** Runs prefill (batched, with decimation); its state is copied into WASM memory at the first step. */
-  prefillEngine?: MambaEngine;
 }
 
-export class WasmStepEngine extends SequentialEngine {
+export class WasmEngine extends SequentialEngine {
   readonly name: string;
-  private readonly x: StepExports;
+  private readonly x: WasmExports;
+  private readonly block: number;
   private readonly stateBase: number;
   private readonly layerBytes: number;
+  /** Rows the prompt buffers hold (assembly/index.ts reserve()). */
+  private capacity = 0;
   /** The handle whose state WASM memory holds now (null: none of ours). */
   private resident: ModelState | null = null;
 
@@ -87,11 +110,11 @@ export class WasmStepEngine extends SequentialEngine {
     instance: WebAssembly.Instance,
     weights: MambaWeights,
     readonly precision: StepPrecision,
-    private readonly prefillEngine: MambaEngine | undefined,
   ) {
     super();
-    this.name = `wasm-simd-${precision}${prefillEngine ? `+${prefillEngine.name}-prefill` : ''}`;
-    this.x = instance.exports as unknown as StepExports;
+    this.name = `wasm-simd-${precision}`;
+    this.x = instance.exports as unknown as WasmExports;
+    this.block = this.x.BLOCK.value as number;
     const { dInner, dConv, dState } = config;
     this.layerBytes = dInner * (dConv + dState) * 4;
     this.stateBase = this.load(weights);
@@ -101,13 +124,18 @@ export class WasmStepEngine extends SequentialEngine {
     module: WebAssembly.Module,
     config: MambaConfig,
     weights: MambaWeights,
-    options: WasmStepOptions = {},
-  ): Promise<WasmStepEngine> {
-    if (config.useProjBias)
-      throw new Error('the WASM step engine has no in_proj/out_proj bias (none of the checkpoints)');
-    if (config.dState % 4 !== 0) throw new Error(`the WASM step engine needs d_state % 4 == 0 (got ${config.dState})`);
+    options: WasmEngineOptions = {},
+  ): Promise<WasmEngine> {
+    if (config.useProjBias) throw new Error('the WASM engine has no in_proj/out_proj bias (none of the checkpoints)');
+    for (const [name, v] of [
+      ['d_model', config.dModel],
+      ['d_inner', config.dInner],
+      ['d_state', config.dState],
+    ] as const) {
+      if (v % 4 !== 0) throw new Error(`the WASM engine needs ${name} % 4 == 0 (got ${v})`); // whole vectors
+    }
     const instance = await WebAssembly.instantiate(module, {});
-    return new WasmStepEngine(config, instance, weights, options.precision ?? 'fp32', options.prefillEngine);
+    return new WasmEngine(config, instance, weights, options.precision ?? 'fp32');
   }
 
   /** Copies weights into WASM memory and configures the kernel; returns where the layers' states begin. */
@@ -124,7 +152,10 @@ export class WasmStepEngine extends SequentialEngine {
         0,
       ),
     );
-    const scratch = 4 * (4 * c.dModel + 6 * c.dInner + c.vocabSize + 2 * c.dState + c.dtRank) + 4096;
+    const scratch =
+      4 * this.block * (2 * c.dModel + 6 * c.dInner + c.vocabSize + 2 * c.dState + c.dtRank) +
+      4 * (c.dConv + 1) * c.dInner +
+      4096;
     const tied = w.lmHead.data === w.embedding.data;
     const embeddings = bytes(w.lmHead, true) + (tied ? 0 : bytes(w.embedding, true));
     const need = perLayer.reduce((a, b) => a + b, 0) + embeddings + this.layerBytes * c.nLayer;
@@ -152,7 +183,7 @@ export class WasmStepEngine extends SequentialEngine {
       const [inProj, inScale] = matrix(l.inProj.data, 2 * c.dInner);
       row('inProj', inProj);
       row('inProjScale', inScale);
-      row('convW', put(l.convWeight.data));
+      row('convWT', put(transpose(l.convWeight.data, c.dInner, c.dConv)));
       row('convB', l.convBias ? put(l.convBias.data) : 0);
       const [xProj, xScale] = matrix(l.xProj.data, c.dtRank + 2 * c.dState);
       row('xProj', xProj);
@@ -261,31 +292,82 @@ export class WasmStepEngine extends SequentialEngine {
     return { token: r.token!, state: r.state };
   }
 
-  protected async prefillOne(ids: ArrayLike<number>, options: PrefillOptions): Promise<PrefillResult> {
-    if (this.prefillEngine) return this.prefillEngine.prefill(ids, options);
-    if (options.decimation)
-      throw new EngineInputError('the WASM step engine prefills plain Mamba only (no decimation)');
-    const { ids: checked, positions } = validateRequest(ids, options, this.config);
-    const wanted = new Map<number, number[]>();
-    positions.forEach((p, r) => {
-      wanted.set(p, [...(wanted.get(p) ?? []), r]);
-    });
-    const logits: Float32Array[] = new Array(positions.length);
-    this.enter(null);
-    for (let t = 0; t < checked.length; t++) {
-      const rows = wanted.get(t);
-      this.x.step(checked[t]!, rows ? 1 : 0); // the head runs only where logits were asked for
-      if (rows) {
-        const l = this.logits();
-        rows.forEach((r, j) => {
-          logits[r] = j === 0 ? l : l.slice();
-        });
-      }
-    }
-    return { positions, logits, state: this.handle(), kept: [] };
+  /** Room for a prompt segment of `rows` tokens, the memory grown by just that (the allocator would double it). */
+  private reserve(rows: number): void {
+    if (rows <= this.capacity) return;
+    this.capacity = (rows + 1023) & ~1023; // as reserve() in assembly/index.ts rounds
+    const bytes = this.capacity * (4 * this.config.dModel + 4 + 8) + 64;
+    this.x.memory.grow(Math.ceil(bytes / 65536));
+    this.x.reserve(rows);
   }
 
-  /** Drops the resident state; the prefill engine belongs to the caller (the edge shares one per isolate). */
+  protected async prefillOne(ids: ArrayLike<number>, options: PrefillOptions): Promise<PrefillResult> {
+    const req = validateRequest(ids, options, this.config);
+    const length = req.ids.length;
+    const dec = req.decimation;
+    const segment = dec ? length : Math.min(length, SEGMENT); // a decimating layer scores the whole prompt
+    this.reserve(segment);
+    this.enter(null);
+    const x = this.x;
+    const resid = x.residPtr();
+    const logits: Float32Array[] = new Array(req.positions.length);
+    const kept: KeptIndices[] = [];
+    for (let start = 0; start < length; start += segment) {
+      let rows = Math.min(segment, length - start);
+      new Int32Array(x.memory.buffer, x.idsPtr(), rows).set(req.ids.subarray(start, start + rows));
+      x.embed(rows);
+      let positions: Int32Array = identityIndices(rows).map((t) => t + start);
+      for (let layer = 0; layer < this.config.nLayer; layer++) {
+        const s = decimationSlot(dec, layer);
+        const chosen =
+          s < 0
+            ? null
+            : keptRows(rows, req.protect, s, dec!, (contextLen) => {
+                x.scoreLayer(layer, resid, rows, x.scoresPtr());
+                return new Float64Array(x.memory.buffer, x.scoresPtr(), contextLen);
+              });
+        if (!chosen) {
+          x.runLayer(layer, resid, rows, 0, 0);
+          continue;
+        }
+        new Int32Array(x.memory.buffer, x.idsPtr(), chosen.length).set(chosen);
+        x.runLayer(layer, resid, rows, x.idsPtr(), chosen.length);
+        positions = composeIndices(positions, chosen);
+        kept.push({ layer, indices: positions }); // only layers that dropped tokens, as the reference reports
+        rows = chosen.length;
+      }
+      this.headAt(positions, [start, start + segment], req.positions, logits);
+    }
+    return { positions: req.positions, logits, state: this.handle(), kept };
+  }
+
+  /** Logits of the positions asked within [from, to) from the segment's surviving rows (at `rowPositions`). */
+  private headAt(rowPositions: Int32Array, [from, to]: number[], asked: number[], out: Float32Array[]): void {
+    const rowOf = new Map(Array.from(rowPositions, (p, row) => [p, row] as const));
+    const todo: Array<[slot: number, row: number]> = [];
+    asked.forEach((p, i) => {
+      if (p < from! || p >= to!) return; // another segment's
+      const row = rowOf.get(p);
+      if (row === undefined) {
+        throw new EngineInputError(
+          `prefill: logits requested at position ${p}, which decimation dropped (raise protect to cover it)`,
+        );
+      }
+      todo.push([i, row]);
+    });
+    const { vocabSize } = this.config;
+    for (let b = 0; b < todo.length; b += this.block) {
+      const batch = todo.slice(b, b + this.block);
+      new Int32Array(this.x.memory.buffer, this.x.idsPtr(), batch.length).set(batch.map(([, row]) => row));
+      this.x.headRows(batch.length);
+      const all = new Float32Array(this.x.memory.buffer, this.x.logitsPtr(), batch.length * vocabSize);
+      batch.forEach(([i], j) => {
+        out[i] = all.slice(j * vocabSize, (j + 1) * vocabSize);
+      });
+    }
+  }
+
+  /** Drops the resident state (the module's memory goes with the engine). */
   override async dispose(): Promise<void> {
     this.resident = null;
   }

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import type { MambaConfig, MambaWeights } from '../engine.ts';
 import { buildStepWasm } from './build.ts';
-import { WasmStepEngine, type WasmStepOptions } from './engine.ts';
+import { WasmEngine, type WasmEngineOptions } from './engine.ts';
 
 let compiled: Promise<WebAssembly.Module> | null = null;
 
@@ -15,10 +15,10 @@ export function stepWasmModule(): Promise<WebAssembly.Module> {
   return compiled;
 }
 
-export async function createWasmStepEngineNode(
+export async function createWasmEngineNode(
   config: MambaConfig,
   weights: MambaWeights,
-  options: WasmStepOptions = {},
-): Promise<WasmStepEngine> {
-  return WasmStepEngine.create(await stepWasmModule(), config, weights, options);
+  options: WasmEngineOptions = {},
+): Promise<WasmEngine> {
+  return WasmEngine.create(await stepWasmModule(), config, weights, options);
 }

@@ -40,11 +40,11 @@ describe('OpenAI client against the edge on Node', () => {
     );
   });
 
-  it("decodes on mamba/wasm's SIMD step by default; EDGE_DECODE=onnx (ORT's step) gives the same greedy text", async () => {
+  it("runs on mamba/wasm's SIMD engine by default; EDGE_ENGINE=onnx (ORT) gives the same greedy text", async () => {
     const body = { model, prompt: 'And God said', max_tokens: 12, temperature: 0 };
     const simd = (await openai.completions.create(body)) as unknown as { deciserve: { engine: string } };
-    expect(simd.deciserve.engine).toMatch(/^wasm-simd-fp32\+.*-prefill$/);
-    const ortEdge = await startEdge(modelDir, { EDGE_DECODE: 'onnx' });
+    expect(simd.deciserve.engine).toBe('wasm-simd-fp32');
+    const ortEdge = await startEdge(modelDir, { EDGE_ENGINE: 'onnx' });
     try {
       const ort = new OpenAI({ apiKey: EDGE_KEY, baseURL: `${ortEdge.url}/v1`, maxRetries: 0 });
       const data = (await ort.completions.create(body)) as unknown as OpenAI.Completion & {

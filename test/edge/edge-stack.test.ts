@@ -100,7 +100,7 @@ describe('routing between the edge and the runner', () => {
     const body = (await response.json()) as CompletionBody;
     expect(response.status, JSON.stringify(body)).toBe(200);
     expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
-    expect(body.deciserve).toMatchObject({ ran_on: 'edge', engine: 'wasm-simd-fp32+onnx-wasm-fp32-prefill' });
+    expect(body.deciserve).toMatchObject({ ran_on: 'edge', engine: 'wasm-simd-fp32' });
   });
 
   it('runs a long completion as a job (runner → S3) and returns it as if synchronous', async () => {

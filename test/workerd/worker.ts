@@ -1,32 +1,47 @@
-// A minimal Worker around OnnxEngine, used by the workerd test and the benchmark (the edge API lives in worker/).
-// The exported graphs come from the MODEL assets binding; ORT's wasm is a module import compiled at upload time.
-// DECODE (a var the benchmark sets): 'wasm-fp32' | 'wasm-int8' decode on mamba/wasm's SIMD step (weights from the
-// assets' model.safetensors), prefill on ORT, as the edge does; unset: ORT for both.
+// A minimal Worker around the edge's engines, used by the workerd test and the benchmarks (the edge API lives in
+// worker/). The model comes from the MODEL assets binding; the wasm modules are module imports compiled at upload time.
+// ENGINE (a var the benchmarks set): 'wasm-fp32' | 'wasm-int8' run prefill and decode on mamba/wasm's SIMD engine
+// (weights from the assets' model.safetensors, config from manifest.json; ORT is never loaded), as the edge does;
+// unset: ORT's engine on the export.
 import wasm from 'onnxruntime-web/ort-wasm-simd-threaded.wasm';
 import stepWasm from '../../dist/wasm/mamba-step.wasm';
 import type { DecimationConfig, MambaEngine, PrefillOptions } from '../../mamba/engine.ts';
 import { generate } from '../../mamba/generate.ts';
+import { parseManifest } from '../../mamba/onnx/manifest.ts';
 import { loadWorkerEngine, ortWasmMemoryBytes, type ModelFetcher } from '../../mamba/onnx/worker-loader.ts';
 import { readSafetensors } from '../../mamba/safetensors.ts';
-import { WasmStepEngine } from '../../mamba/wasm/engine.ts';
+import { WasmEngine } from '../../mamba/wasm/engine.ts';
 import { weightsFromSafetensors } from '../../mamba/weights.ts';
 
 export interface Env {
   MODEL: ModelFetcher;
-  DECODE?: string;
+  ENGINE?: string;
 }
 
-let stepEngine: Promise<WasmStepEngine> | null = null;
+let simdEngine: Promise<{ engine: WasmEngine; coldStartMs: number }> | null = null;
 
-async function decodeEngine(env: Env, onnx: MambaEngine): Promise<MambaEngine> {
-  if (env.DECODE !== 'wasm-fp32' && env.DECODE !== 'wasm-int8') return onnx;
-  stepEngine ??= (async () => {
+async function engineFor(env: Env): Promise<{ engine: MambaEngine; coldStartMs: number; quantization?: string }> {
+  if (env.ENGINE !== 'wasm-fp32' && env.ENGINE !== 'wasm-int8') {
+    const { engine, coldStartMs } = await loadWorkerEngine(env.MODEL, wasm);
+    return { engine, coldStartMs, quantization: engine.manifest.quantization };
+  }
+  const precision = env.ENGINE === 'wasm-int8' ? 'int8' : 'fp32';
+  simdEngine ??= (async () => {
+    const t0 = performance.now();
+    const { config } = parseManifest(await (await env.MODEL.fetch('https://model/manifest.json')).json());
     const bytes = new Uint8Array(await (await env.MODEL.fetch('https://model/model.safetensors')).arrayBuffer());
-    const weights = weightsFromSafetensors(onnx.config, readSafetensors(bytes));
-    const precision = env.DECODE === 'wasm-int8' ? 'int8' : 'fp32';
-    return WasmStepEngine.create(stepWasm, onnx.config, weights, { precision, prefillEngine: onnx });
+    const weights = weightsFromSafetensors(config, readSafetensors(bytes));
+    return {
+      engine: await WasmEngine.create(stepWasm, config, weights, { precision }),
+      coldStartMs: performance.now() - t0,
+    };
   })();
-  return stepEngine;
+  return simdEngine;
+}
+
+/** Wasm memory of the engines this isolate loaded (a wasm heap never shrinks: its size now is its peak). */
+async function wasmMemoryBytes(): Promise<number> {
+  return ortWasmMemoryBytes() + (simdEngine ? (await simdEngine).engine.memoryBytes : 0);
 }
 
 interface GenerateBody {
@@ -54,33 +69,37 @@ export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     try {
-      const { engine, coldStartMs } = await loadWorkerEngine(env.MODEL, wasm);
+      const { engine, coldStartMs, quantization } = await engineFor(env);
       if (url.pathname === '/generate' && request.method === 'POST') {
         const body = (await request.json()) as GenerateBody;
-        const result = await generate(await decodeEngine(env, engine), null, body.ids, {
+        const result = await generate(engine, null, body.ids, {
           maxTokens: body.maxTokens ?? 16,
           decimation: body.decimation,
           protect: body.protect,
         });
-        const stepBytes = stepEngine ? (await stepEngine).memoryBytes : 0;
         return json({
           tokens: result.tokens,
           kept: result.kept,
           coldStartMs,
-          wasmMemoryBytes: ortWasmMemoryBytes() + stepBytes,
+          wasmMemoryBytes: await wasmMemoryBytes(),
         });
       }
       if (url.pathname === '/prefill' && request.method === 'POST') {
         const body = (await request.json()) as PrefillBody;
         const result = await engine.prefill(body.ids, body.options);
-        return json({ positions: result.positions, logits: result.logits, kept: result.kept });
+        return json({
+          positions: result.positions,
+          logits: result.logits,
+          kept: result.kept,
+          wasmMemoryBytes: await wasmMemoryBytes(),
+        });
       }
       if (url.pathname === '/health')
         return json({
           ok: true,
           coldStartMs,
-          wasmMemoryBytes: ortWasmMemoryBytes() + (stepEngine ? (await stepEngine).memoryBytes : 0),
-          quantization: engine.manifest.quantization,
+          wasmMemoryBytes: await wasmMemoryBytes(),
+          quantization,
         });
       return json({ error: 'not found' }, 404);
     } catch (err) {

@@ -6,7 +6,7 @@ import type { MambaConfig, MambaEngine } from '../../mamba/engine.ts';
 import { parseManifest, type OnnxManifest } from '../../mamba/onnx/manifest.ts';
 import { loadWorkerEngine, type ModelFetcher } from '../../mamba/onnx/worker-loader.ts';
 import { readSafetensors } from '../../mamba/safetensors.ts';
-import { WasmStepEngine, type StepPrecision } from '../../mamba/wasm/engine.ts';
+import { WasmEngine, type StepPrecision } from '../../mamba/wasm/engine.ts';
 import { weightsFromSafetensors } from '../../mamba/weights.ts';
 import { loadTokenizer, type TextTokenizer } from '../../mamba/tokenizer.ts';
 import { modelDefaultsFromCard, type ModelDefaults } from '../../mamba/model-defaults.ts';
@@ -18,12 +18,12 @@ export interface EdgeModel {
   manifest: OnnxManifest;
   tokenizer: TextTokenizer;
   defaults: ModelDefaults;
-  /** The isolate's engine (loaded on first use): ORT, or ORT's prefill with the WASM SIMD decode step. */
+  /** The isolate's engine (loaded on first use): mamba/wasm's SIMD engine, or ORT. */
   engine(): Promise<{ engine: MambaEngine; coldStartMs: number }>;
 }
 
-/** The WASM SIMD decode step (mamba/wasm): its compiled module (a Worker module import) and weight precision. */
-export interface EdgeStep {
+/** mamba/wasm's SIMD engine: its compiled module (a Worker module import) and weight precision. */
+export interface EdgeWasm {
   module: WebAssembly.Module;
   precision: StepPrecision;
 }
@@ -47,31 +47,28 @@ export function lazyEdgeModel(open: () => Promise<EdgeModel>): () => Promise<Edg
   };
 }
 
-/** EDGE_DECODE's choice as the step to load (undefined: ORT decodes). */
-export function edgeStep(decode: 'wasm-fp32' | 'wasm-int8' | 'onnx', module: WebAssembly.Module): EdgeStep | undefined {
-  return decode === 'onnx' ? undefined : { module, precision: decode === 'wasm-int8' ? 'int8' : 'fp32' };
+/** EDGE_ENGINE's choice (undefined: ORT). */
+export function edgeWasm(engine: 'wasm-fp32' | 'wasm-int8' | 'onnx', module: WebAssembly.Module): EdgeWasm | undefined {
+  return engine === 'onnx' ? undefined : { module, precision: engine === 'wasm-int8' ? 'int8' : 'fp32' };
 }
 
 /**
- * ORT's engine, and with `step` the WASM decode engine over it, its weights read from the folder's model.safetensors
- * (the checkpoint's, copied by worker/model/build.ts; the same numbers as the ONNX export). Once per isolate.
+ * With `simd`, the WASM engine, its weights read from the folder's model.safetensors (the checkpoint's, copied by
+ * worker/model/build.ts; the same numbers as the ONNX export); without it, or for a folder without that file (a
+ * sharded checkpoint's), ORT's engine. Once per isolate.
  */
-function edgeEngine(files: ModelFetcher, wasm: WebAssembly.Module, config: MambaConfig, step?: EdgeStep) {
+function edgeEngine(files: ModelFetcher, ortWasm: WebAssembly.Module, config: MambaConfig, simd?: EdgeWasm) {
   let loading: ReturnType<EdgeModel['engine']> | null = null;
   return () => {
     loading ??= (async () => {
-      const onnx = await loadWorkerEngine(files, wasm, MODEL_BASE_URL);
-      if (!step) return onnx;
+      if (!simd) return loadWorkerEngine(files, ortWasm, MODEL_BASE_URL);
       const t0 = performance.now();
       const response = await files.fetch(`${MODEL_BASE_URL}model.safetensors`);
-      if (response.status === 404) return onnx; // a sharded checkpoint's folder: ORT decodes
+      if (response.status === 404) return loadWorkerEngine(files, ortWasm, MODEL_BASE_URL);
       if (!response.ok) throw new Error(`model file model.safetensors: HTTP ${response.status}`);
       const weights = weightsFromSafetensors(config, readSafetensors(new Uint8Array(await response.arrayBuffer())));
-      const engine = await WasmStepEngine.create(step.module, config, weights, {
-        precision: step.precision,
-        prefillEngine: onnx.engine,
-      });
-      return { engine, coldStartMs: onnx.coldStartMs + performance.now() - t0 };
+      const engine = await WasmEngine.create(simd.module, config, weights, { precision: simd.precision });
+      return { engine, coldStartMs: performance.now() - t0 };
     })();
     loading.catch(() => (loading = null));
     return loading;
@@ -80,8 +77,8 @@ function edgeEngine(files: ModelFetcher, wasm: WebAssembly.Module, config: Mamba
 
 export async function openEdgeModel(
   files: ModelFetcher,
-  wasm: WebAssembly.Module,
-  step?: EdgeStep,
+  ortWasm: WebAssembly.Module,
+  simd?: EdgeWasm,
 ): Promise<EdgeModel> {
   const [manifestJson, tokenizerJson, card] = await Promise.all([
     fetchJson(files, 'manifest.json'),
@@ -94,6 +91,6 @@ export async function openEdgeModel(
     manifest,
     tokenizer: loadTokenizer(tokenizerJson),
     defaults: modelDefaultsFromCard(card, manifest.config.nLayer),
-    engine: edgeEngine(files, wasm, manifest.config, step),
+    engine: edgeEngine(files, ortWasm, manifest.config, simd),
   };
 }

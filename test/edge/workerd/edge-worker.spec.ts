@@ -38,8 +38,8 @@ describe('edge API in workerd', () => {
     expect(Object.keys(timings(response))).toEqual(
       expect.arrayContaining(['tokenize', 'route', 'load', 'prefill', 'decode', 'total']),
     );
-    // EDGE_DECODE's default: ORT prefills, mamba/wasm's SIMD step decodes (#16)
-    expect(body.deciserve).toMatchObject({ ran_on: 'edge', engine: 'wasm-simd-fp32+onnx-wasm-fp32-prefill' });
+    // EDGE_ENGINE's default: mamba/wasm's SIMD engine prefills and decodes (#16)
+    expect(body.deciserve).toMatchObject({ ran_on: 'edge', engine: 'wasm-simd-fp32' });
     expect(body.usage.completion_tokens).toBe(16);
     expect(body.choices[0]!.text).toBe(' unto him, Get thee up, and go down with thee. And he'); // deciserve generate "And God said" --max-tokens 16 (Node, reference and onnx; run 4)
   });
