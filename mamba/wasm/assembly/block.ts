@@ -6,9 +6,10 @@
 // chosen rows (the choice is mamba/decimation.ts's, made in JS), compacting them to the front of the residual rows.
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
-import { gemmF32, madd } from './gemm';
+import { gemmF32, hsum4, madd } from './gemm';
 import {
   A,
+  accBuf,
   BLOCK,
   CONV_B,
   CONV_STATE,
@@ -42,7 +43,7 @@ import {
   yBuf,
   zGate,
 } from './model';
-import { expV, hsum, siluV, softplusV } from './simd-math';
+import { expNonPositive, hsum, siluV, softplusV } from './simd-math';
 
 /** out[t] = x[t] / sqrt(mean(x[t]²) + eps) ⊙ w for rows of dModel floats (dModel % 4 == 0, checked by the engine). */
 export function rmsNormRows(x: usize, rows: i32, w: usize, out: usize): void {
@@ -134,44 +135,98 @@ function gemmDt(layer: i32, m: i32): void {
   gemmF32(slot(layer, DT_W), xdbl, xdblWidth, delta, dInner, dInner, dtRank, m, false);
 }
 
-/** Selective scan of m rows, four states per vector, h kept in registers across the rows for 16 states at a time. */
-function scan(layer: i32, m: i32): void {
-  const a = slot(layer, A);
-  const h = slot(layer, SSM_STATE);
+/**
+ * h = exp(Δ·A) ⊙ h + Δ·B·x over m rows for one channel's states [g, g + 4·groups), h kept in registers across the
+ * rows; C·h (this group's part of y) goes to accBuf[t][ch % 4] as a vector, summed later four channels at a time.
+ */
+@inline
+function scanStates(ch: i32, g: i32, m: i32, first: bool, a: usize, h: usize): void {
   const stateBytes = <usize>dState << 2;
   const rowBytes = <usize>dInner << 2;
   const xdblRow = <usize>xdblWidth << 2;
-  const bBase = xdbl + (<usize>dtRank << 2);
+  const co = <usize>ch << 2;
+  const go = <usize>g << 2;
+  const hp = h + <usize>ch * stateBytes + go;
+  const ap = a + <usize>ch * stateBytes + go;
   const tiny = f32x4.splat(1e-30);
-  for (let ch = 0; ch < dInner; ch++) {
-    const co = <usize>ch << 2;
-    for (let g = 0; g < dState; g += 4) {
-      const go = <usize>g << 2;
-      const hp = h + <usize>ch * stateBytes + go;
-      const av = v128.load(a + <usize>ch * stateBytes + go);
-      let hv = v128.load(hp);
-      for (let t = 0; t < m; t++) {
-        const dt = load<f32>(delta + <usize>t * rowBytes + co);
-        const bp = bBase + <usize>t * xdblRow + go;
-        const dA = expV(f32x4.mul(f32x4.splat(dt), av));
-        hv = madd(dA, hv, f32x4.mul(f32x4.splat(dt * load<f32>(xc + <usize>t * rowBytes + co)), v128.load(bp)));
-        // A state with no input decays geometrically into denormals, which x86 multiplies ~100× slower and WASM
-        // cannot flush: zero it below 1e-30, where it no longer moves any output.
-        hv = v128.and(hv, f32x4.ge(f32x4.abs(hv), tiny));
-        const part = hsum(f32x4.mul(hv, v128.load(bp + stateBytes)));
-        const yp = yBuf + <usize>t * rowBytes + co;
-        store<f32>(yp, g == 0 ? part : load<f32>(yp) + part);
-      }
-      v128.store(hp, hv);
-    }
-  }
-  // y = (y + D·x) ⊙ SiLU(z)
-  const dSkip = slot(layer, D);
+  const av = v128.load(ap);
+  let hv = v128.load(hp);
+  const accCol = accBuf + (<usize>(ch & 3) << 4);
   for (let t = 0; t < m; t++) {
-    const o = <usize>t * rowBytes;
-    for (let c: usize = 0; c < rowBytes; c += 16) {
-      const y = madd(v128.load(dSkip + c), v128.load(xc + o + c), v128.load(yBuf + o + c));
-      v128.store(yBuf + o + c, f32x4.mul(y, v128.load(zGate + o + c)));
+    const dt = load<f32>(delta + <usize>t * rowBytes + co);
+    const bp = xdbl + <usize>t * xdblRow + (<usize>dtRank << 2) + go;
+    const dA = expNonPositive(f32x4.mul(f32x4.splat(dt), av));
+    hv = madd(dA, hv, f32x4.mul(f32x4.splat(dt * load<f32>(xc + <usize>t * rowBytes + co)), v128.load(bp)));
+    // A state with no input decays geometrically into denormals, which x86 multiplies ~100× slower and WASM
+    // cannot flush: zero it below 1e-30, where it no longer moves any output.
+    hv = v128.and(hv, f32x4.ge(f32x4.abs(hv), tiny));
+    const ap2 = accCol + (<usize>t << 6);
+    const part = f32x4.mul(hv, v128.load(bp + stateBytes));
+    v128.store(ap2, first ? part : f32x4.add(v128.load(ap2), part));
+  }
+  v128.store(hp, hv);
+}
+
+/** 16 states in four registers (the shipped models' d_state): one pass over the rows per channel. */
+function scanChannel16(ch: i32, m: i32, a: usize, h: usize): void {
+  const rowBytes = <usize>dInner << 2;
+  const xdblRow = <usize>xdblWidth << 2;
+  const co = <usize>ch << 2;
+  const hp = h + (<usize>ch << 6);
+  const ap = a + (<usize>ch << 6);
+  const tiny = f32x4.splat(1e-30);
+  const a0 = v128.load(ap);
+  const a1 = v128.load(ap, 16);
+  const a2 = v128.load(ap, 32);
+  const a3 = v128.load(ap, 48);
+  let h0 = v128.load(hp);
+  let h1 = v128.load(hp, 16);
+  let h2 = v128.load(hp, 32);
+  let h3 = v128.load(hp, 48);
+  const accCol = accBuf + (<usize>(ch & 3) << 4);
+  for (let t = 0; t < m; t++) {
+    const dt = load<f32>(delta + <usize>t * rowBytes + co);
+    const dtv = f32x4.splat(dt);
+    const u = f32x4.splat(dt * load<f32>(xc + <usize>t * rowBytes + co));
+    const bp = xdbl + <usize>t * xdblRow + (<usize>dtRank << 2);
+    h0 = madd(expNonPositive(f32x4.mul(dtv, a0)), h0, f32x4.mul(u, v128.load(bp)));
+    h1 = madd(expNonPositive(f32x4.mul(dtv, a1)), h1, f32x4.mul(u, v128.load(bp, 16)));
+    h2 = madd(expNonPositive(f32x4.mul(dtv, a2)), h2, f32x4.mul(u, v128.load(bp, 32)));
+    h3 = madd(expNonPositive(f32x4.mul(dtv, a3)), h3, f32x4.mul(u, v128.load(bp, 48)));
+    h0 = v128.and(h0, f32x4.ge(f32x4.abs(h0), tiny)); // see scanStates
+    h1 = v128.and(h1, f32x4.ge(f32x4.abs(h1), tiny));
+    h2 = v128.and(h2, f32x4.ge(f32x4.abs(h2), tiny));
+    h3 = v128.and(h3, f32x4.ge(f32x4.abs(h3), tiny));
+    let acc = f32x4.mul(h0, v128.load(bp, 64));
+    acc = madd(h1, v128.load(bp, 80), acc);
+    acc = madd(h2, v128.load(bp, 96), acc);
+    acc = madd(h3, v128.load(bp, 112), acc);
+    v128.store(accCol + (<usize>t << 6), acc);
+  }
+  v128.store(hp, h0);
+  v128.store(hp, h1, 16);
+  v128.store(hp, h2, 32);
+  v128.store(hp, h3, 48);
+}
+
+/** The selective scan of m rows, then y = (C·h + D·x) ⊙ SiLU(z). */
+function scan(layer: i32, m: i32): void {
+  const a = slot(layer, A);
+  const h = slot(layer, SSM_STATE);
+  const dSkip = slot(layer, D);
+  const rowBytes = <usize>dInner << 2;
+  for (let ch = 0; ch < dInner; ch++) {
+    if (dState == 16) scanChannel16(ch, m, a, h);
+    else for (let g = 0; g < dState; g += 4) scanStates(ch, g, m, g == 0, a, h);
+    if ((ch & 3) != 3) continue;
+    // Four channels done: their C·h sums as one vector per row.
+    const c = <usize>(ch - 3) << 2;
+    const dv = v128.load(dSkip + c);
+    for (let t = 0; t < m; t++) {
+      const acc = accBuf + (<usize>t << 6);
+      const o = <usize>t * rowBytes + c;
+      const y = madd(dv, v128.load(xc + o), hsum4(v128.load(acc), v128.load(acc, 16), v128.load(acc, 32), v128.load(acc, 48)));
+      v128.store(yBuf + o, f32x4.mul(y, v128.load(zGate + o)));
     }
   }
 }

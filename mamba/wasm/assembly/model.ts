@@ -33,6 +33,7 @@ export let zGate: usize = 0; // [BLOCK, dInner] SiLU(z)
 export let xdbl: usize = 0; // [BLOCK, xdblWidth]
 export let delta: usize = 0; // [BLOCK, dInner]
 export let yBuf: usize = 0; // [BLOCK, dInner]
+export let accBuf: usize = 0; // [BLOCK, 4] v128: the scan's C·h of four channels before their horizontal sums
 export let xq: usize = 0; // [BLOCK, max(dModel, dInner)] i16: activations quantized for the int8 matmuls
 export let xqScale: usize = 0; // [BLOCK] f32
 export let logits: usize = 0; // [BLOCK, vocab]
@@ -96,6 +97,7 @@ export function configure(dims: usize, epsilon: f32, ptrs: usize): void {
   xdbl = f(BLOCK * xdblWidth);
   delta = f(BLOCK * dInner);
   yBuf = f(BLOCK * dInner);
+  accBuf = f(BLOCK * 16);
   xq = heap.alloc(<usize>(BLOCK * max(dModel, dInner)) << 1);
   xqScale = f(BLOCK);
   logits = f(BLOCK * vocab);

@@ -2,6 +2,7 @@
 // reduction and minimax polynomials: about 1–2 ulp, close enough that a step matches the f64 reference to ~1e-6.
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
+import { madd } from './gemm';
 
 const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;
@@ -27,6 +28,25 @@ export function expV(x: v128): v128 {
   p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
   const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
   return v128.andnot(f32x4.mul(p, scale), under);
+}
+
+/**
+ * e^x per lane for x ≤ 0 (the scan's Δ·A): clamped at −87, where e^x ≈ 1.6e-38 is still a normal float, so no lane
+ * needs masking and the result is never a denormal (the scan zeroes states that would become one). Fused
+ * multiply-adds where relaxed SIMD is on; the same polynomial as expV.
+ */
+@inline
+export function expNonPositive(x: v128): v128 {
+  x = f32x4.max(x, f32x4.splat(-87));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
+  const r = madd(n, f32x4.splat(-LN2_LO), madd(n, f32x4.splat(-LN2_HI), x));
+  let p = madd(f32x4.splat(1.9875691500e-4), r, f32x4.splat(1.3981999507e-3));
+  p = madd(p, r, f32x4.splat(8.3334519073e-3));
+  p = madd(p, r, f32x4.splat(4.1665795894e-2));
+  p = madd(p, r, f32x4.splat(1.6666665459e-1));
+  p = madd(p, r, f32x4.splat(5.0000001201e-1));
+  p = madd(p, f32x4.mul(r, r), f32x4.add(r, f32x4.splat(1.0)));
+  return f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23));
 }
 
 /** ln x per lane for x ≥ 1 (softplus's argument); no handling of 0, negatives or inf. */
