@@ -110,14 +110,24 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function benchWorkerd(
+/** A running `wrangler dev` on the harness: JSON calls, and the workerd process running the Worker. */
+export interface WorkerdHarness {
+  get(path: string): Promise<Record<string, number>>;
+  post(path: string, body: unknown): Promise<Record<string, unknown>>;
+  /** CPU ms of the Worker's workerd process (see processCpuMs). */
+  cpuMs(): number;
+  memory(): { rss: number; peak: number };
+}
+
+/** Starts the harness Worker on `modelDir` (ENGINE = `engine` when set), runs `use`, and stops it. */
+export async function withWorkerd<T>(
   bundleDir: string,
   modelDir: string,
   tmp: string,
-  ids: (n: number) => number[],
   /** The harness's ENGINE var: 'wasm-fp32' | 'wasm-int8' (mamba/wasm's engine; modelDir needs model.safetensors). */
-  engine?: string,
-): Promise<WorkerdTimings> {
+  engine: string | undefined,
+  use: (h: WorkerdHarness) => Promise<T>,
+): Promise<T> {
   mkdirSync(tmp, { recursive: true });
   const port = await freePort();
   const config = harnessConfig(bundleDir, modelDir, join(tmp, `wrangler-${port}.toml`), engine);
@@ -136,18 +146,42 @@ export async function benchWorkerd(
   try {
     await waitReady(port, child, () => output);
     const base = `http://127.0.0.1:${port}`;
-    const get = async (path: string) => (await fetch(base + path)).json() as Promise<Record<string, number>>;
-    const post = async (path: string, body: unknown) => {
-      const res = await fetch(base + path, { method: 'POST', body: JSON.stringify(body) });
-      const data = (await res.json()) as Record<string, unknown>;
-      if (res.status !== 200) throw new Error(`${path}: ${JSON.stringify(data)}`);
-      return data;
-    };
+    return await use({
+      get: async (path) => (await fetch(base + path)).json() as Promise<Record<string, number>>,
+      post: async (path, body) => {
+        const res = await fetch(base + path, { method: 'POST', body: JSON.stringify(body) });
+        const data = (await res.json()) as Record<string, unknown>;
+        if (res.status !== 200) throw new Error(`${path}: ${JSON.stringify(data)}`);
+        return data;
+      },
+      cpuMs: () => processCpuMs(workerdPid(child.pid!)),
+      memory: () => workerdMemory(child.pid!),
+    });
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const pid of descendants(child.pid!)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+export async function benchWorkerd(
+  bundleDir: string,
+  modelDir: string,
+  tmp: string,
+  ids: (n: number) => number[],
+  engine?: string,
+): Promise<WorkerdTimings> {
+  return withWorkerd(bundleDir, modelDir, tmp, engine, async ({ get, post, cpuMs, memory }) => {
     const cpuTimed = async (fn: () => Promise<unknown>) => {
-      const pid = workerdPid(child.pid!);
-      const c0 = processCpuMs(pid);
+      const c0 = cpuMs();
       const { ms } = await timed(fn);
-      return { ms, cpu: processCpuMs(pid) - c0 };
+      return { ms, cpu: cpuMs() - c0 };
     };
     const cold = await timed(() => get('/health'));
     const warm = await timed(() => get('/health'));
@@ -180,7 +214,7 @@ export async function benchWorkerd(
     const latency: number[] = [];
     for (let i = 0; i < 3; i++) latency.push((await timed(() => post('/generate', { ids: prompt, maxTokens: 32 }))).ms);
     const health = await get('/health');
-    const mem = workerdMemory(child.pid!);
+    const mem = memory();
     return {
       coldStartMs: cold.ms,
       warmHealthMs: warm.ms,
@@ -193,17 +227,7 @@ export async function benchWorkerd(
       workerdRssMiB: mem.rss,
       workerdPeakRssMiB: mem.peak,
     };
-  } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
-    for (const pid of descendants(child.pid!)) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  });
 }
 
 export interface BundleSize {

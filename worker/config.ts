@@ -51,10 +51,12 @@ const envSchema = z.object({
   /** Longest prompt run at the edge [the model's training length]; longer ones become runner jobs. */
   EDGE_MAX_PROMPT_TOKENS: optionalInt(1),
   /**
-   * Longest prompt run at the edge with DeciMamba on. Its prefill is not chunked, so ORT's wasm heap grows with the
-   * prompt (121 MiB at 2048 tokens, fp32: bench/results/onnx-bench.md) against a Worker's 128 MiB.
+   * Longest prompt run at the edge with DeciMamba on, whose prefill holds the whole prompt at once. Default: the
+   * training length (2,048) on the WASM engine, which holds [L, d_model] activations (2 MiB at 2,048 tokens; the
+   * isolate peaked at ≤84 MiB in fp32: bench/results/edge-memory-workerd.md); 1,024 on ORT, whose wasm heap grows to
+   * 121 MiB at 2,048 tokens (bench/results/edge-memory.md) against a Worker's 128 MiB.
    */
-  EDGE_MAX_DECIMATION_TOKENS: int(1, 1024),
+  EDGE_MAX_DECIMATION_TOKENS: optionalInt(1),
   /** CPU one edge request may spend, estimated from the throughputs below (bench/edge-bench.ts measures them). */
   EDGE_CPU_BUDGET_MS: int(1, 10_000),
   EDGE_PREFILL_TOKENS_PER_S: int(1, MEASURED_EDGE_THROUGHPUT.prefillTokensPerS),
@@ -143,7 +145,7 @@ export function edgeConfig(env: Record<string, unknown>) {
         : null,
     edge: {
       maxPromptTokens: e.EDGE_MAX_PROMPT_TOKENS,
-      maxDecimationTokens: e.EDGE_MAX_DECIMATION_TOKENS,
+      maxDecimationTokens: e.EDGE_MAX_DECIMATION_TOKENS ?? (e.EDGE_ENGINE === 'onnx' ? 1024 : 2048),
       engine: e.EDGE_ENGINE,
       cpuBudgetMs: e.EDGE_CPU_BUDGET_MS,
       prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S,

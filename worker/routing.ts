@@ -19,7 +19,7 @@ export interface Work {
    * scores all of it), which runs well below the prefill rate (EDGE_SCORE_TOKENS_PER_S).
    */
   scoredTokens?: number;
-  /** DeciMamba on: the prefill runs unchunked, so its memory grows with the prompt (see EDGE_MAX_DECIMATION_TOKENS). */
+  /** DeciMamba on: the prefill holds the whole prompt, so its memory grows with it (see EDGE_MAX_DECIMATION_TOKENS). */
   decimated?: boolean;
 }
 
