@@ -7,38 +7,18 @@ import { madd } from './gemm';
 const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;
 const LN2_LO: f32 = -2.12194440e-4;
+const ROUND_MAGIC: f32 = 12582912; // 1.5·2^23
 
 /**
- * e^x per lane. Lanes below −60 give exactly 0 and x is capped at 88.3, so neither the result nor a product with it
- * (the scan's exp(Δ·A)·h) becomes a denormal: WASM cannot flush them, and x86 takes a slow path on each one. The
- * reference's value there is < 1e-26, far under f32 resolution of anything it is added to.
+ * e^x per lane for x in [−87, 88.3], where both e^x and 2^n are normal floats: WASM cannot flush denormals, and x86
+ * takes a slow path on each one. Cephes' range reduction and polynomial; n = round(x·log2 e) by the 1.5·2^23 trick
+ * (its integer sits in the low mantissa bits of t, so 2^n is t << 23 plus the exponent bias: no rounding or conversion
+ * instructions, which V8 lowers to long sequences). Fused multiply-adds where relaxed SIMD is on.
  */
 @inline
-export function expV(x: v128): v128 {
-  const under = f32x4.lt(x, f32x4.splat(-60));
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-60)), f32x4.splat(88.3));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
-  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI))), f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return v128.andnot(f32x4.mul(p, scale), under);
-}
-
-/**
- * e^x per lane for x ≤ 0 (the scan's Δ·A): clamped at −87, where e^x ≈ 1.6e-38 is still a normal float, so no lane
- * needs masking and the result is never a denormal (the scan zeroes states that would become one). Fused
- * multiply-adds where relaxed SIMD is on; the same polynomial as expV.
- */
-@inline
-export function expNonPositive(x: v128): v128 {
-  x = f32x4.max(x, f32x4.splat(-87));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
+function expInRange(x: v128): v128 {
+  const t = madd(x, f32x4.splat(LOG2E), f32x4.splat(ROUND_MAGIC));
+  const n = f32x4.sub(t, f32x4.splat(ROUND_MAGIC));
   const r = madd(n, f32x4.splat(-LN2_LO), madd(n, f32x4.splat(-LN2_HI), x));
   let p = madd(f32x4.splat(1.9875691500e-4), r, f32x4.splat(1.3981999507e-3));
   p = madd(p, r, f32x4.splat(8.3334519073e-3));
@@ -46,7 +26,19 @@ export function expNonPositive(x: v128): v128 {
   p = madd(p, r, f32x4.splat(1.6666665459e-1));
   p = madd(p, r, f32x4.splat(5.0000001201e-1));
   p = madd(p, f32x4.mul(r, r), f32x4.add(r, f32x4.splat(1.0)));
-  return f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23));
+  return f32x4.mul(p, i32x4.add(i32x4.shl(t, 23), i32x4.splat(127 << 23)));
+}
+
+/** e^x per lane, x clamped to [−87, 88.3] (below −87 the reference's value is < 2e-38, under f32 resolution of 1). */
+@inline
+export function expV(x: v128): v128 {
+  return expInRange(f32x4.min(f32x4.max(x, f32x4.splat(-87)), f32x4.splat(88.3)));
+}
+
+/** e^x per lane for x ≤ 0 (the scan's Δ·A). */
+@inline
+export function expNonPositive(x: v128): v128 {
+  return expInRange(f32x4.max(x, f32x4.splat(-87)));
 }
 
 /** ln x per lane for x ≥ 1 (softplus's argument); no handling of 0, negatives or inf. */
