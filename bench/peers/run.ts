@@ -1,6 +1,7 @@
 // Side-by-side: llama.cpp (node-llama-cpp's prebuilt addon, and native llama-bench when built) against deciserve's
 // WASM engine on the same weights, one thread each, runs interleaved round by round so load drifts hit all alike.
-// Run: npx tsx bench/peers/run.ts [--reps 5] [--long] [--no-build] [--decode 64] [--workerd]
+// Run: npx tsx bench/peers/run.ts [--reps 5] [--long] [--no-build] [--decode 64] [--workerd] [--no-ort] [--out NAME]
+// --no-ort leaves out the onnxruntime-web rows (mamba/wasm against llama.cpp only); --out names the result files.
 // --workerd also runs the fp32 export in workerd (wrangler dev, test/workerd harness; after the rounds, not interleaved).
 // Installs bench/peers' own node-llama-cpp on first use; writes bench/results/peers-llama-cpp.{json,md}
 // (--decode-only: decode rounds alone, into peers-llama-cpp-decode.{json,md}).
@@ -30,6 +31,8 @@ const { values: flags } = parseArgs({
     'decode-only': { type: 'boolean' },
     workerd: { type: 'boolean' },
     model: { type: 'string', default: 'models/deciserve-mamba' },
+    'no-ort': { type: 'boolean' },
+    out: { type: 'string' },
   },
 });
 const command = `npx tsx bench/peers/run.ts ${process.argv.slice(2).join(' ')}`.trim();
@@ -37,7 +40,7 @@ const log = (m: string) => process.stderr.write(`[peers] ${m}\n`);
 const reps = Number(flags.reps);
 const decodeSteps = Number(flags.decode);
 const LENGTHS = flags['decode-only'] ? [] : flags.long ? [128, 512, 2048, 8192] : [128, 512, 2048];
-const OUT = flags['decode-only'] ? 'peers-llama-cpp-decode' : 'peers-llama-cpp';
+const OUT = flags.out ?? (flags['decode-only'] ? 'peers-llama-cpp-decode' : 'peers-llama-cpp');
 const THREADS = 1;
 
 ensurePeerDeps(log);
@@ -65,7 +68,7 @@ const addon = {
   f32: await openAddonPeer(ggufPaths.f32, { threads: THREADS, contextSize, batchSize: 512 }),
   q8_0: await openAddonPeer(ggufPaths.q8_0, { threads: THREADS, contextSize, batchSize: 512 }),
 };
-const wasm = await openWasmContenders(config, ckpt.weights);
+const wasm = await openWasmContenders(config, ckpt.weights, !flags['no-ort']);
 
 // ---- logits and tokenization against the reference engine ------------------------------------------------------
 const checkText = text.slice(0, 4000);
@@ -89,15 +92,15 @@ const bin = findLlamaBench(!flags['no-build'], log);
 if (!bin) log('llama-bench not available: the native column is left out (the addon is the stand-in)');
 const contenders: Contender[] = [
   ...(bin
-    ? [
-        {
-          name: 'llama.cpp f32 (native llama-bench)',
+    ? (['f32', 'q8_0'] as const).map(
+        (p): Contender => ({
+          name: `llama.cpp ${p} (native llama-bench)`,
           prefillTps: async (ids: number[]) =>
-            llamaBenchTps(bin, ggufPaths.f32, { prompt: ids.length, gen: 0, threads: THREADS }),
+            llamaBenchTps(bin, ggufPaths[p], { prompt: ids.length, gen: 0, threads: THREADS }),
           decodeTps: async (_p: number[], n: number) =>
-            llamaBenchTps(bin, ggufPaths.f32, { prompt: 0, gen: n, threads: THREADS }),
-        },
-      ]
+            llamaBenchTps(bin, ggufPaths[p], { prompt: 0, gen: n, threads: THREADS }),
+        }),
+      )
     : []),
   ...(['f32', 'q8_0'] as const).map(
     (p): Contender => ({
@@ -132,7 +135,7 @@ for (let r = 0; r < reps; r++) {
 }
 const loadEnd = loadavg();
 const workerd: WorkerdRow[] = flags.workerd
-  ? await workerdRows(config, ckpt.weights, TMP, promptIds, log, dir).catch((err: Error) => {
+  ? await workerdRows(config, ckpt.weights, TMP, promptIds, log, dir, !flags['no-ort']).catch((err: Error) => {
       log(`workerd left out: ${err.message.split('\n')[0]}`);
       return [];
     })
@@ -184,8 +187,13 @@ const baseline =
 const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
 // CPU time exists only for in-process engines: that column's ratios are to the llama.cpp f32 addon.
 const cpuBaseline = rows.find((r) => r.engine === 'llama.cpp f32 (addon)')!;
+// int8 weights are compared with llama.cpp's q8_0 (native when built).
+const q8Baseline =
+  rows.find((r) => r.engine === 'llama.cpp q8_0 (native llama-bench)') ??
+  rows.find((r) => r.engine === 'llama.cpp q8_0 (addon)')!;
+const baselineOf = (r: (typeof rows)[number]) => (/int8|q8_0/.test(r.engine) ? q8Baseline : baseline);
 const cell = (r: (typeof rows)[number], k: string) => {
-  const [c, b] = [r[k], (k === 'decodeCpu' ? cpuBaseline : baseline)[k]];
+  const [c, b] = [r[k], (k === 'decodeCpu' ? cpuBaseline : baselineOf(r))[k]];
   return c && b ? `${fmt(c.medianTps)} (${fmt(c.maxTps)}) ${(c.medianTps / b.medianTps).toFixed(2)}×` : '–';
 };
 const header = `| engine | ${[...LENGTHS.map((l) => `prefill ${l}`), 'decode', 'decode, per CPU second (× addon)'].join(' | ')} |`;
@@ -194,8 +202,9 @@ for (const r of rows) {
   lines.push(`| ${r.engine} | ${keys.map((k) => cell(r, k)).join(' | ')} |`);
 }
 const note =
-  `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine}; ` +
-  `${THREADS} thread; – = the prefill graph of the row above (SIMD step rows: decode only, their prefill is ORT's); decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
+  `tok/s by wall clock, median (best = min time) of ${reps} interleaved rounds, ratio of medians to ${baseline.engine} ` +
+  `(int8 and q8_0 rows: to ${q8Baseline.engine}); ` +
+  `${THREADS} thread; – = the prefill graph of the row above (ORT variants); decode = ${decodeSteps} greedy steps after a 512-token prompt (llama-bench: from an empty ` +
   `state, its own tokens); "per CPU second" = steps / process CPU time (user + system, every thread) of the same decode ` +
   `runs, in-process engines only (llama-bench runs as its own process; ratios there are to llama.cpp f32 (addon)), less sensitive to other load on the machine; load average ${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ` +
   `${loadEnd.map((v) => v.toFixed(2)).join('/')} at end (2 cores, shared).`;

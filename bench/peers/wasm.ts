@@ -1,5 +1,5 @@
-// deciserve's WASM engines (onnxruntime-web, one thread, in this Node process) as bench contenders. Variants that
-// share a prefill graph time only their decode (the prefill row would repeat the first variant's).
+// deciserve's WASM engines (mamba/wasm's SIMD engine, and onnxruntime-web; one thread, in this Node process) as bench
+// contenders. ORT variants that share a prefill graph time only their decode (the prefill row would repeat the first's).
 import type { MambaConfig, MambaWeights } from '../../mamba/engine.ts';
 import { exportMambaOnnx, modelBytes } from '../../mamba/onnx/export/export-model.ts';
 import type { Quantization } from '../../mamba/onnx/export/layers.ts';
@@ -45,10 +45,17 @@ export const VARIANTS: Variant[] = [
   { q: 'int8', label: 'int8, lean step', leanStep: true, stepPrepack: false, prefill: true },
 ];
 
-export async function openWasmContenders(config: MambaConfig, weights: MambaWeights): Promise<WasmContender[]> {
+/** mamba/wasm's engine in fp32 and int8, then (unless `withOrt` is false) the ORT variants. */
+export async function openWasmContenders(
+  config: MambaConfig,
+  weights: MambaWeights,
+  withOrt = true,
+): Promise<WasmContender[]> {
   const out: WasmContender[] = [];
+  for (const precision of ['fp32', 'int8'] as StepPrecision[])
+    out.push(await wasmSimdContender(config, weights, precision));
   const exports = new Map<Quantization, ReturnType<typeof modelBytes>>();
-  for (const v of VARIANTS) {
+  for (const v of withOrt ? VARIANTS : []) {
     if (!exports.has(v.q))
       exports.set(v.q, modelBytes(exportMambaOnnx(config, weights, { quantization: v.q, decimationLayers: [] })));
     const engine = await createOnnxEngineNode(exports.get(v.q)!, { leanStep: v.leanStep, stepPrepack: v.stepPrepack });
@@ -76,15 +83,12 @@ export async function openWasmContenders(config: MambaConfig, weights: MambaWeig
       dispose: () => engine.dispose(),
     });
   }
-  for (const precision of ['fp32', 'int8'] as StepPrecision[])
-    out.push(await wasmSimdContender(config, weights, precision));
   return out;
 }
 
-/**
- * mamba/wasm's hand-written SIMD decode step (no ORT). Decode only: its own prefill runs the prompt through the step
- * token by token (used here to reach the 512-token state; not timed); the edge pairs it with ORT's batched prefill.
- */
+export const simdName = (precision: StepPrecision) => `deciserve WASM SIMD ${precision} (mamba/wasm; no ORT)`;
+
+/** mamba/wasm's hand-written SIMD engine (no ORT): its blocked prefill and its decode step. */
 async function wasmSimdContender(
   config: MambaConfig,
   weights: MambaWeights,
@@ -92,7 +96,12 @@ async function wasmSimdContender(
 ): Promise<WasmContender> {
   const engine = await createWasmEngineNode(config, weights, { precision });
   const contender: WasmContender = {
-    name: `deciserve WASM SIMD step ${precision} (mamba/wasm; no ORT)`,
+    name: simdName(precision),
+    async prefillTps(ids) {
+      const t0 = performance.now();
+      await engine.prefill(ids);
+      return (ids.length / (performance.now() - t0)) * 1000;
+    },
     async decodeTps(prompt, steps) {
       const start = await engine.prefill(prompt);
       let { state } = start;

@@ -1,5 +1,5 @@
 // The edge's decode paths in workerd, one `wrangler dev` each on the test/workerd harness (bench/onnx-workerd.ts):
-// ORT's If-graph step (EDGE_DECODE=onnx) against mamba/wasm's SIMD step in fp32 and int8, all after ORT's prefill.
+// ORT's If-graph step (EDGE_ENGINE=onnx) against mamba/wasm's SIMD engine in fp32 and int8 (its own prefill too).
 // Shorter than `bench/peers/run.ts --workerd` (which also runs the lean-graph export and every Node round).
 //   npx tsx bench/peers/workerd-step.ts     writes bench/results/peers-workerd-step.{json,md}
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,9 +17,9 @@ const RESULTS = join(ROOT, 'bench', 'results');
 const TMP = join(RESULTS, 'tmp', 'workerd-step');
 const command = 'npx tsx bench/peers/workerd-step.ts';
 const DECODES = [
-  { label: 'ORT If-graph step (EDGE_DECODE=onnx)', decode: undefined },
-  { label: 'SIMD step fp32 (EDGE_DECODE=wasm-fp32)', decode: 'wasm-fp32' },
-  { label: 'SIMD step int8 (EDGE_DECODE=wasm-int8)', decode: 'wasm-int8' },
+  { label: 'ORT If-graph step (EDGE_ENGINE=onnx)', decode: undefined },
+  { label: 'SIMD step fp32 (EDGE_ENGINE=wasm-fp32)', decode: 'wasm-fp32' },
+  { label: 'SIMD step int8 (EDGE_ENGINE=wasm-int8)', decode: 'wasm-int8' },
 ];
 
 await buildStepWasm();

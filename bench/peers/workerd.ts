@@ -1,6 +1,6 @@
-// The edge's fp32 export in workerd (bench/onnx-workerd.ts drives `wrangler dev` on the test/workerd harness): the
-// edge build's setting (If step), the lean step graph, and mamba/wasm's SIMD step (fp32, int8) decoding after ORT's
-// prefill as the edge's EDGE_DECODE runs it, so the workerd figures sit next to the Node WASM rows.
+// The edge's engines in workerd (bench/onnx-workerd.ts drives `wrangler dev` on the test/workerd harness):
+// mamba/wasm's SIMD engine (fp32, int8; prefill and decode, as the edge's EDGE_ENGINE runs it) and, unless left out,
+// ORT's fp32 export (If step, lean step), so the workerd figures sit next to the Node rows.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MambaConfig, MambaWeights } from '../../mamba/engine.ts';
@@ -26,6 +26,7 @@ export async function workerdRows(
   log: (m: string) => void,
   /** The checkpoint folder: its model.safetensors feeds the SIMD step rows. */
   checkpointDir: string,
+  withOrt = true,
 ): Promise<WorkerdRow[]> {
   const bundle = join(tmp, 'peers-bundle');
   // The harness's wrangler.toml names test/.tmp/workerd-model as its assets; the dry-run bundle needs it to exist
@@ -33,7 +34,7 @@ export async function workerdRows(
   mkdirSync(join(tmp, '..', '..', '..', 'test', '.tmp', 'workerd-model'), { recursive: true });
   workerBundleSize(bundle);
   const out: WorkerdRow[] = [];
-  for (const lean of [false, true]) {
+  for (const lean of withOrt ? [false, true] : []) {
     const label = lean ? 'fp32, lean step' : 'fp32, If step (edge today)';
     const dir = join(tmp, `peers-workerd-${lean ? 'lean' : 'if'}`);
     await writeOnnxExport(dir, exportMambaOnnx(config, weights, { decimationLayers: [], leanStep: lean }));
@@ -48,17 +49,18 @@ export async function workerdRows(
       wasmMemoryMiB: t.wasmMemoryMiB,
     });
   }
+  // The SIMD engine reads manifest.json (config) and model.safetensors; the graph is there but never loaded.
   const dir = join(tmp, 'peers-workerd-simd');
   await writeOnnxExport(dir, exportMambaOnnx(config, weights, { decimationLayers: [], leanStep: false }));
   copyFileSync(join(checkpointDir, 'model.safetensors'), join(dir, 'model.safetensors'));
   for (const precision of ['fp32', 'int8']) {
-    const label = `SIMD step ${precision} (mamba/wasm; no ORT)`;
+    const label = `SIMD ${precision} (mamba/wasm; no ORT)`;
     log(`workerd: ${label}`);
     const t = await benchWorkerd(bundle, dir, tmp, ids, `wasm-${precision}`);
     out.push({
-      label: `${label}, after ORT's If-graph prefill (EDGE_DECODE=wasm-${precision})`,
+      label: `${label} (EDGE_ENGINE=wasm-${precision})`,
       nodeRow: label,
-      prefillRow: 'fp32, If step (edge today)',
+      prefillRow: label,
       prefill: Object.fromEntries(t.prefill.map((p) => [p.length, p.tokensPerSecond])),
       decode: t.decodeTokensPerSecond,
       wasmMemoryMiB: t.wasmMemoryMiB,
