@@ -19,7 +19,7 @@ import { encodeCorpus, haystackText, runPasskey, type PasskeyTokenizer } from '.
 import { randomConfig, randomWeights } from '../mamba/random-checkpoint.ts';
 import { ReferenceEngine } from '../mamba/reference/index.ts';
 import { createRng } from '../mamba/rng.ts';
-import { argmax } from '../mamba/sampling.ts';
+import { argmax, logSoftmax } from '../mamba/sampling.ts';
 import { scriptArgs } from '../mamba/script-args.ts';
 import { scoreSpan } from '../mamba/score.ts';
 import { type EngineTimings, onnxBenchMarkdown, type QuantResult, type Quality } from './onnx-bench-report.ts';
@@ -184,13 +184,6 @@ async function quality(engine: MambaEngine, fp32: MambaEngine): Promise<Quality>
     await fp32.prefill(ids, { logitPositions: 'all' }),
     await engine.prefill(ids, { logitPositions: 'all' }),
   ];
-  const logSoftmax = (l: Float32Array) => {
-    let m = -Infinity;
-    for (const v of l) m = Math.max(m, v);
-    let z = 0;
-    for (const v of l) z += Math.exp(v - m);
-    return Float64Array.from(l, (v) => v - m - Math.log(z));
-  };
   let maxAbsLogitDiff = 0;
   let sumAbs = 0;
   let kl = 0;

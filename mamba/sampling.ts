@@ -64,6 +64,16 @@ export function sampleToken(logits: ArrayLike<number>, params: SamplingParams, r
   return ids[ids.length - 1]!; // rounding left a sliver of mass
 }
 
+/** log softmax(logits), in f64 (for comparing whole distributions: KL between engines). */
+export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const norm = max + Math.log(sum);
+  return Float64Array.from({ length: logits.length }, (_, i) => logits[i]! - norm);
+}
+
 /** log softmax(logits)[token], in f64. */
 export function logProbOf(logits: ArrayLike<number>, token: number): number {
   let max = -Infinity;

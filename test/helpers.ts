@@ -6,6 +6,7 @@ import type { MambaConfig, MambaWeights, ModelState, Tensor } from '../mamba/eng
 import { randomConfig, randomWeights, type RandomCheckpointOptions } from '../mamba/random-checkpoint.ts';
 import { ReferenceEngine } from '../mamba/reference/index.ts';
 import { createRng } from '../mamba/rng.ts';
+import { logSoftmax } from '../mamba/sampling.ts';
 
 export interface TinyModel {
   config: MambaConfig;
@@ -54,13 +55,6 @@ export function tempDir(prefix = 'deciserve-test-'): string {
 
 /** KL(softmax(p) ‖ softmax(q)) in nats, for quantized logits against fp32 ones. */
 export function klDivergence(p: Float32Array, q: Float32Array): number {
-  const logSoftmax = (l: Float32Array) => {
-    let m = -Infinity;
-    for (const v of l) m = Math.max(m, v);
-    let z = 0;
-    for (const v of l) z += Math.exp(v - m);
-    return Float64Array.from(l, (v) => v - m - Math.log(z));
-  };
   const [a, b] = [logSoftmax(p), logSoftmax(q)];
   let s = 0;
   for (let i = 0; i < a.length; i++) s += Math.exp(a[i]!) * (a[i]! - b[i]!);

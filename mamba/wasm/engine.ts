@@ -32,7 +32,7 @@ export type StepPrecision = 'fp32' | 'int8';
 interface WasmExports {
   memory: WebAssembly.Memory;
   alloc(bytes: number): number;
-  configure(dims: number, eps: number, ptrs: number): void;
+  configure(...sizesPrecisionEpsAndPointers: number[]): void;
   reserve(rows: number): void;
   residPtr(): number;
   idsPtr(): number;
@@ -205,9 +205,8 @@ export class WasmEngine extends SequentialEngine {
       w.lmHead.data === w.embedding.data ? [head, headScale] : matrix(w.embedding.data, c.vocabSize);
     const normF = put(w.normF.data);
     const int8 = this.precision === 'int8' ? 1 : 0;
-    const dims = put(Int32Array.of(c.dModel, c.nLayer, c.dInner, c.dState, c.dConv, c.dtRank, c.vocabSize, int8));
-    const ptrs = put(Uint32Array.of(tablePtr, embedding, embeddingScale, normF, head, headScale));
-    x.configure(dims, c.normEpsilon, ptrs);
+    const sizes = [c.dModel, c.nLayer, c.dInner, c.dState, c.dConv, c.dtRank, c.vocabSize] as const;
+    x.configure(...sizes, int8, c.normEpsilon, tablePtr, embedding, embeddingScale, normF, head, headScale);
     return stateBase;
   }
 

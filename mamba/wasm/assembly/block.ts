@@ -6,7 +6,7 @@
 // chosen rows (the choice is mamba/decimation.ts's, made in JS), compacting them to the front of the residual rows.
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
-import { gemmF32, hsum4, madd } from './gemm';
+import { gemm, hsum4, madd } from './gemm';
 import {
   A,
   accBuf,
@@ -86,11 +86,11 @@ function normAndProject(layer: i32, resid: usize, n: i32, withZ: bool): void {
   const w = slot(layer, IN_PROJ);
   const s = slot(layer, IN_PROJ_SCALE);
   const win = convWindow + (<usize>(dConv * dInner) << 2);
-  project(w, s, normed, dModel, win, dInner, dInner, dModel, n, false);
+  project(w, s, win, dInner, dInner, false);
   if (!withZ) return;
   const zRows = <usize>dInner * <usize>dModel;
   const zw = w + (s ? zRows : zRows << 2); // int8 rows are bytes
-  project(zw, s + (<usize>dInner << 2), normed, dModel, zGate, dInner, dInner, dModel, n, false);
+  project(zw, s + (<usize>dInner << 2), zGate, dInner, dInner, false);
   const end = <usize>(n * dInner) << 2;
   for (let o: usize = 0; o < end; o += 16) v128.store(zGate + o, siluV(v128.load(zGate + o)));
 }
@@ -119,7 +119,7 @@ function convSilu(layer: i32, n: i32): void {
 function timeStep(layer: i32, m: i32, withBC: bool): void {
   prepareInput(xc, dInner, dInner, m);
   const cols = withBC ? xdblWidth : dtRank;
-  project(slot(layer, X_PROJ), slot(layer, X_PROJ_SCALE), xc, dInner, xdbl, xdblWidth, cols, dInner, m, false);
+  project(slot(layer, X_PROJ), slot(layer, X_PROJ_SCALE), xdbl, xdblWidth, cols, false);
   gemmDt(layer, m);
   const bias = slot(layer, DT_B);
   const rowBytes = <usize>dInner << 2;
@@ -132,7 +132,7 @@ function timeStep(layer: i32, m: i32, withBC: bool): void {
 
 /** dt_proj stays fp32 in both precisions (K = dtRank is tiny; its error would go straight into exp(Δ·A)). */
 function gemmDt(layer: i32, m: i32): void {
-  gemmF32(slot(layer, DT_W), xdbl, xdblWidth, delta, dInner, dInner, dtRank, m, false);
+  gemm<f32>(slot(layer, DT_W), 0, xdbl, xdblWidth, 0, delta, dInner, dInner, dtRank, m, false);
 }
 
 /**
@@ -225,7 +225,8 @@ function scan(layer: i32, m: i32): void {
     for (let t = 0; t < m; t++) {
       const acc = accBuf + (<usize>t << 6);
       const o = <usize>t * rowBytes + c;
-      const y = madd(dv, v128.load(xc + o), hsum4(v128.load(acc), v128.load(acc, 16), v128.load(acc, 32), v128.load(acc, 48)));
+      const sums = hsum4<f32>(v128.load(acc), v128.load(acc, 16), v128.load(acc, 32), v128.load(acc, 48));
+      const y = madd(dv, v128.load(xc + o), sums);
       v128.store(yBuf + o, f32x4.mul(y, v128.load(zGate + o)));
     }
   }
@@ -289,7 +290,7 @@ export function runLayer(layer: i32, resid: usize, rows: i32, keep: usize, keepN
     timeStep(layer, m, true);
     scan(layer, m);
     prepareInput(yBuf, dInner, dInner, m);
-    project(slot(layer, OUT_PROJ), slot(layer, OUT_PROJ_SCALE), yBuf, dInner, out, dModel, dModel, dInner, m, true);
+    project(slot(layer, OUT_PROJ), slot(layer, OUT_PROJ_SCALE), out, dModel, dModel, true);
   }
   windowToState(layer);
 }

@@ -82,7 +82,7 @@ function headRowsOf(x: usize, rows: usize, n: i32): void {
   for (let i = 0; i < n; i++)
     rmsNormRows(x + <usize>load<i32>(rows + (<usize>i << 2)) * rowBytes, 1, normF, normed + <usize>i * rowBytes);
   prepareInput(normed, dModel, dModel, n);
-  project(head, headScale, normed, dModel, logits, vocab, vocab, dModel, n, false);
+  project(head, headScale, logits, vocab, vocab, false);
 }
 
 /** headRowsOf for the prompt's rows: the row numbers are at idsPtr() (n ≤ BLOCK). */

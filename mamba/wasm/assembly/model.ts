@@ -2,7 +2,7 @@
 // table of pointers laid out by mamba/wasm/engine.ts), and the scratch one block of tokens works in.
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
-import { gemmF32, gemmI8, quantizeI16 } from './gemm';
+import { gemm, quantizeI16 } from './gemm';
 
 /** Tokens per block: a weight vector loaded by a matmul serves all of them (the decode step is a block of one). */
 export const BLOCK = 32;
@@ -68,27 +68,15 @@ export function alloc(bytes: usize): usize {
   return heap.alloc(bytes);
 }
 
-/**
- * dims: dModel, nLayer, dInner, dState, dConv, dtRank, vocab, int8 (i32 each); ptrs: layerTable, embedding,
- * embeddingScale, normF, head, headScale (u32 each).
- */
-export function configure(dims: usize, epsilon: f32, ptrs: usize): void {
-  dModel = load<i32>(dims);
-  nLayer = load<i32>(dims, 4);
-  dInner = load<i32>(dims, 8);
-  dState = load<i32>(dims, 12);
-  dConv = load<i32>(dims, 16);
-  dtRank = load<i32>(dims, 20);
-  vocab = load<i32>(dims, 24);
-  int8 = load<i32>(dims, 28) != 0;
-  eps = epsilon;
-  xdblWidth = dtRank + 2 * dState;
-  layerTable = load<u32>(ptrs);
-  embedding = load<u32>(ptrs, 4);
-  embeddingScale = load<u32>(ptrs, 8);
-  normF = load<u32>(ptrs, 12);
-  head = load<u32>(ptrs, 16);
-  headScale = load<u32>(ptrs, 20);
+/** The model's sizes, its precision and where its tables and tensors are (mamba/wasm/engine.ts lays them out). */
+export function configure(
+  model: i32, layers: i32, inner: i32, state: i32, conv: i32, rank: i32, vocabSize: i32, int8Weights: bool, eps_: f32,
+  table: usize, embeddingRows: usize, embeddingScales: usize, finalNorm: usize, headRows: usize, headScales: usize,
+): void {
+  dModel = model; nLayer = layers; dInner = inner; dState = state; dConv = conv; dtRank = rank; vocab = vocabSize;
+  int8 = int8Weights; eps = eps_; xdblWidth = dtRank + 2 * dState;
+  layerTable = table; embedding = embeddingRows; embeddingScale = embeddingScales; normF = finalNorm;
+  head = headRows; headScale = headScales;
   const f = (n: i32): usize => heap.alloc(<usize>n << 2);
   normed = f(BLOCK * dModel);
   convWindow = f((dConv + BLOCK) * dInner);
@@ -105,24 +93,23 @@ export function configure(dims: usize, epsilon: f32, ptrs: usize): void {
   stepRow = f(1);
 }
 
-/** The matmul's input: quantized to i16 rows when the weights are int8 (once, for every product that reads it). */
+// The input of the next matmuls (prepareInput): every product that reads it shares one quantization.
+let inX: usize = 0;
+let inLd = 0;
+let inK = 0;
+let inRows = 0;
+
+/** Sets the matmuls' input, rows of k floats with stride ldx, quantized to i16 rows when the weights are int8. */
 export function prepareInput(x: usize, ldx: i32, k: i32, rows: i32): void {
+  inX = x;
+  inLd = ldx;
+  inK = k;
+  inRows = rows;
   if (int8) quantizeI16(x, ldx, k, rows, xq, xqScale);
 }
 
-/** y (+)= x·Wᵀ for x as passed to prepareInput (fp32 reads x itself; int8 reads its quantized copy). */
-export function project(
-  w: usize,
-  scales: usize,
-  x: usize,
-  ldx: i32,
-  y: usize,
-  ldy: i32,
-  n: i32,
-  k: i32,
-  rows: i32,
-  acc: bool,
-): void {
-  if (int8) gemmI8(w, scales, xq, xqScale, y, ldy, n, k, rows, acc);
-  else gemmF32(w, x, ldx, y, ldy, n, k, rows, acc);
+/** y (+)= input·Wᵀ for the n weight rows at w (with their scales when int8) and the input set by prepareInput. */
+export function project(w: usize, scales: usize, y: usize, ldy: i32, n: i32, acc: bool): void {
+  if (int8) gemm<i8>(w, scales, xq, inK, xqScale, y, ldy, n, inK, inRows, acc);
+  else gemm<f32>(w, 0, inX, inLd, 0, y, ldy, n, inK, inRows, acc);
 }
