@@ -9,20 +9,21 @@
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadCheckpoint, readModelDefaults } from '../mamba/checkpoint.ts';
+import { scriptArgs } from '../mamba/script-args.ts';
 import { buildEdgeModel } from '../worker/model/build.ts';
 import { withWorkerd, workerBundleSize } from './onnx-workerd.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const TMP = join(ROOT, 'bench', 'results', 'tmp');
-const { values: flags } = parseArgs({
-  options: {
+const flags = scriptArgs(
+  "npx tsx bench/edge-memory-workerd.ts [options]\nThe edge engines' memory in workerd at a DeciMamba prefill of each length.",
+  {
     lengths: { type: 'string', default: '1024,2048' },
     engines: { type: 'string', default: 'wasm-fp32,wasm-int8,onnx' },
     model: { type: 'string', default: 'models/deciserve-mamba' },
   },
-});
+);
 const command = `npx tsx bench/edge-memory-workerd.ts ${process.argv.slice(2).join(' ')}`.trim();
 const TARGET_MB = 100;
 const log = (m: string) => process.stderr.write(`[edge-memory-workerd] ${m}\n`);
