@@ -5,9 +5,9 @@
 //
 // State semantics: prefill() and step() return a state handle for the state now held in WASM memory. Stepping from
 // that handle costs nothing; stepping from any other ModelState (a saved one, another engine's) copies it in. Reading
-// conv/ssm of a handle copies them out, which works until that handle has been stepped from again (the memory has
-// moved on); callers that keep old states around (none in this codebase: generate() walks forward) must read them
-// first.
+// conv/ssm of a handle copies them out, which works until that handle has been stepped from in a decode session or by
+// stepGreedy (the memory has moved on; generate() walks forward and never looks back). step(), the contract's single
+// step that leaves its input as it was, reads a resident input out first.
 //
 // prefill: layer by layer over the whole prompt (plain prompts in segments of SEGMENT tokens, the state carried
 // between them), BLOCK tokens per matmul; a decimating layer first scores every row (‖Δ‖₂), then
@@ -22,6 +22,7 @@ import {
   type ModelState,
   type PrefillOptions,
   type PrefillResult,
+  type StepResult,
   type Tensor,
 } from '../engine.ts';
 import { SequentialEngine, type SequenceStep } from '../engine-base.ts';
@@ -281,6 +282,12 @@ export class WasmEngine extends SequentialEngine {
     }
     const next = this.x.step(token, 2); // the greedy token, computed in WASM: only an id crosses back
     return { logits: null, token: next, state: this.handle() };
+  }
+
+  /** The contract's single step leaves its input readable: a resident handle is copied out before the step. */
+  override async step(token: number, state: ModelState): Promise<StepResult> {
+    if (state === this.resident) for (const layer of state) void [layer.conv, layer.ssm]; // the getters keep copies
+    return super.step(token, state);
   }
 
   /** Greedy decoding: only the next token id crosses back (ties go to the lowest id, as sampling.ts's argmax). */
