@@ -282,7 +282,7 @@ function markdown(out: {
     '',
     `Command: \`${out.command}\`  `,
     `Date: ${out.date}; Node ${out.machine.node}; ${out.machine.cpu}; load average at the end ${out.machine.loadAverage1m} (shared machine: other sessions run at the same time).  `,
-    'Model: models/deciserve-mamba (6.3M parameters), edge engine ONNX fp32 on onnxruntime-web WASM (one thread). Latency is measured by the client over local HTTP, body included; stage times come from the Server-Timing header.',
+    'Model: models/deciserve-mamba (6.3M parameters), edge engine: the mamba/wasm SIMD engine in fp32 (the EDGE_ENGINE default; one thread). Latency is measured by the client over local HTTP, body included; stage times come from the Server-Timing header.',
     '',
     `## Short request at the edge (${out.edge[0]?.shortRequest.promptTokens ?? '?'}-token prompt, ${SHORT.max_tokens} new tokens, greedy)`,
     '',
