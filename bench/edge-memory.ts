@@ -7,17 +7,20 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../mamba/script-args.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const { values: flags } = parseArgs({
-  options: {
+const flags = scriptArgs(
+  'npx tsx bench/edge-memory.ts [options]\nPeak wasm heap of the ONNX edge engine at a DeciMamba prefill, per length ' +
+    'and precision, each in a fresh process (--child: one measurement, used internally). The WASM engine in workerd: ' +
+    'bench/edge-memory-workerd.ts.',
+  {
     lengths: { type: 'string', default: '512,1024,2048' },
     quant: { type: 'string', default: 'none,int8' },
     model: { type: 'string', default: 'models/deciserve-mamba' },
     child: { type: 'string' },
   },
-});
+);
 const WORKER_LIMIT_MIB = 128;
 const TARGET_MIB = 100;
 

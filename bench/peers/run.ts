@@ -8,10 +8,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadCheckpoint } from '../../mamba/checkpoint.ts';
 import { ggufTokenizer, mambaGguf, type GgufPrecision } from '../../mamba/gguf/mamba-gguf.ts';
 import { haystackText } from '../../mamba/passkey.ts';
+import { scriptArgs } from '../../mamba/script-args.ts';
 import { ensurePeerDeps } from './install.ts';
 import { findLlamaBench, llamaBenchTps } from './llama-bench.ts';
 import { openAddonPeer } from './llama-addon.ts';
@@ -22,8 +22,11 @@ import { workerdRows, type WorkerdRow } from './workerd.ts';
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const RESULTS = join(ROOT, 'bench', 'results');
 const TMP = join(RESULTS, 'tmp');
-const { values: flags } = parseArgs({
-  options: {
+const flags = scriptArgs(
+  'npx tsx bench/peers/run.ts [options]\nThe edge engines against llama.cpp (node-llama-cpp addon and native llama-bench) ' +
+    'on a GGUF of the same weights, one thread, interleaved rounds; prefill at 128/512/2K (--long: 8K) and decode. ' +
+    'Writes bench/results/<--out>.{json,md} (default peers-llama-cpp).',
+  {
     reps: { type: 'string', default: '5' },
     decode: { type: 'string', default: '64' },
     long: { type: 'boolean' },
@@ -34,7 +37,7 @@ const { values: flags } = parseArgs({
     'no-ort': { type: 'boolean' },
     out: { type: 'string' },
   },
-});
+);
 const command = `npx tsx bench/peers/run.ts ${process.argv.slice(2).join(' ')}`.trim();
 const log = (m: string) => process.stderr.write(`[peers] ${m}\n`);
 const reps = Number(flags.reps);
