@@ -18,8 +18,11 @@ import { startWrangler, stopGroup } from './edge-wrangler.ts';
 
 const values = scriptArgs(
   'npx tsx bench/edge-bench.ts [options]\nLatency through the edge API from outside: a short request in workerd and on ' +
-    'Node, and a 16K-token job on CPU (edge → runner → S3). Writes bench/results/edge-bench.{json,md}.',
+    'Node, and a 16K-token job on CPU (edge → runner → S3). Writes bench/results/edge-bench.{json,md}, or ' +
+    'edge-bench-<engine>.{json,md} for another --engine (wasm-int8, onnx).',
   {
+    /** The edge's EDGE_ENGINE; its measured throughput is that engine's routing default (worker/config.ts). */
+    engine: { type: 'string', default: 'wasm-fp32' },
     runs: { type: 'string', default: '10' },
     'job-tokens': { type: 'string', default: '16384' },
     'skip-job': { type: 'boolean', default: false },
@@ -31,6 +34,9 @@ const JOB_TOKENS = Number(values['job-tokens']);
 const MODEL = 'deciserve-mamba';
 const KEY = 'edge-bench-key-0123456789abcdef';
 const RESULTS = join(REPO, 'bench/results');
+const EDGE_ENGINES = ['wasm-fp32', 'wasm-int8', 'onnx'];
+if (!EDGE_ENGINES.includes(values.engine)) throw new Error(`--engine must be one of ${EDGE_ENGINES.join(', ')}`);
+const RESULT_NAME = values.engine === 'wasm-fp32' ? 'edge-bench' : `edge-bench-${values.engine}`;
 const COMMAND = `npx tsx bench/edge-bench.ts ${process.argv.slice(2).join(' ')}`.trim();
 
 const tokenizer = loadTokenizer(JSON.parse(readFileSync(join(DEFAULT_CHECKPOINT, 'tokenizer.json'), 'utf8')));
@@ -195,6 +201,7 @@ async function main(): Promise<void> {
     RUNNER_HMAC_SECRET: SECRET,
     JOB_WAIT_MS: '3600000',
     LOG_REQUESTS: 'false',
+    EDGE_ENGINE: values.engine,
   };
   const node = await startNodeEdge({
     env: vars,
@@ -243,7 +250,7 @@ async function main(): Promise<void> {
   }
 
   // --skip-job keeps the job measured by an earlier run (it takes minutes), with its own date.
-  const previousPath = join(RESULTS, 'edge-bench.json');
+  const previousPath = join(RESULTS, `${RESULT_NAME}.json`);
   if (!job && values['skip-job']) {
     const previous = JSON.parse(existsSync(previousPath) ? readFileSync(previousPath, 'utf8') : '{}') as {
       job?: Record<string, unknown>;
@@ -264,15 +271,22 @@ async function main(): Promise<void> {
     cpu: `${cpus()[0]?.model} × ${cpus().length}`,
     loadAverage1m: round(loadavg()[0]!),
   };
-  const out = { command: COMMAND, date: new Date().toISOString(), machine, edge: results, job };
-  writeFileSync(join(RESULTS, 'edge-bench.json'), `${JSON.stringify(out, null, 2)}\n`);
-  writeFileSync(join(RESULTS, 'edge-bench.md'), markdown(out));
+  const out = { command: COMMAND, date: new Date().toISOString(), engine: values.engine, machine, edge: results, job };
+  writeFileSync(join(RESULTS, `${RESULT_NAME}.json`), `${JSON.stringify(out, null, 2)}\n`);
+  writeFileSync(join(RESULTS, `${RESULT_NAME}.md`), markdown(out));
   console.log(markdown(out));
 }
+
+const ENGINE_WORDS: Record<string, string> = {
+  'wasm-fp32': 'the mamba/wasm SIMD engine in fp32, the default',
+  'wasm-int8': 'the mamba/wasm SIMD engine, int8 weights',
+  onnx: 'onnxruntime-web on the ONNX export',
+};
 
 function markdown(out: {
   command: string;
   date: string;
+  engine: string;
   machine: Record<string, unknown>;
   edge: EdgeResult[];
   job: Record<string, any> | null;
@@ -282,7 +296,7 @@ function markdown(out: {
     '',
     `Command: \`${out.command}\`  `,
     `Date: ${out.date}; Node ${out.machine.node}; ${out.machine.cpu}; load average at the end ${out.machine.loadAverage1m} (shared machine: other sessions run at the same time).  `,
-    'Model: models/deciserve-mamba (6.3M parameters), edge engine: the mamba/wasm SIMD engine in fp32 (the EDGE_ENGINE default; one thread). Latency is measured by the client over local HTTP, body included; stage times come from the Server-Timing header.',
+    `Model: models/deciserve-mamba (6.3M parameters), edge engine: EDGE_ENGINE=${out.engine} (${ENGINE_WORDS[out.engine] ?? out.engine}; one thread). Latency is measured by the client over local HTTP, body included; stage times come from the Server-Timing header.`,
     '',
     `## Short request at the edge (${out.edge[0]?.shortRequest.promptTokens ?? '?'}-token prompt, ${SHORT.max_tokens} new tokens, greedy)`,
     '',

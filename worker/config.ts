@@ -1,7 +1,8 @@
 // The edge API's settings, from Worker vars/secrets (wrangler.toml [vars], `wrangler secret put`) or process.env on
 // Node. Everything is a string there, so values are coerced; a bad value is a configuration error, not a crash later.
 import { z } from 'zod';
-import edgeBench from '../bench/results/edge-bench.json' with { type: 'json' };
+import edgeBenchWasm from '../bench/results/edge-bench.json' with { type: 'json' };
+import edgeBenchOnnx from '../bench/results/edge-bench-onnx.json' with { type: 'json' };
 
 const int = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
 const optionalInt = (min: number) => z.coerce.number().int().min(min).optional();
@@ -23,18 +24,24 @@ const flag = (fallback: boolean) =>
     .transform((v) => v === '1' || v === 'true' || v === 'yes');
 
 /**
- * The edge engine's throughput in workerd as bench/edge-bench.ts measured it (its committed result, not typed in):
- * the routing estimate's defaults, so re-running the benchmark moves them.
+ * Each edge engine's throughput in workerd as bench/edge-bench.ts measured it (its committed results, not typed in):
+ * the routing estimate's defaults for that EDGE_ENGINE, so re-running the benchmark moves them. wasm-int8 has no run of
+ * its own and takes wasm-fp32's figures, which its faster int8 kernels only undercut (a conservative estimate).
  */
-export const MEASURED_EDGE_THROUGHPUT = (() => {
-  const workerd = edgeBench.edge.find((e) => e.runtime.startsWith('workerd'));
-  if (!workerd) throw new Error('bench/results/edge-bench.json has no workerd measurement');
+const workerdThroughput = (bench: typeof edgeBenchWasm) => {
+  const workerd = bench.edge.find((e) => e.runtime.startsWith('workerd'));
+  if (!workerd) throw new Error(`bench/results: the run of '${bench.command}' has no workerd measurement`);
   return {
     prefillTokensPerS: workerd.throughput.prefillTokensPerS,
     decodeTokensPerS: workerd.throughput.decodeTokensPerS,
-    command: edgeBench.command,
+    command: bench.command,
   };
-})();
+};
+export const MEASURED_EDGE_THROUGHPUT = {
+  'wasm-fp32': workerdThroughput(edgeBenchWasm),
+  'wasm-int8': workerdThroughput(edgeBenchWasm),
+  onnx: workerdThroughput(edgeBenchOnnx),
+};
 
 const envSchema = z.object({
   /** Comma-separated API keys (a secret). Every route but /healthz needs one of them. */
@@ -59,8 +66,9 @@ const envSchema = z.object({
   EDGE_MAX_DECIMATION_TOKENS: optionalInt(1),
   /** CPU one edge request may spend, estimated from the throughputs below (bench/edge-bench.ts measures them). */
   EDGE_CPU_BUDGET_MS: int(1, 10_000),
-  EDGE_PREFILL_TOKENS_PER_S: int(1, MEASURED_EDGE_THROUGHPUT.prefillTokensPerS),
-  EDGE_DECODE_TOKENS_PER_S: int(1, MEASURED_EDGE_THROUGHPUT.decodeTokensPerS),
+  /** Default: the measured figure of EDGE_ENGINE (MEASURED_EDGE_THROUGHPUT). */
+  EDGE_PREFILL_TOKENS_PER_S: optionalInt(1),
+  EDGE_DECODE_TOKENS_PER_S: optionalInt(1),
   /**
    * Scoring throughput (log-probabilities at every position). The red-team run of issue #13 measured an echo +
    * logprobs request with a 2,048-token prompt at 20.6 s: ~4.6 s of prefill at 450/s, ~16 s scoring (~128/s).
@@ -127,6 +135,11 @@ export function edgeConfig(env: Record<string, unknown>) {
       .filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v) && v !== '')
       .map(([k, v]) => [k, String(v)]),
   );
+  // Renamed in #16: a deployment that still sets it would silently get the default engine.
+  if (strings.EDGE_DECODE !== undefined)
+    throw new EdgeConfigError(
+      'invalid edge configuration: EDGE_DECODE was renamed EDGE_ENGINE (wasm-fp32, wasm-int8, onnx)',
+    );
   const parsed = envSchema.safeParse(strings);
   if (!parsed.success) {
     throw new EdgeConfigError(
@@ -148,8 +161,8 @@ export function edgeConfig(env: Record<string, unknown>) {
       maxDecimationTokens: e.EDGE_MAX_DECIMATION_TOKENS ?? (e.EDGE_ENGINE === 'onnx' ? 1024 : 2048),
       engine: e.EDGE_ENGINE,
       cpuBudgetMs: e.EDGE_CPU_BUDGET_MS,
-      prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S,
-      decodeTokensPerS: e.EDGE_DECODE_TOKENS_PER_S,
+      prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S ?? MEASURED_EDGE_THROUGHPUT[e.EDGE_ENGINE].prefillTokensPerS,
+      decodeTokensPerS: e.EDGE_DECODE_TOKENS_PER_S ?? MEASURED_EDGE_THROUGHPUT[e.EDGE_ENGINE].decodeTokensPerS,
       scoreTokensPerS: e.EDGE_SCORE_TOKENS_PER_S,
       maxRunning: e.EDGE_MAX_RUNNING,
       maxQueued: e.EDGE_MAX_QUEUED,

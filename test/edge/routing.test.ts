@@ -2,6 +2,7 @@
 // estimate's prefill and decode parts. Pure logic on a hand-built model description.
 import { describe, expect, it } from 'vitest';
 import edgeBench from '../../bench/results/edge-bench.json' with { type: 'json' };
+import edgeBenchOnnx from '../../bench/results/edge-bench-onnx.json' with { type: 'json' };
 import { edgeConfig, MEASURED_EDGE_THROUGHPUT } from '../../worker/config.ts';
 import type { EdgeModel } from '../../worker/model/edge-model.ts';
 import { edgeMaxPromptTokens, estimateEdgeMs, place } from '../../worker/routing.ts';
@@ -21,12 +22,27 @@ const config = (env: Record<string, string> = {}) =>
   });
 
 describe('routing defaults', () => {
-  it('the throughput defaults are the workerd measurement committed in bench/results/edge-bench.json', () => {
-    const workerd = edgeBench.edge.find((e) => e.runtime.startsWith('workerd'))!;
-    const c = edgeConfig({ API_KEYS: KEY });
-    expect(c.edge.prefillTokensPerS).toBe(workerd.throughput.prefillTokensPerS);
-    expect(c.edge.decodeTokensPerS).toBe(workerd.throughput.decodeTokensPerS);
-    expect(MEASURED_EDGE_THROUGHPUT.command).toMatch(/bench\/edge-bench\.ts/);
+  it("the throughput defaults are the engine's workerd measurement committed in bench/results/edge-bench*.json", () => {
+    for (const [engine, bench] of [
+      ['wasm-fp32', edgeBench],
+      ['wasm-int8', edgeBench],
+      ['onnx', edgeBenchOnnx],
+    ] as const) {
+      const workerd = bench.edge.find((e) => e.runtime.startsWith('workerd'))!;
+      const c = edgeConfig({ API_KEYS: KEY, EDGE_ENGINE: engine });
+      expect(c.edge.prefillTokensPerS, engine).toBe(workerd.throughput.prefillTokensPerS);
+      expect(c.edge.decodeTokensPerS, engine).toBe(workerd.throughput.decodeTokensPerS);
+      expect(MEASURED_EDGE_THROUGHPUT[engine].command).toMatch(/bench\/edge-bench\.ts/);
+    }
+    expect(edgeBenchOnnx.command).toContain('--engine onnx');
+    // The engines differ: a shared figure would send ORT requests past its CPU budget.
+    expect(edgeConfig({ API_KEYS: KEY }).edge.decodeTokensPerS).toBeGreaterThan(
+      edgeConfig({ API_KEYS: KEY, EDGE_ENGINE: 'onnx' }).edge.decodeTokensPerS,
+    );
+  });
+
+  it('the renamed EDGE_DECODE is a configuration error, not a silent default', () => {
+    expect(() => edgeConfig({ API_KEYS: KEY, EDGE_DECODE: 'onnx' })).toThrow(/EDGE_DECODE was renamed EDGE_ENGINE/);
   });
 });
 
