@@ -1,7 +1,8 @@
 // The WASM SIMD engine (#16): mamba/wasm/assembly compiled to one small module, instantiated per engine, with the
-// weights copied into its memory once (fp32, or int8 with one scale per row for the big matmuls and the head). Prefill
-// (DeciMamba included) and the decode step run the same Mamba block in WASM; only token ids, the kept rows of a
-// decimating layer and the logits asked for cross the JS↔WASM boundary. The recurrent state stays in WASM memory.
+// weights copied into its memory once (fp32, or int8 with one scale per row for the big matmuls and the head, held as
+// i16). Prefill (DeciMamba included) and the decode step run the same Mamba block in WASM; only token ids, the kept
+// rows of a decimating layer and the logits asked for cross the JS↔WASM boundary. The recurrent state stays in WASM
+// memory.
 //
 // State semantics: prefill() and step() return a state handle for the state now held in WASM memory. Stepping from
 // that handle costs nothing; stepping from any other ModelState (a saved one, another engine's) copies it in. Reading
@@ -146,7 +147,7 @@ export class WasmEngine extends SequentialEngine {
     // Grow the memory once to what the model needs: the allocator would otherwise double it (48 MiB for 25 MB).
     const quant = this.precision === 'int8';
     const bytes = (t: Tensor | null, quantized = false) =>
-      t ? t.data.length * (quantized && quant ? 1.05 : 4) + 32 : 0;
+      t ? t.data.length * (quantized && quant ? 2.05 : 4) + 32 : 0;
     const perLayer = w.layers.map((l) =>
       (Object.entries(l) as [string, Tensor | null][]).reduce(
         (n, [name, t]) => n + bytes(t, ['inProj', 'xProj', 'outProj'].includes(name)),
@@ -162,7 +163,7 @@ export class WasmEngine extends SequentialEngine {
     const need = perLayer.reduce((a, b) => a + b, 0) + embeddings + this.layerBytes * c.nLayer;
     const missing = need + scratch + (1 << 16) - x.memory.buffer.byteLength;
     if (missing > 0) x.memory.grow(Math.ceil(missing / 65536));
-    const put = (data: Float32Array | Int8Array | Int32Array | Uint32Array): number => {
+    const put = (data: Float32Array | Int16Array | Int32Array | Uint32Array): number => {
       const ptr = x.alloc(data.byteLength);
       new Uint8Array(x.memory.buffer, ptr, data.byteLength).set(
         new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -171,8 +172,10 @@ export class WasmEngine extends SequentialEngine {
     };
     const matrix = (t: Float32Array, rows: number): [number, number] => {
       if (this.precision === 'fp32') return [put(t), 0];
+      // Stored widened to i16 (twice int8's bytes, half fp32's): the matmul then feeds them straight to
+      // i32x4.dot_i16x8_s instead of sign-extending every weight vector on every use.
       const { q, scales } = quantizeRows(t, rows);
-      return [put(q), put(scales)];
+      return [put(Int16Array.from(q)), put(scales)];
     };
     // States first, contiguous, so a whole ModelState is one block.
     const stateBase = x.alloc(this.layerBytes * c.nLayer);

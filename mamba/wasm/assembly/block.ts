@@ -89,7 +89,7 @@ function normAndProject(layer: i32, resid: usize, n: i32, withZ: bool): void {
   project(w, s, win, dInner, dInner, false);
   if (!withZ) return;
   const zRows = <usize>dInner * <usize>dModel;
-  const zw = w + (s ? zRows : zRows << 2); // int8 rows are bytes
+  const zw = w + (s ? zRows << 1 : zRows << 2); // int8 weights are stored as i16
   project(zw, s + (<usize>dInner << 2), zGate, dInner, dInner, false);
   const end = <usize>(n * dInner) << 2;
   for (let o: usize = 0; o < end; o += 16) v128.store(zGate + o, siluV(v128.load(zGate + o)));

@@ -4,9 +4,14 @@
 // and each token vector four rows (eight independent sums). A single token (the decode step, an odd block) takes the
 // 4 × 1 path. K and n not divisible go through scalar tails. One loop for both weight types (T, fixed at compile time):
 //   f32: fp32 weights, x f32 rows with stride ldx;
-//   i8:  int8 weights with one f32 scale per row, x quantized by quantizeI16 (i16 rows with stride K, one scale each).
+//   i16: int8 weights stored widened to i16 (values in [−127, 127], one f32 scale per row; widened once at load, so the
+//        inner loop is loads and `i32x4.dot_i16x8_s` only), x quantized by quantizeI16 (i16 rows, stride K, a scale
+//        each).
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
+
+/** 1.5·2^23: added to |v| < 2^22, it leaves round(v) in the sum's low mantissa bits (exp and quantizeI16 use it). */
+export const ROUND_MAGIC: f32 = 12582912;
 
 /** a·b + c: one fused multiply-add where relaxed SIMD is on (V8 lowers it to FMA on x64 with FMA3). */
 @inline
@@ -35,18 +40,10 @@ function dotF32(w: usize, x: usize, from: i32, k: i32): f32 {
   return s;
 }
 
-function dotI8(w: usize, xq: usize, from: i32, k: i32): i32 {
+function dotI16(w: usize, xq: usize, from: i32, k: i32): i32 {
   let s: i32 = 0;
-  for (let i = from; i < k; i++) s += <i32>load<i8>(w + <usize>i) * <i32>load<i16>(xq + (<usize>i << 1));
+  for (let i = from; i < k; i++) s += <i32>load<i16>(w + (<usize>i << 1)) * <i32>load<i16>(xq + (<usize>i << 1));
   return s;
-}
-
-/** 16 int8 weights at w (sign-extended to two i16x8 halves) against 16 i16 activations at x, added into acc. */
-@inline
-function dot16(acc: v128, w: usize, x: usize): v128 {
-  const v = v128.load(w);
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), v128.load(x)));
-  return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), v128.load(x, 16)));
 }
 
 // The last tile's sums, one vector per token (four rows each): f32 lanes, or i32 lanes for int8.
@@ -61,16 +58,20 @@ function tile<T>(w0: usize, wRow: usize, xa: usize, xb: usize, pair: bool, kMain
   const w1 = w0 + wRow;
   const w2 = w1 + wRow;
   const w3 = w2 + wRow;
-  // One line a weight row; a row's weight load (and int8 widening) is the same expression for both tokens, which
-  // V8 computes once.
+  // One line a weight row; a row's weight load is the same expression for both tokens, which V8 computes once.
   if (isInteger<T>()) {
-    for (let i = 0; i < kMain; i += 16) {
-      const ia = xa + (<usize>i << 1);
-      const ib = xb + (<usize>i << 1);
-      a0 = dot16(a0, w0 + <usize>i, ia); if (pair) b0 = dot16(b0, w0 + <usize>i, ib);
-      a1 = dot16(a1, w1 + <usize>i, ia); if (pair) b1 = dot16(b1, w1 + <usize>i, ib);
-      a2 = dot16(a2, w2 + <usize>i, ia); if (pair) b2 = dot16(b2, w2 + <usize>i, ib);
-      a3 = dot16(a3, w3 + <usize>i, ia); if (pair) b3 = dot16(b3, w3 + <usize>i, ib);
+    for (let i = 0; i < kMain; i += 8) {
+      const off = <usize>i << 1;
+      const xv = v128.load(xa + off);
+      const xw = pair ? v128.load(xb + off) : xv;
+      a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load(w0 + off), xv));
+      if (pair) b0 = i32x4.add(b0, i32x4.dot_i16x8_s(v128.load(w0 + off), xw));
+      a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.load(w1 + off), xv));
+      if (pair) b1 = i32x4.add(b1, i32x4.dot_i16x8_s(v128.load(w1 + off), xw));
+      a2 = i32x4.add(a2, i32x4.dot_i16x8_s(v128.load(w2 + off), xv));
+      if (pair) b2 = i32x4.add(b2, i32x4.dot_i16x8_s(v128.load(w2 + off), xw));
+      a3 = i32x4.add(a3, i32x4.dot_i16x8_s(v128.load(w3 + off), xv));
+      if (pair) b3 = i32x4.add(b3, i32x4.dot_i16x8_s(v128.load(w3 + off), xw));
     }
     tileA = hsum4<i32>(a0, a1, a2, a3);
     if (pair) tileB = hsum4<i32>(b0, b1, b2, b3);
@@ -107,10 +108,10 @@ function finish<T>(
 ): v128 {
   if (isInteger<T>()) {
     if (kMain < k) {
-      let tail = i32x4.splat(dotI8(w0, x, kMain, k));
-      tail = i32x4.replace_lane(tail, 1, dotI8(w0 + wRow, x, kMain, k));
-      tail = i32x4.replace_lane(tail, 2, dotI8(w0 + 2 * wRow, x, kMain, k));
-      sums = i32x4.add(sums, i32x4.replace_lane(tail, 3, dotI8(w0 + 3 * wRow, x, kMain, k)));
+      let tail = i32x4.splat(dotI16(w0, x, kMain, k));
+      tail = i32x4.replace_lane(tail, 1, dotI16(w0 + wRow, x, kMain, k));
+      tail = i32x4.replace_lane(tail, 2, dotI16(w0 + 2 * wRow, x, kMain, k));
+      sums = i32x4.add(sums, i32x4.replace_lane(tail, 3, dotI16(w0 + 3 * wRow, x, kMain, k)));
     }
     const s = f32x4.mul(v128.load(scales), f32x4.splat(load<f32>(xs + (<usize>t << 2))));
     return f32x4.mul(f32x4.convert_i32x4_s(sums), s);
@@ -137,8 +138,8 @@ export function gemm<T>(
   acc: bool,
 ): void {
   const int = isInteger<T>();
-  const kMain = int ? k & ~15 : k & ~3;
-  const wRow: usize = int ? <usize>k : <usize>k << 2;
+  const kMain = int ? k & ~7 : k & ~3;
+  const wRow: usize = int ? <usize>k << 1 : <usize>k << 2;
   const xRow: usize = int ? <usize>k << 1 : <usize>ldx << 2;
   const yRow = <usize>ldy << 2;
   let j = 0;
@@ -164,7 +165,7 @@ export function gemm<T>(
       const xr = x + <usize>t * xRow;
       const yo = y + <usize>t * yRow + (<usize>j << 2);
       const scale: f32 = int ? load<f32>(scales + (<usize>j << 2)) * load<f32>(xs + (<usize>t << 2)) : 1;
-      const v: f32 = int ? <f32>dotI8(wr, xr, 0, k) * scale : dotF32(wr, xr, 0, k);
+      const v: f32 = int ? <f32>dotI16(wr, xr, 0, k) * scale : dotF32(wr, xr, 0, k);
       store<f32>(yo, acc ? load<f32>(yo) + v : v);
     }
   }
@@ -173,18 +174,34 @@ export function gemm<T>(
 /**
  * Each row of x (f32, stride ldx) → i16 (stride k), symmetric, one scale per row in xs. ~15-bit activations keep the
  * product's error at the int8 weights' (weight-only int8 accuracy, computed with integer dot products). The largest
- * level is 16383, lowered for K > 512 so that K · 127 · level < 2^31: the i32 sums cannot overflow.
+ * level is 16383, lowered for K > 512 so that K · 127 · level < 2^31: the i32 sums cannot overflow. Eight values a
+ * step (x_proj's 48 outputs make this as long as its matmul in scalar code); rounding is the 1.5·2^23 trick, ties to
+ * even like `nearest`: |v| ≤ 16383 lands in t's low mantissa bits, so t's bits minus the magic's are round(v).
  */
 export function quantizeI16(x: usize, ldx: i32, k: i32, rows: i32, xq: usize, xs: usize): void {
   const level = <f32>min(16383, 2147483647 / (127 * k));
+  const kMain = k & ~7;
+  const magic = f32x4.splat(ROUND_MAGIC);
   for (let t = 0; t < rows; t++) {
     const xr = x + ((<usize>(t * ldx)) << 2);
     const qr = xq + ((<usize>(t * k)) << 1);
-    let m: f32 = 0;
-    for (let i = 0; i < k; i++) m = max(m, abs(load<f32>(xr + (<usize>i << 2))));
+    let mv = f32x4.splat(0);
+    for (let i = 0; i < kMain; i += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(xr + (<usize>i << 2))));
+    let m: f32 = max(
+      max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
+      max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)),
+    );
+    for (let i = kMain; i < k; i++) m = max(m, abs(load<f32>(xr + (<usize>i << 2))));
     const scale: f32 = m > 0 ? m / level : 1;
     const inv: f32 = 1 / scale;
-    for (let i = 0; i < k; i++)
+    const invV = f32x4.splat(inv);
+    for (let i = 0; i < kMain; i += 8) {
+      const p = xr + (<usize>i << 2);
+      const lo = i32x4.sub(f32x4.add(f32x4.mul(v128.load(p), invV), magic), magic);
+      const hi = i32x4.sub(f32x4.add(f32x4.mul(v128.load(p, 16), invV), magic), magic);
+      v128.store(qr + (<usize>i << 1), i16x8.narrow_i32x4_s(lo, hi));
+    }
+    for (let i = kMain; i < k; i++)
       store<i16>(qr + (<usize>i << 1), <i16>i32(nearest(load<f32>(xr + (<usize>i << 2)) * inv)));
     store<f32>(xs + (<usize>t << 2), scale);
   }

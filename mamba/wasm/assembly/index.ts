@@ -63,9 +63,9 @@ export function logitsPtr(): usize {
 
 function embedInto(token: i32, row: usize): void {
   if (int8) {
-    const src = embedding + <usize>token * <usize>dModel;
+    const src = embedding + ((<usize>token * <usize>dModel) << 1);
     const s = load<f32>(embeddingScale + (<usize>token << 2));
-    for (let i = 0; i < dModel; i++) store<f32>(row + (<usize>i << 2), <f32>load<i8>(src + <usize>i) * s);
+    for (let i = 0; i < dModel; i++) store<f32>(row + (<usize>i << 2), <f32>load<i16>(src + (<usize>i << 1)) * s);
   } else {
     memory.copy(row, embedding + ((<usize>token * <usize>dModel) << 2), <usize>dModel << 2);
   }

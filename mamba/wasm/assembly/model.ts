@@ -19,10 +19,10 @@ export let eps: f32 = 0;
 /** x_proj's output width: dt (dtRank), B (dState), C (dState). */
 export let xdblWidth = 0;
 export let layerTable: usize = 0; // nLayer × LAYER_SLOTS u32 pointers
-export let embedding: usize = 0; // [vocab, dModel] f32, or i8 with embeddingScale
+export let embedding: usize = 0; // [vocab, dModel] f32, or int8 values as i16 with embeddingScale
 export let embeddingScale: usize = 0;
 export let normF: usize = 0;
-export let head: usize = 0; // [vocab, dModel] f32, or i8 with headScale
+export let head: usize = 0; // [vocab, dModel] f32, or int8 values as i16 with headScale
 export let headScale: usize = 0;
 
 // Scratch for one block (rows = BLOCK unless said otherwise).
@@ -110,6 +110,6 @@ export function prepareInput(x: usize, ldx: i32, k: i32, rows: i32): void {
 
 /** y (+)= input·Wᵀ for the n weight rows at w (with their scales when int8) and the input set by prepareInput. */
 export function project(w: usize, scales: usize, y: usize, ldy: i32, n: i32, acc: bool): void {
-  if (int8) gemm<i8>(w, scales, xq, inK, xqScale, y, ldy, n, inK, inRows, acc);
+  if (int8) gemm<i16>(w, scales, xq, inK, xqScale, y, ldy, n, inK, inRows, acc);
   else gemm<f32>(w, 0, inX, inLd, 0, y, ldy, n, inK, inRows, acc);
 }

@@ -2,12 +2,11 @@
 // reduction and minimax polynomials: about 1–2 ulp, close enough that a step matches the f64 reference to ~1e-6.
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
-import { madd } from './gemm';
+import { madd, ROUND_MAGIC } from './gemm';
 
 const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;
 const LN2_LO: f32 = -2.12194440e-4;
-const ROUND_MAGIC: f32 = 12582912; // 1.5·2^23
 
 /**
  * e^x per lane for x in [−87, 88.3], where both e^x and 2^n are normal floats: WASM cannot flush denormals, and x86
