@@ -186,7 +186,7 @@ export function quantizeI16(x: usize, ldx: i32, k: i32, rows: i32, xq: usize, xs
     const xr = x + ((<usize>(t * ldx)) << 2);
     const qr = xq + ((<usize>(t * k)) << 1);
     let mv = f32x4.splat(0);
-    for (let i = 0; i < kMain; i += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(xr + (<usize>i << 2))));
+    for (let i = 0; i < kMain; i += 4) mv = f32x4.pmax(mv, f32x4.abs(v128.load(xr + (<usize>i << 2))));
     let m: f32 = max(
       max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
       max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)),
