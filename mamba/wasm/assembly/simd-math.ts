@@ -54,26 +54,24 @@ function logV(x: v128): v128 {
   m = f32x4.sub(f32x4.add(m, v128.and(m, small)), f32x4.splat(1.0));
   const ef = f32x4.convert_i32x4_s(e);
   const z = f32x4.mul(m, m);
-  let y = f32x4.splat(7.0376836292e-2);
-  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(-1.151461031e-1));
-  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(1.1676998740e-1));
-  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(-1.2420140846e-1));
-  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(1.4249322787e-1));
-  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(-1.6668057665e-1));
-  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(2.0000714765e-1));
-  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(-2.4999993993e-1));
-  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(3.3333331174e-1));
-  y = f32x4.mul(f32x4.mul(y, m), z);
-  y = f32x4.add(y, f32x4.mul(ef, f32x4.splat(LN2_LO)));
-  y = f32x4.sub(y, f32x4.mul(z, f32x4.splat(0.5)));
-  return f32x4.add(f32x4.add(m, y), f32x4.mul(ef, f32x4.splat(LN2_HI)));
+  let y = madd(f32x4.splat(7.0376836292e-2), m, f32x4.splat(-1.151461031e-1));
+  y = madd(y, m, f32x4.splat(1.1676998740e-1));
+  y = madd(y, m, f32x4.splat(-1.2420140846e-1));
+  y = madd(y, m, f32x4.splat(1.4249322787e-1));
+  y = madd(y, m, f32x4.splat(-1.6668057665e-1));
+  y = madd(y, m, f32x4.splat(2.0000714765e-1));
+  y = madd(y, m, f32x4.splat(-2.4999993993e-1));
+  y = madd(y, m, f32x4.splat(3.3333331174e-1));
+  y = madd(ef, f32x4.splat(LN2_LO), f32x4.mul(f32x4.mul(y, m), z));
+  y = madd(z, f32x4.splat(-0.5), y);
+  return madd(ef, f32x4.splat(LN2_HI), f32x4.add(m, y));
 }
 
 /** softplus(v) = max(v, 0) + ln(1 + e^−|v|): no overflow, and equal to v past 20 like the reference's branch. */
 @inline
 export function softplusV(v: v128): v128 {
   const negAbs = f32x4.neg(f32x4.abs(v));
-  return f32x4.add(f32x4.pmax(v, f32x4.splat(0)), logV(f32x4.add(f32x4.splat(1.0), expV(negAbs))));
+  return f32x4.add(f32x4.pmax(v, f32x4.splat(0)), logV(f32x4.add(f32x4.splat(1.0), expNonPositive(negAbs))));
 }
 
 /** SiLU(v) = v / (1 + e^−v). */
