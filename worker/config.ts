@@ -60,7 +60,7 @@ const envSchema = z.object({
   /**
    * Longest prompt run at the edge with DeciMamba on, whose prefill holds the whole prompt at once. Default: the
    * training length (2,048) on the WASM engine, which holds [L, d_model] activations (2 MiB at 2,048 tokens; the
-   * isolate peaked at ≤84 MiB in fp32: bench/results/edge-memory-workerd.md); 1,024 on ORT, whose wasm heap grows to
+   * isolate peaked at ≤85 MiB in fp32: bench/results/edge-memory-workerd.md); 1,024 on ORT, whose wasm heap grows to
    * 121 MiB at 2,048 tokens (bench/results/edge-memory.md) against a Worker's 128 MiB.
    */
   EDGE_MAX_DECIMATION_TOKENS: optionalInt(1),
