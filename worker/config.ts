@@ -58,10 +58,11 @@ const envSchema = z.object({
   /** Longest prompt run at the edge [the model's training length]; longer ones become runner jobs. */
   EDGE_MAX_PROMPT_TOKENS: optionalInt(1),
   /**
-   * Longest prompt run at the edge with DeciMamba on, whose prefill holds the whole prompt at once. Default: the
-   * training length (2,048) on the WASM engine, which holds [L, d_model] activations (2 MiB at 2,048 tokens; the
-   * isolate peaked at ≤85 MiB in fp32: bench/results/edge-memory-workerd.md); 1,024 on ORT, whose wasm heap grows to
-   * 121 MiB at 2,048 tokens (bench/results/edge-memory.md) against a Worker's 128 MiB.
+   * Longest prompt run at the edge with DeciMamba on, whose prefill holds the whole prompt at once. Default on the
+   * WASM engines: no cap of their own, so the training length (8,192 for the shipped model): they hold [L, d_model]
+   * activations, and at 8,192 tokens the wasm memory is 33.7 MiB and the workerd process peaks ≤87 MiB above its
+   * start (fp32, bench/results/edge-memory-workerd.md). 1,024 on ORT, whose wasm heap grows to 121 MiB at 2,048
+   * tokens and 363 MiB at 8,192 against a Worker's 128 MiB.
    */
   EDGE_MAX_DECIMATION_TOKENS: optionalInt(1),
   /** CPU one edge request may spend, estimated from the throughputs below (bench/edge-bench.ts measures them). */
@@ -158,7 +159,8 @@ export function edgeConfig(env: Record<string, unknown>) {
         : null,
     edge: {
       maxPromptTokens: e.EDGE_MAX_PROMPT_TOKENS,
-      maxDecimationTokens: e.EDGE_MAX_DECIMATION_TOKENS ?? (e.EDGE_ENGINE === 'onnx' ? 1024 : 2048),
+      /** undefined: no cap of its own, so the training length (routing.ts). */
+      maxDecimationTokens: e.EDGE_MAX_DECIMATION_TOKENS ?? (e.EDGE_ENGINE === 'onnx' ? 1024 : undefined),
       engine: e.EDGE_ENGINE,
       cpuBudgetMs: e.EDGE_CPU_BUDGET_MS,
       prefillTokensPerS: e.EDGE_PREFILL_TOKENS_PER_S ?? MEASURED_EDGE_THROUGHPUT[e.EDGE_ENGINE].prefillTokensPerS,

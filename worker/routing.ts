@@ -29,7 +29,7 @@ export function edgeMaxPromptTokens(config: EdgeConfig, model: EdgeModel, decima
     model.defaults.trainLen,
     model.manifest.maxSeqLen,
   );
-  return decimated ? Math.min(max, config.edge.maxDecimationTokens) : max;
+  return decimated ? Math.min(max, config.edge.maxDecimationTokens ?? max) : max;
 }
 
 export function estimateEdgeMs(config: EdgeConfig, work: Work): number {

@@ -203,6 +203,26 @@ describe('DeciMamba at the edge', () => {
     expect(body.usage.prompt_tokens).toBeGreaterThan(200);
   });
 
+  it('runs a DeciMamba prompt past the old 2,048-token cap at the edge (the WASM engine holds [L, d_model] only)', async () => {
+    const long = 'And God said, Let there be light: and there was light. '.repeat(300); // ~4K tokens
+    const response = await post(edge, '/v1/completions', {
+      model,
+      prompt: long,
+      max_tokens: 1,
+      temperature: 0,
+      decimation: 'on',
+      decimation_params: { l_base: 1024 },
+    });
+    const body = (await response.json()) as {
+      usage: { prompt_tokens: number };
+      deciserve: { decimation: { kept: { layer: number; tokens: number }[] } };
+    };
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(body.usage.prompt_tokens).toBeGreaterThan(2048);
+    expect(response.headers.get('x-deciserve-ran-on')).toBe('edge');
+    expect(body.deciserve.decimation.kept).toEqual([{ layer: 11, tokens: 1025 }]);
+  });
+
   it('says when decimation was on but dropped nothing (a whole-prompt score protects every position)', async () => {
     type Report = {
       deciserve: { decimation: { config: object | null; kept: { tokens: number }[]; applied: boolean } };

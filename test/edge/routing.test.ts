@@ -82,8 +82,10 @@ describe('placement', () => {
     expect(edgeMaxPromptTokens(config({ EDGE_MAX_DECIMATION_TOKENS: '1024' }), model(), true)).toBe(1024);
     expect(edgeMaxPromptTokens(config({ EDGE_MAX_DECIMATION_TOKENS: '4000' }), model(), true)).toBe(2048);
     expect(edgeMaxPromptTokens(config({ EDGE_MAX_DECIMATION_TOKENS: '1024' }), model(), false)).toBe(2048);
-    // Defaults: the training length on the WASM engine (≤100 MB at 2,048), 1,024 on ORT (its heap grows with L).
-    expect(edgeMaxPromptTokens(config(), model(4096, 8192), true)).toBe(2048);
+    // Defaults: the training length on the WASM engine (its activations are [L, d_model]: ≤100 MB at 8,192,
+    // bench/results/edge-memory-workerd.md), 1,024 on ORT (its heap grows with L).
+    expect(edgeMaxPromptTokens(config(), model(4096, 8192), true)).toBe(4096);
+    expect(edgeMaxPromptTokens(config(), model(8192, 8192), true)).toBe(8192);
     expect(edgeMaxPromptTokens(config({ EDGE_ENGINE: 'onnx' }), model(4096, 8192), true)).toBe(1024);
   });
 
