@@ -177,7 +177,7 @@ async function main(): Promise<void> {
       .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
   );
 
-  log('building the edge model (ONNX export of the shipped checkpoint)…');
+  log('building the edge model folder (the WASM engine weights and the ONNX export of the shipped checkpoint)…');
   const checkpoint = process.env.RUNNER_MODEL_DIR ?? DEFAULT_CHECKPOINT;
   const { dir: edgeModel } = await buildEdgeModel({ checkpoint });
 
