@@ -88,6 +88,10 @@ describe('wrangler.toml environments', () => {
     expect(c.compatibility_date).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     // An edge request may spend EDGE_CPU_BUDGET_MS of CPU; the Worker limit must allow it.
     expect(c.limits?.cpu_ms).toBeGreaterThanOrEqual(Number(c.vars?.EDGE_CPU_BUDGET_MS ?? 10_000));
+    // The estimate's throughputs and the DeciMamba cap are measured per engine (worker/config.ts); a pinned figure
+    // goes stale when the engine changes (these once held ORT's 450/90/1,024 under the WASM engine).
+    for (const k of ['EDGE_PREFILL_TOKENS_PER_S', 'EDGE_DECODE_TOKENS_PER_S', 'EDGE_MAX_DECIMATION_TOKENS'])
+      expect(c.vars ?? {}, `${env || 'top level'} pins ${k}`).not.toHaveProperty(k);
     // wrangler only warns when an env has no vars at all; a single missing key would silently fall back to a default.
     expect(Object.keys(c.vars ?? {})).toEqual(expect.arrayContaining(Object.keys(configOf('').vars ?? {})));
     // The edge may not accept more than the runner does (runner/config.ts defaults / infra/k8s ConfigMap).
