@@ -1,6 +1,6 @@
 // deciserve's WASM engines (mamba/wasm's SIMD engine, and onnxruntime-web; one thread, in this Node process) as bench
 // contenders. ORT variants that share a prefill graph time only their decode (the prefill row would repeat the first's).
-import type { MambaConfig, MambaWeights } from '../../mamba/engine.ts';
+import type { MambaConfig, MambaEngine, MambaWeights, ModelState } from '../../mamba/engine.ts';
 import { exportMambaOnnx, modelBytes } from '../../mamba/onnx/export/export-model.ts';
 import type { Quantization } from '../../mamba/onnx/export/layers.ts';
 import { createOnnxEngineNode } from '../../mamba/onnx/node.ts';
@@ -59,29 +59,7 @@ export async function openWasmContenders(
     if (!exports.has(v.q))
       exports.set(v.q, modelBytes(exportMambaOnnx(config, weights, { quantization: v.q, decimationLayers: [] })));
     const engine = await createOnnxEngineNode(exports.get(v.q)!, { leanStep: v.leanStep, stepPrepack: v.stepPrepack });
-    out.push({
-      name: `deciserve WASM ${v.label}`,
-      prefillTps: v.prefill
-        ? async (ids) => {
-            const t0 = performance.now();
-            await engine.prefill(ids);
-            return (ids.length / (performance.now() - t0)) * 1000;
-          }
-        : undefined,
-      async decodeTps(prompt, steps) {
-        const start = await engine.prefill(prompt);
-        let { state } = start;
-        let token = argmax(start.logits[0]);
-        const [wall, cpu] = await timeSteps(steps, async () => {
-          ({ token, state } = await engine.stepGreedy(token, state));
-        });
-        this.lastDecodeCpuTps = cpu;
-        return wall;
-      },
-      lastLogits: async (ids) => (await engine.prefill(ids)).logits[0],
-      allLogits: async (ids) => (await engine.prefill(ids, { logitPositions: 'all' })).logits,
-      dispose: () => engine.dispose(),
-    });
+    out.push(engineContender(`deciserve WASM ${v.label}`, engine, v.prefill));
   }
   return out;
 }
@@ -95,13 +73,27 @@ async function wasmSimdContender(
   precision: StepPrecision,
 ): Promise<WasmContender> {
   const engine = await createWasmEngineNode(config, weights, { precision });
-  const contender: WasmContender = {
-    name: simdName(precision),
-    async prefillTps(ids) {
-      const t0 = performance.now();
-      await engine.prefill(ids);
-      return (ids.length / (performance.now() - t0)) * 1000;
-    },
+  return engineContender(simdName(precision), engine, true);
+}
+
+/** What the peer bench needs of an engine: the contract's prefill, greedy steps and dispose. */
+interface GreedyEngine {
+  prefill: MambaEngine['prefill'];
+  stepGreedy(token: number, state: ModelState): Promise<{ token: number; state: ModelState }>;
+  dispose(): void | Promise<void>;
+}
+
+/** One engine as a contender: timed prefill (when `withPrefill`), timed greedy decode, logits for the parity check. */
+function engineContender(name: string, engine: GreedyEngine, withPrefill: boolean): WasmContender {
+  return {
+    name,
+    prefillTps: withPrefill
+      ? async (ids) => {
+          const t0 = performance.now();
+          await engine.prefill(ids);
+          return (ids.length / (performance.now() - t0)) * 1000;
+        }
+      : undefined,
     async decodeTps(prompt, steps) {
       const start = await engine.prefill(prompt);
       let { state } = start;
@@ -114,7 +106,6 @@ async function wasmSimdContender(
     },
     lastLogits: async (ids) => (await engine.prefill(ids)).logits[0],
     allLogits: async (ids) => (await engine.prefill(ids, { logitPositions: 'all' })).logits,
-    dispose: () => engine.dispose(),
+    dispose: async () => engine.dispose(),
   };
-  return contender;
 }
