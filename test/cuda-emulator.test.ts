@@ -177,14 +177,21 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     expect(maxAbsDiff(again.logits, again2.logits)).toBe(0);
   });
 
-  it('a decode session steps a batch of sequences at once', async () => {
-    const prompts = [
-      randomIds(12, m.config.vocabSize, 13),
-      randomIds(40, m.config.vocabSize, 14),
-      randomIds(3, m.config.vocabSize, 15),
-    ];
+  // the fused step with its own GEMVs (≤8 sequences), the fused step with cuBLAS (more), and the prefill's launches
+  it.each([
+    { batch: 3, fusedStep: true, gemv: true },
+    { batch: 11, fusedStep: true, gemv: false },
+    { batch: 3, fusedStep: false, gemv: false },
+  ])('a decode session steps a batch of sequences at once: $batch, fused $fusedStep', async (c) => {
+    const prompts = Array.from({ length: c.batch }, (_, i) =>
+      randomIds([12, 40, 3][i % 3]! + i, m.config.vocabSize, 13 + i),
+    );
     const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
-    const session = engine.openDecode(pre.map((p) => p.state));
+    const session = engine.openDecode(
+      pre.map((p) => p.state),
+      { fusedStep: c.fusedStep },
+    );
+    expect([session.fused, session.fusedGemv]).toEqual([c.fusedStep, c.gemv]);
     let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
     let tokens = pre.map((p) => argmax(p.logits[0]!));
     for (let step = 0; step < 4; step++) {
@@ -200,6 +207,8 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       tokens = Array.from(out.tokens!);
     }
     expect(session.usesGraph).toBe(true);
+    // the states the steps left on the device are the reference's
+    refStates.forEach((r, b) => expect(maxStateDiff(session.state(b), r)).toBeLessThan(TOL));
     session.dispose();
   });
 
@@ -276,6 +285,37 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     expect(e.core.device.allocatedBytes).toBeGreaterThan(before);
     await e.dispose();
     expect(e.core.device.allocatedBytes).toBe(0);
+  });
+});
+
+// d_inner 300: three channel slices of step_conv_x_proj (128, 128, 44), two blocks of step_dt_ssm, and GEMV rows
+// (150, 600) that leave the last block's warps partly empty
+describe.skipIf(!CXX)('CUDA engine on the CPU emulator: a wider model decodes on the fused step', () => {
+  it.each([2, 9])('batch %i matches the reference over 3 steps', async (batch) => {
+    const m = tinyModel({ dModel: 150, nLayer: 2, dState: 16, seed: 11 });
+    const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32' });
+    try {
+      const prompts = Array.from({ length: batch }, (_, i) => randomIds(5 + 3 * i, m.config.vocabSize, 40 + i));
+      const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
+      let refStates = pre.map((p) => p.state);
+      const session = engine.openDecode(refStates);
+      expect(session.fused).toBe(true);
+      let tokens = prompts.map((p) => p[0]!);
+      for (let step = 0; step < 3; step++) {
+        const out = await session.step(tokens, { logits: true });
+        const refs = await Promise.all(tokens.map((t, b) => m.engine.step(t, refStates[b]!)));
+        refs.forEach((r, b) => {
+          const got = out.logits!.subarray(b * m.config.vocabSize, (b + 1) * m.config.vocabSize);
+          expect(maxAbsDiff(got, r.logits)).toBeLessThan(TOL);
+        });
+        refStates = refs.map((r) => r.state);
+        tokens = refs.map((r) => argmax(r.logits));
+      }
+      refStates.forEach((r, b) => expect(maxStateDiff(session.state(b), r)).toBeLessThan(TOL));
+      session.dispose();
+    } finally {
+      await engine.dispose();
+    }
   });
 });
 

@@ -1,5 +1,7 @@
 // Decoding: one token for each of `batch` sequences per step, states updated in place on the device. The step runs
 // the prefill's layer loop (layers.ts) with one row per sequence and the one-step scan, then norm_f → lm_head → argmax.
+// By default a layer's step is the fused kernels (ops-step.ts: four launches a layer up to 8 sequences, five above);
+// `fusedStep: false` keeps the prefill's eight (conv_step and ssm_step for the scan).
 // After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
 // that dominates small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
 // This is the CUDA engine's DecodeSession (mamba/engine.ts).
@@ -9,18 +11,18 @@ import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, layerStates, stateWords, type EngineCore } from './core.ts';
 import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import { Layout } from './layout.ts';
-import { BLOCK_BUFFERS, blockBufferBytes } from './memory-plan.ts';
+import { BLOCK_BUFFERS, blockBufferBytes, xDblWidth } from './memory-plan.ts';
 import type { MixerScan } from './mixer.ts';
 import * as ops from './ops.ts';
-
-/** Every layer of a step: one row per sequence, conv_step and ssm_step on the states in place. */
-const STEP: MixerScan = { kind: 'step' };
+import { fusedStepFits, stepGemvFits, stepSlices } from './ops-step.ts';
 
 const BUFFERS = [
   'tokens',
   'rowIdx',
   'argmax',
   'residual',
+  'residualAlt',
+  'xPartial',
   ...BLOCK_BUFFERS,
   'headNormed',
   'logits',
@@ -38,14 +40,21 @@ export class DecodeSession implements EngineDecodeSession {
   graphError: string | null = null;
   private disposed = false;
 
+  /** Whether the step runs the fused kernels (ops-step.ts), and whether in_proj/out_proj are their GEMVs. */
+  readonly fused: boolean;
+  readonly fusedGemv: boolean;
+
   constructor(
     private readonly core: EngineCore,
     batch: number,
     private readonly useGraphs = true,
+    fusedStep = true,
   ) {
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;
-    const { dModel, vocabSize } = core.config;
+    const { dModel, dInner, vocabSize } = core.config;
+    this.fused = fusedStep && fusedStepFits(core.config);
+    this.fusedGemv = this.fused && stepGemvFits(batch, core.config);
     const act = actBytes(core);
     const words = stateWords(core.config);
     const sizes: Record<DecodeBuffer, number> = {
@@ -53,6 +62,8 @@ export class DecodeSession implements EngineDecodeSession {
       rowIdx: batch * 4,
       argmax: batch * 4,
       residual: batch * dModel * 4,
+      residualAlt: batch * dModel * 4,
+      xPartial: stepSlices(dInner) * batch * xDblWidth(core.config) * 4,
       ...blockBufferBytes(core.config, core.precision, batch),
       headNormed: batch * dModel * act,
       logits: batch * vocabSize * 4,
@@ -156,15 +167,24 @@ export class DecodeSession implements EngineDecodeSession {
     const core = this.core;
     const B = this.batch;
     const b = (n: DecodeBuffer) => this.buf(n);
+    // the fused norm reads the residual stream from one buffer of the pair and writes the other, alternately
+    const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
+    const stepOf = (i: number): MixerScan => {
+      if (!this.fused) return { kind: 'step', fused: null };
+      const [residualIn, residualOut] = pair(i);
+      const norm = this.fusedGemv ? { hidden: b('hidden'), residualIn, residualOut, first: i === 0 } : null;
+      return { kind: 'step', fused: { partial: b('xPartial'), norm } };
+    };
     enqueueLayers(core, {
       ids: b('tokens'),
       rows: B,
       nSeq: B,
       buffers: { ...blockBuffers(b), residual: b('residual'), residualAlt: null },
       states: { conv: b('conv'), ssm: b('ssm'), initConv: null, initSsm: null },
-      layer: () => ({ rowsIn: B, scan: STEP }),
+      layer: (i) => ({ rowsIn: B, scan: stepOf(i) }),
     });
-    const [hidden, residual, rowIdx, normed] = [b('hidden'), b('residual'), b('rowIdx'), b('headNormed')];
+    const residual = this.fusedGemv ? pair(core.config.nLayer - 1)[1]! : b('residual');
+    const [hidden, rowIdx, normed] = [b('hidden'), b('rowIdx'), b('headNormed')];
     enqueueHead(core, { hidden, residual, rowIdx, normed, logits: b('logits'), rows: B });
     ops.argmax(core.kernels, b('logits'), B, core.config.vocabSize, b('argmax'));
   }

@@ -56,6 +56,8 @@ export interface CudaEngineOptions {
   guardBytes?: number;
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
+  /** Decode steps on the fused kernels (kernels/step-fused.cu; default true), else the prefill's launches. */
+  fusedStep?: boolean;
   /**
    * Prefill's selective scan: 'split' (default: dt_softplus + the three chunked kernels of scan.cu), 'fused' (one
    * kernel per layer, scan-fused.cu) or 'fused-t2' (the same, two warps a channel); off by default until the device
@@ -263,10 +265,12 @@ export class CudaEngine extends EngineBase<BatchRequest> {
   }
 
   /** A batched decoding session over `states` (one sequence each), on the device. */
-  openDecode(states: ModelState[], useGraphs = this.options.useGraphs ?? true): DecodeSession {
+  openDecode(states: ModelState[], opts: { useGraphs?: boolean; fusedStep?: boolean } = {}): DecodeSession {
     this.checkOpen();
     for (const s of states) checkState(s, this.core.config);
-    const session = new DecodeSession(this.core, states.length, useGraphs);
+    const useGraphs = opts.useGraphs ?? this.options.useGraphs ?? true;
+    const fusedStep = opts.fusedStep ?? this.options.fusedStep ?? true;
+    const session = new DecodeSession(this.core, states.length, useGraphs, fusedStep);
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);
     states.forEach((s, b) => {

@@ -38,16 +38,18 @@ export function enqueueLayers(core: EngineCore, loop: LayerLoop): void {
     const run = loop.layer(i);
     const rowsIn = run.rowsIn;
     let scan = run.scan;
-    ops.addRmsNorm(k, {
-      hidden: b.hidden,
-      residual,
-      normed: b.normed,
-      weight: layer.norm,
-      rows: rowsIn,
-      dim: dModel,
-      eps: normEpsilon,
-      first: i === 0,
-    });
+    // a fused decode step forms the norm inside in_proj, with its own residual pair (mixer.ts FusedStep)
+    if (!(scan.kind === 'step' && scan.fused?.norm))
+      ops.addRmsNorm(k, {
+        hidden: b.hidden,
+        residual,
+        normed: b.normed,
+        weight: layer.norm,
+        rows: rowsIn,
+        dim: dModel,
+        eps: normEpsilon,
+        first: i === 0,
+      });
     // layer i's slice of every sequence's state: [dInner, dConv] and [dInner, dState] f32 within each sequence's block
     const conv = (base: DevicePtr) => ({ ptr: base + i * dInner * dConv * 4, seqStride: words.conv });
     const ssm = (base: DevicePtr) => ({ ptr: base + i * dInner * dState * 4, seqStride: words.ssm });

@@ -11,6 +11,7 @@ import * as ops from './ops.ts';
 import type { SeqStates } from './ops-args.ts';
 import type { ScanChunkTables } from './ops-scan.ts';
 import * as scanOps from './ops-scan.ts';
+import * as stepOps from './ops-step.ts';
 import { bcOffsets, dtProj, inProj, outProj, xProj } from './projections.ts';
 
 /** Where one layer's mixer reads and writes (all device addresses). */
@@ -57,9 +58,19 @@ export interface MixerDecimation {
  */
 export type ScanKind = 'split' | 'fused' | 'fused-t2';
 
+/**
+ * A decode step's fused kernels (ops-step.ts): x_proj's partial sums [slices, batch, dbl] f32 and, for small batches,
+ * the RMSNorm fused into in_proj, which reads the residual stream from one buffer of a pair and writes the other
+ * (null: add_rmsnorm in the layer loop, and cuBLAS for in_proj and out_proj).
+ */
+export interface FusedStep {
+  partial: DevicePtr;
+  norm: { hidden: DevicePtr; residualIn: DevicePtr; residualOut: DevicePtr; first: boolean } | null;
+}
+
 /** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
 export type MixerScan =
-  | { kind: 'step' }
+  | { kind: 'step'; fused: FusedStep | null }
   | {
       kind: 'chunked';
       /** Row → sequence and sequence starts of the rows entering the layer. */
@@ -83,6 +94,7 @@ export function mambaMixer(
   const { kernels: k, config } = core;
   const { dInner } = config;
   const n = rows.rowsIn;
+  if (mode.kind === 'step' && mode.fused) return fusedStep(core, layer, b, n, states.conv, states.ssm, mode.fused);
 
   // in_proj → (x, z)
   inProj(core, layer, b.normed, b.xz, n);
@@ -118,6 +130,46 @@ export function mambaMixer(
     rowsOut = splitScan(core, inputs, b.y, rows, states, mode);
   }
   outProj(core, layer, b.y, b.out, rowsOut);
+}
+
+/**
+ * The same block for one token per sequence in four launches (five with cuBLAS for larger batches): [RMSNorm +]
+ * in_proj; conv + SiLU + x_proj; dt_proj + softplus + the one-step scan; out_proj. kernels/step-fused.cu has why.
+ */
+function fusedStep(
+  core: EngineCore,
+  layer: DeviceLayer,
+  b: MixerBuffers,
+  batch: number,
+  conv: SeqStates,
+  ssm: SeqStates,
+  f: FusedStep,
+): void {
+  const k = core.kernels;
+  const { dModel, dInner, dtRank, normEpsilon } = core.config;
+  if (f.norm) {
+    const { hidden, residualIn, residualOut, first } = f.norm;
+    const [weight, bias] = [layer.inProj, layer.inProjBias];
+    const io = { hidden, residualIn, residualOut, first, xz: b.xz, batch, dModel, n: 2 * dInner };
+    stepOps.stepNormInProj(k, { ...io, norm: layer.norm, eps: normEpsilon, weight, bias });
+  } else {
+    inProj(core, layer, b.normed, b.xz, batch);
+  }
+  const xz = { ptr: b.xz, ld: 2 * dInner };
+  const dbl = xDblWidth(core.config);
+  const [convWeight, convBias] = [layer.convWeight, layer.convBias];
+  const convArgs = { xz, state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial: f.partial };
+  stepOps.stepConvXProj(k, { ...convArgs, batch, dInner, dbl });
+  const z = { ptr: b.xz + dInner * actBytes(core), ld: 2 * dInner };
+  const [dtProj, dtBias, aLog2, dSkip] = [layer.dtProjWeight, layer.dtProjBias, layer.aLog2, layer.d];
+  const scanArgs = { partial: f.partial, x: b.x, z, dtProj, dtBias, aLog2, dSkip, state: ssm, y: b.y };
+  stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dtRank });
+  if (f.norm) {
+    const [weight, bias] = [layer.outProj, layer.outProjBias];
+    stepOps.stepOutProj(k, { y: b.y, weight, bias, out: b.out, batch, dInner, n: dModel });
+  } else {
+    outProj(core, layer, b.y, b.out, batch);
+  }
 }
 
 /** The scan's operands as they lie after x_proj: x, Δ, z (xz's second half), B and C (columns of xDbl). */

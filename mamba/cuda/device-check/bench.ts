@@ -144,34 +144,47 @@ export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadl
   }
 }
 
+/** Decode tokens/s: fused step kernels or the prefill's launches, CUDA graph or eager; median of 5 runs of 64 steps. */
 export async function benchDecode(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
   const { engine, config } = t;
-  for (const batch of [1, 8, 64]) {
-    for (const graphs of [true, false]) {
+  const variants = [
+    { graphs: true, fused: true },
+    { graphs: true, fused: false },
+    { graphs: false, fused: true },
+  ];
+  for (const batch of [1, 8, 16, 64]) {
+    for (const { graphs, fused } of variants) {
+      const name = `decode ${t.shape} ${engine.name} batch ${batch} graphs=${graphs} fused=${fused}`;
       if (!deadline.has(20)) {
-        report.skip(`decode ${t.shape} ${engine.name} batch ${batch}: time budget`);
+        report.skip(`${name}: time budget`);
         continue;
       }
-      await report.guard('bench', `decode ${t.shape} ${engine.name} batch ${batch} graphs=${graphs}`, async () => {
-        const session = engine.openDecode(
-          Array.from({ length: batch }, () => engine.emptyState()),
-          graphs,
-        );
+      await report.guard('bench', name, async () => {
+        const states = Array.from({ length: batch }, () => engine.emptyState());
+        const session = engine.openDecode(states, { useGraphs: graphs, fusedStep: fused });
         try {
           let tokens = Array.from({ length: batch }, (_, i) => (i * 7919) % config.vocabSize);
-          for (let i = 0; i < 3; i++) tokens = Array.from((await session.step(tokens, { argmax: true })).tokens!); // warm-up (+ capture)
+          const step = async () => (tokens = Array.from((await session.step(tokens, { argmax: true })).tokens!));
+          for (let i = 0; i < 3; i++) await step(); // warm-up (+ capture)
           const steps = 64;
-          const t0 = performance.now();
-          for (let i = 0; i < steps; i++) tokens = Array.from((await session.step(tokens, { argmax: true })).tokens!);
-          const ms = performance.now() - t0;
+          const runs: number[] = [];
+          for (let r = 0; r < 5; r++) {
+            const t0 = performance.now();
+            for (let i = 0; i < steps; i++) await step();
+            runs.push((performance.now() - t0) / steps);
+          }
+          const ms = median(runs);
           report.row('decode', {
             shape: t.shape,
             engine: engine.name,
             batch,
+            fused: session.fused,
+            gemv: session.fusedGemv,
             graph: session.usesGraph,
             graphError: session.graphError ?? '',
-            msPerStep: ms / steps,
-            tokensPerS: Math.round((batch * steps) / (ms / 1e3)),
+            msPerStep: ms,
+            minMsPerStep: Math.min(...runs),
+            tokensPerS: Math.round(batch / (ms / 1e3)),
           });
         } finally {
           session.dispose();

@@ -16,6 +16,7 @@ export const KERNEL_FILES = [
   'gather.cu',
   'head.cu',
   'step.cu',
+  'step-fused.cu',
   'convert.cu',
 ] as const;
 
@@ -57,6 +58,10 @@ export const KERNEL_NAMES = [
   'add_bias_f32',
   'scan_fused',
   'scan_fused_t2',
+  'step_norm_in_proj',
+  'step_conv_x_proj',
+  'step_dt_ssm',
+  'step_out_proj',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -112,3 +117,9 @@ export const SCAN_THREADS = 128; // scan.cu
 export const FUSED_CHANNELS = 8; // scan-fused.cu: channels a block of scan_fused (one warp each)
 export const FUSED_T2_CHANNELS = 4; // scan-fused.cu: channels a block of scan_fused_t2 (two warps each)
 export const SELECT_THREADS = 1024; // decimate.cu
+export const STEP_GEMV_BATCH = 8; // step-fused.cu: most sequences of step_norm_in_proj / step_out_proj
+export const STEP_GEMV_ROWS = 2; // step-fused.cu: output rows a warp of those two
+export const STEP_GEMV_THREADS = 256; // step-fused.cu
+export const STEP_SLICE = 128; // step-fused.cu: channels a block of step_conv_x_proj
+export const STEP_SLICE_BATCH = 8; // step-fused.cu: sequences a block of step_conv_x_proj
+export const STEP_DBL_MAX = 512; // step-fused.cu: dtRank + 2·dState at most

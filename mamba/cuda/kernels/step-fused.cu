@@ -1,0 +1,220 @@
+// A decode step in four launches a layer instead of eight (decode.ts, mixer.ts 'step' with fused kernels): at one
+// token per sequence every launch is a few microseconds of latency and little work, so the step's time is its number
+// of launches. The math and the roundings are step.cu's and the prefill's (normed, x, x_dbl and y rounded to act_t).
+//   step_norm_in_proj: residual += hidden, RMSNorm, in_proj   (small batches; larger ones use add_rmsnorm + cuBLAS)
+//   step_conv_x_proj:  conv_step + SiLU, then x_proj's partial sums over this block's channel slice
+//   step_dt_ssm:       x_proj's sums, dt_proj + bias → softplus → Δ, ssm_step, D skip, z gate → y
+//   step_out_proj:     out_proj (+ bias)                         (small batches; larger ones use cuBLAS)
+// The GEMVs give each warp one or two output rows and split k over its lanes, two elements a load, so a warp reads a
+// weight row in 128-byte lines; x_proj is split over channel slices whose partial sums the next kernel adds up, in a
+// fixed order (no atomics: a step gives the same tokens every run).
+#include "prelude.cuh"
+
+#define STEP_GEMV_BATCH 8     // most sequences the GEMV kernels take (decode.ts uses cuBLAS above)
+#define STEP_GEMV_ROWS 2      // output rows a warp of a GEMV kernel
+#define STEP_GEMV_THREADS 256
+#define STEP_SLICE 128        // channels a block of step_conv_x_proj
+#define STEP_SLICE_BATCH 8    // sequences a block of step_conv_x_proj
+#define STEP_DBL_MAX 512      // dtRank + 2·dState at most (decode.ts checks)
+
+// what rounding to the activation type does to v (the value a GEMM reading an act_t buffer would see)
+__device__ __forceinline__ float act_round(float v) {
+#if ACT_BF16
+  return bf16_to_f32(f32_to_bf16(v));
+#else
+  return v;
+#endif
+}
+
+// elements i and i+1 of an act_t row (i even, the row 4-byte aligned: k even)
+__device__ __forceinline__ void act_load2(const act_t* p, float& a, float& b) {
+#if ACT_BF16
+  const u32 w = *(const u32*)p;
+  a = bf16_to_f32((bf16_t)(w & 0xffffu));
+  b = bf16_to_f32((bf16_t)(w >> 16));
+#else
+  a = p[0];
+  b = p[1];
+#endif
+}
+
+// Σ_i w[o, i]·in(b, i) for this warp's rows o0.. (< n) and every b < batch, k split over lanes; the totals end in
+// every lane. `in(b, i, &v0, &v1)` yields elements i, i+1 of input row b.
+template <typename Input>
+__device__ __forceinline__ void warp_gemv(const act_t* __restrict__ w, int o0, int n, int k, int batch, Input in,
+                                          float (&acc)[STEP_GEMV_ROWS][STEP_GEMV_BATCH]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int r = 0; r < STEP_GEMV_ROWS; ++r)
+#pragma unroll
+    for (int b = 0; b < STEP_GEMV_BATCH; ++b) acc[r][b] = 0.0f;
+  for (int i = 2 * lane; i < k; i += 64) {
+    float wv[STEP_GEMV_ROWS][2];
+#pragma unroll
+    for (int r = 0; r < STEP_GEMV_ROWS; ++r) {
+      const int o = min(o0 + r, n - 1);  // a missing last row repeats row n−1; its sums are never stored
+      act_load2(w + (i64)o * k + i, wv[r][0], wv[r][1]);
+    }
+#pragma unroll
+    for (int b = 0; b < STEP_GEMV_BATCH; ++b) {
+      if (b >= batch) break;
+      float v0, v1;
+      in(b, i, &v0, &v1);
+#pragma unroll
+      for (int r = 0; r < STEP_GEMV_ROWS; ++r) acc[r][b] += wv[r][0] * v0 + wv[r][1] * v1;
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < STEP_GEMV_ROWS; ++r)
+#pragma unroll
+    for (int b = 0; b < STEP_GEMV_BATCH; ++b) acc[r][b] = warp_sum_f(acc[r][b]);
+}
+
+// residual_out = hidden (+ residual_in); xz = in_proj(RMSNorm(residual_out)·normW) (+ bias), for batch ≤ 8 and k even.
+// Every warp forms the normed rows itself (two passes over hidden and residual, L1-resident); block 0's warp 0
+// writes the new residual, into the other buffer of a pair, since every block reads the old one.
+extern "C" __global__ void step_norm_in_proj(const float* __restrict__ hidden, const float* __restrict__ residualIn,
+                                             float* __restrict__ residualOut, int first, const float* __restrict__ normW,
+                                             float eps, const act_t* __restrict__ w, const float* __restrict__ bias,
+                                             act_t* __restrict__ out, int batch, int k, int n) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int o0 = (blockIdx.x * (STEP_GEMV_THREADS / 32) + warp) * STEP_GEMV_ROWS;
+  const bool writer = blockIdx.x == 0 && warp == 0;
+  float scale[STEP_GEMV_BATCH];
+#pragma unroll
+  for (int b = 0; b < STEP_GEMV_BATCH; ++b) {
+    scale[b] = 0.0f;
+    if (b >= batch) continue;
+    const float* h = hidden + (i64)b * k;
+    const float* res = residualIn + (i64)b * k;
+    float ss = 0.0f;
+    for (int i = lane; i < k; i += 32) {
+      const float v = first ? h[i] : h[i] + res[i];
+      if (writer) residualOut[(i64)b * k + i] = v;
+      ss += v * v;
+    }
+    scale[b] = rsqrtf(warp_sum_f(ss) / (float)k + eps);
+  }
+  if (o0 >= n) return;  // after the writer's pass: block 0 always has rows
+  float acc[STEP_GEMV_ROWS][STEP_GEMV_BATCH];
+  warp_gemv(w, o0, n, k, batch, [&](int b, int i, float* v0, float* v1) {
+    const float* h = hidden + (i64)b * k + i;
+    const float* res = residualIn + (i64)b * k + i;
+    const float r0 = first ? h[0] : h[0] + res[0], r1 = first ? h[1] : h[1] + res[1];
+    *v0 = act_round(r0 * scale[b] * normW[i]);
+    *v1 = act_round(r1 * scale[b] * normW[i + 1]);
+  }, acc);
+  if (lane != 0) return;
+#pragma unroll
+  for (int r = 0; r < STEP_GEMV_ROWS; ++r) {
+    const int o = o0 + r;
+    if (o >= n) break;
+#pragma unroll
+    for (int b = 0; b < STEP_GEMV_BATCH; ++b)
+      if (b < batch) act_store(out + (i64)b * n + o, acc[r][b] + (bias ? bias[o] : 0.0f));
+  }
+}
+
+// out = y · wᵀ (+ bias), f32 [batch, n] (the next block's hidden), for batch ≤ 8 and k even.
+extern "C" __global__ void step_out_proj(const act_t* __restrict__ y, const act_t* __restrict__ w,
+                                         const float* __restrict__ bias, float* __restrict__ out, int batch, int k, int n) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int o0 = (blockIdx.x * (STEP_GEMV_THREADS / 32) + warp) * STEP_GEMV_ROWS;
+  if (o0 >= n) return;
+  float acc[STEP_GEMV_ROWS][STEP_GEMV_BATCH];
+  warp_gemv(w, o0, n, k, batch, [&](int b, int i, float* v0, float* v1) { act_load2(y + (i64)b * k + i, *v0, *v1); },
+            acc);
+  if (lane != 0) return;
+#pragma unroll
+  for (int r = 0; r < STEP_GEMV_ROWS; ++r) {
+    const int o = o0 + r;
+    if (o >= n) break;
+#pragma unroll
+    for (int b = 0; b < STEP_GEMV_BATCH; ++b)
+      if (b < batch) out[(i64)b * n + o] = acc[r][b] + (bias ? bias[o] : 0.0f);
+  }
+}
+
+// Block (slice s, sequences b0..b0+8): conv_step on channels [s·128, s·128 + 128) (conv state shifted in place,
+// x = SiLU(conv) stored), then partial[s, b, j] = Σ over the slice of x_proj[j, c]·x[b, c] for every j < dbl.
+extern "C" __global__ void step_conv_x_proj(const act_t* __restrict__ xz, i64 xzStride, float* __restrict__ convState,
+                                            i64 stateSeqStride, const float* __restrict__ convW,
+                                            const float* __restrict__ convB, act_t* __restrict__ xOut,
+                                            const act_t* __restrict__ wx, float* __restrict__ partial, int batch,
+                                            int dInner, int dbl) {
+  __shared__ float sx[STEP_SLICE_BATCH][STEP_SLICE];
+  const int c0 = blockIdx.x * STEP_SLICE, b0 = blockIdx.y * STEP_SLICE_BATCH;
+  for (int i = threadIdx.x; i < STEP_SLICE_BATCH * STEP_SLICE; i += blockDim.x) {
+    const int bl = i / STEP_SLICE, c = c0 + i % STEP_SLICE, b = b0 + bl;
+    float xv = 0.0f;
+    if (b < batch && c < dInner) {
+      float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
+      float win[D_CONV];
+#pragma unroll
+      for (int j = 0; j < D_CONV - 1; ++j) win[j] = st[j + 1];
+      win[D_CONV - 1] = act_load(xz + (i64)b * xzStride + c);
+      float acc = convB ? convB[c] : 0.0f;
+#pragma unroll
+      for (int j = 0; j < D_CONV; ++j) {
+        acc += convW[c * D_CONV + j] * win[j];
+        st[j] = win[j];
+      }
+      xv = act_round(silu_f(acc));
+      act_store(xOut + (i64)b * dInner + c, xv);
+    }
+    sx[bl][i % STEP_SLICE] = xv;
+  }
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  for (int j = warp; j < dbl; j += warps) {
+    float acc[STEP_SLICE_BATCH];
+#pragma unroll
+    for (int b = 0; b < STEP_SLICE_BATCH; ++b) acc[b] = 0.0f;
+    for (int cl = lane; cl < STEP_SLICE; cl += 32) {
+      const int c = c0 + cl;
+      const float wv = c < dInner ? act_load(wx + (i64)j * dInner + c) : 0.0f;
+#pragma unroll
+      for (int b = 0; b < STEP_SLICE_BATCH; ++b) acc[b] += wv * sx[b][cl];
+    }
+#pragma unroll
+    for (int b = 0; b < STEP_SLICE_BATCH; ++b) {
+      const float t = warp_sum_f(acc[b]);
+      if (lane == 0 && b0 + b < batch) partial[((i64)blockIdx.x * batch + b0 + b) * dbl + j] = t;
+    }
+  }
+}
+
+// Block (channels blockIdx.x·256.., sequence b): x_dbl[b] = Σ_s partial[s, b] (rounded as the x_proj GEMM's act_t
+// output), then per channel Δ = softplus(dt_proj(dt) + bias) and the ssm_step update and output.
+extern "C" __global__ void step_dt_ssm(const float* __restrict__ partial, int slices, const act_t* __restrict__ x,
+                                       const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ wdt,
+                                       const float* __restrict__ dtBias, const float* __restrict__ aLog2,
+                                       const float* __restrict__ dSkip, float* __restrict__ ssmState,
+                                       i64 stateSeqStride, act_t* __restrict__ y, int batch, int dInner, int dtRank) {
+  __shared__ float sxd[STEP_DBL_MAX];
+  const int b = blockIdx.y;
+  const int dbl = dtRank + 2 * D_STATE;
+  for (int j = threadIdx.x; j < dbl; j += blockDim.x) {
+    float s = 0.0f;
+    for (int sl = 0; sl < slices; ++sl) s += partial[((i64)sl * batch + b) * dbl + j];
+    sxd[j] = act_round(s);
+  }
+  __syncthreads();
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= dInner) return;
+  float dt = 0.0f;
+  const act_t* wRow = wdt + (i64)c * dtRank;
+  for (int r = 0; r < dtRank; ++r) dt += act_load(wRow + r) * sxd[r];
+  const float delta = softplus_f(dt + dtBias[c]);
+  const float xv = act_load(x + (i64)b * dInner + c);
+  const float dx = delta * xv;
+  float* h = ssmState + (i64)b * stateSeqStride + (i64)c * D_STATE;
+  float acc = 0.0f;
+#pragma unroll
+  for (int n = 0; n < D_STATE; ++n) {
+    const float hn = decay_exp2(delta * aLog2[c * D_STATE + n]) * h[n] + dx * sxd[dtRank + n];
+    h[n] = hn;
+    acc += sxd[dtRank + D_STATE + n] * hn;
+  }
+  act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
+}
