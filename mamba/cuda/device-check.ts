@@ -14,7 +14,7 @@ import { runKernelChecks } from './device-check/kernel-checks.ts';
 import { goldenParity, passkeyAgreement } from './device-check/parity-golden.ts';
 import { referenceParity, selfConsistency } from './device-check/parity-reference.ts';
 import { benchConfig, benchWeights, writeBenchCheckpoint, SHAPES, type ShapeName } from './device-check/bench-model.ts';
-import { benchBatch, benchBreakdown, benchDecode, benchPrefill } from './device-check/bench.ts';
+import { benchBatch, benchBreakdown, benchDecode, benchDecodeBreakdown, benchPrefill } from './device-check/bench.ts';
 import { scanCompare, scanSummary } from './device-check/scan-compare.ts';
 import { Deadline, fmt, Report } from './device-check/report.ts';
 import { H200 } from './roofline.ts';
@@ -136,7 +136,9 @@ async function main(): Promise<void> {
     }
 
     const shapes =
-      phases.has('bench') || phases.has('parity') ? (args.shapes!.split(',').filter(Boolean) as ShapeName[]) : [];
+      phases.has('bench') || phases.has('parity') || phases.has('decode')
+        ? (args.shapes!.split(',').filter(Boolean) as ShapeName[])
+        : [];
     for (const shape of shapes) {
       if (!(shape in SHAPES)) {
         report.check('bench', `shape ${shape}`, false, {}, `unknown shape (known: ${Object.keys(SHAPES).join(', ')})`);
@@ -183,7 +185,14 @@ async function main(): Promise<void> {
           await benchPrefill(target, report, deadline, lengths, ceilings);
           await benchBatch(target, report, deadline, args['batch-lengths']!.split(',').map(Number));
           await benchDecode(target, report, deadline);
+          await benchDecodeBreakdown(target, report, deadline);
           await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
+        } else if (phases.has('decode')) {
+          const target = { shape, config, engine: bf16 };
+          await benchDecode(target, report, deadline);
+          await benchDecodeBreakdown(target, report, deadline);
+        }
+        if (phases.has('bench')) {
           if (fp32)
             await benchPrefill(
               { shape, config, engine: fp32 },
@@ -232,8 +241,13 @@ function summary(): string {
     );
   for (const r of report.tables.decode ?? [])
     lines.push(
-      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step)`,
+      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph} fused=${r.fused} gemv=${r.gemv}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step)`,
     );
+  for (const r of report.tables.decodeBreakdown ?? [])
+    if ((r.pct as number) >= 8 || r.kernel === 'TOTAL (events)')
+      lines.push(
+        `decode-breakdown ${r.shape} b${r.batch} fused=${r.fused} ${r.kernel}: ${fmt(r.usPerStep as number)} us/step (${fmt(r.pct as number)}%)`,
+      );
   const groups = new Map<string, Record<string, unknown>[]>();
   for (const r of report.tables.breakdown ?? []) {
     const key = `${r.shape} ${r.engine} L=${r.L} ${r.mode}`;

@@ -16,6 +16,8 @@ export interface DeviceLayer {
   convBias: DevicePtr | null;
   xProj: DevicePtr;
   dtProjWeight: DevicePtr;
+  /** dt_proj's weight transposed, gemmType [dtRank, dInner]: the fused decode step reads it a channel a lane. */
+  dtProjT: DevicePtr;
   dtProjBias: DevicePtr;
   /** −exp(A_log)·log2(e), [dInner, dState]: the scan computes exp(Δ·A) as exp2(Δ·aLog2). */
   aLog2: DevicePtr;
@@ -74,6 +76,7 @@ export function uploadWeights(
     f32(`${i}.d`, l.d);
     f32(`${i}.outProjBias`, l.outProjBias);
     for (const k of GEMM_KEYS) gemm(`${i}.${k}`, l[k]);
+    gemm(`${i}.dtProjT`, l.dtProjWeight);
   });
   const base = device.alloc(layout.totalBytes);
   const at = (name: string) => base + layout.get(name).offset;
@@ -107,6 +110,7 @@ export function uploadWeights(
         device.upload(at(`${i}.${key}`), l[key].data);
       device.upload(at(`${i}.aLog2`), aLog2(l.aLog.data));
       for (const k of GEMM_KEYS) putGemm(`${i}.${k}`, l[k]);
+      putGemm(`${i}.dtProjT`, transposed(l.dtProjWeight, config.dInner, config.dtRank));
       return {
         norm: at(`${i}.norm`),
         inProj: at(`${i}.inProj`),
@@ -115,6 +119,7 @@ export function uploadWeights(
         convBias: opt('convBias'),
         xProj: at(`${i}.xProj`),
         dtProjWeight: at(`${i}.dtProjWeight`),
+        dtProjT: at(`${i}.dtProjT`),
         dtProjBias: at(`${i}.dtProjBias`),
         aLog2: at(`${i}.aLog2`),
         d: at(`${i}.d`),
@@ -144,4 +149,11 @@ export function uploadWeights(
       device.free(staging);
     }
   }
+}
+
+/** A [rows, cols] row-major tensor as [cols, rows]. */
+function transposed(t: Tensor, rows: number, cols: number): Tensor {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[r * cols + c]!;
+  return { ...t, data: out, shape: [cols, rows] };
 }

@@ -161,8 +161,8 @@ function fusedStep(
   const convArgs = { xz, state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial: f.partial };
   stepOps.stepConvXProj(k, { ...convArgs, batch, dInner, dbl });
   const z = { ptr: b.xz + dInner * actBytes(core), ld: 2 * dInner };
-  const [dtProj, dtBias, aLog2, dSkip] = [layer.dtProjWeight, layer.dtProjBias, layer.aLog2, layer.d];
-  const scanArgs = { partial: f.partial, x: b.x, z, dtProj, dtBias, aLog2, dSkip, state: ssm, y: b.y };
+  const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
+  const scanArgs = { partial: f.partial, x: b.x, z, dtProjT, dtBias, aLog2, dSkip, state: ssm, y: b.y };
   stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dtRank });
   if (f.norm) {
     const [weight, bias] = [layer.outProj, layer.outProjBias];

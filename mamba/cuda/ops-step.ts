@@ -9,6 +9,7 @@ import {
   STEP_GEMV_THREADS,
   STEP_SLICE,
   STEP_SLICE_BATCH,
+  STEP_SMEM_FLOATS,
 } from './kernels/manifest.ts';
 import { f32, i32, i64, mat, ptr, type SeqStates, states } from './ops-args.ts';
 import type { MatView } from './ops.ts';
@@ -20,7 +21,9 @@ export function fusedStepFits(shape: { dtRank: number; dState: number }): boolea
 
 /** Whether in_proj and out_proj run as the step's own GEMVs (small batches) rather than cuBLAS. */
 export function stepGemvFits(batch: number, shape: { dModel: number; dInner: number }): boolean {
-  return batch <= STEP_GEMV_BATCH && shape.dModel % 2 === 0 && shape.dInner % 2 === 0;
+  const { dModel, dInner } = shape;
+  const kFits = (k: number) => k % 2 === 0 && k <= STEP_SMEM_FLOATS;
+  return batch <= STEP_GEMV_BATCH && kFits(dModel) && kFits(dInner);
 }
 
 /** Channel slices of step_conv_x_proj: the partial sums' first dimension. */
@@ -135,7 +138,7 @@ export function stepDtSsm(
     partial: DevicePtr;
     x: DevicePtr;
     z: MatView;
-    dtProj: DevicePtr;
+    dtProjT: DevicePtr;
     dtBias: DevicePtr;
     aLog2: DevicePtr;
     dSkip: DevicePtr;
@@ -154,7 +157,7 @@ export function stepDtSsm(
       i32(stepSlices(a.dInner)),
       ptr(a.x),
       ...mat(a.z),
-      ptr(a.dtProj),
+      ptr(a.dtProjT),
       ptr(a.dtBias),
       ptr(a.aLog2),
       ptr(a.dSkip),

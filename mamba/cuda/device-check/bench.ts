@@ -194,6 +194,56 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
   }
 }
 
+/**
+ * Where a decode step's time goes, launch by launch: 10 eager steps with CUDA events between launches (no graph, so
+ * each interval also holds any host gap before it; a kernel longer than its launch shows as itself).
+ */
+export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
+  const { engine, config } = t;
+  const device = engine.core.device;
+  for (const batch of [1, 8, 64]) {
+    for (const fused of [true, false]) {
+      const name = `decode breakdown ${t.shape} ${engine.name} batch ${batch} fused=${fused}`;
+      if (!deadline.has(15)) {
+        report.skip(`${name}: time budget`);
+        continue;
+      }
+      await report.guard('bench', name, async () => {
+        const states = Array.from({ length: batch }, () => engine.emptyState());
+        const session = engine.openDecode(states, { useGraphs: false, fusedStep: fused });
+        const steps = 10;
+        let times: KernelTime[] = [];
+        try {
+          const tokens = Array.from({ length: batch }, (_, i) => (i * 7919) % config.vocabSize);
+          for (let i = 0; i < 3; i++) await session.step(tokens, { argmax: true });
+          device.enableProfiler(true);
+          try {
+            device.profiler!.begin();
+            for (let i = 0; i < steps; i++) await session.step(tokens, { argmax: true });
+            times = device.profiler!.collect();
+          } finally {
+            device.enableProfiler(false);
+          }
+        } finally {
+          session.dispose();
+        }
+        const total = times.reduce((a, b) => a + b.ms, 0);
+        for (const k of [...times, { label: 'TOTAL (events)', calls: times.reduce((a, b) => a + b.calls, 0), ms: total }])
+          report.row('decodeBreakdown', {
+            shape: t.shape,
+            engine: engine.name,
+            batch,
+            fused,
+            kernel: k.label,
+            callsPerStep: k.calls / steps,
+            usPerStep: (1e3 * k.ms) / steps,
+            pct: (100 * k.ms) / total,
+          });
+      });
+    }
+  }
+}
+
 /** One profiled prefill per mode: where the time goes, kernel by kernel. */
 export async function benchBreakdown(t: BenchTarget, report: Report, deadline: Deadline, L: number): Promise<void> {
   const { engine, config } = t;
