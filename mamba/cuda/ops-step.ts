@@ -4,6 +4,7 @@ import type { DevicePtr } from './bindings/driver.ts';
 import type { KernelSet } from './device.ts';
 import {
   STEP_DBL_MAX,
+  STEP_DT_BATCH,
   STEP_GEMV_BATCH,
   STEP_GEMV_ROWS,
   STEP_GEMV_THREADS,
@@ -151,7 +152,7 @@ export function stepDtSsm(
 ): void {
   k.launch(
     'step_dt_ssm',
-    { grid: [Math.ceil(a.dInner / 256), a.batch], block: [256] },
+    { grid: [Math.ceil(a.dInner / 256), Math.ceil(a.batch / STEP_DT_BATCH)], block: [256] },
     [
       ptr(a.partial),
       i32(stepSlices(a.dInner)),

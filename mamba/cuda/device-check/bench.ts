@@ -96,6 +96,7 @@ export async function benchPrefill(
           designFloorMs: roof.designFloorMs,
           achievedTflops: roof.matmulFlops / (ms / 1e3) / 1e12,
           vsPlain: mode === 'decimamba' && base ? ms / base : '',
+          passes: engine.lastPasses.length, // >1: the memory plan cut the prompt into segments carrying the state
           gemmTflop: roof.matmulFlops / 1e12,
           minGB: roof.minBytes / 1e9,
           designGB: roof.designBytes / 1e9,

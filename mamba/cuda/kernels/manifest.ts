@@ -124,3 +124,4 @@ export const STEP_SLICE = 128; // step-fused.cu: channels a block of step_conv_x
 export const STEP_SLICE_BATCH = 8; // step-fused.cu: sequences a block of step_conv_x_proj
 export const STEP_DBL_MAX = 512; // step-fused.cu: dtRank + 2·dState at most
 export const STEP_SMEM_FLOATS = 8192; // step-fused.cu: staged GEMV inputs, so k ≤ 8192
+export const STEP_DT_BATCH = 4; // step-fused.cu: sequences a block of step_dt_ssm

@@ -16,6 +16,7 @@
 #define STEP_SLICE_BATCH 8    // sequences a block of step_conv_x_proj
 #define STEP_DBL_MAX 512      // dtRank + 2·dState at most (decode.ts checks)
 #define STEP_SMEM_FLOATS 8192 // staged GEMV inputs: k ≤ 8192 (decode.ts checks)
+#define STEP_DT_BATCH 4       // sequences a block of step_dt_ssm
 
 // what rounding to the activation type does to v (the value a GEMM reading an act_t buffer would see)
 __device__ __forceinline__ float act_round(float v) {
@@ -174,36 +175,50 @@ extern "C" __global__ void step_conv_x_proj(const act_t* __restrict__ xz, i64 xz
   }
 }
 
-// Block (channels blockIdx.x·256.., sequence b): x_dbl[b] = Σ_s partial[s, b] (rounded as the x_proj GEMM's act_t
-// output), then per channel Δ = softplus(dt_proj(dt) + bias) and the ssm_step update and output.
+// Block (channels blockIdx.x·256.., sequences b0..b0+4): x_dbl[b] = Σ_s partial[s, b] (rounded as the x_proj GEMM's
+// act_t output), then per channel and sequence Δ = softplus(dt_proj(dt) + bias) and the ssm_step update and output.
+// dt_proj's weight is read transposed ([dtRank, dInner]: a warp reads 32 channels of a row at once), once for the
+// block's sequences.
 extern "C" __global__ void step_dt_ssm(const float* __restrict__ partial, int slices, const act_t* __restrict__ x,
                                        const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ wdtT,
                                        const float* __restrict__ dtBias, const float* __restrict__ aLog2,
                                        const float* __restrict__ dSkip, float* __restrict__ ssmState,
                                        i64 stateSeqStride, act_t* __restrict__ y, int batch, int dInner, int dtRank) {
-  __shared__ float sxd[STEP_DBL_MAX];
-  const int b = blockIdx.y;
+  __shared__ float sxd[STEP_DT_BATCH][STEP_DBL_MAX];
+  const int b0 = blockIdx.y * STEP_DT_BATCH, tb = min(STEP_DT_BATCH, batch - b0);
   const int dbl = dtRank + 2 * D_STATE;
-  for (int j = threadIdx.x; j < dbl; j += blockDim.x) {
+  for (int t = threadIdx.x; t < tb * dbl; t += blockDim.x) {
+    const int j = t / dbl, col = t % dbl;
     float s = 0.0f;
-    for (int sl = 0; sl < slices; ++sl) s += partial[((i64)sl * batch + b) * dbl + j];
-    sxd[j] = act_round(s);
+    for (int sl = 0; sl < slices; ++sl) s += partial[((i64)sl * batch + b0 + j) * dbl + col];
+    sxd[j][col] = act_round(s);
   }
   __syncthreads();
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= dInner) return;
-  float dt = 0.0f;  // dt_proj's weight transposed ([dtRank, dInner]), so a warp reads 32 channels of a row at once
-  for (int r = 0; r < dtRank; ++r) dt += act_load(wdtT + (i64)r * dInner + c) * sxd[r];
-  const float delta = softplus_f(dt + dtBias[c]);
-  const float xv = act_load(x + (i64)b * dInner + c);
-  const float dx = delta * xv;
-  float* h = ssmState + (i64)b * stateSeqStride + (i64)c * D_STATE;
-  float acc = 0.0f;
+  float dt[STEP_DT_BATCH];
 #pragma unroll
-  for (int n = 0; n < D_STATE; ++n) {
-    const float hn = decay_exp2(delta * aLog2[c * D_STATE + n]) * h[n] + dx * sxd[dtRank + n];
-    h[n] = hn;
-    acc += sxd[dtRank + D_STATE + n] * hn;
+  for (int j = 0; j < STEP_DT_BATCH; ++j) dt[j] = 0.0f;
+  for (int r = 0; r < dtRank; ++r) {
+    const float w = act_load(wdtT + (i64)r * dInner + c);
+#pragma unroll
+    for (int j = 0; j < STEP_DT_BATCH; ++j) dt[j] += w * sxd[j][r];
   }
-  act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
+#pragma unroll
+  for (int j = 0; j < STEP_DT_BATCH; ++j) {
+    if (j >= tb) break;
+    const int b = b0 + j;
+    const float delta = softplus_f(dt[j] + dtBias[c]);
+    const float xv = act_load(x + (i64)b * dInner + c);
+    const float dx = delta * xv;
+    float* h = ssmState + (i64)b * stateSeqStride + (i64)c * D_STATE;
+    float acc = 0.0f;
+#pragma unroll
+    for (int n = 0; n < D_STATE; ++n) {
+      const float hn = decay_exp2(delta * aLog2[c * D_STATE + n]) * h[n] + dx * sxd[j][dtRank + n];
+      h[n] = hn;
+      acc += sxd[j][dtRank + D_STATE + n] * hn;
+    }
+    act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
+  }
 }
