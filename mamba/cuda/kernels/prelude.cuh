@@ -59,6 +59,37 @@ __device__ __forceinline__ float silu_f(float v) { return v / (1.0f + expf(-v));
 // PyTorch's softplus threshold (linear above 20), as the reference and the selective-scan kernels use.
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
+// A decode step's conv for one (sequence, channel): the state (the last D_CONV pre-conv inputs, oldest first) shifts
+// in x; returns Σ_k w[k]·window[k] + bias, before SiLU.
+__device__ __forceinline__ float conv_shift_in(float* st, float x, const float* w, float bias) {
+  float win[D_CONV];
+#pragma unroll
+  for (int k = 0; k < D_CONV - 1; ++k) win[k] = st[k + 1];
+  win[D_CONV - 1] = x;
+  float acc = bias;
+#pragma unroll
+  for (int k = 0; k < D_CONV; ++k) {
+    acc += w[k] * win[k];
+    st[k] = win[k];
+  }
+  return acc;
+}
+
+// A decode step's scan for one (sequence, channel): h ← exp(Δ·A) ⊙ h + Δ·x·B, returns C·h. bc(n) gives (B_n, C_n).
+template <typename BC>
+__device__ __forceinline__ float ssm_update(float* h, float delta, float dx, const float* aLog2Row, BC bc) {
+  float acc = 0.0f;
+#pragma unroll
+  for (int n = 0; n < D_STATE; ++n) {
+    float bn, cn;
+    bc(n, &bn, &cn);
+    const float hn = decay_exp2(delta * aLog2Row[n]) * h[n] + dx * bn;
+    h[n] = hn;
+    acc += cn * hn;
+  }
+  return acc;
+}
+
 __device__ __forceinline__ float warp_sum_f(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -140,16 +140,8 @@ extern "C" __global__ void step_conv_x_proj(const act_t* __restrict__ xz, i64 xz
     float xv = 0.0f;
     if (b < batch && c < dInner) {
       float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
-      float win[D_CONV];
-#pragma unroll
-      for (int j = 0; j < D_CONV - 1; ++j) win[j] = st[j + 1];
-      win[D_CONV - 1] = act_load(xz + (i64)b * xzStride + c);
-      float acc = convB ? convB[c] : 0.0f;
-#pragma unroll
-      for (int j = 0; j < D_CONV; ++j) {
-        acc += convW[c * D_CONV + j] * win[j];
-        st[j] = win[j];
-      }
+      const float x = act_load(xz + (i64)b * xzStride + c);
+      const float acc = conv_shift_in(st, x, convW + c * D_CONV, convB ? convB[c] : 0.0f);
       xv = act_round(silu_f(acc));
       act_store(xOut + (i64)b * dInner + c, xv);
     }
@@ -212,13 +204,11 @@ extern "C" __global__ void step_dt_ssm(const float* __restrict__ partial, int sl
     const float xv = act_load(x + (i64)b * dInner + c);
     const float dx = delta * xv;
     float* h = ssmState + (i64)b * stateSeqStride + (i64)c * D_STATE;
-    float acc = 0.0f;
-#pragma unroll
-    for (int n = 0; n < D_STATE; ++n) {
-      const float hn = decay_exp2(delta * aLog2[c * D_STATE + n]) * h[n] + dx * sxd[j][dtRank + n];
-      h[n] = hn;
-      acc += sxd[j][dtRank + D_STATE + n] * hn;
-    }
+    const float* bc = sxd[j] + dtRank;
+    const float acc = ssm_update(h, delta, dx, aLog2 + c * D_STATE, [&](int n, float* bn, float* cn) {
+      *bn = bc[n];
+      *cn = bc[D_STATE + n];
+    });
     act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
   }
 }

@@ -10,16 +10,7 @@ extern "C" __global__ void conv_step(const act_t* __restrict__ x, i64 xStride, f
   if (i >= (i64)batch * dInner) return;
   const int b = (int)(i / dInner), c = (int)(i % dInner);
   float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
-  float win[D_CONV];
-#pragma unroll
-  for (int k = 0; k < D_CONV - 1; ++k) win[k] = st[k + 1];
-  win[D_CONV - 1] = act_load(x + (i64)b * xStride + c);
-  float acc = bias ? bias[c] : 0.0f;
-#pragma unroll
-  for (int k = 0; k < D_CONV; ++k) {
-    acc += weight[c * D_CONV + k] * win[k];
-    st[k] = win[k];
-  }
+  const float acc = conv_shift_in(st, act_load(x + (i64)b * xStride + c), weight + c * D_CONV, bias ? bias[c] : 0.0f);
   act_store(xOut + (i64)b * dInner + c, silu_f(acc));
 }
 
@@ -37,12 +28,9 @@ extern "C" __global__ void ssm_step(const act_t* __restrict__ x, const float* __
   float* h = ssmState + (i64)b * stateSeqStride + (i64)c * D_STATE;
   const act_t* bRow = bMat + (i64)b * bcStride;
   const act_t* cRow = cMat + (i64)b * bcStride;
-  float acc = 0.0f;
-#pragma unroll
-  for (int n = 0; n < D_STATE; ++n) {
-    const float hn = decay_exp2(dt * aLog2[c * D_STATE + n]) * h[n] + dx * act_load(bRow + n);
-    h[n] = hn;
-    acc += act_load(cRow + n) * hn;
-  }
+  const float acc = ssm_update(h, dt, dx, aLog2 + c * D_STATE, [&](int n, float* bn, float* cn) {
+    *bn = act_load(bRow + n);
+    *cn = act_load(cRow + n);
+  });
   act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
 }
