@@ -43,7 +43,7 @@ import {
   yBuf,
   zGate,
 } from './model';
-import { expNonPositive, hsum, siluV, softplusV } from './simd-math';
+import { exp2NonPositive, expNonPositive, hsum, LOG2E, siluV, softplusV } from './simd-math';
 
 /** out[t] = x[t] / sqrt(mean(x[t]²) + eps) ⊙ w for rows of dModel floats (dModel % 4 == 0, checked by the engine). */
 export function rmsNormRows(x: usize, rows: i32, w: usize, out: usize): void {
@@ -175,10 +175,11 @@ function scanChannel16(ch: i32, m: i32, a: usize, h: usize): void {
   const hp = h + (<usize>ch << 6);
   const ap = a + (<usize>ch << 6);
   const tiny = f32x4.splat(1e-30);
-  const a0 = v128.load(ap);
-  const a1 = v128.load(ap, 16);
-  const a2 = v128.load(ap, 32);
-  const a3 = v128.load(ap, 48);
+  const log2e = f32x4.splat(LOG2E); // exp(Δ·A) = 2^(Δ·A·log2 e)
+  const a0 = f32x4.mul(v128.load(ap), log2e);
+  const a1 = f32x4.mul(v128.load(ap, 16), log2e);
+  const a2 = f32x4.mul(v128.load(ap, 32), log2e);
+  const a3 = f32x4.mul(v128.load(ap, 48), log2e);
   let h0 = v128.load(hp);
   let h1 = v128.load(hp, 16);
   let h2 = v128.load(hp, 32);
@@ -189,10 +190,10 @@ function scanChannel16(ch: i32, m: i32, a: usize, h: usize): void {
     const dtv = f32x4.splat(dt);
     const u = f32x4.splat(dt * load<f32>(xc + <usize>t * rowBytes + co));
     const bp = xdbl + <usize>t * xdblRow + (<usize>dtRank << 2);
-    h0 = madd(expNonPositive(f32x4.mul(dtv, a0)), h0, f32x4.mul(u, v128.load(bp)));
-    h1 = madd(expNonPositive(f32x4.mul(dtv, a1)), h1, f32x4.mul(u, v128.load(bp, 16)));
-    h2 = madd(expNonPositive(f32x4.mul(dtv, a2)), h2, f32x4.mul(u, v128.load(bp, 32)));
-    h3 = madd(expNonPositive(f32x4.mul(dtv, a3)), h3, f32x4.mul(u, v128.load(bp, 48)));
+    h0 = madd(exp2NonPositive(f32x4.mul(dtv, a0)), h0, f32x4.mul(u, v128.load(bp)));
+    h1 = madd(exp2NonPositive(f32x4.mul(dtv, a1)), h1, f32x4.mul(u, v128.load(bp, 16)));
+    h2 = madd(exp2NonPositive(f32x4.mul(dtv, a2)), h2, f32x4.mul(u, v128.load(bp, 32)));
+    h3 = madd(exp2NonPositive(f32x4.mul(dtv, a3)), h3, f32x4.mul(u, v128.load(bp, 48)));
     let acc = f32x4.mul(h0, v128.load(bp, 64));
     acc = madd(h1, v128.load(bp, 80), acc);
     acc = madd(h2, v128.load(bp, 96), acc);
