@@ -1,37 +1,34 @@
-// Vector exp, log and the activations built on them, four f32 lanes at a time (WASM SIMD). Cephes' minimax
-// polynomials: about 1–3 ulp, close enough that a step matches the f64 reference to ~1e-6.
+// Vector exp, log and the activations built on them, four f32 lanes at a time (WASM SIMD). Minimax polynomials
+// (exp2's fitted here, log's Cephes'): about 1–3 ulp, close enough that a step matches the f64 reference to ~1e-6.
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
 import { madd, ROUND_MAGIC } from './gemm';
 
-/** log2 e (exp2NonPositive's callers fold it into their operand). */
+/** log2 e: e^x = 2^(x·log2 e); the scan folds it into A once per channel. */
 export const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;
-const LN2: f32 = 0.693147180559945309;
 const LN2_LO: f32 = -2.12194440e-4;
 
-/** ROUND_MAGIC + 127: round(v) + 127 (the exponent bias) lands in t's low mantissa bits (see expInRange). */
+/** ROUND_MAGIC + 127: round(v) + 127 (the exponent bias) lands in t's low mantissa bits (see exp2InRange). */
 const EXP_MAGIC: f32 = ROUND_MAGIC + 127;
 
 /**
- * e^x per lane for x in [−87, 88.3], where both e^x and 2^n are normal floats: WASM cannot flush denormals, and x86
- * takes a slow path on each one. n = round(x·log2 e) by the 1.5·2^23 trick with the exponent bias folded into the
- * magic number: t's low nine bits are n + 127 ∈ [1, 254], so t << 23 is 2^n as a float (no rounding, conversion or
- * bias-add instructions, which V8 lowers to long sequences). r = x − n·ln 2 in one FMA (ln 2 rounded to f32, off by
- * |n|·1.9e-9), then Cephes' expf polynomial in Horner form: measured ≤ 3.0e-7 relative over the range, ≤ 8.6e-8 for
- * |x| < 10. Eleven constants instead of thirteen and one op less than Cody–Waite's two-part ln 2: V8 rebuilds each
- * v128 constant at every use in a loop (three instructions), and the scan runs this for every state of every token.
+ * 2^x per lane for x in [−125, 127], where both 2^x and 2^n are normal floats: WASM cannot flush denormals, and x86
+ * takes a slow path on each one. n = round(x) by the 1.5·2^23 trick with the exponent bias folded into the magic
+ * number: t's low nine bits are n + 127 ∈ [2, 254], so t << 23 is 2^n as a float (no rounding, conversion or
+ * bias-add instructions, which V8 lowers to long sequences). r = x − n is exact (|r| ≤ 0.5), and 2^r is a degree-5
+ * polynomial fitted for minimax relative error on [−0.5, 0.5]: 1.9e-7 measured in f32. Ten ops and seven
+ * constants; e^x through it (x·log2 e first) took the place of Cephes' expf (Cody–Waite reduction, degree-7
+ * polynomial, 14 ops), which the scan ran for every state of every token: its loop is bound by FP ops.
  */
 @inline
-function expInRange(x: v128): v128 {
-  const t = madd(x, f32x4.splat(LOG2E), f32x4.splat(EXP_MAGIC));
-  const r = madd(f32x4.sub(t, f32x4.splat(EXP_MAGIC)), f32x4.splat(-LN2), x);
-  let p = madd(f32x4.splat(1.9875691500e-4), r, f32x4.splat(1.3981999507e-3));
-  p = madd(p, r, f32x4.splat(8.3334519073e-3));
-  p = madd(p, r, f32x4.splat(4.1665795894e-2));
-  p = madd(p, r, f32x4.splat(1.6666665459e-1));
-  p = madd(p, r, f32x4.splat(5.0000001201e-1));
-  p = madd(p, r, f32x4.splat(1.0));
+function exp2InRange(x: v128): v128 {
+  const t = f32x4.add(x, f32x4.splat(EXP_MAGIC));
+  const r = f32x4.sub(x, f32x4.sub(t, f32x4.splat(EXP_MAGIC)));
+  let p = madd(f32x4.splat(1.3264723820611835e-3), r, f32x4.splat(9.671512991189957e-3));
+  p = madd(p, r, f32x4.splat(5.550733581185341e-2));
+  p = madd(p, r, f32x4.splat(2.4022242426872253e-1));
+  p = madd(p, r, f32x4.splat(6.931470036506653e-1));
   p = madd(p, r, f32x4.splat(1.0));
   return f32x4.mul(p, i32x4.shl(t, 23));
 }
@@ -39,36 +36,26 @@ function expInRange(x: v128): v128 {
 // Clamps and max(v, 0) use pmin/pmax (one minps/maxps on x64): f32x4.min/max's NaN and ±0 rules cost V8 about eight
 // instructions each, and the scan's exp runs for every state of every token. No NaN reaches them (nor would it matter).
 
-/** e^x per lane, x clamped to [−87, 88.3] (below −87 the reference's value is < 2e-38, under f32 resolution of 1). */
-@inline
-export function expV(x: v128): v128 {
-  return expInRange(f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87)), f32x4.splat(88.3)));
-}
-
-/** e^x per lane for x ≤ 0 (the scan's Δ·A). */
-@inline
-export function expNonPositive(x: v128): v128 {
-  return expInRange(f32x4.pmax(x, f32x4.splat(-87)));
-}
-
 /**
- * 2^x per lane for x ≤ 0 (the scan's Δ·A·log2 e, log2 e folded into A once per channel), clamped at −125 where 2^x
- * is still a normal float. n = round(x) by the magic-number trick as in expInRange (t << 23 is 2^n), r = x − n exactly
- * (|r| ≤ 0.5), and 2^r by a degree-5 polynomial fitted for minimax relative error on [−0.5, 0.5] (1.9e-7 measured in
- * f32). Twelve ops with the clamp and Δ·A against expNonPositive's fourteen, and eight constants against eleven: the
- * scan does this for every state of every token.
+ * e^x per lane, x·log2 e clamped to [−125, 127] (e^x under 2.4e-38 or over 1.7e38 saturates there). Rounding x·log2 e
+ * adds up to |x|·9e-8 relative error: measured ≤ 5.9e-7 for |x| < 10 and ≤ 3.9e-6 over [−86, 88] (where e^x is
+ * negligible next to the 1 it is added to in SiLU and softplus).
  */
 @inline
+export function expV(x: v128): v128 {
+  return exp2InRange(f32x4.pmin(f32x4.pmax(f32x4.mul(x, f32x4.splat(LOG2E)), f32x4.splat(-125)), f32x4.splat(127)));
+}
+
+/** e^x per lane for x ≤ 0 (softplus's e^−|v|; error as expV's). */
+@inline
+export function expNonPositive(x: v128): v128 {
+  return exp2NonPositive(f32x4.mul(x, f32x4.splat(LOG2E)));
+}
+
+/** 2^x per lane for x ≤ 0, clamped at −125 (the scan's Δ·A·log2 e: Δ·A' with A' = A·log2 e per channel). */
+@inline
 export function exp2NonPositive(x: v128): v128 {
-  const xc = f32x4.pmax(x, f32x4.splat(-125));
-  const t = f32x4.add(xc, f32x4.splat(EXP_MAGIC));
-  const r = f32x4.sub(xc, f32x4.sub(t, f32x4.splat(EXP_MAGIC)));
-  let p = madd(f32x4.splat(0.0013264723820611835), r, f32x4.splat(0.009671512991189957));
-  p = madd(p, r, f32x4.splat(0.05550733581185341));
-  p = madd(p, r, f32x4.splat(0.24022242426872253));
-  p = madd(p, r, f32x4.splat(0.6931470036506653));
-  p = madd(p, r, f32x4.splat(1.0));
-  return f32x4.mul(p, i32x4.shl(t, 23));
+  return exp2InRange(f32x4.pmax(x, f32x4.splat(-125)));
 }
 
 /** ln x per lane for x ≥ 1 (softplus's argument); no handling of 0, negatives or inf. */
