@@ -1,13 +1,11 @@
-// Vector exp, log and the activations built on them, four f32 lanes at a time (WASM SIMD). Minimax polynomials
-// (exp2's fitted here, log's Cephes'): about 1–3 ulp, close enough that a step matches the f64 reference to ~1e-6.
+// Vector exp and the activations built on it, four f32 lanes at a time (WASM SIMD). Minimax polynomials fitted
+// here: about 1–3 ulp, close enough that a step matches the f64 reference to ~1e-6.
 
 // AssemblyScript (its own compiler; tsc and Biome skip this folder).
 import { madd, ROUND_MAGIC } from './gemm';
 
 /** log2 e: e^x = 2^(x·log2 e); the scan folds it into A once per channel. */
 export const LOG2E: f32 = 1.44269504088896341;
-const LN2_HI: f32 = 0.693359375;
-const LN2_LO: f32 = -2.12194440e-4;
 
 /** ROUND_MAGIC + 127: round(v) + 127 (the exponent bias) lands in t's low mantissa bits (see exp2InRange). */
 const EXP_MAGIC: f32 = ROUND_MAGIC + 127;
@@ -58,35 +56,23 @@ export function exp2NonPositive(x: v128): v128 {
   return exp2InRange(f32x4.pmax(x, f32x4.splat(-125)));
 }
 
-/** ln x per lane for x ≥ 1 (softplus's argument); no handling of 0, negatives or inf. */
-@inline
-function logV(x: v128): v128 {
-  const bits = x;
-  let e = i32x4.sub(i32x4.shr_u(bits, 23), i32x4.splat(126));
-  let m = v128.or(v128.and(bits, i32x4.splat(0x807fffff)), i32x4.splat(0x3f000000)); // m in [0.5, 1)
-  const small = f32x4.lt(m, f32x4.splat(0.707106781186547524));
-  e = i32x4.add(e, small); // true lanes are −1
-  m = f32x4.sub(f32x4.add(m, v128.and(m, small)), f32x4.splat(1.0));
-  const ef = f32x4.convert_i32x4_s(e);
-  const z = f32x4.mul(m, m);
-  let y = madd(f32x4.splat(7.0376836292e-2), m, f32x4.splat(-1.151461031e-1));
-  y = madd(y, m, f32x4.splat(1.1676998740e-1));
-  y = madd(y, m, f32x4.splat(-1.2420140846e-1));
-  y = madd(y, m, f32x4.splat(1.4249322787e-1));
-  y = madd(y, m, f32x4.splat(-1.6668057665e-1));
-  y = madd(y, m, f32x4.splat(2.0000714765e-1));
-  y = madd(y, m, f32x4.splat(-2.4999993993e-1));
-  y = madd(y, m, f32x4.splat(3.3333331174e-1));
-  y = madd(ef, f32x4.splat(LN2_LO), f32x4.mul(f32x4.mul(y, m), z));
-  y = madd(z, f32x4.splat(-0.5), y);
-  return madd(ef, f32x4.splat(LN2_HI), f32x4.add(m, y));
-}
-
-/** softplus(v) = max(v, 0) + ln(1 + e^−|v|): no overflow, and equal to v past 20 like the reference's branch. */
+/**
+ * softplus(v) = max(v, 0) + ln(1 + u), u = e^−|v| ∈ (0, 1]: no overflow, and equal to v past 20 like the reference's
+ * branch. ln(1 + u) = 2·atanh(s) with s = u / (2 + u) ∈ [0, 1/3], as s·g(s²), g a degree-4 polynomial fitted for
+ * minimax relative error (2.3e-7 measured in f32 over u ∈ [0, 1]): one division and six ops in place of a general
+ * log's exponent split and degree-8 polynomial (about 24 ops), for every channel of every token. softplus measured
+ * ≤ 3.8e-6 relative over v ∈ [−80, 30] (e^−|v|'s error); ln of the rounded 1 + u lost u for v < −16.6.
+ */
 @inline
 export function softplusV(v: v128): v128 {
-  const negAbs = f32x4.neg(f32x4.abs(v));
-  return f32x4.add(f32x4.pmax(v, f32x4.splat(0)), logV(f32x4.add(f32x4.splat(1.0), expNonPositive(negAbs))));
+  const u = expNonPositive(f32x4.neg(f32x4.abs(v)));
+  const s = f32x4.div(u, f32x4.add(u, f32x4.splat(2.0)));
+  const z = f32x4.mul(s, s);
+  let g = madd(f32x4.splat(0.2817833125591278), z, f32x4.splat(0.27960604429244995));
+  g = madd(g, z, f32x4.splat(0.40024909377098083));
+  g = madd(g, z, f32x4.splat(0.6666631698608398));
+  g = madd(g, z, f32x4.splat(2.0));
+  return f32x4.add(f32x4.pmax(v, f32x4.splat(0)), f32x4.mul(g, s));
 }
 
 /** SiLU(v) = v / (1 + e^−v). */
