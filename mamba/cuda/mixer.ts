@@ -94,7 +94,10 @@ export function mambaMixer(
   const { kernels: k, config } = core;
   const { dInner } = config;
   const n = rows.rowsIn;
-  if (mode.kind === 'step' && mode.fused) return fusedStep(core, layer, b, n, states.conv, states.ssm, mode.fused);
+  if (mode.kind === 'step' && mode.fused) {
+    fusedStep(core, layer, b, n, states.conv, states.ssm, mode.fused);
+    return;
+  }
 
   // in_proj → (x, z)
   inProj(core, layer, b.normed, b.xz, n);

@@ -229,7 +229,10 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
           session.dispose();
         }
         const total = times.reduce((a, b) => a + b.ms, 0);
-        for (const k of [...times, { label: 'TOTAL (events)', calls: times.reduce((a, b) => a + b.calls, 0), ms: total }])
+        for (const k of [
+          ...times,
+          { label: 'TOTAL (events)', calls: times.reduce((a, b) => a + b.calls, 0), ms: total },
+        ])
           report.row('decodeBreakdown', {
             shape: t.shape,
             engine: engine.name,
