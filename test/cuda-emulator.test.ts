@@ -298,7 +298,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator: a wider model decodes on
       const prompts = Array.from({ length: batch }, (_, i) => randomIds(5 + 3 * i, m.config.vocabSize, 40 + i));
       const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
       let refStates = pre.map((p) => p.state);
-      const session = engine.openDecode(refStates);
+      const session = engine.openDecode(refStates, { fusedStep: true });
       expect(session.fused).toBe(true);
       let tokens = prompts.map((p) => p[0]!);
       for (let step = 0; step < 3; step++) {
@@ -320,9 +320,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator: a wider model decodes on
 });
 
 describe.skipIf(!CXX)('CUDA engine on the CPU emulator: projection biases and an untied head', () => {
-  it('matches the reference', async () => {
+  it.each([false, true])('matches the reference (fused decode step: %s)', async (fusedStep) => {
     const m = tinyModel({ dModel: 16, nLayer: 2, dState: 16, seed: 3, biases: true, untied: true });
-    const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32' });
+    const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', fusedStep });
     try {
       const ids = randomIds(40, m.config.vocabSize, 21);
       const got = await engine.prefill(ids, { decimation: DECI, protect: 3, logitPositions: [38, 39] });

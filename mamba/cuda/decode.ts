@@ -1,7 +1,7 @@
 // Decoding: one token for each of `batch` sequences per step, states updated in place on the device. The step runs
 // the prefill's layer loop (layers.ts) with one row per sequence and the one-step scan, then norm_f → lm_head → argmax.
-// By default a layer's step is the fused kernels (ops-step.ts: four launches a layer up to 8 sequences, five above);
-// `fusedStep: false` keeps the prefill's eight (conv_step and ssm_step for the scan).
+// `fusedStep: true` runs a layer's step on the fused kernels (ops-step.ts: four launches a layer up to 8 sequences,
+// five above) instead of the prefill's eight; off by default until the device check has measured it on a GPU.
 // After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
 // that dominates small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
 // This is the CUDA engine's DecodeSession (mamba/engine.ts).
@@ -48,7 +48,7 @@ export class DecodeSession implements EngineDecodeSession {
     private readonly core: EngineCore,
     batch: number,
     private readonly useGraphs = true,
-    fusedStep = true,
+    fusedStep = false,
   ) {
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;

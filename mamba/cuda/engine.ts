@@ -56,7 +56,10 @@ export interface CudaEngineOptions {
   guardBytes?: number;
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
-  /** Decode steps on the fused kernels (kernels/step-fused.cu; default true), else the prefill's launches. */
+  /**
+   * Decode steps on the fused kernels (kernels/step-fused.cu), else the prefill's launches (default false: its first
+   * form measured slower on the H100, the present one has not run on a GPU yet).
+   */
   fusedStep?: boolean;
   /**
    * Prefill's selective scan: 'split' (default: dt_softplus + the three chunked kernels of scan.cu), 'fused' (one
@@ -269,7 +272,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     this.checkOpen();
     for (const s of states) checkState(s, this.core.config);
     const useGraphs = opts.useGraphs ?? this.options.useGraphs ?? true;
-    const fusedStep = opts.fusedStep ?? this.options.fusedStep ?? true;
+    const fusedStep = opts.fusedStep ?? this.options.fusedStep ?? false;
     const session = new DecodeSession(this.core, states.length, useGraphs, fusedStep);
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);
