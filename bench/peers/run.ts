@@ -251,7 +251,9 @@ writeFileSync(
         'Inside the Worker: the harness times engine.prefill / generate() between two timer turns (workerd moves ' +
         'its clock at I/O on Cloudflare, freely in wrangler dev; 1 ms resolution), so the row measures the engine ' +
         'as the Node rows do; ' +
-        'decode = 64 / (generate 65 − generate 1). Client: the same requests timed by the benchmark over local HTTP ' +
+        'decode = 64 / the 64 steps of generate(65) as generate() timed them, median of 5 (before 2026-12-06: the ' +
+        'difference of generate 65 and generate 1, which moved 20-40% between runs). Client: the same requests timed ' +
+        'by the benchmark over local HTTP, decode = 64 / (generate 65 − generate 1) ' +
         '(request, JSON body and a fixed round trip of tens of ms included).\n'
       : ''),
 );

@@ -53,7 +53,7 @@ const table = [
 ].join('\n');
 const note =
   'tok/s in workerd (wrangler dev, test/workerd harness, one isolate): decode = 64 greedy steps after a 512-token ' +
-  'prompt, (generate 65 − generate 1) / 64, medians of 3 (wall) and minimum CPU time of the workerd process ' +
+  'prompt, (generate 65 − generate 1) / 64, medians of 5 (wall) and minimum CPU time of the workerd process ' +
   `(per CPU second); wasm memory after the runs (ORT's heap + the step module's); load average ` +
   `${loadStart.map((v) => v.toFixed(2)).join('/')} at start, ${loadEnd.map((v) => v.toFixed(2)).join('/')} at end ` +
   '(2 cores, shared with other work).';

@@ -96,6 +96,8 @@ export default {
         );
         return json({
           serverMs,
+          // the decode steps alone, as generate() times them (wrangler dev's clock runs freely between I/O)
+          decodeMs: result.timings.decodeMs,
           tokens: result.tokens,
           kept: result.kept,
           coldStartMs,
