@@ -181,16 +181,18 @@ describe('OpenAI client against the edge on Node', () => {
 
 describe('DeciMamba at the edge', () => {
   const text = 'And God said, Let there be light: and there was light. '.repeat(20);
-
-  it('decimates a short prompt on request and reports what each decimating layer kept', async () => {
-    const response = await post(edge, '/v1/completions', {
+  const decimated = (prompt: string, maxTokens: number, lBase: number) =>
+    post(edge, '/v1/completions', {
       model,
-      prompt: text,
-      max_tokens: 2,
+      prompt,
+      max_tokens: maxTokens,
       temperature: 0,
       decimation: 'on',
-      decimation_params: { l_base: 64 },
+      decimation_params: { l_base: lBase },
     });
+
+  it('decimates a short prompt on request and reports what each decimating layer kept', async () => {
+    const response = await decimated(text, 2, 64);
     const body = (await response.json()) as {
       usage: { prompt_tokens: number };
       deciserve: { decimation: { config: { layers: number[] }; kept: { layer: number; tokens: number }[] } };
@@ -205,14 +207,7 @@ describe('DeciMamba at the edge', () => {
 
   it('runs a DeciMamba prompt past the old 2,048-token cap at the edge (the WASM engine holds [L, d_model] only)', async () => {
     const long = 'And God said, Let there be light: and there was light. '.repeat(300); // ~4K tokens
-    const response = await post(edge, '/v1/completions', {
-      model,
-      prompt: long,
-      max_tokens: 1,
-      temperature: 0,
-      decimation: 'on',
-      decimation_params: { l_base: 1024 },
-    });
+    const response = await decimated(long, 1, 1024);
     const body = (await response.json()) as {
       usage: { prompt_tokens: number };
       deciserve: { decimation: { kept: { layer: number; tokens: number }[] } };

@@ -145,9 +145,28 @@ export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadl
   }
 }
 
+/** A decode session of `batch` empty states, 3 greedy warm-up steps taken (the graph captured if used); disposed after. */
+async function withDecodeSession<T>(
+  engine: CudaEngine,
+  batch: number,
+  opts: { useGraphs: boolean; fusedStep: boolean },
+  run: (session: ReturnType<CudaEngine['openDecode']>, step: () => Promise<unknown>) => Promise<T>,
+): Promise<T> {
+  const states = Array.from({ length: batch }, () => engine.emptyState());
+  const session = engine.openDecode(states, opts);
+  try {
+    let tokens = Array.from({ length: batch }, (_, i) => (i * 7919) % engine.core.config.vocabSize);
+    const step = async () => (tokens = Array.from((await session.step(tokens, { argmax: true })).tokens!));
+    for (let i = 0; i < 3; i++) await step();
+    return await run(session, step);
+  } finally {
+    session.dispose();
+  }
+}
+
 /** Decode tokens/s: fused step kernels or the prefill's launches, CUDA graph or eager; median of 5 runs of 64 steps. */
 export async function benchDecode(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
-  const { engine, config } = t;
+  const { engine } = t;
   const variants = [
     { graphs: true, fused: true },
     { graphs: true, fused: false },
@@ -161,12 +180,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
         continue;
       }
       await report.guard('bench', name, async () => {
-        const states = Array.from({ length: batch }, () => engine.emptyState());
-        const session = engine.openDecode(states, { useGraphs: graphs, fusedStep: fused });
-        try {
-          let tokens = Array.from({ length: batch }, (_, i) => (i * 7919) % config.vocabSize);
-          const step = async () => (tokens = Array.from((await session.step(tokens, { argmax: true })).tokens!));
-          for (let i = 0; i < 3; i++) await step(); // warm-up (+ capture)
+        await withDecodeSession(engine, batch, { useGraphs: graphs, fusedStep: fused }, async (session, step) => {
           const steps = 64;
           const runs: number[] = [];
           for (let r = 0; r < 5; r++) {
@@ -187,9 +201,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             minMsPerStep: Math.min(...runs),
             tokensPerS: Math.round(batch / (ms / 1e3)),
           });
-        } finally {
-          session.dispose();
-        }
+        });
       });
     }
   }
@@ -200,7 +212,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
  * each interval also holds any host gap before it; a kernel longer than its launch shows as itself).
  */
 export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
-  const { engine, config } = t;
+  const { engine } = t;
   const device = engine.core.device;
   for (const batch of [1, 8, 64]) {
     for (const fused of [true, false]) {
@@ -210,24 +222,22 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
         continue;
       }
       await report.guard('bench', name, async () => {
-        const states = Array.from({ length: batch }, () => engine.emptyState());
-        const session = engine.openDecode(states, { useGraphs: false, fusedStep: fused });
         const steps = 10;
-        let times: KernelTime[] = [];
-        try {
-          const tokens = Array.from({ length: batch }, (_, i) => (i * 7919) % config.vocabSize);
-          for (let i = 0; i < 3; i++) await session.step(tokens, { argmax: true });
-          device.enableProfiler(true);
-          try {
-            device.profiler!.begin();
-            for (let i = 0; i < steps; i++) await session.step(tokens, { argmax: true });
-            times = device.profiler!.collect();
-          } finally {
-            device.enableProfiler(false);
-          }
-        } finally {
-          session.dispose();
-        }
+        const times = await withDecodeSession(
+          engine,
+          batch,
+          { useGraphs: false, fusedStep: fused },
+          async (_, step) => {
+            device.enableProfiler(true);
+            try {
+              device.profiler!.begin();
+              for (let i = 0; i < steps; i++) await step();
+              return device.profiler!.collect();
+            } finally {
+              device.enableProfiler(false);
+            }
+          },
+        );
         const total = times.reduce((a, b) => a + b.ms, 0);
         for (const k of [
           ...times,
