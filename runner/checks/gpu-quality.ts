@@ -59,6 +59,8 @@ const report = {
 mkdirSync(args.out!, { recursive: true });
 const save = () => writeFileSync(join(args.out!, `gpu-quality-${args.split}.json`), JSON.stringify(report, null, 1));
 
+/** Samples that did not run, per "variant length": reported apart from wrong answers. */
+const failed: Record<string, number> = {};
 for (const length of lengths) {
   for (const [i, set] of sets.entries()) {
     const suite = {
@@ -81,6 +83,12 @@ for (const length of lengths) {
       const cell = ((((counts[set] ??= {})[s.variant] ??= {})[String(length)] ??= {})[String(s.depth)] ??= [0, 0]);
       cell[0] += s.ok && s.correct ? 1 : 0;
       cell[1] += 1;
+      // a sample that did not run is not a wrong answer: count it apart and say why (first reason per pass)
+      if (!s.ok) {
+        const key = `${s.variant} ${length}`;
+        failed[key] = (failed[key] ?? 0) + 1;
+        if (failed[key] === 1) console.log(`FAILED ${set} ${key}: ${s.error ?? 'no reason given'}`);
+      }
     }
     save();
   }
@@ -110,7 +118,17 @@ const summary = lengths.map((length) => ({
           return b ? a / b : 1;
         }),
       );
-      return [v, { correct: k, n, accuracy: k / n, ci95: wilsonInterval(k, n), worstDepth }];
+      return [
+        v,
+        {
+          correct: k,
+          n,
+          failed: failed[`${v} ${length}`] ?? 0,
+          accuracy: k / n,
+          ci95: wilsonInterval(k, n),
+          worstDepth,
+        },
+      ];
     }),
   ),
 }));
@@ -119,8 +137,10 @@ save();
 console.log(`| length | ${variants.join(' | ')} | ${variants.map((v) => `${v} worst depth`).join(' | ')} |`);
 console.log(`|---|${variants.map(() => '---|---|').join('')}`);
 for (const row of summary) {
-  const r = row as unknown as Record<string, { correct: number; n: number; worstDepth: number }>;
+  const r = row as unknown as Record<string, { correct: number; n: number; failed: number; worstDepth: number }>;
+  const cell = (v: string) =>
+    formatAccuracy(r[v]!.correct, r[v]!.n) + (r[v]!.failed ? `, ${r[v]!.failed} did not run` : '');
   console.log(
-    `| ${row.length} | ${variants.map((v) => formatAccuracy(r[v]!.correct, r[v]!.n)).join(' | ')} | ${variants.map((v) => `${Math.round(100 * r[v]!.worstDepth)}%`).join(' | ')} |`,
+    `| ${row.length} | ${variants.map(cell).join(' | ')} | ${variants.map((v) => `${Math.round(100 * r[v]!.worstDepth)}%`).join(' | ')} |`,
   );
 }
