@@ -5,6 +5,7 @@ import type { KernelSet } from './device.ts';
 import {
   STEP_DBL_MAX,
   STEP_DT_BATCH,
+  STEP_DT_THREADS,
   STEP_GEMV_BATCH,
   STEP_GEMV_ROWS,
   STEP_GEMV_THREADS,
@@ -152,7 +153,7 @@ export function stepDtSsm(
 ): void {
   k.launch(
     'step_dt_ssm',
-    { grid: [Math.ceil(a.dInner / 256), Math.ceil(a.batch / STEP_DT_BATCH)], block: [256] },
+    { grid: [Math.ceil(a.dInner / STEP_DT_THREADS), Math.ceil(a.batch / STEP_DT_BATCH)], block: [STEP_DT_THREADS] },
     [
       ptr(a.partial),
       i32(stepSlices(a.dInner)),

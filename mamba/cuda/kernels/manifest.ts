@@ -125,3 +125,4 @@ export const STEP_SLICE_BATCH = 8; // step-fused.cu: sequences a block of step_c
 export const STEP_DBL_MAX = 512; // step-fused.cu: dtRank + 2·dState at most
 export const STEP_SMEM_FLOATS = 8192; // step-fused.cu: staged GEMV inputs, so k ≤ 8192
 export const STEP_DT_BATCH = 4; // step-fused.cu: sequences a block of step_dt_ssm
+export const STEP_DT_THREADS = 64; // ops-step.ts: channels a block of step_dt_ssm (its staging loop takes any block size)

@@ -96,20 +96,20 @@ extern "C" __global__ void step_norm_in_proj(const float* __restrict__ hidden, c
                                              float* __restrict__ residualOut, int first, const float* __restrict__ normW,
                                              float eps, const act_t* __restrict__ w, const float* __restrict__ bias,
                                              act_t* __restrict__ out, int batch, int k, int n) {
+  // the whole block forms each row (a warp a row left 7 of 8 warps idle at batch 1)
   const auto stage = [&](float* sIn, int b0, int tb) {
-    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-    for (int j = threadIdx.x >> 5; j < tb; j += warps) {
+    for (int j = 0; j < tb; ++j) {
       const i64 row = (i64)(b0 + j) * k;
       float* s = sIn + j * k;
       float ss = 0.0f;
-      for (int i = lane; i < k; i += 32) {
+      for (int i = threadIdx.x; i < k; i += blockDim.x) {
         const float v = first ? hidden[row + i] : hidden[row + i] + residualIn[row + i];
         if (blockIdx.x == 0) residualOut[row + i] = v;
         s[i] = v;
         ss += v * v;
       }
-      const float scale = rsqrtf(warp_sum_f(ss) / (float)k + eps);
-      for (int i = lane; i < k; i += 32) s[i] = act_round(s[i] * scale * normW[i]);
+      const float scale = rsqrtf(block_sum_f(ss) / (float)k + eps);
+      for (int i = threadIdx.x; i < k; i += blockDim.x) s[i] = act_round(s[i] * scale * normW[i]);
     }
   };
   const auto store = [&](int b, int o, float t) { act_store(out + (i64)b * n + o, t + (bias ? bias[o] : 0.0f)); };
@@ -148,26 +148,31 @@ extern "C" __global__ void step_conv_x_proj(const act_t* __restrict__ xz, i64 xz
     sx[bl][i % STEP_SLICE] = xv;
   }
   __syncthreads();
+  // a warp a row of x_proj; only the block's own sequences are summed (all eight cost 8x the shuffles at batch 1)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const int tb = min(STEP_SLICE_BATCH, batch - b0);
   for (int j = warp; j < dbl; j += warps) {
     float acc[STEP_SLICE_BATCH];
 #pragma unroll
     for (int b = 0; b < STEP_SLICE_BATCH; ++b) acc[b] = 0.0f;
+#pragma unroll
     for (int cl = lane; cl < STEP_SLICE; cl += 32) {
       const int c = c0 + cl;
       const float wv = c < dInner ? act_load(wx + (i64)j * dInner + c) : 0.0f;
 #pragma unroll
-      for (int b = 0; b < STEP_SLICE_BATCH; ++b) acc[b] += wv * sx[b][cl];
+      for (int b = 0; b < STEP_SLICE_BATCH; ++b)
+        if (b < tb) acc[b] += wv * sx[b][cl];
     }
 #pragma unroll
     for (int b = 0; b < STEP_SLICE_BATCH; ++b) {
+      if (b >= tb) break;
       const float t = warp_sum_f(acc[b]);
-      if (lane == 0 && b0 + b < batch) partial[((i64)blockIdx.x * batch + b0 + b) * dbl + j] = t;
+      if (lane == 0) partial[((i64)blockIdx.x * batch + b0 + b) * dbl + j] = t;
     }
   }
 }
 
-// Block (channels blockIdx.x·256.., sequences b0..b0+4): x_dbl[b] = Σ_s partial[s, b] (rounded as the x_proj GEMM's
+// Block (channels blockIdx.x·64.., sequences b0..b0+4; 64 so a 1,536-channel model spreads over 24 SMs, not 6): x_dbl[b] = Σ_s partial[s, b] (rounded as the x_proj GEMM's
 // act_t output), then per channel and sequence Δ = softplus(dt_proj(dt) + bias) and the ssm_step update and output.
 // dt_proj's weight is read transposed ([dtRank, dInner]: a warp reads 32 channels of a row at once), once for the
 // block's sequences.
@@ -191,6 +196,7 @@ extern "C" __global__ void step_dt_ssm(const float* __restrict__ partial, int sl
   float dt[STEP_DT_BATCH];
 #pragma unroll
   for (int j = 0; j < STEP_DT_BATCH; ++j) dt[j] = 0.0f;
+#pragma unroll 8
   for (int r = 0; r < dtRank; ++r) {
     const float w = act_load(wdtT + (i64)r * dInner + c);
 #pragma unroll
