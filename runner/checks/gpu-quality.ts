@@ -79,17 +79,20 @@ for (const length of lengths) {
       log,
     });
     if (!outcome!.ok) throw new Error(`${set} ${length}: ${outcome!.error.message}`);
-    for (const s of (outcome!.result as unknown as SuiteResult).samples as SampleResult[]) {
+    const result = outcome!.result as unknown as SuiteResult;
+    for (const s of result.samples as SampleResult[]) {
       const cell = ((((counts[set] ??= {})[s.variant] ??= {})[String(length)] ??= {})[String(s.depth)] ??= [0, 0]);
       cell[0] += s.ok && s.correct ? 1 : 0;
       cell[1] += 1;
-      // a sample that did not run is not a wrong answer: count it apart and say why (first reason per pass)
-      if (!s.ok) {
-        const key = `${s.variant} ${length}`;
-        failed[key] = (failed[key] ?? 0) + 1;
-        if (failed[key] === 1) console.log(`FAILED ${set} ${key}: ${s.error ?? 'no reason given'}`);
-      }
     }
+    // a sample that did not run is not a wrong answer: the suite's summary counts them; say why (first reason a pass)
+    for (const v of variants) {
+      const n = result.summary.byLength[v]?.[String(length)]?.failed ?? 0;
+      failed[`${v} ${length}`] = (failed[`${v} ${length}`] ?? 0) + n;
+    }
+    const firstFailure = result.samples.find((s) => !s.ok);
+    if (firstFailure)
+      console.log(`FAILED ${set} ${length} ${firstFailure.variant}: ${firstFailure.error ?? 'no reason'}`);
     save();
   }
   console.log(`L=${length}: ${variants.map((v) => `${v} ${formatAccuracy(...total(v, length))}`).join('  ')}`);
