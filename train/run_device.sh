@@ -25,21 +25,17 @@ cp "$WORK/train-log.jsonl" bench/results/train-log.jsonl
 # A continued run keeps the decimation settings of the model it started from (layer and length budgets).
 [ -n "${INIT_FROM:-}" ] && python3 -c "import json,sys; a,b=sys.argv[1:]; m=json.load(open(b)); m['decimation']=json.load(open(a))['decimation']; json.dump(m,open(b,'w'),indent=2)" "$WORK/init/deciserve.json" "$MODEL/deciserve.json"
 if [ "${EVALUATE:-passkey}" = heldout ]; then
-  # held-out sets only: perplexity per source, then the budget sweep on the validation split, with the fixtures and
-  # the HF check beside them (small); perplexity and the sweep run one after the other: together they ran out of
-  # the H100's 80 GB. The budgets chosen on validation then go into the exported card.
-  python3 train/fixtures.py --model "$MODEL" --out test/fixtures || echo "fixtures failed" &
-  python3 train/hf_check.py --model "$MODEL" --out bench/results/hf-parity.json || echo "hf_check failed (see above)" &
+  # held-out sets only: perplexity per source, then the budget sweep on the validation split (one after the other:
+  # side by side they ran out of the H100's 80 GB); the budgets chosen on validation then go into the exported card
   python3 train/perplexity.py --model "$MODEL" --out bench/results/perplexity-heldout.json || echo "perplexity failed"
   if python3 train/policy_sweep.py --model "$MODEL" --out bench/results/policy-sweep-val.json ${SWEEP_ARGS:-}; then
     python3 bench/quality/choose_policy.py bench/results/policy-sweep-val.json --apply "$MODEL" > bench/results/policy-choice.json
   else
     echo "sweep failed: the card keeps the budgets it started with"
   fi
-  wait
 else
   python3 train/evaluate.py --model "$MODEL" --results bench/results ${EVAL_ARGS:-}
-  python3 train/fixtures.py --model "$MODEL" --out test/fixtures
-  python3 train/hf_check.py --model "$MODEL" --out bench/results/hf-parity.json || echo "hf_check failed (see above)"
 fi
+python3 train/fixtures.py --model "$MODEL" --out test/fixtures
+python3 train/hf_check.py --model "$MODEL" --out bench/results/hf-parity.json || echo "hf_check failed (see above)"
 touch "$WORK/done"
