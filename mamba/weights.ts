@@ -70,3 +70,12 @@ export function mergeSources(sources: TensorSource[]): TensorSource {
     getF32: (name) => owner(name)!.getF32(name),
   };
 }
+
+/** A [rows, cols] row-major tensor as [cols, rows] (engines that read a weight column-wise store it so). */
+export function transpose2d(t: Tensor): Tensor {
+  if (t.shape.length !== 2) throw new RangeError(`transpose2d needs a 2-D tensor, got [${t.shape.join(', ')}]`);
+  const [r, c] = t.shape as [number, number];
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j]!;
+  return { shape: [c, r], data: out };
+}

@@ -4,6 +4,7 @@ import type { LayerWeights, MambaConfig, MambaWeights, Tensor } from '../engine.
 import type { DevicePtr } from './bindings/driver.ts';
 import type { GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
+import { transpose2d } from '../weights.ts';
 import { Layout } from './layout.ts';
 import type { Precision } from './memory-plan.ts';
 import { convertToBf16 } from './ops.ts';
@@ -110,7 +111,7 @@ export function uploadWeights(
         device.upload(at(`${i}.${key}`), l[key].data);
       device.upload(at(`${i}.aLog2`), aLog2(l.aLog.data));
       for (const k of GEMM_KEYS) putGemm(`${i}.${k}`, l[k]);
-      putGemm(`${i}.dtProjT`, transposed(l.dtProjWeight, config.dInner, config.dtRank));
+      putGemm(`${i}.dtProjT`, transpose2d(l.dtProjWeight));
       return {
         norm: at(`${i}.norm`),
         inProj: at(`${i}.inProj`),
@@ -149,11 +150,4 @@ export function uploadWeights(
       device.free(staging);
     }
   }
-}
-
-/** A [rows, cols] row-major tensor as [cols, rows]. */
-function transposed(t: Tensor, rows: number, cols: number): Tensor {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[r * cols + c]!;
-  return { ...t, data: out, shape: [cols, rows] };
 }

@@ -27,6 +27,7 @@ import {
   type Tensor,
 } from '../engine.ts';
 import { SequentialEngine, type SequenceStep } from '../engine-base.ts';
+import { transpose2d } from '../weights.ts';
 import { checkState, checkToken, validateRequest } from '../engine-input.ts';
 
 export type StepPrecision = 'fp32' | 'int8';
@@ -65,13 +66,6 @@ export function quantizeRows(w: Float32Array, rows: number): { q: Int8Array; sca
     for (let i = r * k; i < (r + 1) * k; i++) q[i] = Math.max(-127, Math.min(127, Math.round(w[i]! / s)));
   }
   return { q, scales };
-}
-
-/** [rows, cols] → [cols, rows] (the conv weights, so that one vector holds four channels' tap k). */
-function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!;
-  return out;
 }
 
 const SLOT = {
@@ -187,7 +181,8 @@ export class WasmEngine extends SequentialEngine {
       const [inProj, inScale] = matrix(l.inProj.data, 2 * c.dInner);
       row('inProj', inProj);
       row('inProjScale', inScale);
-      row('convWT', put(transpose(l.convWeight.data, c.dInner, c.dConv)));
+      // [dConv, dInner]: one vector holds four channels' tap k
+      row('convWT', put(transpose2d({ shape: [c.dInner, c.dConv], data: l.convWeight.data }).data));
       row('convB', l.convBias ? put(l.convBias.data) : 0);
       const [xProj, xScale] = matrix(l.xProj.data, c.dtRank + 2 * c.dState);
       row('xProj', xProj);

@@ -3,6 +3,9 @@
 import type { MambaConfig, MambaWeights, Tensor } from '../../engine.ts';
 import { DType, type GraphBuilder, f } from './graph-builder.ts';
 import { quantizeInt8PerRow, quantizeBlockwise4 } from './quantize.ts';
+import { transpose2d } from '../../weights.ts';
+
+export { transpose2d }; // lean-step.ts and block.ts take it from here with the other layer helpers
 
 /**
  * none: fp32. int8: per-output-channel int8 weights, dequantized inside the graph (activations stay fp32; accurate).
@@ -130,13 +133,6 @@ export function negExpA(aLog: Tensor): Tensor {
   const out = new Float32Array(aLog.data.length);
   for (let i = 0; i < out.length; i++) out[i] = -Math.exp(aLog.data[i]);
   return { shape: aLog.shape, data: out };
-}
-
-export function transpose2d(t: Tensor): Tensor {
-  const [r, c] = t.shape;
-  const out = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
-  return { shape: [c, r], data: out };
 }
 
 /** The embedding lookup; the int8/int4 exports gather int8 rows and rescale them. */
