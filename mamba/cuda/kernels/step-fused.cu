@@ -172,8 +172,9 @@ extern "C" __global__ void step_conv_x_proj(const act_t* __restrict__ xz, i64 xz
   }
 }
 
-// Block (channels blockIdx.x·64.., sequences b0..b0+4; 64 so a 1,536-channel model spreads over 24 SMs, not 6): x_dbl[b] = Σ_s partial[s, b] (rounded as the x_proj GEMM's
-// act_t output), then per channel and sequence Δ = softplus(dt_proj(dt) + bias) and the ssm_step update and output.
+// Block (STEP_DT_THREADS channels: 64 spreads a 1,536-channel model over 24 SMs, not 6; sequences b0..b0+4):
+// x_dbl[b] = Σ_s partial[s, b] (rounded as the x_proj GEMM's act_t output), then per channel and sequence
+// Δ = softplus(dt_proj(dt) + bias) and the ssm_step update and output.
 // dt_proj's weight is read transposed ([dtRank, dInner]: a warp reads 32 channels of a row at once), once for the
 // block's sequences.
 extern "C" __global__ void step_dt_ssm(const float* __restrict__ partial, int slices, const act_t* __restrict__ x,
