@@ -46,7 +46,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (bf16)', () => {
     // the fused decode step (kernels/step-fused.cu) rounds where the prefill's launches round: within the same tolerance
     const fused = engine.openDecode([plain!.state], { fusedStep: true });
     const out = await fused.step([argmax(plain!.logits[59]!)], { logits: true });
-    expect(fused.fusedGemv).toBe(true);
+    expect(fused.fused).toBe(true);
     expect(maxAbsDiff(out.logits!, refStep.logits)).toBeLessThan(0.03 * range);
     fused.dispose();
   });

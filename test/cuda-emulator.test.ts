@@ -177,11 +177,11 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     expect(maxAbsDiff(again.logits, again2.logits)).toBe(0);
   });
 
-  // the fused step with its own GEMVs (≤8 sequences), the fused step with cuBLAS (more), and the prefill's launches
+  // the fused step (≤8 sequences), a batch too large for it (the prefill's launches), and those launches asked for
   it.each([
-    { batch: 3, fusedStep: true, gemv: true },
-    { batch: 11, fusedStep: true, gemv: false },
-    { batch: 3, fusedStep: false, gemv: false },
+    { batch: 3, fusedStep: true, fused: true },
+    { batch: 11, fusedStep: true, fused: false },
+    { batch: 3, fusedStep: false, fused: false },
   ])('a decode session steps a batch of sequences at once: $batch, fused $fusedStep', async (c) => {
     const prompts = Array.from({ length: c.batch }, (_, i) =>
       randomIds([12, 40, 3][i % 3]! + i, m.config.vocabSize, 13 + i),
@@ -191,7 +191,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       pre.map((p) => p.state),
       { fusedStep: c.fusedStep },
     );
-    expect([session.fused, session.fusedGemv]).toEqual([c.fusedStep, c.gemv]);
+    expect(session.fused).toBe(c.fused);
     let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
     let tokens = pre.map((p) => argmax(p.logits[0]!));
     for (let step = 0; step < 4; step++) {
@@ -210,6 +210,37 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     // the states the steps left on the device are the reference's
     refStates.forEach((r, b) => expect(maxStateDiff(session.state(b), r)).toBeLessThan(TOL));
     session.dispose();
+  });
+
+  it('a profiled graph session times each replay inside the graph and steps as an unprofiled one', async () => {
+    const ids = randomIds(20, m.config.vocabSize, 21);
+    const state = (await engine.prefill(ids)).state;
+    const device = engine.core.device;
+    const plain = engine.openDecode([state]);
+    device.enableProfiler(true);
+    const profiled = engine.openDecode([state]);
+    try {
+      let [a, b] = [[5], [5]];
+      const totals: number[] = [];
+      for (let step = 0; step < 4; step++) {
+        a = Array.from((await plain.step(a, { argmax: true })).tokens!);
+        b = Array.from((await profiled.step(b, { argmax: true })).tokens!);
+        expect(b).toEqual(a);
+        const times = device.profiler!.read();
+        const labels = Object.fromEntries(times.map((t) => [t.label, t.calls]));
+        // step 1 is eager, the later ones replay the graph: both mark every launch once per step
+        expect(labels).toMatchObject({ embedding: 1, ssm_step: m.config.nLayer, argmax: 1 });
+        expect(times.every((t) => t.ms >= 0)).toBe(true);
+        totals.push(times.reduce((s, t) => s + t.ms, 0));
+      }
+      // every replay recorded the events again (a captured plain record would leave step 1's times in place)
+      expect(new Set(totals).size).toBe(totals.length);
+      expect(profiled.usesGraph).toBe(true);
+    } finally {
+      profiled.dispose();
+      plain.dispose();
+      device.enableProfiler(false);
+    }
   });
 
   it('generateBatch gives every job the tokens generate() gives it alone', async () => {
@@ -288,11 +319,15 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
   });
 });
 
-// d_inner 300: three channel slices of step_conv_x_proj (128, 128, 44), two blocks of step_dt_ssm, and GEMV rows
-// (150, 600) that leave the last block's warps partly empty
-describe.skipIf(!CXX)('CUDA engine on the CPU emulator: a wider model decodes on the fused step', () => {
-  it.each([2, 9])('batch %i matches the reference over 3 steps', async (batch) => {
-    const m = tinyModel({ dModel: 150, nLayer: 2, dState: 16, seed: 11 });
+// d_model 152 (d_inner 304): a block of in_proj rows holds x's last 16 channels and z's first 16, step_dt_ssm's last
+// block is a quarter full, out_proj's last block half; 520: out_proj's input (1,040 wide) stages 7 sequences at a
+// time, so a batch of 8 takes two tiles
+describe.skipIf(!CXX)('CUDA engine on the CPU emulator: wider models decode on the fused step', () => {
+  it.each([
+    { dModel: 152, batch: 2 },
+    { dModel: 520, batch: 8 },
+  ])('d_model $dModel, batch $batch matches the reference over 3 steps', async ({ dModel, batch }) => {
+    const m = tinyModel({ dModel, nLayer: 2, dState: 16, seed: 11 });
     const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32' });
     try {
       const prompts = Array.from({ length: batch }, (_, i) => randomIds(5 + 3 * i, m.config.vocabSize, 40 + i));

@@ -1,7 +1,7 @@
 // Decoding: one token for each of `batch` sequences per step, states updated in place on the device. The step runs
 // the prefill's layer loop (layers.ts) with one row per sequence and the one-step scan, then norm_f → lm_head → argmax.
-// `fusedStep: true` runs a layer's step on the fused kernels (ops-step.ts: four launches a layer up to 8 sequences,
-// five above) instead of the prefill's eight; off by default until the device check has measured it on a GPU.
+// `fusedStep: true` runs a layer's step on the fused kernels (ops-step.ts: three launches a layer, up to 8 sequences)
+// instead of the prefill's eight; off by default until the device check has measured it faster on a GPU.
 // After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
 // that dominates small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
 // This is the CUDA engine's DecodeSession (mamba/engine.ts).
@@ -14,7 +14,7 @@ import { Layout } from './layout.ts';
 import { BLOCK_BUFFERS, blockBufferBytes, xDblWidth } from './memory-plan.ts';
 import type { MixerScan } from './mixer.ts';
 import * as ops from './ops.ts';
-import { fusedStepFits, stepGemvFits, stepSlices } from './ops-step.ts';
+import { fusedStepFits, stepXBlocks } from './ops-step.ts';
 
 const BUFFERS = [
   'tokens',
@@ -40,21 +40,25 @@ export class DecodeSession implements EngineDecodeSession {
   graphError: string | null = null;
   private disposed = false;
 
-  /** Whether the step runs the fused kernels (ops-step.ts), and whether in_proj/out_proj are their GEMVs. */
+  /** Whether the step runs the fused kernels (ops-step.ts). */
   readonly fused: boolean;
-  readonly fusedGemv: boolean;
+
+  private readonly useGraphs: boolean;
+  /** Whether the fused kernels launch as programmatic dependents (ops-step.ts). */
+  readonly programmatic: boolean;
 
   constructor(
     private readonly core: EngineCore,
     batch: number,
-    private readonly useGraphs = true,
-    fusedStep = false,
+    opts: { useGraphs?: boolean; fusedStep?: boolean; programmatic?: boolean } = {},
   ) {
+    const { useGraphs = true, fusedStep = false, programmatic = false } = opts;
+    this.useGraphs = useGraphs;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;
     const { dModel, dInner, vocabSize } = core.config;
-    this.fused = fusedStep && fusedStepFits(core.config);
-    this.fusedGemv = this.fused && stepGemvFits(batch, core.config);
+    this.fused = fusedStep && fusedStepFits(batch, core.config);
+    this.programmatic = this.fused && programmatic;
     const act = actBytes(core);
     const words = stateWords(core.config);
     const sizes: Record<DecodeBuffer, number> = {
@@ -63,7 +67,7 @@ export class DecodeSession implements EngineDecodeSession {
       argmax: batch * 4,
       residual: batch * dModel * 4,
       residualAlt: batch * dModel * 4,
-      xPartial: stepSlices(dInner) * batch * xDblWidth(core.config) * 4,
+      xPartial: stepXBlocks(dInner) * batch * xDblWidth(core.config) * 4,
       ...blockBufferBytes(core.config, core.precision, batch),
       headNormed: batch * dModel * act,
       logits: batch * vocabSize * 4,
@@ -141,14 +145,19 @@ export class DecodeSession implements EngineDecodeSession {
       device.driver.launchGraph(this.graph, device.stream);
       return;
     }
+    // with the profiler on, a graph session marks its launches inside the graph (profiler.ts read()); the eager first
+    // step's marks create the events, so none is created during the capture
+    const profiler = this.useGraphs ? device.profiler : null;
     // the first step runs eagerly (cuBLAS and module warm-up happen outside any capture); the second is captured
-    if (!this.useGraphs || this.graphError !== null || this.steps === 1 || device.profiler) {
+    if (!this.useGraphs || this.graphError !== null || this.steps === 1) {
+      profiler?.begin();
       this.enqueue();
       return;
     }
     try {
       device.driver.beginCapture(device.stream);
       try {
+        profiler?.begin(true);
         this.enqueue();
       } finally {
         this.graph = device.driver.endCaptureAndInstantiate(device.stream);
@@ -172,8 +181,8 @@ export class DecodeSession implements EngineDecodeSession {
     const stepOf = (i: number): MixerScan => {
       if (!this.fused) return { kind: 'step', fused: null };
       const [residualIn, residualOut] = pair(i);
-      const norm = this.fusedGemv ? { hidden: b('hidden'), residualIn, residualOut, first: i === 0 } : null;
-      return { kind: 'step', fused: { partial: b('xPartial'), norm } };
+      const norm = { hidden: b('hidden'), residualIn, residualOut, first: i === 0 };
+      return { kind: 'step', fused: { partial: b('xPartial'), norm, programmatic: this.programmatic } };
     };
     enqueueLayers(core, {
       ids: b('tokens'),
@@ -183,7 +192,7 @@ export class DecodeSession implements EngineDecodeSession {
       states: { conv: b('conv'), ssm: b('ssm'), initConv: null, initSsm: null },
       layer: (i) => ({ rowsIn: B, scan: stepOf(i) }),
     });
-    const residual = this.fusedGemv ? pair(core.config.nLayer - 1)[1]! : b('residual');
+    const residual = this.fused ? pair(core.config.nLayer - 1)[1]! : b('residual');
     const [hidden, rowIdx, normed] = [b('hidden'), b('rowIdx'), b('headNormed')];
     enqueueHead(core, { hidden, residual, rowIdx, normed, logits: b('logits'), rows: B });
     ops.argmax(core.kernels, b('logits'), B, core.config.vocabSize, b('argmax'));

@@ -14,7 +14,14 @@ import { runKernelChecks } from './device-check/kernel-checks.ts';
 import { goldenParity, passkeyAgreement } from './device-check/parity-golden.ts';
 import { referenceParity, selfConsistency } from './device-check/parity-reference.ts';
 import { benchConfig, benchWeights, writeBenchCheckpoint, SHAPES, type ShapeName } from './device-check/bench-model.ts';
-import { benchBatch, benchBreakdown, benchDecode, benchDecodeBreakdown, benchPrefill } from './device-check/bench.ts';
+import {
+  benchBatch,
+  benchBreakdown,
+  benchDecode,
+  checkFusedStep,
+  benchDecodeBreakdown,
+  benchPrefill,
+} from './device-check/bench.ts';
 import { scanCompare, scanSummary } from './device-check/scan-compare.ts';
 import { Deadline, fmt, Report } from './device-check/report.ts';
 import { H200 } from './roofline.ts';
@@ -184,11 +191,13 @@ async function main(): Promise<void> {
           const target = { shape, config, engine: bf16 };
           await benchPrefill(target, report, deadline, lengths, ceilings);
           await benchBatch(target, report, deadline, args['batch-lengths']!.split(',').map(Number));
+          await checkFusedStep(target, report);
           await benchDecode(target, report, deadline);
           await benchDecodeBreakdown(target, report, deadline);
           await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
         } else if (phases.has('decode')) {
           const target = { shape, config, engine: bf16 };
+          await checkFusedStep(target, report);
           await benchDecode(target, report, deadline);
           await benchDecodeBreakdown(target, report, deadline);
         }

@@ -57,8 +57,8 @@ export interface CudaEngineOptions {
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
   /**
-   * Decode steps on the fused kernels (kernels/step-fused.cu), else the prefill's launches (default false: its first
-   * form measured slower on the H100, the present one has not run on a GPU yet).
+   * Decode steps of up to 8 sequences on the fused kernels (kernels/step-fused.cu), else the prefill's launches
+   * (default false until the device check measures it faster: mamba/cuda/README.md).
    */
   fusedStep?: boolean;
   /**
@@ -268,12 +268,17 @@ export class CudaEngine extends EngineBase<BatchRequest> {
   }
 
   /** A batched decoding session over `states` (one sequence each), on the device. */
-  openDecode(states: ModelState[], opts: { useGraphs?: boolean; fusedStep?: boolean } = {}): DecodeSession {
+  openDecode(
+    states: ModelState[],
+    opts: { useGraphs?: boolean; fusedStep?: boolean; programmatic?: boolean } = {},
+  ): DecodeSession {
     this.checkOpen();
     for (const s of states) checkState(s, this.core.config);
     const useGraphs = opts.useGraphs ?? this.options.useGraphs ?? true;
     const fusedStep = opts.fusedStep ?? this.options.fusedStep ?? false;
-    const session = new DecodeSession(this.core, states.length, useGraphs, fusedStep);
+    // programmatic dependent launch needs sm_90 (Hopper) or newer
+    const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
+    const session = new DecodeSession(this.core, states.length, { useGraphs, fusedStep, programmatic });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);
     states.forEach((s, b) => {

@@ -39,7 +39,7 @@ export function enqueueLayers(core: EngineCore, loop: LayerLoop): void {
     const rowsIn = run.rowsIn;
     let scan = run.scan;
     // a fused decode step forms the norm inside in_proj, with its own residual pair (mixer.ts FusedStep)
-    if (!(scan.kind === 'step' && scan.fused?.norm))
+    if (!(scan.kind === 'step' && scan.fused))
       ops.addRmsNorm(k, {
         hidden: b.hidden,
         residual,

@@ -59,13 +59,14 @@ export interface MixerDecimation {
 export type ScanKind = 'split' | 'fused' | 'fused-t2';
 
 /**
- * A decode step's fused kernels (ops-step.ts): x_proj's partial sums [slices, batch, dbl] f32 and, for small batches,
- * the RMSNorm fused into in_proj, which reads the residual stream from one buffer of a pair and writes the other
- * (null: add_rmsnorm in the layer loop, and cuBLAS for in_proj and out_proj).
+ * A decode step's fused kernels (ops-step.ts): x_proj's partial sums [xBlocks, batch, dbl] f32, and the residual
+ * stream, which the fused RMSNorm reads from one buffer of a pair and writes to the other (every block reads it).
  */
 export interface FusedStep {
   partial: DevicePtr;
-  norm: { hidden: DevicePtr; residualIn: DevicePtr; residualOut: DevicePtr; first: boolean } | null;
+  norm: { hidden: DevicePtr; residualIn: DevicePtr; residualOut: DevicePtr; first: boolean };
+  /** Launch as programmatic dependents (sm_90+, LaunchShape.programmatic). */
+  programmatic: boolean;
 }
 
 /** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
@@ -136,8 +137,8 @@ export function mambaMixer(
 }
 
 /**
- * The same block for one token per sequence in four launches (five with cuBLAS for larger batches): [RMSNorm +]
- * in_proj; conv + SiLU + x_proj; dt_proj + softplus + the one-step scan; out_proj. kernels/step-fused.cu has why.
+ * The same block for one token per sequence in three launches: RMSNorm + in_proj + conv + SiLU + x_proj's partial
+ * sums; dt_proj + softplus + the one-step scan; out_proj. kernels/step-fused.cu has why.
  */
 function fusedStep(
   core: EngineCore,
@@ -150,29 +151,19 @@ function fusedStep(
 ): void {
   const k = core.kernels;
   const { dModel, dInner, dtRank, normEpsilon } = core.config;
-  if (f.norm) {
-    const { hidden, residualIn, residualOut, first } = f.norm;
-    const [weight, bias] = [layer.inProj, layer.inProjBias];
-    const io = { hidden, residualIn, residualOut, first, xz: b.xz, batch, dModel, n: 2 * dInner };
-    stepOps.stepNormInProj(k, { ...io, norm: layer.norm, eps: normEpsilon, weight, bias });
-  } else {
-    inProj(core, layer, b.normed, b.xz, batch);
-  }
-  const xz = { ptr: b.xz, ld: 2 * dInner };
+  const { hidden, residualIn, residualOut, first } = f.norm;
+  const programmatic = f.programmatic;
+  const [weight, bias, convWeight, convBias] = [layer.inProj, layer.inProjBias, layer.convWeight, layer.convBias];
+  const inputs = { hidden, residualIn, residualOut, first, norm: layer.norm, eps: normEpsilon, weight, bias };
+  const convArgs = { state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial: f.partial };
   const dbl = xDblWidth(core.config);
-  const [convWeight, convBias] = [layer.convWeight, layer.convBias];
-  const convArgs = { xz, state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial: f.partial };
-  stepOps.stepConvXProj(k, { ...convArgs, batch, dInner, dbl });
+  stepOps.stepInProjConv(k, { ...inputs, ...convArgs, xz: b.xz, batch, dModel, dInner, dbl, programmatic });
   const z = { ptr: b.xz + dInner * actBytes(core), ld: 2 * dInner };
   const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
   const scanArgs = { partial: f.partial, x: b.x, z, dtProjT, dtBias, aLog2, dSkip, state: ssm, y: b.y };
-  stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dtRank });
-  if (f.norm) {
-    const [weight, bias] = [layer.outProj, layer.outProjBias];
-    stepOps.stepOutProj(k, { y: b.y, weight, bias, out: b.out, batch, dInner, n: dModel });
-  } else {
-    outProj(core, layer, b.y, b.out, batch);
-  }
+  stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dtRank, programmatic });
+  const out = { y: b.y, weight: layer.outProj, bias: layer.outProjBias, out: b.out };
+  stepOps.stepOutProj(k, { ...out, batch, dInner, n: dModel, programmatic });
 }
 
 /** The scan's operands as they lie after x_proj: x, Δ, z (xz's second half), B and C (columns of xDbl). */

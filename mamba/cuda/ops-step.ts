@@ -1,45 +1,45 @@
-// Launchers of a decode step's fused kernels (kernels/step-fused.cu): four launches a layer for small batches, five
-// for larger ones, instead of eight. mixer.ts chooses them for a 'step' layer when the session asks (decode.ts).
+// Launchers of a decode step's fused kernels (kernels/step-fused.cu): three launches a layer instead of eight, for up
+// to STEP_GEMV_BATCH sequences, optionally as programmatic dependents (each may start before the previous ends).
+// mixer.ts runs them for a 'step' layer when the session asks (decode.ts).
 import type { DevicePtr } from './bindings/driver.ts';
 import type { KernelSet } from './device.ts';
 import {
   STEP_DBL_MAX,
-  STEP_DT_BATCH,
-  STEP_DT_THREADS,
+  STEP_DT_CHANNELS,
   STEP_GEMV_BATCH,
-  STEP_GEMV_ROWS,
   STEP_GEMV_THREADS,
-  STEP_SLICE,
-  STEP_SLICE_BATCH,
-  STEP_SMEM_FLOATS,
+  STEP_IN_ROWS,
+  STEP_OUT_ROWS,
+  STEP_SMEM_BYTES,
 } from './kernels/manifest.ts';
-import { f32, i32, i64, mat, ptr, type SeqStates, states } from './ops-args.ts';
+import { f32, i32, mat, ptr, type SeqStates, states } from './ops-args.ts';
 import type { MatView } from './ops.ts';
 
-/** Whether the fused step kernels take this model and batch (the rest of the step runs as before either way). */
-export function fusedStepFits(shape: { dtRank: number; dState: number }): boolean {
-  return shape.dtRank + 2 * shape.dState <= STEP_DBL_MAX;
+const WARPS = STEP_GEMV_THREADS / 32;
+
+/**
+ * Whether the fused step takes this model and batch: at most 8 sequences, rows of 16 bytes (8 elements) for its
+ * vector loads, one staged input row in shared memory, and x_proj's columns one a thread.
+ */
+export function fusedStepFits(
+  batch: number,
+  shape: { dModel: number; dInner: number; dtRank: number; dState: number },
+): boolean {
+  const { dModel, dInner, dtRank, dState } = shape;
+  const kFits = (k: number) => k % 8 === 0 && 4 * k <= STEP_SMEM_BYTES;
+  return batch <= STEP_GEMV_BATCH && kFits(dModel) && kFits(dInner) && dtRank + 2 * dState <= STEP_DBL_MAX;
 }
 
-/** Whether in_proj and out_proj run as the step's own GEMVs (small batches) rather than cuBLAS. */
-export function stepGemvFits(batch: number, shape: { dModel: number; dInner: number }): boolean {
-  const { dModel, dInner } = shape;
-  const kFits = (k: number) => k % 2 === 0 && k <= STEP_SMEM_FLOATS;
-  return batch <= STEP_GEMV_BATCH && kFits(dModel) && kFits(dInner);
+/** Blocks of step_in_proj_conv that hold x's channels: the partial sums' first dimension. */
+export function stepXBlocks(dInner: number): number {
+  return Math.ceil(dInner / (STEP_IN_ROWS * WARPS));
 }
 
-/** Channel slices of step_conv_x_proj: the partial sums' first dimension. */
-export function stepSlices(dInner: number): number {
-  return Math.ceil(dInner / STEP_SLICE);
-}
-
-const gemvGrid = (n: number) => ({
-  grid: [Math.ceil(n / ((STEP_GEMV_THREADS / 32) * STEP_GEMV_ROWS))] as [number],
-  block: [STEP_GEMV_THREADS] as [number],
-});
-
-/** residualOut = hidden (+ residualIn); xz = in_proj(RMSNorm(residualOut)·norm) (+ bias). */
-export function stepNormInProj(
+/**
+ * residualOut = hidden (+ residualIn); xz = in_proj(RMSNorm(residualOut)·norm) (+ bias); on x's rows conv_step +
+ * SiLU → x and x_proj's partial sums per block of channels → partial [xBlocks, batch, dbl] f32.
+ */
+export function stepInProjConv(
   k: KernelSet,
   a: {
     hidden: DevicePtr;
@@ -51,14 +51,26 @@ export function stepNormInProj(
     weight: DevicePtr;
     bias: DevicePtr | null;
     xz: DevicePtr;
+    state: SeqStates;
+    convWeight: DevicePtr;
+    convBias: DevicePtr | null;
+    x: DevicePtr;
+    xProj: DevicePtr;
+    partial: DevicePtr;
     batch: number;
     dModel: number;
-    n: number;
+    dInner: number;
+    dbl: number;
+    programmatic: boolean;
   },
 ): void {
   k.launch(
-    'step_norm_in_proj',
-    gemvGrid(a.n),
+    'step_in_proj_conv',
+    {
+      grid: [Math.ceil((2 * a.dInner) / (STEP_IN_ROWS * WARPS))],
+      block: [STEP_GEMV_THREADS],
+      programmatic: a.programmatic,
+    },
     [
       ptr(a.hidden),
       ptr(a.residualIn),
@@ -69,56 +81,6 @@ export function stepNormInProj(
       ptr(a.weight),
       ptr(a.bias),
       ptr(a.xz),
-      i32(a.batch),
-      i32(a.dModel),
-      i32(a.n),
-    ],
-    'step_norm_in_proj',
-  );
-}
-
-/** out = y · wᵀ (+ bias), f32. */
-export function stepOutProj(
-  k: KernelSet,
-  a: {
-    y: DevicePtr;
-    weight: DevicePtr;
-    bias: DevicePtr | null;
-    out: DevicePtr;
-    batch: number;
-    dInner: number;
-    n: number;
-  },
-): void {
-  k.launch(
-    'step_out_proj',
-    gemvGrid(a.n),
-    [ptr(a.y), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner), i32(a.n)],
-    'step_out_proj',
-  );
-}
-
-/** conv_step + SiLU → x; x_proj's partial sums per channel slice → partial [slices, batch, dbl] f32. */
-export function stepConvXProj(
-  k: KernelSet,
-  a: {
-    xz: MatView;
-    state: SeqStates;
-    convWeight: DevicePtr;
-    convBias: DevicePtr | null;
-    x: DevicePtr;
-    xProj: DevicePtr;
-    partial: DevicePtr;
-    batch: number;
-    dInner: number;
-    dbl: number;
-  },
-): void {
-  k.launch(
-    'step_conv_x_proj',
-    { grid: [stepSlices(a.dInner), Math.ceil(a.batch / STEP_SLICE_BATCH)], block: [256] },
-    [
-      ...mat(a.xz),
       ...states(a.state),
       ptr(a.convWeight),
       ptr(a.convBias),
@@ -126,10 +88,11 @@ export function stepConvXProj(
       ptr(a.xProj),
       ptr(a.partial),
       i32(a.batch),
+      i32(a.dModel),
       i32(a.dInner),
       i32(a.dbl),
     ],
-    'step_conv_x_proj',
+    'step_in_proj_conv',
   );
 }
 
@@ -149,14 +112,20 @@ export function stepDtSsm(
     batch: number;
     dInner: number;
     dtRank: number;
+    programmatic: boolean;
   },
 ): void {
+  const seqs = STEP_GEMV_THREADS / STEP_DT_CHANNELS;
   k.launch(
     'step_dt_ssm',
-    { grid: [Math.ceil(a.dInner / STEP_DT_THREADS), Math.ceil(a.batch / STEP_DT_BATCH)], block: [STEP_DT_THREADS] },
+    {
+      grid: [Math.ceil(a.dInner / STEP_DT_CHANNELS), Math.ceil(a.batch / seqs)],
+      block: [STEP_GEMV_THREADS],
+      programmatic: a.programmatic,
+    },
     [
       ptr(a.partial),
-      i32(stepSlices(a.dInner)),
+      i32(stepXBlocks(a.dInner)),
       ptr(a.x),
       ...mat(a.z),
       ptr(a.dtProjT),
@@ -170,5 +139,27 @@ export function stepDtSsm(
       i32(a.dtRank),
     ],
     'step_dt_ssm',
+  );
+}
+
+/** out = y · wᵀ (+ bias), f32. */
+export function stepOutProj(
+  k: KernelSet,
+  a: {
+    y: DevicePtr;
+    weight: DevicePtr;
+    bias: DevicePtr | null;
+    out: DevicePtr;
+    batch: number;
+    dInner: number;
+    n: number;
+    programmatic: boolean;
+  },
+): void {
+  k.launch(
+    'step_out_proj',
+    { grid: [Math.ceil(a.n / (STEP_OUT_ROWS * WARPS))], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
+    [ptr(a.y), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner), i32(a.n)],
+    'step_out_proj',
   );
 }

@@ -211,7 +211,7 @@ export function logSoftmax(k: KernelSet, logits: DevicePtr, rows: number, vocab:
 }
 
 export function argmax(k: KernelSet, logits: DevicePtr, rows: number, vocab: number, out: DevicePtr): void {
-  k.launch('argmax_rows', { grid: [rows], block: [256] }, [ptr(logits), i32(rows), i32(vocab), ptr(out)], 'argmax');
+  k.launch('argmax_rows', { grid: [rows], block: [1024] }, [ptr(logits), i32(rows), i32(vocab), ptr(out)], 'argmax');
 }
 
 export function convStep(

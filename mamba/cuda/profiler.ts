@@ -25,23 +25,37 @@ export class Profiler {
     return this.pool[this.used++]!;
   }
 
-  begin(): void {
+  private inCapture = false;
+
+  /** `inCapture`: the marks go into a graph being captured (read() after each replay). */
+  begin(inCapture = false): void {
     this.marks = [];
     this.used = 0;
+    this.inCapture = inCapture;
     this.start = this.nextEvent();
-    this.driver.record(this.start, this.stream);
+    this.driver.record(this.start, this.stream, inCapture);
   }
 
   /** Ends the interval of the operation just enqueued. */
   mark(label: string): void {
     if (!this.start) return;
     const event = this.nextEvent();
-    this.driver.record(event, this.stream);
+    this.driver.record(event, this.stream, this.inCapture);
     this.marks.push({ label, event });
   }
 
-  /** Waits for the last event and sums the intervals by label. */
+  /** Waits for the last event and sums the intervals by label; the marks are cleared. */
   collect(): KernelTime[] {
+    const times = this.read();
+    this.start = null;
+    return times;
+  }
+
+  /**
+   * The same without clearing: for marks recorded inside a captured CUDA graph, whose event nodes record again at
+   * every replay, so each read after a replay gives that replay's intervals (no host gaps between launches in them).
+   */
+  read(): KernelTime[] {
     if (!this.start || this.marks.length === 0) return [];
     this.driver.syncEvent(this.marks[this.marks.length - 1]!.event);
     const byLabel = new Map<string, KernelTime>();
@@ -54,7 +68,6 @@ export class Profiler {
       byLabel.set(label, t);
       prev = event;
     }
-    this.start = null;
     return [...byLabel.values()].sort((a, b) => b.ms - a.ms);
   }
 

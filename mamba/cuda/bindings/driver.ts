@@ -1,5 +1,6 @@
 // Thin koffi bindings to the CUDA driver API (libcuda). Device pointers are JS numbers (CUdeviceptr as uint64_t);
 // handles (context, stream, module, function, event, graph) are koffi's bigint pointers.
+import koffi from 'koffi';
 import { asAddress, bindFirst, loadLibrary, type NativeFunction } from './library.ts';
 import { type Check, checker, readOut } from './errors.ts';
 
@@ -28,6 +29,7 @@ export const FunctionAttribute = {
 } as const;
 
 const CU_EVENT_DEFAULT = 0;
+const CU_EVENT_RECORD_EXTERNAL = 1;
 const CU_STREAM_NON_BLOCKING = 1;
 const CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 
@@ -43,6 +45,11 @@ export interface LaunchShape {
   grid: [number, number?, number?];
   block: [number, number?, number?];
   sharedBytes?: number;
+  /**
+   * Programmatic dependent launch (sm_90+): the kernel may start while the previous one in the stream still runs; it
+   * must call griddepcontrol.wait (prelude.cuh pdl_wait) before it touches anything that kernel writes or reads.
+   */
+  programmatic?: boolean;
 }
 
 export interface DeviceInfo {
@@ -96,9 +103,11 @@ function bind(path: string) {
     cuLaunchKernel: f(
       'int cuLaunchKernel(void *fn, uint32_t gx, uint32_t gy, uint32_t gz, uint32_t bx, uint32_t by, uint32_t bz, uint32_t sharedBytes, void *stream, void **params, void **extra)',
     ),
+    cuLaunchKernelEx: f('int cuLaunchKernelEx(const void *config, void *fn, void **params, void **extra)'),
     cuEventCreate: f('int cuEventCreate(_Out_ void **event, unsigned int flags)'),
     cuEventDestroy: f(['int cuEventDestroy_v2(void *event)']),
     cuEventRecord: f('int cuEventRecord(void *event, void *stream)'),
+    cuEventRecordWithFlags: f('int cuEventRecordWithFlags(void *event, void *stream, unsigned int flags)'),
     cuEventSynchronize: f('int cuEventSynchronize(void *event)'),
     cuEventElapsedTime: f([
       'int cuEventElapsedTime_v2(_Out_ float *ms, void *start, void *end)',
@@ -114,6 +123,32 @@ function bind(path: string) {
 }
 
 type Raw = ReturnType<typeof bind>;
+
+// cuLaunchKernelEx's CUlaunchConfig (cuda.h): seven uint32 (grid, block, shared bytes), the stream at 32, the
+// attribute array at 40, their count at 48; 56 bytes. One CUlaunchAttribute (id uint32, 4 bytes of padding, a
+// 64-byte value union) asks for programmatic stream serialization; it lives in native memory that is never freed,
+// since the config holds its address.
+const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+let programmaticAttr: bigint | null = null;
+const LAUNCH_CONFIG = Buffer.alloc(56);
+
+function launchConfig(dims: number[], stream: CuHandle | null): Buffer {
+  if (programmaticAttr === null) {
+    const attr = koffi.alloc('uint8_t', 72);
+    const bytes = new Uint8Array(72);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, true);
+    view.setInt32(8, 1, true); // value.programmaticStreamSerializationAllowed
+    koffi.encode(attr, koffi.array('uint8_t', 72), Array.from(bytes));
+    programmaticAttr = BigInt(koffi.address(attr));
+  }
+  dims.forEach((d, i) => LAUNCH_CONFIG.writeUInt32LE(d, 4 * i));
+  LAUNCH_CONFIG.writeUInt32LE(0, 28);
+  LAUNCH_CONFIG.writeBigUInt64LE(stream === null ? 0n : BigInt(stream), 32);
+  LAUNCH_CONFIG.writeBigUInt64LE(programmaticAttr, 40);
+  LAUNCH_CONFIG.writeUInt32LE(1, 48);
+  return LAUNCH_CONFIG;
+}
 
 // Argument slots reused by every launch (cuLaunchKernel copies the values before it returns), so packing costs no
 // allocation: launching from JavaScript is a few microseconds, and a prefill makes hundreds of launches.
@@ -323,6 +358,11 @@ export class CudaDriver {
     const [gx, gy = 1, gz = 1] = shape.grid;
     const [bx, by = 1, bz = 1] = shape.block;
     if (gx < 1 || gy < 1 || gz < 1) throw new RangeError(`launch ${name}: empty grid [${gx}, ${gy}, ${gz}]`);
+    if (shape.programmatic) {
+      const config = launchConfig([gx, gy, gz, bx, by, bz, shape.sharedBytes ?? 0], stream);
+      this.check(`cuLaunchKernelEx(${name})`, this.raw.cuLaunchKernelEx(config, fn, packKernelArgs(args), null));
+      return;
+    }
     this.check(
       `cuLaunchKernel(${name})`,
       this.raw.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shape.sharedBytes ?? 0, stream, packKernelArgs(args), null),
@@ -337,8 +377,12 @@ export class CudaDriver {
     this.check('cuEventDestroy', this.raw.cuEventDestroy(event));
   }
 
-  record(event: CuHandle, stream: CuHandle | null): void {
-    this.check('cuEventRecord', this.raw.cuEventRecord(event, stream));
+  /** `inCapture`: the stream is being captured and the record becomes a node of the graph (EXTERNAL), so a replay
+   * records the event again; without the flag a captured record is only an ordering edge and the event is never set. */
+  record(event: CuHandle, stream: CuHandle | null, inCapture = false): void {
+    if (inCapture)
+      this.check('cuEventRecordWithFlags', this.raw.cuEventRecordWithFlags(event, stream, CU_EVENT_RECORD_EXTERNAL));
+    else this.check('cuEventRecord', this.raw.cuEventRecord(event, stream));
   }
 
   syncEvent(event: CuHandle): void {

@@ -149,7 +149,7 @@ export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadl
 async function withDecodeSession<T>(
   engine: CudaEngine,
   batch: number,
-  opts: { useGraphs: boolean; fusedStep: boolean },
+  opts: { useGraphs: boolean; fusedStep: boolean; programmatic?: boolean },
   run: (session: ReturnType<CudaEngine['openDecode']>, step: () => Promise<unknown>) => Promise<T>,
 ): Promise<T> {
   const states = Array.from({ length: batch }, () => engine.emptyState());
@@ -164,23 +164,69 @@ async function withDecodeSession<T>(
   }
 }
 
+/**
+ * The fused step (with and without programmatic launch) against the prefill's launches on the GPU: 16 graph-replayed
+ * steps of the same tokens from empty states; the logits must agree within the bf16 tolerance of the emulator tests
+ * (3% of the largest |logit|), so a race between overlapping kernels cannot pass unseen.
+ */
+export async function checkFusedStep(t: BenchTarget, report: Report): Promise<void> {
+  const { engine } = t;
+  for (const batch of [1, 8]) {
+    for (const programmatic of [true, false]) {
+      const name = `fused decode step = the eight launches ${t.shape} batch ${batch} pdl=${programmatic}`;
+      await report.guard('decode', name, async () => {
+        const states = Array.from({ length: batch }, () => engine.emptyState());
+        const plain = engine.openDecode(states, { fusedStep: false });
+        const fused = engine.openDecode(states, { fusedStep: true, programmatic });
+        try {
+          let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % engine.core.config.vocabSize);
+          let worst = 0;
+          for (let i = 0; i < 16; i++) {
+            const a = await plain.step(tokens, { logits: true, argmax: true });
+            const b = await fused.step(tokens, { logits: true });
+            let range = 0;
+            let diff = 0;
+            for (let j = 0; j < a.logits!.length; j++) {
+              range = Math.max(range, Math.abs(a.logits![j]!));
+              diff = Math.max(
+                diff,
+                Math.abs(a.logits![j]! - b.logits![j]!) || (Number.isNaN(b.logits![j]!) ? Infinity : 0),
+              );
+            }
+            worst = Math.max(worst, diff / range);
+            tokens = Array.from(a.tokens!);
+          }
+          const ok = fused.fused && fused.usesGraph && worst <= 0.03;
+          report.check('decode', name, ok, { worstRelDiff: worst, programmatic: fused.programmatic });
+        } finally {
+          plain.dispose();
+          fused.dispose();
+        }
+      });
+    }
+  }
+}
+
 /** Decode tokens/s: fused step kernels or the prefill's launches, CUDA graph or eager; median of 5 runs of 64 steps. */
 export async function benchDecode(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
   const { engine } = t;
   const variants = [
-    { graphs: true, fused: true },
-    { graphs: true, fused: false },
-    { graphs: false, fused: true },
+    { graphs: true, fused: true, programmatic: true },
+    { graphs: true, fused: true, programmatic: false },
+    { graphs: true, fused: false, programmatic: false },
+    { graphs: false, fused: false, programmatic: false },
   ];
   for (const batch of [1, 8, 16, 64]) {
-    for (const { graphs, fused } of variants) {
-      const name = `decode ${t.shape} ${engine.name} batch ${batch} graphs=${graphs} fused=${fused}`;
+    for (const { graphs, fused, programmatic } of variants) {
+      if (fused && batch > 8) continue; // the fused step takes at most 8 sequences (ops-step.ts)
+      const name = `decode ${t.shape} ${engine.name} batch ${batch} graphs=${graphs} fused=${fused} pdl=${programmatic}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
         continue;
       }
       await report.guard('bench', name, async () => {
-        await withDecodeSession(engine, batch, { useGraphs: graphs, fusedStep: fused }, async (session, step) => {
+        const opts = { useGraphs: graphs, fusedStep: fused, programmatic };
+        await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
           const runs: number[] = [];
           for (let r = 0; r < 5; r++) {
@@ -194,7 +240,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             engine: engine.name,
             batch,
             fused: session.fused,
-            gemv: session.fusedGemv,
+            programmatic: session.programmatic,
             graph: session.usesGraph,
             graphError: session.graphError ?? '',
             msPerStep: ms,
@@ -208,14 +254,16 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
 }
 
 /**
- * Where a decode step's time goes, launch by launch: 10 eager steps with CUDA events between launches (no graph, so
- * each interval also holds any host gap before it; a kernel longer than its launch shows as itself).
+ * Where a decode step's time goes, launch by launch, inside the replayed CUDA graph: the profiler's events are captured
+ * between the launches (profiler.ts read()), so the intervals hold no host gaps; 10 replays are summed. The event
+ * nodes add a little to each interval, so the total is a few percent above the plain graph's step.
  */
 export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
   const { engine } = t;
   const device = engine.core.device;
   for (const batch of [1, 8, 64]) {
     for (const fused of [true, false]) {
+      if (fused && batch > 8) continue;
       const name = `decode breakdown ${t.shape} ${engine.name} batch ${batch} fused=${fused}`;
       if (!deadline.has(15)) {
         report.skip(`${name}: time budget`);
@@ -223,21 +271,25 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
       }
       await report.guard('bench', name, async () => {
         const steps = 10;
-        const times = await withDecodeSession(
-          engine,
-          batch,
-          { useGraphs: false, fusedStep: fused },
-          async (_, step) => {
-            device.enableProfiler(true);
-            try {
-              device.profiler!.begin();
-              for (let i = 0; i < steps; i++) await step();
-              return device.profiler!.collect();
-            } finally {
-              device.enableProfiler(false);
+        const byLabel = new Map<string, KernelTime>();
+        device.enableProfiler(true); // before the session: its captured graph holds the events
+        try {
+          // event nodes between the kernels would break programmatic edges anyway, so those launches are plain here
+          const opts = { useGraphs: true, fusedStep: fused, programmatic: false };
+          await withDecodeSession(engine, batch, opts, async (session, step) => {
+            if (!session.usesGraph) throw new Error(`no graph: ${session.graphError}`);
+            for (let i = 0; i < steps; i++) {
+              await step();
+              for (const k of device.profiler!.read()) {
+                const sum = byLabel.get(k.label) ?? { label: k.label, calls: 0, ms: 0 };
+                byLabel.set(k.label, { label: k.label, calls: sum.calls + k.calls, ms: sum.ms + k.ms });
+              }
             }
-          },
-        );
+          });
+        } finally {
+          device.enableProfiler(false);
+        }
+        const times = [...byLabel.values()].sort((a, b) => b.ms - a.ms);
         const total = times.reduce((a, b) => a + b.ms, 0);
         for (const k of [
           ...times,
@@ -248,6 +300,7 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
             engine: engine.name,
             batch,
             fused,
+            graph: true,
             kernel: k.label,
             callsPerStep: k.calls / steps,
             usPerStep: (1e3 * k.ms) / steps,

@@ -243,11 +243,41 @@ int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
   run_kernel(k, grid, block, params);
   return g_corrupt ? 700 : 0;
 }
+// cuda.h's CUlaunchConfig and CUlaunchAttribute, as the bindings lay them out; only programmatic stream
+// serialization (id 6) is accepted. Blocks run in order here, so a programmatic launch is an ordinary one.
+struct FakeLaunchAttribute {
+  unsigned id;
+  char pad[4];
+  union {
+    char bytes[64];
+    int programmaticStreamSerializationAllowed;
+  } value;
+};
+struct FakeLaunchConfig {
+  unsigned gx, gy, gz, bx, by, bz, shared;
+  void* stream;
+  FakeLaunchAttribute* attrs;
+  unsigned numAttrs;
+};
+static_assert(sizeof(FakeLaunchAttribute) == 72 && sizeof(FakeLaunchConfig) == 56, "cuda.h layouts");
+int cuLaunchKernelEx(const FakeLaunchConfig* c, void* fn, void** params, void** extra) {
+  for (unsigned i = 0; i < c->numAttrs; ++i)
+    if (c->attrs[i].id != 6 || c->attrs[i].value.programmaticStreamSerializationAllowed != 1) return 1;
+  return cuLaunchKernel(fn, c->gx, c->gy, c->gz, c->bx, c->by, c->bz, c->shared, c->stream, params, extra);
+}
 int cuEventCreate(void** e, unsigned) { *e = new double(0); return 0; }
 int cuEventDestroy_v2(void* e) { delete (double*)e; return 0; }
+// As on a GPU: a plain record inside a capture is only an ordering edge (the event is never set by a replay); with
+// CU_EVENT_RECORD_EXTERNAL it becomes a node that records at every replay, and that flag outside a capture is invalid.
 int cuEventRecord(void* e, void*) {
+  if (!g_capture) *(double*)e = now_ms();
+  return 0;
+}
+int cuEventRecordWithFlags(void* e, void* s, unsigned flags) {
+  if (flags == 0) return cuEventRecord(e, s);
+  if (!g_capture) return 1;
   double* t = (double*)e;
-  if (g_capture) g_capture->push_back([t] { *t = now_ms(); }); else *t = now_ms();
+  g_capture->push_back([t] { *t = now_ms(); });
   return 0;
 }
 int cuEventSynchronize(void*) { return check_sync(); }

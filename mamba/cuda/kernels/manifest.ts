@@ -58,8 +58,7 @@ export const KERNEL_NAMES = [
   'add_bias_f32',
   'scan_fused',
   'scan_fused_t2',
-  'step_norm_in_proj',
-  'step_conv_x_proj',
+  'step_in_proj_conv',
   'step_dt_ssm',
   'step_out_proj',
 ] as const;
@@ -117,12 +116,10 @@ export const SCAN_THREADS = 128; // scan.cu
 export const FUSED_CHANNELS = 8; // scan-fused.cu: channels a block of scan_fused (one warp each)
 export const FUSED_T2_CHANNELS = 4; // scan-fused.cu: channels a block of scan_fused_t2 (two warps each)
 export const SELECT_THREADS = 1024; // decimate.cu
-export const STEP_GEMV_BATCH = 8; // step-fused.cu: most sequences of step_norm_in_proj / step_out_proj
-export const STEP_GEMV_ROWS = 2; // step-fused.cu: output rows a warp of those two
-export const STEP_GEMV_THREADS = 256; // step-fused.cu
-export const STEP_SLICE = 128; // step-fused.cu: channels a block of step_conv_x_proj
-export const STEP_SLICE_BATCH = 8; // step-fused.cu: sequences a block of step_conv_x_proj
-export const STEP_DBL_MAX = 512; // step-fused.cu: dtRank + 2·dState at most
-export const STEP_SMEM_FLOATS = 8192; // step-fused.cu: staged GEMV inputs, so k ≤ 8192
-export const STEP_DT_BATCH = 4; // step-fused.cu: sequences a block of step_dt_ssm
-export const STEP_DT_THREADS = 64; // ops-step.ts: channels a block of step_dt_ssm (its staging loop takes any block size)
+export const STEP_GEMV_BATCH = 8; // step-fused.cu: most sequences a fused step takes
+export const STEP_GEMV_THREADS = 256; // step-fused.cu: threads a block of every fused step kernel
+export const STEP_IN_ROWS = 4; // step-fused.cu: in_proj rows a warp of step_in_proj_conv (32 a block)
+export const STEP_OUT_ROWS = 2; // step-fused.cu: out_proj rows a warp of step_out_proj
+export const STEP_DBL_MAX = 256; // step-fused.cu: dtRank + 2·dState at most
+export const STEP_SMEM_BYTES = 32768; // step-fused.cu: staged GEMV inputs (act_t), so k ≤ 8192 in either build
+export const STEP_DT_CHANNELS = 64; // step-fused.cu: channels a block of step_dt_ssm (× 4 sequences)

@@ -55,6 +55,20 @@ __device__ __forceinline__ float decay_exp2(float v) {
 #endif
 }
 
+// Programmatic dependent launch (sm_90+; LaunchShape.programmatic): pdl_trigger lets the next kernel in the stream
+// start its prologue now; pdl_wait blocks until the previous kernel has finished and its writes are visible. A kernel
+// launched without the attribute, or built for an older GPU or the CPU emulator, passes both at once.
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float silu_f(float v) { return v / (1.0f + expf(-v)); }
 // PyTorch's softplus threshold (linear above 20), as the reference and the selective-scan kernels use.
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.0f ? v : log1pf(expf(v)); }

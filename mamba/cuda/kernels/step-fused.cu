@@ -1,22 +1,76 @@
-// A decode step in four launches a layer instead of eight (decode.ts, mixer.ts 'step' with fused kernels): at one
-// token per sequence every launch is a few microseconds of latency and little work, so the step's time is its number
-// of launches. The math and the roundings are step.cu's and the prefill's (normed, x, x_dbl and y rounded to act_t).
-//   step_norm_in_proj: residual += hidden, RMSNorm, in_proj   (small batches; larger ones use add_rmsnorm + cuBLAS)
-//   step_conv_x_proj:  conv_step + SiLU, then x_proj's partial sums over this block's channel slice
+// A decode step in three launches a layer instead of eight, for up to STEP_GEMV_BATCH sequences (decode.ts, mixer.ts
+// 'step' with fused kernels). At one token per sequence a launch moves a few megabytes at most, so a kernel's time is
+// its memory latency: every kernel here issues the loads that do not depend on the previous kernel (weights, states)
+// first, and only then reads what the previous kernel wrote. The math and the roundings are step.cu's and the
+// prefill's (normed, x, x_dbl and y rounded to act_t).
+//   step_in_proj_conv: residual += hidden, RMSNorm, in_proj; on x's rows conv_step + SiLU and x_proj's partial sums
 //   step_dt_ssm:       x_proj's sums, dt_proj + bias → softplus → Δ, ssm_step, D skip, z gate → y
-//   step_out_proj:     out_proj (+ bias)                         (small batches; larger ones use cuBLAS)
-// x_proj is split over channel slices whose partial sums the next kernel adds up, in a
-// fixed order (no atomics: a step gives the same tokens every run).
+//   step_out_proj:     out_proj (+ bias)
+// Launched as programmatic dependents (LaunchShape.programmatic), each kernel lets the next one start at once and
+// waits (pdl_wait) only where it first reads or writes what the previous kernels touch, so a kernel's weight loads
+// overlap the previous kernel's tail. Everything before pdl_wait reads only weights and this layer's own state.
+// x_proj is split over in_proj's x-row blocks, whose partial sums step_dt_ssm adds up in a fixed order (no atomics:
+// a step gives the same tokens every run).
 #include "prelude.cuh"
 
-#define STEP_GEMV_BATCH 8     // most sequences the GEMV kernels take (decode.ts uses cuBLAS above)
-#define STEP_GEMV_ROWS 2      // output rows a warp of a GEMV kernel
-#define STEP_GEMV_THREADS 256
-#define STEP_SLICE 128        // channels a block of step_conv_x_proj
-#define STEP_SLICE_BATCH 8    // sequences a block of step_conv_x_proj
-#define STEP_DBL_MAX 512      // dtRank + 2·dState at most (decode.ts checks)
-#define STEP_SMEM_FLOATS 8192 // staged GEMV inputs: k ≤ 8192 (decode.ts checks)
-#define STEP_DT_BATCH 4       // sequences a block of step_dt_ssm
+#define STEP_GEMV_BATCH 8     // most sequences a step takes (decode.ts runs the eight launches above)
+#define STEP_GEMV_THREADS 256 // threads of every fused kernel's block
+#define STEP_IN_ROWS 4        // in_proj rows a warp: 32 a block, so x's blocks hold 32 channels each
+#define STEP_OUT_ROWS 2       // out_proj rows a warp
+#define STEP_DBL_MAX 256      // dtRank + 2·dState at most: a thread a column of x_proj
+#define STEP_SMEM_BYTES 32768 // staged GEMV inputs, as act_t (what a GEMM would read): k ≤ 8192 (ops-step.ts checks)
+#define STEP_SMEM_ELEMS (STEP_SMEM_BYTES / (int)sizeof(act_t))
+#define STEP_DT_CHANNELS 64   // channels a block of step_dt_ssm; its 256 threads are 64 channels × 4 sequences
+#define STEP_DT_PREFETCH 32   // dt_proj weights a thread holds before the partial sums are read
+#if ACT_BF16
+#define STEP_CHUNKS 4 // 8-element weight chunks a lane loads at once (bf16: 16 bytes a chunk)
+#else
+#define STEP_CHUNKS 2 // f32: 32 bytes a chunk, so half as many for the same registers
+#endif
+
+// 8 consecutive act_t elements, loaded as one (bf16) or two (f32) 16-byte vectors; p must be 16-byte aligned.
+struct __align__(16) Vec16 {
+  u32 a, b, c, d;
+};
+struct Chunk8 {
+#if ACT_BF16
+  Vec16 v;
+#else
+  Vec16 v, w;
+#endif
+};
+__device__ __forceinline__ Chunk8 load_chunk8(const act_t* p) {
+  Chunk8 c;
+#if ACT_BF16
+  c.v = *(const Vec16*)p;
+#else
+  c.v = *(const Vec16*)p;
+  c.w = *(const Vec16*)(p + 4);
+#endif
+  return c;
+}
+__device__ __forceinline__ Chunk8 zero_chunk8() {
+  Chunk8 c;
+  c.v = Vec16{0, 0, 0, 0};
+#if !ACT_BF16
+  c.w = Vec16{0, 0, 0, 0};
+#endif
+  return c;
+}
+__device__ __forceinline__ void unpack_chunk8(const Chunk8& c, float* out) {
+#if ACT_BF16
+  const u32 words[4] = {c.v.a, c.v.b, c.v.c, c.v.d};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    out[2 * i] = __uint_as_float(words[i] << 16);
+    out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+  }
+#else
+  const u32 words[8] = {c.v.a, c.v.b, c.v.c, c.v.d, c.w.a, c.w.b, c.w.c, c.w.d};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) out[i] = __uint_as_float(words[i]);
+#endif
+}
 
 // what rounding to the activation type does to v (the value a GEMM reading an act_t buffer would see)
 __device__ __forceinline__ float act_round(float v) {
@@ -27,195 +81,249 @@ __device__ __forceinline__ float act_round(float v) {
 #endif
 }
 
-// elements i and i+1 of an act_t row (i even, the row 4-byte aligned: k even)
-__device__ __forceinline__ void act_load2(const act_t* p, float& a, float& b) {
-#if ACT_BF16
-  const u32 w = *(const u32*)p;
-  a = bf16_to_f32((bf16_t)(w & 0xffffu));
-  b = bf16_to_f32((bf16_t)(w >> 16));
-#else
-  a = p[0];
-  b = p[1];
-#endif
-}
-
-// The GEMVs of step_norm_in_proj and step_out_proj: out(b, o) = Σ_i w[o, i]·in(b, i) (+ bias[o]) for every b < batch.
-// The block stages up to 8 input rows (at most STEP_SMEM_FLOATS values) in shared memory with `stage`, then each
-// warp takes STEP_GEMV_ROWS output rows, its lanes two k elements a load. Weight loads are independent of each other
-// and of the staged inputs, so they overlap; a first version read the inputs from global memory inside the loop and
-// waited on every load in turn (1.5x slower than cuBLAS at batch 1, 3x at batch 8, on the H100).
-template <typename Stage, typename Store>
-__device__ __forceinline__ void block_gemv(const act_t* __restrict__ w, int k, int n, int batch, Stage stage,
-                                           Store store) {
-  __shared__ float sIn[STEP_SMEM_FLOATS];
+// The GEMV of in_proj and out_proj for sequences b0..b0+tb (tb ≤ 8): out(b, o) = Σ_i w[o, i]·in(b, i), ROWS output
+// rows a warp. Each round, a lane loads STEP_CHUNKS 8-element chunks of each of its rows, all before any is used; the
+// first round's loads are issued before `stage` (which reads what the previous kernel wrote) fills sIn with the tb
+// input rows as act_t (k % 8 == 0, tb·k ≤ STEP_SMEM_ELEMS), so the weights' latency overlaps it. store(b, o, sum)
+// gets every sum once, in lane 0 of the row's warp. Forms one and two loaded 4 bytes a lane in a loop that waited on
+// each load (~11 µs a launch on the H100 against ~4 µs for cuBLAS).
+template <int ROWS, typename Stage, typename Store>
+__device__ __forceinline__ void block_gemv(act_t* sIn, const act_t* __restrict__ w, int k, int n, int b0, int tb,
+                                           Stage stage, Store store) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int o0 = (blockIdx.x * (STEP_GEMV_THREADS / 32) + warp) * STEP_GEMV_ROWS;
-  const int tile = min(STEP_GEMV_BATCH, STEP_SMEM_FLOATS / k);
-  for (int b0 = 0; b0 < batch; b0 += tile) {
-    const int tb = min(tile, batch - b0);
-    __syncthreads();  // the previous tile's inputs are no longer read
-    stage(sIn, b0, tb);
-    __syncthreads();
-    if (o0 >= n) continue;
-    float acc[STEP_GEMV_ROWS][STEP_GEMV_BATCH];
+  const int o0 = (blockIdx.x * (STEP_GEMV_THREADS / 32) + warp) * ROWS;
+  const int kChunks = k / 8, roundChunks = 32 * STEP_CHUNKS;
+  float acc[ROWS][STEP_GEMV_BATCH];
 #pragma unroll
-    for (int r = 0; r < STEP_GEMV_ROWS; ++r)
+  for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-      for (int j = 0; j < STEP_GEMV_BATCH; ++j) acc[r][j] = 0.0f;
-#pragma unroll 4
-    for (int i = 2 * lane; i < k; i += 64) {
-      float wv[STEP_GEMV_ROWS][2];
+    for (int j = 0; j < STEP_GEMV_BATCH; ++j) acc[r][j] = 0.0f;
+  for (int q0 = 0; q0 < kChunks; q0 += roundChunks) {
+    Chunk8 wc[ROWS][STEP_CHUNKS];
 #pragma unroll
-      for (int r = 0; r < STEP_GEMV_ROWS; ++r)  // a missing last row repeats row n−1; its sums are never stored
-        act_load2(w + (i64)min(o0 + r, n - 1) * k + i, wv[r][0], wv[r][1]);
+    for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+      for (int u = 0; u < STEP_CHUNKS; ++u) {
+        const int q = q0 + u * 32 + lane, o = o0 + r;
+        wc[r][u] = (o < n && q < kChunks) ? load_chunk8(w + (i64)o * k + 8 * q) : zero_chunk8();
+      }
+    if (q0 == 0) {
+      __syncthreads();  // the previous tile's inputs are no longer read
+      stage(sIn, b0, tb);
+      __syncthreads();
+    }
+#pragma unroll
+    for (int u = 0; u < STEP_CHUNKS; ++u) {
+      const int q = q0 + u * 32 + lane;
+      if (q >= kChunks) break;
+      float wv[ROWS][8];
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) unpack_chunk8(wc[r][u], wv[r]);
 #pragma unroll
       for (int j = 0; j < STEP_GEMV_BATCH; ++j) {
-        if (j < tb) {
-          const float v0 = sIn[j * k + i], v1 = sIn[j * k + i + 1];
+        if (j >= tb) break;
+        float in[8];
+        unpack_chunk8(load_chunk8(sIn + j * k + 8 * q), in);
 #pragma unroll
-          for (int r = 0; r < STEP_GEMV_ROWS; ++r) acc[r][j] += wv[r][0] * v0 + wv[r][1] * v1;
+        for (int r = 0; r < ROWS; ++r) {
+          float s = 0.0f;
+#pragma unroll
+          for (int e = 0; e < 8; ++e) s += wv[r][e] * in[e];
+          acc[r][j] += s;
         }
       }
     }
+  }
 #pragma unroll
-    for (int j = 0; j < STEP_GEMV_BATCH; ++j) {
-      if (j >= tb) break;
+  for (int j = 0; j < STEP_GEMV_BATCH; ++j) {
+    if (j >= tb) break;
 #pragma unroll
-      for (int r = 0; r < STEP_GEMV_ROWS; ++r) {
-        const float t = warp_sum_f(acc[r][j]);
-        if (lane == 0 && o0 + r < n) store(b0 + j, o0 + r, t);
-      }
+    for (int r = 0; r < ROWS; ++r) {
+      const float t = warp_sum_f(acc[r][j]);
+      if (lane == 0 && o0 + r < n) store(b0 + j, o0 + r, t);
     }
   }
 }
 
-// residual_out = hidden (+ residual_in); xz = in_proj(RMSNorm(residual_out)·normW) (+ bias), for batch ≤ 8 and k even.
-// Every block forms the normed rows it needs (a warp a row); block 0 also writes the new residual, into the other
-// buffer of a pair, since every block reads the old one.
-extern "C" __global__ void step_norm_in_proj(const float* __restrict__ hidden, const float* __restrict__ residualIn,
-                                             float* __restrict__ residualOut, int first, const float* __restrict__ normW,
-                                             float eps, const act_t* __restrict__ w, const float* __restrict__ bias,
-                                             act_t* __restrict__ out, int batch, int k, int n) {
-  // the whole block forms each row (a warp a row left 7 of 8 warps idle at batch 1)
-  const auto stage = [&](float* sIn, int b0, int tb) {
-    for (int j = 0; j < tb; ++j) {
-      const i64 row = (i64)(b0 + j) * k;
-      float* s = sIn + j * k;
+// sequences a GEMV tile stages at once: all 8 while k ≤ 2048 (bf16) or 1024 (f32)
+__device__ __forceinline__ int gemv_tile(int k) { return min(STEP_GEMV_BATCH, STEP_SMEM_ELEMS / k); }
+
+// Block of 32 in_proj rows (grid: 2·dInner / 32, x's rows first):
+//   residualOut = hidden (+ residualIn); xz = in_proj(RMSNorm(residualOut)·normW) (+ bias), z's rows stored in xz;
+//   on x's rows: conv_step + SiLU → x, then partial[blk, b, j] = Σ over the block's channels of x_proj[j, c]·x[b, c].
+// Every block forms the normed rows itself; block 0 also writes the new residual, into the other buffer of a pair,
+// since every block reads the old one.
+extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
+    step_in_proj_conv(const float* __restrict__ hidden, const float* __restrict__ residualIn,
+                      float* __restrict__ residualOut, int first, const float* __restrict__ normW, float eps,
+                      const act_t* __restrict__ w, const float* __restrict__ bias, act_t* __restrict__ xz,
+                      float* __restrict__ convState, i64 stateSeqStride, const float* __restrict__ convW,
+                      const float* __restrict__ convB, act_t* __restrict__ xOut, const act_t* __restrict__ wx,
+                      float* __restrict__ partial, int batch, int k, int dInner, int dbl) {
+  __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
+  __shared__ float sPre[STEP_GEMV_BATCH][STEP_IN_ROWS * 8];
+  pdl_trigger();  // x's rows before the conv, then after it
+  const int rows = STEP_IN_ROWS * (STEP_GEMV_THREADS / 32), row0 = blockIdx.x * rows;
+  const int xRows = max(0, min(rows, dInner - row0));  // this block's channels of x
+  // x_proj's weights for this block's channels: a thread a column, loaded before anything else is read
+  // (xRows is a multiple of 8: dInner % 8 == 0, decode.ts checks)
+  float wxv[STEP_IN_ROWS * 8];
+  const int col = threadIdx.x;
+#pragma unroll
+  for (int u = 0; u < STEP_IN_ROWS; ++u) {
+    const bool in = col < dbl && 8 * u < xRows;
+    unpack_chunk8(in ? load_chunk8(wx + (i64)col * dInner + row0 + 8 * u) : zero_chunk8(), wxv + 8 * u);
+  }
+
+  // residual + hidden, RMSNorm: a warp a sequence sums the squares (all sequences at once), then every thread scales
+  // (reading the row again, from L1) and rounds to act_t as the GEMM's normed input would be
+  __shared__ float sScale[STEP_GEMV_BATCH];
+  const auto stage = [&](act_t* s, int b0, int tb) {
+    pdl_wait();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const auto value = [&](i64 at) { return first ? hidden[at] : hidden[at] + residualIn[at]; };
+    if (warp < tb) {
+      const i64 row = (i64)(b0 + warp) * k;
       float ss = 0.0f;
-      for (int i = threadIdx.x; i < k; i += blockDim.x) {
-        const float v = first ? hidden[row + i] : hidden[row + i] + residualIn[row + i];
+#pragma unroll 8
+      for (int i = lane; i < k; i += 32) {
+        const float v = value(row + i);
         if (blockIdx.x == 0) residualOut[row + i] = v;
-        s[i] = v;
         ss += v * v;
       }
-      const float scale = rsqrtf(block_sum_f(ss) / (float)k + eps);
-      for (int i = threadIdx.x; i < k; i += blockDim.x) s[i] = act_round(s[i] * scale * normW[i]);
+      ss = warp_sum_f(ss);
+      if (lane == 0) sScale[warp] = rsqrtf(ss / (float)k + eps);
+    }
+    __syncthreads();
+#pragma unroll 4
+    for (int t = threadIdx.x; t < tb * k; t += blockDim.x) {
+      const int j = t / k, i = t - j * k;
+      act_store(s + t, value((i64)(b0 + j) * k + i) * sScale[j] * normW[i]);
     }
   };
-  const auto store = [&](int b, int o, float t) { act_store(out + (i64)b * n + o, t + (bias ? bias[o] : 0.0f)); };
-  block_gemv(w, k, n, batch, stage, store);
+  const int n = 2 * dInner, tile = gemv_tile(k);
+  for (int b0 = 0; b0 < batch; b0 += tile) {
+    const int tb = min(tile, batch - b0);
+    const auto store = [&](int b, int o, float t) {
+      const float v = act_round(t + (bias ? bias[o] : 0.0f));
+      if (o < dInner)
+        sPre[b - b0][o - row0] = v;
+      else
+        act_store(xz + (i64)b * n + o, v);
+    };
+    block_gemv<STEP_IN_ROWS>(sIn, w, k, n, b0, tb, stage, store);
+    if (xRows == 0) continue;  // a block of z's rows only
+    __syncthreads();
+    for (int t = threadIdx.x; t < tb * rows; t += blockDim.x) {
+      const int j = t / rows, cl = t % rows, c = row0 + cl, b = b0 + j;
+      float xv = 0.0f;
+      if (cl < xRows) {
+        float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
+        xv = act_round(silu_f(conv_shift_in(st, sPre[j][cl], convW + c * D_CONV, convB ? convB[c] : 0.0f)));
+        act_store(xOut + (i64)b * dInner + c, xv);
+      }
+      sPre[j][cl] = xv;
+    }
+    __syncthreads();
+    if (col < dbl)
+      for (int j = 0; j < tb; ++j) {
+        float s = 0.0f;
+#pragma unroll
+        for (int cl = 0; cl < rows; ++cl) s += wxv[cl] * sPre[j][cl];
+        partial[((i64)blockIdx.x * batch + b0 + j) * dbl + col] = s;
+      }
+  }
 }
 
-// out = y · wᵀ (+ bias), f32 [batch, n] (the next block's hidden), for batch ≤ 8 and k even.
-extern "C" __global__ void step_out_proj(const act_t* __restrict__ y, const act_t* __restrict__ w,
-                                         const float* __restrict__ bias, float* __restrict__ out, int batch, int k, int n) {
-  const auto stage = [&](float* sIn, int b0, int tb) {
-    for (int t = threadIdx.x; t < tb * k; t += blockDim.x) sIn[t] = act_load(y + (i64)b0 * k + t);
+// out = y · wᵀ (+ bias), f32 [batch, n] (the next block's hidden), for batch ≤ 8 and k % 8 == 0.
+extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
+    step_out_proj(const act_t* __restrict__ y, const act_t* __restrict__ w, const float* __restrict__ bias,
+                  float* __restrict__ out, int batch, int k, int n) {
+  __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
+  pdl_trigger();
+  const auto stage = [&](act_t* s, int b0, int tb) {  // y's rows as they are, 8 elements a load
+    pdl_wait();
+#pragma unroll 4
+    for (int q = threadIdx.x; q < tb * k / 8; q += blockDim.x) {
+      const Chunk8 c = load_chunk8(y + (i64)b0 * k + 8 * q);
+      *(Vec16*)(s + 8 * q) = c.v;
+#if !ACT_BF16
+      *(Vec16*)(s + 8 * q + 4) = c.w;
+#endif
+    }
   };
   const auto store = [&](int b, int o, float t) { out[(i64)b * n + o] = t + (bias ? bias[o] : 0.0f); };
-  block_gemv(w, k, n, batch, stage, store);
+  const int tile = gemv_tile(k);
+  for (int b0 = 0; b0 < batch; b0 += tile) block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, b0, min(tile, batch - b0), stage, store);
 }
 
-// Block (slice s, sequences b0..b0+8): conv_step on channels [s·128, s·128 + 128) (conv state shifted in place,
-// x = SiLU(conv) stored), then partial[s, b, j] = Σ over the slice of x_proj[j, c]·x[b, c] for every j < dbl.
-extern "C" __global__ void step_conv_x_proj(const act_t* __restrict__ xz, i64 xzStride, float* __restrict__ convState,
-                                            i64 stateSeqStride, const float* __restrict__ convW,
-                                            const float* __restrict__ convB, act_t* __restrict__ xOut,
-                                            const act_t* __restrict__ wx, float* __restrict__ partial, int batch,
-                                            int dInner, int dbl) {
-  __shared__ float sx[STEP_SLICE_BATCH][STEP_SLICE];
-  const int c0 = blockIdx.x * STEP_SLICE, b0 = blockIdx.y * STEP_SLICE_BATCH;
-  for (int i = threadIdx.x; i < STEP_SLICE_BATCH * STEP_SLICE; i += blockDim.x) {
-    const int bl = i / STEP_SLICE, c = c0 + i % STEP_SLICE, b = b0 + bl;
-    float xv = 0.0f;
-    if (b < batch && c < dInner) {
-      float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
-      const float x = act_load(xz + (i64)b * xzStride + c);
-      const float acc = conv_shift_in(st, x, convW + c * D_CONV, convB ? convB[c] : 0.0f);
-      xv = act_round(silu_f(acc));
-      act_store(xOut + (i64)b * dInner + c, xv);
-    }
-    sx[bl][i % STEP_SLICE] = xv;
+// Block (64 channels × 4 sequences, grid.y over groups of 4 sequences):
+// x_dbl[b] = Σ_blk partial[blk, b] (rounded as the x_proj GEMM's act_t output), summed by all 256 threads in a fixed
+// order; then per (channel, sequence) Δ = softplus(dt_proj(dt) + bias), the ssm_step update and the gated output.
+// dt_proj's weight is read transposed ([dtRank, dInner]: a warp reads 32 channels of a row at once). The weights and
+// the thread's state are loaded before the partial sums, which are the previous kernel's output.
+extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
+    step_dt_ssm(const float* __restrict__ partial, int blocks, const act_t* __restrict__ x,
+                const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ wdtT,
+                const float* __restrict__ dtBias, const float* __restrict__ aLog2, const float* __restrict__ dSkip,
+                float* __restrict__ ssmState, i64 stateSeqStride, act_t* __restrict__ y, int batch, int dInner,
+                int dtRank) {
+  __shared__ float sxd[4][STEP_DBL_MAX];
+  __shared__ float sPart[STEP_GEMV_THREADS];
+  pdl_trigger();
+  const int seqs = STEP_GEMV_THREADS / STEP_DT_CHANNELS;
+  const int b0 = blockIdx.y * seqs, tb = min(seqs, batch - b0);
+  const int c = blockIdx.x * STEP_DT_CHANNELS + threadIdx.x % STEP_DT_CHANNELS, j = threadIdx.x / STEP_DT_CHANNELS;
+  const bool live = c < dInner && j < tb;
+  const int cc = min(c, dInner - 1), bb = b0 + min(j, tb - 1);
+  float wdt[STEP_DT_PREFETCH], h[D_STATE], a2[D_STATE];
+#pragma unroll
+  for (int r = 0; r < STEP_DT_PREFETCH; ++r) wdt[r] = r < dtRank ? act_load(wdtT + (i64)r * dInner + cc) : 0.0f;
+  float* hp = ssmState + (i64)bb * stateSeqStride + (i64)cc * D_STATE;
+#pragma unroll
+  for (int s = 0; s < D_STATE; ++s) {
+    h[s] = hp[s];
+    a2[s] = aLog2[cc * D_STATE + s];
   }
-  __syncthreads();
-  // a warp a row of x_proj; only the block's own sequences are summed (all eight cost 8x the shuffles at batch 1)
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  const int tb = min(STEP_SLICE_BATCH, batch - b0);
-  for (int j = warp; j < dbl; j += warps) {
-    float acc[STEP_SLICE_BATCH];
-#pragma unroll
-    for (int b = 0; b < STEP_SLICE_BATCH; ++b) acc[b] = 0.0f;
-#pragma unroll
-    for (int cl = lane; cl < STEP_SLICE; cl += 32) {
-      const int c = c0 + cl;
-      const float wv = c < dInner ? act_load(wx + (i64)j * dInner + c) : 0.0f;
-#pragma unroll
-      for (int b = 0; b < STEP_SLICE_BATCH; ++b)
-        if (b < tb) acc[b] += wv * sx[b][cl];
-    }
-#pragma unroll
-    for (int b = 0; b < STEP_SLICE_BATCH; ++b) {
-      if (b >= tb) break;
-      const float t = warp_sum_f(acc[b]);
-      if (lane == 0) partial[((i64)blockIdx.x * batch + b0 + b) * dbl + j] = t;
-    }
-  }
-}
+  const float bias = dtBias[cc], dSkipC = dSkip[cc];
+  pdl_wait();  // x, z and the partial sums are step_in_proj_conv's
+  const float xv = act_load(x + (i64)bb * dInner + cc), zv = act_load(z + (i64)bb * zStride + cc);
 
-// Block (STEP_DT_THREADS channels: 64 spreads a 1,536-channel model over 24 SMs, not 6; sequences b0..b0+4):
-// x_dbl[b] = Σ_s partial[s, b] (rounded as the x_proj GEMM's act_t output), then per channel and sequence
-// Δ = softplus(dt_proj(dt) + bias) and the ssm_step update and output.
-// dt_proj's weight is read transposed ([dtRank, dInner]: a warp reads 32 channels of a row at once), once for the
-// block's sequences.
-extern "C" __global__ void step_dt_ssm(const float* __restrict__ partial, int slices, const act_t* __restrict__ x,
-                                       const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ wdtT,
-                                       const float* __restrict__ dtBias, const float* __restrict__ aLog2,
-                                       const float* __restrict__ dSkip, float* __restrict__ ssmState,
-                                       i64 stateSeqStride, act_t* __restrict__ y, int batch, int dInner, int dtRank) {
-  __shared__ float sxd[STEP_DT_BATCH][STEP_DBL_MAX];
-  const int b0 = blockIdx.y * STEP_DT_BATCH, tb = min(STEP_DT_BATCH, batch - b0);
-  const int dbl = dtRank + 2 * D_STATE;
-  for (int t = threadIdx.x; t < tb * dbl; t += blockDim.x) {
-    const int j = t / dbl, col = t % dbl;
+  // the sums: column pairs (sequence, column) split over `parts` threads each, then added in part order
+  const int dbl = dtRank + 2 * D_STATE, pairs = tb * dbl;
+  for (int p0 = 0; p0 < pairs; p0 += STEP_GEMV_THREADS) {
+    const int np = min(STEP_GEMV_THREADS, pairs - p0), parts = max(1, STEP_GEMV_THREADS / np);
+    const int pair = p0 + threadIdx.x % np, part = threadIdx.x / np;
     float s = 0.0f;
-    for (int sl = 0; sl < slices; ++sl) s += partial[((i64)sl * batch + b0 + j) * dbl + col];
-    sxd[j][col] = act_round(s);
+    if (part < parts) {
+      const int jj = pair / dbl, col = pair % dbl;
+#pragma unroll 8
+      for (int blk = part; blk < blocks; blk += parts) s += partial[((i64)blk * batch + b0 + jj) * dbl + col];
+    }
+    __syncthreads();  // sPart of the previous group is read
+    sPart[threadIdx.x] = s;
+    __syncthreads();
+    if ((int)threadIdx.x < np) {
+      float t = 0.0f;
+      for (int q = 0; q < parts; ++q) t += sPart[q * np + threadIdx.x];
+      sxd[(p0 + threadIdx.x) / dbl][(p0 + threadIdx.x) % dbl] = act_round(t);
+    }
   }
   __syncthreads();
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= dInner) return;
-  float dt[STEP_DT_BATCH];
+  if (!live) return;
+  float dt = 0.0f;
 #pragma unroll
-  for (int j = 0; j < STEP_DT_BATCH; ++j) dt[j] = 0.0f;
+  for (int r = 0; r < STEP_DT_PREFETCH; ++r) dt += wdt[r] * sxd[j][r];
 #pragma unroll 8
-  for (int r = 0; r < dtRank; ++r) {
-    const float w = act_load(wdtT + (i64)r * dInner + c);
+  for (int r = STEP_DT_PREFETCH; r < dtRank; ++r) dt += act_load(wdtT + (i64)r * dInner + c) * sxd[j][r];
+  const int b = b0 + j;
+  const float delta = softplus_f(dt + bias);
+  const float* bc = sxd[j] + dtRank;
+  const float acc = ssm_update(h, delta, delta * xv, a2, [&](int s, float* bn, float* cn) {
+    *bn = bc[s];
+    *cn = bc[D_STATE + s];
+  });
 #pragma unroll
-    for (int j = 0; j < STEP_DT_BATCH; ++j) dt[j] += w * sxd[j][r];
-  }
-#pragma unroll
-  for (int j = 0; j < STEP_DT_BATCH; ++j) {
-    if (j >= tb) break;
-    const int b = b0 + j;
-    const float delta = softplus_f(dt[j] + dtBias[c]);
-    const float xv = act_load(x + (i64)b * dInner + c);
-    const float dx = delta * xv;
-    float* h = ssmState + (i64)b * stateSeqStride + (i64)c * D_STATE;
-    const float* bc = sxd[j] + dtRank;
-    const float acc = ssm_update(h, delta, dx, aLog2 + c * D_STATE, [&](int n, float* bn, float* cn) {
-      *bn = bc[n];
-      *cn = bc[D_STATE + n];
-    });
-    act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
-  }
+  for (int s = 0; s < D_STATE; ++s) hp[s] = h[s];
+  act_store(y + (i64)b * dInner + c, (acc + dSkipC * xv) * silu_f(zv));
 }
