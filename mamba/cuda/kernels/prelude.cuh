@@ -69,6 +69,30 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
+// Loads of what a programmatic prerequisite kernel wrote, after pdl_wait: from L2 (ld.global.cg), never through the
+// read-only cache that `const __restrict__` allows (that data is not read-only while the kernels overlap), and as
+// volatile asm, so the compiler cannot hoist them above pdl_wait.
+__device__ __forceinline__ float ld_cg_f32(const float* p) {
+#if defined(__CUDA_ARCH__)
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
+  return v;
+#else
+  return *(volatile const float*)p;
+#endif
+}
+__device__ __forceinline__ float ld_cg_act(const act_t* p) {
+#if ACT_BF16 && defined(__CUDA_ARCH__)
+  unsigned short v;
+  asm volatile("ld.global.cg.u16 %0, [%1];" : "=h"(v) : "l"(p));
+  return bf16_to_f32(v);
+#elif ACT_BF16
+  return bf16_to_f32(*(volatile const bf16_t*)p);
+#else
+  return ld_cg_f32(p);
+#endif
+}
+
 __device__ __forceinline__ float silu_f(float v) { return v / (1.0f + expf(-v)); }
 // PyTorch's softplus threshold (linear above 20), as the reference and the selective-scan kernels use.
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.0f ? v : log1pf(expf(v)); }

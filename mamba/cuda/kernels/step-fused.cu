@@ -49,6 +49,25 @@ __device__ __forceinline__ Chunk8 load_chunk8(const act_t* p) {
 #endif
   return c;
 }
+// load_chunk8 of what a prerequisite kernel wrote (prelude.cuh ld_cg_f32 has why)
+__device__ __forceinline__ Vec16 ld_cg_vec16(const void* p) {
+  Vec16 v;
+#if defined(__CUDA_ARCH__)
+  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.a), "=r"(v.b), "=r"(v.c), "=r"(v.d) : "l"(p));
+#else
+  const volatile u32* q = (const volatile u32*)p;
+  v = Vec16{q[0], q[1], q[2], q[3]};
+#endif
+  return v;
+}
+__device__ __forceinline__ Chunk8 ld_cg_chunk8(const act_t* p) {
+  Chunk8 c;
+  c.v = ld_cg_vec16(p);
+#if !ACT_BF16
+  c.w = ld_cg_vec16(p + 4);
+#endif
+  return c;
+}
 __device__ __forceinline__ Chunk8 zero_chunk8() {
   Chunk8 c;
   c.v = Vec16{0, 0, 0, 0};
@@ -154,7 +173,7 @@ __device__ __forceinline__ int gemv_tile(int k) { return min(STEP_GEMV_BATCH, ST
 // Every block forms the normed rows itself; block 0 also writes the new residual, into the other buffer of a pair,
 // since every block reads the old one.
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
-    step_in_proj_conv(const float* __restrict__ hidden, const float* __restrict__ residualIn,
+    step_in_proj_conv(const float* hidden, const float* residualIn,
                       float* __restrict__ residualOut, int first, const float* __restrict__ normW, float eps,
                       const act_t* __restrict__ w, const float* __restrict__ bias, act_t* __restrict__ xz,
                       float* __restrict__ convState, i64 stateSeqStride, const float* __restrict__ convW,
@@ -181,7 +200,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   const auto stage = [&](act_t* s, int b0, int tb) {
     pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const auto value = [&](i64 at) { return first ? hidden[at] : hidden[at] + residualIn[at]; };
+    const auto value = [&](i64 at) { return first ? ld_cg_f32(hidden + at) : ld_cg_f32(hidden + at) + ld_cg_f32(residualIn + at); };
     if (warp < tb) {
       const i64 row = (i64)(b0 + warp) * k;
       float ss = 0.0f;
@@ -237,7 +256,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
 
 // out = y · wᵀ (+ bias), f32 [batch, n] (the next block's hidden), for batch ≤ 8 and k % 8 == 0.
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
-    step_out_proj(const act_t* __restrict__ y, const act_t* __restrict__ w, const float* __restrict__ bias,
+    step_out_proj(const act_t* y, const act_t* __restrict__ w, const float* __restrict__ bias,
                   float* __restrict__ out, int batch, int k, int n) {
   __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
   pdl_trigger();
@@ -245,7 +264,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     pdl_wait();
 #pragma unroll 4
     for (int q = threadIdx.x; q < tb * k / 8; q += blockDim.x) {
-      const Chunk8 c = load_chunk8(y + (i64)b0 * k + 8 * q);
+      const Chunk8 c = ld_cg_chunk8(y + (i64)b0 * k + 8 * q);
       *(Vec16*)(s + 8 * q) = c.v;
 #if !ACT_BF16
       *(Vec16*)(s + 8 * q + 4) = c.w;
@@ -263,8 +282,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
 // dt_proj's weight is read transposed ([dtRank, dInner]: a warp reads 32 channels of a row at once). The weights and
 // the thread's state are loaded before the partial sums, which are the previous kernel's output.
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
-    step_dt_ssm(const float* __restrict__ partial, int blocks, const act_t* __restrict__ x,
-                const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ wdtT,
+    step_dt_ssm(const float* partial, int blocks, const act_t* x, const act_t* z, i64 zStride, const act_t* __restrict__ wdtT,
                 const float* __restrict__ dtBias, const float* __restrict__ aLog2, const float* __restrict__ dSkip,
                 float* __restrict__ ssmState, i64 stateSeqStride, act_t* __restrict__ y, int batch, int dInner,
                 int dtRank) {
@@ -287,7 +305,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   }
   const float bias = dtBias[cc], dSkipC = dSkip[cc];
   pdl_wait();  // x, z and the partial sums are step_in_proj_conv's
-  const float xv = act_load(x + (i64)bb * dInner + cc), zv = act_load(z + (i64)bb * zStride + cc);
+  const float xv = ld_cg_act(x + (i64)bb * dInner + cc), zv = ld_cg_act(z + (i64)bb * zStride + cc);
 
   // the sums: column pairs (sequence, column) split over `parts` threads each, then added in part order
   const int dbl = dtRank + 2 * D_STATE, pairs = tb * dbl;
@@ -298,7 +316,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     if (part < parts) {
       const int jj = pair / dbl, col = pair % dbl;
 #pragma unroll 8
-      for (int blk = part; blk < blocks; blk += parts) s += partial[((i64)blk * batch + b0 + jj) * dbl + col];
+      for (int blk = part; blk < blocks; blk += parts) s += ld_cg_f32(partial + ((i64)blk * batch + b0 + jj) * dbl + col);
     }
     __syncthreads();  // sPart of the previous group is read
     sPart[threadIdx.x] = s;
