@@ -333,8 +333,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator: wider models decode on t
       const prompts = Array.from({ length: batch }, (_, i) => randomIds(5 + 3 * i, m.config.vocabSize, 40 + i));
       const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
       let refStates = pre.map((p) => p.state);
-      const session = engine.openDecode(refStates, { fusedStep: true });
-      expect(session.fused).toBe(true);
+      // launched as programmatic dependents (cuLaunchKernelEx; the emulator runs them in order and checks the config)
+      const session = engine.openDecode(refStates, { fusedStep: true, programmatic: true });
+      expect([session.fused, session.programmatic]).toEqual([true, true]);
       let tokens = prompts.map((p) => p[0]!);
       for (let step = 0; step < 3; step++) {
         const out = await session.step(tokens, { logits: true });

@@ -276,8 +276,8 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     for (const s of states) checkState(s, this.core.config);
     const useGraphs = opts.useGraphs ?? this.options.useGraphs ?? true;
     const fusedStep = opts.fusedStep ?? this.options.fusedStep ?? false;
-    // programmatic dependent launch needs sm_90 (Hopper) or newer
-    const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
+    // programmatic dependent launch needs sm_90 (Hopper) or newer; off unless asked until a GPU run has checked it
+    const programmatic = (opts.programmatic ?? false) && this.core.device.info.computeCapability[0] >= 9;
     const session = new DecodeSession(this.core, states.length, { useGraphs, fusedStep, programmatic });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);
