@@ -216,8 +216,9 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
     { graphs: true, fused: false, programmatic: false },
     { graphs: false, fused: false, programmatic: false },
   ];
-  for (const batch of [1, 8, 16, 64]) {
+  for (const batch of [1, 2, 4, 8, 16, 64]) {
     for (const { graphs, fused, programmatic } of variants) {
+      if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
       if (fused && batch > 8) continue; // the fused step takes at most 8 sequences (ops-step.ts)
       const name = `decode ${t.shape} ${engine.name} batch ${batch} graphs=${graphs} fused=${fused} pdl=${programmatic}`;
       if (!deadline.has(20)) {

@@ -21,7 +21,7 @@
 #define STEP_SMEM_BYTES 32768 // staged GEMV inputs, as act_t (what a GEMM would read): k ≤ 8192 (ops-step.ts checks)
 #define STEP_SMEM_ELEMS (STEP_SMEM_BYTES / (int)sizeof(act_t))
 #define STEP_DT_CHANNELS 64   // channels a block of step_dt_ssm; its 256 threads are 64 channels × 4 sequences
-#define STEP_DT_PREFETCH 32   // dt_proj weights a thread holds before the partial sums are read
+#define STEP_DT_PREFETCH 48   // dt_proj weights a thread holds before the partial sums are read (all of 130m's)
 #if ACT_BF16
 #define STEP_CHUNKS 4 // 8-element weight chunks a lane loads at once (bf16: 16 bytes a chunk)
 #else
