@@ -180,12 +180,12 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
                       const float* __restrict__ convB, act_t* __restrict__ xOut, const act_t* __restrict__ wx,
                       float* __restrict__ partial, int batch, int k, int dInner, int dbl) {
   __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
-  __shared__ float sPre[STEP_GEMV_BATCH][STEP_IN_ROWS * 8];
-  pdl_trigger();  // x's rows before the conv, then after it
+  __shared__ float sPre[STEP_GEMV_BATCH][STEP_IN_ROWS * 8];  // x's rows before the conv, then after it
+  pdl_trigger();
   const int rows = STEP_IN_ROWS * (STEP_GEMV_THREADS / 32), row0 = blockIdx.x * rows;
   const int xRows = max(0, min(rows, dInner - row0));  // this block's channels of x
   // x_proj's weights for this block's channels: a thread a column, loaded before anything else is read
-  // (xRows is a multiple of 8: dInner % 8 == 0, decode.ts checks)
+  // (xRows is a multiple of 8: dInner % 8 == 0, ops-step.ts fusedStepFits checks)
   float wxv[STEP_IN_ROWS * 8];
   const int col = threadIdx.x;
 #pragma unroll
@@ -195,12 +195,14 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   }
 
   // residual + hidden, RMSNorm: a warp a sequence sums the squares (all sequences at once), then every thread scales
-  // (reading the row again, from L1) and rounds to act_t as the GEMM's normed input would be
+  // (reading the row again, from L2) and rounds to act_t as the GEMM's normed input would be
   __shared__ float sScale[STEP_GEMV_BATCH];
   const auto stage = [&](act_t* s, int b0, int tb) {
     pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const auto value = [&](i64 at) { return first ? ld_cg_f32(hidden + at) : ld_cg_f32(hidden + at) + ld_cg_f32(residualIn + at); };
+    const auto value = [&](i64 at) {
+      return first ? ld_cg_f32(hidden + at) : ld_cg_f32(hidden + at) + ld_cg_f32(residualIn + at);
+    };
     if (warp < tb) {
       const i64 row = (i64)(b0 + warp) * k;
       float ss = 0.0f;
@@ -273,7 +275,8 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   };
   const auto store = [&](int b, int o, float t) { out[(i64)b * n + o] = t + (bias ? bias[o] : 0.0f); };
   const int tile = gemv_tile(k);
-  for (int b0 = 0; b0 < batch; b0 += tile) block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, b0, min(tile, batch - b0), stage, store);
+  for (int b0 = 0; b0 < batch; b0 += tile)
+    block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, b0, min(tile, batch - b0), stage, store);
 }
 
 // Block (64 channels × 4 sequences, grid.y over groups of 4 sequences):
@@ -282,10 +285,10 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
 // dt_proj's weight is read transposed ([dtRank, dInner]: a warp reads 32 channels of a row at once). The weights and
 // the thread's state are loaded before the partial sums, which are the previous kernel's output.
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
-    step_dt_ssm(const float* partial, int blocks, const act_t* x, const act_t* z, i64 zStride, const act_t* __restrict__ wdtT,
-                const float* __restrict__ dtBias, const float* __restrict__ aLog2, const float* __restrict__ dSkip,
-                float* __restrict__ ssmState, i64 stateSeqStride, act_t* __restrict__ y, int batch, int dInner,
-                int dtRank) {
+    step_dt_ssm(const float* partial, int blocks, const act_t* x, const act_t* z, i64 zStride,
+                const act_t* __restrict__ wdtT, const float* __restrict__ dtBias, const float* __restrict__ aLog2,
+                const float* __restrict__ dSkip, float* __restrict__ ssmState, i64 stateSeqStride,
+                act_t* __restrict__ y, int batch, int dInner, int dtRank) {
   __shared__ float sxd[4][STEP_DBL_MAX];
   __shared__ float sPart[STEP_GEMV_THREADS];
   pdl_trigger();
@@ -316,7 +319,8 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     if (part < parts) {
       const int jj = pair / dbl, col = pair % dbl;
 #pragma unroll 8
-      for (int blk = part; blk < blocks; blk += parts) s += ld_cg_f32(partial + ((i64)blk * batch + b0 + jj) * dbl + col);
+      for (int blk = part; blk < blocks; blk += parts)
+        s += ld_cg_f32(partial + ((i64)blk * batch + b0 + jj) * dbl + col);
     }
     __syncthreads();  // sPart of the previous group is read
     sPart[threadIdx.x] = s;
@@ -331,7 +335,8 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   if (!live) return;
   float dt = 0.0f;
 #pragma unroll
-  for (int r = 0; r < STEP_DT_PREFETCH; ++r) dt += wdt[r] * sxd[j][r];
+  for (int r = 0; r < STEP_DT_PREFETCH; ++r)
+    if (r < dtRank) dt += wdt[r] * sxd[j][r];  // past dtRank sxd may hold anything, NaN included
 #pragma unroll 8
   for (int r = STEP_DT_PREFETCH; r < dtRank; ++r) dt += act_load(wdtT + (i64)r * dInner + c) * sxd[j][r];
   const int b = b0 + j;
