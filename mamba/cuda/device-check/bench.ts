@@ -6,6 +6,7 @@ import { planBatch } from '../batch-plan.ts';
 import type { CudaEngine } from '../engine.ts';
 import type { KernelTime } from '../profiler.ts';
 import { prefillRoofline, H200 } from '../roofline.ts';
+import { largest, maxAbs } from './parity-metrics.ts';
 import type { Deadline, Report } from './report.ts';
 
 export interface BenchTarget {
@@ -184,16 +185,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
           for (let i = 0; i < 16; i++) {
             const a = await plain.step(tokens, { logits: true, argmax: true });
             const b = await fused.step(tokens, { logits: true });
-            let range = 0;
-            let diff = 0;
-            for (let j = 0; j < a.logits!.length; j++) {
-              range = Math.max(range, Math.abs(a.logits![j]!));
-              diff = Math.max(
-                diff,
-                Math.abs(a.logits![j]! - b.logits![j]!) || (Number.isNaN(b.logits![j]!) ? Infinity : 0),
-              );
-            }
-            worst = Math.max(worst, diff / range);
+            worst = Math.max(worst, maxAbs(a.logits!, b.logits!) / largest([a.logits!]));
             tokens = Array.from(a.tokens!);
           }
           const ok = fused.fused && fused.usesGraph && worst <= 0.03;
