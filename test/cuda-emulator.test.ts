@@ -229,7 +229,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
         const times = device.profiler!.read();
         const labels = Object.fromEntries(times.map((t) => [t.label, t.calls]));
         // step 1 is eager, the later ones replay the graph: both mark every launch once per step
-        expect(labels).toMatchObject({ embedding: 1, ssm_step: m.config.nLayer, argmax: 1 });
+        expect(labels).toMatchObject({ embedding: 1, ssm_step_dt: m.config.nLayer, argmax: 1 });
         expect(times.every((t) => t.ms >= 0)).toBe(true);
         totals.push(times.reduce((s, t) => s + t.ms, 0));
       }

@@ -2,7 +2,7 @@
 // decode step alike: in_proj → (x, z); causal conv1d + SiLU (conv state = last d_conv pre-conv inputs); x_proj →
 // (dt, B, C); Δ = softplus(dt_proj(dt) + bias); [DeciMamba: score, select, gather]; the selective scan; out_proj.
 // What differs is `MixerScan`: 'chunked' (packed prompts: chunked scan kernels, carried states, DeciMamba) or 'step'
-// (one row per sequence: conv_step and ssm_step update the states in place). The layer loop is layers.ts.
+// (one row per sequence: conv_step and ssm_step_dt update the states in place). The layer loop is layers.ts.
 import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, type EngineCore } from './core.ts';
 import type { DeviceLayer } from './device-weights.ts';
@@ -115,20 +115,27 @@ export function mambaMixer(
     ops.convStateCapture(k, { x: xPre, seqStart, init: states.initConv, out: states.conv, nSeq: rows.nSeq, dInner });
   }
 
-  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias) (the fused scan forms softplus where it reads Δ)
+  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias) (the fused scan forms softplus where it reads Δ, a step's
+  // scan forms all of Δ itself)
   xProj(core, layer, b.x, b.xDbl, n);
+  if (mode.kind === 'step') {
+    const { x, z } = scanInputs(core, layer, b);
+    const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
+    const xDbl = { ptr: b.xDbl, ld: xDblWidth(config) };
+    const { dState, dtRank } = config;
+    const scanArgs = { x: x.ptr, xDbl, z, dtProjT, dtBias, aLog2, dSkip, state: states.ssm, y: b.y };
+    ops.ssmStepDt(k, { ...scanArgs, batch: n, dInner, dState, dtRank });
+    outProj(core, layer, b.y, b.out, n);
+    return;
+  }
   dtProj(core, layer, b.xDbl, b.delta, n);
-  const fused = mode.kind === 'chunked' && mode.scan !== 'split';
+  const fused = mode.scan !== 'split';
   if (!fused) ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
 
   // the selective scan → y over the rows that stay
   const inputs = scanInputs(core, layer, b);
   let rowsOut = n;
-  if (mode.kind === 'step') {
-    const { x, delta, z, b: bMat, c: cMat } = inputs;
-    const scanArgs = { z, b: bMat.ptr, c: cMat.ptr, bcStride: bMat.ld, aLog2: layer.aLog2, dSkip: layer.d };
-    ops.ssmStep(k, { ...scanArgs, x: x.ptr, delta: delta.ptr, state: states.ssm, y: b.y, batch: n, dInner });
-  } else if (fused) {
+  if (fused) {
     rowsOut = fusedScan(core, layer, inputs, b.y, rows, states, mode);
   } else {
     rowsOut = splitScan(core, inputs, b.y, rows, states, mode);

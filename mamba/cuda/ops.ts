@@ -4,7 +4,7 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
-import { CONV_ROWS } from './kernels/manifest.ts';
+import { CONV_ROWS, SSM_STEP_THREADS } from './kernels/manifest.ts';
 import {
   f32,
   i32,
@@ -234,41 +234,52 @@ export function convStep(
   );
 }
 
-export function ssmStep(
+/** Lanes of ssm_step_dt that share one (sequence, channel): step.cu's ssm_step_lanes. */
+export function ssmStepLanes(dState: number): number {
+  for (let lanes = 8; lanes > 1; lanes >>= 1) if (dState % (4 * lanes) === 0) return lanes;
+  return 1;
+}
+
+/**
+ * Δ = softplus(dt_proj(x_dbl's dt) + bias), then the one-step scan: h ← exp(Δ·A) ⊙ h + Δ·B·x, y = (C·h + D·x) ⊙
+ * SiLU(z), states in place. x_dbl is x_proj's output [batch, dtRank + 2·dState] act; dt_proj's weight transposed.
+ */
+export function ssmStepDt(
   k: KernelSet,
   a: {
     x: DevicePtr;
-    delta: DevicePtr;
+    xDbl: MatView;
     z: MatView;
-    b: DevicePtr;
-    c: DevicePtr;
-    bcStride: number;
+    dtProjT: DevicePtr;
+    dtBias: DevicePtr;
     aLog2: DevicePtr;
     dSkip: DevicePtr;
     state: SeqStates;
     y: DevicePtr;
     batch: number;
     dInner: number;
+    dState: number;
+    dtRank: number;
   },
 ): void {
+  const channels = SSM_STEP_THREADS / ssmStepLanes(a.dState);
   k.launch(
-    'ssm_step',
-    threadPerElement(a.batch * a.dInner),
+    'ssm_step_dt',
+    { grid: [Math.ceil(a.dInner / channels), a.batch], block: [SSM_STEP_THREADS] },
     [
       ptr(a.x),
-      ptr(a.delta),
+      ...mat(a.xDbl),
       ...mat(a.z),
-      ptr(a.b),
-      ptr(a.c),
-      i64(a.bcStride),
+      ptr(a.dtProjT),
+      ptr(a.dtBias),
       ptr(a.aLog2),
       ptr(a.dSkip),
       ...states(a.state),
       ptr(a.y),
-      i32(a.batch),
       i32(a.dInner),
+      i32(a.dtRank),
     ],
-    'ssm_step',
+    'ssm_step_dt',
   );
 }
 

@@ -178,10 +178,10 @@ export async function runKernelChecks(
       expectClose('log_softmax_rows', s.readF32(p, rows * vocab), ref, 1e-6);
     });
 
-    await g('conv_step + ssm_step', () => {
+    await g('conv_step + ssm_step_dt', () => {
       const batch = 3,
         dInner = 200,
-        dtRank = 4,
+        dtRank = 6,
         dbl = dtRank + 2 * D_STATE;
       const xz = s.quantize(randomArray(batch * 2 * dInner, rng, -2, 2));
       const xDbl = s.quantize(randomArray(batch * dbl, rng));
@@ -189,7 +189,18 @@ export async function runKernelChecks(
       const ssmState = randomArray(batch * dInner * D_STATE, rng);
       const w = randomArray(dInner * D_CONV, rng, -0.5, 0.5),
         b = randomArray(dInner, rng);
-      const delta = Float32Array.from({ length: batch * dInner }, () => softplus(-3 + 3 * rng.next()));
+      // dt_proj [dInner, dtRank] as the act type holds it, its bias, and the Δ they give (formed in f64 here)
+      const wdt = s.quantize(randomArray(dInner * dtRank, rng, -0.5, 0.5));
+      const dtBias = randomArray(dInner, rng, -3, -1);
+      const delta = new Float32Array(batch * dInner);
+      for (let bi = 0; bi < batch; bi++)
+        for (let c = 0; c < dInner; c++) {
+          let dt = dtBias[c]!;
+          for (let r = 0; r < dtRank; r++) dt += wdt[c * dtRank + r]! * xDbl[bi * dbl + r]!;
+          delta[bi * dInner + c] = softplus(dt);
+        }
+      const wdtT = new Float32Array(dtRank * dInner);
+      for (let c = 0; c < dInner; c++) for (let r = 0; r < dtRank; r++) wdtT[r * dInner + c] = wdt[c * dtRank + r]!;
       const aLog = Float32Array.from({ length: dInner * D_STATE }, (_, i) => Math.log(1 + (i % D_STATE)));
       const dSkip = randomArray(dInner, rng, 0.5, 1.5);
       const ab = s.actBytes;
@@ -209,19 +220,20 @@ export async function runKernelChecks(
         dInner,
       });
       const xConv = s.readAct(xOut, batch * dInner);
-      ops.ssmStep(kernels, {
+      ops.ssmStepDt(kernels, {
         x: xOut,
-        delta: s.f32(delta),
+        xDbl: { ptr: xDblP, ld: dbl },
         z: { ptr: xzP + dInner * ab, ld: 2 * dInner },
-        b: xDblP + dtRank * ab,
-        c: xDblP + (dtRank + D_STATE) * ab,
-        bcStride: dbl,
+        dtProjT: s.act(wdtT),
+        dtBias: s.f32(dtBias),
         aLog2: s.f32(aLog2(aLog)),
         dSkip: s.f32(dSkip),
         state: { ptr: ssmP, seqStride: dInner * D_STATE },
         y,
         batch,
         dInner,
+        dState: D_STATE,
+        dtRank,
       });
       const refX = new Float32Array(batch * dInner),
         refConv = new Float32Array(convState.length),
@@ -242,7 +254,7 @@ export async function runKernelChecks(
         refX.set(c.out, bi * dInner);
         refConv.set(c.state, bi * dInner * D_CONV);
         const h = ssmState.slice(bi * dInner * D_STATE, (bi + 1) * dInner * D_STATE);
-        const xq = xConv.subarray(bi * dInner, (bi + 1) * dInner); // what the device fed ssm_step
+        const xq = xConv.subarray(bi * dInner, (bi + 1) * dInner); // what the device fed ssm_step_dt
         const yi = selectiveScan(
           xq,
           delta.subarray(bi * dInner, (bi + 1) * dInner),
@@ -261,8 +273,8 @@ export async function runKernelChecks(
       }
       expectClose('conv_step x', xConv, refX);
       expectClose('conv_step state', s.readF32(convP, convState.length), refConv, 0);
-      expectClose('ssm_step y', s.readAct(y, batch * dInner), refY);
-      expectClose('ssm_step state', s.readF32(ssmP, ssmState.length), refSsm, 1e-5);
+      expectClose('ssm_step_dt y', s.readAct(y, batch * dInner), refY);
+      expectClose('ssm_step_dt state', s.readF32(ssmP, ssmState.length), refSsm, 1e-5);
       void silu;
     });
 

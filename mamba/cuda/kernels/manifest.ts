@@ -52,7 +52,7 @@ export const KERNEL_NAMES = [
   'log_softmax_rows',
   'argmax_rows',
   'conv_step',
-  'ssm_step',
+  'ssm_step_dt',
   'convert_f32_to_bf16',
   'add_bias_act',
   'add_bias_f32',
@@ -116,6 +116,7 @@ export const SCAN_THREADS = 128; // scan.cu
 export const FUSED_CHANNELS = 8; // scan-fused.cu: channels a block of scan_fused (one warp each)
 export const FUSED_T2_CHANNELS = 4; // scan-fused.cu: channels a block of scan_fused_t2 (two warps each)
 export const SELECT_THREADS = 1024; // decimate.cu
+export const SSM_STEP_THREADS = 128; // step.cu: threads a block of ssm_step_dt
 export const STEP_GEMV_BATCH = 8; // step-fused.cu: most sequences a fused step takes
 export const STEP_GEMV_THREADS = 256; // step-fused.cu: threads a block of every fused step kernel
 export const STEP_IN_ROWS = 4; // step-fused.cu: in_proj rows a warp of step_in_proj_conv (32 a block)

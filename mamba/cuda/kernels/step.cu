@@ -1,4 +1,4 @@
-// Decoding: one new token per sequence, states updated in place. Thread per (sequence, channel).
+// Decoding: one new token per sequence, states updated in place.
 // State layouts match LayerState: conv [D, D_CONV] oldest first, ssm [D, D_STATE]; stateSeqStride steps sequences.
 #include "prelude.cuh"
 
@@ -14,23 +14,75 @@ extern "C" __global__ void conv_step(const act_t* __restrict__ x, i64 xStride, f
   act_store(xOut + (i64)b * dInner + c, silu_f(acc));
 }
 
-// h ← exp(Δ·A) ⊙ h + Δ·B·x;  y = (C·h + D·x) ⊙ SiLU(z).
-extern "C" __global__ void ssm_step(const act_t* __restrict__ x, const float* __restrict__ delta, const act_t* __restrict__ z,
-                                    i64 zStride, const act_t* __restrict__ bMat, const act_t* __restrict__ cMat, i64 bcStride,
-                                    const float* __restrict__ aLog2, const float* __restrict__ dSkip,
-                                    float* __restrict__ ssmState, i64 stateSeqStride, act_t* __restrict__ y, int batch, int dInner) {
-  const i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= (i64)batch * dInner) return;
-  const int b = (int)(i / dInner), c = (int)(i % dInner);
-  const float dt = delta[(i64)b * dInner + c];
-  const float xv = act_load(x + (i64)b * dInner + c);
-  const float dx = dt * xv;
-  float* h = ssmState + (i64)b * stateSeqStride + (i64)c * D_STATE;
-  const act_t* bRow = bMat + (i64)b * bcStride;
-  const act_t* cRow = cMat + (i64)b * bcStride;
-  const float acc = ssm_update(h, dt, dx, aLog2 + c * D_STATE, [&](int n, float* bn, float* cn) {
-    *bn = act_load(bRow + n);
-    *cn = act_load(cRow + n);
-  });
-  act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
+// Lanes that share one (sequence, channel) in ssm_step_dt, each holding a 16-byte run of its state, at most 8; a state
+// that does not split so is one lane's.
+__host__ __device__ constexpr int ssm_step_lanes() {
+  for (int lanes = 8; lanes > 1; lanes >>= 1)
+    if (D_STATE % (4 * lanes) == 0) return lanes;
+  return 1;
+}
+#define SSM_STEP_THREADS 128
+
+// N consecutive floats between global memory and registers, 16 bytes a load where N allows (p then 16-byte aligned)
+struct __align__(16) F32x4 {
+  float a, b, c, d;
+};
+template <int N>
+__device__ __forceinline__ void load_run(const float* p, float* v) {
+#pragma unroll
+  for (int n = 0; n + 3 < N && N % 4 == 0; n += 4) {
+    const F32x4 w = *(const F32x4*)(p + n);
+    v[n] = w.a, v[n + 1] = w.b, v[n + 2] = w.c, v[n + 3] = w.d;
+  }
+  if (N % 4 != 0)
+#pragma unroll
+    for (int n = 0; n < N; ++n) v[n] = p[n];
+}
+template <int N>
+__device__ __forceinline__ void store_run(float* p, const float* v) {
+#pragma unroll
+  for (int n = 0; n + 3 < N && N % 4 == 0; n += 4) *(F32x4*)(p + n) = F32x4{v[n], v[n + 1], v[n + 2], v[n + 3]};
+  if (N % 4 != 0)
+#pragma unroll
+    for (int n = 0; n < N; ++n) p[n] = v[n];
+}
+
+// Δ = softplus(dt_proj(dt) + bias) from x_proj's output row [dt | B | C], then h ← exp(Δ·A) ⊙ h + Δ·B·x and
+// y = (C·h + D·x) ⊙ SiLU(z), so a step needs no dt_proj GEMM and no dt_softplus launch. Lanes of a channel split
+// dt_proj's sum and the state; a warp's state loads and stores are contiguous (a thread a channel, 16 loads 64 bytes
+// apart, took 26 µs for batch 64 of 130m on the H100, for 6 MB). Grid: (channel blocks, batch).
+extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS)
+    ssm_step_dt(const act_t* __restrict__ x, const act_t* __restrict__ xDbl, i64 dblStride,
+                const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ wdtT,
+                const float* __restrict__ dtBias, const float* __restrict__ aLog2, const float* __restrict__ dSkip,
+                float* __restrict__ ssmState, i64 stateSeqStride, act_t* __restrict__ y, int dInner, int dtRank) {
+  constexpr int LANES = ssm_step_lanes(), RUN = D_STATE / LANES;
+  const int b = blockIdx.y, q = threadIdx.x % LANES;
+  const int c = blockIdx.x * (SSM_STEP_THREADS / LANES) + threadIdx.x / LANES;
+  const bool live = c < dInner;
+  const int cc = live ? c : dInner - 1;  // every lane stays for the shuffles
+  const act_t* row = xDbl + (i64)b * dblStride;
+  float dt = 0.0f;
+  for (int r = q; r < dtRank; r += LANES) dt += act_load(wdtT + (i64)r * dInner + cc) * act_load(row + r);
+#pragma unroll
+  for (int o = LANES / 2; o > 0; o >>= 1) dt += __shfl_xor_sync(0xffffffffu, dt, o);
+  const float delta = softplus_f(dt + dtBias[cc]);
+  const float xv = act_load(x + (i64)b * dInner + cc), dx = delta * xv;
+  float* hp = ssmState + (i64)b * stateSeqStride + (i64)cc * D_STATE + q * RUN;
+  const float* a2 = aLog2 + (i64)cc * D_STATE + q * RUN;
+  const act_t* bRow = row + dtRank + q * RUN;
+  float h[RUN], a[RUN];
+  load_run<RUN>(hp, h);
+  load_run<RUN>(a2, a);
+  float acc = 0.0f;
+#pragma unroll
+  for (int n = 0; n < RUN; ++n) {
+    h[n] = decay_exp2(delta * a[n]) * h[n] + dx * act_load(bRow + n);
+    acc += act_load(bRow + D_STATE + n) * h[n];
+  }
+#pragma unroll
+  for (int o = LANES / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (!live) return;
+  store_run<RUN>(hp, h);
+  if (q == 0) act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
 }
