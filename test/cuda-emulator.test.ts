@@ -212,6 +212,40 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     session.dispose();
   });
 
+  // step.cu and step-fused.cu split a channel's state over 4 lanes at d_state 16; other sizes take 1, 2 or 8 lanes
+  it.each([2, 8, 32])('decode steps match the reference at d_state %i, fused and not', async (dState) => {
+    buildFakeCuda([{ actBf16: false, dState, dConv: 4 }]);
+    const small = tinyModel({ dModel: 16, nLayer: 2, dState, seed: 17 });
+    const eng = CudaEngine.create(small.config, small.weights, { precision: 'fp32' });
+    try {
+      const prompts = [randomIds(9, small.config.vocabSize, 3), randomIds(21, small.config.vocabSize, 4)];
+      const pre = await eng.prefillBatch(prompts.map((ids) => ({ ids })));
+      for (const fusedStep of [true, false]) {
+        const session = eng.openDecode(
+          pre.map((p) => p.state),
+          { fusedStep },
+        );
+        expect(session.fused).toBe(fusedStep);
+        let refStates = (await small.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
+        let tokens = [5, 7];
+        for (let step = 0; step < 3; step++) {
+          const out = await session.step(tokens, { logits: true });
+          const refs = await Promise.all(tokens.map((t, b) => small.engine.step(t, refStates[b]!)));
+          const v = small.config.vocabSize;
+          refs.forEach((r, b) =>
+            expect(maxAbsDiff(out.logits!.subarray(b * v, (b + 1) * v), r.logits)).toBeLessThan(TOL),
+          );
+          refStates = refs.map((r) => r.state);
+          tokens = tokens.map((t) => (t * 3 + 1) % v);
+        }
+        refStates.forEach((r, b) => expect(maxStateDiff(session.state(b), r), `fused ${fusedStep}`).toBeLessThan(TOL));
+        session.dispose();
+      }
+    } finally {
+      await eng.dispose();
+    }
+  });
+
   it('a profiled graph session times each replay inside the graph and steps as an unprofiled one', async () => {
     const ids = randomIds(20, m.config.vocabSize, 21);
     const state = (await engine.prefill(ids)).state;

@@ -157,7 +157,7 @@ function fusedStep(
   f: FusedStep,
 ): void {
   const k = core.kernels;
-  const { dModel, dInner, dtRank, normEpsilon } = core.config;
+  const { dModel, dInner, dState, dtRank, normEpsilon } = core.config;
   const { hidden, residualIn, residualOut, first } = f.norm;
   const programmatic = f.programmatic;
   const [weight, bias, convWeight, convBias] = [layer.inProj, layer.inProjBias, layer.convWeight, layer.convBias];
@@ -168,7 +168,7 @@ function fusedStep(
   const z = { ptr: b.xz + dInner * actBytes(core), ld: 2 * dInner };
   const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
   const scanArgs = { partial: f.partial, x: b.x, z, dtProjT, dtBias, aLog2, dSkip, state: ssm, y: b.y };
-  stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dtRank, programmatic });
+  stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dState, dtRank, programmatic });
   const out = { y: b.y, weight: layer.outProj, bias: layer.outProjBias, out: b.out };
   stepOps.stepOutProj(k, { ...out, batch, dInner, n: dModel, programmatic });
 }

@@ -5,7 +5,6 @@ import type { DevicePtr } from './bindings/driver.ts';
 import type { KernelSet } from './device.ts';
 import {
   STEP_DBL_MAX,
-  STEP_DT_CHANNELS,
   STEP_GEMV_BATCH,
   STEP_GEMV_THREADS,
   STEP_IN_ROWS,
@@ -13,7 +12,7 @@ import {
   STEP_SMEM_BYTES,
 } from './kernels/manifest.ts';
 import { f32, i32, mat, ptr, type SeqStates, states } from './ops-args.ts';
-import type { MatView } from './ops.ts';
+import { type MatView, ssmStepLanes } from './ops.ts';
 
 const WARPS = STEP_GEMV_THREADS / 32;
 
@@ -111,15 +110,16 @@ export function stepDtSsm(
     y: DevicePtr;
     batch: number;
     dInner: number;
+    dState: number;
     dtRank: number;
     programmatic: boolean;
   },
 ): void {
-  const seqs = STEP_GEMV_THREADS / STEP_DT_CHANNELS;
+  const channels = STEP_GEMV_THREADS / ssmStepLanes(a.dState);
   k.launch(
     'step_dt_ssm',
     {
-      grid: [Math.ceil(a.dInner / STEP_DT_CHANNELS), Math.ceil(a.batch / seqs)],
+      grid: [Math.ceil(a.dInner / channels), a.batch],
       block: [STEP_GEMV_THREADS],
       programmatic: a.programmatic,
     },

@@ -123,4 +123,3 @@ export const STEP_IN_ROWS = 4; // step-fused.cu: in_proj rows a warp of step_in_
 export const STEP_OUT_ROWS = 2; // step-fused.cu: out_proj rows a warp of step_out_proj
 export const STEP_DBL_MAX = 256; // step-fused.cu: dtRank + 2·dState at most
 export const STEP_SMEM_BYTES = 32768; // step-fused.cu: staged GEMV inputs (act_t), so k ≤ 8192 in either build
-export const STEP_DT_CHANNELS = 64; // step-fused.cu: channels a block of step_dt_ssm (× 4 sequences)

@@ -20,8 +20,8 @@
 #define STEP_DBL_MAX 256      // dtRank + 2·dState at most: a thread a column of x_proj
 #define STEP_SMEM_BYTES 32768 // staged GEMV inputs, as act_t (what a GEMM would read): k ≤ 8192 (ops-step.ts checks)
 #define STEP_SMEM_ELEMS (STEP_SMEM_BYTES / (int)sizeof(act_t))
-#define STEP_DT_CHANNELS 64   // channels a block of step_dt_ssm; its 256 threads are 64 channels × 4 sequences
 #define STEP_DT_PREFETCH 48   // dt_proj weights a thread holds before the partial sums are read (all of 130m's)
+#define STEP_STAGE_LOADS 8    // 16-byte loads of the residual stream a thread issues before it uses any
 #if ACT_BF16
 #define STEP_CHUNKS 4 // 8-element weight chunks a lane loads at once (bf16: 16 bytes a chunk)
 #else
@@ -195,31 +195,56 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   }
 
   // residual + hidden, RMSNorm: a warp a sequence sums the squares (all sequences at once), then every thread scales
-  // (reading the row again, from L2) and rounds to act_t as the GEMM's normed input would be
+  // (reading the rows again, from L2) and rounds to act_t as the GEMM's normed input would be. Rows are read 16 bytes
+  // a load, STEP_STAGE_LOADS loads before any is used: the stores between uses may alias these rows for all the
+  // compiler knows, so loads interleaved with them would each wait for the one before (a plain loop over 1.4b's
+  // 2048-wide rows cost 27 µs a launch on the H100).
   __shared__ float sScale[STEP_GEMV_BATCH];
   const auto stage = [&](act_t* s, int b0, int tb) {
     pdl_wait();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const auto value = [&](i64 at) {
-      return first ? ld_cg_f32(hidden + at) : ld_cg_f32(hidden + at) + ld_cg_f32(residualIn + at);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k4 = k / 4;
+    const auto value4 = [&](i64 at) {
+      F32x4 v = ld_cg_f32x4(hidden + at);
+      if (!first) {
+        const F32x4 r = ld_cg_f32x4(residualIn + at);
+        v = F32x4{v.a + r.a, v.b + r.b, v.c + r.c, v.d + r.d};
+      }
+      return v;
     };
     if (warp < tb) {
       const i64 row = (i64)(b0 + warp) * k;
       float ss = 0.0f;
-#pragma unroll 8
-      for (int i = lane; i < k; i += 32) {
-        const float v = value(row + i);
-        if (blockIdx.x == 0) residualOut[row + i] = v;
-        ss += v * v;
+      for (int u0 = lane; u0 < k4; u0 += 32 * STEP_STAGE_LOADS) {
+        F32x4 v[STEP_STAGE_LOADS];
+#pragma unroll
+        for (int m = 0; m < STEP_STAGE_LOADS; ++m)
+          if (u0 + 32 * m < k4) v[m] = value4(row + 4 * (u0 + 32 * m));
+#pragma unroll
+        for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
+          if (u0 + 32 * m >= k4) break;
+          if (blockIdx.x == 0) *(F32x4*)(residualOut + row + 4 * (u0 + 32 * m)) = v[m];
+          ss += v[m].a * v[m].a + v[m].b * v[m].b + v[m].c * v[m].c + v[m].d * v[m].d;
+        }
       }
       ss = warp_sum_f(ss);
       if (lane == 0) sScale[warp] = rsqrtf(ss / (float)k + eps);
     }
     __syncthreads();
-#pragma unroll 4
-    for (int t = threadIdx.x; t < tb * k; t += blockDim.x) {
-      const int j = t / k, i = t - j * k;
-      act_store(s + t, value((i64)(b0 + j) * k + i) * sScale[j] * normW[i]);
+    for (int t0 = threadIdx.x; t0 < tb * k4; t0 += blockDim.x * STEP_STAGE_LOADS) {
+      F32x4 v[STEP_STAGE_LOADS];
+#pragma unroll
+      for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
+        const int t = t0 + m * blockDim.x, j = t / k4;
+        if (t < tb * k4) v[m] = value4((i64)(b0 + j) * k + 4 * (t - j * k4));
+      }
+#pragma unroll
+      for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
+        const int t = t0 + m * blockDim.x, j = t / k4, i = 4 * (t - j * k4);
+        if (t >= tb * k4) break;
+        const float sc = sScale[j], e[4] = {v[m].a, v[m].b, v[m].c, v[m].d};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) act_store(s + j * k + i + q, e[q] * sc * normW[i + q]);
+      }
     }
   };
   const int n = 2 * dInner, tile = gemv_tile(k);
@@ -279,74 +304,70 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, b0, min(tile, batch - b0), stage, store);
 }
 
-// Block (64 channels × 4 sequences, grid.y over groups of 4 sequences):
-// x_dbl[b] = Σ_blk partial[blk, b] (rounded as the x_proj GEMM's act_t output), summed by all 256 threads in a fixed
-// order; then per (channel, sequence) Δ = softplus(dt_proj(dt) + bias), the ssm_step update and the gated output.
-// dt_proj's weight is read transposed ([dtRank, dInner]: a warp reads 32 channels of a row at once). The weights and
-// the thread's state are loaded before the partial sums, which are the previous kernel's output.
+// Block (one sequence, STEP_GEMV_THREADS / ssm_step_lanes() channels; grid (channel blocks, batch)):
+// x_dbl = Σ_blk partial[blk, b] (rounded as the x_proj GEMM's act_t output), summed by all threads in a fixed order;
+// then per channel Δ = softplus(dt_proj(dt) + bias), the one-step scan and the gated output, each channel's dt_proj sum
+// and state split over its lanes as in step.cu's ssm_step_dt. dt_proj's weight is read transposed ([dtRank, dInner]).
+// The weights and the state are loaded before the partial sums, which are the previous kernel's output. (Threads of
+// 64 channels × 4 sequences, a channel a thread, left three quarters of the threads idle at batch 1.)
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     step_dt_ssm(const float* partial, int blocks, const act_t* x, const act_t* z, i64 zStride,
                 const act_t* __restrict__ wdtT, const float* __restrict__ dtBias, const float* __restrict__ aLog2,
                 const float* __restrict__ dSkip, float* __restrict__ ssmState, i64 stateSeqStride,
                 act_t* __restrict__ y, int batch, int dInner, int dtRank) {
-  __shared__ float sxd[4][STEP_DBL_MAX];
+  constexpr int LANES = ssm_step_lanes(), RUN = D_STATE / LANES;
+  constexpr int PREFETCH = (STEP_DT_PREFETCH + LANES - 1) / LANES;  // dt_proj weights a lane holds
+  __shared__ float sxd[STEP_DBL_MAX];
   __shared__ float sPart[STEP_GEMV_THREADS];
   pdl_trigger();
-  const int seqs = STEP_GEMV_THREADS / STEP_DT_CHANNELS;
-  const int b0 = blockIdx.y * seqs, tb = min(seqs, batch - b0);
-  const int c = blockIdx.x * STEP_DT_CHANNELS + threadIdx.x % STEP_DT_CHANNELS, j = threadIdx.x / STEP_DT_CHANNELS;
-  const bool live = c < dInner && j < tb;
-  const int cc = min(c, dInner - 1), bb = b0 + min(j, tb - 1);
-  float wdt[STEP_DT_PREFETCH], h[D_STATE], a2[D_STATE];
+  const int b = blockIdx.y, q = threadIdx.x % LANES;
+  const int c = blockIdx.x * (STEP_GEMV_THREADS / LANES) + threadIdx.x / LANES;
+  const bool live = c < dInner;
+  const int cc = live ? c : dInner - 1;  // every lane stays for the shuffles and barriers
+  float wdt[PREFETCH], h[RUN], a2[RUN];
 #pragma unroll
-  for (int r = 0; r < STEP_DT_PREFETCH; ++r) wdt[r] = r < dtRank ? act_load(wdtT + (i64)r * dInner + cc) : 0.0f;
-  float* hp = ssmState + (i64)bb * stateSeqStride + (i64)cc * D_STATE;
-#pragma unroll
-  for (int s = 0; s < D_STATE; ++s) {
-    h[s] = hp[s];
-    a2[s] = aLog2[cc * D_STATE + s];
+  for (int i = 0; i < PREFETCH; ++i) {
+    const int r = q + LANES * i;
+    wdt[i] = r < dtRank ? act_load(wdtT + (i64)r * dInner + cc) : 0.0f;
   }
+  float* hp = ssmState + (i64)b * stateSeqStride + (i64)cc * D_STATE + q * RUN;
+  load_run<RUN>(hp, h);
+  load_run<RUN>(aLog2 + (i64)cc * D_STATE + q * RUN, a2);
   const float bias = dtBias[cc], dSkipC = dSkip[cc];
   pdl_wait();  // x, z and the partial sums are step_in_proj_conv's
-  const float xv = ld_cg_act(x + (i64)bb * dInner + cc), zv = ld_cg_act(z + (i64)bb * zStride + cc);
+  const float xv = ld_cg_act(x + (i64)b * dInner + cc);
+  const float zv = q == 0 ? ld_cg_act(z + (i64)b * zStride + cc) : 0.0f;
 
-  // the sums: column pairs (sequence, column) split over `parts` threads each, then added in part order
-  const int dbl = dtRank + 2 * D_STATE, pairs = tb * dbl;
-  for (int p0 = 0; p0 < pairs; p0 += STEP_GEMV_THREADS) {
-    const int np = min(STEP_GEMV_THREADS, pairs - p0), parts = max(1, STEP_GEMV_THREADS / np);
-    const int pair = p0 + threadIdx.x % np, part = threadIdx.x / np;
-    float s = 0.0f;
-    if (part < parts) {
-      const int jj = pair / dbl, col = pair % dbl;
+  // x_dbl: each column split over `parts` threads, then added in part order
+  const int dbl = dtRank + 2 * D_STATE, parts = STEP_GEMV_THREADS / dbl;
+  const int col = threadIdx.x % dbl, part = threadIdx.x / dbl;
+  float s = 0.0f;
+  if (part < parts)
 #pragma unroll 8
-      for (int blk = part; blk < blocks; blk += parts)
-        s += ld_cg_f32(partial + ((i64)blk * batch + b0 + jj) * dbl + col);
-    }
-    __syncthreads();  // sPart of the previous group is read
-    sPart[threadIdx.x] = s;
-    __syncthreads();
-    if ((int)threadIdx.x < np) {
-      float t = 0.0f;
-      for (int q = 0; q < parts; ++q) t += sPart[q * np + threadIdx.x];
-      sxd[(p0 + threadIdx.x) / dbl][(p0 + threadIdx.x) % dbl] = act_round(t);
-    }
+    for (int blk = part; blk < blocks; blk += parts) s += ld_cg_f32(partial + ((i64)blk * batch + b) * dbl + col);
+  sPart[threadIdx.x] = s;
+  __syncthreads();
+  if ((int)threadIdx.x < dbl) {
+    float t = 0.0f;
+    for (int p = 0; p < parts; ++p) t += sPart[p * dbl + threadIdx.x];
+    sxd[threadIdx.x] = act_round(t);
   }
   __syncthreads();
-  if (!live) return;
+
   float dt = 0.0f;
 #pragma unroll
-  for (int r = 0; r < STEP_DT_PREFETCH; ++r)
-    if (r < dtRank) dt += wdt[r] * sxd[j][r];  // past dtRank sxd may hold anything, NaN included
-#pragma unroll 8
-  for (int r = STEP_DT_PREFETCH; r < dtRank; ++r) dt += act_load(wdtT + (i64)r * dInner + c) * sxd[j][r];
-  const int b = b0 + j;
+  for (int i = 0; i < PREFETCH; ++i)
+    if (q + LANES * i < dtRank) dt += wdt[i] * sxd[q + LANES * i];  // past dtRank sxd may hold anything, NaN included
+  for (int r = q + LANES * PREFETCH; r < dtRank; r += LANES) dt += act_load(wdtT + (i64)r * dInner + cc) * sxd[r];
+  dt = lanes_sum<LANES>(dt);
   const float delta = softplus_f(dt + bias);
-  const float* bc = sxd[j] + dtRank;
-  const float acc = ssm_update(h, delta, delta * xv, a2, [&](int s, float* bn, float* cn) {
-    *bn = bc[s];
-    *cn = bc[D_STATE + s];
+  const float* bc = sxd + dtRank + q * RUN;
+  float acc = ssm_update<RUN>(h, delta, delta * xv, a2, [&](int n, float* bn, float* cn) {
+    *bn = bc[n];
+    *cn = bc[D_STATE + n];
   });
-#pragma unroll
-  for (int s = 0; s < D_STATE; ++s) hp[s] = h[s];
-  act_store(y + (i64)b * dInner + c, (acc + dSkipC * xv) * silu_f(zv));
+  acc = lanes_sum<LANES>(acc);
+  if (!live) return;
+  store_run<RUN>(hp, h);
+  if (q == 0) act_store(y + (i64)b * dInner + c, (acc + dSkipC * xv) * silu_f(zv));
 }

@@ -14,38 +14,7 @@ extern "C" __global__ void conv_step(const act_t* __restrict__ x, i64 xStride, f
   act_store(xOut + (i64)b * dInner + c, silu_f(acc));
 }
 
-// Lanes that share one (sequence, channel) in ssm_step_dt, each holding a 16-byte run of its state, at most 8; a state
-// that does not split so is one lane's.
-__host__ __device__ constexpr int ssm_step_lanes() {
-  for (int lanes = 8; lanes > 1; lanes >>= 1)
-    if (D_STATE % (4 * lanes) == 0) return lanes;
-  return 1;
-}
 #define SSM_STEP_THREADS 128
-
-// N consecutive floats between global memory and registers, 16 bytes a load where N allows (p then 16-byte aligned)
-struct __align__(16) F32x4 {
-  float a, b, c, d;
-};
-template <int N>
-__device__ __forceinline__ void load_run(const float* p, float* v) {
-#pragma unroll
-  for (int n = 0; n + 3 < N && N % 4 == 0; n += 4) {
-    const F32x4 w = *(const F32x4*)(p + n);
-    v[n] = w.a, v[n + 1] = w.b, v[n + 2] = w.c, v[n + 3] = w.d;
-  }
-  if (N % 4 != 0)
-#pragma unroll
-    for (int n = 0; n < N; ++n) v[n] = p[n];
-}
-template <int N>
-__device__ __forceinline__ void store_run(float* p, const float* v) {
-#pragma unroll
-  for (int n = 0; n + 3 < N && N % 4 == 0; n += 4) *(F32x4*)(p + n) = F32x4{v[n], v[n + 1], v[n + 2], v[n + 3]};
-  if (N % 4 != 0)
-#pragma unroll
-    for (int n = 0; n < N; ++n) p[n] = v[n];
-}
 
 // Δ = softplus(dt_proj(dt) + bias) from x_proj's output row [dt | B | C], then h ← exp(Δ·A) ⊙ h + Δ·B·x and
 // y = (C·h + D·x) ⊙ SiLU(z), so a step needs no dt_proj GEMM and no dt_softplus launch. Lanes of a channel split
@@ -64,8 +33,7 @@ extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS)
   const act_t* row = xDbl + (i64)b * dblStride;
   float dt = 0.0f;
   for (int r = q; r < dtRank; r += LANES) dt += act_load(wdtT + (i64)r * dInner + cc) * act_load(row + r);
-#pragma unroll
-  for (int o = LANES / 2; o > 0; o >>= 1) dt += __shfl_xor_sync(0xffffffffu, dt, o);
+  dt = lanes_sum<LANES>(dt);
   const float delta = softplus_f(dt + dtBias[cc]);
   const float xv = act_load(x + (i64)b * dInner + cc), dx = delta * xv;
   float* hp = ssmState + (i64)b * stateSeqStride + (i64)cc * D_STATE + q * RUN;
@@ -74,14 +42,11 @@ extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS)
   float h[RUN], a[RUN];
   load_run<RUN>(hp, h);
   load_run<RUN>(a2, a);
-  float acc = 0.0f;
-#pragma unroll
-  for (int n = 0; n < RUN; ++n) {
-    h[n] = decay_exp2(delta * a[n]) * h[n] + dx * act_load(bRow + n);
-    acc += act_load(bRow + D_STATE + n) * h[n];
-  }
-#pragma unroll
-  for (int o = LANES / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  float acc = ssm_update<RUN>(h, delta, dx, a, [&](int n, float* bn, float* cn) {
+    *bn = act_load(bRow + n);
+    *cn = act_load(bRow + D_STATE + n);
+  });
+  acc = lanes_sum<LANES>(acc);
   if (!live) return;
   store_run<RUN>(hp, h);
   if (q == 0) act_store(y + (i64)b * dInner + c, (acc + dSkip[c] * xv) * silu_f(act_load(z + (i64)b * zStride + c)));
