@@ -157,6 +157,43 @@ __device__ __forceinline__ float lanes_sum(float v) {
   for (int o = LANES / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
+#define STEP_DT_PREFETCH 48  // dt_proj weights a channel's lanes hold before x_dbl is read (all of 130m's)
+template <int LANES>
+__host__ __device__ constexpr int dt_prefetch() {
+  return (STEP_DT_PREFETCH + LANES - 1) / LANES;
+}
+// This lane's dt_proj weights: rows q + LANES·i (< dtRank) of column c of the transposed weight [dtRank, dInner].
+template <int LANES, int PREFETCH>
+__device__ __forceinline__ void load_dt_weights(float* wdt, const act_t* __restrict__ wdtT, int q, int dtRank,
+                                                int dInner, int c) {
+#pragma unroll
+  for (int i = 0; i < PREFETCH; ++i) {
+    const int r = q + LANES * i;
+    wdt[i] = r < dtRank ? act_load(wdtT + (i64)r * dInner + c) : 0.0f;
+  }
+}
+// One (sequence, channel) decode step split over the channel's LANES lanes, from x_dbl's row [dt | B | C] through
+// xd(i): this lane's share of dt_proj's sum (wdt from load_dt_weights), Δ = softplus(dt + bias), then its RUN states h
+// (a2: their A·log2 e) updated in place. Returns C·h over all the channel's states (every lane gets it).
+template <int LANES, int RUN, int PREFETCH, typename XD>
+__device__ __forceinline__ float ssm_lane_step(XD xd, int q, const float* wdt, const act_t* __restrict__ wdtT,
+                                               int dtRank, int dInner, int c, float bias, float xv, float* h,
+                                               const float* a2) {
+  float dt = 0.0f;
+#pragma unroll
+  for (int i = 0; i < PREFETCH; ++i)
+    if (q + LANES * i < dtRank) dt += wdt[i] * xd(q + LANES * i);  // past dtRank xd may be anything, NaN included
+  for (int r = q + LANES * PREFETCH; r < dtRank; r += LANES) dt += act_load(wdtT + (i64)r * dInner + c) * xd(r);
+  dt = lanes_sum<LANES>(dt);
+  const float delta = softplus_f(dt + bias);
+  const int bc = dtRank + q * RUN;
+  const float acc = ssm_update<RUN>(h, delta, delta * xv, a2, [&](int n, float* bn, float* cn) {
+    *bn = xd(bc + n);
+    *cn = xd(bc + D_STATE + n);
+  });
+  return lanes_sum<LANES>(acc);
+}
+
 // N consecutive floats between global memory and registers, 16 bytes a load where N allows (p then 16-byte aligned)
 template <int N>
 __device__ __forceinline__ void load_run(const float* p, float* v) {

@@ -20,7 +20,6 @@
 #define STEP_DBL_MAX 256      // dtRank + 2·dState at most: a thread a column of x_proj
 #define STEP_SMEM_BYTES 32768 // staged GEMV inputs, as act_t (what a GEMM would read): k ≤ 8192 (ops-step.ts checks)
 #define STEP_SMEM_ELEMS (STEP_SMEM_BYTES / (int)sizeof(act_t))
-#define STEP_DT_PREFETCH 48   // dt_proj weights a thread holds before the partial sums are read (all of 130m's)
 #define STEP_STAGE_LOADS 8    // 16-byte loads of the residual stream a thread issues before it uses any
 #if ACT_BF16
 #define STEP_CHUNKS 4 // 8-element weight chunks a lane loads at once (bf16: 16 bytes a chunk)
@@ -315,8 +314,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
                 const act_t* __restrict__ wdtT, const float* __restrict__ dtBias, const float* __restrict__ aLog2,
                 const float* __restrict__ dSkip, float* __restrict__ ssmState, i64 stateSeqStride,
                 act_t* __restrict__ y, int batch, int dInner, int dtRank) {
-  constexpr int LANES = ssm_step_lanes(), RUN = D_STATE / LANES;
-  constexpr int PREFETCH = (STEP_DT_PREFETCH + LANES - 1) / LANES;  // dt_proj weights a lane holds
+  constexpr int LANES = ssm_step_lanes(), RUN = D_STATE / LANES, PREFETCH = dt_prefetch<LANES>();
   __shared__ float sxd[STEP_DBL_MAX];
   __shared__ float sPart[STEP_GEMV_THREADS];
   pdl_trigger();
@@ -325,11 +323,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   const bool live = c < dInner;
   const int cc = live ? c : dInner - 1;  // every lane stays for the shuffles and barriers
   float wdt[PREFETCH], h[RUN], a2[RUN];
-#pragma unroll
-  for (int i = 0; i < PREFETCH; ++i) {
-    const int r = q + LANES * i;
-    wdt[i] = r < dtRank ? act_load(wdtT + (i64)r * dInner + cc) : 0.0f;
-  }
+  load_dt_weights<LANES, PREFETCH>(wdt, wdtT, q, dtRank, dInner, cc);
   float* hp = ssmState + (i64)b * stateSeqStride + (i64)cc * D_STATE + q * RUN;
   load_run<RUN>(hp, h);
   load_run<RUN>(aLog2 + (i64)cc * D_STATE + q * RUN, a2);
@@ -354,19 +348,8 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   }
   __syncthreads();
 
-  float dt = 0.0f;
-#pragma unroll
-  for (int i = 0; i < PREFETCH; ++i)
-    if (q + LANES * i < dtRank) dt += wdt[i] * sxd[q + LANES * i];  // past dtRank sxd may hold anything, NaN included
-  for (int r = q + LANES * PREFETCH; r < dtRank; r += LANES) dt += act_load(wdtT + (i64)r * dInner + cc) * sxd[r];
-  dt = lanes_sum<LANES>(dt);
-  const float delta = softplus_f(dt + bias);
-  const float* bc = sxd + dtRank + q * RUN;
-  float acc = ssm_update<RUN>(h, delta, delta * xv, a2, [&](int n, float* bn, float* cn) {
-    *bn = bc[n];
-    *cn = bc[D_STATE + n];
-  });
-  acc = lanes_sum<LANES>(acc);
+  const auto xd = [&](int i) { return sxd[i]; };
+  const float acc = ssm_lane_step<LANES, RUN, PREFETCH>(xd, q, wdt, wdtT, dtRank, dInner, cc, bias, xv, h, a2);
   if (!live) return;
   store_run<RUN>(hp, h);
   if (q == 0) act_store(y + (i64)b * dInner + c, (acc + dSkipC * xv) * silu_f(zv));
