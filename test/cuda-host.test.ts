@@ -24,6 +24,8 @@ import { loadKernelSources } from '../mamba/cuda/kernels/manifest.ts';
 import { packKernelArgs } from '../mamba/cuda/bindings/driver.ts';
 import { H200, prefillRoofline } from '../mamba/cuda/roofline.ts';
 import { aLog2 } from '../mamba/cuda/device-weights.ts';
+import { ssmStepLanes } from '../mamba/cuda/ops.ts';
+import { fusedStepByDefault, fusedStepFits } from '../mamba/cuda/ops-step.ts';
 
 const DECI: DecimationConfig = { layers: [2, 4], beta: 0.5, lBase: 100, minSeqLen: 20 };
 
@@ -342,5 +344,29 @@ describe('roofline', () => {
     });
     expect(deci.matmulFlops).toBeLessThan(0.6 * plain.matmulFlops); // 12 full layers, layer 12 partly, 11 at 2001 rows
     expect(deci.designFloorMs).toBeGreaterThanOrEqual(deci.floorMs);
+  });
+});
+
+describe('decode step choice', () => {
+  const shape130m = { dModel: 768, dInner: 1536, dtRank: 48, dState: 16 };
+  const shape1_4b = { dModel: 2048, dInner: 4096, dtRank: 128, dState: 16 };
+  it('takes the fused step only where the device check measured it faster, and only where it fits', () => {
+    expect([1, 2, 3, 4, 5, 8].map((b) => fusedStepByDefault(b, shape130m))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+    expect(fusedStepByDefault(1, shape1_4b)).toBe(false);
+    expect(fusedStepFits(8, shape1_4b)).toBe(true);
+    expect(fusedStepFits(9, shape130m)).toBe(false);
+    // rows of 16 bytes for the vector loads, x_proj's columns one a thread
+    expect(fusedStepByDefault(1, { ...shape130m, dModel: 770 })).toBe(false);
+    expect(fusedStepByDefault(1, { ...shape130m, dtRank: 240 })).toBe(false);
+  });
+  it('splits a channel of the one-step scan over lanes as step.cu does', () => {
+    expect([2, 4, 8, 12, 16, 32, 64, 128].map(ssmStepLanes)).toEqual([1, 1, 2, 1, 4, 8, 8, 8]);
   });
 });

@@ -1,7 +1,7 @@
 // Decoding: one token for each of `batch` sequences per step, states updated in place on the device. The step runs
 // the prefill's layer loop (layers.ts) with one row per sequence and the one-step scan, then norm_f → lm_head → argmax.
 // `fusedStep: true` runs a layer's step on the fused kernels (ops-step.ts: three launches a layer, up to 8 sequences)
-// instead of the prefill's eight; off by default until the device check has measured it faster on a GPU.
+// instead of six (mixer.ts); the engine picks it where the device check measured it faster (fusedStepByDefault).
 // After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
 // that dominates small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
 // This is the CUDA engine's DecodeSession (mamba/engine.ts).

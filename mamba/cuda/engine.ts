@@ -23,6 +23,7 @@ import {
 import type { Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
+import { fusedStepByDefault } from './ops-step.ts';
 import { schedulePasses, type PassSegment } from './scheduler.ts';
 
 export { EngineInputError };
@@ -57,8 +58,8 @@ export interface CudaEngineOptions {
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
   /**
-   * Decode steps of up to 8 sequences on the fused kernels (kernels/step-fused.cu), else the prefill's launches
-   * (default false until the device check measures it faster: mamba/cuda/README.md).
+   * Decode steps of up to 8 sequences on the fused kernels (kernels/step-fused.cu), else six launches a layer (default:
+   * where the device check measured the fused step faster, ops-step.ts fusedStepByDefault).
    */
   fusedStep?: boolean;
   /**
@@ -275,9 +276,9 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     this.checkOpen();
     for (const s of states) checkState(s, this.core.config);
     const useGraphs = opts.useGraphs ?? this.options.useGraphs ?? true;
-    const fusedStep = opts.fusedStep ?? this.options.fusedStep ?? false;
-    // programmatic dependent launch needs sm_90 (Hopper) or newer; off unless asked until a GPU run has checked it
-    const programmatic = (opts.programmatic ?? false) && this.core.device.info.computeCapability[0] >= 9;
+    const fusedStep = opts.fusedStep ?? this.options.fusedStep ?? fusedStepByDefault(states.length, this.core.config);
+    // programmatic dependent launch needs sm_90 (Hopper) or newer
+    const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
     const session = new DecodeSession(this.core, states.length, { useGraphs, fusedStep, programmatic });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);

@@ -4,7 +4,7 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
-import { CONV_ROWS, SSM_STEP_SEQS, SSM_STEP_THREADS } from './kernels/manifest.ts';
+import { CONV_ROWS, SSM_STEP_THREADS } from './kernels/manifest.ts';
 import {
   f32,
   i32,
@@ -265,7 +265,7 @@ export function ssmStepDt(
   const channels = SSM_STEP_THREADS / ssmStepLanes(a.dState);
   k.launch(
     'ssm_step_dt',
-    { grid: [Math.ceil(a.dInner / channels), Math.ceil(a.batch / SSM_STEP_SEQS)], block: [SSM_STEP_THREADS] },
+    { grid: [Math.ceil(a.dInner / channels), a.batch], block: [SSM_STEP_THREADS] },
     [
       ptr(a.x),
       ...mat(a.xDbl),
@@ -276,7 +276,6 @@ export function ssmStepDt(
       ptr(a.dSkip),
       ...states(a.state),
       ptr(a.y),
-      i32(a.batch),
       i32(a.dInner),
       i32(a.dtRank),
     ],

@@ -117,7 +117,6 @@ export const FUSED_CHANNELS = 8; // scan-fused.cu: channels a block of scan_fuse
 export const FUSED_T2_CHANNELS = 4; // scan-fused.cu: channels a block of scan_fused_t2 (two warps each)
 export const SELECT_THREADS = 1024; // decimate.cu
 export const SSM_STEP_THREADS = 128; // step.cu: threads a block of ssm_step_dt
-export const SSM_STEP_SEQS = 4; // step.cu: sequences a block of ssm_step_dt
 export const STEP_GEMV_BATCH = 8; // step-fused.cu: most sequences a fused step takes
 export const STEP_GEMV_THREADS = 256; // step-fused.cu: threads a block of every fused step kernel
 export const STEP_IN_ROWS = 4; // step-fused.cu: in_proj rows a warp of step_in_proj_conv (32 a block)

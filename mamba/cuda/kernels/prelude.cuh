@@ -111,20 +111,36 @@ __device__ __forceinline__ float silu_f(float v) { return v / (1.0f + expf(-v));
 // PyTorch's softplus threshold (linear above 20), as the reference and the selective-scan kernels use.
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
-// A decode step's conv for one (sequence, channel): the state (the last D_CONV pre-conv inputs, oldest first) shifts
-// in x; returns Σ_k w[k]·window[k] + bias, before SiLU.
-__device__ __forceinline__ float conv_shift_in(float* st, float x, const float* w, float bias) {
-  float win[D_CONV];
-#pragma unroll
-  for (int k = 0; k < D_CONV - 1; ++k) win[k] = st[k + 1];
-  win[D_CONV - 1] = x;
-  float acc = bias;
+// A decode step's conv for one (sequence, channel), in two parts so that a kernel can read the state and weights
+// early: conv_taps reads the state's kept part (its last D_CONV - 1 pre-conv inputs; the state holds the last D_CONV,
+// oldest first) and the weights; conv_shift shifts x in, writes the state back and returns Σ_k w[k]·window[k] + bias,
+// before SiLU.
+struct ConvTaps {
+  float win[D_CONV], w[D_CONV], bias;
+};
+__device__ __forceinline__ ConvTaps conv_taps(const float* st, const float* w, float bias) {
+  ConvTaps t;
 #pragma unroll
   for (int k = 0; k < D_CONV; ++k) {
-    acc += w[k] * win[k];
-    st[k] = win[k];
+    t.win[k] = k < D_CONV - 1 ? st[k + 1] : 0.0f;
+    t.w[k] = w[k];
+  }
+  t.bias = bias;
+  return t;
+}
+__device__ __forceinline__ float conv_shift(float* st, ConvTaps& t, float x) {
+  t.win[D_CONV - 1] = x;
+  float acc = t.bias;
+#pragma unroll
+  for (int k = 0; k < D_CONV; ++k) {
+    acc += t.w[k] * t.win[k];
+    st[k] = t.win[k];
   }
   return acc;
+}
+__device__ __forceinline__ float conv_shift_in(float* st, float x, const float* w, float bias) {
+  ConvTaps t = conv_taps(st, w, bias);
+  return conv_shift(st, t, x);
 }
 
 // A decode step's scan over N states of one (sequence, channel): h ← exp(Δ·A) ⊙ h + Δ·x·B, returns their part of

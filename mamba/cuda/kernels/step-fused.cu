@@ -182,6 +182,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   __shared__ float sPre[STEP_GEMV_BATCH][STEP_IN_ROWS * 8];  // x's rows before the conv, then after it
   pdl_trigger();
   const int rows = STEP_IN_ROWS * (STEP_GEMV_THREADS / 32), row0 = blockIdx.x * rows;
+  static_assert(STEP_GEMV_BATCH * STEP_IN_ROWS * (STEP_GEMV_THREADS / 32) <= STEP_GEMV_THREADS, "a thread a conv");
   const int xRows = max(0, min(rows, dInner - row0));  // this block's channels of x
   // x_proj's weights for this block's channels: a thread a column, loaded before anything else is read
   // (xRows is a multiple of 8: dInner % 8 == 0, ops-step.ts fusedStepFits checks)
@@ -256,15 +257,20 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
       else
         act_store(xz + (i64)b * n + o, v);
     };
+    // a thread a (sequence, channel) of x's rows (tb · rows ≤ the block's threads): its conv taps, read before the
+    // GEMV waits on the previous kernel (this layer's conv state is no kernel's output but this one's, a step ago)
+    const int j = threadIdx.x / rows, cl = threadIdx.x % rows, c = row0 + cl, b = b0 + j;
+    const bool convs = j < tb && cl < xRows;
+    float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
+    ConvTaps taps;
+    if (convs) taps = conv_taps(st, convW + c * D_CONV, convB ? convB[c] : 0.0f);
     block_gemv<STEP_IN_ROWS>(sIn, w, k, n, b0, tb, stage, store);
     if (xRows == 0) continue;  // a block of z's rows only
     __syncthreads();
-    for (int t = threadIdx.x; t < tb * rows; t += blockDim.x) {
-      const int j = t / rows, cl = t % rows, c = row0 + cl, b = b0 + j;
+    if (j < tb) {
       float xv = 0.0f;
-      if (cl < xRows) {
-        float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
-        xv = act_round(silu_f(conv_shift_in(st, sPre[j][cl], convW + c * D_CONV, convB ? convB[c] : 0.0f)));
+      if (convs) {
+        xv = act_round(silu_f(conv_shift(st, taps, sPre[j][cl])));
         act_store(xOut + (i64)b * dInner + c, xv);
       }
       sPre[j][cl] = xv;
@@ -337,7 +343,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   const int col = threadIdx.x % dbl, part = threadIdx.x / dbl;
   float s = 0.0f;
   if (part < parts)
-#pragma unroll 8
+#pragma unroll 16
     for (int blk = part; blk < blocks; blk += parts) s += ld_cg_f32(partial + ((i64)blk * batch + b) * dbl + col);
   sPart[threadIdx.x] = s;
   __syncthreads();
