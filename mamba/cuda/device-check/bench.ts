@@ -174,7 +174,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
   const { engine } = t;
   for (const batch of [1, 8]) {
     for (const programmatic of [true, false]) {
-      const name = `fused decode step = the eight launches ${t.shape} batch ${batch} pdl=${programmatic}`;
+      const name = `fused decode step = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
       await report.guard('decode', name, async () => {
         const states = Array.from({ length: batch }, () => engine.emptyState());
         const plain = engine.openDecode(states, { fusedStep: false });

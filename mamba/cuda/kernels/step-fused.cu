@@ -1,10 +1,10 @@
-// A decode step in three launches a layer instead of eight, for up to STEP_GEMV_BATCH sequences (decode.ts, mixer.ts
+// A decode step in three launches a layer instead of six, for up to STEP_GEMV_BATCH sequences (decode.ts, mixer.ts
 // 'step' with fused kernels). At one token per sequence a launch moves a few megabytes at most, so a kernel's time is
 // its memory latency: every kernel here issues the loads that do not depend on the previous kernel (weights, states)
 // first, and only then reads what the previous kernel wrote. The math and the roundings are step.cu's and the
 // prefill's (normed, x, x_dbl and y rounded to act_t).
 //   step_in_proj_conv: residual += hidden, RMSNorm, in_proj; on x's rows conv_step + SiLU and x_proj's partial sums
-//   step_dt_ssm:       x_proj's sums, dt_proj + bias → softplus → Δ, ssm_step, D skip, z gate → y
+//   step_dt_ssm:       x_proj's sums, then as step.cu's ssm_step_dt: dt_proj + bias → softplus → Δ, the scan → y
 //   step_out_proj:     out_proj (+ bias)
 // Launched as programmatic dependents (LaunchShape.programmatic), each kernel lets the next one start at once and
 // waits (pdl_wait) only where it first reads or writes what the previous kernels touch, so a kernel's weight loads
@@ -13,7 +13,7 @@
 // a step gives the same tokens every run).
 #include "prelude.cuh"
 
-#define STEP_GEMV_BATCH 8     // most sequences a step takes (decode.ts runs the eight launches above)
+#define STEP_GEMV_BATCH 8     // most sequences a step takes (past it decode.ts runs mixer.ts's six launches)
 #define STEP_GEMV_THREADS 256 // threads of every fused kernel's block
 #define STEP_IN_ROWS 4        // in_proj rows a warp: 32 a block, so x's blocks hold 32 channels each
 #define STEP_OUT_ROWS 2       // out_proj rows a warp
