@@ -1,7 +1,9 @@
 // A CPU stand-in for the CUDA execution model, just enough to run kernels/*.cu on the host for the no-GPU tests:
 // each block's threads are cooperative fibers (ucontext) that switch only at __syncthreads() and at warp collectives
 // (__shfl_xor_sync, __ballot_sync, __match_any_sync), which the scheduler resolves once every live lane has arrived.
-// Blocks run one after another, so __shared__ (a static here) is per block, and atomics need no locking.
+// Blocks run one after another, so __shared__ (a static here) is per block, and atomics need no locking. The
+// statics share one section, which the scheduler fills with 0xFF bytes (NaN as f32 and as bf16) before each block, as
+// a GPU leaves shared memory unset: a read of what the block did not write sees NaN, not zero or a previous block's.
 // It checks orchestration (strides, offsets, tables, launch shapes) and kernel logic; it cannot see GPU races.
 #pragma once
 #include <cmath>
@@ -11,9 +13,9 @@
 #define __global__
 #define __device__
 #define __host__
-#define __forceinline__ inline
+#define __forceinline__ static inline  // internal, so statics in it share the plain __shared__ section (no COMDAT group)
 #define __launch_bounds__(...)
-#define __shared__ static
+#define __shared__ static __attribute__((section("emu_shared")))
 #define __align__(n) __attribute__((aligned(n)))
 
 struct EmuDim {

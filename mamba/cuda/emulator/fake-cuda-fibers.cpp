@@ -191,7 +191,7 @@ uint64_t emu_warp_op(int op, uint64_t value, int arg) {
   return g_cur->out;
 }
 
-void emu_run_grid(EmuDim grid, EmuDim block, const std::function<void()>& body) {
+void emu_run_grid(EmuDim grid, EmuDim block, const std::function<void()>& body, void (*beforeBlock)()) {
   const size_t n = (size_t)block.x * block.y * block.z;
   if (n == 0 || n > 1024) emu_fail("block size must be 1..1024 threads");
   if (g_threads.size() < n) {
@@ -205,6 +205,7 @@ void emu_run_grid(EmuDim grid, EmuDim block, const std::function<void()>& body) 
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x) {
         emu_blockIdx = {x, y, z};
+        if (beforeBlock) beforeBlock();
         run_block(n);
       }
 }

@@ -92,7 +92,7 @@ void run_kernel(const EmuKernel* k, EmuDim grid, EmuDim block, void** params) {
     }
   }
   const std::function<void()> body = [&] { k->invoke(params); };
-  emu_run_grid(grid, block, body);
+  emu_run_grid(grid, block, body, k->poisonShared);
 }
 }  // namespace
 

@@ -19,10 +19,11 @@ struct EmuKernel {
   size_t sizes[kMaxKernelParams];
   bool isPointer[kMaxKernelParams];
   void (*invoke)(void** params);
+  void (*poisonShared)();  // fills the library's __shared__ section with 0xFF (cuda-emu.hpp)
 };
 
 extern "C" const EmuKernel* emu_find_kernel(const char* name);
-void emu_run_grid(EmuDim grid, EmuDim block, const std::function<void()>& body);
+void emu_run_grid(EmuDim grid, EmuDim block, const std::function<void()>& body, void (*beforeBlock)());
 
 // Non-null while a stream is capturing (fake-cuda.cpp); the fake cuBLAS records its GEMMs into it like launches.
 extern std::vector<std::function<void()>>* g_capture;

@@ -19,7 +19,15 @@
 #include "step-fused.cu"
 #include "convert.cu"
 
-#define EMU_KERNEL(f) emu_make_kernel<f>(#f, f)
+// the bounds of this library's __shared__ section (the linker names them; hidden: each build poisons its own)
+extern "C" __attribute__((visibility("hidden"))) char __start_emu_shared[], __stop_emu_shared[];
+static void poison_shared() { std::memset(__start_emu_shared, 0xFF, __stop_emu_shared - __start_emu_shared); }
+
+static EmuKernel with_poison(EmuKernel k) {
+  k.poisonShared = poison_shared;
+  return k;
+}
+#define EMU_KERNEL(f) with_poison(emu_make_kernel<f>(#f, f))
 
 static const EmuKernel kKernels[] = {
     EMU_KERNEL(embed_rows),       EMU_KERNEL(add_rmsnorm),        EMU_KERNEL(final_rmsnorm_rows), EMU_KERNEL(conv1d_silu),
