@@ -31,16 +31,18 @@ export function fusedStepFits(
 
 /**
  * Whether a decode session takes the fused step unless asked otherwise: where the device check measured it faster
- * than the six launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) up to batch 4. At 1.4b (d_inner 4096)
- * it was slower at every batch: step_dt_ssm adds up x_proj's partial sums, one per 32 channels, which takes longer
- * than the launches it saves. Shapes between the two are unmeasured and run the six launches.
+ * than the six launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) up to batch 2. At batch 4 the two were
+ * within the spread of separate runs (v7 fused 6,514 tok/s, v6 six launches 6,750), so the six launches keep it. At
+ * 1.4b (d_inner 4096) the fused step was slower at every batch: step_dt_ssm adds up x_proj's partial sums, one per
+ * 32 channels, which takes longer than the launches it saves. Shapes between the two are unmeasured and run the six
+ * launches.
  */
 export function fusedStepByDefault(batch: number, shape: Parameters<typeof fusedStepFits>[1]): boolean {
   return (
     batch <= FUSED_STEP_DEFAULT.maxBatch && shape.dInner <= FUSED_STEP_DEFAULT.maxDInner && fusedStepFits(batch, shape)
   );
 }
-export const FUSED_STEP_DEFAULT = { maxBatch: 4, maxDInner: 1536 } as const;
+export const FUSED_STEP_DEFAULT = { maxBatch: 2, maxDInner: 1536 } as const;
 
 /** Blocks of step_in_proj_conv that hold x's channels: the partial sums' first dimension. */
 export function stepXBlocks(dInner: number): number {
