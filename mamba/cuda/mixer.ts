@@ -165,7 +165,7 @@ function fusedStep(
   const convArgs = { state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial: f.partial };
   const dbl = xDblWidth(core.config);
   stepOps.stepInProjConv(k, { ...inputs, ...convArgs, xz: b.xz, batch, dModel, dInner, dbl, programmatic });
-  const z = { ptr: b.xz + dInner * actBytes(core), ld: 2 * dInner };
+  const { z } = scanInputs(core, layer, b);
   const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
   const scanArgs = { partial: f.partial, x: b.x, z, dtProjT, dtBias, aLog2, dSkip, state: ssm, y: b.y };
   stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dState, dtRank, programmatic });

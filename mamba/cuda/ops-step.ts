@@ -29,6 +29,8 @@ export function fusedStepFits(
   return batch <= STEP_GEMV_BATCH && kFits(dModel) && kFits(dInner) && dtRank + 2 * dState <= STEP_DBL_MAX;
 }
 
+export const FUSED_STEP_DEFAULT = { maxBatch: 2, maxDInner: 1536 } as const;
+
 /**
  * Whether a decode session takes the fused step unless asked otherwise: where the device check measured it faster
  * than the six launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) up to batch 2. At batch 4 the two were
@@ -42,7 +44,6 @@ export function fusedStepByDefault(batch: number, shape: Parameters<typeof fused
     batch <= FUSED_STEP_DEFAULT.maxBatch && shape.dInner <= FUSED_STEP_DEFAULT.maxDInner && fusedStepFits(batch, shape)
   );
 }
-export const FUSED_STEP_DEFAULT = { maxBatch: 2, maxDInner: 1536 } as const;
 
 /** Blocks of step_in_proj_conv that hold x's channels: the partial sums' first dimension. */
 export function stepXBlocks(dInner: number): number {

@@ -81,19 +81,26 @@ __device__ __forceinline__ float ld_cg_f32(const float* p) {
   return *(volatile const float*)p;
 #endif
 }
-// 4 consecutive floats (p 16-byte aligned): a plain 16-byte load, and ld_cg_f32's of what a prerequisite kernel wrote
+// 16 bytes (p 16-byte aligned) of what a prerequisite kernel wrote, as four words or four floats
+struct __align__(16) Vec16 {
+  u32 a, b, c, d;
+};
+__device__ __forceinline__ Vec16 ld_cg_vec16(const void* p) {
+  Vec16 v;
+#if defined(__CUDA_ARCH__)
+  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.a), "=r"(v.b), "=r"(v.c), "=r"(v.d) : "l"(p));
+#else
+  const volatile u32* q = (const volatile u32*)p;
+  v = Vec16{q[0], q[1], q[2], q[3]};
+#endif
+  return v;
+}
 struct __align__(16) F32x4 {
   float a, b, c, d;
 };
 __device__ __forceinline__ F32x4 ld_cg_f32x4(const float* p) {
-#if defined(__CUDA_ARCH__)
-  F32x4 v;
-  asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.a), "=f"(v.b), "=f"(v.c), "=f"(v.d) : "l"(p));
-  return v;
-#else
-  const volatile float* q = p;
-  return F32x4{q[0], q[1], q[2], q[3]};
-#endif
+  const Vec16 v = ld_cg_vec16(p);
+  return F32x4{__uint_as_float(v.a), __uint_as_float(v.b), __uint_as_float(v.c), __uint_as_float(v.d)};
 }
 __device__ __forceinline__ float ld_cg_act(const act_t* p) {
 #if ACT_BF16 && defined(__CUDA_ARCH__)

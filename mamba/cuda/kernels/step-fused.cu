@@ -27,10 +27,8 @@
 #define STEP_CHUNKS 2 // f32: 32 bytes a chunk, so half as many for the same registers
 #endif
 
-// 8 consecutive act_t elements, loaded as one (bf16) or two (f32) 16-byte vectors; p must be 16-byte aligned.
-struct __align__(16) Vec16 {
-  u32 a, b, c, d;
-};
+// 8 consecutive act_t elements, loaded as one (bf16) or two (f32) 16-byte vectors (prelude.cuh Vec16); p must be
+// 16-byte aligned.
 struct Chunk8 {
 #if ACT_BF16
   Vec16 v;
@@ -49,16 +47,6 @@ __device__ __forceinline__ Chunk8 load_chunk8(const act_t* p) {
   return c;
 }
 // load_chunk8 of what a prerequisite kernel wrote (prelude.cuh ld_cg_f32 has why)
-__device__ __forceinline__ Vec16 ld_cg_vec16(const void* p) {
-  Vec16 v;
-#if defined(__CUDA_ARCH__)
-  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.a), "=r"(v.b), "=r"(v.c), "=r"(v.d) : "l"(p));
-#else
-  const volatile u32* q = (const volatile u32*)p;
-  v = Vec16{q[0], q[1], q[2], q[3]};
-#endif
-  return v;
-}
 __device__ __forceinline__ Chunk8 ld_cg_chunk8(const act_t* p) {
   Chunk8 c;
   c.v = ld_cg_vec16(p);
