@@ -14,6 +14,7 @@ import { Layout } from './layout.ts';
 import { BLOCK_BUFFERS, blockBufferBytes, xDblWidth } from './memory-plan.ts';
 import type { MixerScan } from './mixer.ts';
 import * as ops from './ops.ts';
+import { convXProjBlocks } from './ops.ts';
 import { fusedStepFits, stepXBlocks } from './ops-step.ts';
 
 const BUFFERS = [
@@ -23,6 +24,7 @@ const BUFFERS = [
   'residual',
   'residualAlt',
   'xPartial',
+  'xArrivals',
   ...BLOCK_BUFFERS,
   'headNormed',
   'logits',
@@ -44,7 +46,7 @@ export class DecodeSession implements EngineDecodeSession {
   readonly fused: boolean;
 
   private readonly useGraphs: boolean;
-  /** Whether the fused kernels launch as programmatic dependents (ops-step.ts). */
+  /** Whether the step's own kernels launch as programmatic dependents (ops-step.ts, ops.ts convXProjStep). */
   readonly programmatic: boolean;
 
   constructor(
@@ -58,7 +60,7 @@ export class DecodeSession implements EngineDecodeSession {
     this.batch = batch;
     const { dModel, dInner, vocabSize } = core.config;
     this.fused = fusedStep && fusedStepFits(batch, core.config);
-    this.programmatic = this.fused && programmatic;
+    this.programmatic = programmatic;
     const act = actBytes(core);
     const words = stateWords(core.config);
     const sizes: Record<DecodeBuffer, number> = {
@@ -67,7 +69,12 @@ export class DecodeSession implements EngineDecodeSession {
       argmax: batch * 4,
       residual: batch * dModel * 4,
       residualAlt: batch * dModel * 4,
-      xPartial: stepXBlocks(dInner) * batch * xDblWidth(core.config) * 4,
+      xPartial:
+        Math.max(stepXBlocks(dInner), convXProjBlocks(batch, dInner).channelBlocks) *
+        batch *
+        xDblWidth(core.config) *
+        4,
+      xArrivals: convXProjBlocks(batch, dInner).seqTiles * 4,
       ...blockBufferBytes(core.config, core.precision, batch),
       headNormed: batch * dModel * act,
       logits: batch * vocabSize * 4,
@@ -81,6 +88,7 @@ export class DecodeSession implements EngineDecodeSession {
       this.buf('rowIdx'),
       Int32Array.from({ length: batch }, (_, i) => i),
     );
+    core.device.fill32(this.buf('xArrivals'), 0, convXProjBlocks(batch, dInner).seqTiles);
     core.device.fill32(this.buf('conv'), 0, batch * words.conv);
     core.device.fill32(this.buf('ssm'), 0, batch * words.ssm);
   }
@@ -178,11 +186,15 @@ export class DecodeSession implements EngineDecodeSession {
     const b = (n: DecodeBuffer) => this.buf(n);
     // the fused norm reads the residual stream from one buffer of the pair and writes the other, alternately
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
+    const scratch = { partial: b('xPartial'), arrivals: b('xArrivals'), programmatic: this.programmatic };
     const stepOf = (i: number): MixerScan => {
-      if (!this.fused) return { kind: 'step', fused: null };
+      if (!this.fused) return { kind: 'step', scratch, fused: null };
       const [residualIn, residualOut] = pair(i);
-      const norm = { hidden: b('hidden'), residualIn, residualOut, first: i === 0 };
-      return { kind: 'step', fused: { partial: b('xPartial'), norm, programmatic: this.programmatic } };
+      return {
+        kind: 'step',
+        scratch,
+        fused: { norm: { hidden: b('hidden'), residualIn, residualOut, first: i === 0 } },
+      };
     };
     enqueueLayers(core, {
       ids: b('tokens'),

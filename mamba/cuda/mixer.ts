@@ -2,7 +2,7 @@
 // decode step alike: in_proj → (x, z); causal conv1d + SiLU (conv state = last d_conv pre-conv inputs); x_proj →
 // (dt, B, C); Δ = softplus(dt_proj(dt) + bias); [DeciMamba: score, select, gather]; the selective scan; out_proj.
 // What differs is `MixerScan`: 'chunked' (packed prompts: chunked scan kernels, carried states, DeciMamba) or 'step'
-// (one row per sequence: conv_step and ssm_step_dt update the states in place). The layer loop is layers.ts.
+// (one row per sequence: conv_x_proj_step and ssm_step_dt update the states in place). The layer loop is layers.ts.
 import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, type EngineCore } from './core.ts';
 import type { DeviceLayer } from './device-weights.ts';
@@ -63,15 +63,23 @@ export type ScanKind = 'split' | 'fused' | 'fused-t2';
  * stream, which the fused RMSNorm reads from one buffer of a pair and writes to the other (every block reads it).
  */
 export interface FusedStep {
-  partial: DevicePtr;
   norm: { hidden: DevicePtr; residualIn: DevicePtr; residualOut: DevicePtr; first: boolean };
-  /** Launch as programmatic dependents (sm_90+, LaunchShape.programmatic). */
+}
+
+/**
+ * A decode step's scratch: x_proj's partial sums (ops-step.ts stepXBlocks, or ops.ts convXProjBlocks, × batch × dbl
+ * f32), conv_x_proj_step's arrival counters (zeroed once), and whether the step's own kernels launch as programmatic
+ * dependents (sm_90+, LaunchShape.programmatic).
+ */
+export interface StepScratch {
+  partial: DevicePtr;
+  arrivals: DevicePtr;
   programmatic: boolean;
 }
 
 /** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
 export type MixerScan =
-  | { kind: 'step'; fused: FusedStep | null }
+  | { kind: 'step'; scratch: StepScratch; fused: FusedStep | null }
   | {
       kind: 'chunked';
       /** Row → sequence and sequence starts of the rows entering the layer. */
@@ -96,38 +104,36 @@ export function mambaMixer(
   const { dInner } = config;
   const n = rows.rowsIn;
   if (mode.kind === 'step' && mode.fused) {
-    fusedStep(core, layer, b, n, states.conv, states.ssm, mode.fused);
+    fusedStep(core, layer, b, n, states.conv, states.ssm, mode.scratch, mode.fused);
     return;
   }
 
   // in_proj → (x, z)
   inProj(core, layer, b.normed, b.xz, n);
   const xPre = { ptr: b.xz, ld: 2 * dInner };
-
-  // causal depthwise conv1d + SiLU
   const conv = { weight: layer.convWeight, bias: layer.convBias, out: b.x, dInner };
   if (mode.kind === 'step') {
-    ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n });
-  } else {
-    // the conv state is always the last d_conv pre-conv inputs (before any decimation)
-    ops.causalConv1dSilu(k, { ...conv, x: xPre, tables: mode.tables, init: states.initConv, rows: n });
-    const { seqStart } = mode.tables;
-    ops.convStateCapture(k, { x: xPre, seqStart, init: states.initConv, out: states.conv, nSeq: rows.nSeq, dInner });
-  }
-
-  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias) (the fused scan forms softplus where it reads Δ, a step's
-  // scan forms all of Δ itself)
-  xProj(core, layer, b.x, b.xDbl, n);
-  if (mode.kind === 'step') {
+    // conv + SiLU and x_proj in one launch; the scan forms Δ = softplus(dt_proj(dt) + bias) itself
+    const { partial, arrivals, programmatic } = mode.scratch;
+    const xDbl = { ptr: b.xDbl, ld: xDblWidth(config) };
+    const scratch = { xProj: layer.xProj, partial, arrivals, xDbl, dbl: xDbl.ld, programmatic };
+    ops.convXProjStep(k, { ...conv, ...scratch, x: xPre, state: states.conv, batch: n });
     const { x, z } = scanInputs(core, layer, b);
     const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
-    const xDbl = { ptr: b.xDbl, ld: xDblWidth(config) };
     const { dState, dtRank } = config;
     const scanArgs = { x: x.ptr, xDbl, z, dtProjT, dtBias, aLog2, dSkip, state: states.ssm, y: b.y };
-    ops.ssmStepDt(k, { ...scanArgs, batch: n, dInner, dState, dtRank });
+    ops.ssmStepDt(k, { ...scanArgs, batch: n, dInner, dState, dtRank, programmatic });
     outProj(core, layer, b.y, b.out, n);
     return;
   }
+
+  // causal depthwise conv1d + SiLU; the conv state is always the last d_conv pre-conv inputs (before any decimation)
+  ops.causalConv1dSilu(k, { ...conv, x: xPre, tables: mode.tables, init: states.initConv, rows: n });
+  const { seqStart } = mode.tables;
+  ops.convStateCapture(k, { x: xPre, seqStart, init: states.initConv, out: states.conv, nSeq: rows.nSeq, dInner });
+
+  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias) (the fused scan forms softplus where it reads Δ)
+  xProj(core, layer, b.x, b.xDbl, n);
   dtProj(core, layer, b.xDbl, b.delta, n);
   const fused = mode.scan !== 'split';
   if (!fused) ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
@@ -154,20 +160,21 @@ function fusedStep(
   batch: number,
   conv: SeqStates,
   ssm: SeqStates,
+  scratch: StepScratch,
   f: FusedStep,
 ): void {
   const k = core.kernels;
   const { dModel, dInner, dState, dtRank, normEpsilon } = core.config;
   const { hidden, residualIn, residualOut, first } = f.norm;
-  const programmatic = f.programmatic;
+  const { partial, programmatic } = scratch;
   const [weight, bias, convWeight, convBias] = [layer.inProj, layer.inProjBias, layer.convWeight, layer.convBias];
   const inputs = { hidden, residualIn, residualOut, first, norm: layer.norm, eps: normEpsilon, weight, bias };
-  const convArgs = { state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial: f.partial };
+  const convArgs = { state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial };
   const dbl = xDblWidth(core.config);
   stepOps.stepInProjConv(k, { ...inputs, ...convArgs, xz: b.xz, batch, dModel, dInner, dbl, programmatic });
   const { z } = scanInputs(core, layer, b);
   const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
-  const scanArgs = { partial: f.partial, x: b.x, z, dtProjT, dtBias, aLog2, dSkip, state: ssm, y: b.y };
+  const scanArgs = { partial, x: b.x, z, dtProjT, dtBias, aLog2, dSkip, state: ssm, y: b.y };
   stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dState, dtRank, programmatic });
   const out = { y: b.y, weight: layer.outProj, bias: layer.outProjBias, out: b.out };
   stepOps.stepOutProj(k, { ...out, batch, dInner, n: dModel, programmatic });

@@ -4,7 +4,7 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
-import { CONV_ROWS, SSM_STEP_THREADS } from './kernels/manifest.ts';
+import { CONV_ROWS, SSM_STEP_DBL_MAX, SSM_STEP_THREADS, XPROJ_CHANNELS, XPROJ_SEQS } from './kernels/manifest.ts';
 import {
   f32,
   i32,
@@ -214,7 +214,18 @@ export function argmax(k: KernelSet, logits: DevicePtr, rows: number, vocab: num
   k.launch('argmax_rows', { grid: [rows], block: [1024] }, [ptr(logits), i32(rows), i32(vocab), ptr(out)], 'argmax');
 }
 
-export function convStep(
+/** conv_x_proj_step's blocks: channel blocks (the partial sums' first dimension) and sequence tiles (its arrivals). */
+export function convXProjBlocks(batch: number, dInner: number): { channelBlocks: number; seqTiles: number } {
+  return { channelBlocks: Math.ceil(dInner / XPROJ_CHANNELS), seqTiles: Math.ceil(batch / XPROJ_SEQS) };
+}
+
+/**
+ * A decode step's conv and x_proj in one launch: conv state ← shift left, append x (xz's x rows); x = SiLU(conv);
+ * xDbl = x_proj(x) [batch, dtRank + 2·dState] act. `partial` holds [channelBlocks, batch, dbl] f32 and `arrivals`
+ * seqTiles u32 that must be 0 before the first launch (each launch leaves them 0). As a programmatic dependent it
+ * reads its state and weights before in_proj's output.
+ */
+export function convXProjStep(
   k: KernelSet,
   a: {
     x: MatView;
@@ -222,15 +233,35 @@ export function convStep(
     weight: DevicePtr;
     bias: DevicePtr | null;
     out: DevicePtr;
+    xProj: DevicePtr;
+    partial: DevicePtr;
+    arrivals: DevicePtr;
+    xDbl: MatView;
     batch: number;
     dInner: number;
+    dbl: number;
+    programmatic: boolean;
   },
 ): void {
+  const { channelBlocks, seqTiles } = convXProjBlocks(a.batch, a.dInner);
   k.launch(
-    'conv_step',
-    threadPerElement(a.batch * a.dInner),
-    [...mat(a.x), ...states(a.state), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner)],
-    'conv_step',
+    'conv_x_proj_step',
+    { grid: [channelBlocks, seqTiles], block: [XPROJ_CHANNELS], programmatic: a.programmatic },
+    [
+      ...mat(a.x),
+      ...states(a.state),
+      ptr(a.weight),
+      ptr(a.bias),
+      ptr(a.out),
+      ptr(a.xProj),
+      ptr(a.partial),
+      ptr(a.arrivals),
+      ...mat(a.xDbl),
+      i32(a.batch),
+      i32(a.dInner),
+      i32(a.dbl),
+    ],
+    'conv_x_proj_step',
   );
 }
 
@@ -260,12 +291,15 @@ export function ssmStepDt(
     dInner: number;
     dState: number;
     dtRank: number;
+    programmatic?: boolean;
   },
 ): void {
+  if (a.dtRank + 2 * a.dState > SSM_STEP_DBL_MAX)
+    throw new RangeError(`ssm_step_dt takes dtRank + 2·dState ≤ ${SSM_STEP_DBL_MAX}, got ${a.dtRank + 2 * a.dState}`);
   const channels = SSM_STEP_THREADS / ssmStepLanes(a.dState);
   k.launch(
     'ssm_step_dt',
-    { grid: [Math.ceil(a.dInner / channels), a.batch], block: [SSM_STEP_THREADS] },
+    { grid: [Math.ceil(a.dInner / channels), a.batch], block: [SSM_STEP_THREADS], programmatic: a.programmatic },
     [
       ptr(a.x),
       ...mat(a.xDbl),

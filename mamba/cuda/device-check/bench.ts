@@ -166,36 +166,40 @@ async function withDecodeSession<T>(
 }
 
 /**
- * The fused step (with and without programmatic launch) against the prefill's launches on the GPU: 16 graph-replayed
- * steps of the same tokens from empty states; the logits must agree within the bf16 tolerance of the emulator tests
- * (3% of the largest |logit|), so a race between overlapping kernels cannot pass unseen.
+ * The fused step (with and without programmatic launch), and the six launches with programmatic launch, against the
+ * six launches without it on the GPU: 16 graph-replayed steps of the same tokens from empty states; the logits must
+ * agree within the bf16 tolerance of the emulator tests (3% of the largest |logit|), so a race between overlapping
+ * kernels cannot pass unseen.
  */
 export async function checkFusedStep(t: BenchTarget, report: Report): Promise<void> {
   const { engine } = t;
-  for (const batch of [1, 8]) {
-    for (const programmatic of [true, false]) {
-      const name = `fused decode step = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
-      await report.guard('decode', name, async () => {
-        const states = Array.from({ length: batch }, () => engine.emptyState());
-        const plain = engine.openDecode(states, { fusedStep: false });
-        const fused = engine.openDecode(states, { fusedStep: true, programmatic });
-        try {
-          let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % engine.core.config.vocabSize);
-          let worst = 0;
-          for (let i = 0; i < 16; i++) {
-            const a = await plain.step(tokens, { logits: true, argmax: true });
-            const b = await fused.step(tokens, { logits: true });
-            worst = Math.max(worst, maxAbs(a.logits!, b.logits!) / largest([a.logits!]));
-            tokens = Array.from(a.tokens!);
-          }
-          const ok = fused.fused && fused.usesGraph && worst <= 0.03;
-          report.check('decode', name, ok, { worstRelDiff: worst, programmatic: fused.programmatic });
-        } finally {
-          plain.dispose();
-          fused.dispose();
+  const cases = [
+    ...[1, 8].flatMap((batch) => [true, false].map((programmatic) => ({ batch, fusedStep: true, programmatic }))),
+    ...[8, 64].map((batch) => ({ batch, fusedStep: false, programmatic: true })),
+  ];
+  for (const { batch, fusedStep, programmatic } of cases) {
+    const form = fusedStep ? 'fused decode step' : 'six launches';
+    const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
+    await report.guard('decode', name, async () => {
+      const states = Array.from({ length: batch }, () => engine.emptyState());
+      const plain = engine.openDecode(states, { fusedStep: false, programmatic: false });
+      const other = engine.openDecode(states, { fusedStep, programmatic });
+      try {
+        let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % engine.core.config.vocabSize);
+        let worst = 0;
+        for (let i = 0; i < 16; i++) {
+          const a = await plain.step(tokens, { logits: true, argmax: true });
+          const b = await other.step(tokens, { logits: true });
+          worst = Math.max(worst, maxAbs(a.logits!, b.logits!) / largest([a.logits!]));
+          tokens = Array.from(a.tokens!);
         }
-      });
-    }
+        const ok = other.fused === fusedStep && other.usesGraph && worst <= 0.03;
+        report.check('decode', name, ok, { worstRelDiff: worst, programmatic: other.programmatic });
+      } finally {
+        plain.dispose();
+        other.dispose();
+      }
+    });
   }
 }
 
@@ -205,6 +209,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
   const variants = [
     { graphs: true, fused: true, programmatic: true },
     { graphs: true, fused: true, programmatic: false },
+    { graphs: true, fused: false, programmatic: true },
     { graphs: true, fused: false, programmatic: false },
     { graphs: false, fused: false, programmatic: false },
   ];

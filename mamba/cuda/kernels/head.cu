@@ -24,9 +24,21 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int row
   const float* v = logits + (i64)row * vocab;
   float bv = -3.402823466e38f;
   int bi = 0x7fffffff;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-    const float x = v[i];
-    if (x > bv || (x == bv && i < bi)) { bv = x; bi = i; }
+  // ARGMAX_LOADS loads a thread before it compares any: one load at a time waited out ~50 L2 round trips a row (15 µs
+  // of a 130m decode step on the H100)
+  constexpr int ARGMAX_LOADS = 16;
+  for (int i0 = threadIdx.x; i0 < vocab; i0 += blockDim.x * ARGMAX_LOADS) {
+    float x[ARGMAX_LOADS];
+#pragma unroll
+    for (int m = 0; m < ARGMAX_LOADS; ++m) {
+      const int i = i0 + m * (int)blockDim.x;
+      x[m] = i < vocab ? v[i] : -3.402823466e38f;
+    }
+#pragma unroll
+    for (int m = 0; m < ARGMAX_LOADS; ++m) {
+      const int i = i0 + m * (int)blockDim.x;
+      if (i < vocab && (x[m] > bv || (x[m] == bv && i < bi))) { bv = x[m]; bi = i; }
+    }
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {

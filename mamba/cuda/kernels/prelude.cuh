@@ -41,6 +41,14 @@ typedef float act_t;
 __device__ __forceinline__ float act_load(const act_t* p) { return *p; }
 __device__ __forceinline__ void act_store(act_t* p, float v) { *p = v; }
 #endif
+// what rounding to the activation type does to v (the value a GEMM reading an act_t buffer would see)
+__device__ __forceinline__ float act_round(float v) {
+#if ACT_BF16
+  return bf16_to_f32(f32_to_bf16(v));
+#else
+  return v;
+#endif
+}
 
 // 2^v for the scan's decays exp(Δ·A) = 2^(Δ·aLog2), v ≤ 0: one MUFU.EX2 (2 ulp). exp2f adds range scaling for
 // denormal results, three more instructions per state and step on the scan's critical pipe; here a decay below

@@ -78,14 +78,6 @@ __device__ __forceinline__ void unpack_chunk8(const Chunk8& c, float* out) {
 #endif
 }
 
-// what rounding to the activation type does to v (the value a GEMM reading an act_t buffer would see)
-__device__ __forceinline__ float act_round(float v) {
-#if ACT_BF16
-  return bf16_to_f32(f32_to_bf16(v));
-#else
-  return v;
-#endif
-}
 
 // The GEMV of in_proj and out_proj for sequences b0..b0+tb (tb ≤ 8): out(b, o) = Σ_i w[o, i]·in(b, i), ROWS output
 // rows a warp. Each round, a lane loads STEP_CHUNKS 8-element chunks of each of its rows, all before any is used; the
