@@ -20,6 +20,7 @@ import { headTileRows, planPassMemory, PASS_BUFFERS } from '../mamba/cuda/memory
 import { Layout } from '../mamba/cuda/layout.ts';
 import { largestFitting, schedulePasses, type PassSegment } from '../mamba/cuda/scheduler.ts';
 import { compileOptions, kernelCacheKey } from '../mamba/cuda/compile-cache.ts';
+import * as manifest from '../mamba/cuda/kernels/manifest.ts';
 import { loadKernelSources } from '../mamba/cuda/kernels/manifest.ts';
 import { packKernelArgs } from '../mamba/cuda/bindings/driver.ts';
 import { H200, prefillRoofline } from '../mamba/cuda/roofline.ts';
@@ -361,5 +362,19 @@ describe('decode step choice', () => {
   });
   it('splits a channel of the one-step scan over lanes as step.cu does', () => {
     expect([2, 4, 8, 12, 16, 32, 64, 128].map(ssmStepLanes)).toEqual([1, 1, 2, 1, 4, 8, 8, 8]);
+  });
+});
+
+describe('kernel manifest', () => {
+  it('every launch-shape constant equals its #define in the kernel sources', () => {
+    const { headers } = loadKernelSources();
+    const text = Object.values(headers).join('\n');
+    const names = Object.entries(manifest).filter(([n, v]) => /^[A-Z0-9_]+$/.test(n) && typeof v === 'number');
+    expect(names.length).toBeGreaterThanOrEqual(15);
+    for (const [name, value] of names) {
+      const m = new RegExp(`^#define ${name} (\\d+)`, 'm').exec(text);
+      expect(m, name).not.toBeNull();
+      expect(Number(m![1]), name).toBe(value);
+    }
   });
 });

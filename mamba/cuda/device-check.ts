@@ -21,6 +21,7 @@ import {
   checkFusedStep,
   benchDecodeBreakdown,
   benchPrefill,
+  probeDecode,
 } from './device-check/bench.ts';
 import { scanCompare, scanSummary } from './device-check/scan-compare.ts';
 import { Deadline, fmt, Report } from './device-check/report.ts';
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
     }
 
     const shapes =
-      phases.has('bench') || phases.has('parity') || phases.has('decode')
+      phases.has('bench') || phases.has('parity') || phases.has('decode') || phases.has('decode-probe')
         ? (args.shapes!.split(',').filter(Boolean) as ShapeName[])
         : [];
     for (const shape of shapes) {
@@ -195,6 +196,8 @@ async function main(): Promise<void> {
           await benchDecode(target, report, deadline);
           await benchDecodeBreakdown(target, report, deadline);
           await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
+        } else if (phases.has('decode-probe')) {
+          await probeDecode({ shape, config, engine: bf16 }, report);
         } else if (phases.has('decode')) {
           const target = { shape, config, engine: bf16 };
           await checkFusedStep(target, report);

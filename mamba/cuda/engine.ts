@@ -58,7 +58,7 @@ export interface CudaEngineOptions {
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
   /**
-   * Decode steps of up to 8 sequences on the fused kernels (kernels/step-fused.cu), else six launches a layer (default:
+   * Decode steps of up to 8 sequences on the fused kernels (kernels/step-fused.cu), else five launches a layer (default:
    * where the device check measured the fused step faster, ops-step.ts fusedStepByDefault).
    */
   fusedStep?: boolean;

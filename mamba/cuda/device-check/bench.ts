@@ -166,8 +166,8 @@ async function withDecodeSession<T>(
 }
 
 /**
- * The fused step (with and without programmatic launch), and the six launches with programmatic launch, against the
- * six launches without it on the GPU: 16 graph-replayed steps of the same tokens from empty states; the logits must
+ * The fused step (with and without programmatic launch), and the five launches with programmatic launch, against the
+ * five launches without it on the GPU: 16 graph-replayed steps of the same tokens from empty states; the logits must
  * agree within the bf16 tolerance of the emulator tests (3% of the largest |logit|), so a race between overlapping
  * kernels cannot pass unseen.
  */
@@ -178,8 +178,8 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     ...[8, 64].map((batch) => ({ batch, fusedStep: false, programmatic: true })),
   ];
   for (const { batch, fusedStep, programmatic } of cases) {
-    const form = fusedStep ? 'fused decode step' : 'six launches';
-    const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
+    const form = fusedStep ? 'fused decode step' : 'five launches';
+    const name = `${form} = the five launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
       const plain = engine.openDecode(states, { fusedStep: false, programmatic: false });
@@ -200,6 +200,29 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
         other.dispose();
       }
     });
+  }
+}
+
+/**
+ * A few graph-replayed decode steps of each form, nothing timed: phase `decode-probe`, for running under Nsight
+ * Compute (`ncu`), whose per-kernel times carry no event nodes (benchDecodeBreakdown) and no programmatic overlap.
+ */
+export async function probeDecode(t: BenchTarget, report: Report): Promise<void> {
+  for (const [batch, fusedStep] of [
+    [1, true],
+    [8, true],
+    [8, false],
+    [64, false],
+  ] as const) {
+    await withDecodeSession(
+      t.engine,
+      batch,
+      { useGraphs: true, fusedStep, programmatic: true },
+      async (session, step) => {
+        for (let i = 0; i < 4; i++) await step();
+        report.row('decodeProbe', { shape: t.shape, batch, fused: session.fused, graph: session.usesGraph, steps: 7 });
+      },
+    );
   }
 }
 

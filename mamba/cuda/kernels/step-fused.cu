@@ -13,7 +13,7 @@
 // a step gives the same tokens every run).
 #include "prelude.cuh"
 
-#define STEP_GEMV_BATCH 8     // most sequences a step takes (past it decode.ts runs mixer.ts's six launches)
+#define STEP_GEMV_BATCH 8     // most sequences a step takes (past it decode.ts runs mixer.ts's five launches)
 #define STEP_GEMV_THREADS 256 // threads of every fused kernel's block
 #define STEP_IN_ROWS 4        // in_proj rows a warp: 32 a block, so x's blocks hold 32 channels each
 #define STEP_OUT_ROWS 2       // out_proj rows a warp
