@@ -142,6 +142,17 @@ export class DecodeSession implements EngineDecodeSession {
     return out;
   }
 
+  /**
+   * Replays the captured step n times back to back on the inputs already uploaded, then waits: the device check's
+   * GPU-only time per step, without the host's upload, launch and download between steps.
+   */
+  replay(n: number): void {
+    if (this.graph === null) throw new Error('replay needs a captured step (two steps taken with graphs on)');
+    const device = this.core.device;
+    for (let i = 0; i < n; i++) device.driver.launchGraph(this.graph, device.stream);
+    device.synchronize();
+  }
+
   get usesGraph(): boolean {
     return this.graph !== null;
   }

@@ -256,6 +256,13 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             runs.push((performance.now() - t0) / steps);
           }
           const ms = median(runs);
+          // the same steps' GPU time without the host between them: graph replays back to back
+          let gpuMsPerStep: number | null = null;
+          if (session.usesGraph) {
+            const t0 = performance.now();
+            session.replay(steps);
+            gpuMsPerStep = (performance.now() - t0) / steps;
+          }
           report.row('decode', {
             shape: t.shape,
             engine: engine.name,
@@ -266,6 +273,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             graphError: session.graphError ?? '',
             msPerStep: ms,
             minMsPerStep: Math.min(...runs),
+            gpuMsPerStep: gpuMsPerStep ?? '',
             tokensPerS: Math.round(batch / (ms / 1e3)),
           });
         });
