@@ -265,7 +265,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
         const labels = Object.fromEntries(times.map((t) => [t.label, t.calls]));
         // step 1 is eager, the later ones replay the graph: both mark every launch once per step (a session of one
         // takes the fused step by default, as programmatic launches: the emulator is sm_90)
-        expect(labels).toMatchObject({ embedding: 1, step_dt_ssm: m.config.nLayer, argmax: 1 });
+        expect(labels).toMatchObject({ final_norm: 1, step_dt_ssm: m.config.nLayer, argmax: 1 });
         expect(times.every((t) => t.ms >= 0)).toBe(true);
         totals.push(times.reduce((s, t) => s + t.ms, 0));
       }

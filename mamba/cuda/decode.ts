@@ -198,13 +198,14 @@ export class DecodeSession implements EngineDecodeSession {
     // the fused norm reads the residual stream from one buffer of the pair and writes the other, alternately
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
     const scratch = { partial: b('xPartial'), arrivals: b('xArrivals'), programmatic: this.programmatic };
+    const embed = { ids: b('tokens'), table: core.weights.embedding };
     const stepOf = (i: number): MixerScan => {
       if (!this.fused) return { kind: 'step', scratch, fused: null };
       const [residualIn, residualOut] = pair(i);
       return {
         kind: 'step',
         scratch,
-        fused: { norm: { hidden: b('hidden'), residualIn, residualOut, first: i === 0 } },
+        fused: { norm: { hidden: b('hidden'), residualIn, residualOut, embed: i === 0 ? embed : null } },
       };
     };
     enqueueLayers(core, {

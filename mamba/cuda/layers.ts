@@ -23,14 +23,13 @@ export interface LayerLoop {
   layer: (i: number) => { rowsIn: number; scan: MixerScan };
 }
 
-/** Embedding and every block's launches, in order. The residual stream ends in `residual` unless an odd number of
+/** Every block's launches, in order (the first block's norm gathers the embedding rows). The residual stream ends in `residual` unless an odd number of
  * layers decimate (then `residualAlt`): the caller knows which from its plan, since a replayed graph skips this. */
 export function enqueueLayers(core: EngineCore, loop: LayerLoop): void {
   const { kernels: k, config, weights } = core;
   const { dModel, dInner, dConv, dState, nLayer, normEpsilon } = config;
   const b = loop.buffers;
   const words = stateWords(config);
-  ops.embed(k, loop.ids, weights.embedding, b.hidden, loop.rows, dModel);
   let residual = b.residual;
   let residualAlt = b.residualAlt;
   for (let i = 0; i < nLayer; i++) {
@@ -48,7 +47,7 @@ export function enqueueLayers(core: EngineCore, loop: LayerLoop): void {
         rows: rowsIn,
         dim: dModel,
         eps: normEpsilon,
-        first: i === 0,
+        embed: i === 0 ? { ids: loop.ids, table: weights.embedding } : null,
       });
     // layer i's slice of every sequence's state: [dInner, dConv] and [dInner, dState] f32 within each sequence's block
     const conv = (base: DevicePtr) => ({ ptr: base + i * dInner * dConv * 4, seqStride: words.conv });

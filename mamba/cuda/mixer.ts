@@ -63,7 +63,13 @@ export type ScanKind = 'split' | 'fused' | 'fused-t2';
  * stream, which the fused RMSNorm reads from one buffer of a pair and writes to the other (every block reads it).
  */
 export interface FusedStep {
-  norm: { hidden: DevicePtr; residualIn: DevicePtr; residualOut: DevicePtr; first: boolean };
+  /** `embed`: the first layer's token ids and embedding table (the residual stream starts from those rows). */
+  norm: {
+    hidden: DevicePtr;
+    residualIn: DevicePtr;
+    residualOut: DevicePtr;
+    embed: { ids: DevicePtr; table: DevicePtr } | null;
+  };
 }
 
 /**
@@ -165,10 +171,10 @@ function fusedStep(
 ): void {
   const k = core.kernels;
   const { dModel, dInner, dState, dtRank, normEpsilon } = core.config;
-  const { hidden, residualIn, residualOut, first } = f.norm;
+  const { hidden, residualIn, residualOut, embed } = f.norm;
   const { partial, programmatic } = scratch;
   const [weight, bias, convWeight, convBias] = [layer.inProj, layer.inProjBias, layer.convWeight, layer.convBias];
-  const inputs = { hidden, residualIn, residualOut, first, norm: layer.norm, eps: normEpsilon, weight, bias };
+  const inputs = { hidden, residualIn, residualOut, embed, norm: layer.norm, eps: normEpsilon, weight, bias };
   const convArgs = { state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial };
   const dbl = xDblWidth(core.config);
   stepOps.stepInProjConv(k, { ...inputs, ...convArgs, xz: b.xz, batch, dModel, dInner, dbl, programmatic });

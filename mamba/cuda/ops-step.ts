@@ -60,7 +60,8 @@ export function stepInProjConv(
     hidden: DevicePtr;
     residualIn: DevicePtr;
     residualOut: DevicePtr;
-    first: boolean;
+    /** The first layer: the residual stream starts from the embedding rows table[ids[b]] (hidden is not read). */
+    embed: { ids: DevicePtr; table: DevicePtr } | null;
     norm: DevicePtr;
     eps: number;
     weight: DevicePtr;
@@ -90,7 +91,8 @@ export function stepInProjConv(
       ptr(a.hidden),
       ptr(a.residualIn),
       ptr(a.residualOut),
-      i32(a.first ? 1 : 0),
+      ptr(a.embed?.ids ?? null),
+      ptr(a.embed?.table ?? null),
       ptr(a.norm),
       f32(a.eps),
       ptr(a.weight),

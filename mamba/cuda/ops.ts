@@ -24,22 +24,6 @@ export interface MatView {
   ld: number;
 }
 
-export function embed(
-  k: KernelSet,
-  ids: DevicePtr,
-  table: DevicePtr,
-  hidden: DevicePtr,
-  rows: number,
-  dModel: number,
-): void {
-  k.launch(
-    'embed_rows',
-    { grid: [rows], block: [rowThreads(dModel)] },
-    [ptr(ids), ptr(table), ptr(hidden), i32(rows), i32(dModel)],
-    'embedding',
-  );
-}
-
 /** residual = hidden (+ residual); normed = RMSNorm(residual)·w */
 export function addRmsNorm(
   k: KernelSet,
@@ -51,7 +35,8 @@ export function addRmsNorm(
     rows: number;
     dim: number;
     eps: number;
-    first: boolean;
+    /** The first block: the residual stream starts from the embedding rows table[ids[row]] (hidden is not read). */
+    embed: { ids: DevicePtr; table: DevicePtr } | null;
   },
 ): void {
   k.launch(
@@ -65,7 +50,8 @@ export function addRmsNorm(
       i32(a.rows),
       i32(a.dim),
       f32(a.eps),
-      i32(a.first ? 1 : 0),
+      ptr(a.embed?.ids ?? null),
+      ptr(a.embed?.table ?? null),
     ],
     'add_rmsnorm',
   );

@@ -6,7 +6,6 @@
 #include "cuda-emu.hpp"
 #include "fake-cuda.hpp"
 
-#include "embedding.cu"
 #include "norm.cu"
 #include "conv.cu"
 #include "timestep.cu"
@@ -30,7 +29,7 @@ static EmuKernel with_poison(EmuKernel k) {
 #define EMU_KERNEL(f) with_poison(emu_make_kernel<f>(#f, f))
 
 static const EmuKernel kKernels[] = {
-    EMU_KERNEL(embed_rows),       EMU_KERNEL(add_rmsnorm),        EMU_KERNEL(final_rmsnorm_rows), EMU_KERNEL(conv1d_silu),
+    EMU_KERNEL(add_rmsnorm),        EMU_KERNEL(final_rmsnorm_rows), EMU_KERNEL(conv1d_silu),
     EMU_KERNEL(conv_state_capture), EMU_KERNEL(dt_softplus),      EMU_KERNEL(scan_chunk_state),   EMU_KERNEL(scan_carry),
     EMU_KERNEL(scan_chunk_output), EMU_KERNEL(delta_score),       EMU_KERNEL(decimate_select),    EMU_KERNEL(gather_rows_u32),
     EMU_KERNEL(gather_rows_u16),  EMU_KERNEL(log_softmax_rows),   EMU_KERNEL(argmax_rows),        EMU_KERNEL(conv_x_proj_step),

@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 
 export const KERNEL_HEADER = 'prelude.cuh';
 export const KERNEL_FILES = [
-  'embedding.cu',
   'norm.cu',
   'conv.cu',
   'timestep.cu',
@@ -36,7 +35,6 @@ export const SPLIT_SCAN_LAUNCHES = [
 ] as const;
 
 export const KERNEL_NAMES = [
-  'embed_rows',
   'add_rmsnorm',
   'final_rmsnorm_rows',
   'conv1d_silu',

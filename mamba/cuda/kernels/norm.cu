@@ -1,13 +1,17 @@
 // Residual stream and RMSNorm, one block per row: x / sqrt(mean(x²) + eps) · w.
 #include "prelude.cuh"
 
-// Block N's entry: residual = hidden + residual (the first block: residual = hidden), normed = RMSNorm(residual).
-// residual is kept in f32 (residual_in_fp32); normed feeds in_proj, so it is an activation (f32 or bf16).
+// Block N's entry: residual = hidden + residual, normed = RMSNorm(residual). The first block (ids non-null) starts the
+// residual stream from the embedding, residual = table[ids[row]], so the gather needs no launch of its own (ids are
+// checked on the host before upload). residual is kept in f32 (residual_in_fp32); normed feeds in_proj, so it is an
+// activation (f32 or bf16).
 extern "C" __global__ void add_rmsnorm(const float* __restrict__ hidden, float* __restrict__ residual, act_t* __restrict__ normed,
-                                       const float* __restrict__ weight, int rows, int dim, float eps, int first) {
+                                       const float* __restrict__ weight, int rows, int dim, float eps,
+                                       const int* __restrict__ ids, const float* __restrict__ table) {
   const int row = blockIdx.x;
   if (row >= rows) return;
-  const float* h = hidden + (i64)row * dim;
+  const bool first = ids != nullptr;
+  const float* h = first ? table + (i64)ids[row] * dim : hidden + (i64)row * dim;
   float* r = residual + (i64)row * dim;
   float sumSq = 0.0f;
   for (int i = threadIdx.x; i < dim; i += blockDim.x) {

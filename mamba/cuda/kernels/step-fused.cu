@@ -3,7 +3,7 @@
 // its memory latency: every kernel here issues the loads that do not depend on the previous kernel (weights, states)
 // first, and only then reads what the previous kernel wrote. The math and the roundings are step.cu's and the
 // prefill's (normed, x, x_dbl and y rounded to act_t).
-//   step_in_proj_conv: residual += hidden, RMSNorm, in_proj; on x's rows conv_step + SiLU and x_proj's partial sums
+//   step_in_proj_conv: residual += hidden, RMSNorm, in_proj; on x's rows conv + SiLU and x_proj's partial sums
 //   step_dt_ssm:       x_proj's sums, then as step.cu's ssm_step_dt: dt_proj + bias → softplus → Δ, the scan → y
 //   step_out_proj:     out_proj (+ bias)
 // Launched as programmatic dependents (LaunchShape.programmatic), each kernel lets the next one start at once and
@@ -147,13 +147,14 @@ __device__ __forceinline__ void block_gemv(act_t* sIn, const act_t* __restrict__
 __device__ __forceinline__ int gemv_tile(int k) { return min(STEP_GEMV_BATCH, STEP_SMEM_ELEMS / k); }
 
 // Block of 32 in_proj rows (grid: 2·dInner / 32, x's rows first):
-//   residualOut = hidden (+ residualIn); xz = in_proj(RMSNorm(residualOut)·normW) (+ bias), z's rows stored in xz;
+//   residualOut = hidden + residualIn (first layer: the token's embedding row); xz = in_proj(RMSNorm(residualOut)·normW) (+ bias), z's rows stored in xz;
 //   on x's rows: conv_step + SiLU → x, then partial[blk, b, j] = Σ over the block's channels of x_proj[j, c]·x[b, c].
 // Every block forms the normed rows itself; block 0 also writes the new residual, into the other buffer of a pair,
 // since every block reads the old one.
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     step_in_proj_conv(const float* hidden, const float* residualIn,
-                      float* __restrict__ residualOut, int first, const float* __restrict__ normW, float eps,
+                      float* __restrict__ residualOut, const int* __restrict__ ids, const float* __restrict__ table,
+                      const float* __restrict__ normW, float eps,
                       const act_t* __restrict__ w, const float* __restrict__ bias, act_t* __restrict__ xz,
                       float* __restrict__ convState, i64 stateSeqStride, const float* __restrict__ convW,
                       const float* __restrict__ convB, act_t* __restrict__ xOut, const act_t* __restrict__ wx,
@@ -183,13 +184,12 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   const auto stage = [&](act_t* s, int b0, int tb) {
     pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k4 = k / 4;
-    const auto value4 = [&](i64 at) {
-      F32x4 v = ld_cg_f32x4(hidden + at);
-      if (!first) {
-        const F32x4 r = ld_cg_f32x4(residualIn + at);
-        v = F32x4{v.a + r.a, v.b + r.b, v.c + r.c, v.d + r.d};
-      }
-      return v;
+    // element `at` of sequence b's residual stream: hidden + residualIn, or in the first layer (ids non-null) the
+    // embedding row of b's token
+    const auto value4 = [&](int b, i64 at) {
+      if (ids) return *(const F32x4*)(table + (i64)ids[b] * k + at);
+      const F32x4 h = ld_cg_f32x4(hidden + (i64)b * k + at), r = ld_cg_f32x4(residualIn + (i64)b * k + at);
+      return F32x4{h.a + r.a, h.b + r.b, h.c + r.c, h.d + r.d};
     };
     if (warp < tb) {
       const i64 row = (i64)(b0 + warp) * k;
@@ -198,7 +198,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
         F32x4 v[STEP_STAGE_LOADS];
 #pragma unroll
         for (int m = 0; m < STEP_STAGE_LOADS; ++m)
-          if (u0 + 32 * m < k4) v[m] = value4(row + 4 * (u0 + 32 * m));
+          if (u0 + 32 * m < k4) v[m] = value4(b0 + warp, 4 * (u0 + 32 * m));
 #pragma unroll
         for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
           if (u0 + 32 * m >= k4) break;
@@ -215,7 +215,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
 #pragma unroll
       for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
         const int t = t0 + m * blockDim.x, j = t / k4;
-        if (t < tb * k4) v[m] = value4((i64)(b0 + j) * k + 4 * (t - j * k4));
+        if (t < tb * k4) v[m] = value4(b0 + j, 4 * (t - j * k4));
       }
 #pragma unroll
       for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
