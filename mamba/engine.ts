@@ -98,6 +98,12 @@ export interface DecodeOutput {
   tokens?: Int32Array;
 }
 
+/**
+ * Most steps DecodeSession.stepGreedy takes at once: generation takes that many greedy steps ahead of its stop checks
+ * (mamba/generate.ts), so up to GREEDY_AHEAD − 1 of them may be wasted at the end.
+ */
+export const GREEDY_AHEAD = 8;
+
 /** Sequences decoding together, one token each per step; their states stay inside the session between steps. */
 export interface DecodeSession {
   readonly batch: number;
@@ -106,6 +112,12 @@ export interface DecodeSession {
    * longer kept (the CUDA engine steps it on a dummy token: its batch is fixed).
    */
   step(tokens: ArrayLike<number>, want?: DecodeWant): Promise<DecodeOutput>;
+  /**
+   * n greedy steps: `tokens` first, then each step's argmax as the next step's input, all on the engine's side (the
+   * CUDA engine replays its step n times without a host round trip between them). Returns the n steps' argmax rows,
+   * [n, batch]. Optional: generate.ts falls back to n calls of step (greedySteps).
+   */
+  stepGreedy?(tokens: ArrayLike<number>, n: number): Promise<Int32Array>;
   /** Sequence b's state after the last step, as a host value the session no longer touches. */
   state(b: number): ModelState;
   dispose(): void;

@@ -3,7 +3,14 @@
 // not depend on the batch it runs in (its own sampling stream per seed, stop strings, stop ids; the last token is
 // never stepped), so generate() alone and generateBatch() give it the same tokens on every engine.
 import { asError } from './engine-base.ts';
-import type { DecimationConfig, KeptIndices, MambaEngine, PrefillResult } from './engine.ts';
+import {
+  type DecimationConfig,
+  type DecodeSession,
+  GREEDY_AHEAD,
+  type KeptIndices,
+  type MambaEngine,
+  type PrefillResult,
+} from './engine.ts';
 import { createRng, type Rng } from './rng.ts';
 import { isGreedy, sampleToken, type SamplingParams } from './sampling.ts';
 
@@ -158,27 +165,52 @@ export async function generateBatch(
   return results as Array<GenerateResult | Error>;
 }
 
+/** n greedy steps from `tokens` ([n, batch] argmax rows): the session's own stepGreedy, else step after step. */
+export async function greedySteps(session: DecodeSession, tokens: ArrayLike<number>, n: number): Promise<Int32Array> {
+  if (session.stepGreedy) return session.stepGreedy(tokens, n);
+  const rows = new Int32Array(n * session.batch);
+  let next: ArrayLike<number> = tokens;
+  for (let i = 0; i < n; i++) {
+    next = (await session.step(next, { argmax: true })).tokens!;
+    rows.set(next, i * session.batch);
+  }
+  return rows;
+}
+
 /** Samples, checks stops and steps every running sequence until all have finished. */
 async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, running: Running[]): Promise<void> {
   const vocab = engine.config.vocabSize;
-  // All greedy: the engine may pick the tokens itself and skip sending the logits back.
+  // All greedy: the engine picks the tokens itself, several steps at a time (greedySteps), and sends no logits back.
+  // Each step's input is the previous argmax whatever the host decides, which is the token choose() keeps for every
+  // sequence still running; a finished sequence's later tokens are never read.
   const allGreedy = running.every((r) => isGreedy(r.options));
   let logits = running.map((r) => r.prefill.logits[0]!);
   let greedy: Int32Array | null = null;
   const session = engine.openDecode(running.map((r) => r.prefill.state));
+  const B = running.length;
+  const chooseAll = (row: (b: number) => number) => running.map((r, b) => (r.finish ? -1 : choose(r, row(b))));
   try {
     for (;;) {
-      const next = running.map((r, b) => {
-        const token = r.finish ? -1 : choose(r, greedy ? greedy[b]! : sampleToken(logits[b]!, r.options, r.rng));
-        return token;
-      });
+      const next = chooseAll((b) => (greedy ? greedy[b]! : sampleToken(logits[b]!, r(b).options, r(b).rng)));
       if (next.every((t) => t < 0)) break;
-      const out = await session.step(next, allGreedy ? { argmax: true } : { logits: true });
-      if (allGreedy) greedy = out.tokens!;
-      else logits = running.map((_, b) => out.logits!.subarray(b * vocab, (b + 1) * vocab));
+      if (!allGreedy) {
+        const out = await session.step(next, { logits: true });
+        logits = running.map((_, b) => out.logits!.subarray(b * vocab, (b + 1) * vocab));
+        continue;
+      }
+      // no more steps than the longest budget left needs: step k's argmax is read only when k ≤ that
+      const left = Math.max(...running.map((r) => (r.finish ? 0 : (r.options.maxTokens ?? 64) - r.tokens.length)));
+      const n = Math.max(1, Math.min(GREEDY_AHEAD, left));
+      const rows = await greedySteps(session, next, n);
+      for (let k = 0; k < n - 1; k++) if (chooseAll((b) => rows[k * B + b]!).every((t) => t < 0)) break;
+      greedy = rows.subarray((n - 1) * B, n * B);
     }
   } finally {
     session.dispose();
+  }
+
+  function r(b: number): Running {
+    return running[b]!;
   }
 
   /** Takes `token` for r (or ends r); returns the token to step on, or −1 when r is done. */

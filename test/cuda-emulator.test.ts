@@ -212,6 +212,40 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     session.dispose();
   });
 
+  // stepGreedy feeds each step's argmax to the next on the device: the same rows as greedy steps one at a time, from
+  // the first steps (eager, then captured) and from a replayed graph; a plain step after it still takes its own tokens
+  it.each([{ fusedStep: true }, { fusedStep: false }])(
+    'stepGreedy = greedy steps one at a time (fused $fusedStep)',
+    async (c) => {
+      const prompts = [randomIds(20, m.config.vocabSize, 5), randomIds(33, m.config.vocabSize, 6)];
+      const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
+      const first = pre.map((p) => argmax(p.logits[0]!));
+      const one = engine.openDecode(
+        pre.map((p) => p.state),
+        { fusedStep: c.fusedStep },
+      );
+      const many = engine.openDecode(
+        pre.map((p) => p.state),
+        { fusedStep: c.fusedStep },
+      );
+      const expected: number[] = [];
+      let tokens: number[] = first;
+      for (let i = 0; i < 7; i++) {
+        tokens = Array.from((await one.step(tokens, { argmax: true })).tokens!);
+        expected.push(...tokens);
+      }
+      const a = await many.stepGreedy(first, 3);
+      const b = await many.stepGreedy(a.subarray(4, 6), 4);
+      expect([...a, ...b]).toEqual(expected);
+      expect(many.usesGraph).toBe(true);
+      const [x, y] = [await one.step([5, 9], { argmax: true }), await many.step([5, 9], { argmax: true })];
+      expect(Array.from(y.tokens!)).toEqual(Array.from(x.tokens!));
+      await expect(many.stepGreedy(first, 9)).rejects.toThrow(RangeError);
+      one.dispose();
+      many.dispose();
+    },
+  );
+
   // step.cu and step-fused.cu split a channel's state over 4 lanes at d_state 16; other sizes take 1, 2 or 8 lanes
   it.each([2, 8, 32])('decode steps match the reference at d_state %i, fused and not', async (dState) => {
     buildFakeCuda([{ actBf16: false, dState, dConv: 4 }]);
@@ -308,6 +342,28 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     expect(got[4]).toBeInstanceOf(Error);
     expect((got[5] as typeof expectedStop).tokens).toEqual(expectedStop.tokens);
     expect((got[5] as typeof expectedStop).finishReason).toBe('eos');
+  });
+
+  // all greedy: generation takes GREEDY_AHEAD steps at a time on the device (stepGreedy) and checks stops after;
+  // the tokens, and where each job stops, are the reference's step by step
+  it('greedy generateBatch through stepGreedy gives the reference tokens and stops', async () => {
+    const { generate, generateBatch } = await import('../mamba/generate.ts');
+    const jobs = [
+      { ids: randomIds(20, m.config.vocabSize, 41), options: { maxTokens: 11, stopTokenIds: [] } },
+      { ids: randomIds(35, m.config.vocabSize, 42), options: { maxTokens: 3, stopTokenIds: [] } },
+      { ids: randomIds(9, m.config.vocabSize, 43), options: { maxTokens: 17, stopTokenIds: [] } },
+    ];
+    const expected = [];
+    for (const j of jobs) expected.push(await generate(m.engine, null, j.ids, j.options));
+    // a stop id from job 2's own output, met inside a run of greedy steps, ends it there
+    const stopJob = { ids: jobs[2]!.ids, options: { maxTokens: 17, stopTokenIds: [expected[2]!.tokens[5]!] } };
+    const expectedStop = await generate(m.engine, null, stopJob.ids, stopJob.options);
+    const got = await generateBatch(engine, null, [...jobs, stopJob]);
+    [...expected, expectedStop].forEach((e, i) => {
+      const g = got[i] as typeof e;
+      expect([g.tokens, g.finishReason], `job ${i}`).toEqual([e.tokens, e.finishReason]);
+    });
+    expect((got[3] as typeof expectedStop).finishReason).toBe('eos');
   });
 
   it('plain prompts longer than a pass are split into segments that carry the state', async () => {

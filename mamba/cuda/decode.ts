@@ -5,7 +5,13 @@
 // After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
 // that dominates small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
 // This is the CUDA engine's DecodeSession (mamba/engine.ts).
-import type { DecodeOutput, DecodeSession as EngineDecodeSession, DecodeWant, ModelState } from '../engine.ts';
+import {
+  type DecodeOutput,
+  type DecodeSession as EngineDecodeSession,
+  type DecodeWant,
+  GREEDY_AHEAD,
+  type ModelState,
+} from '../engine.ts';
 import { checkStepTokens } from '../engine-input.ts';
 import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, layerStates, stateWords, type EngineCore } from './core.ts';
@@ -21,6 +27,7 @@ const BUFFERS = [
   'tokens',
   'rowIdx',
   'argmax',
+  'greedyRows',
   'residual',
   'residualAlt',
   'xPartial',
@@ -67,6 +74,7 @@ export class DecodeSession implements EngineDecodeSession {
       tokens: batch * 4,
       rowIdx: batch * 4,
       argmax: batch * 4,
+      greedyRows: GREEDY_AHEAD * batch * 4,
       residual: batch * dModel * 4,
       residualAlt: batch * dModel * 4,
       xPartial:
@@ -153,6 +161,29 @@ export class DecodeSession implements EngineDecodeSession {
     device.synchronize();
   }
 
+  /**
+   * n greedy steps with no host round trip between them: the step (its graph once captured) ends by copying its
+   * argmax into the next step's input, so the host only queues n launches and one copy of each step's argmax, then
+   * reads the n rows back once. Steps of finished sequences (−1) run on token 0, as in step().
+   */
+  async stepGreedy(tokens: ArrayLike<number>, n: number): Promise<Int32Array> {
+    if (this.disposed) throw new Error('decode session is disposed');
+    if (!Number.isInteger(n) || n < 1 || n > GREEDY_AHEAD)
+      throw new RangeError(`stepGreedy takes 1..${GREEDY_AHEAD} steps, got ${n}`);
+    checkStepTokens(tokens, this.batch, this.core.config.vocabSize);
+    const device = this.core.device;
+    device.upload(
+      this.buf('tokens'),
+      Int32Array.from(tokens, (t) => Math.max(t, 0)),
+    );
+    const rowBytes = this.batch * 4;
+    for (let i = 0; i < n; i++) {
+      this.run();
+      device.copy(this.buf('greedyRows') + i * rowBytes, this.buf('argmax'), rowBytes);
+    }
+    return device.download(new Int32Array(n * this.batch), this.buf('greedyRows'));
+  }
+
   get usesGraph(): boolean {
     return this.graph !== null;
   }
@@ -220,6 +251,8 @@ export class DecodeSession implements EngineDecodeSession {
     const [hidden, rowIdx, normed] = [b('hidden'), b('rowIdx'), b('headNormed')];
     enqueueHead(core, { hidden, residual, rowIdx, normed, logits: b('logits'), rows: B });
     ops.argmax(core.kernels, b('logits'), B, core.config.vocabSize, b('argmax'));
+    // the next step's input, for stepGreedy (step() uploads its own tokens over it)
+    core.device.copy(b('tokens'), b('argmax'), B * 4);
   }
 
   dispose(): void {

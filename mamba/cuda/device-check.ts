@@ -253,7 +253,7 @@ function summary(): string {
     );
   for (const r of report.tables.decode ?? [])
     lines.push(
-      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph} fused=${r.fused} pdl=${r.programmatic}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step, GPU ${r.gpuMsPerStep === '' ? '-' : fmt(r.gpuMsPerStep as number)} ms/step)`,
+      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph} fused=${r.fused} pdl=${r.programmatic}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step, GPU ${r.gpuMsPerStep === '' ? '-' : fmt(r.gpuMsPerStep as number)} ms/step; greedy ${r.greedyTokensPerS || '-'} tok/s)`,
     );
   for (const r of report.tables.decodeBreakdown ?? [])
     if ((r.pct as number) >= 8 || r.kernel === 'TOTAL (events)')

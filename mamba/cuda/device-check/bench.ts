@@ -1,7 +1,7 @@
 // Prefill and decode benchmarks on random checkpoints of real shapes: latency and tokens/s at each length, plain
 // Mamba against DeciMamba, a batch of 8 mixed lengths against the sum of its singles, decode tokens/s (graph vs eager),
 // the roofline of each configuration, and a per-kernel breakdown from CUDA events.
-import type { DecimationConfig, MambaConfig } from '../../engine.ts';
+import { type DecimationConfig, GREEDY_AHEAD, type MambaConfig } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
 import type { CudaEngine } from '../engine.ts';
 import type { KernelTime } from '../profiler.ts';
@@ -257,11 +257,24 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
           }
           const ms = median(runs);
           // the same steps' GPU time without the host between them: graph replays back to back
+          // and generation's greedy path: GREEDY_AHEAD steps a call, each step's argmax fed to the next on the device
           let gpuMsPerStep: number | null = null;
+          let greedyMsPerStep: number | null = null;
           if (session.usesGraph) {
-            const t0 = performance.now();
+            let t0 = performance.now();
             session.replay(steps);
             gpuMsPerStep = (performance.now() - t0) / steps;
+            const greedy: number[] = [];
+            for (let r = 0; r < 5; r++) {
+              t0 = performance.now();
+              let tokens: ArrayLike<number> = Array.from({ length: batch }, (_, i) => i + 1);
+              for (let i = 0; i < steps / GREEDY_AHEAD; i++) {
+                const rows = await session.stepGreedy(tokens, GREEDY_AHEAD);
+                tokens = rows.subarray((GREEDY_AHEAD - 1) * batch);
+              }
+              greedy.push((performance.now() - t0) / steps);
+            }
+            greedyMsPerStep = median(greedy);
           }
           report.row('decode', {
             shape: t.shape,
@@ -274,6 +287,8 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             msPerStep: ms,
             minMsPerStep: Math.min(...runs),
             gpuMsPerStep: gpuMsPerStep ?? '',
+            greedyMsPerStep: greedyMsPerStep ?? '',
+            greedyTokensPerS: greedyMsPerStep ? Math.round(batch / (greedyMsPerStep / 1e3)) : '',
             tokensPerS: Math.round(batch / (ms / 1e3)),
           });
         });
