@@ -33,11 +33,11 @@ export const FUSED_STEP_DEFAULT = { maxBatch: 2, maxDInner: 1536 } as const;
 
 /**
  * Whether a decode session takes the fused step unless asked otherwise: where the device check measured it faster
- * than the six launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) up to batch 2. At batch 4 the two were
- * within the spread of separate runs (v7 fused 6,514 tok/s, v6 six launches 6,750), so the six launches keep it. At
- * 1.4b (d_inner 4096) the fused step was slower at every batch: step_dt_ssm adds up x_proj's partial sums, one per
- * 32 channels, which takes longer than the launches it saves. Shapes between the two are unmeasured and run the six
- * launches.
+ * than the unfused launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) up to batch 2. At batch 4 the two
+ * were within the spread of separate runs (v8: fused 6,666 tok/s, six launches 6,698), so the unfused launches keep it
+ * (five a layer since conv_x_proj_step, not yet measured on a GPU). At 1.4b (d_inner 4096) the fused step was slower at
+ * every batch: step_dt_ssm adds up x_proj's partial sums, one per 32 channels, which takes longer than the launches it
+ * saves. Shapes between the two are unmeasured and run the unfused launches.
  */
 export function fusedStepByDefault(batch: number, shape: Parameters<typeof fusedStepFits>[1]): boolean {
   return (
