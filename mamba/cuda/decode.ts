@@ -20,7 +20,6 @@ import { Layout } from './layout.ts';
 import { BLOCK_BUFFERS, blockBufferBytes, xDblWidth } from './memory-plan.ts';
 import type { MixerScan } from './mixer.ts';
 import * as ops from './ops.ts';
-import { convXProjBlocks } from './ops.ts';
 import { fusedStepFits, stepXBlocks } from './ops-step.ts';
 
 const BUFFERS = [
@@ -70,6 +69,7 @@ export class DecodeSession implements EngineDecodeSession {
     this.programmatic = programmatic;
     const act = actBytes(core);
     const words = stateWords(core.config);
+    const xProjBlocks = ops.convXProjBlocks(batch, dInner);
     const sizes: Record<DecodeBuffer, number> = {
       tokens: batch * 4,
       rowIdx: batch * 4,
@@ -77,12 +77,8 @@ export class DecodeSession implements EngineDecodeSession {
       greedyRows: GREEDY_AHEAD * batch * 4,
       residual: batch * dModel * 4,
       residualAlt: batch * dModel * 4,
-      xPartial:
-        Math.max(stepXBlocks(dInner), convXProjBlocks(batch, dInner).channelBlocks) *
-        batch *
-        xDblWidth(core.config) *
-        4,
-      xArrivals: convXProjBlocks(batch, dInner).seqTiles * 4,
+      xPartial: Math.max(stepXBlocks(dInner), xProjBlocks.channelBlocks) * batch * xDblWidth(core.config) * 4,
+      xArrivals: xProjBlocks.seqTiles * 4,
       ...blockBufferBytes(core.config, core.precision, batch),
       headNormed: batch * dModel * act,
       logits: batch * vocabSize * 4,
@@ -96,7 +92,7 @@ export class DecodeSession implements EngineDecodeSession {
       this.buf('rowIdx'),
       Int32Array.from({ length: batch }, (_, i) => i),
     );
-    core.device.fill32(this.buf('xArrivals'), 0, convXProjBlocks(batch, dInner).seqTiles);
+    core.device.fill32(this.buf('xArrivals'), 0, xProjBlocks.seqTiles);
     core.device.fill32(this.buf('conv'), 0, batch * words.conv);
     core.device.fill32(this.buf('ssm'), 0, batch * words.ssm);
   }
@@ -134,14 +130,9 @@ export class DecodeSession implements EngineDecodeSession {
 
   /** One token per sequence. */
   async step(tokens: ArrayLike<number>, want: DecodeWant = { logits: true }): Promise<DecodeOutput> {
-    if (this.disposed) throw new Error('decode session is disposed');
-    const { vocabSize } = this.core.config;
-    checkStepTokens(tokens, this.batch, vocabSize);
+    this.uploadTokens(tokens);
     const device = this.core.device;
-    device.upload(
-      this.buf('tokens'),
-      Int32Array.from(tokens, (t) => Math.max(t, 0)), // a finished sequence (−1) steps on token 0
-    );
+    const { vocabSize } = this.core.config;
     this.run();
     const out: DecodeOutput = {};
     if (want.argmax) out.tokens = device.download(new Int32Array(this.batch), this.buf('argmax'));
@@ -167,21 +158,26 @@ export class DecodeSession implements EngineDecodeSession {
    * reads the n rows back once. Steps of finished sequences (−1) run on token 0, as in step().
    */
   async stepGreedy(tokens: ArrayLike<number>, n: number): Promise<Int32Array> {
-    if (this.disposed) throw new Error('decode session is disposed');
     if (!Number.isInteger(n) || n < 1 || n > GREEDY_AHEAD)
       throw new RangeError(`stepGreedy takes 1..${GREEDY_AHEAD} steps, got ${n}`);
-    checkStepTokens(tokens, this.batch, this.core.config.vocabSize);
+    this.uploadTokens(tokens);
     const device = this.core.device;
-    device.upload(
-      this.buf('tokens'),
-      Int32Array.from(tokens, (t) => Math.max(t, 0)),
-    );
     const rowBytes = this.batch * 4;
     for (let i = 0; i < n; i++) {
       this.run();
       device.copy(this.buf('greedyRows') + i * rowBytes, this.buf('argmax'), rowBytes);
     }
     return device.download(new Int32Array(n * this.batch), this.buf('greedyRows'));
+  }
+
+  /** A step's input, checked (a finished sequence, −1, steps on token 0). */
+  private uploadTokens(tokens: ArrayLike<number>): void {
+    if (this.disposed) throw new Error('decode session is disposed');
+    checkStepTokens(tokens, this.batch, this.core.config.vocabSize);
+    this.core.device.upload(
+      this.buf('tokens'),
+      Int32Array.from(tokens, (t) => Math.max(t, 0)),
+    );
   }
 
   get usesGraph(): boolean {

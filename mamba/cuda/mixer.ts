@@ -59,8 +59,8 @@ export interface MixerDecimation {
 export type ScanKind = 'split' | 'fused' | 'fused-t2';
 
 /**
- * A decode step's fused kernels (ops-step.ts): x_proj's partial sums [xBlocks, batch, dbl] f32, and the residual
- * stream, which the fused RMSNorm reads from one buffer of a pair and writes to the other (every block reads it).
+ * A decode step's fused kernels (ops-step.ts): the residual stream, which the fused RMSNorm reads from one buffer of a
+ * pair and writes to the other (every block reads it).
  */
 export interface FusedStep {
   /** `embed`: the first layer's token ids and embedding table (the residual stream starts from those rows). */
