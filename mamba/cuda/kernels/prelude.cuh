@@ -153,10 +153,6 @@ __device__ __forceinline__ float conv_shift(float* st, ConvTaps& t, float x) {
   }
   return acc;
 }
-__device__ __forceinline__ float conv_shift_in(float* st, float x, const float* w, float bias) {
-  ConvTaps t = conv_taps(st, w, bias);
-  return conv_shift(st, t, x);
-}
 
 // A decode step's scan over N states of one (sequence, channel): h ← exp(Δ·A) ⊙ h + Δ·x·B, returns their part of
 // C·h. a2 holds those states' A·log2(e); bc(n) gives (B_n, C_n).
