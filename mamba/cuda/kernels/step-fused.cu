@@ -148,7 +148,7 @@ __device__ __forceinline__ int gemv_tile(int k) { return min(STEP_GEMV_BATCH, ST
 
 // Block of 32 in_proj rows (grid: 2·dInner / 32, x's rows first):
 //   residualOut = hidden + residualIn (first layer: the token's embedding row); xz = in_proj(RMSNorm(residualOut)·normW) (+ bias), z's rows stored in xz;
-//   on x's rows: conv_step + SiLU → x, then partial[blk, b, j] = Σ over the block's channels of x_proj[j, c]·x[b, c].
+//   on x's rows: conv + SiLU → x, then partial[blk, b, j] = Σ over the block's channels of x_proj[j, c]·x[b, c].
 // Every block forms the normed rows itself; block 0 also writes the new residual, into the other buffer of a pair,
 // since every block reads the old one.
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
