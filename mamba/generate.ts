@@ -180,7 +180,8 @@ export async function greedySteps(session: DecodeSession, tokens: ArrayLike<numb
 /** Samples, checks stops and steps every running sequence until all have finished. */
 async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, running: Running[]): Promise<void> {
   const vocab = engine.config.vocabSize;
-  // All greedy: the engine picks the tokens itself, several steps at a time (greedySteps), and sends no logits back.
+  // All greedy: the engine picks the tokens itself, several steps at a time where it can (stepGreedy), and sends no
+  // logits back.
   // Each step's input is the previous argmax whatever the host decides, which is the token choose() keeps for every
   // sequence still running; a finished sequence's later tokens are never read.
   const allGreedy = running.every((r) => isGreedy(r.options));
@@ -198,9 +199,10 @@ async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, runnin
         logits = running.map((_, b) => out.logits!.subarray(b * vocab, (b + 1) * vocab));
         continue;
       }
-      // no more steps than the longest budget left needs: step k's argmax is read only when k ≤ that
+      // several steps a call only where the engine takes them on its side (a CPU engine's steps cost the same either
+      // way, and its streamed tokens would come in bursts), and no more than the longest budget left can use
       const left = Math.max(...running.map((r) => (r.finish ? 0 : (r.options.maxTokens ?? 64) - r.tokens.length)));
-      const n = Math.max(1, Math.min(GREEDY_AHEAD, left));
+      const n = session.stepGreedy ? Math.max(1, Math.min(GREEDY_AHEAD, left)) : 1;
       const rows = await greedySteps(session, next, n);
       for (let k = 0; k < n - 1; k++) if (chooseAll((b) => rows[k * B + b]!).every((t) => t < 0)) break;
       greedy = rows.subarray((n - 1) * B, n * B);

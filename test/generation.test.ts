@@ -1,8 +1,8 @@
 // Sampling, generation and scoring on top of the engine interface.
 import { describe, expect, it } from 'vitest';
-import { EngineInputError, type ModelState, type PrefillOptions } from '../mamba/engine.ts';
+import { EngineInputError, GREEDY_AHEAD, type ModelState, type PrefillOptions } from '../mamba/engine.ts';
 import { sequentialEngine, type SingleSequenceParts } from '../mamba/engine-base.ts';
-import { generate, generateBatch } from '../mamba/generate.ts';
+import { type GenerateOptions, generate, generateBatch, greedySteps } from '../mamba/generate.ts';
 import { createRng } from '../mamba/rng.ts';
 import { argmax, candidateDistribution, logProbOf, sampleToken } from '../mamba/sampling.ts';
 import { scoreBatch, scoreSpan } from '../mamba/score.ts';
@@ -106,6 +106,46 @@ describe('generate', () => {
       stopTokenIds: [],
     });
     expect(noEos).toMatchObject({ finishReason: 'length', tokens: [8, 5, 12, 12, 15, 0, 1] });
+  });
+
+  // an engine whose sessions take several greedy steps a call (as the CUDA engine's do): the same tokens and stops,
+  // with at most GREEDY_AHEAD − 1 steps past the last token used
+  it('stops the same way when the session takes greedy steps ahead (stepGreedy)', async () => {
+    const script = [8, 5, 12, 12, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    const ahead = () => {
+      const engine = sequentialEngine(new ScriptedEngine(script));
+      const counts = { steps: 0, calls: 0 };
+      const open = engine.openDecode.bind(engine);
+      engine.openDecode = (states) => {
+        const session = open(states);
+        const step = session.step.bind(session);
+        session.step = (tokens, want) => {
+          counts.steps++;
+          return step(tokens, want);
+        };
+        session.stepGreedy = (tokens, n) => {
+          counts.calls++;
+          const oneAtATime = { batch: session.batch, step: session.step, state: session.state, dispose() {} };
+          return greedySteps(oneAtATime, tokens, n);
+        };
+        return session;
+      };
+      return { engine, counts };
+    };
+    const cases: Array<[ArrayLike<number> | string, GenerateOptions]> = [
+      [[1, 2], { maxTokens: 3 }],
+      [[1], { maxTokens: 10, stop: ['zz', 'll'] }],
+      [[1], { maxTokens: 10 }],
+      [[1], { maxTokens: 14, stopTokenIds: [] }],
+    ];
+    for (const [prompt, options] of cases) {
+      const plain = await generate(sequentialEngine(new ScriptedEngine(script)), letters, prompt, options);
+      const { engine, counts } = ahead();
+      const got = await generate(engine, letters, prompt, options);
+      expect([got.tokens, got.text, got.finishReason]).toEqual([plain.tokens, plain.text, plain.finishReason]);
+      expect(counts.calls).toBeGreaterThan(0);
+      expect(counts.steps).toBeLessThanOrEqual(got.tokens.length + GREEDY_AHEAD);
+    }
   });
 
   it('passes decimation and protect to the prefill', async () => {
