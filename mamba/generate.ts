@@ -181,18 +181,18 @@ export async function greedySteps(session: DecodeSession, tokens: ArrayLike<numb
 async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, running: Running[]): Promise<void> {
   const vocab = engine.config.vocabSize;
   // All greedy: the engine picks the tokens itself, several steps at a time where it can (stepGreedy), and sends no
-  // logits back.
-  // Each step's input is the previous argmax whatever the host decides, which is the token choose() keeps for every
+  // logits back. Each step's input is the previous argmax whatever the host decides, which is the token choose() keeps for every
   // sequence still running; a finished sequence's later tokens are never read.
   const allGreedy = running.every((r) => isGreedy(r.options));
   let logits = running.map((r) => r.prefill.logits[0]!);
   let greedy: Int32Array | null = null;
   const session = engine.openDecode(running.map((r) => r.prefill.state));
   const B = running.length;
-  const chooseAll = (row: (b: number) => number) => running.map((r, b) => (r.finish ? -1 : choose(r, row(b))));
+  const chooseAll = (row: (r: Running, b: number) => number) =>
+    running.map((r, b) => (r.finish ? -1 : choose(r, row(r, b))));
   try {
     for (;;) {
-      const next = chooseAll((b) => (greedy ? greedy[b]! : sampleToken(logits[b]!, r(b).options, r(b).rng)));
+      const next = chooseAll((r, b) => (greedy ? greedy[b]! : sampleToken(logits[b]!, r.options, r.rng)));
       if (next.every((t) => t < 0)) break;
       if (!allGreedy) {
         const out = await session.step(next, { logits: true });
@@ -204,15 +204,11 @@ async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, runnin
       const left = Math.max(...running.map((r) => (r.finish ? 0 : (r.options.maxTokens ?? 64) - r.tokens.length)));
       const n = session.stepGreedy ? Math.max(1, Math.min(GREEDY_AHEAD, left)) : 1;
       const rows = await greedySteps(session, next, n);
-      for (let k = 0; k < n - 1; k++) if (chooseAll((b) => rows[k * B + b]!).every((t) => t < 0)) break;
+      for (let k = 0; k < n - 1; k++) if (chooseAll((_, b) => rows[k * B + b]!).every((t) => t < 0)) break;
       greedy = rows.subarray((n - 1) * B, n * B);
     }
   } finally {
     session.dispose();
-  }
-
-  function r(b: number): Running {
-    return running[b]!;
   }
 
   /** Takes `token` for r (or ends r); returns the token to step on, or −1 when r is done. */

@@ -23,8 +23,11 @@ export interface LayerLoop {
   layer: (i: number) => { rowsIn: number; scan: MixerScan };
 }
 
-/** Every block's launches, in order (the first block's norm gathers the embedding rows). The residual stream ends in `residual` unless an odd number of
- * layers decimate (then `residualAlt`): the caller knows which from its plan, since a replayed graph skips this. */
+/**
+ * Every block's launches, in order (the first block's norm gathers the embedding rows). The residual stream ends in
+ * `residual` unless an odd number of layers decimate (then `residualAlt`): the caller knows which from its plan, since
+ * a replayed graph skips this.
+ */
 export function enqueueLayers(core: EngineCore, loop: LayerLoop): void {
   const { kernels: k, config, weights } = core;
   const { dModel, dInner, dConv, dState, nLayer, normEpsilon } = config;

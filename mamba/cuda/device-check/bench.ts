@@ -256,8 +256,8 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             runs.push((performance.now() - t0) / steps);
           }
           const ms = median(runs);
-          // the same steps' GPU time without the host between them: graph replays back to back
-          // and generation's greedy path: GREEDY_AHEAD steps a call, each step's argmax fed to the next on the device
+          // the same steps' GPU time without the host between them (graph replays back to back), and generation's
+          // greedy path (GREEDY_AHEAD steps a call, each step's argmax fed to the next on the device)
           let gpuMsPerStep: number | null = null;
           let greedyMsPerStep: number | null = null;
           if (session.usesGraph) {
