@@ -122,6 +122,57 @@ __device__ __forceinline__ float ld_cg_act(const act_t* p) {
 #endif
 }
 
+// 8 consecutive act_t elements, loaded as one (bf16) or two (f32) 16-byte vectors (Vec16 above); p must be
+// 16-byte aligned.
+struct Chunk8 {
+#if ACT_BF16
+  Vec16 v;
+#else
+  Vec16 v, w;
+#endif
+};
+__device__ __forceinline__ Chunk8 load_chunk8(const act_t* p) {
+  Chunk8 c;
+#if ACT_BF16
+  c.v = *(const Vec16*)p;
+#else
+  c.v = *(const Vec16*)p;
+  c.w = *(const Vec16*)(p + 4);
+#endif
+  return c;
+}
+// load_chunk8 of what a prerequisite kernel wrote (ld_cg_f32 has why)
+__device__ __forceinline__ Chunk8 ld_cg_chunk8(const act_t* p) {
+  Chunk8 c;
+  c.v = ld_cg_vec16(p);
+#if !ACT_BF16
+  c.w = ld_cg_vec16(p + 4);
+#endif
+  return c;
+}
+__device__ __forceinline__ Chunk8 zero_chunk8() {
+  Chunk8 c;
+  c.v = Vec16{0, 0, 0, 0};
+#if !ACT_BF16
+  c.w = Vec16{0, 0, 0, 0};
+#endif
+  return c;
+}
+__device__ __forceinline__ void unpack_chunk8(const Chunk8& c, float* out) {
+#if ACT_BF16
+  const u32 words[4] = {c.v.a, c.v.b, c.v.c, c.v.d};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    out[2 * i] = __uint_as_float(words[i] << 16);
+    out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+  }
+#else
+  const u32 words[8] = {c.v.a, c.v.b, c.v.c, c.v.d, c.w.a, c.w.b, c.w.c, c.w.d};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) out[i] = __uint_as_float(words[i]);
+#endif
+}
+
 __device__ __forceinline__ float silu_f(float v) { return v / (1.0f + expf(-v)); }
 // PyTorch's softplus threshold (linear above 20), as the reference and the selective-scan kernels use.
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.0f ? v : log1pf(expf(v)); }

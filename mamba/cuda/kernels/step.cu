@@ -6,18 +6,10 @@
 #define XPROJ_SEQS 4       // sequences a block of conv_x_proj_step (each weight load serves them all)
 #define XPROJ_COLS 4       // x_proj columns a warp loads before it uses any
 
-// 8 consecutive weights of one x_proj row from channel c (16-byte loads where the row allows it), zero past dInner
+// 8 consecutive weights of one x_proj row from channel c (one load_chunk8 where the row allows it), zero past dInner
 __device__ __forceinline__ void load_w8(const act_t* __restrict__ p, int c, int dInner, float* w) {
   if (dInner % 8 == 0 && c + 8 <= dInner) {
-#if ACT_BF16
-    const Vec16 v = *(const Vec16*)p;
-    const u32 words[4] = {v.a, v.b, v.c, v.d};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) w[2 * i] = __uint_as_float(words[i] << 16), w[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-#else
-    const F32x4 u = *(const F32x4*)p, v = *(const F32x4*)(p + 4);
-    w[0] = u.a, w[1] = u.b, w[2] = u.c, w[3] = u.d, w[4] = v.a, w[5] = v.b, w[6] = v.c, w[7] = v.d;
-#endif
+    unpack_chunk8(load_chunk8(p), w);
     return;
   }
 #pragma unroll
