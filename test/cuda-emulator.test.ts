@@ -212,39 +212,89 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     session.dispose();
   });
 
-  // stepGreedy feeds each step's argmax to the next on the device: the same rows as greedy steps one at a time, from
-  // the first steps (eager, then captured) and from a replayed graph; a plain step after it still takes its own tokens
-  it.each([{ fusedStep: true }, { fusedStep: false }])(
-    'stepGreedy = greedy steps one at a time (fused $fusedStep)',
-    async (c) => {
-      const prompts = [randomIds(20, m.config.vocabSize, 5), randomIds(33, m.config.vocabSize, 6)];
-      const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
-      const first = pre.map((p) => argmax(p.logits[0]!));
-      const one = engine.openDecode(
-        pre.map((p) => p.state),
-        { fusedStep: c.fusedStep },
+  // stepGreedy feeds each step's argmax to the next on the device: the same rows as greedy steps one at a time (with
+  // the logits kept), from the first steps (eager, then captured) and from a replayed graph; a plain step after it
+  // still takes its own tokens. greedyHead: the steps end in head_greedy (no logits) instead.
+  it.each([
+    { fusedStep: true, greedyHead: false },
+    { fusedStep: false, greedyHead: false },
+    { fusedStep: true, greedyHead: true },
+    { fusedStep: false, greedyHead: true },
+  ])('stepGreedy = greedy steps one at a time (fused $fusedStep, greedy head $greedyHead)', async (c) => {
+    const prompts = [randomIds(20, m.config.vocabSize, 5), randomIds(33, m.config.vocabSize, 6)];
+    const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
+    const first = pre.map((p) => argmax(p.logits[0]!));
+    const states = pre.map((p) => p.state);
+    const one = engine.openDecode(states, { fusedStep: c.fusedStep });
+    const many = engine.openDecode(states, { fusedStep: c.fusedStep, greedyHead: c.greedyHead });
+    expect(many.greedyHead).toBe(c.greedyHead);
+    const expected: number[] = [];
+    let tokens: number[] = first;
+    for (let i = 0; i < 7; i++) {
+      tokens = Array.from((await one.step(tokens, { logits: true, argmax: true })).tokens!);
+      expected.push(...tokens);
+    }
+    const a = await many.stepGreedy(first, 3);
+    const b = await many.stepGreedy(a.subarray(4, 6), 4);
+    expect([...a, ...b]).toEqual(expected);
+    expect(many.usesGraph).toBe(true);
+    const [x, y] = [await one.step([5, 9], { argmax: true }), await many.step([5, 9], { argmax: true })];
+    expect(Array.from(y.tokens!)).toEqual(Array.from(x.tokens!));
+    // a step that wants the logits runs the logits head on the same session, then greedy steps go on as before
+    const z = await many.step(Array.from(y.tokens!), { logits: true, argmax: true });
+    const w = await one.step(Array.from(x.tokens!), { logits: true, argmax: true });
+    expect(maxAbsDiff(z.logits!, w.logits!)).toBe(0);
+    expect(Array.from(await many.stepGreedy(z.tokens!, 2))).toEqual(Array.from(await one.stepGreedy(w.tokens!, 2)));
+    await expect(many.stepGreedy(first, 9)).rejects.toThrow(RangeError);
+    one.dispose();
+    many.dispose();
+  });
+
+  // head_greedy against the logits and argmax_rows: every batch it takes (1–8; 9 runs the logits head), the same
+  // tokens and the same states after; the row blocks outnumber the emulator's 4 "SMs" and the last one is partial
+  it.each([1, 3, 8, 9])('greedy head = argmax of the logits at batch %i', async (batch) => {
+    const prompts = Array.from({ length: batch }, (_, i) => randomIds(7 + 5 * i, m.config.vocabSize, 60 + i));
+    const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
+    const states = pre.map((p) => p.state);
+    const withLogits = engine.openDecode(states, { greedyHead: false });
+    const greedy = engine.openDecode(states, { greedyHead: true });
+    expect(greedy.greedyHead).toBe(batch <= 8);
+    let tokens = pre.map((p) => argmax(p.logits[0]!));
+    for (let step = 0; step < 3; step++) {
+      const want = await withLogits.step(tokens, { logits: true, argmax: true });
+      const got = await greedy.step(tokens, { argmax: true });
+      const rows = Array.from({ length: batch }, (_, b) =>
+        argmax(want.logits!.subarray(b * m.config.vocabSize, (b + 1) * m.config.vocabSize)),
       );
-      const many = engine.openDecode(
-        pre.map((p) => p.state),
-        { fusedStep: c.fusedStep },
-      );
-      const expected: number[] = [];
-      let tokens: number[] = first;
-      for (let i = 0; i < 7; i++) {
-        tokens = Array.from((await one.step(tokens, { argmax: true })).tokens!);
-        expected.push(...tokens);
+      expect(Array.from(got.tokens!)).toEqual(rows);
+      expect(Array.from(got.tokens!)).toEqual(Array.from(want.tokens!));
+      tokens = rows;
+    }
+    for (let b = 0; b < batch; b++) expect(maxStateDiff(greedy.state(b), withLogits.state(b))).toBe(0);
+    withLogits.dispose();
+    greedy.dispose();
+  });
+
+  // ties go to the lower id across blocks and NaN never wins, as argmax_rows: an untied lm_head of zeros with a NaN row 0
+  it('greedy head breaks ties to the lower id and skips NaN, as argmax_rows does', async () => {
+    const u = tinyModel({ dModel: 16, nLayer: 2, dState: 16, seed: 9, untied: true });
+    u.weights.lmHead.data.fill(0);
+    u.weights.lmHead.data.fill(Number.NaN, 0, u.config.dModel);
+    const e = CudaEngine.create(u.config, u.weights, { precision: 'fp32' });
+    try {
+      const states = [e.emptyState(), e.emptyState(), e.emptyState()];
+      const greedy = e.openDecode(states, { greedyHead: true });
+      const plain = e.openDecode(states, { greedyHead: false });
+      for (let i = 0; i < 2; i++) {
+        expect(Array.from((await greedy.step([3, 4, 5], { argmax: true })).tokens!)).toEqual([1, 1, 1]);
+        expect(Array.from((await plain.step([3, 4, 5], { argmax: true })).tokens!)).toEqual([1, 1, 1]);
       }
-      const a = await many.stepGreedy(first, 3);
-      const b = await many.stepGreedy(a.subarray(4, 6), 4);
-      expect([...a, ...b]).toEqual(expected);
-      expect(many.usesGraph).toBe(true);
-      const [x, y] = [await one.step([5, 9], { argmax: true }), await many.step([5, 9], { argmax: true })];
-      expect(Array.from(y.tokens!)).toEqual(Array.from(x.tokens!));
-      await expect(many.stepGreedy(first, 9)).rejects.toThrow(RangeError);
-      one.dispose();
-      many.dispose();
-    },
-  );
+      greedy.dispose();
+      plain.dispose();
+    } finally {
+      await e.dispose();
+    }
+  });
 
   // step.cu and step-fused.cu split a channel's state over 4 lanes at d_state 16; other sizes take 1, 2 or 8 lanes
   it.each([2, 8, 32])('decode steps match the reference at d_state %i, fused and not', async (dState) => {

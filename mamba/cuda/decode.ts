@@ -3,7 +3,8 @@
 // `fusedStep: true` runs a layer's step on the fused kernels (ops-step.ts: three launches a layer, up to 8 sequences)
 // instead of six (mixer.ts); the engine picks it where the device check measured it faster (fusedStepByDefault).
 // After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
-// that dominates small steps. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
+// that dominates small steps. A step that wants no logits (greedy decoding) can end in head_greedy instead (norm_f,
+// lm_head and argmax in one launch, `greedyHead`), a second graph. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
 // This is the CUDA engine's DecodeSession (mamba/engine.ts).
 import {
   type DecodeOutput,
@@ -20,7 +21,7 @@ import { Layout } from './layout.ts';
 import { BLOCK_BUFFERS, blockBufferBytes, xDblWidth } from './memory-plan.ts';
 import type { MixerScan } from './mixer.ts';
 import * as ops from './ops.ts';
-import { fusedStepFits, stepXBlocks } from './ops-step.ts';
+import { fusedStepFits, greedyHeadFits, headGreedy, headGreedyBlocks, stepXBlocks } from './ops-step.ts';
 
 const BUFFERS = [
   'tokens',
@@ -31,6 +32,8 @@ const BUFFERS = [
   'residualAlt',
   'xPartial',
   'xArrivals',
+  'headPartial',
+  'headArrival',
   ...BLOCK_BUFFERS,
   'headNormed',
   'logits',
@@ -39,12 +42,17 @@ const BUFFERS = [
 ] as const;
 type DecodeBuffer = (typeof BUFFERS)[number];
 
+/** How a step ends: norm_f → lm_head → argmax with the logits kept, or head_greedy's argmax alone. */
+type StepHead = 'logits' | 'greedy';
+
 export class DecodeSession implements EngineDecodeSession {
   readonly batch: number;
   private readonly layout: Layout<DecodeBuffer>;
   private readonly base: DevicePtr;
-  private graph: bigint | null = null;
-  private steps = 0;
+  private readonly graphs = new Map<StepHead, bigint>();
+  /** Steps run per head: a head's first runs eagerly, its second is captured. */
+  private readonly runs = new Map<StepHead, number>();
+  private lastHead: StepHead = 'logits';
   graphError: string | null = null;
   private disposed = false;
 
@@ -55,12 +63,16 @@ export class DecodeSession implements EngineDecodeSession {
   /** Whether the step's own kernels launch as programmatic dependents (ops-step.ts, ops.ts convXProjStep). */
   readonly programmatic: boolean;
 
+  /** Whether steps that want no logits end in head_greedy (ops-step.ts) rather than the logits and argmax_rows. */
+  readonly greedyHead: boolean;
+  private readonly headBlocks: number;
+
   constructor(
     private readonly core: EngineCore,
     batch: number,
-    opts: { useGraphs?: boolean; fusedStep?: boolean; programmatic?: boolean } = {},
+    opts: { useGraphs?: boolean; fusedStep?: boolean; programmatic?: boolean; greedyHead?: boolean } = {},
   ) {
-    const { useGraphs = true, fusedStep = false, programmatic = false } = opts;
+    const { useGraphs = true, fusedStep = false, programmatic = false, greedyHead = false } = opts;
     this.useGraphs = useGraphs;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;
@@ -68,6 +80,8 @@ export class DecodeSession implements EngineDecodeSession {
     this.fused = fusedStep && fusedStepFits(batch, core.config);
     this.programmatic = programmatic;
     const act = actBytes(core);
+    this.greedyHead = greedyHead && greedyHeadFits(batch, dModel, act);
+    this.headBlocks = headGreedyBlocks(vocabSize, core.device.info.multiprocessors);
     const words = stateWords(core.config);
     const xProjBlocks = ops.convXProjBlocks(batch, dInner);
     const sizes: Record<DecodeBuffer, number> = {
@@ -79,6 +93,8 @@ export class DecodeSession implements EngineDecodeSession {
       residualAlt: batch * dModel * 4,
       xPartial: Math.max(stepXBlocks(dInner), xProjBlocks.channelBlocks) * batch * xDblWidth(core.config) * 4,
       xArrivals: xProjBlocks.seqTiles * 4,
+      headPartial: 2 * this.headBlocks * batch * 4,
+      headArrival: 4,
       ...blockBufferBytes(core.config, core.precision, batch),
       headNormed: batch * dModel * act,
       logits: batch * vocabSize * 4,
@@ -93,6 +109,7 @@ export class DecodeSession implements EngineDecodeSession {
       Int32Array.from({ length: batch }, (_, i) => i),
     );
     core.device.fill32(this.buf('xArrivals'), 0, xProjBlocks.seqTiles);
+    core.device.fill32(this.buf('headArrival'), 0, 1);
     core.device.fill32(this.buf('conv'), 0, batch * words.conv);
     core.device.fill32(this.buf('ssm'), 0, batch * words.ssm);
   }
@@ -133,7 +150,7 @@ export class DecodeSession implements EngineDecodeSession {
     this.uploadTokens(tokens);
     const device = this.core.device;
     const { vocabSize } = this.core.config;
-    this.run();
+    this.run(want.logits ? 'logits' : this.greedyHead ? 'greedy' : 'logits');
     const out: DecodeOutput = {};
     if (want.argmax) out.tokens = device.download(new Int32Array(this.batch), this.buf('argmax'));
     if (want.logits) out.logits = device.download(new Float32Array(this.batch * vocabSize), this.buf('logits'));
@@ -142,13 +159,14 @@ export class DecodeSession implements EngineDecodeSession {
   }
 
   /**
-   * Replays the captured step n times back to back on the inputs already uploaded, then waits: the device check's
+   * Replays the last step's captured graph n times back to back on the inputs already uploaded, then waits: the device check's
    * GPU-only time per step, without the host's upload, launch and download between steps.
    */
   replay(n: number): void {
-    if (this.graph === null) throw new Error('replay needs a captured step (two steps taken with graphs on)');
+    const graph = this.graphs.get(this.lastHead);
+    if (graph === undefined) throw new Error('replay needs a captured step (two steps taken with graphs on)');
     const device = this.core.device;
-    for (let i = 0; i < n; i++) device.driver.launchGraph(this.graph, device.stream);
+    for (let i = 0; i < n; i++) device.driver.launchGraph(graph, device.stream);
     device.synchronize();
   }
 
@@ -164,7 +182,7 @@ export class DecodeSession implements EngineDecodeSession {
     const device = this.core.device;
     const rowBytes = this.batch * 4;
     for (let i = 0; i < n; i++) {
-      this.run();
+      this.run(this.greedyHead ? 'greedy' : 'logits');
       device.copy(this.buf('greedyRows') + i * rowBytes, this.buf('argmax'), rowBytes);
     }
     return device.download(new Int32Array(n * this.batch), this.buf('greedyRows'));
@@ -181,44 +199,48 @@ export class DecodeSession implements EngineDecodeSession {
   }
 
   get usesGraph(): boolean {
-    return this.graph !== null;
+    return this.graphs.size > 0;
   }
 
-  private run(): void {
+  private run(head: StepHead): void {
     const device = this.core.device;
-    this.steps++;
-    if (this.graph !== null) {
-      device.driver.launchGraph(this.graph, device.stream);
+    const runs = (this.runs.get(head) ?? 0) + 1;
+    this.runs.set(head, runs);
+    this.lastHead = head;
+    const captured = this.graphs.get(head);
+    if (captured !== undefined) {
+      device.driver.launchGraph(captured, device.stream);
       return;
     }
     // with the profiler on, a graph session marks its launches inside the graph (profiler.ts read()); the eager first
     // step's marks create the events, so none is created during the capture
     const profiler = this.useGraphs ? device.profiler : null;
     // the first step runs eagerly (cuBLAS and module warm-up happen outside any capture); the second is captured
-    if (!this.useGraphs || this.graphError !== null || this.steps === 1) {
+    if (!this.useGraphs || this.graphError !== null || runs === 1) {
       profiler?.begin();
-      this.enqueue();
+      this.enqueue(head);
       return;
     }
+    let graph: bigint | null = null;
     try {
       device.driver.beginCapture(device.stream);
       try {
         profiler?.begin(true);
-        this.enqueue();
+        this.enqueue(head);
       } finally {
-        this.graph = device.driver.endCaptureAndInstantiate(device.stream);
+        graph = device.driver.endCaptureAndInstantiate(device.stream);
       }
-      device.driver.launchGraph(this.graph, device.stream);
+      device.driver.launchGraph(graph, device.stream);
+      this.graphs.set(head, graph);
     } catch (err) {
       this.graphError = (err as Error).message;
-      if (this.graph !== null) device.driver.destroyGraphExec(this.graph);
-      this.graph = null;
-      this.enqueue();
+      if (graph !== null) device.driver.destroyGraphExec(graph);
+      this.enqueue(head);
     }
   }
 
   /** The step's kernels, in order (also what the graph captures): the layer loop with one row per sequence. */
-  private enqueue(): void {
+  private enqueue(head: StepHead): void {
     const core = this.core;
     const B = this.batch;
     const b = (n: DecodeBuffer) => this.buf(n);
@@ -245,6 +267,27 @@ export class DecodeSession implements EngineDecodeSession {
     });
     const residual = this.fused ? pair(core.config.nLayer - 1)[1]! : b('residual');
     const [hidden, rowIdx, normed] = [b('hidden'), b('rowIdx'), b('headNormed')];
+    if (head === 'greedy') {
+      const { dModel, vocabSize, normEpsilon } = core.config;
+      // its argmax is also written into tokens, the next step's input
+      headGreedy(core.kernels, {
+        hidden,
+        residual,
+        norm: core.weights.normF,
+        eps: normEpsilon,
+        weight: core.weights.lmHead,
+        partial: b('headPartial'),
+        arrival: b('headArrival'),
+        out: b('argmax'),
+        nextIds: b('tokens'),
+        batch: B,
+        dModel,
+        vocab: vocabSize,
+        blocks: this.headBlocks,
+        programmatic: this.programmatic,
+      });
+      return;
+    }
     enqueueHead(core, { hidden, residual, rowIdx, normed, logits: b('logits'), rows: B });
     ops.argmax(core.kernels, b('logits'), B, core.config.vocabSize, b('argmax'));
     // the next step's input, for stepGreedy (step() uploads its own tokens over it)
@@ -256,8 +299,8 @@ export class DecodeSession implements EngineDecodeSession {
     this.disposed = true;
     const device = this.core.device;
     device.synchronize();
-    if (this.graph !== null) device.driver.destroyGraphExec(this.graph);
-    this.graph = null;
+    for (const graph of this.graphs.values()) device.driver.destroyGraphExec(graph);
+    this.graphs.clear();
     device.free(this.base);
   }
 }

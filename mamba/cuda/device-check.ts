@@ -19,6 +19,7 @@ import {
   benchBreakdown,
   benchDecode,
   checkFusedStep,
+  checkGreedyHead,
   benchDecodeBreakdown,
   benchPrefill,
   probeDecode,
@@ -193,6 +194,7 @@ async function main(): Promise<void> {
           await benchPrefill(target, report, deadline, lengths, ceilings);
           await benchBatch(target, report, deadline, args['batch-lengths']!.split(',').map(Number));
           await checkFusedStep(target, report);
+          await checkGreedyHead(target, report);
           await benchDecode(target, report, deadline);
           await benchDecodeBreakdown(target, report, deadline);
           await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
@@ -201,6 +203,7 @@ async function main(): Promise<void> {
         } else if (phases.has('decode')) {
           const target = { shape, config, engine: bf16 };
           await checkFusedStep(target, report);
+          await checkGreedyHead(target, report);
           await benchDecode(target, report, deadline);
           await benchDecodeBreakdown(target, report, deadline);
         }

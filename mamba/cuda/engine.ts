@@ -63,6 +63,11 @@ export interface CudaEngineOptions {
    */
   fusedStep?: boolean;
   /**
+   * Greedy decode steps of up to 8 sequences end in one launch, head_greedy (norm_f, lm_head, argmax; no logits
+   * written), instead of three (default false until the device check has measured it).
+   */
+  greedyHead?: boolean;
+  /**
    * Prefill's selective scan: 'split' (default: dt_softplus + the three chunked kernels of scan.cu), 'fused' (one
    * kernel per layer, scan-fused.cu) or 'fused-t2' (the same, two warps a channel); off by default until the device
    * check has measured them.
@@ -271,7 +276,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
   /** A batched decoding session over `states` (one sequence each), on the device. */
   openDecode(
     states: ModelState[],
-    opts: { useGraphs?: boolean; fusedStep?: boolean; programmatic?: boolean } = {},
+    opts: { useGraphs?: boolean; fusedStep?: boolean; programmatic?: boolean; greedyHead?: boolean } = {},
   ): DecodeSession {
     this.checkOpen();
     for (const s of states) checkState(s, this.core.config);
@@ -279,7 +284,8 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const fusedStep = opts.fusedStep ?? this.options.fusedStep ?? fusedStepByDefault(states.length, this.core.config);
     // programmatic dependent launch needs sm_90 (Hopper) or newer
     const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
-    const session = new DecodeSession(this.core, states.length, { useGraphs, fusedStep, programmatic });
+    const greedyHead = opts.greedyHead ?? this.options.greedyHead ?? false;
+    const session = new DecodeSession(this.core, states.length, { useGraphs, fusedStep, programmatic, greedyHead });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);
     states.forEach((s, b) => {

@@ -4,6 +4,7 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import type { KernelSet } from './device.ts';
 import {
+  HEAD_ROWS,
   STEP_DBL_MAX,
   STEP_GEMV_BATCH,
   STEP_GEMV_THREADS,
@@ -179,5 +180,60 @@ export function stepOutProj(
     { grid: [Math.ceil(a.n / (STEP_OUT_ROWS * WARPS))], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
     [ptr(a.y), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner), i32(a.n)],
     'step_out_proj',
+  );
+}
+
+/** Whether head_greedy takes this batch: at most 8 sequences, all of them staged at once as act_t (k % 8 == 0). */
+export function greedyHeadFits(batch: number, dModel: number, actBytes: number): boolean {
+  return batch <= STEP_GEMV_BATCH && dModel % 8 === 0 && batch * dModel * actBytes <= STEP_SMEM_BYTES;
+}
+
+/** head_greedy's blocks: one per SM (226 registers a thread leave room for one), at most one per row block. */
+export function headGreedyBlocks(vocab: number, multiprocessors: number): number {
+  return Math.min(Math.ceil(vocab / (HEAD_ROWS * WARPS)), multiprocessors);
+}
+
+/**
+ * Greedy decoding's head in one launch: out = nextIds = argmax over the vocabulary of lm_head(RMSNorm_f(hidden +
+ * residual)), the logits never written. `partial` holds 2·blocks·batch f32 and `arrival` one u32 that must be 0 before
+ * the first launch (each launch leaves it 0).
+ */
+export function headGreedy(
+  k: KernelSet,
+  a: {
+    hidden: DevicePtr;
+    residual: DevicePtr;
+    norm: DevicePtr;
+    eps: number;
+    weight: DevicePtr;
+    partial: DevicePtr;
+    arrival: DevicePtr;
+    out: DevicePtr;
+    nextIds: DevicePtr;
+    batch: number;
+    dModel: number;
+    vocab: number;
+    blocks: number;
+    programmatic: boolean;
+  },
+): void {
+  k.launch(
+    'head_greedy',
+    { grid: [a.blocks], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
+    [
+      ptr(a.hidden),
+      ptr(a.residual),
+      ptr(a.norm),
+      f32(a.eps),
+      ptr(a.weight),
+      ptr(a.partial),
+      ptr(a.arrival),
+      ptr(a.out),
+      ptr(a.nextIds),
+      i32(a.batch),
+      i32(a.dModel),
+      i32(a.vocab),
+    ],
+    'head_greedy',
   );
 }

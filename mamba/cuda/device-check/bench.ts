@@ -150,7 +150,7 @@ export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadl
 async function withDecodeSession<T>(
   engine: CudaEngine,
   batch: number,
-  opts: { useGraphs: boolean; fusedStep: boolean; programmatic?: boolean },
+  opts: { useGraphs: boolean; fusedStep: boolean; programmatic?: boolean; greedyHead?: boolean },
   run: (session: ReturnType<CudaEngine['openDecode']>, step: () => Promise<unknown>) => Promise<T>,
 ): Promise<T> {
   const states = Array.from({ length: batch }, () => engine.emptyState());
@@ -204,23 +204,64 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
 }
 
 /**
+ * head_greedy on the GPU against the logits head: 16 greedy steps from empty states at batch 1 and 8, fused step and
+ * five launches; each token it picks must score within bf16 rounding (0.5% of the largest |logit|) of the row's
+ * largest logit, so a race in its cross-block reduction cannot pass unseen (exact ids may differ at near-ties).
+ */
+export async function checkGreedyHead(t: BenchTarget, report: Report): Promise<void> {
+  const { engine } = t;
+  const { vocabSize } = engine.core.config;
+  for (const batch of [1, 8])
+    for (const fusedStep of [true, false]) {
+      const name = `greedy head = argmax of the logits ${t.shape} batch ${batch} fused=${fusedStep}`;
+      await report.guard('decode', name, async () => {
+        const states = Array.from({ length: batch }, () => engine.emptyState());
+        const logitsHead = engine.openDecode(states, { fusedStep, greedyHead: false });
+        const greedy = engine.openDecode(states, { fusedStep, greedyHead: true });
+        try {
+          let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % vocabSize);
+          let worst = 0;
+          let same = 0;
+          for (let i = 0; i < 16; i++) {
+            const a = await logitsHead.step(tokens, { logits: true, argmax: true });
+            const b = await greedy.step(tokens, { argmax: true });
+            const scale = largest([a.logits!]);
+            for (let r = 0; r < batch; r++) {
+              const row = a.logits!.subarray(r * vocabSize, (r + 1) * vocabSize);
+              worst = Math.max(worst, (row[a.tokens![r]!]! - row[b.tokens![r]!]!) / scale);
+              if (a.tokens![r] === b.tokens![r]) same++;
+            }
+            tokens = Array.from(a.tokens!);
+          }
+          const ok = greedy.greedyHead && greedy.usesGraph && worst <= 0.005;
+          report.check('decode', name, ok, { worstGapOfLargest: worst, sameTokens: same, of: 16 * batch });
+        } finally {
+          logitsHead.dispose();
+          greedy.dispose();
+        }
+      });
+    }
+}
+
+/**
  * A few graph-replayed decode steps of each form, nothing timed: phase `decode-probe`, for running under Nsight
  * Compute (`ncu`), whose per-kernel times carry no event nodes (benchDecodeBreakdown) and no programmatic overlap.
  */
 export async function probeDecode(t: BenchTarget, report: Report): Promise<void> {
-  for (const [batch, fusedStep] of [
-    [1, true],
-    [8, true],
-    [8, false],
-    [64, false],
+  for (const [batch, fusedStep, greedyHead] of [
+    [1, true, true],
+    [8, true, false],
+    [8, false, true],
+    [64, false, false],
   ] as const) {
     await withDecodeSession(
       t.engine,
       batch,
-      { useGraphs: true, fusedStep, programmatic: true },
+      { useGraphs: true, fusedStep, programmatic: true, greedyHead },
       async (session, step) => {
         for (let i = 0; i < 4; i++) await step();
-        report.row('decodeProbe', { shape: t.shape, batch, fused: session.fused, graph: session.usesGraph, steps: 7 });
+        const { fused, usesGraph: graph } = session;
+        report.row('decodeProbe', { shape: t.shape, batch, fused, greedyHead: session.greedyHead, graph, steps: 7 });
       },
     );
   }
@@ -230,23 +271,27 @@ export async function probeDecode(t: BenchTarget, report: Report): Promise<void>
 export async function benchDecode(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
   const { engine } = t;
   const variants = [
-    { graphs: true, fused: true, programmatic: true },
-    { graphs: true, fused: true, programmatic: false },
-    { graphs: true, fused: false, programmatic: true },
-    { graphs: true, fused: false, programmatic: false },
-    { graphs: false, fused: false, programmatic: false },
+    { graphs: true, fused: true, programmatic: true, greedyHead: true },
+    { graphs: true, fused: true, programmatic: true, greedyHead: false },
+    { graphs: true, fused: true, programmatic: false, greedyHead: false },
+    { graphs: true, fused: false, programmatic: true, greedyHead: true },
+    { graphs: true, fused: false, programmatic: true, greedyHead: false },
+    { graphs: true, fused: false, programmatic: false, greedyHead: false },
+    { graphs: false, fused: false, programmatic: false, greedyHead: false },
   ];
   for (const batch of [1, 2, 4, 8, 16, 64]) {
-    for (const { graphs, fused, programmatic } of variants) {
+    for (const { graphs, fused, programmatic, greedyHead } of variants) {
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
-      if (fused && batch > 8) continue; // the fused step takes at most 8 sequences (ops-step.ts)
-      const name = `decode ${t.shape} ${engine.name} batch ${batch} graphs=${graphs} fused=${fused} pdl=${programmatic}`;
+      // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
+      if ((fused || greedyHead) && batch > 8) continue;
+      const form = `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead}`;
+      const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
         continue;
       }
       await report.guard('bench', name, async () => {
-        const opts = { useGraphs: graphs, fusedStep: fused, programmatic };
+        const opts = { useGraphs: graphs, fusedStep: fused, programmatic, greedyHead };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
           const runs: number[] = [];
@@ -282,6 +327,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             batch,
             fused: session.fused,
             programmatic: session.programmatic,
+            greedyHead: session.greedyHead,
             graph: session.usesGraph,
             graphError: session.graphError ?? '',
             msPerStep: ms,

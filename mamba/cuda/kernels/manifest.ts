@@ -59,6 +59,7 @@ export const KERNEL_NAMES = [
   'step_in_proj_conv',
   'step_dt_ssm',
   'step_out_proj',
+  'head_greedy',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -122,5 +123,6 @@ export const STEP_GEMV_BATCH = 8; // step-fused.cu: most sequences a fused step 
 export const STEP_GEMV_THREADS = 256; // step-fused.cu: threads a block of every fused step kernel
 export const STEP_IN_ROWS = 4; // step-fused.cu: in_proj rows a warp of step_in_proj_conv (32 a block)
 export const STEP_OUT_ROWS = 2; // step-fused.cu: out_proj rows a warp of step_out_proj
+export const HEAD_ROWS = 4; // step-fused.cu: lm_head rows a warp of head_greedy takes per row block
 export const STEP_DBL_MAX = 256; // step-fused.cu: dtRank + 2·dState at most
 export const STEP_SMEM_BYTES = 32768; // step-fused.cu: staged GEMV inputs (act_t), so k ≤ 8192 in either build

@@ -6,6 +6,7 @@
 //   step_in_proj_conv: residual += hidden, RMSNorm, in_proj; on x's rows conv + SiLU and x_proj's partial sums
 //   step_dt_ssm:       x_proj's sums, then as step.cu's ssm_step_dt: dt_proj + bias → softplus → Δ, the scan → y
 //   step_out_proj:     out_proj (+ bias)
+// and after the last layer, for greedy steps, head_greedy: final norm, lm_head and argmax without the logits.
 // Launched as programmatic dependents (LaunchShape.programmatic), each kernel lets the next one start at once and
 // waits (pdl_wait) only where it first reads or writes what the previous kernels touch, so a kernel's weight loads
 // overlap the previous kernel's tail. Everything before pdl_wait reads only weights and this layer's own state.
@@ -27,17 +28,18 @@
 #define STEP_CHUNKS 2 // f32: 32 bytes a chunk, so half as many for the same registers
 #endif
 
-// The GEMV of in_proj and out_proj for sequences b0..b0+tb (tb ≤ 8): out(b, o) = Σ_i w[o, i]·in(b, i), ROWS output
-// rows a warp. Each round, a lane loads STEP_CHUNKS 8-element chunks of each of its rows, all before any is used; the
-// first round's loads are issued before `stage` (which reads what the previous kernel wrote) fills sIn with the tb
-// input rows as act_t (k % 8 == 0, tb·k ≤ STEP_SMEM_ELEMS), so the weights' latency overlaps it. store(b, o, sum)
-// gets every sum once, in lane 0 of the row's warp. Forms one and two loaded 4 bytes a lane in a loop that waited on
-// each load (~11 µs a launch on the H100 against ~4 µs for cuBLAS).
+// The GEMV of in_proj, out_proj and the greedy head for sequences b0..b0+tb (tb ≤ 8): out(b, o) = Σ_i w[o, i]·in(b, i),
+// ROWS output rows a warp, the block's rows those of row block `rowBlock`. Each round, a lane loads STEP_CHUNKS
+// 8-element chunks of each of its rows, all before any is used; the first round's loads are issued before `stage`
+// (which reads what the previous kernel wrote) fills sIn with the tb input rows as act_t (k % 8 == 0,
+// tb·k ≤ STEP_SMEM_ELEMS), so the weights' latency overlaps it. store(b, o, sum) gets every sum once, in lane 0 of the
+// row's warp. Forms one and two loaded 4 bytes a lane in a loop that waited on each load (~11 µs a launch on the H100
+// against ~4 µs for cuBLAS).
 template <int ROWS, typename Stage, typename Store>
-__device__ __forceinline__ void block_gemv(act_t* sIn, const act_t* __restrict__ w, int k, int n, int b0, int tb,
-                                           Stage stage, Store store) {
+__device__ __forceinline__ void block_gemv(act_t* sIn, const act_t* __restrict__ w, int k, int n, int rowBlock, int b0,
+                                           int tb, Stage stage, Store store) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int o0 = (blockIdx.x * (STEP_GEMV_THREADS / 32) + warp) * ROWS;
+  const int o0 = (rowBlock * (STEP_GEMV_THREADS / 32) + warp) * ROWS;
   const int kChunks = k / 8, roundChunks = 32 * STEP_CHUNKS;
   float acc[ROWS][STEP_GEMV_BATCH];
 #pragma unroll
@@ -94,6 +96,62 @@ __device__ __forceinline__ void block_gemv(act_t* sIn, const act_t* __restrict__
 // sequences a GEMV tile stages at once: all 8 while k ≤ 2048 (bf16) or 1024 (f32)
 __device__ __forceinline__ int gemv_tile(int k) { return min(STEP_GEMV_BATCH, STEP_SMEM_ELEMS / k); }
 
+// A block's GEMV input: s = RMSNorm(hidden + residualIn)·normW for sequences b0..b0+tb, rounded to act_t as the GEMM's
+// normed input would be (the first layer, ids non-null, starts the residual stream from the embedding rows
+// table[ids[b]]); residualOut, when not null, gets the residual stream. Waits on the previous kernel first. A warp a
+// sequence sums the squares (all sequences at once), then every thread scales (reading the rows again, from L2). Rows
+// are read 16 bytes a load, STEP_STAGE_LOADS loads before any is used: the stores between uses may alias these rows for
+// all the compiler knows, so loads interleaved with them would each wait for the one before (a plain loop over 1.4b's
+// 2048-wide rows cost 27 µs a launch on the H100).
+__device__ __forceinline__ void stage_rmsnorm(act_t* s, int b0, int tb, const float* hidden, const float* residualIn,
+                                              float* residualOut, const int* ids, const float* table,
+                                              const float* __restrict__ normW, float eps, int k, float* sScale) {
+  pdl_wait();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k4 = k / 4;
+  // element `at` of sequence b's residual stream: hidden + residualIn, or in the first layer (ids non-null) the
+  // embedding row of b's token
+  const auto value4 = [&](int b, i64 at) {
+    if (ids) return *(const F32x4*)(table + (i64)ids[b] * k + at);
+    const F32x4 h = ld_cg_f32x4(hidden + (i64)b * k + at), r = ld_cg_f32x4(residualIn + (i64)b * k + at);
+    return F32x4{h.a + r.a, h.b + r.b, h.c + r.c, h.d + r.d};
+  };
+  if (warp < tb) {
+    const i64 row = (i64)(b0 + warp) * k;
+    float ss = 0.0f;
+    for (int u0 = lane; u0 < k4; u0 += 32 * STEP_STAGE_LOADS) {
+      F32x4 v[STEP_STAGE_LOADS];
+#pragma unroll
+      for (int m = 0; m < STEP_STAGE_LOADS; ++m)
+        if (u0 + 32 * m < k4) v[m] = value4(b0 + warp, 4 * (u0 + 32 * m));
+#pragma unroll
+      for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
+        if (u0 + 32 * m >= k4) break;
+        if (residualOut) *(F32x4*)(residualOut + row + 4 * (u0 + 32 * m)) = v[m];
+        ss += v[m].a * v[m].a + v[m].b * v[m].b + v[m].c * v[m].c + v[m].d * v[m].d;
+      }
+    }
+    ss = warp_sum_f(ss);
+    if (lane == 0) sScale[warp] = rsqrtf(ss / (float)k + eps);
+  }
+  __syncthreads();
+  for (int t0 = threadIdx.x; t0 < tb * k4; t0 += blockDim.x * STEP_STAGE_LOADS) {
+    F32x4 v[STEP_STAGE_LOADS];
+#pragma unroll
+    for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
+      const int t = t0 + m * blockDim.x, j = t / k4;
+      if (t < tb * k4) v[m] = value4(b0 + j, 4 * (t - j * k4));
+    }
+#pragma unroll
+    for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
+      const int t = t0 + m * blockDim.x, j = t / k4, i = 4 * (t - j * k4);
+      if (t >= tb * k4) break;
+      const float sc = sScale[j], e[4] = {v[m].a, v[m].b, v[m].c, v[m].d};
+#pragma unroll
+      for (int q = 0; q < 4; ++q) act_store(s + j * k + i + q, e[q] * sc * normW[i + q]);
+    }
+  }
+}
+
 // Block of 32 in_proj rows (grid: 2·dInner / 32, x's rows first):
 //   residualOut = hidden + residualIn (first layer: the token's embedding row); xz = in_proj(RMSNorm(residualOut)·normW) (+ bias), z's rows stored in xz;
 //   on x's rows: conv + SiLU → x, then partial[blk, b, j] = Σ over the block's channels of x_proj[j, c]·x[b, c].
@@ -123,57 +181,10 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     unpack_chunk8(in ? load_chunk8(wx + (i64)col * dInner + row0 + 8 * u) : zero_chunk8(), wxv + 8 * u);
   }
 
-  // residual + hidden, RMSNorm: a warp a sequence sums the squares (all sequences at once), then every thread scales
-  // (reading the rows again, from L2) and rounds to act_t as the GEMM's normed input would be. Rows are read 16 bytes
-  // a load, STEP_STAGE_LOADS loads before any is used: the stores between uses may alias these rows for all the
-  // compiler knows, so loads interleaved with them would each wait for the one before (a plain loop over 1.4b's
-  // 2048-wide rows cost 27 µs a launch on the H100).
   __shared__ float sScale[STEP_GEMV_BATCH];
   const auto stage = [&](act_t* s, int b0, int tb) {
-    pdl_wait();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k4 = k / 4;
-    // element `at` of sequence b's residual stream: hidden + residualIn, or in the first layer (ids non-null) the
-    // embedding row of b's token
-    const auto value4 = [&](int b, i64 at) {
-      if (ids) return *(const F32x4*)(table + (i64)ids[b] * k + at);
-      const F32x4 h = ld_cg_f32x4(hidden + (i64)b * k + at), r = ld_cg_f32x4(residualIn + (i64)b * k + at);
-      return F32x4{h.a + r.a, h.b + r.b, h.c + r.c, h.d + r.d};
-    };
-    if (warp < tb) {
-      const i64 row = (i64)(b0 + warp) * k;
-      float ss = 0.0f;
-      for (int u0 = lane; u0 < k4; u0 += 32 * STEP_STAGE_LOADS) {
-        F32x4 v[STEP_STAGE_LOADS];
-#pragma unroll
-        for (int m = 0; m < STEP_STAGE_LOADS; ++m)
-          if (u0 + 32 * m < k4) v[m] = value4(b0 + warp, 4 * (u0 + 32 * m));
-#pragma unroll
-        for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
-          if (u0 + 32 * m >= k4) break;
-          if (blockIdx.x == 0) *(F32x4*)(residualOut + row + 4 * (u0 + 32 * m)) = v[m];
-          ss += v[m].a * v[m].a + v[m].b * v[m].b + v[m].c * v[m].c + v[m].d * v[m].d;
-        }
-      }
-      ss = warp_sum_f(ss);
-      if (lane == 0) sScale[warp] = rsqrtf(ss / (float)k + eps);
-    }
-    __syncthreads();
-    for (int t0 = threadIdx.x; t0 < tb * k4; t0 += blockDim.x * STEP_STAGE_LOADS) {
-      F32x4 v[STEP_STAGE_LOADS];
-#pragma unroll
-      for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
-        const int t = t0 + m * blockDim.x, j = t / k4;
-        if (t < tb * k4) v[m] = value4(b0 + j, 4 * (t - j * k4));
-      }
-#pragma unroll
-      for (int m = 0; m < STEP_STAGE_LOADS; ++m) {
-        const int t = t0 + m * blockDim.x, j = t / k4, i = 4 * (t - j * k4);
-        if (t >= tb * k4) break;
-        const float sc = sScale[j], e[4] = {v[m].a, v[m].b, v[m].c, v[m].d};
-#pragma unroll
-        for (int q = 0; q < 4; ++q) act_store(s + j * k + i + q, e[q] * sc * normW[i + q]);
-      }
-    }
+    float* out = blockIdx.x == 0 ? residualOut : nullptr;
+    stage_rmsnorm(s, b0, tb, hidden, residualIn, out, ids, table, normW, eps, k, sScale);
   };
   const int n = 2 * dInner, tile = gemv_tile(k);
   for (int b0 = 0; b0 < batch; b0 += tile) {
@@ -192,7 +203,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
     ConvTaps taps;
     if (convs) taps = conv_taps(st, convW + c * D_CONV, convB ? convB[c] : 0.0f);
-    block_gemv<STEP_IN_ROWS>(sIn, w, k, n, b0, tb, stage, store);
+    block_gemv<STEP_IN_ROWS>(sIn, w, k, n, blockIdx.x, b0, tb, stage, store);
     if (xRows == 0) continue;  // a block of z's rows only
     __syncthreads();
     if (j < tb) {
@@ -234,7 +245,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   const auto store = [&](int b, int o, float t) { out[(i64)b * n + o] = t + (bias ? bias[o] : 0.0f); };
   const int tile = gemv_tile(k);
   for (int b0 = 0; b0 < batch; b0 += tile)
-    block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, b0, min(tile, batch - b0), stage, store);
+    block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, blockIdx.x, b0, min(tile, batch - b0), stage, store);
 }
 
 // Block (one sequence, STEP_GEMV_THREADS / ssm_step_lanes() channels; grid (channel blocks, batch)):
@@ -287,4 +298,92 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   if (!live) return;
   store_run<RUN>(hp, h);
   if (q == 0) act_store(y + (i64)b * dInner + c, (acc + dSkipC * xv) * silu_f(zv));
+}
+
+#define HEAD_ROWS 4 // lm_head rows a warp of head_greedy takes per row block
+
+// Greedy decoding's head in one launch, for up to STEP_GEMV_BATCH sequences: out[b] = argmax_o lm_head[o] ·
+// RMSNorm_f(hidden[b] + residual[b]), ties to the lower id and NaN never winning (as argmax_rows), without writing
+// the logits; nextIds gets the same tokens (the next step's input). Each block stages the normed rows once, then takes
+// row blocks blockIdx.x, blockIdx.x + gridDim.x, ...; each warp keeps its best row per sequence, the block's best goes
+// to partial [blocks, batch, (value, id bits)], and the last block to arrive (arrival, reset by it) picks among the
+// blocks' bests in block order. It replaces final_rmsnorm_rows, the lm_head GEMM and argmax_rows (three launches, and
+// the logits' round trip through memory).
+extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
+    head_greedy(const float* hidden, const float* residual, const float* __restrict__ normW, float eps,
+                const act_t* __restrict__ w, float* __restrict__ partial, u32* __restrict__ arrival,
+                int* __restrict__ out, int* __restrict__ nextIds, int batch, int k, int vocab) {
+  __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
+  __shared__ float sScale[STEP_GEMV_BATCH];
+  __shared__ float sBestV[STEP_GEMV_THREADS / 32][STEP_GEMV_BATCH];
+  __shared__ int sBestI[STEP_GEMV_THREADS / 32][STEP_GEMV_BATCH];
+  __shared__ bool sLast;
+  pdl_trigger();
+  constexpr float LOWEST = -3.402823466e38f;
+  constexpr int NONE = 0x7fffffff;
+  const auto better = [](float v, int i, float bv, int bi) { return v > bv || (v == bv && i < bi); };
+  float bestV[STEP_GEMV_BATCH];
+  int bestI[STEP_GEMV_BATCH];
+#pragma unroll
+  for (int j = 0; j < STEP_GEMV_BATCH; ++j) {
+    bestV[j] = LOWEST;
+    bestI[j] = NONE;
+  }
+  bool staged = false;
+  const auto stage = [&](act_t* s, int b0, int tb) {
+    if (!staged) stage_rmsnorm(s, b0, tb, hidden, residual, nullptr, nullptr, nullptr, normW, eps, k, sScale);
+    staged = true;
+  };
+  // b is 0 + an unrolled constant in block_gemv, so bestV/bestI stay in registers
+  const auto keep = [&](int b, int o, float t) {
+    if (better(t, o, bestV[b], bestI[b])) {
+      bestV[b] = t;
+      bestI[b] = o;
+    }
+  };
+  const int rowBlocks = (vocab + HEAD_ROWS * (STEP_GEMV_THREADS / 32) - 1) / (HEAD_ROWS * (STEP_GEMV_THREADS / 32));
+  for (int rb = blockIdx.x; rb < rowBlocks; rb += gridDim.x)
+    block_gemv<HEAD_ROWS>(sIn, w, k, vocab, rb, 0, batch, stage, keep);
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0)
+#pragma unroll
+    for (int j = 0; j < STEP_GEMV_BATCH; ++j) {
+      sBestV[warp][j] = bestV[j];
+      sBestI[warp][j] = bestI[j];
+    }
+  __syncthreads();
+  if ((int)threadIdx.x < batch) {
+    const int j = threadIdx.x;
+    float bv = LOWEST;
+    int bi = NONE;
+    for (int wp = 0; wp < STEP_GEMV_THREADS / 32; ++wp)
+      if (better(sBestV[wp][j], sBestI[wp][j], bv, bi)) {
+        bv = sBestV[wp][j];
+        bi = sBestI[wp][j];
+      }
+    partial[2 * (blockIdx.x * batch + j)] = bv;
+    partial[2 * (blockIdx.x * batch + j) + 1] = __uint_as_float((u32)bi);
+  }
+  __threadfence();  // the block's best is visible before it counts as arrived
+  __syncthreads();
+  if (threadIdx.x == 0) sLast = atomicAdd(arrival, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!sLast) return;
+  __threadfence();
+  if ((int)threadIdx.x < batch) {
+    const int j = threadIdx.x;
+    float bv = LOWEST;
+    int bi = NONE;
+    for (int blk = 0; blk < (int)gridDim.x; ++blk) {
+      const float v = ld_cg_f32(partial + 2 * (blk * batch + j));
+      const int i = (int)__float_as_uint(ld_cg_f32(partial + 2 * (blk * batch + j) + 1));
+      if (better(v, i, bv, bi)) {
+        bv = v;
+        bi = i;
+      }
+    }
+    out[j] = nextIds[j] = bi == NONE ? 0 : bi;
+  }
+  if (threadIdx.x == 0) *arrival = 0;
 }
