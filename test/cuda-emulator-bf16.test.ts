@@ -50,4 +50,30 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (bf16)', () => {
     expect(maxAbsDiff(out.logits!, refStep.logits)).toBeLessThan(0.03 * range);
     fused.dispose();
   });
+
+  // head_greedy reads the bf16 lm_head itself (its own GEMV, not cuBLAS): each token it picks scores within bf16
+  // rounding of the largest logit of the logits head, at one and at four sequences
+  it.each([1, 4])('the greedy head picks an argmax of the logits at batch %i', async (batch) => {
+    const { vocabSize } = m.config;
+    const pre = await engine.prefillBatch(
+      Array.from({ length: batch }, (_, i) => ({ ids: randomIds(9 + 4 * i, vocabSize, 30 + i) })),
+    );
+    const states = pre.map((p) => p.state);
+    const withLogits = engine.openDecode(states, { greedyHead: false });
+    const greedy = engine.openDecode(states, { greedyHead: true });
+    expect(greedy.greedyHead).toBe(true);
+    let tokens = pre.map((p) => argmax(p.logits[0]!));
+    for (let step = 0; step < 3; step++) {
+      const want = await withLogits.step(tokens, { logits: true, argmax: true });
+      const got = await greedy.step(tokens, { argmax: true });
+      const range = Math.max(...Array.from(want.logits!, Math.abs));
+      for (let b = 0; b < batch; b++) {
+        const row = want.logits!.subarray(b * vocabSize, (b + 1) * vocabSize);
+        expect(row[want.tokens![b]!]! - row[got.tokens![b]!]!).toBeLessThanOrEqual(0.01 * range);
+      }
+      tokens = Array.from(want.tokens!);
+    }
+    withLogits.dispose();
+    greedy.dispose();
+  });
 });

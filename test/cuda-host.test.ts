@@ -26,7 +26,7 @@ import { packKernelArgs } from '../mamba/cuda/bindings/driver.ts';
 import { H200, prefillRoofline } from '../mamba/cuda/roofline.ts';
 import { aLog2 } from '../mamba/cuda/device-weights.ts';
 import { ssmStepLanes } from '../mamba/cuda/ops.ts';
-import { fusedStepByDefault, fusedStepFits } from '../mamba/cuda/ops-step.ts';
+import { fusedStepByDefault, fusedStepFits, greedyHeadFits, headGreedyBlocks } from '../mamba/cuda/ops-step.ts';
 
 const DECI: DecimationConfig = { layers: [2, 4], beta: 0.5, lBase: 100, minSeqLen: 20 };
 
@@ -359,6 +359,16 @@ describe('decode step choice', () => {
     // rows of 16 bytes for the vector loads, x_proj's columns one a thread
     expect(fusedStepByDefault(1, { ...shape130m, dModel: 770 })).toBe(false);
     expect(fusedStepByDefault(1, { ...shape130m, dtRank: 240 })).toBe(false);
+  });
+  it('takes the greedy head where every sequence stages at once, one block an SM', () => {
+    expect([1, 8, 9].map((b) => greedyHeadFits(b, 768, 2))).toEqual([true, true, false]);
+    // 32 KiB of staged act_t rows: 1.4b bf16 fits 8 sequences, its f32 build 4, a row of 770 none (16-byte loads)
+    expect([4, 8].map((b) => greedyHeadFits(b, 2048, 2))).toEqual([true, true]);
+    expect([4, 5].map((b) => greedyHeadFits(b, 2048, 4))).toEqual([true, false]);
+    expect(greedyHeadFits(1, 770, 2)).toBe(false);
+    // 32 rows a block (4 a warp): 50280 rows are 1572 row blocks, spread over 132 SMs; a small vocabulary takes fewer
+    expect(headGreedyBlocks(50280, 132)).toBe(132);
+    expect(headGreedyBlocks(264, 132)).toBe(9);
   });
   it('splits a channel of the one-step scan over lanes as step.cu does', () => {
     expect([2, 4, 8, 12, 16, 32, 64, 128].map(ssmStepLanes)).toEqual([1, 1, 2, 1, 4, 8, 8, 8]);
