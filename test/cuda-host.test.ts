@@ -16,6 +16,7 @@ import {
   type PlannedSequence,
 } from '../mamba/cuda/batch-plan.ts';
 import { packPassTables, passTableWords } from '../mamba/cuda/device-tables.ts';
+import { sortedIndexOf } from '../mamba/cuda/forward.ts';
 import { headTileRows, planPassMemory, PASS_BUFFERS } from '../mamba/cuda/memory-plan.ts';
 import { Layout } from '../mamba/cuda/layout.ts';
 import { largestFitting, schedulePasses, type PassSegment } from '../mamba/cuda/scheduler.ts';
@@ -345,6 +346,15 @@ describe('roofline', () => {
     });
     expect(deci.matmulFlops).toBeLessThan(0.6 * plain.matmulFlops); // 12 full layers, layer 12 partly, 11 at 2001 rows
     expect(deci.designFloorMs).toBeGreaterThanOrEqual(deci.floorMs);
+  });
+});
+
+describe('logit rows after decimation', () => {
+  it('finds a kept position by binary search, and misses a dropped one', () => {
+    const kept = Int32Array.from([0, 3, 4, 9, 15, 16, 17]);
+    expect([0, 3, 4, 9, 15, 16, 17].map((p) => sortedIndexOf(kept, p))).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect([-1, 1, 5, 10, 18].map((p) => sortedIndexOf(kept, p))).toEqual([-1, -1, -1, -1, -1]);
+    expect(sortedIndexOf(new Int32Array(0), 0)).toBe(-1);
   });
 });
 
