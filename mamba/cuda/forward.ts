@@ -151,6 +151,8 @@ export function forwardPass(
       },
       layer: (i) => passLayer(plan, pb, i, shape.scan),
     });
+  // with the profiler on, the host's work before the first launch is its own interval, not the first kernel's
+  device.profiler?.mark('host: plan, tables, uploads');
   if (opts.graphs) {
     opts.graphs.run(passGraphKey(base, plan, shape.chunkLen, shape.withInitState, shape.scan), enqueue);
   } else {
@@ -206,6 +208,7 @@ export function forwardPass(
     }
   });
   const wanted = requests.filter((r) => !outputs[r.seq]!.error);
+  device.profiler?.mark('host: status, positions, logit rows');
   for (let start = 0; start < wanted.length; start += shape.headRows) {
     const tile = wanted.slice(start, start + shape.headRows);
     device.upload(
