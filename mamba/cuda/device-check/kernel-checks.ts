@@ -6,6 +6,7 @@
 import { f32ToBf16Bits } from '../../safetensors.ts';
 import { causalConv1dSilu, linear as refLinear, rmsNorm, selectiveScan, silu, softplus } from '../../reference/ops.ts';
 import * as ops from '../ops.ts';
+import { headGreedy, headGreedyBlocks } from '../ops-step.ts';
 import { aLog2 } from '../device-weights.ts';
 import { randomArray } from './scratch.ts';
 import type { DevicePtr } from '../bindings/driver.ts';
@@ -203,6 +204,88 @@ export async function runKernelChecks(
         for (let v = 0; v < vocab; v++) ref[r * vocab + v] = row[v]! - z;
       }
       expectClose('log_softmax_rows', s.readF32(p, rows * vocab), ref, 1e-6);
+    });
+
+    // head_greedy at the 130m head (50280 rows, d 768), 8 sequences, launched twice: each token must score within
+    // the build's rounding of its row's best (the reference: the normed rows rounded as staged, f64 dot products), the
+    // next step's ids must equal it, the arrival counter must be back at 0; then the winner of sequence 0 is copied to
+    // a lower and a higher row, and the exact tie must go to the lower id
+    await g('head_greedy', () => {
+      const batch = 8,
+        dim = 768,
+        vocab = 50280;
+      const hidden = randomArray(batch * dim, rng, -3, 3);
+      const residual = randomArray(batch * dim, rng, -3, 3);
+      const normW = randomArray(dim, rng, 0.5, 1.5);
+      const w = s.quantize(randomArray(vocab * dim, rng, -0.5, 0.5));
+      const normed = s.quantize(
+        rmsNorm(
+          hidden.map((v, i) => v + residual[i]!),
+          batch,
+          normW,
+          1e-5,
+        ),
+      );
+      const logitsOf = (wr: Float32Array) =>
+        Array.from({ length: batch }, (_, b) =>
+          Float64Array.from({ length: vocab }, (_, o) => {
+            let t = 0;
+            for (let i = 0; i < dim; i++) t += wr[o * dim + i]! * normed[b * dim + i]!;
+            return t;
+          }),
+        );
+      const argmaxOf = (row: Float64Array) => row.reduce((best, v, i) => (v > row[best]! ? i : best), 0);
+      const bufs = { hidden: s.f32(hidden), residual: s.f32(residual), norm: s.f32(normW) };
+      const blocks = headGreedyBlocks(vocab, device.info.multiprocessors);
+      const [partial, arrival] = [s.alloc(2 * blocks * batch * 4), s.i32(new Int32Array(1))];
+      const run = (weight: DevicePtr) => {
+        const [out, nextIds] = [s.alloc(batch * 4), s.alloc(batch * 4)];
+        headGreedy(kernels, {
+          ...bufs,
+          eps: 1e-5,
+          weight,
+          partial,
+          arrival,
+          out,
+          nextIds,
+          batch,
+          dModel: dim,
+          vocab,
+          blocks,
+          programmatic: false,
+        });
+        return { out: s.readI32(out, batch), next: s.readI32(nextIds, batch), arrival: s.readI32(arrival, 1)[0] };
+      };
+      const ref = logitsOf(w);
+      const got = run(s.act(w));
+      const scale = Math.max(...ref.map((r) => Math.max(...Array.from(r, Math.abs))));
+      const gap = Math.max(...ref.map((r, b) => r[argmaxOf(r)]! - r[got.out[b]!]!)) / scale;
+      report.check(section, "head_greedy picks each row's best logit", gap <= (s.actBytes === 2 ? 5e-3 : 1e-5), {
+        worstGapOfLargest: gap,
+        sameAsReference: ref.filter((r, b) => argmaxOf(r) === got.out[b]).length,
+        of: batch,
+      });
+      report.check(
+        section,
+        'head_greedy next ids = its tokens, arrival back at 0',
+        got.next.every((v, i) => v === got.out[i]) && got.arrival === 0,
+        { arrival: got.arrival },
+      );
+      const win = got.out[0]!;
+      const [low, high] = [win > 3 ? 3 : win + 1, vocab - 1];
+      const tied = w.slice();
+      for (const row of [low, high]) tied.copyWithin(row * dim, win * dim, (win + 1) * dim);
+      const again = run(s.act(tied));
+      const want = Math.min(low, win);
+      report.check(
+        section,
+        'head_greedy: an exact tie goes to the lower id',
+        again.out[0] === want && again.arrival === 0,
+        {
+          got: again.out[0],
+          want,
+        },
+      );
     });
 
     // conv_x_proj_step on its own at a shape with several channel blocks and sequence tiles, a partial last of each,
