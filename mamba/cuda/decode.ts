@@ -4,7 +4,8 @@
 // instead of six (mixer.ts); the engine picks it where the device check measured it faster (fusedStepByDefault).
 // After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
 // that dominates small steps. A step that wants no logits (greedy decoding) can end in head_greedy instead (norm_f,
-// lm_head and argmax in one launch, `greedyHead`), a second graph. Graph capture failing falls back to eager launches (the reason is kept in `graphError`).
+// lm_head and argmax in one launch, `greedyHead`), a second graph. Graph capture failing falls back to eager launches
+// (the reason is kept in `graphError`).
 // This is the CUDA engine's DecodeSession (mamba/engine.ts).
 import {
   type DecodeOutput,
@@ -150,7 +151,7 @@ export class DecodeSession implements EngineDecodeSession {
     this.uploadTokens(tokens);
     const device = this.core.device;
     const { vocabSize } = this.core.config;
-    this.run(want.logits ? 'logits' : this.greedyHead ? 'greedy' : 'logits');
+    this.run(!want.logits && this.greedyHead ? 'greedy' : 'logits');
     const out: DecodeOutput = {};
     if (want.argmax) out.tokens = device.download(new Int32Array(this.batch), this.buf('argmax'));
     if (want.logits) out.logits = device.download(new Float32Array(this.batch * vocabSize), this.buf('logits'));
@@ -159,8 +160,8 @@ export class DecodeSession implements EngineDecodeSession {
   }
 
   /**
-   * Replays the last step's captured graph n times back to back on the inputs already uploaded, then waits: the device check's
-   * GPU-only time per step, without the host's upload, launch and download between steps.
+   * Replays the last step's captured graph n times back to back on the inputs already uploaded, then waits: the device
+   * check's GPU-only time per step, without the host's upload, launch and download between steps.
    */
   replay(n: number): void {
     const graph = this.graphs.get(this.lastHead);
