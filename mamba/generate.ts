@@ -21,8 +21,11 @@ export interface Detokenizer {
   eosId?: number;
 }
 
+const DEFAULT_MAX_TOKENS = 64;
+const maxTokensOf = (options: GenerateOptions): number => options.maxTokens ?? DEFAULT_MAX_TOKENS;
+
 export interface GenerateOptions extends SamplingParams {
-  /** Default 64. */
+  /** Default DEFAULT_MAX_TOKENS (64). */
   maxTokens?: number;
   seed?: number;
   /** Generation ends when the decoded text contains one of these; the text is cut before it. */
@@ -181,8 +184,8 @@ export async function greedySteps(session: DecodeSession, tokens: ArrayLike<numb
 async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, running: Running[]): Promise<void> {
   const vocab = engine.config.vocabSize;
   // All greedy: the engine picks the tokens itself, several steps at a time where it can (stepGreedy), and sends no
-  // logits back. Each step's input is the previous argmax whatever the host decides, which is the token choose() keeps for every
-  // sequence still running; a finished sequence's later tokens are never read.
+  // logits back. Each step's input is the previous argmax whatever the host decides, which is the token choose()
+  // keeps for every sequence still running; a finished sequence's later tokens are never read.
   const allGreedy = running.every((r) => isGreedy(r.options));
   let logits = running.map((r) => r.prefill.logits[0]!);
   let greedy: Int32Array | null = null;
@@ -201,7 +204,7 @@ async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, runnin
       }
       // several steps a call only where the engine takes them on its side (a CPU engine's steps cost the same either
       // way, and its streamed tokens would come in bursts), and no more than the longest budget left can use
-      const left = Math.max(...running.map((r) => (r.finish ? 0 : (r.options.maxTokens ?? 64) - r.tokens.length)));
+      const left = Math.max(...running.map((r) => (r.finish ? 0 : maxTokensOf(r.options) - r.tokens.length)));
       const n = session.stepGreedy ? Math.max(1, Math.min(GREEDY_AHEAD, left)) : 1;
       const rows = await greedySteps(session, next, n);
       for (let k = 0; k < n - 1; k++) if (chooseAll((_, b) => rows[k * B + b]!).every((t) => t < 0)) break;
@@ -213,7 +216,7 @@ async function decode(engine: MambaEngine, tokenizer: Detokenizer | null, runnin
 
   /** Takes `token` for r (or ends r); returns the token to step on, or −1 when r is done. */
   function choose(r: Running, token: number): number {
-    const maxTokens = r.options.maxTokens ?? 64;
+    const maxTokens = maxTokensOf(r.options);
     if (r.tokens.length >= maxTokens) {
       r.finish = 'length';
       return -1;

@@ -68,7 +68,7 @@ export interface FusedStep {
     hidden: DevicePtr;
     residualIn: DevicePtr;
     residualOut: DevicePtr;
-    embed: { ids: DevicePtr; table: DevicePtr } | null;
+    embed: ops.EmbedRows | null;
   };
 }
 

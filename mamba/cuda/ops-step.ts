@@ -13,7 +13,7 @@ import {
   STEP_SMEM_BYTES,
 } from './kernels/manifest.ts';
 import { f32, i32, mat, ptr, type SeqStates, states } from './ops-args.ts';
-import { type MatView, ssmStepLanes } from './ops.ts';
+import { type EmbedRows, type MatView, ssmStepLanes } from './ops.ts';
 
 const WARPS = STEP_GEMV_THREADS / 32;
 
@@ -62,7 +62,7 @@ export function stepInProjConv(
     residualIn: DevicePtr;
     residualOut: DevicePtr;
     /** The first layer: the residual stream starts from the embedding rows table[ids[b]] (hidden is not read). */
-    embed: { ids: DevicePtr; table: DevicePtr } | null;
+    embed: EmbedRows | null;
     norm: DevicePtr;
     eps: number;
     weight: DevicePtr;

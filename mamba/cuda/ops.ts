@@ -24,6 +24,12 @@ export interface MatView {
   ld: number;
 }
 
+/** The first block's input: the residual stream starts from the embedding rows table[ids[row]]. */
+export interface EmbedRows {
+  ids: DevicePtr;
+  table: DevicePtr;
+}
+
 /** residual = hidden (+ residual); normed = RMSNorm(residual)·w */
 export function addRmsNorm(
   k: KernelSet,
@@ -36,7 +42,7 @@ export function addRmsNorm(
     dim: number;
     eps: number;
     /** The first block: the residual stream starts from the embedding rows table[ids[row]] (hidden is not read). */
-    embed: { ids: DevicePtr; table: DevicePtr } | null;
+    embed: EmbedRows | null;
   },
 ): void {
   k.launch(

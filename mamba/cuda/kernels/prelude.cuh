@@ -133,10 +133,8 @@ struct Chunk8 {
 };
 __device__ __forceinline__ Chunk8 load_chunk8(const act_t* p) {
   Chunk8 c;
-#if ACT_BF16
   c.v = *(const Vec16*)p;
-#else
-  c.v = *(const Vec16*)p;
+#if !ACT_BF16
   c.w = *(const Vec16*)(p + 4);
 #endif
   return c;

@@ -16,8 +16,8 @@ __device__ __forceinline__ void load_w8(const act_t* __restrict__ p, int c, int 
   for (int e = 0; e < 8; ++e) w[e] = c + e < dInner ? act_load(p + e) : 0.0f;
 }
 
-// A decode step's conv + SiLU and x_proj in one launch: per (sequence, channel) conv state ← shift left, append x (pre-conv),
-// x = SiLU(Σ_k w[k]·state[k] + b); then x_dbl = x_proj(x). Grid (channel blocks, sequence tiles): each block convolves
+// A decode step's conv + SiLU and x_proj in one launch: per (sequence, channel) conv state ← shift left, append x
+// (pre-conv), x = SiLU(Σ_k w[k]·state[k] + b); then x_dbl = x_proj(x). Grid (channel blocks, sequence tiles): each block convolves
 // its XPROJ_CHANNELS channels of XPROJ_SEQS sequences and writes x_proj's partial sums over them [blocks, batch, dbl];
 // the last block of a sequence tile to finish (arrivals, reset by it for the next launch) adds the partials up in
 // block order, so a step gives the same x_dbl every run (no float atomics), rounded as the x_proj GEMM's act_t output.
