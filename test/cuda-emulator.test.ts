@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecimationConfig, ModelState } from '../mamba/engine.ts';
 import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
 import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
+import type { ScanKind } from '../mamba/cuda/mixer.ts';
 import { loadModel } from '../mamba/checkpoint.ts';
 import { replayGoldenCase } from '../mamba/golden-case.ts';
 import { readSafetensors } from '../mamba/safetensors.ts';
@@ -514,13 +515,53 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator: projection biases and an
   });
 });
 
+// prelude.cuh decay_exp2_fma: 2^v as a polynomial on the FMA pipe, as exact as the exp unit (a coefficient off by
+// 5e-5 moved these states by 4e-6)
+describe.skipIf(!CXX)('CUDA engine on the CPU emulator: scan decays on the FMA pipe', () => {
+  it('every decay on the FMA pipe stays within 1e-6 of the reference over 700 steps, as the exp unit does', async () => {
+    buildFakeCuda([{ actBf16: false, dState: 16, dConv: 4, scanFmaExp: 16 }]);
+    const m = tinyModel({ dModel: 16, nLayer: 3, dState: 16, seed: 7 });
+    const ids = randomIds(700, m.config.vocabSize, 1);
+    const ref = await m.engine.prefill(ids, { logitPositions: 'all' });
+    for (const scanFmaExp of [0, 16]) {
+      const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', scanChunk: 64, scanFmaExp });
+      try {
+        const got = await engine.prefill(ids, { logitPositions: 'all' });
+        expect(maxLogitDiff(got.logits, ref.logits), `scanFmaExp ${scanFmaExp}`).toBeLessThan(1e-6);
+        expect(maxStateDiff(got.state, ref.state), `scanFmaExp ${scanFmaExp}`).toBeLessThan(1e-6);
+      } finally {
+        await engine.dispose();
+      }
+    }
+  }, 120_000);
+
+  it('a count outside 0..d_state is an input error', () => {
+    const m = tinyModel({ dModel: 16, nLayer: 1, dState: 16, seed: 7 });
+    for (const scanFmaExp of [-1, 17, 2.5])
+      expect(() => CudaEngine.create(m.config, m.weights, { scanFmaExp })).toThrow(/scanFmaExp must be an integer/);
+  });
+});
+
 // test/fixtures/tiny-random (4 layers, d_model 64, d_state 16) fits the emulator build; the shipped model's cases run
 // on the GPU in the device check.
 const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
-// every prefill scan: the split kernels (default) and both fused ones (kernels/scan-fused.cu)
-describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(['split', 'fused', 'fused-t2'] as const)(
-  'CUDA engine on the CPU emulator, %s scan: PyTorch golden fixtures (tiny-random)',
-  (scan) => {
+// every prefill scan: the split kernels (default, and with Δ formed in the first pass), both fused ones
+// (kernels/scan-fused.cu), and both with decays
+// on the FMA pipe (prelude.cuh decay_exp2_fma: split with some states on each unit, fused with all on the FMA pipe)
+const SCANS: { label: string; scan: ScanKind; scanFmaExp?: number }[] = [
+  { label: 'split', scan: 'split' },
+  { label: 'split-softplus', scan: 'split-softplus' },
+  { label: 'fused', scan: 'fused' },
+  { label: 'fused-t2', scan: 'fused-t2' },
+  { label: 'split, 6 of 16 decays on the FMA pipe', scan: 'split', scanFmaExp: 6 },
+  { label: 'fused-t2, every decay on the FMA pipe', scan: 'fused-t2', scanFmaExp: 16 },
+];
+describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(SCANS)(
+  'CUDA engine on the CPU emulator, $label scan: PyTorch golden fixtures (tiny-random)',
+  ({ scan, scanFmaExp }) => {
+    beforeAll(() => {
+      if (scanFmaExp) buildFakeCuda([{ actBf16: false, dState: 16, dConv: 4, scanFmaExp }]);
+    }, 120_000);
     const golden = existsSync(join(TINY, 'golden.json'))
       ? JSON.parse(readFileSync(join(TINY, 'golden.json'), 'utf8'))
       : { cases: [] };
@@ -539,7 +580,8 @@ describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(['split', '
         async () => {
           const model = await loadModel(TINY);
           const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
-          const engine = CudaEngine.create(model.config, model.weights, { precision: 'fp32', guardBytes: 256, scan });
+          const options = { precision: 'fp32', guardBytes: 256, scan, scanFmaExp } as const;
+          const engine = CudaEngine.create(model.config, model.weights, options);
           try {
             const { result: r, greedy } = await replayGoldenCase(engine, c);
             const V = model.config.vocabSize;

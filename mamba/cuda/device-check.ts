@@ -118,8 +118,14 @@ async function main(): Promise<void> {
 
     if (phases.has('scan')) {
       // both paths on the golden fixtures, so a case that fails on both (a fixture's near-tie in bf16) reads as such
-      for (const scan of ['split', 'fused', 'fused-t2'] as const)
-        await goldenParity(device, report, root, Number(args['max-parity-length']), { scan });
+      const kinds = [
+        { scan: 'split' },
+        { scan: 'split-softplus' },
+        { scan: 'fused' },
+        { scan: 'fused-t2' },
+        { scan: 'split', scanFmaExp: 6 },
+      ] as const;
+      for (const options of kinds) await goldenParity(device, report, root, Number(args['max-parity-length']), options);
       const scanLengths = args['scan-lengths']!.split(',').map(Number);
       for (const shape of args.shapes!.split(',').filter(Boolean) as ShapeName[]) {
         if (!(shape in SHAPES) || !deadline.has(30)) {

@@ -12,7 +12,7 @@ import {
 import { Cublas, MathMode } from './bindings/cublas.ts';
 import { Nvrtc } from './bindings/nvrtc.ts';
 import { KernelCompiler, defaultCacheDir, type CompiledKernels } from './compile-cache.ts';
-import { KERNEL_NAMES, type KernelBuild, type KernelName } from './kernels/manifest.ts';
+import { KERNEL_NAMES, type KernelBuild, type KernelName, kernelBuildKey } from './kernels/manifest.ts';
 import { Profiler } from './profiler.ts';
 
 export interface CudaDeviceOptions {
@@ -114,7 +114,7 @@ export class CudaDevice {
   }
 
   kernels(build: KernelBuild): KernelSet {
-    const key = `${build.actBf16 ? 'bf16' : 'f32'}-${build.dState}-${build.dConv}`;
+    const key = kernelBuildKey(build);
     let set = this.kernelSets.get(key);
     if (!set) {
       const compiled = this.compiler.compile(build, this.arch, `${this.info.name} ${this.arch}`);

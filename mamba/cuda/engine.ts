@@ -39,6 +39,9 @@ export class CudaMemoryError extends Error {
   override name = 'CudaMemoryError';
 }
 
+/** Prefill scan decays on the FMA pipe by default: 0 until the device check's scan phase has measured the others. */
+export const DEFAULT_SCAN_FMA_EXP = 0;
+
 export interface CudaEngineOptions {
   /** 'fp32' (parity; cuBLAS without TF32) or 'bf16' (bf16 GEMM operands and activations, f32 accumulation). */
   precision?: Precision;
@@ -68,11 +71,16 @@ export interface CudaEngineOptions {
    */
   greedyHead?: boolean;
   /**
-   * Prefill's selective scan: 'split' (default: dt_softplus + the three chunked kernels of scan.cu), 'fused' (one
-   * kernel per layer, scan-fused.cu) or 'fused-t2' (the same, two warps a channel); off by default until the device
-   * check has measured them.
+   * Prefill's selective scan: 'split' (default: dt_softplus + the three chunked kernels of scan.cu), 'split-softplus'
+   * (the same kernels, Δ formed in the first), 'fused' (one kernel per layer, scan-fused.cu) or 'fused-t2' (the same,
+   * two warps a channel); the others are off by default until the device check has measured them.
    */
   scan?: ScanKind;
+  /**
+   * How many of each prefill scan step's d_state decays run as a polynomial on the FMA pipe instead of the exp unit
+   * (kernels/prelude.cuh scan_decay; 0..dState, default DEFAULT_SCAN_FMA_EXP).
+   */
+  scanFmaExp?: number;
   /**
    * Run a prefill pass's blocks as a CUDA graph: captured the second time a pass shape is seen, replayed after
    * (prefill-graphs.ts; default false until measured).
@@ -104,7 +112,13 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     private readonly options: CudaEngineOptions,
   ) {
     super();
-    this.name = `cuda-${core.precision}${options.scan && options.scan !== 'split' ? `-${options.scan}` : ''}${options.prefillGraphs ? '-graphs' : ''}`;
+    const fmaExp = options.scanFmaExp ?? DEFAULT_SCAN_FMA_EXP;
+    const variant = [
+      options.scan && options.scan !== 'split' ? options.scan : '',
+      fmaExp !== DEFAULT_SCAN_FMA_EXP ? `fma${fmaExp}` : '',
+      options.prefillGraphs ? 'graphs' : '',
+    ];
+    this.name = ['cuda', core.precision, ...variant.filter((v) => v)].join('-');
     this.arena = new DeviceArena(core.device);
     this.prefillGraphs = options.prefillGraphs ? new PrefillGraphCache(core.device) : null;
   }
@@ -119,7 +133,11 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const precision = options.precision ?? 'fp32';
     const device = options.device ?? CudaDevice.open(options.deviceOptions);
     try {
-      const kernels = device.kernels({ actBf16: precision === 'bf16', dState: config.dState, dConv: config.dConv });
+      const scanFmaExp = options.scanFmaExp ?? DEFAULT_SCAN_FMA_EXP;
+      if (!Number.isInteger(scanFmaExp) || scanFmaExp < 0 || scanFmaExp > config.dState)
+        throw new EngineInputError(`scanFmaExp must be an integer in 0..${config.dState} (got ${scanFmaExp})`);
+      const { dState, dConv } = config;
+      const kernels = device.kernels({ actBf16: precision === 'bf16', dState, dConv, scanFmaExp });
       const deviceWeights = uploadWeights(device, kernels, config, weights, precision);
       return new CudaEngine({ device, kernels, config, weights: deviceWeights, precision }, !options.device, options);
     } catch (err) {

@@ -47,10 +47,17 @@ export interface PassMemoryInput {
   headRows: number;
   /** Sequences start from a carried state (a later segment of a long plain prompt). */
   withInitState: boolean;
-  /** 'fused' needs no chunk states and no gathered scan inputs (it reads kept rows in place); default 'split'. */
-  scan?: 'split' | 'fused' | 'fused-t2';
+  /** Default 'split'. */
+  scan?: ScanKind;
   guardBytes?: number;
 }
+
+/**
+ * Prefill's selective-scan kernels (mixer.ts says what each runs). The fused kinds read kept rows in place: they need
+ * no chunk states and no gathered scan inputs.
+ */
+export type ScanKind = 'split' | 'split-softplus' | 'fused' | 'fused-t2';
+export const isFusedScan = (scan: ScanKind | undefined): boolean => scan === 'fused' || scan === 'fused-t2';
 
 export function activationBytes(precision: Precision): number {
   return precision === 'bf16' ? 2 : 4;
@@ -82,7 +89,7 @@ export function planPassMemory(input: PassMemoryInput): Layout<PassBuffer> {
   const act = activationBytes(precision);
   const rows = plan.groups[0]!.rows;
   const decimated = maxDecimatedRows(plan);
-  const fused = input.scan !== undefined && input.scan !== 'split';
+  const fused = isFusedScan(input.scan);
   const chunks = fused ? 0 : maxScanChunks(plan, input.chunkLen);
   const gathered = fused ? 0 : decimated;
   const positionRows = plan.groups.slice(1).reduce((n, g) => n + g.rows, 0);

@@ -6,7 +6,7 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, type EngineCore } from './core.ts';
 import type { DeviceLayer } from './device-weights.ts';
-import { xDblWidth } from './memory-plan.ts';
+import { isFusedScan, type ScanKind, xDblWidth } from './memory-plan.ts';
 import * as ops from './ops.ts';
 import type { SeqStates } from './ops-args.ts';
 import type { ScanChunkTables } from './ops-scan.ts';
@@ -53,10 +53,12 @@ export interface MixerDecimation {
 }
 
 /**
- * 'split': dt_softplus, then scan.cu's three kernels (and gathers when decimating); 'fused': scan-fused.cu alone
- * (one warp a channel); 'fused-t2': the same with two warps a channel (twice the parallelism, for batch-1 prompts).
+ * 'split': dt_softplus, then scan.cu's three kernels (and gathers when decimating); 'split-softplus': the same kernels
+ * with Δ = softplus(dt + bias) formed in the first pass (no dt_softplus launch, DeciMamba scores from the raw dt);
+ * 'fused': scan-fused.cu alone (one warp a channel); 'fused-t2': the same with two warps a channel (twice the
+ * parallelism, for batch-1 prompts).
  */
-export type ScanKind = 'split' | 'fused' | 'fused-t2';
+export type { ScanKind } from './memory-plan.ts';
 
 /**
  * A decode step's fused kernels (ops-step.ts): the residual stream, which the fused RMSNorm reads from one buffer of a
@@ -138,19 +140,19 @@ export function mambaMixer(
   const { seqStart } = mode.tables;
   ops.convStateCapture(k, { x: xPre, seqStart, init: states.initConv, out: states.conv, nSeq: rows.nSeq, dInner });
 
-  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias) (the fused scan forms softplus where it reads Δ)
+  // x_proj → (dt, B, C); Δ = softplus(dt_proj(dt) + bias) (every kind but 'split' forms softplus where it reads dt)
   xProj(core, layer, b.x, b.xDbl, n);
   dtProj(core, layer, b.xDbl, b.delta, n);
-  const fused = mode.scan !== 'split';
-  if (!fused) ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
+  const rawDt = mode.scan !== 'split';
+  if (!rawDt) ops.timeStep(k, b.delta, layer.dtProjBias, n, dInner);
 
   // the selective scan → y over the rows that stay
   const inputs = scanInputs(core, layer, b);
   let rowsOut = n;
-  if (fused) {
+  if (isFusedScan(mode.scan)) {
     rowsOut = fusedScan(core, layer, inputs, b.y, rows, states, mode);
   } else {
-    rowsOut = splitScan(core, inputs, b.y, rows, states, mode);
+    rowsOut = splitScan(core, inputs, rawDt ? layer.dtProjBias : null, b.y, rows, states, mode);
   }
   outProj(core, layer, b.y, b.out, rowsOut);
 }
@@ -202,10 +204,14 @@ function scanInputs(core: EngineCore, layer: DeviceLayer, b: MixerBuffers): scan
   };
 }
 
-/** scan.cu's chunked scan; DeciMamba first sub-samples x, Δ, z, B and C into the gathered buffers. */
+/**
+ * scan.cu's chunked scan; DeciMamba first sub-samples x, Δ, z, B and C into the gathered buffers. dtBias (nullable):
+ * `delta` holds the raw dt, which DeciMamba scores with the bias and the first pass turns into Δ.
+ */
 function splitScan(
   core: EngineCore,
   full: scanOps.ScanInputs,
+  dtBias: DevicePtr | null,
   y: DevicePtr,
   rows: MixerRows,
   states: MixerStates,
@@ -218,7 +224,7 @@ function splitScan(
   let inputs = full;
   const d = mode.decimation;
   if (d) {
-    chooseKept(core, d, rows, mode.tables, inputs.delta, null);
+    chooseKept(core, d, rows, mode.tables, inputs.delta, dtBias);
     scanRows = d.rowsOut;
     const g = d.gathered;
     const gather = (src: ops.MatView, dst: ops.MatView, width: number, elementBytes: 2 | 4, label: string) =>
@@ -239,6 +245,7 @@ function splitScan(
   }
   scanOps.selectiveScan(k, {
     inputs,
+    dtBias,
     chunks: mode.chunks,
     scratch: mode.scratch,
     h0: states.initSsm,
@@ -291,7 +298,7 @@ function fusedScan(
   return scanRows;
 }
 
-/** DeciMamba's choice: ‖Δ‖ scores (from the raw dt plus `dtBias` on the fused path), then the kept rows. */
+/** DeciMamba's choice: ‖Δ‖ scores (from the raw dt plus `dtBias` where the scan forms Δ), then the kept rows. */
 function chooseKept(
   core: EngineCore,
   d: MixerDecimation,

@@ -23,11 +23,15 @@ export interface ScanInputs {
   dSkip: DevicePtr;
 }
 
-/** The two-pass chunked selective scan (scan.cu): y and each sequence's final state. */
+/**
+ * The two-pass chunked selective scan (scan.cu): y and each sequence's final state. dtBias (nullable): inputs.delta
+ * holds dt_proj's raw output, which the first pass turns into Δ = softplus(dt + dtBias) in place.
+ */
 export function selectiveScan(
   k: KernelSet,
   a: {
     inputs: ScanInputs;
+    dtBias: DevicePtr | null;
     chunks: ScanChunkTables;
     scratch: { chunkH: DevicePtr; chunkDeltaSum: DevicePtr };
     h0: SeqStates | null;
@@ -47,6 +51,7 @@ export function selectiveScan(
     [
       ...mat(s.x),
       ...mat(s.delta),
+      ptr(a.dtBias),
       ...mat(s.b),
       ptr(s.aLog2),
       ptr(chunks.chunkStart),

@@ -65,7 +65,7 @@ export async function checkScanKernels(ctx: KernelCheckContext): Promise<void> {
     }
   });
 
-  await g('selective scan (chunked, varlen, h0)', () => {
+  await g('selective scan (chunked, varlen, h0, Δ formed in pass 1)', () => {
     const dInner = 256,
       dtRank = 8,
       dbl = dtRank + 2 * D_STATE,
@@ -75,18 +75,21 @@ export async function checkScanKernels(ctx: KernelCheckContext): Promise<void> {
     for (const l of lengths) seqStart.push(seqStart[seqStart.length - 1]! + l);
     const xz = s.quantize(randomArray(rows * 2 * dInner, rng, -2, 2));
     const xDbl = s.quantize(randomArray(rows * dbl, rng, -1, 1));
-    const delta = Float32Array.from({ length: rows * dInner }, () => softplus(-4 + 4 * rng.next()));
+    // the raw dt and its bias; Δ = softplus(dt + bias) is what the scan sees, given or formed in the first pass
+    const rawDt = Float32Array.from({ length: rows * dInner }, () => -3 + 4 * rng.next());
+    const dtBias = randomArray(dInner, rng, -1, 0);
+    const delta = rawDt.map((v, i) => softplus(v + dtBias[i % dInner]!));
     const aLog = Float32Array.from(
       { length: dInner * D_STATE },
       (_, i) => Math.log(1 + (i % D_STATE)) + 0.1 * rng.next(),
     );
     const dSkip = randomArray(dInner, rng, 0.5, 1.5);
     const h0 = randomArray(lengths.length * dInner * D_STATE, rng, -1, 1);
-    for (const [chunkLen, withH0] of [
-      [64, true],
-      [2048, false],
-      [16, true],
-    ] as [number, boolean][]) {
+    for (const [chunkLen, withH0, formDelta] of [
+      [64, true, false],
+      [2048, false, true],
+      [16, true, true],
+    ] as [number, boolean, boolean][]) {
       const chunkStart: number[] = [],
         chunkLens: number[] = [],
         seqFirst = [0];
@@ -102,8 +105,10 @@ export async function checkScanKernels(ctx: KernelCheckContext): Promise<void> {
         ab = s.actBytes;
       const y = s.alloc(rows * dInner * ab);
       const hOut = s.alloc(lengths.length * dInner * D_STATE * 4);
+      const deltaP = s.f32(formDelta ? rawDt : delta);
       scanOps.selectiveScan(kernels, {
-        inputs: scanInputsAt(s, { xz: xzP, xDbl: xDblP, delta: s.f32(delta), dInner, dtRank }, aLog, dSkip),
+        inputs: scanInputsAt(s, { xz: xzP, xDbl: xDblP, delta: deltaP, dInner, dtRank }, aLog, dSkip),
+        dtBias: formDelta ? s.f32(dtBias) : null,
         chunks: {
           chunkStart: s.i32(chunkStart),
           chunkLen: s.i32(chunkLens),
@@ -153,13 +158,10 @@ export async function checkScanKernels(ctx: KernelCheckContext): Promise<void> {
         refY.set(yi, seqStart[i]! * dInner);
         refH.set(h, i * dInner * D_STATE);
       });
-      expectClose(
-        `scan y chunk=${chunkLen}${withH0 ? ' h0' : ''}`,
-        s.readAct(y, rows * dInner),
-        refY,
-        kernels.build.actBf16 ? 1e-2 : 2e-5,
-      );
-      expectClose(`scan final state chunk=${chunkLen}${withH0 ? ' h0' : ''}`, s.readF32(hOut, refH.length), refH, 2e-5);
+      const name = `chunk=${chunkLen}${withH0 ? ' h0' : ''}${formDelta ? ' Δ in pass 1' : ''}`;
+      expectClose(`scan y ${name}`, s.readAct(y, rows * dInner), refY, kernels.build.actBf16 ? 1e-2 : 2e-5);
+      expectClose(`scan final state ${name}`, s.readF32(hOut, refH.length), refH, 2e-5);
+      if (formDelta) expectClose(`scan Δ written back ${name}`, s.readF32(deltaP, delta.length), delta, 2e-6);
     }
   });
 

@@ -41,7 +41,8 @@ export async function goldenParity(
   maxLength = Infinity,
   engineOptions: CudaEngineOptions = {},
 ): Promise<void> {
-  const suffix = engineOptions.scan && engineOptions.scan !== 'split' ? `-${engineOptions.scan}` : '';
+  const { scan, scanFmaExp } = engineOptions;
+  const suffix = (scan && scan !== 'split' ? `-${scan}` : '') + (scanFmaExp ? `-fma${scanFmaExp}` : '');
   const fixtures = join(root, 'test', 'fixtures');
   const dirs = existsSync(fixtures)
     ? readdirSync(fixtures)

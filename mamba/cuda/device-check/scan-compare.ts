@@ -1,20 +1,33 @@
-// Phase `scan` of the device check: the fused selective scan (scan-fused.cu) against the split path (scan.cu) on the
+// Phase `scan` of the device check: the selective scan's variants against the default split path (scan.cu) on the
 // same random bf16-exact weights, per shape, precision, length and mode (plain / DeciMamba): prefill wall time
-// (warm-up, then the median of several runs, the paths interleaved), the per-kernel GPU time from CUDA events, and
-// parity against split (kept indices identical; logits and states within the precision's tolerance). A third
-// variant, fused with prefill CUDA graphs (prefill-graphs.ts), measures what host launches cost.
+// (warm-up, then the median of several runs, the variants interleaved), the per-kernel GPU time from CUDA events, and
+// parity against split (kept indices identical; logits and states within the precision's tolerance). The variants:
+// split with some of each step's decays on the FMA pipe (scanFmaExp), the fused scan (scan-fused.cu) with one and two
+// warps a channel, and fused with prefill CUDA graphs (prefill-graphs.ts: wall time only, what host launches cost).
 // The golden fixtures run on every scan kind first (device-check.ts, goldenParity with engine options).
 import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
 import type { CudaDevice } from '../device.ts';
-import { CudaEngine } from '../engine.ts';
+import { CudaEngine, type CudaEngineOptions } from '../engine.ts';
 import { SPLIT_SCAN_LAUNCHES } from '../kernels/manifest.ts';
 import type { ScanKind } from '../mixer.ts';
 
-/** The fused path also runs with prefill graphs (prefill-graphs.ts): wall time only (the profiler runs eagerly). */
-type Variant = ScanKind | 'fused+graphs';
-const VARIANTS: Variant[] = ['split', 'fused', 'fused-t2', 'fused+graphs'];
-const EAGER: ScanKind[] = ['split', 'fused', 'fused-t2'];
+/** A variant's engine options; `profiledAs` names the eager variant whose kernel times stand for a graphed one. */
+interface Variant {
+  name: string;
+  options: CudaEngineOptions;
+  profiledAs?: string;
+}
+const VARIANTS: Variant[] = [
+  { name: 'split', options: { scan: 'split' } },
+  ...[4, 6, 8].map((n) => ({ name: `split-fma${n}`, options: { scan: 'split' as ScanKind, scanFmaExp: n } })),
+  { name: 'split-softplus', options: { scan: 'split-softplus' } },
+  { name: 'split-sp-fma6', options: { scan: 'split-softplus', scanFmaExp: 6 } },
+  { name: 'fused', options: { scan: 'fused' } },
+  { name: 'fused-t2', options: { scan: 'fused-t2' } },
+  { name: 'fused+graphs', options: { scan: 'fused', prefillGraphs: true }, profiledAs: 'fused' },
+];
+const EAGER = VARIANTS.filter((v) => !v.profiledAs);
 import type { KernelTime } from '../profiler.ts';
 import { prefillRoofline } from '../roofline.ts';
 import { paperDecimation } from './bench.ts';
@@ -72,12 +85,9 @@ export interface ScanCompareTarget {
 export async function scanCompare(t: ScanCompareTarget, report: Report, deadline: Deadline): Promise<void> {
   const { config, device } = t;
   for (const precision of t.precisions) {
-    const engines: Record<Variant, CudaEngine> = {
-      split: CudaEngine.create(config, t.weights, { device, precision, scan: 'split' }),
-      fused: CudaEngine.create(config, t.weights, { device, precision, scan: 'fused' }),
-      'fused-t2': CudaEngine.create(config, t.weights, { device, precision, scan: 'fused-t2' }),
-      'fused+graphs': CudaEngine.create(config, t.weights, { device, precision, scan: 'fused', prefillGraphs: true }),
-    };
+    const engines = new Map<string, CudaEngine>();
+    for (const v of VARIANTS)
+      engines.set(v.name, CudaEngine.create(config, t.weights, { device, precision, ...v.options }));
     try {
       for (const L of t.lengths[precision]) {
         for (const mode of ['mamba', 'decimamba'] as const) {
@@ -92,13 +102,13 @@ export async function scanCompare(t: ScanCompareTarget, report: Report, deadline
         }
       }
     } finally {
-      for (const v of VARIANTS) await engines[v].dispose();
+      for (const e of engines.values()) await e.dispose();
     }
   }
 }
 
 async function compareOne(
-  engines: Record<Variant, CudaEngine>,
+  engines: Map<string, CudaEngine>,
   t: ScanCompareTarget,
   report: Report,
   precision: 'fp32' | 'bf16',
@@ -111,11 +121,12 @@ async function compareOne(
   const ids = randomIds(L, config.vocabSize, L + 17);
   const options: PrefillOptions = { decimation, protect: PROTECT, logitPositions: [L - 1] };
   // parity first (also the warm-up: arena growth, cuBLAS heuristics)
-  const split = await engines.split.prefill(ids, options);
+  const engine = (name: string) => engines.get(name)!;
+  const split = await engine('split').prefill(ids, options);
   const keptOf = (r: typeof split) => JSON.stringify(r.kept.map((k) => [k.layer, Array.from(k.indices)]));
   const largest = Math.max(...Array.from(split.logits[0]!, Math.abs));
-  for (const v of ['fused', 'fused-t2', 'fused+graphs'] as const) {
-    const got = await engines[v].prefill(ids, options);
+  for (const { name: v } of VARIANTS.slice(1)) {
+    const got = await engine(v).prefill(ids, options);
     const dLogit = maxAbs(got.logits[0]!, split.logits[0]!);
     let dState = 0;
     for (const [i, s] of split.state.entries())
@@ -139,52 +150,51 @@ async function compareOne(
 
   // wall time: the variants interleaved, median of reps (fused+graphs: captured in the first rep, replayed after)
   const reps = L <= 32768 ? 5 : 3;
-  const times: Record<Variant, number[]> = { split: [], fused: [], 'fused-t2': [], 'fused+graphs': [] };
+  const times = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
   for (let r = 0; r < reps; r++) {
-    for (const scan of VARIANTS) {
+    for (const { name } of VARIANTS) {
       const t0 = performance.now();
-      await engines[scan].prefill(ids, options);
-      times[scan].push(performance.now() - t0);
+      await engine(name).prefill(ids, options);
+      times.get(name)!.push(performance.now() - t0);
     }
   }
-  const kernels = {} as Record<ScanKind, KernelTime[]>;
-  for (const scan of EAGER) kernels[scan] = await profiled(engines[scan], device, ids, options);
-  const gpu = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.ms, 0);
-  const scanMs = (scan: ScanKind) =>
-    kernels[scan].filter((k) => SCAN_LABELS.has(k.label)).reduce((a, k) => a + k.ms, 0);
-  const launches = (scan: ScanKind) => kernels[scan].reduce((a, k) => a + k.calls, 0);
-  const wall = Object.fromEntries(VARIANTS.map((v) => [v, median(times[v])])) as Record<Variant, number>;
-  const graphs = engines['fused+graphs'].prefillGraphs!;
-  for (const scan of VARIANTS) {
-    const eager = scan === 'fused+graphs' ? 'fused' : scan;
+  const kernels = new Map<string, KernelTime[]>();
+  for (const { name } of EAGER) kernels.set(name, await profiled(engine(name), device, ids, options));
+  const sum = (ks: KernelTime[]) => ks.reduce((a, k) => a + k.ms, 0);
+  const gpu = (name: string) => sum(kernels.get(name)!);
+  const scanMs = (name: string) => sum(kernels.get(name)!.filter((k) => SCAN_LABELS.has(k.label)));
+  const launches = (name: string) => kernels.get(name)!.reduce((a, k) => a + k.calls, 0);
+  const wall = (name: string) => median(times.get(name)!);
+  for (const { name: scan, profiledAs } of VARIANTS) {
+    const eager = profiledAs ?? scan;
+    const graphs = engine(scan).prefillGraphs;
     report.row('scan', {
       shape: t.shape,
       precision,
       L,
       mode,
       scan,
-      ms: wall[scan],
-      tokensPerS: Math.round(L / (wall[scan] / 1e3)),
-      pctOfFloor: (100 * floorMs) / wall[scan],
+      ms: wall(scan),
+      tokensPerS: Math.round(L / (wall(scan) / 1e3)),
+      pctOfFloor: (100 * floorMs) / wall(scan),
       gpuMs: gpu(eager),
       scanKernelsMs: scanMs(eager),
-      launches: scan === 'fused+graphs' ? 'graph' : launches(scan),
+      launches: graphs ? 'graph' : launches(scan),
       // cumulative over this engine's rows; lastError set means a capture failed and that pass ran eagerly
-      graphs:
-        scan === 'fused+graphs'
-          ? `${graphs.captures} captured, ${graphs.replays} replayed` +
-            (graphs.lastError ? `, error: ${graphs.lastError}` : '')
-          : '',
+      graphs: graphs
+        ? `${graphs.captures} captured, ${graphs.replays} replayed` +
+          (graphs.lastError ? `, error: ${graphs.lastError}` : '')
+        : '',
       reps,
-      fusedVsSplit: scan === 'split' ? '' : wall[scan] / wall.split,
+      vsSplit: scan === 'split' ? '' : wall(scan) / wall('split'),
     });
   }
   // per kernel, side by side (labels present in either path)
-  const labels = [...new Set(EAGER.flatMap((scan) => kernels[scan].map((k) => k.label)))];
+  const labels = [...new Set([...kernels.values()].flatMap((ks) => ks.map((k) => k.label)))];
   for (const label of labels) {
     const row: Record<string, unknown> = { shape: t.shape, precision, L, mode, kernel: label };
-    for (const scan of EAGER) {
-      const k = kernels[scan].find((x) => x.label === label);
+    for (const [scan, ks] of kernels) {
+      const k = ks.find((x) => x.label === label);
       row[`${scan}Ms`] = k?.ms ?? 0;
       row[`${scan}Calls`] = k?.calls ?? 0;
     }
@@ -215,7 +225,7 @@ export function scanSummary(report: Report): string[] {
         fmt(r.scanKernelsMs as number).padStart(15),
         String(r.launches).padStart(9),
         fmt(r.pctOfFloor as number).padStart(7),
-        ` ${typeof r.fusedVsSplit === 'number' ? fmt(r.fusedVsSplit) : ''}`,
+        ` ${typeof r.vsSplit === 'number' ? fmt(r.vsSplit) : ''}`,
       ].join(' '),
     );
   }

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { KernelBuild } from '../kernels/manifest.ts';
+import { type KernelBuild, kernelDefines } from '../kernels/manifest.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const KERNELS = join(HERE, '..', 'kernels');
@@ -63,8 +63,8 @@ export function buildFakeCuda(builds: KernelBuild[] = DEFAULT_BUILDS): FakeCuda 
   const driverSources = ['fake-cuda.cpp', 'fake-cuda-fibers.cpp', 'fake-nvrtc-cublas.cpp'].map((f) => join(HERE, f));
   compileOnce(driver, [...CXXFLAGS, '-Wl,-soname,libfakecuda.so', ...driverSources, '-ldl']);
   for (const b of builds) {
-    const name = `libfakekernels-a${b.actBf16 ? 1 : 0}-s${b.dState}-c${b.dConv}.so`;
-    const defines = [`-DACT_BF16=${b.actBf16 ? 1 : 0}`, `-DD_STATE=${b.dState}`, `-DD_CONV=${b.dConv}`];
+    const name = `libfakekernels-a${b.actBf16 ? 1 : 0}-s${b.dState}-c${b.dConv}-e${b.scanFmaExp ?? 0}.so`;
+    const defines = kernelDefines(b);
     // linked against the driver library, which provides the fiber scheduler the kernels call into
     compileOnce(join(dir, name), [
       ...CXXFLAGS,

@@ -61,7 +61,7 @@ void fake_mark_corrupt(const char* why) {
 std::vector<std::function<void()>>* g_capture = nullptr;  // non-null while a stream is capturing
 namespace {
 struct FakeModule {
-  int actBf16, dState, dConv;
+  int actBf16, dState, dConv, scanFmaExp;
   const EmuKernel* (*find)(const char*);
 };
 struct FakeFunction {
@@ -198,14 +198,16 @@ int cuStreamDestroy_v2(void*) { return 0; }
 int cuStreamSynchronize(void*) { return check_sync(); }
 int cuModuleLoadData(void** module, const void* image) {
   FakeModule m{};
-  if (std::sscanf((const char*)image, "FAKE ACT_BF16=%d D_STATE=%d D_CONV=%d", &m.actBf16, &m.dState, &m.dConv) != 3) return 200;
+  if (std::sscanf((const char*)image, "FAKE ACT_BF16=%d D_STATE=%d D_CONV=%d SCAN_FMA_EXP=%d", &m.actBf16, &m.dState,
+                  &m.dConv, &m.scanFmaExp) != 4)
+    return 200;
   // the kernels of each build live in their own library next to this one (emulator/build.ts makes them)
   Dl_info self{};
   dladdr((void*)&cuModuleLoadData, &self);
   std::string dir = self.dli_fname ? self.dli_fname : "";
   dir = dir.substr(0, dir.find_last_of('/') + 1);
   char name[128];
-  std::snprintf(name, sizeof name, "libfakekernels-a%d-s%d-c%d.so", m.actBf16, m.dState, m.dConv);
+  std::snprintf(name, sizeof name, "libfakekernels-a%d-s%d-c%d-e%d.so", m.actBf16, m.dState, m.dConv, m.scanFmaExp);
   void* lib = dlopen((dir + name).c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
     std::fprintf(stderr, "fake cuda: no emulator build for this module (%s): %s\n", name, dlerror());

@@ -23,14 +23,15 @@ int nvrtcCreateProgram(void** prog, const char*, const char* name, int, const ch
 }
 int nvrtcDestroyProgram(void** prog) { delete (FakeProgram*)*prog; *prog = nullptr; return 0; }
 int nvrtcCompileProgram(void* prog, int n, const char** options) {
-  int bf16 = 0, dState = 16, dConv = 4;
+  int bf16 = 0, dState = 16, dConv = 4, scanFmaExp = 0;
   for (int i = 0; i < n; ++i) {
     std::sscanf(options[i], "-DACT_BF16=%d", &bf16);
     std::sscanf(options[i], "-DD_STATE=%d", &dState);
     std::sscanf(options[i], "-DD_CONV=%d", &dConv);
+    std::sscanf(options[i], "-DSCAN_FMA_EXP=%d", &scanFmaExp);
   }
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "FAKE ACT_BF16=%d D_STATE=%d D_CONV=%d", bf16, dState, dConv);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "FAKE ACT_BF16=%d D_STATE=%d D_CONV=%d SCAN_FMA_EXP=%d", bf16, dState, dConv, scanFmaExp);
   ((FakeProgram*)prog)->image = buf;
   return 0;
 }

@@ -68,10 +68,18 @@ export interface KernelBuild {
   actBf16: boolean;
   dState: number;
   dConv: number;
+  /** SCAN_FMA_EXP: how many of a scan step's decays run on the FMA pipe (0 when left out). */
+  scanFmaExp?: number;
 }
 
 export function kernelDefines(build: KernelBuild): string[] {
-  return [`-DACT_BF16=${build.actBf16 ? 1 : 0}`, `-DD_STATE=${build.dState}`, `-DD_CONV=${build.dConv}`];
+  const d = [`-DACT_BF16=${build.actBf16 ? 1 : 0}`, `-DD_STATE=${build.dState}`, `-DD_CONV=${build.dConv}`];
+  return [...d, `-DSCAN_FMA_EXP=${build.scanFmaExp ?? 0}`];
+}
+
+/** The build's name in caches and emulator libraries (every setting kernelDefines passes). */
+export function kernelBuildKey(build: KernelBuild): string {
+  return `${build.actBf16 ? 'bf16' : 'f32'}-s${build.dState}-c${build.dConv}-e${build.scanFmaExp ?? 0}`;
 }
 
 export class KernelSourceError extends Error {

@@ -5,6 +5,7 @@
 //   ACT_BF16  1: the activations that feed cuBLAS (normed, xz, x, x_dbl, y) are bf16; 0: they are f32.
 //   D_STATE   Mamba's d_state (16 in every public checkpoint); h lives in registers, so it must be known here.
 //   D_CONV    Mamba's d_conv (4); the conv window lives in registers.
+//   SCAN_FMA_EXP  how many of each step's D_STATE decays the prefill scan computes on the FMA pipe (scan_decay).
 #ifndef DECISERVE_PRELUDE_CUH
 #define DECISERVE_PRELUDE_CUH
 
@@ -16,6 +17,9 @@
 #endif
 #ifndef D_CONV
 #define D_CONV 4
+#endif
+#ifndef SCAN_FMA_EXP
+#define SCAN_FMA_EXP 0
 #endif
 
 typedef unsigned short bf16_t;
@@ -61,6 +65,30 @@ __device__ __forceinline__ float decay_exp2(float v) {
 #else
   return exp2f(v);  // the CPU emulator
 #endif
+}
+
+// 2^v for v ≤ 0 without the exp unit: v = j + f with j = round(v), 2^f by a degree-5 polynomial on [−½, ½] (fitted
+// here by Lawson's minimax iteration: relative error 1.9e-7, as ex2.approx's 2 ulp; 2^0 = 1 exactly, so a zero step
+// never grows h), and j added to the exponent bits. Adding 1.5·2^23 rounds v to an integer in t's low mantissa bits,
+// so t's bits shifted by 23 are j's exponent offset. Below 2^-125 the decay stays 2^-125 (h's input dwarfs it).
+__device__ __forceinline__ float decay_exp2_fma(float v) {
+  v = fmaxf(v, -125.0f);
+  const float t = v + 12582912.0f;
+  const float f = v - (t - 12582912.0f);
+  float p = 0.00132647273f;
+  p = fmaf(p, f, 0.00967151299f);
+  p = fmaf(p, f, 0.0555073358f);
+  p = fmaf(p, f, 0.240222424f);
+  p = fmaf(p, f, 0.693147004f);
+  p = fmaf(p, f, 1.0f);
+  return __uint_as_float(__float_as_uint(p) + (__float_as_uint(t) << 23));  // unsigned: wraps, as the bits need
+}
+
+// State n's decay in the prefill scan: the MUFU unit does 16 exps a clock per SM against the FMA pipe's 128 FMAs,
+// and each step has D_STATE exps beside ~3 FMAs per state, so moving SCAN_FMA_EXP of them onto the FMA pipe (about
+// 8 instructions each) balances the two. n is a constant once the state loop unrolls: the choice costs nothing.
+__device__ __forceinline__ float scan_decay(int n, float v) {
+  return n < SCAN_FMA_EXP ? decay_exp2_fma(v) : decay_exp2(v);
 }
 
 // Programmatic dependent launch (sm_90+; LaunchShape.programmatic): pdl_trigger lets the next kernel in the stream

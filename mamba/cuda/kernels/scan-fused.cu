@@ -113,7 +113,7 @@ __device__ __forceinline__ void scan_fused_body(
       float decay[ITEMS], pa = 1.0f, pb = 0.0f;
 #pragma unroll
       for (int i = 0; i < ITEMS; ++i) {
-        decay[i] = decay_exp2(dl[i] * a[n]);
+        decay[i] = scan_decay(n, dl[i] * a[n]);
         pb = decay[i] * pb + dx[i] * bRow[i];
         pa *= decay[i];
       }
