@@ -41,8 +41,10 @@ const args = scriptArgs(
     lengths: { type: 'string', default: '2048,8192,32768,65536,131072' },
     'batch-lengths': { type: 'string', default: '1024,2048,4096,8192,16384,32768,3072,6144' },
     'consistency-length': { type: 'string', default: '8192' },
-    /** Phase `scan` (fused vs split selective scan): bf16 lengths; fp32 (130m only) runs those ≤ 32K. */
+    /** Phase `scan` (the scan variants against split): bf16 lengths; fp32 (130m only) runs those ≤ 32K. */
     'scan-lengths': { type: 'string', default: '32768,131072' },
+    /** Phase `scan`: 'bf16' leaves out the fp32 rows (each variant is one NVRTC build per precision). */
+    'scan-precisions': { type: 'string', default: 'bf16,fp32' },
     'budget-s': { type: 'string', default: '360' },
     /** Phases parity/bench: the engines' prefill scan (split | fused | fused-t2) and whether prefill runs as graphs. */
     scan: { type: 'string', default: 'split' },
@@ -134,7 +136,8 @@ async function main(): Promise<void> {
         }
         const config = benchConfig(shape);
         const weights = await benchWeights(config, shape === '130m' ? 130 : 1400);
-        const fp32 = shape === '1.4b' ? [] : scanLengths.filter((L) => L <= 32768);
+        const scanFp32 = args['scan-precisions']!.split(',').includes('fp32');
+        const fp32 = shape === '1.4b' || !scanFp32 ? [] : scanLengths.filter((L) => L <= 32768);
         await scanCompare(
           {
             shape,
