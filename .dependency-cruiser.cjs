@@ -28,7 +28,7 @@ module.exports = {
   options: {
     doNotFollow: { path: 'node_modules' },
     // bench/peers/.llama.cpp: llama.cpp's source, cloned there (gitignored) to build llama-bench
-    exclude: { path: '^(node_modules|dist|test/fixtures|bench/peers/\.llama\.cpp)/|/node_modules/' },
+    exclude: { path: '^(node_modules|dist|test/fixtures|bench/peers/.llama.cpp)/|/node_modules/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: { extensions: ['.ts', '.js', '.mjs', '.json'] },

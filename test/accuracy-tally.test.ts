@@ -11,7 +11,7 @@ import { loadTokenizer } from '../mamba/tokenizer.ts';
 import type { JobStats, PassItem, PassOutcome } from '../runner/pass/pass-types.ts';
 import type { JobRequest, SuiteJobRequest } from '../protocol/job-request.ts';
 import { judgeSample, runSuite, summarizeSuite, type SampleJob } from '../runner/pass/suite.ts';
-import { type SampleResult } from '../protocol/suite-spec.ts';
+import type { SampleResult } from '../protocol/suite-spec.ts';
 
 const tokenizer = loadTokenizer(byteLevelTokenizerJson().json);
 const { vocabSize } = byteLevelTokenizerJson();

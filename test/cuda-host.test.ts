@@ -362,7 +362,14 @@ describe('decode step choice', () => {
   const shape130m = { dModel: 768, dInner: 1536, dtRank: 48, dState: 16 };
   const shape1_4b = { dModel: 2048, dInner: 4096, dtRank: 128, dState: 16 };
   it('takes the fused step only where the device check measured it faster, and only where it fits', () => {
-    expect([1, 2, 3, 4, 8].map((b) => fusedStepByDefault(b, shape130m))).toEqual([true, true, false, false, false]);
+    expect([1, 2, 3, 4, 8, 9].map((b) => fusedStepByDefault(b, shape130m))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+    ]);
     expect(fusedStepByDefault(1, shape1_4b)).toBe(false);
     expect(fusedStepFits(8, shape1_4b)).toBe(true);
     expect(fusedStepFits(9, shape130m)).toBe(false);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { EngineInputError, type DecimationConfig, type MambaEngine, type PrefillOptions } from '../mamba/engine.ts';
 import { ReferenceEngine } from '../mamba/reference/index.ts';
 import { generate } from '../mamba/generate.ts';
-import { OnnxEngine } from '../mamba/onnx/engine.ts';
+import type { OnnxEngine } from '../mamba/onnx/engine.ts';
 import { exportMambaOnnx, modelBytes, type ExportOptions } from '../mamba/onnx/export/export-model.ts';
 import { createOnnxEngineNode } from '../mamba/onnx/node.ts';
 import { scoreSpan } from '../mamba/score.ts';

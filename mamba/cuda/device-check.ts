@@ -46,8 +46,8 @@ const args = scriptArgs(
     /** Phase `scan`: 'bf16' leaves out the fp32 rows (each variant is one NVRTC build per precision). */
     'scan-precisions': { type: 'string', default: 'bf16,fp32' },
     'budget-s': { type: 'string', default: '360' },
-    /** Phases parity/bench: the engines' prefill scan (split | fused | fused-t2) and whether prefill runs as graphs. */
-    scan: { type: 'string', default: 'split' },
+    /** Phases parity/bench: the engines' prefill scan (split-softplus | split | fused | fused-t2) and whether prefill runs as graphs. */
+    scan: { type: 'string', default: 'split-softplus' },
     'prefill-graphs': { type: 'boolean', default: false },
     /** Skip golden cases and passkey prompts longer than this (CPU-emulator smoke runs). */
     'max-parity-length': { type: 'string', default: '1000000' },

@@ -8,7 +8,7 @@ import { chooseScanChunk, finalGroup, outputGroup, type BatchPlan } from './batc
 import { stateWords, type EngineCore } from './core.ts';
 import { packPassTables, passTableWords, type PassTables } from './device-tables.ts';
 import type { DeviceArena } from './arena.ts';
-import { headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
+import { DEFAULT_SCAN, headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
 import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import type { MixerDecimation, MixerScan, ScanKind } from './mixer.ts';
 import { passGraphKey, type PrefillGraphCache } from './prefill-graphs.ts';
@@ -44,7 +44,7 @@ export interface PassOptions {
   scanChunk?: number;
   guardBytes?: number;
   headMaxBytes?: number;
-  /** Which selective-scan kernels run (mixer.ts; default 'split'). */
+  /** Which selective-scan kernels run (mixer.ts; default DEFAULT_SCAN). */
   scan?: ScanKind;
   /** Run the blocks as CUDA graphs (captured the second time a pass shape is seen, replayed after). */
   graphs?: PrefillGraphCache | null;
@@ -73,7 +73,7 @@ export function passShape(
     tableWords: passTableWords(plan, chunkLen),
     headRows: headTileRows(core.config.vocabSize, Math.max(1, wanted), opts.headMaxBytes),
     withInitState: seqs.some((s) => s.hasInitState),
-    scan: opts.scan ?? 'split',
+    scan: opts.scan ?? DEFAULT_SCAN,
   };
 }
 

@@ -30,15 +30,14 @@ export function fusedStepFits(
   return batch <= STEP_GEMV_BATCH && kFits(dModel) && kFits(dInner) && dtRank + 2 * dState <= STEP_DBL_MAX;
 }
 
-export const FUSED_STEP_DEFAULT = { maxBatch: 2, maxDInner: 1536 } as const;
+export const FUSED_STEP_DEFAULT = { maxBatch: 8, maxDInner: 1536 } as const;
 
 /**
  * Whether a decode session takes the fused step unless asked otherwise: where the device check measured it faster
- * than the unfused launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) up to batch 2. At batch 4 the two
- * were within the spread of separate runs (v8: fused 6,666 tok/s, six launches 6,698), so the unfused launches keep it
- * (five a layer since conv_x_proj_step, not yet measured on a GPU). At 1.4b (d_inner 4096) the fused step was slower at
- * every batch: step_dt_ssm adds up x_proj's partial sums, one per 32 channels, which takes longer than the launches it
- * saves. Shapes between the two are unmeasured and run the unfused launches.
+ * than the unfused launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) at every batch it fits (≤8; v10:
+ * b4 6,640 against 5,016 tok/s, b8 10,745 against 9,807 for the five launches). At 1.4b (d_inner 4096) the fused step
+ * was slower at every batch (v8): step_dt_ssm adds up x_proj's partial sums, one per 32 channels, which takes longer
+ * than the launches it saves. Shapes between the two are unmeasured and run the unfused launches.
  */
 export function fusedStepByDefault(batch: number, shape: Parameters<typeof fusedStepFits>[1]): boolean {
   return (

@@ -151,10 +151,8 @@ export function writeGguf(metadata: Map<string, GgufValue>, tensors: GgufTensor[
   if (metadata.has('general.alignment'))
     throw new GgufError(`general.alignment is written by the writer (${GGUF_ALIGNMENT})`);
   out.put('u64', metadata.size + 1);
-  {
-    out.str('general.alignment');
-    writeValue(out, { type: 'u32', value: GGUF_ALIGNMENT });
-  }
+  out.str('general.alignment');
+  writeValue(out, { type: 'u32', value: GGUF_ALIGNMENT });
   for (const [key, value] of metadata) {
     out.str(key);
     writeValue(out, value);

@@ -31,7 +31,7 @@ export function initOrt(wasm: WebAssembly.Module): Promise<void> {
     ort.env.wasm.wasmBinary = PLACEHOLDER.slice();
     ort.env.logLevel = 'error';
     const original = WebAssembly.instantiate;
-    const patched = async function (source: unknown, imports?: WebAssembly.Imports) {
+    const patched = async (source: unknown, imports?: WebAssembly.Imports) => {
       if (isPlaceholder(source)) {
         const instance = await original(wasm, imports);
         // The threaded build imports its memory; other builds export it.

@@ -9,7 +9,7 @@ import { loadEngine } from './engine-factory.ts';
 import type { EngineThreadData, FromEngineThread, ToEngineThread } from './engine-host.ts';
 import { createLogger } from '../logger.ts';
 import { runPass } from '../pass/pass.ts';
-import { type PassHooks } from '../pass/pass-types.ts';
+import type { PassHooks } from '../pass/pass-types.ts';
 
 const port = parentPort!;
 const data = workerData as EngineThreadData;

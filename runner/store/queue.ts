@@ -1,5 +1,5 @@
 // BullMQ queues on Redis: the job queue, its dead-letter queue, and durable webhook deliveries.
-import { Queue, type JobsOptions, type RedisOptions } from 'bullmq';
+import type { Queue, JobsOptions, RedisOptions } from 'bullmq';
 import type { RunnerConfig } from '../config.ts';
 import type { QueueJobData, StoredJob } from './jobs.ts';
 

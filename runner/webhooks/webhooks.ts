@@ -3,7 +3,7 @@
 // webhook-signature; the `standardwebhooks` package, so clients verify with any of its libraries) with
 // RUNNER_WEBHOOK_SECRET, never the intake secret (a webhook pointed at /jobs must not look like an intake call).
 // Targets are checked and pinned by webhook-target.ts.
-import { Queue, UnrecoverableError, Worker, type RedisOptions } from 'bullmq';
+import { type Queue, UnrecoverableError, Worker, type RedisOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import type { WebhookEvents } from '../store/jobs.ts';

@@ -10,6 +10,7 @@ import { buildPasskeyPrompt, encodeCorpus, haystackText, judgePasskey, passkeyRn
 import { ReferenceEngine } from '../../reference/index.ts';
 import { readSafetensors } from '../../safetensors.ts';
 import type { CudaDevice } from '../device.ts';
+import { DEFAULT_SCAN } from '../memory-plan.ts';
 import { CudaEngine, type CudaEngineOptions } from '../engine.ts';
 import {
   BF16_KEPT_OVERLAP,
@@ -42,7 +43,7 @@ export async function goldenParity(
   engineOptions: CudaEngineOptions = {},
 ): Promise<void> {
   const { scan, scanFmaExp } = engineOptions;
-  const suffix = (scan && scan !== 'split' ? `-${scan}` : '') + (scanFmaExp ? `-fma${scanFmaExp}` : '');
+  const suffix = (scan && scan !== DEFAULT_SCAN ? `-${scan}` : '') + (scanFmaExp ? `-fma${scanFmaExp}` : '');
   const fixtures = join(root, 'test', 'fixtures');
   const dirs = existsSync(fixtures)
     ? readdirSync(fixtures)
