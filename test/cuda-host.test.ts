@@ -367,7 +367,7 @@ describe('decode step choice', () => {
       true,
       true,
       true,
-      true,
+      false,
       false,
     ]);
     expect(fusedStepByDefault(1, shape1_4b)).toBe(false);
@@ -397,7 +397,7 @@ describe('kernel manifest', () => {
     const { headers } = loadKernelSources();
     const text = Object.values(headers).join('\n');
     const names = Object.entries(manifest).filter(([n, v]) => /^[A-Z0-9_]+$/.test(n) && typeof v === 'number');
-    expect(names.length).toBeGreaterThanOrEqual(15);
+    expect(names.length).toBeGreaterThanOrEqual(14);
     for (const [name, value] of names) {
       const m = new RegExp(`^#define ${name} (\\d+)`, 'm').exec(text);
       expect(m, name).not.toBeNull();

@@ -32,7 +32,6 @@ const BUFFERS = [
   'residual',
   'residualAlt',
   'xPartial',
-  'xArrivals',
   'headPartial',
   'headArrival',
   ...BLOCK_BUFFERS,
@@ -61,7 +60,7 @@ export class DecodeSession implements EngineDecodeSession {
   readonly fused: boolean;
 
   private readonly useGraphs: boolean;
-  /** Whether the step's own kernels launch as programmatic dependents (ops-step.ts, ops.ts convXProjStep). */
+  /** Whether the step's own kernels launch as programmatic dependents (ops-step.ts; ops.ts convStep, ssmStepDt). */
   readonly programmatic: boolean;
 
   /** Whether steps that want no logits end in head_greedy (ops-step.ts) rather than the logits and argmax_rows. */
@@ -84,7 +83,6 @@ export class DecodeSession implements EngineDecodeSession {
     this.greedyHead = greedyHead && greedyHeadFits(batch, dModel, act);
     this.headBlocks = headGreedyBlocks(vocabSize, core.device.info.multiprocessors);
     const words = stateWords(core.config);
-    const xProjBlocks = ops.convXProjBlocks(batch, dInner);
     const sizes: Record<DecodeBuffer, number> = {
       tokens: batch * 4,
       rowIdx: batch * 4,
@@ -92,8 +90,7 @@ export class DecodeSession implements EngineDecodeSession {
       greedyRows: GREEDY_AHEAD * batch * 4,
       residual: batch * dModel * 4,
       residualAlt: batch * dModel * 4,
-      xPartial: Math.max(stepXBlocks(dInner), xProjBlocks.channelBlocks) * batch * xDblWidth(core.config) * 4,
-      xArrivals: xProjBlocks.seqTiles * 4,
+      xPartial: stepXBlocks(dInner) * batch * xDblWidth(core.config) * 4,
       headPartial: 2 * this.headBlocks * batch * 4,
       headArrival: 4,
       ...blockBufferBytes(core.config, core.precision, batch),
@@ -109,7 +106,6 @@ export class DecodeSession implements EngineDecodeSession {
       this.buf('rowIdx'),
       Int32Array.from({ length: batch }, (_, i) => i),
     );
-    core.device.fill32(this.buf('xArrivals'), 0, xProjBlocks.seqTiles);
     core.device.fill32(this.buf('headArrival'), 0, 1);
     core.device.fill32(this.buf('conv'), 0, batch * words.conv);
     core.device.fill32(this.buf('ssm'), 0, batch * words.ssm);
@@ -247,7 +243,7 @@ export class DecodeSession implements EngineDecodeSession {
     const b = (n: DecodeBuffer) => this.buf(n);
     // the fused norm reads the residual stream from one buffer of the pair and writes the other, alternately
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
-    const scratch = { partial: b('xPartial'), arrivals: b('xArrivals'), programmatic: this.programmatic };
+    const scratch = { partial: b('xPartial'), programmatic: this.programmatic };
     const embed = { ids: b('tokens'), table: core.weights.embedding };
     const stepOf = (i: number): MixerScan => {
       if (!this.fused) return { kind: 'step', scratch, fused: null };

@@ -61,7 +61,7 @@ export interface CudaEngineOptions {
   /** Capture decode steps as CUDA graphs (default true). */
   useGraphs?: boolean;
   /**
-   * Decode steps of up to 8 sequences on the fused kernels (kernels/step-fused.cu), else five launches a layer (default:
+   * Decode steps of up to 8 sequences on the fused kernels (kernels/step-fused.cu), else six launches a layer (default:
    * where the device check measured the fused step faster, ops-step.ts fusedStepByDefault).
    */
   fusedStep?: boolean;
@@ -112,7 +112,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     private readonly options: CudaEngineOptions,
   ) {
     super();
-    const fmaExp = options.scanFmaExp ?? DEFAULT_SCAN_FMA_EXP;
+    const fmaExp = core.kernels.build.scanFmaExp ?? DEFAULT_SCAN_FMA_EXP; // the build create() chose
     const variant = [
       options.scan && options.scan !== DEFAULT_SCAN ? options.scan : '',
       fmaExp !== DEFAULT_SCAN_FMA_EXP ? `fma${fmaExp}` : '',

@@ -2,7 +2,7 @@
 // decode step alike: in_proj → (x, z); causal conv1d + SiLU (conv state = last d_conv pre-conv inputs); x_proj →
 // (dt, B, C); Δ = softplus(dt_proj(dt) + bias); [DeciMamba: score, select, gather]; the selective scan; out_proj.
 // What differs is `MixerScan`: 'chunked' (packed prompts: chunked scan kernels, carried states, DeciMamba) or 'step'
-// (one row per sequence: conv_x_proj_step and ssm_step_dt update the states in place). The layer loop is layers.ts.
+// (one row per sequence: conv_step and ssm_step_dt update the states in place). The layer loop is layers.ts.
 import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, type EngineCore } from './core.ts';
 import type { DeviceLayer } from './device-weights.ts';
@@ -75,13 +75,11 @@ export interface FusedStep {
 }
 
 /**
- * A decode step's scratch: x_proj's partial sums (ops-step.ts stepXBlocks, or ops.ts convXProjBlocks, × batch × dbl
- * f32), conv_x_proj_step's arrival counters (zeroed once), and whether the step's own kernels launch as programmatic
- * dependents (sm_90+, LaunchShape.programmatic).
+ * A decode step's scratch: the fused step's x_proj partial sums (ops-step.ts stepXBlocks × batch × dbl f32), and
+ * whether the step's own kernels launch as programmatic dependents (sm_90+, LaunchShape.programmatic).
  */
 export interface StepScratch {
   partial: DevicePtr;
-  arrivals: DevicePtr;
   programmatic: boolean;
 }
 
@@ -121,11 +119,11 @@ export function mambaMixer(
   const xPre = { ptr: b.xz, ld: 2 * dInner };
   const conv = { weight: layer.convWeight, bias: layer.convBias, out: b.x, dInner };
   if (mode.kind === 'step') {
-    // conv + SiLU and x_proj in one launch; the scan forms Δ = softplus(dt_proj(dt) + bias) itself
-    const { partial, arrivals, programmatic } = mode.scratch;
+    // conv + SiLU, x_proj; the scan forms Δ = softplus(dt_proj(dt) + bias) itself
+    const { programmatic } = mode.scratch;
+    ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n, programmatic });
+    xProj(core, layer, b.x, b.xDbl, n);
     const xDbl = { ptr: b.xDbl, ld: xDblWidth(config) };
-    const scratch = { xProj: layer.xProj, partial, arrivals, xDbl, dbl: xDbl.ld, programmatic };
-    ops.convXProjStep(k, { ...conv, ...scratch, x: xPre, state: states.conv, batch: n });
     const { x, z } = scanInputs(core, layer, b);
     const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
     const { dState, dtRank } = config;

@@ -4,7 +4,7 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
-import { CONV_ROWS, SSM_STEP_DBL_MAX, SSM_STEP_THREADS, XPROJ_CHANNELS, XPROJ_SEQS } from './kernels/manifest.ts';
+import { CONV_ROWS, SSM_STEP_DBL_MAX, SSM_STEP_THREADS } from './kernels/manifest.ts';
 import {
   f32,
   i32,
@@ -206,18 +206,11 @@ export function argmax(k: KernelSet, logits: DevicePtr, rows: number, vocab: num
   k.launch('argmax_rows', { grid: [rows], block: [1024] }, [ptr(logits), i32(rows), i32(vocab), ptr(out)], 'argmax');
 }
 
-/** conv_x_proj_step's blocks: channel blocks (the partial sums' first dimension) and sequence tiles (its arrivals). */
-export function convXProjBlocks(batch: number, dInner: number): { channelBlocks: number; seqTiles: number } {
-  return { channelBlocks: Math.ceil(dInner / XPROJ_CHANNELS), seqTiles: Math.ceil(batch / XPROJ_SEQS) };
-}
-
 /**
- * A decode step's conv and x_proj in one launch: conv state ← shift left, append x (xz's x rows); x = SiLU(conv);
- * xDbl = x_proj(x) [batch, dtRank + 2·dState] act. `partial` holds [channelBlocks, batch, dbl] f32 and `arrivals`
- * seqTiles u32 that must be 0 before the first launch (each launch leaves them 0). As a programmatic dependent it
- * reads its state and weights before in_proj's output.
+ * A decode step's conv: conv state ← shift left, append x (xz's x rows); out = SiLU(conv). As a programmatic
+ * dependent it reads its state and weights before in_proj's output.
  */
-export function convXProjStep(
+export function convStep(
   k: KernelSet,
   a: {
     x: MatView;
@@ -225,35 +218,16 @@ export function convXProjStep(
     weight: DevicePtr;
     bias: DevicePtr | null;
     out: DevicePtr;
-    xProj: DevicePtr;
-    partial: DevicePtr;
-    arrivals: DevicePtr;
-    xDbl: MatView;
     batch: number;
     dInner: number;
-    dbl: number;
-    programmatic: boolean;
+    programmatic?: boolean;
   },
 ): void {
-  const { channelBlocks, seqTiles } = convXProjBlocks(a.batch, a.dInner);
   k.launch(
-    'conv_x_proj_step',
-    { grid: [channelBlocks, seqTiles], block: [XPROJ_CHANNELS], programmatic: a.programmatic },
-    [
-      ...mat(a.x),
-      ...states(a.state),
-      ptr(a.weight),
-      ptr(a.bias),
-      ptr(a.out),
-      ptr(a.xProj),
-      ptr(a.partial),
-      ptr(a.arrivals),
-      ...mat(a.xDbl),
-      i32(a.batch),
-      i32(a.dInner),
-      i32(a.dbl),
-    ],
-    'conv_x_proj_step',
+    'conv_step',
+    { ...threadPerElement(a.batch * a.dInner), programmatic: a.programmatic },
+    [...mat(a.x), ...states(a.state), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner)],
+    'conv_step',
   );
 }
 

@@ -166,8 +166,8 @@ async function withDecodeSession<T>(
 }
 
 /**
- * The fused step (with and without programmatic launch), and the five launches with programmatic launch, against the
- * five launches without it on the GPU: 16 graph-replayed steps of the same tokens from empty states; the logits must
+ * The fused step (with and without programmatic launch), and the six launches with programmatic launch, against the
+ * six launches without it on the GPU: 16 graph-replayed steps of the same tokens from empty states; the logits must
  * agree within the bf16 tolerance of the emulator tests (3% of the largest |logit|), so a race between overlapping
  * kernels cannot pass unseen.
  */
@@ -178,8 +178,8 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     ...[8, 64].map((batch) => ({ batch, fusedStep: false, programmatic: true })),
   ];
   for (const { batch, fusedStep, programmatic } of cases) {
-    const form = fusedStep ? 'fused decode step' : 'five launches';
-    const name = `${form} = the five launches ${t.shape} batch ${batch} pdl=${programmatic}`;
+    const form = fusedStep ? 'fused decode step' : 'six launches';
+    const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
       const plain = engine.openDecode(states, { fusedStep: false, programmatic: false });
@@ -205,7 +205,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
 
 /**
  * head_greedy on the GPU against the logits head: 16 greedy steps from empty states at batch 1 and 8, fused step and
- * five launches; each token it picks must score within bf16 rounding (0.5% of the largest |logit|) of the row's
+ * six launches; each token it picks must score within bf16 rounding (0.5% of the largest |logit|) of the row's
  * largest logit, so a race in its cross-block reduction cannot pass unseen (exact ids may differ at near-ties).
  */
 export async function checkGreedyHead(t: BenchTarget, report: Report): Promise<void> {

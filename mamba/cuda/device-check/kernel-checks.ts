@@ -24,39 +24,6 @@ export async function runKernelChecks(
 ): Promise<void> {
   const ctx = kernelCheckContext(device, kernels, report, seed);
   const { section, s, rng, expectClose, g } = ctx;
-  // conv_x_proj_step on xz's x rows (conv state in place, x into xOut); returns its x_dbl [batch, dbl] act buffer
-  const convXProj = (
-    a: {
-      xz: DevicePtr;
-      convP: DevicePtr;
-      w: DevicePtr;
-      b: DevicePtr;
-      wx: DevicePtr;
-      xOut: DevicePtr;
-      arrivals?: DevicePtr;
-    },
-    shape: { batch: number; dInner: number; dbl: number },
-  ) => {
-    const { batch, dInner, dbl } = shape;
-    const blocks = ops.convXProjBlocks(batch, dInner);
-    const xDbl = s.alloc(batch * dbl * s.actBytes);
-    ops.convXProjStep(kernels, {
-      x: { ptr: a.xz, ld: 2 * dInner },
-      state: { ptr: a.convP, seqStride: dInner * D_CONV },
-      weight: a.w,
-      bias: a.b,
-      out: a.xOut,
-      xProj: a.wx,
-      partial: s.alloc(blocks.channelBlocks * batch * dbl * 4),
-      arrivals: a.arrivals ?? s.i32(new Int32Array(blocks.seqTiles)),
-      xDbl: { ptr: xDbl, ld: dbl },
-      batch,
-      dInner,
-      dbl,
-      programmatic: false,
-    });
-    return xDbl;
-  };
   try {
     await g('add_rmsnorm', () => {
       for (const [dim, first] of [
@@ -288,49 +255,7 @@ export async function runKernelChecks(
       );
     });
 
-    // conv_x_proj_step on its own at a shape with several channel blocks and sequence tiles, a partial last of each,
-    // launched twice: the second launch must find the arrival counters back at 0 (and the conv window shifted twice)
-    await g('conv_x_proj_step (channel blocks, sequence tiles)', () => {
-      const batch = 6,
-        dInner = 520,
-        dbl = 40;
-      const xz = s.quantize(randomArray(batch * 2 * dInner, rng, -2, 2));
-      const convState = randomArray(batch * dInner * D_CONV, rng, -2, 2);
-      const w = randomArray(dInner * D_CONV, rng, -0.5, 0.5),
-        b = randomArray(dInner, rng);
-      const wx = s.quantize(randomArray(dbl * dInner, rng, -0.5, 0.5));
-      const bufs = { xz: s.act(xz), convP: s.f32(convState), w: s.f32(w), b: s.f32(b), wx: s.act(wx) };
-      const xOut = s.alloc(batch * dInner * s.actBytes);
-      const shape = { batch, dInner, dbl };
-      const arrivals = s.i32(new Int32Array(Math.ceil(batch / 4)));
-      for (const launch of [1, 2]) {
-        const xDblOut = convXProj({ ...bufs, xOut, arrivals }, shape);
-        const xConv = s.readAct(xOut, batch * dInner);
-        const refX = new Float32Array(batch * dInner);
-        for (let bi = 0; bi < batch; bi++) {
-          const xRow = xz.subarray(bi * 2 * dInner, bi * 2 * dInner + dInner);
-          const window = convState.subarray(bi * dInner * D_CONV, (bi + 1) * dInner * D_CONV);
-          const x2 = new Float32Array(launch * dInner);
-          for (let r = 0; r < launch; r++) x2.set(xRow, r * dInner);
-          const c = causalConv1dSilu(x2, launch, window, w, b, dInner, D_CONV);
-          refX.set(c.out.subarray((launch - 1) * dInner), bi * dInner);
-        }
-        expectClose(`conv_x_proj_step x, launch ${launch}`, xConv, refX);
-        const refDbl = xProjRef(wx, xConv, batch, dInner, dbl);
-        expectClose(`conv_x_proj_step x_dbl, launch ${launch}`, s.readAct(xDblOut, batch * dbl), refDbl);
-        const left = device.download(new Int32Array(Math.ceil(batch / 4)), arrivals);
-        report.check(
-          section,
-          `conv_x_proj_step arrivals back at 0, launch ${launch}`,
-          left.every((v) => v === 0),
-          {
-            arrivals: Array.from(left).join(','),
-          },
-        );
-      }
-    });
-
-    await g('conv_x_proj_step + ssm_step_dt', () => {
+    await g('conv_step + ssm_step_dt', () => {
       const batch = 3,
         dInner = 200,
         dtRank = 6,
@@ -362,11 +287,15 @@ export async function runKernelChecks(
         ssmP = s.f32(ssmState);
       const xOut = s.alloc(batch * dInner * ab),
         y = s.alloc(batch * dInner * ab);
-      const wx = s.quantize(randomArray(dbl * dInner, rng, -0.5, 0.5));
-      const xDblOut = convXProj(
-        { xz: xzP, convP, w: s.f32(w), b: s.f32(b), wx: s.act(wx), xOut },
-        { batch, dInner, dbl },
-      );
+      ops.convStep(kernels, {
+        x: { ptr: xzP, ld: 2 * dInner },
+        state: { ptr: convP, seqStride: dInner * D_CONV },
+        weight: s.f32(w),
+        bias: s.f32(b),
+        out: xOut,
+        batch,
+        dInner,
+      });
       const xConv = s.readAct(xOut, batch * dInner);
       ops.ssmStepDt(kernels, {
         x: xOut,
@@ -419,9 +348,8 @@ export async function runKernelChecks(
         refY.set(yi, bi * dInner);
         refSsm.set(h, bi * dInner * D_STATE);
       }
-      expectClose('conv_x_proj_step x', xConv, refX);
-      expectClose('conv_x_proj_step state', s.readF32(convP, convState.length), refConv, 0);
-      expectClose('conv_x_proj_step x_dbl', s.readAct(xDblOut, batch * dbl), xProjRef(wx, xConv, batch, dInner, dbl));
+      expectClose('conv_step x', xConv, refX);
+      expectClose('conv_step state', s.readF32(convP, convState.length), refConv, 0);
       expectClose('ssm_step_dt y', s.readAct(y, batch * dInner), refY);
       expectClose('ssm_step_dt state', s.readF32(ssmP, ssmState.length), refSsm, 1e-5);
       void silu;
@@ -442,16 +370,4 @@ export async function runKernelChecks(
   } finally {
     s.free();
   }
-}
-
-/** x_dbl = x · x_projᵀ per sequence, x_proj [dbl, dInner], in f64. */
-function xProjRef(wx: Float32Array, x: Float32Array, batch: number, dInner: number, dbl: number): Float32Array {
-  const out = new Float32Array(batch * dbl);
-  for (let bi = 0; bi < batch; bi++)
-    for (let j = 0; j < dbl; j++) {
-      let acc = 0;
-      for (let c = 0; c < dInner; c++) acc += wx[j * dInner + c]! * x[bi * dInner + c]!;
-      out[bi * dbl + j] = acc;
-    }
-  return out;
 }
