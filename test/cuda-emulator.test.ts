@@ -178,40 +178,46 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     expect(maxAbsDiff(again.logits, again2.logits)).toBe(0);
   });
 
-  // the fused step (≤8 sequences), a batch too large for it (the prefill's launches), and those launches asked for
+  // the fused step (≤8 sequences), a batch too large for it (the prefill's launches), and those launches asked for;
+  // ssm_step_dt four sequences a thread in one partial tile and in 4 + 4 + 3
   it.each([
-    { batch: 3, fusedStep: true, fused: true },
-    { batch: 11, fusedStep: true, fused: false },
-    { batch: 3, fusedStep: false, fused: false },
-  ])('a decode session steps a batch of sequences at once: $batch, fused $fusedStep', async (c) => {
-    const prompts = Array.from({ length: c.batch }, (_, i) =>
-      randomIds([12, 40, 3][i % 3]! + i, m.config.vocabSize, 13 + i),
-    );
-    const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
-    const session = engine.openDecode(
-      pre.map((p) => p.state),
-      { fusedStep: c.fusedStep },
-    );
-    expect(session.fused).toBe(c.fused);
-    let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
-    let tokens = pre.map((p) => argmax(p.logits[0]!));
-    for (let step = 0; step < 4; step++) {
-      const out = await session.step(tokens, { logits: true, argmax: true });
-      const refs = await Promise.all(tokens.map((t, b) => m.engine.step(t, refStates[b]!)));
-      refs.forEach((r, b) =>
-        expect(
-          maxAbsDiff(out.logits!.subarray(b * m.config.vocabSize, (b + 1) * m.config.vocabSize), r.logits),
-        ).toBeLessThan(TOL),
+    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1 },
+    { batch: 11, fusedStep: true, fused: false, ssmSeqs: 1 },
+    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 1 },
+    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 4 },
+    { batch: 11, fusedStep: false, fused: false, ssmSeqs: 4 },
+  ] as const)(
+    'a decode session steps a batch of sequences at once: $batch, fused $fusedStep, ssm_step_dt $ssmSeqs a thread',
+    async (c) => {
+      const prompts = Array.from({ length: c.batch }, (_, i) =>
+        randomIds([12, 40, 3][i % 3]! + i, m.config.vocabSize, 13 + i),
       );
-      expect(Array.from(out.tokens!)).toEqual(refs.map((r) => argmax(r.logits)));
-      refStates = refs.map((r) => r.state);
-      tokens = Array.from(out.tokens!);
-    }
-    expect(session.usesGraph).toBe(true);
-    // the states the steps left on the device are the reference's
-    refStates.forEach((r, b) => expect(maxStateDiff(session.state(b), r)).toBeLessThan(TOL));
-    session.dispose();
-  });
+      const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
+      const session = engine.openDecode(
+        pre.map((p) => p.state),
+        { fusedStep: c.fusedStep, ssmSeqs: c.ssmSeqs },
+      );
+      expect([session.fused, session.ssmSeqs]).toEqual([c.fused, c.ssmSeqs]);
+      let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
+      let tokens = pre.map((p) => argmax(p.logits[0]!));
+      for (let step = 0; step < 4; step++) {
+        const out = await session.step(tokens, { logits: true, argmax: true });
+        const refs = await Promise.all(tokens.map((t, b) => m.engine.step(t, refStates[b]!)));
+        refs.forEach((r, b) =>
+          expect(
+            maxAbsDiff(out.logits!.subarray(b * m.config.vocabSize, (b + 1) * m.config.vocabSize), r.logits),
+          ).toBeLessThan(TOL),
+        );
+        expect(Array.from(out.tokens!)).toEqual(refs.map((r) => argmax(r.logits)));
+        refStates = refs.map((r) => r.state);
+        tokens = Array.from(out.tokens!);
+      }
+      expect(session.usesGraph).toBe(true);
+      // the states the steps left on the device are the reference's
+      refStates.forEach((r, b) => expect(maxStateDiff(session.state(b), r)).toBeLessThan(TOL));
+      session.dispose();
+    },
+  );
 
   // stepGreedy feeds each step's argmax to the next on the device: the same rows as greedy steps one at a time (with
   // the logits kept), from the first steps (eager, then captured) and from a replayed graph; a plain step after it
@@ -305,10 +311,14 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     try {
       const prompts = [randomIds(9, small.config.vocabSize, 3), randomIds(21, small.config.vocabSize, 4)];
       const pre = await eng.prefillBatch(prompts.map((ids) => ({ ids })));
-      for (const fusedStep of [true, false]) {
+      for (const [fusedStep, ssmSeqs] of [
+        [true, 1],
+        [false, 1],
+        [false, 4],
+      ] as const) {
         const session = eng.openDecode(
           pre.map((p) => p.state),
-          { fusedStep },
+          { fusedStep, ssmSeqs },
         );
         expect(session.fused).toBe(fusedStep);
         let refStates = (await small.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
@@ -323,7 +333,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
           refStates = refs.map((r) => r.state);
           tokens = tokens.map((t) => (t * 3 + 1) % v);
         }
-        refStates.forEach((r, b) => expect(maxStateDiff(session.state(b), r), `fused ${fusedStep}`).toBeLessThan(TOL));
+        refStates.forEach((r, b) =>
+          expect(maxStateDiff(session.state(b), r), `fused ${fusedStep}, ${ssmSeqs} a thread`).toBeLessThan(TOL),
+        );
         session.dispose();
       }
     } finally {

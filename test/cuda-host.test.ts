@@ -365,8 +365,8 @@ describe('decode step choice', () => {
     expect([1, 2, 3, 4, 8, 9].map((b) => fusedStepByDefault(b, shape130m))).toEqual([
       true,
       true,
-      true,
-      true,
+      false,
+      false,
       false,
       false,
     ]);

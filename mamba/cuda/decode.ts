@@ -63,6 +63,9 @@ export class DecodeSession implements EngineDecodeSession {
   /** Whether the step's own kernels launch as programmatic dependents (ops-step.ts; ops.ts convStep, ssmStepDt). */
   readonly programmatic: boolean;
 
+  /** Sequences a thread of the unfused step's ssm_step_dt steps (ops.ts ssmStepDt). */
+  readonly ssmSeqs: ops.SsmStepSeqs;
+
   /** Whether steps that want no logits end in head_greedy (ops-step.ts) rather than the logits and argmax_rows. */
   readonly greedyHead: boolean;
   private readonly headBlocks: number;
@@ -70,9 +73,16 @@ export class DecodeSession implements EngineDecodeSession {
   constructor(
     private readonly core: EngineCore,
     batch: number,
-    opts: { useGraphs?: boolean; fusedStep?: boolean; programmatic?: boolean; greedyHead?: boolean } = {},
+    opts: {
+      useGraphs?: boolean;
+      fusedStep?: boolean;
+      programmatic?: boolean;
+      greedyHead?: boolean;
+      ssmSeqs?: ops.SsmStepSeqs;
+    } = {},
   ) {
-    const { useGraphs = true, fusedStep = false, programmatic = false, greedyHead = false } = opts;
+    const { useGraphs = true, fusedStep = false, programmatic = false, greedyHead = false, ssmSeqs = 1 } = opts;
+    this.ssmSeqs = ssmSeqs;
     this.useGraphs = useGraphs;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;
@@ -243,7 +253,7 @@ export class DecodeSession implements EngineDecodeSession {
     const b = (n: DecodeBuffer) => this.buf(n);
     // the fused norm reads the residual stream from one buffer of the pair and writes the other, alternately
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
-    const scratch = { partial: b('xPartial'), programmatic: this.programmatic };
+    const scratch = { partial: b('xPartial'), programmatic: this.programmatic, ssmSeqs: this.ssmSeqs };
     const embed = { ids: b('tokens'), table: core.weights.embedding };
     const stepOf = (i: number): MixerScan => {
       if (!this.fused) return { kind: 'step', scratch, fused: null };

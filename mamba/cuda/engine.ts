@@ -24,6 +24,7 @@ import { DEFAULT_SCAN, type Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
 import { fusedStepByDefault } from './ops-step.ts';
+import { ssmStepSeqsByDefault, type SsmStepSeqs } from './ops.ts';
 import { schedulePasses, type PassSegment } from './scheduler.ts';
 
 export { EngineInputError };
@@ -294,7 +295,13 @@ export class CudaEngine extends EngineBase<BatchRequest> {
   /** A batched decoding session over `states` (one sequence each), on the device. */
   openDecode(
     states: ModelState[],
-    opts: { useGraphs?: boolean; fusedStep?: boolean; programmatic?: boolean; greedyHead?: boolean } = {},
+    opts: {
+      useGraphs?: boolean;
+      fusedStep?: boolean;
+      programmatic?: boolean;
+      greedyHead?: boolean;
+      ssmSeqs?: SsmStepSeqs;
+    } = {},
   ): DecodeSession {
     this.checkOpen();
     for (const s of states) checkState(s, this.core.config);
@@ -303,7 +310,14 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     // programmatic dependent launch needs sm_90 (Hopper) or newer
     const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
     const greedyHead = opts.greedyHead ?? this.options.greedyHead ?? false;
-    const session = new DecodeSession(this.core, states.length, { useGraphs, fusedStep, programmatic, greedyHead });
+    const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length);
+    const session = new DecodeSession(this.core, states.length, {
+      useGraphs,
+      fusedStep,
+      programmatic,
+      greedyHead,
+      ssmSeqs,
+    });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);
     states.forEach((s, b) => {

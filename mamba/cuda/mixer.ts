@@ -75,12 +75,14 @@ export interface FusedStep {
 }
 
 /**
- * A decode step's scratch: the fused step's x_proj partial sums (ops-step.ts stepXBlocks × batch × dbl f32), and
- * whether the step's own kernels launch as programmatic dependents (sm_90+, LaunchShape.programmatic).
+ * A decode step's scratch: the fused step's x_proj partial sums (ops-step.ts stepXBlocks × batch × dbl f32), whether
+ * the step's own kernels launch as programmatic dependents (sm_90+, LaunchShape.programmatic), and the sequences a
+ * thread of the unfused step's ssm_step_dt steps (ops.ts ssmStepDt).
  */
 export interface StepScratch {
   partial: DevicePtr;
   programmatic: boolean;
+  ssmSeqs: ops.SsmStepSeqs;
 }
 
 /** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
@@ -120,7 +122,7 @@ export function mambaMixer(
   const conv = { weight: layer.convWeight, bias: layer.convBias, out: b.x, dInner };
   if (mode.kind === 'step') {
     // conv + SiLU, x_proj; the scan forms Δ = softplus(dt_proj(dt) + bias) itself
-    const { programmatic } = mode.scratch;
+    const { programmatic, ssmSeqs } = mode.scratch;
     ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n, programmatic });
     xProj(core, layer, b.x, b.xDbl, n);
     const xDbl = { ptr: b.xDbl, ld: xDblWidth(config) };
@@ -128,7 +130,7 @@ export function mambaMixer(
     const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
     const { dState, dtRank } = config;
     const scanArgs = { x: x.ptr, xDbl, z, dtProjT, dtBias, aLog2, dSkip, state: states.ssm, y: b.y };
-    ops.ssmStepDt(k, { ...scanArgs, batch: n, dInner, dState, dtRank, programmatic });
+    ops.ssmStepDt(k, { ...scanArgs, batch: n, dInner, dState, dtRank, seqs: ssmSeqs, programmatic });
     outProj(core, layer, b.y, b.out, n);
     return;
   }

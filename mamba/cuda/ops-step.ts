@@ -30,14 +30,15 @@ export function fusedStepFits(
   return batch <= STEP_GEMV_BATCH && kFits(dModel) && kFits(dInner) && dtRank + 2 * dState <= STEP_DBL_MAX;
 }
 
-export const FUSED_STEP_DEFAULT = { maxBatch: 4, maxDInner: 1536 } as const;
+export const FUSED_STEP_DEFAULT = { maxBatch: 2, maxDInner: 1536 } as const;
 
 /**
  * Whether a decode session takes the fused step unless asked otherwise: where the device check measured it faster
- * than the six unfused launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) up to batch 4 (v8: b2 4,110
- * against 3,369 tok/s, b4 a draw at 6,666 against 6,698; b8 10,586 against 13,250 for the six launches). At 1.4b (d_inner 4096) the fused step
- * was slower at every batch (v8): step_dt_ssm adds up x_proj's partial sums, one per 32 channels, which takes longer
- * than the launches it saves. Shapes between the two are unmeasured and run the unfused launches.
+ * than the six unfused launches on the H100 (mamba/cuda/README.md), 130m (d_inner 1536) up to batch 2 (v11, graphs:
+ * b1 2,424 against 1,821 tok/s, b2 4,232 against 3,636; from b4 the six launches win, 7,178 against 6,650). At 1.4b
+ * (d_inner 4096) the fused step was slower at every batch (v11: b1 302 against 458, b8 1,411 against 3,499):
+ * step_dt_ssm adds up x_proj's partial sums, one per 32 channels, which takes longer than the launches it saves.
+ * Shapes between the two are unmeasured and run the unfused launches.
  */
 export function fusedStepByDefault(batch: number, shape: Parameters<typeof fusedStepFits>[1]): boolean {
   return (

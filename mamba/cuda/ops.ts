@@ -4,7 +4,7 @@
 import type { DevicePtr } from './bindings/driver.ts';
 import { ComputeType, type GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
-import { CONV_ROWS, SSM_STEP_DBL_MAX, SSM_STEP_THREADS } from './kernels/manifest.ts';
+import { CONV_ROWS, SSM_STEP_DBL_MAX, SSM_STEP_SEQS, SSM_STEP_THREADS } from './kernels/manifest.ts';
 import {
   f32,
   i32,
@@ -237,9 +237,18 @@ export function ssmStepLanes(dState: number): number {
   return 1;
 }
 
+/** Sequences a thread of ssm_step_dt steps: 1, or SSM_STEP_SEQS (ssm_step_dt_s4). */
+export type SsmStepSeqs = 1 | typeof SSM_STEP_SEQS;
+
+/** The decode session's default: SSM_STEP_SEQS from batch 8 (not yet measured on a GPU). */
+export function ssmStepSeqsByDefault(batch: number): SsmStepSeqs {
+  return batch >= 8 ? SSM_STEP_SEQS : 1;
+}
+
 /**
  * Δ = softplus(dt_proj(x_dbl's dt) + bias), then the one-step scan: h ← exp(Δ·A) ⊙ h + Δ·B·x, y = (C·h + D·x) ⊙
  * SiLU(z), states in place. x_dbl is x_proj's output [batch, dtRank + 2·dState] act; dt_proj's weight transposed.
+ * `seqs` sequences a thread (step.cu: 4 share dt_proj's weights and A, and issue their state loads together).
  */
 export function ssmStepDt(
   k: KernelSet,
@@ -257,15 +266,22 @@ export function ssmStepDt(
     dInner: number;
     dState: number;
     dtRank: number;
+    seqs?: SsmStepSeqs;
     programmatic?: boolean;
   },
 ): void {
   if (a.dtRank + 2 * a.dState > SSM_STEP_DBL_MAX)
     throw new RangeError(`ssm_step_dt takes dtRank + 2·dState ≤ ${SSM_STEP_DBL_MAX}, got ${a.dtRank + 2 * a.dState}`);
+  const seqs = a.seqs ?? 1;
   const channels = SSM_STEP_THREADS / ssmStepLanes(a.dState);
+  const name = seqs === 1 ? 'ssm_step_dt' : 'ssm_step_dt_s4';
   k.launch(
-    'ssm_step_dt',
-    { grid: [Math.ceil(a.dInner / channels), a.batch], block: [SSM_STEP_THREADS], programmatic: a.programmatic },
+    name,
+    {
+      grid: [Math.ceil(a.dInner / channels), Math.ceil(a.batch / seqs)],
+      block: [SSM_STEP_THREADS],
+      programmatic: a.programmatic,
+    },
     [
       ptr(a.x),
       ...mat(a.xDbl),
@@ -276,10 +292,11 @@ export function ssmStepDt(
       ptr(a.dSkip),
       ...states(a.state),
       ptr(a.y),
+      i32(a.batch),
       i32(a.dInner),
       i32(a.dtRank),
     ],
-    'ssm_step_dt',
+    name,
   );
 }
 

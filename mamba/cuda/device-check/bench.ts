@@ -4,6 +4,8 @@
 import { type DecimationConfig, GREEDY_AHEAD, type MambaConfig } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
 import type { CudaEngine } from '../engine.ts';
+import { SSM_STEP_SEQS } from '../kernels/manifest.ts';
+import type { SsmStepSeqs } from '../ops.ts';
 import type { KernelTime } from '../profiler.ts';
 import { prefillRoofline, H200 } from '../roofline.ts';
 import { largest, maxAbs } from './parity-metrics.ts';
@@ -150,7 +152,7 @@ export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadl
 async function withDecodeSession<T>(
   engine: CudaEngine,
   batch: number,
-  opts: { useGraphs: boolean; fusedStep: boolean; programmatic?: boolean; greedyHead?: boolean },
+  opts: { useGraphs: boolean; fusedStep: boolean; programmatic?: boolean; greedyHead?: boolean; ssmSeqs?: SsmStepSeqs },
   run: (session: ReturnType<CudaEngine['openDecode']>, step: () => Promise<unknown>) => Promise<T>,
 ): Promise<T> {
   const states = Array.from({ length: batch }, () => engine.emptyState());
@@ -166,24 +168,27 @@ async function withDecodeSession<T>(
 }
 
 /**
- * The fused step (with and without programmatic launch), and the six launches with programmatic launch, against the
- * six launches without it on the GPU: 16 graph-replayed steps of the same tokens from empty states; the logits must
+ * The fused step (with and without programmatic launch), and the six launches with programmatic launch (ssm_step_dt
+ * one sequence a thread and four), against the six launches without it (one a thread) on the GPU: 16 graph-replayed steps of the same tokens from empty states; the logits must
  * agree within the bf16 tolerance of the emulator tests (3% of the largest |logit|), so a race between overlapping
  * kernels cannot pass unseen.
  */
 export async function checkFusedStep(t: BenchTarget, report: Report): Promise<void> {
   const { engine } = t;
-  const cases = [
+  type Case = { batch: number; fusedStep: boolean; programmatic: boolean; ssmSeqs?: SsmStepSeqs };
+  const cases: Case[] = [
     ...[1, 8].flatMap((batch) => [true, false].map((programmatic) => ({ batch, fusedStep: true, programmatic }))),
-    ...[8, 64].map((batch) => ({ batch, fusedStep: false, programmatic: true })),
+    ...[3, 8, 64].flatMap((batch) =>
+      ([1, SSM_STEP_SEQS] as const).map((ssmSeqs) => ({ batch, fusedStep: false, programmatic: true, ssmSeqs })),
+    ),
   ];
-  for (const { batch, fusedStep, programmatic } of cases) {
-    const form = fusedStep ? 'fused decode step' : 'six launches';
+  for (const { batch, fusedStep, programmatic, ssmSeqs = 1 } of cases) {
+    const form = fusedStep ? 'fused decode step' : `six launches (ssm_step_dt ${ssmSeqs} a thread)`;
     const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
-      const plain = engine.openDecode(states, { fusedStep: false, programmatic: false });
-      const other = engine.openDecode(states, { fusedStep, programmatic });
+      const plain = engine.openDecode(states, { fusedStep: false, programmatic: false, ssmSeqs: 1 });
+      const other = engine.openDecode(states, { fusedStep, programmatic, ssmSeqs });
       try {
         let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % engine.core.config.vocabSize);
         let worst = 0;
@@ -193,7 +198,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
           worst = Math.max(worst, maxAbs(a.logits!, b.logits!) / largest([a.logits!]));
           tokens = Array.from(a.tokens!);
         }
-        const ok = other.fused === fusedStep && other.usesGraph && worst <= 0.03;
+        const ok = other.fused === fusedStep && other.ssmSeqs === ssmSeqs && other.usesGraph && worst <= 0.03;
         report.check('decode', name, ok, { worstRelDiff: worst, programmatic: other.programmatic });
       } finally {
         plain.dispose();
@@ -270,28 +275,30 @@ export async function probeDecode(t: BenchTarget, report: Report): Promise<void>
 /** Decode tokens/s: fused step kernels or the prefill's launches, CUDA graph or eager; median of 5 runs of 64 steps. */
 export async function benchDecode(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
   const { engine } = t;
+  const S4 = SSM_STEP_SEQS;
   const variants = [
-    { graphs: true, fused: true, programmatic: true, greedyHead: true },
-    { graphs: true, fused: true, programmatic: true, greedyHead: false },
-    { graphs: true, fused: true, programmatic: false, greedyHead: false },
-    { graphs: true, fused: false, programmatic: true, greedyHead: true },
-    { graphs: true, fused: false, programmatic: true, greedyHead: false },
-    { graphs: true, fused: false, programmatic: false, greedyHead: false },
-    { graphs: false, fused: false, programmatic: false, greedyHead: false },
-  ];
+    { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1 },
+    { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1 },
+    { graphs: true, fused: true, programmatic: false, greedyHead: false, ssmSeqs: 1 },
+    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1 },
+    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4 },
+    { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
+    { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: S4 },
+    { graphs: false, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
+  ] as const;
   for (const batch of [1, 2, 4, 8, 16, 64]) {
-    for (const { graphs, fused, programmatic, greedyHead } of variants) {
+    for (const { graphs, fused, programmatic, greedyHead, ssmSeqs } of variants) {
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
       if ((fused || greedyHead) && batch > 8) continue;
-      const form = `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead}`;
+      const form = `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead} ssmSeqs=${ssmSeqs}`;
       const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
         continue;
       }
       await report.guard('bench', name, async () => {
-        const opts = { useGraphs: graphs, fusedStep: fused, programmatic, greedyHead };
+        const opts = { useGraphs: graphs, fusedStep: fused, programmatic, greedyHead, ssmSeqs };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
           const runs: number[] = [];
@@ -328,6 +335,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             fused: session.fused,
             programmatic: session.programmatic,
             greedyHead: session.greedyHead,
+            ssmSeqs: session.fused ? '' : session.ssmSeqs,
             graph: session.usesGraph,
             graphError: session.graphError ?? '',
             msPerStep: ms,

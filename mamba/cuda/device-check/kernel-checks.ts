@@ -6,6 +6,7 @@
 import { f32ToBf16Bits } from '../../safetensors.ts';
 import { causalConv1dSilu, linear as refLinear, rmsNorm, selectiveScan, silu, softplus } from '../../reference/ops.ts';
 import * as ops from '../ops.ts';
+import { SSM_STEP_SEQS } from '../kernels/manifest.ts';
 import { headGreedy, headGreedyBlocks } from '../ops-step.ts';
 import { aLog2 } from '../device-weights.ts';
 import { randomArray } from './scratch.ts';
@@ -255,105 +256,116 @@ export async function runKernelChecks(
       );
     });
 
-    await g('conv_step + ssm_step_dt', () => {
-      const batch = 3,
-        dInner = 200,
-        dtRank = 6,
-        dbl = dtRank + 2 * D_STATE;
-      const xz = s.quantize(randomArray(batch * 2 * dInner, rng, -2, 2));
-      const xDbl = s.quantize(randomArray(batch * dbl, rng));
-      const convState = randomArray(batch * dInner * D_CONV, rng, -2, 2);
-      const ssmState = randomArray(batch * dInner * D_STATE, rng);
-      const w = randomArray(dInner * D_CONV, rng, -0.5, 0.5),
-        b = randomArray(dInner, rng);
-      // dt_proj [dInner, dtRank] as the act type holds it, its bias, and the Δ they give (formed in f64 here)
-      const wdt = s.quantize(randomArray(dInner * dtRank, rng, -0.5, 0.5));
-      const dtBias = randomArray(dInner, rng, -3, -1);
-      const delta = new Float32Array(batch * dInner);
-      for (let bi = 0; bi < batch; bi++)
-        for (let c = 0; c < dInner; c++) {
-          let dt = dtBias[c]!;
-          for (let r = 0; r < dtRank; r++) dt += wdt[c * dtRank + r]! * xDbl[bi * dbl + r]!;
-          delta[bi * dInner + c] = softplus(dt);
+    // ssm_step_dt one sequence a thread, and four (two tiles, the second partial); a dt_proj rank past the weights a
+    // lane loads ahead (STEP_DT_PREFETCH 48, as 1.4b's 128)
+    for (const [seqs, batch, dtRank] of [
+      [1, 3, 6],
+      [SSM_STEP_SEQS, 6, 6],
+      [SSM_STEP_SEQS, 5, 70],
+    ] as const)
+      await g(`conv_step + ssm_step_dt (${seqs} a thread, dt rank ${dtRank})`, () => {
+        const dInner = 200,
+          dbl = dtRank + 2 * D_STATE;
+        const xz = s.quantize(randomArray(batch * 2 * dInner, rng, -2, 2));
+        const xDbl = s.quantize(randomArray(batch * dbl, rng));
+        const convState = randomArray(batch * dInner * D_CONV, rng, -2, 2);
+        const ssmState = randomArray(batch * dInner * D_STATE, rng);
+        const w = randomArray(dInner * D_CONV, rng, -0.5, 0.5),
+          b = randomArray(dInner, rng);
+        // dt_proj [dInner, dtRank] as the act type holds it, its bias, and the Δ they give (formed in f64 here)
+        const wdt = s.quantize(randomArray(dInner * dtRank, rng, -0.5, 0.5));
+        const dtBias = randomArray(dInner, rng, -3, -1);
+        const delta = new Float32Array(batch * dInner);
+        for (let bi = 0; bi < batch; bi++)
+          for (let c = 0; c < dInner; c++) {
+            let dt = dtBias[c]!;
+            for (let r = 0; r < dtRank; r++) dt += wdt[c * dtRank + r]! * xDbl[bi * dbl + r]!;
+            delta[bi * dInner + c] = softplus(dt);
+          }
+        const wdtT = new Float32Array(dtRank * dInner);
+        for (let c = 0; c < dInner; c++) for (let r = 0; r < dtRank; r++) wdtT[r * dInner + c] = wdt[c * dtRank + r]!;
+        const aLog = Float32Array.from({ length: dInner * D_STATE }, (_, i) => Math.log(1 + (i % D_STATE)));
+        const dSkip = randomArray(dInner, rng, 0.5, 1.5);
+        const ab = s.actBytes;
+        const xzP = s.act(xz),
+          xDblP = s.act(xDbl),
+          convP = s.f32(convState),
+          ssmP = s.f32(ssmState);
+        const xOut = s.alloc(batch * dInner * ab),
+          y = s.alloc(batch * dInner * ab);
+        ops.convStep(kernels, {
+          x: { ptr: xzP, ld: 2 * dInner },
+          state: { ptr: convP, seqStride: dInner * D_CONV },
+          weight: s.f32(w),
+          bias: s.f32(b),
+          out: xOut,
+          batch,
+          dInner,
+        });
+        const xConv = s.readAct(xOut, batch * dInner);
+        ops.ssmStepDt(kernels, {
+          x: xOut,
+          xDbl: { ptr: xDblP, ld: dbl },
+          z: { ptr: xzP + dInner * ab, ld: 2 * dInner },
+          dtProjT: s.act(wdtT),
+          dtBias: s.f32(dtBias),
+          aLog2: s.f32(aLog2(aLog)),
+          dSkip: s.f32(dSkip),
+          state: { ptr: ssmP, seqStride: dInner * D_STATE },
+          y,
+          batch,
+          dInner,
+          dState: D_STATE,
+          dtRank,
+          seqs,
+        });
+        const refX = new Float32Array(batch * dInner),
+          refConv = new Float32Array(convState.length),
+          refY = new Float32Array(batch * dInner),
+          refSsm = new Float32Array(ssmState.length);
+        const a = Float64Array.from(aLog, (v) => -Math.exp(v));
+        for (let bi = 0; bi < batch; bi++) {
+          const x = xz.subarray(bi * 2 * dInner, bi * 2 * dInner + dInner);
+          const c = causalConv1dSilu(
+            x,
+            1,
+            convState.subarray(bi * dInner * D_CONV, (bi + 1) * dInner * D_CONV),
+            w,
+            b,
+            dInner,
+            D_CONV,
+          );
+          refX.set(c.out, bi * dInner);
+          refConv.set(c.state, bi * dInner * D_CONV);
+          const h = ssmState.slice(bi * dInner * D_STATE, (bi + 1) * dInner * D_STATE);
+          const xq = xConv.subarray(bi * dInner, (bi + 1) * dInner); // what the device fed ssm_step_dt
+          const yi = selectiveScan(
+            xq,
+            delta.subarray(bi * dInner, (bi + 1) * dInner),
+            a,
+            xDbl.subarray(bi * dbl + dtRank, bi * dbl + dtRank + D_STATE),
+            xDbl.subarray(bi * dbl + dtRank + D_STATE, (bi + 1) * dbl),
+            dSkip,
+            xz.subarray(bi * 2 * dInner + dInner, (bi + 1) * 2 * dInner),
+            h,
+            1,
+            dInner,
+            D_STATE,
+          );
+          refY.set(yi, bi * dInner);
+          refSsm.set(h, bi * dInner * D_STATE);
         }
-      const wdtT = new Float32Array(dtRank * dInner);
-      for (let c = 0; c < dInner; c++) for (let r = 0; r < dtRank; r++) wdtT[r * dInner + c] = wdt[c * dtRank + r]!;
-      const aLog = Float32Array.from({ length: dInner * D_STATE }, (_, i) => Math.log(1 + (i % D_STATE)));
-      const dSkip = randomArray(dInner, rng, 0.5, 1.5);
-      const ab = s.actBytes;
-      const xzP = s.act(xz),
-        xDblP = s.act(xDbl),
-        convP = s.f32(convState),
-        ssmP = s.f32(ssmState);
-      const xOut = s.alloc(batch * dInner * ab),
-        y = s.alloc(batch * dInner * ab);
-      ops.convStep(kernels, {
-        x: { ptr: xzP, ld: 2 * dInner },
-        state: { ptr: convP, seqStride: dInner * D_CONV },
-        weight: s.f32(w),
-        bias: s.f32(b),
-        out: xOut,
-        batch,
-        dInner,
-      });
-      const xConv = s.readAct(xOut, batch * dInner);
-      ops.ssmStepDt(kernels, {
-        x: xOut,
-        xDbl: { ptr: xDblP, ld: dbl },
-        z: { ptr: xzP + dInner * ab, ld: 2 * dInner },
-        dtProjT: s.act(wdtT),
-        dtBias: s.f32(dtBias),
-        aLog2: s.f32(aLog2(aLog)),
-        dSkip: s.f32(dSkip),
-        state: { ptr: ssmP, seqStride: dInner * D_STATE },
-        y,
-        batch,
-        dInner,
-        dState: D_STATE,
-        dtRank,
-      });
-      const refX = new Float32Array(batch * dInner),
-        refConv = new Float32Array(convState.length),
-        refY = new Float32Array(batch * dInner),
-        refSsm = new Float32Array(ssmState.length);
-      const a = Float64Array.from(aLog, (v) => -Math.exp(v));
-      for (let bi = 0; bi < batch; bi++) {
-        const x = xz.subarray(bi * 2 * dInner, bi * 2 * dInner + dInner);
-        const c = causalConv1dSilu(
-          x,
-          1,
-          convState.subarray(bi * dInner * D_CONV, (bi + 1) * dInner * D_CONV),
-          w,
-          b,
-          dInner,
-          D_CONV,
+        expectClose('conv_step x', xConv, refX);
+        expectClose('conv_step state', s.readF32(convP, convState.length), refConv, 0);
+        expectClose(`ssm_step_dt y (${seqs} a thread, dt rank ${dtRank})`, s.readAct(y, batch * dInner), refY);
+        expectClose(
+          `ssm_step_dt state (${seqs} a thread, dt rank ${dtRank})`,
+          s.readF32(ssmP, ssmState.length),
+          refSsm,
+          1e-5,
         );
-        refX.set(c.out, bi * dInner);
-        refConv.set(c.state, bi * dInner * D_CONV);
-        const h = ssmState.slice(bi * dInner * D_STATE, (bi + 1) * dInner * D_STATE);
-        const xq = xConv.subarray(bi * dInner, (bi + 1) * dInner); // what the device fed ssm_step_dt
-        const yi = selectiveScan(
-          xq,
-          delta.subarray(bi * dInner, (bi + 1) * dInner),
-          a,
-          xDbl.subarray(bi * dbl + dtRank, bi * dbl + dtRank + D_STATE),
-          xDbl.subarray(bi * dbl + dtRank + D_STATE, (bi + 1) * dbl),
-          dSkip,
-          xz.subarray(bi * 2 * dInner + dInner, (bi + 1) * 2 * dInner),
-          h,
-          1,
-          dInner,
-          D_STATE,
-        );
-        refY.set(yi, bi * dInner);
-        refSsm.set(h, bi * dInner * D_STATE);
-      }
-      expectClose('conv_step x', xConv, refX);
-      expectClose('conv_step state', s.readF32(convP, convState.length), refConv, 0);
-      expectClose('ssm_step_dt y', s.readAct(y, batch * dInner), refY);
-      expectClose('ssm_step_dt state', s.readF32(ssmP, ssmState.length), refSsm, 1e-5);
-      void silu;
-    });
+        void silu;
+      });
 
     await g('convert_f32_to_bf16', () => {
       const v = randomArray(10001, rng, -1e3, 1e3);

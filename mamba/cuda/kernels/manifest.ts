@@ -51,6 +51,7 @@ export const KERNEL_NAMES = [
   'argmax_rows',
   'conv_step',
   'ssm_step_dt',
+  'ssm_step_dt_s4',
   'convert_f32_to_bf16',
   'add_bias_act',
   'add_bias_f32',
@@ -125,6 +126,7 @@ export const FUSED_T2_CHANNELS = 4; // scan-fused.cu: channels a block of scan_f
 export const SELECT_THREADS = 1024; // decimate.cu
 export const SSM_STEP_THREADS = 128; // step.cu: threads a block of ssm_step_dt
 export const SSM_STEP_DBL_MAX = 512; // step.cu: dtRank + 2·dState at most for ssm_step_dt
+export const SSM_STEP_SEQS = 4; // step.cu: sequences a thread of ssm_step_dt_s4 steps
 export const STEP_GEMV_BATCH = 8; // step-fused.cu: most sequences a fused step takes
 export const STEP_GEMV_THREADS = 256; // step-fused.cu: threads a block of every fused step kernel
 export const STEP_IN_ROWS = 4; // step-fused.cu: in_proj rows a warp of step_in_proj_conv (32 a block)

@@ -276,26 +276,47 @@ __device__ __forceinline__ void load_dt_weights(float* wdt, const act_t* __restr
     wdt[i] = r < dtRank ? act_load(wdtT + (i64)r * dInner + c) : 0.0f;
   }
 }
-// One (sequence, channel) decode step split over the channel's LANES lanes, from x_dbl's row [dt | B | C] through
-// xd(i): this lane's share of dt_proj's sum (wdt from load_dt_weights), Δ = softplus(dt + bias), then its RUN states h
-// (a2: their A·log2 e) updated in place. Returns C·h over all the channel's states (every lane gets it).
+// S sequences' decode step of one channel split over the channel's LANES lanes (the first `live` sequences step; live
+// is the same for the whole block), from each x_dbl row [dt | B | C] through xd(j, i): this lane's share of dt_proj's
+// sums (wdt from load_dt_weights; the weights past those are loaded once for all S), Δ = softplus(dt + bias), then
+// its RUN states h[j] (a2: their A·log2 e) updated in place; acc[j] = C·h over all the channel's states.
+template <int LANES, int RUN, int PREFETCH, int S, typename XD>
+__device__ __forceinline__ void ssm_lane_steps(XD xd, int live, int q, const float* wdt, const act_t* __restrict__ wdtT,
+                                               int dtRank, int dInner, int c, float bias, const float* xv,
+                                               float (*h)[RUN], const float* a2, float* acc) {
+  float dt[S];
+#pragma unroll
+  for (int j = 0; j < S; ++j) dt[j] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < PREFETCH; ++i)
+    if (q + LANES * i < dtRank)  // past dtRank xd may be anything, NaN included
+#pragma unroll
+      for (int j = 0; j < S; ++j) dt[j] += wdt[i] * xd(j, q + LANES * i);
+  for (int r = q + LANES * PREFETCH; r < dtRank; r += LANES) {
+    const float w = act_load(wdtT + (i64)r * dInner + c);
+#pragma unroll
+    for (int j = 0; j < S; ++j) dt[j] += w * xd(j, r);
+  }
+  const int bc = dtRank + q * RUN;
+#pragma unroll
+  for (int j = 0; j < S; ++j) {
+    if (j >= live) break;
+    const float delta = softplus_f(lanes_sum<LANES>(dt[j]) + bias);
+    acc[j] = lanes_sum<LANES>(ssm_update<RUN>(h[j], delta, delta * xv[j], a2, [&](int n, float* bn, float* cn) {
+      *bn = xd(j, bc + n);
+      *cn = xd(j, bc + D_STATE + n);
+    }));
+  }
+}
+// One sequence's step (ssm_lane_steps with S = 1); returns C·h.
 template <int LANES, int RUN, int PREFETCH, typename XD>
 __device__ __forceinline__ float ssm_lane_step(XD xd, int q, const float* wdt, const act_t* __restrict__ wdtT,
                                                int dtRank, int dInner, int c, float bias, float xv, float* h,
                                                const float* a2) {
-  float dt = 0.0f;
-#pragma unroll
-  for (int i = 0; i < PREFETCH; ++i)
-    if (q + LANES * i < dtRank) dt += wdt[i] * xd(q + LANES * i);  // past dtRank xd may be anything, NaN included
-  for (int r = q + LANES * PREFETCH; r < dtRank; r += LANES) dt += act_load(wdtT + (i64)r * dInner + c) * xd(r);
-  dt = lanes_sum<LANES>(dt);
-  const float delta = softplus_f(dt + bias);
-  const int bc = dtRank + q * RUN;
-  const float acc = ssm_update<RUN>(h, delta, delta * xv, a2, [&](int n, float* bn, float* cn) {
-    *bn = xd(bc + n);
-    *cn = xd(bc + D_STATE + n);
-  });
-  return lanes_sum<LANES>(acc);
+  float acc;
+  ssm_lane_steps<LANES, RUN, PREFETCH, 1>([&](int, int i) { return xd(i); }, 1, q, wdt, wdtT, dtRank, dInner, c, bias,
+                                          &xv, (float(*)[RUN])h, a2, &acc);
+  return acc;
 }
 
 // N consecutive floats between global memory and registers, 16 bytes a load where N allows (p then 16-byte aligned)

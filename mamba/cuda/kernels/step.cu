@@ -22,40 +22,72 @@ extern "C" __global__ void conv_step(const act_t* x, i64 xStride, float* __restr
 
 #define SSM_STEP_THREADS 128
 #define SSM_STEP_DBL_MAX 512 // dtRank + 2·dState at most (ops.ts ssmStepDt checks)
+#define SSM_STEP_SEQS 4      // sequences a thread of ssm_step_dt_s4 steps
 
 // Δ = softplus(dt_proj(dt) + bias) from x_proj's output row [dt | B | C], then h ← exp(Δ·A) ⊙ h + Δ·B·x and
 // y = (C·h + D·x) ⊙ SiLU(z), so a step needs no dt_proj GEMM and no dt_softplus launch. Lanes of a channel split
-// dt_proj's sum and the state (prelude.cuh ssm_lane_step); a warp's state loads and stores are contiguous (a thread a
+// dt_proj's sum and the state (prelude.cuh ssm_lane_steps); a warp's state loads and stores are contiguous (a thread a
 // channel, 16 loads 64 bytes apart, took 26 µs for batch 64 of 130m on the H100, for 6 MB). Grid: (channel blocks,
-// batch). (Four sequences a block, each lane's dt_proj weights loaded once for the four, was 10% slower at batch 64.)
-extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS)
-    ssm_step_dt(const act_t* x, const act_t* xDbl, i64 dblStride, const act_t* z, i64 zStride, const act_t* __restrict__ wdtT,
-                const float* __restrict__ dtBias, const float* __restrict__ aLog2, const float* __restrict__ dSkip,
-                float* __restrict__ ssmState, i64 stateSeqStride, act_t* __restrict__ y, int dInner, int dtRank) {
+// sequence tiles of S). S = 1 (ssm_step_dt): at 60 registers 8 blocks fit an SM, so batch 64 of 130m is 3 waves of
+// blocks and of 1.4b 8 (12.5 and 36.7 µs a layer, v11). S = 4 (ssm_step_dt_s4): a thread steps its channel in 4
+// sequences, every state load issued before any is used, and dt_proj's weights, A and the bias serve all 4.
+template <int S>
+__device__ __forceinline__ void ssm_step_dt_tile(const act_t* x, const act_t* xDbl, i64 dblStride, const act_t* z, i64 zStride,
+                                                 const act_t* __restrict__ wdtT, const float* __restrict__ dtBias,
+                                                 const float* __restrict__ aLog2, const float* __restrict__ dSkip,
+                                                 float* __restrict__ ssmState, i64 stateSeqStride, act_t* __restrict__ y,
+                                                 int batch, int dInner, int dtRank) {
   const int dbl = dtRank + 2 * D_STATE;
   constexpr int LANES = ssm_step_lanes(), RUN = D_STATE / LANES, PREFETCH = dt_prefetch<LANES>();
   pdl_trigger();
-  const int b = blockIdx.y, q = threadIdx.x % LANES;
+  const int b0 = blockIdx.y * S, live = min(S, batch - b0), q = threadIdx.x % LANES;
   const int c = blockIdx.x * (SSM_STEP_THREADS / LANES) + threadIdx.x / LANES;
-  const bool live = c < dInner;
-  const int cc = live ? c : dInner - 1;  // every lane stays for the shuffles
-  float wdt[PREFETCH], a2[RUN], h[RUN];
+  const bool liveC = c < dInner;
+  const int cc = liveC ? c : dInner - 1;  // every lane stays for the shuffles
+  float wdt[PREFETCH], a2[RUN], h[S][RUN];
   load_dt_weights<LANES, PREFETCH>(wdt, wdtT, q, dtRank, dInner, cc);
-  float* hp = ssmState + (i64)b * stateSeqStride + (i64)cc * D_STATE + q * RUN;
-  load_run<RUN>(hp, h);
+  const auto hp = [&](int j) { return ssmState + (i64)(b0 + j) * stateSeqStride + (i64)cc * D_STATE + q * RUN; };
+#pragma unroll
+  for (int j = 0; j < S; ++j)
+    if (j < live) load_run<RUN>(hp(j), h[j]);
   load_run<RUN>(aLog2 + (i64)cc * D_STATE + q * RUN, a2);
   const float bias = dtBias[cc], dSkipC = dSkip[cc];
   pdl_wait();  // x is conv_step's output, x_dbl the x_proj GEMM's
-  const float xv = ld_cg_act(x + (i64)b * dInner + cc);
-  const float zv = q == 0 ? ld_cg_act(z + (i64)b * zStride + cc) : 0.0f;
-  // x_dbl's row staged in shared memory, every thread loading at once (read where used, each lane's ~50 loads of it
+  float xv[S], zv[S];
+#pragma unroll
+  for (int j = 0; j < S; ++j)
+    if (j < live) {
+      xv[j] = ld_cg_act(x + (i64)(b0 + j) * dInner + cc);
+      zv[j] = q == 0 ? ld_cg_act(z + (i64)(b0 + j) * zStride + cc) : 0.0f;
+    }
+  // x_dbl's rows staged in shared memory, every thread loading at once (read where used, each lane's ~50 loads of it
   // would wait in turn: they are volatile, for the programmatic launch)
-  __shared__ float sxd[SSM_STEP_DBL_MAX];
-  for (int i = threadIdx.x; i < dbl; i += SSM_STEP_THREADS) sxd[i] = ld_cg_act(xDbl + (i64)b * dblStride + i);
+  __shared__ float sxd[S][SSM_STEP_DBL_MAX];
+  for (int i = threadIdx.x; i < live * dbl; i += SSM_STEP_THREADS) {
+    const int j = i / dbl, k = i - j * dbl;
+    sxd[j][k] = ld_cg_act(xDbl + (i64)(b0 + j) * dblStride + k);
+  }
   __syncthreads();
-  const auto xd = [&](int i) { return sxd[i]; };
-  const float acc = ssm_lane_step<LANES, RUN, PREFETCH>(xd, q, wdt, wdtT, dtRank, dInner, cc, bias, xv, h, a2);
-  if (!live) return;
-  store_run<RUN>(hp, h);
-  if (q == 0) act_store(y + (i64)b * dInner + c, (acc + dSkipC * xv) * silu_f(zv));
+  float acc[S];
+  const auto xd = [&](int j, int i) { return sxd[j][i]; };
+  ssm_lane_steps<LANES, RUN, PREFETCH, S>(xd, live, q, wdt, wdtT, dtRank, dInner, cc, bias, xv, h, a2, acc);
+  if (!liveC) return;
+#pragma unroll
+  for (int j = 0; j < S; ++j)
+    if (j < live) {
+      store_run<RUN>(hp(j), h[j]);
+      if (q == 0) act_store(y + (i64)(b0 + j) * dInner + c, (acc[j] + dSkipC * xv[j]) * silu_f(zv[j]));
+    }
+}
+
+#define SSM_STEP_DT_ARGS                                                                                             \
+  const act_t *x, const act_t *xDbl, i64 dblStride, const act_t *z, i64 zStride, const act_t *__restrict__ wdtT,   \
+      const float *__restrict__ dtBias, const float *__restrict__ aLog2, const float *__restrict__ dSkip,            \
+      float *__restrict__ ssmState, i64 stateSeqStride, act_t *__restrict__ y, int batch, int dInner, int dtRank
+#define SSM_STEP_DT_CALL x, xDbl, dblStride, z, zStride, wdtT, dtBias, aLog2, dSkip, ssmState, stateSeqStride, y, batch, dInner, dtRank
+extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS) ssm_step_dt(SSM_STEP_DT_ARGS) {
+  ssm_step_dt_tile<1>(SSM_STEP_DT_CALL);
+}
+extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS) ssm_step_dt_s4(SSM_STEP_DT_ARGS) {
+  ssm_step_dt_tile<SSM_STEP_SEQS>(SSM_STEP_DT_CALL);
 }
