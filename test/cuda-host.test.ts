@@ -28,6 +28,7 @@ import { H200, prefillRoofline } from '../mamba/cuda/roofline.ts';
 import { aLog2 } from '../mamba/cuda/device-weights.ts';
 import { ssmStepLanes } from '../mamba/cuda/ops.ts';
 import { fusedStepByDefault, fusedStepFits, greedyHeadFits, headGreedyBlocks } from '../mamba/cuda/ops-step.ts';
+import { ssmStepSeqsByDefault } from '../mamba/cuda/ops.ts';
 
 const DECI: DecimationConfig = { layers: [2, 4], beta: 0.5, lBase: 100, minSeqLen: 20 };
 
@@ -376,6 +377,10 @@ describe('decode step choice', () => {
     // rows of 16 bytes for the vector loads, x_proj's columns one a thread
     expect(fusedStepByDefault(1, { ...shape130m, dModel: 770 })).toBe(false);
     expect(fusedStepByDefault(1, { ...shape130m, dtRank: 240 })).toBe(false);
+  });
+  it('steps four sequences a thread in ssm_step_dt from 64K (sequence, channel) pairs, where the device check measured it faster', () => {
+    expect([1, 8, 16, 64].map((b) => ssmStepSeqsByDefault(b, shape1_4b.dInner))).toEqual([1, 1, 4, 4]);
+    expect([1, 16, 42, 43, 64].map((b) => ssmStepSeqsByDefault(b, shape130m.dInner))).toEqual([1, 1, 1, 4, 4]);
   });
   it('takes the greedy head where every sequence stages at once, one block an SM', () => {
     expect([1, 8, 9].map((b) => greedyHeadFits(b, 768, 2))).toEqual([true, true, false]);

@@ -23,6 +23,7 @@ import {
   benchDecodeBreakdown,
   benchPrefill,
   probeDecode,
+  probePrefill,
 } from './device-check/bench.ts';
 import { scanCompare, scanSummary } from './device-check/scan-compare.ts';
 import { Deadline, fmt, Report } from './device-check/report.ts';
@@ -154,7 +155,11 @@ async function main(): Promise<void> {
     }
 
     const shapes =
-      phases.has('bench') || phases.has('parity') || phases.has('decode') || phases.has('decode-probe')
+      phases.has('bench') ||
+      phases.has('parity') ||
+      phases.has('decode') ||
+      phases.has('decode-probe') ||
+      phases.has('prefill-probe')
         ? (args.shapes!.split(',').filter(Boolean) as ShapeName[])
         : [];
     for (const shape of shapes) {
@@ -209,6 +214,9 @@ async function main(): Promise<void> {
           await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
         } else if (phases.has('decode-probe')) {
           await probeDecode({ shape, config, engine: bf16 }, report);
+          if (phases.has('prefill-probe')) await probePrefill({ shape, config, engine: bf16 }, report, lengths);
+        } else if (phases.has('prefill-probe')) {
+          await probePrefill({ shape, config, engine: bf16 }, report, lengths);
         } else if (phases.has('decode')) {
           const target = { shape, config, engine: bf16 };
           await checkFusedStep(target, report);

@@ -310,7 +310,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     // programmatic dependent launch needs sm_90 (Hopper) or newer
     const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
     const greedyHead = opts.greedyHead ?? this.options.greedyHead ?? false;
-    const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length);
+    const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length, this.core.config.dInner);
     const session = new DecodeSession(this.core, states.length, {
       useGraphs,
       fusedStep,

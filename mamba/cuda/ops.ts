@@ -240,9 +240,14 @@ export function ssmStepLanes(dState: number): number {
 /** Sequences a thread of ssm_step_dt steps: 1, or SSM_STEP_SEQS (ssm_step_dt_s4). */
 export type SsmStepSeqs = 1 | typeof SSM_STEP_SEQS;
 
-/** The decode session's default: SSM_STEP_SEQS from batch 8 (not yet measured on a GPU). */
-export function ssmStepSeqsByDefault(batch: number): SsmStepSeqs {
-  return batch >= 8 ? SSM_STEP_SEQS : 1;
+/**
+ * The decode session's default: four sequences a thread where one a thread would be more than 64K (sequence,
+ * channel) pairs (2,048 blocks, about two waves on an H100). v12 on the H100: 1.4b b64 17,942 against 16,139 tok/s,
+ * b16 6,390 against 6,261; 130m b64 a draw (80.6K against 80.1K); below that one a thread wins (130m b16 26.0K
+ * against 24.0K, 1.4b b8 3,444 against 3,326).
+ */
+export function ssmStepSeqsByDefault(batch: number, dInner: number): SsmStepSeqs {
+  return batch * dInner >= 65536 ? SSM_STEP_SEQS : 1;
 }
 
 /**

@@ -272,6 +272,17 @@ export async function probeDecode(t: BenchTarget, report: Report): Promise<void>
   }
 }
 
+/**
+ * Phase prefill-probe: one plain prefill of each length, nothing timed, to run under a profiler (ncu -k scan_chunk_state
+ * -c 1 profiles the first layer's scan at the first length).
+ */
+export async function probePrefill(t: BenchTarget, report: Report, lengths: number[]): Promise<void> {
+  for (const L of lengths) {
+    await t.engine.prefill(randomIds(L, t.config.vocabSize, L), { protect: PROTECT });
+    report.row('prefillProbe', { shape: t.shape, L });
+  }
+}
+
 /** Decode tokens/s: fused step kernels or the prefill's launches, CUDA graph or eager; median of 5 runs of 64 steps. */
 export async function benchDecode(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
   const { engine } = t;
