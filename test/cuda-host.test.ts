@@ -106,6 +106,28 @@ describe('batch plan', () => {
     expect(chooseScanChunk(128, 1536, 132)).toBe(16);
     expect(chooseScanChunk(1 << 24, 768, 132)).toBe(2048);
   });
+
+  it('given the blocks a multiprocessor holds, the scan chunk fills the last wave', () => {
+    // 130m at 32K, 7 blocks an SM (924 a wave): 128 is 3,072 blocks (4 waves, the last a third full), 144 is 2,736 (3)
+    expect(chooseScanChunk(32768, 1536, 132, 7)).toBe(144);
+    // 1.4b: 256 is 4,096 blocks (5 waves), 288 is 3,648 (4)
+    expect(chooseScanChunk(32768, 4096, 132, 7)).toBe(288);
+    // never shorter than the power of two, never twice it; whole waves already: unchanged
+    for (const [rows, d, sms, per] of [
+      [8192, 1536, 132, 7],
+      [131072, 1536, 132, 5],
+      [1000, 768, 16, 3],
+      [128, 1536, 132, 7],
+    ] as const) {
+      const base = chooseScanChunk(rows, d, sms);
+      const fitted = chooseScanChunk(rows, d, sms, per);
+      expect(fitted).toBeGreaterThanOrEqual(base);
+      expect(fitted).toBeLessThan(2 * base);
+      const waves = (len: number) => Math.ceil((Math.ceil(rows / len) * Math.ceil(d / 128)) / (per * sms));
+      expect(waves(fitted) * fitted).toBeLessThanOrEqual(waves(base) * base);
+    }
+    expect(chooseScanChunk(128 * 7 * 132, 128, 132, 7)).toBe(chooseScanChunk(128 * 7 * 132, 128, 132));
+  });
 });
 
 describe('device tables', () => {

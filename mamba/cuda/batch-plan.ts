@@ -4,6 +4,7 @@
 // Pure TypeScript, unit-tested without a GPU.
 import { planDecimation } from '../decimation.ts';
 import type { DecimationConfig } from '../engine.ts';
+import { SCAN_THREADS } from './kernels/manifest.ts';
 
 export interface PlannedSequence {
   /** Rows this sequence contributes to the pass (the whole prompt, or one segment of a long plain prompt). */
@@ -150,16 +151,24 @@ export function maxScanChunks(plan: BatchPlan, chunkLen: number): number {
 }
 
 /**
- * The scan's time-chunk length: a power of two in [16, 2048] giving about 16 blocks per multiprocessor (two waves at
- * 8 resident 128-thread blocks each), so long sequences fill the GPU while the carry pass stays short.
+ * The scan's time-chunk length. The base is a power of two in [16, 2048] giving about 16 blocks per multiprocessor, so
+ * long sequences fill the GPU while the carry pass stays short. Given how many scan blocks fit a multiprocessor at once
+ * (`blocksPerSM`, the driver's occupancy), a length between the base and twice it (a multiple of 16) is taken that
+ * fills the last wave of blocks: the least (waves, rounded up) × length. A partial last wave holds the GPU about as
+ * long as a full one (ncu, H100, 130m at 32K: 3,072 blocks at 7 a multiprocessor were 3 waves and 301 blocks).
  */
-export function chooseScanChunk(rows: number, dInner: number, multiprocessors: number): number {
-  const channelBlocks = Math.ceil(dInner / 128);
+export function chooseScanChunk(rows: number, dInner: number, multiprocessors: number, blocksPerSM?: number): number {
+  const channelBlocks = Math.ceil(dInner / SCAN_THREADS);
   const targetChunks = Math.max(1, Math.ceil((16 * multiprocessors) / channelBlocks));
   const ideal = Math.max(1, Math.floor(rows / targetChunks));
-  let chunk = 16;
-  while (chunk * 2 <= ideal && chunk < 2048) chunk *= 2;
-  return chunk;
+  let base = 16;
+  while (base * 2 <= ideal && base < 2048) base *= 2;
+  if (!blocksPerSM || blocksPerSM < 1) return base;
+  const wave = blocksPerSM * multiprocessors;
+  const cost = (len: number) => Math.ceil((Math.ceil(rows / len) * channelBlocks) / wave) * len;
+  let best = base;
+  for (let len = base + 16; len < 2 * base && len <= 2048; len += 16) if (cost(len) < cost(best)) best = len;
+  return best;
 }
 
 /** rowSeq[r] = the sequence owning row r. */

@@ -34,6 +34,7 @@ export interface KernelStats {
 /** The kernels of one build, loaded as one module. */
 export class KernelSet {
   private readonly fns = new Map<KernelName, CuHandle>();
+  private readonly occupancy = new Map<string, number>();
 
   constructor(
     private readonly device: CudaDevice,
@@ -47,6 +48,17 @@ export class KernelSet {
   launch(name: KernelName, shape: LaunchShape, args: KernelArg[], label: string = name): void {
     this.device.driver.launch(this.fns.get(name)!, name, shape, args, this.device.stream);
     this.device.profiler?.mark(label);
+  }
+
+  /** Blocks of `blockSize` threads of kernel `name` that fit one multiprocessor at once (the driver's occupancy). */
+  blocksPerMultiprocessor(name: KernelName, blockSize: number): number {
+    const key = `${name}/${blockSize}`;
+    let n = this.occupancy.get(key);
+    if (n === undefined) {
+      n = this.device.driver.blocksPerMultiprocessor(this.fns.get(name)!, blockSize);
+      this.occupancy.set(key, n);
+    }
+    return n;
   }
 
   /** Registers and local (spill/stack) bytes per kernel, from the loaded module. */

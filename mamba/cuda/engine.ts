@@ -57,6 +57,8 @@ export interface CudaEngineOptions {
   maxTokensPerPass?: number;
   /** Scan time-chunk length (default chosen from the device, batch-plan.ts). */
   scanChunk?: number;
+  /** The chosen chunk fills the last wave of scan blocks (default true; false: the power-of-two base alone). */
+  fitScanWaves?: boolean;
   /** Guard bytes between pass buffers, checked after each pass (tests and the device check). */
   guardBytes?: number;
   /** Capture decode steps as CUDA graphs (default true). */
@@ -356,6 +358,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
   private passOptions(): PassOptions {
     return {
       scanChunk: this.options.scanChunk,
+      fitScanWaves: this.options.fitScanWaves,
       guardBytes: this.options.guardBytes,
       scan: this.options.scan,
       graphs: this.prefillGraphs,

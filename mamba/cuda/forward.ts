@@ -5,6 +5,7 @@
 import type { KeptIndices } from '../engine.ts';
 import type { DevicePtr } from './bindings/driver.ts';
 import { chooseScanChunk, finalGroup, outputGroup, type BatchPlan } from './batch-plan.ts';
+import { SCAN_THREADS } from './kernels/manifest.ts';
 import { stateWords, type EngineCore } from './core.ts';
 import { packPassTables, passTableWords, type PassTables } from './device-tables.ts';
 import type { DeviceArena } from './arena.ts';
@@ -42,6 +43,8 @@ export interface PassSequenceOutput {
 export interface PassOptions {
   logProbs?: boolean;
   scanChunk?: number;
+  /** Choose the scan chunk so the last wave of scan blocks is full (default; batch-plan.ts chooseScanChunk). */
+  fitScanWaves?: boolean;
   guardBytes?: number;
   headMaxBytes?: number;
   /** Which selective-scan kernels run (mixer.ts; default DEFAULT_SCAN). */
@@ -66,7 +69,9 @@ export function passShape(
   opts: PassOptions = {},
 ): PassShape {
   const rows = plan.groups[0]!.rows;
-  const chunkLen = opts.scanChunk ?? chooseScanChunk(rows, core.config.dInner, core.device.info.multiprocessors);
+  const fit =
+    opts.fitScanWaves === false ? undefined : core.kernels.blocksPerMultiprocessor('scan_chunk_output', SCAN_THREADS);
+  const chunkLen = opts.scanChunk ?? chooseScanChunk(rows, core.config.dInner, core.device.info.multiprocessors, fit);
   const wanted = seqs.reduce((n, s) => n + s.logitPositions.length, 0);
   return {
     chunkLen,

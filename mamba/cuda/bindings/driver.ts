@@ -100,6 +100,9 @@ function bind(path: string) {
     cuModuleGetFunction: f('int cuModuleGetFunction(_Out_ void **fn, void *module, const char *name)'),
     cuFuncGetAttribute: f('int cuFuncGetAttribute(_Out_ int *value, int attrib, void *fn)'),
     cuFuncSetAttribute: f('int cuFuncSetAttribute(void *fn, int attrib, int value)'),
+    cuOccupancyMaxActiveBlocksPerMultiprocessor: f(
+      'int cuOccupancyMaxActiveBlocksPerMultiprocessor(_Out_ int *blocks, void *fn, int blockSize, size_t dynamicSmem)',
+    ),
     cuLaunchKernel: f(
       'int cuLaunchKernel(void *fn, uint32_t gx, uint32_t gy, uint32_t gz, uint32_t bx, uint32_t by, uint32_t bz, uint32_t sharedBytes, void *stream, void **params, void **extra)',
     ),
@@ -348,6 +351,14 @@ export class CudaDriver {
   functionAttribute(fn: CuHandle, attribute: number): number {
     const call = `cuFuncGetAttribute(${attribute})`;
     return readOut(this.check, call, 0, (v) => this.raw.cuFuncGetAttribute(v, attribute, fn));
+  }
+
+  /** Blocks of `blockSize` threads that fit one multiprocessor at once (registers, shared memory, warps). */
+  blocksPerMultiprocessor(fn: CuHandle, blockSize: number): number {
+    const call = 'cuOccupancyMaxActiveBlocksPerMultiprocessor';
+    return readOut(this.check, call, 0, (v) =>
+      this.raw.cuOccupancyMaxActiveBlocksPerMultiprocessor(v, fn, blockSize, 0),
+    );
   }
 
   setFunctionAttribute(fn: CuHandle, attribute: number, value: number): void {
