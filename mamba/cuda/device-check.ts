@@ -139,6 +139,11 @@ async function main(): Promise<void> {
         const weights = await benchWeights(config, shape === '130m' ? 130 : 1400);
         const scanFp32 = args['scan-precisions']!.split(',').includes('fp32');
         const fp32 = shape === '1.4b' || !scanFp32 ? [] : scanLengths.filter((L) => L <= 32768);
+        // one engine a variant on one GPU: at 1.4b and 128K the seventh DeciMamba pass (whole prompt, 8.7 GiB) did not
+        // fit beside the other six engines' arenas on an 80 GB H100 (cuda-scan-waves-h100.json)
+        const bf16 = shape === '1.4b' ? scanLengths.filter((L) => L <= 65536) : scanLengths;
+        for (const L of scanLengths.filter((L) => !bf16.includes(L)))
+          report.skip(`scan ${shape} bf16 L=${L}: one engine a variant does not fit at this length`);
         await scanCompare(
           {
             shape,
@@ -146,7 +151,7 @@ async function main(): Promise<void> {
             weights,
             device,
             precisions: fp32.length ? ['bf16', 'fp32'] : ['bf16'],
-            lengths: { bf16: scanLengths, fp32 },
+            lengths: { bf16, fp32 },
           },
           report,
           deadline,
