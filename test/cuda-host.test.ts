@@ -22,7 +22,7 @@ import { Layout } from '../mamba/cuda/layout.ts';
 import { largestFitting, schedulePasses, type PassSegment } from '../mamba/cuda/scheduler.ts';
 import { compileOptions, kernelCacheKey } from '../mamba/cuda/compile-cache.ts';
 import * as manifest from '../mamba/cuda/kernels/manifest.ts';
-import { kernelBuildKey, kernelDefines, loadKernelSources } from '../mamba/cuda/kernels/manifest.ts';
+import { loadKernelSources } from '../mamba/cuda/kernels/manifest.ts';
 import { packKernelArgs } from '../mamba/cuda/bindings/driver.ts';
 import { H200, prefillRoofline } from '../mamba/cuda/roofline.ts';
 import { aLog2 } from '../mamba/cuda/device-weights.ts';
@@ -420,13 +420,6 @@ describe('decode step choice', () => {
 });
 
 describe('kernel manifest', () => {
-  it('a build asking for scan blocks an SM names it in its defines and cache key, and only then', () => {
-    const build = { actBf16: true, dState: 16, dConv: 4 };
-    expect(kernelDefines(build)).not.toContain('-DSCAN_MIN_BLOCKS=8');
-    expect(kernelDefines({ ...build, scanMinBlocks: 8 })).toContain('-DSCAN_MIN_BLOCKS=8');
-    expect(kernelBuildKey(build)).toBe('bf16-s16-c4-e0');
-    expect(kernelBuildKey({ ...build, scanMinBlocks: 8 })).toBe('bf16-s16-c4-e0-m8');
-  });
   it('every launch-shape constant equals its #define in the kernel sources', () => {
     const { headers } = loadKernelSources();
     const text = Object.values(headers).join('\n');

@@ -84,8 +84,6 @@ export interface CudaEngineOptions {
    * (kernels/prelude.cuh scan_decay; 0..dState, default DEFAULT_SCAN_FMA_EXP).
    */
   scanFmaExp?: number;
-  /** Scan blocks asked to fit a multiprocessor (kernels/prelude.cuh SCAN_MIN_BLOCKS, 1..16; default: the compiler's). */
-  scanMinBlocks?: number;
   /**
    * Run a prefill pass's blocks as a CUDA graph: captured the second time a pass shape is seen, replayed after
    * (prefill-graphs.ts; default false until measured).
@@ -121,7 +119,6 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const variant = [
       options.scan && options.scan !== DEFAULT_SCAN ? options.scan : '',
       fmaExp !== DEFAULT_SCAN_FMA_EXP ? `fma${fmaExp}` : '',
-      core.kernels.build.scanMinBlocks ? `mb${core.kernels.build.scanMinBlocks}` : '',
       options.prefillGraphs ? 'graphs' : '',
     ];
     this.name = ['cuda', core.precision, ...variant.filter((v) => v)].join('-');
@@ -142,11 +139,8 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       const scanFmaExp = options.scanFmaExp ?? DEFAULT_SCAN_FMA_EXP;
       if (!Number.isInteger(scanFmaExp) || scanFmaExp < 0 || scanFmaExp > config.dState)
         throw new EngineInputError(`scanFmaExp must be an integer in 0..${config.dState} (got ${scanFmaExp})`);
-      const { scanMinBlocks } = options;
-      if (scanMinBlocks !== undefined && (!Number.isInteger(scanMinBlocks) || scanMinBlocks < 1 || scanMinBlocks > 16))
-        throw new EngineInputError(`scanMinBlocks must be an integer in 1..16 (got ${scanMinBlocks})`);
       const { dState, dConv } = config;
-      const kernels = device.kernels({ actBf16: precision === 'bf16', dState, dConv, scanFmaExp, scanMinBlocks });
+      const kernels = device.kernels({ actBf16: precision === 'bf16', dState, dConv, scanFmaExp });
       const deviceWeights = uploadWeights(device, kernels, config, weights, precision);
       return new CudaEngine({ device, kernels, config, weights: deviceWeights, precision }, !options.device, options);
     } catch (err) {

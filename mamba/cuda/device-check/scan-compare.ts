@@ -3,7 +3,7 @@
 // (warm-up, then the median of several runs, the variants interleaved), the per-kernel GPU time from CUDA events, and
 // parity against split (kept indices identical; logits and states within the precision's tolerance). The variants:
 // split-softplus (the default) alone, with the power-of-two chunk length (no wave fitting, batch-plan.ts
-// chooseScanChunk), with 64 registers so that 8 blocks fit a multiprocessor instead of 7 (scanMinBlocks), and with 6 of each step's 16 decays on the FMA pipe (scanFmaExp; 4, 6 and 8 on
+// chooseScanChunk), and with 6 of each step's 16 decays on the FMA pipe (scanFmaExp; 4, 6 and 8 on
 // split were 1–5% slower on the H100, cuda-scan-fma-h100.json), the fused scan (scan-fused.cu) with one and two
 // warps a channel, and fused with prefill CUDA graphs (prefill-graphs.ts: wall time only, what host launches cost).
 // The golden fixtures run on every scan kind first (device-check.ts, goldenParity with engine options).
@@ -23,7 +23,6 @@ const VARIANTS: Variant[] = [
   { name: 'split', options: { scan: 'split' } },
   { name: 'split-softplus', options: { scan: 'split-softplus' } },
   { name: 'split-sp-pow2', options: { scan: 'split-softplus', fitScanWaves: false } },
-  { name: 'split-sp-mb8', options: { scan: 'split-softplus', scanMinBlocks: 8 } },
   { name: 'split-sp-fma6', options: { scan: 'split-softplus', scanFmaExp: 6 } },
   { name: 'fused', options: { scan: 'fused' } },
   { name: 'fused-t2', options: { scan: 'fused-t2' } },

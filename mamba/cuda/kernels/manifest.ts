@@ -71,23 +71,16 @@ export interface KernelBuild {
   dConv: number;
   /** SCAN_FMA_EXP: how many of a scan step's decays run on the FMA pipe (0 when left out). */
   scanFmaExp?: number;
-  /**
-   * SCAN_MIN_BLOCKS: scan blocks asked to fit a multiprocessor (register budget; left out: the compiler's choice). A
-   * GPU-only setting: the CPU emulator's kernels ignore launch bounds, so its libraries do not name it.
-   */
-  scanMinBlocks?: number;
 }
 
 export function kernelDefines(build: KernelBuild): string[] {
   const d = [`-DACT_BF16=${build.actBf16 ? 1 : 0}`, `-DD_STATE=${build.dState}`, `-DD_CONV=${build.dConv}`];
-  const minBlocks = build.scanMinBlocks ? [`-DSCAN_MIN_BLOCKS=${build.scanMinBlocks}`] : [];
-  return [...d, `-DSCAN_FMA_EXP=${build.scanFmaExp ?? 0}`, ...minBlocks];
+  return [...d, `-DSCAN_FMA_EXP=${build.scanFmaExp ?? 0}`];
 }
 
-/** The build's name in caches (every setting kernelDefines passes). */
+/** The build's name in caches and emulator libraries (every setting kernelDefines passes). */
 export function kernelBuildKey(build: KernelBuild): string {
-  const key = `${build.actBf16 ? 'bf16' : 'f32'}-s${build.dState}-c${build.dConv}-e${build.scanFmaExp ?? 0}`;
-  return build.scanMinBlocks ? `${key}-m${build.scanMinBlocks}` : key;
+  return `${build.actBf16 ? 'bf16' : 'f32'}-s${build.dState}-c${build.dConv}-e${build.scanFmaExp ?? 0}`;
 }
 
 export class KernelSourceError extends Error {

@@ -6,8 +6,6 @@
 //   D_STATE   Mamba's d_state (16 in every public checkpoint); h lives in registers, so it must be known here.
 //   D_CONV    Mamba's d_conv (4); the conv window lives in registers.
 //   SCAN_FMA_EXP  how many of each step's D_STATE decays the prefill scan computes on the FMA pipe (scan_decay).
-//   SCAN_MIN_BLOCKS  blocks of the scan's passes 1 and 3 asked to fit a multiprocessor (__launch_bounds__; 1: the
-//                    registers the compiler wants, 72 at d_state 16, 7 blocks an H100 SM).
 #ifndef DECISERVE_PRELUDE_CUH
 #define DECISERVE_PRELUDE_CUH
 
@@ -22,9 +20,6 @@
 #endif
 #ifndef SCAN_FMA_EXP
 #define SCAN_FMA_EXP 0
-#endif
-#ifndef SCAN_MIN_BLOCKS
-#define SCAN_MIN_BLOCKS 1
 #endif
 
 typedef unsigned short bf16_t;

@@ -62,7 +62,7 @@ __device__ __forceinline__ void tile_row(const float* row, float (&v)[D_STATE]) 
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(SCAN_THREADS, SCAN_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 scan_chunk_state(const act_t* __restrict__ x, i64 xStride, float* __restrict__ delta, i64 deltaStride,
                  const float* __restrict__ dtBias, const act_t* __restrict__ bMat, i64 bStride,
                  const float* __restrict__ aLog2,
@@ -149,7 +149,7 @@ extern "C" __global__ void scan_carry(const int* __restrict__ seqFirstChunk, flo
   hOut[(i64)s * hOutSeqStride + cn] = h;
 }
 
-extern "C" __global__ void __launch_bounds__(SCAN_THREADS, SCAN_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 scan_chunk_output(const act_t* __restrict__ x, i64 xStride, const float* __restrict__ delta, i64 deltaStride,
                   const act_t* __restrict__ z, i64 zStride, const act_t* __restrict__ bMat, i64 bStride,
                   const act_t* __restrict__ cMat, i64 cStride, const float* __restrict__ aLog2, const float* __restrict__ dSkip,
