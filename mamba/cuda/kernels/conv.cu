@@ -24,27 +24,6 @@ extern "C" __global__ void conv1d_silu(const act_t* __restrict__ x, i64 xStride,
 #pragma unroll
   for (int k = 0; k < D_CONV; ++k) w[k] = weight[c * D_CONV + k];
   const float b = bias ? bias[c] : 0.0f;
-  // A tile inside one sequence (all but a few per pass): every input loaded before any is used, so the tile waits out
-  // one load latency rather than one per row (ncu: 69% of issue slots, per-row table loads and address math)
-  const int s0 = rowSeq[r0], start0 = seqStart[s0];
-  if (r1 - r0 == CONV_ROWS && seqStart[s0 + 1] >= r1) {
-    float v[CONV_ROWS + D_CONV - 1];  // v[j] = input(r0 - (D_CONV-1) + j)
-#pragma unroll
-    for (int k = 0; k < D_CONV - 1; ++k)
-      v[k] = conv_input(x, xStride, start0, r0 - start0 - (D_CONV - 1) + k, c, initState, initSeqStride, s0);
-    const act_t* xc = x + (i64)r0 * xStride + c;
-#pragma unroll
-    for (int j = 0; j < CONV_ROWS; ++j) v[D_CONV - 1 + j] = act_load(xc + (i64)j * xStride);
-    act_t* o = out + (i64)r0 * dInner + c;
-#pragma unroll
-    for (int j = 0; j < CONV_ROWS; ++j) {
-      float acc = b;
-#pragma unroll
-      for (int k = 0; k < D_CONV; ++k) acc += w[k] * v[j + k];
-      act_store(o + (i64)j * dInner, silu_f(acc));
-    }
-    return;
-  }
   float win[D_CONV];  // win[k] = input(t - (D_CONV-1) + k)
   int seq = -1;
   for (int r = r0; r < r1; ++r) {
