@@ -45,6 +45,15 @@ type DecodeBuffer = (typeof BUFFERS)[number];
 /** How a step ends: norm_f → lm_head → argmax with the logits kept, or head_greedy's argmax alone. */
 type StepHead = 'logits' | 'greedy';
 
+/** How a decode session steps (CudaEngine.openDecode fills in the defaults it measured). */
+export interface DecodeSessionOptions {
+  useGraphs?: boolean;
+  fusedStep?: boolean;
+  programmatic?: boolean;
+  greedyHead?: boolean;
+  ssmSeqs?: ops.SsmStepSeqs;
+}
+
 export class DecodeSession implements EngineDecodeSession {
   readonly batch: number;
   private readonly layout: Layout<DecodeBuffer>;
@@ -73,13 +82,7 @@ export class DecodeSession implements EngineDecodeSession {
   constructor(
     private readonly core: EngineCore,
     batch: number,
-    opts: {
-      useGraphs?: boolean;
-      fusedStep?: boolean;
-      programmatic?: boolean;
-      greedyHead?: boolean;
-      ssmSeqs?: ops.SsmStepSeqs;
-    } = {},
+    opts: DecodeSessionOptions = {},
   ) {
     const { useGraphs = true, fusedStep = false, programmatic = false, greedyHead = false, ssmSeqs = 1 } = opts;
     this.ssmSeqs = ssmSeqs;

@@ -217,11 +217,10 @@ async function main(): Promise<void> {
           await benchDecode(target, report, deadline);
           await benchDecodeBreakdown(target, report, deadline);
           await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
-        } else if (phases.has('decode-probe')) {
-          await probeDecode({ shape, config, engine: bf16 }, report);
-          if (phases.has('prefill-probe')) await probePrefill({ shape, config, engine: bf16 }, report, lengths);
-        } else if (phases.has('prefill-probe')) {
-          await probePrefill({ shape, config, engine: bf16 }, report, lengths);
+        } else if (phases.has('decode-probe') || phases.has('prefill-probe')) {
+          const target = { shape, config, engine: bf16 };
+          if (phases.has('decode-probe')) await probeDecode(target, report);
+          if (phases.has('prefill-probe')) await probePrefill(target, report, lengths);
         } else if (phases.has('decode')) {
           const target = { shape, config, engine: bf16 };
           await checkFusedStep(target, report);

@@ -9,7 +9,7 @@ import { DeviceArena } from './arena.ts';
 import { planBatch, type BatchPlan } from './batch-plan.ts';
 import type { EngineCore } from './core.ts';
 import { layerStates, stateWords } from './core.ts';
-import { DecodeSession } from './decode.ts';
+import { DecodeSession, type DecodeSessionOptions } from './decode.ts';
 import { CudaDevice, type CudaDeviceOptions } from './device.ts';
 import { uploadWeights } from './device-weights.ts';
 import {
@@ -24,7 +24,7 @@ import { DEFAULT_SCAN, type Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
 import { fusedStepByDefault } from './ops-step.ts';
-import { ssmStepSeqsByDefault, type SsmStepSeqs } from './ops.ts';
+import { ssmStepSeqsByDefault } from './ops.ts';
 import { schedulePasses, type PassSegment } from './scheduler.ts';
 
 export { EngineInputError };
@@ -295,16 +295,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
   }
 
   /** A batched decoding session over `states` (one sequence each), on the device. */
-  openDecode(
-    states: ModelState[],
-    opts: {
-      useGraphs?: boolean;
-      fusedStep?: boolean;
-      programmatic?: boolean;
-      greedyHead?: boolean;
-      ssmSeqs?: SsmStepSeqs;
-    } = {},
-  ): DecodeSession {
+  openDecode(states: ModelState[], opts: DecodeSessionOptions = {}): DecodeSession {
     this.checkOpen();
     for (const s of states) checkState(s, this.core.config);
     const useGraphs = opts.useGraphs ?? this.options.useGraphs ?? true;

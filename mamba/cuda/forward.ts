@@ -69,9 +69,9 @@ export function passShape(
   opts: PassOptions = {},
 ): PassShape {
   const rows = plan.groups[0]!.rows;
-  const fit =
+  const fit = () =>
     opts.fitScanWaves === false ? undefined : core.kernels.blocksPerMultiprocessor('scan_chunk_output', SCAN_THREADS);
-  const chunkLen = opts.scanChunk ?? chooseScanChunk(rows, core.config.dInner, core.device.info.multiprocessors, fit);
+  const chunkLen = opts.scanChunk ?? chooseScanChunk(rows, core.config.dInner, core.device.info.multiprocessors, fit());
   const wanted = seqs.reduce((n, s) => n + s.logitPositions.length, 0);
   return {
     chunkLen,

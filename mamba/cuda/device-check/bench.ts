@@ -4,6 +4,7 @@
 import { type DecimationConfig, GREEDY_AHEAD, type MambaConfig } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
 import type { CudaEngine } from '../engine.ts';
+import type { DecodeSessionOptions } from '../decode.ts';
 import { SSM_STEP_SEQS } from '../kernels/manifest.ts';
 import type { SsmStepSeqs } from '../ops.ts';
 import type { KernelTime } from '../profiler.ts';
@@ -152,7 +153,7 @@ export async function benchBatch(t: BenchTarget, report: Report, deadline: Deadl
 async function withDecodeSession<T>(
   engine: CudaEngine,
   batch: number,
-  opts: { useGraphs: boolean; fusedStep: boolean; programmatic?: boolean; greedyHead?: boolean; ssmSeqs?: SsmStepSeqs },
+  opts: DecodeSessionOptions,
   run: (session: ReturnType<CudaEngine['openDecode']>, step: () => Promise<unknown>) => Promise<T>,
 ): Promise<T> {
   const states = Array.from({ length: batch }, () => engine.emptyState());

@@ -12,6 +12,11 @@ import { planBatch } from '../batch-plan.ts';
 import type { CudaDevice } from '../device.ts';
 import { CudaEngine, type CudaEngineOptions } from '../engine.ts';
 import { SPLIT_SCAN_LAUNCHES } from '../kernels/manifest.ts';
+import type { KernelTime } from '../profiler.ts';
+import { prefillRoofline } from '../roofline.ts';
+import { paperDecimation } from './bench.ts';
+import { BF16_KEPT_OVERLAP, keptOverlap } from './parity-metrics.ts';
+import { fmt, type Deadline, type Report } from './report.ts';
 
 /** A variant's engine options; `profiledAs` names the eager variant whose kernel times stand for a graphed one. */
 interface Variant {
@@ -29,11 +34,6 @@ const VARIANTS: Variant[] = [
   { name: 'fused+graphs', options: { scan: 'fused', prefillGraphs: true }, profiledAs: 'fused' },
 ];
 const EAGER = VARIANTS.filter((v) => !v.profiledAs);
-import type { KernelTime } from '../profiler.ts';
-import { prefillRoofline } from '../roofline.ts';
-import { paperDecimation } from './bench.ts';
-import { BF16_KEPT_OVERLAP, keptOverlap } from './parity-metrics.ts';
-import { fmt, type Deadline, type Report } from './report.ts';
 
 /** fused vs split, fp32: the same arithmetic up to summation order, so they agree far below the golden gate. */
 const FP32_TOL = 1e-3;
