@@ -557,12 +557,13 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator: scan decays on the FMA p
 // test/fixtures/tiny-random (4 layers, d_model 64, d_state 16) fits the emulator build; the shipped model's cases run
 // on the GPU in the device check.
 const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
-// every prefill scan: the split kernels (default, and with Δ formed in the first pass), both fused ones
+// every prefill scan: the split kernels (with Δ formed in the first pass or not, and staged), both fused ones
 // (kernels/scan-fused.cu), and both with decays
 // on the FMA pipe (prelude.cuh decay_exp2_fma: split with some states on each unit, fused with all on the FMA pipe)
 const SCANS: { label: string; scan: ScanKind; scanFmaExp?: number }[] = [
   { label: 'split', scan: 'split' },
   { label: 'split-softplus', scan: 'split-softplus' },
+  { label: 'split-staged', scan: 'split-staged' },
   { label: 'fused', scan: 'fused' },
   { label: 'fused-t2', scan: 'fused-t2' },
   { label: 'split, 6 of 16 decays on the FMA pipe', scan: 'split', scanFmaExp: 6 },

@@ -46,8 +46,10 @@ const args = scriptArgs(
     'scan-lengths': { type: 'string', default: '32768,131072' },
     /** Phase `scan`: 'bf16' leaves out the fp32 rows (each variant is one NVRTC build per precision). */
     'scan-precisions': { type: 'string', default: 'bf16,fp32' },
+    /** Phase `scan`: the variants to run beside split (comma-separated names, scan-compare.ts); all when left out. */
+    'scan-variants': { type: 'string' },
     'budget-s': { type: 'string', default: '360' },
-    /** Phases parity/bench: the engines' prefill scan (split-softplus | split | fused | fused-t2) and whether prefill runs as graphs. */
+    /** Phases parity/bench: the engines' prefill scan (split-softplus | split | split-staged | fused | fused-t2) and whether prefill runs as graphs. */
     scan: { type: 'string', default: 'split-softplus' },
     'prefill-graphs': { type: 'boolean', default: false },
     /** Skip golden cases and passkey prompts longer than this (CPU-emulator smoke runs). */
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
       const kinds = [
         { scan: 'split' },
         { scan: 'split-softplus' },
+        { scan: 'split-staged' },
         { scan: 'fused' },
         { scan: 'fused-t2' },
         { scan: 'split', scanFmaExp: 6 },
@@ -152,6 +155,7 @@ async function main(): Promise<void> {
             device,
             precisions: fp32.length ? ['bf16', 'fp32'] : ['bf16'],
             lengths: { bf16, fp32 },
+            variants: args['scan-variants']?.split(',').filter(Boolean),
           },
           report,
           deadline,

@@ -75,7 +75,8 @@ export interface CudaEngineOptions {
   greedyHead?: boolean;
   /**
    * Prefill's selective scan: 'split-softplus' (default, DEFAULT_SCAN: the three chunked kernels of scan.cu, Δ formed
-   * in the first), 'split' (dt_softplus, then the same kernels), 'fused' (one kernel per layer, scan-fused.cu) or
+   * in the first), 'split' (dt_softplus, then the same kernels), 'split-staged' (split-softplus with its inputs
+   * staged through shared memory by asynchronous copies, scan-staged.cu), 'fused' (one kernel per layer, scan-fused.cu) or
    * 'fused-t2' (the same, two warps a channel); both fused kinds measured ~2× slower than split.
    */
   scan?: ScanKind;

@@ -69,8 +69,10 @@ export function passShape(
   opts: PassOptions = {},
 ): PassShape {
   const rows = plan.groups[0]!.rows;
+  const scan = opts.scan ?? DEFAULT_SCAN;
+  const outputPass = scan === 'split-staged' ? 'scan_chunk_output_staged' : 'scan_chunk_output';
   const fit = () =>
-    opts.fitScanWaves === false ? undefined : core.kernels.blocksPerMultiprocessor('scan_chunk_output', SCAN_THREADS);
+    opts.fitScanWaves === false ? undefined : core.kernels.blocksPerMultiprocessor(outputPass, SCAN_THREADS);
   const chunkLen = opts.scanChunk ?? chooseScanChunk(rows, core.config.dInner, core.device.info.multiprocessors, fit());
   const wanted = seqs.reduce((n, s) => n + s.logitPositions.length, 0);
   return {
@@ -78,7 +80,7 @@ export function passShape(
     tableWords: passTableWords(plan, chunkLen),
     headRows: headTileRows(core.config.vocabSize, Math.max(1, wanted), opts.headMaxBytes),
     withInitState: seqs.some((s) => s.hasInitState),
-    scan: opts.scan ?? DEFAULT_SCAN,
+    scan,
   };
 }
 

@@ -56,7 +56,7 @@ export interface PassMemoryInput {
  * Prefill's selective-scan kernels (mixer.ts says what each runs). The fused kinds read kept rows in place: they need
  * no chunk states and no gathered scan inputs.
  */
-export type ScanKind = 'split' | 'split-softplus' | 'fused' | 'fused-t2';
+export type ScanKind = 'split' | 'split-softplus' | 'split-staged' | 'fused' | 'fused-t2';
 export const isFusedScan = (scan: ScanKind | undefined): boolean => scan === 'fused' || scan === 'fused-t2';
 /** Measured fastest (H100, 130m bf16 32K, cuda-scan-fma-h100.json): 0.956× split's wall time, plain and DeciMamba. */
 export const DEFAULT_SCAN: ScanKind = 'split-softplus';

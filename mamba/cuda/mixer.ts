@@ -55,6 +55,7 @@ export interface MixerDecimation {
 /**
  * 'split': dt_softplus, then scan.cu's three kernels (and gathers when decimating); 'split-softplus': the same kernels
  * with Δ = softplus(dt + bias) formed in the first pass (no dt_softplus launch, DeciMamba scores from the raw dt);
+ * 'split-staged': split-softplus with passes 1 and 3 reading their inputs through shared memory (scan-staged.cu);
  * 'fused': scan-fused.cu alone (one warp a channel); 'fused-t2': the same with two warps a channel (twice the
  * parallelism, for batch-1 prompts).
  */
@@ -254,6 +255,7 @@ function splitScan(
     nSeq: rows.nSeq,
     dInner,
     dState,
+    staged: mode.scan === 'split-staged',
   });
   return scanRows;
 }

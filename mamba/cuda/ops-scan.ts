@@ -25,7 +25,8 @@ export interface ScanInputs {
 
 /**
  * The two-pass chunked selective scan (scan.cu): y and each sequence's final state. dtBias (nullable): inputs.delta
- * holds dt_proj's raw output, which the first pass turns into Δ = softplus(dt + dtBias) in place.
+ * holds dt_proj's raw output, which the first pass turns into Δ = softplus(dt + dtBias) in place. staged: passes 1
+ * and 3 are scan-staged.cu's (the same arithmetic, inputs through shared memory).
  */
 export function selectiveScan(
   k: KernelSet,
@@ -40,13 +41,17 @@ export function selectiveScan(
     nSeq: number;
     dInner: number;
     dState: number;
+    staged?: boolean;
   },
 ): void {
   const { inputs: s, chunks } = a;
+  const [statePass, outputPass] = a.staged
+    ? (['scan_chunk_state_staged', 'scan_chunk_output_staged'] as const)
+    : (['scan_chunk_state', 'scan_chunk_output'] as const);
   // passes 1 and 3: a block per (chunk, SCAN_THREADS channels); pass 2: a thread per (sequence, channel, state)
   const perChunk: LaunchShape = { grid: [chunks.count, Math.ceil(a.dInner / SCAN_THREADS)], block: [SCAN_THREADS] };
   k.launch(
-    'scan_chunk_state',
+    statePass,
     perChunk,
     [
       ...mat(s.x),
@@ -60,7 +65,7 @@ export function selectiveScan(
       ptr(a.scratch.chunkDeltaSum),
       i32(a.dInner),
     ],
-    'scan_chunk_state',
+    statePass,
   );
   k.launch(
     'scan_carry',
@@ -78,7 +83,7 @@ export function selectiveScan(
     'scan_carry',
   );
   k.launch(
-    'scan_chunk_output',
+    outputPass,
     perChunk,
     [
       ...mat(s.x),
@@ -94,7 +99,7 @@ export function selectiveScan(
       ...mat(a.y),
       i32(a.dInner),
     ],
-    'scan_chunk_output',
+    outputPass,
   );
 }
 

@@ -5,7 +5,8 @@
 // split-softplus (the default) alone, with the power-of-two chunk length (no wave fitting, batch-plan.ts
 // chooseScanChunk), and with 6 of each step's 16 decays on the FMA pipe (scanFmaExp; 4, 6 and 8 on
 // split were 1–5% slower on the H100, cuda-scan-fma-h100.json), the fused scan (scan-fused.cu) with one and two
-// warps a channel, and fused with prefill CUDA graphs (prefill-graphs.ts: wall time only, what host launches cost).
+// warps a channel, split-staged (scan-staged.cu: passes 1 and 3 fed through shared memory by asynchronous copies),
+// and fused with prefill CUDA graphs (prefill-graphs.ts: wall time only, what host launches cost).
 // The golden fixtures run on every scan kind first (device-check.ts, goldenParity with engine options).
 import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
@@ -29,11 +30,11 @@ const VARIANTS: Variant[] = [
   { name: 'split-softplus', options: { scan: 'split-softplus' } },
   { name: 'split-sp-pow2', options: { scan: 'split-softplus', fitScanWaves: false } },
   { name: 'split-sp-fma6', options: { scan: 'split-softplus', scanFmaExp: 6 } },
+  { name: 'split-staged', options: { scan: 'split-staged' } },
   { name: 'fused', options: { scan: 'fused' } },
   { name: 'fused-t2', options: { scan: 'fused-t2' } },
   { name: 'fused+graphs', options: { scan: 'fused', prefillGraphs: true }, profiledAs: 'fused' },
 ];
-const EAGER = VARIANTS.filter((v) => !v.profiledAs);
 
 /** fused vs split, fp32: the same arithmetic up to summation order, so they agree far below the golden gate. */
 const FP32_TOL = 1e-3;
@@ -81,13 +82,23 @@ export interface ScanCompareTarget {
   precisions: ('fp32' | 'bf16')[];
   /** Lengths per precision (fp32 GEMMs at 128K take long: the caller may give it fewer). */
   lengths: Record<'fp32' | 'bf16', number[]>;
+  /** The variants to run (by name; split, the reference, always runs); all when left out. */
+  variants?: string[];
+}
+
+function chosenVariants(names: string[] | undefined): Variant[] {
+  if (!names) return VARIANTS;
+  const unknown = names.filter((n) => !VARIANTS.some((v) => v.name === n));
+  if (unknown.length) throw new Error(`unknown scan variants: ${unknown.join(', ')}`);
+  return VARIANTS.filter((v) => v.name === 'split' || names.includes(v.name));
 }
 
 export async function scanCompare(t: ScanCompareTarget, report: Report, deadline: Deadline): Promise<void> {
   const { config, device } = t;
+  const variants = chosenVariants(t.variants);
   for (const precision of t.precisions) {
     const engines = new Map<string, CudaEngine>();
-    for (const v of VARIANTS)
+    for (const v of variants)
       engines.set(v.name, CudaEngine.create(config, t.weights, { device, precision, ...v.options }));
     try {
       for (const L of t.lengths[precision]) {
@@ -99,7 +110,7 @@ export async function scanCompare(t: ScanCompareTarget, report: Report, deadline
             report.skip(`scan ${name}: time budget`);
             continue;
           }
-          await report.guard('scan', name, () => compareOne(engines, t, report, precision, L, mode, floorMs));
+          await report.guard('scan', name, () => compareOne(engines, variants, t, report, precision, L, mode, floorMs));
         }
       }
     } finally {
@@ -110,6 +121,7 @@ export async function scanCompare(t: ScanCompareTarget, report: Report, deadline
 
 async function compareOne(
   engines: Map<string, CudaEngine>,
+  variants: Variant[],
   t: ScanCompareTarget,
   report: Report,
   precision: 'fp32' | 'bf16',
@@ -126,7 +138,7 @@ async function compareOne(
   const split = await engine('split').prefill(ids, options);
   const keptOf = (r: typeof split) => JSON.stringify(r.kept.map((k) => [k.layer, Array.from(k.indices)]));
   const largest = Math.max(...Array.from(split.logits[0]!, Math.abs));
-  for (const { name: v } of VARIANTS.slice(1)) {
+  for (const { name: v } of variants.slice(1)) {
     const got = await engine(v).prefill(ids, options);
     const dLogit = maxAbs(got.logits[0]!, split.logits[0]!);
     let dState = 0;
@@ -151,22 +163,23 @@ async function compareOne(
 
   // wall time: the variants interleaved, median of reps (fused+graphs: captured in the first rep, replayed after)
   const reps = L <= 32768 ? 5 : 3;
-  const times = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
+  const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   for (let r = 0; r < reps; r++) {
-    for (const { name } of VARIANTS) {
+    for (const { name } of variants) {
       const t0 = performance.now();
       await engine(name).prefill(ids, options);
       times.get(name)!.push(performance.now() - t0);
     }
   }
   const kernels = new Map<string, KernelTime[]>();
-  for (const { name } of EAGER) kernels.set(name, await profiled(engine(name), device, ids, options));
+  for (const { name } of variants.filter((v) => !v.profiledAs))
+    kernels.set(name, await profiled(engine(name), device, ids, options));
   const sum = (ks: KernelTime[]) => ks.reduce((a, k) => a + k.ms, 0);
   const gpu = (name: string) => sum(kernels.get(name)!);
   const scanMs = (name: string) => sum(kernels.get(name)!.filter((k) => SCAN_LABELS.has(k.label)));
   const launches = (name: string) => kernels.get(name)!.reduce((a, k) => a + k.calls, 0);
   const wall = (name: string) => median(times.get(name)!);
-  for (const { name: scan, profiledAs } of VARIANTS) {
+  for (const { name: scan, profiledAs } of variants) {
     const eager = profiledAs ?? scan;
     const graphs = engine(scan).prefillGraphs;
     report.row('scan', {
