@@ -121,3 +121,18 @@ describe.skipIf(!CXX).each(SHAPES)(
     });
   },
 );
+
+describe.skipIf(!CXX)('split-staged scan options', () => {
+  it('refuses a stage shape the kernels do not build, before compiling anything', () => {
+    const m = tinyModel({ dModel: 16, nLayer: 1, dState: 16 });
+    for (const scanStage of [
+      { steps: 5, stages: 3 },
+      { steps: 8, stages: 1 },
+      { steps: 8, stages: 2.5 },
+      { steps: 32, stages: 2 },
+    ])
+      expect(() => CudaEngine.create(m.config, m.weights, { scan: 'split-staged', scanStage })).toThrow(
+        /scanStage must be 4, 8 or 16 steps × 2\.\.4 stages/,
+      );
+  });
+});

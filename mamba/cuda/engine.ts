@@ -85,6 +85,8 @@ export interface CudaEngineOptions {
    * (kernels/prelude.cuh scan_decay; 0..dState, default DEFAULT_SCAN_FMA_EXP).
    */
   scanFmaExp?: number;
+  /** scan 'split-staged': rows a stage and stages in the ring (kernels/scan-staged.cu; default 8 × 3). */
+  scanStage?: { steps: number; stages: number };
   /**
    * Run a prefill pass's blocks as a CUDA graph: captured the second time a pass shape is seen, replayed after
    * (prefill-graphs.ts; default false until measured).
@@ -120,6 +122,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const variant = [
       options.scan && options.scan !== DEFAULT_SCAN ? options.scan : '',
       fmaExp !== DEFAULT_SCAN_FMA_EXP ? `fma${fmaExp}` : '',
+      options.scanStage ? `stage${options.scanStage.steps}x${options.scanStage.stages}` : '',
       options.prefillGraphs ? 'graphs' : '',
     ];
     this.name = ['cuda', core.precision, ...variant.filter((v) => v)].join('-');
@@ -140,8 +143,12 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       const scanFmaExp = options.scanFmaExp ?? DEFAULT_SCAN_FMA_EXP;
       if (!Number.isInteger(scanFmaExp) || scanFmaExp < 0 || scanFmaExp > config.dState)
         throw new EngineInputError(`scanFmaExp must be an integer in 0..${config.dState} (got ${scanFmaExp})`);
+      const { steps, stages } = options.scanStage ?? { steps: 8, stages: 3 };
+      if (![4, 8, 16].includes(steps) || !Number.isInteger(stages) || stages < 2 || stages > 4)
+        throw new EngineInputError(`scanStage must be 4, 8 or 16 steps × 2..4 stages (got ${steps} × ${stages})`);
       const { dState, dConv } = config;
-      const kernels = device.kernels({ actBf16: precision === 'bf16', dState, dConv, scanFmaExp });
+      const build = { actBf16: precision === 'bf16', dState, dConv, scanFmaExp, scanStage: options.scanStage };
+      const kernels = device.kernels(build);
       const deviceWeights = uploadWeights(device, kernels, config, weights, precision);
       return new CudaEngine({ device, kernels, config, weights: deviceWeights, precision }, !options.device, options);
     } catch (err) {

@@ -76,16 +76,25 @@ export interface KernelBuild {
   dConv: number;
   /** SCAN_FMA_EXP: how many of a scan step's decays run on the FMA pipe (0 when left out). */
   scanFmaExp?: number;
+  /**
+   * SCAN_STAGE_STEPS × SCAN_STAGES of scan-staged.cu (rows a stage, stages in the ring) when not its default; a GPU
+   * tuning knob only: the CPU emulator builds the default shape.
+   */
+  scanStage?: { steps: number; stages: number };
 }
 
 export function kernelDefines(build: KernelBuild): string[] {
   const d = [`-DACT_BF16=${build.actBf16 ? 1 : 0}`, `-DD_STATE=${build.dState}`, `-DD_CONV=${build.dConv}`];
-  return [...d, `-DSCAN_FMA_EXP=${build.scanFmaExp ?? 0}`];
+  const stage = build.scanStage
+    ? [`-DSCAN_STAGE_STEPS=${build.scanStage.steps}`, `-DSCAN_STAGES=${build.scanStage.stages}`]
+    : [];
+  return [...d, `-DSCAN_FMA_EXP=${build.scanFmaExp ?? 0}`, ...stage];
 }
 
 /** The build's name in caches and emulator libraries (every setting kernelDefines passes). */
 export function kernelBuildKey(build: KernelBuild): string {
-  return `${build.actBf16 ? 'bf16' : 'f32'}-s${build.dState}-c${build.dConv}-e${build.scanFmaExp ?? 0}`;
+  const stage = build.scanStage ? `-g${build.scanStage.steps}x${build.scanStage.stages}` : '';
+  return `${build.actBf16 ? 'bf16' : 'f32'}-s${build.dState}-c${build.dConv}-e${build.scanFmaExp ?? 0}${stage}`;
 }
 
 export class KernelSourceError extends Error {

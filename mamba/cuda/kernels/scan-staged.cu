@@ -8,8 +8,13 @@
 // by element (a tiny model's odd dt_rank can leave B unaligned).
 #include "prelude.cuh"
 
+// defaults; the engine option scanStage sets others (a stage's buffers must fit 48 KB of static shared memory)
+#ifndef SCAN_STAGE_STEPS
 #define SCAN_STAGE_STEPS 8  // rows a stage
-#define SCAN_STAGES 3       // stages in the ring: two in flight while one is scanned
+#endif
+#ifndef SCAN_STAGES
+#define SCAN_STAGES 3  // stages in the ring: two in flight while one is scanned
+#endif
 
 __device__ __forceinline__ void copy_async16(void* dst, const void* src, int srcBytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
