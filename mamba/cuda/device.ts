@@ -31,6 +31,8 @@ export interface KernelStats {
   localBytes: number;
 }
 
+const SHARED_MEMORY_KERNELS: KernelName[] = ['scan_chunk_state_staged', 'scan_chunk_output_staged'];
+
 /** The kernels of one build, loaded as one module. */
 export class KernelSet {
   private readonly fns = new Map<KernelName, CuHandle>();
@@ -43,6 +45,9 @@ export class KernelSet {
     private readonly module: CuHandle,
   ) {
     for (const name of KERNEL_NAMES) this.fns.set(name, device.driver.getFunction(module, name));
+    // the staged scan's ring of stages is its occupancy: ask for all of L1 as shared memory (its copies bypass L1)
+    for (const name of SHARED_MEMORY_KERNELS)
+      device.driver.setFunctionAttribute(this.fns.get(name)!, FunctionAttribute.preferredSharedCarveout, 100);
   }
 
   launch(name: KernelName, shape: LaunchShape, args: KernelArg[], label: string = name): void {

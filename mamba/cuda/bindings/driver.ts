@@ -26,6 +26,8 @@ export const FunctionAttribute = {
   localSizeBytes: 3,
   numRegs: 4,
   maxDynamicSharedBytes: 8,
+  /** percent of the unified L1/shared memory a kernel prefers as shared memory (a hint) */
+  preferredSharedCarveout: 9,
 } as const;
 
 const CU_EVENT_DEFAULT = 0;
