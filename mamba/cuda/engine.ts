@@ -85,6 +85,11 @@ export interface CudaEngineOptions {
    * (kernels/prelude.cuh scan_decay; 0..dState, default DEFAULT_SCAN_FMA_EXP).
    */
   scanFmaExp?: number;
+  /**
+   * Prefill: each block's out_proj adds into the residual stream (cuBLAS beta = 1) instead of writing `hidden` for the
+   * next norm to add (layers.ts; default false until measured).
+   */
+  residualInOutProj?: boolean;
   /** scan 'split-staged': rows a stage and stages in the ring (kernels/scan-staged.cu; default 8 × 3). */
   scanStage?: { steps: number; stages: number };
   /**
@@ -123,6 +128,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       options.scan && options.scan !== DEFAULT_SCAN ? options.scan : '',
       fmaExp !== DEFAULT_SCAN_FMA_EXP ? `fma${fmaExp}` : '',
       options.scanStage ? `stage${options.scanStage.steps}x${options.scanStage.stages}` : '',
+      options.residualInOutProj ? 'resid' : '',
       options.prefillGraphs ? 'graphs' : '',
     ];
     this.name = ['cuda', core.precision, ...variant.filter((v) => v)].join('-');
@@ -360,6 +366,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       fitScanWaves: this.options.fitScanWaves,
       guardBytes: this.options.guardBytes,
       scan: this.options.scan,
+      residualInOutProj: this.options.residualInOutProj,
       graphs: this.prefillGraphs,
     };
   }

@@ -49,6 +49,8 @@ export interface PassOptions {
   headMaxBytes?: number;
   /** Which selective-scan kernels run (mixer.ts; default DEFAULT_SCAN). */
   scan?: ScanKind;
+  /** out_proj adds into the residual stream (layers.ts LayerLoop.residualInOutProj). */
+  residualInOutProj?: boolean;
   /** Run the blocks as CUDA graphs (captured the second time a pass shape is seen, replayed after). */
   graphs?: PrefillGraphCache | null;
 }
@@ -157,6 +159,7 @@ export function forwardPass(
         initSsm: shape.withInitState ? buf('initSsm') : null,
       },
       layer: (i) => passLayer(plan, pb, i, shape.scan),
+      residualInOutProj: opts.residualInOutProj,
     });
   // with the profiler on, the host's work before the first launch is its own interval, not the first kernel's
   device.profiler?.mark('host: plan, tables, uploads');
@@ -223,7 +226,8 @@ export function forwardPass(
       Int32Array.from(tile, (r) => r.row),
     );
     const [rowIdx, normed] = [buf('headRows'), buf('headNormed')];
-    enqueueHead(core, { hidden: buf('hidden'), residual, rowIdx, normed, logits: buf('logits'), rows: tile.length });
+    const hidden = opts.residualInOutProj ? null : buf('hidden');
+    enqueueHead(core, { hidden, residual, rowIdx, normed, logits: buf('logits'), rows: tile.length });
     if (opts.logProbs) ops.logSoftmax(k, buf('logits'), tile.length, vocabSize);
     const logits = device.download(new Float32Array(tile.length * vocabSize), buf('logits'));
     tile.forEach((r, j) => {

@@ -21,6 +21,11 @@ export interface LayerLoop {
   states: { conv: DevicePtr; ssm: DevicePtr; initConv: DevicePtr | null; initSsm: DevicePtr | null };
   /** Layer i: the rows entering it and how it convolves and scans them. */
   layer: (i: number) => { rowsIn: number; scan: MixerScan };
+  /**
+   * Each block's out_proj adds into the residual stream (cuBLAS beta = 1), so the next norm only reads it and
+   * `hidden` is never written: enqueueHead then takes hidden null. Chunked (prefill) layers only.
+   */
+  residualInOutProj?: boolean;
 }
 
 /**
@@ -40,10 +45,12 @@ export function enqueueLayers(core: EngineCore, loop: LayerLoop): void {
     const run = loop.layer(i);
     const rowsIn = run.rowsIn;
     let scan = run.scan;
+    const outAdds = !!loop.residualInOutProj && scan.kind === 'chunked';
+    if (loop.residualInOutProj && !outAdds) throw new Error('residualInOutProj: prefill (chunked) layers only');
     // a fused decode step forms the norm inside in_proj, with its own residual pair (mixer.ts FusedStep)
     if (!(scan.kind === 'step' && scan.fused))
       ops.addRmsNorm(k, {
-        hidden: b.hidden,
+        hidden: outAdds ? null : b.hidden,
         residual,
         normed: b.normed,
         weight: layer.norm,
@@ -70,7 +77,10 @@ export function enqueueLayers(core: EngineCore, loop: LayerLoop): void {
       const alsoGather = [{ ...gatherResidual, label: 'gather_residual' }, ...decimation.alsoGather];
       scan = { ...scan, decimation: { ...decimation, alsoGather } };
     }
-    mambaMixer(core, layer, { ...b, out: b.hidden }, { rowsIn, nSeq: loop.nSeq }, states, scan);
+    // with outAdds, out_proj adds into the residual stream where it stands after this layer (the kept rows' copy
+    // when it decimates)
+    const out = !outAdds ? b.hidden : decimation ? residualAlt! : residual;
+    mambaMixer(core, layer, { ...b, out, outAdds }, { rowsIn, nSeq: loop.nSeq }, states, scan);
     if (decimation && residualAlt !== null) [residual, residualAlt] = [residualAlt, residual];
   }
 }
@@ -80,10 +90,17 @@ export function blockBuffers(buf: (name: BlockBuffer) => DevicePtr): Record<Bloc
   return Object.fromEntries(BLOCK_BUFFERS.map((name) => [name, buf(name)])) as Record<BlockBuffer, DevicePtr>;
 }
 
-/** norm_f of (hidden + residual) at rows rowIdx[0..rows), then the lm_head → logits [rows, vocab] f32. */
+/** norm_f of (hidden + residual) at rows rowIdx[0..rows) (hidden null: the residual alone), then the lm_head → logits. */
 export function enqueueHead(
   core: EngineCore,
-  a: { hidden: DevicePtr; residual: DevicePtr; rowIdx: DevicePtr; normed: DevicePtr; logits: DevicePtr; rows: number },
+  a: {
+    hidden: DevicePtr | null;
+    residual: DevicePtr;
+    rowIdx: DevicePtr;
+    normed: DevicePtr;
+    logits: DevicePtr;
+    rows: number;
+  },
 ): void {
   const { dModel, normEpsilon } = core.config;
   ops.finalNorm(core.kernels, {

@@ -22,7 +22,9 @@ export interface MixerBuffers {
   xDbl: DevicePtr; // [rowsIn, dtRank + 2·dState] act
   delta: DevicePtr; // [rowsIn, dInner] f32
   y: DevicePtr; // [rowsOut, dInner] act
-  out: DevicePtr; // out: [rowsOut, dModel] f32 (the next block's `hidden`)
+  out: DevicePtr; // out: [rowsOut, dModel] f32 (the next block's `hidden`, or the residual stream when outAdds)
+  /** out_proj adds into `out` (the residual stream) instead of writing it. */
+  outAdds?: boolean;
 }
 
 export interface MixerRows {
@@ -155,7 +157,7 @@ export function mambaMixer(
   } else {
     rowsOut = splitScan(core, inputs, rawDt ? layer.dtProjBias : null, b.y, rows, states, mode);
   }
-  outProj(core, layer, b.y, b.out, rowsOut);
+  outProj(core, layer, b.y, b.out, rowsOut, b.outAdds);
 }
 
 /**

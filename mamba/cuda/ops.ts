@@ -34,7 +34,8 @@ export interface EmbedRows {
 export function addRmsNorm(
   k: KernelSet,
   a: {
-    hidden: DevicePtr;
+    /** null: the residual already holds the previous block's output (out_proj added into it). */
+    hidden: DevicePtr | null;
     residual: DevicePtr;
     normed: DevicePtr;
     weight: DevicePtr;
@@ -67,7 +68,8 @@ export function addRmsNorm(
 export function finalNorm(
   k: KernelSet,
   a: {
-    hidden: DevicePtr;
+    /** null: the residual already holds the last block's output. */
+    hidden: DevicePtr | null;
     residual: DevicePtr;
     rowIdx: DevicePtr;
     out: DevicePtr;
@@ -98,6 +100,8 @@ export function linear(
     xType: GemmType;
     wType: GemmType;
     yType: GemmType;
+    /** y = x·Wᵀ + beta·y (default 0). */
+    beta?: number;
   },
   label: string,
 ): void {
@@ -109,6 +113,7 @@ export function linear(
       x: { ...a.x, type: a.xType },
       w: { ...a.w, type: a.wType },
       y: { ...a.y, type: a.yType },
+      beta: a.beta,
     },
     ComputeType.f32,
   );

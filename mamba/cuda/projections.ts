@@ -15,10 +15,11 @@ function gemm(
   shape: { rows: number; k: number; n: number },
   f32Out: boolean,
   label: string,
+  beta = 0,
 ): void {
   const xType = actType(core);
   const types = { xType, wType: core.weights.gemmType, yType: f32Out ? 'f32' : xType } as const;
-  ops.linear(core.device, { x, w, y, ...shape, ...types }, label);
+  ops.linear(core.device, { x, w, y, ...shape, ...types, beta }, label);
 }
 
 /** in_proj → xz [rows, 2·dInner] (x then z), with its bias when the model has one. */
@@ -70,7 +71,15 @@ export function dtProj(core: EngineCore, layer: DeviceLayer, xDbl: DevicePtr, de
 }
 
 /** out_proj(y) → out [rows, dModel] f32 (the next block's `hidden`), with its bias when the model has one. */
-export function outProj(core: EngineCore, layer: DeviceLayer, y: DevicePtr, out: DevicePtr, rows: number): void {
+/** out_proj → out [rows, dModel] f32; `accumulate`: out += (the residual stream, so no separate add reads it). */
+export function outProj(
+  core: EngineCore,
+  layer: DeviceLayer,
+  y: DevicePtr,
+  out: DevicePtr,
+  rows: number,
+  accumulate = false,
+): void {
   const { dModel, dInner } = core.config;
   const dst = { ptr: out, ld: dModel };
   gemm(
@@ -81,6 +90,7 @@ export function outProj(core: EngineCore, layer: DeviceLayer, y: DevicePtr, out:
     { rows, k: dInner, n: dModel },
     true,
     'gemm_out_proj',
+    accumulate ? 1 : 0,
   );
   if (layer.outProjBias !== null) ops.addBias(core.kernels, dst, layer.outProjBias, rows, dModel, false);
 }
