@@ -22,6 +22,7 @@ import {
 } from './forward.ts';
 import { DEFAULT_SCAN, type Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
+import type { ScanCarry } from './ops-scan.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
 import { fusedStepByDefault } from './ops-step.ts';
 import { ssmStepSeqsByDefault } from './ops.ts';
@@ -90,6 +91,11 @@ export interface CudaEngineOptions {
    * next norm to add (layers.ts; default false until measured).
    */
   residualInOutProj?: boolean;
+  /**
+   * The split scans' pass 2: 'serial' (default until measured: a thread a (sequence, channel, state) walking every
+   * chunk) or 'segmented' (a warp a segment of the chunks, kernels/scan.cu scan_carry_segmented).
+   */
+  scanCarry?: ScanCarry;
   /** scan 'split-staged': rows a stage and stages in the ring (kernels/scan-staged.cu; default 8 × 3). */
   scanStage?: { steps: number; stages: number };
   /**
@@ -129,6 +135,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       fmaExp !== DEFAULT_SCAN_FMA_EXP ? `fma${fmaExp}` : '',
       options.scanStage ? `stage${options.scanStage.steps}x${options.scanStage.stages}` : '',
       options.residualInOutProj ? 'resid' : '',
+      options.scanCarry === 'segmented' ? 'segcarry' : '',
       options.prefillGraphs ? 'graphs' : '',
     ];
     this.name = ['cuda', core.precision, ...variant.filter((v) => v)].join('-');
@@ -367,6 +374,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       guardBytes: this.options.guardBytes,
       scan: this.options.scan,
       residualInOutProj: this.options.residualInOutProj,
+      scanCarry: this.options.scanCarry,
       graphs: this.prefillGraphs,
     };
   }

@@ -12,6 +12,7 @@ import type { DeviceArena } from './arena.ts';
 import { DEFAULT_SCAN, headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
 import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import type { MixerDecimation, MixerScan, ScanKind } from './mixer.ts';
+import type { ScanCarry } from './ops-scan.ts';
 import { passGraphKey, type PrefillGraphCache } from './prefill-graphs.ts';
 import * as ops from './ops.ts';
 import type { Layout } from './layout.ts';
@@ -49,6 +50,8 @@ export interface PassOptions {
   headMaxBytes?: number;
   /** Which selective-scan kernels run (mixer.ts; default DEFAULT_SCAN). */
   scan?: ScanKind;
+  /** The split scans' pass 2 (ops-scan.ts ScanCarry; default 'serial'). */
+  scanCarry?: ScanCarry;
   /** out_proj adds into the residual stream (layers.ts LayerLoop.residualInOutProj). */
   residualInOutProj?: boolean;
   /** Run the blocks as CUDA graphs (captured the second time a pass shape is seen, replayed after). */
@@ -158,7 +161,7 @@ export function forwardPass(
         initConv: shape.withInitState ? buf('initConv') : null,
         initSsm: shape.withInitState ? buf('initSsm') : null,
       },
-      layer: (i) => passLayer(plan, pb, i, shape.scan),
+      layer: (i) => passLayer(plan, pb, i, shape.scan, opts.scanCarry),
       residualInOutProj: opts.residualInOutProj,
     });
   // with the profiler on, the host's work before the first launch is its own interval, not the first kernel's
@@ -268,7 +271,13 @@ interface PassBuffers {
 
 /** Layer i of a pass for the layer loop: its input group's rows and tables, its output group's scan chunks, and
  * DeciMamba's selection when some sequence drops tokens here. */
-function passLayer(plan: BatchPlan, pb: PassBuffers, i: number, scan: ScanKind): { rowsIn: number; scan: MixerScan } {
+function passLayer(
+  plan: BatchPlan,
+  pb: PassBuffers,
+  i: number,
+  scan: ScanKind,
+  carry?: ScanCarry,
+): { rowsIn: number; scan: MixerScan } {
   const { buf, t, tables, groupPositions } = pb;
   const gIn = plan.layerGroup[i]!;
   const gOut = outputGroup(plan, i);
@@ -303,6 +312,7 @@ function passLayer(plan: BatchPlan, pb: PassBuffers, i: number, scan: ScanKind):
       scratch: { chunkH: buf('chunkH'), chunkDeltaSum: buf('chunkDeltaSum') },
       decimation,
       scan,
+      carry,
     },
   };
 }

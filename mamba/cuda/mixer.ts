@@ -9,7 +9,7 @@ import type { DeviceLayer } from './device-weights.ts';
 import { isFusedScan, type ScanKind, xDblWidth } from './memory-plan.ts';
 import * as ops from './ops.ts';
 import type { SeqStates } from './ops-args.ts';
-import type { ScanChunkTables } from './ops-scan.ts';
+import type { ScanCarry, ScanChunkTables } from './ops-scan.ts';
 import * as scanOps from './ops-scan.ts';
 import * as stepOps from './ops-step.ts';
 import { bcOffsets, dtProj, inProj, outProj, xProj } from './projections.ts';
@@ -98,6 +98,8 @@ export type MixerScan =
       chunks: ScanChunkTables;
       scratch: { chunkH: DevicePtr; chunkDeltaSum: DevicePtr };
       decimation: MixerDecimation | null;
+      /** the split kinds' pass 2 (ops-scan.ts selectiveScan) */
+      carry?: ScanCarry;
       scan: ScanKind;
     };
 
@@ -258,6 +260,7 @@ function splitScan(
     dInner,
     dState,
     staged: mode.scan === 'split-staged',
+    carry: mode.carry,
   });
   return scanRows;
 }

@@ -2,7 +2,14 @@
 // (Δ scores, top-K row selection, row gathers); split from ops.ts, which keeps the per-layer and decode launchers.
 import type { DevicePtr, LaunchShape } from './bindings/driver.ts';
 import type { KernelSet } from './device.ts';
-import { FUSED_CHANNELS, FUSED_T2_CHANNELS, SCAN_THREADS, SELECT_THREADS } from './kernels/manifest.ts';
+import {
+  CARRY_LANES,
+  CARRY_SEGMENTS,
+  FUSED_CHANNELS,
+  FUSED_T2_CHANNELS,
+  SCAN_THREADS,
+  SELECT_THREADS,
+} from './kernels/manifest.ts';
 import { i32, i64, mat, ptr, rowThreads, type SeqStates, states, threadPerElement } from './ops-args.ts';
 import type { MatView, RowTables } from './ops.ts';
 
@@ -12,6 +19,8 @@ export interface ScanChunkTables {
   seqFirstChunk: DevicePtr;
   count: number;
 }
+
+export type ScanCarry = 'serial' | 'segmented';
 
 export interface ScanInputs {
   x: MatView;
@@ -26,7 +35,8 @@ export interface ScanInputs {
 /**
  * The two-pass chunked selective scan (scan.cu): y and each sequence's final state. dtBias (nullable): inputs.delta
  * holds dt_proj's raw output, which the first pass turns into Δ = softplus(dt + dtBias) in place. staged: passes 1
- * and 3 are scan-staged.cu's (the same arithmetic, inputs through shared memory).
+ * and 3 are scan-staged.cu's (the same arithmetic, inputs through shared memory). carry: pass 2 as one thread a
+ * (sequence, channel, state) walking every chunk ('serial', scan_carry) or a warp a segment of them ('segmented').
  */
 export function selectiveScan(
   k: KernelSet,
@@ -42,6 +52,7 @@ export function selectiveScan(
     dInner: number;
     dState: number;
     staged?: boolean;
+    carry?: ScanCarry;
   },
 ): void {
   const { inputs: s, chunks } = a;
@@ -67,9 +78,13 @@ export function selectiveScan(
     ],
     statePass,
   );
+  const segmented = a.carry === 'segmented';
+  const perSeq = a.dInner * a.dState;
   k.launch(
-    'scan_carry',
-    threadPerElement(a.nSeq * a.dInner * a.dState),
+    segmented ? 'scan_carry_segmented' : 'scan_carry',
+    segmented
+      ? { grid: [Math.ceil(perSeq / CARRY_LANES), a.nSeq], block: [CARRY_LANES * CARRY_SEGMENTS] }
+      : threadPerElement(a.nSeq * perSeq),
     [
       ptr(chunks.seqFirstChunk),
       ptr(a.scratch.chunkH),

@@ -7,7 +7,8 @@
 // split were 1–5% slower on the H100, cuda-scan-fma-h100.json), the fused scan (scan-fused.cu) with one and two
 // warps a channel, split-staged (scan-staged.cu: passes 1 and 3 fed through shared memory by asynchronous copies;
 // 8 rows a stage × 3 stages, and 16 × 2, 4 × 4, 8 × 2; and with 2 or 4 decays a step on the FMA pipe, which may pay
-// once the passes no longer wait on loads; and with out_proj adding into the residual stream, residualInOutProj),
+// once the passes no longer wait on loads; with out_proj adding into the residual stream, residualInOutProj; and with
+// pass 2 a warp a segment of the chunks, scanCarry 'segmented'),
 // and fused with prefill CUDA graphs (prefill-graphs.ts: wall time only, what host launches cost).
 // The golden fixtures run on every scan kind first (device-check.ts, goldenParity with engine options).
 import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts';
@@ -39,6 +40,7 @@ const VARIANTS: Variant[] = [
   { name: 'staged-fma2', options: { scan: 'split-staged', scanFmaExp: 2 } },
   { name: 'staged-fma4', options: { scan: 'split-staged', scanFmaExp: 4 } },
   { name: 'staged+resid', options: { scan: 'split-staged', residualInOutProj: true } },
+  { name: 'staged+segcarry', options: { scan: 'split-staged', scanCarry: 'segmented' } },
   { name: 'fused', options: { scan: 'fused' } },
   { name: 'fused-t2', options: { scan: 'fused-t2' } },
   { name: 'fused+graphs', options: { scan: 'fused', prefillGraphs: true }, profiledAs: 'fused' },

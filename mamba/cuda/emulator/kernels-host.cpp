@@ -31,7 +31,7 @@ static EmuKernel with_poison(EmuKernel k) {
 
 static const EmuKernel kKernels[] = {
     EMU_KERNEL(add_rmsnorm),        EMU_KERNEL(final_rmsnorm_rows), EMU_KERNEL(conv1d_silu),
-    EMU_KERNEL(conv_state_capture), EMU_KERNEL(dt_softplus),      EMU_KERNEL(scan_chunk_state),   EMU_KERNEL(scan_carry),
+    EMU_KERNEL(conv_state_capture), EMU_KERNEL(dt_softplus),      EMU_KERNEL(scan_chunk_state),   EMU_KERNEL(scan_carry), EMU_KERNEL(scan_carry_segmented),
     EMU_KERNEL(scan_chunk_output), EMU_KERNEL(scan_chunk_state_staged), EMU_KERNEL(scan_chunk_output_staged),
     EMU_KERNEL(delta_score),       EMU_KERNEL(decimate_select),    EMU_KERNEL(gather_rows_u32),
     EMU_KERNEL(gather_rows_u16),  EMU_KERNEL(log_softmax_rows),   EMU_KERNEL(argmax_rows),        EMU_KERNEL(conv_step),

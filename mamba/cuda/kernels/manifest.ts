@@ -28,6 +28,7 @@ export const SPLIT_SCAN_LAUNCHES = [
   'dt_softplus',
   'scan_chunk_state',
   'scan_carry',
+  'scan_carry_segmented',
   'scan_chunk_output',
   'scan_chunk_state_staged',
   'scan_chunk_output_staged',
@@ -45,6 +46,7 @@ export const KERNEL_NAMES = [
   'dt_softplus',
   'scan_chunk_state',
   'scan_carry',
+  'scan_carry_segmented',
   'scan_chunk_output',
   'scan_chunk_state_staged',
   'scan_chunk_output_staged',
@@ -135,6 +137,8 @@ export function loadKernelSources(dir = kernelDir()): KernelSources {
 /** Launch-shape constants that must match the #defines in the .cu files. */
 export const CONV_ROWS = 32; // conv.cu
 export const SCAN_THREADS = 128; // scan.cu
+export const CARRY_LANES = 32; // scan.cu: (channel, state) pairs a warp of scan_carry_segmented
+export const CARRY_SEGMENTS = 8; // scan.cu: warps a block of scan_carry_segmented, each a segment of the chunks
 export const FUSED_CHANNELS = 8; // scan-fused.cu: channels a block of scan_fused (one warp each)
 export const FUSED_T2_CHANNELS = 4; // scan-fused.cu: channels a block of scan_fused_t2 (two warps each)
 export const SELECT_THREADS = 1024; // decimate.cu
