@@ -134,5 +134,12 @@ describe.skipIf(!CXX)('split-staged scan options', () => {
       expect(() => CudaEngine.create(m.config, m.weights, { scan: 'split-staged', scanStage })).toThrow(
         /scanStage must be 4, 8 or 16 steps × 2\.\.4 stages/,
       );
+    // the output pass's ring must fit 48 KB of static shared memory (ptxas refuses 16 × 2 in f32: 53 KB)
+    expect(() => CudaEngine.create(m.config, m.weights, { scanStage: { steps: 16, stages: 2 } })).toThrow(
+      /at most 24 rows in the ring in fp32/,
+    );
+    expect(() =>
+      CudaEngine.create(m.config, m.weights, { precision: 'bf16', scanStage: { steps: 16, stages: 3 } }),
+    ).toThrow(/at most 32 rows in the ring in bf16/);
   });
 });

@@ -159,6 +159,12 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       const { steps, stages } = options.scanStage ?? { steps: 8, stages: 3 };
       if (![4, 8, 16].includes(steps) || !Number.isInteger(stages) || stages < 2 || stages > 4)
         throw new EngineInputError(`scanStage must be 4, 8 or 16 steps × 2..4 stages (got ${steps} × ${stages})`);
+      // the output pass's ring is static shared memory (48 KB at most): ~1.6 KB a row in f32, ~1.1 KB in bf16
+      const ringRows = precision === 'bf16' ? 32 : 24;
+      if (steps * stages > ringRows)
+        throw new EngineInputError(
+          `scanStage: at most ${ringRows} rows in the ring in ${precision} (got ${steps} × ${stages})`,
+        );
       const { dState, dConv } = config;
       const build = { actBf16: precision === 'bf16', dState, dConv, scanFmaExp, scanStage: options.scanStage };
       const kernels = device.kernels(build);
