@@ -2,29 +2,13 @@
 // scan_carry_segmented) on the CPU emulator, against the reference engine: fewer chunks than segments (empty
 // segments), many chunks per segment, DeciMamba, a mixed batch and segments of a long prompt carrying h0, with and
 // without the staged passes; and that pass 2 keeps its profiler label. Needs g++; skipped without it.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PrefillOptions } from '../mamba/engine.ts';
-import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
-import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
-import { maxAbsDiff, maxStateDiff, randomIds, tempDir, tinyModel } from './helpers.ts';
+import { CXX, emulatedCudaEngine, expectReferenceParity } from './cuda-emulator-setup.ts';
+import { maxStateDiff, randomIds, tinyModel } from './helpers.ts';
 
-const CXX = haveCxx();
 const TOL = 1e-4;
-
-let CudaEngine: typeof CudaEngineType;
-
-beforeAll(async () => {
-  if (!CXX) return;
-  const fake = buildFakeCuda();
-  Object.assign(process.env, fake.env, {
-    DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'),
-    FAKE_CUDA_TOTAL_MB: '2048',
-  });
-  ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
-}, 120_000);
-
-const kept = (k: { layer: number; indices: ArrayLike<number> }[]) => k.map((x) => [x.layer, Array.from(x.indices)]);
-const maxLogitDiff = (a: Float32Array[], b: Float32Array[]) => Math.max(0, ...a.map((x, i) => maxAbsDiff(x, b[i]!)));
+const CudaEngine = emulatedCudaEngine([{ actBf16: false, dState: 4, dConv: 4 }]);
 
 describe.skipIf(!CXX).each(['split-softplus', 'split-staged'] as const)(
   'segmented scan carry (%s) on the CPU emulator',
@@ -32,12 +16,11 @@ describe.skipIf(!CXX).each(['split-softplus', 'split-staged'] as const)(
     it('equals the reference: empty and long segments, DeciMamba, a batch, segments of a long prompt', async () => {
       // d_inner 34 × d_state 16 = 544 (channel, state) pairs: 17 warps of 32, the last one full; d_state 4: partial
       for (const dState of [16, 4]) {
-        if (dState === 4) buildFakeCuda([{ actBf16: false, dState: 4, dConv: 4 }]);
         const m = tinyModel({ dModel: 17, nLayer: 3, dState, seed: 21 });
         const V = m.config.vocabSize;
         const options = { precision: 'fp32', guardBytes: 256, scan, scanCarry: 'segmented', scanChunk: 16 } as const;
-        const engine = CudaEngine.create(m.config, m.weights, options);
-        const segmented = CudaEngine.create(m.config, m.weights, { ...options, maxTokensPerPass: 100 });
+        const engine = CudaEngine().create(m.config, m.weights, options);
+        const segmented = CudaEngine().create(m.config, m.weights, { ...options, maxTokensPerPass: 100 });
         try {
           const reqs: { ids: number[]; options: PrefillOptions }[] = [
             { ids: randomIds(1, V, 1), options: {} },
@@ -45,25 +28,12 @@ describe.skipIf(!CXX).each(['split-softplus', 'split-staged'] as const)(
             { ids: randomIds(300, V, 3), options: { logitPositions: [0, 150, 299] } }, // 19 chunks: 3 a segment
             { ids: randomIds(200, V, 4), options: { decimation: { layers: [1], beta: 0.5, lBase: 40, minSeqLen: 4 } } },
           ];
-          for (const r of reqs) {
-            const got = await engine.prefill(r.ids, r.options);
-            const ref = await m.engine.prefill(r.ids, r.options);
-            expect(maxLogitDiff(got.logits, ref.logits), `d_state ${dState} L=${r.ids.length}`).toBeLessThan(TOL);
-            expect(maxStateDiff(got.state, ref.state), `d_state ${dState} L=${r.ids.length}`).toBeLessThan(TOL);
-            expect(kept(got.kept)).toEqual(kept(ref.kept));
-          }
-          const batch = await engine.prefillBatch(reqs);
-          const refs = await m.engine.prefillBatch(reqs);
-          batch.forEach((r, i) => {
-            expect(maxLogitDiff(r.logits, refs[i]!.logits), `batch request ${i}`).toBeLessThan(TOL);
-            expect(maxStateDiff(r.state, refs[i]!.state), `batch request ${i}`).toBeLessThan(TOL);
-          });
-          const ids = randomIds(260, V, 9);
-          const got = await segmented.prefill(ids, { logitPositions: [0, 130, 259] });
-          const ref = await m.engine.prefill(ids, { logitPositions: [0, 130, 259] });
-          expect(segmented.lastPasses.length).toBe(3);
-          expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
-          expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
+          const long = { ids: randomIds(260, V, 9), positions: [0, 130, 259] };
+          await expectReferenceParity(
+            { engine, segmented, reference: m.engine, requests: reqs, long },
+            TOL,
+            `d_state ${dState}`,
+          );
         } finally {
           await engine.dispose();
           await segmented.dispose();
@@ -73,7 +43,7 @@ describe.skipIf(!CXX).each(['split-softplus', 'split-staged'] as const)(
 
     it('reports its pass 2 under the label scan_carry, so the per-kernel rows of the scan comparison line up', async () => {
       const m = tinyModel({ dModel: 16, nLayer: 2, dState: 16, seed: 3 });
-      const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32', scan, scanCarry: 'segmented' });
+      const engine = CudaEngine().create(m.config, m.weights, { precision: 'fp32', scan, scanCarry: 'segmented' });
       const device = engine.core.device;
       device.enableProfiler(true);
       try {

@@ -2,29 +2,19 @@
 // norm only reads the residual, the head's norm takes no hidden) on the CPU emulator, against the reference engine:
 // plain prompts, one and two decimating layers (the residual's kept-row copy alternates buffers), out_proj biases, a
 // mixed batch and segments; bf16 against the default path within the bf16 tolerance. Needs g++; skipped without it.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DecimationConfig, PrefillOptions } from '../mamba/engine.ts';
-import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
-import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
-import { maxAbsDiff, maxStateDiff, randomIds, tempDir, tinyModel } from './helpers.ts';
+import {
+  CXX,
+  emulatedCudaEngine,
+  expectReferenceParity,
+  keptRows as kept,
+  maxLogitDiff,
+} from './cuda-emulator-setup.ts';
+import { maxAbsDiff, maxStateDiff, randomIds, tinyModel } from './helpers.ts';
 
-const CXX = haveCxx();
 const TOL = 1e-4;
-
-let CudaEngine: typeof CudaEngineType;
-
-beforeAll(async () => {
-  if (!CXX) return;
-  const fake = buildFakeCuda();
-  Object.assign(process.env, fake.env, {
-    DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'),
-    FAKE_CUDA_TOTAL_MB: '2048',
-  });
-  ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
-}, 120_000);
-
-const kept = (k: { layer: number; indices: ArrayLike<number> }[]) => k.map((x) => [x.layer, Array.from(x.indices)]);
-const maxLogitDiff = (a: Float32Array[], b: Float32Array[]) => Math.max(0, ...a.map((x, i) => maxAbsDiff(x, b[i]!)));
+const CudaEngine = emulatedCudaEngine();
 
 describe.skipIf(!CXX)('residualInOutProj on the CPU emulator', () => {
   it('fp32 equals the reference: plain, one and two decimating layers, biases, a batch, segments', async () => {
@@ -34,8 +24,8 @@ describe.skipIf(!CXX)('residualInOutProj on the CPU emulator', () => {
       const m = tinyModel({ dModel: 24, nLayer: 3, dState: 16, seed: 13, biases });
       const V = m.config.vocabSize;
       const options = { precision: 'fp32', guardBytes: 256, residualInOutProj: true } as const;
-      const engine = CudaEngine.create(m.config, m.weights, options);
-      const segmented = CudaEngine.create(m.config, m.weights, { ...options, maxTokensPerPass: 50 });
+      const engine = CudaEngine().create(m.config, m.weights, options);
+      const segmented = CudaEngine().create(m.config, m.weights, { ...options, maxTokensPerPass: 50 });
       try {
         expect(engine.name).toBe('cuda-fp32-resid');
         const reqs: { ids: number[]; options: PrefillOptions }[] = [
@@ -44,26 +34,12 @@ describe.skipIf(!CXX)('residualInOutProj on the CPU emulator', () => {
           { ids: randomIds(150, V, 3), options: { decimation: one, protect: 3 } },
           { ids: randomIds(160, V, 4), options: { decimation: two, protect: 2, logitPositions: [158, 159] } },
         ];
-        for (const r of reqs) {
-          const got = await engine.prefill(r.ids, r.options);
-          const ref = await m.engine.prefill(r.ids, r.options);
-          expect(maxLogitDiff(got.logits, ref.logits), `L=${r.ids.length}`).toBeLessThan(TOL);
-          expect(maxStateDiff(got.state, ref.state), `L=${r.ids.length}`).toBeLessThan(TOL);
-          expect(kept(got.kept)).toEqual(kept(ref.kept));
-        }
-        const batch = await engine.prefillBatch(reqs);
-        expect(engine.lastPasses).toHaveLength(1);
-        const refs = await m.engine.prefillBatch(reqs);
-        batch.forEach((r, i) => {
-          expect(maxLogitDiff(r.logits, refs[i]!.logits), `batch request ${i}`).toBeLessThan(TOL);
-          expect(kept(r.kept)).toEqual(kept(refs[i]!.kept));
-        });
-        const ids = randomIds(120, V, 9);
-        const got = await segmented.prefill(ids, { logitPositions: [0, 60, 119] });
-        const ref = await m.engine.prefill(ids, { logitPositions: [0, 60, 119] });
-        expect(segmented.lastPasses.length).toBe(3);
-        expect(maxLogitDiff(got.logits, ref.logits)).toBeLessThan(TOL);
-        expect(maxStateDiff(got.state, ref.state)).toBeLessThan(TOL);
+        const long = { ids: randomIds(120, V, 9), positions: [0, 60, 119] };
+        await expectReferenceParity(
+          { engine, segmented, reference: m.engine, requests: reqs, long },
+          TOL,
+          `biases ${biases}`,
+        );
       } finally {
         await engine.dispose();
         await segmented.dispose();
@@ -73,8 +49,8 @@ describe.skipIf(!CXX)('residualInOutProj on the CPU emulator', () => {
 
   it('bf16 stays within 1% of the largest logit of the default path, with the same kept rows', async () => {
     const m = tinyModel({ dModel: 24, nLayer: 3, dState: 16, seed: 5 });
-    const fused = CudaEngine.create(m.config, m.weights, { precision: 'bf16', residualInOutProj: true });
-    const plain = CudaEngine.create(m.config, m.weights, { precision: 'bf16' });
+    const fused = CudaEngine().create(m.config, m.weights, { precision: 'bf16', residualInOutProj: true });
+    const plain = CudaEngine().create(m.config, m.weights, { precision: 'bf16' });
     try {
       const ids = randomIds(200, m.config.vocabSize, 1);
       const options = { decimation: { layers: [1], beta: 0.5, lBase: 40, minSeqLen: 4 }, protect: 3 };
@@ -90,7 +66,7 @@ describe.skipIf(!CXX)('residualInOutProj on the CPU emulator', () => {
 
   it('decode steps after such a prefill continue as after the default one', async () => {
     const m = tinyModel({ dModel: 24, nLayer: 2, dState: 16, seed: 8 });
-    const fused = CudaEngine.create(m.config, m.weights, { precision: 'fp32', residualInOutProj: true });
+    const fused = CudaEngine().create(m.config, m.weights, { precision: 'fp32', residualInOutProj: true });
     try {
       const ids = randomIds(40, m.config.vocabSize, 2);
       const got = await fused.prefill(ids, {});

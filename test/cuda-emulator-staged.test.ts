@@ -4,30 +4,13 @@
 // cover a partial last channel block, B/C rows whose 16-byte copies are aligned and ones that are not (the element
 // fallback), chunks that end mid-stage and chunks of many stages, plain and decimating prompts, a carried state and a
 // mixed batch. The golden fixtures run on every scan kind in test/cuda-emulator.test.ts. Needs g++; skipped without it.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PrefillOptions } from '../mamba/engine.ts';
-import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
-import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
-import { maxAbsDiff, maxStateDiff, randomIds, tempDir, tinyModel } from './helpers.ts';
+import { CXX, emulatedCudaEngine, keptRows as kept, maxLogitDiff } from './cuda-emulator-setup.ts';
+import { maxStateDiff, randomIds, tinyModel } from './helpers.ts';
 
-const CXX = haveCxx();
 const TOL = 1e-4;
-
-let CudaEngine: typeof CudaEngineType;
-
-beforeAll(async () => {
-  if (!CXX) return;
-  const fake = buildFakeCuda();
-  buildFakeCuda([{ actBf16: true, dState: 4, dConv: 4 }]); // d_state 4: B rows of 8 bytes, read an element at a time
-  Object.assign(process.env, fake.env, {
-    DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-'),
-    FAKE_CUDA_TOTAL_MB: '2048',
-  });
-  ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
-}, 120_000);
-
-const kept = (k: { layer: number; indices: ArrayLike<number> }[]) => k.map((x) => [x.layer, Array.from(x.indices)]);
-const maxLogitDiff = (a: Float32Array[], b: Float32Array[]) => Math.max(0, ...a.map((x, i) => maxAbsDiff(x, b[i]!)));
+const CudaEngine = emulatedCudaEngine([{ actBf16: true, dState: 4, dConv: 4 }]);
 
 // dModel 17: d_inner 34 (a partial channel block), dt_rank 2 (B at an 8-byte offset: element copies);
 // dModel 120: d_inner 240 (two blocks, the second partial), dt_rank 8 (every row 16-byte aligned in bf16)
@@ -47,7 +30,7 @@ describe.skipIf(!CXX).each(SHAPES)(
       const V = m.config.vocabSize;
       for (const scanChunk of [21, 64]) {
         const make = (scan: 'split-softplus' | 'split-staged') =>
-          CudaEngine.create(m.config, m.weights, { precision: s.precision, guardBytes: 256, scan, scanChunk });
+          CudaEngine().create(m.config, m.weights, { precision: s.precision, guardBytes: 256, scan, scanChunk });
         const staged = make('split-staged');
         const split = make('split-softplus');
         try {
@@ -83,7 +66,7 @@ describe.skipIf(!CXX).each(SHAPES)(
         }
         // a plain prompt longer than a pass runs in segments, each pass's scan starting from the carried state (h0)
         const segmented = (scan: 'split-softplus' | 'split-staged') =>
-          CudaEngine.create(m.config, m.weights, { precision: s.precision, scan, scanChunk, maxTokensPerPass: 50 });
+          CudaEngine().create(m.config, m.weights, { precision: s.precision, scan, scanChunk, maxTokensPerPass: 50 });
         const [sa, sb] = [segmented('split-staged'), segmented('split-softplus')];
         try {
           const ids = randomIds(120, V, 9);
@@ -101,7 +84,7 @@ describe.skipIf(!CXX).each(SHAPES)(
 
     it('runs the staged passes, not scan.cu’s', async () => {
       const m = tinyModel({ dModel: s.dModel, nLayer: 2, dState: s.dState, seed: 3 });
-      const engine = CudaEngine.create(m.config, m.weights, { precision: s.precision, scan: 'split-staged' });
+      const engine = CudaEngine().create(m.config, m.weights, { precision: s.precision, scan: 'split-staged' });
       const device = engine.core.device;
       device.enableProfiler(true);
       try {
@@ -131,15 +114,15 @@ describe.skipIf(!CXX)('split-staged scan options', () => {
       { steps: 8, stages: 2.5 },
       { steps: 32, stages: 2 },
     ])
-      expect(() => CudaEngine.create(m.config, m.weights, { scan: 'split-staged', scanStage })).toThrow(
+      expect(() => CudaEngine().create(m.config, m.weights, { scan: 'split-staged', scanStage })).toThrow(
         /scanStage must be 4, 8 or 16 steps × 2\.\.4 stages/,
       );
     // the output pass's ring must fit 48 KB of static shared memory (ptxas refuses 16 × 2 in f32: 53 KB)
-    expect(() => CudaEngine.create(m.config, m.weights, { scanStage: { steps: 16, stages: 2 } })).toThrow(
+    expect(() => CudaEngine().create(m.config, m.weights, { scanStage: { steps: 16, stages: 2 } })).toThrow(
       /at most 24 rows in the ring in fp32/,
     );
     expect(() =>
-      CudaEngine.create(m.config, m.weights, { precision: 'bf16', scanStage: { steps: 16, stages: 3 } }),
+      CudaEngine().create(m.config, m.weights, { precision: 'bf16', scanStage: { steps: 16, stages: 3 } }),
     ).toThrow(/at most 32 rows in the ring in bf16/);
   });
 });
