@@ -431,4 +431,9 @@ describe('kernel manifest', () => {
       expect(Number(m![1]), name).toBe(value);
     }
   });
+  it("the staged scan's default stage shape is scan-staged.cu's", () => {
+    const text = loadKernelSources().headers['scan-staged.cu']!;
+    const define = (name: string) => Number(new RegExp(`^#define ${name} (\\d+)`, 'm').exec(text)?.[1]);
+    expect({ steps: define('SCAN_STAGE_STEPS'), stages: define('SCAN_STAGES') }).toEqual(manifest.SCAN_STAGE_DEFAULT);
+  });
 });

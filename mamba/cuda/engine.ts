@@ -22,6 +22,7 @@ import {
 } from './forward.ts';
 import { DEFAULT_SCAN, type Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
+import { SCAN_STAGE_DEFAULT } from './kernels/manifest.ts';
 import type { ScanCarry } from './ops-scan.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
 import { fusedStepByDefault } from './ops-step.ts';
@@ -77,8 +78,8 @@ export interface CudaEngineOptions {
   /**
    * Prefill's selective scan: 'split-softplus' (default, DEFAULT_SCAN: the three chunked kernels of scan.cu, Δ formed
    * in the first), 'split' (dt_softplus, then the same kernels), 'split-staged' (split-softplus with its inputs
-   * staged through shared memory by asynchronous copies, scan-staged.cu), 'fused' (one kernel per layer, scan-fused.cu) or
-   * 'fused-t2' (the same, two warps a channel); both fused kinds measured ~2× slower than split.
+   * staged through shared memory by asynchronous copies, scan-staged.cu), 'fused' (one kernel per layer,
+   * scan-fused.cu) or 'fused-t2' (the same, two warps a channel); both fused kinds measured ~2× slower than split.
    */
   scan?: ScanKind;
   /**
@@ -96,7 +97,7 @@ export interface CudaEngineOptions {
    * chunk) or 'segmented' (a warp a segment of the chunks, kernels/scan.cu scan_carry_segmented).
    */
   scanCarry?: ScanCarry;
-  /** scan 'split-staged': rows a stage and stages in the ring (kernels/scan-staged.cu; default 8 × 3). */
+  /** scan 'split-staged': rows a stage and stages in the ring (scan-staged.cu; default SCAN_STAGE_DEFAULT, 8 × 3). */
   scanStage?: { steps: number; stages: number };
   /**
    * Run a prefill pass's blocks as a CUDA graph: captured the second time a pass shape is seen, replayed after
@@ -156,7 +157,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       const scanFmaExp = options.scanFmaExp ?? DEFAULT_SCAN_FMA_EXP;
       if (!Number.isInteger(scanFmaExp) || scanFmaExp < 0 || scanFmaExp > config.dState)
         throw new EngineInputError(`scanFmaExp must be an integer in 0..${config.dState} (got ${scanFmaExp})`);
-      const { steps, stages } = options.scanStage ?? { steps: 8, stages: 3 };
+      const { steps, stages } = options.scanStage ?? SCAN_STAGE_DEFAULT;
       if (![4, 8, 16].includes(steps) || !Number.isInteger(stages) || stages < 2 || stages > 4)
         throw new EngineInputError(`scanStage must be 4, 8 or 16 steps × 2..4 stages (got ${steps} × ${stages})`);
       // the output pass's ring is static shared memory (48 KB at most): ~1.6 KB a row in f32, ~1.1 KB in bf16

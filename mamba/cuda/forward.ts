@@ -12,7 +12,7 @@ import type { DeviceArena } from './arena.ts';
 import { DEFAULT_SCAN, headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
 import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import type { MixerDecimation, MixerScan, ScanKind } from './mixer.ts';
-import type { ScanCarry } from './ops-scan.ts';
+import { type ScanCarry, scanPassKernels } from './ops-scan.ts';
 import { passGraphKey, type PrefillGraphCache } from './prefill-graphs.ts';
 import * as ops from './ops.ts';
 import type { Layout } from './layout.ts';
@@ -75,7 +75,7 @@ export function passShape(
 ): PassShape {
   const rows = plan.groups[0]!.rows;
   const scan = opts.scan ?? DEFAULT_SCAN;
-  const outputPass = scan === 'split-staged' ? 'scan_chunk_output_staged' : 'scan_chunk_output';
+  const outputPass = scanPassKernels(scan === 'split-staged').output;
   const fit = () =>
     opts.fitScanWaves === false ? undefined : core.kernels.blocksPerMultiprocessor(outputPass, SCAN_THREADS);
   const chunkLen = opts.scanChunk ?? chooseScanChunk(rows, core.config.dInner, core.device.info.multiprocessors, fit());

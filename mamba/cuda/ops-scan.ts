@@ -22,6 +22,13 @@ export interface ScanChunkTables {
 
 export type ScanCarry = 'serial' | 'segmented';
 
+/** The kernels of the split scan's passes 1 and 3: scan.cu's, or scan-staged.cu's (inputs through shared memory). */
+export function scanPassKernels(staged: boolean) {
+  return staged
+    ? ({ state: 'scan_chunk_state_staged', output: 'scan_chunk_output_staged' } as const)
+    : ({ state: 'scan_chunk_state', output: 'scan_chunk_output' } as const);
+}
+
 export interface ScanInputs {
   x: MatView;
   delta: MatView;
@@ -56,9 +63,7 @@ export function selectiveScan(
   },
 ): void {
   const { inputs: s, chunks } = a;
-  const [statePass, outputPass] = a.staged
-    ? (['scan_chunk_state_staged', 'scan_chunk_output_staged'] as const)
-    : (['scan_chunk_state', 'scan_chunk_output'] as const);
+  const { state: statePass, output: outputPass } = scanPassKernels(!!a.staged);
   // passes 1 and 3: a block per (chunk, SCAN_THREADS channels); pass 2: a thread per (sequence, channel, state)
   const perChunk: LaunchShape = { grid: [chunks.count, Math.ceil(a.dInner / SCAN_THREADS)], block: [SCAN_THREADS] };
   k.launch(

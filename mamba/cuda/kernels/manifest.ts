@@ -137,6 +137,7 @@ export function loadKernelSources(dir = kernelDir()): KernelSources {
 /** Launch-shape constants that must match the #defines in the .cu files. */
 export const CONV_ROWS = 32; // conv.cu
 export const SCAN_THREADS = 128; // scan.cu
+export const SCAN_STAGE_DEFAULT = { steps: 8, stages: 3 } as const; // scan-staged.cu: SCAN_STAGE_STEPS × SCAN_STAGES
 export const CARRY_LANES = 32; // scan.cu: (channel, state) pairs a warp of scan_carry_segmented
 export const CARRY_SEGMENTS = 8; // scan.cu: warps a block of scan_carry_segmented, each a segment of the chunks
 export const FUSED_CHANNELS = 8; // scan-fused.cu: channels a block of scan_fused (one warp each)

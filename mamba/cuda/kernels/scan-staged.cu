@@ -38,25 +38,33 @@ __device__ __forceinline__ void copy_async_wait() {
 #endif
 }
 
-__device__ __forceinline__ bool aligned16(const void* p, i64 strideBytes) {
-  return (((unsigned long long)p | (unsigned long long)strideBytes) & 15) == 0;
+// A [rows × stride] operand and whether its rows are 16-byte aligned (then so is every 16-byte column group), decided
+// once a block rather than at every stage.
+template <typename T>
+struct StagedMatrix {
+  const T* p;
+  i64 stride;
+  bool vec;
+};
+template <typename T>
+__device__ __forceinline__ StagedMatrix<T> staged_matrix(const T* p, i64 stride) {
+  return {p, stride, (((unsigned long long)p | (unsigned long long)(stride * (i64)sizeof(T))) & 15) == 0};
 }
 
-// Rows [row, row + n) × columns [col, col + W) of a [rows × stride] matrix into dst[STAGE_STEPS][PAD] (zeros past n
-// rows or `cols` columns). vec: the source rows are 16-byte aligned (then so is every 16-byte column group).
+// Rows [row, row + n) × columns [col, col + W) of m into dst[STAGE_STEPS][PAD] (zeros past n rows or `cols` columns).
 template <typename T, int W, int PAD>
-__device__ __forceinline__ void stage_rows_async(T (*dst)[PAD], const T* __restrict__ src, i64 stride, i64 row, int n,
-                                                 int col, int cols, bool vec) {
+__device__ __forceinline__ void stage_rows_async(T (*dst)[PAD], const StagedMatrix<T>& m, i64 row, int n, int col,
+                                                 int cols) {
   constexpr int PER = 16 / sizeof(T);
   constexpr int GROUPS = (W + PER - 1) / PER;
   static_assert(PAD >= GROUPS * PER, "a staged row holds whole 16-byte groups");
   for (int i = threadIdx.x; i < SCAN_STAGE_STEPS * GROUPS; i += SCAN_THREADS) {
     const int t = i / GROUPS, g = i % GROUPS, c = col + g * PER;
     const int valid = t < n ? max(0, min(PER, cols - c)) : 0;
-    const T* s = src + (row + t) * stride + c;
+    const T* s = m.p + (row + t) * m.stride + c;
     T* d = &dst[t][g * PER];
-    if (vec) {
-      copy_async16(d, valid ? s : src, valid * (int)sizeof(T));
+    if (m.vec) {
+      copy_async16(d, valid ? s : m.p, valid * (int)sizeof(T));
     } else {
       for (int e = 0; e < PER; ++e) d[e] = e < valid ? s[e] : T(0);
     }
@@ -97,16 +105,8 @@ struct ScanStage {
 };
 
 struct StagedOperands {
-  const act_t* x;
-  i64 xStride;
-  const float* delta;
-  i64 deltaStride;
-  const act_t* z;
-  i64 zStride;
-  const act_t* b;
-  i64 bStride;
-  const act_t* c;
-  i64 cStride;
+  StagedMatrix<float> delta;
+  StagedMatrix<act_t> x, z, b, c;  // pass 1: z and c unused
 };
 
 // Stage k of the chunk (rows start + k·STAGE_STEPS …) into its ring slot, then one commit (an empty group past the
@@ -119,24 +119,18 @@ __device__ __forceinline__ void stage_issue(ScanStage<OUTPUT>* ring, const Stage
     ScanStage<OUTPUT>& s = ring[k % SCAN_STAGES];
     const int n = min(SCAN_STAGE_STEPS, len - t0), c0 = blockIdx.y * SCAN_THREADS;
     const i64 row = start + t0;
-    const int ab = sizeof(act_t);
-    stage_rows_async<float, SCAN_THREADS, SCAN_THREADS>(s.d, o.delta, o.deltaStride, row, n, c0, dInner,
-                                                        aligned16(o.delta, o.deltaStride * 4));
-    stage_rows_async<act_t, SCAN_THREADS, SCAN_THREADS>(s.x, o.x, o.xStride, row, n, c0, dInner,
-                                                        aligned16(o.x, o.xStride * ab));
-    stage_rows_async<act_t, D_STATE, STAGED_B_PAD>(s.b, o.b, o.bStride, row, n, 0, D_STATE,
-                                                   aligned16(o.b, o.bStride * ab));
+    stage_rows_async<float, SCAN_THREADS, SCAN_THREADS>(s.d, o.delta, row, n, c0, dInner);
+    stage_rows_async<act_t, SCAN_THREADS, SCAN_THREADS>(s.x, o.x, row, n, c0, dInner);
+    stage_rows_async<act_t, D_STATE, STAGED_B_PAD>(s.b, o.b, row, n, 0, D_STATE);
     if (OUTPUT) {
-      stage_rows_async<act_t, SCAN_THREADS, SCAN_THREADS>(s.z, o.z, o.zStride, row, n, c0, dInner,
-                                                          aligned16(o.z, o.zStride * ab));
-      stage_rows_async<act_t, D_STATE, STAGED_B_PAD>(s.c, o.c, o.cStride, row, n, 0, D_STATE,
-                                                     aligned16(o.c, o.cStride * ab));
+      stage_rows_async<act_t, SCAN_THREADS, SCAN_THREADS>(s.z, o.z, row, n, c0, dInner);
+      stage_rows_async<act_t, D_STATE, STAGED_B_PAD>(s.c, o.c, row, n, 0, D_STATE);
     }
   }
   copy_async_commit();
 }
 
-// Waits for stage k, then issues stage k + SCAN_STAGES − 1 into the slot every thread finished with (stage k − 1's).
+// Waits for stage k, then issues stage k + SCAN_STAGES − 1 into the slot every thread finished with (k − 1's).
 template <bool OUTPUT>
 __device__ __forceinline__ ScanStage<OUTPUT>& stage_next(ScanStage<OUTPUT>* ring, const StagedOperands& o, int k,
                                                          int start, int len, int dInner) {
@@ -160,7 +154,8 @@ scan_chunk_state_staged(const act_t* __restrict__ x, i64 xStride, float* __restr
   for (int n = 0; n < D_STATE; ++n) h[n] = 0.0f;
   double deltaSum = 0.0;  // in double, as scan_chunk_state
   const float bias = dtBias && active ? dtBias[c] : 0.0f;
-  const StagedOperands o{x, xStride, delta, deltaStride, nullptr, 0, bMat, bStride, nullptr, 0};
+  const StagedOperands o{staged_matrix<float>(delta, deltaStride), staged_matrix(x, xStride), {},
+                         staged_matrix(bMat, bStride), {}};
   for (int k = 0; k < SCAN_STAGES - 1; ++k) stage_issue(ring, o, k, start, len, dInner);
   for (int k = 0; k * SCAN_STAGE_STEPS < len; ++k) {
     const ScanStage<false>& s = stage_next(ring, o, k, start, len, dInner);
@@ -203,7 +198,8 @@ scan_chunk_output_staged(const act_t* __restrict__ x, i64 xStride, const float* 
 #pragma unroll
   for (int n = 0; n < D_STATE; ++n) h[n] = active ? hStart[n] : 0.0f;
   const float dc = active ? dSkip[c] : 0.0f;
-  const StagedOperands o{x, xStride, delta, deltaStride, z, zStride, bMat, bStride, cMat, cStride};
+  const StagedOperands o{staged_matrix(delta, deltaStride), staged_matrix(x, xStride), staged_matrix(z, zStride),
+                         staged_matrix(bMat, bStride), staged_matrix(cMat, cStride)};
   for (int k = 0; k < SCAN_STAGES - 1; ++k) stage_issue(ring, o, k, start, len, dInner);
   for (int k = 0; k * SCAN_STAGE_STEPS < len; ++k) {
     const ScanStage<true>& s = stage_next(ring, o, k, start, len, dInner);
