@@ -41,9 +41,9 @@ describe.skipIf(!CXX).each(['split-softplus', 'split-staged'] as const)(
       }
     }, 240_000);
 
-    it('reports its pass 2 under the label scan_carry, so the per-kernel rows of the scan comparison line up', async () => {
+    it('is the default and reports its pass 2 under the label scan_carry, so the per-kernel rows of the scan comparison line up', async () => {
       const m = tinyModel({ dModel: 16, nLayer: 2, dState: 16, seed: 3 });
-      const engine = CudaEngine().create(m.config, m.weights, { precision: 'fp32', scan, scanCarry: 'segmented' });
+      const engine = CudaEngine().create(m.config, m.weights, { precision: 'fp32', scan });
       const device = engine.core.device;
       device.enableProfiler(true);
       try {
@@ -51,7 +51,10 @@ describe.skipIf(!CXX).each(['split-softplus', 'split-staged'] as const)(
         await engine.prefill(randomIds(40, m.config.vocabSize, 1), {});
         const launched = device.profiler!.collect().map((t) => t.label);
         expect(launched.filter((l) => l === 'scan_carry')).toHaveLength(1); // the profiler label stays 'scan_carry'
-        expect(engine.name).toContain('segcarry');
+        expect(engine.name).not.toContain('carry'); // segmented is the default (DEFAULT_SCAN_CARRY)
+        const serial = CudaEngine().create(m.config, m.weights, { precision: 'fp32', scan, scanCarry: 'serial' });
+        expect(serial.name).toContain('serialcarry');
+        await serial.dispose();
       } finally {
         device.enableProfiler(false);
         await engine.dispose();

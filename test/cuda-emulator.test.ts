@@ -9,6 +9,7 @@ import type { DecimationConfig, ModelState } from '../mamba/engine.ts';
 import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
 import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
 import type { ScanKind } from '../mamba/cuda/mixer.ts';
+import type { ScanCarry } from '../mamba/cuda/ops-scan.ts';
 import { loadModel } from '../mamba/checkpoint.ts';
 import { replayGoldenCase } from '../mamba/golden-case.ts';
 import { readSafetensors } from '../mamba/safetensors.ts';
@@ -560,9 +561,10 @@ const TINY = join(ROOT, 'test', 'fixtures', 'tiny-random');
 // every prefill scan: the split kernels (with Δ formed in the first pass or not, and staged), both fused ones
 // (kernels/scan-fused.cu), and both with decays
 // on the FMA pipe (prelude.cuh decay_exp2_fma: split with some states on each unit, fused with all on the FMA pipe)
-const SCANS: { label: string; scan: ScanKind; scanFmaExp?: number }[] = [
+const SCANS: { label: string; scan: ScanKind; scanFmaExp?: number; scanCarry?: ScanCarry }[] = [
   { label: 'split', scan: 'split' },
   { label: 'split-softplus', scan: 'split-softplus' },
+  { label: 'split-softplus, serial carry', scan: 'split-softplus', scanCarry: 'serial' },
   { label: 'split-staged', scan: 'split-staged' },
   { label: 'fused', scan: 'fused' },
   { label: 'fused-t2', scan: 'fused-t2' },
@@ -571,7 +573,7 @@ const SCANS: { label: string; scan: ScanKind; scanFmaExp?: number }[] = [
 ];
 describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(SCANS)(
   'CUDA engine on the CPU emulator, $label scan: PyTorch golden fixtures (tiny-random)',
-  ({ scan, scanFmaExp }) => {
+  ({ scan, scanFmaExp, scanCarry }) => {
     beforeAll(() => {
       if (scanFmaExp) buildFakeCuda([{ actBf16: false, dState: 16, dConv: 4, scanFmaExp }]);
     }, 120_000);
@@ -593,7 +595,7 @@ describe.skipIf(!CXX || !existsSync(join(TINY, 'golden.json'))).each(SCANS)(
         async () => {
           const model = await loadModel(TINY);
           const tensors = readSafetensors(readFileSync(join(TINY, 'golden.safetensors')));
-          const options = { precision: 'fp32', guardBytes: 256, scan, scanFmaExp } as const;
+          const options = { precision: 'fp32', guardBytes: 256, scan, scanFmaExp, scanCarry } as const;
           const engine = CudaEngine.create(model.config, model.weights, options);
           try {
             const { result: r, greedy } = await replayGoldenCase(engine, c);

@@ -30,6 +30,7 @@ import { Deadline, fmt, Report } from './device-check/report.ts';
 import { H200 } from './roofline.ts';
 import type { KernelSet } from './device.ts';
 import type { ScanKind } from './mixer.ts';
+import { DEFAULT_SCAN } from './memory-plan.ts';
 
 const args = scriptArgs(
   'node .device/app/device-check.mjs [options]   (packed by shared/device/pack.sh; mamba/cuda/README.md has the full ' +
@@ -49,8 +50,8 @@ const args = scriptArgs(
     /** Phase `scan`: the variants to run beside split (comma-separated names, scan-compare.ts); all when left out. */
     'scan-variants': { type: 'string' },
     'budget-s': { type: 'string', default: '360' },
-    /** Phases parity/bench: the engines' prefill scan (split-softplus | split | split-staged | fused | fused-t2) and whether prefill runs as graphs. */
-    scan: { type: 'string', default: 'split-softplus' },
+    /** Phases parity/bench: the engines' prefill scan (split-staged | split-softplus | split | fused | fused-t2; default DEFAULT_SCAN) and whether prefill runs as graphs. */
+    scan: { type: 'string', default: DEFAULT_SCAN },
     'prefill-graphs': { type: 'boolean', default: false },
     /** Skip golden cases and passkey prompts longer than this (CPU-emulator smoke runs). */
     'max-parity-length': { type: 'string', default: '1000000' },

@@ -50,7 +50,7 @@ export interface PassOptions {
   headMaxBytes?: number;
   /** Which selective-scan kernels run (mixer.ts; default DEFAULT_SCAN). */
   scan?: ScanKind;
-  /** The split scans' pass 2 (ops-scan.ts ScanCarry; default 'serial'). */
+  /** The split scans' pass 2 (ops-scan.ts ScanCarry; default DEFAULT_SCAN_CARRY). */
   scanCarry?: ScanCarry;
   /** out_proj adds into the residual stream (layers.ts LayerLoop.residualInOutProj). */
   residualInOutProj?: boolean;

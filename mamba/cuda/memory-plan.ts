@@ -58,8 +58,11 @@ export interface PassMemoryInput {
  */
 export type ScanKind = 'split' | 'split-softplus' | 'split-staged' | 'fused' | 'fused-t2';
 export const isFusedScan = (scan: ScanKind | undefined): boolean => scan === 'fused' || scan === 'fused-t2';
-/** Measured fastest (H100, 130m bf16 32K, cuda-scan-fma-h100.json): 0.956× split's wall time, plain and DeciMamba. */
-export const DEFAULT_SCAN: ScanKind = 'split-softplus';
+/**
+ * Measured fastest (H100, bf16, cuda-scan-staged.json): the scan kernels take 0.87–0.89× split-softplus's time at 130m
+ * 32K and 128K, 0.90 at 1.4b 32K (split-softplus was 0.956× split's wall time, cuda-scan-fma-h100.json).
+ */
+export const DEFAULT_SCAN: ScanKind = 'split-staged';
 
 export function activationBytes(precision: Precision): number {
   return precision === 'bf16' ? 2 : 4;

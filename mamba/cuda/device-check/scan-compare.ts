@@ -2,7 +2,7 @@
 // same random bf16-exact weights, per shape, precision, length and mode (plain / DeciMamba): prefill wall time
 // (warm-up, then the median of several runs, the variants interleaved), the per-kernel GPU time from CUDA events, and
 // parity against split (kept indices identical; logits and states within the precision's tolerance). The variants:
-// split-softplus (the default) alone, with the power-of-two chunk length (no wave fitting, batch-plan.ts
+// split-softplus alone, with the power-of-two chunk length (no wave fitting, batch-plan.ts
 // chooseScanChunk), and with 6 of each step's 16 decays on the FMA pipe (scanFmaExp; 4, 6 and 8 on
 // split were 1–5% slower on the H100, cuda-scan-fma-h100.json), the fused scan (scan-fused.cu) with one and two
 // warps a channel, split-staged (scan-staged.cu: passes 1 and 3 fed through shared memory by asynchronous copies;
@@ -10,6 +10,8 @@
 // once the passes no longer wait on loads; with out_proj adding into the residual stream, residualInOutProj; and with
 // pass 2 a warp a segment of the chunks, scanCarry 'segmented'),
 // and fused with prefill CUDA graphs (prefill-graphs.ts: wall time only, what host launches cost).
+// Every variant runs pass 2 as it did when it was measured, one thread a state walking every chunk (scanCarry
+// 'serial'), unless it names another; the default since cuda-scan-staged.json is split-staged + segmented.
 // The golden fixtures run on every scan kind first (device-check.ts, goldenParity with engine options).
 import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
@@ -41,6 +43,10 @@ const VARIANTS: Variant[] = [
   { name: 'staged-fma4', options: { scan: 'split-staged', scanFmaExp: 4 } },
   { name: 'staged+resid', options: { scan: 'split-staged', residualInOutProj: true } },
   { name: 'staged+segcarry', options: { scan: 'split-staged', scanCarry: 'segmented' } },
+  {
+    name: 'staged16x2+segcarry',
+    options: { scan: 'split-staged', scanStage: { steps: 16, stages: 2 }, scanCarry: 'segmented' },
+  },
   { name: 'fused', options: { scan: 'fused' } },
   { name: 'fused-t2', options: { scan: 'fused-t2' } },
   { name: 'fused+graphs', options: { scan: 'fused', prefillGraphs: true }, profiledAs: 'fused' },
@@ -109,7 +115,10 @@ export async function scanCompare(t: ScanCompareTarget, report: Report, deadline
   for (const precision of t.precisions) {
     const engines = new Map<string, CudaEngine>();
     for (const v of variants)
-      engines.set(v.name, CudaEngine.create(config, t.weights, { device, precision, ...v.options }));
+      engines.set(
+        v.name,
+        CudaEngine.create(config, t.weights, { device, precision, scanCarry: 'serial', ...v.options }),
+      );
     try {
       for (const L of t.lengths[precision]) {
         for (const mode of ['mamba', 'decimamba'] as const) {
