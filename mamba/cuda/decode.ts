@@ -22,7 +22,17 @@ import { Layout } from './layout.ts';
 import { BLOCK_BUFFERS, blockBufferBytes, xDblWidth } from './memory-plan.ts';
 import type { MixerScan } from './mixer.ts';
 import * as ops from './ops.ts';
-import { fusedStepFits, greedyHeadFits, headGreedy, headGreedyBlocks, stepXBlocks } from './ops-step.ts';
+import {
+  fusedStepFits,
+  greedyHeadFits,
+  headGreedy,
+  headGreedyBlocks,
+  STEP_LAYER_BYTES,
+  stepLayers,
+  stepLayersBlocks,
+  stepLayerTable,
+  stepXBlocks,
+} from './ops-step.ts';
 
 const BUFFERS = [
   'tokens',
@@ -34,6 +44,8 @@ const BUFFERS = [
   'xPartial',
   'headPartial',
   'headArrival',
+  'stepLayers',
+  'stepBarrier',
   ...BLOCK_BUFFERS,
   'headNormed',
   'logits',
@@ -51,6 +63,8 @@ export interface DecodeSessionOptions {
   fusedStep?: boolean;
   programmatic?: boolean;
   greedyHead?: boolean;
+  /** Every layer of a fused step in one launch with grid barriers between its stages (ops-step.ts stepLayers). */
+  persistentStep?: boolean;
   ssmSeqs?: ops.SsmStepSeqs;
 }
 
@@ -67,6 +81,9 @@ export class DecodeSession implements EngineDecodeSession {
 
   /** Whether the step runs the fused kernels (ops-step.ts). */
   readonly fused: boolean;
+  /** Whether the fused step's layers run as one launch (step_layers), and on how many blocks. */
+  readonly persistent: boolean;
+  private readonly persistentBlocks: number;
 
   private readonly useGraphs: boolean;
   /** Whether the step's own kernels launch as programmatic dependents (ops-step.ts; ops.ts convStep, ssmStepDt). */
@@ -85,12 +102,15 @@ export class DecodeSession implements EngineDecodeSession {
     opts: DecodeSessionOptions = {},
   ) {
     const { useGraphs = true, fusedStep = false, programmatic = false, greedyHead = false, ssmSeqs = 1 } = opts;
+    const { persistentStep = false } = opts;
     this.ssmSeqs = ssmSeqs;
     this.useGraphs = useGraphs;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;
     const { dModel, dInner, vocabSize } = core.config;
-    this.fused = fusedStep && fusedStepFits(batch, core.config);
+    this.fused = (fusedStep || persistentStep) && fusedStepFits(batch, core.config);
+    this.persistent = persistentStep && this.fused;
+    this.persistentBlocks = this.persistent ? stepLayersBlocks(core.kernels, core.device.info, batch, core.config) : 0;
     this.programmatic = programmatic;
     const act = actBytes(core);
     this.greedyHead = greedyHead && greedyHeadFits(batch, dModel, act);
@@ -106,6 +126,8 @@ export class DecodeSession implements EngineDecodeSession {
       xPartial: stepXBlocks(dInner) * batch * xDblWidth(core.config) * 4,
       headPartial: 2 * this.headBlocks * batch * 4,
       headArrival: 4,
+      stepLayers: this.persistent ? core.config.nLayer * STEP_LAYER_BYTES : 0,
+      stepBarrier: 4,
       ...blockBufferBytes(core.config, core.precision, batch),
       headNormed: batch * dModel * act,
       logits: batch * vocabSize * 4,
@@ -120,6 +142,8 @@ export class DecodeSession implements EngineDecodeSession {
       Int32Array.from({ length: batch }, (_, i) => i),
     );
     core.device.fill32(this.buf('headArrival'), 0, 1);
+    core.device.fill32(this.buf('stepBarrier'), 0, 1);
+    if (this.persistent) core.device.upload(this.buf('stepLayers'), stepLayerTable(core.weights.layers));
     core.device.fill32(this.buf('conv'), 0, batch * words.conv);
     core.device.fill32(this.buf('ssm'), 0, batch * words.ssm);
   }
@@ -267,14 +291,16 @@ export class DecodeSession implements EngineDecodeSession {
         fused: { norm: { hidden: b('hidden'), residualIn, residualOut, embed: i === 0 ? embed : null } },
       };
     };
-    enqueueLayers(core, {
-      ids: b('tokens'),
-      rows: B,
-      nSeq: B,
-      buffers: { ...blockBuffers(b), residual: b('residual'), residualAlt: null },
-      states: { conv: b('conv'), ssm: b('ssm'), initConv: null, initSsm: null },
-      layer: (i) => ({ rowsIn: B, scan: stepOf(i) }),
-    });
+    if (this.persistent) this.enqueuePersistent();
+    else
+      enqueueLayers(core, {
+        ids: b('tokens'),
+        rows: B,
+        nSeq: B,
+        buffers: { ...blockBuffers(b), residual: b('residual'), residualAlt: null },
+        states: { conv: b('conv'), ssm: b('ssm'), initConv: null, initSsm: null },
+        layer: (i) => ({ rowsIn: B, scan: stepOf(i) }),
+      });
     const residual = this.fused ? pair(core.config.nLayer - 1)[1]! : b('residual');
     const [hidden, rowIdx, normed] = [b('hidden'), b('rowIdx'), b('headNormed')];
     if (head === 'greedy') {
@@ -302,6 +328,35 @@ export class DecodeSession implements EngineDecodeSession {
     ops.argmax(core.kernels, b('logits'), B, core.config.vocabSize, b('argmax'));
     // the next step's input, for stepGreedy (step() uploads its own tokens over it)
     core.device.copy(b('tokens'), b('argmax'), B * 4);
+  }
+
+  /** The fused step's layers as one launch (step_layers): the same stages, buffers and residual pair as stepOf's. */
+  private enqueuePersistent(): void {
+    const core = this.core;
+    const b = (n: DecodeBuffer) => this.buf(n);
+    const { nLayer, dModel, dInner, dtRank, normEpsilon } = core.config;
+    const words = stateWords(core.config);
+    stepLayers(core.kernels, {
+      table: b('stepLayers'),
+      nLayer,
+      ids: b('tokens'),
+      embedding: core.weights.embedding,
+      eps: normEpsilon,
+      hidden: b('hidden'),
+      residual: [b('residual'), b('residualAlt')],
+      xz: b('xz'),
+      x: b('x'),
+      partial: b('xPartial'),
+      y: b('y'),
+      conv: { ptr: b('conv'), seqStride: words.conv },
+      ssm: { ptr: b('ssm'), seqStride: words.ssm },
+      barrier: b('stepBarrier'),
+      batch: this.batch,
+      dModel,
+      dInner,
+      dtRank,
+      blocks: this.persistentBlocks,
+    });
   }
 
   dispose(): void {

@@ -76,6 +76,11 @@ export interface CudaEngineOptions {
    */
   greedyHead?: boolean;
   /**
+   * A fused decode step runs every layer in one launch, step_layers (kernels/step-layers.cu: grid barriers between the
+   * stages instead of three launches a layer); default false until the device check has measured it.
+   */
+  persistentStep?: boolean;
+  /**
    * Prefill's selective scan: 'split-staged' (default, DEFAULT_SCAN: split-softplus with its inputs staged through
    * shared memory by asynchronous copies, scan-staged.cu), 'split-softplus' (the three chunked kernels of scan.cu, Δ
    * formed in the first), 'split' (dt_softplus, then the same kernels), 'fused' (one kernel per layer,
@@ -332,12 +337,14 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     // programmatic dependent launch needs sm_90 (Hopper) or newer
     const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
     const greedyHead = opts.greedyHead ?? this.options.greedyHead ?? false;
+    const persistentStep = opts.persistentStep ?? this.options.persistentStep ?? false;
     const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length, this.core.config.dInner);
     const session = new DecodeSession(this.core, states.length, {
       useGraphs,
       fusedStep,
       programmatic,
       greedyHead,
+      persistentStep,
       ssmSeqs,
     });
     const { dInner, dConv, dState } = this.core.config;

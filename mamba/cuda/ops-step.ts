@@ -1,7 +1,8 @@
 // Launchers of a decode step's fused kernels (kernels/step-fused.cu): three launches a layer instead of eight, for up
 // to STEP_GEMV_BATCH sequences, optionally as programmatic dependents (each may start before the previous ends).
 // mixer.ts runs them for a 'step' layer when the session asks (decode.ts).
-import type { DevicePtr } from './bindings/driver.ts';
+import type { DeviceInfo, DevicePtr } from './bindings/driver.ts';
+import type { DeviceLayer } from './device-weights.ts';
 import type { KernelSet } from './device.ts';
 import {
   HEAD_ROWS,
@@ -235,5 +236,105 @@ export function headGreedy(
       i32(a.vocab),
     ],
     'head_greedy',
+  );
+}
+
+/** Pointers a layer has in step_layers' table (kernels/step-layers.cu StepLayer, in this order; null → 0). */
+const STEP_LAYER_FIELDS = [
+  'norm',
+  'inProj',
+  'inProjBias',
+  'convWeight',
+  'convBias',
+  'xProj',
+  'dtProjT',
+  'dtProjBias',
+  'aLog2',
+  'd',
+  'outProj',
+  'outProjBias',
+] as const satisfies readonly (keyof DeviceLayer)[];
+export const STEP_LAYER_BYTES = 8 * STEP_LAYER_FIELDS.length;
+
+/** step_layers' table of every layer's weights, as the bytes to upload (u64 device addresses). */
+export function stepLayerTable(layers: DeviceLayer[]): BigUint64Array {
+  return BigUint64Array.from(layers.flatMap((l) => STEP_LAYER_FIELDS.map((f) => BigInt(l[f] ?? 0))));
+}
+
+/**
+ * step_layers' grid: each stage's work spread over at most one block a multiprocessor per the occupancy (all resident
+ * at once, as its grid barrier needs), no more blocks than the largest stage has work for; one block where the device
+ * offers no cooperative launch (the CPU emulator), which then runs every stage's work in turn.
+ */
+export function stepLayersBlocks(
+  k: KernelSet,
+  info: DeviceInfo,
+  batch: number,
+  shape: { dModel: number; dInner: number; dState: number },
+): number {
+  if (!info.cooperativeLaunch) return 1;
+  const work = Math.max(
+    Math.ceil((2 * shape.dInner) / (STEP_IN_ROWS * WARPS)),
+    Math.ceil(shape.dInner / (STEP_GEMV_THREADS / ssmStepLanes(shape.dState))) * batch,
+    Math.ceil(shape.dModel / (STEP_OUT_ROWS * WARPS)),
+  );
+  const resident = k.blocksPerMultiprocessor('step_layers', STEP_GEMV_THREADS) * info.multiprocessors;
+  return Math.max(1, Math.min(work, resident));
+}
+
+/**
+ * A whole decode step's layers in one launch (kernels/step-layers.cu): per layer the fused step's three stages with a
+ * grid barrier between them. The residual stream ends in residual[nLayer % 2] and the last out_proj in `hidden`.
+ * `barrier` is one u32, 0 before the first launch (each launch leaves it as a multiple of 2³¹).
+ */
+export function stepLayers(
+  k: KernelSet,
+  a: {
+    table: DevicePtr;
+    nLayer: number;
+    ids: DevicePtr;
+    embedding: DevicePtr;
+    eps: number;
+    hidden: DevicePtr;
+    residual: [DevicePtr, DevicePtr];
+    xz: DevicePtr;
+    x: DevicePtr;
+    partial: DevicePtr;
+    y: DevicePtr;
+    conv: SeqStates;
+    ssm: SeqStates;
+    barrier: DevicePtr;
+    batch: number;
+    dModel: number;
+    dInner: number;
+    dtRank: number;
+    blocks: number;
+  },
+): void {
+  k.launch(
+    'step_layers',
+    { grid: [a.blocks], block: [STEP_GEMV_THREADS], cooperative: a.blocks > 1 },
+    [
+      ptr(a.table),
+      i32(a.nLayer),
+      ptr(a.ids),
+      ptr(a.embedding),
+      f32(a.eps),
+      ptr(a.hidden),
+      ptr(a.residual[0]),
+      ptr(a.residual[1]),
+      ptr(a.xz),
+      ptr(a.x),
+      ptr(a.partial),
+      ptr(a.y),
+      ...states(a.conv),
+      ...states(a.ssm),
+      ptr(a.barrier),
+      i32(a.batch),
+      i32(a.dModel),
+      i32(a.dInner),
+      i32(a.dtRank),
+    ],
+    'step_layers',
   );
 }

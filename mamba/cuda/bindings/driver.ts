@@ -17,6 +17,7 @@ export const DeviceAttribute = {
   maxThreadsPerMultiprocessor: 39,
   computeCapabilityMajor: 75,
   computeCapabilityMinor: 76,
+  cooperativeLaunch: 95,
   maxSharedMemoryPerBlockOptin: 97,
 } as const;
 
@@ -52,6 +53,11 @@ export interface LaunchShape {
    * must call griddepcontrol.wait (prelude.cuh pdl_wait) before it touches anything that kernel writes or reads.
    */
   programmatic?: boolean;
+  /**
+   * Cooperative launch: every block resident at once, or the launch fails (a kernel with grid-wide barriers needs it;
+   * DeviceInfo.cooperativeLaunch says whether the device offers it).
+   */
+  cooperative?: boolean;
 }
 
 export interface DeviceInfo {
@@ -65,6 +71,7 @@ export interface DeviceInfo {
   clockMHz: number;
   memoryClockMHz: number;
   memoryBusWidthBits: number;
+  cooperativeLaunch: boolean;
 }
 
 function bind(path: string) {
@@ -130,28 +137,43 @@ function bind(path: string) {
 type Raw = ReturnType<typeof bind>;
 
 // cuLaunchKernelEx's CUlaunchConfig (cuda.h): seven uint32 (grid, block, shared bytes), the stream at 32, the
-// attribute array at 40, their count at 48; 56 bytes. One CUlaunchAttribute (id uint32, 4 bytes of padding, a
-// 64-byte value union) asks for programmatic stream serialization; it lives in native memory that is never freed,
-// since the config holds its address.
+// attribute array at 40, their count at 48; 56 bytes. A CUlaunchAttribute is an id (uint32, 4 bytes of padding) and a
+// 64-byte value union whose first int32 turns it on: programmatic stream serialization, cooperative. Each combination's
+// array lives in native memory that is never freed, since the config holds its address.
+const CU_LAUNCH_ATTRIBUTE_COOPERATIVE = 2;
 const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
-let programmaticAttr: bigint | null = null;
+const ATTRIBUTE_BYTES = 72;
+const attributeArrays = new Map<string, bigint>();
 const LAUNCH_CONFIG = Buffer.alloc(56);
 
-function launchConfig(dims: number[], stream: CuHandle | null): Buffer {
-  if (programmaticAttr === null) {
-    const attr = koffi.alloc('uint8_t', 72);
-    const bytes = new Uint8Array(72);
+function attributeArray(ids: number[]): bigint {
+  const key = ids.join(',');
+  let at = attributeArrays.get(key);
+  if (at === undefined) {
+    const bytes = new Uint8Array(ATTRIBUTE_BYTES * ids.length);
     const view = new DataView(bytes.buffer);
-    view.setUint32(0, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, true);
-    view.setInt32(8, 1, true); // value.programmaticStreamSerializationAllowed
-    koffi.encode(attr, koffi.array('uint8_t', 72), Array.from(bytes));
-    programmaticAttr = BigInt(koffi.address(attr));
+    ids.forEach((id, i) => {
+      view.setUint32(ATTRIBUTE_BYTES * i, id, true);
+      view.setInt32(ATTRIBUTE_BYTES * i + 8, 1, true);
+    });
+    const native = koffi.alloc('uint8_t', bytes.length);
+    koffi.encode(native, koffi.array('uint8_t', bytes.length), Array.from(bytes));
+    at = BigInt(koffi.address(native));
+    attributeArrays.set(key, at);
   }
+  return at;
+}
+
+function launchConfig(dims: number[], stream: CuHandle | null, shape: LaunchShape): Buffer {
+  const ids = [
+    ...(shape.programmatic ? [CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION] : []),
+    ...(shape.cooperative ? [CU_LAUNCH_ATTRIBUTE_COOPERATIVE] : []),
+  ];
   dims.forEach((d, i) => LAUNCH_CONFIG.writeUInt32LE(d, 4 * i));
   LAUNCH_CONFIG.writeUInt32LE(0, 28);
   LAUNCH_CONFIG.writeBigUInt64LE(stream === null ? 0n : BigInt(stream), 32);
-  LAUNCH_CONFIG.writeBigUInt64LE(programmaticAttr, 40);
-  LAUNCH_CONFIG.writeUInt32LE(1, 48);
+  LAUNCH_CONFIG.writeBigUInt64LE(attributeArray(ids), 40);
+  LAUNCH_CONFIG.writeUInt32LE(ids.length, 48);
   return LAUNCH_CONFIG;
 }
 
@@ -265,6 +287,7 @@ export class CudaDriver {
       clockMHz: a(DeviceAttribute.clockRateKHz) / 1000,
       memoryClockMHz: a(DeviceAttribute.memoryClockRateKHz) / 1000,
       memoryBusWidthBits: a(DeviceAttribute.memoryBusWidthBits),
+      cooperativeLaunch: a(DeviceAttribute.cooperativeLaunch) === 1,
     };
   }
 
@@ -371,8 +394,8 @@ export class CudaDriver {
     const [gx, gy = 1, gz = 1] = shape.grid;
     const [bx, by = 1, bz = 1] = shape.block;
     if (gx < 1 || gy < 1 || gz < 1) throw new RangeError(`launch ${name}: empty grid [${gx}, ${gy}, ${gz}]`);
-    if (shape.programmatic) {
-      const config = launchConfig([gx, gy, gz, bx, by, bz, shape.sharedBytes ?? 0], stream);
+    if (shape.programmatic || shape.cooperative) {
+      const config = launchConfig([gx, gy, gz, bx, by, bz, shape.sharedBytes ?? 0], stream, shape);
       this.check(`cuLaunchKernelEx(${name})`, this.raw.cuLaunchKernelEx(config, fn, packKernelArgs(args), null));
       return;
     }

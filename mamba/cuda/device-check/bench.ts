@@ -176,34 +176,50 @@ async function withDecodeSession<T>(
  */
 export async function checkFusedStep(t: BenchTarget, report: Report): Promise<void> {
   const { engine } = t;
-  type Case = { batch: number; fusedStep: boolean; programmatic: boolean; ssmSeqs?: SsmStepSeqs };
+  type Case = { batch: number; fusedStep: boolean; programmatic: boolean; ssmSeqs?: SsmStepSeqs; persistent?: boolean };
   const cases: Case[] = [
     ...[1, 8].flatMap((batch) => [true, false].map((programmatic) => ({ batch, fusedStep: true, programmatic }))),
+    ...[1, 3, 8].map((batch) => ({ batch, fusedStep: true, programmatic: true, persistent: true })),
     ...[3, 8, 64].flatMap((batch) =>
       ([1, SSM_STEP_SEQS] as const).map((ssmSeqs) => ({ batch, fusedStep: false, programmatic: true, ssmSeqs })),
     ),
   ];
-  for (const { batch, fusedStep, programmatic, ssmSeqs = 1 } of cases) {
-    const form = fusedStep ? 'fused decode step' : `six launches (ssm_step_dt ${ssmSeqs} a thread)`;
+  for (const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false } of cases) {
+    const form = persistent
+      ? 'persistent decode step'
+      : fusedStep
+        ? 'fused decode step'
+        : `six launches (ssm_step_dt ${ssmSeqs} a thread)`;
     const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
       const plain = engine.openDecode(states, { fusedStep: false, programmatic: false, ssmSeqs: 1 });
-      const other = engine.openDecode(states, { fusedStep, programmatic, ssmSeqs });
+      const other = engine.openDecode(states, { fusedStep, programmatic, ssmSeqs, persistentStep: persistent });
+      // the persistent step runs the fused step's arithmetic in the same order: any difference from it is a race
+      const fused = persistent ? engine.openDecode(states, { fusedStep: true, programmatic }) : null;
       try {
         let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % engine.core.config.vocabSize);
         let worst = 0;
+        let fromFused = 0;
         for (let i = 0; i < 16; i++) {
           const a = await plain.step(tokens, { logits: true, argmax: true });
           const b = await other.step(tokens, { logits: true });
           worst = Math.max(worst, maxAbs(a.logits!, b.logits!) / largest([a.logits!]));
+          if (fused)
+            fromFused = Math.max(fromFused, maxAbs((await fused.step(tokens, { logits: true })).logits!, b.logits!));
           tokens = Array.from(a.tokens!);
         }
-        const ok = other.fused === fusedStep && other.ssmSeqs === ssmSeqs && other.usesGraph && worst <= 0.03;
-        report.check('decode', name, ok, { worstRelDiff: worst, programmatic: other.programmatic });
+        const same = other.fused === fusedStep && other.ssmSeqs === ssmSeqs && other.persistent === persistent;
+        const ok = same && other.usesGraph && worst <= 0.03 && fromFused === 0;
+        report.check('decode', name, ok, {
+          worstRelDiff: worst,
+          programmatic: other.programmatic,
+          ...(fused ? { maxDiffFromFused: fromFused, graphError: other.graphError ?? '' } : {}),
+        });
       } finally {
         plain.dispose();
         other.dispose();
+        fused?.dispose();
       }
     });
   }
@@ -289,6 +305,9 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
   const { engine } = t;
   const S4 = SSM_STEP_SEQS;
   const variants = [
+    { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, persistent: true },
+    { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1, persistent: true },
+    { graphs: false, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, persistent: true },
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1 },
     { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1 },
     { graphs: true, fused: true, programmatic: false, greedyHead: false, ssmSeqs: 1 },
@@ -299,18 +318,29 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
     { graphs: false, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
   ] as const;
   for (const batch of [1, 2, 4, 8, 16, 64]) {
-    for (const { graphs, fused, programmatic, greedyHead, ssmSeqs } of variants) {
+    for (const variant of variants) {
+      const { graphs, fused, programmatic, greedyHead, ssmSeqs } = variant;
+      const persistent = 'persistent' in variant;
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
       if ((fused || greedyHead) && batch > 8) continue;
-      const form = `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead} ssmSeqs=${ssmSeqs}`;
+      const form =
+        `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead} ssmSeqs=${ssmSeqs}` +
+        (persistent ? ' persistent' : '');
       const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
         continue;
       }
       await report.guard('bench', name, async () => {
-        const opts = { useGraphs: graphs, fusedStep: fused, programmatic, greedyHead, ssmSeqs };
+        const opts = {
+          useGraphs: graphs,
+          fusedStep: fused,
+          programmatic,
+          greedyHead,
+          ssmSeqs,
+          persistentStep: persistent,
+        };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
           const runs: number[] = [];
@@ -345,6 +375,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             engine: engine.name,
             batch,
             fused: session.fused,
+            persistent: session.persistent,
             programmatic: session.programmatic,
             greedyHead: session.greedyHead,
             ssmSeqs: session.fused ? '' : session.ssmSeqs,

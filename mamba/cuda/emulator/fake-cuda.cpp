@@ -258,7 +258,7 @@ struct FakeLaunchAttribute {
   char pad[4];
   union {
     char bytes[64];
-    int programmaticStreamSerializationAllowed;
+    int enabled;  // programmaticStreamSerializationAllowed, cooperative
   } value;
 };
 struct FakeLaunchConfig {
@@ -268,9 +268,14 @@ struct FakeLaunchConfig {
   unsigned numAttrs;
 };
 static_assert(sizeof(FakeLaunchAttribute) == 72 && sizeof(FakeLaunchConfig) == 56, "cuda.h layouts");
+// Programmatic launch (6) runs as a plain one; a cooperative launch (2) of more than one block cannot be honoured, since
+// blocks run one after another, and fails as a GPU's would when the blocks do not fit (720, too large).
 int cuLaunchKernelEx(const FakeLaunchConfig* c, void* fn, void** params, void** extra) {
-  for (unsigned i = 0; i < c->numAttrs; ++i)
-    if (c->attrs[i].id != 6 || c->attrs[i].value.programmaticStreamSerializationAllowed != 1) return 1;
+  for (unsigned i = 0; i < c->numAttrs; ++i) {
+    const FakeLaunchAttribute& a = c->attrs[i];
+    if ((a.id != 6 && a.id != 2) || a.value.enabled != 1) return 1;
+    if (a.id == 2 && (unsigned long)c->gx * c->gy * c->gz > 1) return 720;
+  }
   return cuLaunchKernel(fn, c->gx, c->gy, c->gz, c->bx, c->by, c->bz, c->shared, c->stream, params, extra);
 }
 int cuEventCreate(void** e, unsigned) { *e = new double(0); return 0; }

@@ -17,6 +17,7 @@ export const KERNEL_FILES = [
   'head.cu',
   'step.cu',
   'step-fused.cu',
+  'step-layers.cu',
   'convert.cu',
 ] as const;
 
@@ -68,6 +69,7 @@ export const KERNEL_NAMES = [
   'step_dt_ssm',
   'step_out_proj',
   'head_greedy',
+  'step_layers',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 

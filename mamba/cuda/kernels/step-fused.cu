@@ -12,6 +12,8 @@
 // overlap the previous kernel's tail. Everything before pdl_wait reads only weights and this layer's own state.
 // x_proj is split over in_proj's x-row blocks, whose partial sums step_dt_ssm adds up in a fixed order (no atomics:
 // a step gives the same tokens every run).
+#ifndef DECISERVE_STEP_FUSED_CU  // step-layers.cu includes it too
+#define DECISERVE_STEP_FUSED_CU
 #include "prelude.cuh"
 
 #define STEP_GEMV_BATCH 8     // most sequences a step takes (past it decode.ts runs mixer.ts's five launches)
@@ -29,29 +31,29 @@
 #endif
 
 // The GEMV of in_proj, out_proj and the greedy head for sequences b0..b0+tb (tb ≤ 8): out(b, o) = Σ_i w[o, i]·in(b, i),
-// ROWS output rows a warp, the block's rows those of row block `rowBlock`. Each round, a lane loads STEP_CHUNKS
+// ROWS output rows a warp, the block's rows those of row block `rowBlock`. Each round, a lane loads CHUNKS
 // 8-element chunks of each of its rows, all before any is used; the first round's loads are issued before `stage`
 // (which reads what the previous kernel wrote) fills sIn with the tb input rows as act_t (k % 8 == 0,
 // tb·k ≤ STEP_SMEM_ELEMS), so the weights' latency overlaps it. store(b, o, sum) gets every sum once, in lane 0 of the
 // row's warp. Forms one and two loaded 4 bytes a lane in a loop that waited on each load (~11 µs a launch on the H100
 // against ~4 µs for cuBLAS).
-template <int ROWS, typename Stage, typename Store>
+template <int ROWS, int CHUNKS = STEP_CHUNKS, typename Stage, typename Store>
 __device__ __forceinline__ void block_gemv(act_t* sIn, const act_t* __restrict__ w, int k, int n, int rowBlock, int b0,
                                            int tb, Stage stage, Store store) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int o0 = (rowBlock * (STEP_GEMV_THREADS / 32) + warp) * ROWS;
-  const int kChunks = k / 8, roundChunks = 32 * STEP_CHUNKS;
+  const int kChunks = k / 8, roundChunks = 32 * CHUNKS;
   float acc[ROWS][STEP_GEMV_BATCH];
 #pragma unroll
   for (int r = 0; r < ROWS; ++r)
 #pragma unroll
     for (int j = 0; j < STEP_GEMV_BATCH; ++j) acc[r][j] = 0.0f;
   for (int q0 = 0; q0 < kChunks; q0 += roundChunks) {
-    Chunk8 wc[ROWS][STEP_CHUNKS];
+    Chunk8 wc[ROWS][CHUNKS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-      for (int u = 0; u < STEP_CHUNKS; ++u) {
+      for (int u = 0; u < CHUNKS; ++u) {
         const int q = q0 + u * 32 + lane, o = o0 + r;
         wc[r][u] = (o < n && q < kChunks) ? load_chunk8(w + (i64)o * k + 8 * q) : zero_chunk8();
       }
@@ -61,7 +63,7 @@ __device__ __forceinline__ void block_gemv(act_t* sIn, const act_t* __restrict__
       __syncthreads();
     }
 #pragma unroll
-    for (int u = 0; u < STEP_CHUNKS; ++u) {
+    for (int u = 0; u < CHUNKS; ++u) {
       const int q = q0 + u * 32 + lane;
       if (q >= kChunks) break;
       float wv[ROWS][8];
@@ -98,15 +100,18 @@ __device__ __forceinline__ int gemv_tile(int k) { return min(STEP_GEMV_BATCH, ST
 
 // A block's GEMV input: s = RMSNorm(hidden + residualIn)·normW for sequences b0..b0+tb, rounded to act_t as the GEMM's
 // normed input would be (the first layer, ids non-null, starts the residual stream from the embedding rows
-// table[ids[b]]); residualOut, when not null, gets the residual stream. Waits on the previous kernel first. A warp a
+// table[ids[b]]); residualOut, when not null, gets the residual stream. Calls wait() first: what hidden and residualIn
+// hold is the previous kernel's (pdl_wait) or the previous stage's (step-layers.cu's grid barrier). A warp a
 // sequence sums the squares (all sequences at once), then every thread scales (reading the rows again, from L2). Rows
 // are read 16 bytes a load, STEP_STAGE_LOADS loads before any is used: the stores between uses may alias these rows for
 // all the compiler knows, so loads interleaved with them would each wait for the one before (a plain loop over 1.4b's
 // 2048-wide rows cost 27 µs a launch on the H100).
-__device__ __forceinline__ void stage_rmsnorm(act_t* s, int b0, int tb, const float* hidden, const float* residualIn,
-                                              float* residualOut, const int* ids, const float* table,
-                                              const float* __restrict__ normW, float eps, int k, float* sScale) {
-  pdl_wait();
+template <typename Wait>
+__device__ __forceinline__ void stage_rmsnorm(Wait wait, act_t* s, int b0, int tb, const float* hidden,
+                                              const float* residualIn, float* residualOut, const int* ids,
+                                              const float* table, const float* __restrict__ normW, float eps, int k,
+                                              float* sScale) {
+  wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k4 = k / 4;
   // element `at` of sequence b's residual stream: hidden + residualIn, or in the first layer (ids non-null) the
   // embedding row of b's token
@@ -157,18 +162,25 @@ __device__ __forceinline__ void stage_rmsnorm(act_t* s, int b0, int tb, const fl
 //   on x's rows: conv + SiLU → x, then partial[blk, b, j] = Σ over the block's channels of x_proj[j, c]·x[b, c].
 // Every block forms the normed rows itself; block 0 also writes the new residual, into the other buffer of a pair,
 // since every block reads the old one.
-extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
-    step_in_proj_conv(const float* hidden, const float* residualIn,
-                      float* __restrict__ residualOut, const int* __restrict__ ids, const float* __restrict__ table,
-                      const float* __restrict__ normW, float eps,
-                      const act_t* __restrict__ w, const float* __restrict__ bias, act_t* __restrict__ xz,
-                      float* __restrict__ convState, i64 stateSeqStride, const float* __restrict__ convW,
-                      const float* __restrict__ convB, act_t* __restrict__ xOut, const act_t* __restrict__ wx,
-                      float* __restrict__ partial, int batch, int k, int dInner, int dbl) {
-  __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
+// The three stages are block functions (a block's share of the stage: `blk`, and for step_dt_ssm `b`) that call
+// wait() once, before they first read what the previous stage wrote: pdl_wait in the kernels here, a grid barrier in
+// step-layers.cu's one launch for every layer.
+struct PdlWait {
+  __device__ void operator()() const { pdl_wait(); }
+};
+
+template <int CHUNKS = STEP_CHUNKS, typename Wait>
+__device__ __forceinline__ void in_proj_conv_block(act_t* sIn, int blk, Wait& wait, const float* hidden,
+                                                   const float* residualIn, float* residualOut, const int* ids,
+                                                   const float* table, const float* __restrict__ normW, float eps,
+                                                   const act_t* __restrict__ w, const float* __restrict__ bias,
+                                                   act_t* xz, float* convState, i64 stateSeqStride,
+                                                   const float* __restrict__ convW, const float* __restrict__ convB,
+                                                   act_t* xOut, const act_t* __restrict__ wx, float* partial,
+                                                   int batch, int k, int dInner, int dbl) {
   __shared__ float sPre[STEP_GEMV_BATCH][STEP_IN_ROWS * 8];  // x's rows before the conv, then after it
-  pdl_trigger();
-  const int rows = STEP_IN_ROWS * (STEP_GEMV_THREADS / 32), row0 = blockIdx.x * rows;
+  __shared__ float sScale[STEP_GEMV_BATCH];
+  const int rows = STEP_IN_ROWS * (STEP_GEMV_THREADS / 32), row0 = blk * rows;
   static_assert(STEP_GEMV_BATCH * STEP_IN_ROWS * (STEP_GEMV_THREADS / 32) <= STEP_GEMV_THREADS, "a thread a conv");
   const int xRows = max(0, min(rows, dInner - row0));  // this block's channels of x
   // x_proj's weights for this block's channels: a thread a column, loaded before anything else is read
@@ -181,10 +193,9 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     unpack_chunk8(in ? load_chunk8(wx + (i64)col * dInner + row0 + 8 * u) : zero_chunk8(), wxv + 8 * u);
   }
 
-  __shared__ float sScale[STEP_GEMV_BATCH];
   const auto stage = [&](act_t* s, int b0, int tb) {
-    float* out = blockIdx.x == 0 ? residualOut : nullptr;
-    stage_rmsnorm(s, b0, tb, hidden, residualIn, out, ids, table, normW, eps, k, sScale);
+    float* out = blk == 0 ? residualOut : nullptr;
+    stage_rmsnorm(wait, s, b0, tb, hidden, residualIn, out, ids, table, normW, eps, k, sScale);
   };
   const int n = 2 * dInner, tile = gemv_tile(k);
   for (int b0 = 0; b0 < batch; b0 += tile) {
@@ -203,7 +214,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
     ConvTaps taps;
     if (convs) taps = conv_taps(st, convW + c * D_CONV, convB ? convB[c] : 0.0f);
-    block_gemv<STEP_IN_ROWS>(sIn, w, k, n, blockIdx.x, b0, tb, stage, store);
+    block_gemv<STEP_IN_ROWS, CHUNKS>(sIn, w, k, n, blk, b0, tb, stage, store);
     if (xRows == 0) continue;  // a block of z's rows only
     __syncthreads();
     if (j < tb) {
@@ -220,19 +231,17 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
         float s = 0.0f;
 #pragma unroll
         for (int cl = 0; cl < rows; ++cl) s += wxv[cl] * sPre[j][cl];
-        partial[((i64)blockIdx.x * batch + b0 + j) * dbl + col] = s;
+        partial[((i64)blk * batch + b0 + j) * dbl + col] = s;
       }
   }
 }
 
-// out = y · wᵀ (+ bias), f32 [batch, n] (the next block's hidden), for batch ≤ 8 and k % 8 == 0.
-extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
-    step_out_proj(const act_t* y, const act_t* __restrict__ w, const float* __restrict__ bias,
-                  float* __restrict__ out, int batch, int k, int n) {
-  __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
-  pdl_trigger();
+template <typename Wait>
+__device__ __forceinline__ void out_proj_block(act_t* sIn, int blk, Wait& wait, const act_t* y,
+                                               const act_t* __restrict__ w, const float* __restrict__ bias, float* out,
+                                               int batch, int k, int n) {
   const auto stage = [&](act_t* s, int b0, int tb) {  // y's rows as they are, 8 elements a load
-    pdl_wait();
+    wait();
 #pragma unroll 4
     for (int q = threadIdx.x; q < tb * k / 8; q += blockDim.x) {
       const Chunk8 c = ld_cg_chunk8(y + (i64)b0 * k + 8 * q);
@@ -245,26 +254,21 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   const auto store = [&](int b, int o, float t) { out[(i64)b * n + o] = t + (bias ? bias[o] : 0.0f); };
   const int tile = gemv_tile(k);
   for (int b0 = 0; b0 < batch; b0 += tile)
-    block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, blockIdx.x, b0, min(tile, batch - b0), stage, store);
+    block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, blk, b0, min(tile, batch - b0), stage, store);
 }
 
-// Block (one sequence, STEP_GEMV_THREADS / ssm_step_lanes() channels; grid (channel blocks, batch)):
-// x_dbl = Σ_blk partial[blk, b] (rounded as the x_proj GEMM's act_t output), summed by all threads in a fixed order;
-// then per channel Δ = softplus(dt_proj(dt) + bias), the one-step scan and the gated output, each channel's dt_proj sum
-// and state split over its lanes as in step.cu's ssm_step_dt. dt_proj's weight is read transposed ([dtRank, dInner]).
-// The weights and the state are loaded before the partial sums, which are the previous kernel's output. (Threads of
-// 64 channels × 4 sequences, a channel a thread, left three quarters of the threads idle at batch 1.)
-extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
-    step_dt_ssm(const float* partial, int blocks, const act_t* x, const act_t* z, i64 zStride,
-                const act_t* __restrict__ wdtT, const float* __restrict__ dtBias, const float* __restrict__ aLog2,
-                const float* __restrict__ dSkip, float* __restrict__ ssmState, i64 stateSeqStride,
-                act_t* __restrict__ y, int batch, int dInner, int dtRank) {
+template <typename Wait>
+__device__ __forceinline__ void dt_ssm_block(int blk, int b, Wait& wait, const float* partial, int blocks,
+                                             const act_t* x, const act_t* z, i64 zStride,
+                                             const act_t* __restrict__ wdtT, const float* __restrict__ dtBias,
+                                             const float* __restrict__ aLog2, const float* __restrict__ dSkip,
+                                             float* ssmState, i64 stateSeqStride, act_t* y, int batch, int dInner,
+                                             int dtRank) {
   constexpr int LANES = ssm_step_lanes(), RUN = D_STATE / LANES, PREFETCH = dt_prefetch<LANES>();
   __shared__ float sxd[STEP_DBL_MAX];
   __shared__ float sPart[STEP_GEMV_THREADS];
-  pdl_trigger();
-  const int b = blockIdx.y, q = threadIdx.x % LANES;
-  const int c = blockIdx.x * (STEP_GEMV_THREADS / LANES) + threadIdx.x / LANES;
+  const int q = threadIdx.x % LANES;
+  const int c = blk * (STEP_GEMV_THREADS / LANES) + threadIdx.x / LANES;
   const bool live = c < dInner;
   const int cc = live ? c : dInner - 1;  // every lane stays for the shuffles and barriers
   float wdt[PREFETCH], h[RUN], a2[RUN];
@@ -273,7 +277,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   load_run<RUN>(hp, h);
   load_run<RUN>(aLog2 + (i64)cc * D_STATE + q * RUN, a2);
   const float bias = dtBias[cc], dSkipC = dSkip[cc];
-  pdl_wait();  // x, z and the partial sums are step_in_proj_conv's
+  wait();  // x, z and the partial sums are the in_proj stage's
   const float xv = ld_cg_act(x + (i64)b * dInner + cc);
   const float zv = q == 0 ? ld_cg_act(z + (i64)b * zStride + cc) : 0.0f;
 
@@ -298,6 +302,53 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   if (!live) return;
   store_run<RUN>(hp, h);
   if (q == 0) act_store(y + (i64)b * dInner + c, (acc + dSkipC * xv) * silu_f(zv));
+}
+
+// Block of 32 in_proj rows (grid: 2·dInner / 32, x's rows first):
+//   residualOut = hidden + residualIn (first layer: the token's embedding row); xz = in_proj(RMSNorm(residualOut)·normW) (+ bias), z's rows stored in xz;
+//   on x's rows: conv + SiLU → x, then partial[blk, b, j] = Σ over the block's channels of x_proj[j, c]·x[b, c].
+// Every block forms the normed rows itself; block 0 also writes the new residual, into the other buffer of a pair,
+// since every block reads the old one.
+extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
+    step_in_proj_conv(const float* hidden, const float* residualIn,
+                      float* __restrict__ residualOut, const int* __restrict__ ids, const float* __restrict__ table,
+                      const float* __restrict__ normW, float eps,
+                      const act_t* __restrict__ w, const float* __restrict__ bias, act_t* __restrict__ xz,
+                      float* __restrict__ convState, i64 stateSeqStride, const float* __restrict__ convW,
+                      const float* __restrict__ convB, act_t* __restrict__ xOut, const act_t* __restrict__ wx,
+                      float* __restrict__ partial, int batch, int k, int dInner, int dbl) {
+  __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
+  pdl_trigger();
+  PdlWait wait;
+  in_proj_conv_block(sIn, blockIdx.x, wait, hidden, residualIn, residualOut, ids, table, normW, eps, w, bias, xz,
+                     convState, stateSeqStride, convW, convB, xOut, wx, partial, batch, k, dInner, dbl);
+}
+
+// out = y · wᵀ (+ bias), f32 [batch, n] (the next block's hidden), for batch ≤ 8 and k % 8 == 0.
+extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
+    step_out_proj(const act_t* y, const act_t* __restrict__ w, const float* __restrict__ bias,
+                  float* __restrict__ out, int batch, int k, int n) {
+  __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
+  pdl_trigger();
+  PdlWait wait;
+  out_proj_block(sIn, blockIdx.x, wait, y, w, bias, out, batch, k, n);
+}
+
+// Block (one sequence, STEP_GEMV_THREADS / ssm_step_lanes() channels; grid (channel blocks, batch)):
+// x_dbl = Σ_blk partial[blk, b] (rounded as the x_proj GEMM's act_t output), summed by all threads in a fixed order;
+// then per channel Δ = softplus(dt_proj(dt) + bias), the one-step scan and the gated output, each channel's dt_proj sum
+// and state split over its lanes as in step.cu's ssm_step_dt. dt_proj's weight is read transposed ([dtRank, dInner]).
+// The weights and the state are loaded before the partial sums, which are the previous kernel's output. (Threads of
+// 64 channels × 4 sequences, a channel a thread, left three quarters of the threads idle at batch 1.)
+extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
+    step_dt_ssm(const float* partial, int blocks, const act_t* x, const act_t* z, i64 zStride,
+                const act_t* __restrict__ wdtT, const float* __restrict__ dtBias, const float* __restrict__ aLog2,
+                const float* __restrict__ dSkip, float* __restrict__ ssmState, i64 stateSeqStride,
+                act_t* __restrict__ y, int batch, int dInner, int dtRank) {
+  pdl_trigger();
+  PdlWait wait;
+  dt_ssm_block(blockIdx.x, blockIdx.y, wait, partial, blocks, x, z, zStride, wdtT, dtBias, aLog2, dSkip, ssmState,
+               stateSeqStride, y, batch, dInner, dtRank);
 }
 
 #define HEAD_ROWS 4 // lm_head rows a warp of head_greedy takes per row block
@@ -330,8 +381,9 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     bestI[j] = NONE;
   }
   bool staged = false;
+  PdlWait wait;
   const auto stage = [&](act_t* s, int b0, int tb) {
-    if (!staged) stage_rmsnorm(s, b0, tb, hidden, residual, nullptr, nullptr, nullptr, normW, eps, k, sScale);
+    if (!staged) stage_rmsnorm(wait, s, b0, tb, hidden, residual, nullptr, nullptr, nullptr, normW, eps, k, sScale);
     staged = true;
   };
   // b is 0 + an unrolled constant in block_gemv, so bestV/bestI stay in registers
@@ -387,3 +439,4 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   }
   if (threadIdx.x == 0) *arrival = 0;
 }
+#endif  // DECISERVE_STEP_FUSED_CU
