@@ -109,8 +109,9 @@ export class DecodeSession implements EngineDecodeSession {
     this.batch = batch;
     const { dModel, dInner, vocabSize } = core.config;
     this.fused = (fusedStep || persistentStep) && fusedStepFits(batch, core.config);
-    this.persistent = persistentStep && this.fused;
-    this.persistentBlocks = this.persistent ? stepLayersBlocks(core.kernels, core.device.info, batch, core.config) : 0;
+    const blocks = persistentStep && this.fused ? stepLayersBlocks(core.kernels, core.device.info, core.config) : 0;
+    this.persistent = blocks > 0;
+    this.persistentBlocks = blocks;
     this.programmatic = programmatic;
     const act = actBytes(core);
     this.greedyHead = greedyHead && greedyHeadFits(batch, dModel, act);

@@ -77,7 +77,7 @@ export interface CudaEngineOptions {
   greedyHead?: boolean;
   /**
    * A fused decode step runs every layer in one launch, step_layers (kernels/step-layers.cu: grid barriers between the
-   * stages instead of three launches a layer); default false until the device check has measured it.
+   * stages instead of three launches a layer); default false: slower than the fused step (mamba/cuda/README.md, v13).
    */
   persistentStep?: boolean;
   /**

@@ -262,24 +262,20 @@ export function stepLayerTable(layers: DeviceLayer[]): BigUint64Array {
 }
 
 /**
- * step_layers' grid: each stage's work spread over at most one block a multiprocessor per the occupancy (all resident
- * at once, as its grid barrier needs), no more blocks than the largest stage has work for; one block where the device
- * offers no cooperative launch (the CPU emulator), which then runs every stage's work in turn.
+ * step_layers' grid: one block for each row block of its larger GEMV stage (in_proj or out_proj; the scan stage's
+ * items loop over them), fewer than one a multiprocessor per the occupancy; one block where the device offers no
+ * cooperative launch (the CPU emulator), which then runs every stage's work in turn. 0 where the stages would need
+ * every multiprocessor: an H100 run at 132 blocks (one for each of batch 8's 192 scan items, capped) never finished,
+ * not understood yet, so such shapes take the fused step's launches instead.
  */
-export function stepLayersBlocks(
-  k: KernelSet,
-  info: DeviceInfo,
-  batch: number,
-  shape: { dModel: number; dInner: number; dState: number },
-): number {
+export function stepLayersBlocks(k: KernelSet, info: DeviceInfo, shape: { dModel: number; dInner: number }): number {
   if (!info.cooperativeLaunch) return 1;
   const work = Math.max(
     Math.ceil((2 * shape.dInner) / (STEP_IN_ROWS * WARPS)),
-    Math.ceil(shape.dInner / (STEP_GEMV_THREADS / ssmStepLanes(shape.dState))) * batch,
     Math.ceil(shape.dModel / (STEP_OUT_ROWS * WARPS)),
   );
   const resident = k.blocksPerMultiprocessor('step_layers', STEP_GEMV_THREADS) * info.multiprocessors;
-  return Math.max(1, Math.min(work, resident));
+  return work < resident ? work : 0;
 }
 
 /**

@@ -3,9 +3,12 @@
 // between stages instead of a kernel boundary. At batch 1 a step is ~72 dependent launches whose own work is a few
 // microseconds each; what a launch boundary costs on top (the previous grid draining, the next one's blocks
 // starting, even with programmatic launch) is what this removes. Each block issues its next stage's weight and state
-// loads before it waits at the barrier, as the fused kernels do before pdl_wait.
-// Every block must be resident at once for the barrier: the launcher asks for a cooperative launch of at most one
-// block a multiprocessor per the occupancy (ops-step.ts stepLayers), or one block where the device cannot promise it
+// loads before it waits at the barrier, as the fused kernels do before pdl_wait. Measured slower than the fused step
+// on the H100 (130m batch 1: 0.54 against 0.41 ms a step, cuda-device-check-decode-v13-h100.md): a barrier costs more
+// than a programmatic kernel boundary, and a block's next-stage loads wait for its own stage to finish, where the
+// fused kernels' next grid loads its weights on other multiprocessors meanwhile. Hence off by default.
+// Every block must be resident at once for the barrier: the launcher asks for a cooperative launch of fewer blocks
+// than the multiprocessors hold (ops-step.ts stepLayersBlocks), or one block where the device cannot promise it
 // (the CPU emulator, whose blocks run one after another). Stages loop over their blocks' work by blockIdx.x +
 // k·gridDim.x, so any grid size gives the same sums in the same order as the three kernels.
 #include "step-fused.cu"
@@ -69,9 +72,9 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   const int inBlocks = (2 * dInner + rows - 1) / rows, xBlocks = (dInner + rows - 1) / rows;
   const int ssmBlocks = (dInner + STEP_GEMV_THREADS / ssm_step_lanes() - 1) / (STEP_GEMV_THREADS / ssm_step_lanes());
   const int outBlocks = (dModel + STEP_OUT_ROWS * (STEP_GEMV_THREADS / 32) - 1) / (STEP_OUT_ROWS * (STEP_GEMV_THREADS / 32));
-  // f32's in_proj stage has no registers to spare beside the loop's own (254 in step_in_proj_conv): its GEMV loads
-  // one 32-byte chunk a row at a time instead of two
-  constexpr int IN_CHUNKS = ACT_BF16 ? STEP_CHUNKS : 1;
+  // the in_proj stage has no registers to spare beside the loop's own (254 in step_in_proj_conv; NVRTC spilled 32
+  // bytes in bf16 with the full chunks): its GEMV loads half as many chunks a round (the same sums in the same order)
+  constexpr int IN_CHUNKS = STEP_CHUNKS / 2;
 #pragma unroll 1
   for (int l = 0; l < nLayer; ++l) {
     const StepLayer& L = layers[l];
