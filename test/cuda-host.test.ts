@@ -27,7 +27,16 @@ import { packKernelArgs } from '../mamba/cuda/bindings/driver.ts';
 import { H200, prefillRoofline } from '../mamba/cuda/roofline.ts';
 import { aLog2 } from '../mamba/cuda/device-weights.ts';
 import { ssmStepLanes } from '../mamba/cuda/ops.ts';
-import { fusedStepByDefault, fusedStepFits, greedyHeadFits, headGreedyBlocks } from '../mamba/cuda/ops-step.ts';
+import type { DeviceInfo } from '../mamba/cuda/bindings/driver.ts';
+import type { KernelSet } from '../mamba/cuda/device.ts';
+import {
+  fusedStepByDefault,
+  fusedStepFits,
+  greedyHeadFits,
+  headGreedyBlocks,
+  stepLayersBlocks,
+  stepLayerTable,
+} from '../mamba/cuda/ops-step.ts';
 import { ssmStepSeqsByDefault } from '../mamba/cuda/ops.ts';
 
 const DECI: DecimationConfig = { layers: [2, 4], beta: 0.5, lBase: 100, minSeqLen: 20 };
@@ -413,6 +422,58 @@ describe('decode step choice', () => {
     // 32 rows a block (4 a warp): 50280 rows are 1572 row blocks, spread over 132 SMs; a small vocabulary takes fewer
     expect(headGreedyBlocks(50280, 132)).toBe(132);
     expect(headGreedyBlocks(264, 132)).toBe(9);
+  });
+  it("sizes step_layers' grid to its GEMV stages, below the resident limit, or refuses it", () => {
+    // a stand-in for the occupancy query: one block of step_layers a multiprocessor (its 255 registers a thread)
+    const kernels = { blocksPerMultiprocessor: () => 1 } as unknown as KernelSet;
+    const h100 = { multiprocessors: 132, cooperativeLaunch: true } as DeviceInfo;
+    // 130m: in_proj 3072 rows / 32 = 96 blocks, out_proj 768 / 16 = 48
+    expect(stepLayersBlocks(kernels, h100, { dModel: 768, dInner: 1536 })).toBe(96);
+    // 1.4b: in_proj 8192 / 32 = 256 would need every multiprocessor: refused (the fused step runs instead)
+    expect(stepLayersBlocks(kernels, h100, { dModel: 2048, dInner: 4096 })).toBe(0);
+    expect(stepLayersBlocks(kernels, { ...h100, multiprocessors: 96 }, { dModel: 768, dInner: 1536 })).toBe(0);
+    // no cooperative launch (the CPU emulator): one block takes every stage's work
+    expect(stepLayersBlocks(kernels, { ...h100, cooperativeLaunch: false }, { dModel: 768, dInner: 1536 })).toBe(1);
+  });
+  it("lays out step_layers' table as kernels/step-layers.cu's StepLayer: 12 pointers a layer, null as 0", () => {
+    const layer = (base: number) => ({
+      norm: base + 1,
+      inProj: base + 2,
+      inProjBias: null,
+      convWeight: base + 4,
+      convBias: base + 5,
+      xProj: base + 6,
+      dtProjWeight: base + 99,
+      dtProjT: base + 7,
+      dtProjBias: base + 8,
+      aLog2: base + 9,
+      d: base + 10,
+      outProj: base + 11,
+      outProjBias: null,
+    });
+    const table = stepLayerTable([layer(0), layer(100)]);
+    expect(Array.from(table, Number)).toEqual([
+      1, 2, 0, 4, 5, 6, 7, 8, 9, 10, 11, 0, 101, 102, 0, 104, 105, 106, 107, 108, 109, 110, 111, 0,
+    ]);
+    const source = loadKernelSources().headers['step-layers.cu']!;
+    const struct = source.slice(
+      source.indexOf('struct StepLayer {'),
+      source.indexOf('};', source.indexOf('struct StepLayer {')),
+    );
+    expect(struct.match(/\*\s*\w+;/g)!.map((f) => f.replace(/[*;\s]/g, ''))).toEqual([
+      'norm',
+      'inProj',
+      'inProjBias',
+      'convWeight',
+      'convBias',
+      'xProj',
+      'dtProjT',
+      'dtBias',
+      'aLog2',
+      'dSkip',
+      'outProj',
+      'outProjBias',
+    ]);
   });
   it('splits a channel of the one-step scan over lanes as step.cu does', () => {
     expect([2, 4, 8, 12, 16, 32, 64, 128].map(ssmStepLanes)).toEqual([1, 1, 2, 1, 4, 8, 8, 8]);
