@@ -30,7 +30,6 @@ import { Deadline, fmt, Report } from './device-check/report.ts';
 import { H200 } from './roofline.ts';
 import type { KernelSet } from './device.ts';
 import type { ScanKind } from './mixer.ts';
-import { DEFAULT_SCAN } from './memory-plan.ts';
 
 const args = scriptArgs(
   'node .device/app/device-check.mjs [options]   (packed by shared/device/pack.sh; mamba/cuda/README.md has the full ' +
@@ -50,8 +49,8 @@ const args = scriptArgs(
     /** Phase `scan`: the variants to run beside split (comma-separated names, scan-compare.ts); all when left out. */
     'scan-variants': { type: 'string' },
     'budget-s': { type: 'string', default: '360' },
-    /** Phases parity/bench: the engines' prefill scan (split-staged | split-softplus | split | fused | fused-t2; default DEFAULT_SCAN) and whether prefill runs as graphs. */
-    scan: { type: 'string', default: DEFAULT_SCAN },
+    /** Phases parity/bench: the engines' prefill scan (split-staged | split-softplus | split | fused | fused-t2; default each precision's, memory-plan.ts defaultScan) and whether prefill runs as graphs. */
+    scan: { type: 'string' },
     'prefill-graphs': { type: 'boolean', default: false },
     /** Skip golden cases and passkey prompts longer than this (CPU-emulator smoke runs). */
     'max-parity-length': { type: 'string', default: '1000000' },
@@ -197,7 +196,7 @@ async function main(): Promise<void> {
         });
       }
       t0 = performance.now();
-      const engineOptions = { scan: args.scan as ScanKind, prefillGraphs: args['prefill-graphs'] };
+      const engineOptions = { scan: args.scan as ScanKind | undefined, prefillGraphs: args['prefill-graphs'] };
       const bf16 = CudaEngine.create(config, weights, { device, precision: 'bf16', ...engineOptions });
       report.row('setup', {
         shape,

@@ -47,7 +47,7 @@ export interface PassMemoryInput {
   headRows: number;
   /** Sequences start from a carried state (a later segment of a long plain prompt). */
   withInitState: boolean;
-  /** Default DEFAULT_SCAN. */
+  /** Default defaultScan(precision) (never a fused kind). */
   scan?: ScanKind;
   guardBytes?: number;
 }
@@ -59,10 +59,14 @@ export interface PassMemoryInput {
 export type ScanKind = 'split' | 'split-softplus' | 'split-staged' | 'fused' | 'fused-t2';
 export const isFusedScan = (scan: ScanKind | undefined): boolean => scan === 'fused' || scan === 'fused-t2';
 /**
- * Measured fastest (H100, bf16, cuda-scan-staged.json): the scan kernels take 0.87–0.89× split-softplus's time at 130m
- * 32K and 128K, 0.90 at 1.4b 32K (split-softplus was 0.956× split's wall time, cuda-scan-fma-h100.json).
+ * The prefill scan a precision runs unless asked: bf16 the staged passes, measured fastest (H100,
+ * cuda-scan-staged-h100.json: the scan kernels take 0.87–0.89× split-softplus's time at 130m 32K and 128K, 0.90 at 1.4b
+ * 32K); fp32 split-softplus (0.956× split's wall time, cuda-scan-fma-h100.json) until the staged passes, which agree
+ * with it on the GPU's golden fixtures, have been timed in fp32 too.
  */
-export const DEFAULT_SCAN: ScanKind = 'split-staged';
+export function defaultScan(precision: Precision): ScanKind {
+  return precision === 'bf16' ? 'split-staged' : 'split-softplus';
+}
 
 export function activationBytes(precision: Precision): number {
   return precision === 'bf16' ? 2 : 4;
@@ -94,7 +98,7 @@ export function planPassMemory(input: PassMemoryInput): Layout<PassBuffer> {
   const act = activationBytes(precision);
   const rows = plan.groups[0]!.rows;
   const decimated = maxDecimatedRows(plan);
-  const fused = isFusedScan(input.scan ?? DEFAULT_SCAN);
+  const fused = isFusedScan(input.scan);
   const chunks = fused ? 0 : maxScanChunks(plan, input.chunkLen);
   const gathered = fused ? 0 : decimated;
   const positionRows = plan.groups.slice(1).reduce((n, g) => n + g.rows, 0);

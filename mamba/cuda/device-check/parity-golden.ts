@@ -10,7 +10,6 @@ import { buildPasskeyPrompt, encodeCorpus, haystackText, judgePasskey, passkeyRn
 import { ReferenceEngine } from '../../reference/index.ts';
 import { readSafetensors } from '../../safetensors.ts';
 import type { CudaDevice } from '../device.ts';
-import { DEFAULT_SCAN } from '../memory-plan.ts';
 import { CudaEngine, type CudaEngineOptions } from '../engine.ts';
 import {
   BF16_KEPT_OVERLAP,
@@ -43,7 +42,7 @@ export async function goldenParity(
   engineOptions: CudaEngineOptions = {},
 ): Promise<void> {
   const { scan, scanFmaExp } = engineOptions;
-  const suffix = (scan && scan !== DEFAULT_SCAN ? `-${scan}` : '') + (scanFmaExp ? `-fma${scanFmaExp}` : '');
+  const suffix = (scan ? `-${scan}` : '') + (scanFmaExp ? `-fma${scanFmaExp}` : '');
   const fixtures = join(root, 'test', 'fixtures');
   const dirs = existsSync(fixtures)
     ? readdirSync(fixtures)

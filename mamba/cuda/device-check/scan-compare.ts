@@ -11,7 +11,7 @@
 // pass 2 a warp a segment of the chunks, scanCarry 'segmented'),
 // and fused with prefill CUDA graphs (prefill-graphs.ts: wall time only, what host launches cost).
 // Every variant runs pass 2 as it did when it was measured, one thread a state walking every chunk (scanCarry
-// 'serial'), unless it names another; the default since cuda-scan-staged.json is split-staged + segmented.
+// 'serial'), unless it names another; bf16's default since cuda-scan-staged-h100.json is split-staged + segmented.
 // The golden fixtures run on every scan kind first (device-check.ts, goldenParity with engine options).
 import type { MambaConfig, MambaWeights, PrefillOptions } from '../../engine.ts';
 import { planBatch } from '../batch-plan.ts';
