@@ -32,14 +32,19 @@ struct StepLayer {
 // Grid barrier on one counter that starts at 0 and is left as found every second barrier: block 0 adds
 // 2³¹ − (blocks − 1), the others 1, so bit 31 flips when the last block arrives, whoever it is. The writes before it
 // are made visible to the whole GPU first (__threadfence after the block's __syncthreads); what other blocks wrote is
-// read after it through L2 (ld.global.cg, prelude.cuh), never L1.
+// read after it through L2 (ld.global.cg, prelude.cuh), never L1. A block that has polled ~2²⁴ times (seconds; a
+// step takes under a millisecond) traps, so a grid that cannot all be resident fails the launch instead of hanging.
+#define GRID_BARRIER_POLLS (1u << 24)
 __device__ __forceinline__ void grid_barrier(u32* counter) {
   __syncthreads();
   if (threadIdx.x == 0) {
     const u32 add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
     __threadfence();
     const u32 old = atomicAdd(counter, add);
-    while (((old ^ *(volatile u32*)counter) & 0x80000000u) == 0) {
+    for (u32 polls = 0; ((old ^ *(volatile u32*)counter) & 0x80000000u) == 0; ++polls) {
+#if defined(__CUDA_ARCH__)
+      if (polls == GRID_BARRIER_POLLS) __trap();
+#endif
     }
     __threadfence();
   }
