@@ -143,13 +143,18 @@ type Raw = ReturnType<typeof bind>;
 const CU_LAUNCH_ATTRIBUTE_COOPERATIVE = 2;
 const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 const ATTRIBUTE_BYTES = 72;
-const attributeArrays = new Map<string, bigint>();
+/** Each combination's array and count, indexed by (programmatic ? 1 : 0) | (cooperative ? 2 : 0), made once. */
+const attributeArrays: ({ at: bigint; count: number } | undefined)[] = [];
 const LAUNCH_CONFIG = Buffer.alloc(56);
 
-function attributeArray(ids: number[]): bigint {
-  const key = ids.join(',');
-  let at = attributeArrays.get(key);
-  if (at === undefined) {
+function attributeArray(shape: LaunchShape): { at: bigint; count: number } {
+  const index = (shape.programmatic ? 1 : 0) | (shape.cooperative ? 2 : 0);
+  let made = attributeArrays[index];
+  if (made === undefined) {
+    const ids = [
+      ...(shape.programmatic ? [CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION] : []),
+      ...(shape.cooperative ? [CU_LAUNCH_ATTRIBUTE_COOPERATIVE] : []),
+    ];
     const bytes = new Uint8Array(ATTRIBUTE_BYTES * ids.length);
     const view = new DataView(bytes.buffer);
     ids.forEach((id, i) => {
@@ -158,22 +163,19 @@ function attributeArray(ids: number[]): bigint {
     });
     const native = koffi.alloc('uint8_t', bytes.length);
     koffi.encode(native, koffi.array('uint8_t', bytes.length), Array.from(bytes));
-    at = BigInt(koffi.address(native));
-    attributeArrays.set(key, at);
+    made = { at: BigInt(koffi.address(native)), count: ids.length };
+    attributeArrays[index] = made;
   }
-  return at;
+  return made;
 }
 
 function launchConfig(dims: number[], stream: CuHandle | null, shape: LaunchShape): Buffer {
-  const ids = [
-    ...(shape.programmatic ? [CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION] : []),
-    ...(shape.cooperative ? [CU_LAUNCH_ATTRIBUTE_COOPERATIVE] : []),
-  ];
+  const attrs = attributeArray(shape);
   dims.forEach((d, i) => LAUNCH_CONFIG.writeUInt32LE(d, 4 * i));
   LAUNCH_CONFIG.writeUInt32LE(0, 28);
   LAUNCH_CONFIG.writeBigUInt64LE(stream === null ? 0n : BigInt(stream), 32);
-  LAUNCH_CONFIG.writeBigUInt64LE(attributeArray(ids), 40);
-  LAUNCH_CONFIG.writeUInt32LE(ids.length, 48);
+  LAUNCH_CONFIG.writeBigUInt64LE(attrs.at, 40);
+  LAUNCH_CONFIG.writeUInt32LE(attrs.count, 48);
   return LAUNCH_CONFIG;
 }
 
