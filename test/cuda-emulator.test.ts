@@ -180,15 +180,17 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
   });
 
   // the fused step (≤8 sequences), a batch too large for it (the prefill's launches), and those launches asked for;
-  // ssm_step_dt four sequences a thread in one partial tile and in 4 + 4 + 3
+  // ssm_step_dt four sequences a thread in one partial tile and in 4 + 4 + 3; with the L2 prefetch's arguments (the
+  // emulator checks that its ranges are device memory; the prefetch itself is a GPU hint)
   it.each([
-    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1 },
-    { batch: 11, fusedStep: true, fused: false, ssmSeqs: 1 },
-    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 1 },
-    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 4 },
-    { batch: 11, fusedStep: false, fused: false, ssmSeqs: 4 },
+    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1, l2Prefetch: false },
+    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1, l2Prefetch: true },
+    { batch: 11, fusedStep: true, fused: false, ssmSeqs: 1, l2Prefetch: false },
+    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 1, l2Prefetch: false },
+    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: false },
+    { batch: 11, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: true },
   ] as const)(
-    'a decode session steps a batch of sequences at once: $batch, fused $fusedStep, ssm_step_dt $ssmSeqs a thread',
+    'a decode session steps a batch of sequences at once: $batch, fused $fusedStep, ssm_step_dt $ssmSeqs a thread, L2 prefetch $l2Prefetch',
     async (c) => {
       const prompts = Array.from({ length: c.batch }, (_, i) =>
         randomIds([12, 40, 3][i % 3]! + i, m.config.vocabSize, 13 + i),
@@ -196,9 +198,9 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
       const session = engine.openDecode(
         pre.map((p) => p.state),
-        { fusedStep: c.fusedStep, ssmSeqs: c.ssmSeqs },
+        { fusedStep: c.fusedStep, ssmSeqs: c.ssmSeqs, l2Prefetch: c.l2Prefetch },
       );
-      expect([session.fused, session.ssmSeqs]).toEqual([c.fused, c.ssmSeqs]);
+      expect([session.fused, session.ssmSeqs, session.l2Prefetch]).toEqual([c.fused, c.ssmSeqs, c.l2Prefetch]);
       let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
       let tokens = pre.map((p) => argmax(p.logits[0]!));
       for (let step = 0; step < 4; step++) {

@@ -38,6 +38,8 @@ import {
   stepLayerTable,
 } from '../mamba/cuda/ops-step.ts';
 import { ssmStepSeqsByDefault } from '../mamba/cuda/ops.ts';
+import { l2Prefetch } from '../mamba/cuda/ops-args.ts';
+import { l2PrefetchFits } from '../mamba/cuda/decode.ts';
 
 const DECI: DecimationConfig = { layers: [2, 4], beta: 0.5, lBase: 100, minSeqLen: 20 };
 
@@ -423,6 +425,27 @@ describe('decode step choice', () => {
     expect(headGreedyBlocks(50280, 132)).toBe(132);
     expect(headGreedyBlocks(264, 132)).toBe(9);
   });
+  it('asks L2 for the weights ahead only where two layers and the scan states take at most half of it', () => {
+    const l2Bytes = 50 * 2 ** 20; // H100
+    // 130m: 7.5 MB a layer, 96 KiB of scan state a sequence
+    const small = { layerBytes: 7.5e6, stateBytes: 1536 * 16 * 4, l2Bytes };
+    expect(l2PrefetchFits({ ...small, batch: 1 })).toBe(true);
+    expect(l2PrefetchFits({ ...small, batch: 64 })).toBe(true);
+    expect(l2PrefetchFits({ ...small, batch: 128 })).toBe(false);
+    // 1.4b: ~52 MB a layer does not fit at all
+    expect(l2PrefetchFits({ layerBytes: 52e6, stateBytes: 4096 * 16 * 4, batch: 1, l2Bytes })).toBe(false);
+  });
+  it('packs an L2 prefetch as (base, bytes, stride, count), none as zeros, and refuses ranges off 16 bytes', () => {
+    expect(l2Prefetch({ ptr: 4096, bytes: 160, stride: 0, count: 1 })).toEqual([
+      { ptr: 4096 },
+      { i64: 160 },
+      { i64: 0 },
+      { i32: 1 },
+    ]);
+    expect(l2Prefetch(null)).toEqual([{ ptr: null }, { i64: 0 }, { i64: 0 }, { i32: 0 }]);
+    expect(() => l2Prefetch({ ptr: 4096, bytes: 100, stride: 0, count: 1 })).toThrow(/multiples of 16/);
+    expect(() => l2Prefetch({ ptr: 4104, bytes: 160, stride: 0, count: 1 })).toThrow(/multiples of 16/);
+  });
   it("sizes step_layers' grid to its GEMV stages, below the resident limit, or refuses it", () => {
     // a stand-in for the occupancy query: one block of step_layers a multiprocessor (its 255 registers a thread)
     const kernels = { blocksPerMultiprocessor: () => 1 } as unknown as KernelSet;
@@ -450,6 +473,7 @@ describe('decode step choice', () => {
       d: base + 10,
       outProj: base + 11,
       outProjBias: null,
+      span: { ptr: base + 1, bytes: 96 },
     });
     const table = stepLayerTable([layer(0), layer(100)]);
     expect(Array.from(table, Number)).toEqual([

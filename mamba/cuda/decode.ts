@@ -23,6 +23,7 @@ import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import { Layout } from './layout.ts';
 import { BLOCK_BUFFERS, blockBufferBytes, xDblWidth } from './memory-plan.ts';
 import type { MixerScan } from './mixer.ts';
+import type { L2Range } from './ops-args.ts';
 import * as ops from './ops.ts';
 import {
   fusedStepFits,
@@ -67,7 +68,18 @@ export interface DecodeSessionOptions {
   greedyHead?: boolean;
   /** Every layer of a fused step in one launch with grid barriers between its stages (ops-step.ts stepLayers). */
   persistentStep?: boolean;
+  /** Layers ask L2 for the weights and states ahead (CudaEngineOptions.l2Prefetch; the persistent step does not). */
+  l2Prefetch?: boolean;
   ssmSeqs?: ops.SsmStepSeqs;
+}
+
+/**
+ * Whether what a step asks L2 for at once (two layers' weights and one layer's scan states of every sequence) takes at
+ * most half of it, so the prefetched bytes are not evicted before they are read (130m: 15 MB of the H100's 50; 1.4b's
+ * layers, ~52 MB each, do not fit and run without).
+ */
+export function l2PrefetchFits(a: { layerBytes: number; stateBytes: number; batch: number; l2Bytes: number }): boolean {
+  return 2 * a.layerBytes + a.batch * a.stateBytes <= a.l2Bytes / 2;
 }
 
 export class DecodeSession implements EngineDecodeSession {
@@ -94,6 +106,9 @@ export class DecodeSession implements EngineDecodeSession {
   /** Sequences a thread of the unfused step's ssm_step_dt steps (ops.ts ssmStepDt). */
   readonly ssmSeqs: ops.SsmStepSeqs;
 
+  /** Whether each layer's first launch asks L2 for the weights ahead (ops-args.ts L2Range; where l2PrefetchFits). */
+  readonly l2Prefetch: boolean;
+
   /** Whether steps that want no logits end in head_greedy (ops-step.ts) rather than the logits and argmax_rows. */
   readonly greedyHead: boolean;
   private readonly headBlocks: number;
@@ -104,8 +119,12 @@ export class DecodeSession implements EngineDecodeSession {
     opts: DecodeSessionOptions = {},
   ) {
     const { useGraphs = true, fusedStep = false, programmatic = false, greedyHead = false, ssmSeqs = 1 } = opts;
-    const { persistentStep = false } = opts;
+    const { persistentStep = false, l2Prefetch = false } = opts;
     this.ssmSeqs = ssmSeqs;
+    const layerBytes = Math.max(...core.weights.layers.map((l) => l.span.bytes));
+    const stateBytes = core.config.dInner * core.config.dState * 4; // a sequence's scan state in one layer
+    this.l2Prefetch =
+      l2Prefetch && l2PrefetchFits({ layerBytes, stateBytes, batch, l2Bytes: core.device.info.l2Bytes });
     this.useGraphs = useGraphs;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;
@@ -285,13 +304,22 @@ export class DecodeSession implements EngineDecodeSession {
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
     const scratch = { partial: b('xPartial'), programmatic: this.programmatic, ssmSeqs: this.ssmSeqs };
     const embed = { ids: b('tokens'), table: core.weights.embedding };
+    // layer i's first launch asks L2 for layers i and i + 1 (i's own mostly hits: i − 1 asked for it)
+    const layers = core.weights.layers;
+    const weightsAhead = (i: number): L2Range | null => {
+      if (!this.l2Prefetch) return null;
+      const [from, to] = [layers[i]!.span, layers[Math.min(i + 1, layers.length - 1)]!.span];
+      return { ptr: from.ptr, bytes: to.ptr + to.bytes - from.ptr, stride: 0, count: 1 };
+    };
     const stepOf = (i: number): MixerScan => {
-      if (!this.fused) return { kind: 'step', scratch, fused: null };
+      const prefetch = weightsAhead(i);
+      if (!this.fused) return { kind: 'step', scratch, fused: null, prefetch };
       const [residualIn, residualOut] = pair(i);
       return {
         kind: 'step',
         scratch,
         fused: { norm: { hidden: b('hidden'), residualIn, residualOut, embed: i === 0 ? embed : null } },
+        prefetch,
       };
     };
     if (this.persistent) this.enqueuePersistent();

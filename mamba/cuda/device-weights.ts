@@ -5,7 +5,7 @@ import type { DevicePtr } from './bindings/driver.ts';
 import type { GemmType } from './bindings/cublas.ts';
 import type { CudaDevice, KernelSet } from './device.ts';
 import { transpose2d } from '../weights.ts';
-import { Layout } from './layout.ts';
+import { align, Layout } from './layout.ts';
 import type { Precision } from './memory-plan.ts';
 import { convertToBf16 } from './ops.ts';
 
@@ -25,6 +25,8 @@ export interface DeviceLayer {
   d: DevicePtr;
   outProj: DevicePtr;
   outProjBias: DevicePtr | null;
+  /** Every tensor above, laid out together: the range a decode step asks L2 for a layer ahead (ops-args.ts L2Range). */
+  span: { ptr: DevicePtr; bytes: number };
 }
 
 export interface DeviceWeights {
@@ -112,6 +114,9 @@ export function uploadWeights(
       device.upload(at(`${i}.aLog2`), aLog2(l.aLog.data));
       for (const k of GEMM_KEYS) putGemm(`${i}.${k}`, l[k]);
       putGemm(`${i}.dtProjT`, transpose2d(l.dtProjWeight));
+      const spans = layout.entries().filter(([name]) => name.startsWith(`${i}.`));
+      const start = Math.min(...spans.map(([, s]) => s.offset));
+      const end = Math.max(...spans.map(([, s]) => s.offset + s.bytes));
       return {
         norm: at(`${i}.norm`),
         inProj: at(`${i}.inProj`),
@@ -126,6 +131,7 @@ export function uploadWeights(
         d: at(`${i}.d`),
         outProj: at(`${i}.outProj`),
         outProjBias: opt('outProjBias'),
+        span: { ptr: base + start, bytes: align(end - start, 16) },
       };
     });
     device.synchronize();

@@ -81,6 +81,11 @@ export interface CudaEngineOptions {
    */
   persistentStep?: boolean;
   /**
+   * Each decode step layer's first launch asks L2 for the weights of this layer and the next, and the unfused step's
+   * conv_step for the scan's states (kernels/prelude.cuh l2_prefetch), so the launches after it find them there.
+   */
+  l2Prefetch?: boolean;
+  /**
    * Prefill's selective scan (default memory-plan.ts defaultScan: bf16 'split-staged', fp32 'split-softplus'):
    * 'split-staged' (split-softplus with its inputs staged through shared memory by asynchronous copies,
    * scan-staged.cu), 'split-softplus' (the three chunked kernels of scan.cu, Δ formed in the first), 'split' (dt_softplus, then the same kernels), 'fused' (one kernel per layer,
@@ -338,6 +343,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
     const greedyHead = opts.greedyHead ?? this.options.greedyHead ?? false;
     const persistentStep = opts.persistentStep ?? this.options.persistentStep ?? false;
+    const l2Prefetch = opts.l2Prefetch ?? this.options.l2Prefetch ?? false;
     const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length, this.core.config.dInner);
     const session = new DecodeSession(this.core, states.length, {
       useGraphs,
@@ -345,6 +351,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       programmatic,
       greedyHead,
       persistentStep,
+      l2Prefetch,
       ssmSeqs,
     });
     const { dInner, dConv, dState } = this.core.config;

@@ -8,7 +8,7 @@ import { actBytes, type EngineCore } from './core.ts';
 import type { DeviceLayer } from './device-weights.ts';
 import { isFusedScan, type ScanKind, xDblWidth } from './memory-plan.ts';
 import * as ops from './ops.ts';
-import type { SeqStates } from './ops-args.ts';
+import type { L2Range, SeqStates } from './ops-args.ts';
 import type { ScanCarry, ScanChunkTables } from './ops-scan.ts';
 import * as scanOps from './ops-scan.ts';
 import * as stepOps from './ops-step.ts';
@@ -90,7 +90,13 @@ export interface StepScratch {
 
 /** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
 export type MixerScan =
-  | { kind: 'step'; scratch: StepScratch; fused: FusedStep | null }
+  | {
+      kind: 'step';
+      scratch: StepScratch;
+      fused: FusedStep | null;
+      /** The weights ahead, which the layer's first launch asks L2 for; the unfused conv_step then asks for the states. */
+      prefetch: L2Range | null;
+    }
   | {
       kind: 'chunked';
       /** Row → sequence and sequence starts of the rows entering the layer. */
@@ -117,7 +123,7 @@ export function mambaMixer(
   const { dInner } = config;
   const n = rows.rowsIn;
   if (mode.kind === 'step' && mode.fused) {
-    fusedStep(core, layer, b, n, states.conv, states.ssm, mode.scratch, mode.fused);
+    fusedStep(core, layer, b, n, states.conv, states.ssm, mode.scratch, mode.fused, mode.prefetch);
     return;
   }
 
@@ -128,7 +134,9 @@ export function mambaMixer(
   if (mode.kind === 'step') {
     // conv + SiLU, x_proj; the scan forms Δ = softplus(dt_proj(dt) + bias) itself
     const { programmatic, ssmSeqs } = mode.scratch;
-    ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n, programmatic });
+    // the scan's states, which ssm_step_dt reads two launches later
+    const prefetch = mode.prefetch && seqStatesRange(states.ssm, dInner * config.dState * 4, n);
+    ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n, programmatic, prefetch });
     xProj(core, layer, b.x, b.xDbl, n);
     const xDbl = { ptr: b.xDbl, ld: xDblWidth(config) };
     const { x, z } = scanInputs(core, layer, b);
@@ -175,6 +183,7 @@ function fusedStep(
   ssm: SeqStates,
   scratch: StepScratch,
   f: FusedStep,
+  prefetch: L2Range | null,
 ): void {
   const k = core.kernels;
   const { dModel, dInner, dState, dtRank, normEpsilon } = core.config;
@@ -184,13 +193,20 @@ function fusedStep(
   const inputs = { hidden, residualIn, residualOut, embed, norm: layer.norm, eps: normEpsilon, weight, bias };
   const convArgs = { state: conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial };
   const dbl = xDblWidth(core.config);
-  stepOps.stepInProjConv(k, { ...inputs, ...convArgs, xz: b.xz, batch, dModel, dInner, dbl, programmatic });
+  stepOps.stepInProjConv(k, { ...inputs, ...convArgs, xz: b.xz, batch, dModel, dInner, dbl, programmatic, prefetch });
   const { z } = scanInputs(core, layer, b);
   const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
   const scanArgs = { partial, x: b.x, z, dtProjT, dtBias, aLog2, dSkip, state: ssm, y: b.y };
   stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dState, dtRank, programmatic });
   const out = { y: b.y, weight: layer.outProj, bias: layer.outProjBias, out: b.out };
   stepOps.stepOutProj(k, { ...out, batch, dInner, n: dModel, programmatic });
+}
+
+/** `count` sequences' states of one layer as an L2 range (`bytes` each); null where they do not lie 16-byte aligned. */
+function seqStatesRange(s: SeqStates, bytes: number, count: number): L2Range | null {
+  const stride = s.seqStride * 4;
+  const whole = bytes - (bytes % 16);
+  return s.ptr % 16 === 0 && stride % 16 === 0 && whole > 0 ? { ptr: s.ptr, bytes: whole, stride, count } : null;
 }
 
 /** The scan's operands as they lie after x_proj: x, Δ, z (xz's second half), B and C (columns of xDbl). */

@@ -13,7 +13,7 @@ import {
   STEP_OUT_ROWS,
   STEP_SMEM_BYTES,
 } from './kernels/manifest.ts';
-import { f32, i32, mat, ptr, type SeqStates, states } from './ops-args.ts';
+import { f32, i32, type L2Range, l2Prefetch, mat, ptr, type SeqStates, states } from './ops-args.ts';
 import { type EmbedRows, type MatView, ssmStepLanes } from './ops.ts';
 
 const WARPS = STEP_GEMV_THREADS / 32;
@@ -80,6 +80,8 @@ export function stepInProjConv(
     dInner: number;
     dbl: number;
     programmatic: boolean;
+    /** What later launches will read, asked into L2 now (the weights of this layer and the next). */
+    prefetch?: L2Range | null;
   },
 ): void {
   k.launch(
@@ -110,6 +112,7 @@ export function stepInProjConv(
       i32(a.dModel),
       i32(a.dInner),
       i32(a.dbl),
+      ...l2Prefetch(a.prefetch ?? null),
     ],
     'step_in_proj_conv',
   );

@@ -9,6 +9,8 @@ import {
   f32,
   i32,
   i64,
+  type L2Range,
+  l2Prefetch,
   mat,
   ptr,
   rowThreads,
@@ -44,6 +46,8 @@ export function addRmsNorm(
     eps: number;
     /** The first block: the residual stream starts from the embedding rows table[ids[row]] (hidden is not read). */
     embed: EmbedRows | null;
+    /** What later launches will read, asked into L2 now (a decode step's weights ahead). */
+    prefetch?: L2Range | null;
   },
 ): void {
   k.launch(
@@ -59,6 +63,7 @@ export function addRmsNorm(
       f32(a.eps),
       ptr(a.embed?.ids ?? null),
       ptr(a.embed?.table ?? null),
+      ...l2Prefetch(a.prefetch ?? null),
     ],
     'add_rmsnorm',
   );
@@ -226,12 +231,23 @@ export function convStep(
     batch: number;
     dInner: number;
     programmatic?: boolean;
+    /** What later launches will read, asked into L2 now (the scan's states). */
+    prefetch?: L2Range | null;
   },
 ): void {
   k.launch(
     'conv_step',
     { ...threadPerElement(a.batch * a.dInner), programmatic: a.programmatic },
-    [...mat(a.x), ...states(a.state), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.batch), i32(a.dInner)],
+    [
+      ...mat(a.x),
+      ...states(a.state),
+      ptr(a.weight),
+      ptr(a.bias),
+      ptr(a.out),
+      i32(a.batch),
+      i32(a.dInner),
+      ...l2Prefetch(a.prefetch ?? null),
+    ],
     'conv_step',
   );
 }

@@ -176,27 +176,45 @@ async function withDecodeSession<T>(
  */
 export async function checkFusedStep(t: BenchTarget, report: Report): Promise<void> {
   const { engine } = t;
-  type Case = { batch: number; fusedStep: boolean; programmatic: boolean; ssmSeqs?: SsmStepSeqs; persistent?: boolean };
+  type Case = {
+    batch: number;
+    fusedStep: boolean;
+    programmatic: boolean;
+    ssmSeqs?: SsmStepSeqs;
+    persistent?: boolean;
+    l2Prefetch?: boolean;
+  };
   const cases: Case[] = [
     ...[1, 8].flatMap((batch) => [true, false].map((programmatic) => ({ batch, fusedStep: true, programmatic }))),
     ...[1, 3, 8].map((batch) => ({ batch, fusedStep: true, programmatic: true, persistent: true })),
+    ...[1, 8].map((batch) => ({ batch, fusedStep: true, programmatic: true, l2Prefetch: true })),
     ...[3, 8, 64].flatMap((batch) =>
       ([1, SSM_STEP_SEQS] as const).map((ssmSeqs) => ({ batch, fusedStep: false, programmatic: true, ssmSeqs })),
     ),
+    ...[8, 64].map((batch) => ({
+      batch,
+      fusedStep: false,
+      programmatic: true,
+      ssmSeqs: SSM_STEP_SEQS,
+      l2Prefetch: true,
+    })),
   ];
-  for (const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false } of cases) {
-    const form = persistent
-      ? 'persistent decode step'
-      : fusedStep
-        ? 'fused decode step'
-        : `six launches (ssm_step_dt ${ssmSeqs} a thread)`;
+  for (const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false } of cases) {
+    const form =
+      (persistent
+        ? 'persistent decode step'
+        : fusedStep
+          ? 'fused decode step'
+          : `six launches (ssm_step_dt ${ssmSeqs} a thread)`) + (l2Prefetch ? ' with L2 prefetch' : '');
     const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
       const plain = engine.openDecode(states, { fusedStep: false, programmatic: false, ssmSeqs: 1 });
-      const other = engine.openDecode(states, { fusedStep, programmatic, ssmSeqs, persistentStep: persistent });
-      // the persistent step runs the fused step's arithmetic in the same order: any difference from it is a race
-      const fused = persistent ? engine.openDecode(states, { fusedStep: true, programmatic }) : null;
+      const opts = { fusedStep, programmatic, ssmSeqs };
+      const other = engine.openDecode(states, { ...opts, persistentStep: persistent, l2Prefetch });
+      // the persistent step runs the fused step's arithmetic in the same order, and a prefetch is only a hint: any
+      // difference from the session without them is a race
+      const fused = persistent || l2Prefetch ? engine.openDecode(states, opts) : null;
       try {
         let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % engine.core.config.vocabSize);
         let worst = 0;
@@ -209,7 +227,11 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
             fromFused = Math.max(fromFused, maxAbs((await fused.step(tokens, { logits: true })).logits!, b.logits!));
           tokens = Array.from(a.tokens!);
         }
-        const same = other.fused === fusedStep && other.ssmSeqs === ssmSeqs && other.persistent === persistent;
+        const same =
+          other.fused === fusedStep &&
+          other.ssmSeqs === ssmSeqs &&
+          other.persistent === persistent &&
+          other.l2Prefetch === l2Prefetch;
         const ok = same && other.usesGraph && worst <= 0.03 && fromFused === 0;
         report.check('decode', name, ok, {
           worstRelDiff: worst,
@@ -306,13 +328,15 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
   const S4 = SSM_STEP_SEQS;
   const variants = [
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, persistent: true },
-    { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1, persistent: true },
-    { graphs: false, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, persistent: true },
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1 },
+    { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, l2Prefetch: true },
     { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1 },
+    { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true },
     { graphs: true, fused: true, programmatic: false, greedyHead: false, ssmSeqs: 1 },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1 },
+    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4 },
+    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true },
     { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
     { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: S4 },
     { graphs: false, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
@@ -321,12 +345,14 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
     for (const variant of variants) {
       const { graphs, fused, programmatic, greedyHead, ssmSeqs } = variant;
       const persistent = 'persistent' in variant;
+      const l2Prefetch = 'l2Prefetch' in variant;
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
       if ((fused || greedyHead) && batch > 8) continue;
       const form =
         `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead} ssmSeqs=${ssmSeqs}` +
-        (persistent ? ' persistent' : '');
+        (persistent ? ' persistent' : '') +
+        (l2Prefetch ? ' l2Prefetch' : '');
       const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
@@ -340,6 +366,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
           greedyHead,
           ssmSeqs,
           persistentStep: persistent,
+          l2Prefetch,
         };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
@@ -376,6 +403,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
             batch,
             fused: session.fused,
             persistent: session.persistent,
+            l2Prefetch: session.l2Prefetch,
             programmatic: session.programmatic,
             greedyHead: session.greedyHead,
             ssmSeqs: session.fused ? '' : session.ssmSeqs,
@@ -403,9 +431,14 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
   const { engine } = t;
   const device = engine.core.device;
   for (const batch of [1, 8, 64]) {
-    for (const fused of [true, false]) {
+    for (const [fused, l2Prefetch] of [
+      [true, false],
+      [true, true],
+      [false, false],
+      [false, true],
+    ] as const) {
       if (fused && batch > 8) continue;
-      const name = `decode breakdown ${t.shape} ${engine.name} batch ${batch} fused=${fused}`;
+      const name = `decode breakdown ${t.shape} ${engine.name} batch ${batch} fused=${fused} l2Prefetch=${l2Prefetch}`;
       if (!deadline.has(15)) {
         report.skip(`${name}: time budget`);
         continue;
@@ -416,7 +449,7 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
         device.enableProfiler(true); // before the session: its captured graph holds the events
         try {
           // event nodes between the kernels would break programmatic edges anyway, so those launches are plain here
-          const opts = { useGraphs: true, fusedStep: fused, programmatic: false };
+          const opts = { useGraphs: true, fusedStep: fused, programmatic: false, l2Prefetch };
           await withDecodeSession(engine, batch, opts, async (session, step) => {
             if (!session.usesGraph) throw new Error(`no graph: ${session.graphError}`);
             for (let i = 0; i < steps; i++) {
@@ -441,6 +474,7 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
             engine: engine.name,
             batch,
             fused,
+            l2Prefetch,
             graph: true,
             kernel: k.label,
             callsPerStep: k.calls / steps,

@@ -32,6 +32,7 @@ const EmuDim& emu_thread_idx();
 enum EmuWarpOp { EMU_SHFL_XOR = 1, EMU_BALLOT = 2, EMU_MATCH_ANY = 3, EMU_SHFL_UP = 4, EMU_SHFL_IDX = 5 };
 void __syncthreads();
 inline void __threadfence() {}  // blocks run one after another
+void emu_prefetch_l2(const void* p, uint64_t bytes);  // prelude.cuh l2_prefetch: the range must be device memory
 uint64_t emu_warp_op(int op, uint64_t value, int arg);
 
 // every shuffle moves the value's bits through the fiber scheduler's warp exchange

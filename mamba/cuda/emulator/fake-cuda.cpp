@@ -57,6 +57,10 @@ void fake_mark_corrupt(const char* why) {
   g_corrupt = true;
 }
 
+void emu_prefetch_l2(const void* p, uint64_t bytes) {
+  if (!fake_in_allocation((uintptr_t)p, bytes)) fake_mark_corrupt("an L2 prefetch range is not device memory");
+}
+
 // ---------------------------------------------------------------------------------------------- driver API
 std::vector<std::function<void()>>* g_capture = nullptr;  // non-null while a stream is capturing
 namespace {

@@ -105,6 +105,36 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
+// A launch's L2 prefetch (ops-args.ts l2Prefetch): `count` ranges of `bytes`, `stride` apart from `base`, that later
+// launches will read. A decode step is a chain of small launches, each waiting on DRAM latency for its weights while
+// HBM stays mostly idle; asking L2 for the next layer's weights (and the scan's states) a few launches early turns
+// those loads into L2 hits. Every block takes an equal share of the bytes; its thread 0 issues it as bulk prefetches
+// (sm_90 cp.async.bulk.prefetch: a hint nothing waits on; older GPUs skip it, and the CPU emulator checks that each
+// range is device memory). base, bytes and stride are multiples of 16 (the host checks).
+#define L2_PREFETCH_PARAMS const char *pfBase, i64 pfBytes, i64 pfStride, int pfCount
+#define L2_PREFETCH_ARGS pfBase, pfBytes, pfStride, pfCount
+#define L2_PREFETCH_MAX 65536 // bytes a bulk prefetch asks for at most
+__device__ __forceinline__ void l2_prefetch(L2_PREFETCH_PARAMS) {
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900) || !defined(__CUDACC__)
+  if (pfBase == nullptr || pfCount <= 0 || threadIdx.x + threadIdx.y + threadIdx.z != 0) return;
+  const i64 blocks = (i64)gridDim.x * gridDim.y * gridDim.z;
+  const i64 block = blockIdx.x + (i64)gridDim.x * (blockIdx.y + (i64)gridDim.y * blockIdx.z);
+  const i64 units = pfBytes / 16 * pfCount, share = (units + blocks - 1) / blocks;  // in 16-byte units
+  i64 at = 16 * min(units, block * share);
+  const i64 end = 16 * min(units, (block + 1) * share);
+  while (at < end) {
+    const i64 range = at / pfBytes, offset = at - range * pfBytes;
+    const i64 n = min(min(end - at, pfBytes - offset), (i64)L2_PREFETCH_MAX);
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(pfBase + range * pfStride + offset), "r"((u32)n));
+#else
+    emu_prefetch_l2(pfBase + range * pfStride + offset, (u64)n);
+#endif
+    at += n;
+  }
+#endif
+}
+
 // Loads of what a programmatic prerequisite kernel wrote, after pdl_wait: from L2 (ld.global.cg), never through the
 // read-only cache that `const __restrict__` allows (that data is not read-only while the kernels overlap), and as
 // volatile asm, so the compiler cannot hoist them above pdl_wait.

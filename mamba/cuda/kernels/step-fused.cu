@@ -316,9 +316,10 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
                       const act_t* __restrict__ w, const float* __restrict__ bias, act_t* __restrict__ xz,
                       float* __restrict__ convState, i64 stateSeqStride, const float* __restrict__ convW,
                       const float* __restrict__ convB, act_t* __restrict__ xOut, const act_t* __restrict__ wx,
-                      float* __restrict__ partial, int batch, int k, int dInner, int dbl) {
+                      float* __restrict__ partial, int batch, int k, int dInner, int dbl, L2_PREFETCH_PARAMS) {
   __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
   pdl_trigger();
+  l2_prefetch(L2_PREFETCH_ARGS);
   PdlWait wait;
   in_proj_conv_block(sIn, blockIdx.x, wait, hidden, residualIn, residualOut, ids, table, normW, eps, w, bias, xz,
                      convState, stateSeqStride, convW, convB, xOut, wx, partial, batch, k, dInner, dbl);

@@ -6,11 +6,13 @@
 // GEMM. (conv + SiLU and x_proj in one launch, partial sums over 256-channel blocks added by the last block to arrive,
 // was slower at every batch on the H100: 13 µs a layer at batch 1 and 20 at 64 against 4 + 7 and 5.6 + 7.3 for these
 // two launches, cuda-device-check-decode-v10-h100.json: six blocks at 130m left the GPU idle.) As a programmatic
-// dependent it reads its state and weights before waiting on in_proj's output.
+// dependent it reads its state and weights before waiting on in_proj's output. It carries the L2 prefetch of the scan's
+// states (prelude.cuh l2_prefetch), which ssm_step_dt reads two launches later.
 extern "C" __global__ void conv_step(const act_t* x, i64 xStride, float* __restrict__ convState, i64 stateSeqStride,
                                      const float* __restrict__ weight, const float* __restrict__ bias,
-                                     act_t* __restrict__ xOut, int batch, int dInner) {
+                                     act_t* __restrict__ xOut, int batch, int dInner, L2_PREFETCH_PARAMS) {
   pdl_trigger();
+  l2_prefetch(L2_PREFETCH_ARGS);
   const i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= (i64)batch * dInner) return;
   const int b = (int)(i / dInner), c = (int)(i % dInner);
