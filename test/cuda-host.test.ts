@@ -34,6 +34,7 @@ import {
   fusedStepFits,
   greedyHeadFits,
   headGreedyBlocks,
+  STEP_LAYER_BYTES,
   stepLayersBlocks,
   stepLayerTable,
 } from '../mamba/cuda/ops-step.ts';
@@ -458,7 +459,7 @@ describe('decode step choice', () => {
     // no cooperative launch (the CPU emulator): one block takes every stage's work
     expect(stepLayersBlocks(kernels, { ...h100, cooperativeLaunch: false }, { dModel: 768, dInner: 1536 })).toBe(1);
   });
-  it("lays out step_layers' table as kernels/step-layers.cu's StepLayer: 12 pointers a layer, null as 0", () => {
+  it("lays out step_layers' table as kernels/step-layers.cu's StepLayer: 12 pointers a layer, null as 0, then its span", () => {
     const layer = (base: number) => ({
       norm: base + 1,
       inProj: base + 2,
@@ -477,8 +478,9 @@ describe('decode step choice', () => {
     });
     const table = stepLayerTable([layer(0), layer(100)]);
     expect(Array.from(table, Number)).toEqual([
-      1, 2, 0, 4, 5, 6, 7, 8, 9, 10, 11, 0, 101, 102, 0, 104, 105, 106, 107, 108, 109, 110, 111, 0,
+      1, 2, 0, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 96, 101, 102, 0, 104, 105, 106, 107, 108, 109, 110, 111, 0, 101, 96,
     ]);
+    expect(STEP_LAYER_BYTES).toBe(14 * 8);
     const source = loadKernelSources().headers['step-layers.cu']!;
     const struct = source.slice(
       source.indexOf('struct StepLayer {'),
@@ -497,7 +499,9 @@ describe('decode step choice', () => {
       'dSkip',
       'outProj',
       'outProjBias',
+      'span',
     ]);
+    expect(struct.trimEnd().endsWith('i64 spanBytes;')).toBe(true);
   });
   it('splits a channel of the one-step scan over lanes as step.cu does', () => {
     expect([2, 4, 8, 12, 16, 32, 64, 128].map(ssmStepLanes)).toEqual([1, 1, 2, 1, 4, 8, 8, 8]);

@@ -68,7 +68,7 @@ export interface DecodeSessionOptions {
   greedyHead?: boolean;
   /** Every layer of a fused step in one launch with grid barriers between its stages (ops-step.ts stepLayers). */
   persistentStep?: boolean;
-  /** Layers ask L2 for the weights and states ahead (CudaEngineOptions.l2Prefetch; the persistent step does not). */
+  /** Layers ask L2 for the weights and states ahead (CudaEngineOptions.l2Prefetch). */
   l2Prefetch?: boolean;
   ssmSeqs?: ops.SsmStepSeqs;
 }
@@ -387,6 +387,7 @@ export class DecodeSession implements EngineDecodeSession {
       dInner,
       dtRank,
       blocks: this.persistentBlocks,
+      l2Prefetch: this.l2Prefetch,
     });
   }
 

@@ -257,11 +257,18 @@ const STEP_LAYER_FIELDS = [
   'outProj',
   'outProjBias',
 ] as const satisfies readonly (keyof DeviceLayer)[];
-export const STEP_LAYER_BYTES = 8 * STEP_LAYER_FIELDS.length;
+/** A layer's entry: the pointers, then its span's address and size (StepLayer.span, spanBytes). */
+export const STEP_LAYER_BYTES = 8 * (STEP_LAYER_FIELDS.length + 2);
 
-/** step_layers' table of every layer's weights, as the bytes to upload (u64 device addresses). */
+/** step_layers' table of every layer's weights, as the bytes to upload (u64 device addresses, then the span). */
 export function stepLayerTable(layers: DeviceLayer[]): BigUint64Array {
-  return BigUint64Array.from(layers.flatMap((l) => STEP_LAYER_FIELDS.map((f) => BigInt(l[f] ?? 0))));
+  return BigUint64Array.from(
+    layers.flatMap((l) => [
+      ...STEP_LAYER_FIELDS.map((f) => BigInt(l[f] ?? 0)),
+      BigInt(l.span.ptr),
+      BigInt(l.span.bytes),
+    ]),
+  );
 }
 
 /**
@@ -308,6 +315,8 @@ export function stepLayers(
     dInner: number;
     dtRank: number;
     blocks: number;
+    /** Each layer asks L2 for its weights and the next layer's first (DecodeSession.l2Prefetch). */
+    l2Prefetch: boolean;
   },
 ): void {
   k.launch(
@@ -333,6 +342,7 @@ export function stepLayers(
       i32(a.dModel),
       i32(a.dInner),
       i32(a.dtRank),
+      i32(a.l2Prefetch ? 1 : 0),
     ],
     'step_layers',
   );

@@ -13,7 +13,8 @@
 // k·gridDim.x, so any grid size gives the same sums in the same order as the three kernels.
 #include "step-fused.cu"
 
-// One layer's weights (device-weights.ts; ops-step.ts stepLayerTable writes them, 12 pointers in this order).
+// One layer's weights (device-weights.ts; ops-step.ts stepLayerTable writes them, 12 pointers in this order), then
+// the range they lie in (DeviceLayer.span), for the L2 prefetch.
 struct StepLayer {
   const float* norm;
   const act_t* inProj;
@@ -27,6 +28,8 @@ struct StepLayer {
   const float* dSkip;
   const act_t* outProj;
   const float* outProjBias;
+  const char* span;
+  i64 spanBytes;
 };
 
 // Grid barrier on one counter that starts at 0 and is left as found every second barrier: block 0 adds
@@ -66,12 +69,13 @@ struct GridWait {
 // hidden [batch, dModel] f32: the last layer's out_proj (the head's input). residual: the pair the fused norm reads
 // and writes alternately; the stream ends in residual[nLayer % 2]. xz, x, partial, y: one layer's step buffers, as the
 // fused kernels take them. States: layer l at convState + l·dInner·D_CONV and ssmState + l·dInner·D_STATE of each
-// sequence's block. barrier: a u32 that is 0 before the first launch.
+// sequence's block. barrier: a u32 that is 0 before the first launch. l2Prefetch: each layer first asks L2 for its
+// own weights and the next layer's (prelude.cuh l2_prefetch), as the fused step's first launch of a layer does.
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     step_layers(const StepLayer* __restrict__ layers, int nLayer, const int* __restrict__ ids,
                 const float* __restrict__ table, float eps, float* hidden, float* residual0, float* residual1,
                 act_t* xz, act_t* x, float* partial, act_t* y, float* convState, i64 convSeqStride, float* ssmState,
-                i64 ssmSeqStride, u32* barrier, int batch, int dModel, int dInner, int dtRank) {
+                i64 ssmSeqStride, u32* barrier, int batch, int dModel, int dInner, int dtRank, int l2Prefetch) {
   __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
   const int rows = STEP_IN_ROWS * (STEP_GEMV_THREADS / 32), dbl = dtRank + 2 * D_STATE;
   const int inBlocks = (2 * dInner + rows - 1) / rows, xBlocks = (dInner + rows - 1) / rows;
@@ -83,6 +87,10 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
 #pragma unroll 1
   for (int l = 0; l < nLayer; ++l) {
     const StepLayer& L = layers[l];
+    if (l2Prefetch) {
+      const StepLayer& next = layers[min(l + 1, nLayer - 1)];
+      l2_prefetch(L.span, next.span + next.spanBytes - L.span, 0, 1);
+    }
     float* resIn = l % 2 == 0 ? residual0 : residual1;
     float* resOut = l % 2 == 0 ? residual1 : residual0;
     float* conv = convState + (i64)l * dInner * D_CONV;
