@@ -188,6 +188,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     ...[1, 8].flatMap((batch) => [true, false].map((programmatic) => ({ batch, fusedStep: true, programmatic }))),
     ...[1, 3, 8].map((batch) => ({ batch, fusedStep: true, programmatic: true, persistent: true })),
     ...[1, 8].map((batch) => ({ batch, fusedStep: true, programmatic: true, l2Prefetch: true })),
+    ...[1, 8].map((batch) => ({ batch, fusedStep: true, programmatic: true, persistent: true, l2Prefetch: true })),
     ...[3, 8, 64].flatMap((batch) =>
       ([1, SSM_STEP_SEQS] as const).map((ssmSeqs) => ({ batch, fusedStep: false, programmatic: true, ssmSeqs })),
     ),
@@ -328,6 +329,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
   const S4 = SSM_STEP_SEQS;
   const variants = [
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, persistent: true },
+    { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, persistent: true, l2Prefetch: true },
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1 },
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, l2Prefetch: true },
     { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1 },
