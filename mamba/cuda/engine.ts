@@ -81,12 +81,13 @@ export interface CudaEngineOptions {
    */
   persistentStep?: boolean;
   /**
-   * Each decode step layer's first launch asks L2 for the weights of this layer and the next, and the unfused step's
-   * conv_step for the scan's states (kernels/prelude.cuh l2_prefetch), so the launches after it find them there.
+   * Each decode step layer asks L2 for the next layer's weights (the fused step's first launch, the unfused step's
+   * ssm_step_dt), and the unfused conv_step for the scan's states (kernels/prelude.cuh l2_prefetch), each block after
+   * its own loads, so the launches after it find them there.
    */
   l2Prefetch?: boolean;
   /**
-   * Prefill's selective scan (default memory-plan.ts defaultScan: bf16 'split-staged', fp32 'split-softplus'):
+   * Prefill's selective scan (default memory-plan.ts defaultScan: 'split-staged' in both precisions):
    * 'split-staged' (split-softplus with its inputs staged through shared memory by asynchronous copies,
    * scan-staged.cu), 'split-softplus' (the three chunked kernels of scan.cu, Δ formed in the first), 'split' (dt_softplus, then the same kernels), 'fused' (one kernel per layer,
    * scan-fused.cu) or 'fused-t2' (the same, two warps a channel); both fused kinds measured ~2× slower than split.
