@@ -74,8 +74,8 @@ export interface DecodeSessionOptions {
 }
 
 /**
- * Whether what a step asks L2 for at once (two layers' weights and one layer's scan states of every sequence) takes at
- * most half of it, so the prefetched bytes are not evicted before they are read (130m: 15 MB of the H100's 50; 1.4b's
+ * Whether what L2 holds for a step at once (the layer being read, the next one's weights and a layer's scan states of
+ * every sequence) takes at most half of it, so the prefetched bytes are not evicted before they are read (130m: 15 MB of the H100's 50; 1.4b's
  * layers, ~52 MB each, do not fit and run without).
  */
 export function l2PrefetchFits(a: { layerBytes: number; stateBytes: number; batch: number; l2Bytes: number }): boolean {
@@ -304,12 +304,11 @@ export class DecodeSession implements EngineDecodeSession {
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
     const scratch = { partial: b('xPartial'), programmatic: this.programmatic, ssmSeqs: this.ssmSeqs };
     const embed = { ids: b('tokens'), table: core.weights.embedding };
-    // layer i's first launch asks L2 for layers i and i + 1 (i's own mostly hits: i − 1 asked for it)
+    // layer i asks L2 for layer i + 1's weights
     const layers = core.weights.layers;
     const weightsAhead = (i: number): L2Range | null => {
-      if (!this.l2Prefetch) return null;
-      const [from, to] = [layers[i]!.span, layers[Math.min(i + 1, layers.length - 1)]!.span];
-      return { ptr: from.ptr, bytes: to.ptr + to.bytes - from.ptr, stride: 0, count: 1 };
+      const next = layers[i + 1]?.span;
+      return this.l2Prefetch && next ? { ...next, stride: 0, count: 1 } : null;
     };
     const stepOf = (i: number): MixerScan => {
       const prefetch = weightsAhead(i);

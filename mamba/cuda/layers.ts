@@ -58,7 +58,6 @@ export function enqueueLayers(core: EngineCore, loop: LayerLoop): void {
         dim: dModel,
         eps: normEpsilon,
         embed: i === 0 ? { ids: loop.ids, table: weights.embedding } : null,
-        prefetch: scan.kind === 'step' ? scan.prefetch : null,
       });
     // layer i's slice of every sequence's state: [dInner, dConv] and [dInner, dState] f32 within each sequence's block
     const conv = (base: DevicePtr) => ({ ptr: base + i * dInner * dConv * 4, seqStride: words.conv });

@@ -94,7 +94,10 @@ export type MixerScan =
       kind: 'step';
       scratch: StepScratch;
       fused: FusedStep | null;
-      /** The weights ahead, which the layer's first launch asks L2 for; the unfused conv_step then asks for the states. */
+      /**
+       * The next layer's weights, which the layer asks L2 for (the fused step's first launch, or the unfused ssm_step_dt,
+       * whose conv_step also asks for the scan's states); null: no prefetch.
+       */
       prefetch: L2Range | null;
     }
   | {
@@ -135,15 +138,16 @@ export function mambaMixer(
     // conv + SiLU, x_proj; the scan forms Δ = softplus(dt_proj(dt) + bias) itself
     const { programmatic, ssmSeqs } = mode.scratch;
     // the scan's states, which ssm_step_dt reads two launches later
-    const prefetch = mode.prefetch && seqStatesRange(states.ssm, dInner * config.dState * 4, n);
-    ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n, programmatic, prefetch });
+    const prefetchStates = mode.prefetch && seqStatesRange(states.ssm, dInner * config.dState * 4, n);
+    ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n, programmatic, prefetch: prefetchStates });
     xProj(core, layer, b.x, b.xDbl, n);
     const xDbl = { ptr: b.xDbl, ld: xDblWidth(config) };
     const { x, z } = scanInputs(core, layer, b);
     const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
     const { dState, dtRank } = config;
     const scanArgs = { x: x.ptr, xDbl, z, dtProjT, dtBias, aLog2, dSkip, state: states.ssm, y: b.y };
-    ops.ssmStepDt(k, { ...scanArgs, batch: n, dInner, dState, dtRank, seqs: ssmSeqs, programmatic });
+    const prefetch = mode.prefetch;
+    ops.ssmStepDt(k, { ...scanArgs, batch: n, dInner, dState, dtRank, seqs: ssmSeqs, programmatic, prefetch });
     outProj(core, layer, b.y, b.out, n);
     return;
   }

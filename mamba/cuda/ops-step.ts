@@ -80,7 +80,7 @@ export function stepInProjConv(
     dInner: number;
     dbl: number;
     programmatic: boolean;
-    /** What later launches will read, asked into L2 now (the weights of this layer and the next). */
+    /** What later launches will read, asked into L2 while the blocks wait on the previous launch (the next layer's weights). */
     prefetch?: L2Range | null;
   },
 ): void {
@@ -315,7 +315,7 @@ export function stepLayers(
     dInner: number;
     dtRank: number;
     blocks: number;
-    /** Each layer asks L2 for its weights and the next layer's first (DecodeSession.l2Prefetch). */
+    /** Each layer first asks L2 for the next layer's weights (DecodeSession.l2Prefetch). */
     l2Prefetch: boolean;
   },
 ): void {

@@ -46,8 +46,6 @@ export function addRmsNorm(
     eps: number;
     /** The first block: the residual stream starts from the embedding rows table[ids[row]] (hidden is not read). */
     embed: EmbedRows | null;
-    /** What later launches will read, asked into L2 now (a decode step's weights ahead). */
-    prefetch?: L2Range | null;
   },
 ): void {
   k.launch(
@@ -63,7 +61,6 @@ export function addRmsNorm(
       f32(a.eps),
       ptr(a.embed?.ids ?? null),
       ptr(a.embed?.table ?? null),
-      ...l2Prefetch(a.prefetch ?? null),
     ],
     'add_rmsnorm',
   );
@@ -294,6 +291,8 @@ export function ssmStepDt(
     dtRank: number;
     seqs?: SsmStepSeqs;
     programmatic?: boolean;
+    /** What later launches will read, asked into L2 now (the next layer's weights). */
+    prefetch?: L2Range | null;
   },
 ): void {
   if (a.dtRank + 2 * a.dState > SSM_STEP_DBL_MAX)
@@ -321,6 +320,7 @@ export function ssmStepDt(
       i32(a.batch),
       i32(a.dInner),
       i32(a.dtRank),
+      ...l2Prefetch(a.prefetch ?? null),
     ],
     name,
   );

@@ -5,13 +5,10 @@
 // residual stream from the embedding, residual = table[ids[row]], so the gather needs no launch of its own (ids are
 // checked on the host before upload). hidden null: the previous block's out_proj already added into the residual
 // (engine option residualInOutProj), so the residual is only read. residual is kept in f32 (residual_in_fp32); normed
-// feeds in_proj, so it is an activation (f32 or bf16). A decode step's norm carries the step's L2 prefetch of the
-// weights ahead (prelude.cuh l2_prefetch; none in a prefill pass).
+// feeds in_proj, so it is an activation (f32 or bf16).
 extern "C" __global__ void add_rmsnorm(const float* __restrict__ hidden, float* __restrict__ residual, act_t* __restrict__ normed,
                                        const float* __restrict__ weight, int rows, int dim, float eps,
-                                       const int* __restrict__ ids, const float* __restrict__ table,
-                                       L2_PREFETCH_PARAMS) {
-  l2_prefetch(L2_PREFETCH_ARGS);
+                                       const int* __restrict__ ids, const float* __restrict__ table) {
   const int row = blockIdx.x;
   if (row >= rows) return;
   const bool first = ids != nullptr;

@@ -168,6 +168,18 @@ __device__ __forceinline__ void stage_rmsnorm(Wait wait, act_t* s, int b0, int t
 struct PdlWait {
   __device__ void operator()() const { pdl_wait(); }
 };
+// step_in_proj_conv's: first the L2 prefetch of the next layer's weights, once, which the block issues after its own
+// weight loads and before it would wait anyway
+struct PdlWaitPrefetch {
+  const char* pfBase;
+  i64 pfBytes, pfStride;
+  int pfCount;
+  __device__ void operator()() {
+    l2_prefetch(L2_PREFETCH_ARGS);
+    pfBase = nullptr;
+    pdl_wait();
+  }
+};
 
 template <int CHUNKS = STEP_CHUNKS, typename Wait>
 __device__ __forceinline__ void in_proj_conv_block(act_t* sIn, int blk, Wait& wait, const float* hidden,
@@ -319,8 +331,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
                       float* __restrict__ partial, int batch, int k, int dInner, int dbl, L2_PREFETCH_PARAMS) {
   __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
   pdl_trigger();
-  l2_prefetch(L2_PREFETCH_ARGS);
-  PdlWait wait;
+  PdlWaitPrefetch wait{L2_PREFETCH_ARGS};
   in_proj_conv_block(sIn, blockIdx.x, wait, hidden, residualIn, residualOut, ids, table, normW, eps, w, bias, xz,
                      convState, stateSeqStride, convW, convB, xOut, wx, partial, batch, k, dInner, dbl);
 }

@@ -69,8 +69,8 @@ struct GridWait {
 // hidden [batch, dModel] f32: the last layer's out_proj (the head's input). residual: the pair the fused norm reads
 // and writes alternately; the stream ends in residual[nLayer % 2]. xz, x, partial, y: one layer's step buffers, as the
 // fused kernels take them. States: layer l at convState + l·dInner·D_CONV and ssmState + l·dInner·D_STATE of each
-// sequence's block. barrier: a u32 that is 0 before the first launch. l2Prefetch: each layer first asks L2 for its
-// own weights and the next layer's (prelude.cuh l2_prefetch), as the fused step's first launch of a layer does.
+// sequence's block. barrier: a u32 that is 0 before the first launch. l2Prefetch: each layer first asks L2 for the
+// next layer's weights (prelude.cuh l2_prefetch), as the fused step's first launch of a layer does.
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     step_layers(const StepLayer* __restrict__ layers, int nLayer, const int* __restrict__ ids,
                 const float* __restrict__ table, float eps, float* hidden, float* residual0, float* residual1,
@@ -87,10 +87,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
 #pragma unroll 1
   for (int l = 0; l < nLayer; ++l) {
     const StepLayer& L = layers[l];
-    if (l2Prefetch) {
-      const StepLayer& next = layers[min(l + 1, nLayer - 1)];
-      l2_prefetch(L.span, next.span + next.spanBytes - L.span, 0, 1);
-    }
+    if (l2Prefetch && l + 1 < nLayer) l2_prefetch(layers[l + 1].span, layers[l + 1].spanBytes, 0, 1);
     float* resIn = l % 2 == 0 ? residual0 : residual1;
     float* resOut = l % 2 == 0 ? residual1 : residual0;
     float* conv = convState + (i64)l * dInner * D_CONV;

@@ -6,18 +6,20 @@
 // GEMM. (conv + SiLU and x_proj in one launch, partial sums over 256-channel blocks added by the last block to arrive,
 // was slower at every batch on the H100: 13 µs a layer at batch 1 and 20 at 64 against 4 + 7 and 5.6 + 7.3 for these
 // two launches, cuda-device-check-decode-v10-h100.json: six blocks at 130m left the GPU idle.) As a programmatic
-// dependent it reads its state and weights before waiting on in_proj's output. It carries the L2 prefetch of the scan's
+// dependent it reads its state and weights before waiting on in_proj's output. Meanwhile it asks L2 for the scan's
 // states (prelude.cuh l2_prefetch), which ssm_step_dt reads two launches later.
 extern "C" __global__ void conv_step(const act_t* x, i64 xStride, float* __restrict__ convState, i64 stateSeqStride,
                                      const float* __restrict__ weight, const float* __restrict__ bias,
                                      act_t* __restrict__ xOut, int batch, int dInner, L2_PREFETCH_PARAMS) {
   pdl_trigger();
-  l2_prefetch(L2_PREFETCH_ARGS);
   const i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= (i64)batch * dInner) return;
-  const int b = (int)(i / dInner), c = (int)(i % dInner);
+  const bool live = i < (i64)batch * dInner;
+  const int b = live ? (int)(i / dInner) : 0, c = live ? (int)(i % dInner) : 0;
   float* st = convState + (i64)b * stateSeqStride + (i64)c * D_CONV;
-  ConvTaps taps = conv_taps(st, weight + c * D_CONV, bias ? bias[c] : 0.0f);
+  ConvTaps taps;
+  if (live) taps = conv_taps(st, weight + c * D_CONV, bias ? bias[c] : 0.0f);
+  l2_prefetch(L2_PREFETCH_ARGS);  // after this block's own loads, while it would wait anyway
+  if (!live) return;
   pdl_wait();  // x (pre-conv) is in_proj's output
   act_store(xOut + (i64)b * dInner + c, silu_f(conv_shift(st, taps, ld_cg_act(x + (i64)b * xStride + c))));
 }
@@ -38,7 +40,7 @@ __device__ __forceinline__ void ssm_step_dt_tile(const act_t* x, const act_t* xD
                                                  const act_t* __restrict__ wdtT, const float* __restrict__ dtBias,
                                                  const float* __restrict__ aLog2, const float* __restrict__ dSkip,
                                                  float* __restrict__ ssmState, i64 stateSeqStride, act_t* __restrict__ y,
-                                                 int batch, int dInner, int dtRank) {
+                                                 int batch, int dInner, int dtRank, L2_PREFETCH_PARAMS) {
   const int dbl = dtRank + 2 * D_STATE;
   constexpr int LANES = ssm_step_lanes(), RUN = D_STATE / LANES, PREFETCH = dt_prefetch<LANES>();
   pdl_trigger();
@@ -54,6 +56,7 @@ __device__ __forceinline__ void ssm_step_dt_tile(const act_t* x, const act_t* xD
     if (j < live) load_run<RUN>(hp(j), h[j]);
   load_run<RUN>(aLog2 + (i64)cc * D_STATE + q * RUN, a2);
   const float bias = dtBias[cc], dSkipC = dSkip[cc];
+  l2_prefetch(L2_PREFETCH_ARGS);  // the next layer's weights, after this block's own loads
   pdl_wait();  // x is conv_step's output, x_dbl the x_proj GEMM's
   float xv[S], zv[S];
 #pragma unroll
@@ -85,8 +88,11 @@ __device__ __forceinline__ void ssm_step_dt_tile(const act_t* x, const act_t* xD
 #define SSM_STEP_DT_ARGS                                                                                             \
   const act_t *x, const act_t *xDbl, i64 dblStride, const act_t *z, i64 zStride, const act_t *__restrict__ wdtT,   \
       const float *__restrict__ dtBias, const float *__restrict__ aLog2, const float *__restrict__ dSkip,            \
-      float *__restrict__ ssmState, i64 stateSeqStride, act_t *__restrict__ y, int batch, int dInner, int dtRank
-#define SSM_STEP_DT_CALL x, xDbl, dblStride, z, zStride, wdtT, dtBias, aLog2, dSkip, ssmState, stateSeqStride, y, batch, dInner, dtRank
+      float *__restrict__ ssmState, i64 stateSeqStride, act_t *__restrict__ y, int batch, int dInner, int dtRank,    \
+      L2_PREFETCH_PARAMS
+#define SSM_STEP_DT_CALL                                                                                             \
+  x, xDbl, dblStride, z, zStride, wdtT, dtBias, aLog2, dSkip, ssmState, stateSeqStride, y, batch, dInner, dtRank,    \
+      L2_PREFETCH_ARGS
 extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS) ssm_step_dt(SSM_STEP_DT_ARGS) {
   ssm_step_dt_tile<1>(SSM_STEP_DT_CALL);
 }
