@@ -83,7 +83,9 @@ export interface CudaEngineOptions {
   /**
    * Each decode step layer asks L2 for the next layer's weights (the fused step's first launch, the unfused step's
    * ssm_step_dt), and the unfused conv_step for the scan's states (kernels/prelude.cuh l2_prefetch), each block after
-   * its own loads, so the launches after it find them there.
+   * its own loads, so the launches after it find them there. Default true where it fits (decode.ts l2PrefetchFits):
+   * on the H100 it lifted the unfused step 3–8% (130m b8 13,316 → 14,279 tok/s, b64 79.4K → 82.1K) and left the fused
+   * one within noise (b1 2,417 → 2,403, b8 10,551 → 10,601; cuda-device-check-decode-v15-h100.md).
    */
   l2Prefetch?: boolean;
   /**
@@ -344,7 +346,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const programmatic = (opts.programmatic ?? true) && this.core.device.info.computeCapability[0] >= 9;
     const greedyHead = opts.greedyHead ?? this.options.greedyHead ?? false;
     const persistentStep = opts.persistentStep ?? this.options.persistentStep ?? false;
-    const l2Prefetch = opts.l2Prefetch ?? this.options.l2Prefetch ?? false;
+    const l2Prefetch = opts.l2Prefetch ?? this.options.l2Prefetch ?? true;
     const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length, this.core.config.dInner);
     const session = new DecodeSession(this.core, states.length, {
       useGraphs,
