@@ -75,8 +75,8 @@ export interface DecodeSessionOptions {
 
 /**
  * Whether what L2 holds for a step at once (the layer being read, the next one's weights and a layer's scan states of
- * every sequence) takes at most half of it, so the prefetched bytes are not evicted before they are read (130m: 15 MB of the H100's 50; 1.4b's
- * layers, ~52 MB each, do not fit and run without).
+ * every sequence) takes at most half of it, so the prefetched bytes are not evicted before they are read (130m: 15 MB
+ * of the H100's 50; 1.4b's layers, ~52 MB each, do not fit and run without).
  */
 export function l2PrefetchFits(a: { layerBytes: number; stateBytes: number; batch: number; l2Bytes: number }): boolean {
   return 2 * a.layerBytes + a.batch * a.stateBytes <= a.l2Bytes / 2;
@@ -106,7 +106,7 @@ export class DecodeSession implements EngineDecodeSession {
   /** Sequences a thread of the unfused step's ssm_step_dt steps (ops.ts ssmStepDt). */
   readonly ssmSeqs: ops.SsmStepSeqs;
 
-  /** Whether each layer's first launch asks L2 for the weights ahead (ops-args.ts L2Range; where l2PrefetchFits). */
+  /** Whether each layer asks L2 for the next one's weights (ops-args.ts L2Range; where l2PrefetchFits). */
   readonly l2Prefetch: boolean;
 
   /** Whether steps that want no logits end in head_greedy (ops-step.ts) rather than the logits and argmax_rows. */
