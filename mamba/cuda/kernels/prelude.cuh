@@ -117,7 +117,7 @@ __device__ __forceinline__ void pdl_wait() {
 #define L2_PREFETCH_ARGS pfBase, pfBytes, pfStride, pfCount
 #define L2_PREFETCH_MAX 65536 // bytes a bulk prefetch asks for at most
 __device__ __forceinline__ void l2_prefetch(L2_PREFETCH_PARAMS) {
-#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900) || !defined(__CUDACC__)
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900) || (!defined(__CUDA_ARCH__) && !defined(__CUDACC__))
   if (pfBase == nullptr || pfCount <= 0 || threadIdx.x + threadIdx.y + threadIdx.z != 0) return;
   const i64 blocks = (i64)gridDim.x * gridDim.y * gridDim.z;
   const i64 block = blockIdx.x + (i64)gridDim.x * (blockIdx.y + (i64)gridDim.y * blockIdx.z);
@@ -129,7 +129,7 @@ __device__ __forceinline__ void l2_prefetch(L2_PREFETCH_PARAMS) {
     const i64 n = min(min(end - at, pfBytes - offset), (i64)L2_PREFETCH_MAX);
 #if defined(__CUDA_ARCH__)
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(pfBase + range * pfStride + offset), "r"((u32)n));
-#else
+#else  // the CPU emulator
     emu_prefetch_l2(pfBase + range * pfStride + offset, (u64)n);
 #endif
     at += n;
