@@ -3,7 +3,7 @@
 // `fusedStep: true` runs a layer's step on the fused kernels (ops-step.ts: three launches a layer, up to 8 sequences)
 // instead of six (mixer.ts); the engine picks it where the device check measured it faster (fusedStepByDefault).
 // `persistentStep: true` runs the fused step's every layer in one launch (ops-step.ts stepLayers; measured slower,
-// so off unless asked).
+// so off unless asked). Each layer asks L2 for the next layer's weights where they fit (`l2Prefetch`, l2PrefetchFits).
 // After one eager warm-up step it is captured once as a CUDA graph and replayed, which removes the per-launch overhead
 // that dominates small steps. A step that wants no logits (greedy decoding) can end in head_greedy instead (norm_f,
 // lm_head and argmax in one launch, `greedyHead`), a second graph. Graph capture failing falls back to eager launches

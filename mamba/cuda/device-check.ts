@@ -49,7 +49,7 @@ const args = scriptArgs(
     /** Phase `scan`: the variants to run beside split (comma-separated names, scan-compare.ts); all when left out. */
     'scan-variants': { type: 'string' },
     'budget-s': { type: 'string', default: '360' },
-    /** Phases parity/bench: the engines' prefill scan (split-staged | split-softplus | split | fused | fused-t2; default each precision's, memory-plan.ts defaultScan) and whether prefill runs as graphs. */
+    /** Phases parity/bench: the engines' prefill scan (split-staged | split-softplus | split | fused | fused-t2; default memory-plan.ts DEFAULT_SCAN) and whether prefill runs as graphs. */
     scan: { type: 'string' },
     'prefill-graphs': { type: 'boolean', default: false },
     /** Skip golden cases and passkey prompts longer than this (CPU-emulator smoke runs). */

@@ -20,7 +20,7 @@ import {
   type PassSequenceInput,
   type PassSequenceOutput,
 } from './forward.ts';
-import { defaultScan, type Precision } from './memory-plan.ts';
+import { DEFAULT_SCAN, type Precision } from './memory-plan.ts';
 import type { ScanKind } from './mixer.ts';
 import { SCAN_STAGE_DEFAULT } from './kernels/manifest.ts';
 import { DEFAULT_SCAN_CARRY, type ScanCarry } from './ops-scan.ts';
@@ -89,9 +89,9 @@ export interface CudaEngineOptions {
    */
   l2Prefetch?: boolean;
   /**
-   * Prefill's selective scan (default memory-plan.ts defaultScan: 'split-staged' in both precisions):
-   * 'split-staged' (split-softplus with its inputs staged through shared memory by asynchronous copies,
-   * scan-staged.cu), 'split-softplus' (the three chunked kernels of scan.cu, Δ formed in the first), 'split' (dt_softplus, then the same kernels), 'fused' (one kernel per layer,
+   * Prefill's selective scan: 'split-staged' (default, memory-plan.ts DEFAULT_SCAN: split-softplus with its inputs
+   * staged through shared memory by asynchronous copies, scan-staged.cu), 'split-softplus' (the three chunked kernels
+   * of scan.cu, Δ formed in the first), 'split' (dt_softplus, then the same kernels), 'fused' (one kernel per layer,
    * scan-fused.cu) or 'fused-t2' (the same, two warps a channel); both fused kinds measured ~2× slower than split.
    */
   scan?: ScanKind;
@@ -146,7 +146,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     super();
     const fmaExp = core.kernels.build.scanFmaExp ?? DEFAULT_SCAN_FMA_EXP; // the build create() chose
     const variant = [
-      options.scan && options.scan !== defaultScan(core.precision) ? options.scan : '',
+      options.scan && options.scan !== DEFAULT_SCAN ? options.scan : '',
       fmaExp !== DEFAULT_SCAN_FMA_EXP ? `fma${fmaExp}` : '',
       options.scanStage ? `stage${options.scanStage.steps}x${options.scanStage.stages}` : '',
       options.residualInOutProj ? 'resid' : '',

@@ -9,7 +9,7 @@ import { SCAN_THREADS } from './kernels/manifest.ts';
 import { stateWords, type EngineCore } from './core.ts';
 import { packPassTables, passTableWords, type PassTables } from './device-tables.ts';
 import type { DeviceArena } from './arena.ts';
-import { defaultScan, headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
+import { DEFAULT_SCAN, headTileRows, planPassMemory, type PassBuffer } from './memory-plan.ts';
 import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import type { MixerDecimation, MixerScan, ScanKind } from './mixer.ts';
 import { type ScanCarry, scanPassKernels } from './ops-scan.ts';
@@ -48,7 +48,7 @@ export interface PassOptions {
   fitScanWaves?: boolean;
   guardBytes?: number;
   headMaxBytes?: number;
-  /** Which selective-scan kernels run (mixer.ts; default defaultScan(precision)). */
+  /** Which selective-scan kernels run (mixer.ts; default DEFAULT_SCAN). */
   scan?: ScanKind;
   /** The split scans' pass 2 (ops-scan.ts ScanCarry; default DEFAULT_SCAN_CARRY). */
   scanCarry?: ScanCarry;
@@ -74,7 +74,7 @@ export function passShape(
   opts: PassOptions = {},
 ): PassShape {
   const rows = plan.groups[0]!.rows;
-  const scan = opts.scan ?? defaultScan(core.precision);
+  const scan = opts.scan ?? DEFAULT_SCAN;
   const outputPass = scanPassKernels(scan === 'split-staged').output;
   const fit = () =>
     opts.fitScanWaves === false ? undefined : core.kernels.blocksPerMultiprocessor(outputPass, SCAN_THREADS);

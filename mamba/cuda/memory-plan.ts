@@ -47,7 +47,7 @@ export interface PassMemoryInput {
   headRows: number;
   /** Sequences start from a carried state (a later segment of a long plain prompt). */
   withInitState: boolean;
-  /** Default defaultScan(precision) (never a fused kind). */
+  /** Default DEFAULT_SCAN (never a fused kind). */
   scan?: ScanKind;
   guardBytes?: number;
 }
@@ -59,14 +59,11 @@ export interface PassMemoryInput {
 export type ScanKind = 'split' | 'split-softplus' | 'split-staged' | 'fused' | 'fused-t2';
 export const isFusedScan = (scan: ScanKind | undefined): boolean => scan === 'fused' || scan === 'fused-t2';
 /**
- * The prefill scan a precision runs unless asked: the staged passes, measured fastest in both (H100,
+ * The prefill scan unless asked: the staged passes, measured fastest in both precisions (H100,
  * cuda-scan-staged-h100.json: in bf16 the scan kernels take 0.87–0.89× split-softplus's time at 130m 32K and 128K, 0.90
  * at 1.4b 32K; cuda-scan-staged-fp32-h100.json: in fp32 0.86–0.91× at 130m 32K, 151–152 against 154 ms a pass).
- * Precision stays a parameter: the two have been chosen apart before and may be again.
  */
-export function defaultScan(_precision: Precision): ScanKind {
-  return 'split-staged';
-}
+export const DEFAULT_SCAN: ScanKind = 'split-staged';
 
 export function activationBytes(precision: Precision): number {
   return precision === 'bf16' ? 2 : 4;
