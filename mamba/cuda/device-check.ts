@@ -48,6 +48,8 @@ const args = scriptArgs(
     'scan-precisions': { type: 'string', default: 'bf16,fp32' },
     /** Phase `scan`: the variants to run beside split (comma-separated names, scan-compare.ts); all when left out. */
     'scan-variants': { type: 'string' },
+    /** Phases bench/decode: the batches decode is timed at, in this order (the time budget skips the last). */
+    'decode-batches': { type: 'string', default: '1,2,4,8,16,32,64' },
     'budget-s': { type: 'string', default: '360' },
     /** Phases parity/bench: the engines' prefill scan (split-staged | split-softplus | split | fused | fused-t2; default memory-plan.ts DEFAULT_SCAN) and whether prefill runs as graphs. */
     scan: { type: 'string' },
@@ -68,6 +70,11 @@ const root = resolve(args.root!);
 const report = new Report();
 const deadline = new Deadline(Number(args['budget-s']));
 const lengths = args.lengths!.split(',').map(Number);
+const decodeBatches = args['decode-batches']!.split(',').map(Number);
+if (decodeBatches.some((b) => !Number.isInteger(b) || b < 1)) {
+  console.error(`--decode-batches takes positive integers, got ${args['decode-batches']}`);
+  process.exit(2);
+}
 
 async function main(): Promise<void> {
   report.info[`args:${args['report-name']}`] = args;
@@ -218,7 +225,7 @@ async function main(): Promise<void> {
           await benchBatch(target, report, deadline, args['batch-lengths']!.split(',').map(Number));
           await checkFusedStep(target, report);
           await checkGreedyHead(target, report);
-          await benchDecode(target, report, deadline);
+          await benchDecode(target, report, deadline, decodeBatches);
           await benchDecodeBreakdown(target, report, deadline);
           await benchBreakdown(target, report, deadline, Math.min(32768, Math.max(...lengths)));
         } else if (phases.has('decode-probe') || phases.has('prefill-probe')) {
@@ -229,7 +236,7 @@ async function main(): Promise<void> {
           const target = { shape, config, engine: bf16 };
           await checkFusedStep(target, report);
           await checkGreedyHead(target, report);
-          await benchDecode(target, report, deadline);
+          await benchDecode(target, report, deadline, decodeBatches);
           await benchDecodeBreakdown(target, report, deadline);
         }
         if (phases.has('bench')) {

@@ -332,7 +332,12 @@ export async function probePrefill(t: BenchTarget, report: Report, lengths: numb
 }
 
 /** Decode tokens/s: fused step kernels or the prefill's launches, CUDA graph or eager; median of 5 runs of 64 steps. */
-export async function benchDecode(t: BenchTarget, report: Report, deadline: Deadline): Promise<void> {
+export async function benchDecode(
+  t: BenchTarget,
+  report: Report,
+  deadline: Deadline,
+  batches: number[] = [1, 2, 4, 8, 16, 32, 64],
+): Promise<void> {
   const { engine } = t;
   const S4 = SSM_STEP_SEQS;
   const variants = [
@@ -355,7 +360,7 @@ export async function benchDecode(t: BenchTarget, report: Report, deadline: Dead
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true, branches: 2 },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true, branches: 4 },
   ] as const;
-  for (const batch of [1, 2, 4, 8, 16, 32, 64]) {
+  for (const batch of batches) {
     for (const variant of variants) {
       const { graphs, fused, programmatic, greedyHead, ssmSeqs } = variant;
       const persistent = 'persistent' in variant;
