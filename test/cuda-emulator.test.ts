@@ -189,22 +189,18 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     { batch: 3, fusedStep: false, fused: false, ssmSeqs: 1, l2Prefetch: false },
     { batch: 3, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: false },
     { batch: 11, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: true },
-    { batch: 6, fusedStep: false, fused: false, ssmSeqs: 1, l2Prefetch: false, branches: 2 },
-    { batch: 12, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: true, branches: 3 },
   ] as const)(
-    'a decode session steps a batch of sequences at once: $batch, fused $fusedStep, ssm_step_dt $ssmSeqs a thread, L2 prefetch $l2Prefetch, branches $branches',
+    'a decode session steps a batch of sequences at once: $batch, fused $fusedStep, ssm_step_dt $ssmSeqs a thread, L2 prefetch $l2Prefetch',
     async (c) => {
-      const branches = 'branches' in c ? c.branches : 1;
       const prompts = Array.from({ length: c.batch }, (_, i) =>
         randomIds([12, 40, 3][i % 3]! + i, m.config.vocabSize, 13 + i),
       );
       const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
       const session = engine.openDecode(
         pre.map((p) => p.state),
-        { fusedStep: c.fusedStep, ssmSeqs: c.ssmSeqs, l2Prefetch: c.l2Prefetch, branches },
+        { fusedStep: c.fusedStep, ssmSeqs: c.ssmSeqs, l2Prefetch: c.l2Prefetch },
       );
-      const got = [session.fused, session.ssmSeqs, session.l2Prefetch, session.branches];
-      expect(got).toEqual([c.fused, c.ssmSeqs, c.l2Prefetch, branches]);
+      expect([session.fused, session.ssmSeqs, session.l2Prefetch]).toEqual([c.fused, c.ssmSeqs, c.l2Prefetch]);
       let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
       let tokens = pre.map((p) => argmax(p.logits[0]!));
       for (let step = 0; step < 4; step++) {
@@ -225,13 +221,6 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       session.dispose();
     },
   );
-
-  it('branches must divide the batch', () => {
-    const states = [engine.emptyState(), engine.emptyState(), engine.emptyState()];
-    expect(() => engine.openDecode(states, { fusedStep: false, branches: 2 })).toThrow(
-      /branches 2 must .* dividing the batch 3/,
-    );
-  });
 
   // stepGreedy feeds each step's argmax to the next on the device: the same rows as greedy steps one at a time (with
   // the logits kept), from the first steps (eager, then captured) and from a replayed graph; a plain step after it

@@ -17,7 +17,7 @@ import {
   type ModelState,
 } from '../engine.ts';
 import { checkStepTokens } from '../engine-input.ts';
-import type { CuHandle, DevicePtr } from './bindings/driver.ts';
+import type { DevicePtr } from './bindings/driver.ts';
 import { actBytes, layerStates, stateWords, type EngineCore } from './core.ts';
 import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import { Layout } from './layout.ts';
@@ -71,12 +71,6 @@ export interface DecodeSessionOptions {
   /** Layers ask L2 for the weights and states ahead (CudaEngineOptions.l2Prefetch). */
   l2Prefetch?: boolean;
   ssmSeqs?: ops.SsmStepSeqs;
-  /**
-   * Groups of sequences whose layers run on parallel branches of the step (each its own stream, joined before the
-   * head), so one group's small launches overlap another's instead of waiting in one chain. Unfused steps only;
-   * 1 (the default) is one chain. The batch must divide evenly.
-   */
-  branches?: number;
 }
 
 /**
@@ -115,11 +109,6 @@ export class DecodeSession implements EngineDecodeSession {
   /** Whether each layer asks L2 for the next one's weights (ops-args.ts L2Range; where l2PrefetchFits). */
   readonly l2Prefetch: boolean;
 
-  /** Sequence groups stepping on parallel branches (DecodeSessionOptions.branches), and the streams and events of all but the first. */
-  readonly branches: number;
-  private readonly branchStreams: CuHandle[] = [];
-  private readonly branchEvents: CuHandle[] = [];
-
   /** Whether steps that want no logits end in head_greedy (ops-step.ts) rather than the logits and argmax_rows. */
   readonly greedyHead: boolean;
   private readonly headBlocks: number;
@@ -144,11 +133,6 @@ export class DecodeSession implements EngineDecodeSession {
     const blocks = persistentStep && this.fused ? stepLayersBlocks(core.kernels, core.device.info, core.config) : 0;
     this.persistent = blocks > 0;
     this.persistentBlocks = blocks;
-    const branches = opts.branches ?? 1;
-    if (!Number.isInteger(branches) || branches < 1 || batch % branches !== 0)
-      throw new RangeError(`decode branches ${branches} must be a positive integer dividing the batch ${batch}`);
-    // the fused step is one chain of its own kernels; the profiler marks launches on the main stream only
-    this.branches = this.fused || core.device.profiler ? 1 : branches;
     this.programmatic = programmatic;
     const act = actBytes(core);
     this.greedyHead = greedyHead && greedyHeadFits(batch, dModel, act);
@@ -184,11 +168,6 @@ export class DecodeSession implements EngineDecodeSession {
     if (this.persistent) core.device.upload(this.buf('stepLayers'), stepLayerTable(core.weights.layers));
     core.device.fill32(this.buf('conv'), 0, batch * words.conv);
     core.device.fill32(this.buf('ssm'), 0, batch * words.ssm);
-    // a fork event, then one join event and one stream per branch past the first
-    for (let g = 0; g < this.branches; g++) {
-      this.branchEvents.push(core.device.driver.createEvent());
-      if (g > 0) this.branchStreams.push(core.device.driver.createStream());
-    }
   }
 
   buf(name: DecodeBuffer): DevicePtr {
@@ -343,7 +322,15 @@ export class DecodeSession implements EngineDecodeSession {
       };
     };
     if (this.persistent) this.enqueuePersistent();
-    else this.enqueueBranches(stepOf);
+    else
+      enqueueLayers(core, {
+        ids: b('tokens'),
+        rows: B,
+        nSeq: B,
+        buffers: { ...blockBuffers(b), residual: b('residual'), residualAlt: null },
+        states: { conv: b('conv'), ssm: b('ssm'), initConv: null, initSsm: null },
+        layer: (i) => ({ rowsIn: B, scan: stepOf(i) }),
+      });
     const residual = this.fused ? pair(core.config.nLayer - 1)[1]! : b('residual');
     const [hidden, rowIdx, normed] = [b('hidden'), b('rowIdx'), b('headNormed')];
     if (head === 'greedy') {
@@ -371,50 +358,6 @@ export class DecodeSession implements EngineDecodeSession {
     ops.argmax(core.kernels, b('logits'), B, core.config.vocabSize, b('argmax'));
     // the next step's input, for stepGreedy (step() uploads its own tokens over it)
     core.device.copy(b('tokens'), b('argmax'), B * 4);
-  }
-
-  /**
-   * The layer loop, once for every sequence or (branches > 1) once per group of rows [g·n, (g + 1)·n): group 0 on the
-   * main stream, each other group on its own stream forked from it and joined back, so the captured graph holds
-   * parallel branches. Every buffer and state is [batch, ...] by sequence, so a group's are offsets into them.
-   */
-  private enqueueBranches(stepOf: (i: number) => MixerScan): void {
-    const core = this.core;
-    const { driver } = core.device;
-    const G = this.branches;
-    const n = this.batch / G;
-    const words = stateWords(core.config);
-    const rowBytes = blockBufferBytes(core.config, core.precision, 1);
-    const group = (g: number) => {
-      const first = g * n;
-      const at = (name: DecodeBuffer, bytesPerRow: number) => this.buf(name) + first * bytesPerRow;
-      enqueueLayers(core, {
-        ids: at('tokens', 4),
-        rows: n,
-        nSeq: n,
-        buffers: {
-          ...blockBuffers((name) => at(name, rowBytes[name])),
-          residual: at('residual', core.config.dModel * 4),
-          residualAlt: null,
-        },
-        states: { conv: at('conv', words.conv * 4), ssm: at('ssm', words.ssm * 4), initConv: null, initSsm: null },
-        layer: (i) => ({ rowsIn: n, scan: stepOf(i) }),
-      });
-    };
-    if (G === 1) {
-      group(0);
-      return;
-    }
-    const main = core.device.mainStream;
-    const [fork, ...joins] = this.branchEvents;
-    driver.record(fork!, main);
-    this.branchStreams.forEach((stream, i) => {
-      driver.streamWait(stream, fork!);
-      core.device.onStream(stream, i + 1, G, () => group(i + 1));
-      driver.record(joins[i]!, stream);
-    });
-    core.device.onStream(main, 0, G, () => group(0));
-    for (const join of joins) driver.streamWait(main, join);
   }
 
   /** The fused step's layers as one launch (step_layers): the same stages, buffers and residual pair as stepOf's. */
@@ -454,8 +397,6 @@ export class DecodeSession implements EngineDecodeSession {
     device.synchronize();
     for (const graph of this.graphs.values()) device.driver.destroyGraphExec(graph);
     this.graphs.clear();
-    for (const stream of this.branchStreams) device.driver.destroyStream(stream);
-    for (const event of this.branchEvents) device.driver.destroyEvent(event);
     device.free(this.base);
   }
 }

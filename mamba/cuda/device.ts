@@ -1,6 +1,5 @@
-// One GPU as the engine sees it: the primary context, one stream (another for a while, onStream), a cuBLAS handle with
-// its own workspace, the kernel modules (compiled once per build setting), allocation bookkeeping and the optional
-// profiler.
+// One GPU as the engine sees it: the primary context, one stream, a cuBLAS handle with its own workspace, the kernel
+// modules (compiled once per build setting), allocation bookkeeping and the optional profiler.
 import {
   CudaDriver,
   FunctionAttribute,
@@ -86,13 +85,11 @@ export class KernelSet {
 
 export class CudaDevice {
   readonly info: DeviceInfo;
-  /** The device's own stream; `stream` is where work goes now (this one, unless inside onStream). */
-  readonly mainStream: CuHandle;
-  private current: CuHandle;
+  readonly stream: CuHandle;
   readonly cublas: Cublas;
   readonly arch: string;
   profiler: Profiler | null = null;
-  private readonly workspace: { ptr: DevicePtr; bytes: number };
+  private readonly workspace: DevicePtr;
   private readonly kernelSets = new Map<string, KernelSet>();
   private readonly compiler: KernelCompiler;
   private readonly live = new Map<DevicePtr, number>();
@@ -107,13 +104,12 @@ export class CudaDevice {
     if (ordinal >= count) throw new RangeError(`CUDA device ${ordinal} requested, ${count} present`);
     this.info = driver.deviceInfo(ordinal);
     driver.retainPrimaryContext(this.info.ordinal);
-    this.mainStream = driver.createStream();
-    this.current = this.mainStream;
+    this.stream = driver.createStream();
     const [major, minor] = this.info.computeCapability;
     this.arch = options.arch ?? `sm_${major}${minor}`;
     const wsBytes = options.cublasWorkspaceBytes ?? 32 << 20;
-    this.workspace = { ptr: this.alloc(wsBytes), bytes: wsBytes };
-    this.cublas = Cublas.create(this.mainStream, this.workspace);
+    this.workspace = this.alloc(wsBytes);
+    this.cublas = Cublas.create(this.stream, { ptr: this.workspace, bytes: wsBytes });
     this.cublas.setMathMode(MathMode.default); // f32 GEMMs stay f32 (no TF32): the parity path depends on it
     this.compiler = new KernelCompiler(
       Nvrtc.load(),
@@ -131,27 +127,6 @@ export class CudaDevice {
       return CudaDriver.load('').deviceCount() > 0;
     } catch {
       return false;
-    }
-  }
-
-  get stream(): CuHandle {
-    return this.current;
-  }
-
-  /**
-   * Runs `enqueue` with its launches, copies and GEMMs going to `stream`, cuBLAS on part `part` of `parts` of the
-   * workspace (branches that run at once must not share one), then returns to the main stream and the whole workspace.
-   */
-  onStream<T>(stream: CuHandle, part: number, parts: number, enqueue: () => T): T {
-    if (this.current !== this.mainStream) throw new Error('onStream does not nest');
-    const bytes = Math.floor(this.workspace.bytes / parts / 256) * 256;
-    this.current = stream;
-    this.cublas.bind(stream, { ptr: this.workspace.ptr + part * bytes, bytes });
-    try {
-      return enqueue();
-    } finally {
-      this.current = this.mainStream;
-      this.cublas.bind(this.mainStream, this.workspace);
     }
   }
 
@@ -227,7 +202,7 @@ export class CudaDevice {
     for (const set of this.kernelSets.values()) set.unload();
     this.cublas.destroy();
     for (const ptr of [...this.live.keys()]) this.free(ptr);
-    this.driver.destroyStream(this.mainStream);
+    this.driver.destroyStream(this.stream);
     this.driver.releasePrimaryContext(this.info.ordinal);
   }
 }

@@ -348,7 +348,6 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const persistentStep = opts.persistentStep ?? this.options.persistentStep ?? false;
     const l2Prefetch = opts.l2Prefetch ?? this.options.l2Prefetch ?? true;
     const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length, this.core.config.dInner);
-    const branches = opts.branches ?? 1;
     const session = new DecodeSession(this.core, states.length, {
       useGraphs,
       fusedStep,
@@ -357,7 +356,6 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       persistentStep,
       l2Prefetch,
       ssmSeqs,
-      branches,
     });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);

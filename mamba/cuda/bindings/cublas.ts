@@ -79,14 +79,9 @@ export class Cublas {
     const code = raw.cublasCreate(h);
     const cublas = new Cublas(raw, h[0]!);
     cublas.check('cublasCreate', code);
-    cublas.bind(stream, workspace);
+    cublas.check('cublasSetStream', raw.cublasSetStream(cublas.handle, stream));
+    cublas.check('cublasSetWorkspace', raw.cublasSetWorkspace(cublas.handle, workspace.ptr, workspace.bytes));
     return cublas;
-  }
-
-  /** Later GEMMs run on `stream` with `workspace` (setting the stream resets cuBLAS's workspace, so both together). */
-  bind(stream: CuHandle, workspace: { ptr: DevicePtr; bytes: number }): void {
-    this.check('cublasSetStream', this.raw.cublasSetStream(this.handle, stream));
-    this.check('cublasSetWorkspace', this.raw.cublasSetWorkspace(this.handle, workspace.ptr, workspace.bytes));
   }
 
   get libraryPath(): string {

@@ -104,7 +104,6 @@ function bind(path: string) {
     cuStreamCreate: f('int cuStreamCreate(_Out_ void **stream, unsigned int flags)'),
     cuStreamDestroy: f(['int cuStreamDestroy_v2(void *stream)']),
     cuStreamSynchronize: f('int cuStreamSynchronize(void *stream)'),
-    cuStreamWaitEvent: f('int cuStreamWaitEvent(void *stream, void *event, unsigned int flags)'),
     cuModuleLoadData: f('int cuModuleLoadData(_Out_ void **module, const void *image)'),
     cuModuleUnload: f('int cuModuleUnload(void *module)'),
     cuModuleGetFunction: f('int cuModuleGetFunction(_Out_ void **fn, void *module, const char *name)'),
@@ -358,11 +357,6 @@ export class CudaDriver {
 
   destroyStream(stream: CuHandle): void {
     this.check('cuStreamDestroy', this.raw.cuStreamDestroy(stream));
-  }
-
-  /** Later work on `stream` waits for `event`'s record (in a capture: an edge of the graph, as for a fork or join). */
-  streamWait(stream: CuHandle, event: CuHandle): void {
-    this.check('cuStreamWaitEvent', this.raw.cuStreamWaitEvent(stream, event, 0));
   }
 
   syncStream(stream: CuHandle | null): void {

@@ -183,7 +183,6 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     ssmSeqs?: SsmStepSeqs;
     persistent?: boolean;
     l2Prefetch?: boolean;
-    branches?: number;
   };
   const cases: Case[] = [
     ...[1, 8].flatMap((batch) => [true, false].map((programmatic) => ({ batch, fusedStep: true, programmatic }))),
@@ -200,27 +199,23 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
       ssmSeqs: SSM_STEP_SEQS,
       l2Prefetch: true,
     })),
-    ...[16, 64].map((batch) => ({ batch, fusedStep: false, programmatic: true, ssmSeqs: SSM_STEP_SEQS, branches: 4 })),
   ];
-  for (const c of cases) {
-    const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false, branches = 1 } = c;
+  for (const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false } of cases) {
     const form =
       (persistent
         ? 'persistent decode step'
         : fusedStep
           ? 'fused decode step'
-          : `six launches (ssm_step_dt ${ssmSeqs} a thread)`) +
-      (l2Prefetch ? ' with L2 prefetch' : '') +
-      (branches > 1 ? ` on ${branches} branches` : '');
+          : `six launches (ssm_step_dt ${ssmSeqs} a thread)`) + (l2Prefetch ? ' with L2 prefetch' : '');
     const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
       const plain = engine.openDecode(states, { fusedStep: false, programmatic: false, ssmSeqs: 1, l2Prefetch: false });
       const opts = { fusedStep, programmatic, ssmSeqs, l2Prefetch: false };
-      const other = engine.openDecode(states, { ...opts, persistentStep: persistent, l2Prefetch, branches });
-      // the persistent step runs the fused step's arithmetic in the same order, a prefetch is only a hint and the
-      // branches run the same launches on slices of the batch: any difference from the session without them is a race
-      const fused = persistent || l2Prefetch || branches > 1 ? engine.openDecode(states, opts) : null;
+      const other = engine.openDecode(states, { ...opts, persistentStep: persistent, l2Prefetch });
+      // the persistent step runs the fused step's arithmetic in the same order, and a prefetch is only a hint: any
+      // difference from the session without them is a race
+      const fused = persistent || l2Prefetch ? engine.openDecode(states, opts) : null;
       try {
         let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % engine.core.config.vocabSize);
         let worst = 0;
@@ -237,11 +232,9 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
         const fallsBack = (persistent && !other.persistent) || (l2Prefetch && !other.l2Prefetch);
         const same =
           other.fused === fusedStep &&
-          other.branches === branches &&
           other.ssmSeqs === ssmSeqs &&
           (fallsBack || (other.persistent === persistent && other.l2Prefetch === l2Prefetch));
-        // (a branch's GEMMs take fewer rows, so cuBLAS may sum in another order there: within the tolerance)
-        const ok = same && other.usesGraph && worst <= 0.03 && (fromFused === 0 || branches > 1);
+        const ok = same && other.usesGraph && worst <= 0.03 && fromFused === 0;
         report.check('decode', name, ok, {
           worstRelDiff: worst,
           programmatic: other.programmatic,
@@ -355,27 +348,20 @@ export async function benchDecode(
     { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
     { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: S4 },
     { graphs: false, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
-    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true, branches: 2 },
-    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true, branches: 4 },
-    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true, branches: 2 },
-    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true, branches: 4 },
   ] as const;
   for (const batch of batches) {
     for (const variant of variants) {
       const { graphs, fused, programmatic, greedyHead, ssmSeqs } = variant;
       const persistent = 'persistent' in variant;
       const l2Prefetch = 'l2Prefetch' in variant;
-      const branches = 'branches' in variant ? variant.branches : 1;
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
-      if (batch === 32 && branches === 1 && !(programmatic && l2Prefetch)) continue; // the default form, and branches
-      if (branches > 1 && batch < 16) continue; // parallel branches are for the batches where a chain's launches grow
+      if (batch === 32 && !(programmatic && l2Prefetch)) continue; // at 32 only the default form
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
       if ((fused || greedyHead) && batch > 8) continue;
       const form =
         `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead} ssmSeqs=${ssmSeqs}` +
         (persistent ? ' persistent' : '') +
-        (l2Prefetch ? ' l2Prefetch' : '') +
-        (branches > 1 ? ` branches=${branches}` : '');
+        (l2Prefetch ? ' l2Prefetch' : '');
       const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
@@ -390,7 +376,6 @@ export async function benchDecode(
           ssmSeqs,
           persistentStep: persistent,
           l2Prefetch,
-          branches,
         };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
@@ -431,7 +416,6 @@ export async function benchDecode(
             programmatic: session.programmatic,
             greedyHead: session.greedyHead,
             ssmSeqs: session.fused ? '' : session.ssmSeqs,
-            branches: session.branches,
             graph: session.usesGraph,
             graphError: session.graphError ?? '',
             msPerStep: ms,

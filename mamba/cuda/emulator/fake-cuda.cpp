@@ -200,8 +200,6 @@ int cuMemsetD32Async(uint64_t dst, unsigned value, size_t count, void*) {
 int cuStreamCreate(void** s, unsigned) { *s = &g_stream; return 0; }
 int cuStreamDestroy_v2(void*) { return 0; }
 int cuStreamSynchronize(void*) { return check_sync(); }
-// every stream is the one host stream, which runs launches in issue order: a wait orders nothing more
-int cuStreamWaitEvent(void*, void*, unsigned) { return 0; }
 int cuModuleLoadData(void** module, const void* image) {
   FakeModule m{};
   if (std::sscanf((const char*)image, "FAKE ACT_BF16=%d D_STATE=%d D_CONV=%d SCAN_FMA_EXP=%d", &m.actBf16, &m.dState,
