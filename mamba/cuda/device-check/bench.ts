@@ -329,7 +329,7 @@ export async function benchDecode(
   t: BenchTarget,
   report: Report,
   deadline: Deadline,
-  batches: number[] = [1, 2, 4, 8, 16, 32, 64],
+  batches: number[],
 ): Promise<void> {
   const { engine } = t;
   const S4 = SSM_STEP_SEQS;
