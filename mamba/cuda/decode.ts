@@ -22,11 +22,12 @@ import { actBytes, layerStates, stateWords, type EngineCore } from './core.ts';
 import { blockBuffers, enqueueHead, enqueueLayers } from './layers.ts';
 import { Layout } from './layout.ts';
 import { BLOCK_BUFFERS, blockBufferBytes, xDblWidth } from './memory-plan.ts';
-import type { MixerScan } from './mixer.ts';
+import type { MixerScan, MmaStep } from './mixer.ts';
 import type { L2Range } from './ops-args.ts';
 import * as ops from './ops.ts';
 import {
   fusedStepFits,
+  mmaStepFits,
   greedyHeadFits,
   headGreedy,
   headGreedyBlocks,
@@ -71,6 +72,8 @@ export interface DecodeSessionOptions {
   /** Layers ask L2 for the weights and states ahead (CudaEngineOptions.l2Prefetch). */
   l2Prefetch?: boolean;
   ssmSeqs?: ops.SsmStepSeqs;
+  /** Where the fused step does not run: in_proj and conv_step as one tensor-core launch (mixer.ts MmaStep; ops-step.ts mmaStepFits). */
+  mmaStep?: MmaStep | false;
 }
 
 /**
@@ -105,6 +108,8 @@ export class DecodeSession implements EngineDecodeSession {
 
   /** Sequences a thread of the unfused step's ssm_step_dt steps (ops.ts ssmStepDt). */
   readonly ssmSeqs: ops.SsmStepSeqs;
+  /** Whether the unfused step runs in_proj and conv_step as one tensor-core launch, and how x_proj follows (mixer.ts). */
+  readonly mma: MmaStep | null;
 
   /** Whether each layer asks L2 for the next one's weights (ops-args.ts L2Range; where l2PrefetchFits). */
   readonly l2Prefetch: boolean;
@@ -130,6 +135,8 @@ export class DecodeSession implements EngineDecodeSession {
     this.batch = batch;
     const { dModel, dInner, vocabSize } = core.config;
     this.fused = (fusedStep || persistentStep) && fusedStepFits(batch, core.config);
+    const mma = opts.mmaStep ?? false;
+    this.mma = mma && !this.fused && mmaStepFits(core.config, core.precision === 'bf16') ? mma : null;
     const blocks = persistentStep && this.fused ? stepLayersBlocks(core.kernels, core.device.info, core.config) : 0;
     this.persistent = blocks > 0;
     this.persistentBlocks = blocks;
@@ -302,7 +309,7 @@ export class DecodeSession implements EngineDecodeSession {
     const b = (n: DecodeBuffer) => this.buf(n);
     // the fused norm reads the residual stream from one buffer of the pair and writes the other, alternately
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
-    const scratch = { partial: b('xPartial'), programmatic: this.programmatic, ssmSeqs: this.ssmSeqs };
+    const scratch = { partial: b('xPartial'), programmatic: this.programmatic, ssmSeqs: this.ssmSeqs, mma: this.mma };
     const embed = { ids: b('tokens'), table: core.weights.embedding };
     // layer i asks L2 for layer i + 1's weights
     const layers = core.weights.layers;

@@ -21,7 +21,7 @@ import {
   type PassSequenceOutput,
 } from './forward.ts';
 import { DEFAULT_SCAN, type Precision } from './memory-plan.ts';
-import type { ScanKind } from './mixer.ts';
+import type { MmaStep, ScanKind } from './mixer.ts';
 import { SCAN_STAGE_DEFAULT } from './kernels/manifest.ts';
 import { DEFAULT_SCAN_CARRY, type ScanCarry } from './ops-scan.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
@@ -70,6 +70,13 @@ export interface CudaEngineOptions {
    * where the device check measured the fused step faster, ops-step.ts fusedStepByDefault).
    */
   fusedStep?: boolean;
+  /**
+   * Where the fused step does not run, a decode step's in_proj and conv_step run as one tensor-core launch
+   * (kernels/step-mma.cu; bf16, d_model ≤ 1024: ops-step.ts mmaStepFits), x_proj's partial sums in it too ('partials':
+   * four launches a layer instead of six) or after it as the GEMM ('gemm': five). Default false until the device
+   * check has measured it.
+   */
+  mmaStep?: MmaStep | false;
   /**
    * Greedy decode steps of up to 8 sequences end in one launch, head_greedy (norm_f, lm_head, argmax; no logits
    * written), instead of three (default false until the device check has measured it).
@@ -348,6 +355,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const persistentStep = opts.persistentStep ?? this.options.persistentStep ?? false;
     const l2Prefetch = opts.l2Prefetch ?? this.options.l2Prefetch ?? true;
     const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length, this.core.config.dInner);
+    const mmaStep = opts.mmaStep ?? this.options.mmaStep ?? false;
     const session = new DecodeSession(this.core, states.length, {
       useGraphs,
       fusedStep,
@@ -356,6 +364,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       persistentStep,
       l2Prefetch,
       ssmSeqs,
+      mmaStep,
     });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);

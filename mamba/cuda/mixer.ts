@@ -82,10 +82,18 @@ export interface FusedStep {
  * the step's own kernels launch as programmatic dependents (sm_90+, LaunchShape.programmatic), and the sequences a
  * thread of the unfused step's ssm_step_dt steps (ops.ts ssmStepDt).
  */
+/** How the mma step gets x_proj (StepScratch.mma). */
+export type MmaStep = 'partials' | 'gemm';
+
 export interface StepScratch {
   partial: DevicePtr;
   programmatic: boolean;
   ssmSeqs: ops.SsmStepSeqs;
+  /**
+   * The unfused step's in_proj and conv_step as one tensor-core launch (ops-step.ts stepInProjConvMma), with x_proj's
+   * partial sums added up by step_dt_ssm ('partials') or the x_proj GEMM and ssm_step_dt after it ('gemm'); null: off.
+   */
+  mma: MmaStep | null;
 }
 
 /** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
@@ -127,6 +135,10 @@ export function mambaMixer(
   const n = rows.rowsIn;
   if (mode.kind === 'step' && mode.fused) {
     fusedStep(core, layer, b, n, states.conv, states.ssm, mode.scratch, mode.fused, mode.prefetch);
+    return;
+  }
+  if (mode.kind === 'step' && mode.scratch.mma) {
+    mmaStep(core, layer, b, n, states, mode.scratch.mma, mode.scratch, mode.prefetch);
     return;
   }
 
@@ -204,6 +216,43 @@ function fusedStep(
   stepOps.stepDtSsm(k, { ...scanArgs, batch, dInner, dState, dtRank, programmatic });
   const out = { y: b.y, weight: layer.outProj, bias: layer.outProjBias, out: b.out };
   stepOps.stepOutProj(k, { ...out, batch, dInner, n: dModel, programmatic });
+}
+
+/**
+ * The same block after add_rmsnorm: in_proj on the tensor cores + conv + SiLU (+ x_proj's partial sums); then
+ * step_dt_ssm as in the fused step ('partials', three launches) or the x_proj GEMM and ssm_step_dt ('gemm', four);
+ * the out_proj GEMM. kernels/step-mma.cu has why.
+ */
+function mmaStep(
+  core: EngineCore,
+  layer: DeviceLayer,
+  b: MixerBuffers,
+  batch: number,
+  states: MixerStates,
+  form: MmaStep,
+  scratch: StepScratch,
+  prefetch: L2Range | null,
+): void {
+  const k = core.kernels;
+  const { dModel, dInner, dState, dtRank } = core.config;
+  const { programmatic, ssmSeqs } = scratch;
+  const partial = form === 'partials' ? scratch.partial : null;
+  const [weight, bias, convWeight, convBias] = [layer.inProj, layer.inProjBias, layer.convWeight, layer.convBias];
+  const dbl = xDblWidth(core.config);
+  const conv = { state: states.conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial };
+  const inProjArgs = { normed: b.normed, weight, bias, xz: b.xz, ...conv, batch, dModel, dInner, dbl };
+  stepOps.stepInProjConvMma(k, { ...inProjArgs, programmatic, prefetch });
+  const { x, z } = scanInputs(core, layer, b);
+  const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
+  const scanArgs = { x: x.ptr, z, dtProjT, dtBias, aLog2, dSkip, state: states.ssm, y: b.y };
+  if (partial !== null) {
+    stepOps.stepDtSsm(k, { ...scanArgs, partial, batch, dInner, dState, dtRank, programmatic });
+  } else {
+    xProj(core, layer, b.x, b.xDbl, batch);
+    const xDbl = { ptr: b.xDbl, ld: dbl };
+    ops.ssmStepDt(k, { ...scanArgs, xDbl, batch, dInner, dState, dtRank, seqs: ssmSeqs, programmatic });
+  }
+  outProj(core, layer, b.y, b.out, batch);
 }
 
 /** `count` sequences' states of one layer as an L2 range (`bytes` each); null where they do not lie 16-byte aligned. */

@@ -6,6 +6,9 @@ import type { DeviceLayer } from './device-weights.ts';
 import type { KernelSet } from './device.ts';
 import {
   HEAD_ROWS,
+  MMA_K_PARTS,
+  MMA_K_STEPS,
+  MMA_ROWS,
   STEP_DBL_MAX,
   STEP_GEMV_BATCH,
   STEP_GEMV_THREADS,
@@ -115,6 +118,76 @@ export function stepInProjConv(
       ...l2Prefetch(a.prefetch ?? null),
     ],
     'step_in_proj_conv',
+  );
+}
+
+/**
+ * Whether the mma step's in_proj (kernels/step-mma.cu) takes this model: bf16 activations (its tensor-core tiles read
+ * bf16), d_model a multiple of 64 (four k parts of 16-wide steps) and at most 1024 (its weights sit in registers),
+ * d_inner a multiple of its 32-row blocks, x_proj's columns one a thread. Any batch: it stages 16 sequences at a time.
+ */
+export function mmaStepFits(
+  shape: { dModel: number; dInner: number; dtRank: number; dState: number },
+  actBf16: boolean,
+): boolean {
+  const { dModel, dInner, dtRank, dState } = shape;
+  const kStep = 16 * MMA_K_PARTS;
+  return (
+    actBf16 &&
+    dModel % kStep === 0 &&
+    dModel <= kStep * MMA_K_STEPS &&
+    dInner % MMA_ROWS === 0 &&
+    dtRank + 2 * dState <= STEP_DBL_MAX
+  );
+}
+
+/**
+ * The mma step's first launch: xz = in_proj(normed) (+ bias) on the tensor cores; on x's rows conv_step + SiLU → x and,
+ * where `partial` is set, x_proj's partial sums [xBlocks, batch, dbl] f32, as stepInProjConv's (step_dt_ssm adds them up).
+ */
+export function stepInProjConvMma(
+  k: KernelSet,
+  a: {
+    normed: DevicePtr;
+    weight: DevicePtr;
+    bias: DevicePtr | null;
+    xz: DevicePtr;
+    state: SeqStates;
+    convWeight: DevicePtr;
+    convBias: DevicePtr | null;
+    x: DevicePtr;
+    xProj: DevicePtr;
+    /** null: no partial sums (the x_proj GEMM reads x). */
+    partial: DevicePtr | null;
+    batch: number;
+    dModel: number;
+    dInner: number;
+    dbl: number;
+    programmatic: boolean;
+    prefetch?: L2Range | null;
+  },
+): void {
+  k.launch(
+    'step_in_proj_conv_mma',
+    { grid: [(2 * a.dInner) / MMA_ROWS], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
+    [
+      ptr(a.normed),
+      ptr(a.weight),
+      ptr(a.bias),
+      ptr(a.xz),
+      ...states(a.state),
+      ptr(a.convWeight),
+      ptr(a.convBias),
+      ptr(a.x),
+      ptr(a.xProj),
+      ptr(a.partial),
+      i32(a.batch),
+      i32(a.dModel),
+      i32(a.dInner),
+      i32(a.dbl),
+      ...l2Prefetch(a.prefetch ?? null),
+    ],
+    'step_in_proj_conv_mma',
   );
 }
 

@@ -18,6 +18,7 @@ export const KERNEL_FILES = [
   'step.cu',
   'step-fused.cu',
   'step-layers.cu',
+  'step-mma.cu',
   'convert.cu',
 ] as const;
 
@@ -70,6 +71,7 @@ export const KERNEL_NAMES = [
   'step_out_proj',
   'head_greedy',
   'step_layers',
+  'step_in_proj_conv_mma',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -155,3 +157,6 @@ export const STEP_OUT_ROWS = 2; // step-fused.cu: out_proj rows a warp of step_o
 export const HEAD_ROWS = 4; // step-fused.cu: lm_head rows a warp of head_greedy takes per row block
 export const STEP_DBL_MAX = 256; // step-fused.cu: dtRank + 2·dState at most
 export const STEP_SMEM_BYTES = 32768; // step-fused.cu: staged GEMV inputs (act_t), so k ≤ 8192 in either build
+export const MMA_K_PARTS = 4; // step-mma.cu: warps along k
+export const MMA_K_STEPS = 16; // step-mma.cu: 16-wide k steps a warp holds (so d_model ≤ 16·16·4)
+export const MMA_ROWS = 32; // step-mma.cu: in_proj rows a block
