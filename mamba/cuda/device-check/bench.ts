@@ -5,6 +5,7 @@ import { type DecimationConfig, GREEDY_AHEAD, type MambaConfig } from '../../eng
 import { planBatch } from '../batch-plan.ts';
 import type { CudaEngine } from '../engine.ts';
 import type { DecodeSessionOptions } from '../decode.ts';
+import type { MmaStep } from '../mixer.ts';
 import { SSM_STEP_SEQS } from '../kernels/manifest.ts';
 import type { SsmStepSeqs } from '../ops.ts';
 import type { KernelTime } from '../profiler.ts';
@@ -183,8 +184,18 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     ssmSeqs?: SsmStepSeqs;
     persistent?: boolean;
     l2Prefetch?: boolean;
+    mma?: MmaStep;
   };
   const cases: Case[] = [
+    ...[8, 19, 64].flatMap((batch) =>
+      (['partials', 'gemm'] as const).map((mma) => ({
+        batch,
+        fusedStep: false,
+        programmatic: true,
+        mma,
+        l2Prefetch: true,
+      })),
+    ),
     ...[1, 8].flatMap((batch) => [true, false].map((programmatic) => ({ batch, fusedStep: true, programmatic }))),
     ...[1, 3, 8].map((batch) => ({ batch, fusedStep: true, programmatic: true, persistent: true })),
     ...[1, 8].map((batch) => ({ batch, fusedStep: true, programmatic: true, l2Prefetch: true })),
@@ -200,18 +211,21 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
       l2Prefetch: true,
     })),
   ];
-  for (const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false } of cases) {
+  for (const c of cases) {
+    const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false, mma = null } = c;
     const form =
       (persistent
         ? 'persistent decode step'
         : fusedStep
           ? 'fused decode step'
-          : `six launches (ssm_step_dt ${ssmSeqs} a thread)`) + (l2Prefetch ? ' with L2 prefetch' : '');
+          : mma
+            ? `mma step (${mma})`
+            : `six launches (ssm_step_dt ${ssmSeqs} a thread)`) + (l2Prefetch ? ' with L2 prefetch' : '');
     const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
       const plain = engine.openDecode(states, { fusedStep: false, programmatic: false, ssmSeqs: 1, l2Prefetch: false });
-      const opts = { fusedStep, programmatic, ssmSeqs, l2Prefetch: false };
+      const opts: DecodeSessionOptions = { fusedStep, programmatic, ssmSeqs, l2Prefetch: false, mmaStep: mma ?? false };
       const other = engine.openDecode(states, { ...opts, persistentStep: persistent, l2Prefetch });
       // the persistent step runs the fused step's arithmetic in the same order, and a prefetch is only a hint: any
       // difference from the session without them is a race
@@ -232,6 +246,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
         const fallsBack = (persistent && !other.persistent) || (l2Prefetch && !other.l2Prefetch);
         const same =
           other.fused === fusedStep &&
+          other.mma === mma &&
           other.ssmSeqs === ssmSeqs &&
           (fallsBack || (other.persistent === persistent && other.l2Prefetch === l2Prefetch));
         const ok = same && other.usesGraph && worst <= 0.03 && fromFused === 0;
@@ -343,6 +358,17 @@ export async function benchDecode(
     { graphs: true, fused: true, programmatic: false, greedyHead: false, ssmSeqs: 1 },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1 },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true },
+    {
+      graphs: true,
+      fused: false,
+      programmatic: true,
+      greedyHead: false,
+      ssmSeqs: 1,
+      l2Prefetch: true,
+      mma: 'partials',
+    },
+    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true, mma: 'gemm' },
+    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true, mma: 'gemm' },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4 },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true },
     { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
@@ -354,14 +380,16 @@ export async function benchDecode(
       const { graphs, fused, programmatic, greedyHead, ssmSeqs } = variant;
       const persistent = 'persistent' in variant;
       const l2Prefetch = 'l2Prefetch' in variant;
+      const mma: MmaStep | false = 'mma' in variant ? variant.mma : false;
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
-      if (batch === 32 && !(programmatic && l2Prefetch)) continue; // at 32 only the default form
+      if (batch === 32 && !(programmatic && l2Prefetch)) continue; // at 32 only the default forms
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
       if ((fused || greedyHead) && batch > 8) continue;
       const form =
         `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead} ssmSeqs=${ssmSeqs}` +
         (persistent ? ' persistent' : '') +
-        (l2Prefetch ? ' l2Prefetch' : '');
+        (l2Prefetch ? ' l2Prefetch' : '') +
+        (mma ? ` mma=${mma}` : '');
       const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
@@ -376,6 +404,7 @@ export async function benchDecode(
           ssmSeqs,
           persistentStep: persistent,
           l2Prefetch,
+          mmaStep: mma,
         };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
@@ -412,6 +441,7 @@ export async function benchDecode(
             batch,
             fused: session.fused,
             persistent: session.persistent,
+            mma: session.mma ?? '',
             l2Prefetch: session.l2Prefetch,
             programmatic: session.programmatic,
             greedyHead: session.greedyHead,
@@ -440,14 +470,16 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
   const { engine } = t;
   const device = engine.core.device;
   for (const batch of [1, 8, 64]) {
-    for (const [fused, l2Prefetch] of [
-      [true, false],
-      [true, true],
-      [false, false],
-      [false, true],
+    for (const [fused, l2Prefetch, mma] of [
+      [true, false, false],
+      [true, true, false],
+      [false, false, false],
+      [false, true, false],
+      [false, true, 'partials'],
+      [false, true, 'gemm'],
     ] as const) {
       if (fused && batch > 8) continue;
-      const name = `decode breakdown ${t.shape} ${engine.name} batch ${batch} fused=${fused} l2Prefetch=${l2Prefetch}`;
+      const name = `decode breakdown ${t.shape} ${engine.name} batch ${batch} fused=${fused} l2Prefetch=${l2Prefetch}${mma ? ` mma=${mma}` : ''}`;
       if (!deadline.has(15)) {
         report.skip(`${name}: time budget`);
         continue;
@@ -458,7 +490,13 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
         device.enableProfiler(true); // before the session: its captured graph holds the events
         try {
           // event nodes between the kernels would break programmatic edges anyway, so those launches are plain here
-          const opts = { useGraphs: true, fusedStep: fused, programmatic: false, l2Prefetch };
+          const opts: DecodeSessionOptions = {
+            useGraphs: true,
+            fusedStep: fused,
+            programmatic: false,
+            l2Prefetch,
+            mmaStep: mma,
+          };
           await withDecodeSession(engine, batch, opts, async (session, step) => {
             if (!session.usesGraph) throw new Error(`no graph: ${session.graphError}`);
             for (let i = 0; i < steps; i++) {
@@ -484,6 +522,7 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
             batch,
             fused,
             l2Prefetch,
+            mma: mma || '',
             graph: true,
             kernel: k.label,
             callsPerStep: k.calls / steps,
