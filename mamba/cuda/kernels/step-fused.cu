@@ -24,6 +24,7 @@
 #define STEP_SMEM_BYTES 32768 // staged GEMV inputs, as act_t (what a GEMM would read): k ≤ 8192 (ops-step.ts checks)
 #define STEP_SMEM_ELEMS (STEP_SMEM_BYTES / (int)sizeof(act_t))
 #define STEP_STAGE_LOADS 8    // 16-byte loads of the residual stream a thread issues before it uses any
+#define STEP_SUM_LOADS 16     // x_proj partial sums a thread of step_dt_ssm loads before it adds any
 #if ACT_BF16
 #define STEP_CHUNKS 4 // 8-element weight chunks a lane loads at once (bf16: 16 bytes a chunk)
 #else
@@ -296,10 +297,20 @@ __device__ __forceinline__ void dt_ssm_block(int blk, int b, Wait& wait, const f
   // x_dbl: each column split over `parts` threads, then added in part order
   const int dbl = dtRank + 2 * D_STATE, parts = STEP_GEMV_THREADS / dbl;
   const int col = threadIdx.x % dbl, part = threadIdx.x / dbl;
+  // STEP_SUM_LOADS loads issued before any is added (added in block order all the same): a load followed by its add
+  // waits for it before the next load issues, and 16 L2 round trips in a row cost ~3-8 µs a launch
   float s = 0.0f;
   if (part < parts)
-#pragma unroll 16
-    for (int blk = part; blk < blocks; blk += parts) s += ld_cg_f32(partial + ((i64)blk * batch + b) * dbl + col);
+    for (int blk0 = part; blk0 < blocks; blk0 += STEP_SUM_LOADS * parts) {
+      float v[STEP_SUM_LOADS];
+#pragma unroll
+      for (int u = 0; u < STEP_SUM_LOADS; ++u) {
+        const int blk = blk0 + u * parts;
+        v[u] = blk < blocks ? ld_cg_f32(partial + ((i64)blk * batch + b) * dbl + col) : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < STEP_SUM_LOADS; ++u) s += v[u];
+    }
   sPart[threadIdx.x] = s;
   __syncthreads();
   if ((int)threadIdx.x < dbl) {
@@ -439,12 +450,22 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     const int j = threadIdx.x;
     float bv = LOWEST;
     int bi = NONE;
-    for (int blk = 0; blk < (int)gridDim.x; ++blk) {
-      const float v = ld_cg_f32(partial + 2 * (blk * batch + j));
-      const int i = (int)__float_as_uint(ld_cg_f32(partial + 2 * (blk * batch + j) + 1));
-      if (better(v, i, bv, bi)) {
-        bv = v;
-        bi = i;
+    // the blocks' bests loaded STEP_SUM_LOADS at a time before any is compared (as dt_ssm_block's sums)
+    for (int blk0 = 0; blk0 < (int)gridDim.x; blk0 += STEP_SUM_LOADS) {
+      float v[STEP_SUM_LOADS], iv[STEP_SUM_LOADS];
+#pragma unroll
+      for (int u = 0; u < STEP_SUM_LOADS; ++u) {
+        const bool in = blk0 + u < (int)gridDim.x;
+        v[u] = in ? ld_cg_f32(partial + 2 * ((blk0 + u) * batch + j)) : LOWEST;
+        iv[u] = in ? ld_cg_f32(partial + 2 * ((blk0 + u) * batch + j) + 1) : __uint_as_float((u32)NONE);
+      }
+#pragma unroll
+      for (int u = 0; u < STEP_SUM_LOADS; ++u) {
+        const int i = (int)__float_as_uint(iv[u]);
+        if (better(v[u], i, bv, bi)) {
+          bv = v[u];
+          bi = i;
+        }
       }
     }
     out[j] = nextIds[j] = bi == NONE ? 0 : bi;
