@@ -479,11 +479,13 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
 
 // d_model 152 (d_inner 304): a block of in_proj rows holds x's last 16 channels and z's first 16, step_dt_ssm's last
 // block is a quarter full, out_proj's last block half; 520: out_proj's input (1,040 wide) stages 7 sequences at a
-// time, so a batch of 8 takes two tiles
+// time, so a batch of 8 takes two tiles; 832: step_dt_ssm adds 52 blocks' partial sums, 18 a thread, so its loads go
+// in two rounds (16, then 2 and 14 past the end)
 describe.skipIf(!CXX)('CUDA engine on the CPU emulator: wider models decode on the fused step', () => {
   it.each([
     { dModel: 152, batch: 2 },
     { dModel: 520, batch: 8 },
+    { dModel: 832, batch: 1 },
   ])('d_model $dModel, batch $batch matches the reference over 3 steps', async ({ dModel, batch }) => {
     const m = tinyModel({ dModel, nLayer: 2, dState: 16, seed: 11 });
     const engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32' });
