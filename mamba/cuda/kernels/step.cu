@@ -27,6 +27,7 @@ extern "C" __global__ void conv_step(const act_t* x, i64 xStride, float* __restr
 #define SSM_STEP_THREADS 128
 #define SSM_STEP_DBL_MAX 512 // dtRank + 2·dState at most (ops.ts ssmStepDt checks)
 #define SSM_STEP_SEQS 4      // sequences a thread of ssm_step_dt_s4 steps
+#define SSM_STAGE_LOADS 4    // x_dbl loads a thread of ssm_step_dt issues before it stores any
 
 // Δ = softplus(dt_proj(dt) + bias) from x_proj's output row [dt | B | C], then h ← exp(Δ·A) ⊙ h + Δ·B·x and
 // y = (C·h + D·x) ⊙ SiLU(z), so a step needs no dt_proj GEMM and no dt_softplus launch. Lanes of a channel split
@@ -66,11 +67,20 @@ __device__ __forceinline__ void ssm_step_dt_tile(const act_t* x, const act_t* xD
       zv[j] = q == 0 ? ld_cg_act(z + (i64)(b0 + j) * zStride + cc) : 0.0f;
     }
   // x_dbl's rows staged in shared memory, every thread loading at once (read where used, each lane's ~50 loads of it
-  // would wait in turn: they are volatile, for the programmatic launch)
+  // would wait in turn: they are volatile, for the programmatic launch), SSM_STAGE_LOADS of them before any is stored
   __shared__ float sxd[S][SSM_STEP_DBL_MAX];
-  for (int i = threadIdx.x; i < live * dbl; i += SSM_STEP_THREADS) {
-    const int j = i / dbl, k = i - j * dbl;
-    sxd[j][k] = ld_cg_act(xDbl + (i64)(b0 + j) * dblStride + k);
+  for (int i0 = threadIdx.x; i0 < live * dbl; i0 += SSM_STAGE_LOADS * SSM_STEP_THREADS) {
+    float v[SSM_STAGE_LOADS];
+#pragma unroll
+    for (int u = 0; u < SSM_STAGE_LOADS; ++u) {
+      const int i = i0 + u * SSM_STEP_THREADS, j = i / dbl;
+      v[u] = i < live * dbl ? ld_cg_act(xDbl + (i64)(b0 + j) * dblStride + (i - j * dbl)) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < SSM_STAGE_LOADS; ++u) {
+      const int i = i0 + u * SSM_STEP_THREADS, j = i / dbl;
+      if (i < live * dbl) sxd[j][i - j * dbl] = v[u];
+    }
   }
   __syncthreads();
   float acc[S];
