@@ -253,16 +253,29 @@ template <typename Wait>
 __device__ __forceinline__ void out_proj_block(act_t* sIn, int blk, Wait& wait, const act_t* y,
                                                const act_t* __restrict__ w, const float* __restrict__ bias, float* out,
                                                int batch, int k, int n) {
-  const auto stage = [&](act_t* s, int b0, int tb) {  // y's rows as they are, 8 elements a load
+  // y's rows as they are, 8 elements a load; bf16: four loads in flight a thread (f32, the parity path, keeps one at
+  // a time: more registers would make step_layers spill)
+  const auto stage = [&](act_t* s, int b0, int tb) {
     wait();
+    const int chunks = tb * k / 8;
+#if ACT_BF16
+    for (int q0 = threadIdx.x; q0 < chunks; q0 += 4 * blockDim.x) {
+      Vec16 c[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (q0 + u * blockDim.x < chunks) c[u] = ld_cg_chunk8(y + (i64)b0 * k + 8 * (q0 + u * blockDim.x)).v;
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (q0 + u * blockDim.x < chunks) *(Vec16*)(s + 8 * (q0 + u * blockDim.x)) = c[u];
+    }
+#else
 #pragma unroll 4
-    for (int q = threadIdx.x; q < tb * k / 8; q += blockDim.x) {
+    for (int q = threadIdx.x; q < chunks; q += blockDim.x) {
       const Chunk8 c = ld_cg_chunk8(y + (i64)b0 * k + 8 * q);
       *(Vec16*)(s + 8 * q) = c.v;
-#if !ACT_BF16
       *(Vec16*)(s + 8 * q + 4) = c.w;
-#endif
     }
+#endif
   };
   const auto store = [&](int b, int o, float t) { out[(i64)b * n + o] = t + (bias ? bias[o] : 0.0f); };
   const int tile = gemv_tile(k);
