@@ -33,6 +33,7 @@ import {
   fusedStepByDefault,
   fusedStepFits,
   greedyHeadFits,
+  mmaStepFits,
   headGreedyBlocks,
   STEP_LAYER_BYTES,
   stepLayersBlocks,
@@ -415,6 +416,15 @@ describe('decode step choice', () => {
   it('steps four sequences a thread in ssm_step_dt from 64K (sequence, channel) pairs, where the device check measured it faster', () => {
     expect([1, 8, 16, 64].map((b) => ssmStepSeqsByDefault(b, shape1_4b.dInner))).toEqual([1, 1, 4, 4]);
     expect([1, 16, 42, 43, 64].map((b) => ssmStepSeqsByDefault(b, shape130m.dInner))).toEqual([1, 1, 1, 4, 4]);
+  });
+  it('runs the mma step on bf16 only, for d_model a multiple of 64 up to 1024 and d_inner of whole 32-row blocks', () => {
+    expect(mmaStepFits(shape130m, true)).toBe(true);
+    expect(mmaStepFits(shape130m, false)).toBe(false); // its tiles read bf16
+    expect(mmaStepFits({ ...shape130m, dModel: 1024, dInner: 2048 }, true)).toBe(true); // 16 k steps a warp, at most
+    expect(mmaStepFits(shape1_4b, true)).toBe(false); // 2048: the weights would not fit a warp's registers
+    expect(mmaStepFits({ ...shape130m, dModel: 800 }, true)).toBe(false); // not four parts of 16-wide steps
+    expect(mmaStepFits({ ...shape130m, dInner: 1552 }, true)).toBe(false); // a partial 32-row block
+    expect(mmaStepFits({ ...shape130m, dtRank: 240 }, true)).toBe(false); // x_proj's columns one a thread
   });
   it('takes the greedy head where every sequence stages at once, one block an SM', () => {
     expect([1, 8, 9].map((b) => greedyHeadFits(b, 768, 2))).toEqual([true, true, false]);
