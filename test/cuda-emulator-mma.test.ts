@@ -5,19 +5,11 @@
 // 1.5× the six launches' own bf16 error. Needs g++.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CudaEngine as CudaEngineType } from '../mamba/cuda/engine.ts';
-import { buildFakeCuda, haveCxx } from '../mamba/cuda/emulator/build.ts';
 import { argmax } from '../mamba/sampling.ts';
-import { maxAbsDiff, maxStateDiff, randomIds, tempDir, tinyModel, type TinyModel } from './helpers.ts';
+import { CXX, emulatedCudaEngine } from './cuda-emulator-setup.ts';
+import { maxAbsDiff, maxStateDiff, randomIds, tinyModel, type TinyModel } from './helpers.ts';
 
-const CXX = haveCxx();
-let CudaEngine: typeof CudaEngineType;
-
-beforeAll(async () => {
-  if (!CXX) return;
-  const fake = buildFakeCuda();
-  Object.assign(process.env, fake.env, { DECISERVE_CUDA_CACHE: tempDir('deciserve-nvrtc-cache-') });
-  ({ CudaEngine } = await import('../mamba/cuda/engine.ts'));
-}, 120_000);
+const CudaEngine = emulatedCudaEngine();
 
 describe.skipIf(!CXX)('mma decode step on the CPU emulator (bf16)', () => {
   let m: TinyModel;
@@ -25,7 +17,7 @@ describe.skipIf(!CXX)('mma decode step on the CPU emulator (bf16)', () => {
   beforeAll(() => {
     // d_model 64: one 16-wide k step for each of a block's four k parts; in_proj biases on
     m = tinyModel({ dModel: 64, nLayer: 2, dState: 16, seed: 21, biases: true });
-    engine = CudaEngine.create(m.config, m.weights, { precision: 'bf16', guardBytes: 256 });
+    engine = CudaEngine().create(m.config, m.weights, { precision: 'bf16', guardBytes: 256 });
   });
   afterAll(async () => engine?.dispose());
 
@@ -85,8 +77,8 @@ describe.skipIf(!CXX)('mma decode step on the CPU emulator (bf16)', () => {
 
   it('is left out where it does not fit: d_model not a multiple of 64, or f32 activations', () => {
     const odd = tinyModel({ dModel: 48, nLayer: 1, dState: 16, seed: 3 });
-    const oddEngine = CudaEngine.create(odd.config, odd.weights, { precision: 'bf16' });
-    const f32Engine = CudaEngine.create(m.config, m.weights, { precision: 'fp32' });
+    const oddEngine = CudaEngine().create(odd.config, odd.weights, { precision: 'bf16' });
+    const f32Engine = CudaEngine().create(m.config, m.weights, { precision: 'fp32' });
     try {
       for (const e of [oddEngine, f32Engine]) {
         const s = e.openDecode([e.emptyState(), e.emptyState()], { mmaStep: 'partials', fusedStep: false });

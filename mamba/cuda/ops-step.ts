@@ -55,13 +55,50 @@ export function stepXBlocks(dInner: number): number {
   return Math.ceil(dInner / (STEP_IN_ROWS * WARPS));
 }
 
+/** What step_in_proj_conv and step_in_proj_conv_mma take after their input, in their parameters' order. */
+interface InProjConv {
+  weight: DevicePtr;
+  bias: DevicePtr | null;
+  xz: DevicePtr;
+  state: SeqStates;
+  convWeight: DevicePtr;
+  convBias: DevicePtr | null;
+  x: DevicePtr;
+  xProj: DevicePtr;
+  /** x_proj's partial sums; null (the mma step's 'gemm' form only): none, the x_proj GEMM reads x. */
+  partial: DevicePtr | null;
+  batch: number;
+  dModel: number;
+  dInner: number;
+  dbl: number;
+  programmatic: boolean;
+  /** What later launches will read, asked into L2 while the blocks wait on the previous launch (the next layer's weights). */
+  prefetch?: L2Range | null;
+}
+const inProjConvArgs = (a: InProjConv) => [
+  ptr(a.weight),
+  ptr(a.bias),
+  ptr(a.xz),
+  ...states(a.state),
+  ptr(a.convWeight),
+  ptr(a.convBias),
+  ptr(a.x),
+  ptr(a.xProj),
+  ptr(a.partial),
+  i32(a.batch),
+  i32(a.dModel),
+  i32(a.dInner),
+  i32(a.dbl),
+  ...l2Prefetch(a.prefetch ?? null),
+];
+
 /**
  * residualOut = hidden (+ residualIn); xz = in_proj(RMSNorm(residualOut)·norm) (+ bias); on x's rows conv_step +
  * SiLU → x and x_proj's partial sums per block of channels → partial [xBlocks, batch, dbl] f32.
  */
 export function stepInProjConv(
   k: KernelSet,
-  a: {
+  a: InProjConv & {
     hidden: DevicePtr;
     residualIn: DevicePtr;
     residualOut: DevicePtr;
@@ -69,22 +106,7 @@ export function stepInProjConv(
     embed: EmbedRows | null;
     norm: DevicePtr;
     eps: number;
-    weight: DevicePtr;
-    bias: DevicePtr | null;
-    xz: DevicePtr;
-    state: SeqStates;
-    convWeight: DevicePtr;
-    convBias: DevicePtr | null;
-    x: DevicePtr;
-    xProj: DevicePtr;
     partial: DevicePtr;
-    batch: number;
-    dModel: number;
-    dInner: number;
-    dbl: number;
-    programmatic: boolean;
-    /** What later launches will read, asked into L2 while the blocks wait on the previous launch (the next layer's weights). */
-    prefetch?: L2Range | null;
   },
 ): void {
   k.launch(
@@ -102,20 +124,7 @@ export function stepInProjConv(
       ptr(a.embed?.table ?? null),
       ptr(a.norm),
       f32(a.eps),
-      ptr(a.weight),
-      ptr(a.bias),
-      ptr(a.xz),
-      ...states(a.state),
-      ptr(a.convWeight),
-      ptr(a.convBias),
-      ptr(a.x),
-      ptr(a.xProj),
-      ptr(a.partial),
-      i32(a.batch),
-      i32(a.dModel),
-      i32(a.dInner),
-      i32(a.dbl),
-      ...l2Prefetch(a.prefetch ?? null),
+      ...inProjConvArgs(a),
     ],
     'step_in_proj_conv',
   );
@@ -145,48 +154,11 @@ export function mmaStepFits(
  * The mma step's first launch: xz = in_proj(normed) (+ bias) on the tensor cores; on x's rows conv_step + SiLU → x and,
  * where `partial` is set, x_proj's partial sums [xBlocks, batch, dbl] f32, as stepInProjConv's (step_dt_ssm adds them up).
  */
-export function stepInProjConvMma(
-  k: KernelSet,
-  a: {
-    normed: DevicePtr;
-    weight: DevicePtr;
-    bias: DevicePtr | null;
-    xz: DevicePtr;
-    state: SeqStates;
-    convWeight: DevicePtr;
-    convBias: DevicePtr | null;
-    x: DevicePtr;
-    xProj: DevicePtr;
-    /** null: no partial sums (the x_proj GEMM reads x). */
-    partial: DevicePtr | null;
-    batch: number;
-    dModel: number;
-    dInner: number;
-    dbl: number;
-    programmatic: boolean;
-    prefetch?: L2Range | null;
-  },
-): void {
+export function stepInProjConvMma(k: KernelSet, a: InProjConv & { normed: DevicePtr }): void {
   k.launch(
     'step_in_proj_conv_mma',
     { grid: [(2 * a.dInner) / MMA_ROWS], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
-    [
-      ptr(a.normed),
-      ptr(a.weight),
-      ptr(a.bias),
-      ptr(a.xz),
-      ...states(a.state),
-      ptr(a.convWeight),
-      ptr(a.convBias),
-      ptr(a.x),
-      ptr(a.xProj),
-      ptr(a.partial),
-      i32(a.batch),
-      i32(a.dModel),
-      i32(a.dInner),
-      i32(a.dbl),
-      ...l2Prefetch(a.prefetch ?? null),
-    ],
+    [ptr(a.normed), ...inProjConvArgs(a)],
     'step_in_proj_conv_mma',
   );
 }
