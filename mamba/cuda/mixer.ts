@@ -77,14 +77,14 @@ export interface FusedStep {
   };
 }
 
+/** How the mma step gets x_proj (StepScratch.mma). */
+export type MmaStep = 'partials' | 'gemm';
+
 /**
  * A decode step's scratch: the fused step's x_proj partial sums (ops-step.ts stepXBlocks × batch × dbl f32), whether
  * the step's own kernels launch as programmatic dependents (sm_90+, LaunchShape.programmatic), and the sequences a
  * thread of the unfused step's ssm_step_dt steps (ops.ts ssmStepDt).
  */
-/** How the mma step gets x_proj (StepScratch.mma). */
-export type MmaStep = 'partials' | 'gemm';
-
 export interface StepScratch {
   partial: DevicePtr;
   programmatic: boolean;
