@@ -27,10 +27,10 @@ import type { L2Range } from './ops-args.ts';
 import * as ops from './ops.ts';
 import {
   fusedStepFits,
-  mmaStepFits,
   greedyHeadFits,
   headGreedy,
   headGreedyBlocks,
+  mmaStepFits,
   STEP_LAYER_BYTES,
   stepLayers,
   stepLayersBlocks,

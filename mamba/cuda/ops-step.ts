@@ -8,7 +8,6 @@ import {
   HEAD_ROWS,
   MMA_K_PARTS,
   MMA_K_STEPS,
-  MMA_ROWS,
   STEP_DBL_MAX,
   STEP_GEMV_BATCH,
   STEP_GEMV_THREADS,
@@ -133,7 +132,8 @@ export function stepInProjConv(
 /**
  * Whether the mma step's in_proj (kernels/step-mma.cu) takes this model: bf16 activations (its tensor-core tiles read
  * bf16), d_model a multiple of 64 (four k parts of 16-wide steps) and at most 1024 (its weights sit in registers),
- * d_inner a multiple of its 32-row blocks, x_proj's columns one a thread. Any batch: it stages 16 sequences at a time.
+ * d_inner a multiple of its 32-row blocks (step_in_proj_conv's, whose partial sums step_dt_ssm adds), x_proj's columns
+ * one a thread. Any batch: it stages 16 sequences at a time.
  */
 export function mmaStepFits(
   shape: { dModel: number; dInner: number; dtRank: number; dState: number },
@@ -145,7 +145,7 @@ export function mmaStepFits(
     actBf16 &&
     dModel % kStep === 0 &&
     dModel <= kStep * MMA_K_STEPS &&
-    dInner % MMA_ROWS === 0 &&
+    dInner % (STEP_IN_ROWS * WARPS) === 0 &&
     dtRank + 2 * dState <= STEP_DBL_MAX
   );
 }
@@ -157,7 +157,7 @@ export function mmaStepFits(
 export function stepInProjConvMma(k: KernelSet, a: InProjConv & { normed: DevicePtr }): void {
   k.launch(
     'step_in_proj_conv_mma',
-    { grid: [(2 * a.dInner) / MMA_ROWS], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
+    { grid: [2 * stepXBlocks(a.dInner)], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
     [ptr(a.normed), ...inProjConvArgs(a)],
     'step_in_proj_conv_mma',
   );

@@ -159,4 +159,3 @@ export const STEP_DBL_MAX = 256; // step-fused.cu: dtRank + 2·dState at most
 export const STEP_SMEM_BYTES = 32768; // step-fused.cu: staged GEMV inputs (act_t), so k ≤ 8192 in either build
 export const MMA_K_PARTS = 4; // step-mma.cu: warps along k
 export const MMA_K_STEPS = 16; // step-mma.cu: 16-wide k steps a warp holds (so d_model ≤ 16·16·4)
-export const MMA_ROWS = 32; // step-mma.cu: in_proj rows a block

@@ -12,6 +12,8 @@
 #define MMA_K_STEPS 16  // 16-wide k steps of in_proj's weights a warp holds in registers: d_model ≤ 4·16·16 = 1024
 #define MMA_SEQ_TILE 16 // sequences staged in shared memory at once
 #define MMA_ROWS 32     // in_proj rows a block: step_in_proj_conv's blocks, so x_proj's partial sums line up
+static_assert(MMA_ROWS == STEP_IN_ROWS * (STEP_GEMV_THREADS / 32) && MMA_ROWS == 2 * 16,
+              "step_dt_ssm adds the fused step's x-row blocks' sums; a block is two 16-row mma tiles");
 
 // D += A·B for one warp, m16n8k16, bf16 inputs and f32 sums, in the PTX fragment layout: with g = lane / 4 and
 // t = lane % 4, a[0..3] hold A's (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..); b[0..1] hold B's
