@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Nsight Compute over the CUDA engine's kernels, on the GPU machine after shared/device/pack.sh packed the device
 # check (mamba/cuda/README.md): the fused decode step at batch 1, ssm_step_dt four sequences a thread at batch 64,
+# the mma step's in_proj kernel at batch 64,
 # the six launches' small kernels at batch 8, the prefill's scan, conv and norm at 32K, and the staged scan's passes
 # at 32K, all of the 130m shape. Arguments name the groups to run (all when none). Writes one text report per group
 # to $OUT (or ./ncu-out) and prints each kernel's headline metrics.
@@ -8,8 +9,8 @@
 # replay partly hides: read durations against the device check's events, and stalls and occupancy from here.
 set -euo pipefail
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
-  echo "usage: bash bench/cuda-ncu.sh [fused-b1|ssm-s4-b64|unfused-b8|prefill-32k|prefill-staged-32k ...]"
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  echo "usage: bash bench/cuda-ncu.sh [fused-b1|ssm-s4-b64|mma-b64|unfused-b8|prefill-32k|prefill-staged-32k ...]"
   echo "       (after: . .device/boot.sh; needs ncu on PATH)"
   exit 0
 fi
@@ -26,6 +27,7 @@ run() { # name, kernel regex, launches, device-check arguments
 }
 run fused-b1 '^(step_in_proj_conv|step_dt_ssm|step_out_proj)$' 3 '--phases decode-probe'
 run ssm-s4-b64 '^ssm_step_dt_s4$' 1 '--phases decode-probe'
+run mma-b64 '^step_in_proj_conv_mma$' 1 '--phases decode-probe'
 run unfused-b8 '^(ssm_step_dt|conv_step|add_rmsnorm)$' 3 '--phases decode-probe'
 run prefill-32k '^(scan_chunk_state|scan_carry|scan_chunk_output|conv1d_silu|add_rmsnorm)$' 5 '--phases prefill-probe --lengths 32768'
 run prefill-staged-32k '^(scan_chunk_state_staged|scan_chunk_output_staged)$' 2 '--phases prefill-probe --lengths 32768 --scan split-staged'

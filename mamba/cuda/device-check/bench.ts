@@ -309,20 +309,30 @@ export async function checkGreedyHead(t: BenchTarget, report: Report): Promise<v
  * Compute (`ncu`), whose per-kernel times carry no event nodes (benchDecodeBreakdown) and no programmatic overlap.
  */
 export async function probeDecode(t: BenchTarget, report: Report): Promise<void> {
-  for (const [batch, fusedStep, greedyHead] of [
-    [1, true, true],
-    [8, true, false],
-    [8, false, true],
-    [64, false, false],
+  for (const [batch, fusedStep, greedyHead, mmaStep] of [
+    [1, true, true, false],
+    [8, true, false, false],
+    [8, false, true, false],
+    [64, false, false, false],
+    [64, false, false, 'partials'],
+    [64, false, false, 'gemm'],
   ] as const) {
     await withDecodeSession(
       t.engine,
       batch,
-      { useGraphs: true, fusedStep, programmatic: true, greedyHead },
+      { useGraphs: true, fusedStep, programmatic: true, greedyHead, mmaStep },
       async (session, step) => {
         for (let i = 0; i < 4; i++) await step();
         const { fused, usesGraph: graph } = session;
-        report.row('decodeProbe', { shape: t.shape, batch, fused, greedyHead: session.greedyHead, graph, steps: 7 });
+        report.row('decodeProbe', {
+          shape: t.shape,
+          batch,
+          fused,
+          mma: session.mma ?? '',
+          greedyHead: session.greedyHead,
+          graph,
+          steps: 7,
+        });
       },
     );
   }
