@@ -77,3 +77,52 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (bf16)', () => {
     greedy.dispose();
   });
 });
+
+// The fused step's bf16 forms against the reference engine over 3 steps, the residual stream carried between layers
+// and steps. d_model 256 (k % 128 == 0, tb·k ≤ 2048): the norm reads each residual row once (stage_rmsnorm's one pass,
+// 130m's form at batch 1–2) in step_in_proj_conv and head_greedy, at batch 1, 3 and 8. d_model 832: the two passes
+// (832 % 128 ≠ 0), and out_proj's 1,664-wide input takes two rounds of its six weight chunks a lane.
+describe.skipIf(!CXX)('CUDA engine on the CPU emulator (bf16): the fused step', () => {
+  it.each([
+    { dModel: 256, batch: 1 },
+    { dModel: 256, batch: 3 },
+    { dModel: 256, batch: 8 },
+    { dModel: 832, batch: 1 },
+  ])('d_model $dModel, batch $batch matches the reference over 3 steps', async ({ dModel, batch }) => {
+    const m = tinyModel({ dModel, nLayer: 2, dState: 16, seed: 13 });
+    const { vocabSize } = m.config;
+    const engine = CudaEngine.create(m.config, m.weights, { precision: 'bf16' });
+    try {
+      const prompts = Array.from({ length: batch }, (_, i) => randomIds(4 + 3 * i, vocabSize, 50 + i));
+      const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
+      let refStates = await Promise.all(prompts.map(async (ids) => (await m.engine.prefill(ids)).state));
+      const fused = engine.openDecode(
+        pre.map((p) => p.state),
+        { fusedStep: true, greedyHead: false },
+      );
+      const greedy = engine.openDecode(
+        pre.map((p) => p.state),
+        { fusedStep: true, greedyHead: true },
+      );
+      expect([fused.fused, greedy.greedyHead]).toEqual([true, true]);
+      let tokens = prompts.map((p) => p[0]!);
+      for (let step = 0; step < 3; step++) {
+        const out = await fused.step(tokens, { logits: true });
+        const picked = await greedy.step(tokens, { argmax: true });
+        const refs = await Promise.all(tokens.map((t, b) => m.engine.step(t, refStates[b]!)));
+        refs.forEach((r, b) => {
+          const range = Math.max(...Array.from(r.logits, Math.abs));
+          const got = out.logits!.subarray(b * vocabSize, (b + 1) * vocabSize);
+          expect(maxAbsDiff(got, r.logits), `step ${step} sequence ${b}`).toBeLessThan(0.03 * range);
+          expect(r.logits[argmax(r.logits)]! - r.logits[picked.tokens![b]!]!).toBeLessThanOrEqual(0.03 * range);
+        });
+        refStates = refs.map((r) => r.state);
+        tokens = refs.map((r) => argmax(r.logits));
+      }
+      fused.dispose();
+      greedy.dispose();
+    } finally {
+      await engine.dispose();
+    }
+  });
+});

@@ -24,11 +24,16 @@
 #define STEP_SMEM_BYTES 32768 // staged GEMV inputs, as act_t (what a GEMM would read): k ≤ 8192 (ops-step.ts checks)
 #define STEP_SMEM_ELEMS (STEP_SMEM_BYTES / (int)sizeof(act_t))
 #define STEP_STAGE_LOADS 8    // 16-byte loads of the residual stream a thread issues before it uses any
+// ... where the norm reads them once (tb·k ≤ 2048). bf16 only, and not step_layers: more registers, or f32's wider
+// weight chunks, spill in_proj's GEMV
+#define STEP_ONE_PASS_LOADS (ACT_BF16 ? 2 : 0)
 #define STEP_SUM_LOADS 16     // x_proj partial sums a thread of step_dt_ssm loads before it adds any
 #if ACT_BF16
 #define STEP_CHUNKS 4 // 8-element weight chunks a lane loads at once (bf16: 16 bytes a chunk)
+#define STEP_OUT_CHUNKS 6 // step_out_proj's: d_inner 1536 in one round, so no weight load waits behind the wait
 #else
 #define STEP_CHUNKS 2 // f32: 32 bytes a chunk, so half as many for the same registers
+#define STEP_OUT_CHUNKS STEP_CHUNKS
 #endif
 
 // The GEMV of in_proj, out_proj and the greedy head for sequences b0..b0+tb (tb ≤ 8): out(b, o) = Σ_i w[o, i]·in(b, i),
@@ -107,7 +112,7 @@ __device__ __forceinline__ int gemv_tile(int k) { return min(STEP_GEMV_BATCH, ST
 // are read 16 bytes a load, STEP_STAGE_LOADS loads before any is used: the stores between uses may alias these rows for
 // all the compiler knows, so loads interleaved with them would each wait for the one before (a plain loop over 1.4b's
 // 2048-wide rows cost 27 µs a launch on the H100).
-template <typename Wait>
+template <int ONE_PASS = STEP_ONE_PASS_LOADS, typename Wait>
 __device__ __forceinline__ void stage_rmsnorm(Wait wait, act_t* s, int b0, int tb, const float* hidden,
                                               const float* residualIn, float* residualOut, const int* ids,
                                               const float* table, const float* __restrict__ normW, float eps, int k,
@@ -121,6 +126,39 @@ __device__ __forceinline__ void stage_rmsnorm(Wait wait, act_t* s, int b0, int t
     const F32x4 h = ld_cg_f32x4(hidden + (i64)b * k + at), r = ld_cg_f32x4(residualIn + (i64)b * k + at);
     return F32x4{h.a + r.a, h.b + r.b, h.c + r.c, h.d + r.d};
   };
+  if constexpr (ONE_PASS > 0) if (k % 128 == 0 && tb * k4 <= STEP_GEMV_THREADS * ONE_PASS) {
+    // A small tile (batch 1–2 at d_model 768): each thread loads its elements once, a warp's 32 lanes within one row
+    // (k % 128 == 0), sums their squares per warp into sSq, and after one barrier scales what it holds, so the rows
+    // cross L2 once (the two passes below read them twice, with a barrier between).
+    __shared__ float sSq[ONE_PASS * (STEP_GEMV_THREADS / 32)];
+    F32x4 v[ONE_PASS];
+#pragma unroll
+    for (int m = 0; m < ONE_PASS; ++m) {
+      const int t = threadIdx.x + m * STEP_GEMV_THREADS, j = t / k4;
+      if (t < tb * k4) v[m] = value4(b0 + j, 4 * (t - j * k4));
+    }
+#pragma unroll
+    for (int m = 0; m < ONE_PASS; ++m) {
+      const int t = threadIdx.x + m * STEP_GEMV_THREADS, j = t / k4;
+      if (t >= tb * k4) break;
+      if (residualOut) *(F32x4*)(residualOut + (i64)(b0 + j) * k + 4 * (t - j * k4)) = v[m];
+      const float ss = warp_sum_f(v[m].a * v[m].a + v[m].b * v[m].b + v[m].c * v[m].c + v[m].d * v[m].d);
+      if (lane == 0) sSq[t / 32] = ss;
+    }
+    __syncthreads();
+    const int rowChunks = k4 / 32;  // sSq's entries a row, summed in order
+#pragma unroll
+    for (int m = 0; m < ONE_PASS; ++m) {
+      const int t = threadIdx.x + m * STEP_GEMV_THREADS, j = t / k4, i = 4 * (t - j * k4);
+      if (t >= tb * k4) break;
+      float ss = 0.0f;
+      for (int c = 0; c < rowChunks; ++c) ss += sSq[j * rowChunks + c];
+      const float sc = rsqrtf(ss / (float)k + eps), e[4] = {v[m].a, v[m].b, v[m].c, v[m].d};
+#pragma unroll
+      for (int q = 0; q < 4; ++q) act_store(s + j * k + i + q, e[q] * sc * normW[i + q]);
+    }
+    return;
+  }
   if (warp < tb) {
     const i64 row = (i64)(b0 + warp) * k;
     float ss = 0.0f;
@@ -182,7 +220,7 @@ struct PdlWaitPrefetch {
   }
 };
 
-template <int CHUNKS = STEP_CHUNKS, typename Wait>
+template <int CHUNKS = STEP_CHUNKS, int ONE_PASS = STEP_ONE_PASS_LOADS, typename Wait>
 __device__ __forceinline__ void in_proj_conv_block(act_t* sIn, int blk, Wait& wait, const float* hidden,
                                                    const float* residualIn, float* residualOut, const int* ids,
                                                    const float* table, const float* __restrict__ normW, float eps,
@@ -208,7 +246,7 @@ __device__ __forceinline__ void in_proj_conv_block(act_t* sIn, int blk, Wait& wa
 
   const auto stage = [&](act_t* s, int b0, int tb) {
     float* out = blk == 0 ? residualOut : nullptr;
-    stage_rmsnorm(wait, s, b0, tb, hidden, residualIn, out, ids, table, normW, eps, k, sScale);
+    stage_rmsnorm<ONE_PASS>(wait, s, b0, tb, hidden, residualIn, out, ids, table, normW, eps, k, sScale);
   };
   const int n = 2 * dInner, tile = gemv_tile(k);
   for (int b0 = 0; b0 < batch; b0 += tile) {
@@ -249,7 +287,7 @@ __device__ __forceinline__ void in_proj_conv_block(act_t* sIn, int blk, Wait& wa
   }
 }
 
-template <typename Wait>
+template <int CHUNKS = STEP_CHUNKS, typename Wait>
 __device__ __forceinline__ void out_proj_block(act_t* sIn, int blk, Wait& wait, const act_t* y,
                                                const act_t* __restrict__ w, const float* __restrict__ bias, float* out,
                                                int batch, int k, int n) {
@@ -280,7 +318,7 @@ __device__ __forceinline__ void out_proj_block(act_t* sIn, int blk, Wait& wait, 
   const auto store = [&](int b, int o, float t) { out[(i64)b * n + o] = t + (bias ? bias[o] : 0.0f); };
   const int tile = gemv_tile(k);
   for (int b0 = 0; b0 < batch; b0 += tile)
-    block_gemv<STEP_OUT_ROWS>(sIn, w, k, n, blk, b0, min(tile, batch - b0), stage, store);
+    block_gemv<STEP_OUT_ROWS, CHUNKS>(sIn, w, k, n, blk, b0, min(tile, batch - b0), stage, store);
 }
 
 template <typename Wait>
@@ -367,7 +405,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   __shared__ __align__(16) act_t sIn[STEP_SMEM_ELEMS];
   pdl_trigger();
   PdlWait wait;
-  out_proj_block(sIn, blockIdx.x, wait, y, w, bias, out, batch, k, n);
+  out_proj_block<STEP_OUT_CHUNKS>(sIn, blockIdx.x, wait, y, w, bias, out, batch, k, n);
 }
 
 // Block (one sequence, STEP_GEMV_THREADS / ssm_step_lanes() channels; grid (channel blocks, batch)):

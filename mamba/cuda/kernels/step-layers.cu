@@ -95,7 +95,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     // the first layer reads only the token ids and its own state: the launch itself orders it after the last step
     GridWait wait{barrier, l == 0};
     for (int blk = blockIdx.x; blk < inBlocks; blk += gridDim.x)
-      in_proj_conv_block<IN_CHUNKS>(sIn, blk, wait, hidden, resIn, resOut, l == 0 ? ids : nullptr, table, L.norm, eps,
+      in_proj_conv_block<IN_CHUNKS, 0>(sIn, blk, wait, hidden, resIn, resOut, l == 0 ? ids : nullptr, table, L.norm, eps,
                                     L.inProj, L.inProjBias, xz, conv, convSeqStride, L.convWeight, L.convBias, x,
                                     L.xProj, partial, batch, dModel, dInner, dbl);
     wait();
