@@ -33,6 +33,7 @@ import {
   fusedStepByDefault,
   fusedStepFits,
   greedyHeadFits,
+  mmaStepByDefault,
   mmaStepFits,
   headGreedyBlocks,
   STEP_LAYER_BYTES,
@@ -416,6 +417,19 @@ describe('decode step choice', () => {
   it('steps four sequences a thread in ssm_step_dt from 64K (sequence, channel) pairs, where the device check measured it faster', () => {
     expect([1, 8, 16, 64].map((b) => ssmStepSeqsByDefault(b, shape1_4b.dInner))).toEqual([1, 1, 4, 4]);
     expect([1, 16, 42, 43, 64].map((b) => ssmStepSeqsByDefault(b, shape130m.dInner))).toEqual([1, 1, 1, 4, 4]);
+  });
+  it('takes the mma step (partials) by default past the fused step up to batch 16, in bf16 at 130m only', () => {
+    expect([1, 2, 3, 8, 16, 17, 64].map((b) => mmaStepByDefault(b, shape130m, true))).toEqual([
+      false,
+      false,
+      'partials',
+      'partials',
+      'partials',
+      false,
+      false,
+    ]);
+    expect(mmaStepByDefault(8, shape130m, false)).toBe(false);
+    expect(mmaStepByDefault(8, shape1_4b, true)).toBe(false);
   });
   it('runs the mma step on bf16 only, for d_model a multiple of 64 up to 1024 and d_inner of whole 32-row blocks', () => {
     expect(mmaStepFits(shape130m, true)).toBe(true);

@@ -25,7 +25,7 @@ import type { MmaStep, ScanKind } from './mixer.ts';
 import { SCAN_STAGE_DEFAULT } from './kernels/manifest.ts';
 import { DEFAULT_SCAN_CARRY, type ScanCarry } from './ops-scan.ts';
 import { PrefillGraphCache } from './prefill-graphs.ts';
-import { fusedStepByDefault } from './ops-step.ts';
+import { fusedStepByDefault, mmaStepByDefault } from './ops-step.ts';
 import { ssmStepSeqsByDefault } from './ops.ts';
 import { schedulePasses, type PassSegment } from './scheduler.ts';
 
@@ -73,8 +73,8 @@ export interface CudaEngineOptions {
   /**
    * Where the fused step does not run, a decode step's in_proj and conv_step run as one tensor-core launch
    * (kernels/step-mma.cu; bf16, d_model ≤ 1024: ops-step.ts mmaStepFits), x_proj's partial sums in it too ('partials':
-   * four launches a layer instead of six) or after it as the GEMM ('gemm': five). Default false until the device
-   * check has measured it.
+   * four launches a layer instead of six) or after it as the GEMM ('gemm': five). Default: 'partials' where the
+   * device check measured it faster (ops-step.ts mmaStepByDefault), else false.
    */
   mmaStep?: MmaStep | false;
   /**
@@ -355,7 +355,10 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const persistentStep = opts.persistentStep ?? this.options.persistentStep ?? false;
     const l2Prefetch = opts.l2Prefetch ?? this.options.l2Prefetch ?? true;
     const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length, this.core.config.dInner);
-    const mmaStep = opts.mmaStep ?? this.options.mmaStep ?? false;
+    const mmaStep =
+      opts.mmaStep ??
+      this.options.mmaStep ??
+      mmaStepByDefault(states.length, this.core.config, this.core.precision === 'bf16');
     const session = new DecodeSession(this.core, states.length, {
       useGraphs,
       fusedStep,

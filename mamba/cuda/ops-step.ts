@@ -150,6 +150,24 @@ export function mmaStepFits(
   );
 }
 
+export const MMA_STEP_DEFAULT = { minBatch: FUSED_STEP_DEFAULT.maxBatch + 1, maxBatch: 16, maxDInner: 1536 } as const;
+
+/**
+ * The mma step a decode session takes unless asked otherwise: 'partials' where the device check measured it faster
+ * than the fused step and the six launches on the H100 (v20: 130m b8 16,336 against 14,235 tok/s, b16 30,740 against
+ * 27,459; a draw at b2 and b32; b64 67.9K against 84.0K, where its one block per 32 rows walks four tiles of 16
+ * sequences in turn); else false. Other shapes are unmeasured.
+ */
+export function mmaStepByDefault(
+  batch: number,
+  shape: Parameters<typeof mmaStepFits>[0],
+  actBf16: boolean,
+): 'partials' | false {
+  const { minBatch, maxBatch, maxDInner } = MMA_STEP_DEFAULT;
+  const inRange = batch >= minBatch && batch <= maxBatch && shape.dInner <= maxDInner;
+  return inRange && mmaStepFits(shape, actBf16) ? 'partials' : false;
+}
+
 /**
  * The mma step's first launch: xz = in_proj(normed) (+ bias) on the tensor cores; on x's rows conv_step + SiLU → x and,
  * where `partial` is set, x_proj's partial sums [xBlocks, batch, dbl] f32, as stepInProjConv's (step_dt_ssm adds them up).
