@@ -2,14 +2,14 @@
 # Nsight Compute over the CUDA engine's kernels, on the GPU machine after shared/device/pack.sh packed the device
 # check (mamba/cuda/README.md): the fused decode step at batch 1, ssm_step_dt four sequences a thread at batch 64,
 # the mma step's in_proj kernel at batch 64 (and stall samples per SASS instruction, as CSV: mma-b64-sass, and
-# fused-b1-sass for step_in_proj_conv), the six launches' small kernels at batch 8, the prefill's scan, conv and norm at 32K, and the staged scan's passes
-# at 32K, all of the 130m shape. Arguments name the groups to run (all when none). Writes one text report per group
-# to $OUT (or ./ncu-out) and prints each kernel's headline metrics.
+# fused-b1-sass for step_in_proj_conv), the six launches' small kernels at batch 8, the prefill's scan, conv and
+# norm at 32K, and the staged scan's passes at 32K, all of the 130m shape. Arguments name the groups to run (all when
+# none). Writes one text report per group to $OUT (or ./ncu-out) and prints each kernel's headline metrics.
 # ncu replays each kernel with the caches flushed, so a decode kernel's time here includes DRAM latency that a graph
 # replay partly hides: read durations against the device check's events, and stalls and occupancy from here.
 set -euo pipefail
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
   echo "usage: bash bench/cuda-ncu.sh [fused-b1|ssm-s4-b64|mma-b64|mma-b64-sass|fused-b1-sass|unfused-b8|prefill-32k|prefill-staged-32k ...]"
   echo "       (after: . .device/boot.sh; needs ncu on PATH)"
   exit 0
