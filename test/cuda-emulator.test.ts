@@ -181,16 +181,18 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
 
   // the fused step (≤8 sequences), a batch too large for it (the prefill's launches), and those launches asked for;
   // ssm_step_dt four sequences a thread in one partial tile and in 4 + 4 + 3; with the L2 prefetch's arguments (the
-  // emulator checks that its ranges are device memory; the prefetch itself is a GPU hint)
+  // emulator checks that its ranges are device memory; the prefetch itself is a GPU hint), the last layer's reaching
+  // into the head (the whole of this small one)
   it.each([
-    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1, l2Prefetch: false },
-    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1, l2Prefetch: true },
-    { batch: 11, fusedStep: true, fused: false, ssmSeqs: 1, l2Prefetch: false },
-    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 1, l2Prefetch: false },
-    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: false },
-    { batch: 11, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: true },
+    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1, l2Prefetch: false, head: false },
+    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1, l2Prefetch: true, head: false },
+    { batch: 3, fusedStep: true, fused: true, ssmSeqs: 1, l2Prefetch: true, head: true },
+    { batch: 11, fusedStep: true, fused: false, ssmSeqs: 1, l2Prefetch: false, head: false },
+    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 1, l2Prefetch: false, head: false },
+    { batch: 3, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: false, head: false },
+    { batch: 11, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: true, head: true },
   ] as const)(
-    'a decode session steps a batch of sequences at once: $batch, fused $fusedStep, ssm_step_dt $ssmSeqs a thread, L2 prefetch $l2Prefetch',
+    'a decode session steps a batch of sequences at once: $batch, fused $fusedStep, ssm_step_dt $ssmSeqs a thread, L2 prefetch $l2Prefetch (head $head)',
     async (c) => {
       const prompts = Array.from({ length: c.batch }, (_, i) =>
         randomIds([12, 40, 3][i % 3]! + i, m.config.vocabSize, 13 + i),
@@ -198,9 +200,11 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
       const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
       const session = engine.openDecode(
         pre.map((p) => p.state),
-        { fusedStep: c.fusedStep, ssmSeqs: c.ssmSeqs, l2Prefetch: c.l2Prefetch },
+        { fusedStep: c.fusedStep, ssmSeqs: c.ssmSeqs, l2Prefetch: c.l2Prefetch, l2PrefetchHead: c.head },
       );
       expect([session.fused, session.ssmSeqs, session.l2Prefetch]).toEqual([c.fused, c.ssmSeqs, c.l2Prefetch]);
+      const { vocabSize, dModel } = m.config;
+      expect(session.headPrefetchBytes).toBe(c.head ? vocabSize * dModel * 4 : 0);
       let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
       let tokens = pre.map((p) => argmax(p.logits[0]!));
       for (let step = 0; step < 4; step++) {

@@ -42,7 +42,7 @@ import {
 } from '../mamba/cuda/ops-step.ts';
 import { ssmStepSeqsByDefault } from '../mamba/cuda/ops.ts';
 import { l2Prefetch } from '../mamba/cuda/ops-args.ts';
-import { l2PrefetchFits } from '../mamba/cuda/decode.ts';
+import { headPrefetchBytes, l2PrefetchFits } from '../mamba/cuda/decode.ts';
 
 const DECI: DecimationConfig = { layers: [2, 4], beta: 0.5, lBase: 100, minSeqLen: 20 };
 
@@ -392,6 +392,16 @@ describe('logit rows after decimation', () => {
     expect([0, 3, 4, 9, 15, 16, 17].map((p) => sortedIndexOf(kept, p))).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect([-1, 1, 5, 10, 18].map((p) => sortedIndexOf(kept, p))).toEqual([-1, -1, -1, -1, -1]);
     expect(sortedIndexOf(new Int32Array(0), 0)).toBe(-1);
+  });
+});
+
+describe('L2 prefetch of the head', () => {
+  it('takes what half of L2 leaves after a layer and the states, whole 16-byte units, never more than the head', () => {
+    const a = { layerBytes: 7_500_000, stateBytes: 98_304, batch: 1, l2Bytes: 50 * 2 ** 20, headBytes: 77_230_080 };
+    const room = 25 * 2 ** 20 - 7_500_000 - 98_304;
+    expect(headPrefetchBytes(a)).toBe(Math.floor(room / 16) * 16);
+    expect(headPrefetchBytes({ ...a, headBytes: 4096 })).toBe(4096);
+    expect(headPrefetchBytes({ ...a, layerBytes: 30_000_000 })).toBe(0);
   });
 });
 

@@ -71,6 +71,12 @@ export interface DecodeSessionOptions {
   persistentStep?: boolean;
   /** Layers ask L2 for the weights and states ahead (CudaEngineOptions.l2Prefetch). */
   l2Prefetch?: boolean;
+  /**
+   * With l2Prefetch, the last layer also asks L2 for the head's first rows, as many as leave half of L2 to the layer
+   * and the states (headPrefetchBytes): the head streams 77 MB at 130m while the last layer's launches wait on
+   * latency, not bandwidth. Default false until the device check has measured it.
+   */
+  l2PrefetchHead?: boolean;
   ssmSeqs?: ops.SsmStepSeqs;
   /** Where the fused step does not run: in_proj and conv_step as one tensor-core launch (mixer.ts MmaStep; ops-step.ts mmaStepFits). */
   mmaStep?: MmaStep | false;
@@ -83,6 +89,18 @@ export interface DecodeSessionOptions {
  */
 export function l2PrefetchFits(a: { layerBytes: number; stateBytes: number; batch: number; l2Bytes: number }): boolean {
   return 2 * a.layerBytes + a.batch * a.stateBytes <= a.l2Bytes / 2;
+}
+
+/** What the last layer may ask L2 for of the head: the rest of half of L2 after the layer and the states, in 16s. */
+export function headPrefetchBytes(a: {
+  layerBytes: number;
+  stateBytes: number;
+  batch: number;
+  l2Bytes: number;
+  headBytes: number;
+}): number {
+  const room = a.l2Bytes / 2 - a.layerBytes - a.batch * a.stateBytes;
+  return Math.max(0, Math.floor(Math.min(a.headBytes, room) / 16) * 16);
 }
 
 export class DecodeSession implements EngineDecodeSession {
@@ -113,6 +131,8 @@ export class DecodeSession implements EngineDecodeSession {
 
   /** Whether each layer asks L2 for the next one's weights (ops-args.ts L2Range; where l2PrefetchFits). */
   readonly l2Prefetch: boolean;
+  /** Bytes of the head the last layer asks L2 for (0: none). */
+  readonly headPrefetchBytes: number;
 
   /** Whether steps that want no logits end in head_greedy (ops-step.ts) rather than the logits and argmax_rows. */
   readonly greedyHead: boolean;
@@ -128,8 +148,13 @@ export class DecodeSession implements EngineDecodeSession {
     this.ssmSeqs = ssmSeqs;
     const layerBytes = Math.max(...core.weights.layers.map((l) => l.span.bytes));
     const stateBytes = core.config.dInner * core.config.dState * 4; // a sequence's scan state in one layer
-    this.l2Prefetch =
-      l2Prefetch && l2PrefetchFits({ layerBytes, stateBytes, batch, l2Bytes: core.device.info.l2Bytes });
+    const l2Bytes = core.device.info.l2Bytes;
+    this.l2Prefetch = l2Prefetch && l2PrefetchFits({ layerBytes, stateBytes, batch, l2Bytes });
+    const headBytes = core.config.vocabSize * core.config.dModel * actBytes(core);
+    this.headPrefetchBytes =
+      this.l2Prefetch && opts.l2PrefetchHead
+        ? headPrefetchBytes({ layerBytes, stateBytes, batch, l2Bytes, headBytes })
+        : 0;
     this.useGraphs = useGraphs;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`decode batch ${batch} must be a positive integer`);
     this.batch = batch;
@@ -315,6 +340,8 @@ export class DecodeSession implements EngineDecodeSession {
     const layers = core.weights.layers;
     const weightsAhead = (i: number): L2Range | null => {
       const next = layers[i + 1]?.span;
+      if (!next && this.headPrefetchBytes > 0)
+        return { ptr: core.weights.lmHead, bytes: this.headPrefetchBytes, stride: 0, count: 1 };
       return this.l2Prefetch && next ? { ...next, stride: 0, count: 1 } : null;
     };
     const stepOf = (i: number): MixerScan => {

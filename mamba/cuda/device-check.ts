@@ -288,7 +288,7 @@ function summary(): string {
     );
   for (const r of report.tables.decode ?? [])
     lines.push(
-      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph} fused=${r.fused} mma=${r.mma} pdl=${r.programmatic} prefetch=${r.l2Prefetch} ssmSeqs=${r.ssmSeqs}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step, GPU ${r.gpuMsPerStep === '' ? '-' : fmt(r.gpuMsPerStep as number)} ms/step; greedy ${r.greedyTokensPerS || '-'} tok/s)`,
+      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph} fused=${r.fused} mma=${r.mma} pdl=${r.programmatic} prefetch=${r.l2Prefetch}${r.headPrefetchBytes ? `+head ${r.headPrefetchBytes}` : ''} persistent=${r.persistent} greedyHead=${r.greedyHead} ssmSeqs=${r.ssmSeqs}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step, GPU ${r.gpuMsPerStep === '' ? '-' : fmt(r.gpuMsPerStep as number)} ms/step; greedy ${r.greedyTokensPerS || '-'} tok/s)`,
     );
   for (const r of report.tables.decodeBreakdown ?? [])
     if ((r.pct as number) >= 8 || r.kernel === 'TOTAL (events)')

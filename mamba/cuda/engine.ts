@@ -354,6 +354,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
     const greedyHead = opts.greedyHead ?? this.options.greedyHead ?? false;
     const persistentStep = opts.persistentStep ?? this.options.persistentStep ?? false;
     const l2Prefetch = opts.l2Prefetch ?? this.options.l2Prefetch ?? true;
+    const l2PrefetchHead = opts.l2PrefetchHead ?? false;
     const ssmSeqs = opts.ssmSeqs ?? ssmStepSeqsByDefault(states.length, this.core.config.dInner);
     const mmaStep =
       opts.mmaStep ??
@@ -366,6 +367,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       greedyHead,
       persistentStep,
       l2Prefetch,
+      l2PrefetchHead,
       ssmSeqs,
       mmaStep,
     });

@@ -363,6 +363,7 @@ export async function benchDecode(
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, persistent: true, l2Prefetch: true },
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1 },
     { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, l2Prefetch: true },
+    { graphs: true, fused: true, programmatic: true, greedyHead: true, ssmSeqs: 1, l2Prefetch: true, head: true },
     { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1 },
     { graphs: true, fused: true, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true },
     { graphs: true, fused: true, programmatic: false, greedyHead: false, ssmSeqs: 1 },
@@ -391,6 +392,7 @@ export async function benchDecode(
       const persistent = 'persistent' in variant;
       const l2Prefetch = 'l2Prefetch' in variant;
       const mma: MmaStep | false = 'mma' in variant ? variant.mma : false;
+      const l2PrefetchHead = 'head' in variant;
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
       if (batch === 32 && !(programmatic && l2Prefetch)) continue; // at 32 only the default forms
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
@@ -399,7 +401,8 @@ export async function benchDecode(
         `graphs=${graphs} fused=${fused} pdl=${programmatic} greedyHead=${greedyHead} ssmSeqs=${ssmSeqs}` +
         (persistent ? ' persistent' : '') +
         (l2Prefetch ? ' l2Prefetch' : '') +
-        (mma ? ` mma=${mma}` : '');
+        (mma ? ` mma=${mma}` : '') +
+        (l2PrefetchHead ? ' l2PrefetchHead' : '');
       const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
@@ -414,6 +417,7 @@ export async function benchDecode(
           ssmSeqs,
           persistentStep: persistent,
           l2Prefetch,
+          l2PrefetchHead,
           mmaStep: mma,
         };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
@@ -453,6 +457,7 @@ export async function benchDecode(
             persistent: session.persistent,
             mma: session.mma ?? '',
             l2Prefetch: session.l2Prefetch,
+            headPrefetchBytes: session.headPrefetchBytes,
             programmatic: session.programmatic,
             greedyHead: session.greedyHead,
             ssmSeqs: session.fused ? '' : session.ssmSeqs,
