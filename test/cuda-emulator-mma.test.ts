@@ -40,7 +40,7 @@ describe.skipIf(!CXX)('mma decode step on the CPU emulator (bf16)', () => {
     // than this model's logits do
     const six = engine.openDecode(
       pre.map((p) => p.state),
-      { fusedStep: false },
+      { fusedStep: false, mmaStep: false },
     );
     let refStates = (await m.engine.prefillBatch(prompts.map((ids) => ({ ids })))).map((p) => p.state);
     let tokens = pre.map((p) => argmax(p.logits[0]!));

@@ -224,7 +224,14 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
-      const plain = engine.openDecode(states, { fusedStep: false, programmatic: false, ssmSeqs: 1, l2Prefetch: false });
+      // the six launches themselves, not the mma step a session takes by default at batches 3–16
+      const plain = engine.openDecode(states, {
+        fusedStep: false,
+        mmaStep: false,
+        programmatic: false,
+        ssmSeqs: 1,
+        l2Prefetch: false,
+      });
       const opts: DecodeSessionOptions = { fusedStep, programmatic, ssmSeqs, l2Prefetch: false, mmaStep: mma ?? false };
       const other = engine.openDecode(states, { ...opts, persistentStep: persistent, l2Prefetch });
       // the persistent step runs the fused step's arithmetic in the same order, and a prefetch is only a hint: any
