@@ -21,21 +21,22 @@ describe.skipIf(!CXX)('mma decode step on the CPU emulator (bf16)', () => {
   });
   afterAll(async () => engine?.dispose());
 
+  const partials = { step_in_proj_conv_mma: 1, step_dt_ssm: 1, gemm_x_proj: undefined, ssm_step_dt: undefined };
+  const gemm = { step_in_proj_conv_mma: 1, step_dt_ssm: undefined, gemm_x_proj: 1, ssm_step_dt: 1 };
+  // a span of 5 sequences a block: four blocks down the batch, the last one short, each with a partial tile
   it.each([
-    {
-      form: 'partials',
-      launches: { step_in_proj_conv_mma: 1, step_dt_ssm: 1, gemm_x_proj: undefined, ssm_step_dt: undefined },
-    },
-    { form: 'gemm', launches: { step_in_proj_conv_mma: 1, step_dt_ssm: undefined, gemm_x_proj: 1, ssm_step_dt: 1 } },
-  ] as const)('steps 19 sequences as the reference does ($form)', async ({ form, launches }) => {
+    { form: 'partials', span: undefined, launches: partials },
+    { form: 'gemm', span: undefined, launches: gemm },
+    { form: 'partials', span: 5, launches: partials },
+  ] as const)('steps 19 sequences as the reference does ($form, span $span)', async ({ form, span, launches }) => {
     const { vocabSize, nLayer } = m.config;
     const prompts = Array.from({ length: 19 }, (_, i) => randomIds(5 + ((3 * i) % 11), vocabSize, 40 + i));
     const pre = await engine.prefillBatch(prompts.map((ids) => ({ ids })));
     const session = engine.openDecode(
       pre.map((p) => p.state),
-      { mmaStep: form, fusedStep: false, ssmSeqs: 4 },
+      { mmaStep: form, fusedStep: false, ssmSeqs: 4, mmaSeqSpan: span },
     );
-    expect([session.mma, session.fused]).toEqual([form, false]);
+    expect([session.mma, session.fused, session.mmaSeqSpan]).toEqual([form, false, span ?? 19]);
     // the six launches' own bf16 error is the yardstick for the states, which show x_proj's sums (dt, B and C) more
     // than this model's logits do
     const six = engine.openDecode(

@@ -80,6 +80,8 @@ export interface DecodeSessionOptions {
   ssmSeqs?: ops.SsmStepSeqs;
   /** Where the fused step does not run: in_proj and conv_step as one tensor-core launch (mixer.ts MmaStep; ops-step.ts mmaStepFits). */
   mmaStep?: MmaStep | false;
+  /** Sequences a block of the mma step takes (kernels/step-mma.cu; default: the whole batch, one block a row block). */
+  mmaSeqSpan?: number;
 }
 
 /**
@@ -128,6 +130,8 @@ export class DecodeSession implements EngineDecodeSession {
   readonly ssmSeqs: ops.SsmStepSeqs;
   /** Whether the unfused step runs in_proj and conv_step as one tensor-core launch, and how x_proj follows (mixer.ts). */
   readonly mma: MmaStep | null;
+  /** Sequences a block of the mma step takes. */
+  readonly mmaSeqSpan: number;
 
   /** Whether each layer asks L2 for the next one's weights (ops-args.ts L2Range; where l2PrefetchFits). */
   readonly l2Prefetch: boolean;
@@ -162,6 +166,9 @@ export class DecodeSession implements EngineDecodeSession {
     this.fused = (fusedStep || persistentStep) && fusedStepFits(batch, core.config);
     const mma = opts.mmaStep ?? false;
     this.mma = mma && !this.fused && mmaStepFits(core.config, core.precision === 'bf16') ? mma : null;
+    const span = opts.mmaSeqSpan ?? batch;
+    if (!Number.isInteger(span) || span < 1) throw new RangeError(`mmaSeqSpan ${span} must be a positive integer`);
+    this.mmaSeqSpan = Math.min(span, batch);
     const blocks = persistentStep && this.fused ? stepLayersBlocks(core.kernels, core.device.info, core.config) : 0;
     this.persistent = blocks > 0;
     this.persistentBlocks = blocks;
@@ -334,7 +341,8 @@ export class DecodeSession implements EngineDecodeSession {
     const b = (n: DecodeBuffer) => this.buf(n);
     // the fused norm reads the residual stream from one buffer of the pair and writes the other, alternately
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
-    const scratch = { partial: b('xPartial'), programmatic: this.programmatic, ssmSeqs: this.ssmSeqs, mma: this.mma };
+    const { programmatic, ssmSeqs, mma, mmaSeqSpan } = this;
+    const scratch = { partial: b('xPartial'), programmatic, ssmSeqs, mma, mmaSeqSpan };
     const embed = { ids: b('tokens'), table: core.weights.embedding };
     // layer i asks L2 for layer i + 1's weights
     const layers = core.weights.layers;

@@ -370,6 +370,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       l2PrefetchHead,
       ssmSeqs,
       mmaStep,
+      mmaSeqSpan: opts.mmaSeqSpan,
     });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);

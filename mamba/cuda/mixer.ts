@@ -94,6 +94,8 @@ export interface StepScratch {
    * partial sums added up by step_dt_ssm ('partials') or the x_proj GEMM and ssm_step_dt after it ('gemm'); null: off.
    */
   mma: MmaStep | null;
+  /** Sequences a block of the mma step takes (ops-step.ts stepInProjConvMma). */
+  mmaSeqSpan: number;
 }
 
 /** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
@@ -241,7 +243,7 @@ function mmaStep(
   const dbl = xDblWidth(core.config);
   const conv = { state: states.conv, convWeight, convBias, x: b.x, xProj: layer.xProj, partial };
   const inProjArgs = { normed: b.normed, weight, bias, xz: b.xz, ...conv, batch, dModel, dInner, dbl };
-  stepOps.stepInProjConvMma(k, { ...inProjArgs, programmatic, prefetch });
+  stepOps.stepInProjConvMma(k, { ...inProjArgs, programmatic, prefetch, seqSpan: scratch.mmaSeqSpan });
   const { x, z } = scanInputs(core, layer, b);
   const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
   const scanArgs = { x: x.ptr, z, dtProjT, dtBias, aLog2, dSkip, state: states.ssm, y: b.y };

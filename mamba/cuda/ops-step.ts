@@ -1,7 +1,7 @@
 // Launchers of a decode step's fused kernels (kernels/step-fused.cu): three launches a layer instead of eight, for up
 // to STEP_GEMV_BATCH sequences, optionally as programmatic dependents (each may start before the previous ends).
 // mixer.ts runs them for a 'step' layer when the session asks (decode.ts).
-import type { DeviceInfo, DevicePtr } from './bindings/driver.ts';
+import type { DeviceInfo, DevicePtr, KernelArg } from './bindings/driver.ts';
 import type { DeviceLayer } from './device-weights.ts';
 import type { KernelSet } from './device.ts';
 import {
@@ -74,7 +74,7 @@ interface InProjConv {
   /** What later launches will read, asked into L2 while the blocks wait on the previous launch (the next layer's weights). */
   prefetch?: L2Range | null;
 }
-const inProjConvArgs = (a: InProjConv) => [
+const inProjConvArgs = (a: InProjConv, more: KernelArg[] = []) => [
   ptr(a.weight),
   ptr(a.bias),
   ptr(a.xz),
@@ -88,6 +88,7 @@ const inProjConvArgs = (a: InProjConv) => [
   i32(a.dModel),
   i32(a.dInner),
   i32(a.dbl),
+  ...more,
   ...l2Prefetch(a.prefetch ?? null),
 ];
 
@@ -171,12 +172,14 @@ export function mmaStepByDefault(
 /**
  * The mma step's first launch: xz = in_proj(normed) (+ bias) on the tensor cores; on x's rows conv_step + SiLU → x and,
  * where `partial` is set, x_proj's partial sums [xBlocks, batch, dbl] f32, as stepInProjConv's (step_dt_ssm adds them up).
+ * A block takes `seqSpan` sequences (the grid's second dimension spreads the batch).
  */
-export function stepInProjConvMma(k: KernelSet, a: InProjConv & { normed: DevicePtr }): void {
+export function stepInProjConvMma(k: KernelSet, a: InProjConv & { normed: DevicePtr; seqSpan: number }): void {
+  const spans = Math.ceil(a.batch / a.seqSpan);
   k.launch(
     'step_in_proj_conv_mma',
-    { grid: [2 * stepXBlocks(a.dInner)], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
-    [ptr(a.normed), ...inProjConvArgs(a)],
+    { grid: [2 * stepXBlocks(a.dInner), spans], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
+    [ptr(a.normed), ...inProjConvArgs(a, [i32(a.seqSpan)])],
     'step_in_proj_conv_mma',
   );
 }

@@ -185,8 +185,23 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     persistent?: boolean;
     l2Prefetch?: boolean;
     mma?: MmaStep;
+    /** mmaSeqSpan: must give the unspread mma step's logits bit for bit */
+    span?: number;
   };
   const cases: Case[] = [
+    ...(
+      [
+        ['partials', 16],
+        ['gemm', 32],
+      ] as const
+    ).map(([mma, span]) => ({
+      batch: 64,
+      fusedStep: false,
+      programmatic: true,
+      mma,
+      l2Prefetch: true,
+      span,
+    })),
     ...[8, 19, 64].flatMap((batch) =>
       (['partials', 'gemm'] as const).map((mma) => ({
         batch,
@@ -212,7 +227,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     })),
   ];
   for (const c of cases) {
-    const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false, mma = null } = c;
+    const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false, mma = null, span } = c;
     const form =
       (persistent
         ? 'persistent decode step'
@@ -220,7 +235,9 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
           ? 'fused decode step'
           : mma
             ? `mma step (${mma})`
-            : `six launches (ssm_step_dt ${ssmSeqs} a thread)`) + (l2Prefetch ? ' with L2 prefetch' : '');
+            : `six launches (ssm_step_dt ${ssmSeqs} a thread)`) +
+      (span ? ` over spans of ${span}` : '') +
+      (l2Prefetch ? ' with L2 prefetch' : '');
     const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
       const states = Array.from({ length: batch }, () => engine.emptyState());
@@ -233,10 +250,11 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
         l2Prefetch: false,
       });
       const opts: DecodeSessionOptions = { fusedStep, programmatic, ssmSeqs, l2Prefetch: false, mmaStep: mma ?? false };
-      const other = engine.openDecode(states, { ...opts, persistentStep: persistent, l2Prefetch });
+      const other = engine.openDecode(states, { ...opts, persistentStep: persistent, l2Prefetch, mmaSeqSpan: span });
       // the persistent step runs the fused step's arithmetic in the same order, and a prefetch is only a hint: any
       // difference from the session without them is a race
-      const fused = persistent || l2Prefetch ? engine.openDecode(states, opts) : null;
+      // (nor is where the mma step's batch is split)
+      const fused = persistent || l2Prefetch || span ? engine.openDecode(states, opts) : null;
       try {
         let tokens = Array.from({ length: batch }, (_, i) => (i * 7919 + 11) % engine.core.config.vocabSize);
         let worst = 0;
@@ -387,6 +405,47 @@ export async function benchDecode(
     },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true, mma: 'gemm' },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true, mma: 'gemm' },
+    // the mma step's batch spread over blocks of 16 or 32 sequences (from batch 24 only)
+    {
+      graphs: true,
+      fused: false,
+      programmatic: true,
+      greedyHead: false,
+      ssmSeqs: 1,
+      l2Prefetch: true,
+      mma: 'partials',
+      span: 16,
+    },
+    {
+      graphs: true,
+      fused: false,
+      programmatic: true,
+      greedyHead: false,
+      ssmSeqs: 1,
+      l2Prefetch: true,
+      mma: 'partials',
+      span: 32,
+    },
+    {
+      graphs: true,
+      fused: false,
+      programmatic: true,
+      greedyHead: false,
+      ssmSeqs: S4,
+      l2Prefetch: true,
+      mma: 'gemm',
+      span: 16,
+    },
+    {
+      graphs: true,
+      fused: false,
+      programmatic: true,
+      greedyHead: false,
+      ssmSeqs: S4,
+      l2Prefetch: true,
+      mma: 'gemm',
+      span: 32,
+    },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4 },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true },
     { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
@@ -400,6 +459,8 @@ export async function benchDecode(
       const l2Prefetch = 'l2Prefetch' in variant;
       const mma: MmaStep | false = 'mma' in variant ? variant.mma : false;
       const l2PrefetchHead = 'head' in variant;
+      const span = 'span' in variant ? variant.span : undefined;
+      if (span !== undefined && batch < 24) continue;
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
       if (batch === 32 && !(programmatic && l2Prefetch)) continue; // at 32 only the default forms
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
@@ -409,7 +470,8 @@ export async function benchDecode(
         (persistent ? ' persistent' : '') +
         (l2Prefetch ? ' l2Prefetch' : '') +
         (mma ? ` mma=${mma}` : '') +
-        (l2PrefetchHead ? ' l2PrefetchHead' : '');
+        (l2PrefetchHead ? ' l2PrefetchHead' : '') +
+        (span ? ` span=${span}` : '');
       const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
@@ -426,6 +488,7 @@ export async function benchDecode(
           l2Prefetch,
           l2PrefetchHead,
           mmaStep: mma,
+          mmaSeqSpan: span,
         };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
@@ -463,6 +526,7 @@ export async function benchDecode(
             fused: session.fused,
             persistent: session.persistent,
             mma: session.mma ?? '',
+            mmaSeqSpan: session.mma ? session.mmaSeqSpan : '',
             l2Prefetch: session.l2Prefetch,
             headPrefetchBytes: session.headPrefetchBytes,
             programmatic: session.programmatic,

@@ -53,14 +53,17 @@ __device__ __forceinline__ void mma_bf16_16816(float d[4], const u32 a[4], const
 #endif
 }
 
-// Block of MMA_ROWS in_proj rows (grid: 2·dInner / 32, x's rows first; dInner % 32 == 0, k % 64 == 0, k ≤ 1024):
+// Block of MMA_ROWS in_proj rows and seqSpan sequences (grid: 2·dInner / 32, x's rows first, by ⌈batch / seqSpan⌉;
+// dInner % 32 == 0, k % 64 == 0, k ≤ 1024):
 //   xz = in_proj(normed) (+ bias), z's rows stored in xz; on x's rows conv + SiLU → x, then, when partial is not
 //   null, partial[blk, b, j] = Σ over the block's channels of x_proj[j, c]·x[b, c] (step_dt_ssm adds them up; null:
 //   the x_proj GEMM reads x).
 // Warp w takes rows 16·(w % 2).. of the block and k's part w / 2; its A fragments (in_proj's weights) are loaded
 // into registers before pdl_wait, so they overlap the previous launch. normed is staged MMA_SEQ_TILE rows at a time,
 // each row padded by 8 elements so that the B fragments' 32-bit reads fall in distinct banks; the next tile's rows
-// and conv windows are loaded into registers while this tile is multiplied, so a tile waits on L2 once.
+// and conv windows are loaded into registers while this tile is multiplied, so a tile waits on L2 once. A span
+// shorter than the batch spreads its tiles over more blocks (96 blocks of 130m at batch 64 walked four tiles in turn
+// on 132 SMs), each block loading the same weights (from L2 after the first).
 #define MMA_STAGE_LOADS (MMA_SEQ_TILE * 16 * MMA_K_STEPS * MMA_K_PARTS / 8 / STEP_GEMV_THREADS) // 16-byte loads a thread
 #define MMA_ITEMS (MMA_ROWS * MMA_SEQ_TILE / STEP_GEMV_THREADS) // (row, sequence) outputs a thread per tile
 extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
@@ -68,7 +71,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
                           act_t* __restrict__ xz, float* __restrict__ convState, i64 stateSeqStride,
                           const float* __restrict__ convW, const float* __restrict__ convB, act_t* __restrict__ xOut,
                           const act_t* __restrict__ wx, float* __restrict__ partial, int batch, int k, int dInner,
-                          int dbl, L2_PREFETCH_PARAMS) {
+                          int dbl, int seqSpan, L2_PREFETCH_PARAMS) {
 #if ACT_BF16
   constexpr int K_MAX = 16 * MMA_K_STEPS * MMA_K_PARTS;
   __shared__ __align__(16) bf16_t sIn[MMA_SEQ_TILE * (K_MAX + 8)];
@@ -78,6 +81,8 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int row0 = blockIdx.x * MMA_ROWS, n = 2 * dInner, ld = k + 8, k8 = k / 8;
   const bool xBlock = row0 < dInner;
+  // this block's sequences: blockIdx.y's span of seqSpan (grid.y = ⌈batch / seqSpan⌉)
+  const int bStart = blockIdx.y * seqSpan, bEnd = min(batch, bStart + seqSpan);
   const int rt = warp % 2, part = warp / 2, kLen = k / MMA_K_PARTS, kBase = part * kLen, steps = kLen / 16;
 
   // x_proj's weights for this block's channels: column `col` of x_proj, sequences part `xPart` of `xParts`
@@ -107,7 +112,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
 #pragma unroll
     for (int m = 0; m < MMA_ITEMS; ++m) {
       const int b = b0 + j0 + m * (STEP_GEMV_THREADS / MMA_ROWS);
-      if (xBlock && b < batch)
+      if (xBlock && b < bEnd)
         taps[m] = conv_taps(convState + (i64)b * stateSeqStride + (i64)o * D_CONV, convW + o * D_CONV,
                             convB ? convB[o] : 0.0f);
     }
@@ -117,16 +122,16 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
 #pragma unroll
     for (int m = 0; m < MMA_STAGE_LOADS; ++m) {
       const int q = threadIdx.x + m * STEP_GEMV_THREADS, j = q / k8;
-      if (b0 + j < batch && j < MMA_SEQ_TILE) rows[m] = ld_cg_vec16(normed + (i64)(b0 + j) * k + 8 * (q - j * k8));
+      if (b0 + j < bEnd && j < MMA_SEQ_TILE) rows[m] = ld_cg_vec16(normed + (i64)(b0 + j) * k + 8 * (q - j * k8));
     }
   };
-  load_windows(0);
+  load_windows(bStart);
   PdlWaitPrefetch wait{L2_PREFETCH_ARGS};
   wait();
-  load_rows(0);
+  load_rows(bStart);
 
-  for (int b0 = 0; b0 < batch; b0 += MMA_SEQ_TILE) {
-    const int tb = min(MMA_SEQ_TILE, batch - b0);
+  for (int b0 = bStart; b0 < bEnd; b0 += MMA_SEQ_TILE) {
+    const int tb = min(MMA_SEQ_TILE, bEnd - b0);
     __syncthreads();  // the previous tile's sIn, sAcc and sPre are no longer read
 #pragma unroll
     for (int m = 0; m < MMA_STAGE_LOADS; ++m) {
@@ -136,7 +141,7 @@ extern "C" __global__ void __launch_bounds__(STEP_GEMV_THREADS)
     ConvTaps cur[MMA_ITEMS];
 #pragma unroll
     for (int m = 0; m < MMA_ITEMS; ++m) cur[m] = taps[m];
-    if (b0 + MMA_SEQ_TILE < batch) {  // the next tile's loads, in flight while this one is multiplied
+    if (b0 + MMA_SEQ_TILE < bEnd) {  // the next tile's loads, in flight while this one is multiplied
       load_rows(b0 + MMA_SEQ_TILE);
       load_windows(b0 + MMA_SEQ_TILE);
     }
