@@ -180,7 +180,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
   });
 
   // the fused step (≤8 sequences), a batch too large for it (the prefill's launches), and those launches asked for;
-  // ssm_step_dt four sequences a thread in one partial tile and in 4 + 4 + 3; with the L2 prefetch's arguments (the
+  // ssm_step_dt four sequences a thread in one partial tile and in 4 + 4 + 3, two in 2 · 5 + 1; with the L2 prefetch's arguments (the
   // emulator checks that its ranges are device memory; the prefetch itself is a GPU hint), the last layer's reaching
   // into the head (the whole of this small one)
   it.each([
@@ -190,6 +190,7 @@ describe.skipIf(!CXX)('CUDA engine on the CPU emulator (fp32)', () => {
     { batch: 11, fusedStep: true, fused: false, ssmSeqs: 1, l2Prefetch: false, head: false },
     { batch: 3, fusedStep: false, fused: false, ssmSeqs: 1, l2Prefetch: false, head: false },
     { batch: 3, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: false, head: false },
+    { batch: 11, fusedStep: false, fused: false, ssmSeqs: 2, l2Prefetch: false, head: false },
     { batch: 11, fusedStep: false, fused: false, ssmSeqs: 4, l2Prefetch: true, head: true },
   ] as const)(
     'a decode session steps a batch of sequences at once: $batch, fused $fusedStep, ssm_step_dt $ssmSeqs a thread, L2 prefetch $l2Prefetch (head $head)',

@@ -255,8 +255,8 @@ export function ssmStepLanes(dState: number): number {
   return 1;
 }
 
-/** Sequences a thread of ssm_step_dt steps: 1, or SSM_STEP_SEQS (ssm_step_dt_s4). */
-export type SsmStepSeqs = 1 | typeof SSM_STEP_SEQS;
+/** Sequences a thread of ssm_step_dt steps: 1, 2 (ssm_step_dt_s2) or SSM_STEP_SEQS (ssm_step_dt_s4). */
+export type SsmStepSeqs = 1 | 2 | typeof SSM_STEP_SEQS;
 
 /**
  * The decode session's default: four sequences a thread where one a thread would be more than 64K (sequence,
@@ -299,7 +299,7 @@ export function ssmStepDt(
     throw new RangeError(`ssm_step_dt takes dtRank + 2·dState ≤ ${SSM_STEP_DBL_MAX}, got ${a.dtRank + 2 * a.dState}`);
   const seqs = a.seqs ?? 1;
   const channels = SSM_STEP_THREADS / ssmStepLanes(a.dState);
-  const name = seqs === 1 ? 'ssm_step_dt' : 'ssm_step_dt_s4';
+  const name = seqs === 1 ? 'ssm_step_dt' : seqs === 2 ? 'ssm_step_dt_s2' : 'ssm_step_dt_s4';
   k.launch(
     name,
     {

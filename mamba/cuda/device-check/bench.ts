@@ -225,6 +225,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
       ssmSeqs: SSM_STEP_SEQS,
       l2Prefetch: true,
     })),
+    { batch: 64, fusedStep: false, programmatic: true, ssmSeqs: 2, l2Prefetch: true },
   ];
   for (const c of cases) {
     const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false, mma = null, span } = c;
@@ -448,6 +449,17 @@ export async function benchDecode(
     },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4 },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true },
+    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 2, l2Prefetch: true },
+    {
+      graphs: true,
+      fused: false,
+      programmatic: true,
+      greedyHead: false,
+      ssmSeqs: 2,
+      l2Prefetch: true,
+      mma: 'gemm',
+      span: 16,
+    },
     { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
     { graphs: true, fused: false, programmatic: false, greedyHead: false, ssmSeqs: S4 },
     { graphs: false, fused: false, programmatic: false, greedyHead: false, ssmSeqs: 1 },
@@ -460,7 +472,7 @@ export async function benchDecode(
       const mma: MmaStep | false = 'mma' in variant ? variant.mma : false;
       const l2PrefetchHead = 'head' in variant;
       const span = 'span' in variant ? variant.span : undefined;
-      if (span !== undefined && batch < 24) continue;
+      if ((span !== undefined || ssmSeqs === 2) && batch < 24) continue;
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
       if (batch === 32 && !(programmatic && l2Prefetch)) continue; // at 32 only the default forms
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)

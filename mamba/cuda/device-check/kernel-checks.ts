@@ -256,10 +256,11 @@ export async function runKernelChecks(
       );
     });
 
-    // ssm_step_dt one sequence a thread, and four (two tiles, the second partial); a dt_proj rank past the weights a
-    // lane loads ahead (STEP_DT_PREFETCH 48, as 1.4b's 128)
+    // ssm_step_dt one sequence a thread, two (three tiles, the last partial) and four (two tiles, the second
+    // partial); a dt_proj rank past the weights a lane loads ahead (STEP_DT_PREFETCH 48, as 1.4b's 128)
     for (const [seqs, batch, dtRank] of [
       [1, 3, 6],
+      [2, 5, 6],
       [SSM_STEP_SEQS, 6, 6],
       [SSM_STEP_SEQS, 5, 70],
     ] as const)

@@ -37,7 +37,7 @@ static const EmuKernel kKernels[] = {
     EMU_KERNEL(scan_chunk_output), EMU_KERNEL(scan_chunk_state_staged), EMU_KERNEL(scan_chunk_output_staged),
     EMU_KERNEL(delta_score),       EMU_KERNEL(decimate_select),    EMU_KERNEL(gather_rows_u32),
     EMU_KERNEL(gather_rows_u16),  EMU_KERNEL(log_softmax_rows),   EMU_KERNEL(argmax_rows),        EMU_KERNEL(conv_step),
-    EMU_KERNEL(ssm_step_dt),  EMU_KERNEL(ssm_step_dt_s4),         EMU_KERNEL(convert_f32_to_bf16),        EMU_KERNEL(add_bias_act),       EMU_KERNEL(add_bias_f32),
+    EMU_KERNEL(ssm_step_dt),  EMU_KERNEL(ssm_step_dt_s2), EMU_KERNEL(ssm_step_dt_s4),         EMU_KERNEL(convert_f32_to_bf16),        EMU_KERNEL(add_bias_act),       EMU_KERNEL(add_bias_f32),
     EMU_KERNEL(scan_fused),        EMU_KERNEL(scan_fused_t2),  EMU_KERNEL(step_in_proj_conv),
     EMU_KERNEL(step_dt_ssm),      EMU_KERNEL(step_out_proj),   EMU_KERNEL(head_greedy),       EMU_KERNEL(step_layers),
     EMU_KERNEL(step_in_proj_conv_mma),

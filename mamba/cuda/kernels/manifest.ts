@@ -60,6 +60,7 @@ export const KERNEL_NAMES = [
   'argmax_rows',
   'conv_step',
   'ssm_step_dt',
+  'ssm_step_dt_s2',
   'ssm_step_dt_s4',
   'convert_f32_to_bf16',
   'add_bias_act',

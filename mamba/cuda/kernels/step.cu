@@ -35,7 +35,9 @@ extern "C" __global__ void conv_step(const act_t* x, i64 xStride, float* __restr
 // channel, 16 loads 64 bytes apart, took 26 µs for batch 64 of 130m on the H100, for 6 MB). Grid: (channel blocks,
 // sequence tiles of S). S = 1 (ssm_step_dt): at 60 registers 8 blocks fit an SM, so batch 64 of 130m is 3 waves of
 // blocks and of 1.4b 8 (12.5 and 36.7 µs a layer, v11). S = 4 (ssm_step_dt_s4): a thread steps its channel in 4
-// sequences, every state load issued before any is used, and dt_proj's weights, A and the bias serve all 4.
+// sequences, every state load issued before any is used, and dt_proj's weights, A and the bias serve all 4. At batch
+// 64 of 130m that is one wave of 768 blocks at 79 registers, a warp issuing every 13.5 cycles, half of them waiting on
+// loads (ncu, cuda-ncu-ssm-s4-b64.txt): S = 2 (ssm_step_dt_s2) doubles the warps in flight.
 template <int S>
 __device__ __forceinline__ void ssm_step_dt_tile(const act_t* x, const act_t* xDbl, i64 dblStride, const act_t* z, i64 zStride,
                                                  const act_t* __restrict__ wdtT, const float* __restrict__ dtBias,
@@ -105,6 +107,9 @@ __device__ __forceinline__ void ssm_step_dt_tile(const act_t* x, const act_t* xD
       L2_PREFETCH_ARGS
 extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS) ssm_step_dt(SSM_STEP_DT_ARGS) {
   ssm_step_dt_tile<1>(SSM_STEP_DT_CALL);
+}
+extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS) ssm_step_dt_s2(SSM_STEP_DT_ARGS) {
+  ssm_step_dt_tile<2>(SSM_STEP_DT_CALL);
 }
 extern "C" __global__ void __launch_bounds__(SSM_STEP_THREADS) ssm_step_dt_s4(SSM_STEP_DT_ARGS) {
   ssm_step_dt_tile<SSM_STEP_SEQS>(SSM_STEP_DT_CALL);
