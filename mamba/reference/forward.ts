@@ -34,10 +34,14 @@ export interface ForwardResult {
   kept: KeptIndices[];
 }
 
-/** Per layer: the mixer's input (RMSNorm(residual), [rows, dModel]) and the original position of each row. */
+/**
+ * Per layer: the mixer's input (RMSNorm(residual), [rows, dModel]) and the original position of each row; per
+ * decimating layer that scored its context, the ‖Δ‖ scores by original position (how near a tie each choice was).
+ */
 export interface Trace {
   mixerInputs: Float32Array[];
   layerPositions: Int32Array[];
+  scores: { layer: number; positions: Int32Array; scores: Float64Array }[];
 }
 
 /** Embedding → blocks → norm_f. Inputs are already checked (engine-input.ts). */
@@ -64,10 +68,14 @@ export function forward(
     trace?.mixerInputs.push(normed);
     trace?.layerPositions.push(positions);
     const s = decimationSlot(decimation, i);
+    const scored = (delta: Float32Array, contextLen: number) => {
+      const scores = deltaScores(delta, config.dInner, contextLen);
+      trace?.scores.push({ layer: i, positions: positions.slice(0, contextLen), scores });
+      return scores;
+    };
     const chooser: RowChooser | undefined =
       s >= 0
-        ? (delta, n) =>
-            keptRows(n, protect, s, decimation!, (contextLen) => deltaScores(delta, config.dInner, contextLen))
+        ? (delta, n) => keptRows(n, protect, s, decimation!, (contextLen) => scored(delta, contextLen))
         : undefined;
     const mixed = mambaMixer(layer, config, normed, rows, stateIn[i]!, chooser);
     if (mixed.kept) {
@@ -121,7 +129,7 @@ export function referenceTrace(
   options: PrefillOptions = {},
 ): Trace & Pick<ForwardResult, 'state' | 'kept'> {
   const req = validateRequest(ids, options, model.config);
-  const trace: Trace = { mixerInputs: [], layerPositions: [] };
+  const trace: Trace = { mixerInputs: [], layerPositions: [], scores: [] };
   const { state, kept } = forward(model, req.ids, emptyState(model.config), req.decimation, req.protect, trace);
   return { state, kept, ...trace };
 }

@@ -1,13 +1,13 @@
 // Whole-model parity against fixed answers: the PyTorch golden fixtures (fp32 gate: max |Δlogit| ≤ 1e-3, identical
-// kept indices, states ≤ 1e-3, identical greedy tokens) and, on the shipped model's passkey set, the bf16 path
-// against the fp32 path.
+// kept indices, states ≤ 1e-3, identical greedy tokens; bf16: logits within BF16_LOGIT_TOL, kept indices identical up
+// to near-ties of the reference's scores) and, on the shipped model's passkey set, the bf16 path against the fp32 path.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint, loadModel } from '../../checkpoint.ts';
 import type { DecimationConfig } from '../../engine.ts';
 import { greedyTokens, replayGoldenCase } from '../../golden-case.ts';
 import { buildPasskeyPrompt, encodeCorpus, haystackText, judgePasskey, passkeyRng } from '../../passkey.ts';
-import { ReferenceEngine } from '../../reference/index.ts';
+import { prepareModel, ReferenceEngine, referenceTrace } from '../../reference/index.ts';
 import { readSafetensors } from '../../safetensors.ts';
 import type { CudaDevice } from '../device.ts';
 import { CudaEngine, type CudaEngineOptions } from '../engine.ts';
@@ -16,6 +16,7 @@ import {
   BF16_LOGIT_TOL,
   keptEqual,
   keptOverlap,
+  keptUpToTies,
   largest,
   maxAbs,
   maxStateDiff,
@@ -56,6 +57,7 @@ export async function goldenParity(
     };
     const tensors = readSafetensors(readFileSync(join(fixtures, dir, 'golden.safetensors')));
     const model = await loadModel(join(root, golden.checkpoint));
+    const reference = prepareModel(model.config, model.weights);
     for (const precision of ['fp32', 'bf16'] as const) {
       const engine = CudaEngine.create(model.config, model.weights, {
         ...engineOptions,
@@ -95,20 +97,27 @@ export async function goldenParity(
             } else {
               const rel = dLogit / largest(goldRows);
               const overlap = keptOverlap(r.kept, c.kept);
-              report.check(
-                `golden-bf16${suffix}`,
-                `${dir}/${c.name}`,
-                rel <= BF16_LOGIT_TOL && overlap >= BF16_KEPT_OVERLAP,
-                {
-                  maxDLogit: dLogit,
-                  relToMax: rel,
-                  tol: BF16_LOGIT_TOL,
-                  kept,
-                  keptOverlap: overlap,
-                  greedy: sameGreedy,
-                  L: c.ids.length,
-                },
-              );
+              // where the kept sets differ, the reference's own ‖Δ‖ scores say whether only near-ties swapped
+              // (parity-metrics.ts keptUpToTies; ~10 s of the reference at 6K tokens of the shipped model)
+              const ties =
+                kept || !c.decimation
+                  ? { ok: kept, missing: 0, worstGap: 0 }
+                  : keptUpToTies(
+                      r.kept,
+                      c.kept,
+                      referenceTrace(reference, c.ids, { decimation: c.decimation, protect: c.protect }).scores,
+                    );
+              report.check(`golden-bf16${suffix}`, `${dir}/${c.name}`, rel <= BF16_LOGIT_TOL && ties.ok, {
+                maxDLogit: dLogit,
+                relToMax: rel,
+                tol: BF16_LOGIT_TOL,
+                kept,
+                keptOverlap: overlap,
+                keptMissing: ties.missing,
+                worstScoreGap: ties.worstGap,
+                greedy: sameGreedy,
+                L: c.ids.length,
+              });
             }
           });
         }
