@@ -31,6 +31,7 @@ import {
   headGreedy,
   headGreedyBlocks,
   mmaStepFits,
+  stepGemmFits,
   STEP_LAYER_BYTES,
   stepLayers,
   stepLayersBlocks,
@@ -82,6 +83,12 @@ export interface DecodeSessionOptions {
   mmaStep?: MmaStep | false;
   /** Sequences a block of the mma step takes (kernels/step-mma.cu; default: the whole batch, one block a row block). */
   mmaSeqSpan?: number;
+  /**
+   * Where the fused step does not run: x_proj and out_proj on the tensor cores as programmatic dependents
+   * (kernels/step-gemm.cu; bf16, d_inner ≤ 1536: ops-step.ts stepGemmFits) instead of cuBLAS. Default false until
+   * the device check has measured it.
+   */
+  mmaGemms?: boolean;
 }
 
 /**
@@ -132,6 +139,8 @@ export class DecodeSession implements EngineDecodeSession {
   readonly mma: MmaStep | null;
   /** Sequences a block of the mma step takes. */
   readonly mmaSeqSpan: number;
+  /** Whether the unfused step's x_proj and out_proj run as step_gemm_mma. */
+  readonly mmaGemms: boolean;
 
   /** Whether each layer asks L2 for the next one's weights (ops-args.ts L2Range; where l2PrefetchFits). */
   readonly l2Prefetch: boolean;
@@ -169,6 +178,7 @@ export class DecodeSession implements EngineDecodeSession {
     const span = opts.mmaSeqSpan ?? batch;
     if (!Number.isInteger(span) || span < 1) throw new RangeError(`mmaSeqSpan ${span} must be a positive integer`);
     this.mmaSeqSpan = Math.min(span, batch);
+    this.mmaGemms = !!opts.mmaGemms && !this.fused && stepGemmFits(core.config.dInner, core.precision === 'bf16');
     const blocks = persistentStep && this.fused ? stepLayersBlocks(core.kernels, core.device.info, core.config) : 0;
     this.persistent = blocks > 0;
     this.persistentBlocks = blocks;
@@ -341,8 +351,8 @@ export class DecodeSession implements EngineDecodeSession {
     const b = (n: DecodeBuffer) => this.buf(n);
     // the fused norm reads the residual stream from one buffer of the pair and writes the other, alternately
     const pair = (i: number) => (i % 2 === 0 ? [b('residual'), b('residualAlt')] : [b('residualAlt'), b('residual')]);
-    const { programmatic, ssmSeqs, mma, mmaSeqSpan } = this;
-    const scratch = { partial: b('xPartial'), programmatic, ssmSeqs, mma, mmaSeqSpan };
+    const { programmatic, ssmSeqs, mma, mmaSeqSpan, mmaGemms } = this;
+    const scratch = { partial: b('xPartial'), programmatic, ssmSeqs, mma, mmaSeqSpan, mmaGemms };
     const embed = { ids: b('tokens'), table: core.weights.embedding };
     // layer i asks L2 for layer i + 1's weights
     const layers = core.weights.layers;

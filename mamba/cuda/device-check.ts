@@ -288,12 +288,12 @@ function summary(): string {
     );
   for (const r of report.tables.decode ?? [])
     lines.push(
-      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph} fused=${r.fused} mma=${r.mma} pdl=${r.programmatic} prefetch=${r.l2Prefetch}${r.headPrefetchBytes ? `+head ${r.headPrefetchBytes}` : ''} persistent=${r.persistent} greedyHead=${r.greedyHead} ssmSeqs=${r.ssmSeqs}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step, GPU ${r.gpuMsPerStep === '' ? '-' : fmt(r.gpuMsPerStep as number)} ms/step; greedy ${r.greedyTokensPerS || '-'} tok/s)`,
+      `decode ${r.shape} ${r.engine} batch ${r.batch} graph=${r.graph} fused=${r.fused} mma=${r.mma} pdl=${r.programmatic} prefetch=${r.l2Prefetch}${r.headPrefetchBytes ? `+head ${r.headPrefetchBytes}` : ''} persistent=${r.persistent} greedyHead=${r.greedyHead} ssmSeqs=${r.ssmSeqs}${r.mmaSeqSpan ? ` span=${r.mmaSeqSpan}` : ''}${r.mmaGemms ? ' mmaGemms' : ''}: ${r.tokensPerS} tok/s (${fmt(r.msPerStep as number)} ms/step, GPU ${r.gpuMsPerStep === '' ? '-' : fmt(r.gpuMsPerStep as number)} ms/step; greedy ${r.greedyTokensPerS || '-'} tok/s)`,
     );
   for (const r of report.tables.decodeBreakdown ?? [])
     if ((r.pct as number) >= 8 || r.kernel === 'TOTAL (events)')
       lines.push(
-        `decode-breakdown ${r.shape} b${r.batch} fused=${r.fused} mma=${r.mma} prefetch=${r.l2Prefetch} ${r.kernel}: ${fmt(r.usPerStep as number)} us/step (${fmt(r.pct as number)}%)`,
+        `decode-breakdown ${r.shape} b${r.batch} fused=${r.fused} mma=${r.mma}${r.mmaGemms ? '+gemms' : ''} prefetch=${r.l2Prefetch} ${r.kernel}: ${fmt(r.usPerStep as number)} us/step (${fmt(r.pct as number)}%)`,
       );
   const groups = new Map<string, Record<string, unknown>[]>();
   for (const r of report.tables.breakdown ?? []) {

@@ -371,6 +371,7 @@ export class CudaEngine extends EngineBase<BatchRequest> {
       ssmSeqs,
       mmaStep,
       mmaSeqSpan: opts.mmaSeqSpan,
+      mmaGemms: opts.mmaGemms ?? false,
     });
     const { dInner, dConv, dState } = this.core.config;
     const words = stateWords(this.core.config);

@@ -96,6 +96,8 @@ export interface StepScratch {
   mma: MmaStep | null;
   /** Sequences a block of the mma step takes (ops-step.ts stepInProjConvMma). */
   mmaSeqSpan: number;
+  /** x_proj and out_proj on the tensor cores as programmatic dependents (ops-step.ts stepGemmMma), not cuBLAS. */
+  mmaGemms: boolean;
 }
 
 /** How a layer's rows are convolved and scanned: a decode step, or a prefill pass over packed prompts. */
@@ -154,7 +156,7 @@ export function mambaMixer(
     // the scan's states, which ssm_step_dt reads two launches later
     const prefetchStates = mode.prefetch && seqStatesRange(states.ssm, dInner * config.dState * 4, n);
     ops.convStep(k, { ...conv, x: xPre, state: states.conv, batch: n, programmatic, prefetch: prefetchStates });
-    xProj(core, layer, b.x, b.xDbl, n);
+    stepXProj(core, layer, b, n, mode.scratch);
     const xDbl = { ptr: b.xDbl, ld: xDblWidth(config) };
     const { x, z } = scanInputs(core, layer, b);
     const [dtProjT, dtBias, aLog2, dSkip] = [layer.dtProjT, layer.dtProjBias, layer.aLog2, layer.d];
@@ -162,7 +164,7 @@ export function mambaMixer(
     const scanArgs = { x: x.ptr, xDbl, z, dtProjT, dtBias, aLog2, dSkip, state: states.ssm, y: b.y };
     const prefetch = mode.prefetch;
     ops.ssmStepDt(k, { ...scanArgs, batch: n, dInner, dState, dtRank, seqs: ssmSeqs, programmatic, prefetch });
-    outProj(core, layer, b.y, b.out, n);
+    stepOutProj(core, layer, b, n, mode.scratch);
     return;
   }
 
@@ -250,11 +252,57 @@ function mmaStep(
   if (partial !== null) {
     stepOps.stepDtSsm(k, { ...scanArgs, partial, batch, dInner, dState, dtRank, programmatic });
   } else {
-    xProj(core, layer, b.x, b.xDbl, batch);
+    stepXProj(core, layer, b, batch, scratch);
     const xDbl = { ptr: b.xDbl, ld: dbl };
     ops.ssmStepDt(k, { ...scanArgs, xDbl, batch, dInner, dState, dtRank, seqs: ssmSeqs, programmatic });
   }
-  outProj(core, layer, b.y, b.out, batch);
+  stepOutProj(core, layer, b, batch, scratch);
+}
+
+/** A decode step's x_proj: cuBLAS's GEMM, or step_gemm_mma where the session asks (DecodeSession.mmaGemms). */
+function stepXProj(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, batch: number, scratch: StepScratch): void {
+  if (!scratch.mmaGemms) {
+    xProj(core, layer, b.x, b.xDbl, batch);
+    return;
+  }
+  const { dInner } = core.config;
+  const [input, weight, out, n] = [b.x, layer.xProj, b.xDbl, xDblWidth(core.config)];
+  const { programmatic } = scratch;
+  stepOps.stepGemmMma(core.kernels, {
+    input,
+    weight,
+    bias: null,
+    out,
+    outF32: false,
+    batch,
+    k: dInner,
+    n,
+    programmatic,
+    label: 'mma_x_proj',
+  });
+}
+
+/** A decode step's out_proj (+ bias) → out f32, as stepXProj chooses. */
+function stepOutProj(core: EngineCore, layer: DeviceLayer, b: MixerBuffers, batch: number, scratch: StepScratch): void {
+  if (!scratch.mmaGemms) {
+    outProj(core, layer, b.y, b.out, batch);
+    return;
+  }
+  const { dInner, dModel } = core.config;
+  const [input, weight, bias, out] = [b.y, layer.outProj, layer.outProjBias, b.out];
+  const { programmatic } = scratch;
+  stepOps.stepGemmMma(core.kernels, {
+    input,
+    weight,
+    bias,
+    out,
+    outF32: true,
+    batch,
+    k: dInner,
+    n: dModel,
+    programmatic,
+    label: 'mma_out_proj',
+  });
 }
 
 /** `count` sequences' states of one layer as an L2 range (`bytes` each); null where they do not lie 16-byte aligned. */

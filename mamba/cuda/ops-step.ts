@@ -5,6 +5,9 @@ import type { DeviceInfo, DevicePtr, KernelArg } from './bindings/driver.ts';
 import type { DeviceLayer } from './device-weights.ts';
 import type { KernelSet } from './device.ts';
 import {
+  GEMM_PARTS,
+  GEMM_SEQS,
+  GEMM_STEPS,
   HEAD_ROWS,
   MMA_K_PARTS,
   MMA_K_STEPS,
@@ -181,6 +184,42 @@ export function stepInProjConvMma(k: KernelSet, a: InProjConv & { normed: Device
     { grid: [2 * stepXBlocks(a.dInner), spans], block: [STEP_GEMV_THREADS], programmatic: a.programmatic },
     [ptr(a.normed), ...inProjConvArgs(a, [i32(a.seqSpan)])],
     'step_in_proj_conv_mma',
+  );
+}
+
+/** Whether step_gemm_mma (kernels/step-gemm.cu) takes a GEMM over k: bf16 builds, k a multiple of 8 parts of 16, at most 1536. */
+export function stepGemmFits(k: number, actBf16: boolean): boolean {
+  return actBf16 && k % (16 * GEMM_PARTS) === 0 && k <= 16 * GEMM_PARTS * GEMM_STEPS;
+}
+
+/**
+ * out[b, o] = Σ_i w[o, i]·in[b, i] (+ bias) on the tensor cores for a decode step's x_proj (act out) and out_proj
+ * (f32 out), as a programmatic dependent where `programmatic`: a block's weights are loaded before it waits.
+ */
+export function stepGemmMma(
+  k: KernelSet,
+  a: {
+    input: DevicePtr;
+    weight: DevicePtr;
+    bias: DevicePtr | null;
+    out: DevicePtr;
+    outF32: boolean;
+    batch: number;
+    k: number;
+    n: number;
+    programmatic: boolean;
+    label: string;
+  },
+): void {
+  k.launch(
+    'step_gemm_mma',
+    {
+      grid: [Math.ceil(a.n / 16), Math.ceil(a.batch / GEMM_SEQS)],
+      block: [STEP_GEMV_THREADS],
+      programmatic: a.programmatic,
+    },
+    [ptr(a.input), ptr(a.weight), ptr(a.bias), ptr(a.out), i32(a.outF32 ? 1 : 0), i32(a.batch), i32(a.k), i32(a.n)],
+    a.label,
   );
 }
 

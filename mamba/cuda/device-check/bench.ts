@@ -187,8 +187,13 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     mma?: MmaStep;
     /** mmaSeqSpan: must give the unspread mma step's logits bit for bit */
     span?: number;
+    mmaGemms?: boolean;
   };
   const cases: Case[] = [
+    // x_proj and out_proj as step_gemm_mma: with the six launches, and with both forms of the mma step
+    { batch: 64, fusedStep: false, programmatic: true, ssmSeqs: SSM_STEP_SEQS, l2Prefetch: true, mmaGemms: true },
+    { batch: 8, fusedStep: false, programmatic: true, mma: 'partials', l2Prefetch: true, mmaGemms: true },
+    { batch: 64, fusedStep: false, programmatic: true, mma: 'gemm', l2Prefetch: true, span: 16, mmaGemms: true },
     ...(
       [
         ['partials', 16],
@@ -228,7 +233,8 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
     { batch: 64, fusedStep: false, programmatic: true, ssmSeqs: 2, l2Prefetch: true },
   ];
   for (const c of cases) {
-    const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false, mma = null, span } = c;
+    const { batch, fusedStep, programmatic, ssmSeqs = 1, persistent = false, l2Prefetch = false, mma = null } = c;
+    const { span, mmaGemms = false } = c;
     const form =
       (persistent
         ? 'persistent decode step'
@@ -238,6 +244,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
             ? `mma step (${mma})`
             : `six launches (ssm_step_dt ${ssmSeqs} a thread)`) +
       (span ? ` over spans of ${span}` : '') +
+      (mmaGemms ? ' with mma GEMMs' : '') +
       (l2Prefetch ? ' with L2 prefetch' : '');
     const name = `${form} = the six launches ${t.shape} batch ${batch} pdl=${programmatic}`;
     await report.guard('decode', name, async () => {
@@ -250,7 +257,14 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
         ssmSeqs: 1,
         l2Prefetch: false,
       });
-      const opts: DecodeSessionOptions = { fusedStep, programmatic, ssmSeqs, l2Prefetch: false, mmaStep: mma ?? false };
+      const opts: DecodeSessionOptions = {
+        fusedStep,
+        programmatic,
+        ssmSeqs,
+        l2Prefetch: false,
+        mmaStep: mma ?? false,
+        mmaGemms,
+      };
       const other = engine.openDecode(states, { ...opts, persistentStep: persistent, l2Prefetch, mmaSeqSpan: span });
       // the persistent step runs the fused step's arithmetic in the same order, and a prefetch is only a hint: any
       // difference from the session without them is a race
@@ -274,6 +288,7 @@ export async function checkFusedStep(t: BenchTarget, report: Report): Promise<vo
           other.fused === fusedStep &&
           other.mma === mma &&
           other.ssmSeqs === ssmSeqs &&
+          other.mmaGemms === mmaGemms &&
           (fallsBack || (other.persistent === persistent && other.l2Prefetch === l2Prefetch));
         const ok = same && other.usesGraph && worst <= 0.03 && fromFused === 0;
         report.check('decode', name, ok, {
@@ -406,6 +421,29 @@ export async function benchDecode(
     },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: 1, l2Prefetch: true, mma: 'gemm' },
     { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true, mma: 'gemm' },
+    // x_proj and out_proj as step_gemm_mma (from batch 4)
+    { graphs: true, fused: false, programmatic: true, greedyHead: false, ssmSeqs: S4, l2Prefetch: true, gemms: true },
+    {
+      graphs: true,
+      fused: false,
+      programmatic: true,
+      greedyHead: false,
+      ssmSeqs: 1,
+      l2Prefetch: true,
+      mma: 'partials',
+      gemms: true,
+    },
+    {
+      graphs: true,
+      fused: false,
+      programmatic: true,
+      greedyHead: false,
+      ssmSeqs: S4,
+      l2Prefetch: true,
+      mma: 'gemm',
+      span: 16,
+      gemms: true,
+    },
     // the mma step's batch spread over blocks of 16 or 32 sequences (from batch 24 only)
     {
       graphs: true,
@@ -473,6 +511,8 @@ export async function benchDecode(
       const l2PrefetchHead = 'head' in variant;
       const span = 'span' in variant ? variant.span : undefined;
       if ((span !== undefined || ssmSeqs === 2) && batch < 24) continue;
+      const mmaGemms = 'gemms' in variant;
+      if (mmaGemms && batch < 4) continue;
       if (!graphs && batch > 1 && batch < 8) continue; // eager steps only as the reference points
       if (batch === 32 && !(programmatic && l2Prefetch)) continue; // at 32 only the default forms
       // the fused step and the greedy head take at most 8 sequences (ops-step.ts)
@@ -483,7 +523,8 @@ export async function benchDecode(
         (l2Prefetch ? ' l2Prefetch' : '') +
         (mma ? ` mma=${mma}` : '') +
         (l2PrefetchHead ? ' l2PrefetchHead' : '') +
-        (span ? ` span=${span}` : '');
+        (span ? ` span=${span}` : '') +
+        (mmaGemms ? ' mmaGemms' : '');
       const name = `decode ${t.shape} ${engine.name} batch ${batch} ${form}`;
       if (!deadline.has(20)) {
         report.skip(`${name}: time budget`);
@@ -501,6 +542,7 @@ export async function benchDecode(
           l2PrefetchHead,
           mmaStep: mma,
           mmaSeqSpan: span,
+          mmaGemms,
         };
         await withDecodeSession(engine, batch, opts, async (session, step) => {
           const steps = 64;
@@ -539,6 +581,7 @@ export async function benchDecode(
             persistent: session.persistent,
             mma: session.mma ?? '',
             mmaSeqSpan: session.mma ? session.mmaSeqSpan : '',
+            mmaGemms: session.mmaGemms,
             l2Prefetch: session.l2Prefetch,
             headPrefetchBytes: session.headPrefetchBytes,
             programmatic: session.programmatic,
@@ -568,16 +611,21 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
   const { engine } = t;
   const device = engine.core.device;
   for (const batch of [1, 8, 64]) {
-    for (const [fused, l2Prefetch, mma] of [
-      [true, false, false],
-      [true, true, false],
-      [false, false, false],
-      [false, true, false],
-      [false, true, 'partials'],
-      [false, true, 'gemm'],
+    for (const [fused, l2Prefetch, mma, mmaGemms] of [
+      [true, false, false, false],
+      [true, true, false, false],
+      [false, false, false, false],
+      [false, true, false, false],
+      [false, true, false, true],
+      [false, true, 'partials', false],
+      [false, true, 'gemm', false],
     ] as const) {
       if (fused && batch > 8) continue;
-      const name = `decode breakdown ${t.shape} ${engine.name} batch ${batch} fused=${fused} l2Prefetch=${l2Prefetch}${mma ? ` mma=${mma}` : ''}`;
+      if (mmaGemms && batch < 4) continue;
+      const name =
+        `decode breakdown ${t.shape} ${engine.name} batch ${batch} fused=${fused} l2Prefetch=${l2Prefetch}` +
+        (mma ? ` mma=${mma}` : '') +
+        (mmaGemms ? ' mmaGemms' : '');
       if (!deadline.has(15)) {
         report.skip(`${name}: time budget`);
         continue;
@@ -594,6 +642,7 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
             programmatic: false,
             l2Prefetch,
             mmaStep: mma,
+            mmaGemms,
           };
           await withDecodeSession(engine, batch, opts, async (session, step) => {
             if (!session.usesGraph) throw new Error(`no graph: ${session.graphError}`);
@@ -621,6 +670,7 @@ export async function benchDecodeBreakdown(t: BenchTarget, report: Report, deadl
             fused,
             l2Prefetch,
             mma: mma || '',
+            mmaGemms,
             graph: true,
             kernel: k.label,
             callsPerStep: k.calls / steps,

@@ -19,6 +19,7 @@
 #include "step-fused.cu"
 #include "step-layers.cu"
 #include "step-mma.cu"
+#include "step-gemm.cu"
 #include "convert.cu"
 
 // the bounds of this library's __shared__ section (the linker names them; hidden: each build poisons its own)
@@ -40,7 +41,7 @@ static const EmuKernel kKernels[] = {
     EMU_KERNEL(ssm_step_dt),  EMU_KERNEL(ssm_step_dt_s2), EMU_KERNEL(ssm_step_dt_s4),         EMU_KERNEL(convert_f32_to_bf16),        EMU_KERNEL(add_bias_act),       EMU_KERNEL(add_bias_f32),
     EMU_KERNEL(scan_fused),        EMU_KERNEL(scan_fused_t2),  EMU_KERNEL(step_in_proj_conv),
     EMU_KERNEL(step_dt_ssm),      EMU_KERNEL(step_out_proj),   EMU_KERNEL(head_greedy),       EMU_KERNEL(step_layers),
-    EMU_KERNEL(step_in_proj_conv_mma),
+    EMU_KERNEL(step_in_proj_conv_mma), EMU_KERNEL(step_gemm_mma),
 };
 
 extern "C" const EmuKernel* emu_find_kernel(const char* name) {

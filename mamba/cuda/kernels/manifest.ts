@@ -19,6 +19,7 @@ export const KERNEL_FILES = [
   'step-fused.cu',
   'step-layers.cu',
   'step-mma.cu',
+  'step-gemm.cu',
   'convert.cu',
 ] as const;
 
@@ -73,6 +74,7 @@ export const KERNEL_NAMES = [
   'head_greedy',
   'step_layers',
   'step_in_proj_conv_mma',
+  'step_gemm_mma',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -160,3 +162,6 @@ export const STEP_DBL_MAX = 256; // step-fused.cu: dtRank + 2·dState at most
 export const STEP_SMEM_BYTES = 32768; // step-fused.cu: staged GEMV inputs (act_t), so k ≤ 8192 in either build
 export const MMA_K_PARTS = 4; // step-mma.cu: warps along k
 export const MMA_K_STEPS = 16; // step-mma.cu: 16-wide k steps a warp holds (so d_model ≤ 16·16·4)
+export const GEMM_PARTS = 8; // step-gemm.cu: warps along k
+export const GEMM_STEPS = 12; // step-gemm.cu: 16-wide k steps a warp holds (so k ≤ 16·12·8)
+export const GEMM_SEQS = 16; // step-gemm.cu: sequences a block
