@@ -34,6 +34,7 @@ import {
   fusedStepFits,
   greedyHeadFits,
   mmaStepByDefault,
+  stepGemmFits,
   mmaStepFits,
   headGreedyBlocks,
   STEP_LAYER_BYTES,
@@ -440,6 +441,13 @@ describe('decode step choice', () => {
     ]);
     expect(mmaStepByDefault(8, shape130m, false)).toBe(false);
     expect(mmaStepByDefault(8, shape1_4b, true)).toBe(false);
+  });
+  it('runs x_proj and out_proj as step_gemm_mma on bf16 only, over k of whole 8 × 16 parts up to 1536', () => {
+    expect(stepGemmFits(shape130m.dInner, true)).toBe(true); // 12 k steps a warp, at most
+    expect(stepGemmFits(shape130m.dInner, false)).toBe(false);
+    expect(stepGemmFits(shape1_4b.dInner, true)).toBe(false); // 4096: the weights would not fit a warp's registers
+    expect(stepGemmFits(128, true)).toBe(true);
+    expect(stepGemmFits(200, true)).toBe(false);
   });
   it('runs the mma step on bf16 only, for d_model a multiple of 64 up to 1024 and d_inner of whole 32-row blocks', () => {
     expect(mmaStepFits(shape130m, true)).toBe(true);
