@@ -90,16 +90,23 @@ describe.skipIf(!CXX)('mma decode step on the CPU emulator (bf16)', () => {
     },
   );
 
-  it('is left out where it does not fit: d_model not a multiple of 64, or f32 activations', () => {
+  it('is left out where it does not fit: d_model not a multiple of 64, or f32 activations; a span must be whole', () => {
     const odd = tinyModel({ dModel: 48, nLayer: 1, dState: 16, seed: 3 });
     const oddEngine = CudaEngine().create(odd.config, odd.weights, { precision: 'bf16' });
     const f32Engine = CudaEngine().create(m.config, m.weights, { precision: 'fp32' });
     try {
       for (const e of [oddEngine, f32Engine]) {
-        const s = e.openDecode([e.emptyState(), e.emptyState()], { mmaStep: 'partials', fusedStep: false });
-        expect(s.mma).toBeNull();
+        const s = e.openDecode([e.emptyState(), e.emptyState()], {
+          mmaStep: 'partials',
+          fusedStep: false,
+          mmaGemms: true, // d_inner 96 is not whole 128-wide parts of k; f32 has no bf16 tiles
+        });
+        expect([s.mma, s.mmaGemms]).toEqual([null, false]);
         s.dispose();
       }
+      const states = [engine.emptyState(), engine.emptyState()];
+      for (const mmaSeqSpan of [0, 1.5])
+        expect(() => engine.openDecode(states, { mmaStep: 'partials', mmaSeqSpan })).toThrow(/mmaSeqSpan/);
     } finally {
       oddEngine.dispose();
       f32Engine.dispose();
